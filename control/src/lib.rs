@@ -1,0 +1,19 @@
+//! xvs-control: everything that is not the packet path.
+//!
+//! - [`protocol`]: the versioned JSON protocol spoken over the control socket.
+//! - [`client`]: a blocking client for that socket (used by `xvsadm`, tests and the demo).
+//! - [`ipvsadm`]: ipvsadm's argument syntax and output formats, mapped onto the protocol.
+//! - [`apply`]: validates commands against the running configuration and publishes snapshots.
+//! - [`server`]: the control thread serving the Unix socket.
+//! - [`daemon`]: `xvsd` itself: interfaces, XDP programs, workers, signals.
+//! - [`topology`]: namespace test beds (the seed cluster) used by `xvsd demo`, tests and bench.
+//! - [`demo`]: `xvsd demo`.
+
+pub mod apply;
+pub mod client;
+pub mod daemon;
+pub mod demo;
+pub mod ipvsadm;
+pub mod protocol;
+pub mod server;
+pub mod topology;

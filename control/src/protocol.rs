@@ -1,0 +1,354 @@
+//! The JSON control protocol, version 1: the only contract between `xvsd` and its clients.
+//!
+//! One request per line on the Unix socket, one response line back, in order. Every request
+//! carries `"cmd"`; `"v"` (default 1) and `"id"` (echoed back) are optional. Responses are
+//! `{"v":1,"id":..,"ok":true,"result":..}` or
+//! `{"v":1,"id":..,"ok":false,"error":{"code":"..","message":".."}}`.
+//! The full description with examples lives in docs/control-protocol.md.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest request line the server accepts, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+fn default_version() -> u32 {
+    PROTOCOL_VERSION
+}
+
+/// One request line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    #[serde(default = "default_version")]
+    pub v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+impl Request {
+    pub fn new(command: Command) -> Self {
+        Request {
+            v: PROTOCOL_VERSION,
+            id: None,
+            command,
+        }
+    }
+}
+
+/// What the client asks for. `cmd` names the variant in snake_case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// Daemon and protocol version (`ipvsadm -v`).
+    Version,
+    /// `ipvsadm -A`. `scheduler` defaults to `wlc` as in ipvsadm (only policies the build knows
+    /// are accepted).
+    AddService {
+        service: ServiceKey,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduler: Option<String>,
+    },
+    /// `ipvsadm -E`.
+    EditService {
+        service: ServiceKey,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduler: Option<String>,
+    },
+    /// `ipvsadm -D`.
+    DelService { service: ServiceKey },
+    /// `ipvsadm -C`: removes every service.
+    Clear,
+    /// `ipvsadm -a`.
+    AddReal {
+        service: ServiceKey,
+        real: RealKey,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forward: Option<Forward>,
+    },
+    /// `ipvsadm -e`.
+    EditReal {
+        service: ServiceKey,
+        real: RealKey,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forward: Option<Forward>,
+    },
+    /// `ipvsadm -d`.
+    DelReal { service: ServiceKey, real: RealKey },
+    /// `ipvsadm -L`: services, real servers, connection counts and traffic counters.
+    List,
+    /// Per-worker packet counters and connection table occupancy.
+    Stats,
+}
+
+/// Layer-4 protocol of a virtual service (`-t` / `-u`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// The name ipvsadm prints in listings.
+    pub fn ipvsadm_name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        }
+    }
+}
+
+/// A virtual service: protocol, VIP and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ServiceKey {
+    pub proto: Protocol,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}:{}", self.proto.ipvsadm_name(), self.addr, self.port)
+    }
+}
+
+/// A real server of a service: address and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RealKey {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+impl fmt::Display for RealKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.addr, self.port)
+    }
+}
+
+/// Packet-forwarding method (`-g`, `-i`, `-m`). xvs implements masquerading (NAT) only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forward {
+    /// `-m`, LVS-NAT.
+    Masq,
+    /// `-g`, direct routing (not implemented: refused).
+    Route,
+    /// `-i`, IP-in-IP tunnel (not implemented: refused).
+    Tunnel,
+}
+
+impl Forward {
+    /// The name ipvsadm prints in the Forward column.
+    pub fn ipvsadm_name(self) -> &'static str {
+        match self {
+            Forward::Masq => "Masq",
+            Forward::Route => "Route",
+            Forward::Tunnel => "Tunnel",
+        }
+    }
+}
+
+/// A response line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Reply>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl Response {
+    pub fn success(id: Option<u64>, result: Reply) -> Self {
+        Response {
+            v: PROTOCOL_VERSION,
+            id,
+            ok: true,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    pub fn failure(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Response {
+            v: PROTOCOL_VERSION,
+            id,
+            ok: false,
+            result: None,
+            error: Some(ErrorBody {
+                code,
+                message: message.into(),
+            }),
+        }
+    }
+}
+
+/// The `error` object of a failed response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Machine-readable error codes; the message says the specifics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not valid JSON, or not a request object.
+    BadRequest,
+    /// A `v` this daemon does not speak.
+    UnsupportedVersion,
+    /// `cmd` names no command.
+    UnknownCommand,
+    /// A field's value is out of range (port 0, weight above 65535, ...).
+    InvalidArgument,
+    /// A scheduler name this build does not implement.
+    UnknownScheduler,
+    /// A feature ipvsadm has that xvs does not implement yet.
+    Unsupported,
+    ServiceExists,
+    NoSuchService,
+    RealExists,
+    NoSuchReal,
+    /// The request line exceeds MAX_REQUEST_BYTES.
+    RequestTooLarge,
+    /// The daemon could not apply a valid request (e.g. a BPF map update failed).
+    Internal,
+}
+
+/// The `result` of a successful response; its shape follows the command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Version(VersionInfo),
+    List(ListReply),
+    Stats(StatsReply),
+    /// Commands that change state answer `{}`.
+    Done(Empty),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// xvs release.
+    pub daemon: String,
+    /// The IPVS version xvs mirrors in listings ("1.2.1").
+    pub ipvs: String,
+    pub protocol: u32,
+}
+
+/// Everything `ipvsadm -L` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListReply {
+    /// The figure ipvsadm prints as `(size=N)`: IPVS's connection hash size, kept for
+    /// compatibility; the bound on connections is `conn_max`.
+    pub conn_tab_size: u32,
+    pub conn_max: u64,
+    pub services: Vec<ServiceInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub service: ServiceKey,
+    pub scheduler: String,
+    pub stats: Counters,
+    /// In the order the real servers were added (which is the round-robin order).
+    pub reals: Vec<RealInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealInfo {
+    pub real: RealKey,
+    pub forward: Forward,
+    pub weight: u32,
+    pub active_conns: u64,
+    pub inactive_conns: u64,
+    pub stats: Counters,
+}
+
+/// Traffic counters of a service or real server, as `ipvsadm -L --stats` shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+/// Per-worker counters and connection table occupancy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsReply {
+    pub workers: Vec<WorkerStats>,
+    pub conn_count: u64,
+    pub conn_max: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    pub worker: u32,
+    pub core: Option<u32>,
+    pub rx: u64,
+    pub tx: u64,
+    /// Frames handed to (or received from) another worker because it owns the flow.
+    pub handed_off: u64,
+    /// Drops by reason name (see xvs_dataplane::stats::DropReason).
+    pub drops: std::collections::BTreeMap<String, u64>,
+    pub conns: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trip_and_defaults() {
+        let line = r#"{"cmd":"add_service","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"scheduler":"rr"}"#;
+        let req: Request = serde_json::from_str(line).unwrap();
+        assert_eq!(req.v, 1);
+        assert_eq!(req.id, None);
+        assert_eq!(
+            req.command,
+            Command::AddService {
+                service: ServiceKey {
+                    proto: Protocol::Tcp,
+                    addr: Ipv4Addr::new(198, 18, 0, 129),
+                    port: 80
+                },
+                scheduler: Some("rr".into())
+            }
+        );
+        let back: Request = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
+        assert_eq!(back, req);
+    }
+
+    #[test]
+    fn error_response_shape() {
+        let r = Response::failure(Some(3), ErrorCode::NoSuchService, "no service TCP 1.2.3.4:80");
+        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["id"], 3);
+        assert_eq!(v["error"]["code"], "no_such_service");
+    }
+
+    #[test]
+    fn unknown_command_is_an_error() {
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"explode"}"#).is_err());
+    }
+}

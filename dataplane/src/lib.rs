@@ -1,0 +1,23 @@
+//! xvs-dataplane: the packet path of the director.
+//!
+//! - [`wire`]: zero-copy checked views of Ethernet, ARP, IPv4, TCP, UDP and ICMP.
+//! - [`checksum`]: Internet checksum and RFC 1624 incremental updates.
+//! - [`snapshot`]: the immutable configuration a worker reads (services, real servers).
+//! - [`conntrack`]: per-worker connection tables with IPVS's TCP state machine.
+//! - [`process`]: the pure function `process(frame, snapshot, shard, now) -> Verdict`.
+//! - [`stats`]: per-worker counters, written by one worker and read lock-free by control.
+//! - [`neigh`]: next-hop MAC resolution from the kernel's routing and neighbour tables.
+//! - [`xsk`]: AF_XDP sockets and our XDP program (the only place with `unsafe`).
+//! - [`worker`]: the pinned poll-mode loop tying them together.
+//! - [`publish`]: RCU-style publication of snapshots to workers.
+
+pub mod checksum;
+pub mod conntrack;
+pub mod neigh;
+pub mod process;
+pub mod publish;
+pub mod snapshot;
+pub mod stats;
+pub mod wire;
+pub mod worker;
+pub mod xsk;
