@@ -1,1 +1,956 @@
-//! TODO
+//! The configuration model: validates commands, builds snapshots, keeps the XDP maps in step.
+//!
+//! [`Director`] owns the configuration (virtual services and their real servers). A change is
+//! made on a copy, validated completely, and only then committed: a new dataplane
+//! [`Snapshot`] is published to the workers and the XDP steering maps and managed neighbour
+//! entries are brought in line. A rejected command leaves everything untouched.
+//!
+//! Nothing is lost by reconfiguration: connection entries carry their own NAT addresses, so
+//! established connections to a real server (or service) that was removed keep flowing until
+//! they end. Such a server stays "draining": its traffic is still steered to the workers until
+//! its last connection expires, then its steering entry and counter slot are released
+//! ([`Director::housekeeping`]).
+
+use crate::protocol::{
+    Command, Counters, ErrorCode, Forward, ListReply, Protocol, RealInfo, RealKey, Reply,
+    ServiceInfo, ServiceKey, StatsReply, VersionInfo, WorkerStats as WorkerStatsReply,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use xvs_dataplane::publish::Publisher;
+use xvs_dataplane::snapshot::{
+    Interface, RealId, RealServer, Service, ServiceId, Snapshot, Timeouts, Vip, PROTO_TCP,
+    PROTO_UDP,
+};
+use xvs_dataplane::stats::{TrafficTotals, WorkerStats, MAX_REALS, MAX_SERVICES};
+use xvs_scheduler::{Dest, Scheduler, SchedulerKind, UnknownScheduler};
+
+/// The IPVS version xvs mirrors in listings.
+pub const IPVS_VERSION: &str = "1.2.1";
+/// What `ipvsadm -L` shows as `(size=N)`: IPVS's default connection hash size.
+pub const CONN_TAB_SIZE: u32 = 4096;
+const MAX_WEIGHT: u32 = 65535;
+
+/// How configuration reaches the kernel side of the dataplane: the XDP programs' endpoint
+/// maps and the managed neighbour entries. A trait so the model is testable without root.
+pub trait Steering {
+    /// Redirect (or stop redirecting) traffic to this VIP:port on the external interface.
+    fn set_service(&mut self, vip: Vip, on: bool) -> io::Result<()>;
+    /// Redirect (or stop redirecting) traffic from this real server on the internal interface.
+    fn set_real(&mut self, real: Vip, on: bool) -> io::Result<()>;
+    /// Keep (or stop keeping) the real server's MAC resolved.
+    fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool);
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    UnknownScheduler(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("service {0} already exists")]
+    ServiceExists(ServiceKey),
+    #[error("no such service: {0}")]
+    NoSuchService(ServiceKey),
+    #[error("real server {real} already exists in service {service}")]
+    RealExists { service: ServiceKey, real: RealKey },
+    #[error("no such real server {real} in service {service}")]
+    NoSuchReal { service: ServiceKey, real: RealKey },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApplyError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApplyError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            ApplyError::UnknownScheduler(_) => ErrorCode::UnknownScheduler,
+            ApplyError::Unsupported(_) => ErrorCode::Unsupported,
+            ApplyError::ServiceExists(_) => ErrorCode::ServiceExists,
+            ApplyError::NoSuchService(_) => ErrorCode::NoSuchService,
+            ApplyError::RealExists { .. } => ErrorCode::RealExists,
+            ApplyError::NoSuchReal { .. } => ErrorCode::NoSuchReal,
+            ApplyError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RealConfig {
+    key: RealKey,
+    weight: u32,
+    id: RealId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ServiceConfig {
+    scheduler: SchedulerKind,
+    id: ServiceId,
+    /// In the order they were added: the round-robin order.
+    reals: Vec<RealConfig>,
+}
+
+/// A removed real server whose connections are still flowing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Draining {
+    service: ServiceKey,
+    service_id: ServiceId,
+    /// The whole service was removed (its VIP stays steered while this drains).
+    service_removed: bool,
+    real: RealKey,
+    real_id: RealId,
+}
+
+/// Counter slots: allocated per service / real server, reused after release.
+#[derive(Debug)]
+struct SlotPool {
+    free: Vec<u32>,
+    next: u32,
+    max: u32,
+}
+
+impl SlotPool {
+    fn new(max: usize) -> Self {
+        SlotPool {
+            free: Vec::new(),
+            next: 0,
+            max: max as u32,
+        }
+    }
+
+    fn available(&self) -> usize {
+        self.free.len() + (self.max - self.next) as usize
+    }
+
+    fn take(&mut self) -> Option<u32> {
+        self.free.pop().or_else(|| {
+            (self.next < self.max).then(|| {
+                self.next += 1;
+                self.next - 1
+            })
+        })
+    }
+
+    fn give_back(&mut self, slot: u32) {
+        self.free.push(slot);
+    }
+}
+
+/// The control plane's model of one director.
+pub struct Director<S: Steering> {
+    services: BTreeMap<ServiceKey, ServiceConfig>,
+    draining: Vec<Draining>,
+    publisher: Publisher<Snapshot>,
+    external: Interface,
+    internal: Interface,
+    timeouts: Timeouts,
+    steering: S,
+    steered_services: BTreeSet<Vip>,
+    steered_reals: BTreeSet<Vip>,
+    managed_neighbours: BTreeSet<Ipv4Addr>,
+    workers: Vec<Arc<WorkerStats>>,
+    service_slots: SlotPool,
+    real_slots: SlotPool,
+    /// Counter values of a slot when it was (re)allocated: reports show traffic since then.
+    service_base: Vec<TrafficTotals>,
+    real_base: Vec<TrafficTotals>,
+    conn_max: u64,
+}
+
+impl<S: Steering> Director<S> {
+    pub fn new(
+        publisher: Publisher<Snapshot>,
+        external: Interface,
+        internal: Interface,
+        steering: S,
+        workers: Vec<Arc<WorkerStats>>,
+        conn_max: u64,
+    ) -> Self {
+        Director {
+            services: BTreeMap::new(),
+            draining: Vec::new(),
+            publisher,
+            external,
+            internal,
+            timeouts: Timeouts::default(),
+            steering,
+            steered_services: BTreeSet::new(),
+            steered_reals: BTreeSet::new(),
+            managed_neighbours: BTreeSet::new(),
+            workers,
+            service_slots: SlotPool::new(MAX_SERVICES),
+            real_slots: SlotPool::new(MAX_REALS),
+            service_base: vec![TrafficTotals::default(); MAX_SERVICES],
+            real_base: vec![TrafficTotals::default(); MAX_REALS],
+            conn_max,
+        }
+    }
+
+    pub fn steering(&self) -> &S {
+        &self.steering
+    }
+
+    /// Executes one protocol command.
+    pub fn execute(&mut self, command: Command) -> Result<Reply, ApplyError> {
+        match command {
+            Command::Version => Ok(Reply::Version(VersionInfo {
+                daemon: env!("CARGO_PKG_VERSION").to_string(),
+                ipvs: IPVS_VERSION.to_string(),
+                protocol: crate::protocol::PROTOCOL_VERSION,
+            })),
+            Command::List => Ok(Reply::List(self.list())),
+            Command::Stats => Ok(Reply::Stats(self.stats())),
+            change => {
+                let mut next = self.services.clone();
+                let mut draining = Vec::new();
+                self.change(&mut next, &mut draining, change)?;
+                self.commit(next, draining)?;
+                Ok(Reply::Done(Default::default()))
+            }
+        }
+    }
+
+    /// Applies a state-changing command to `next` (a copy of the configuration), recording the
+    /// real servers it removes in `removed`. Slots are only taken once the command is valid.
+    fn change(
+        &mut self,
+        next: &mut BTreeMap<ServiceKey, ServiceConfig>,
+        removed: &mut Vec<Draining>,
+        command: Command,
+    ) -> Result<(), ApplyError> {
+        match command {
+            Command::AddService { service, scheduler } => {
+                validate_service(&service)?;
+                let scheduler = parse_scheduler(scheduler.as_deref())?;
+                if next.contains_key(&service) {
+                    return Err(ApplyError::ServiceExists(service));
+                }
+                let id = self.take_service_slot()?;
+                next.insert(
+                    service,
+                    ServiceConfig {
+                        scheduler,
+                        id,
+                        reals: Vec::new(),
+                    },
+                );
+            }
+            Command::EditService { service, scheduler } => {
+                let scheduler = parse_scheduler(scheduler.as_deref())?;
+                let config = next
+                    .get_mut(&service)
+                    .ok_or(ApplyError::NoSuchService(service))?;
+                config.scheduler = scheduler;
+            }
+            Command::DelService { service } => {
+                let config = next
+                    .remove(&service)
+                    .ok_or(ApplyError::NoSuchService(service))?;
+                retire_service(service, config, removed);
+            }
+            Command::Clear => {
+                for (service, config) in std::mem::take(next) {
+                    retire_service(service, config, removed);
+                }
+            }
+            Command::AddReal {
+                service,
+                real,
+                weight,
+                forward,
+            } => {
+                validate_real(&real)?;
+                validate_forward(forward)?;
+                let weight = validate_weight(weight.unwrap_or(1))?;
+                let config = next
+                    .get_mut(&service)
+                    .ok_or(ApplyError::NoSuchService(service))?;
+                if config.reals.iter().any(|r| r.key == real) {
+                    return Err(ApplyError::RealExists { service, real });
+                }
+                let id = self.take_real_slot()?;
+                config.reals.push(RealConfig {
+                    key: real,
+                    weight,
+                    id,
+                });
+            }
+            Command::EditReal {
+                service,
+                real,
+                weight,
+                forward,
+            } => {
+                validate_forward(forward)?;
+                let weight = weight.map(validate_weight).transpose()?;
+                let config = next
+                    .get_mut(&service)
+                    .ok_or(ApplyError::NoSuchService(service))?;
+                let entry = config
+                    .reals
+                    .iter_mut()
+                    .find(|r| r.key == real)
+                    .ok_or(ApplyError::NoSuchReal { service, real })?;
+                if let Some(weight) = weight {
+                    entry.weight = weight;
+                }
+            }
+            Command::DelReal { service, real } => {
+                let config = next
+                    .get_mut(&service)
+                    .ok_or(ApplyError::NoSuchService(service))?;
+                let i = config
+                    .reals
+                    .iter()
+                    .position(|r| r.key == real)
+                    .ok_or(ApplyError::NoSuchReal { service, real })?;
+                let gone = config.reals.remove(i);
+                removed.push(Draining {
+                    service,
+                    service_id: config.id,
+                    service_removed: false,
+                    real,
+                    real_id: gone.id,
+                });
+            }
+            Command::Version | Command::List | Command::Stats => {}
+        }
+        Ok(())
+    }
+
+    fn take_service_slot(&mut self) -> Result<ServiceId, ApplyError> {
+        let id = self.service_slots.take().ok_or_else(|| {
+            ApplyError::InvalidArgument(format!(
+                "too many virtual services (at most {MAX_SERVICES})"
+            ))
+        })?;
+        self.service_base[id as usize] = self.service_totals_raw(id);
+        Ok(id)
+    }
+
+    fn take_real_slot(&mut self) -> Result<RealId, ApplyError> {
+        if self.real_slots.available() == 0 {
+            return Err(ApplyError::InvalidArgument(format!(
+                "too many real servers (at most {MAX_REALS} over all services)"
+            )));
+        }
+        let id = self.real_slots.take().unwrap_or_default();
+        self.real_base[id as usize] = self.real_totals_raw(id).0;
+        Ok(id)
+    }
+
+    /// Makes `next` the running configuration.
+    fn commit(
+        &mut self,
+        next: BTreeMap<ServiceKey, ServiceConfig>,
+        removed: Vec<Draining>,
+    ) -> Result<(), ApplyError> {
+        self.services = next;
+        for gone in removed {
+            if self.real_connections(gone.real_id) > 0 {
+                self.draining.push(gone);
+            } else {
+                self.real_slots.give_back(gone.real_id);
+            }
+        }
+        self.release_unused_service_slots();
+        self.publish();
+        self.sync_steering()
+    }
+
+    /// Builds and publishes the snapshot of the current configuration, carrying over each
+    /// scheduler's position.
+    fn publish(&mut self) {
+        let previous = self.publisher.current();
+        let services = self
+            .services
+            .iter()
+            .map(|(key, config)| {
+                let vip = vip_of(key);
+                let old = previous.service(&vip).map(|s| &s.scheduler);
+                let service = Service {
+                    id: config.id,
+                    vip,
+                    scheduler: Scheduler::succeed(config.scheduler, old),
+                    dests: config
+                        .reals
+                        .iter()
+                        .map(|r| Dest { weight: r.weight })
+                        .collect(),
+                    reals: config
+                        .reals
+                        .iter()
+                        .map(|r| RealServer {
+                            id: r.id,
+                            addr: r.key.addr,
+                            port: r.key.port,
+                        })
+                        .collect(),
+                };
+                (vip, service)
+            })
+            .collect();
+        self.publisher.publish(Snapshot {
+            external: self.external,
+            internal: self.internal,
+            timeouts: self.timeouts,
+            services,
+        });
+    }
+
+    /// Brings XDP steering and managed neighbours in line with services and draining servers.
+    fn sync_steering(&mut self) -> Result<(), ApplyError> {
+        let mut services = BTreeSet::new();
+        let mut reals = BTreeSet::new();
+        let mut neighbours = BTreeSet::new();
+        for (key, config) in &self.services {
+            services.insert(vip_of(key));
+            for r in &config.reals {
+                reals.insert(real_endpoint(key.proto, &r.key));
+                neighbours.insert(r.key.addr);
+            }
+        }
+        for d in &self.draining {
+            if d.service_removed {
+                services.insert(vip_of(&d.service));
+            }
+            reals.insert(real_endpoint(d.service.proto, &d.real));
+            neighbours.insert(d.real.addr);
+        }
+        let failed = |what: &str, e: io::Error| {
+            ApplyError::Internal(format!("updating the XDP steering map for {what}: {e}"))
+        };
+        // Add before removing: traffic is never unsteered in between.
+        for vip in services.difference(&self.steered_services) {
+            self.steering
+                .set_service(*vip, true)
+                .map_err(|e| failed("a service", e))?;
+        }
+        for real in reals.difference(&self.steered_reals) {
+            self.steering
+                .set_real(*real, true)
+                .map_err(|e| failed("a real server", e))?;
+        }
+        for vip in self.steered_services.difference(&services) {
+            self.steering
+                .set_service(*vip, false)
+                .map_err(|e| failed("a service", e))?;
+        }
+        for real in self.steered_reals.difference(&reals) {
+            self.steering
+                .set_real(*real, false)
+                .map_err(|e| failed("a real server", e))?;
+        }
+        for addr in neighbours.difference(&self.managed_neighbours) {
+            self.steering.set_neighbour(*addr, true);
+        }
+        for addr in self.managed_neighbours.difference(&neighbours) {
+            self.steering.set_neighbour(*addr, false);
+        }
+        self.steered_services = services;
+        self.steered_reals = reals;
+        self.managed_neighbours = neighbours;
+        Ok(())
+    }
+
+    /// Releases draining servers whose last connection is gone and frees old snapshots. Call
+    /// it periodically from the control thread.
+    pub fn housekeeping(&mut self) {
+        let before = self.draining.len();
+        let drained: Vec<Draining> = {
+            let (done, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.draining)
+                .into_iter()
+                .partition(|d| self.real_connections(d.real_id) == 0);
+            self.draining = still;
+            done
+        };
+        for d in &drained {
+            self.real_slots.give_back(d.real_id);
+        }
+        if self.draining.len() != before {
+            self.release_unused_service_slots();
+            if let Err(e) = self.sync_steering() {
+                eprintln!("xvsd: {e}");
+            }
+        }
+        self.publisher.collect();
+    }
+
+    /// Gives back slots of removed services that nothing refers to any more.
+    fn release_unused_service_slots(&mut self) {
+        let in_use: BTreeSet<ServiceId> = self
+            .services
+            .values()
+            .map(|s| s.id)
+            .chain(self.draining.iter().map(|d| d.service_id))
+            .collect();
+        let allocated = self.service_slots.next;
+        let free: BTreeSet<u32> = self.service_slots.free.iter().copied().collect();
+        for id in 0..allocated {
+            if !in_use.contains(&id) && !free.contains(&id) {
+                self.service_slots.give_back(id);
+            }
+        }
+    }
+
+    fn real_connections(&self, id: RealId) -> u64 {
+        let (_, active, inactive) = self.real_totals_raw(id);
+        active + inactive
+    }
+
+    fn service_totals_raw(&self, id: ServiceId) -> TrafficTotals {
+        let mut t = TrafficTotals::default();
+        for w in &self.workers {
+            if let Some(s) = w.service(id) {
+                t += s.totals();
+            }
+        }
+        t
+    }
+
+    /// Traffic, active and inactive connections of a real server slot, over all workers.
+    fn real_totals_raw(&self, id: RealId) -> (TrafficTotals, u64, u64) {
+        let mut t = TrafficTotals::default();
+        let (mut active, mut inactive) = (0i64, 0i64);
+        for w in &self.workers {
+            if let Some(r) = w.real(id) {
+                t += r.traffic.totals();
+                active += r.active.get();
+                inactive += r.inactive.get();
+            }
+        }
+        (t, active.max(0) as u64, inactive.max(0) as u64)
+    }
+
+    fn list(&self) -> ListReply {
+        let services = self
+            .services
+            .iter()
+            .map(|(key, config)| ServiceInfo {
+                service: *key,
+                scheduler: config.scheduler.name().to_string(),
+                stats: counters(
+                    self.service_totals_raw(config.id)
+                        .since(self.service_base[config.id as usize]),
+                ),
+                reals: config
+                    .reals
+                    .iter()
+                    .map(|r| {
+                        let (traffic, active, inactive) = self.real_totals_raw(r.id);
+                        RealInfo {
+                            real: r.key,
+                            forward: Forward::Masq,
+                            weight: r.weight,
+                            active_conns: active,
+                            inactive_conns: inactive,
+                            stats: counters(traffic.since(self.real_base[r.id as usize])),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        ListReply {
+            conn_tab_size: CONN_TAB_SIZE,
+            conn_max: self.conn_max,
+            services,
+        }
+    }
+
+    fn stats(&self) -> StatsReply {
+        let workers = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| WorkerStatsReply {
+                worker: i as u32,
+                core: None,
+                rx: w.rx.get(),
+                tx: w.tx.get(),
+                handed_off: w.handed_off.get(),
+                drops: w
+                    .drops_by_name()
+                    .map(|(name, n)| (name.to_string(), n))
+                    .collect(),
+                conns: w.conns.get().max(0) as u64,
+            })
+            .collect::<Vec<_>>();
+        StatsReply {
+            conn_count: workers.iter().map(|w| w.conns).sum(),
+            conn_max: self.conn_max,
+            workers,
+        }
+    }
+}
+
+fn retire_service(service: ServiceKey, config: ServiceConfig, removed: &mut Vec<Draining>) {
+    for r in config.reals {
+        removed.push(Draining {
+            service,
+            service_id: config.id,
+            service_removed: true,
+            real: r.key,
+            real_id: r.id,
+        });
+    }
+}
+
+fn counters(t: TrafficTotals) -> Counters {
+    Counters {
+        conns: t.conns,
+        inpkts: t.inpkts,
+        outpkts: t.outpkts,
+        inbytes: t.inbytes,
+        outbytes: t.outbytes,
+    }
+}
+
+fn proto_number(p: Protocol) -> u8 {
+    match p {
+        Protocol::Tcp => PROTO_TCP,
+        Protocol::Udp => PROTO_UDP,
+    }
+}
+
+fn vip_of(key: &ServiceKey) -> Vip {
+    Vip {
+        proto: proto_number(key.proto),
+        addr: key.addr,
+        port: key.port,
+    }
+}
+
+fn real_endpoint(proto: Protocol, real: &RealKey) -> Vip {
+    Vip {
+        proto: proto_number(proto),
+        addr: real.addr,
+        port: real.port,
+    }
+}
+
+fn parse_scheduler(name: Option<&str>) -> Result<SchedulerKind, ApplyError> {
+    let name = name.unwrap_or(SchedulerKind::IPVSADM_DEFAULT);
+    name.parse().map_err(|e: UnknownScheduler| match e {
+        UnknownScheduler::NotImplemented(_) => ApplyError::UnknownScheduler(e.to_string()),
+        UnknownScheduler::Unknown(_) => ApplyError::UnknownScheduler(e.to_string()),
+    })
+}
+
+/// An address that can be a unicast host on a network.
+fn unicast_host(addr: Ipv4Addr) -> bool {
+    !(addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback())
+}
+
+fn validate_service(s: &ServiceKey) -> Result<(), ApplyError> {
+    if s.port == 0 {
+        return Err(ApplyError::InvalidArgument(format!(
+            "port 0 is not a valid service port ({} {}:0)",
+            s.proto.ipvsadm_name(),
+            s.addr
+        )));
+    }
+    if !unicast_host(s.addr) {
+        return Err(ApplyError::InvalidArgument(format!(
+            "{} is not a unicast address a virtual service can use",
+            s.addr
+        )));
+    }
+    Ok(())
+}
+
+fn validate_real(r: &RealKey) -> Result<(), ApplyError> {
+    if r.port == 0 {
+        return Err(ApplyError::InvalidArgument(format!(
+            "port 0 is not a valid real server port ({}:0)",
+            r.addr
+        )));
+    }
+    if !unicast_host(r.addr) {
+        return Err(ApplyError::InvalidArgument(format!(
+            "{} is not a unicast address a real server can have",
+            r.addr
+        )));
+    }
+    Ok(())
+}
+
+fn validate_weight(w: u32) -> Result<u32, ApplyError> {
+    if w > MAX_WEIGHT {
+        return Err(ApplyError::InvalidArgument(format!(
+            "weight {w} is out of range (0..={MAX_WEIGHT})"
+        )));
+    }
+    Ok(w)
+}
+
+fn validate_forward(f: Option<Forward>) -> Result<(), ApplyError> {
+    match f {
+        None | Some(Forward::Masq) => Ok(()),
+        Some(Forward::Route) => Err(ApplyError::Unsupported(
+            "xvs implements masquerading (-m, LVS-NAT) only; direct routing (-g) is not supported"
+                .into(),
+        )),
+        Some(Forward::Tunnel) => Err(ApplyError::Unsupported(
+            "xvs implements masquerading (-m, LVS-NAT) only; tunnelling (-i) is not supported"
+                .into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records steering changes instead of touching BPF maps.
+    #[derive(Default)]
+    struct FakeSteering {
+        services: BTreeSet<Vip>,
+        reals: BTreeSet<Vip>,
+        neighbours: BTreeSet<Ipv4Addr>,
+    }
+
+    impl Steering for FakeSteering {
+        fn set_service(&mut self, vip: Vip, on: bool) -> io::Result<()> {
+            if on {
+                assert!(self.services.insert(vip), "steered twice");
+            } else {
+                assert!(self.services.remove(&vip), "unsteered twice");
+            }
+            Ok(())
+        }
+        fn set_real(&mut self, real: Vip, on: bool) -> io::Result<()> {
+            if on {
+                assert!(self.reals.insert(real), "steered twice");
+            } else {
+                assert!(self.reals.remove(&real), "unsteered twice");
+            }
+            Ok(())
+        }
+        fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
+            if on {
+                self.neighbours.insert(addr);
+            } else {
+                self.neighbours.remove(&addr);
+            }
+        }
+    }
+
+    fn director() -> (
+        Director<FakeSteering>,
+        xvs_dataplane::publish::Reader<Snapshot>,
+        Arc<WorkerStats>,
+    ) {
+        let publisher = Publisher::new(Snapshot::default());
+        let reader = publisher.reader();
+        let stats = Arc::new(WorkerStats::default());
+        let d = Director::new(
+            publisher,
+            Interface::default(),
+            Interface::default(),
+            FakeSteering::default(),
+            vec![Arc::clone(&stats)],
+            1000,
+        );
+        (d, reader, stats)
+    }
+
+    fn svc() -> ServiceKey {
+        ServiceKey {
+            proto: Protocol::Tcp,
+            addr: Ipv4Addr::new(198, 18, 0, 129),
+            port: 80,
+        }
+    }
+
+    fn real(last: u8) -> RealKey {
+        RealKey {
+            addr: Ipv4Addr::new(198, 19, 0, last),
+            port: 80,
+        }
+    }
+
+    fn add_seed(d: &mut Director<FakeSteering>) {
+        d.execute(Command::AddService {
+            service: svc(),
+            scheduler: Some("rr".into()),
+        })
+        .unwrap();
+        for r in [148, 137] {
+            d.execute(Command::AddReal {
+                service: svc(),
+                real: real(r),
+                weight: None,
+                forward: Some(Forward::Masq),
+            })
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn seed_configuration_reaches_snapshot_and_steering() {
+        let (mut d, mut reader, _) = director();
+        add_seed(&mut d);
+        let snap = reader.current();
+        let service = snap.service(&vip_of(&svc())).unwrap();
+        assert_eq!(service.reals.len(), 2);
+        assert_eq!(
+            service.schedule().unwrap().addr,
+            Ipv4Addr::new(198, 19, 0, 148)
+        );
+        assert_eq!(
+            service.schedule().unwrap().addr,
+            Ipv4Addr::new(198, 19, 0, 137)
+        );
+        assert!(d.steering().services.contains(&vip_of(&svc())));
+        assert_eq!(d.steering().reals.len(), 2);
+        assert_eq!(d.steering().neighbours.len(), 2);
+        let Reply::List(list) = d.execute(Command::List).unwrap() else {
+            panic!()
+        };
+        assert_eq!(list.services[0].reals[0].real, real(148));
+        assert_eq!(list.services[0].reals[0].weight, 1);
+    }
+
+    #[test]
+    fn bad_input_is_refused_and_changes_nothing() {
+        let (mut d, _, _) = director();
+        add_seed(&mut d);
+        let before = d.services.clone();
+        let cases: Vec<(Command, ErrorCode)> = vec![
+            (
+                Command::AddService {
+                    service: svc(),
+                    scheduler: Some("rr".into()),
+                },
+                ErrorCode::ServiceExists,
+            ),
+            (
+                Command::AddService {
+                    service: ServiceKey { port: 0, ..svc() },
+                    scheduler: Some("rr".into()),
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                Command::AddService {
+                    service: ServiceKey { port: 81, ..svc() },
+                    scheduler: Some("fastest".into()),
+                },
+                ErrorCode::UnknownScheduler,
+            ),
+            (
+                Command::AddReal {
+                    service: svc(),
+                    real: real(148),
+                    weight: None,
+                    forward: None,
+                },
+                ErrorCode::RealExists,
+            ),
+            (
+                Command::AddReal {
+                    service: svc(),
+                    real: real(9),
+                    weight: Some(70000),
+                    forward: None,
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                Command::AddReal {
+                    service: svc(),
+                    real: real(9),
+                    weight: None,
+                    forward: Some(Forward::Route),
+                },
+                ErrorCode::Unsupported,
+            ),
+            (
+                Command::AddReal {
+                    service: ServiceKey { port: 81, ..svc() },
+                    real: real(9),
+                    weight: None,
+                    forward: None,
+                },
+                ErrorCode::NoSuchService,
+            ),
+            (
+                Command::DelReal {
+                    service: svc(),
+                    real: real(9),
+                },
+                ErrorCode::NoSuchReal,
+            ),
+            (
+                Command::DelService {
+                    service: ServiceKey { port: 81, ..svc() },
+                },
+                ErrorCode::NoSuchService,
+            ),
+            (
+                Command::EditReal {
+                    service: svc(),
+                    real: real(148),
+                    weight: Some(65536),
+                    forward: None,
+                },
+                ErrorCode::InvalidArgument,
+            ),
+        ];
+        for (command, code) in cases {
+            let err = d.execute(command.clone()).unwrap_err();
+            assert_eq!(err.code(), code, "{command:?}: {err}");
+            assert_eq!(d.services, before, "{command:?} changed the configuration");
+        }
+    }
+
+    #[test]
+    fn removed_real_with_connections_keeps_steering_until_drained() {
+        let (mut d, _, stats) = director();
+        add_seed(&mut d);
+        let id = d.services[&svc()].reals[0].id;
+        stats.real(id).unwrap().active.add(1);
+        d.execute(Command::DelReal {
+            service: svc(),
+            real: real(148),
+        })
+        .unwrap();
+        let endpoint = real_endpoint(Protocol::Tcp, &real(148));
+        assert!(d.steering().reals.contains(&endpoint), "still draining");
+        d.housekeeping();
+        assert!(d.steering().reals.contains(&endpoint));
+        stats.real(id).unwrap().active.add(-1);
+        d.housekeeping();
+        assert!(!d.steering().reals.contains(&endpoint), "drained");
+        // Clear removes the rest; nothing is connected so everything goes at once.
+        d.execute(Command::Clear).unwrap();
+        assert!(d.steering().services.is_empty() && d.steering().reals.is_empty());
+        assert!(d.steering().neighbours.is_empty());
+    }
+
+    #[test]
+    fn weight_zero_quiesces() {
+        let (mut d, mut reader, _) = director();
+        add_seed(&mut d);
+        d.execute(Command::EditReal {
+            service: svc(),
+            real: real(148),
+            weight: Some(0),
+            forward: None,
+        })
+        .unwrap();
+        let snap = reader.current();
+        let service = snap.service(&vip_of(&svc())).unwrap();
+        for _ in 0..4 {
+            assert_eq!(
+                service.schedule().unwrap().addr,
+                Ipv4Addr::new(198, 19, 0, 137)
+            );
+        }
+    }
+}

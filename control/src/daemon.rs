@@ -1,1 +1,323 @@
-//! TODO
+//! `xvsd`: sets up the dataplane on two interfaces and serves the control socket.
+//!
+//! Start-up: read both interfaces over netlink (index, MAC), attach our XDP program to each
+//! through a BPF link, create one UMEM and one AF_XDP socket per (interface, queue), register
+//! the sockets in the programs' XSKMAPs, read the neighbour tables, start the neighbour thread
+//! and one pinned worker per group of queues, then serve the control socket on this thread
+//! until SIGINT/SIGTERM. Shutdown stops the workers, detaches the programs and removes the
+//! socket. If the process is killed instead, the kernel closes the BPF links (detaching the
+//! programs) and the sockets; the next start replaces the stale control socket file.
+
+use crate::apply::{Director, Steering};
+use crate::server::ControlServer;
+use anyhow::{bail, Context};
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+use xvs_dataplane::neigh::{NeighbourTable, Netlink};
+use xvs_dataplane::publish::Publisher;
+use xvs_dataplane::resolver::{self, Resolver};
+use xvs_dataplane::snapshot::{Interface, Snapshot, Vip};
+use xvs_dataplane::stats::WorkerStats;
+use xvs_dataplane::worker::{Mailbox, ResolveQueue, Shared, Worker, WorkerOptions};
+use xvs_dataplane::xsk::{
+    rx_queue_count, BindMode, EndpointKey, FrameMemory, Port, PortOptions, Role, XdpMode,
+    XdpProgram,
+};
+
+/// What `xvsd --external IF --internal IF ...` asks for.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub external: String,
+    pub internal: String,
+    pub control: PathBuf,
+    /// Default: one per queue, at most the number of cores.
+    pub workers: Option<usize>,
+    pub conn_max: usize,
+    pub xdp_mode: XdpMode,
+    pub bind_mode: BindMode,
+    pub ring_size: u32,
+    /// UMEM frame size (a power of two, at least 2048).
+    pub frame_size: u32,
+}
+
+impl DaemonOptions {
+    pub fn new(external: &str, internal: &str) -> Self {
+        DaemonOptions {
+            external: external.to_string(),
+            internal: internal.to_string(),
+            control: PathBuf::from(crate::client::DEFAULT_CONTROL_PATH),
+            workers: None,
+            conn_max: 1 << 20,
+            xdp_mode: XdpMode::Auto,
+            bind_mode: BindMode::Auto,
+            ring_size: 1024,
+            frame_size: 4096,
+        }
+    }
+}
+
+/// The XDP programs and the neighbour thread, as the configuration model drives them.
+struct XdpSteering {
+    external: XdpProgram,
+    internal: XdpProgram,
+    resolver: Resolver,
+}
+
+impl Steering for XdpSteering {
+    fn set_service(&mut self, vip: Vip, on: bool) -> io::Result<()> {
+        let key = EndpointKey::new(vip.proto, vip.addr, vip.port);
+        if on {
+            self.external.add_endpoint(key)
+        } else {
+            self.external.remove_endpoint(key)
+        }
+    }
+
+    fn set_real(&mut self, real: Vip, on: bool) -> io::Result<()> {
+        let key = EndpointKey::new(real.proto, real.addr, real.port);
+        if on {
+            self.internal.add_endpoint(key)
+        } else {
+            self.internal.remove_endpoint(key)
+        }
+    }
+
+    fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
+        let ifindex = self.internal.ifindex();
+        self.resolver.send(if on {
+            resolver::Command::Manage { ifindex, addr }
+        } else {
+            resolver::Command::Unmanage { ifindex, addr }
+        });
+    }
+}
+
+/// Runs the director until `shutdown` becomes true.
+pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let mut netlink = Netlink::open().context("opening rtnetlink")?;
+    let ext_link = netlink
+        .link(&options.external)
+        .with_context(|| format!("external interface {:?}", options.external))?;
+    let int_link = netlink
+        .link(&options.internal)
+        .with_context(|| format!("internal interface {:?}", options.internal))?;
+    if ext_link.ifindex == int_link.ifindex {
+        bail!("--external and --internal must be different interfaces");
+    }
+    let external = Interface {
+        ifindex: ext_link.ifindex,
+        mac: ext_link.mac,
+    };
+    let internal = Interface {
+        ifindex: int_link.ifindex,
+        mac: int_link.mac,
+    };
+
+    let ext_queues = rx_queue_count(&options.external)
+        .with_context(|| format!("reading the queues of {}", options.external))?;
+    let int_queues = rx_queue_count(&options.internal)
+        .with_context(|| format!("reading the queues of {}", options.internal))?;
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let workers = plan_workers(
+        options.workers,
+        ext_queues,
+        int_queues,
+        cores.len().max(1),
+        &options.external,
+        &options.internal,
+    )?;
+
+    let ext_program =
+        XdpProgram::attach(external.ifindex, Role::MatchDestination, options.xdp_mode)
+            .with_context(|| format!("XDP on {}", options.external))?;
+    let int_program = XdpProgram::attach(internal.ifindex, Role::MatchSource, options.xdp_mode)
+        .with_context(|| format!("XDP on {}", options.internal))?;
+
+    // Frames: each worker owns enough to keep every ring of its ports full twice over.
+    let ports_per_worker =
+        ext_queues.div_ceil(workers as u32) + int_queues.div_ceil(workers as u32);
+    let frames_per_worker = (ports_per_worker * options.ring_size * 2) as usize;
+    let (memory, mut frames) =
+        FrameMemory::new((frames_per_worker * workers) as u32, options.frame_size)?;
+    let port_options = PortOptions {
+        ring_size: options.ring_size,
+        bind: options.bind_mode,
+        batch: 64,
+    };
+
+    let mut worker_ports: Vec<Vec<Port>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut zero_copy = false;
+    for (name, queues, side, program) in [
+        (
+            &options.external,
+            ext_queues,
+            xvs_dataplane::process::Side::External,
+            &ext_program,
+        ),
+        (
+            &options.internal,
+            int_queues,
+            xvs_dataplane::process::Side::Internal,
+            &int_program,
+        ),
+    ] {
+        for queue in 0..queues {
+            let port = Port::open(&memory, name, queue, side, &port_options)?;
+            program
+                .register_socket(queue, port.fd())
+                .with_context(|| format!("registering the socket of {name} queue {queue}"))?;
+            zero_copy |= port.is_zero_copy();
+            worker_ports[queue as usize % workers].push(port);
+        }
+    }
+
+    let resolve_queue = Arc::new(ResolveQueue::new(1024));
+    let shared = Shared {
+        memory,
+        mailboxes: (0..workers)
+            .map(|_| Mailbox::new(frames_per_worker, frames_per_worker))
+            .collect(),
+        frames_per_worker,
+        owner_seed: random_seed(),
+        resolve: Arc::clone(&resolve_queue),
+        shutdown: Arc::clone(&shutdown),
+        epoch: Instant::now(),
+    };
+
+    let config = Publisher::new(Snapshot {
+        external,
+        internal,
+        ..Default::default()
+    });
+    let neighbours = Publisher::new(NeighbourTable::default());
+    let neighbour_reader = neighbours.reader();
+    let resolver = Resolver::spawn(
+        vec![external.ifindex, internal.ifindex],
+        neighbours,
+        resolve_queue,
+        Arc::clone(&shutdown),
+    )
+    .context("starting the neighbour thread")?;
+
+    let conn_capacity = options.conn_max.div_ceil(workers);
+    let mut stats = Vec::new();
+    let mut threads = Vec::new();
+    for (id, ports) in worker_ports.into_iter().enumerate() {
+        let home: Vec<_> = frames.drain(..frames_per_worker).collect();
+        let worker_stats = Arc::new(WorkerStats::default());
+        stats.push(Arc::clone(&worker_stats));
+        let worker = Worker::new(
+            id,
+            workers,
+            ports,
+            home,
+            conn_capacity,
+            shared.clone(),
+            WorkerOptions::default(),
+            worker_stats,
+            config.reader(),
+            neighbour_reader.clone(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let core = cores.get(id % cores.len().max(1)).copied();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("xvs-worker-{id}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    worker.run();
+                })
+                .context("starting a worker thread")?,
+        );
+    }
+
+    let server = ControlServer::bind(&options.control)?;
+    eprintln!(
+        "xvsd: external {} ({} queues), internal {} ({} queues), {workers} worker(s), {} mode, control {}",
+        options.external,
+        ext_queues,
+        options.internal,
+        int_queues,
+        if zero_copy { "zero-copy" } else { "copy" },
+        server.path().display()
+    );
+    let steering = XdpSteering {
+        external: ext_program,
+        internal: int_program,
+        resolver,
+    };
+    let mut director = Director::new(
+        config,
+        external,
+        internal,
+        steering,
+        stats,
+        options.conn_max as u64,
+    );
+    server.serve(&mut director, &shutdown);
+
+    eprintln!("xvsd: shutting down");
+    for t in threads {
+        let _ = t.join();
+    }
+    // Dropping the director detaches the XDP programs; the server removes its socket.
+    drop(director);
+    drop(server);
+    Ok(())
+}
+
+/// How many workers: one per queue by default (at most one per core); each worker needs a
+/// queue of its own on both interfaces, because a socket's rings belong to one thread.
+fn plan_workers(
+    requested: Option<usize>,
+    ext_queues: u32,
+    int_queues: u32,
+    cores: usize,
+    ext_name: &str,
+    int_name: &str,
+) -> anyhow::Result<usize> {
+    let usable = ext_queues.min(int_queues) as usize;
+    if usable == 0 {
+        bail!("{ext_name} or {int_name} reports no receive queues");
+    }
+    match requested {
+        Some(0) => bail!("--workers must be at least 1"),
+        Some(n) if n > usable => bail!(
+            "--workers {n} needs at least {n} queues on both interfaces ({ext_name} has {ext_queues}, {int_name} has {int_queues}); add queues with `ethtool -L IFACE combined {n}` or `rx {n} tx {n}`"
+        ),
+        Some(n) => Ok(n),
+        None => Ok(usable.min(cores)),
+    }
+}
+
+/// A per-start random seed (std's hasher keys come from the OS random source).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_plan() {
+        assert_eq!(plan_workers(None, 2, 2, 2, "a", "b").unwrap(), 2);
+        assert_eq!(plan_workers(None, 4, 4, 2, "a", "b").unwrap(), 2);
+        assert_eq!(plan_workers(None, 1, 2, 2, "a", "b").unwrap(), 1);
+        assert_eq!(plan_workers(Some(1), 2, 2, 2, "a", "b").unwrap(), 1);
+        let e = plan_workers(Some(2), 1, 2, 2, "ext0", "int0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ext0 has 1"), "{e}");
+        assert!(plan_workers(Some(0), 1, 1, 1, "a", "b").is_err());
+    }
+}

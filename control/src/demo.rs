@@ -1,1 +1,80 @@
-//! TODO
+//! `xvsd demo`: the LVS-NAT tutorial's cluster, end to end, on this machine.
+//!
+//! Builds the seed topology of design.md in fresh namespaces (client, director, two nginx real
+//! servers), starts xvsd in the director namespace, configures it with the tutorial's ipvsadm
+//! commands through `xvsadm`, prints `xvsadm -Ln`, curls the VIP 11 times from the client and
+//! prints the answers. Everything is torn down on success, failure or Ctrl-C (the guards'
+//! Drop impls run on every path).
+
+use crate::director::{find_binary, DirectorProcess};
+use crate::topology::{self, Topology, TopologySpec};
+use anyhow::{bail, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const CURLS: usize = 11;
+
+pub fn run(interrupted: &AtomicBool) -> Result<()> {
+    if !topology::is_root() {
+        bail!("the demo creates network namespaces and attaches XDP programs: run it as root");
+    }
+    let xvsd = find_binary("xvsd")?;
+    let xvsadm = find_binary("xvsadm")?;
+    let mut spec = TopologySpec::seed();
+    spec.prefix = "xvsdemo".into();
+    topology::cleanup_stale(&spec.prefix);
+
+    println!(
+        "Building the seed topology (client, director, web01, web02) in network namespaces..."
+    );
+    let mut topo = Topology::build(&spec)?;
+    topo.start_web_servers()?;
+    check(interrupted)?;
+
+    let director = DirectorProcess::start(&topo, &xvsd, &[])?;
+    let vip = format!("{}:80", topo.vip());
+    let mut commands: Vec<Vec<String>> = vec![vec!["-A", "-t", &vip, "-s", "rr"]
+        .into_iter()
+        .map(String::from)
+        .collect()];
+    for real in topo.reals() {
+        commands.push(
+            ["-a", "-t", &vip, "-r", &real.addr.to_string(), "-m"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        );
+    }
+    commands.push(vec!["-Ln".to_string()]);
+    for args in &commands {
+        println!("# xvsadm {}", args.join(" "));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        print!("{}", director.xvsadm(&xvsadm, &args)?);
+        check(interrupted)?;
+    }
+
+    let url = format!("http://{}/", topo.vip());
+    println!("# for i in $(seq 0 10); do curl {url}; done   (from the client namespace)");
+    for _ in 0..CURLS {
+        check(interrupted)?;
+        let answer = topo.run_in_timeout(
+            topo.client_ns(),
+            &["curl", "-s", "--max-time", "5", &url],
+            Duration::from_secs(10),
+        )?;
+        print!("{answer}");
+    }
+    println!("# xvsadm -Ln --stats");
+    print!("{}", director.xvsadm(&xvsadm, &["-Ln", "--stats"])?);
+    drop(director);
+    drop(topo);
+    println!("Torn down: namespaces removed, XDP programs detached.");
+    Ok(())
+}
+
+fn check(interrupted: &AtomicBool) -> Result<()> {
+    if interrupted.load(Ordering::Relaxed) {
+        bail!("interrupted; tearing down");
+    }
+    Ok(())
+}

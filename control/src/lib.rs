@@ -7,12 +7,14 @@
 //! - [`server`]: the control thread serving the Unix socket.
 //! - [`daemon`]: `xvsd` itself: interfaces, XDP programs, workers, signals.
 //! - [`topology`]: namespace test beds (the seed cluster) used by `xvsd demo`, tests and bench.
+//! - [`director`]: xvsd as a child process in a namespace (demo, tests, bench).
 //! - [`demo`]: `xvsd demo`.
 
 pub mod apply;
 pub mod client;
 pub mod daemon;
 pub mod demo;
+pub mod director;
 pub mod ipvsadm;
 pub mod protocol;
 pub mod server;

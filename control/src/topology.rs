@@ -1,1 +1,982 @@
-//! TODO
+//! Network-namespace test beds: the seed LVS-NAT cluster of `design.md`, built for
+//! `xvsd demo`, the end-to-end tests and the benchmarks.
+//!
+//! Shape (after the kernel's IPVS selftest, `tools/testing/selftests/netfilter/ipvs.sh`):
+//!
+//! ```text
+//!  client ns            director ns                 sw ns               real ns (one each)
+//!  eth0 ─────veth───── ext0 (VIP)  int0 (DIP) ─veth─ p-dir ┐
+//!  198.18.0.201/24     198.18.0.129  198.19.0.152          br0 ── p-r0 ─veth─ eth0 198.19.0.148/24
+//!  default via VIP                                          └──── p-r1 ─veth─ eth0 198.19.0.137/24
+//!                                                                             default via DIP
+//! ```
+//!
+//! A [`Topology`] owns everything it makes: the namespaces (and with them every veth and
+//! the bridge), the processes it spawned (nginx and helpers), and a private temporary
+//! directory (nginx prefixes, logs, captured command output). [`Drop`] removes all of it,
+//! also while unwinding from a panic and after a partially failed [`Topology::build`].
+//!
+//! Safety rails, because this code runs as root next to the host's own network:
+//! - every address is validated to lie in the benchmarking range 198.18.0.0/15
+//!   (clients in 198.18.0.0/24, reals in 198.19.0.0/24);
+//! - every interface is created inside a namespace of ours (`ip -n NS link add ...
+//!   peer ... netns OTHER`), never in the root namespace, so host names cannot clash;
+//! - namespace names are unique per process and per call: `{prefix}{pid}_{counter}-{role}`;
+//! - [`Topology::run_in`] / [`Topology::spawn_in`] refuse namespaces that are not ours;
+//! - every wait is bounded.
+
+use anyhow::{bail, ensure, Context, Result};
+use std::fs::{self, File};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The virtual service address, on the director's external interface.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 129);
+/// The director's internal address: the real servers' default gateway.
+pub const DIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 152);
+/// Address of the first client; client `i` gets `.201 + i`.
+pub const FIRST_CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 201);
+/// Prefix length of both segments.
+pub const PREFIX_LEN: u8 = 24;
+/// The director's external interface (inside the director namespace).
+pub const EXT_IF: &str = "ext0";
+/// The director's internal interface (inside the director namespace).
+pub const INT_IF: &str = "int0";
+/// The interface of a client or a real server inside its own namespace.
+pub const HOST_IF: &str = "eth0";
+/// The bridge joining the internal segment (inside the `sw` namespace).
+pub const BRIDGE: &str = "br0";
+/// URL path of the deterministic 1 MiB file every web server serves (see [`big_file_bytes`]).
+pub const BIG_FILE_PATH: &str = "/big.bin";
+/// Size of [`BIG_FILE_PATH`].
+pub const BIG_FILE_LEN: usize = 1 << 20;
+/// Default limit for [`Topology::run_in`].
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long [`Topology::start_web_servers`] waits for every nginx to answer.
+const WEB_READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`Drop`] gives spawned processes to exit on SIGTERM before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(1);
+/// Limit for each setup command (`ip`, `ethtool`, `sysctl`): they are instantaneous.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where `ip netns add` puts its bind mounts (/var/run is a link to /run on Debian).
+const NETNS_DIR: &str = "/run/netns";
+/// Process-wide counter: two topologies of one process never share a name.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// What to build. [`TopologySpec::seed`] is the cluster of `design.md`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopologySpec {
+    /// Namespace name prefix (ASCII letters/digits, starting with a letter), e.g. "xvst".
+    pub prefix: String,
+    /// rx and tx queues on EVERY veth end. Both ends of a pair get the same count: XDP
+    /// attach fails with ENOSPC when a veth has fewer rx queues than its peer tx queues.
+    pub queues: u32,
+    /// The real servers, on the internal segment behind the bridge.
+    pub reals: Vec<RealSpec>,
+    /// Number of clients. Only 1 is built today (a direct veth to `ext0`); more would
+    /// need an external bridge, and addresses are already assigned as `.201 + i`.
+    pub clients: u32,
+}
+
+/// One real server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealSpec {
+    /// Its address, in 198.19.0.0/24.
+    pub addr: Ipv4Addr,
+    /// The body served at `/` (followed by "\n").
+    pub page: String,
+}
+
+impl TopologySpec {
+    /// The seed cluster: one client, web01 198.19.0.148 and web02 198.19.0.137, 1 queue.
+    pub fn seed() -> Self {
+        TopologySpec {
+            prefix: "xvs".to_string(),
+            queues: 1,
+            reals: vec![
+                RealSpec {
+                    addr: Ipv4Addr::new(198, 19, 0, 148),
+                    page: "198.19.0.148 is www.shuyan.com".to_string(),
+                },
+                RealSpec {
+                    addr: Ipv4Addr::new(198, 19, 0, 137),
+                    page: "198.19.0.137".to_string(),
+                },
+            ],
+            clients: 1,
+        }
+    }
+
+    /// Refuses anything that could touch addresses or names outside our range.
+    fn validate(&self) -> Result<()> {
+        let p = &self.prefix;
+        ensure!(
+            !p.is_empty()
+                && p.len() <= 24
+                && p.starts_with(|c: char| c.is_ascii_alphabetic())
+                && p.chars().all(|c| c.is_ascii_alphanumeric()),
+            "prefix {p:?} must be 1-24 ASCII letters/digits starting with a letter"
+        );
+        ensure!(
+            (1..=64).contains(&self.queues),
+            "queues must be 1..=64, got {}",
+            self.queues
+        );
+        ensure!(
+            self.clients == 1,
+            "only 1 client is supported for now, got {}",
+            self.clients
+        );
+        for (i, r) in self.reals.iter().enumerate() {
+            let o = r.addr.octets();
+            ensure!(
+                o[..3] == [198, 19, 0] && !matches!(o[3], 0 | 255) && r.addr != DIP,
+                "real {i} address {} must be a host of 198.19.0.0/24 other than the DIP {DIP}",
+                r.addr
+            );
+            ensure!(
+                !self.reals[..i].iter().any(|q| q.addr == r.addr),
+                "real address {} appears twice",
+                r.addr
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for TopologySpec {
+    fn default() -> Self {
+        Self::seed()
+    }
+}
+
+/// A built test bed; dropping it tears everything down (see the module doc).
+#[derive(Debug)]
+pub struct Topology {
+    spec: TopologySpec,
+    client_ns: String,
+    director_ns: String,
+    sw_ns: String,
+    real_ns: Vec<String>,
+    /// Every namespace created so far, in creation order: what Drop deletes.
+    namespaces: Vec<String>,
+    /// Processes started by `spawn_in`, killed in Drop.
+    children: Vec<Child>,
+    /// Private temporary directory, removed in Drop.
+    dir: PathBuf,
+    /// Names the capture files of `run_in`.
+    seq: AtomicU64,
+    web_started: bool,
+}
+
+/// `{prefix}{pid}_{counter}`: the common part of a topology's namespace names.
+fn unique_base(prefix: &str) -> String {
+    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}_{n}", std::process::id())
+}
+
+/// The pid encoded in a namespace name made by [`unique_base`] with this prefix.
+fn owner_pid(prefix: &str, name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(prefix)?;
+    let (pid, rest) = rest.split_once('_')?;
+    let (counter, _role) = rest.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(counter) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Absolute path of a system tool: `sudo`/cron environments often lack /usr/sbin in PATH.
+fn tool(name: &str) -> PathBuf {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// `ip ARGS` as a Command.
+fn ip(args: &[&str]) -> Command {
+    let mut c = Command::new(tool("ip"));
+    c.args(args);
+    c
+}
+
+/// True when running with effective uid 0 (needed to build a topology).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// SIGKILLs every process still inside namespace `ns` (started by us: the namespace is
+/// ours), so that deleting it really frees it, e.g. nginx workers orphaned by a SIGKILL.
+fn kill_ns_pids(ns: &str) {
+    let Ok(out) = ip(&["netns", "pids", ns]).stderr(Stdio::null()).output() else {
+        return;
+    };
+    for pid in String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .filter(|&p| p > 1 && p as u32 != std::process::id())
+    {
+        // SAFETY: kill(2) with a positive pid only sends a signal; no memory is involved.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Kills what is left in `ns` and deletes it (which destroys its interfaces).
+fn delete_ns(ns: &str) {
+    kill_ns_pids(ns);
+    let _ = ip(&["netns", "del", ns])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Deletes leftover namespaces named `{prefix}{pid}_{n}-{role}` whose pid is no longer
+/// alive (test beds of a process that was SIGKILLed), and their temp directories.
+/// Returns how many namespaces were removed.
+pub fn cleanup_stale(prefix: &str) -> usize {
+    let dead = |name: &str| {
+        owner_pid(prefix, name).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    };
+    let names = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut removed = 0;
+    for name in names(Path::new(NETNS_DIR)).iter().filter(|n| dead(n)) {
+        delete_ns(name);
+        removed += 1;
+    }
+    let tmp = std::env::temp_dir();
+    // Temp dirs are named `{prefix}{pid}_{n}`; give them a role suffix to reuse `dead`.
+    for name in names(&tmp).iter().filter(|n| dead(&format!("{n}-dir"))) {
+        let _ = fs::remove_dir_all(tmp.join(name));
+    }
+    removed
+}
+
+/// Deterministic content of [`BIG_FILE_PATH`] (xorshift64* stream from a fixed seed), so a
+/// test can compare what it downloaded against a locally computed copy or hash.
+pub fn big_file_bytes() -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut v = Vec::with_capacity(BIG_FILE_LEN);
+    while v.len() < BIG_FILE_LEN {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        v.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    v.truncate(BIG_FILE_LEN);
+    v
+}
+
+/// Writes a file readable by nginx's unprivileged worker whatever the umask.
+fn write_public(path: &Path, data: &[u8]) -> Result<()> {
+    fs::write(path, data).with_context(|| format!("writing {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("chmod {}", path.display()))
+}
+
+/// Creates a directory traversable by nginx's unprivileged worker whatever the umask.
+fn mkdir_public(path: &Path) -> Result<()> {
+    fs::create_dir(path).with_context(|| format!("creating {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod {}", path.display()))
+}
+
+impl Topology {
+    /// Builds the namespaces, links, bridge, addresses and routes of `spec`. On error,
+    /// whatever was already made is removed before returning.
+    pub fn build(spec: &TopologySpec) -> Result<Topology> {
+        spec.validate()?;
+        ensure!(is_root(), "building a topology needs root");
+        let base = unique_base(&spec.prefix);
+        let dir = std::env::temp_dir().join(&base);
+        // This pid + counter is ours alone while we live: a directory or namespace by
+        // that name is a leftover of a SIGKILLed process that had the same pid.
+        let _ = fs::remove_dir_all(&dir);
+        mkdir_public(&dir)?;
+        // From here on, `t` owns what exists: any `?` below drops it and cleans up.
+        let mut t = Topology {
+            spec: spec.clone(),
+            client_ns: format!("{base}-client"),
+            director_ns: format!("{base}-director"),
+            sw_ns: format!("{base}-sw"),
+            real_ns: (0..spec.reals.len())
+                .map(|i| format!("{base}-real{i}"))
+                .collect(),
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            dir,
+            seq: AtomicU64::new(0),
+            web_started: false,
+        };
+        t.setup()
+            .with_context(|| format!("building topology {base}"))?;
+        Ok(t)
+    }
+
+    fn setup(&mut self) -> Result<()> {
+        let (client, director, sw) = (
+            self.client_ns.clone(),
+            self.director_ns.clone(),
+            self.sw_ns.clone(),
+        );
+        let reals = self.real_ns.clone();
+        let all: Vec<String> = [&client, &director, &sw]
+            .into_iter()
+            .chain(&reals)
+            .cloned()
+            .collect();
+        for ns in &all {
+            if Path::new(NETNS_DIR).join(ns).exists() {
+                delete_ns(ns);
+            }
+            self.setup_cmd(ip(&["netns", "add", ns]))?;
+            self.namespaces.push(ns.clone());
+            // Before any interface exists, so that `default` applies to the new ones too:
+            // no IPv6 chatter on the segments, and no kernel forwarding anywhere (the
+            // director's NAT is done in user space; kernel forwarding would fake success).
+            self.sysctl(
+                ns,
+                &[
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                    "net.ipv4.ip_forward=0",
+                ],
+            )?;
+            self.ipn(ns, &["link", "set", "lo", "up"])?;
+        }
+
+        // Links. The director is the client's router: a direct pair ext0 <-> eth0.
+        self.veth(&director, EXT_IF, &client, HOST_IF)?;
+        self.veth(&director, INT_IF, &sw, "p-dir")?;
+        // No STP delay: ports forward as soon as they are up.
+        let bridge = [
+            "link",
+            "add",
+            "name",
+            BRIDGE,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+        ];
+        self.ipn(&sw, &bridge)?;
+        self.ipn(&sw, &["link", "set", BRIDGE, "up"])?;
+        let mut ports = vec!["p-dir".to_string()];
+        for (i, ns) in reals.iter().enumerate() {
+            let port = format!("p-r{i}");
+            self.veth(ns, HOST_IF, &sw, &port)?;
+            ports.push(port);
+        }
+        for p in &ports {
+            self.ipn(&sw, &["link", "set", p, "master", BRIDGE])?;
+            self.ipn(&sw, &["link", "set", p, "up"])?;
+            self.ethtool_off(&sw, p, &["tx"])?;
+        }
+
+        // Senders: a veth peer's own stack leaves partial checksums that a forwarded
+        // (or AF_XDP-copied) frame keeps, and the receiver drops (platform.md); and no
+        // segmentation/aggregation offloads, so frames on the wire stay MTU-sized.
+        let sender_off = ["tx", "tso", "gso", "gro"];
+        self.ethtool_off(&client, HOST_IF, &sender_off)?;
+        for ns in &reals {
+            self.ethtool_off(ns, HOST_IF, &sender_off)?;
+        }
+        // The director's own kernel traffic (ARP/ICMP/a local TCP) gets full checksums too.
+        self.ethtool_off(&director, EXT_IF, &["tx"])?;
+        self.ethtool_off(&director, INT_IF, &["tx"])?;
+
+        // Addresses and routes (a gateway route needs its link up first).
+        self.addr_up(&director, EXT_IF, VIP)?;
+        self.addr_up(&director, INT_IF, DIP)?;
+        self.addr_up(&client, HOST_IF, FIRST_CLIENT)?;
+        self.ipn(
+            &client,
+            &["route", "add", "default", "via", &VIP.to_string()],
+        )?;
+        for (ns, r) in reals.iter().zip(self.spec.reals.clone()) {
+            self.addr_up(ns, HOST_IF, r.addr)?;
+            self.ipn(ns, &["route", "add", "default", "via", &DIP.to_string()])?;
+        }
+        Ok(())
+    }
+
+    /// A veth pair made inside `a_ns` with its peer placed straight into `b_ns`: the
+    /// root namespace never sees either name. Both ends get `queues` rx and tx queues.
+    fn veth(&self, a_ns: &str, a_if: &str, b_ns: &str, b_if: &str) -> Result<()> {
+        let q = self.spec.queues.to_string();
+        let qs = ["numtxqueues", &q, "numrxqueues", &q];
+        let mut args = vec!["link", "add", "name", a_if];
+        args.extend(qs);
+        args.extend(["type", "veth", "peer", "name", b_if, "netns", b_ns]);
+        args.extend(qs);
+        self.ipn(a_ns, &args)
+    }
+
+    fn addr_up(&self, ns: &str, ifname: &str, addr: Ipv4Addr) -> Result<()> {
+        let cidr = format!("{addr}/{PREFIX_LEN}");
+        self.ipn(ns, &["addr", "add", &cidr, "dev", ifname])?;
+        self.ipn(ns, &["link", "set", ifname, "up"])
+    }
+
+    /// `ip -n NS ARGS`.
+    fn ipn(&self, ns: &str, args: &[&str]) -> Result<()> {
+        let mut full = vec!["-n", ns];
+        full.extend_from_slice(args);
+        self.setup_cmd(ip(&full))
+    }
+
+    fn sysctl(&self, ns: &str, settings: &[&str]) -> Result<()> {
+        let sysctl = tool("sysctl");
+        let mut c = self.command_in(ns, &sysctl.to_string_lossy());
+        c.arg("-q").arg("-w").args(settings);
+        self.setup_cmd(c)
+    }
+
+    fn ethtool_off(&self, ns: &str, ifname: &str, features: &[&str]) -> Result<()> {
+        let mut c = self.command_in(ns, &tool("ethtool").to_string_lossy());
+        c.arg("-K").arg(ifname);
+        for f in features {
+            c.arg(f).arg("off");
+        }
+        self.setup_cmd(c)
+    }
+
+    fn setup_cmd(&self, c: Command) -> Result<()> {
+        self.run_command(c, SETUP_TIMEOUT).map(drop)
+    }
+
+    /// Runs `c` to completion within `timeout`, output captured in files of our temp dir
+    /// (not pipes: no deadlock on large output, no hang when a grandchild keeps a pipe).
+    fn run_command(&self, mut c: Command, timeout: Duration) -> Result<String> {
+        let what = format!("{c:?}");
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let out_path = self.dir.join(format!("run-{n}.out"));
+        let err_path = self.dir.join(format!("run-{n}.err"));
+        let result = (|| {
+            let out = File::create(&out_path).context("creating capture file")?;
+            let err = File::create(&err_path).context("creating capture file")?;
+            let mut child = c
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .context("spawning")?;
+            let deadline = Instant::now() + timeout;
+            let status = loop {
+                if let Some(s) = child.try_wait().context("waiting")? {
+                    break s;
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("timed out after {timeout:?}");
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            let stdout = String::from_utf8_lossy(&fs::read(&out_path)?).into_owned();
+            if !status.success() {
+                // stderr first; stdout too, since some tools (ping) explain themselves there.
+                let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+                let tail: String = stdout.trim().chars().rev().take(500).collect();
+                let tail: String = tail.chars().rev().collect();
+                let tail = if tail.is_empty() {
+                    tail
+                } else {
+                    format!(" [stdout: {tail}]")
+                };
+                bail!("{status}: {}{tail}", stderr.trim());
+            }
+            Ok(stdout)
+        })();
+        let _ = fs::remove_file(&out_path);
+        let _ = fs::remove_file(&err_path);
+        result.with_context(|| format!("running {what}"))
+    }
+
+    fn check_ns(&self, ns: &str) -> Result<()> {
+        ensure!(
+            self.namespaces.iter().any(|n| n == ns),
+            "namespace {ns:?} does not belong to this topology"
+        );
+        Ok(())
+    }
+
+    /// The director's namespace (holds [`EXT_IF`] and [`INT_IF`]).
+    pub fn director_ns(&self) -> &str {
+        &self.director_ns
+    }
+    /// The (first) client's namespace.
+    pub fn client_ns(&self) -> &str {
+        &self.client_ns
+    }
+    /// Real server `i`'s namespace; panics if `i >= reals().len()`, like slice indexing.
+    pub fn real_ns(&self, i: usize) -> &str {
+        &self.real_ns[i]
+    }
+    /// The bridge's namespace.
+    pub fn sw_ns(&self) -> &str {
+        &self.sw_ns
+    }
+    /// All namespaces of this topology.
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
+    }
+    /// External interface, inside [`Self::director_ns`].
+    pub fn ext_if(&self) -> &str {
+        EXT_IF
+    }
+    /// Internal interface, inside [`Self::director_ns`].
+    pub fn int_if(&self) -> &str {
+        INT_IF
+    }
+    pub fn vip(&self) -> Ipv4Addr {
+        VIP
+    }
+    pub fn dip(&self) -> Ipv4Addr {
+        DIP
+    }
+    pub fn client_addr(&self) -> Ipv4Addr {
+        FIRST_CLIENT
+    }
+    pub fn reals(&self) -> &[RealSpec] {
+        &self.spec.reals
+    }
+    pub fn queues(&self) -> u32 {
+        self.spec.queues
+    }
+    /// The private temporary directory (nginx configs and logs, `spawn-N.log` files).
+    pub fn work_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `ip netns exec NS PROGRAM` (arguments to be added by the caller).
+    pub fn command_in(&self, ns: &str, program: &str) -> Command {
+        let mut c = ip(&["netns", "exec", ns, program]);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `args` in `ns` to completion (limit [`RUN_TIMEOUT`]); returns stdout, or an
+    /// error carrying stderr on a non-zero exit.
+    pub fn run_in(&self, ns: &str, args: &[&str]) -> Result<String> {
+        self.run_in_timeout(ns, args, RUN_TIMEOUT)
+    }
+
+    /// [`Self::run_in`] with an explicit limit; the process is killed when it is reached.
+    pub fn run_in_timeout(&self, ns: &str, args: &[&str], timeout: Duration) -> Result<String> {
+        self.check_ns(ns)?;
+        let (prog, rest) = args.split_first().context("run_in: empty command")?;
+        let mut c = self.command_in(ns, prog);
+        c.args(rest);
+        self.run_command(c, timeout)
+    }
+
+    /// Starts a long-running helper in `ns`, owned by the topology (SIGTERM, then SIGKILL,
+    /// in Drop). Its stdout and stderr go to `work_dir()/spawn-N.log`. `ip netns exec`
+    /// execs the program without forking, so the pid returned is the program's own.
+    pub fn spawn_in(&mut self, ns: &str, args: &[&str]) -> Result<u32> {
+        self.check_ns(ns)?;
+        let (prog, rest) = args.split_first().context("spawn_in: empty command")?;
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let log_path = self.dir.join(format!("spawn-{n}.log"));
+        let log =
+            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let log2 = log.try_clone().context("duplicating log file")?;
+        let mut c = self.command_in(ns, prog);
+        c.args(rest).stdout(log).stderr(log2);
+        let child = c
+            .spawn()
+            .with_context(|| format!("spawning {c:?} in {ns}"))?;
+        let pid = child.id();
+        self.children.push(child);
+        Ok(pid)
+    }
+
+    /// Starts nginx in every real server's namespace on port 80, serving `page + "\n"` at
+    /// `/` and [`big_file_bytes`] at [`BIG_FILE_PATH`], and waits (at most 5 s) until each
+    /// answers `curl http://ADDR/` from inside its own namespace.
+    pub fn start_web_servers(&mut self) -> Result<()> {
+        ensure!(!self.web_started, "web servers already started");
+        self.web_started = true;
+        let nginx = tool("nginx");
+        ensure!(
+            nginx.exists(),
+            "nginx not found (Debian package nginx-light)"
+        );
+        let big = big_file_bytes();
+        let mut pids = Vec::new();
+        for i in 0..self.spec.reals.len() {
+            let prefix = self.dir.join(format!("nginx-real{i}"));
+            let www = prefix.join("www");
+            mkdir_public(&prefix)?;
+            mkdir_public(&www)?;
+            // A file, not `return 200 "..."`: the page needs no escaping for nginx.
+            let page = format!("{}\n", self.spec.reals[i].page);
+            write_public(&www.join("index.html"), page.as_bytes())?;
+            write_public(&www.join(BIG_FILE_PATH.trim_start_matches('/')), &big)?;
+            let p = prefix.display();
+            // Foreground (`daemon off`) so the spawned pid is the master; all paths are
+            // in our prefix so instances never share a pid file, log or temp dir.
+            let conf = format!(
+                "worker_processes 1;\n\
+                 daemon off;\n\
+                 pid {p}/nginx.pid;\n\
+                 error_log {p}/error.log warn;\n\
+                 worker_rlimit_nofile 8192;\n\
+                 events {{ worker_connections 4096; }}\n\
+                 http {{\n\
+                 \x20 access_log off;\n\
+                 \x20 client_body_temp_path {p}/body;\n\
+                 \x20 proxy_temp_path {p}/proxy;\n\
+                 \x20 fastcgi_temp_path {p}/fastcgi;\n\
+                 \x20 uwsgi_temp_path {p}/uwsgi;\n\
+                 \x20 scgi_temp_path {p}/scgi;\n\
+                 \x20 default_type application/octet-stream;\n\
+                 \x20 server {{ listen 80; root {p}/www; index index.html; }}\n\
+                 }}\n"
+            );
+            let conf_path = prefix.join("nginx.conf");
+            write_public(&conf_path, conf.as_bytes())?;
+            let ns = self.real_ns[i].clone();
+            let args = [
+                &*nginx.to_string_lossy(),
+                "-p",
+                &format!("{p}/"),
+                "-c",
+                &*conf_path.to_string_lossy(),
+                "-e",
+                &format!("{p}/error.log"),
+            ];
+            pids.push(self.spawn_in(&ns, &args)?);
+        }
+
+        let deadline = Instant::now() + WEB_READY_TIMEOUT;
+        for (i, pid) in pids.into_iter().enumerate() {
+            let (ns, r) = (&self.real_ns[i], &self.spec.reals[i]);
+            let url = format!("http://{}/", r.addr);
+            let want = format!("{}\n", r.page);
+            loop {
+                let got = self.run_in_timeout(
+                    ns,
+                    &["curl", "-s", "--max-time", "1", &url],
+                    Duration::from_secs(3),
+                );
+                if matches!(&got, Ok(body) if *body == want) {
+                    break;
+                }
+                let log = || {
+                    fs::read_to_string(self.dir.join(format!("nginx-real{i}/error.log")))
+                        .unwrap_or_default()
+                };
+                let exited = self
+                    .children
+                    .iter_mut()
+                    .find(|c| c.id() == pid)
+                    .and_then(|c| c.try_wait().ok().flatten());
+                if let Some(status) = exited {
+                    bail!("nginx for {} exited ({status}): {}", r.addr, log().trim());
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "nginx for {} not ready after {WEB_READY_TIMEOUT:?} (last: {got:?}): {}",
+                        r.addr,
+                        log().trim()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGTERM every spawned process, give them [`TERM_GRACE`] together, SIGKILL the rest.
+    fn stop_children(&mut self) {
+        for c in &mut self.children {
+            if let Ok(None) = c.try_wait() {
+                // SAFETY: kill(2) only sends a signal. The child is not reaped yet
+                // (try_wait said it is running), so its pid cannot have been reused.
+                unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            }
+        }
+        let deadline = Instant::now() + TERM_GRACE;
+        while Instant::now() < deadline
+            && self
+                .children
+                .iter_mut()
+                .any(|c| matches!(c.try_wait(), Ok(None)))
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for mut c in self.children.drain(..) {
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        self.stop_children();
+        for ns in self.namespaces.iter().rev() {
+            delete_ns(ns);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names from `ip netns list` (each line is "NAME" or "NAME (id: N)").
+    fn netns_list() -> Vec<String> {
+        let out = ip(&["netns", "list"]).output().expect("ip netns list");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    }
+
+    fn ping(t: &Topology, ns: &str, to: Ipv4Addr) -> Result<String> {
+        t.run_in(ns, &["ping", "-c1", "-W1", &to.to_string()])
+    }
+
+    fn skip_unless_root(test: &str) -> bool {
+        if !is_root() {
+            eprintln!("skipping {test}: needs root");
+        }
+        !is_root()
+    }
+
+    #[test]
+    fn names_are_unique_and_parse_back() {
+        let a = unique_base("xvst");
+        let b = unique_base("xvst");
+        assert_ne!(a, b);
+        let pid = std::process::id();
+        assert!(a.starts_with(&format!("xvst{pid}_")));
+        assert_eq!(owner_pid("xvst", &format!("{a}-director")), Some(pid));
+        assert_eq!(owner_pid("xvst", "xvst12_3-real0"), Some(12));
+        assert_eq!(owner_pid("xvs", "xvst12_3-real0"), None);
+        assert_eq!(owner_pid("xvst", "xvst12-real0"), None);
+        assert_eq!(owner_pid("xvst", "other"), None);
+    }
+
+    #[test]
+    fn seed_spec() {
+        let s = TopologySpec::seed();
+        assert_eq!(s.queues, 1);
+        assert_eq!(s.clients, 1);
+        assert_eq!(s.reals.len(), 2);
+        assert_eq!(s.reals[0].addr, Ipv4Addr::new(198, 19, 0, 148));
+        assert_eq!(s.reals[0].page, "198.19.0.148 is www.shuyan.com");
+        assert_eq!(s.reals[1].addr, Ipv4Addr::new(198, 19, 0, 137));
+        assert_eq!(s.reals[1].page, "198.19.0.137");
+        assert_eq!(VIP, Ipv4Addr::new(198, 18, 0, 129));
+        assert_eq!(DIP, Ipv4Addr::new(198, 19, 0, 152));
+        assert_eq!(FIRST_CLIENT, Ipv4Addr::new(198, 18, 0, 201));
+        s.validate().expect("seed is valid");
+    }
+
+    #[test]
+    fn validation_rejects_foreign_addresses() {
+        let mut s = TopologySpec::seed();
+        s.reals[0].addr = Ipv4Addr::new(10, 0, 0, 1);
+        assert!(s.validate().is_err());
+        let mut s = TopologySpec::seed();
+        s.reals[1].addr = DIP;
+        assert!(s.validate().is_err());
+        let mut s = TopologySpec::seed();
+        s.reals[1].addr = s.reals[0].addr;
+        assert!(s.validate().is_err());
+        let mut s = TopologySpec::seed();
+        s.prefix = "x/y".into();
+        assert!(s.validate().is_err());
+        let mut s = TopologySpec::seed();
+        s.queues = 0;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn big_file_is_deterministic() {
+        let a = big_file_bytes();
+        assert_eq!(a.len(), BIG_FILE_LEN);
+        assert_eq!(a, big_file_bytes());
+        assert_ne!(a[..8], a[8..16]);
+    }
+
+    #[test]
+    fn seed_topology_with_two_queues() {
+        if skip_unless_root("seed_topology_with_two_queues") {
+            return;
+        }
+        let spec = TopologySpec {
+            prefix: "xvst".into(),
+            queues: 2,
+            ..TopologySpec::seed()
+        };
+        let mut t = Topology::build(&spec).expect("build");
+        let names = t.namespaces().to_vec();
+        assert_eq!(names.len(), 5);
+
+        let mut ends = vec![
+            (t.client_ns().to_string(), HOST_IF.to_string()),
+            (t.director_ns().to_string(), EXT_IF.to_string()),
+            (t.director_ns().to_string(), INT_IF.to_string()),
+            (t.sw_ns().to_string(), "p-dir".to_string()),
+        ];
+        for i in 0..t.reals().len() {
+            ends.push((t.real_ns(i).to_string(), HOST_IF.to_string()));
+            ends.push((t.sw_ns().to_string(), format!("p-r{i}")));
+        }
+        for (ns, ifname) in &ends {
+            let q = t
+                .run_in(ns, &["ls", &format!("/sys/class/net/{ifname}/queues")])
+                .unwrap_or_else(|e| panic!("{ns}/{ifname}: {e:#}"));
+            let q: Vec<&str> = q.split_whitespace().collect();
+            assert_eq!(q, ["rx-0", "rx-1", "tx-0", "tx-1"], "{ns}/{ifname}");
+        }
+        let fwd = t
+            .run_in(t.director_ns(), &["cat", "/proc/sys/net/ipv4/ip_forward"])
+            .expect("read ip_forward");
+        assert_eq!(fwd.trim(), "0");
+
+        ping(&t, t.client_ns(), VIP).expect("client pings VIP");
+        ping(&t, t.real_ns(0), DIP).expect("real0 pings DIP");
+        ping(&t, t.real_ns(1), t.reals()[0].addr).expect("real1 pings real0 over the bridge");
+
+        t.start_web_servers().expect("web servers");
+        for i in 0..t.reals().len() {
+            let r = &t.reals()[i];
+            let url = format!("http://{}/", r.addr);
+            let body = t
+                .run_in(t.real_ns(i), &["curl", "-s", "--max-time", "2", &url])
+                .expect("local curl");
+            assert_eq!(body, format!("{}\n", r.page));
+        }
+        // The big file arrives intact (length and content via sha256 of both sides).
+        let url = format!("http://{}{BIG_FILE_PATH}", t.reals()[0].addr);
+        let got = t
+            .run_in(
+                t.real_ns(0),
+                &[
+                    "sh",
+                    "-c",
+                    &format!("curl -s --max-time 5 {url} | sha256sum"),
+                ],
+            )
+            .expect("curl big file");
+        let local = t.work_dir().join("expect.bin");
+        fs::write(&local, big_file_bytes()).expect("write");
+        let want = t
+            .run_in(t.client_ns(), &["sha256sum", &local.to_string_lossy()])
+            .expect("sha256sum");
+        assert_eq!(
+            got.split_whitespace().next(),
+            want.split_whitespace().next()
+        );
+
+        // No kernel forwarding on the director: the client cannot reach a real server.
+        let real = t.reals()[0].addr.to_string();
+        assert!(ping(&t, t.client_ns(), t.reals()[0].addr).is_err());
+        assert!(t
+            .run_in(
+                t.client_ns(),
+                &["curl", "-s", "--max-time", "2", &format!("http://{real}/")]
+            )
+            .is_err());
+
+        let dir = t.work_dir().to_path_buf();
+        drop(t);
+        let list = netns_list();
+        for n in &names {
+            assert!(!list.contains(n), "{n} left behind");
+        }
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn drop_cleans_up_during_panic() {
+        if skip_unless_root("drop_cleans_up_during_panic") {
+            return;
+        }
+        let mut names = Vec::new();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let spec = TopologySpec {
+                prefix: "xvstp".into(),
+                ..TopologySpec::seed()
+            };
+            let mut t = Topology::build(&spec).expect("build");
+            names = t.namespaces().to_vec();
+            let ns = t.real_ns(0).to_string();
+            t.spawn_in(&ns, &["sleep", "30"]).expect("spawn");
+            panic!("boom");
+        }));
+        assert!(r.is_err());
+        assert_eq!(names.len(), 5);
+        let list = netns_list();
+        for n in &names {
+            assert!(!list.contains(n), "{n} left behind");
+        }
+    }
+
+    #[test]
+    fn cleanup_stale_removes_dead_owners_only() {
+        if skip_unless_root("cleanup_stale_removes_dead_owners_only") {
+            return;
+        }
+        // A pid that just died (reaped): its namespaces are stale; ours are not.
+        let mut child = Command::new("true").spawn().expect("spawn true");
+        let dead = child.id();
+        child.wait().expect("wait");
+        let stale = format!("xvsts{dead}_0-client");
+        let live = format!("{}-client", unique_base("xvsts"));
+        for n in [&stale, &live] {
+            let st = ip(&["netns", "add", n]).status().expect("ip netns add");
+            assert!(st.success());
+        }
+        let stale_dir = std::env::temp_dir().join(format!("xvsts{dead}_0"));
+        fs::create_dir_all(&stale_dir).expect("mkdir");
+        assert_eq!(cleanup_stale("xvsts"), 1);
+        assert!(!stale_dir.exists());
+        let list = netns_list();
+        assert!(!list.contains(&stale));
+        assert!(list.contains(&live));
+        delete_ns(&live);
+        assert!(!netns_list().contains(&live));
+    }
+
+    #[test]
+    fn refuses_foreign_namespace() {
+        if skip_unless_root("refuses_foreign_namespace") {
+            return;
+        }
+        let t = Topology::build(&TopologySpec {
+            prefix: "xvstf".into(),
+            reals: vec![],
+            ..TopologySpec::seed()
+        })
+        .expect("build");
+        assert!(t.run_in("somebody-else", &["true"]).is_err());
+        assert!(t.run_in(t.client_ns(), &["true"]).is_ok());
+    }
+}

@@ -8,14 +8,17 @@
 //! - [`stats`]: per-worker counters, written by one worker and read lock-free by control.
 //! - [`neigh`]: next-hop MAC resolution from the kernel's routing and neighbour tables.
 //! - [`xsk`]: AF_XDP sockets and our XDP program (the only place with `unsafe`).
+//! - [`resolver`]: the thread that keeps next-hop MACs fresh for the workers.
 //! - [`worker`]: the pinned poll-mode loop tying them together.
 //! - [`publish`]: RCU-style publication of snapshots to workers.
 
 pub mod checksum;
 pub mod conntrack;
+pub mod nat;
 pub mod neigh;
 pub mod process;
 pub mod publish;
+pub mod resolver;
 pub mod snapshot;
 pub mod stats;
 pub mod wire;

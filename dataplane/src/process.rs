@@ -1,1 +1,311 @@
-//! TODO
+//! The heart of the director: one frame in, one verdict out.
+//!
+//! [`process`] is a pure function of (frame, configuration snapshot, neighbour table,
+//! connection table, clock): no socket, no syscall, no allocation, no lock. Workers call it for
+//! every frame they own; tests, fuzzers and benchmarks call it directly.
+//!
+//! What it does, as LVS-NAT:
+//! - From the external side, CIP:cport -> VIP:vport: find the connection (or schedule a real
+//!   server for a new one: a UDP datagram or a TCP SYN), rewrite the destination to RIP:rport,
+//!   decrement the TTL, address the frame to the real server's MAC from the internal interface.
+//! - From the internal side, RIP:rport -> CIP:cport: find the connection, rewrite the source to
+//!   VIP:vport, decrement the TTL, address the frame to the client's next hop from the external
+//!   interface.
+//!
+//! What it refuses (each counted by reason, never a panic): anything that is not a well-formed
+//! IPv4 TCP/UDP packet, bad IPv4 header checksums, fragments, IP options, TTL <= 1, packets
+//! with no service or connection, and frames whose next hop is not resolved yet (the verdict
+//! then asks for resolution). TCP/UDP checksums are not verified: the incremental update keeps
+//! a bad one bad, so the end host drops it as it would have without us.
+
+use crate::conntrack::{Conn, ConnTable, Direction, FlowKey, TcpState};
+use crate::nat::{self, Endpoint};
+use crate::neigh::NeighbourTable;
+use crate::snapshot::{Snapshot, Vip, PROTO_TCP};
+use crate::stats::{DropReason, WorkerStats};
+use crate::wire::{
+    EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
+};
+use std::net::Ipv4Addr;
+
+/// The interface a frame arrived on or leaves by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Towards clients; the VIPs live here.
+    External,
+    /// Towards the real servers.
+    Internal,
+}
+
+/// What to do with a frame after [`process`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The frame was rewritten in place: transmit it out of this side.
+    Forward(Side),
+    Drop(DropReason),
+    /// Drop it: the next hop `addr` on `ifindex` has no MAC yet; ask for resolution.
+    Unresolved {
+        ifindex: u32,
+        addr: Ipv4Addr,
+    },
+}
+
+/// Read-only inputs shared by a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Env<'a> {
+    pub config: &'a Snapshot,
+    pub neighbours: &'a NeighbourTable,
+    /// Monotonic milliseconds, read once per batch.
+    pub now_ms: u64,
+}
+
+const ETHERNET_HEADER_LEN: usize = 14;
+
+/// The fields of a frame that passed every check.
+#[derive(Debug, Clone, Copy)]
+struct Headers {
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    src_port: u16,
+    dst_port: u16,
+    tcp_flags: u8,
+    /// IPv4 total length: the IPVS byte count and the extent of the NAT rewrite.
+    ip_len: usize,
+}
+
+impl Headers {
+    /// The packet's own 5-tuple, as the connection table indexes it.
+    #[inline]
+    fn flow_key(&self) -> FlowKey {
+        FlowKey {
+            proto: self.proto,
+            src: self.src,
+            src_port: self.src_port,
+            dst: self.dst,
+            dst_port: self.dst_port,
+        }
+    }
+}
+
+fn parse(frame: &[u8]) -> Result<Headers, DropReason> {
+    let ethernet = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Malformed)?;
+    if ethernet.ethertype() != EtherType::Ipv4 {
+        return Err(DropReason::NotIpv4);
+    }
+    let ip = Ipv4Packet::new_checked(ethernet.payload()).map_err(|_| DropReason::Malformed)?;
+    if !ip.verify_checksum() {
+        return Err(DropReason::BadIpChecksum);
+    }
+    if ip.is_fragment() {
+        return Err(DropReason::Fragment);
+    }
+    if ip.has_options() {
+        return Err(DropReason::IpOptions);
+    }
+    let (proto, src_port, dst_port, tcp_flags) = match ip.protocol() {
+        IpProtocol::Tcp => {
+            let tcp = TcpPacket::new_checked(ip.payload()).map_err(|_| DropReason::Malformed)?;
+            (
+                PROTO_TCP,
+                tcp.src_port(),
+                tcp.dst_port(),
+                tcp.flags().bits(),
+            )
+        }
+        IpProtocol::Udp => {
+            let udp = UdpPacket::new_checked(ip.payload()).map_err(|_| DropReason::Malformed)?;
+            (
+                crate::snapshot::PROTO_UDP,
+                udp.src_port(),
+                udp.dst_port(),
+                0,
+            )
+        }
+        _ => return Err(DropReason::UnsupportedProtocol),
+    };
+    if ip.ttl() <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
+    Ok(Headers {
+        proto,
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        src_port,
+        dst_port,
+        tcp_flags,
+        ip_len: ip.total_len(),
+    })
+}
+
+/// The client endpoint (CIP, cport) of a frame arriving on `from`: the source of requests, the
+/// destination of replies. It decides which worker owns the frame
+/// ([`crate::conntrack::owner_of`]). `None` for frames [`process`] would drop anyway.
+#[inline]
+pub fn client_endpoint(frame: &[u8], from: Side) -> Option<(Ipv4Addr, u16)> {
+    let h = parse(frame).ok()?;
+    Some(match from {
+        Side::External => (h.src, h.src_port),
+        Side::Internal => (h.dst, h.dst_port),
+    })
+}
+
+/// Processes one frame that arrived on `from`, rewriting it in place when it is forwarded.
+pub fn process(
+    frame: &mut [u8],
+    from: Side,
+    env: &Env<'_>,
+    conns: &mut ConnTable,
+    stats: &WorkerStats,
+) -> Verdict {
+    let headers = match parse(frame) {
+        Ok(h) => h,
+        Err(reason) => return Verdict::Drop(reason),
+    };
+    match from {
+        Side::External => inbound(frame, &headers, env, conns, stats),
+        Side::Internal => outbound(frame, &headers, env, conns, stats),
+    }
+}
+
+/// A TCP segment that may open a connection: SYN without ACK or RST.
+fn opens_connection(h: &Headers) -> bool {
+    h.proto != PROTO_TCP || h.tcp_flags & (0x02 | 0x10 | 0x04) == 0x02
+}
+
+fn inbound(
+    frame: &mut [u8],
+    h: &Headers,
+    env: &Env<'_>,
+    conns: &mut ConnTable,
+    stats: &WorkerStats,
+) -> Verdict {
+    let config = env.config;
+    let conn = match conns.lookup(&h.flow_key(), Direction::Inbound, env.now_ms, stats) {
+        Some(conn) => conn,
+        None => {
+            let vip = Vip {
+                proto: h.proto,
+                addr: h.dst,
+                port: h.dst_port,
+            };
+            let Some(service) = config.service(&vip) else {
+                return Verdict::Drop(DropReason::NoService);
+            };
+            if !opens_connection(h) {
+                return Verdict::Drop(DropReason::NoConnection);
+            }
+            let Some(real) = service.schedule() else {
+                return Verdict::Drop(DropReason::NoRealServer);
+            };
+            let new = Conn {
+                proto: h.proto,
+                caddr: h.src,
+                cport: h.src_port,
+                vaddr: h.dst,
+                vport: h.dst_port,
+                daddr: real.addr,
+                dport: real.port,
+                service: service.id,
+                real: real.id,
+                state: TcpState::None,
+                expires_ms: 0,
+            };
+            match conns.insert(new, stats) {
+                Ok(conn) => {
+                    if let Some(s) = stats.service(service.id) {
+                        s.conns.add(1);
+                    }
+                    if let Some(r) = stats.real(real.id) {
+                        r.traffic.conns.add(1);
+                    }
+                    conn
+                }
+                Err(_) => return Verdict::Drop(DropReason::TableFull),
+            }
+        }
+    };
+    ConnTable::touch(
+        conn,
+        Direction::Inbound,
+        h.tcp_flags,
+        &config.timeouts,
+        env.now_ms,
+        stats,
+    );
+    let conn = *conn;
+    let mac = match next_hop(env, config.internal.ifindex, conn.daddr) {
+        Ok(mac) => mac,
+        Err(verdict) => return verdict,
+    };
+    let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
+    nat::translate(ip, Endpoint::Destination, conn.daddr, conn.dport);
+    nat::decrement_ttl(ip);
+    address(frame, config.internal.mac, mac);
+    if let Some(s) = stats.service(conn.service) {
+        s.count_in(h.ip_len);
+    }
+    if let Some(r) = stats.real(conn.real) {
+        r.traffic.count_in(h.ip_len);
+    }
+    Verdict::Forward(Side::Internal)
+}
+
+fn outbound(
+    frame: &mut [u8],
+    h: &Headers,
+    env: &Env<'_>,
+    conns: &mut ConnTable,
+    stats: &WorkerStats,
+) -> Verdict {
+    let config = env.config;
+    let Some(conn) = conns.lookup(&h.flow_key(), Direction::Outbound, env.now_ms, stats) else {
+        return Verdict::Drop(DropReason::NoConnection);
+    };
+    ConnTable::touch(
+        conn,
+        Direction::Outbound,
+        h.tcp_flags,
+        &config.timeouts,
+        env.now_ms,
+        stats,
+    );
+    let conn = *conn;
+    let mac = match next_hop(env, config.external.ifindex, conn.caddr) {
+        Ok(mac) => mac,
+        Err(verdict) => return verdict,
+    };
+    let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
+    nat::translate(ip, Endpoint::Source, conn.vaddr, conn.vport);
+    nat::decrement_ttl(ip);
+    address(frame, config.external.mac, mac);
+    if let Some(s) = stats.service(conn.service) {
+        s.count_out(h.ip_len);
+    }
+    if let Some(r) = stats.real(conn.real) {
+        r.traffic.count_out(h.ip_len);
+    }
+    Verdict::Forward(Side::External)
+}
+
+/// The MAC of the next hop towards `addr` out of `ifindex`, or the verdict for a frame that
+/// cannot be sent yet.
+#[inline]
+fn next_hop(env: &Env<'_>, ifindex: u32, addr: Ipv4Addr) -> Result<[u8; 6], Verdict> {
+    env.neighbours.next_hop_mac(ifindex, addr).map_err(|miss| {
+        if miss.no_route {
+            Verdict::Drop(DropReason::NoRoute)
+        } else {
+            Verdict::Unresolved {
+                ifindex: miss.ifindex,
+                addr: miss.next_hop,
+            }
+        }
+    })
+}
+
+fn address(frame: &mut [u8], src: [u8; 6], dst: [u8; 6]) {
+    let mut ethernet = EthernetFrame::new_unchecked(frame);
+    ethernet.set_src_addr(EthernetAddress(src));
+    ethernet.set_dst_addr(EthernetAddress(dst));
+}

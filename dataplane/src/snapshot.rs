@@ -1,1 +1,101 @@
-//! TODO
+//! The configuration a worker sees: an immutable snapshot built by the control plane.
+//!
+//! Control validates every change, builds a complete new [`Snapshot`] and publishes it (see
+//! [`crate::publish`]); workers pick it up between batches. Nothing in here is mutated after
+//! publication except the schedulers' lock-free cursors. Connection entries do not point into a
+//! snapshot: they carry their own addresses, so established connections keep flowing whatever
+//! the next snapshot says.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use xvs_scheduler::{Dest, Scheduler};
+
+/// IP protocol numbers of the protocols xvs balances.
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// A virtual service address: protocol, VIP, port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Vip {
+    pub proto: u8,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+/// Index of a service's counters in [`crate::stats::WorkerStats::services`].
+pub type ServiceId = u32;
+/// Index of a real server's counters in [`crate::stats::WorkerStats::reals`].
+pub type RealId = u32;
+
+/// A real server of one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealServer {
+    pub id: RealId,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+/// One virtual service.
+#[derive(Debug)]
+pub struct Service {
+    pub id: ServiceId,
+    pub vip: Vip,
+    pub scheduler: Scheduler,
+    /// What the scheduler sees of each real server; same order as `reals`.
+    pub dests: Box<[Dest]>,
+    pub reals: Box<[RealServer]>,
+}
+
+impl Service {
+    /// The real server for a new connection, if any may take one.
+    #[inline]
+    pub fn schedule(&self) -> Option<&RealServer> {
+        let i = self.scheduler.pick(&self.dests)?;
+        self.reals.get(i)
+    }
+}
+
+/// An interface of the director as the dataplane needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Interface {
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+}
+
+/// Connection timeouts in seconds: IPVS's defaults, `ipvsadm --set tcp tcpfin udp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// ESTABLISHED.
+    pub tcp: u32,
+    /// FIN_WAIT (after a FIN from the client).
+    pub tcpfin: u32,
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp: 900,
+            tcpfin: 120,
+            udp: 300,
+        }
+    }
+}
+
+/// Everything a worker needs to process a frame, published atomically.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Clients side.
+    pub external: Interface,
+    /// Real servers side.
+    pub internal: Interface,
+    pub timeouts: Timeouts,
+    pub services: HashMap<Vip, Service>,
+}
+
+impl Snapshot {
+    #[inline]
+    pub fn service(&self, vip: &Vip) -> Option<&Service> {
+        self.services.get(vip)
+    }
+}

@@ -1,1 +1,288 @@
-//! TODO
+//! Per-worker counters: written by exactly one worker, read by the control thread, no locks.
+//!
+//! Every counter is an `AtomicU64` that its worker updates with a relaxed load and store (not a
+//! read-modify-write: there is one writer, so no `lock`-prefixed instruction is needed) and that
+//! control reads with relaxed loads and sums across workers. A reader may see one counter a few
+//! packets behind another; totals are exact once traffic stops.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Upper bound on virtual services; their counter slots are preallocated per worker.
+pub const MAX_SERVICES: usize = 4096;
+/// Upper bound on real servers (summed over services); counter slots preallocated per worker.
+pub const MAX_REALS: usize = 16384;
+
+/// Why a frame was dropped. The discriminant indexes [`WorkerStats::drops`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Ethernet/IPv4/TCP/UDP header shorter than its lengths say, or inconsistent lengths.
+    Malformed,
+    /// Not IPv4 (the XDP program only redirects IPv4; defensive).
+    NotIpv4,
+    /// IPv4 header checksum wrong.
+    BadIpChecksum,
+    /// IP fragment: not load-balanced (no ports in non-first fragments).
+    Fragment,
+    /// IPv4 options present: not load-balanced (as Katran).
+    IpOptions,
+    /// TTL would reach 0 when forwarded.
+    TtlExceeded,
+    /// Neither TCP nor UDP.
+    UnsupportedProtocol,
+    /// To a VIP:port with no service (e.g. just deleted).
+    NoService,
+    /// A TCP segment other than a SYN for an unknown connection, or a reply with no connection.
+    NoConnection,
+    /// The service has no real server that may take new connections.
+    NoRealServer,
+    /// The connection table (or this worker's share of it) is full: new flows are refused,
+    /// established ones are never evicted.
+    TableFull,
+    /// The next hop's MAC is not resolved yet; resolution was requested.
+    NeighbourMiss,
+    /// No route to the next hop out of the egress interface.
+    NoRoute,
+    /// The owning worker's hand-off ring was full.
+    HandoffFull,
+    /// The transmit ring was full.
+    TxFull,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 15;
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::Malformed,
+        DropReason::NotIpv4,
+        DropReason::BadIpChecksum,
+        DropReason::Fragment,
+        DropReason::IpOptions,
+        DropReason::TtlExceeded,
+        DropReason::UnsupportedProtocol,
+        DropReason::NoService,
+        DropReason::NoConnection,
+        DropReason::NoRealServer,
+        DropReason::TableFull,
+        DropReason::NeighbourMiss,
+        DropReason::NoRoute,
+        DropReason::HandoffFull,
+        DropReason::TxFull,
+    ];
+
+    /// Stable snake_case name used in the control protocol and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::NotIpv4 => "not_ipv4",
+            DropReason::BadIpChecksum => "bad_ip_checksum",
+            DropReason::Fragment => "fragment",
+            DropReason::IpOptions => "ip_options",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::UnsupportedProtocol => "unsupported_protocol",
+            DropReason::NoService => "no_service",
+            DropReason::NoConnection => "no_connection",
+            DropReason::NoRealServer => "no_real_server",
+            DropReason::TableFull => "table_full",
+            DropReason::NeighbourMiss => "neighbour_miss",
+            DropReason::NoRoute => "no_route",
+            DropReason::HandoffFull => "handoff_full",
+            DropReason::TxFull => "tx_full",
+        }
+    }
+}
+
+/// A counter with a single writer.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning worker may call this.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A gauge with a single writer (may go down).
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    #[inline]
+    pub fn add(&self, n: i64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    #[inline]
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Traffic through a service or a real server, in ipvsadm's `--stats` terms. "In" is client to
+/// server, "out" server to client; bytes are IP packet lengths, as IPVS counts them.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub conns: Counter,
+    pub inpkts: Counter,
+    pub outpkts: Counter,
+    pub inbytes: Counter,
+    pub outbytes: Counter,
+}
+
+/// A plain copy of [`Traffic`] for summing and reporting.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TrafficTotals {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+impl Traffic {
+    #[inline]
+    pub fn count_in(&self, bytes: usize) {
+        self.inpkts.add(1);
+        self.inbytes.add(bytes as u64);
+    }
+
+    #[inline]
+    pub fn count_out(&self, bytes: usize) {
+        self.outpkts.add(1);
+        self.outbytes.add(bytes as u64);
+    }
+
+    pub fn totals(&self) -> TrafficTotals {
+        TrafficTotals {
+            conns: self.conns.get(),
+            inpkts: self.inpkts.get(),
+            outpkts: self.outpkts.get(),
+            inbytes: self.inbytes.get(),
+            outbytes: self.outbytes.get(),
+        }
+    }
+}
+
+impl std::ops::AddAssign for TrafficTotals {
+    fn add_assign(&mut self, o: Self) {
+        self.conns += o.conns;
+        self.inpkts += o.inpkts;
+        self.outpkts += o.outpkts;
+        self.inbytes += o.inbytes;
+        self.outbytes += o.outbytes;
+    }
+}
+
+impl TrafficTotals {
+    /// `self - base`, for counters of a reused slot (saturating: never negative).
+    pub fn since(self, base: TrafficTotals) -> TrafficTotals {
+        TrafficTotals {
+            conns: self.conns.saturating_sub(base.conns),
+            inpkts: self.inpkts.saturating_sub(base.inpkts),
+            outpkts: self.outpkts.saturating_sub(base.outpkts),
+            inbytes: self.inbytes.saturating_sub(base.inbytes),
+            outbytes: self.outbytes.saturating_sub(base.outbytes),
+        }
+    }
+}
+
+/// Per real server: traffic plus IPVS's active (ESTABLISHED) and inactive (other) connections.
+#[derive(Debug, Default)]
+pub struct RealStats {
+    pub traffic: Traffic,
+    pub active: Gauge,
+    pub inactive: Gauge,
+}
+
+/// Everything one worker counts.
+#[derive(Debug)]
+pub struct WorkerStats {
+    pub rx: Counter,
+    pub tx: Counter,
+    /// Frames this worker passed to the worker owning their flow.
+    pub handed_off: Counter,
+    pub drops: [Counter; DropReason::COUNT],
+    /// Entries in this worker's connection table.
+    pub conns: Gauge,
+    pub services: Box<[Traffic]>,
+    pub reals: Box<[RealStats]>,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            rx: Counter::default(),
+            tx: Counter::default(),
+            handed_off: Counter::default(),
+            drops: Default::default(),
+            conns: Gauge::default(),
+            services: (0..MAX_SERVICES).map(|_| Traffic::default()).collect(),
+            reals: (0..MAX_REALS).map(|_| RealStats::default()).collect(),
+        }
+    }
+}
+
+impl WorkerStats {
+    #[inline]
+    pub fn count_drop(&self, reason: DropReason) {
+        self.drops[reason as usize].add(1);
+    }
+
+    pub fn drops_by_name(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.drops[*r as usize].get()))
+    }
+
+    #[inline]
+    pub fn service(&self, id: u32) -> Option<&Traffic> {
+        self.services.get(id as usize)
+    }
+
+    #[inline]
+    pub fn real(&self, id: u32) -> Option<&RealStats> {
+        self.reals.get(id as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_reason_table_is_consistent() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        let names: std::collections::HashSet<_> =
+            DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn counters_add_and_totals_subtract() {
+        let s = WorkerStats::default();
+        s.count_drop(DropReason::Fragment);
+        s.count_drop(DropReason::Fragment);
+        assert_eq!(s.drops[DropReason::Fragment as usize].get(), 2);
+        let t = &s.services[3];
+        t.count_in(100);
+        t.count_out(40);
+        let base = t.totals();
+        t.count_in(10);
+        assert_eq!(t.totals().since(base).inbytes, 10);
+        assert_eq!(base.outbytes, 40);
+    }
+}

@@ -1,1 +1,317 @@
-//! TODO
+//! The poll-mode worker: a pinned thread that owns some queues of both interfaces.
+//!
+//! Each iteration ("batch"): read the clock once, pick up new snapshots (one atomic load each
+//! when nothing changed), then for every port it owns: recycle completed TX frames, refill the
+//! fill ring, take a batch of received frames. A frame whose flow another worker owns
+//! ([`crate::conntrack`] explains ownership) goes to that worker's hand-off ring; the rest, and
+//! the frames handed to us, go through [`process`]; forwarded frames are put on the TX ring of
+//! our port on the egress interface and the kernel is kicked once per port. Finally a few
+//! expired connections are reclaimed. No lock, no allocation (every buffer is sized at start),
+//! no syscall per packet.
+//!
+//! Frames: every worker owns a fixed range of UMEM frames (its "home" range). A frame may
+//! travel to another worker with a hand-off, and comes back to its home worker's return ring
+//! once that worker's transmission completes or it is dropped, so no worker's fill rings starve.
+
+use crate::conntrack::{owner_of, ConnTable};
+use crate::neigh::NeighbourTable;
+use crate::process::{client_endpoint, process, Env, Side, Verdict};
+use crate::publish::Reader;
+use crate::snapshot::Snapshot;
+use crate::stats::{DropReason, WorkerStats};
+use crate::xsk::{Frame, FrameMemory, Poller, Port};
+use crossbeam::queue::ArrayQueue;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What other threads may send a worker.
+pub struct Mailbox {
+    /// Frames of flows this worker owns, received by another worker.
+    handoff: ArrayQueue<(Frame, Side)>,
+    /// Frames of this worker's home range coming back from another worker.
+    returns: ArrayQueue<Frame>,
+}
+
+impl Mailbox {
+    /// Capacities: `frames_per_worker` for returns (all of a home range can come back at once),
+    /// `handoff` for hand-offs (beyond it frames are dropped and counted).
+    pub fn new(frames_per_worker: usize, handoff: usize) -> Self {
+        Mailbox {
+            handoff: ArrayQueue::new(handoff.max(1)),
+            returns: ArrayQueue::new(frames_per_worker.max(1)),
+        }
+    }
+}
+
+/// A resolution request: next hop `addr` on interface `ifindex` had no MAC.
+pub type ResolveRequest = (u32, Ipv4Addr);
+
+/// The queue of resolution requests from workers to the neighbour thread.
+pub type ResolveQueue = ArrayQueue<ResolveRequest>;
+
+/// Everything shared by the workers of one director.
+#[derive(Clone)]
+pub struct Shared {
+    pub memory: FrameMemory,
+    pub mailboxes: Arc<[Mailbox]>,
+    pub frames_per_worker: usize,
+    /// Seed of [`owner_of`], the same for every worker.
+    pub owner_seed: u64,
+    pub resolve: Arc<ArrayQueue<ResolveRequest>>,
+    pub shutdown: Arc<AtomicBool>,
+    /// Monotonic time origin of `now_ms`.
+    pub epoch: Instant,
+}
+
+/// Tuning that does not change at run time.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerOptions {
+    /// Most frames taken from the hand-off ring per iteration.
+    pub batch: usize,
+    /// Connection slots inspected for expiry per iteration.
+    pub expiry_budget: usize,
+    /// Iterations without work before the worker sleeps in `ppoll`.
+    pub spin_before_wait: u32,
+    /// How long an idle worker waits for packets before checking its rings again.
+    pub idle_wait: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            batch: 64,
+            expiry_budget: 64,
+            spin_before_wait: 512,
+            idle_wait: Duration::from_micros(200),
+        }
+    }
+}
+
+pub struct Worker {
+    id: usize,
+    workers: usize,
+    ports: Vec<Port>,
+    /// Index in `ports` of the port that transmits out of each side.
+    tx_external: usize,
+    tx_internal: usize,
+    shared: Shared,
+    options: WorkerOptions,
+    pool: Vec<Frame>,
+    received: Vec<Frame>,
+    completed: Vec<Frame>,
+    out_external: Vec<Frame>,
+    out_internal: Vec<Frame>,
+    conns: ConnTable,
+    stats: Arc<WorkerStats>,
+    config: Reader<Snapshot>,
+    neighbours: Reader<NeighbourTable>,
+    poller: Poller,
+}
+
+impl Worker {
+    /// A worker over `ports` (at least one per side) starting with `frames` of its home range.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: usize,
+        workers: usize,
+        ports: Vec<Port>,
+        frames: Vec<Frame>,
+        conn_capacity: usize,
+        shared: Shared,
+        options: WorkerOptions,
+        stats: Arc<WorkerStats>,
+        config: Reader<Snapshot>,
+        neighbours: Reader<NeighbourTable>,
+    ) -> Result<Self, String> {
+        let find = |side| ports.iter().position(|p: &Port| p.side() == side);
+        let tx_external = find(Side::External)
+            .ok_or_else(|| format!("worker {id} has no queue on the external interface"))?;
+        let tx_internal = find(Side::Internal)
+            .ok_or_else(|| format!("worker {id} has no queue on the internal interface"))?;
+        // Every buffer can hold every frame of the UMEM, so pushing never reallocates.
+        let total = shared.frames_per_worker * workers;
+        let mut pool = Vec::with_capacity(total);
+        pool.extend(frames);
+        let poller = Poller::new(&ports);
+        Ok(Worker {
+            id,
+            workers,
+            ports,
+            tx_external,
+            tx_internal,
+            shared,
+            options,
+            pool,
+            received: Vec::with_capacity(total),
+            completed: Vec::with_capacity(total),
+            out_external: Vec::with_capacity(total),
+            out_internal: Vec::with_capacity(total),
+            conns: ConnTable::with_capacity(conn_capacity),
+            stats,
+            config,
+            neighbours,
+            poller,
+        })
+    }
+
+    /// Runs until shutdown is requested.
+    pub fn run(mut self) {
+        let mut idle: u32 = 0;
+        while !self.shared.shutdown.load(Ordering::Relaxed) {
+            if self.iterate() {
+                idle = 0;
+            } else {
+                idle = idle.saturating_add(1);
+                if idle >= self.options.spin_before_wait {
+                    self.poller.wait(self.options.idle_wait);
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+    }
+
+    /// One batch over every port and mailbox; returns whether there was any work.
+    pub fn iterate(&mut self) -> bool {
+        let now_ms = self.shared.epoch.elapsed().as_millis() as u64;
+        // Cloning the Arcs (one atomic increment each per batch) frees `self` for the loop
+        // below; the readers keep the snapshots alive, so dropping these never frees memory.
+        let config = Arc::clone(self.config.current());
+        let neighbours = Arc::clone(self.neighbours.current());
+        let env = Env {
+            config: &config,
+            neighbours: &neighbours,
+            now_ms,
+        };
+        let mut work = 0;
+
+        for i in 0..self.ports.len() {
+            self.ports[i].reclaim(&mut self.completed);
+            while let Some(frame) = self.completed.pop() {
+                self.recycle(frame);
+            }
+            self.ports[i].refill(&mut self.pool);
+            let n = self.ports[i].receive(&mut self.received);
+            if n == 0 {
+                continue;
+            }
+            work += n;
+            self.stats.rx.add(n as u64);
+            let side = self.ports[i].side();
+            while let Some(frame) = self.received.pop() {
+                self.dispatch(frame, side, &env);
+            }
+        }
+
+        for _ in 0..self.options.batch {
+            let Some((frame, side)) = self.shared.mailboxes[self.id].handoff.pop() else {
+                break;
+            };
+            work += 1;
+            self.handle(frame, side, &env);
+        }
+        while let Some(frame) = self.shared.mailboxes[self.id].returns.pop() {
+            self.pool.push(frame);
+        }
+
+        work += self.flush(Side::Internal) + self.flush(Side::External);
+        for port in &mut self.ports {
+            // Errors other than "busy, try again" are not recoverable by retrying; the frames
+            // stay on the ring and the next kick sends them.
+            let _ = port.kick();
+        }
+        self.conns
+            .expire(now_ms, self.options.expiry_budget, &self.stats);
+        work > 0
+    }
+
+    /// Processes a frame here or hands it to the worker that owns its flow.
+    #[inline]
+    fn dispatch(&mut self, mut frame: Frame, side: Side, env: &Env<'_>) {
+        if self.workers > 1 {
+            let owner = self
+                .shared
+                .memory
+                .with_bytes(&mut frame, |bytes| client_endpoint(bytes, side))
+                .map(|(addr, port)| owner_of(addr, port, self.workers, self.shared.owner_seed))
+                .unwrap_or(self.id);
+            if owner != self.id {
+                match self.shared.mailboxes[owner].handoff.push((frame, side)) {
+                    Ok(()) => self.stats.handed_off.add(1),
+                    Err((frame, _)) => {
+                        self.stats.count_drop(DropReason::HandoffFull);
+                        self.recycle(frame);
+                    }
+                }
+                return;
+            }
+        }
+        self.handle(frame, side, env);
+    }
+
+    #[inline]
+    fn handle(&mut self, mut frame: Frame, side: Side, env: &Env<'_>) {
+        let (conns, stats) = (&mut self.conns, &*self.stats);
+        let verdict = self
+            .shared
+            .memory
+            .with_bytes(&mut frame, |bytes| process(bytes, side, env, conns, stats));
+        match verdict {
+            Verdict::Forward(Side::Internal) => self.out_internal.push(frame),
+            Verdict::Forward(Side::External) => self.out_external.push(frame),
+            Verdict::Drop(reason) => {
+                self.stats.count_drop(reason);
+                self.recycle(frame);
+            }
+            Verdict::Unresolved { ifindex, addr } => {
+                self.stats.count_drop(DropReason::NeighbourMiss);
+                // A full request queue already holds plenty of work for the resolver.
+                let _ = self.shared.resolve.push((ifindex, addr));
+                self.recycle(frame);
+            }
+        }
+    }
+
+    /// Puts the frames for `side` on its TX ring; what does not fit is dropped (counted).
+    fn flush(&mut self, side: Side) -> usize {
+        let (port, out) = match side {
+            Side::Internal => (self.tx_internal, &mut self.out_internal),
+            Side::External => (self.tx_external, &mut self.out_external),
+        };
+        if out.is_empty() {
+            return 0;
+        }
+        let sent = self.ports[port].transmit(out);
+        self.stats.tx.add(sent as u64);
+        let mut unsent = std::mem::take(out);
+        for frame in unsent.drain(..) {
+            self.stats.count_drop(DropReason::TxFull);
+            self.recycle(frame);
+        }
+        // Give the (now empty) buffer back so its capacity is reused.
+        match side {
+            Side::Internal => self.out_internal = unsent,
+            Side::External => self.out_external = unsent,
+        }
+        sent
+    }
+
+    /// Returns a frame to its home worker's pool.
+    #[inline]
+    fn recycle(&mut self, frame: Frame) {
+        let home = self.shared.memory.index_of(&frame) / self.shared.frames_per_worker;
+        if home == self.id {
+            self.pool.push(frame);
+        } else if let Err(frame) = self.shared.mailboxes[home].returns.push(frame) {
+            // Cannot happen (the ring holds a whole home range); keep the frame rather than
+            // lose it.
+            self.pool.push(frame);
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<WorkerStats> {
+        &self.stats
+    }
+}

@@ -1,1 +1,102 @@
-fn main() {}
+//! `xvsadm [--control PATH] <ipvsadm arguments>`: ipvsadm's command line for xvs.
+//!
+//! Parses the arguments as ipvsadm does (`xvs_control::ipvsadm`), sends the command to xvsd's
+//! control socket (`$XVS_CONTROL`, else /run/xvs/xvs.sock), prints ipvsadm's output and exits
+//! with ipvsadm's status: 0 done, 2 bad usage or no daemon, 1 a listing failed, 255 the daemon
+//! refused a change or the command line has no command / an unknown option.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use xvs_control::client::{default_control_path, Client, ClientError};
+use xvs_control::ipvsadm::{self, Invocation, EXIT_COMMAND_FAILED, EXIT_LIST_FAILED, EXIT_USAGE};
+use xvs_control::protocol::{Command, Reply};
+
+fn main() -> ExitCode {
+    let mut args = match utf8_args(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(message) => return fail(&message, EXIT_USAGE),
+    };
+    let control = match ipvsadm::take_control_option(&mut args) {
+        Ok(path) => path.unwrap_or_else(default_control_path),
+        Err(e) => return fail(&e.to_string(), e.exit_code()),
+    };
+    match ipvsadm::parse(&args) {
+        Ok(invocation) => run(&control, invocation),
+        Err(e) => fail(&e.to_string(), e.exit_code()),
+    }
+}
+
+fn utf8_args(args: impl Iterator<Item = OsString>) -> Result<Vec<String>, String> {
+    args.map(|a| {
+        a.into_string()
+            .map_err(|a| format!("argument {a:?} is not valid UTF-8"))
+    })
+    .collect()
+}
+
+fn run(control: &Path, invocation: Invocation) -> ExitCode {
+    match invocation {
+        Invocation::Help => print(&ipvsadm::usage()),
+        Invocation::Version => {
+            let code = print(&format!("{}\n", ipvsadm::version_line()));
+            // The client's version is the answer; the daemon's is a bonus when it runs.
+            match call(control, Command::Version) {
+                Ok(Reply::Version(info)) => {
+                    print(&format!("{}\n", ipvsadm::format_daemon_version(&info)))
+                }
+                Ok(other) => fail(&format!("unexpected answer to version: {other:?}"), 0),
+                Err(e) => fail(&e.to_string(), 0),
+            };
+            code
+        }
+        Invocation::List(opts) => match call(control, Command::List) {
+            Ok(Reply::List(reply)) => match ipvsadm::format_list(&reply, &opts) {
+                Ok(text) => print(&text),
+                Err(e) => fail(&e.to_string(), EXIT_LIST_FAILED),
+            },
+            Ok(other) => fail(
+                &format!("unexpected answer to list: {other:?}"),
+                EXIT_LIST_FAILED,
+            ),
+            Err(e) => client_failure(&Command::List, e, EXIT_LIST_FAILED),
+        },
+        Invocation::Apply(command) => match call(control, command.clone()) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => client_failure(&command, e, EXIT_COMMAND_FAILED),
+        },
+    }
+}
+
+fn call(control: &Path, command: Command) -> Result<Reply, ClientError> {
+    Client::connect(control)?.call(command)
+}
+
+/// Reports a failed call; `refused` is the status when the daemon said no.
+fn client_failure(command: &Command, error: ClientError, refused: u8) -> ExitCode {
+    match error {
+        ClientError::Daemon { code, message } => fail(
+            &ipvsadm::daemon_error_message(command, code, &message),
+            refused,
+        ),
+        // ipvsadm's "Can't initialize ipvs" is fail(2, ...).
+        e @ ClientError::Connect { .. } => fail(&e.to_string(), EXIT_USAGE),
+        e => fail(&e.to_string(), EXIT_LIST_FAILED),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`xvsadm -Ln | head -1`) is not worth a panic.
+fn print(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("writing output: {e}"), EXIT_LIST_FAILED),
+    }
+}
+
+fn fail(message: &str, code: u8) -> ExitCode {
+    eprintln!("xvsadm: {message}");
+    ExitCode::from(code)
+}

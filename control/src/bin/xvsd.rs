@@ -1,1 +1,116 @@
-fn main() {}
+//! xvsd: the xvs director daemon.
+//!
+//! `xvsd --external IFACE --internal IFACE [--control PATH] [--workers N] [--conn-max N]` runs
+//! the director in the foreground until SIGINT/SIGTERM; `xvsd demo` runs the seed cluster of
+//! the LVS-NAT tutorial in network namespaces.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use xvs_control::daemon::{self, DaemonOptions};
+use xvs_dataplane::xsk::{BindMode, XdpMode};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "xvsd",
+    version,
+    about = "xvs director: LVS-NAT load balancing over AF_XDP",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Mode>,
+    /// Interface facing the clients (where the VIPs live).
+    #[arg(long, value_name = "IFACE", required = true)]
+    external: Option<String>,
+    /// Interface facing the real servers.
+    #[arg(long, value_name = "IFACE", required = true)]
+    internal: Option<String>,
+    /// Control socket path [default: $XVS_CONTROL or /run/xvs/xvs.sock].
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// Worker threads [default: one per queue, at most one per core].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Most connections tracked at once; new flows beyond it are dropped (counted).
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    conn_max: usize,
+    /// How the XDP program is attached.
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
+    xdp_mode: XdpModeArg,
+    /// AF_XDP bind mode: zero-copy where the driver supports it (auto), or forced.
+    #[arg(long, value_enum, default_value_t = BindModeArg::Auto)]
+    xsk_mode: BindModeArg,
+    /// Entries per AF_XDP ring (a power of two).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    ring_size: u32,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Build the seed LVS-NAT cluster in namespaces, configure it with xvsadm, curl the VIP 11
+    /// times and tear everything down.
+    Demo,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum XdpModeArg {
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum BindModeArg {
+    Auto,
+    Copy,
+    ZeroCopy,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&shutdown)) {
+            eprintln!("xvsd: cannot install a signal handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let result = match cli.command {
+        Some(Mode::Demo) => xvs_control::demo::run(&shutdown),
+        None => {
+            let (Some(external), Some(internal)) = (cli.external, cli.internal) else {
+                eprintln!("xvsd: --external and --internal are required");
+                return ExitCode::from(2);
+            };
+            let mut options = DaemonOptions::new(&external, &internal);
+            options.control = cli
+                .control
+                .unwrap_or_else(xvs_control::client::default_control_path);
+            options.workers = cli.workers;
+            options.conn_max = cli.conn_max;
+            options.ring_size = cli.ring_size;
+            options.xdp_mode = match cli.xdp_mode {
+                XdpModeArg::Auto => XdpMode::Auto,
+                XdpModeArg::Native => XdpMode::Native,
+                XdpModeArg::Generic => XdpMode::Generic,
+            };
+            options.bind_mode = match cli.xsk_mode {
+                BindModeArg::Auto => BindMode::Auto,
+                BindModeArg::Copy => BindMode::Copy,
+                BindModeArg::ZeroCopy => BindMode::ZeroCopy,
+            };
+            daemon::run(&options, shutdown)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xvsd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

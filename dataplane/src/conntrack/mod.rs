@@ -1,1 +1,469 @@
-//! TODO
+//! Connection tables: one per worker, bounded, preallocated, never locked.
+//!
+//! # Which worker owns a flow
+//! veth (and NICs without flow steering) deliver a real server's reply on whatever queue the
+//! sender hashed it to, so the two directions of a flow routinely arrive at different workers
+//! (platform.md measured a 106/94 split). DPVS's NAT mode broke on exactly this. xvs assigns
+//! every flow to one owner worker by a hash of its **client endpoint** (CIP, cport): both
+//! directions carry it (as the source of requests and the destination of replies), so any
+//! worker can compute the owner of any frame without a lookup ([`owner_of`]). A worker that
+//! receives a frame of a flow it does not own hands the frame descriptor to the owner over a
+//! lock-free ring (see [`crate::worker`]); the owner alone reads and writes the flow's entry.
+//! Hence a table needs no lock, and both directions always meet the same entry.
+//!
+//! # The table
+//! Each entry is indexed under both its inbound tuple (CIP:cport -> VIP:vport) and its reply
+//! tuple (RIP:rport -> CIP:cport), as in DPVS. Entries live in a slab allocated once at start;
+//! the two indexes are hash maps created with twice the capacity they can ever hold, so inserts
+//! and removals never reallocate (hashbrown rehashes in place below half load). When the table
+//! is full a new flow is refused (counted); established entries are never evicted.
+//!
+//! # Expiry
+//! An entry expires `timeout` seconds after its last packet, the timeout depending on its TCP
+//! state (IPVS's table, see [`tcp_state`]) or the UDP timeout. Workers reclaim expired entries
+//! a few at a time ([`ConnTable::expire`], bounded work per batch), and a lookup that finds an
+//! expired entry treats it as gone, so expiry never stalls a worker.
+
+pub mod tcp_state;
+
+use crate::snapshot::{RealId, ServiceId, Timeouts, PROTO_TCP};
+use crate::stats::WorkerStats;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+pub use tcp_state::{Direction, TcpState};
+
+/// A directional 5-tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub proto: u8,
+    pub src: Ipv4Addr,
+    pub src_port: u16,
+    pub dst: Ipv4Addr,
+    pub dst_port: u16,
+}
+
+/// A connection through the director, in IPVS's vocabulary: client (caddr:cport), virtual
+/// service (vaddr:vport), destination real server (daddr:dport).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conn {
+    pub proto: u8,
+    pub caddr: Ipv4Addr,
+    pub cport: u16,
+    pub vaddr: Ipv4Addr,
+    pub vport: u16,
+    pub daddr: Ipv4Addr,
+    pub dport: u16,
+    pub service: ServiceId,
+    pub real: RealId,
+    /// TCP state; UDP entries stay in `TcpState::None` and use the UDP timeout.
+    pub state: TcpState,
+    /// Monotonic milliseconds after which the entry is dead.
+    pub expires_ms: u64,
+}
+
+impl Conn {
+    /// CIP:cport -> VIP:vport, as requests arrive.
+    pub fn inbound_key(&self) -> FlowKey {
+        FlowKey {
+            proto: self.proto,
+            src: self.caddr,
+            src_port: self.cport,
+            dst: self.vaddr,
+            dst_port: self.vport,
+        }
+    }
+
+    /// RIP:rport -> CIP:cport, as replies arrive.
+    pub fn reply_key(&self) -> FlowKey {
+        FlowKey {
+            proto: self.proto,
+            src: self.daddr,
+            src_port: self.dport,
+            dst: self.caddr,
+            dst_port: self.cport,
+        }
+    }
+
+    /// IPVS counts a connection as active only while ESTABLISHED; UDP ones are inactive.
+    pub fn is_active(&self) -> bool {
+        self.proto == PROTO_TCP && self.state == TcpState::Established
+    }
+
+    fn timeout_secs(&self, timeouts: &Timeouts) -> u32 {
+        if self.proto == PROTO_TCP {
+            self.state.timeout(timeouts)
+        } else {
+            timeouts.udp
+        }
+    }
+}
+
+/// The worker that owns every frame of the flow whose client endpoint is `caddr:cport`.
+/// Deterministic in its inputs, so all workers agree; `seed` (shared by the workers of one
+/// director) keeps clients from choosing their worker.
+#[inline]
+pub fn owner_of(caddr: Ipv4Addr, cport: u16, workers: usize, seed: u64) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let x = ((u64::from(u32::from(caddr)) << 16) | u64::from(cport)) ^ seed;
+    // splitmix64 finaliser: cheap and well mixed.
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    // Multiply-shift maps the top 32 bits onto 0..workers without a division.
+    (((z >> 32) * workers as u64) >> 32) as usize
+}
+
+/// Index of an entry in the slab.
+type Slot = u32;
+
+struct Entry {
+    conn: Conn,
+    live: bool,
+}
+
+/// Why an insert failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    Full,
+}
+
+/// One worker's connection table.
+pub struct ConnTable {
+    slab: Vec<Entry>,
+    free: Vec<Slot>,
+    by_client: HashMap<FlowKey, Slot>,
+    by_real: HashMap<FlowKey, Slot>,
+    capacity: usize,
+    len: usize,
+    sweep_cursor: usize,
+}
+
+impl ConnTable {
+    /// A table for at most `capacity` connections, all memory reserved now.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        // Twice the entries they will ever hold (+2 for the insert in flight): hashbrown then
+        // always rehashes tombstones in place instead of growing.
+        let index_capacity = 2 * capacity + 2;
+        ConnTable {
+            slab: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
+            by_client: HashMap::with_capacity(index_capacity),
+            by_real: HashMap::with_capacity(index_capacity),
+            capacity,
+            len: 0,
+            sweep_cursor: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The live entry indexed under `key` in `direction` (inbound tuple for
+    /// [`Direction::Inbound`], reply tuple for [`Direction::Outbound`]). An expired entry is
+    /// removed and reported as absent.
+    #[inline]
+    pub fn lookup(
+        &mut self,
+        key: &FlowKey,
+        direction: Direction,
+        now_ms: u64,
+        stats: &WorkerStats,
+    ) -> Option<&mut Conn> {
+        let index = match direction {
+            Direction::Inbound => &self.by_client,
+            Direction::Outbound => &self.by_real,
+        };
+        let slot = *index.get(key)?;
+        if self.slab[slot as usize].conn.expires_ms <= now_ms {
+            self.remove(slot, stats);
+            return None;
+        }
+        Some(&mut self.slab[slot as usize].conn)
+    }
+
+    /// Adds a new connection (its `state` and `expires_ms` as the caller set them) and counts
+    /// it. Fails when the table is full.
+    pub fn insert(&mut self, conn: Conn, stats: &WorkerStats) -> Result<&mut Conn, InsertError> {
+        if self.len >= self.capacity {
+            return Err(InsertError::Full);
+        }
+        let entry = Entry { conn, live: true };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = entry;
+                slot
+            }
+            None => {
+                self.slab.push(entry);
+                (self.slab.len() - 1) as Slot
+            }
+        };
+        // A stale entry under the same key (e.g. expired, not yet swept) is replaced.
+        if let Some(old) = self.by_client.insert(conn.inbound_key(), slot) {
+            self.forget(old, stats);
+        }
+        if let Some(old) = self.by_real.insert(conn.reply_key(), slot) {
+            if old != slot {
+                self.forget(old, stats);
+            }
+        }
+        self.len += 1;
+        stats.conns.add(1);
+        if let Some(real) = stats.real(conn.real) {
+            if conn.is_active() {
+                real.active.add(1);
+            } else {
+                real.inactive.add(1);
+            }
+        }
+        Ok(&mut self.slab[slot as usize].conn)
+    }
+
+    /// Applies a segment to a TCP entry's state (keeping IPVS's active/inactive counts right)
+    /// and refreshes its timeout; for UDP only the timeout is refreshed.
+    #[inline]
+    pub fn touch(
+        conn: &mut Conn,
+        direction: Direction,
+        tcp_flags: u8,
+        timeouts: &Timeouts,
+        now_ms: u64,
+        stats: &WorkerStats,
+    ) {
+        if conn.proto == PROTO_TCP {
+            let was_active = conn.is_active();
+            conn.state = tcp_state::next_state(conn.state, direction, tcp_flags);
+            let active = conn.is_active();
+            if was_active != active {
+                if let Some(real) = stats.real(conn.real) {
+                    let d = if active { 1 } else { -1 };
+                    real.active.add(d);
+                    real.inactive.add(-d);
+                }
+            }
+        }
+        conn.expires_ms = now_ms + u64::from(conn.timeout_secs(timeouts)) * 1000;
+    }
+
+    /// Reclaims expired entries among the next `budget` slots; returns how many it removed.
+    pub fn expire(&mut self, now_ms: u64, budget: usize, stats: &WorkerStats) -> usize {
+        let n = self.slab.len();
+        if n == 0 {
+            return 0;
+        }
+        let mut removed = 0;
+        for _ in 0..budget.min(n) {
+            self.sweep_cursor = (self.sweep_cursor + 1) % n;
+            let entry = &self.slab[self.sweep_cursor];
+            if entry.live && entry.conn.expires_ms <= now_ms {
+                self.remove(self.sweep_cursor as Slot, stats);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Every live connection (for listings; not for the hot path).
+    pub fn iter(&self) -> impl Iterator<Item = &Conn> {
+        self.slab.iter().filter(|e| e.live).map(|e| &e.conn)
+    }
+
+    fn remove(&mut self, slot: Slot, stats: &WorkerStats) {
+        let conn = self.slab[slot as usize].conn;
+        if self.by_client.get(&conn.inbound_key()) == Some(&slot) {
+            self.by_client.remove(&conn.inbound_key());
+        }
+        if self.by_real.get(&conn.reply_key()) == Some(&slot) {
+            self.by_real.remove(&conn.reply_key());
+        }
+        self.forget(slot, stats);
+    }
+
+    /// Frees a slot whose index entries are already gone or replaced.
+    fn forget(&mut self, slot: Slot, stats: &WorkerStats) {
+        let entry = &mut self.slab[slot as usize];
+        if !entry.live {
+            return;
+        }
+        entry.live = false;
+        let conn = entry.conn;
+        // The other index may still point here (the slot was replaced under one key only).
+        if self.by_client.get(&conn.inbound_key()) == Some(&slot) {
+            self.by_client.remove(&conn.inbound_key());
+        }
+        if self.by_real.get(&conn.reply_key()) == Some(&slot) {
+            self.by_real.remove(&conn.reply_key());
+        }
+        self.free.push(slot);
+        self.len -= 1;
+        stats.conns.add(-1);
+        if let Some(real) = stats.real(conn.real) {
+            if conn.is_active() {
+                real.active.add(-1);
+            } else {
+                real.inactive.add(-1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::PROTO_UDP;
+    use proptest::prelude::*;
+
+    fn conn(cport: u16, proto: u8) -> Conn {
+        Conn {
+            proto,
+            caddr: Ipv4Addr::new(198, 18, 0, 201),
+            cport,
+            vaddr: Ipv4Addr::new(198, 18, 0, 129),
+            vport: 80,
+            daddr: Ipv4Addr::new(198, 19, 0, 148),
+            dport: 80,
+            service: 0,
+            real: 1,
+            state: TcpState::SynRecv,
+            expires_ms: 60_000,
+        }
+    }
+
+    #[test]
+    fn both_directions_find_the_same_entry() {
+        let stats = WorkerStats::default();
+        let mut t = ConnTable::with_capacity(4);
+        let c = conn(40000, PROTO_TCP);
+        t.insert(c, &stats).unwrap();
+        assert_eq!(
+            t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats)
+                .copied(),
+            Some(c)
+        );
+        assert_eq!(
+            t.lookup(&c.reply_key(), Direction::Outbound, 0, &stats)
+                .copied(),
+            Some(c)
+        );
+        // The tuples are not interchangeable.
+        assert!(t
+            .lookup(&c.reply_key(), Direction::Inbound, 0, &stats)
+            .is_none());
+        assert_eq!(stats.real(1).unwrap().inactive.get(), 1);
+    }
+
+    #[test]
+    fn full_table_refuses_new_flows_and_keeps_old_ones() {
+        let stats = WorkerStats::default();
+        let mut t = ConnTable::with_capacity(2);
+        t.insert(conn(1, PROTO_TCP), &stats).unwrap();
+        t.insert(conn(2, PROTO_TCP), &stats).unwrap();
+        assert_eq!(
+            t.insert(conn(3, PROTO_TCP), &stats).err(),
+            Some(InsertError::Full)
+        );
+        assert!(t
+            .lookup(
+                &conn(1, PROTO_TCP).inbound_key(),
+                Direction::Inbound,
+                0,
+                &stats
+            )
+            .is_some());
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn state_changes_move_active_and_inactive_counts() {
+        let stats = WorkerStats::default();
+        let mut t = ConnTable::with_capacity(2);
+        let c = conn(7, PROTO_TCP);
+        let timeouts = Timeouts::default();
+        let e = t.insert(c, &stats).unwrap();
+        ConnTable::touch(e, Direction::Inbound, 0x10, &timeouts, 0, &stats);
+        assert_eq!(e.state, TcpState::Established);
+        assert_eq!(e.expires_ms, 900_000);
+        let real = stats.real(1).unwrap();
+        assert_eq!((real.active.get(), real.inactive.get()), (1, 0));
+        ConnTable::touch(e, Direction::Inbound, 0x04, &timeouts, 0, &stats);
+        assert_eq!((real.active.get(), real.inactive.get()), (0, 1));
+        assert_eq!(t.expire(20_000, 10, &stats), 1, "CLOSE lives 10 s");
+        assert_eq!(
+            (real.active.get(), real.inactive.get(), stats.conns.get()),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn expired_entries_vanish_on_lookup() {
+        let stats = WorkerStats::default();
+        let mut t = ConnTable::with_capacity(2);
+        let c = conn(9, PROTO_UDP);
+        t.insert(c, &stats).unwrap();
+        assert!(t
+            .lookup(&c.reply_key(), Direction::Outbound, 60_000, &stats)
+            .is_none());
+        assert!(t.is_empty());
+        assert!(t
+            .lookup(&c.inbound_key(), Direction::Inbound, 0, &stats)
+            .is_none());
+    }
+
+    #[test]
+    fn owner_is_stable_and_spreads() {
+        let a = Ipv4Addr::new(198, 18, 0, 201);
+        let mut counts = [0usize; 2];
+        for port in 1024..3024 {
+            let o = owner_of(a, port, 2, 42);
+            assert_eq!(o, owner_of(a, port, 2, 42));
+            counts[o] += 1;
+        }
+        assert!(counts[0] > 800 && counts[1] > 800, "{counts:?}");
+        assert_eq!(owner_of(a, 1, 1, 42), 0);
+    }
+
+    proptest! {
+        /// Churn far beyond capacity: occupancy stays exact, the index never grows, and every
+        /// live entry is reachable from both tuples.
+        #[test]
+        fn churn_keeps_indexes_consistent(ops in proptest::collection::vec((0u16..64, any::<bool>()), 1..600)) {
+            let stats = WorkerStats::default();
+            let mut t = ConnTable::with_capacity(16);
+            let index_cap = (t.by_client.capacity(), t.by_real.capacity());
+            let mut live = std::collections::HashSet::new();
+            for (port, add) in ops {
+                let c = conn(port, PROTO_TCP);
+                if add {
+                    if live.contains(&port) { continue; }
+                    if t.insert(c, &stats).is_ok() { live.insert(port); } else { prop_assert_eq!(live.len(), 16); }
+                } else if live.remove(&port) {
+                    // Expire exactly this one by looking it up after its deadline.
+                    let e = t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).unwrap();
+                    e.expires_ms = 0;
+                    prop_assert!(t.lookup(&c.reply_key(), Direction::Outbound, 1, &stats).is_none());
+                }
+                prop_assert_eq!(t.len(), live.len());
+                prop_assert_eq!(stats.conns.get(), live.len() as i64);
+            }
+            for port in &live {
+                let c = conn(*port, PROTO_TCP);
+                prop_assert!(t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).is_some());
+                prop_assert!(t.lookup(&c.reply_key(), Direction::Outbound, 0, &stats).is_some());
+            }
+            prop_assert_eq!((t.by_client.capacity(), t.by_real.capacity()), index_cap);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * xvs steering program: sends load-balanced traffic to the AF_XDP socket of the receiving
+ * queue and everything else to the kernel (XDP_PASS), so ARP, ICMP to the director, SSH and
+ * unknown ports keep working untouched.
+ *
+ * One copy is loaded per interface, each with its own maps:
+ *   external side (role MATCH_DST): IPv4 TCP/UDP whose destination is a configured VIP:port;
+ *   internal side (role MATCH_SRC): IPv4 TCP/UDP whose source is a configured real server.
+ * Non-first fragments carry no ports and are never redirected. Frames for a queue with no
+ * socket fall back to the kernel (bpf_redirect_map's XDP_PASS fallback).
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#define MATCH_DST 0
+#define MATCH_SRC 1
+
+/* Network byte order, as in the packet. Must match xsk::program::EndpointKey. */
+struct endpoint_key {
+	__u32 addr;
+	__u16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} xvs_xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct endpoint_key);
+	__type(value, __u8);
+} xvs_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} xvs_role SEC(".maps");
+
+SEC("xdp")
+int xvs_steer(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	struct endpoint_key key = {};
+	__u32 zero = 0, *role;
+	__u16 *ports;
+	__u32 ihl;
+
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return XDP_PASS;
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+		return XDP_PASS;
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return XDP_PASS;
+	ihl = ip->ihl * 4;
+	if (ihl < sizeof(*ip))
+		return XDP_PASS;
+	ports = (void *)ip + ihl;
+	if ((void *)(ports + 2) > data_end)
+		return XDP_PASS;
+
+	role = bpf_map_lookup_elem(&xvs_role, &zero);
+	if (!role)
+		return XDP_PASS;
+	if (*role == MATCH_SRC) {
+		key.addr = ip->saddr;
+		key.port = ports[0];
+	} else {
+		key.addr = ip->daddr;
+		key.port = ports[1];
+	}
+	key.proto = ip->protocol;
+	if (!bpf_map_lookup_elem(&xvs_endpoints, &key))
+		return XDP_PASS;
+	return bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_PASS);
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";

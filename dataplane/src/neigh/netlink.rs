@@ -1,0 +1,546 @@
+//! A synchronous rtnetlink client: dumps, neighbour resolution, managed entries, links.
+//!
+//! Every request carries its own sequence number; replies of other sequence numbers (late
+//! answers to a request that timed out) are skipped. Dumps end at NLMSG_DONE and are retried
+//! when the kernel flags them inconsistent (NLM_F_DUMP_INTR) or the socket overflowed
+//! (ENOBUFS). All other requests ask for an ACK, and a NACK becomes an [`io::Error`] with the
+//! errno of the ACK. A reply that does not come within [`RECV_TIMEOUT`] is `TimedOut`.
+//!
+//! # How NTF_USE and NTF_MANAGED behave (net/core/neighbour.c `neigh_add`, checked on 6.18)
+//!
+//! - RTM_NEWNEIGH for a missing entry needs NLM_F_CREATE, else ENOENT. With NTF_USE (ndm_flags)
+//!   or NTF_EXT_MANAGED (in NDA_FLAGS_EXT, kernel >= 5.16) the kernel creates the entry in
+//!   NUD_NONE, ignores ndm_state and any lladdr, and calls `neigh_event_send()`, which sends
+//!   the first ARP request; a managed entry is then kept resolved by the kernel itself.
+//!   PERMANENT together with MANAGED is EINVAL on creation, so requests carry NUD_NONE.
+//! - On an EXISTING entry the same request keeps the MAC and the state, but (1) strips
+//!   NUD_PERMANENT (an operator's static entry turns INCOMPLETE) and (2) rewrites the admin
+//!   flags: NTF_USE without NTF_EXT_MANAGED clears `managed`, and either clears
+//!   `extern_learn`. NLM_F_REPLACE makes no difference for these flags.
+//!
+//! Hence [`Netlink::resolve`] and [`Netlink::manage`] first read the entry (RTM_GETNEIGH for the
+//! one address): a missing one is created with NLM_F_CREATE|NLM_F_EXCL (so a concurrently
+//! created entry is never rewritten: EEXIST makes us look again); PERMANENT/NOARP and
+//! externally learnt entries are left alone; a managed entry keeps NTF_EXT_MANAGED in an
+//! NTF_USE request; and a plain dynamic entry gets the flag without NLM_F_CREATE.
+//! [`Netlink::unmanage`] deletes only entries that are managed (and not static).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use netlink_packet_core::{
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE,
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourFlags, NeighbourMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHopFlags, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+use super::{nud, Neighbour, NeighbourTable, Route};
+
+/// How long to wait for each reply datagram of the kernel.
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+/// The main routing table (RT_TABLE_MAIN).
+const RT_TABLE_MAIN: u32 = 254;
+/// Tries of a dump that came back inconsistent or overflowed the socket.
+const DUMP_TRIES: u32 = 4;
+/// Tries of a read-then-write neighbour change when the entry changed in between.
+const CHANGE_TRIES: u32 = 3;
+
+/// An interface as [`Netlink::link`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub ifindex: u32,
+    pub name: String,
+    /// IFLA_ADDRESS; all zeros for an interface without a 6-byte hardware address.
+    pub mac: [u8; 6],
+    /// IPv4 addresses with their prefix lengths (IFA_LOCAL, else IFA_ADDRESS).
+    pub addrs: Vec<(Ipv4Addr, u8)>,
+    pub mtu: u32,
+    /// Administratively up and with carrier (IFF_UP and IFF_LOWER_UP).
+    pub up: bool,
+}
+
+/// A synchronous rtnetlink client (one per thread that needs it; never used by workers).
+#[derive(Debug)]
+pub struct Netlink {
+    sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+/// What a neighbour entry is, as far as changing it is concerned.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    state: u16,
+    flags: NeighbourFlags,
+    ext: NeighbourExtFlags,
+}
+
+impl Entry {
+    /// Entries we must never rewrite: an operator's static ones and externally learnt ones.
+    fn hands_off(&self) -> bool {
+        self.state & (nud::PERMANENT | nud::NOARP) != 0
+            || self.flags.contains(NeighbourFlags::ExtLearned)
+    }
+    fn managed(&self) -> bool {
+        self.ext.contains(NeighbourExtFlags::Managed)
+    }
+}
+
+impl Netlink {
+    /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
+    pub fn open() -> io::Result<Self> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        sock.set_rx_buf_sz(1 << 20)?;
+        let tv = libc::timeval {
+            tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        // SAFETY: the fd is open and owned by `sock`; the pointer and length describe `tv`,
+        // which lives across the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Netlink {
+            sock,
+            seq: 0,
+            buf: Vec::with_capacity(32 << 10),
+        })
+    }
+
+    /// Dumps the IPv4 routes of the main table and the IPv4 neighbours of `ifindexes` (an
+    /// empty slice means every interface) and builds a table.
+    pub fn dump(&mut self, ifindexes: &[u32]) -> io::Result<NeighbourTable> {
+        let routes = self.routes(ifindexes)?;
+        let neighbours = self.neighbours(ifindexes)?;
+        Ok(NeighbourTable::new(routes, neighbours))
+    }
+
+    /// The unicast IPv4 routes of the main table whose next hop leaves through one of
+    /// `ifindexes` (empty: any), lowest metric first. Each next hop of a multipath route is a
+    /// route of its own; dead next hops and RTA_VIA (IPv6) gateways are left out.
+    pub fn routes(&mut self, ifindexes: &[u32]) -> io::Result<Vec<Route>> {
+        let mut req = RouteMessage::default();
+        req.header.address_family = AddressFamily::Inet;
+        let mut found: Vec<(u32, Route)> =
+            self.dump_all(RouteNetlinkMessage::GetRoute(req), |m, out| {
+                if let RouteNetlinkMessage::NewRoute(r) = m {
+                    push_routes(r, out);
+                }
+            })?;
+        found.retain(|(_, r)| wanted(ifindexes, r.ifindex));
+        found.sort_by_key(|(metric, _)| *metric);
+        Ok(found.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// The IPv4 neighbour entries of `ifindexes` (empty: all) in every state; entries without
+    /// a link-layer address have an all-zero `mac`, non-Ethernet ones are left out.
+    pub fn neighbours(&mut self, ifindexes: &[u32]) -> io::Result<Vec<Neighbour>> {
+        let mut req = NeighbourMessage::default();
+        req.header.family = AddressFamily::Inet;
+        let mut found = self.dump_all(RouteNetlinkMessage::GetNeighbour(req), |m, out| {
+            if let RouteNetlinkMessage::NewNeighbour(n) = m {
+                out.extend(neighbour(n));
+            }
+        })?;
+        found.retain(|n| wanted(ifindexes, n.ifindex));
+        Ok(found)
+    }
+
+    /// Asks the kernel to resolve `addr` on `ifindex` now (NTF_USE: it creates the entry if
+    /// missing and sends an ARP request). Never changes an existing MAC, never touches a
+    /// PERMANENT/NOARP or externally learnt entry, keeps a managed entry managed.
+    pub fn resolve(&mut self, ifindex: u32, addr: Ipv4Addr) -> io::Result<()> {
+        for _ in 0..CHANGE_TRIES {
+            let res = match self.get_neighbour(ifindex, addr)? {
+                None => self.new_neighbour(ifindex, addr, true, false, NLM_F_CREATE | NLM_F_EXCL),
+                Some(e) if e.hands_off() => return Ok(()),
+                Some(e) => self.new_neighbour(ifindex, addr, true, e.managed(), 0),
+            };
+            match res {
+                Err(e) if is_errno(&e, libc::EEXIST) || is_errno(&e, libc::ENOENT) => continue,
+                r => return r,
+            }
+        }
+        Err(io::Error::from_raw_os_error(libc::EAGAIN))
+    }
+
+    /// Makes the kernel keep `addr` on `ifindex` resolved by itself (a managed entry,
+    /// NTF_EXT_MANAGED, kernel >= 5.16). Idempotent. An existing dynamic entry becomes managed
+    /// (MAC kept); PERMANENT/NOARP and externally learnt entries are left as they are.
+    pub fn manage(&mut self, ifindex: u32, addr: Ipv4Addr) -> io::Result<()> {
+        for _ in 0..CHANGE_TRIES {
+            let res = match self.get_neighbour(ifindex, addr)? {
+                None => self.new_neighbour(ifindex, addr, false, true, NLM_F_CREATE | NLM_F_EXCL),
+                Some(e) if e.hands_off() || e.managed() => return Ok(()),
+                Some(_) => self.new_neighbour(ifindex, addr, false, true, 0),
+            };
+            match res {
+                Err(e) if is_errno(&e, libc::EEXIST) || is_errno(&e, libc::ENOENT) => continue,
+                r => return r,
+            }
+        }
+        Err(io::Error::from_raw_os_error(libc::EAGAIN))
+    }
+
+    /// Deletes the managed entry of `addr` on `ifindex`. Idempotent: no entry, or one that is
+    /// not managed (an operator's or the kernel's own), is Ok and left alone.
+    pub fn unmanage(&mut self, ifindex: u32, addr: Ipv4Addr) -> io::Result<()> {
+        match self.get_neighbour(ifindex, addr)? {
+            Some(e) if e.managed() && !e.hands_off() => {
+                let req = neighbour_request(ifindex, addr);
+                match self.request(RouteNetlinkMessage::DelNeighbour(req), NLM_F_ACK, |_| {}) {
+                    Err(e) if is_errno(&e, libc::ENOENT) => Ok(()),
+                    r => r.map(drop),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Index, MAC, MTU, state and IPv4 addresses of the interface called `name`
+    /// (RTM_GETLINK by IFLA_IFNAME, then an RTM_GETADDR dump). ENODEV if there is none.
+    pub fn link(&mut self, name: &str) -> io::Result<Link> {
+        let mut req = LinkMessage::default();
+        req.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        let mut reply = None;
+        self.request(RouteNetlinkMessage::GetLink(req), NLM_F_ACK, |m| {
+            if let RouteNetlinkMessage::NewLink(l) = m {
+                reply = Some(l);
+            }
+        })?;
+        let l = reply.ok_or_else(|| invalid("no RTM_NEWLINK in the reply to RTM_GETLINK"))?;
+        let mut link = Link {
+            ifindex: l.header.index,
+            name: name.to_owned(),
+            mac: [0; 6],
+            addrs: Vec::new(),
+            mtu: 0,
+            up: l.header.flags.contains(LinkFlags::Up | LinkFlags::LowerUp),
+        };
+        for a in l.attributes {
+            match a {
+                LinkAttribute::IfName(n) => link.name = n,
+                LinkAttribute::Address(m) if m.len() == 6 => link.mac.copy_from_slice(&m),
+                LinkAttribute::Mtu(m) => link.mtu = m,
+                _ => {}
+            }
+        }
+        let mut req = AddressMessage::default();
+        req.header.family = AddressFamily::Inet;
+        let ifindex = link.ifindex;
+        link.addrs = self.dump_all(RouteNetlinkMessage::GetAddress(req), |m, out| {
+            if let RouteNetlinkMessage::NewAddress(a) = m {
+                if a.header.index == ifindex && a.header.family == AddressFamily::Inet {
+                    out.extend(ipv4_address(&a).map(|ip| (ip, a.header.prefix_len)));
+                }
+            }
+        })?;
+        Ok(link)
+    }
+
+    /// RTM_GETNEIGH for one address: `None` when the kernel has no such entry.
+    fn get_neighbour(&mut self, ifindex: u32, addr: Ipv4Addr) -> io::Result<Option<Entry>> {
+        let req = neighbour_request(ifindex, addr);
+        let mut found = None;
+        let res = self.request(RouteNetlinkMessage::GetNeighbour(req), NLM_F_ACK, |m| {
+            if let RouteNetlinkMessage::NewNeighbour(n) = m {
+                let ext = n.attributes.iter().find_map(|a| match a {
+                    NeighbourAttribute::ExtFlags(f) => Some(*f),
+                    _ => None,
+                });
+                found = Some(Entry {
+                    state: u16::from(n.header.state),
+                    flags: n.header.flags,
+                    ext: ext.unwrap_or_default(),
+                });
+            }
+        });
+        match res {
+            Err(e) if is_errno(&e, libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+            Ok(_) => Ok(found),
+        }
+    }
+
+    /// RTM_NEWNEIGH in NUD_NONE with NTF_USE and/or NTF_EXT_MANAGED; `flags` adds
+    /// NLM_F_CREATE etc.
+    fn new_neighbour(
+        &mut self,
+        ifindex: u32,
+        addr: Ipv4Addr,
+        use_: bool,
+        managed: bool,
+        flags: u16,
+    ) -> io::Result<()> {
+        let mut req = neighbour_request(ifindex, addr);
+        if use_ {
+            req.header.flags = NeighbourFlags::Use;
+        }
+        if managed {
+            req.attributes
+                .push(NeighbourAttribute::ExtFlags(NeighbourExtFlags::Managed));
+        }
+        self.request(
+            RouteNetlinkMessage::NewNeighbour(req),
+            NLM_F_ACK | flags,
+            |_| {},
+        )
+        .map(drop)
+    }
+
+    /// A whole dump, retried while the kernel reports it inconsistent or the socket overflows
+    /// (the last try is taken as it is).
+    fn dump_all<T>(
+        &mut self,
+        req: RouteNetlinkMessage,
+        mut parse: impl FnMut(RouteNetlinkMessage, &mut Vec<T>),
+    ) -> io::Result<Vec<T>> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut out = Vec::new();
+            match self.request(req.clone(), NLM_F_DUMP, |m| parse(m, &mut out)) {
+                Ok(interrupted) if !interrupted || tries >= DUMP_TRIES => return Ok(out),
+                Err(e) if !(is_errno(&e, libc::ENOBUFS) && tries < DUMP_TRIES) => return Err(e),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends one request and hands each reply message to `each` until the request is
+    /// answered: NLMSG_DONE for a dump, the ACK (or a NACK, returned as the error) otherwise.
+    /// Returns whether the kernel flagged a dump as interrupted (NLM_F_DUMP_INTR).
+    fn request(
+        &mut self,
+        payload: RouteNetlinkMessage,
+        flags: u16,
+        mut each: impl FnMut(RouteNetlinkMessage),
+    ) -> io::Result<bool> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        header.sequence_number = self.seq;
+        let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
+        msg.finalize();
+        let mut out = vec![0; msg.buffer_len()];
+        msg.serialize(&mut out);
+        if self.sock.send(&out, 0)? != out.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short netlink send",
+            ));
+        }
+        let mut interrupted = false;
+        loop {
+            self.recv_datagram()?;
+            let mut off = 0;
+            while off < self.buf.len() {
+                let rest = &self.buf[off..];
+                let nb = NetlinkBuffer::new_checked(rest).map_err(|e| invalid(&e.to_string()))?;
+                let len = nb.length() as usize;
+                off += (len + 3) & !3;
+                if nb.sequence_number() != self.seq {
+                    continue; // a late answer to an earlier request
+                }
+                interrupted |= nb.flags() & NLM_F_DUMP_INTR != 0;
+                let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len]);
+                match parsed.map(|m| m.payload) {
+                    Ok(NetlinkPayload::Done(d)) if d.code < 0 => return Err(errno(d.code)),
+                    Ok(NetlinkPayload::Done(_)) => return Ok(interrupted),
+                    Ok(NetlinkPayload::Error(e)) => {
+                        return match e.code {
+                            Some(c) => Err(errno(c.get())),
+                            None => Ok(interrupted),
+                        }
+                    }
+                    Ok(NetlinkPayload::InnerMessage(m)) => each(m),
+                    Ok(_) => {}
+                    // A message netlink-packet-route cannot decode is skipped, unless it is
+                    // the answer itself.
+                    Err(e) => {
+                        let t = nb.message_type();
+                        if t == netlink_packet_core::NLMSG_ERROR
+                            || t == netlink_packet_core::NLMSG_DONE
+                        {
+                            return Err(invalid(&e.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads one whole datagram into `self.buf` (peeking at its size first).
+    fn recv_datagram(&mut self) -> io::Result<()> {
+        loop {
+            self.buf.clear();
+            let res = self
+                .sock
+                .recv(&mut self.buf, libc::MSG_PEEK | libc::MSG_TRUNC)
+                .and_then(|size| {
+                    self.buf.clear();
+                    self.buf.reserve(size);
+                    self.sock.recv(&mut self.buf, 0)
+                });
+            return match res {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no rtnetlink reply in time",
+                )),
+                r => r.map(drop),
+            };
+        }
+    }
+}
+
+/// An RTM_*NEIGH message naming one IPv4 address on one interface, NUD_NONE, no flags.
+fn neighbour_request(ifindex: u32, addr: Ipv4Addr) -> NeighbourMessage {
+    let mut req = NeighbourMessage::default();
+    req.header.family = AddressFamily::Inet;
+    req.header.ifindex = ifindex;
+    req.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+            addr,
+        )));
+    req
+}
+
+/// Appends the usable next hops of a route message as `(metric, Route)`.
+fn push_routes(r: RouteMessage, out: &mut Vec<(u32, Route)>) {
+    let h = &r.header;
+    if h.address_family != AddressFamily::Inet
+        || h.kind != RouteType::Unicast
+        || h.flags.contains(RouteFlags::Dead)
+    {
+        return;
+    }
+    let prefix_len = h.destination_prefix_length;
+    let mut table = u32::from(h.table);
+    let (mut dst, mut oif, mut metric) = (Ipv4Addr::UNSPECIFIED, None, 0);
+    let (mut gateway, mut via, mut hops) = (None, false, None);
+    for a in r.attributes {
+        match a {
+            RouteAttribute::Table(t) => table = t,
+            RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = d,
+            RouteAttribute::Oif(i) => oif = Some(i),
+            RouteAttribute::Priority(p) => metric = p,
+            RouteAttribute::Gateway(g) => (gateway, via) = ipv4_gateway(g),
+            RouteAttribute::Via(_) => via = true,
+            RouteAttribute::MultiPath(h) => hops = Some(h),
+            _ => {}
+        }
+    }
+    if table != RT_TABLE_MAIN {
+        return;
+    }
+    let mut push = |ifindex: u32, gateway: Option<Ipv4Addr>, via: bool| {
+        if !via {
+            let route = Route {
+                ifindex,
+                dst,
+                prefix_len,
+                gateway,
+            };
+            out.push((metric, route));
+        }
+    };
+    match (hops, oif) {
+        (Some(hops), _) => {
+            for hop in hops {
+                if hop.flags.contains(RouteNextHopFlags::Dead) {
+                    continue;
+                }
+                let (mut gateway, mut via) = (None, false);
+                for a in hop.attributes {
+                    match a {
+                        RouteAttribute::Gateway(g) => (gateway, via) = ipv4_gateway(g),
+                        RouteAttribute::Via(_) => via = true,
+                        _ => {}
+                    }
+                }
+                push(hop.interface_index, gateway, via);
+            }
+        }
+        (None, Some(oif)) => push(oif, gateway, via),
+        (None, None) => {}
+    }
+}
+
+/// An RTA_GATEWAY as `(IPv4 gateway, unusable)`.
+fn ipv4_gateway(g: RouteAddress) -> (Option<Ipv4Addr>, bool) {
+    match g {
+        RouteAddress::Inet(g) => (Some(g), false),
+        _ => (None, true),
+    }
+}
+
+fn neighbour(n: NeighbourMessage) -> Option<Neighbour> {
+    if n.header.family != AddressFamily::Inet {
+        return None;
+    }
+    let (mut addr, mut mac) = (None, [0; 6]);
+    for a in &n.attributes {
+        match a {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => addr = Some(*a),
+            NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => mac.copy_from_slice(l),
+            NeighbourAttribute::LinkLayerAddress(_) => return None,
+            _ => {}
+        }
+    }
+    Some(Neighbour {
+        ifindex: n.header.ifindex,
+        addr: addr?,
+        mac,
+        state: u16::from(n.header.state),
+    })
+}
+
+fn ipv4_address(a: &AddressMessage) -> Option<Ipv4Addr> {
+    let pick = |want_local: bool| {
+        a.attributes.iter().find_map(|attr| match attr {
+            AddressAttribute::Local(IpAddr::V4(ip)) if want_local => Some(*ip),
+            AddressAttribute::Address(IpAddr::V4(ip)) if !want_local => Some(*ip),
+            _ => None,
+        })
+    };
+    pick(true).or_else(|| pick(false))
+}
+
+fn wanted(ifindexes: &[u32], ifindex: u32) -> bool {
+    ifindexes.is_empty() || ifindexes.contains(&ifindex)
+}
+
+fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code.saturating_abs())
+}
+
+fn is_errno(e: &io::Error, code: i32) -> bool {
+    e.raw_os_error() == Some(code)
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}

@@ -1,0 +1,322 @@
+//! AF_XDP sockets over one shared UMEM.
+//!
+//! [`FrameMemory`] is the UMEM: one region for every socket of the director, so a frame
+//! received on the external interface can be put on the internal interface's TX ring as is.
+//! [`Port`] is one socket bound to one (interface, queue) pair, with the fill and completion
+//! rings that the kernel gives each new pair. All ring operations here are batched; the only
+//! syscalls are the TX kick (`sendto`, once per batch while frames are in flight: in copy mode
+//! the kernel transmits only inside it, at most 32 frames a call) and the idle wait.
+
+use super::{Frame, XskError};
+use crate::process::Side;
+use std::io;
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+use xsk_rs::config::{
+    BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
+};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
+
+/// The UMEM shared by every port.
+#[derive(Clone)]
+pub struct FrameMemory {
+    umem: Umem,
+    frame_size: usize,
+}
+
+impl FrameMemory {
+    /// A UMEM of `frame_count` frames of `frame_size` bytes (a power of two, e.g. 4096), and
+    /// every frame in it, owned by the caller.
+    pub fn new(frame_count: u32, frame_size: u32) -> Result<(Self, Vec<Frame>), XskError> {
+        let count = NonZeroU32::new(frame_count)
+            .ok_or_else(|| XskError::Setup("a UMEM needs at least one frame".into()))?;
+        let size = FrameSize::new(frame_size)
+            .map_err(|e| XskError::Setup(format!("bad frame size {frame_size}: {e}")))?;
+        let config = UmemConfig::builder()
+            .frame_size(size)
+            .build()
+            .map_err(|e| XskError::Setup(format!("UMEM configuration: {e}")))?;
+        let (umem, descs) = Umem::new(config, count, false)
+            .map_err(|e| XskError::Setup(format!("creating the UMEM: {e}")))?;
+        let frames = descs.into_iter().map(Frame).collect();
+        Ok((
+            FrameMemory {
+                umem,
+                frame_size: frame_size as usize,
+            },
+            frames,
+        ))
+    }
+
+    /// Runs `f` over the packet bytes of `frame`.
+    #[inline]
+    pub fn with_bytes<R>(&self, frame: &mut Frame, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        // Safety: `frame` belongs to this UMEM (frames are only made from its descriptors) and
+        // is owned by user space, borrowed mutably here: nobody else, kernel included, can
+        // access its bytes meanwhile.
+        let mut data = unsafe { self.umem.data_mut(&mut frame.0) };
+        f(data.contents_mut())
+    }
+
+    /// The frame's position in the UMEM (0..frame_count).
+    #[inline]
+    pub fn index_of(&self, frame: &Frame) -> usize {
+        frame.addr() / self.frame_size
+    }
+}
+
+/// How a socket binds: zero-copy where the driver supports it, or forced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BindMode {
+    /// Zero-copy if the driver supports it, copy otherwise (the kernel's fallback).
+    #[default]
+    Auto,
+    Copy,
+    ZeroCopy,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PortOptions {
+    /// Entries in each of the four rings (a power of two).
+    pub ring_size: u32,
+    pub bind: BindMode,
+    /// Most descriptors taken from a ring at once.
+    pub batch: usize,
+}
+
+impl Default for PortOptions {
+    fn default() -> Self {
+        PortOptions {
+            ring_size: 1024,
+            bind: BindMode::Auto,
+            batch: 64,
+        }
+    }
+}
+
+/// One AF_XDP socket on (interface, queue).
+pub struct Port {
+    side: Side,
+    queue: u32,
+    rx: RxQueue,
+    tx: TxQueue,
+    fill: FillQueue,
+    comp: CompQueue,
+    scratch: Vec<FrameDesc>,
+    tx_in_flight: usize,
+    zero_copy: bool,
+}
+
+impl Port {
+    /// Binds a socket to `ifname` queue `queue` over `memory`. The XDP program must already be
+    /// attached (we never let libxdp load its own: it would steer ARP away from the kernel).
+    pub fn open(
+        memory: &FrameMemory,
+        ifname: &str,
+        queue: u32,
+        side: Side,
+        options: &PortOptions,
+    ) -> Result<Port, XskError> {
+        let ring = QueueSize::new(options.ring_size)
+            .map_err(|e| XskError::Setup(format!("bad ring size {}: {e}", options.ring_size)))?;
+        let mut bind = BindFlags::XDP_USE_NEED_WAKEUP;
+        match options.bind {
+            BindMode::Auto => {}
+            BindMode::Copy => bind |= BindFlags::XDP_COPY,
+            BindMode::ZeroCopy => bind |= BindFlags::XDP_ZEROCOPY,
+        }
+        let config = SocketConfig::builder()
+            .rx_queue_size(ring)
+            .tx_queue_size(ring)
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(bind)
+            .build();
+        let name: Interface = ifname
+            .parse()
+            .map_err(|e| XskError::Setup(format!("bad interface name {ifname:?}: {e}")))?;
+        // Safety: every (interface, queue) pair is opened once, so the INHIBIT_PROG_LOAD
+        // requirement for shared UMEMs is met (and we set that flag anyway).
+        let (tx, rx, rings) = unsafe { xsk_rs::Socket::new(config, &memory.umem, &name, queue) }
+            .map_err(|e| {
+                XskError::Setup(format!("AF_XDP socket on {ifname} queue {queue}: {e}"))
+            })?;
+        let (fill, comp) = rings.ok_or_else(|| {
+            XskError::Setup(format!(
+                "{ifname} queue {queue} is already bound by this process"
+            ))
+        })?;
+        let mut port = Port {
+            side,
+            queue,
+            rx,
+            tx,
+            fill,
+            comp,
+            scratch: vec![FrameDesc::default(); options.batch.max(1)],
+            tx_in_flight: 0,
+            zero_copy: false,
+        };
+        port.zero_copy = port.query_zero_copy();
+        Ok(port)
+    }
+
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    /// The socket's file descriptor (for the XSKMAP and for polling).
+    pub fn fd(&self) -> RawFd {
+        self.rx.fd().as_raw_fd()
+    }
+
+    /// Whether the kernel bound this socket in zero-copy mode.
+    pub fn is_zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// Frames handed to TX and not yet completed.
+    pub fn tx_in_flight(&self) -> usize {
+        self.tx_in_flight
+    }
+
+    /// Appends up to one batch of received frames to `out`; returns how many.
+    #[inline]
+    pub fn receive(&mut self, out: &mut Vec<Frame>) -> usize {
+        // Safety: the descriptors come from this socket's UMEM.
+        let n = unsafe { self.rx.consume(&mut self.scratch) };
+        out.extend(self.scratch[..n].iter().map(|d| Frame(*d)));
+        n
+    }
+
+    /// Appends up to one batch of frames whose transmission completed to `out`.
+    #[inline]
+    pub fn reclaim(&mut self, out: &mut Vec<Frame>) -> usize {
+        // Safety: the descriptors come from this socket's UMEM.
+        let n = unsafe { self.comp.consume(&mut self.scratch) };
+        self.tx_in_flight = self.tx_in_flight.saturating_sub(n);
+        out.extend(self.scratch[..n].iter().map(|d| Frame(*d)));
+        n
+    }
+
+    /// Gives the kernel frames from the end of `pool` to receive into, as many as the fill
+    /// ring has room for; returns how many.
+    #[inline]
+    pub fn refill(&mut self, pool: &mut Vec<Frame>) -> usize {
+        let want = pool.len().min(self.scratch.len());
+        if want == 0 {
+            return 0;
+        }
+        let room = self.fill.nb_free(want as u32) as usize;
+        let n = want.min(room);
+        if n == 0 {
+            return 0;
+        }
+        let start = pool.len() - n;
+        // Safety: the frames are owned by user space and belong to this UMEM; draining them
+        // from the pool below gives up our ownership.
+        let produced = unsafe { self.fill.produce(as_descs(&pool[start..])) };
+        if produced == n {
+            pool.truncate(start);
+        }
+        if self.fill.needs_wakeup() {
+            // Rarely needed in copy mode; harmless otherwise.
+            let _ = self.fill.wakeup(self.rx.fd_mut(), 0);
+        }
+        produced
+    }
+
+    /// Queues frames from the front of `frames` for transmission, as many as the TX ring has
+    /// room for, and removes them from `frames`; returns how many.
+    #[inline]
+    pub fn transmit(&mut self, frames: &mut Vec<Frame>) -> usize {
+        if frames.is_empty() {
+            return 0;
+        }
+        let room = self.tx.nb_free(frames.len() as u32) as usize;
+        let n = frames.len().min(room);
+        if n == 0 {
+            return 0;
+        }
+        // Safety: owned frames of this UMEM; draining them below gives up our ownership.
+        let produced = unsafe { self.tx.produce(as_descs(&frames[..n])) };
+        if produced == n {
+            frames.drain(..n);
+            self.tx_in_flight += n;
+        }
+        produced
+    }
+
+    /// Makes the kernel send what is on the TX ring (copy mode sends only inside this call).
+    #[inline]
+    pub fn kick(&mut self) -> io::Result<()> {
+        if self.tx_in_flight > 0 {
+            self.tx.wakeup()?;
+        }
+        Ok(())
+    }
+
+    fn query_zero_copy(&self) -> bool {
+        const SOL_XDP: libc::c_int = 283;
+        const XDP_OPTIONS: libc::c_int = 8;
+        const XDP_OPTIONS_ZEROCOPY: u32 = 1;
+        let mut flags: u32 = 0;
+        let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+        // Safety: getsockopt writes at most `len` bytes into `flags`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd(),
+                SOL_XDP,
+                XDP_OPTIONS,
+                (&mut flags as *mut u32).cast(),
+                &mut len,
+            )
+        };
+        rc == 0 && flags & XDP_OPTIONS_ZEROCOPY != 0
+    }
+}
+
+fn as_descs(frames: &[Frame]) -> &[FrameDesc] {
+    // Safety: Frame is repr(transparent) over FrameDesc.
+    unsafe { std::slice::from_raw_parts(frames.as_ptr().cast::<FrameDesc>(), frames.len()) }
+}
+
+/// Waits until one of the sockets has received something, or `timeout` passes.
+pub struct Poller {
+    fds: Vec<libc::pollfd>,
+}
+
+impl Poller {
+    pub fn new(ports: &[Port]) -> Self {
+        Poller {
+            fds: ports
+                .iter()
+                .map(|p| libc::pollfd {
+                    fd: p.fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn wait(&mut self, timeout: Duration) {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // Safety: fds is a valid array of pollfd of the given length; ts outlives the call.
+        unsafe {
+            libc::ppoll(
+                self.fds.as_mut_ptr(),
+                self.fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
+    }
+}

@@ -1,0 +1,216 @@
+//! Our XDP program: loaded from the object build.rs compiled, one instance per interface.
+//!
+//! Each instance has its own maps: `xvs_xsks` (queue -> AF_XDP socket), `xvs_endpoints` (the
+//! VIP:ports or real servers whose traffic is redirected) and `xvs_role` (match destination on
+//! the external side, source on the internal side). It is attached with `bpf_link_create`, so
+//! the attachment is owned by a file descriptor: closing it (on drop, or when the kernel reaps
+//! a killed process) detaches the program. A program attached the legacy way would outlive a
+//! SIGKILL and block the next start with EBUSY.
+
+use super::XskError;
+use libbpf_sys as bpf;
+use std::ffi::CStr;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs_xdp.o"));
+
+/// Which end of a packet the program matches against `xvs_endpoints`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Role {
+    /// External interface: destination is a VIP:port.
+    MatchDestination = 0,
+    /// Internal interface: source is a real server.
+    MatchSource = 1,
+}
+
+/// How the program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XdpMode {
+    /// Native if the driver supports it, generic otherwise (the kernel's choice).
+    #[default]
+    Auto,
+    /// Driver (native) mode; fails if unsupported.
+    Native,
+    /// Generic (SKB) mode.
+    Generic,
+}
+
+/// `struct endpoint_key` of bpf/xvs_xdp.c: address and port in network byte order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct EndpointKey {
+    addr: [u8; 4],
+    port: [u8; 2],
+    proto: u8,
+    pad: u8,
+}
+
+impl EndpointKey {
+    pub fn new(proto: u8, addr: Ipv4Addr, port: u16) -> Self {
+        EndpointKey {
+            addr: addr.octets(),
+            port: port.to_be_bytes(),
+            proto,
+            pad: 0,
+        }
+    }
+}
+
+/// A loaded and attached instance of the steering program.
+pub struct XdpProgram {
+    object: *mut bpf::bpf_object,
+    /// The BPF link: closing it detaches the program.
+    link: Option<OwnedFd>,
+    xsks: RawFd,
+    endpoints: RawFd,
+    ifindex: u32,
+}
+
+// Safety: the libbpf object is only used through &self/&mut self of this value; libbpf keeps
+// no thread-local state for it and the map fds are plain file descriptors.
+unsafe impl Send for XdpProgram {}
+
+impl XdpProgram {
+    /// Loads a fresh instance and attaches it to `ifindex`.
+    pub fn attach(ifindex: u32, role: Role, mode: XdpMode) -> Result<Self, XskError> {
+        let opts = bpf::bpf_object_open_opts {
+            sz: std::mem::size_of::<bpf::bpf_object_open_opts>() as _,
+            object_name: c"xvs_xdp".as_ptr(),
+            ..Default::default()
+        };
+        // Safety: OBJECT is a valid ELF image that lives for 'static; opts is initialised.
+        let object =
+            unsafe { bpf::bpf_object__open_mem(OBJECT.as_ptr().cast(), OBJECT.len() as _, &opts) };
+        if object.is_null() {
+            return Err(XskError::os(
+                "opening the XDP object",
+                io::Error::last_os_error(),
+            ));
+        }
+        // From here on, `program` owns the object and closes it on every error path.
+        let mut program = XdpProgram {
+            object,
+            link: None,
+            xsks: -1,
+            endpoints: -1,
+            ifindex,
+        };
+        // Safety: object is a valid, opened bpf_object.
+        let rc = unsafe { bpf::bpf_object__load(object) };
+        if rc < 0 {
+            return Err(XskError::os(
+                "loading the XDP program into the kernel (needs root / CAP_BPF+CAP_NET_ADMIN)",
+                io::Error::from_raw_os_error(-rc),
+            ));
+        }
+        program.xsks = program.map_fd(c"xvs_xsks")?;
+        program.endpoints = program.map_fd(c"xvs_endpoints")?;
+        let role_map = program.map_fd(c"xvs_role")?;
+        update(role_map, &0u32, &(role as u32))
+            .map_err(|e| XskError::os("setting the program's role", e))?;
+
+        // Safety: object is loaded; the name is a valid C string.
+        let prog = unsafe { bpf::bpf_object__find_program_by_name(object, c"xvs_steer".as_ptr()) };
+        if prog.is_null() {
+            return Err(XskError::Setup(
+                "program xvs_steer missing from the object".into(),
+            ));
+        }
+        // Safety: prog belongs to the loaded object.
+        let prog_fd = unsafe { bpf::bpf_program__fd(prog) };
+        let mut link_opts = bpf::bpf_link_create_opts {
+            sz: std::mem::size_of::<bpf::bpf_link_create_opts>() as _,
+            ..Default::default()
+        };
+        link_opts.flags = match mode {
+            XdpMode::Auto => 0,
+            XdpMode::Native => bpf::XDP_FLAGS_DRV_MODE,
+            XdpMode::Generic => bpf::XDP_FLAGS_SKB_MODE,
+        };
+        // Safety: prog_fd is a loaded XDP program; for BPF_XDP the target is an ifindex.
+        let link =
+            unsafe { bpf::bpf_link_create(prog_fd, ifindex as i32, bpf::BPF_XDP, &link_opts) };
+        if link < 0 {
+            let err = io::Error::from_raw_os_error(-link);
+            let hint = if err.raw_os_error() == Some(libc::EBUSY) {
+                " (another XDP program is attached: is another xvsd running on this interface?)"
+            } else {
+                ""
+            };
+            return Err(XskError::os(
+                format!("attaching XDP to interface index {ifindex}{hint}"),
+                err,
+            ));
+        }
+        // Safety: link is a fresh file descriptor that nothing else owns.
+        program.link = Some(unsafe { OwnedFd::from_raw_fd(link) });
+        Ok(program)
+    }
+
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Steers the traffic of `queue` to the AF_XDP socket `socket_fd`.
+    pub fn register_socket(&self, queue: u32, socket_fd: RawFd) -> io::Result<()> {
+        update(self.xsks, &queue, &(socket_fd as u32))
+    }
+
+    /// Starts redirecting traffic matching `key` to the sockets.
+    pub fn add_endpoint(&self, key: EndpointKey) -> io::Result<()> {
+        update(self.endpoints, &key, &1u8)
+    }
+
+    /// Stops redirecting traffic matching `key`; removing an absent key is not an error.
+    pub fn remove_endpoint(&self, key: EndpointKey) -> io::Result<()> {
+        // Safety: the key points to a value of the map's key type and size.
+        let rc = unsafe {
+            bpf::bpf_map_delete_elem(self.endpoints, (&key as *const EndpointKey).cast())
+        };
+        match rc {
+            0 => Ok(()),
+            rc if -rc == libc::ENOENT => Ok(()),
+            rc => Err(io::Error::from_raw_os_error(-rc)),
+        }
+    }
+
+    fn map_fd(&self, name: &CStr) -> Result<RawFd, XskError> {
+        // Safety: the object is loaded and name is a valid C string.
+        let fd = unsafe { bpf::bpf_object__find_map_fd_by_name(self.object, name.as_ptr()) };
+        if fd < 0 {
+            return Err(XskError::Setup(format!(
+                "map {} missing from the XDP object",
+                name.to_string_lossy()
+            )));
+        }
+        Ok(fd)
+    }
+}
+
+impl Drop for XdpProgram {
+    fn drop(&mut self) {
+        // Detach first, then free the object (which owns the program and map fds).
+        drop(self.link.take());
+        // Safety: object came from bpf_object__open_mem and is closed exactly once.
+        unsafe { bpf::bpf_object__close(self.object) };
+    }
+}
+
+fn update<K, V>(map_fd: RawFd, key: &K, value: &V) -> io::Result<()> {
+    // Safety: key and value point to initialised values of the map's key and value sizes.
+    let rc = unsafe {
+        bpf::bpf_map_update_elem(
+            map_fd,
+            (key as *const K).cast(),
+            (value as *const V).cast(),
+            bpf::BPF_ANY as u64,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::from_raw_os_error(-rc));
+    }
+    Ok(())
+}
