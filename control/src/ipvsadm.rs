@@ -962,7 +962,10 @@ pub fn daemon_error_message(command: &Command, code: ErrorCode, message: &str) -
         ErrorCode::NoSuchReal => "No such destination",
         // { ipvs_add_service / ipvs_update_service, ENOENT,
         //   "Scheduler or persistence engine not found" }
-        ErrorCode::UnknownScheduler => "Scheduler or persistence engine not found",
+        // ipvsadm's words, then ours: which scheduler, and whether xvs lacks it or IPVS does.
+        ErrorCode::UnknownScheduler => {
+            return format!("Scheduler or persistence engine not found: {message}")
+        }
         _ => message,
     };
     text.to_string()
@@ -1782,7 +1785,7 @@ UDP  10.0.0.1:53 wlc
         assert_eq!(m(&del_real, ErrorCode::NoSuchReal), "No such destination");
         assert_eq!(
             m(&add_service, ErrorCode::UnknownScheduler),
-            "Scheduler or persistence engine not found"
+            "Scheduler or persistence engine not found: daemon text"
         );
         assert_eq!(m(&add_service, ErrorCode::InvalidArgument), "daemon text");
     }

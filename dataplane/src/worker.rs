@@ -9,6 +9,10 @@
 //! expired connections are reclaimed. No lock, no allocation (every buffer is sized at start),
 //! no syscall per packet.
 //!
+//! A frame whose next hop has no MAC yet is held (up to `hold_frames`, for `hold_ms`, like the
+//! kernel's ARP queue) and processed again as soon as the neighbour thread publishes a new
+//! table, so the first packet to a freshly added real server is delayed, not lost.
+//!
 //! Frames: every worker owns a fixed range of UMEM frames (its "home" range). A frame may
 //! travel to another worker with a hand-off, and comes back to its home worker's return ring
 //! once that worker's transmission completes or it is dropped, so no worker's fill rings starve.
@@ -21,6 +25,7 @@ use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, WorkerStats};
 use crate::xsk::{Frame, FrameMemory, Poller, Port};
 use crossbeam::queue::ArrayQueue;
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -76,6 +81,10 @@ pub struct WorkerOptions {
     pub spin_before_wait: u32,
     /// How long an idle worker waits for packets before checking its rings again.
     pub idle_wait: Duration,
+    /// Frames held while their next hop is being resolved (beyond it they are dropped).
+    pub hold_frames: usize,
+    /// How long a frame is held for resolution before it is dropped.
+    pub hold_ms: u64,
 }
 
 impl Default for WorkerOptions {
@@ -85,6 +94,8 @@ impl Default for WorkerOptions {
             expiry_budget: 64,
             spin_before_wait: 512,
             idle_wait: Duration::from_micros(200),
+            hold_frames: 256,
+            hold_ms: 1000,
         }
     }
 }
@@ -107,7 +118,19 @@ pub struct Worker {
     stats: Arc<WorkerStats>,
     config: Reader<Snapshot>,
     neighbours: Reader<NeighbourTable>,
+    /// The neighbour table the held frames were last tried against.
+    tried_neighbours: Arc<NeighbourTable>,
+    /// Frames waiting for their next hop's MAC, oldest first (as the kernel's ARP queue).
+    held: VecDeque<Held>,
     poller: Poller,
+}
+
+/// A frame waiting for neighbour resolution.
+struct Held {
+    frame: Frame,
+    side: Side,
+    /// When it is dropped if the MAC is still unknown.
+    deadline_ms: u64,
 }
 
 impl Worker {
@@ -135,6 +158,7 @@ impl Worker {
         let mut pool = Vec::with_capacity(total);
         pool.extend(frames);
         let poller = Poller::new(&ports);
+        let tried_neighbours = Arc::clone(neighbours.cached());
         Ok(Worker {
             id,
             workers,
@@ -152,6 +176,8 @@ impl Worker {
             stats,
             config,
             neighbours,
+            tried_neighbours,
+            held: VecDeque::with_capacity(options.hold_frames),
             poller,
         })
     }
@@ -185,7 +211,7 @@ impl Worker {
             neighbours: &neighbours,
             now_ms,
         };
-        let mut work = 0;
+        let mut work = self.retry_held(&env);
 
         for i in 0..self.ports.len() {
             self.ports[i].reclaim(&mut self.completed);
@@ -210,7 +236,7 @@ impl Worker {
                 break;
             };
             work += 1;
-            self.handle(frame, side, &env);
+            self.handle(frame, side, &env, None);
         }
         while let Some(frame) = self.shared.mailboxes[self.id].returns.pop() {
             self.pool.push(frame);
@@ -248,11 +274,13 @@ impl Worker {
                 return;
             }
         }
-        self.handle(frame, side, env);
+        self.handle(frame, side, env, None);
     }
 
+    /// Runs `process` on a frame and acts on the verdict. `held_until` is the deadline of a
+    /// frame coming back from the hold queue.
     #[inline]
-    fn handle(&mut self, mut frame: Frame, side: Side, env: &Env<'_>) {
+    fn handle(&mut self, mut frame: Frame, side: Side, env: &Env<'_>, held_until: Option<u64>) {
         let (conns, stats) = (&mut self.conns, &*self.stats);
         let verdict = self
             .shared
@@ -266,12 +294,48 @@ impl Worker {
                 self.recycle(frame);
             }
             Verdict::Unresolved { ifindex, addr } => {
-                self.stats.count_drop(DropReason::NeighbourMiss);
                 // A full request queue already holds plenty of work for the resolver.
                 let _ = self.shared.resolve.push((ifindex, addr));
-                self.recycle(frame);
+                let deadline_ms = held_until.unwrap_or(env.now_ms + self.options.hold_ms);
+                if deadline_ms > env.now_ms && self.held.len() < self.options.hold_frames {
+                    self.held.push_back(Held {
+                        frame,
+                        side,
+                        deadline_ms,
+                    });
+                } else {
+                    self.stats.count_drop(DropReason::NeighbourMiss);
+                    self.recycle(frame);
+                }
             }
         }
+    }
+
+    /// Drops held frames whose time is up and, when the neighbour table changed, processes
+    /// the others again. Returns how many frames it dealt with.
+    fn retry_held(&mut self, env: &Env<'_>) -> usize {
+        while self
+            .held
+            .front()
+            .is_some_and(|h| h.deadline_ms <= env.now_ms)
+        {
+            if let Some(h) = self.held.pop_front() {
+                self.stats.count_drop(DropReason::NeighbourMiss);
+                self.recycle(h.frame);
+            }
+        }
+        if self.held.is_empty() || std::ptr::eq(env.neighbours, &*self.tried_neighbours) {
+            return 0;
+        }
+        self.tried_neighbours = Arc::clone(self.neighbours.cached());
+        // Each frame is tried once; those still unresolved go back to the queue.
+        let n = self.held.len();
+        for _ in 0..n {
+            if let Some(h) = self.held.pop_front() {
+                self.handle(h.frame, h.side, env, Some(h.deadline_ms));
+            }
+        }
+        n
     }
 
     /// Puts the frames for `side` on its TX ring; what does not fit is dropped (counted).

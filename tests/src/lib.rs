@@ -1,1 +1,129 @@
-//! TODO
+//! Harness for the end-to-end tests: a namespace topology with real nginx servers, a real
+//! `xvsd` in the director namespace and the real `xvsadm`, all torn down when dropped.
+//!
+//! The tests need root (namespaces, XDP). Without root they skip with a message, except under
+//! CI (`CI` set), where a skip would hide a broken build and fails instead.
+
+use anyhow::{bail, Context, Result};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use xvs_control::director::{find_binary, DirectorProcess};
+use xvs_control::topology::{self, Topology, TopologySpec};
+
+/// Whether a root-only test may run; panics under CI when it may not.
+pub fn root_or_skip(test: &str) -> bool {
+    if topology::is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: end-to-end tests need root, and CI must not skip them");
+    }
+    eprintln!("skipping {test}: it needs root (network namespaces and XDP)");
+    false
+}
+
+/// A topology plus a running director.
+pub struct Cluster {
+    // Field order is drop order: stop xvsd before the namespaces go away.
+    pub director: DirectorProcess,
+    pub topo: Topology,
+    pub xvsd: PathBuf,
+    pub xvsadm: PathBuf,
+}
+
+impl Cluster {
+    /// Builds the seed topology with `queues` queues per veth, starts nginx and xvsd with
+    /// `xvsd_args`.
+    pub fn start(prefix: &str, queues: u32, xvsd_args: &[&str]) -> Result<Cluster> {
+        let mut spec = TopologySpec::seed();
+        spec.prefix = prefix.to_string();
+        spec.queues = queues;
+        let mut topo = Topology::build(&spec)?;
+        topo.start_web_servers()?;
+        let xvsd = find_binary("xvsd")?;
+        let xvsadm = find_binary("xvsadm")?;
+        let director = DirectorProcess::start(&topo, &xvsd, xvsd_args)?;
+        Ok(Cluster {
+            director,
+            topo,
+            xvsd,
+            xvsadm,
+        })
+    }
+
+    /// Runs `xvsadm ARGS` against this cluster's daemon.
+    pub fn xvsadm(&self, args: &[&str]) -> Result<String> {
+        self.director.xvsadm(&self.xvsadm, args)
+    }
+
+    /// Runs `xvsadm ARGS` and returns (exit code, stdout, stderr) whatever the outcome.
+    pub fn xvsadm_raw(&self, args: &[&str]) -> Result<(i32, String, String)> {
+        let out = std::process::Command::new(&self.xvsadm)
+            .arg("--control")
+            .arg(self.director.control_path())
+            .args(args)
+            .output()
+            .context("running xvsadm")?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// The seed's configuration: `-A -t VIP:port -s rr` and every real server with `-m`.
+    pub fn configure(&self, proto_flag: &str, port: u16) -> Result<()> {
+        let vip = format!("{}:{port}", self.topo.vip());
+        self.xvsadm(&["-A", proto_flag, &vip, "-s", "rr"])?;
+        for real in self.topo.reals() {
+            self.xvsadm(&["-a", proto_flag, &vip, "-r", &real.addr.to_string(), "-m"])?;
+        }
+        Ok(())
+    }
+
+    /// `curl URL` from the client namespace (5 s limit); the body.
+    pub fn curl(&self, path: &str) -> Result<String> {
+        let url = format!("http://{}{path}", self.topo.vip());
+        self.topo
+            .run_in_timeout(
+                self.topo.client_ns(),
+                &["curl", "-sS", "--fail", "--max-time", "5", &url],
+                Duration::from_secs(10),
+            )
+            .with_context(|| format!("curl {url}\nxvsd log:\n{}", self.director.log()))
+    }
+
+    /// Whether any XDP program is attached to `iface` in the director namespace.
+    pub fn xdp_attached(&self, iface: &str) -> Result<bool> {
+        let out = self.topo.run_in(
+            self.topo.director_ns(),
+            &["ip", "-d", "link", "show", iface],
+        )?;
+        Ok(out.contains("prog/xdp") || out.contains(" xdp"))
+    }
+
+    pub fn real_addrs(&self) -> Vec<Ipv4Addr> {
+        self.topo.reals().iter().map(|r| r.addr).collect()
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// Fails with both texts when `haystack` lacks `needle`.
+pub fn ensure_contains(haystack: &str, needle: &str) -> Result<()> {
+    if !haystack.contains(needle) {
+        bail!("expected {needle:?} in:\n{haystack}");
+    }
+    Ok(())
+}

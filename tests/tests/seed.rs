@@ -1,0 +1,86 @@
+//! The seed scenario of design.md, end to end: nginx real servers, curl from the client, xvsd
+//! configured through xvsadm with the tutorial's ipvsadm commands.
+
+use xvs_tests::{ensure_contains, root_or_skip, Cluster};
+
+#[test]
+fn seed_cluster_alternates_and_lists_like_ipvsadm() -> anyhow::Result<()> {
+    if !root_or_skip("seed_cluster_alternates_and_lists_like_ipvsadm") {
+        return Ok(());
+    }
+    let cluster = Cluster::start("xvse2eseed", 1, &[])?;
+    cluster.configure("-t", 80)?;
+
+    let listing = cluster.xvsadm(&["-Ln"])?;
+    let expected = "IP Virtual Server version 1.2.1 (size=4096)\n\
+        Prot LocalAddress:Port Scheduler Flags\n  \
+        -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+        TCP  198.18.0.129:80 rr\n  \
+        -> 198.19.0.137:80              Masq    1      0          0         \n  \
+        -> 198.19.0.148:80              Masq    1      0          0         \n";
+    assert_eq!(listing, expected);
+
+    let answers: Vec<String> = (0..11)
+        .map(|_| cluster.curl("/").map(|s| s.trim_end().to_string()))
+        .collect::<anyhow::Result<_>>()?;
+    for (i, answer) in answers.iter().enumerate() {
+        let want = if i % 2 == 0 {
+            "198.19.0.148 is www.shuyan.com"
+        } else {
+            "198.19.0.137"
+        };
+        assert_eq!(answer, want, "answer {i} of {answers:?}");
+    }
+
+    // Every connection was counted and both directions went through the director.
+    let stats = cluster.xvsadm(&["-Ln", "--stats", "--exact"])?;
+    let service_line = stats
+        .lines()
+        .find(|l| l.starts_with("TCP  198.18.0.129:80"))
+        .ok_or_else(|| anyhow::anyhow!("no service line in\n{stats}"))?;
+    let fields: Vec<u64> = service_line
+        .split_whitespace()
+        .skip(2)
+        .map(|f| f.parse())
+        .collect::<Result<_, _>>()?;
+    assert_eq!(fields[0], 11, "conns in {service_line}");
+    assert!(fields[1] >= 11 * 5 && fields[2] >= 11 * 4, "{service_line}");
+    ensure_contains(&cluster.director.log(), "1 worker(s)")?;
+    Ok(())
+}
+
+#[test]
+fn one_mebibyte_download_is_intact_through_nat() -> anyhow::Result<()> {
+    if !root_or_skip("one_mebibyte_download_is_intact_through_nat") {
+        return Ok(());
+    }
+    let cluster = Cluster::start("xvse2ebig", 1, &[])?;
+    cluster.configure("-t", 80)?;
+    let out = cluster.topo.work_dir().join("big.download");
+    let url = format!(
+        "http://{}{}",
+        cluster.topo.vip(),
+        xvs_control::topology::BIG_FILE_PATH
+    );
+    // Twice, so both real servers serve it.
+    for _ in 0..2 {
+        cluster.topo.run_in(
+            cluster.topo.client_ns(),
+            &[
+                "curl",
+                "-sS",
+                "--fail",
+                "--max-time",
+                "20",
+                "-o",
+                &out.to_string_lossy(),
+                &url,
+            ],
+        )?;
+        let got = std::fs::read(&out)?;
+        let want = xvs_control::topology::big_file_bytes();
+        assert_eq!(got.len(), want.len(), "download length");
+        assert!(got == want, "downloaded bytes differ from the served file");
+    }
+    Ok(())
+}
