@@ -82,6 +82,10 @@ pub struct TopologySpec {
     /// Number of clients. Only 1 is built today (a direct veth to `ext0`); more would
     /// need an external bridge, and addresses are already assigned as `.201 + i`.
     pub clients: u32,
+    /// Leave the client's and real servers' checksum/segmentation offloads on (the veth
+    /// default), so the director receives frames with partial checksums as an unprepared
+    /// topology would give it. Off by default, as platform.md recommends.
+    pub sender_offloads: bool,
 }
 
 /// One real server.
@@ -110,6 +114,7 @@ impl TopologySpec {
                 },
             ],
             clients: 1,
+            sender_offloads: false,
         }
     }
 
@@ -387,16 +392,20 @@ impl Topology {
         for p in &ports {
             self.ipn(&sw, &["link", "set", p, "master", BRIDGE])?;
             self.ipn(&sw, &["link", "set", p, "up"])?;
-            self.ethtool_off(&sw, p, &["tx"])?;
+            if !self.spec.sender_offloads {
+                self.ethtool_off(&sw, p, &["tx"])?;
+            }
         }
 
         // Senders: a veth peer's own stack leaves partial checksums that a forwarded
         // (or AF_XDP-copied) frame keeps, and the receiver drops (platform.md); and no
         // segmentation/aggregation offloads, so frames on the wire stay MTU-sized.
-        let sender_off = ["tx", "tso", "gso", "gro"];
-        self.ethtool_off(&client, HOST_IF, &sender_off)?;
-        for ns in &reals {
-            self.ethtool_off(ns, HOST_IF, &sender_off)?;
+        if !self.spec.sender_offloads {
+            let sender_off = ["tx", "tso", "gso", "gro"];
+            self.ethtool_off(&client, HOST_IF, &sender_off)?;
+            for ns in &reals {
+                self.ethtool_off(ns, HOST_IF, &sender_off)?;
+            }
         }
         // The director's own kernel traffic (ARP/ICMP/a local TCP) gets full checksums too.
         self.ethtool_off(&director, EXT_IF, &["tx"])?;

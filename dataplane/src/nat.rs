@@ -85,3 +85,37 @@ pub fn decrement_ttl(ip: &mut [u8]) {
     packet.set_ttl(ttl - 1);
     packet.set_checksum(checksum::update_u16(packet.checksum(), old, new));
 }
+
+/// Whether the TCP/UDP checksum of `ip` is a *partial* one: only the folded pseudo-header sum,
+/// which a sender with checksum offload leaves for its NIC to complete. A veth peer (or a VM's
+/// virtio) hands such frames over as they are. A full checksum that happens to equal it is
+/// recomputed to the same value by [`complete_checksum`], so treating it as partial is safe.
+#[inline]
+pub fn has_partial_checksum(ip: &[u8]) -> bool {
+    let packet = Ipv4Packet::new_unchecked(ip);
+    let l4 = packet.payload();
+    let (protocol, field) = match packet.protocol() {
+        IpProtocol::Tcp => (6, TcpPacket::new_unchecked(l4).checksum()),
+        IpProtocol::Udp => (17, UdpPacket::new_unchecked(l4).checksum()),
+        _ => return false,
+    };
+    let pseudo = checksum::pseudo_header(
+        packet.src_addr(),
+        packet.dst_addr(),
+        protocol,
+        l4.len() as u16,
+    );
+    field != 0 && field == checksum::fold(pseudo)
+}
+
+/// Computes the TCP/UDP checksum of `ip` over the whole segment (for frames that arrived with
+/// a partial checksum: nobody downstream will complete it).
+pub fn complete_checksum(ip: &mut [u8]) {
+    let mut packet = Ipv4Packet::new_unchecked(ip);
+    let (src, dst) = (packet.src_addr(), packet.dst_addr());
+    match packet.protocol() {
+        IpProtocol::Tcp => TcpPacket::new_unchecked(packet.payload_mut()).fill_checksum(src, dst),
+        IpProtocol::Udp => UdpPacket::new_unchecked(packet.payload_mut()).fill_checksum(src, dst),
+        IpProtocol::Icmp | IpProtocol::Unknown(_) => {}
+    }
+}

@@ -16,7 +16,9 @@
 //! IPv4 TCP/UDP packet, bad IPv4 header checksums, fragments, IP options, TTL <= 1, packets
 //! with no service or connection, and frames whose next hop is not resolved yet (the verdict
 //! then asks for resolution). TCP/UDP checksums are not verified: the incremental update keeps
-//! a bad one bad, so the end host drops it as it would have without us.
+//! a bad one bad, so the end host drops it as it would have without us. A *partial* checksum
+//! (left by a sender's checksum offload, as veth and virtio peers deliver them) is completed
+//! over the whole segment, since no NIC downstream will.
 
 use crate::conntrack::{Conn, ConnTable, Direction, FlowKey, TcpState};
 use crate::nat::{self, Endpoint};
@@ -72,6 +74,8 @@ struct Headers {
     tcp_flags: u8,
     /// IPv4 total length: the IPVS byte count and the extent of the NAT rewrite.
     ip_len: usize,
+    /// The TCP/UDP checksum is partial (sender offload): complete it after the rewrite.
+    partial_checksum: bool,
 }
 
 impl Headers {
@@ -135,6 +139,7 @@ fn parse(frame: &[u8]) -> Result<Headers, DropReason> {
         dst_port,
         tcp_flags,
         ip_len: ip.total_len(),
+        partial_checksum: nat::has_partial_checksum(ip.into_inner()),
     })
 }
 
@@ -240,6 +245,9 @@ fn inbound(
     };
     let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
     nat::translate(ip, Endpoint::Destination, conn.daddr, conn.dport);
+    if h.partial_checksum {
+        nat::complete_checksum(ip);
+    }
     nat::decrement_ttl(ip);
     address(frame, config.internal.mac, mac);
     if let Some(s) = stats.service(conn.service) {
@@ -277,6 +285,9 @@ fn outbound(
     };
     let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
     nat::translate(ip, Endpoint::Source, conn.vaddr, conn.vport);
+    if h.partial_checksum {
+        nat::complete_checksum(ip);
+    }
     nat::decrement_ttl(ip);
     address(frame, config.external.mac, mac);
     if let Some(s) = stats.service(conn.service) {
