@@ -19,12 +19,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::snapshot::{
     Interface, RealId, RealServer, Service, ServiceId, Snapshot, Timeouts, Vip, PROTO_TCP,
     PROTO_UDP,
 };
 use xvs_dataplane::stats::{TrafficTotals, WorkerStats, MAX_REALS, MAX_SERVICES};
+use xvs_dataplane::xsk::QueueCounters;
 use xvs_scheduler::{Dest, Scheduler, SchedulerKind, UnknownScheduler};
 
 /// The IPVS version xvs mirrors in listings.
@@ -42,6 +44,19 @@ pub trait Steering {
     fn set_real(&mut self, real: Vip, on: bool) -> io::Result<()>;
     /// Keep (or stop keeping) the real server's MAC resolved.
     fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool);
+    /// What the XDP program did with the frames of one rx queue.
+    fn queue_counters(&self, _side: Side, _queue: u32) -> QueueCounters {
+        QueueCounters::default()
+    }
+}
+
+/// A worker as the control plane sees it.
+#[derive(Debug, Clone)]
+pub struct WorkerHandle {
+    pub stats: Arc<WorkerStats>,
+    pub core: Option<u32>,
+    /// The rx queues whose sockets it owns.
+    pub queues: Vec<(Side, u32)>,
 }
 
 /// Why a command was refused.
@@ -153,7 +168,7 @@ pub struct Director<S: Steering> {
     steered_services: BTreeSet<Vip>,
     steered_reals: BTreeSet<Vip>,
     managed_neighbours: BTreeSet<Ipv4Addr>,
-    workers: Vec<Arc<WorkerStats>>,
+    workers: Vec<WorkerHandle>,
     service_slots: SlotPool,
     real_slots: SlotPool,
     /// Counter values of a slot when it was (re)allocated: reports show traffic since then.
@@ -168,7 +183,7 @@ impl<S: Steering> Director<S> {
         external: Interface,
         internal: Interface,
         steering: S,
-        workers: Vec<Arc<WorkerStats>>,
+        workers: Vec<WorkerHandle>,
         conn_max: u64,
     ) -> Self {
         Director {
@@ -506,7 +521,7 @@ impl<S: Steering> Director<S> {
     fn service_totals_raw(&self, id: ServiceId) -> TrafficTotals {
         let mut t = TrafficTotals::default();
         for w in &self.workers {
-            if let Some(s) = w.service(id) {
+            if let Some(s) = w.stats.service(id) {
                 t += s.totals();
             }
         }
@@ -518,7 +533,7 @@ impl<S: Steering> Director<S> {
         let mut t = TrafficTotals::default();
         let (mut active, mut inactive) = (0i64, 0i64);
         for w in &self.workers {
-            if let Some(r) = w.real(id) {
+            if let Some(r) = w.stats.real(id) {
                 t += r.traffic.totals();
                 active += r.active.get();
                 inactive += r.inactive.get();
@@ -567,17 +582,31 @@ impl<S: Steering> Director<S> {
             .workers
             .iter()
             .enumerate()
-            .map(|(i, w)| WorkerStatsReply {
-                worker: i as u32,
-                core: None,
-                rx: w.rx.get(),
-                tx: w.tx.get(),
-                handed_off: w.handed_off.get(),
-                drops: w
-                    .drops_by_name()
-                    .map(|(name, n)| (name.to_string(), n))
-                    .collect(),
-                conns: w.conns.get().max(0) as u64,
+            .map(|(i, w)| {
+                let xdp = w
+                    .queues
+                    .iter()
+                    .fold(QueueCounters::default(), |acc, (side, q)| {
+                        let c = self.steering.queue_counters(*side, *q);
+                        QueueCounters {
+                            redirected: acc.redirected + c.redirected,
+                            passed: acc.passed + c.passed,
+                        }
+                    });
+                WorkerStatsReply {
+                    worker: i as u32,
+                    core: w.core,
+                    rx: w.stats.rx.get(),
+                    tx: w.stats.tx.get(),
+                    handed_off: w.stats.handed_off.get(),
+                    passed: xdp.passed,
+                    drops: w
+                        .stats
+                        .drops_by_name()
+                        .map(|(name, n)| (name.to_string(), n))
+                        .collect(),
+                    conns: w.stats.conns.get().max(0) as u64,
+                }
             })
             .collect::<Vec<_>>();
         StatsReply {
@@ -753,7 +782,11 @@ mod tests {
             Interface::default(),
             Interface::default(),
             FakeSteering::default(),
-            vec![Arc::clone(&stats)],
+            vec![WorkerHandle {
+                stats: Arc::clone(&stats),
+                core: None,
+                queues: vec![(Side::External, 0), (Side::Internal, 0)],
+            }],
             1000,
         );
         (d, reader, stats)

@@ -8,7 +8,7 @@
 //! socket. If the process is killed instead, the kernel closes the BPF links (detaching the
 //! programs) and the sockets; the next start replaces the stale control socket file.
 
-use crate::apply::{Director, Steering};
+use crate::apply::{Director, Steering, WorkerHandle};
 use crate::server::ControlServer;
 use anyhow::{bail, Context};
 use std::io;
@@ -18,14 +18,15 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 use xvs_dataplane::neigh::{NeighbourTable, Netlink};
+use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::resolver::{self, Resolver};
 use xvs_dataplane::snapshot::{Interface, Snapshot, Vip};
 use xvs_dataplane::stats::WorkerStats;
 use xvs_dataplane::worker::{Mailbox, ResolveQueue, Shared, Worker, WorkerOptions};
 use xvs_dataplane::xsk::{
-    rx_queue_count, BindMode, EndpointKey, FrameMemory, Port, PortOptions, Role, XdpMode,
-    XdpProgram,
+    rx_queue_count, BindMode, EndpointKey, FrameMemory, Port, PortOptions, QueueCounters, Role,
+    XdpMode, XdpProgram,
 };
 
 /// What `xvsd --external IF --internal IF ...` asks for.
@@ -84,6 +85,14 @@ impl Steering for XdpSteering {
         } else {
             self.internal.remove_endpoint(key)
         }
+    }
+
+    fn queue_counters(&self, side: Side, queue: u32) -> QueueCounters {
+        let program = match side {
+            Side::External => &self.external,
+            Side::Internal => &self.internal,
+        };
+        program.queue_counters(queue).unwrap_or_default()
     }
 
     fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
@@ -152,18 +161,8 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     let mut worker_ports: Vec<Vec<Port>> = (0..workers).map(|_| Vec::new()).collect();
     let mut zero_copy = false;
     for (name, queues, side, program) in [
-        (
-            &options.external,
-            ext_queues,
-            xvs_dataplane::process::Side::External,
-            &ext_program,
-        ),
-        (
-            &options.internal,
-            int_queues,
-            xvs_dataplane::process::Side::Internal,
-            &int_program,
-        ),
+        (&options.external, ext_queues, Side::External, &ext_program),
+        (&options.internal, int_queues, Side::Internal, &int_program),
     ] {
         for queue in 0..queues {
             let port = Port::open(&memory, name, queue, side, &port_options)?;
@@ -209,7 +208,12 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     for (id, ports) in worker_ports.into_iter().enumerate() {
         let home: Vec<_> = frames.drain(..frames_per_worker).collect();
         let worker_stats = Arc::new(WorkerStats::default());
-        stats.push(Arc::clone(&worker_stats));
+        let core = cores.get(id % cores.len().max(1)).copied();
+        stats.push(WorkerHandle {
+            stats: Arc::clone(&worker_stats),
+            core: core.map(|c| c.id as u32),
+            queues: ports.iter().map(|p| (p.side(), p.queue())).collect(),
+        });
         let worker = Worker::new(
             id,
             workers,
@@ -223,7 +227,6 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             neighbour_reader.clone(),
         )
         .map_err(anyhow::Error::msg)?;
-        let core = cores.get(id % cores.len().max(1)).copied();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("xvs-worker-{id}"))

@@ -118,7 +118,13 @@ pub struct ServiceKey {
 
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}:{}", self.proto.ipvsadm_name(), self.addr, self.port)
+        write!(
+            f,
+            "{} {}:{}",
+            self.proto.ipvsadm_name(),
+            self.addr,
+            self.port
+        )
     }
 }
 
@@ -306,8 +312,11 @@ pub struct WorkerStats {
     pub core: Option<u32>,
     pub rx: u64,
     pub tx: u64,
-    /// Frames handed to (or received from) another worker because it owns the flow.
+    /// Frames handed to another worker because it owns their flow.
     pub handed_off: u64,
+    /// Frames of this worker's rx queues that the XDP program passed to the kernel (ARP,
+    /// ICMP, traffic that is not load-balanced).
+    pub passed: u64,
     /// Drops by reason name (see xvs_dataplane::stats::DropReason).
     pub drops: std::collections::BTreeMap<String, u64>,
     pub conns: u64,
@@ -340,7 +349,11 @@ mod tests {
 
     #[test]
     fn error_response_shape() {
-        let r = Response::failure(Some(3), ErrorCode::NoSuchService, "no service TCP 1.2.3.4:80");
+        let r = Response::failure(
+            Some(3),
+            ErrorCode::NoSuchService,
+            "no service TCP 1.2.3.4:80",
+        );
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
         assert_eq!(v["ok"], false);
         assert_eq!(v["id"], 3);

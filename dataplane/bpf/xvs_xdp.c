@@ -49,8 +49,35 @@ struct {
 	__type(value, __u32);
 } xvs_role SEC(".maps");
 
-SEC("xdp")
-int xvs_steer(struct xdp_md *ctx)
+/* Per rx queue: frames redirected to the socket and frames passed to the kernel. Per CPU,
+ * so counting needs no atomic operation; user space sums the CPUs. */
+struct queue_counters {
+	__u64 redirected;
+	__u64 passed;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct queue_counters);
+} xvs_counters SEC(".maps");
+
+static __always_inline int count(struct xdp_md *ctx, int action)
+{
+	__u32 queue = ctx->rx_queue_index;
+	struct queue_counters *c = bpf_map_lookup_elem(&xvs_counters, &queue);
+
+	if (c) {
+		if (action == XDP_REDIRECT)
+			c->redirected++;
+		else
+			c->passed++;
+	}
+	return action;
+}
+
+static __always_inline int steer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -91,6 +118,12 @@ int xvs_steer(struct xdp_md *ctx)
 	if (!bpf_map_lookup_elem(&xvs_endpoints, &key))
 		return XDP_PASS;
 	return bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_PASS);
+}
+
+SEC("xdp")
+int xvs_steer(struct xdp_md *ctx)
+{
+	return count(ctx, steer(ctx));
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

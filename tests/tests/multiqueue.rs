@@ -43,6 +43,11 @@ fn two_workers_serve_200_sequential_curls() -> anyhow::Result<()> {
             w.worker
         );
     }
+    // ARP for the VIP and the real servers went to the kernel, counted by the XDP program.
+    assert!(
+        stats.workers.iter().map(|w| w.passed).sum::<u64>() > 0,
+        "{stats:?}"
+    );
     let handed: u64 = stats.workers.iter().map(|w| w.handed_off).sum();
     assert!(
         handed > 0,

@@ -14,7 +14,7 @@ pub mod port;
 pub mod program;
 
 pub use port::{BindMode, FrameMemory, Poller, Port, PortOptions};
-pub use program::{EndpointKey, Role, XdpMode, XdpProgram};
+pub use program::{EndpointKey, QueueCounters, Role, XdpMode, XdpProgram};
 
 use xsk_rs::FrameDesc;
 

@@ -66,7 +66,17 @@ pub struct XdpProgram {
     link: Option<OwnedFd>,
     xsks: RawFd,
     endpoints: RawFd,
+    counters: RawFd,
     ifindex: u32,
+}
+
+/// What the program did with the frames of one rx queue, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    /// Sent to the AF_XDP socket.
+    pub redirected: u64,
+    /// Passed to the kernel (not load-balanced traffic, or no socket on the queue).
+    pub passed: u64,
 }
 
 // Safety: the libbpf object is only used through &self/&mut self of this value; libbpf keeps
@@ -96,6 +106,7 @@ impl XdpProgram {
             link: None,
             xsks: -1,
             endpoints: -1,
+            counters: -1,
             ifindex,
         };
         // Safety: object is a valid, opened bpf_object.
@@ -108,6 +119,7 @@ impl XdpProgram {
         }
         program.xsks = program.map_fd(c"xvs_xsks")?;
         program.endpoints = program.map_fd(c"xvs_endpoints")?;
+        program.counters = program.map_fd(c"xvs_counters")?;
         let role_map = program.map_fd(c"xvs_role")?;
         update(role_map, &0u32, &(role as u32))
             .map_err(|e| XskError::os("setting the program's role", e))?;
@@ -175,6 +187,34 @@ impl XdpProgram {
             rc if -rc == libc::ENOENT => Ok(()),
             rc => Err(io::Error::from_raw_os_error(-rc)),
         }
+    }
+
+    /// The program's counters for rx queue `queue`.
+    pub fn queue_counters(&self, queue: u32) -> io::Result<QueueCounters> {
+        // Safety: a plain query of the number of possible CPUs.
+        let cpus = unsafe { bpf::libbpf_num_possible_cpus() };
+        if cpus <= 0 {
+            return Err(io::Error::from_raw_os_error(-cpus));
+        }
+        // A per-CPU map returns one value per possible CPU (each 8-byte aligned, as ours is).
+        let mut values = vec![[0u64; 2]; cpus as usize];
+        // Safety: `values` has room for one 16-byte value per possible CPU.
+        let rc = unsafe {
+            bpf::bpf_map_lookup_elem(
+                self.counters,
+                (&queue as *const u32).cast(),
+                values.as_mut_ptr().cast(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::from_raw_os_error(-rc));
+        }
+        Ok(values
+            .iter()
+            .fold(QueueCounters::default(), |acc, v| QueueCounters {
+                redirected: acc.redirected + v[0],
+                passed: acc.passed + v[1],
+            }))
     }
 
     fn map_fd(&self, name: &CStr) -> Result<RawFd, XskError> {

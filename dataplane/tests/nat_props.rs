@@ -1,0 +1,748 @@
+//! Property tests of the NAT rewrite and of `process` as a whole.
+//!
+//! - [`translate`] round trip: rewriting one endpoint and rewriting it back gives the original
+//!   bytes exactly, and the rewritten packet is exactly what etherparse builds from scratch for
+//!   the new addresses (so its checksums are the full recompute's, representation included).
+//!   A second property forces the checksums onto the ones'-complement zero boundary
+//!   (TCP/IPv4 field 0x0000, UDP 0xffff), where an incremental update could produce the other
+//!   representation of zero.
+//! - `process` round trip: a client's packet goes in, the real's reply comes out with the VIP
+//!   as its source, checksums valid; un-NAT of the inbound rewrite gives the original packet.
+//! - `process` never panics, whatever the bytes, and whatever it forwards has a valid IPv4
+//!   header checksum and a TCP/UDP checksum exactly as valid as it was on arrival.
+
+use etherparse::{
+    IpHeaders, Ipv4Header, NetHeaders, PacketBuilder, PacketBuilderStep, PacketHeaders,
+    PayloadSlice, TcpHeader, TransportHeader,
+};
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use xvs_dataplane::checksum;
+use xvs_dataplane::conntrack::ConnTable;
+use xvs_dataplane::nat::{translate, Endpoint};
+use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
+use xvs_dataplane::process::{process, Env, Side, Verdict};
+use xvs_dataplane::snapshot::{
+    Interface, RealServer, Service, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
+};
+use xvs_dataplane::stats::WorkerStats;
+use xvs_scheduler::{Dest, Scheduler, SchedulerKind};
+
+// ---------------------------------------------------------------------------------------------
+// Packets
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+enum L4 {
+    Tcp {
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        window: u16,
+    },
+    Udp {
+        checksum: bool,
+    },
+}
+
+/// An IPv4 TCP/UDP packet described by its fields; serialized by etherparse.
+#[derive(Debug, Clone)]
+struct Spec {
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    ttl: u8,
+    ident: u16,
+    l4: L4,
+    payload: Vec<u8>,
+}
+
+impl Spec {
+    fn proto(&self) -> u8 {
+        match self.l4 {
+            L4::Tcp { .. } => PROTO_TCP,
+            L4::Udp { .. } => PROTO_UDP,
+        }
+    }
+
+    fn endpoint(&self, endpoint: Endpoint) -> SocketAddrV4 {
+        match endpoint {
+            Endpoint::Source => self.src,
+            Endpoint::Destination => self.dst,
+        }
+    }
+
+    /// The same packet with `endpoint` replaced by `to`.
+    fn with_endpoint(&self, endpoint: Endpoint, to: SocketAddrV4) -> Spec {
+        let mut spec = self.clone();
+        match endpoint {
+            Endpoint::Source => spec.src = to,
+            Endpoint::Destination => spec.dst = to,
+        }
+        spec
+    }
+
+    fn with_ttl(&self, ttl: u8) -> Spec {
+        Spec {
+            ttl,
+            ..self.clone()
+        }
+    }
+
+    fn ip_header(&self) -> Ipv4Header {
+        Ipv4Header {
+            identification: self.ident,
+            dont_fragment: true,
+            time_to_live: self.ttl,
+            source: self.src.ip().octets(),
+            destination: self.dst.ip().octets(),
+            ..Default::default()
+        }
+    }
+
+    fn build(&self, step: PacketBuilderStep<IpHeaders>) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self.l4 {
+            L4::Tcp {
+                flags,
+                seq,
+                ack,
+                window,
+            } => {
+                let mut tcp = TcpHeader::new(self.src.port(), self.dst.port(), seq, window);
+                tcp.fin = flags & 0x01 != 0;
+                tcp.syn = flags & 0x02 != 0;
+                tcp.rst = flags & 0x04 != 0;
+                tcp.psh = flags & 0x08 != 0;
+                tcp.ack = flags & 0x10 != 0;
+                tcp.ece = flags & 0x40 != 0;
+                tcp.cwr = flags & 0x80 != 0;
+                tcp.acknowledgment_number = ack;
+                step.tcp_header(tcp).write(&mut out, &self.payload).unwrap();
+            }
+            L4::Udp { checksum } => {
+                step.udp(self.src.port(), self.dst.port())
+                    .write(&mut out, &self.payload)
+                    .unwrap();
+                if !checksum {
+                    let at = out.len() - self.payload.len() - 2;
+                    out[at..at + 2].fill(0);
+                }
+            }
+        }
+        out
+    }
+
+    /// The IPv4 packet, no link header.
+    fn ip_packet(&self) -> Vec<u8> {
+        self.build(PacketBuilder::ip(IpHeaders::Ipv4(
+            self.ip_header(),
+            Default::default(),
+        )))
+    }
+
+    fn frame(&self, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Vec<u8> {
+        self.build(
+            PacketBuilder::ethernet2(src_mac, dst_mac)
+                .ip(IpHeaders::Ipv4(self.ip_header(), Default::default())),
+        )
+    }
+
+    /// This packet with the identification and the last (aligned) payload word chosen so that
+    /// both its sums land on the ones'-complement zero boundary: IPv4 header checksum 0x0000,
+    /// TCP checksum 0x0000, UDP checksum 0xffff (a computed 0 is sent as all ones, RFC 768).
+    fn with_zero_sums(mut self) -> Spec {
+        if self.payload.len() % 2 == 1 {
+            self.payload.push(0);
+        }
+        if self.payload.is_empty() {
+            self.payload.extend([0, 0]);
+        }
+        let n = self.payload.len();
+        self.payload[n - 2..].fill(0);
+        self.ident = 0;
+        let packet = self.ip_packet();
+        // Adding x to a word moves the sum s to s + x; s + x = 0xffff makes the checksum 0.
+        let mut header = packet[..20].to_vec();
+        header[10..12].fill(0);
+        self.ident = 0xffff - ones_sum(&[&header]);
+        let (segment_sum, _) = l4_sum(&packet, true);
+        let word = 0xffff - segment_sum;
+        self.payload[n - 2..].copy_from_slice(&word.to_be_bytes());
+        self
+    }
+}
+
+/// RFC 1071 ones'-complement sum, folded, not complemented: 0x0000 only for all-zero data.
+fn ones_sum(chunks: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for chunk in chunks {
+        let mut words = chunk.chunks_exact(2);
+        for w in &mut words {
+            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        if let [b] = words.remainder() {
+            sum += u32::from(*b) << 8;
+        }
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The ones'-complement sum of an IPv4 packet's pseudo-header and TCP/UDP segment (UDP up to
+/// its length field), with the checksum field counted as 0 when `without_checksum`; and whether
+/// the packet is UDP with checksum 0 ("none").
+fn l4_sum(ip: &[u8], without_checksum: bool) -> (u16, bool) {
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let proto = ip[9];
+    let mut segment = ip[ihl..total].to_vec();
+    let (len, at) = if proto == PROTO_UDP {
+        (usize::from(u16::from_be_bytes([segment[4], segment[5]])), 6)
+    } else {
+        (segment.len(), 16)
+    };
+    let none = proto == PROTO_UDP && segment[6..8] == [0, 0];
+    if without_checksum {
+        segment[at..at + 2].fill(0);
+    }
+    let length = (len as u16).to_be_bytes();
+    let sum = ones_sum(&[&ip[12..20], &[0, proto], &length, &segment[..len]]);
+    (sum, none)
+}
+
+/// The receiver's checks (RFC 1071: the sum, checksum included, is all ones).
+fn ip_header_ok(ip: &[u8]) -> bool {
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    ones_sum(&[&ip[..ihl]]) == 0xffff
+}
+
+fn l4_ok(ip: &[u8]) -> bool {
+    let (sum, none) = l4_sum(ip, false);
+    none || sum == 0xffff
+}
+
+/// Full recompute by etherparse: the IPv4 header checksum and the TCP/UDP checksum stored in
+/// the packet are exactly the ones etherparse computes (UDP 0 "none" excepted).
+fn etherparse_checksums(ip: &[u8]) -> Result<(), TestCaseError> {
+    let headers =
+        PacketHeaders::from_ip_slice(ip).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let Some(NetHeaders::Ipv4(header, _)) = &headers.net else {
+        return Err(TestCaseError::fail("not IPv4"));
+    };
+    prop_assert_eq!(header.header_checksum, header.calc_header_checksum());
+    match (&headers.transport, &headers.payload) {
+        (Some(TransportHeader::Tcp(tcp)), PayloadSlice::Tcp(payload)) => {
+            prop_assert_eq!(
+                tcp.checksum,
+                tcp.calc_checksum_ipv4(header, payload).unwrap()
+            );
+        }
+        (Some(TransportHeader::Udp(udp)), PayloadSlice::Udp(payload)) => {
+            if udp.checksum != 0 {
+                prop_assert_eq!(
+                    udp.checksum,
+                    udp.calc_checksum_ipv4(header, payload).unwrap()
+                );
+            }
+        }
+        other => return Err(TestCaseError::fail(format!("unexpected {other:?}"))),
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------------------------
+
+fn addr() -> impl Strategy<Value = Ipv4Addr> {
+    any::<u32>().prop_map(Ipv4Addr::from)
+}
+
+fn socket() -> impl Strategy<Value = SocketAddrV4> {
+    (addr(), any::<u16>()).prop_map(|(a, p)| SocketAddrV4::new(a, p))
+}
+
+fn l4() -> impl Strategy<Value = L4> {
+    prop_oneof![
+        (any::<u8>(), any::<u32>(), any::<u32>(), any::<u16>()).prop_map(
+            |(flags, seq, ack, window)| L4::Tcp {
+                flags,
+                seq,
+                ack,
+                window
+            }
+        ),
+        any::<bool>().prop_map(|checksum| L4::Udp { checksum }),
+    ]
+}
+
+fn payload() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..200)
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (socket(), socket(), 2u8..=255, any::<u16>(), l4(), payload()).prop_map(
+        |(src, dst, ttl, ident, l4, payload)| Spec {
+            src,
+            dst,
+            ttl,
+            ident,
+            l4,
+            payload,
+        },
+    )
+}
+
+fn endpoint() -> impl Strategy<Value = Endpoint> {
+    prop_oneof![Just(Endpoint::Source), Just(Endpoint::Destination)]
+}
+
+// ---------------------------------------------------------------------------------------------
+// translate
+// ---------------------------------------------------------------------------------------------
+
+/// translate(endpoint -> to) then translate(endpoint -> original) is the identity, and the
+/// packet in between is exactly what etherparse builds for the rewritten fields.
+fn check_round_trip(
+    spec: &Spec,
+    endpoint: Endpoint,
+    to: SocketAddrV4,
+) -> Result<(), TestCaseError> {
+    let original = spec.ip_packet();
+    let mut packet = original.clone();
+    translate(&mut packet, endpoint, *to.ip(), to.port());
+    etherparse_checksums(&packet)?;
+    prop_assert_eq!(&packet, &spec.with_endpoint(endpoint, to).ip_packet());
+    if spec.proto() == PROTO_UDP && matches!(spec.l4, L4::Udp { checksum: false }) {
+        prop_assert_eq!(&packet[26..28], &[0, 0], "UDP checksum 0 stays 0");
+    }
+    let back = spec.endpoint(endpoint);
+    translate(&mut packet, endpoint, *back.ip(), back.port());
+    prop_assert_eq!(packet, original);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn translate_round_trip(spec in spec(), endpoint in endpoint(), to in socket()) {
+        check_round_trip(&spec, endpoint, to)?;
+    }
+
+    /// The same with the original's or the rewritten packet's checksums forced onto the zero
+    /// boundary, where 0x0000 and 0xffff both mean zero: RFC 1624 eqn. 3 must land on the
+    /// representation a full recompute gives (0x0000 for IPv4/TCP, 0xffff for UDP).
+    #[test]
+    fn translate_round_trip_at_the_zero_boundary(
+        spec in spec(),
+        endpoint in endpoint(),
+        to in socket(),
+        force_original in any::<bool>(),
+    ) {
+        let (spec, forced) = if force_original {
+            let spec = spec.with_zero_sums();
+            (spec.clone(), spec)
+        } else {
+            let forced = spec.with_endpoint(endpoint, to).with_zero_sums();
+            let spec = Spec { ident: forced.ident, payload: forced.payload.clone(), ..spec };
+            (spec, forced)
+        };
+        // The forcing worked: the boundary representation is what etherparse produced.
+        let packet = forced.ip_packet();
+        prop_assert_eq!(&packet[10..12], &[0, 0]);
+        let field = &packet[20 + if forced.proto() == PROTO_TCP { 16 } else { 6 }..][..2];
+        match forced.l4 {
+            L4::Tcp { .. } => prop_assert_eq!(field, &[0, 0]),
+            L4::Udp { checksum: true } => prop_assert_eq!(field, &[0xff, 0xff]),
+            L4::Udp { checksum: false } => prop_assert_eq!(field, &[0, 0]),
+        }
+        check_round_trip(&spec, endpoint, to)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// process
+// ---------------------------------------------------------------------------------------------
+
+const EXT_IF: u32 = 2;
+const INT_IF: u32 = 3;
+const EXT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe1];
+const INT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const REAL_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x48];
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 129);
+const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const REAL: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 148);
+/// TCP VIP:80 -> REAL:8080 and UDP VIP:53 -> REAL:5353: ports are translated too.
+const TCP_VPORT: u16 = 80;
+const TCP_RPORT: u16 = 8080;
+const UDP_VPORT: u16 = 53;
+const UDP_RPORT: u16 = 5353;
+
+/// A director where every client is behind the gateway (only a default route outside), so
+/// that any random client address is reachable.
+struct Director {
+    config: Snapshot,
+    neighbours: NeighbourTable,
+    conns: ConnTable,
+    stats: WorkerStats,
+}
+
+impl Director {
+    fn new() -> Self {
+        let service = |id, proto, vport, rport| {
+            let vip = Vip {
+                proto,
+                addr: VIP,
+                port: vport,
+            };
+            let service = Service {
+                id,
+                vip,
+                scheduler: Scheduler::new(SchedulerKind::RoundRobin),
+                dests: Box::new([Dest { weight: 1 }]),
+                reals: Box::new([RealServer {
+                    id,
+                    addr: REAL,
+                    port: rport,
+                }]),
+            };
+            (vip, service)
+        };
+        let config = Snapshot {
+            external: Interface {
+                ifindex: EXT_IF,
+                mac: EXT_MAC,
+            },
+            internal: Interface {
+                ifindex: INT_IF,
+                mac: INT_MAC,
+            },
+            timeouts: Default::default(),
+            services: [
+                service(0, PROTO_TCP, TCP_VPORT, TCP_RPORT),
+                service(1, PROTO_UDP, UDP_VPORT, UDP_RPORT),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let routes = vec![
+            Route {
+                ifindex: INT_IF,
+                dst: Ipv4Addr::new(198, 19, 0, 0),
+                prefix_len: 24,
+                gateway: None,
+            },
+            Route {
+                ifindex: EXT_IF,
+                dst: Ipv4Addr::UNSPECIFIED,
+                prefix_len: 0,
+                gateway: Some(GATEWAY),
+            },
+        ];
+        let neighbour = |ifindex, addr, mac| Neighbour {
+            ifindex,
+            addr,
+            mac,
+            state: nud::REACHABLE,
+        };
+        Director {
+            config,
+            neighbours: NeighbourTable::new(
+                routes,
+                vec![
+                    neighbour(EXT_IF, GATEWAY, GATEWAY_MAC),
+                    neighbour(INT_IF, REAL, REAL_MAC),
+                ],
+            ),
+            conns: ConnTable::with_capacity(64),
+            stats: WorkerStats::default(),
+        }
+    }
+
+    fn process(&mut self, frame: &mut [u8], from: Side) -> Verdict {
+        let env = Env {
+            config: &self.config,
+            neighbours: &self.neighbours,
+            now_ms: 1_000,
+        };
+        process(frame, from, &env, &mut self.conns, &self.stats)
+    }
+}
+
+/// A client's first packet to the VIP: a TCP SYN to port 80 or a UDP datagram to port 53.
+fn request() -> impl Strategy<Value = Spec> {
+    let tcp = (any::<u32>(), any::<u16>()).prop_map(|(seq, window)| {
+        (
+            TCP_VPORT,
+            L4::Tcp {
+                flags: 0x02,
+                seq,
+                ack: 0,
+                window,
+            },
+        )
+    });
+    let udp = any::<bool>().prop_map(|checksum| (UDP_VPORT, L4::Udp { checksum }));
+    (
+        socket(),
+        prop_oneof![tcp, udp],
+        2u8..=255,
+        any::<u16>(),
+        payload(),
+    )
+        .prop_map(|(src, (vport, l4), ttl, ident, payload)| Spec {
+            src,
+            dst: SocketAddrV4::new(VIP, vport),
+            ttl,
+            ident,
+            l4,
+            payload,
+        })
+}
+
+const ETH: usize = 14;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// un-NAT(NAT(p)) == p: the inbound rewrite, undone by translating the destination back to
+    /// VIP:vport and restoring the TTL (RFC 1624 on the TTL/protocol word), is the identity on
+    /// the IP packet.
+    #[test]
+    fn inbound_nat_is_undone_by_the_inverse_rewrite(request in request()) {
+        let mut d = Director::new();
+        let input = request.frame(GATEWAY_MAC, EXT_MAC);
+        let mut frame = input.clone();
+        prop_assert_eq!(d.process(&mut frame, Side::External), Verdict::Forward(Side::Internal));
+        prop_assert_eq!(&frame[..12], &[REAL_MAC, INT_MAC].concat()[..]);
+        let rport = if request.proto() == PROTO_TCP { TCP_RPORT } else { UDP_RPORT };
+        let expected = request
+            .with_endpoint(Endpoint::Destination, SocketAddrV4::new(REAL, rport))
+            .with_ttl(request.ttl - 1);
+        prop_assert_eq!(&frame[ETH..], &expected.ip_packet()[..]);
+
+        let ip = &mut frame[ETH..];
+        translate(ip, Endpoint::Destination, VIP, request.dst.port());
+        let (ttl, proto) = (ip[8], ip[9]);
+        let sum = u16::from_be_bytes([ip[10], ip[11]]);
+        let sum = checksum::update_u16(
+            sum,
+            u16::from_be_bytes([ttl, proto]),
+            u16::from_be_bytes([ttl + 1, proto]),
+        );
+        ip[8] = ttl + 1;
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        prop_assert_eq!(&frame[ETH..], &input[ETH..]);
+    }
+
+    /// The full round trip through `process`: the client's packet in, the real's reply (its
+    /// addresses and ports swapped from what the real received, a new payload) out; the reply
+    /// leaves from VIP:vport to the client, towards the gateway, with valid checksums.
+    #[test]
+    fn reply_leaves_from_the_vip(
+        request in request(),
+        reply_payload in payload(),
+        reply_ttl in 2u8..=255,
+        reply_ident in any::<u16>(),
+    ) {
+        let mut d = Director::new();
+        let mut frame = request.frame(GATEWAY_MAC, EXT_MAC);
+        prop_assert_eq!(d.process(&mut frame, Side::External), Verdict::Forward(Side::Internal));
+
+        // What the real server received, as etherparse reads it.
+        let received = PacketHeaders::from_ethernet_slice(&frame).unwrap();
+        let Some(NetHeaders::Ipv4(ip, _)) = &received.net else { panic!("not IPv4") };
+        let (sport, dport) = match &received.transport {
+            Some(TransportHeader::Tcp(t)) => (t.source_port, t.destination_port),
+            Some(TransportHeader::Udp(u)) => (u.source_port, u.destination_port),
+            other => panic!("{other:?}"),
+        };
+        let reply = Spec {
+            src: SocketAddrV4::new(ip.destination.into(), dport),
+            dst: SocketAddrV4::new(ip.source.into(), sport),
+            ttl: reply_ttl,
+            ident: reply_ident,
+            l4: match request.l4 {
+                L4::Tcp { seq, window, .. } => L4::Tcp {
+                    flags: 0x12,
+                    seq: seq ^ 0x5555_5555,
+                    ack: seq.wrapping_add(1),
+                    window,
+                },
+                udp => udp,
+            },
+            payload: reply_payload,
+        };
+        let mut frame = reply.frame(REAL_MAC, INT_MAC);
+        prop_assert_eq!(d.process(&mut frame, Side::Internal), Verdict::Forward(Side::External));
+
+        let out = PacketHeaders::from_ethernet_slice(&frame).unwrap();
+        let Some(NetHeaders::Ipv4(ip, _)) = &out.net else { panic!("not IPv4") };
+        let (sport, dport) = match &out.transport {
+            Some(TransportHeader::Tcp(t)) => (t.source_port, t.destination_port),
+            Some(TransportHeader::Udp(u)) => (u.source_port, u.destination_port),
+            other => panic!("{other:?}"),
+        };
+        prop_assert_eq!(Ipv4Addr::from(ip.source), VIP);
+        prop_assert_eq!(sport, request.dst.port());
+        prop_assert_eq!(Ipv4Addr::from(ip.destination), *request.src.ip());
+        prop_assert_eq!(dport, request.src.port());
+        etherparse_checksums(&frame[ETH..])?;
+        let expected = reply
+            .with_endpoint(Endpoint::Source, request.dst)
+            .with_ttl(reply_ttl - 1)
+            .frame(EXT_MAC, GATEWAY_MAC);
+        prop_assert_eq!(frame, expected);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// process never panics
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the TCP/UDP checksum field holds a *partial* checksum, as a sender with checksum
+/// offload leaves it: the folded pseudo-header sum (addresses, protocol, IP payload length).
+fn l4_partial(ip: &[u8]) -> bool {
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let at = ihl + if ip[9] == PROTO_TCP { 16 } else { 6 };
+    let field = u16::from_be_bytes([ip[at], ip[at + 1]]);
+    let length = ((total - ihl) as u16).to_be_bytes();
+    field != 0 && field == ones_sum(&[&ip[12..20], &[0, ip[9]], &length])
+}
+
+/// What must hold for any frame: no panic (implicit), and a forwarded frame keeps its length
+/// and has a valid IPv4 header checksum and a TCP/UDP checksum exactly as valid as on arrival
+/// (or valid, when it arrived partial: `process` completes those); a frame that is not
+/// forwarded is untouched.
+fn check_any(d: &mut Director, input: &[u8], from: Side) -> Result<Verdict, TestCaseError> {
+    let mut frame = input.to_vec();
+    let verdict = d.process(&mut frame, from);
+    if let Verdict::Forward(_) = verdict {
+        prop_assert_eq!(frame.len(), input.len());
+        prop_assert!(ip_header_ok(&frame[ETH..]), "output IPv4 header checksum");
+        let expected = l4_ok(&input[ETH..]) || l4_partial(&input[ETH..]);
+        prop_assert_eq!(l4_ok(&frame[ETH..]), expected, "L4 checksum validity");
+    } else {
+        prop_assert_eq!(&frame[..], input);
+    }
+    Ok(verdict)
+}
+
+fn side() -> impl Strategy<Value = Side> {
+    prop_oneof![Just(Side::External), Just(Side::Internal)]
+}
+
+/// Bytes that get past the Ethernet and IPv4 checks and then are anything: a version 4 header
+/// with a valid checksum whose fields are mostly plausible (IHL 5, total length = what follows,
+/// no fragment bits, TCP/UDP to a service port) and sometimes random, followed by random bytes
+/// (the TCP/UDP header and payload, or IPv4 options when the IHL says so), half the time with
+/// a plausible TCP data offset or UDP length.
+fn garbage_behind_an_ipv4_header() -> impl Strategy<Value = Vec<u8>> {
+    (
+        proptest::collection::vec(any::<u8>(), 20),
+        prop_oneof![3 => Just(5u8), 1 => 0u8..=15],
+        prop_oneof![Just(None), any::<u16>().prop_map(Some)],
+        prop_oneof![Just(0x4000u16), any::<u16>()],
+        prop_oneof![Just(6u8), Just(17), any::<u8>()],
+        prop_oneof![Just(REAL), addr()],
+        prop_oneof![Just(VIP), Just(REAL), addr()],
+        prop_oneof![Just(TCP_VPORT), Just(UDP_VPORT), any::<u16>()],
+        proptest::collection::vec(any::<u8>(), 0..120),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(mut header, ihl, total_len, frag, proto, src, dst, dport, mut rest, plausible)| {
+                header[0] = 0x40 | ihl;
+                let total_len = total_len.unwrap_or((20 + rest.len()) as u16);
+                header[2..4].copy_from_slice(&total_len.to_be_bytes());
+                header[6..8].copy_from_slice(&frag.to_be_bytes());
+                header[9] = proto;
+                header[12..16].copy_from_slice(&src.octets());
+                header[16..20].copy_from_slice(&dst.octets());
+                if rest.len() >= 4 {
+                    rest[2..4].copy_from_slice(&dport.to_be_bytes());
+                }
+                // Half the time, a TCP SYN with data offset 5 or a UDP length that fits.
+                if plausible && proto == PROTO_TCP && rest.len() >= 20 {
+                    rest[12..14].copy_from_slice(&[0x50, 0x02]);
+                }
+                if plausible && proto == PROTO_UDP && rest.len() >= 8 {
+                    let len = rest.len() as u16;
+                    rest[4..6].copy_from_slice(&len.to_be_bytes());
+                }
+                let mut frame = [INT_MAC, EXT_MAC].concat();
+                frame.extend([0x08, 0x00]);
+                frame.extend(&header);
+                frame.extend(rest);
+                // Options, if any, are the first bytes of `rest`; the checksum covers them.
+                let ihl = usize::from(ihl) * 4;
+                if frame.len() >= ETH + ihl.max(20) {
+                    frame[ETH + 10..ETH + 12].fill(0);
+                    let sum = !ones_sum(&[&frame[ETH..ETH + ihl.max(20)]]);
+                    frame[ETH + 10..ETH + 12].copy_from_slice(&sum.to_be_bytes());
+                }
+                frame
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn process_never_panics_on_arbitrary_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..1600),
+        from in side(),
+    ) {
+        check_any(&mut Director::new(), &bytes, from)?;
+    }
+
+    #[test]
+    fn process_never_panics_behind_a_valid_ipv4_header(
+        frame in garbage_behind_an_ipv4_header(),
+        from in side(),
+    ) {
+        check_any(&mut Director::new(), &frame, from)?;
+    }
+
+    /// Valid frames with a few bytes flipped: a client's first packet (External), and the
+    /// real's reply to it once the connection exists (Internal).
+    #[test]
+    fn process_never_panics_on_mutated_frames(
+        request in request(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+    ) {
+        let mutate = |frame: &[u8]| {
+            let mut frame = frame.to_vec();
+            for (i, x) in &flips {
+                let at = i.index(frame.len());
+                frame[at] ^= x;
+            }
+            frame
+        };
+        let mut d = Director::new();
+        let syn = request.frame(GATEWAY_MAC, EXT_MAC);
+        check_any(&mut d, &mutate(&syn), Side::External)?;
+
+        // Now with the connection in place, a mutated reply.
+        let mut d = Director::new();
+        let mut frame = syn.clone();
+        prop_assert_eq!(d.process(&mut frame, Side::External), Verdict::Forward(Side::Internal));
+        let rport = if request.proto() == PROTO_TCP { TCP_RPORT } else { UDP_RPORT };
+        let reply = Spec {
+            src: SocketAddrV4::new(REAL, rport),
+            dst: request.src,
+            ..request.clone()
+        };
+        let reply = reply.frame(REAL_MAC, INT_MAC);
+        check_any(&mut d, &mutate(&reply), Side::Internal)?;
+        // And the unmutated reply still goes through.
+        prop_assert_eq!(check_any(&mut d, &reply, Side::Internal)?, Verdict::Forward(Side::External));
+    }
+}
