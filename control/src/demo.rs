@@ -15,6 +15,18 @@ use std::time::Duration;
 const CURLS: usize = 11;
 
 pub fn run(interrupted: &AtomicBool) -> Result<()> {
+    // Ctrl-C also reaches our children (curl, nginx, xvsd), so the step that fails first may
+    // be any of them: report the interruption, not the symptom. The guards have torn down.
+    run_demo(interrupted).map_err(|e| {
+        if interrupted.load(Ordering::Relaxed) {
+            anyhow::anyhow!("interrupted; the demo cluster was torn down")
+        } else {
+            e
+        }
+    })
+}
+
+fn run_demo(interrupted: &AtomicBool) -> Result<()> {
     if !topology::is_root() {
         bail!("the demo creates network namespaces and attaches XDP programs: run it as root");
     }
@@ -74,7 +86,7 @@ pub fn run(interrupted: &AtomicBool) -> Result<()> {
 
 fn check(interrupted: &AtomicBool) -> Result<()> {
     if interrupted.load(Ordering::Relaxed) {
-        bail!("interrupted; tearing down");
+        bail!("interrupted");
     }
     Ok(())
 }
