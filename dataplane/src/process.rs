@@ -230,33 +230,7 @@ fn inbound(
             }
         }
     };
-    ConnTable::touch(
-        conn,
-        Direction::Inbound,
-        h.tcp_flags,
-        &config.timeouts,
-        env.now_ms,
-        stats,
-    );
-    let conn = *conn;
-    let mac = match next_hop(env, config.internal.ifindex, conn.daddr) {
-        Ok(mac) => mac,
-        Err(verdict) => return verdict,
-    };
-    let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
-    nat::translate(ip, Endpoint::Destination, conn.daddr, conn.dport);
-    if h.partial_checksum {
-        nat::complete_checksum(ip);
-    }
-    nat::decrement_ttl(ip);
-    address(frame, config.internal.mac, mac);
-    if let Some(s) = stats.service(conn.service) {
-        s.count_in(h.ip_len);
-    }
-    if let Some(r) = stats.real(conn.real) {
-        r.traffic.count_in(h.ip_len);
-    }
-    Verdict::Forward(Side::Internal)
+    forward(frame, h, env, conn, Direction::Inbound, stats)
 }
 
 fn outbound(
@@ -266,37 +240,74 @@ fn outbound(
     conns: &mut ConnTable,
     stats: &WorkerStats,
 ) -> Verdict {
-    let config = env.config;
     let Some(conn) = conns.lookup(&h.flow_key(), Direction::Outbound, env.now_ms, stats) else {
         return Verdict::Drop(DropReason::NoConnection);
     };
+    forward(frame, h, env, conn, Direction::Outbound, stats)
+}
+
+/// Updates `conn` for a segment travelling in `direction`, rewrites the frame (DNAT on the
+/// way in, SNAT on the way out), addresses it to the next hop and counts it.
+#[inline]
+fn forward(
+    frame: &mut [u8],
+    h: &Headers,
+    env: &Env<'_>,
+    conn: &mut Conn,
+    direction: Direction,
+    stats: &WorkerStats,
+) -> Verdict {
+    let config = env.config;
     ConnTable::touch(
         conn,
-        Direction::Outbound,
+        direction,
         h.tcp_flags,
         &config.timeouts,
         env.now_ms,
         stats,
     );
     let conn = *conn;
-    let mac = match next_hop(env, config.external.ifindex, conn.caddr) {
+    // Requests go to the real server; replies come from the VIP and go to the client.
+    let (egress, side, endpoint, addr, port, next) = match direction {
+        Direction::Inbound => (
+            &config.internal,
+            Side::Internal,
+            Endpoint::Destination,
+            conn.daddr,
+            conn.dport,
+            conn.daddr,
+        ),
+        Direction::Outbound => (
+            &config.external,
+            Side::External,
+            Endpoint::Source,
+            conn.vaddr,
+            conn.vport,
+            conn.caddr,
+        ),
+    };
+    let mac = match next_hop(env, egress.ifindex, next) {
         Ok(mac) => mac,
         Err(verdict) => return verdict,
     };
     let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
-    nat::translate(ip, Endpoint::Source, conn.vaddr, conn.vport);
+    nat::translate(ip, endpoint, addr, port);
     if h.partial_checksum {
         nat::complete_checksum(ip);
     }
     nat::decrement_ttl(ip);
-    address(frame, config.external.mac, mac);
-    if let Some(s) = stats.service(conn.service) {
-        s.count_out(h.ip_len);
+    address(frame, egress.mac, mac);
+    let traffic = [
+        stats.service(conn.service),
+        stats.real(conn.real).map(|r| &r.traffic),
+    ];
+    for t in traffic.into_iter().flatten() {
+        match direction {
+            Direction::Inbound => t.count_in(h.ip_len),
+            Direction::Outbound => t.count_out(h.ip_len),
+        }
     }
-    if let Some(r) = stats.real(conn.real) {
-        r.traffic.count_out(h.ip_len);
-    }
-    Verdict::Forward(Side::External)
+    Verdict::Forward(side)
 }
 
 /// The MAC of the next hop towards `addr` out of `ifindex`, or the verdict for a frame that

@@ -39,7 +39,12 @@ impl Cluster {
         let mut spec = TopologySpec::seed();
         spec.prefix = prefix.to_string();
         spec.queues = queues;
-        let mut topo = Topology::build(&spec)?;
+        Self::start_spec(&spec, xvsd_args)
+    }
+
+    /// [`Cluster::start`] on any topology.
+    pub fn start_spec(spec: &TopologySpec, xvsd_args: &[&str]) -> Result<Cluster> {
+        let mut topo = Topology::build(spec)?;
         topo.start_web_servers()?;
         let xvsd = find_binary("xvsd")?;
         let xvsadm = find_binary("xvsadm")?;
@@ -92,6 +97,27 @@ impl Cluster {
                 Duration::from_secs(10),
             )
             .with_context(|| format!("curl {url}\nxvsd log:\n{}", self.director.log()))
+    }
+
+    /// Downloads `path` from the VIP with curl in the client namespace; the bytes received.
+    pub fn download(&self, path: &str) -> Result<Vec<u8>> {
+        let out = self.topo.work_dir().join("download");
+        let url = format!("http://{}{path}", self.topo.vip());
+        let target = out.to_string_lossy();
+        self.topo.run_in(
+            self.topo.client_ns(),
+            &[
+                "curl",
+                "-sS",
+                "--fail",
+                "--max-time",
+                "20",
+                "-o",
+                &target,
+                &url,
+            ],
+        )?;
+        std::fs::read(&out).with_context(|| format!("reading {target}"))
     }
 
     /// Whether any XDP program is attached to `iface` in the director namespace.

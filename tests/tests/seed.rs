@@ -56,28 +56,9 @@ fn one_mebibyte_download_is_intact_through_nat() -> anyhow::Result<()> {
     }
     let cluster = Cluster::start("xvse2ebig", 1, &[])?;
     cluster.configure("-t", 80)?;
-    let out = cluster.topo.work_dir().join("big.download");
-    let url = format!(
-        "http://{}{}",
-        cluster.topo.vip(),
-        xvs_control::topology::BIG_FILE_PATH
-    );
     // Twice, so both real servers serve it.
     for _ in 0..2 {
-        cluster.topo.run_in(
-            cluster.topo.client_ns(),
-            &[
-                "curl",
-                "-sS",
-                "--fail",
-                "--max-time",
-                "20",
-                "-o",
-                &out.to_string_lossy(),
-                &url,
-            ],
-        )?;
-        let got = std::fs::read(&out)?;
+        let got = cluster.download(xvs_control::topology::BIG_FILE_PATH)?;
         let want = xvs_control::topology::big_file_bytes();
         assert_eq!(got.len(), want.len(), "download length");
         assert!(got == want, "downloaded bytes differ from the served file");
