@@ -415,7 +415,7 @@ impl Fixture {
                 mac: INT_MAC,
             },
             timeouts: Default::default(),
-            services: [(vip, service)].into(),
+            services: [(vip, service)].into_iter().collect(),
         };
         let connected = |ifindex, dst| Route {
             ifindex,

@@ -82,6 +82,9 @@ impl Default for Timeouts {
     }
 }
 
+/// Services by VIP (keyed hashing: the key comes from packets).
+pub type ServiceMap = HashMap<Vip, Service, ahash::RandomState>;
+
 /// Everything a worker needs to process a frame, published atomically.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -90,7 +93,7 @@ pub struct Snapshot {
     /// Real servers side.
     pub internal: Interface,
     pub timeouts: Timeouts,
-    pub services: HashMap<Vip, Service>,
+    pub services: ServiceMap,
 }
 
 impl Snapshot {

@@ -18,6 +18,10 @@
 //! and removals never reallocate (hashbrown rehashes in place below half load). When the table
 //! is full a new flow is refused (counted); established entries are never evicted.
 //!
+//! The indexes hash with aHash under random per-process keys: as fast as a non-cryptographic
+//! hash (SipHash cost about a third of an established packet's processing), and clients cannot
+//! predict collisions to flood a bucket.
+//!
 //! # Expiry
 //! An entry expires `timeout` seconds after its last packet, the timeout depending on its TCP
 //! state (IPVS's table, see [`tcp_state`]) or the UDP timeout. Workers reclaim expired entries
@@ -134,8 +138,8 @@ pub enum InsertError {
 pub struct ConnTable {
     slab: Vec<Entry>,
     free: Vec<Slot>,
-    by_client: HashMap<FlowKey, Slot>,
-    by_real: HashMap<FlowKey, Slot>,
+    by_client: HashMap<FlowKey, Slot, ahash::RandomState>,
+    by_real: HashMap<FlowKey, Slot, ahash::RandomState>,
     capacity: usize,
     len: usize,
     sweep_cursor: usize,
@@ -151,8 +155,8 @@ impl ConnTable {
         ConnTable {
             slab: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
-            by_client: HashMap::with_capacity(index_capacity),
-            by_real: HashMap::with_capacity(index_capacity),
+            by_client: HashMap::with_capacity_and_hasher(index_capacity, Default::default()),
+            by_real: HashMap::with_capacity_and_hasher(index_capacity, Default::default()),
             capacity,
             len: 0,
             sweep_cursor: 0,
