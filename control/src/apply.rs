@@ -29,8 +29,6 @@ use xvs_dataplane::stats::{TrafficTotals, WorkerStats, MAX_REALS, MAX_SERVICES};
 use xvs_dataplane::xsk::QueueCounters;
 use xvs_scheduler::{Dest, Scheduler, SchedulerKind, UnknownScheduler};
 
-/// The IPVS version xvs mirrors in listings.
-pub const IPVS_VERSION: &str = "1.2.1";
 /// What `ipvsadm -L` shows as `(size=N)`: IPVS's default connection hash size.
 pub const CONN_TAB_SIZE: u32 = 4096;
 const MAX_WEIGHT: u32 = 65535;
@@ -215,7 +213,7 @@ impl<S: Steering> Director<S> {
         match command {
             Command::Version => Ok(Reply::Version(VersionInfo {
                 daemon: env!("CARGO_PKG_VERSION").to_string(),
-                ipvs: IPVS_VERSION.to_string(),
+                ipvs: crate::protocol::IPVS_VERSION.to_string(),
                 protocol: crate::protocol::PROTOCOL_VERSION,
             })),
             Command::List => Ok(Reply::List(self.list())),

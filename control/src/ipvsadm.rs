@@ -21,14 +21,11 @@
 
 use crate::protocol::{
     Command, Counters, ErrorCode, Forward, ListReply, Protocol, RealKey, ServiceInfo, ServiceKey,
-    VersionInfo, PROTOCOL_VERSION,
+    VersionInfo, IPVS_VERSION, PROTOCOL_VERSION,
 };
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-
-/// The IPVS version ipvsadm prints in the listing header; xvs mirrors IPVS 1.2.1.
-pub const IPVS_VERSION: &str = "1.2.1";
 
 /// ipvsadm's default scheduler (`DEF_SCHED`).
 pub const DEFAULT_SCHEDULER: &str = "wlc";

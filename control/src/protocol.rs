@@ -13,6 +13,9 @@ use std::net::Ipv4Addr;
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The IPVS version xvs mirrors: what ipvsadm prints in its listing header.
+pub const IPVS_VERSION: &str = "1.2.1";
+
 /// Largest request line the server accepts, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
