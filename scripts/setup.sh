@@ -8,7 +8,7 @@ packages=(
   # and pkg-config build the vendored libbpf of libbpf-sys.
   clang libelf-dev zlib1g-dev libbpf-dev linux-libc-dev m4 make pkg-config gcc
   # Topologies, clients and servers for the demo and the end-to-end tests.
-  iproute2 ethtool iputils-ping netcat-openbsd tcpdump curl nginx-light socat procps
+  iproute2 ethtool iputils-ping netcat-openbsd tcpdump curl nginx-light socat procps wrk iperf3
 )
 
 if [ "$(id -u)" -ne 0 ]; then
