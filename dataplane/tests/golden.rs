@@ -1265,3 +1265,61 @@ fn forwarded_frames_have_valid_checksums() {
     }
     assert_eq!(checked, 15);
 }
+
+// ---------------------------------------------------------------------------------------------
+// No allocation on the hot path
+// ---------------------------------------------------------------------------------------------
+
+/// Counts allocations made by the current thread (other test threads do not disturb it).
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+// Safety: every call is forwarded unchanged to the system allocator; the counter is a
+// thread-local Cell with a const initialiser, which itself never allocates.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // Safety: same contract as ours.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // Safety: same contract as ours.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // Safety: same contract as ours.
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// The whole fixture table (new flows, established flows, replies, every drop reason, table
+/// full, unresolved next hops) goes through `process` without a single allocation.
+#[test]
+fn process_never_allocates() {
+    let mut director = Director::new();
+    let fixtures = fixtures();
+    // Inputs are copied into preallocated buffers before counting starts.
+    let mut frames: Vec<Vec<u8>> = fixtures.iter().map(|f| f.input.clone()).collect();
+    let mut full = Director::with(NeighbourTable::new(routes(), neighbours()), 1);
+    let mut unresolved = Director::with(NeighbourTable::default(), 1024);
+    let mut spare: Vec<Vec<u8>> = fixtures.iter().map(|f| f.input.clone()).collect();
+
+    let before = ALLOCATIONS.with(|n| n.get());
+    for (fixture, frame) in fixtures.iter().zip(frames.iter_mut()) {
+        director.process(frame, fixture.from);
+    }
+    for (fixture, frame) in fixtures.iter().zip(spare.iter_mut()) {
+        full.process(frame, fixture.from);
+        unresolved.process(frame, fixture.from);
+    }
+    let during = ALLOCATIONS.with(|n| n.get()) - before;
+    assert_eq!(during, 0, "process allocated {during} times");
+    assert!(!director.conns.is_empty(), "the table did open connections");
+}

@@ -18,7 +18,11 @@ fn wrk(cluster: &Cluster, extra: &[&str]) -> anyhow::Result<(u64, String)> {
     // "12345 requests in 3.00s, 2.9MB read"
     let requests = report
         .lines()
-        .find_map(|l| l.trim().split_once(" requests in ").map(|(n, _)| n.to_string()))
+        .find_map(|l| {
+            l.trim()
+                .split_once(" requests in ")
+                .map(|(n, _)| n.to_string())
+        })
         .ok_or_else(|| anyhow::anyhow!("no request count in wrk's report:\n{report}"))?
         .parse()?;
     eprintln!("wrk {extra:?}: {requests} requests\n{report}");
@@ -39,7 +43,10 @@ fn wrk_through_two_workers_has_no_errors() -> anyhow::Result<()> {
             "wrk {extra:?} saw errors:\n{report}\nxvsd log:\n{}",
             cluster.director.log()
         );
-        assert!(requests >= 300, "only {requests} requests with {extra:?}:\n{report}");
+        assert!(
+            requests >= 300,
+            "only {requests} requests with {extra:?}:\n{report}"
+        );
     }
     Ok(())
 }
