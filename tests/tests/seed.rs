@@ -32,6 +32,21 @@ fn seed_cluster_alternates_and_lists_like_ipvsadm() -> anyhow::Result<()> {
         assert_eq!(answer, want, "answer {i} of {answers:?}");
     }
 
+    // The 11 closed connections linger in TIME_WAIT: IPVS counts them as inactive.
+    let listing = cluster.xvsadm(&["-Ln"])?;
+    let (active, inactive) = listing
+        .lines()
+        .filter(|l| l.starts_with("  -> 198.19."))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[4].parse::<u64>().unwrap_or(99),
+                f[5].parse::<u64>().unwrap_or(99),
+            )
+        })
+        .fold((0, 0), |(a, i), (x, y)| (a + x, i + y));
+    assert_eq!((active, inactive), (0, 11), "{listing}");
+
     // Every connection was counted and both directions went through the director.
     let stats = cluster.xvsadm(&["-Ln", "--stats", "--exact"])?;
     let service_line = stats
