@@ -15,51 +15,24 @@
 //! - A frame that is not forwarded must be left untouched.
 //! - Counters are checked against what the table sent.
 
+mod common;
+
+use common::*;
 use etherparse::{
-    EtherType, Ethernet2Header, IpFragOffset, IpHeaders, Ipv4Header, NetHeaders, PacketBuilder,
-    PacketBuilderStep, PacketHeaders, PayloadSlice, TcpHeader, TransportHeader,
+    EtherType, Ethernet2Header, NetHeaders, PacketBuilder, PacketHeaders, PayloadSlice,
+    TransportHeader,
 };
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use xvs_dataplane::conntrack::{ConnTable, TcpState};
-use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
-use xvs_dataplane::process::{process, Env, Side, Verdict};
-use xvs_dataplane::snapshot::{
-    Interface, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
-};
-use xvs_dataplane::stats::{DropReason, TrafficTotals, WorkerStats};
-use xvs_scheduler::{Dest, Scheduler, SchedulerKind};
+use xvs_dataplane::conntrack::TcpState;
+use xvs_dataplane::neigh::{Neighbour, NeighbourTable, Route};
+use xvs_dataplane::process::{Side, Verdict};
+use xvs_dataplane::snapshot::{RealId, ServiceId, Snapshot, PROTO_TCP, PROTO_UDP};
+use xvs_dataplane::stats::{DropReason, TrafficTotals};
 
 // ---------------------------------------------------------------------------------------------
-// The test network
-//
-//   client 198.18.0.201 ----+
-//                           |  198.18.0.0/24        +-----------+  198.19.0.0/24
-//   gateway 198.18.0.1 -----+---- ifindex 2 (ext) --| director  |-- ifindex 3 (int) --+-- .148
-//     (remote client                                 +-----------+                     +-- .137
-//      198.18.1.50 behind it)       VIP 198.18.0.129
+// The services, routes and neighbours of the test network (see `common`)
 // ---------------------------------------------------------------------------------------------
-
-const EXT_IF: u32 = 2;
-const INT_IF: u32 = 3;
-const EXT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe1];
-/// "i1": the internal interface.
-const INT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc1];
-const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const REAL_148_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x48];
-const REAL_137_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x37];
-
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 129);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 201);
-/// Not on the external link: reached through the default route's gateway.
-const REMOTE_CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 50);
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const REAL_148: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 148);
-const REAL_137: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 137);
-
-/// The clock of every batch in these tests; no entry comes near expiring.
-const NOW_MS: u64 = 1_000;
 
 /// Services and real servers, with the counter slots they use.
 const SVC_HTTP: ServiceId = 0; // TCP VIP:80 -> .148:80, .137:80
@@ -72,104 +45,39 @@ const REAL_DNS_148: RealId = 2;
 const REAL_DNS_137: RealId = 3;
 const REAL_MAPPED_148: RealId = 4;
 
-const FIN: u8 = 0x01;
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const PSH: u8 = 0x08;
-const ACK: u8 = 0x10;
-
-fn at(addr: Ipv4Addr, port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(addr, port)
-}
-
-fn service(
-    id: ServiceId,
-    proto: u8,
-    port: u16,
-    reals: &[(RealId, Ipv4Addr, u16, u32)],
-) -> (Vip, Service) {
-    let vip = Vip {
-        proto,
-        addr: VIP,
-        port,
-    };
-    let service = Service {
-        id,
-        vip,
-        scheduler: Scheduler::new(SchedulerKind::RoundRobin),
-        dests: reals.iter().map(|&(.., weight)| Dest { weight }).collect(),
-        reals: reals
-            .iter()
-            .map(|&(id, addr, port, _)| RealServer { id, addr, port })
-            .collect(),
-    };
-    (vip, service)
-}
-
 fn snapshot() -> Snapshot {
-    Snapshot {
-        external: Interface {
-            ifindex: EXT_IF,
-            mac: EXT_MAC,
-        },
-        internal: Interface {
-            ifindex: INT_IF,
-            mac: INT_MAC,
-        },
-        timeouts: Default::default(),
-        services: [
-            service(
-                SVC_HTTP,
-                PROTO_TCP,
-                80,
-                &[
-                    (REAL_HTTP_148, REAL_148, 80, 1),
-                    (REAL_HTTP_137, REAL_137, 80, 1),
-                ],
-            ),
-            service(
-                SVC_DNS,
-                PROTO_UDP,
-                53,
-                &[
-                    (REAL_DNS_148, REAL_148, 53, 1),
-                    (REAL_DNS_137, REAL_137, 53, 1),
-                ],
-            ),
-            service(
-                SVC_MAPPED,
-                PROTO_TCP,
-                8080,
-                &[(REAL_MAPPED_148, REAL_148, 8000, 1)],
-            ),
-            service(
-                SVC_DRAINED,
-                PROTO_TCP,
-                443,
-                &[(5, REAL_148, 443, 0), (6, REAL_137, 443, 0)],
-            ),
-        ]
-        .into_iter()
-        .collect(),
-    }
-}
-
-fn route(ifindex: u32, dst: Ipv4Addr, prefix_len: u8, gateway: Option<Ipv4Addr>) -> Route {
-    Route {
-        ifindex,
-        dst,
-        prefix_len,
-        gateway,
-    }
-}
-
-fn neighbour(ifindex: u32, addr: Ipv4Addr, mac: [u8; 6]) -> Neighbour {
-    Neighbour {
-        ifindex,
-        addr,
-        mac,
-        state: nud::REACHABLE,
-    }
+    snapshot_with([
+        service(
+            SVC_HTTP,
+            PROTO_TCP,
+            80,
+            &[
+                (REAL_HTTP_148, REAL_148, 80, 1),
+                (REAL_HTTP_137, REAL_137, 80, 1),
+            ],
+        ),
+        service(
+            SVC_DNS,
+            PROTO_UDP,
+            53,
+            &[
+                (REAL_DNS_148, REAL_148, 53, 1),
+                (REAL_DNS_137, REAL_137, 53, 1),
+            ],
+        ),
+        service(
+            SVC_MAPPED,
+            PROTO_TCP,
+            8080,
+            &[(REAL_MAPPED_148, REAL_148, 8000, 1)],
+        ),
+        service(
+            SVC_DRAINED,
+            PROTO_TCP,
+            443,
+            &[(5, REAL_148, 443, 0), (6, REAL_137, 443, 0)],
+        ),
+    ])
 }
 
 fn routes() -> Vec<Route> {
@@ -189,35 +97,14 @@ fn neighbours() -> Vec<Neighbour> {
     ]
 }
 
-/// A director with its own configuration, connection table and counters.
-struct Director {
-    config: Snapshot,
-    neighbours: NeighbourTable,
-    conns: ConnTable,
-    stats: WorkerStats,
-}
-
+/// The director of these tests: the services above, the full routing and neighbour tables.
 impl Director {
     fn new() -> Self {
         Self::with(NeighbourTable::new(routes(), neighbours()), 1024)
     }
 
     fn with(neighbours: NeighbourTable, capacity: usize) -> Self {
-        Director {
-            config: snapshot(),
-            neighbours,
-            conns: ConnTable::with_capacity(capacity),
-            stats: WorkerStats::default(),
-        }
-    }
-
-    fn process(&mut self, frame: &mut [u8], from: Side) -> Verdict {
-        let env = Env {
-            config: &self.config,
-            neighbours: &self.neighbours,
-            now_ms: NOW_MS,
-        };
-        process(frame, from, &env, &mut self.conns, &self.stats)
+        Director::from_parts(snapshot(), neighbours, capacity)
     }
 
     /// The (service, real) whose real server is `proto` `addr:port`, from the configuration.
@@ -236,86 +123,8 @@ impl Director {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Packet builder (etherparse underneath)
-// ---------------------------------------------------------------------------------------------
-
-/// Transport part of a test packet.
-#[derive(Debug, Clone, Copy)]
-enum L4 {
-    Tcp { flags: u8, seq: u32, ack: u32 },
-    Udp { checksum: bool },
-}
-
-/// An IPv4 TCP/UDP packet described by its fields; [`Packet::frame`] serializes it.
-#[derive(Debug, Clone)]
-struct Packet {
-    src: SocketAddrV4,
-    dst: SocketAddrV4,
-    ttl: u8,
-    l4: L4,
-    payload: Vec<u8>,
-    /// (MF, fragment offset in 8-byte units).
-    fragment: (bool, u16),
-    options: Vec<u8>,
-}
-
+/// The LVS-NAT rewrites the fixtures expect (see the module documentation).
 impl Packet {
-    fn tcp(src: SocketAddrV4, dst: SocketAddrV4, flags: u8, seq: u32, ack: u32) -> Self {
-        Packet {
-            src,
-            dst,
-            ttl: 64,
-            l4: L4::Tcp { flags, seq, ack },
-            payload: Vec::new(),
-            fragment: (false, 0),
-            options: Vec::new(),
-        }
-    }
-
-    fn udp(src: SocketAddrV4, dst: SocketAddrV4) -> Self {
-        Packet {
-            l4: L4::Udp { checksum: true },
-            ..Packet::tcp(src, dst, 0, 0, 0)
-        }
-    }
-
-    fn with_payload(mut self, payload: &[u8]) -> Self {
-        self.payload = payload.to_vec();
-        self
-    }
-
-    /// UDP with the checksum field 0: "no checksum" (RFC 768).
-    fn without_udp_checksum(mut self) -> Self {
-        self.l4 = L4::Udp { checksum: false };
-        self
-    }
-
-    fn with_src(mut self, src: SocketAddrV4) -> Self {
-        self.src = src;
-        self
-    }
-
-    fn with_dst(mut self, dst: SocketAddrV4) -> Self {
-        self.dst = dst;
-        self
-    }
-
-    fn with_ttl(mut self, ttl: u8) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    fn with_fragment(mut self, more_fragments: bool, offset_units: u16) -> Self {
-        self.fragment = (more_fragments, offset_units);
-        self
-    }
-
-    fn with_options(mut self, options: &[u8]) -> Self {
-        self.options = options.to_vec();
-        self
-    }
-
     /// What the director must send for this packet arriving from a client: DNAT to `real`,
     /// TTL - 1.
     fn dnat(&self, real: SocketAddrV4) -> Self {
@@ -325,56 +134,6 @@ impl Packet {
     /// What the director must send for this reply of a real server: SNAT to `vip`, TTL - 1.
     fn snat(&self, vip: SocketAddrV4) -> Self {
         self.clone().with_src(vip).with_ttl(self.ttl - 1)
-    }
-
-    fn ip_header(&self) -> Ipv4Header {
-        Ipv4Header {
-            identification: 0x1c46,
-            dont_fragment: !self.fragment.0 && self.fragment.1 == 0,
-            more_fragments: self.fragment.0,
-            fragment_offset: IpFragOffset::try_new(self.fragment.1).unwrap(),
-            time_to_live: self.ttl,
-            source: self.src.ip().octets(),
-            destination: self.dst.ip().octets(),
-            options: self.options.as_slice().try_into().unwrap(),
-            ..Default::default()
-        }
-    }
-
-    /// Serializes the transport header and payload after `step`.
-    fn build(&self, step: PacketBuilderStep<IpHeaders>) -> Vec<u8> {
-        let mut out = Vec::new();
-        match self.l4 {
-            L4::Tcp { flags, seq, ack } => {
-                let mut tcp = TcpHeader::new(self.src.port(), self.dst.port(), seq, 64240);
-                tcp.fin = flags & FIN != 0;
-                tcp.syn = flags & SYN != 0;
-                tcp.rst = flags & RST != 0;
-                tcp.psh = flags & PSH != 0;
-                tcp.ack = flags & ACK != 0;
-                tcp.acknowledgment_number = ack;
-                step.tcp_header(tcp).write(&mut out, &self.payload).unwrap();
-            }
-            L4::Udp { checksum } => {
-                step.udp(self.src.port(), self.dst.port())
-                    .write(&mut out, &self.payload)
-                    .unwrap();
-                if !checksum {
-                    // The checksum is the last field of the 8-byte header before the payload.
-                    let at = out.len() - self.payload.len() - 2;
-                    out[at..at + 2].fill(0);
-                }
-            }
-        }
-        out
-    }
-
-    /// An Ethernet frame carrying this packet.
-    fn frame(&self, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Vec<u8> {
-        self.build(
-            PacketBuilder::ethernet2(src_mac, dst_mac)
-                .ip(IpHeaders::Ipv4(self.ip_header(), Default::default())),
-        )
     }
 }
 
@@ -421,24 +180,6 @@ fn icmp_echo_to_vip() -> Vec<u8> {
 /// Offsets in a frame without VLAN tag or IP options.
 const IP: usize = 14;
 const L4_AT: usize = IP + 20;
-
-/// RFC 1071 Internet checksum, written out here so that the tests do not trust the crate's.
-fn internet_checksum(chunks: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    for chunk in chunks {
-        let mut words = chunk.chunks_exact(2);
-        for w in &mut words {
-            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-        }
-        if let [b] = words.remainder() {
-            sum += u32::from(*b) << 8;
-        }
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
 
 /// Rewrites the IPv4 header checksum of `frame` after a test has edited the header.
 fn fix_ip_checksum(frame: &mut [u8]) {
@@ -961,10 +702,7 @@ fn bad_tcp_checksum_is_forwarded_still_bad() {
     // Everything but the TCP checksum is exactly the good output.
     assert_eq!(frame[..csum.start], good_out[..csum.start]);
     assert_eq!(frame[csum.end..], good_out[csum.end..]);
-    assert!(
-        !l4_checksum_ok(&frame),
-        "the checksum must still be invalid"
-    );
+    assert!(!l4_ok(&frame[IP..]), "the checksum must still be invalid");
     // The error, as a ones'-complement difference of the sums, is unchanged.
     let error = |actual: u16, good: u16| {
         (u32::from(!actual) % 0xffff + 0xffff - u32::from(!good) % 0xffff) % 0xffff
@@ -1022,7 +760,7 @@ fn partial_checksums_from_offloading_senders_are_completed() {
             "{what}: the partial checksum differs from the full one"
         );
         assert!(
-            !l4_checksum_ok(&frame),
+            !l4_ok(&frame[IP..]),
             "{what}: a partial checksum is not valid"
         );
         assert!(
@@ -1031,31 +769,6 @@ fn partial_checksums_from_offloading_senders_are_completed() {
         );
         assert_frame_eq(&frame, &expected, what);
     }
-}
-
-/// The receiver's check of the TCP/UDP checksum of a frame (RFC 1071: the sum over the
-/// pseudo-header and segment, checksum included, is all ones). UDP checksum 0 means none.
-fn l4_checksum_ok(frame: &[u8]) -> bool {
-    let ip = &frame[IP..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let proto = ip[9];
-    let segment = &ip[ihl..total];
-    let len = if proto == 17 {
-        if segment[6..8] == [0, 0] {
-            return true;
-        }
-        usize::from(u16::from_be_bytes([segment[4], segment[5]]))
-    } else {
-        segment.len()
-    };
-    let pseudo = [
-        &ip[12..20],
-        &[0, proto],
-        &(len as u16).to_be_bytes()[..],
-        &segment[..len],
-    ];
-    internet_checksum(&pseudo) == 0
 }
 
 /// A next hop without a MAC yields `Unresolved` naming the address to resolve (the real, the
@@ -1260,7 +973,7 @@ fn forwarded_frames_have_valid_checksums() {
             }
             other => panic!("{}: unexpected transport {other:?}", f.description),
         }
-        assert!(l4_checksum_ok(frame), "{}", f.description);
+        assert!(l4_ok(&frame[IP..]), "{}", f.description);
         checked += 1;
     }
     assert_eq!(checked, 15);

@@ -11,60 +11,25 @@
 //! - `process` never panics, whatever the bytes, and whatever it forwards has a valid IPv4
 //!   header checksum and a TCP/UDP checksum exactly as valid as it was on arrival.
 
-use etherparse::{
-    IpHeaders, Ipv4Header, NetHeaders, PacketBuilder, PacketBuilderStep, PacketHeaders,
-    PayloadSlice, TcpHeader, TransportHeader,
-};
+mod common;
+
+use common::*;
+use etherparse::{NetHeaders, PacketHeaders, PayloadSlice, TransportHeader};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use xvs_dataplane::checksum;
-use xvs_dataplane::conntrack::ConnTable;
 use xvs_dataplane::nat::{translate, Endpoint};
-use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
-use xvs_dataplane::process::{process, Env, Side, Verdict};
-use xvs_dataplane::snapshot::{
-    Interface, RealServer, Service, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
-};
-use xvs_dataplane::stats::WorkerStats;
-use xvs_scheduler::{Dest, Scheduler, SchedulerKind};
+use xvs_dataplane::neigh::NeighbourTable;
+use xvs_dataplane::process::{Side, Verdict};
+use xvs_dataplane::snapshot::{PROTO_TCP, PROTO_UDP};
 
 // ---------------------------------------------------------------------------------------------
 // Packets
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy)]
-enum L4 {
-    Tcp {
-        flags: u8,
-        seq: u32,
-        ack: u32,
-        window: u16,
-    },
-    Udp {
-        checksum: bool,
-    },
-}
-
-/// An IPv4 TCP/UDP packet described by its fields; serialized by etherparse.
-#[derive(Debug, Clone)]
-struct Spec {
-    src: SocketAddrV4,
-    dst: SocketAddrV4,
-    ttl: u8,
-    ident: u16,
-    l4: L4,
-    payload: Vec<u8>,
-}
-
-impl Spec {
-    fn proto(&self) -> u8 {
-        match self.l4 {
-            L4::Tcp { .. } => PROTO_TCP,
-            L4::Udp { .. } => PROTO_UDP,
-        }
-    }
-
+/// The packet builder is `common`'s [`Packet`]; what only these properties need of it:
+impl Packet {
     fn endpoint(&self, endpoint: Endpoint) -> SocketAddrV4 {
         match endpoint {
             Endpoint::Source => self.src,
@@ -73,85 +38,19 @@ impl Spec {
     }
 
     /// The same packet with `endpoint` replaced by `to`.
-    fn with_endpoint(&self, endpoint: Endpoint, to: SocketAddrV4) -> Spec {
-        let mut spec = self.clone();
+    fn with_endpoint(&self, endpoint: Endpoint, to: SocketAddrV4) -> Packet {
+        let mut packet = self.clone();
         match endpoint {
-            Endpoint::Source => spec.src = to,
-            Endpoint::Destination => spec.dst = to,
+            Endpoint::Source => packet.src = to,
+            Endpoint::Destination => packet.dst = to,
         }
-        spec
-    }
-
-    fn with_ttl(&self, ttl: u8) -> Spec {
-        Spec {
-            ttl,
-            ..self.clone()
-        }
-    }
-
-    fn ip_header(&self) -> Ipv4Header {
-        Ipv4Header {
-            identification: self.ident,
-            dont_fragment: true,
-            time_to_live: self.ttl,
-            source: self.src.ip().octets(),
-            destination: self.dst.ip().octets(),
-            ..Default::default()
-        }
-    }
-
-    fn build(&self, step: PacketBuilderStep<IpHeaders>) -> Vec<u8> {
-        let mut out = Vec::new();
-        match self.l4 {
-            L4::Tcp {
-                flags,
-                seq,
-                ack,
-                window,
-            } => {
-                let mut tcp = TcpHeader::new(self.src.port(), self.dst.port(), seq, window);
-                tcp.fin = flags & 0x01 != 0;
-                tcp.syn = flags & 0x02 != 0;
-                tcp.rst = flags & 0x04 != 0;
-                tcp.psh = flags & 0x08 != 0;
-                tcp.ack = flags & 0x10 != 0;
-                tcp.ece = flags & 0x40 != 0;
-                tcp.cwr = flags & 0x80 != 0;
-                tcp.acknowledgment_number = ack;
-                step.tcp_header(tcp).write(&mut out, &self.payload).unwrap();
-            }
-            L4::Udp { checksum } => {
-                step.udp(self.src.port(), self.dst.port())
-                    .write(&mut out, &self.payload)
-                    .unwrap();
-                if !checksum {
-                    let at = out.len() - self.payload.len() - 2;
-                    out[at..at + 2].fill(0);
-                }
-            }
-        }
-        out
-    }
-
-    /// The IPv4 packet, no link header.
-    fn ip_packet(&self) -> Vec<u8> {
-        self.build(PacketBuilder::ip(IpHeaders::Ipv4(
-            self.ip_header(),
-            Default::default(),
-        )))
-    }
-
-    fn frame(&self, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Vec<u8> {
-        self.build(
-            PacketBuilder::ethernet2(src_mac, dst_mac)
-                .ip(IpHeaders::Ipv4(self.ip_header(), Default::default())),
-        )
+        packet
     }
 
     /// This packet with the identification and the last (aligned) payload word chosen so that
     /// both its sums land on the ones'-complement zero boundary: IPv4 header checksum 0x0000,
     /// TCP checksum 0x0000, UDP checksum 0xffff (a computed 0 is sent as all ones, RFC 768).
-    fn with_zero_sums(mut self) -> Spec {
+    fn with_zero_sums(mut self) -> Packet {
         if self.payload.len() % 2 == 1 {
             self.payload.push(0);
         }
@@ -173,55 +72,11 @@ impl Spec {
     }
 }
 
-/// RFC 1071 ones'-complement sum, folded, not complemented: 0x0000 only for all-zero data.
-fn ones_sum(chunks: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    for chunk in chunks {
-        let mut words = chunk.chunks_exact(2);
-        for w in &mut words {
-            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-        }
-        if let [b] = words.remainder() {
-            sum += u32::from(*b) << 8;
-        }
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
-/// The ones'-complement sum of an IPv4 packet's pseudo-header and TCP/UDP segment (UDP up to
-/// its length field), with the checksum field counted as 0 when `without_checksum`; and whether
-/// the packet is UDP with checksum 0 ("none").
-fn l4_sum(ip: &[u8], without_checksum: bool) -> (u16, bool) {
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let proto = ip[9];
-    let mut segment = ip[ihl..total].to_vec();
-    let (len, at) = if proto == PROTO_UDP {
-        (usize::from(u16::from_be_bytes([segment[4], segment[5]])), 6)
-    } else {
-        (segment.len(), 16)
-    };
-    let none = proto == PROTO_UDP && segment[6..8] == [0, 0];
-    if without_checksum {
-        segment[at..at + 2].fill(0);
-    }
-    let length = (len as u16).to_be_bytes();
-    let sum = ones_sum(&[&ip[12..20], &[0, proto], &length, &segment[..len]]);
-    (sum, none)
-}
-
-/// The receiver's checks (RFC 1071: the sum, checksum included, is all ones).
+/// The receiver's check of the IPv4 header checksum (RFC 1071: the sum, checksum included, is
+/// all ones); [`l4_ok`] is the one of the TCP/UDP checksum.
 fn ip_header_ok(ip: &[u8]) -> bool {
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     ones_sum(&[&ip[..ihl]]) == 0xffff
-}
-
-fn l4_ok(ip: &[u8]) -> bool {
-    let (sum, none) = l4_sum(ip, false);
-    none || sum == 0xffff
 }
 
 /// Full recompute by etherparse: the IPv4 header checksum and the TCP/UDP checksum stored in
@@ -283,15 +138,13 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(any::<u8>(), 0..200)
 }
 
-fn spec() -> impl Strategy<Value = Spec> {
+fn spec() -> impl Strategy<Value = Packet> {
     (socket(), socket(), 2u8..=255, any::<u16>(), l4(), payload()).prop_map(
-        |(src, dst, ttl, ident, l4, payload)| Spec {
-            src,
-            dst,
+        |(src, dst, ttl, ident, l4, payload)| Packet {
             ttl,
             ident,
-            l4,
             payload,
+            ..Packet::new(src, dst, l4)
         },
     )
 }
@@ -307,7 +160,7 @@ fn endpoint() -> impl Strategy<Value = Endpoint> {
 /// translate(endpoint -> to) then translate(endpoint -> original) is the identity, and the
 /// packet in between is exactly what etherparse builds for the rewritten fields.
 fn check_round_trip(
-    spec: &Spec,
+    spec: &Packet,
     endpoint: Endpoint,
     to: SocketAddrV4,
 ) -> Result<(), TestCaseError> {
@@ -348,7 +201,7 @@ proptest! {
             (spec.clone(), spec)
         } else {
             let forced = spec.with_endpoint(endpoint, to).with_zero_sums();
-            let spec = Spec { ident: forced.ident, payload: forced.payload.clone(), ..spec };
+            let spec = Packet { ident: forced.ident, payload: forced.payload.clone(), ..spec };
             (spec, forced)
         };
         // The forcing worked: the boundary representation is what etherparse produced.
@@ -368,119 +221,42 @@ proptest! {
 // process
 // ---------------------------------------------------------------------------------------------
 
-const EXT_IF: u32 = 2;
-const INT_IF: u32 = 3;
-const EXT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe1];
-const INT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
-const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const REAL_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x48];
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 129);
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const REAL: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 148);
+/// The one real server of these properties: the test network's .148.
+const REAL: Ipv4Addr = REAL_148;
+const REAL_MAC: [u8; 6] = REAL_148_MAC;
 /// TCP VIP:80 -> REAL:8080 and UDP VIP:53 -> REAL:5353: ports are translated too.
 const TCP_VPORT: u16 = 80;
 const TCP_RPORT: u16 = 8080;
 const UDP_VPORT: u16 = 53;
 const UDP_RPORT: u16 = 5353;
 
-/// A director where every client is behind the gateway (only a default route outside), so
-/// that any random client address is reachable.
-struct Director {
-    config: Snapshot,
-    neighbours: NeighbourTable,
-    conns: ConnTable,
-    stats: WorkerStats,
-}
-
 impl Director {
+    /// A director where every client is behind the gateway (only a default route outside), so
+    /// that any random client address is reachable.
     fn new() -> Self {
-        let service = |id, proto, vport, rport| {
-            let vip = Vip {
-                proto,
-                addr: VIP,
-                port: vport,
-            };
-            let service = Service {
-                id,
-                vip,
-                scheduler: Scheduler::new(SchedulerKind::RoundRobin),
-                dests: Box::new([Dest { weight: 1 }]),
-                reals: Box::new([RealServer {
-                    id,
-                    addr: REAL,
-                    port: rport,
-                }]),
-            };
-            (vip, service)
-        };
-        let config = Snapshot {
-            external: Interface {
-                ifindex: EXT_IF,
-                mac: EXT_MAC,
-            },
-            internal: Interface {
-                ifindex: INT_IF,
-                mac: INT_MAC,
-            },
-            timeouts: Default::default(),
-            services: [
-                service(0, PROTO_TCP, TCP_VPORT, TCP_RPORT),
-                service(1, PROTO_UDP, UDP_VPORT, UDP_RPORT),
-            ]
-            .into_iter()
-            .collect(),
-        };
+        let config = snapshot_with([
+            service(0, PROTO_TCP, TCP_VPORT, &[(0, REAL, TCP_RPORT, 1)]),
+            service(1, PROTO_UDP, UDP_VPORT, &[(1, REAL, UDP_RPORT, 1)]),
+        ]);
         let routes = vec![
-            Route {
-                ifindex: INT_IF,
-                dst: Ipv4Addr::new(198, 19, 0, 0),
-                prefix_len: 24,
-                gateway: None,
-            },
-            Route {
-                ifindex: EXT_IF,
-                dst: Ipv4Addr::UNSPECIFIED,
-                prefix_len: 0,
-                gateway: Some(GATEWAY),
-            },
+            route(INT_IF, Ipv4Addr::new(198, 19, 0, 0), 24, None),
+            route(EXT_IF, Ipv4Addr::UNSPECIFIED, 0, Some(GATEWAY)),
         ];
-        let neighbour = |ifindex, addr, mac| Neighbour {
-            ifindex,
-            addr,
-            mac,
-            state: nud::REACHABLE,
-        };
-        Director {
-            config,
-            neighbours: NeighbourTable::new(
-                routes,
-                vec![
-                    neighbour(EXT_IF, GATEWAY, GATEWAY_MAC),
-                    neighbour(INT_IF, REAL, REAL_MAC),
-                ],
-            ),
-            conns: ConnTable::with_capacity(64),
-            stats: WorkerStats::default(),
-        }
-    }
-
-    fn process(&mut self, frame: &mut [u8], from: Side) -> Verdict {
-        let env = Env {
-            config: &self.config,
-            neighbours: &self.neighbours,
-            now_ms: 1_000,
-        };
-        process(frame, from, &env, &mut self.conns, &self.stats)
+        let neighbours = vec![
+            neighbour(EXT_IF, GATEWAY, GATEWAY_MAC),
+            neighbour(INT_IF, REAL, REAL_MAC),
+        ];
+        Director::from_parts(config, NeighbourTable::new(routes, neighbours), 64)
     }
 }
 
 /// A client's first packet to the VIP: a TCP SYN to port 80 or a UDP datagram to port 53.
-fn request() -> impl Strategy<Value = Spec> {
+fn request() -> impl Strategy<Value = Packet> {
     let tcp = (any::<u32>(), any::<u16>()).prop_map(|(seq, window)| {
         (
             TCP_VPORT,
             L4::Tcp {
-                flags: 0x02,
+                flags: SYN,
                 seq,
                 ack: 0,
                 window,
@@ -495,13 +271,11 @@ fn request() -> impl Strategy<Value = Spec> {
         any::<u16>(),
         payload(),
     )
-        .prop_map(|(src, (vport, l4), ttl, ident, payload)| Spec {
-            src,
-            dst: SocketAddrV4::new(VIP, vport),
+        .prop_map(|(src, (vport, l4), ttl, ident, payload)| Packet {
             ttl,
             ident,
-            l4,
             payload,
+            ..Packet::new(src, SocketAddrV4::new(VIP, vport), l4)
         })
 }
 
@@ -562,21 +336,22 @@ proptest! {
             Some(TransportHeader::Udp(u)) => (u.source_port, u.destination_port),
             other => panic!("{other:?}"),
         };
-        let reply = Spec {
-            src: SocketAddrV4::new(ip.destination.into(), dport),
-            dst: SocketAddrV4::new(ip.source.into(), sport),
+        let src = SocketAddrV4::new(ip.destination.into(), dport);
+        let dst = SocketAddrV4::new(ip.source.into(), sport);
+        let l4 = match request.l4 {
+            L4::Tcp { seq, window, .. } => L4::Tcp {
+                flags: SYN | ACK,
+                seq: seq ^ 0x5555_5555,
+                ack: seq.wrapping_add(1),
+                window,
+            },
+            udp => udp,
+        };
+        let reply = Packet {
             ttl: reply_ttl,
             ident: reply_ident,
-            l4: match request.l4 {
-                L4::Tcp { seq, window, .. } => L4::Tcp {
-                    flags: 0x12,
-                    seq: seq ^ 0x5555_5555,
-                    ack: seq.wrapping_add(1),
-                    window,
-                },
-                udp => udp,
-            },
             payload: reply_payload,
+            ..Packet::new(src, dst, l4)
         };
         let mut frame = reply.frame(REAL_MAC, INT_MAC);
         prop_assert_eq!(d.process(&mut frame, Side::Internal), Verdict::Forward(Side::External));
@@ -735,7 +510,7 @@ proptest! {
         let mut frame = syn.clone();
         prop_assert_eq!(d.process(&mut frame, Side::External), Verdict::Forward(Side::Internal));
         let rport = if request.proto() == PROTO_TCP { TCP_RPORT } else { UDP_RPORT };
-        let reply = Spec {
+        let reply = Packet {
             src: SocketAddrV4::new(REAL, rport),
             dst: request.src,
             ..request.clone()

@@ -1,0 +1,389 @@
+//! What the integration tests `golden` and `nat_props` share: the test network, a director
+//! around [`process`], an IPv4 TCP/UDP packet builder on etherparse, and an RFC 1071 checksum
+//! written out here so that the tests do not trust the crate's.
+//!
+//! Each test binary includes this module with `mod common;`.
+
+// Every test binary compiles its own copy of this module and uses only part of it, so an item
+// used by one binary alone would be dead code in the other: allowed for the whole module, the
+// usual idiom for `tests/common`.
+#![allow(dead_code)]
+
+use etherparse::{
+    IpFragOffset, IpHeaders, Ipv4Header, PacketBuilder, PacketBuilderStep, TcpHeader,
+};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use xvs_dataplane::conntrack::ConnTable;
+use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
+use xvs_dataplane::process::{process, Env, Side, Verdict};
+use xvs_dataplane::snapshot::{
+    Interface, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
+};
+use xvs_dataplane::stats::WorkerStats;
+use xvs_scheduler::{Dest, Scheduler, SchedulerKind};
+
+// ---------------------------------------------------------------------------------------------
+// The test network
+//
+//   client 198.18.0.201 ----+
+//                           |  198.18.0.0/24        +-----------+  198.19.0.0/24
+//   gateway 198.18.0.1 -----+---- ifindex 2 (ext) --| director  |-- ifindex 3 (int) --+-- .148
+//     (remote client                                 +-----------+                     +-- .137
+//      198.18.1.50 behind it)       VIP 198.18.0.129
+//
+// Each test file sets up its own services, routes and neighbours on it.
+// ---------------------------------------------------------------------------------------------
+
+pub const EXT_IF: u32 = 2;
+pub const INT_IF: u32 = 3;
+pub const EXT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe1];
+/// "i1": the internal interface.
+pub const INT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc1];
+pub const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub const REAL_148_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x48];
+pub const REAL_137_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x37];
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 129);
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 201);
+/// Not on the external link: reached through the default route's gateway.
+pub const REMOTE_CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 50);
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const REAL_148: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 148);
+pub const REAL_137: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 137);
+
+/// The clock of every batch in these tests; no entry comes near expiring.
+pub const NOW_MS: u64 = 1_000;
+
+/// TCP flags, as [`L4::Tcp`] takes them.
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const PSH: u8 = 0x08;
+pub const ACK: u8 = 0x10;
+pub const ECE: u8 = 0x40;
+pub const CWR: u8 = 0x80;
+
+pub fn at(addr: Ipv4Addr, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(addr, port)
+}
+
+/// A round-robin service on `VIP:port` whose real servers are `(id, addr, port, weight)`.
+pub fn service(
+    id: ServiceId,
+    proto: u8,
+    port: u16,
+    reals: &[(RealId, Ipv4Addr, u16, u32)],
+) -> (Vip, Service) {
+    let vip = Vip {
+        proto,
+        addr: VIP,
+        port,
+    };
+    let service = Service {
+        id,
+        vip,
+        scheduler: Scheduler::new(SchedulerKind::RoundRobin),
+        dests: reals.iter().map(|&(.., weight)| Dest { weight }).collect(),
+        reals: reals
+            .iter()
+            .map(|&(id, addr, port, _)| RealServer { id, addr, port })
+            .collect(),
+    };
+    (vip, service)
+}
+
+/// The director's configuration: the external and internal interfaces, default timeouts and
+/// these services.
+pub fn snapshot_with(services: impl IntoIterator<Item = (Vip, Service)>) -> Snapshot {
+    Snapshot {
+        external: Interface {
+            ifindex: EXT_IF,
+            mac: EXT_MAC,
+        },
+        internal: Interface {
+            ifindex: INT_IF,
+            mac: INT_MAC,
+        },
+        timeouts: Default::default(),
+        services: services.into_iter().collect(),
+    }
+}
+
+pub fn route(ifindex: u32, dst: Ipv4Addr, prefix_len: u8, gateway: Option<Ipv4Addr>) -> Route {
+    Route {
+        ifindex,
+        dst,
+        prefix_len,
+        gateway,
+    }
+}
+
+pub fn neighbour(ifindex: u32, addr: Ipv4Addr, mac: [u8; 6]) -> Neighbour {
+    Neighbour {
+        ifindex,
+        addr,
+        mac,
+        state: nud::REACHABLE,
+    }
+}
+
+/// A director with its own configuration, connection table and counters. Each test file
+/// adds its own constructors.
+pub struct Director {
+    pub config: Snapshot,
+    pub neighbours: NeighbourTable,
+    pub conns: ConnTable,
+    pub stats: WorkerStats,
+}
+
+impl Director {
+    pub fn from_parts(config: Snapshot, neighbours: NeighbourTable, capacity: usize) -> Self {
+        Director {
+            config,
+            neighbours,
+            conns: ConnTable::with_capacity(capacity),
+            stats: WorkerStats::default(),
+        }
+    }
+
+    /// One frame through [`process`] at [`NOW_MS`].
+    pub fn process(&mut self, frame: &mut [u8], from: Side) -> Verdict {
+        let env = Env {
+            config: &self.config,
+            neighbours: &self.neighbours,
+            now_ms: NOW_MS,
+        };
+        process(frame, from, &env, &mut self.conns, &self.stats)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packet builder (etherparse underneath)
+// ---------------------------------------------------------------------------------------------
+
+/// Transport part of a test packet.
+#[derive(Debug, Clone, Copy)]
+pub enum L4 {
+    /// `flags`: any of [`FIN`], [`SYN`], [`RST`], [`PSH`], [`ACK`], [`ECE`], [`CWR`]; other bits
+    /// are ignored.
+    Tcp {
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        window: u16,
+    },
+    /// `checksum: false`: the field is 0, "no checksum" (RFC 768).
+    Udp { checksum: bool },
+}
+
+/// An IPv4 TCP/UDP packet described by its fields; [`Packet::frame`] and [`Packet::ip_packet`]
+/// serialize it.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    pub ttl: u8,
+    pub ident: u16,
+    pub l4: L4,
+    pub payload: Vec<u8>,
+    /// (MF, fragment offset in 8-byte units). DF is set when neither is.
+    pub fragment: (bool, u16),
+    pub options: Vec<u8>,
+}
+
+impl Packet {
+    /// A packet with TTL 64, identification 0x1c46, no payload, not fragmented, no options.
+    pub fn new(src: SocketAddrV4, dst: SocketAddrV4, l4: L4) -> Self {
+        Packet {
+            src,
+            dst,
+            ttl: 64,
+            ident: 0x1c46,
+            l4,
+            payload: Vec::new(),
+            fragment: (false, 0),
+            options: Vec::new(),
+        }
+    }
+
+    /// TCP with window 64240.
+    pub fn tcp(src: SocketAddrV4, dst: SocketAddrV4, flags: u8, seq: u32, ack: u32) -> Self {
+        let l4 = L4::Tcp {
+            flags,
+            seq,
+            ack,
+            window: 64240,
+        };
+        Packet::new(src, dst, l4)
+    }
+
+    /// UDP with a checksum.
+    pub fn udp(src: SocketAddrV4, dst: SocketAddrV4) -> Self {
+        Packet::new(src, dst, L4::Udp { checksum: true })
+    }
+
+    pub fn proto(&self) -> u8 {
+        match self.l4 {
+            L4::Tcp { .. } => PROTO_TCP,
+            L4::Udp { .. } => PROTO_UDP,
+        }
+    }
+
+    pub fn with_payload(mut self, payload: &[u8]) -> Self {
+        self.payload = payload.to_vec();
+        self
+    }
+
+    /// UDP with the checksum field 0: "no checksum" (RFC 768).
+    pub fn without_udp_checksum(mut self) -> Self {
+        self.l4 = L4::Udp { checksum: false };
+        self
+    }
+
+    pub fn with_src(mut self, src: SocketAddrV4) -> Self {
+        self.src = src;
+        self
+    }
+
+    pub fn with_dst(mut self, dst: SocketAddrV4) -> Self {
+        self.dst = dst;
+        self
+    }
+
+    pub fn with_ttl(mut self, ttl: u8) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    pub fn with_fragment(mut self, more_fragments: bool, offset_units: u16) -> Self {
+        self.fragment = (more_fragments, offset_units);
+        self
+    }
+
+    pub fn with_options(mut self, options: &[u8]) -> Self {
+        self.options = options.to_vec();
+        self
+    }
+
+    fn ip_header(&self) -> Ipv4Header {
+        Ipv4Header {
+            identification: self.ident,
+            dont_fragment: !self.fragment.0 && self.fragment.1 == 0,
+            more_fragments: self.fragment.0,
+            fragment_offset: IpFragOffset::try_new(self.fragment.1).unwrap(),
+            time_to_live: self.ttl,
+            source: self.src.ip().octets(),
+            destination: self.dst.ip().octets(),
+            options: self.options.as_slice().try_into().unwrap(),
+            ..Default::default()
+        }
+    }
+
+    /// Serializes the transport header and payload after `step`.
+    fn build(&self, step: PacketBuilderStep<IpHeaders>) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self.l4 {
+            L4::Tcp {
+                flags,
+                seq,
+                ack,
+                window,
+            } => {
+                let mut tcp = TcpHeader::new(self.src.port(), self.dst.port(), seq, window);
+                tcp.fin = flags & FIN != 0;
+                tcp.syn = flags & SYN != 0;
+                tcp.rst = flags & RST != 0;
+                tcp.psh = flags & PSH != 0;
+                tcp.ack = flags & ACK != 0;
+                tcp.ece = flags & ECE != 0;
+                tcp.cwr = flags & CWR != 0;
+                tcp.acknowledgment_number = ack;
+                step.tcp_header(tcp).write(&mut out, &self.payload).unwrap();
+            }
+            L4::Udp { checksum } => {
+                step.udp(self.src.port(), self.dst.port())
+                    .write(&mut out, &self.payload)
+                    .unwrap();
+                if !checksum {
+                    // The checksum is the last field of the 8-byte header before the payload.
+                    let at = out.len() - self.payload.len() - 2;
+                    out[at..at + 2].fill(0);
+                }
+            }
+        }
+        out
+    }
+
+    /// The IPv4 packet, no link header.
+    pub fn ip_packet(&self) -> Vec<u8> {
+        self.build(PacketBuilder::ip(IpHeaders::Ipv4(
+            self.ip_header(),
+            Default::default(),
+        )))
+    }
+
+    /// An Ethernet frame carrying this packet.
+    pub fn frame(&self, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Vec<u8> {
+        self.build(
+            PacketBuilder::ethernet2(src_mac, dst_mac)
+                .ip(IpHeaders::Ipv4(self.ip_header(), Default::default())),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checksums, written out here so that the tests do not trust the crate's
+// ---------------------------------------------------------------------------------------------
+
+/// RFC 1071 ones'-complement sum, folded, not complemented: 0x0000 only for all-zero data.
+pub fn ones_sum(chunks: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for chunk in chunks {
+        let mut words = chunk.chunks_exact(2);
+        for w in &mut words {
+            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        if let [b] = words.remainder() {
+            sum += u32::from(*b) << 8;
+        }
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// RFC 1071 Internet checksum: the complement of [`ones_sum`].
+pub fn internet_checksum(chunks: &[&[u8]]) -> u16 {
+    !ones_sum(chunks)
+}
+
+/// The ones'-complement sum of an IPv4 packet's pseudo-header and TCP/UDP segment (UDP up to
+/// its length field), with the checksum field counted as 0 when `without_checksum`; and whether
+/// the packet is UDP with checksum 0 ("none").
+pub fn l4_sum(ip: &[u8], without_checksum: bool) -> (u16, bool) {
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let proto = ip[9];
+    let mut segment = ip[ihl..total].to_vec();
+    let (len, at) = if proto == PROTO_UDP {
+        (usize::from(u16::from_be_bytes([segment[4], segment[5]])), 6)
+    } else {
+        (segment.len(), 16)
+    };
+    let none = proto == PROTO_UDP && segment[6..8] == [0, 0];
+    if without_checksum {
+        segment[at..at + 2].fill(0);
+    }
+    let length = (len as u16).to_be_bytes();
+    let sum = ones_sum(&[&ip[12..20], &[0, proto], &length, &segment[..len]]);
+    (sum, none)
+}
+
+/// The receiver's check of the TCP/UDP checksum of an IPv4 packet (RFC 1071: the sum over the
+/// pseudo-header and segment, checksum included, is all ones). UDP checksum 0 means none.
+pub fn l4_ok(ip: &[u8]) -> bool {
+    let (sum, none) = l4_sum(ip, false);
+    none || sum == 0xffff
+}
