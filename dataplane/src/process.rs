@@ -200,6 +200,10 @@ fn inbound(
             if !opens_connection(h) {
                 return Verdict::Drop(DropReason::NoConnection);
             }
+            // Checked before scheduling so a refused flow does not take a server's turn.
+            if conns.is_full() {
+                return Verdict::Drop(DropReason::TableFull);
+            }
             let Some(real) = service.schedule() else {
                 return Verdict::Drop(DropReason::NoRealServer);
             };

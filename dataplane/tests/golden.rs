@@ -27,7 +27,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use xvs_dataplane::conntrack::TcpState;
 use xvs_dataplane::neigh::{Neighbour, NeighbourTable, Route};
 use xvs_dataplane::process::{Side, Verdict};
-use xvs_dataplane::snapshot::{RealId, ServiceId, Snapshot, PROTO_TCP, PROTO_UDP};
+use xvs_dataplane::snapshot::{RealId, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP};
 use xvs_dataplane::stats::{DropReason, TrafficTotals};
 
 // ---------------------------------------------------------------------------------------------
@@ -659,6 +659,14 @@ fn full_table_refuses_new_flows_only() {
         Verdict::Drop(DropReason::TableFull)
     );
     assert_frame_eq(&frame, &second.frame(CLIENT_MAC, EXT_MAC), "refused SYN");
+    // The refused flow did not take a turn: round robin still owes .137 the next one.
+    let http = Vip {
+        proto: PROTO_TCP,
+        addr: VIP,
+        port: 80,
+    };
+    let next = d.config.service(&http).and_then(|s| s.schedule());
+    assert_eq!(next.map(|r| r.addr), Some(REAL_137));
     let mut frame = reply.frame(REAL_148_MAC, INT_MAC);
     assert_eq!(
         d.process(&mut frame, Side::Internal),

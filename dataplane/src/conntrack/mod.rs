@@ -175,6 +175,11 @@ impl ConnTable {
         self.capacity
     }
 
+    /// Whether an insert would be refused.
+    pub fn is_full(&self) -> bool {
+        self.len >= self.capacity
+    }
+
     /// The live entry indexed under `key` in `direction` (inbound tuple for
     /// [`Direction::Inbound`], reply tuple for [`Direction::Outbound`]). An expired entry is
     /// removed and reported as absent.
@@ -201,7 +206,7 @@ impl ConnTable {
     /// Adds a new connection (its `state` and `expires_ms` as the caller set them) and counts
     /// it. Fails when the table is full.
     pub fn insert(&mut self, conn: Conn, stats: &WorkerStats) -> Result<&mut Conn, InsertError> {
-        if self.len >= self.capacity {
+        if self.is_full() {
             return Err(InsertError::Full);
         }
         let entry = Entry { conn, live: true };
