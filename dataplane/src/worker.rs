@@ -226,9 +226,13 @@ impl Worker {
             work += n;
             self.stats.rx.add(n as u64);
             let side = self.ports[i].side();
-            while let Some(frame) = self.received.pop() {
+            // In arrival order: popping from the end would reorder each flow's segments.
+            // Taking the buffer out and putting it back keeps its capacity (no allocation).
+            let mut received = std::mem::take(&mut self.received);
+            for frame in received.drain(..) {
                 self.dispatch(frame, side, &env);
             }
+            self.received = received;
         }
 
         for _ in 0..self.options.batch {

@@ -72,11 +72,27 @@ fn one_mebibyte_download_is_intact_through_nat() -> anyhow::Result<()> {
     let cluster = Cluster::start("xvse2ebig", 1, &[])?;
     cluster.configure("-t", 80)?;
     // Twice, so both real servers serve it.
+    let out_of_order_before = out_of_order_segments(&cluster)?;
     for _ in 0..2 {
         let got = cluster.download(xvs_control::topology::BIG_FILE_PATH)?;
         let want = xvs_control::topology::big_file_bytes();
         assert_eq!(got.len(), want.len(), "download length");
         assert!(got == want, "downloaded bytes differ from the served file");
     }
+    // The director must not reorder a flow's segments (e.g. by handling a batch backwards):
+    // the client's TCP saw every segment in order.
+    assert_eq!(out_of_order_segments(&cluster)?, out_of_order_before);
     Ok(())
+}
+
+/// Segments the client's TCP received out of order (its namespace's TcpExtTCPOFOQueue).
+fn out_of_order_segments(cluster: &Cluster) -> anyhow::Result<u64> {
+    let out = cluster.topo.run_in(
+        cluster.topo.client_ns(),
+        &["nstat", "-az", "--json", "TcpExtTCPOFOQueue"],
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    v["kernel"]["TcpExtTCPOFOQueue"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no TcpExtTCPOFOQueue in {out}"))
 }
