@@ -34,7 +34,7 @@ use xvs_dataplane::stats::WorkerStats;
 use xvs_dataplane::wire::{
     EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket,
 };
-use xvs_scheduler::{Dest, Scheduler, SchedulerKind};
+use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind};
 
 /// Frames per timed batch (a typical AF_XDP receive batch).
 pub const BATCH: usize = 64;
@@ -307,6 +307,7 @@ impl Work<'_> {
             config: &fx.snapshot,
             neighbours: &fx.neighbours,
             now_ms: NOW_MS,
+            workers: &[],
         };
         let (from, expect) = (self.case.ingress(), Verdict::Forward(self.case.egress()));
         for frame in frames {
@@ -398,11 +399,12 @@ impl Fixture {
             addr: *VIP.ip(),
             port: VIP.port(),
         };
+        let dests: Box<[Dest]> = reals.iter().map(|r| Dest::new(r.addr, r.port, 1)).collect();
         let service = Service {
             id: 0,
             vip,
-            scheduler: Scheduler::new(SchedulerKind::RoundRobin),
-            dests: reals.iter().map(|_| Dest { weight: 1 }).collect(),
+            scheduler: Scheduler::new(SchedulerKind::RoundRobin, &dests, Flags::default()),
+            dests,
             reals,
         };
         let snapshot = Snapshot {
@@ -488,6 +490,7 @@ impl Fixture {
             config: &self.snapshot,
             neighbours: &self.neighbours,
             now_ms: NOW_MS,
+            workers: &[],
         };
         match process(frame, from, &env, &mut self.conns, &self.stats) {
             Verdict::Forward(_) => Ok(()),

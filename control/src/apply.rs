@@ -27,7 +27,7 @@ use xvs_dataplane::snapshot::{
 };
 use xvs_dataplane::stats::{TrafficTotals, WorkerStats, MAX_REALS, MAX_SERVICES};
 use xvs_dataplane::xsk::QueueCounters;
-use xvs_scheduler::{Dest, Scheduler, SchedulerKind, UnknownScheduler};
+use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind, UnknownScheduler};
 
 /// What `ipvsadm -L` shows as `(size=N)`: IPVS's default connection hash size.
 pub const CONN_TAB_SIZE: u32 = 4096;
@@ -386,15 +386,16 @@ impl<S: Steering> Director<S> {
             .map(|(key, config)| {
                 let vip = vip_of(key);
                 let old = previous.service(&vip).map(|s| &s.scheduler);
+                let dests: Box<[Dest]> = config
+                    .reals
+                    .iter()
+                    .map(|r| Dest::new(r.key.addr, r.key.port, r.weight))
+                    .collect();
                 let service = Service {
                     id: config.id,
                     vip,
-                    scheduler: Scheduler::succeed(config.scheduler, old),
-                    dests: config
-                        .reals
-                        .iter()
-                        .map(|r| Dest { weight: r.weight })
-                        .collect(),
+                    scheduler: Scheduler::succeed(config.scheduler, &dests, Flags::default(), old),
+                    dests,
                     reals: config
                         .reals
                         .iter()
@@ -732,6 +733,7 @@ fn validate_forward(f: Option<Forward>) -> Result<(), ApplyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xvs_scheduler::{Flow, NoLoad};
 
     /// Records steering changes instead of touching BPF maps.
     #[derive(Default)]
@@ -790,6 +792,16 @@ mod tests {
         (d, reader, stats)
     }
 
+    fn any_flow() -> Flow {
+        Flow {
+            proto: PROTO_TCP,
+            caddr: Ipv4Addr::new(198, 18, 0, 201),
+            cport: 40000,
+            vaddr: Ipv4Addr::new(198, 18, 0, 129),
+            vport: 80,
+        }
+    }
+
     fn svc() -> ServiceKey {
         ServiceKey {
             proto: Protocol::Tcp,
@@ -830,11 +842,11 @@ mod tests {
         let service = snap.service(&vip_of(&svc())).unwrap();
         assert_eq!(service.reals.len(), 2);
         assert_eq!(
-            service.schedule().unwrap().addr,
+            service.schedule(&NoLoad, &any_flow()).unwrap().addr,
             Ipv4Addr::new(198, 19, 0, 148)
         );
         assert_eq!(
-            service.schedule().unwrap().addr,
+            service.schedule(&NoLoad, &any_flow()).unwrap().addr,
             Ipv4Addr::new(198, 19, 0, 137)
         );
         assert!(d.steering().services.contains(&vip_of(&svc())));
@@ -979,7 +991,7 @@ mod tests {
         let service = snap.service(&vip_of(&svc())).unwrap();
         for _ in 0..4 {
             assert_eq!(
-                service.schedule().unwrap().addr,
+                service.schedule(&NoLoad, &any_flow()).unwrap().addr,
                 Ipv4Addr::new(198, 19, 0, 137)
             );
         }

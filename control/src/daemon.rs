@@ -175,6 +175,9 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     }
 
     let resolve_queue = Arc::new(ResolveQueue::new(1024));
+    let worker_stats: Arc<[Arc<WorkerStats>]> = (0..workers)
+        .map(|_| Arc::new(WorkerStats::default()))
+        .collect();
     let shared = Shared {
         memory,
         mailboxes: (0..workers)
@@ -185,6 +188,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         resolve: Arc::clone(&resolve_queue),
         shutdown: Arc::clone(&shutdown),
         epoch: Instant::now(),
+        stats: Arc::clone(&worker_stats),
     };
 
     let config = Publisher::new(Snapshot {
@@ -207,10 +211,10 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     let mut threads = Vec::new();
     for (id, ports) in worker_ports.into_iter().enumerate() {
         let home: Vec<_> = frames.drain(..frames_per_worker).collect();
-        let worker_stats = Arc::new(WorkerStats::default());
+        let own_stats = Arc::clone(&worker_stats[id]);
         let core = cores.get(id % cores.len().max(1)).copied();
         stats.push(WorkerHandle {
-            stats: Arc::clone(&worker_stats),
+            stats: Arc::clone(&own_stats),
             core: core.map(|c| c.id as u32),
             queues: ports.iter().map(|p| (p.side(), p.queue())).collect(),
         });
@@ -222,7 +226,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             conn_capacity,
             shared.clone(),
             WorkerOptions::default(),
-            worker_stats,
+            own_stats,
             config.reader(),
             neighbour_reader.clone(),
         )

@@ -24,11 +24,13 @@ use crate::conntrack::{Conn, ConnTable, Direction, FlowKey, TcpState};
 use crate::nat::{self, Endpoint};
 use crate::neigh::NeighbourTable;
 use crate::snapshot::{Snapshot, Vip, PROTO_TCP};
-use crate::stats::{DropReason, WorkerStats};
+use crate::stats::{DropReason, ServiceLoad, WorkerStats};
 use crate::wire::{
     EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
 };
 use std::net::Ipv4Addr;
+use std::sync::Arc;
+use xvs_scheduler::Flow;
 
 /// The interface a frame arrived on or leaves by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,6 +61,9 @@ pub struct Env<'a> {
     pub neighbours: &'a NeighbourTable,
     /// Monotonic milliseconds, read once per batch.
     pub now_ms: u64,
+    /// Every worker's counters (this one's included), for schedulers that weigh connection
+    /// counts; empty where none are known (the counts then read as zero).
+    pub workers: &'a [Arc<WorkerStats>],
 }
 
 const ETHERNET_HEADER_LEN: usize = 14;
@@ -204,7 +209,18 @@ fn inbound(
             if conns.is_full() {
                 return Verdict::Drop(DropReason::TableFull);
             }
-            let Some(real) = service.schedule() else {
+            let load = ServiceLoad {
+                reals: &service.reals,
+                workers: env.workers,
+            };
+            let flow = Flow {
+                proto: h.proto,
+                caddr: h.src,
+                cport: h.src_port,
+                vaddr: h.dst,
+                vport: h.dst_port,
+            };
+            let Some(real) = service.schedule(&load, &flow) else {
                 return Verdict::Drop(DropReason::NoRealServer);
             };
             let new = Conn {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use xvs_scheduler::{Dest, Scheduler};
+use xvs_scheduler::{Dest, Flow, Load, Scheduler};
 
 /// IP protocol numbers of the protocols xvs balances.
 pub const PROTO_TCP: u8 = 6;
@@ -47,10 +47,11 @@ pub struct Service {
 }
 
 impl Service {
-    /// The real server for a new connection, if any may take one.
+    /// The real server for a new connection `flow`, if any may take one; `load` gives the
+    /// servers' current connection counts.
     #[inline]
-    pub fn schedule(&self) -> Option<&RealServer> {
-        let i = self.scheduler.pick(&self.dests)?;
+    pub fn schedule<L: Load + ?Sized>(&self, load: &L, flow: &Flow) -> Option<&RealServer> {
+        let i = self.scheduler.pick(&self.dests, load, flow)?;
         self.reals.get(i)
     }
 }

@@ -5,7 +5,9 @@
 //! control reads with relaxed loads and sums across workers. A reader may see one counter a few
 //! packets behind another; totals are exact once traffic stops.
 
+use crate::snapshot::RealServer;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Upper bound on virtual services; their counter slots are preallocated per worker.
 pub const MAX_SERVICES: usize = 4096;
@@ -257,6 +259,40 @@ impl WorkerStats {
     }
 }
 
+/// The connection counts of one service's real servers, summed over every worker, as the
+/// least-connection schedulers read them ([`xvs_scheduler::Load`]). Each term is a relaxed load
+/// of a single-writer counter: a sum may miss connections opened or closed meanwhile by other
+/// workers, which only shifts a least-connection choice by those few connections.
+pub struct ServiceLoad<'a> {
+    pub reals: &'a [RealServer],
+    pub workers: &'a [Arc<WorkerStats>],
+}
+
+impl ServiceLoad<'_> {
+    fn sum(&self, dest: usize, gauge: impl Fn(&RealStats) -> i64) -> u64 {
+        let Some(real) = self.reals.get(dest) else {
+            return 0;
+        };
+        let total: i64 = self
+            .workers
+            .iter()
+            .filter_map(|w| w.real(real.id))
+            .map(gauge)
+            .sum();
+        total.max(0) as u64
+    }
+}
+
+impl xvs_scheduler::Load for ServiceLoad<'_> {
+    fn active(&self, dest: usize) -> u64 {
+        self.sum(dest, |r| r.active.get())
+    }
+
+    fn inactive(&self, dest: usize) -> u64 {
+        self.sum(dest, |r| r.inactive.get())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +305,29 @@ mod tests {
         let names: std::collections::HashSet<_> =
             DropReason::ALL.iter().map(|r| r.name()).collect();
         assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn service_load_sums_workers() {
+        use xvs_scheduler::Load;
+        let workers: Vec<Arc<WorkerStats>> = (0..2).map(|_| Arc::default()).collect();
+        let reals = [RealServer {
+            id: 7,
+            addr: std::net::Ipv4Addr::new(198, 19, 0, 1),
+            port: 80,
+        }];
+        workers[0].reals[7].active.add(2);
+        workers[1].reals[7].active.add(1);
+        workers[1].reals[7].inactive.add(4);
+        let load = ServiceLoad {
+            reals: &reals,
+            workers: &workers,
+        };
+        assert_eq!(
+            (load.active(0), load.inactive(0), load.connections(0)),
+            (3, 4, 7)
+        );
+        assert_eq!(load.active(1), 0, "no such real server");
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct Shared {
     pub shutdown: Arc<AtomicBool>,
     /// Monotonic time origin of `now_ms`.
     pub epoch: Instant,
+    /// Every worker's counters, indexed by worker id (schedulers read connection counts).
+    pub stats: Arc<[Arc<WorkerStats>]>,
 }
 
 /// Tuning that does not change at run time.
@@ -206,10 +208,12 @@ impl Worker {
         // below; the readers keep the snapshots alive, so dropping these never frees memory.
         let config = Arc::clone(self.config.current());
         let neighbours = Arc::clone(self.neighbours.current());
+        let all_stats = Arc::clone(&self.shared.stats);
         let env = Env {
             config: &config,
             neighbours: &neighbours,
             now_ms,
+            workers: &all_stats,
         };
         let mut work = self.retry_held(&env);
 

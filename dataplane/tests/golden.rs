@@ -29,6 +29,7 @@ use xvs_dataplane::neigh::{Neighbour, NeighbourTable, Route};
 use xvs_dataplane::process::{Side, Verdict};
 use xvs_dataplane::snapshot::{RealId, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP};
 use xvs_dataplane::stats::{DropReason, TrafficTotals};
+use xvs_scheduler::{Flow, NoLoad};
 
 // ---------------------------------------------------------------------------------------------
 // The services, routes and neighbours of the test network (see `common`)
@@ -665,7 +666,17 @@ fn full_table_refuses_new_flows_only() {
         addr: VIP,
         port: 80,
     };
-    let next = d.config.service(&http).and_then(|s| s.schedule());
+    let flow = Flow {
+        proto: PROTO_TCP,
+        caddr: CLIENT,
+        cport: 40002,
+        vaddr: VIP,
+        vport: 80,
+    };
+    let next = d
+        .config
+        .service(&http)
+        .and_then(|s| s.schedule(&NoLoad, &flow));
     assert_eq!(next.map(|r| r.addr), Some(REAL_137));
     let mut frame = reply.frame(REAL_148_MAC, INT_MAC);
     assert_eq!(

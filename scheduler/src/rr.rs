@@ -1,12 +1,12 @@
 //! Round robin (`rr`), as IPVS's ip_vs_rr.c.
 //!
 //! Servers are taken in turn, in the order they were added, skipping those that cannot take new
-//! connections (weight 0). IPVS keeps the last chosen server under a spinlock; here the position
+//! connections (weight 0, or overloaded by their upper threshold). IPVS keeps the last chosen server under a spinlock; here the position
 //! is one atomic cursor that a pick advances with compare-and-swap, so concurrent workers never
 //! block each other and never allocate. Two workers picking at the same instant each get a
 //! different server, so the rotation stays fair across workers.
 
-use crate::Dest;
+use crate::{Dest, Load};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, Default)]
@@ -28,7 +28,7 @@ impl RoundRobin {
     }
 
     #[inline]
-    pub fn pick(&self, dests: &[Dest]) -> Option<usize> {
+    pub fn pick<L: Load + ?Sized>(&self, dests: &[Dest], load: &L) -> Option<usize> {
         let n = dests.len();
         if n == 0 {
             return None;
@@ -38,7 +38,7 @@ impl RoundRobin {
             let start = current % n;
             let chosen = (0..n)
                 .map(|step| (start + step) % n)
-                .find(|&i| dests[i].is_available())?;
+                .find(|&i| dests[i].is_available(load.connections(i)))?;
             match self.next.compare_exchange_weak(
                 current,
                 chosen + 1,
@@ -55,27 +55,33 @@ impl RoundRobin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NoLoad;
     use proptest::prelude::*;
+    use std::net::Ipv4Addr;
 
     fn dests(weights: &[u32]) -> Vec<Dest> {
-        weights.iter().map(|&weight| Dest { weight }).collect()
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Dest::new(Ipv4Addr::new(198, 19, 0, i as u8), 80, w))
+            .collect()
     }
 
     #[test]
     fn rotates_in_insertion_order() {
         let rr = RoundRobin::default();
         let d = dests(&[1, 1]);
-        let picks: Vec<_> = (0..5).map(|_| rr.pick(&d).unwrap()).collect();
+        let picks: Vec<_> = (0..5).map(|_| rr.pick(&d, &NoLoad).unwrap()).collect();
         assert_eq!(picks, [0, 1, 0, 1, 0]);
     }
 
     #[test]
     fn skips_quiesced_and_reports_none() {
         let rr = RoundRobin::default();
-        assert_eq!(rr.pick(&dests(&[0, 3, 0])), Some(1));
-        assert_eq!(rr.pick(&dests(&[0, 3, 0])), Some(1));
-        assert_eq!(rr.pick(&dests(&[0, 0])), None);
-        assert_eq!(rr.pick(&[]), None);
+        assert_eq!(rr.pick(&dests(&[0, 3, 0]), &NoLoad), Some(1));
+        assert_eq!(rr.pick(&dests(&[0, 3, 0]), &NoLoad), Some(1));
+        assert_eq!(rr.pick(&dests(&[0, 0]), &NoLoad), None);
+        assert_eq!(rr.pick(&[], &NoLoad), None);
     }
 
     #[test]
@@ -87,7 +93,7 @@ mod tests {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..10_000 {
-                        let i = rr.pick(&d).unwrap();
+                        let i = rr.pick(&d, &NoLoad).unwrap();
                         counts[i].fetch_add(1, Ordering::Relaxed);
                     }
                 });
@@ -104,18 +110,18 @@ mod tests {
         #[test]
         fn fair_and_never_picks_quiesced(weights in proptest::collection::vec(0u32..3, 1..20), rounds in 1usize..5) {
             let d = dests(&weights);
-            let available = d.iter().filter(|x| x.is_available()).count();
+            let available = d.iter().filter(|x| x.is_available(0)).count();
             let rr = RoundRobin::default();
             let mut counts = vec![0usize; d.len()];
             for _ in 0..available * rounds {
-                let i = rr.pick(&d).unwrap();
+                let i = rr.pick(&d, &NoLoad).unwrap();
                 counts[i] += 1;
             }
             for (i, c) in counts.iter().enumerate() {
-                prop_assert_eq!(*c, if d[i].is_available() { rounds } else { 0 });
+                prop_assert_eq!(*c, if d[i].is_available(0) { rounds } else { 0 });
             }
             if available == 0 {
-                prop_assert_eq!(rr.pick(&d), None);
+                prop_assert_eq!(rr.pick(&d, &NoLoad), None);
             }
         }
     }

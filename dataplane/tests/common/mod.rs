@@ -20,7 +20,7 @@ use xvs_dataplane::snapshot::{
     Interface, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
 };
 use xvs_dataplane::stats::WorkerStats;
-use xvs_scheduler::{Dest, Scheduler, SchedulerKind};
+use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind};
 
 // ---------------------------------------------------------------------------------------------
 // The test network
@@ -80,11 +80,15 @@ pub fn service(
         addr: VIP,
         port,
     };
+    let dests: Box<[Dest]> = reals
+        .iter()
+        .map(|&(_, addr, port, weight)| Dest::new(addr, port, weight))
+        .collect();
     let service = Service {
         id,
         vip,
-        scheduler: Scheduler::new(SchedulerKind::RoundRobin),
-        dests: reals.iter().map(|&(.., weight)| Dest { weight }).collect(),
+        scheduler: Scheduler::new(SchedulerKind::RoundRobin, &dests, Flags::default()),
+        dests,
         reals: reals
             .iter()
             .map(|&(id, addr, port, _)| RealServer { id, addr, port })
@@ -153,6 +157,7 @@ impl Director {
             config: &self.config,
             neighbours: &self.neighbours,
             now_ms: NOW_MS,
+            workers: &[],
         };
         process(frame, from, &env, &mut self.conns, &self.stats)
     }
