@@ -97,12 +97,17 @@ impl ApplyError {
 struct RealConfig {
     key: RealKey,
     weight: u32,
+    /// `-x` / `-y`; `lower_threshold <= upper_threshold` always holds.
+    upper_threshold: u32,
+    lower_threshold: u32,
     id: RealId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ServiceConfig {
     scheduler: SchedulerKind,
+    /// `-b`: the flag bits, kept (as IPVS keeps them) when only the scheduler changes.
+    flags: Flags,
     id: ServiceId,
     /// In the order they were added: the round-robin order.
     reals: Vec<RealConfig>,
@@ -237,9 +242,14 @@ impl<S: Steering> Director<S> {
         command: Command,
     ) -> Result<(), ApplyError> {
         match command {
-            Command::AddService { service, scheduler } => {
+            Command::AddService {
+                service,
+                scheduler,
+                sched_flags,
+            } => {
                 validate_service(&service)?;
                 let scheduler = parse_scheduler(scheduler.as_deref())?;
+                let flags = parse_flags(scheduler, sched_flags.as_deref())?.unwrap_or_default();
                 if next.contains_key(&service) {
                     return Err(ApplyError::ServiceExists(service));
                 }
@@ -248,17 +258,26 @@ impl<S: Steering> Director<S> {
                     service,
                     ServiceConfig {
                         scheduler,
+                        flags,
                         id,
                         reals: Vec::new(),
                     },
                 );
             }
-            Command::EditService { service, scheduler } => {
+            Command::EditService {
+                service,
+                scheduler,
+                sched_flags,
+            } => {
                 let scheduler = parse_scheduler(scheduler.as_deref())?;
+                let flags = parse_flags(scheduler, sched_flags.as_deref())?;
                 let config = next
                     .get_mut(&service)
                     .ok_or(ApplyError::NoSuchService(service))?;
                 config.scheduler = scheduler;
+                if let Some(flags) = flags {
+                    config.flags = flags;
+                }
             }
             Command::DelService { service } => {
                 let config = next
@@ -276,10 +295,16 @@ impl<S: Steering> Director<S> {
                 real,
                 weight,
                 forward,
+                upper_threshold,
+                lower_threshold,
             } => {
                 validate_real(&real)?;
                 validate_forward(forward)?;
                 let weight = validate_weight(weight.unwrap_or(1))?;
+                let (upper_threshold, lower_threshold) = validate_thresholds(
+                    upper_threshold.unwrap_or(0),
+                    lower_threshold.unwrap_or(0),
+                )?;
                 let config = next
                     .get_mut(&service)
                     .ok_or(ApplyError::NoSuchService(service))?;
@@ -290,6 +315,8 @@ impl<S: Steering> Director<S> {
                 config.reals.push(RealConfig {
                     key: real,
                     weight,
+                    upper_threshold,
+                    lower_threshold,
                     id,
                 });
             }
@@ -298,6 +325,8 @@ impl<S: Steering> Director<S> {
                 real,
                 weight,
                 forward,
+                upper_threshold,
+                lower_threshold,
             } => {
                 validate_forward(forward)?;
                 let weight = weight.map(validate_weight).transpose()?;
@@ -309,9 +338,16 @@ impl<S: Steering> Director<S> {
                     .iter_mut()
                     .find(|r| r.key == real)
                     .ok_or(ApplyError::NoSuchReal { service, real })?;
+                // Absent thresholds keep their value; the pair must still be in order.
+                let (upper, lower) = validate_thresholds(
+                    upper_threshold.unwrap_or(entry.upper_threshold),
+                    lower_threshold.unwrap_or(entry.lower_threshold),
+                )?;
                 if let Some(weight) = weight {
                     entry.weight = weight;
                 }
+                entry.upper_threshold = upper;
+                entry.lower_threshold = lower;
             }
             Command::DelReal { service, real } => {
                 let config = next
@@ -389,12 +425,16 @@ impl<S: Steering> Director<S> {
                 let dests: Box<[Dest]> = config
                     .reals
                     .iter()
-                    .map(|r| Dest::new(r.key.addr, r.key.port, r.weight))
+                    .map(|r| Dest {
+                        upper_threshold: r.upper_threshold,
+                        lower_threshold: r.lower_threshold,
+                        ..Dest::new(r.key.addr, r.key.port, r.weight)
+                    })
                     .collect();
                 let service = Service {
                     id: config.id,
                     vip,
-                    scheduler: Scheduler::succeed(config.scheduler, &dests, Flags::default(), old),
+                    scheduler: Scheduler::succeed(config.scheduler, &dests, config.flags, old),
                     dests,
                     reals: config
                         .reals
@@ -548,6 +588,12 @@ impl<S: Steering> Director<S> {
             .map(|(key, config)| ServiceInfo {
                 service: *key,
                 scheduler: config.scheduler.name().to_string(),
+                sched_flags: config
+                    .flags
+                    .names(config.scheduler)
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
                 stats: counters(
                     self.service_totals_raw(config.id)
                         .since(self.service_base[config.id as usize]),
@@ -561,6 +607,8 @@ impl<S: Steering> Director<S> {
                             real: r.key,
                             forward: Forward::Masq,
                             weight: r.weight,
+                            upper_threshold: r.upper_threshold,
+                            lower_threshold: r.lower_threshold,
                             active_conns: active,
                             inactive_conns: inactive,
                             stats: counters(traffic.since(self.real_base[r.id as usize])),
@@ -667,6 +715,27 @@ fn parse_scheduler(name: Option<&str>) -> Result<SchedulerKind, ApplyError> {
         UnknownScheduler::NotImplemented(_) => ApplyError::UnknownScheduler(e.to_string()),
         UnknownScheduler::Unknown(_) => ApplyError::UnknownScheduler(e.to_string()),
     })
+}
+
+/// `-b` flag names for a service scheduled by `kind`; `None` when the request has none.
+fn parse_flags(kind: SchedulerKind, names: Option<&[String]>) -> Result<Option<Flags>, ApplyError> {
+    names
+        .map(|names| {
+            Flags::from_names(kind, names)
+                .map_err(|e| ApplyError::InvalidArgument(format!("{e} (scheduler {kind})")))
+        })
+        .transpose()
+}
+
+/// IPVS's ip_vs_add_dest / ip_vs_edit_dest check: the lower threshold may not exceed the upper
+/// one, even when the upper one is 0 (no limit), where IPVS answers ERANGE.
+fn validate_thresholds(upper: u32, lower: u32) -> Result<(u32, u32), ApplyError> {
+    if lower > upper {
+        return Err(ApplyError::InvalidArgument(format!(
+            "lower threshold {lower} is higher than upper threshold {upper}"
+        )));
+    }
+    Ok((upper, lower))
 }
 
 /// An address that can be a unicast host on a network.
@@ -821,6 +890,7 @@ mod tests {
         d.execute(Command::AddService {
             service: svc(),
             scheduler: Some("rr".into()),
+            sched_flags: None,
         })
         .unwrap();
         for r in [148, 137] {
@@ -829,6 +899,8 @@ mod tests {
                 real: real(r),
                 weight: None,
                 forward: Some(Forward::Masq),
+                upper_threshold: None,
+                lower_threshold: None,
             })
             .unwrap();
         }
@@ -869,6 +941,7 @@ mod tests {
                 Command::AddService {
                     service: svc(),
                     scheduler: Some("rr".into()),
+                    sched_flags: None,
                 },
                 ErrorCode::ServiceExists,
             ),
@@ -876,6 +949,7 @@ mod tests {
                 Command::AddService {
                     service: ServiceKey { port: 0, ..svc() },
                     scheduler: Some("rr".into()),
+                    sched_flags: None,
                 },
                 ErrorCode::InvalidArgument,
             ),
@@ -883,6 +957,7 @@ mod tests {
                 Command::AddService {
                     service: ServiceKey { port: 81, ..svc() },
                     scheduler: Some("fastest".into()),
+                    sched_flags: None,
                 },
                 ErrorCode::UnknownScheduler,
             ),
@@ -892,6 +967,8 @@ mod tests {
                     real: real(148),
                     weight: None,
                     forward: None,
+                    upper_threshold: None,
+                    lower_threshold: None,
                 },
                 ErrorCode::RealExists,
             ),
@@ -901,6 +978,8 @@ mod tests {
                     real: real(9),
                     weight: Some(70000),
                     forward: None,
+                    upper_threshold: None,
+                    lower_threshold: None,
                 },
                 ErrorCode::InvalidArgument,
             ),
@@ -910,6 +989,8 @@ mod tests {
                     real: real(9),
                     weight: None,
                     forward: Some(Forward::Route),
+                    upper_threshold: None,
+                    lower_threshold: None,
                 },
                 ErrorCode::Unsupported,
             ),
@@ -919,6 +1000,8 @@ mod tests {
                     real: real(9),
                     weight: None,
                     forward: None,
+                    upper_threshold: None,
+                    lower_threshold: None,
                 },
                 ErrorCode::NoSuchService,
             ),
@@ -941,6 +1024,92 @@ mod tests {
                     real: real(148),
                     weight: Some(65536),
                     forward: None,
+                    upper_threshold: None,
+                    lower_threshold: None,
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            // Scheduler flags ipvsadm would refuse, and IPVS's threshold order.
+            (
+                Command::AddService {
+                    service: ServiceKey { port: 81, ..svc() },
+                    scheduler: Some("sh".into()),
+                    sched_flags: Some(vec!["sh-port".into(), "mh-port".into()]),
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                Command::AddService {
+                    service: ServiceKey { port: 81, ..svc() },
+                    scheduler: None,
+                    sched_flags: Some(vec!["sh-fallback".into()]),
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                Command::AddService {
+                    service: ServiceKey { port: 81, ..svc() },
+                    scheduler: Some("rr".into()),
+                    sched_flags: Some(vec!["fallback".into()]),
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                Command::AddService {
+                    service: ServiceKey { port: 81, ..svc() },
+                    scheduler: Some("rr".into()),
+                    sched_flags: Some(vec!["flag-3".into()]),
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                Command::EditService {
+                    service: svc(),
+                    scheduler: Some("rr".into()),
+                    sched_flags: Some(vec!["sh-port".into()]),
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                Command::EditService {
+                    service: ServiceKey { port: 81, ..svc() },
+                    scheduler: Some("sh".into()),
+                    sched_flags: Some(vec!["sh-port".into()]),
+                },
+                ErrorCode::NoSuchService,
+            ),
+            (
+                Command::AddReal {
+                    service: svc(),
+                    real: real(9),
+                    weight: None,
+                    forward: None,
+                    upper_threshold: Some(5),
+                    lower_threshold: Some(6),
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                // An upper threshold of 0 is "no limit", yet IPVS still wants lower <= upper.
+                Command::AddReal {
+                    service: svc(),
+                    real: real(9),
+                    weight: None,
+                    forward: None,
+                    upper_threshold: None,
+                    lower_threshold: Some(1),
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                // The upper threshold absent from an edit keeps its value (0 here).
+                Command::EditReal {
+                    service: svc(),
+                    real: real(148),
+                    weight: None,
+                    forward: None,
+                    upper_threshold: None,
+                    lower_threshold: Some(1),
                 },
                 ErrorCode::InvalidArgument,
             ),
@@ -985,6 +1154,8 @@ mod tests {
             real: real(148),
             weight: Some(0),
             forward: None,
+            upper_threshold: None,
+            lower_threshold: None,
         })
         .unwrap();
         let snap = reader.current();
@@ -995,5 +1166,200 @@ mod tests {
                 Ipv4Addr::new(198, 19, 0, 137)
             );
         }
+    }
+
+    fn list(d: &mut Director<FakeSteering>) -> ListReply {
+        match d.execute(Command::List).unwrap() {
+            Reply::List(list) => list,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn edit_thresholds(
+        d: &mut Director<FakeSteering>,
+        last: u8,
+        weight: Option<u32>,
+        upper: Option<u32>,
+        lower: Option<u32>,
+    ) -> Result<Reply, ApplyError> {
+        d.execute(Command::EditReal {
+            service: svc(),
+            real: real(last),
+            weight,
+            forward: None,
+            upper_threshold: upper,
+            lower_threshold: lower,
+        })
+    }
+
+    #[test]
+    fn thresholds_reach_the_snapshot_and_the_listing() {
+        let (mut d, mut reader, _) = director();
+        add_seed(&mut d);
+        edit_thresholds(&mut d, 148, None, Some(100), Some(50)).unwrap();
+        let snap = reader.current();
+        let service = snap.service(&vip_of(&svc())).unwrap();
+        let d148 = service.dests[0];
+        assert_eq!(d148.addr, Ipv4Addr::new(198, 19, 0, 148));
+        assert_eq!((d148.upper_threshold, d148.lower_threshold), (100, 50));
+        assert_eq!((d148.weight, service.dests[1].upper_threshold), (1, 0));
+        let r = &list(&mut d).services[0].reals[0];
+        assert_eq!((r.upper_threshold, r.lower_threshold), (100, 50));
+
+        // An edit without thresholds keeps them; one with them replaces them.
+        edit_thresholds(&mut d, 148, Some(3), None, None).unwrap();
+        let r = &list(&mut d).services[0].reals[0];
+        assert_eq!(
+            (r.weight, r.upper_threshold, r.lower_threshold),
+            (3, 100, 50)
+        );
+        edit_thresholds(&mut d, 148, None, Some(1), Some(0)).unwrap();
+        let r = &list(&mut d).services[0].reals[0];
+        assert_eq!((r.upper_threshold, r.lower_threshold), (1, 0));
+        let err = edit_thresholds(&mut d, 148, None, Some(5), Some(6)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "lower threshold 6 is higher than upper threshold 5"
+        );
+        // u32's whole range is accepted (ipvsadm itself stops at INT_MAX).
+        d.execute(Command::AddReal {
+            service: svc(),
+            real: real(9),
+            weight: None,
+            forward: None,
+            upper_threshold: Some(u32::MAX),
+            lower_threshold: Some(u32::MAX),
+        })
+        .unwrap();
+
+        // The scheduler sees them: .148 (one connection, upper threshold 1) is overloaded, so
+        // round robin skips it.
+        let snap = reader.current();
+        let service = snap.service(&vip_of(&svc())).unwrap();
+        let load: &[(u64, u64)] = &[(0, 1), (0, 0), (0, 0)];
+        for _ in 0..6 {
+            let pick = service.schedule(load, &any_flow()).unwrap().addr;
+            assert_ne!(pick, Ipv4Addr::new(198, 19, 0, 148));
+        }
+        assert!(service.schedule(&NoLoad, &any_flow()).is_some());
+    }
+
+    #[test]
+    fn sched_flags_reach_the_scheduler_and_the_listing() {
+        let (mut d, mut reader, _) = director();
+        let sh = ServiceKey { port: 443, ..svc() };
+        d.execute(Command::AddService {
+            service: sh,
+            scheduler: Some("sh".into()),
+            // flag-1 is sh-fallback's generic name; it is listed under the sh name.
+            sched_flags: Some(vec!["flag-1".into()]),
+        })
+        .unwrap();
+        for last in [148, 137] {
+            d.execute(Command::AddReal {
+                service: sh,
+                real: real(last),
+                weight: None,
+                forward: None,
+                upper_threshold: None,
+                lower_threshold: None,
+            })
+            .unwrap();
+        }
+        assert_eq!(list(&mut d).services[0].sched_flags, ["sh-fallback"]);
+        let hashed = {
+            let snap = reader.current();
+            let service = snap.service(&vip_of(&sh)).unwrap();
+            service.schedule(&NoLoad, &any_flow()).unwrap().addr
+        };
+        let other = if hashed == Ipv4Addr::new(198, 19, 0, 148) {
+            Ipv4Addr::new(198, 19, 0, 137)
+        } else {
+            Ipv4Addr::new(198, 19, 0, 148)
+        };
+        // Quiesce the server the client hashes to: sh-fallback takes the other one.
+        d.execute(Command::EditReal {
+            service: sh,
+            real: RealKey {
+                addr: hashed,
+                port: 80,
+            },
+            weight: Some(0),
+            forward: None,
+            upper_threshold: None,
+            lower_threshold: None,
+        })
+        .unwrap();
+        let pick = |reader: &mut xvs_dataplane::publish::Reader<Snapshot>| {
+            let snap = reader.current();
+            let service = snap.service(&vip_of(&sh)).unwrap();
+            service.schedule(&NoLoad, &any_flow()).map(|r| r.addr)
+        };
+        assert_eq!(pick(&mut reader), Some(other));
+
+        // An edit without sched_flags keeps them.
+        d.execute(Command::EditService {
+            service: sh,
+            scheduler: Some("sh".into()),
+            sched_flags: None,
+        })
+        .unwrap();
+        assert_eq!(pick(&mut reader), Some(other));
+        // Both flags, in ipvsadm's order whatever the request's.
+        d.execute(Command::EditService {
+            service: sh,
+            scheduler: Some("sh".into()),
+            sched_flags: Some(vec!["sh-port".into(), "sh-fallback".into()]),
+        })
+        .unwrap();
+        assert_eq!(
+            list(&mut d).services[0].sched_flags,
+            ["sh-fallback", "sh-port"]
+        );
+        // Cleared: without fallback the quiesced server's clients get no server (IPVS's "no
+        // destination available"; weights 0 and 1 build the same alternating table as 1 and 1).
+        d.execute(Command::EditService {
+            service: sh,
+            scheduler: Some("sh".into()),
+            sched_flags: Some(vec![]),
+        })
+        .unwrap();
+        assert!(list(&mut d).services[0].sched_flags.is_empty());
+        assert_eq!(pick(&mut reader), None);
+
+        // IPVS keeps the flag bits when only the scheduler changes; ipvsadm lists them under
+        // the generic names for a scheduler other than sh and mh.
+        d.execute(Command::EditService {
+            service: sh,
+            scheduler: Some("sh".into()),
+            sched_flags: Some(vec!["sh-port".into()]),
+        })
+        .unwrap();
+        d.execute(Command::EditService {
+            service: sh,
+            scheduler: Some("mh".into()),
+            sched_flags: None,
+        })
+        .unwrap();
+        assert_eq!(list(&mut d).services[0].sched_flags, ["mh-port"]);
+        d.execute(Command::EditService {
+            service: sh,
+            scheduler: Some("rr".into()),
+            sched_flags: None,
+        })
+        .unwrap();
+        assert_eq!(list(&mut d).services[0].sched_flags, ["flag-2"]);
+        // Names are checked against the scheduler of the request, with ipvsadm's words.
+        let err = d
+            .execute(Command::EditService {
+                service: sh,
+                scheduler: Some("rr".into()),
+                sched_flags: Some(vec!["sh-port".into()]),
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "incompatible scheduler flag `sh-port' (scheduler rr)"
+        );
     }
 }

@@ -17,7 +17,10 @@
 //! - options may come in any order (ipvsadm wants the command first);
 //! - the real server's port defaults to the service's port wherever `-r` appears (ipvsadm copies
 //!   the port only if `-t`/`-u` came before `-r`);
-//! - ipvsadm options xvs does not implement are refused by name instead of being sent.
+//! - ipvsadm options xvs does not implement are refused by name instead of being sent;
+//! - `-b flag-3` is refused (IPVS's third scheduler flag bit, read by no scheduler, which xvs
+//!   does not keep), and `-b ,` (only commas) is "invalid scheduler flag `,'" where ipvsadm
+//!   crashes (strtok gives strcmp a NULL).
 
 use crate::protocol::{
     Command, Counters, ErrorCode, Forward, ListReply, Protocol, RealKey, ServiceInfo, ServiceKey,
@@ -26,6 +29,7 @@ use crate::protocol::{
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use xvs_scheduler::{Flags, SchedulerKind};
 
 /// ipvsadm's default scheduler (`DEF_SCHED`).
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -74,6 +78,9 @@ pub struct ListOptions {
     pub numeric: bool,
     /// `--stats`: traffic counters instead of weights and connection counts.
     pub stats: bool,
+    /// `--thresholds`: upper and lower connection thresholds instead of forwarding method and
+    /// weight (`--stats` wins when both are given, as in ipvsadm).
+    pub thresholds: bool,
     /// `--exact` / `-X`: counters in full instead of K/M/G/T.
     pub exact: bool,
     /// `--nosort`: the daemon's order (real servers in the order they were added).
@@ -156,22 +163,30 @@ enum Opt {
     Server,
     Forward,
     Weight,
+    UThreshold,
+    LThreshold,
     Stats,
+    Thresholds,
     NoSort,
     Exact,
+    SchedFlags,
 }
 
 impl Opt {
-    const ALL: [Opt; 9] = [
+    const ALL: [Opt; 13] = [
         Opt::Numeric,
         Opt::Service,
         Opt::Scheduler,
         Opt::Server,
         Opt::Forward,
         Opt::Weight,
+        Opt::UThreshold,
+        Opt::LThreshold,
         Opt::Stats,
+        Opt::Thresholds,
         Opt::NoSort,
         Opt::Exact,
+        Opt::SchedFlags,
     ];
 
     /// ipvsadm's `optnames[]`.
@@ -183,9 +198,13 @@ impl Opt {
             Opt::Server => "real-server",
             Opt::Forward => "forwarding-method",
             Opt::Weight => "weight",
+            Opt::UThreshold => "u-threshold",
+            Opt::LThreshold => "l-threshold",
             Opt::Stats => "stats",
+            Opt::Thresholds => "thresholds",
             Opt::NoSort => "nosort",
             Opt::Exact => "exact",
+            Opt::SchedFlags => "sched-flags",
         }
     }
 
@@ -195,18 +214,19 @@ impl Opt {
 }
 
 /// ipvsadm's `commands_v_options` table restricted to the columns of [`Opt`]
-/// (`-n svc -s -r fwd -w --stats --nosort --exact`): `+` compulsory, `x` illegal, ` ` optional.
-/// ipvsadm marks the service `1` (exclusive) for `list`, exclusive with `-c`, `--timeout` and
-/// `--daemon`, none of which xvsadm implements, so it is optional here.
-const RULES: [&[u8; 9]; 8] = [
-    b"x+ xxxxxx", // add-service
-    b"x+ xxxxxx", // edit-service
-    b"x+xxxxxxx", // delete-service
-    b"xxxxxxxxx", // flush
-    b" 1xxxx   ", // list
-    b"x+x+  xxx", // add-server
-    b"x+x+xxxxx", // delete-server
-    b"x+x+  xxx", // edit-server
+/// (`-n svc -s -r fwd -w -x -y --stats --thresholds --nosort --exact -b`): `+` compulsory,
+/// `x` illegal, ` ` optional. ipvsadm marks the service `1` (exclusive) for `list`, exclusive
+/// with `-c`, `--timeout` and `--daemon`, none of which xvsadm implements, so it is optional
+/// here.
+const RULES: [&[u8; 13]; 8] = [
+    b"x+ xxxxxxxxx ", // add-service
+    b"x+ xxxxxxxxx ", // edit-service
+    b"x+xxxxxxxxxxx", // delete-service
+    b"xxxxxxxxxxxxx", // flush
+    b" 1xxxxxx    x", // list
+    b"x+x+    xxxxx", // add-server
+    b"x+x+xxxxxxxxx", // delete-server
+    b"x+x+    xxxxx", // edit-server
 ];
 
 /// What an option does once recognised.
@@ -223,8 +243,12 @@ enum Key {
     Gatewaying,
     Ipip,
     Weight,
+    UThreshold,
+    LThreshold,
+    SchedFlags,
     Numeric,
     Stats,
+    Thresholds,
     Exact,
     NoSort,
     /// `--sort`: "does nothing, for backwards compatibility".
@@ -296,8 +320,12 @@ const SPECS: &[Spec] = &[
     spec(Some('g'), "gatewaying", false, Key::Gatewaying),
     spec(Some('i'), "ipip", false, Key::Ipip),
     spec(Some('w'), "weight", true, Key::Weight),
+    spec(Some('x'), "u-threshold", true, Key::UThreshold),
+    spec(Some('y'), "l-threshold", true, Key::LThreshold),
+    spec(Some('b'), "sched-flags", true, Key::SchedFlags),
     spec(Some('n'), "numeric", false, Key::Numeric),
     spec(None, "stats", false, Key::Stats),
+    spec(None, "thresholds", false, Key::Thresholds),
     spec(Some('X'), "exact", false, Key::Exact),
     spec(None, "nosort", false, Key::NoSort),
     spec(None, "sort", false, Key::Sort),
@@ -312,20 +340,16 @@ const SPECS: &[Spec] = &[
     spec(Some('f'), "fwmark-service", true, Key::Unsupported),
     spec(Some('p'), "persistent", false, Key::Unsupported),
     spec(Some('M'), "netmask", true, Key::Unsupported),
-    spec(Some('x'), "u-threshold", true, Key::Unsupported),
-    spec(Some('y'), "l-threshold", true, Key::Unsupported),
     spec(Some('c'), "connection", false, Key::Unsupported),
     spec(None, "mcast-interface", true, Key::Unsupported),
     spec(None, "syncid", true, Key::Unsupported),
     spec(None, "timeout", false, Key::Unsupported),
     spec(None, "daemon", false, Key::Unsupported),
     spec(None, "rate", false, Key::Unsupported),
-    spec(None, "thresholds", false, Key::Unsupported),
     spec(None, "persistent-conn", false, Key::Unsupported),
     spec(Some('6'), "ipv6", false, Key::Unsupported),
     spec(Some('o'), "ops", false, Key::Unsupported),
     spec(None, "pe", true, Key::Unsupported),
-    spec(Some('b'), "sched-flags", true, Key::Unsupported),
     spec(None, "mcast-group", true, Key::Unsupported),
     spec(None, "mcast-port", true, Key::Unsupported),
     spec(None, "mcast-ttl", true, Key::Unsupported),
@@ -467,6 +491,10 @@ struct Parsed {
     real: Option<(Ipv4Addr, Option<u16>)>,
     forward: Option<(Forward, String)>,
     weight: Option<u32>,
+    upper_threshold: Option<u32>,
+    lower_threshold: Option<u32>,
+    /// `-b`'s argument as given (ipvsadm parses it once all options are read).
+    sched_flags: Option<String>,
     list: ListOptions,
     unexpected: Option<String>,
 }
@@ -546,6 +574,18 @@ impl Parsed {
                     .ok_or_else(|| UsageError::Invalid("illegal weight specified".into()))?;
                 self.weight = u32::try_from(weight).ok();
             }
+            Key::UThreshold => {
+                self.set_option(Opt::UThreshold)?;
+                self.upper_threshold = Some(threshold(&value, "illegal u_threshold specified")?);
+            }
+            Key::LThreshold => {
+                self.set_option(Opt::LThreshold)?;
+                self.lower_threshold = Some(threshold(&value, "illegal l_threshold specified")?);
+            }
+            Key::SchedFlags => {
+                self.set_option(Opt::SchedFlags)?;
+                self.sched_flags = Some(value);
+            }
             Key::Numeric => {
                 self.set_option(Opt::Numeric)?;
                 self.list.numeric = true;
@@ -553,6 +593,10 @@ impl Parsed {
             Key::Stats => {
                 self.set_option(Opt::Stats)?;
                 self.list.stats = true;
+            }
+            Key::Thresholds => {
+                self.set_option(Opt::Thresholds)?;
+                self.list.thresholds = true;
             }
             Key::Exact => {
                 self.set_option(Opt::Exact)?;
@@ -609,6 +653,10 @@ impl Parsed {
                 "no command given (one of -A -E -D -C -a -e -d -L)".into(),
             ));
         };
+        // ipvsadm parses -b at the end of parse_options, against -s or its default scheduler
+        // whatever the command, before generic_opt_check: `-a ... -b sh-port` is "incompatible
+        // scheduler flag `sh-port'", `-a ... -b flag-1` "Illegal 'sched-flags' option ...".
+        let sched_flags = self.sched_flag_names()?;
         self.check_options(cmd)?;
         // check_options guarantees a service (and a real) where the command requires one;
         // these errors only restate that without a panic.
@@ -651,10 +699,20 @@ impl Parsed {
                         .clone()
                         .unwrap_or_else(|| DEFAULT_SCHEDULER.into()),
                 );
+                // Like the scheduler, the flags are always sent: -E without -b clears them.
+                let sched_flags = Some(sched_flags);
                 if cmd == Cmd::AddService {
-                    Command::AddService { service, scheduler }
+                    Command::AddService {
+                        service,
+                        scheduler,
+                        sched_flags,
+                    }
                 } else {
-                    Command::EditService { service, scheduler }
+                    Command::EditService {
+                        service,
+                        scheduler,
+                        sched_flags,
+                    }
                 }
             }
             Cmd::DelService => Command::DelService { service: service? },
@@ -673,15 +731,20 @@ impl Parsed {
                         return Err(unsupported_forward("tunneling", shown))
                     }
                 };
-                // Like ipvsadm, -a and -e send every field: no -w means weight 1.
+                // Like ipvsadm, -a and -e send every field: no -w means weight 1, no -x / -y
+                // threshold 0.
                 let weight = Some(self.weight.unwrap_or(1));
                 let forward = Some(forward);
+                let upper_threshold = Some(self.upper_threshold.unwrap_or(0));
+                let lower_threshold = Some(self.lower_threshold.unwrap_or(0));
                 if cmd == Cmd::AddServer {
                     Command::AddReal {
                         service,
                         real,
                         weight,
                         forward,
+                        upper_threshold,
+                        lower_threshold,
                     }
                 } else {
                     Command::EditReal {
@@ -689,12 +752,49 @@ impl Parsed {
                         real,
                         weight,
                         forward,
+                        upper_threshold,
+                        lower_threshold,
                     }
                 }
             }
         };
         Ok(Invocation::Apply(command))
     }
+
+    /// ipvsadm's `parse_sched_flags`: `-b`'s comma-separated names (strtok: empty names
+    /// skipped), checked against `-s` or, without it, the default scheduler. An empty `-b ''`
+    /// sets no flags, as in ipvsadm.
+    fn sched_flag_names(&self) -> Result<Vec<String>, UsageError> {
+        let Some(arg) = self.sched_flags.as_deref().filter(|a| !a.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<String> = arg
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect();
+        if names.is_empty() {
+            // Only commas: ipvsadm hands strtok's NULL to strcmp and crashes.
+            return Err(UsageError::Invalid(format!(
+                "invalid scheduler flag `{arg}'"
+            )));
+        }
+        // ipvsadm compares the scheduler's name with "sh" and "mh" only; a name xvs does not
+        // know stands for "neither" here (the daemon refuses it).
+        let sched = self.scheduler.as_deref().unwrap_or(DEFAULT_SCHEDULER);
+        let kind = sched
+            .parse::<SchedulerKind>()
+            .unwrap_or(SchedulerKind::WeightedLeastConnection);
+        Flags::from_names(kind, &names).map_err(UsageError::Invalid)?;
+        Ok(names)
+    }
+}
+
+/// `-x` / `-y`: ipvsadm's `string_to_number(optarg, 0, INT_MAX)`.
+fn threshold(value: &str, illegal: &str) -> Result<u32, UsageError> {
+    string_to_number(value, 0, i64::from(i32::MAX))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| UsageError::Invalid(illegal.into()))
 }
 
 fn unsupported_forward(what: &str, shown: &str) -> UsageError {
@@ -814,6 +914,15 @@ fn title(opts: &ListOptions) -> String {
             "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n",
             "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
         )
+    } else if opts.thresholds {
+        // printf("%-33s %-10s %-10s %-10s %-10s\n"
+        //        "  -> RemoteAddress:Port\n",
+        //        "Prot LocalAddress:Port",
+        //        "Uthreshold", "Lthreshold", "ActiveConn", "InActConn");
+        format!(
+            "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+        )
     } else {
         "Prot LocalAddress:Port Scheduler Flags\n  \
          -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
@@ -864,9 +973,18 @@ fn service_entry(out: &mut String, svc: &ServiceInfo, opts: &ListOptions) {
         // printf("%-33s", svc_name); print_largenum(se->stats64.conns, format); ...
         write!(out, "{svc_name:<33}")
     } else {
-        // printf("%s %s", svc_name, se->sched_name); then the scheduler flags, " persistent
-        // %u", " ops": xvs has none of those, so the line ends with the scheduler.
-        write!(out, "{svc_name} {}", svc.scheduler)
+        // printf("%s %s", svc_name, se->sched_name);
+        // if (se->flags & (IP_VS_SVC_F_SCHED1 | IP_VS_SVC_F_SCHED2 | IP_VS_SVC_F_SCHED3)) {
+        //         printf(" ("); print_sched_flags(se); printf(")"); }
+        // print_sched_flags joins the names with ',' ("sh-fallback,sh-port"); the daemon
+        // sends them already named for the scheduler. Then " persistent %u" and " ops",
+        // which xvs does not have.
+        if svc.sched_flags.is_empty() {
+            write!(out, "{svc_name} {}", svc.scheduler)
+        } else {
+            let flags = svc.sched_flags.join(",");
+            write!(out, "{svc_name} {} ({flags})", svc.scheduler)
+        }
     };
     if opts.stats {
         counters(out, &svc.stats, opts.exact);
@@ -886,6 +1004,14 @@ fn service_entry(out: &mut String, svc: &ServiceInfo, opts: &ListOptions) {
         let _ = if opts.stats {
             // printf("  -> %-28s", dname); print_largenum(e->stats64.conns, format); ...
             write!(out, "  -> {dname:<28}")
+        } else if opts.thresholds {
+            // printf("  -> %-28s %-10u %-10u %-10u %-10u\n", dname,
+            //        e->u_threshold, e->l_threshold, e->activeconns, e->inactconns);
+            write!(
+                out,
+                "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
+                r.upper_threshold, r.lower_threshold, r.active_conns, r.inactive_conns
+            )
         } else {
             // printf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd_name(e->conn_flags),
             //        e->weight, e->activeconns, e->inactconns);
@@ -946,6 +1072,22 @@ pub fn daemon_error_message(command: &Command, code: ErrorCode, message: &str) -
         command,
         Command::AddReal { .. } | Command::EditReal { .. } | Command::DelReal { .. }
     );
+    // IPVS answers ERANGE when the lower threshold exceeds the upper one (ip_vs_add_dest,
+    // ip_vs_edit_dest); libipvs has no message of its own for it, so ipvsadm prints
+    // strerror(ERANGE).
+    let thresholds_reversed = match command {
+        Command::AddReal {
+            upper_threshold,
+            lower_threshold,
+            ..
+        }
+        | Command::EditReal {
+            upper_threshold,
+            lower_threshold,
+            ..
+        } => lower_threshold.unwrap_or(0) > upper_threshold.unwrap_or(0),
+        _ => false,
+    };
     let text = match code {
         // { ipvs_add_service, EEXIST, "Service already exists" }
         ErrorCode::ServiceExists => "Service already exists",
@@ -962,6 +1104,9 @@ pub fn daemon_error_message(command: &Command, code: ErrorCode, message: &str) -
         // ipvsadm's words, then ours: which scheduler, and whether xvs lacks it or IPVS does.
         ErrorCode::UnknownScheduler => {
             return format!("Scheduler or persistence engine not found: {message}")
+        }
+        ErrorCode::InvalidArgument if thresholds_reversed => {
+            return format!("Numerical result out of range: {message}")
         }
         _ => message,
     };
@@ -989,12 +1134,14 @@ pub fn usage() -> String {
     format!(
         r#"{version}
 Usage:
-  xvsadm [--control PATH] -A|E virtual-service [-s scheduler]
+  xvsadm [--control PATH] -A|E virtual-service [-s scheduler] [-b sched-flags]
   xvsadm [--control PATH] -D virtual-service
   xvsadm [--control PATH] -C
   xvsadm [--control PATH] -a|e virtual-service -r server-address [-m] [-w weight]
+                                    [-x uthreshold] [-y lthreshold]
   xvsadm [--control PATH] -d virtual-service -r server-address
-  xvsadm [--control PATH] -L|l [virtual-service] [-n] [--stats] [--exact] [--nosort]
+  xvsadm [--control PATH] -L|l [virtual-service] [-n] [--stats|--thresholds] [--exact]
+                                    [--nosort]
   xvsadm -h|-v
 
 Commands:
@@ -1025,16 +1172,23 @@ Options:
   --ipip         -i                   ipip encapsulation (tunneling): not supported
   --weight       -w weight            capacity of real server, 0..65535 (default 1;
                                       -e without -w sets 1, as ipvsadm does)
+  --u-threshold  -x uthreshold        upper threshold of connections (0: no limit;
+                                      -e without -x sets 0, as ipvsadm does)
+  --l-threshold  -y lthreshold        lower threshold of connections (at most the upper)
   --numeric      -n                   numeric output (xvsadm always prints numbers)
   --stats                             output of statistics information
+  --thresholds                        output of thresholds information
   --exact        -X                   expand numbers (display exact values)
   --nosort                            list in xvsd's order (real servers as added)
   --sort                              does nothing, for backwards compatibility
+  --sched-flags  -b flags             scheduler flags (comma-separated): sh-fallback,
+                                      sh-port (sh), mh-fallback, mh-port (mh), flag-1,
+                                      flag-2 (any scheduler; -E without -b clears them)
   --control PATH                      xvsd's control socket (default ${env},
                                       else {path})
 
-The other ipvsadm options (-p -M -f -x -y -c -o -b -Z -S -R --set --rate --timeout
---daemon --start-daemon ...) are recognised and refused: not supported yet.
+The other ipvsadm options (-p -M -f -c -o -Z -S -R --set --rate --timeout --daemon
+--persistent-conn --start-daemon ...) are recognised and refused: not supported yet.
 "#,
         version = version_line(),
         env = crate::client::CONTROL_PATH_ENV,
@@ -1098,6 +1252,7 @@ mod tests {
                 Command::AddService {
                     service: tcp80,
                     scheduler: Some("rr".into()),
+                    sched_flags: Some(vec![]),
                 },
             ),
             (
@@ -1105,6 +1260,7 @@ mod tests {
                 Command::AddService {
                     service: tcp80,
                     scheduler: Some("wlc".into()),
+                    sched_flags: Some(vec![]),
                 },
             ),
             (
@@ -1112,6 +1268,7 @@ mod tests {
                 Command::AddService {
                     service: tcp80,
                     scheduler: Some("wrr".into()),
+                    sched_flags: Some(vec![]),
                 },
             ),
             (
@@ -1119,6 +1276,7 @@ mod tests {
                 Command::AddService {
                     service: tcp80,
                     scheduler: Some("rr".into()),
+                    sched_flags: Some(vec![]),
                 },
             ),
             (
@@ -1126,6 +1284,7 @@ mod tests {
                 Command::AddService {
                     service: tcp80,
                     scheduler: Some("sh".into()),
+                    sched_flags: Some(vec![]),
                 },
             ),
             (
@@ -1133,6 +1292,7 @@ mod tests {
                 Command::EditService {
                     service: svc(Protocol::Udp, VIP, 53),
                     scheduler: Some("lc".into()),
+                    sched_flags: Some(vec![]),
                 },
             ),
             (
@@ -1140,6 +1300,7 @@ mod tests {
                 Command::EditService {
                     service: svc(Protocol::Udp, VIP, 53),
                     scheduler: Some("wlc".into()),
+                    sched_flags: Some(vec![]),
                 },
             ),
             (
@@ -1166,6 +1327,8 @@ mod tests {
             real,
             weight: Some(weight),
             forward: Some(Forward::Masq),
+            upper_threshold: Some(0),
+            lower_threshold: Some(0),
         };
         let cases = [
             // The seed's commands.
@@ -1198,6 +1361,8 @@ mod tests {
                     real: real([198, 19, 0, 148], 80),
                     weight: Some(5),
                     forward: Some(Forward::Masq),
+                    upper_threshold: Some(0),
+                    lower_threshold: Some(0),
                 },
             ),
             // ipvsadm -e without -w sends weight 1.
@@ -1208,6 +1373,8 @@ mod tests {
                     real: real([198, 19, 0, 148], 80),
                     weight: Some(1),
                     forward: Some(Forward::Masq),
+                    upper_threshold: Some(0),
+                    lower_threshold: Some(0),
                 },
             ),
             (
@@ -1450,8 +1617,8 @@ mod tests {
                 usage,
             ),
             (
-                "-a -t 198.18.0.129:80 -r 198.19.0.148 -x 10",
-                "option '-x' (u-threshold) is not supported yet",
+                "-L --persistent-conn",
+                "option '--persistent-conn' (persistent-conn) is not supported yet",
                 usage,
             ),
             (
@@ -1480,11 +1647,6 @@ mod tests {
             (
                 "--start-daemon master",
                 "option '--start-daemon' (start-daemon) is not supported yet",
-                usage,
-            ),
-            (
-                "-A -t 198.18.0.129:80 -s mh -b mh-port",
-                "option '-b' (sched-flags) is not supported yet",
                 usage,
             ),
             (
@@ -1530,6 +1692,264 @@ mod tests {
     }
 
     #[test]
+    fn sched_flags_and_thresholds() {
+        let tcp80 = svc(Protocol::Tcp, VIP, 80);
+        let add = |scheduler: &str, flags: &[&str]| Command::AddService {
+            service: tcp80,
+            scheduler: Some(scheduler.into()),
+            sched_flags: Some(flags.iter().map(|f| f.to_string()).collect()),
+        };
+        let edit = |scheduler: &str, flags: &[&str]| Command::EditService {
+            service: tcp80,
+            scheduler: Some(scheduler.into()),
+            sched_flags: Some(flags.iter().map(|f| f.to_string()).collect()),
+        };
+        let r148 = real([198, 19, 0, 148], 80);
+        let add_real = |upper, lower| Command::AddReal {
+            service: tcp80,
+            real: r148,
+            weight: Some(1),
+            forward: Some(Forward::Masq),
+            upper_threshold: Some(upper),
+            lower_threshold: Some(lower),
+        };
+        let edit_real = |weight, upper, lower| Command::EditReal {
+            service: tcp80,
+            real: r148,
+            weight: Some(weight),
+            forward: Some(Forward::Masq),
+            upper_threshold: Some(upper),
+            lower_threshold: Some(lower),
+        };
+        let cases = [
+            (
+                "-A -t 198.18.0.129:80 -s sh -b sh-fallback,sh-port",
+                add("sh", &["sh-fallback", "sh-port"]),
+            ),
+            // -b is checked once every option is read: -s may come after it.
+            (
+                "-A -t 198.18.0.129:80 -b sh-port -s sh",
+                add("sh", &["sh-port"]),
+            ),
+            (
+                "-At 198.18.0.129:80 -ssh -bsh-port",
+                add("sh", &["sh-port"]),
+            ),
+            (
+                "--add-service --tcp-service 198.18.0.129:80 --scheduler mh \
+                 --sched-flags=mh-port,mh-fallback",
+                add("mh", &["mh-port", "mh-fallback"]),
+            ),
+            // strtok skips empty names.
+            (
+                "-E -t 198.18.0.129:80 -s sh -b ,sh-port,,sh-fallback,",
+                edit("sh", &["sh-port", "sh-fallback"]),
+            ),
+            // The generic names go with any scheduler (-s absent: wlc).
+            (
+                "-A -t 198.18.0.129:80 -s rr -b flag-1,flag-2",
+                add("rr", &["flag-1", "flag-2"]),
+            ),
+            ("-A -t 198.18.0.129:80 -b flag-1", add("wlc", &["flag-1"])),
+            (
+                "-A -t 198.18.0.129:80 -s sh -b flag-2",
+                add("sh", &["flag-2"]),
+            ),
+            // -E without -b clears the flags, as ipvsadm's -E does.
+            ("-E -t 198.18.0.129:80 -s sh", edit("sh", &[])),
+            // Thresholds: 0..=INT_MAX, always sent (0 when absent).
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -x 100 -y 50",
+                add_real(100, 50),
+            ),
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -mx10",
+                add_real(10, 0),
+            ),
+            ("-a -t 198.18.0.129:80 -r 198.19.0.148 -y 0", add_real(0, 0)),
+            (
+                "--edit-server -t 198.18.0.129:80 -r 198.19.0.148 --u-threshold=2147483647 \
+                 --l-threshold 2147483647 -w 2",
+                edit_real(2, 2147483647, 2147483647),
+            ),
+            // -e without -x/-y clears them, as ipvsadm's -e does.
+            (
+                "-e -t 198.18.0.129:80 -r 198.19.0.148 -w 2",
+                edit_real(2, 0, 0),
+            ),
+            // xvsadm leaves the order of the thresholds to the daemon, as ipvsadm leaves it to
+            // the kernel.
+            ("-a -t 198.18.0.129:80 -r 198.19.0.148 -y 5", add_real(0, 5)),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(apply(line), expected, "{line}");
+        }
+        // `-b ''` is no flags at all (ipvsadm: sched_flags_arg[0] == '\0').
+        let empty: Vec<String> = ["-A", "-t", "198.18.0.129:80", "-s", "sh", "-b", ""]
+            .map(String::from)
+            .into();
+        assert_eq!(parse(&empty).unwrap(), Invocation::Apply(add("sh", &[])));
+
+        let thresholds = ListOptions {
+            numeric: true,
+            thresholds: true,
+            ..ListOptions::default()
+        };
+        assert_eq!(list("-Ln --thresholds"), thresholds);
+        assert_eq!(
+            list("-L --thresholds --stats"),
+            ListOptions {
+                stats: true,
+                thresholds: true,
+                ..ListOptions::default()
+            }
+        );
+        assert_eq!(
+            list("-Ln --thresholds -t 198.18.0.129:80"),
+            ListOptions {
+                service: Some(tcp80),
+                ..thresholds
+            }
+        );
+    }
+
+    #[test]
+    fn bad_sched_flags_and_thresholds() {
+        let usage = EXIT_USAGE;
+        let cases: &[(&str, &str, u8)] = &[
+            // ipvsadm's string_to_number(optarg, 0, INT_MAX).
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -x -1",
+                "illegal u_threshold specified",
+                usage,
+            ),
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -x 2147483648",
+                "illegal u_threshold specified",
+                usage,
+            ),
+            (
+                "-e -t 198.18.0.129:80 -r 198.19.0.148 --u-threshold=ten",
+                "illegal u_threshold specified",
+                usage,
+            ),
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -y 1.5",
+                "illegal l_threshold specified",
+                usage,
+            ),
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -y 4294967295",
+                "illegal l_threshold specified",
+                usage,
+            ),
+            // ipvsadm's parse_sched_flags.
+            (
+                "-A -t 198.18.0.129:80 -s rr -b sh-port",
+                "incompatible scheduler flag `sh-port'",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -b mh-port",
+                "incompatible scheduler flag `mh-port'",
+                usage,
+            ),
+            (
+                "-E -t 198.18.0.129:80 -s sh -b sh-port,mh-fallback",
+                "incompatible scheduler flag `mh-fallback'",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -s sh -b sh-fallback,bogus",
+                "invalid scheduler flag `bogus'",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -s sh -b SH-PORT",
+                "invalid scheduler flag `SH-PORT'",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -s sh -b ,",
+                "invalid scheduler flag `,'",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -s rr -b flag-3",
+                "scheduler flag `flag-3' (IP_VS_SVC_F_SCHED3) is used by no IPVS scheduler and \
+                 is not supported",
+                usage,
+            ),
+            // -b is parsed before the option table is checked, against the default
+            // scheduler when -s is absent (which -a cannot give).
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -b sh-port",
+                "incompatible scheduler flag `sh-port'",
+                usage,
+            ),
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -b flag-1",
+                "Illegal 'sched-flags' option with the 'add-server' command",
+                usage,
+            ),
+            (
+                "-L -b flag-1",
+                "Illegal 'sched-flags' option with the 'list' command",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -x 5",
+                "Illegal 'u-threshold' option with the 'add-service' command",
+                usage,
+            ),
+            (
+                "-E -t 198.18.0.129:80 -y 5",
+                "Illegal 'l-threshold' option with the 'edit-service' command",
+                usage,
+            ),
+            (
+                "-d -t 198.18.0.129:80 -r 198.19.0.148 -x 5",
+                "Illegal 'u-threshold' option with the 'delete-server' command",
+                usage,
+            ),
+            (
+                "-L --thresholds -y 1",
+                "Illegal 'l-threshold' option with the 'list' command",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 --thresholds",
+                "Illegal 'thresholds' option with the 'add-service' command",
+                usage,
+            ),
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -x 1 -x 2",
+                "multiple 'u-threshold' options specified",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -s sh -b sh-port -b sh-fallback",
+                "multiple 'sched-flags' options specified",
+                usage,
+            ),
+            (
+                "-L --thresholds --thresholds",
+                "multiple 'thresholds' options specified",
+                usage,
+            ),
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -x",
+                "option '-x' requires an argument\n\
+                 Try `xvsadm -h' or 'xvsadm --help' for more information.",
+                EXIT_TRY_HELP,
+            ),
+        ];
+        for (line, message, code) in cases {
+            assert_eq!(error(line), (message.to_string(), *code), "{line}");
+        }
+    }
+
+    #[test]
     fn control_option_is_taken_out() {
         let mut a = args("--control /tmp/x.sock -Ln");
         assert_eq!(
@@ -1554,6 +1974,8 @@ mod tests {
             real: real(addr, port),
             forward: Forward::Masq,
             weight,
+            upper_threshold: 0,
+            lower_threshold: 0,
             active_conns: 0,
             inactive_conns: 0,
             stats,
@@ -1568,6 +1990,7 @@ mod tests {
             services: vec![ServiceInfo {
                 service: svc(Protocol::Tcp, VIP, 80),
                 scheduler: "rr".into(),
+                sched_flags: vec![],
                 stats: Counters {
                     conns: 11,
                     inpkts: 66,
@@ -1681,6 +2104,7 @@ TCP  198.18.0.129:80                    11       66       55     4763     6919
                 ServiceInfo {
                     service: svc(Protocol::Udp, [10, 0, 0, 1], 53),
                     scheduler: "wlc".into(),
+                    sched_flags: vec![],
                     stats: counters,
                     reals: vec![
                         real_info([10, 1, 0, 2], 53, 65535, Counters::default()),
@@ -1691,12 +2115,14 @@ TCP  198.18.0.129:80                    11       66       55     4763     6919
                 ServiceInfo {
                     service: svc(Protocol::Tcp, [255, 255, 255, 254], 65535),
                     scheduler: "rr".into(),
+                    sched_flags: vec![],
                     stats: Counters::default(),
                     reals: vec![],
                 },
                 ServiceInfo {
                     service: svc(Protocol::Tcp, [10, 0, 0, 1], 443),
                     scheduler: "rr".into(),
+                    sched_flags: vec![],
                     stats: Counters::default(),
                     reals: vec![],
                 },
@@ -1732,6 +2158,135 @@ UDP  10.0.0.1:53 wlc
         );
     }
 
+    /// Services with scheduler flags: ipvsadm prints them after the scheduler, in parentheses,
+    /// joined by commas (`print_service_entry` / `print_sched_flags`).
+    fn flagged() -> ListReply {
+        let mut reply = seed();
+        reply.services[0].scheduler = "sh".into();
+        reply.services[0].sched_flags = vec!["sh-fallback".into(), "sh-port".into()];
+        reply.services[0].reals[0].upper_threshold = 10000;
+        reply.services[0].reals[0].lower_threshold = 100;
+        reply.services[0].reals[0].active_conns = 2_147_483_647;
+        reply.services[0].reals[0].inactive_conns = 4_294_967_295;
+        reply.services[0].reals[1].active_conns = 3;
+        reply.services[0].reals[1].inactive_conns = 7;
+        reply.services.push(ServiceInfo {
+            service: svc(Protocol::Tcp, VIP, 443),
+            scheduler: "mh".into(),
+            sched_flags: vec!["mh-port".into()],
+            stats: Counters::default(),
+            reals: vec![],
+        });
+        reply.services.push(ServiceInfo {
+            service: svc(Protocol::Udp, VIP, 53),
+            scheduler: "rr".into(),
+            sched_flags: vec!["flag-1".into()],
+            stats: Counters::default(),
+            reals: vec![],
+        });
+        reply
+    }
+
+    #[test]
+    fn golden_sched_flags_listing() {
+        let expected = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.18.0.129:80 sh (sh-fallback,sh-port)
+  -> 198.19.0.137:80              Masq    1      3          7         
+  -> 198.19.0.148:80              Masq    1      2147483647 4294967295
+TCP  198.18.0.129:443 mh (mh-port)
+UDP  198.18.0.129:53 rr (flag-1)
+";
+        assert_eq!(format_list(&flagged(), &list("-Ln")).unwrap(), expected);
+        // --stats prints no scheduler, so no flags either.
+        let stats = format_list(&flagged(), &list("-Ln --stats")).unwrap();
+        assert_eq!(
+            stats.lines().nth(3).unwrap(),
+            "TCP  198.18.0.129:80                    11       66       55     4763     6919"
+        );
+    }
+
+    #[test]
+    fn golden_thresholds_listing() {
+        // "%-33s %-10s %-10s %-10s %-10s\n": the title ends in a blank ("InActConn" is 9
+        // wide), as every threshold row does when its last number is shorter than 10.
+        let expected = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn 
+  -> RemoteAddress:Port
+TCP  198.18.0.129:80 sh (sh-fallback,sh-port)
+  -> 198.19.0.137:80              0          0          3          7         
+  -> 198.19.0.148:80              10000      100        2147483647 4294967295
+TCP  198.18.0.129:443 mh (mh-port)
+UDP  198.18.0.129:53 rr (flag-1)
+";
+        assert_eq!(
+            format_list(&flagged(), &list("-Ln --thresholds")).unwrap(),
+            expected
+        );
+        // --exact changes nothing here; --stats wins over --thresholds, as in print_title.
+        assert_eq!(
+            format_list(&flagged(), &list("-Ln --thresholds --exact")).unwrap(),
+            expected
+        );
+        assert_eq!(
+            format_list(&flagged(), &list("-Ln --thresholds --stats")).unwrap(),
+            format_list(&flagged(), &list("-Ln --stats")).unwrap()
+        );
+        // One service: no header; --nosort keeps the daemon's order.
+        let one = "\
+Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn 
+  -> RemoteAddress:Port
+TCP  198.18.0.129:80 sh (sh-fallback,sh-port)
+  -> 198.19.0.148:80              10000      100        2147483647 4294967295
+  -> 198.19.0.137:80              0          0          3          7         
+";
+        assert_eq!(
+            format_list(
+                &flagged(),
+                &list("-Ln --thresholds --nosort -t 198.18.0.129:80")
+            )
+            .unwrap(),
+            one
+        );
+    }
+
+    /// Output of a real `ipvsadm -Ln --thresholds`, as quoted (trailing blanks trimmed) in
+    /// projects that parse it.
+    #[test]
+    fn thresholds_listing_matches_real_ipvsadm_output() {
+        let published = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn
+  -> RemoteAddress:Port
+TCP  172.25.116.175:80 rr
+  -> 192.168.1.180:80             0          0          0          0
+  -> 192.168.1.181:80             10000      0          0          0
+  -> 192.168.1.182:80             10000      100        0          0
+";
+        let with = |last, upper, lower| RealInfo {
+            upper_threshold: upper,
+            lower_threshold: lower,
+            ..real_info([192, 168, 1, last], 80, 1, Counters::default())
+        };
+        let reply = ListReply {
+            conn_tab_size: 4096,
+            conn_max: 0,
+            services: vec![ServiceInfo {
+                service: svc(Protocol::Tcp, [172, 25, 116, 175], 80),
+                scheduler: "rr".into(),
+                sched_flags: vec![],
+                stats: Counters::default(),
+                reals: vec![with(182, 10000, 100), with(180, 0, 0), with(181, 10000, 0)],
+            }],
+        };
+        let out = format_list(&reply, &list("-Ln --thresholds")).unwrap();
+        let trimmed: Vec<&str> = out.lines().map(str::trim_end).collect();
+        assert_eq!(trimmed, published.lines().collect::<Vec<_>>());
+    }
+
     #[test]
     fn largenum_thresholds() {
         let cases: &[(u64, &str, &str)] = &[
@@ -1760,6 +2315,7 @@ UDP  10.0.0.1:53 wlc
         let add_service = Command::AddService {
             service,
             scheduler: None,
+            sched_flags: None,
         };
         let del_real = Command::DelReal {
             service,
@@ -1785,6 +2341,23 @@ UDP  10.0.0.1:53 wlc
             "Scheduler or persistence engine not found: daemon text"
         );
         assert_eq!(m(&add_service, ErrorCode::InvalidArgument), "daemon text");
+        // IPVS's ERANGE for a lower threshold above the upper one: strerror's words, then ours.
+        let add_real = |upper, lower| Command::AddReal {
+            service,
+            real: real([198, 19, 0, 148], 80),
+            weight: Some(1),
+            forward: Some(Forward::Masq),
+            upper_threshold: Some(upper),
+            lower_threshold: Some(lower),
+        };
+        assert_eq!(
+            m(&add_real(0, 5), ErrorCode::InvalidArgument),
+            "Numerical result out of range: daemon text"
+        );
+        assert_eq!(
+            m(&add_real(5, 5), ErrorCode::InvalidArgument),
+            "daemon text"
+        );
     }
 
     #[test]
@@ -1794,6 +2367,10 @@ UDP  10.0.0.1:53 wlc
         assert!(text.contains("the default scheduler is wlc."));
         assert!(text.contains("ipvsadm's default is -g"));
         assert!(text.contains("--control PATH"));
+        assert!(text.contains("  --sched-flags  -b flags             scheduler flags"));
+        assert!(text.contains("  --u-threshold  -x uthreshold        upper threshold"));
+        assert!(text.contains("  --l-threshold  -y lthreshold        lower threshold"));
+        assert!(text.contains("  --thresholds                        output of thresholds"));
         assert!(text.contains("\n                                      else /run/xvs/xvs.sock)\n"));
     }
 }

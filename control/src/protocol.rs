@@ -51,23 +51,31 @@ pub enum Command {
     /// Daemon and protocol version (`ipvsadm -v`).
     Version,
     /// `ipvsadm -A`. `scheduler` defaults to `wlc` as in ipvsadm (only policies the build knows
-    /// are accepted).
+    /// are accepted); `sched_flags` (`-b`) to none.
     AddService {
         service: ServiceKey,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scheduler: Option<String>,
+        /// ipvsadm's `-b` flag names (`sh-fallback`, `sh-port`, `mh-fallback`, `mh-port`,
+        /// `flag-1`, `flag-2`), checked against the scheduler as ipvsadm checks them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sched_flags: Option<Vec<String>>,
     },
-    /// `ipvsadm -E`.
+    /// `ipvsadm -E`. `scheduler` absent means `wlc` (ipvsadm always sends one); `sched_flags`
+    /// absent leaves the flags unchanged, `[]` clears them.
     EditService {
         service: ServiceKey,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scheduler: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sched_flags: Option<Vec<String>>,
     },
     /// `ipvsadm -D`.
     DelService { service: ServiceKey },
     /// `ipvsadm -C`: removes every service.
     Clear,
-    /// `ipvsadm -a`.
+    /// `ipvsadm -a`. Absent fields take ipvsadm's defaults: weight 1, masquerading, no
+    /// thresholds (0).
     AddReal {
         service: ServiceKey,
         real: RealKey,
@@ -75,8 +83,15 @@ pub enum Command {
         weight: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         forward: Option<Forward>,
+        /// `-x`: no new connections while the server has this many (active + inactive);
+        /// 0 = no limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upper_threshold: Option<u32>,
+        /// `-y`: at most `upper_threshold` (IPVS refuses a lower threshold above the upper).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lower_threshold: Option<u32>,
     },
-    /// `ipvsadm -e`.
+    /// `ipvsadm -e`. Absent fields keep their value.
     EditReal {
         service: ServiceKey,
         real: RealKey,
@@ -84,6 +99,10 @@ pub enum Command {
         weight: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         forward: Option<Forward>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upper_threshold: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lower_threshold: Option<u32>,
     },
     /// `ipvsadm -d`.
     DelReal { service: ServiceKey, real: RealKey },
@@ -276,6 +295,11 @@ pub struct ListReply {
 pub struct ServiceInfo {
     pub service: ServiceKey,
     pub scheduler: String,
+    /// The `-b` flags set, named as ipvsadm prints them for this scheduler (`sh-fallback`,
+    /// `sh-port` for sh; `mh-*` for mh; `flag-1`, `flag-2` otherwise), `[]` for none. Absent
+    /// from replies of daemons that predate flags: none.
+    #[serde(default)]
+    pub sched_flags: Vec<String>,
     pub stats: Counters,
     /// In the order the real servers were added (which is the round-robin order).
     pub reals: Vec<RealInfo>,
@@ -286,6 +310,12 @@ pub struct RealInfo {
     pub real: RealKey,
     pub forward: Forward,
     pub weight: u32,
+    /// `-x` (0: no limit). Absent from replies of daemons that predate thresholds: 0.
+    #[serde(default)]
+    pub upper_threshold: u32,
+    /// `-y`.
+    #[serde(default)]
+    pub lower_threshold: u32,
     pub active_conns: u64,
     pub inactive_conns: u64,
     pub stats: Counters,
@@ -343,11 +373,127 @@ mod tests {
                     addr: Ipv4Addr::new(198, 18, 0, 129),
                     port: 80
                 },
-                scheduler: Some("rr".into())
+                scheduler: Some("rr".into()),
+                sched_flags: None,
             }
         );
         let back: Request = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
         assert_eq!(back, req);
+    }
+
+    fn tcp80() -> ServiceKey {
+        ServiceKey {
+            proto: Protocol::Tcp,
+            addr: Ipv4Addr::new(198, 18, 0, 129),
+            port: 80,
+        }
+    }
+
+    fn real148() -> RealKey {
+        RealKey {
+            addr: Ipv4Addr::new(198, 19, 0, 148),
+            port: 80,
+        }
+    }
+
+    #[test]
+    fn flags_and_thresholds_are_optional_both_ways() {
+        // With the new fields.
+        let line = r#"{"cmd":"edit_service","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"scheduler":"sh","sched_flags":["sh-fallback","sh-port"]}"#;
+        let req: Request = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            req.command,
+            Command::EditService {
+                service: tcp80(),
+                scheduler: Some("sh".into()),
+                sched_flags: Some(vec!["sh-fallback".into(), "sh-port".into()]),
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            format!(r#"{{"v":1,{}"#, &line[1..])
+        );
+        let line = r#"{"cmd":"add_real","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"real":{"addr":"198.19.0.148","port":80},"upper_threshold":100,"lower_threshold":50}"#;
+        let req: Request = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            req.command,
+            Command::AddReal {
+                service: tcp80(),
+                real: real148(),
+                weight: None,
+                forward: None,
+                upper_threshold: Some(100),
+                lower_threshold: Some(50),
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            format!(r#"{{"v":1,{}"#, &line[1..])
+        );
+        // Without them: what older clients send, and absent fields are not written.
+        let line = r#"{"cmd":"edit_real","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"real":{"addr":"198.19.0.148","port":80},"weight":3}"#;
+        let req: Request = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            req.command,
+            Command::EditReal {
+                service: tcp80(),
+                real: real148(),
+                weight: Some(3),
+                forward: None,
+                upper_threshold: None,
+                lower_threshold: None,
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            format!(r#"{{"v":1,{}"#, &line[1..])
+        );
+        // A threshold beyond u32 is a bad request, not a wrap-around.
+        let line = r#"{"cmd":"add_real","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"real":{"addr":"198.19.0.148","port":80},"upper_threshold":4294967296}"#;
+        assert!(serde_json::from_str::<Request>(line).is_err());
+    }
+
+    #[test]
+    fn list_reply_reads_old_and_new_daemons() {
+        let new = ServiceInfo {
+            service: tcp80(),
+            scheduler: "sh".into(),
+            sched_flags: vec!["sh-port".into()],
+            stats: Counters::default(),
+            reals: vec![RealInfo {
+                real: real148(),
+                forward: Forward::Masq,
+                weight: 1,
+                upper_threshold: 100,
+                lower_threshold: 50,
+                active_conns: 0,
+                inactive_conns: 0,
+                stats: Counters::default(),
+            }],
+        };
+        let v = serde_json::to_value(&new).unwrap();
+        assert_eq!(v["sched_flags"], serde_json::json!(["sh-port"]));
+        assert_eq!(v["reals"][0]["upper_threshold"], 100);
+        assert_eq!(v["reals"][0]["lower_threshold"], 50);
+        let back: ServiceInfo = serde_json::from_value(v).unwrap();
+        assert_eq!(back, new);
+        // No flags is an empty list, not an absent field.
+        let plain = ServiceInfo {
+            sched_flags: vec![],
+            ..new.clone()
+        };
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap()["sched_flags"],
+            serde_json::json!([])
+        );
+        // A daemon that predates flags and thresholds.
+        let old = r#"{"service":{"proto":"tcp","addr":"198.18.0.129","port":80},"scheduler":"rr","stats":{"conns":0,"inpkts":0,"outpkts":0,"inbytes":0,"outbytes":0},"reals":[{"real":{"addr":"198.19.0.148","port":80},"forward":"masq","weight":1,"active_conns":0,"inactive_conns":0,"stats":{"conns":0,"inpkts":0,"outpkts":0,"inbytes":0,"outbytes":0}}]}"#;
+        let old: ServiceInfo = serde_json::from_str(old).unwrap();
+        assert!(old.sched_flags.is_empty());
+        assert_eq!(
+            (old.reals[0].upper_threshold, old.reals[0].lower_threshold),
+            (0, 0)
+        );
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl DestinationHashing {
         let i = self.bucket(hashkey(flow.vaddr))?;
         dests
             .get(i)
-            .is_some_and(|d| d.is_available(load.connections(i)))
+            .is_some_and(|d| d.accepts(load, i))
             .then_some(i)
     }
 }

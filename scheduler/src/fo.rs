@@ -104,7 +104,7 @@ mod tests {
                 .collect();
             let load: Vec<(u64, u64)> = servers.iter().map(|&(_, _, c)| (c, 0)).collect();
             let available: Vec<usize> =
-                (0..d.len()).filter(|&i| d[i].is_available(load.connections(i))).collect();
+                (0..d.len()).filter(|&i| d[i].accepts(load.as_slice(), i)).collect();
             let max = available.iter().map(|&i| d[i].weight).max();
             let expected = available.iter().copied().find(|&i| Some(d[i].weight) == max);
             prop_assert_eq!(WeightedFailover.pick(&d, load.as_slice()), expected);

@@ -42,7 +42,7 @@ impl LeastConnection {
         // (index, overhead) of the least loaded available server so far.
         let mut least: Option<(usize, u128)> = None;
         for (i, dest) in dests.iter().enumerate() {
-            if !dest.is_available(load.connections(i)) {
+            if !dest.accepts(load, i) {
                 continue;
             }
             let doh = conn_overhead(load.active(i), load.inactive(i));

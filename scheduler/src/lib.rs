@@ -64,6 +64,14 @@ impl Dest {
     pub fn is_available(&self, connections: u64) -> bool {
         self.weight > 0 && !self.is_overloaded(connections)
     }
+
+    /// [`Dest::is_available`] for server `dest` of a pick, reading its connection count only
+    /// when an upper threshold makes it matter (in the dataplane a count is a sum over workers).
+    #[inline]
+    pub fn accepts<L: Load + ?Sized>(&self, load: &L, dest: usize) -> bool {
+        self.weight > 0
+            && (self.upper_threshold == 0 || !self.is_overloaded(load.connections(dest)))
+    }
 }
 
 /// Live connection counts of the servers, by index into the `dests` slice of a pick.
@@ -115,13 +123,86 @@ pub struct Flow {
     pub vport: u16,
 }
 
-/// `-b` scheduler flags.
+/// `-b` scheduler flags, as IPVS keeps them: a service's generic flag bits
+/// `IP_VS_SVC_F_SCHED1` (`fallback`) and `IP_VS_SVC_F_SCHED2` (`port`), which `sh` and `mh`
+/// read as their fallback and port flags and every other scheduler ignores.
+///
+/// ipvsadm 1.31 (`parse_sched_flags`, `print_sched_flags`) names the bits per scheduler:
+///
+/// | bit | `sh` | `mh` | any scheduler |
+/// |---|---|---|---|
+/// | SCHED1 (`fallback`) | `sh-fallback` | `mh-fallback` | `flag-1` |
+/// | SCHED2 (`port`) | `sh-port` | `mh-port` | `flag-2` |
+/// | SCHED3 | - | - | `flag-3` |
+///
+/// `flag-1`/`flag-2` are accepted with every scheduler (on `sh`, `flag-1` is `sh-fallback`);
+/// `sh-*` only with `sh` and `mh-*` only with `mh` ("incompatible scheduler flag"), a check
+/// ipvsadm makes (the kernel only sees bits). Listings name the bits as ipvsadm prints them:
+/// `sh-*` for `sh`, `mh-*` for `mh`, `flag-N` for the others. SCHED3 is read by no IPVS
+/// scheduler and xvs does not keep it: `flag-3` is refused ([`Flags::from_names`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Flags {
-    /// `sh-fallback` / `mh-fallback`: if the hashed server is unavailable, take another.
+    /// `sh-fallback` / `mh-fallback` (`flag-1`): if the hashed server is unavailable, take
+    /// another.
     pub fallback: bool,
-    /// `sh-port` / `mh-port`: hash the client port too.
+    /// `sh-port` / `mh-port` (`flag-2`): hash the client port too.
     pub port: bool,
+}
+
+impl Flags {
+    /// The flags named by `names` (ipvsadm's `-b` list, split at the commas) for a service
+    /// scheduled by `kind`. Errors are ipvsadm's messages, naming the flag:
+    /// "invalid scheduler flag `x'" for a name ipvsadm does not know, "incompatible scheduler
+    /// flag `sh-port'" for `sh-*` on a scheduler other than `sh` (`mh-*` likewise); `flag-3`
+    /// is refused as kept by no xvs (or IPVS) scheduler.
+    pub fn from_names<S: AsRef<str>>(kind: SchedulerKind, names: &[S]) -> Result<Flags, String> {
+        let mut flags = Flags::default();
+        for name in names {
+            let name = name.as_ref();
+            let (owner, fallback) = match name {
+                "flag-1" => (None, true),
+                "flag-2" => (None, false),
+                "flag-3" => {
+                    return Err(format!(
+                        "scheduler flag `{name}' (IP_VS_SVC_F_SCHED3) is used by no IPVS \
+                         scheduler and is not supported"
+                    ))
+                }
+                "sh-fallback" => (Some(SchedulerKind::SourceHashing), true),
+                "sh-port" => (Some(SchedulerKind::SourceHashing), false),
+                "mh-fallback" => (Some(SchedulerKind::Maglev), true),
+                "mh-port" => (Some(SchedulerKind::Maglev), false),
+                _ => return Err(format!("invalid scheduler flag `{name}'")),
+            };
+            if owner.is_some_and(|owner| owner != kind) {
+                return Err(format!("incompatible scheduler flag `{name}'"));
+            }
+            if fallback {
+                flags.fallback = true;
+            } else {
+                flags.port = true;
+            }
+        }
+        Ok(flags)
+    }
+
+    /// The names ipvsadm's `print_sched_flags` gives these flags on a service scheduled by
+    /// `kind`, in its order (fallback, then port); empty when no flag is set.
+    pub fn names(self, kind: SchedulerKind) -> Vec<&'static str> {
+        let (fallback, port) = match kind {
+            SchedulerKind::SourceHashing => ("sh-fallback", "sh-port"),
+            SchedulerKind::Maglev => ("mh-fallback", "mh-port"),
+            _ => ("flag-1", "flag-2"),
+        };
+        let mut names = Vec::new();
+        if self.fallback {
+            names.push(fallback);
+        }
+        if self.port {
+            names.push(port);
+        }
+        names
+    }
 }
 
 /// The ipvsadm name of a policy.
@@ -326,6 +407,116 @@ mod tests {
             "fastest".parse::<SchedulerKind>(),
             Err(UnknownScheduler::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn flag_names_parse_as_ipvsadm_does() {
+        use SchedulerKind::*;
+        let f = |fallback, port| Flags { fallback, port };
+        let ok: &[(SchedulerKind, &[&str], Flags)] = &[
+            (SourceHashing, &[], f(false, false)),
+            (SourceHashing, &["sh-fallback"], f(true, false)),
+            (SourceHashing, &["sh-port"], f(false, true)),
+            (SourceHashing, &["sh-port", "sh-fallback"], f(true, true)),
+            (SourceHashing, &["sh-port", "sh-port"], f(false, true)),
+            // The generic names of the same bits.
+            (SourceHashing, &["flag-1"], f(true, false)),
+            (SourceHashing, &["flag-1", "sh-port"], f(true, true)),
+            (Maglev, &["mh-fallback", "mh-port"], f(true, true)),
+            (Maglev, &["flag-2"], f(false, true)),
+            // Any scheduler takes flag-1 and flag-2 (IPVS stores them; only sh and mh read
+            // them).
+            (RoundRobin, &["flag-1"], f(true, false)),
+            (
+                WeightedLeastConnection,
+                &["flag-1", "flag-2"],
+                f(true, true),
+            ),
+        ];
+        for (kind, names, flags) in ok {
+            assert_eq!(
+                Flags::from_names(*kind, names),
+                Ok(*flags),
+                "{kind} {names:?}"
+            );
+        }
+        let bad: &[(SchedulerKind, &[&str], &str)] = &[
+            (
+                RoundRobin,
+                &["sh-port"],
+                "incompatible scheduler flag `sh-port'",
+            ),
+            (
+                Maglev,
+                &["sh-fallback"],
+                "incompatible scheduler flag `sh-fallback'",
+            ),
+            (
+                SourceHashing,
+                &["mh-port"],
+                "incompatible scheduler flag `mh-port'",
+            ),
+            (
+                WeightedLeastConnection,
+                &["mh-fallback"],
+                "incompatible scheduler flag `mh-fallback'",
+            ),
+            (
+                SourceHashing,
+                &["sh-port", "fallback"],
+                "invalid scheduler flag `fallback'",
+            ),
+            (
+                SourceHashing,
+                &["SH-PORT"],
+                "invalid scheduler flag `SH-PORT'",
+            ),
+            (SourceHashing, &[""], "invalid scheduler flag `'"),
+            (
+                RoundRobin,
+                &["flag-3"],
+                "scheduler flag `flag-3' (IP_VS_SVC_F_SCHED3) is used by no IPVS scheduler and \
+                 is not supported",
+            ),
+        ];
+        for (kind, names, message) in bad {
+            assert_eq!(
+                Flags::from_names(*kind, names),
+                Err(message.to_string()),
+                "{kind} {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn flag_names_print_as_ipvsadm_does() {
+        let both = Flags {
+            fallback: true,
+            port: true,
+        };
+        let port = Flags {
+            fallback: false,
+            port: true,
+        };
+        assert_eq!(
+            both.names(SchedulerKind::SourceHashing),
+            ["sh-fallback", "sh-port"]
+        );
+        assert_eq!(
+            both.names(SchedulerKind::Maglev),
+            ["mh-fallback", "mh-port"]
+        );
+        assert_eq!(both.names(SchedulerKind::RoundRobin), ["flag-1", "flag-2"]);
+        assert_eq!(port.names(SchedulerKind::Maglev), ["mh-port"]);
+        assert!(Flags::default()
+            .names(SchedulerKind::SourceHashing)
+            .is_empty());
+        // Names round-trip for every scheduler.
+        for kind in SchedulerKind::ALL {
+            for flags in [Flags::default(), port, both] {
+                assert_eq!(Flags::from_names(kind, &flags.names(kind)), Ok(flags));
+            }
+        }
     }
 
     #[test]

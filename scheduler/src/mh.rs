@@ -323,11 +323,7 @@ impl Maglev {
             return None;
         }
         let port = hash_port(flow, self.flags);
-        let available = |i: usize| {
-            dests
-                .get(i)
-                .is_some_and(|d| d.is_available(load.connections(i)))
-        };
+        let available = |i: usize| dests.get(i).is_some_and(|d| d.accepts(load, i));
 
         let ihash = hashkey(flow.caddr, port, &HASH1, 0) % self.m;
         let first = usize::from(self.table[ihash as usize]);

@@ -29,7 +29,7 @@ impl NeverQueue {
         // (index, overhead, weight) of the server of least expected delay so far.
         let mut least: Option<(usize, u128, u128)> = None;
         for (i, dest) in dests.iter().enumerate() {
-            if !dest.is_available(load.connections(i)) {
+            if !dest.accepts(load, i) {
                 continue;
             }
             let active = load.active(i);

@@ -130,7 +130,7 @@ mod tests {
             let load: Vec<(u64, u64)> = servers.iter().map(|&(_, _, a, n)| (a, n)).collect();
             let eligible: Vec<usize> = (0..d.len())
                 .filter(|&i| {
-                    d[i].is_available(load.connections(i)) && load[i].0 <= u64::from(d[i].weight)
+                    d[i].accepts(load.as_slice(), i) && load[i].0 <= u64::from(d[i].weight)
                 })
                 .collect();
             let max = eligible.iter().map(|&i| d[i].weight).max();

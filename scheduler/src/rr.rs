@@ -38,7 +38,7 @@ impl RoundRobin {
             let start = current % n;
             let chosen = (0..n)
                 .map(|step| (start + step) % n)
-                .find(|&i| dests[i].is_available(load.connections(i)))?;
+                .find(|&i| dests[i].accepts(load, i))?;
             match self.next.compare_exchange_weak(
                 current,
                 chosen + 1,

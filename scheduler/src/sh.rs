@@ -115,11 +115,7 @@ impl SourceHashing {
     #[inline]
     pub fn pick<L: Load + ?Sized>(&self, dests: &[Dest], load: &L, flow: &Flow) -> Option<usize> {
         let port = hash_port(flow, self.flags);
-        let available = |i: usize| {
-            dests
-                .get(i)
-                .is_some_and(|d| d.is_available(load.connections(i)))
-        };
+        let available = |i: usize| dests.get(i).is_some_and(|d| d.accepts(load, i));
 
         let ihash = hashkey(flow.caddr, port, 0);
         let first = self.bucket(ihash)?;

@@ -415,9 +415,9 @@ mod tests {
             let wrr = WeightedRoundRobin::new(&d);
             for busy in rounds {
                 let load: Vec<(u64, u64)> = busy[..d.len()].iter().map(|&b| (u64::from(b), 0)).collect();
-                let any = (0..d.len()).any(|i| d[i].is_available(load.connections(i)));
+                let any = (0..d.len()).any(|i| d[i].accepts(&load[..], i));
                 match wrr.pick(&d, load.as_slice()) {
-                    Some(i) => prop_assert!(d[i].is_available(load.connections(i))),
+                    Some(i) => prop_assert!(d[i].accepts(&load[..], i)),
                     None => prop_assert!(!any),
                 }
             }

@@ -1,8 +1,15 @@
 //! Schedulers through the real daemon: ipvsadm's default (`wlc`, when `-s` is omitted), `wrr`
-//! proportions, and `sh` keeping a client on one server.
+//! proportions over two and three servers, draining a server with weight 0 while its download
+//! goes on, and `sh` keeping a client on one server (and spreading its ports with `sh-port`).
 
 use std::collections::BTreeMap;
-use xvs_tests::{root_or_skip, Cluster};
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use xvs_control::topology::{big_file_bytes, RealSpec, TopologySpec, BIG_FILE_LEN, BIG_FILE_PATH};
+use xvs_tests::{root_or_skip, wait_until, Cluster};
 
 const VIP: &str = "198.18.0.129:80";
 
@@ -56,5 +63,230 @@ fn default_wrr_and_sh_schedule_like_ipvs() -> anyhow::Result<()> {
     service(&cluster, &["-s", "sh"], ["1", "1"])?;
     let seen = spread(&cluster, 10)?;
     assert_eq!(seen.len(), 1, "source hashing spread one client: {seen:?}");
+    Ok(())
+}
+
+/// (Weight, ActiveConn, InActConn) of `real` (e.g. "198.19.0.148") in an `-Ln` listing.
+fn real_line(listing: &str, real: &str) -> anyhow::Result<(u32, u64, u64)> {
+    let prefix = format!("  -> {real}:");
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .ok_or_else(|| anyhow::anyhow!("no line for {real} in\n{listing}"))?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    anyhow::ensure!(f.len() == 6, "unexpected real-server line {line:?}");
+    Ok((f[3].parse()?, f[4].parse()?, f[5].parse()?))
+}
+
+/// A curl download running in the background in the client namespace; killed if dropped
+/// before [`SlowDownload::finish`].
+struct SlowDownload {
+    child: Option<Child>,
+    out: PathBuf,
+}
+
+impl SlowDownload {
+    /// `curl --limit-rate RATE` of `path` from the VIP into the cluster's work directory.
+    fn start(cluster: &Cluster, path: &str, rate: &str) -> anyhow::Result<SlowDownload> {
+        let out = cluster.topo.work_dir().join("slow.download");
+        let url = format!("http://{}{path}", cluster.topo.vip());
+        let child = cluster
+            .topo
+            .command_in(cluster.topo.client_ns(), "curl")
+            .args([
+                "-sS",
+                "--fail",
+                "--max-time",
+                "30",
+                "--limit-rate",
+                rate,
+                "-o",
+            ])
+            .arg(&out)
+            .arg(&url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        Ok(SlowDownload {
+            child: Some(child),
+            out,
+        })
+    }
+
+    fn running(&mut self) -> anyhow::Result<bool> {
+        match self.child.as_mut() {
+            Some(c) => Ok(c.try_wait()?.is_none()),
+            None => Ok(false),
+        }
+    }
+
+    /// Waits (at most `timeout`) for curl to exit successfully; the bytes received.
+    fn finish(mut self, timeout: Duration) -> anyhow::Result<Vec<u8>> {
+        let mut child = self.child.take().expect("finish called once");
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("download did not finish within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            e.read_to_string(&mut stderr)?;
+        }
+        anyhow::ensure!(status.success(), "download failed ({status}): {stderr}");
+        Ok(std::fs::read(&self.out)?)
+    }
+}
+
+impl Drop for SlowDownload {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn wrr_3_2_1_over_60_connections() -> anyhow::Result<()> {
+    if !root_or_skip("wrr_3_2_1_over_60_connections") {
+        return Ok(());
+    }
+    let mut spec = TopologySpec::seed();
+    spec.prefix = "xvse2ewrr321".to_string();
+    spec.reals = [148u8, 137, 140]
+        .iter()
+        .map(|&o| RealSpec {
+            addr: Ipv4Addr::new(198, 19, 0, o),
+            page: format!("web 198.19.0.{o}"),
+        })
+        .collect();
+    let cluster = Cluster::start_spec(&spec, &[])?;
+
+    cluster.xvsadm(&["-A", "-t", VIP, "-s", "wrr"])?;
+    for (real, weight) in [
+        ("198.19.0.148", "3"),
+        ("198.19.0.137", "2"),
+        ("198.19.0.140", "1"),
+    ] {
+        cluster.xvsadm(&["-a", "-t", VIP, "-r", real, "-m", "-w", weight])?;
+    }
+    let listing = cluster.xvsadm(&["-Ln"])?;
+    assert!(listing.contains("TCP  198.18.0.129:80 wrr"), "{listing}");
+    for (real, weight) in [
+        ("198.19.0.148", 3),
+        ("198.19.0.137", 2),
+        ("198.19.0.140", 1),
+    ] {
+        assert_eq!(real_line(&listing, real)?.0, weight, "{listing}");
+    }
+
+    // IPVS's wrr walks A A B A B C per cycle of 6: ten whole cycles.
+    let seen = spread(&cluster, 60)?;
+    let count = |o: u8| seen.get(&format!("web 198.19.0.{o}")).copied();
+    assert_eq!(
+        (count(148), count(137), count(140)),
+        (Some(30), Some(20), Some(10)),
+        "{seen:?}"
+    );
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    Ok(())
+}
+
+#[test]
+fn weight_zero_drains_without_breaking_a_download() -> anyhow::Result<()> {
+    if !root_or_skip("weight_zero_drains_without_breaking_a_download") {
+        return Ok(());
+    }
+    let cluster = Cluster::start("xvse2edrain", 1, &[])?;
+    // rr over 198.19.0.148 then 198.19.0.137, weights 1.
+    cluster.configure("-t", 80)?;
+
+    // ~3.5 s at 300 kB/s: long enough to reconfigure in the middle. Round robin sends this
+    // first connection to 198.19.0.148; make sure it did before going on.
+    let mut download = SlowDownload::start(&cluster, BIG_FILE_PATH, "300k")?;
+    let mut listing = String::new();
+    let on_148 = wait_until(Duration::from_secs(2), || {
+        listing = cluster.xvsadm(&["-Ln"]).unwrap_or_default();
+        matches!(real_line(&listing, "198.19.0.148"), Ok((1, 1, 0)))
+    });
+    assert!(
+        on_148,
+        "the download is not an active connection on 198.19.0.148:\n{listing}"
+    );
+    assert_eq!(real_line(&listing, "198.19.0.137")?, (1, 0, 0), "{listing}");
+    assert!(
+        download.running()?,
+        "download finished too early to test anything"
+    );
+
+    // Drain 198.19.0.148: no new connections, but its established one keeps flowing.
+    cluster.xvsadm(&["-e", "-t", VIP, "-r", "198.19.0.148", "-m", "-w", "0"])?;
+    for i in 0..6 {
+        assert_eq!(
+            cluster.curl("/")?.trim_end(),
+            "198.19.0.137",
+            "new connection {i} after draining 198.19.0.148"
+        );
+    }
+    let listing = cluster.xvsadm(&["-Ln"])?;
+    assert!(
+        download.running()?,
+        "download finished before the drain was checked; the rate limit is too high"
+    );
+    let (weight, active, _) = real_line(&listing, "198.19.0.148")?;
+    assert_eq!((weight, active), (0, 1), "{listing}");
+    let (weight, active, inactive) = real_line(&listing, "198.19.0.137")?;
+    assert_eq!((weight, active + inactive), (1, 6), "{listing}");
+
+    let bytes = download.finish(Duration::from_secs(20))?;
+    assert_eq!(bytes.len(), BIG_FILE_LEN, "download truncated");
+    assert!(bytes == big_file_bytes(), "download corrupted");
+    Ok(())
+}
+
+#[test]
+fn sh_keeps_one_client_on_one_server_over_20_connections() -> anyhow::Result<()> {
+    if !root_or_skip("sh_keeps_one_client_on_one_server_over_20_connections") {
+        return Ok(());
+    }
+    let cluster = Cluster::start("xvse2eshport", 1, &[])?;
+
+    // Without flags sh hashes the client address only: 20 new source ports, one server.
+    service(&cluster, &["-s", "sh"], ["1", "1"])?;
+    let seen = spread(&cluster, 20)?;
+    assert_eq!(
+        seen.values().copied().collect::<Vec<_>>(),
+        [20],
+        "source hashing spread one client: {seen:?}"
+    );
+
+    // With `-b sh-port` the client port is hashed too, so 20 connections (20 source ports)
+    // reach both servers. Consecutive ephemeral ports step through the hash by multiples of
+    // the golden ratio, so with buckets alternating between two servers 20 ports always
+    // land on both.
+    let _ = cluster.xvsadm(&["-D", "-t", VIP]);
+    cluster.xvsadm(&["-A", "-t", VIP, "-s", "sh", "-b", "sh-port"])?;
+    let listing = cluster.xvsadm(&["-Ln"])?;
+    assert!(
+        listing.contains("TCP  198.18.0.129:80 sh (sh-port)"),
+        "{listing}"
+    );
+    for real in ["198.19.0.148", "198.19.0.137"] {
+        cluster.xvsadm(&["-a", "-t", VIP, "-r", real, "-m", "-w", "1"])?;
+    }
+    let seen = spread(&cluster, 20)?;
+    assert_eq!(seen.values().sum::<usize>(), 20, "{seen:?}");
+    assert_eq!(
+        seen.len(),
+        2,
+        "sh-port kept 20 source ports on one server: {seen:?}"
+    );
     Ok(())
 }
