@@ -28,6 +28,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 use xvs_dataplane::conntrack::ConnTable;
 use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
+use xvs_dataplane::persist::Templates;
 use xvs_dataplane::process::{process, Env, Side, Verdict};
 use xvs_dataplane::snapshot::{Interface, RealServer, Service, Snapshot, Vip, PROTO_TCP};
 use xvs_dataplane::stats::WorkerStats;
@@ -308,6 +309,7 @@ impl Work<'_> {
             neighbours: &fx.neighbours,
             now_ms: NOW_MS,
             workers: &[],
+            templates: &fx.templates,
         };
         let (from, expect) = (self.case.ingress(), Verdict::Forward(self.case.egress()));
         for frame in frames {
@@ -379,6 +381,7 @@ pub struct Fixture {
     neighbours: NeighbourTable,
     conns: ConnTable,
     stats: WorkerStats,
+    templates: Templates,
     flows: usize,
 }
 
@@ -406,6 +409,7 @@ impl Fixture {
             scheduler: Scheduler::new(SchedulerKind::RoundRobin, &dests, Flags::default()),
             dests,
             reals,
+            persistence: None,
         };
         let snapshot = Snapshot {
             external: Interface {
@@ -450,6 +454,7 @@ impl Fixture {
             neighbours,
             conns: ConnTable::with_capacity(flows),
             stats: WorkerStats::default(),
+            templates: Templates::new(8, 0),
             flows,
         }
     }
@@ -491,6 +496,7 @@ impl Fixture {
             neighbours: &self.neighbours,
             now_ms: NOW_MS,
             workers: &[],
+            templates: &self.templates,
         };
         match process(frame, from, &env, &mut self.conns, &self.stats) {
             Verdict::Forward(_) => Ok(()),

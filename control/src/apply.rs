@@ -14,6 +14,7 @@
 use crate::protocol::{
     Command, Counters, ErrorCode, Forward, ListReply, Protocol, RealInfo, RealKey, Reply,
     ServiceInfo, ServiceKey, StatsReply, VersionInfo, WorkerStats as WorkerStatsReply,
+    DEFAULT_NETMASK, MAX_PERSISTENT_TIMEOUT,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -22,8 +23,8 @@ use std::sync::Arc;
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::snapshot::{
-    Interface, RealId, RealServer, Service, ServiceId, Snapshot, Timeouts, Vip, PROTO_TCP,
-    PROTO_UDP,
+    Interface, Persistence, RealId, RealServer, Service, ServiceId, Snapshot, Timeouts, Vip,
+    PROTO_TCP, PROTO_UDP,
 };
 use xvs_dataplane::stats::{TrafficTotals, WorkerStats, MAX_REALS, MAX_SERVICES};
 use xvs_dataplane::xsk::QueueCounters;
@@ -108,6 +109,9 @@ struct ServiceConfig {
     scheduler: SchedulerKind,
     /// `-b`: the flag bits, kept (as IPVS keeps them) when only the scheduler changes.
     flags: Flags,
+    /// `-p [timeout] [-M netmask]`; `None`: not persistent. A non-persistent service keeps no
+    /// netmask (IPVS keeps one but neither uses nor lists it).
+    persistence: Option<Persistence>,
     id: ServiceId,
     /// In the order they were added: the round-robin order.
     reals: Vec<RealConfig>,
@@ -246,7 +250,17 @@ impl<S: Steering> Director<S> {
                 service,
                 scheduler,
                 sched_flags,
+                persistent,
+                netmask,
             } => {
+                let timeout = validate_persistent_timeout(persistent)?.flatten();
+                let netmask = validate_netmask(netmask)?.unwrap_or(DEFAULT_NETMASK);
+                if service.port == 0 && timeout.is_some() {
+                    return Err(ApplyError::Unsupported(format!(
+                        "a persistent service on port 0 (every port of {}) is not supported",
+                        service.addr
+                    )));
+                }
                 validate_service(&service)?;
                 let scheduler = parse_scheduler(scheduler.as_deref())?;
                 let flags = parse_flags(scheduler, sched_flags.as_deref())?.unwrap_or_default();
@@ -259,6 +273,10 @@ impl<S: Steering> Director<S> {
                     ServiceConfig {
                         scheduler,
                         flags,
+                        persistence: timeout.map(|timeout_secs| Persistence {
+                            timeout_secs,
+                            netmask,
+                        }),
                         id,
                         reals: Vec::new(),
                     },
@@ -268,7 +286,11 @@ impl<S: Steering> Director<S> {
                 service,
                 scheduler,
                 sched_flags,
+                persistent,
+                netmask,
             } => {
+                let timeout = validate_persistent_timeout(persistent)?;
+                let netmask = validate_netmask(netmask)?;
                 let scheduler = parse_scheduler(scheduler.as_deref())?;
                 let flags = parse_flags(scheduler, sched_flags.as_deref())?;
                 let config = next
@@ -278,6 +300,15 @@ impl<S: Steering> Director<S> {
                 if let Some(flags) = flags {
                     config.flags = flags;
                 }
+                // Only new connections see the change: established ones keep their real
+                // server, and the templates already made live on (their own timeout).
+                let current = config.persistence;
+                let timeout = timeout.unwrap_or(current.map(|p| p.timeout_secs));
+                let netmask = netmask.unwrap_or(current.map_or(DEFAULT_NETMASK, |p| p.netmask));
+                config.persistence = timeout.map(|timeout_secs| Persistence {
+                    timeout_secs,
+                    netmask,
+                });
             }
             Command::DelService { service } => {
                 let config = next
@@ -445,6 +476,7 @@ impl<S: Steering> Director<S> {
                             port: r.key.port,
                         })
                         .collect(),
+                    persistence: config.persistence,
                 };
                 (vip, service)
             })
@@ -594,6 +626,8 @@ impl<S: Steering> Director<S> {
                     .into_iter()
                     .map(String::from)
                     .collect(),
+                persistent: config.persistence.map(|p| p.timeout_secs),
+                netmask: config.persistence.map_or(DEFAULT_NETMASK, |p| p.netmask),
                 stats: counters(
                     self.service_totals_raw(config.id)
                         .since(self.service_base[config.id as usize]),
@@ -611,6 +645,8 @@ impl<S: Steering> Director<S> {
                             lower_threshold: r.lower_threshold,
                             active_conns: active,
                             inactive_conns: inactive,
+                            // Templates are not counted per real server yet.
+                            persist_conns: 0,
                             stats: counters(traffic.since(self.real_base[r.id as usize])),
                         }
                     })
@@ -736,6 +772,38 @@ fn validate_thresholds(upper: u32, lower: u32) -> Result<(u32, u32), ApplyError>
         )));
     }
     Ok((upper, lower))
+}
+
+/// `persistent`: `Some(None)` for 0 (not persistent), `Some(Some(t))` for a timeout in
+/// 1..=MAX_PERSISTENT_TIMEOUT (ipvsadm's `parse_timeout(optarg, 1, MAX_TIMEOUT)`; IPVS itself
+/// takes any value), `None` when absent.
+fn validate_persistent_timeout(timeout: Option<u32>) -> Result<Option<Option<u32>>, ApplyError> {
+    match timeout {
+        None => Ok(None),
+        Some(0) => Ok(Some(None)),
+        Some(t) if t <= MAX_PERSISTENT_TIMEOUT => Ok(Some(Some(t))),
+        Some(t) => Err(ApplyError::InvalidArgument(format!(
+            "persistence timeout {t} is out of range (1..={MAX_PERSISTENT_TIMEOUT} seconds, \
+             0: not persistent)"
+        ))),
+    }
+}
+
+/// `-M`: a contiguous mask, as a prefix length would give. (IPVS ANDs the client address with
+/// whatever 32 bits it is given; ipvsadm takes anything inet_aton reads.)
+fn validate_netmask(mask: Option<Ipv4Addr>) -> Result<Option<Ipv4Addr>, ApplyError> {
+    match mask {
+        Some(mask) => {
+            let bits = u32::from(mask);
+            if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                return Err(ApplyError::InvalidArgument(format!(
+                    "netmask {mask} is not contiguous (ones, then zeros)"
+                )));
+            }
+            Ok(Some(mask))
+        }
+        None => Ok(None),
+    }
 }
 
 /// An address that can be a unicast host on a network.
@@ -891,6 +959,8 @@ mod tests {
             service: svc(),
             scheduler: Some("rr".into()),
             sched_flags: None,
+            persistent: None,
+            netmask: None,
         })
         .unwrap();
         for r in [148, 137] {
@@ -942,6 +1012,8 @@ mod tests {
                     service: svc(),
                     scheduler: Some("rr".into()),
                     sched_flags: None,
+                    persistent: None,
+                    netmask: None,
                 },
                 ErrorCode::ServiceExists,
             ),
@@ -950,6 +1022,8 @@ mod tests {
                     service: ServiceKey { port: 0, ..svc() },
                     scheduler: Some("rr".into()),
                     sched_flags: None,
+                    persistent: None,
+                    netmask: None,
                 },
                 ErrorCode::InvalidArgument,
             ),
@@ -958,6 +1032,8 @@ mod tests {
                     service: ServiceKey { port: 81, ..svc() },
                     scheduler: Some("fastest".into()),
                     sched_flags: None,
+                    persistent: None,
+                    netmask: None,
                 },
                 ErrorCode::UnknownScheduler,
             ),
@@ -1035,6 +1111,8 @@ mod tests {
                     service: ServiceKey { port: 81, ..svc() },
                     scheduler: Some("sh".into()),
                     sched_flags: Some(vec!["sh-port".into(), "mh-port".into()]),
+                    persistent: None,
+                    netmask: None,
                 },
                 ErrorCode::InvalidArgument,
             ),
@@ -1043,6 +1121,8 @@ mod tests {
                     service: ServiceKey { port: 81, ..svc() },
                     scheduler: None,
                     sched_flags: Some(vec!["sh-fallback".into()]),
+                    persistent: None,
+                    netmask: None,
                 },
                 ErrorCode::InvalidArgument,
             ),
@@ -1051,6 +1131,8 @@ mod tests {
                     service: ServiceKey { port: 81, ..svc() },
                     scheduler: Some("rr".into()),
                     sched_flags: Some(vec!["fallback".into()]),
+                    persistent: None,
+                    netmask: None,
                 },
                 ErrorCode::InvalidArgument,
             ),
@@ -1059,6 +1141,8 @@ mod tests {
                     service: ServiceKey { port: 81, ..svc() },
                     scheduler: Some("rr".into()),
                     sched_flags: Some(vec!["flag-3".into()]),
+                    persistent: None,
+                    netmask: None,
                 },
                 ErrorCode::InvalidArgument,
             ),
@@ -1067,6 +1151,8 @@ mod tests {
                     service: svc(),
                     scheduler: Some("rr".into()),
                     sched_flags: Some(vec!["sh-port".into()]),
+                    persistent: None,
+                    netmask: None,
                 },
                 ErrorCode::InvalidArgument,
             ),
@@ -1075,6 +1161,8 @@ mod tests {
                     service: ServiceKey { port: 81, ..svc() },
                     scheduler: Some("sh".into()),
                     sched_flags: Some(vec!["sh-port".into()]),
+                    persistent: None,
+                    netmask: None,
                 },
                 ErrorCode::NoSuchService,
             ),
@@ -1113,12 +1201,235 @@ mod tests {
                 },
                 ErrorCode::InvalidArgument,
             ),
+            // Persistence: ipvsadm's timeout range, contiguous masks, no port 0.
+            (
+                persistent_service(81, Some(MAX_PERSISTENT_TIMEOUT + 1), None),
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                persistent_service(81, Some(60), Some([255, 0, 255, 0])),
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                // Checked even where it would be dropped (no persistence).
+                persistent_service(81, None, Some([255, 255, 255, 1])),
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                persistent_service(0, Some(60), None),
+                ErrorCode::Unsupported,
+            ),
+            (
+                persistent_service(0, Some(0), None),
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                persistent_service(80, Some(60), None),
+                ErrorCode::ServiceExists,
+            ),
+            (
+                Command::EditService {
+                    service: svc(),
+                    scheduler: None,
+                    sched_flags: None,
+                    persistent: Some(u32::MAX),
+                    netmask: None,
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                Command::EditService {
+                    service: svc(),
+                    scheduler: None,
+                    sched_flags: None,
+                    persistent: Some(60),
+                    netmask: Some(Ipv4Addr::new(0, 255, 255, 255)),
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                Command::EditService {
+                    service: ServiceKey { port: 81, ..svc() },
+                    scheduler: None,
+                    sched_flags: None,
+                    persistent: Some(60),
+                    netmask: None,
+                },
+                ErrorCode::NoSuchService,
+            ),
         ];
         for (command, code) in cases {
             let err = d.execute(command.clone()).unwrap_err();
             assert_eq!(err.code(), code, "{command:?}: {err}");
             assert_eq!(d.services, before, "{command:?} changed the configuration");
         }
+    }
+
+    fn persistent_service(port: u16, persistent: Option<u32>, netmask: Option<[u8; 4]>) -> Command {
+        Command::AddService {
+            service: ServiceKey { port, ..svc() },
+            scheduler: Some("rr".into()),
+            sched_flags: None,
+            persistent,
+            netmask: netmask.map(Ipv4Addr::from),
+        }
+    }
+
+    fn edit_persistence(
+        d: &mut Director<FakeSteering>,
+        persistent: Option<u32>,
+        netmask: Option<[u8; 4]>,
+    ) {
+        d.execute(Command::EditService {
+            service: svc(),
+            scheduler: Some("rr".into()),
+            sched_flags: None,
+            persistent,
+            netmask: netmask.map(Ipv4Addr::from),
+        })
+        .unwrap();
+    }
+
+    /// What the snapshot and the listing say of the seed service's persistence.
+    fn persistence_of(
+        d: &mut Director<FakeSteering>,
+        reader: &mut xvs_dataplane::publish::Reader<Snapshot>,
+        service: ServiceKey,
+    ) -> (Option<Persistence>, Option<u32>, Ipv4Addr) {
+        let snap = reader.current();
+        let published = snap.service(&vip_of(&service)).unwrap().persistence;
+        let listed = list(d);
+        let info = listed
+            .services
+            .iter()
+            .find(|s| s.service == service)
+            .unwrap();
+        (published, info.persistent, info.netmask)
+    }
+
+    #[test]
+    fn persistence_reaches_the_snapshot_and_the_listing() {
+        let (mut d, mut reader, stats) = director();
+        let p = |timeout_secs, netmask: [u8; 4]| {
+            Some(Persistence {
+                timeout_secs,
+                netmask: Ipv4Addr::from(netmask),
+            })
+        };
+        let all = Ipv4Addr::BROADCAST;
+        // Absent, 0, and a mask without persistence: not persistent, listed /32.
+        for (port, persistent, netmask) in [
+            (81, None, None),
+            (82, Some(0), None),
+            (83, None, Some([255, 255, 255, 0])),
+        ] {
+            d.execute(persistent_service(port, persistent, netmask))
+                .unwrap();
+            let key = ServiceKey { port, ..svc() };
+            assert_eq!(
+                persistence_of(&mut d, &mut reader, key),
+                (None, None, all),
+                "{port}"
+            );
+        }
+        // -p 600 -M 255.255.255.0; -p with the whole range's ends.
+        d.execute(persistent_service(80, Some(600), Some([255, 255, 255, 0])))
+            .unwrap();
+        assert_eq!(
+            persistence_of(&mut d, &mut reader, svc()),
+            (
+                p(600, [255, 255, 255, 0]),
+                Some(600),
+                Ipv4Addr::new(255, 255, 255, 0)
+            )
+        );
+        d.execute(persistent_service(84, Some(1), Some([0, 0, 0, 0])))
+            .unwrap();
+        d.execute(persistent_service(85, Some(MAX_PERSISTENT_TIMEOUT), None))
+            .unwrap();
+        let key = |port| ServiceKey { port, ..svc() };
+        assert_eq!(
+            persistence_of(&mut d, &mut reader, key(84)),
+            (p(1, [0, 0, 0, 0]), Some(1), Ipv4Addr::UNSPECIFIED)
+        );
+        assert_eq!(
+            persistence_of(&mut d, &mut reader, key(85)),
+            (p(MAX_PERSISTENT_TIMEOUT, [255; 4]), Some(2_678_400), all)
+        );
+
+        // Edits: established connections and counters stay where they are.
+        for last in [148, 137] {
+            d.execute(Command::AddReal {
+                service: svc(),
+                real: real(last),
+                weight: None,
+                forward: None,
+                upper_threshold: None,
+                lower_threshold: None,
+            })
+            .unwrap();
+        }
+        let service_id = d.services[&svc()].id;
+        let real_id = d.services[&svc()].reals[0].id;
+        stats.real(real_id).unwrap().active.add(2);
+        let steered = d.steering().services.clone();
+
+        // Nothing said: unchanged.
+        edit_persistence(&mut d, None, None);
+        assert_eq!(
+            persistence_of(&mut d, &mut reader, svc()).0,
+            p(600, [255, 255, 255, 0])
+        );
+        // A new mask keeps the timeout; a new timeout keeps the mask.
+        edit_persistence(&mut d, None, Some([255, 255, 0, 0]));
+        assert_eq!(
+            persistence_of(&mut d, &mut reader, svc()).0,
+            p(600, [255, 255, 0, 0])
+        );
+        edit_persistence(&mut d, Some(30), None);
+        assert_eq!(
+            persistence_of(&mut d, &mut reader, svc()).0,
+            p(30, [255, 255, 0, 0])
+        );
+        // 0 turns it off, and the mask goes with it.
+        edit_persistence(&mut d, Some(0), Some([255, 255, 255, 0]));
+        assert_eq!(
+            persistence_of(&mut d, &mut reader, svc()),
+            (None, None, all)
+        );
+        // A mask alone does not turn it on.
+        edit_persistence(&mut d, None, Some([255, 255, 255, 0]));
+        assert_eq!(
+            persistence_of(&mut d, &mut reader, svc()),
+            (None, None, all)
+        );
+        // On again without a mask: /32, not the mask it had before.
+        edit_persistence(&mut d, Some(45), None);
+        assert_eq!(
+            persistence_of(&mut d, &mut reader, svc()),
+            (p(45, [255; 4]), Some(45), all)
+        );
+        // What xvsadm -E sends: everything.
+        edit_persistence(&mut d, Some(360), Some([255, 255, 255, 255]));
+        assert_eq!(
+            persistence_of(&mut d, &mut reader, svc()).0,
+            p(360, [255; 4])
+        );
+
+        // Same service slot, same real servers, connection counts intact, steering untouched.
+        let config = &d.services[&svc()];
+        assert_eq!(config.id, service_id);
+        assert_eq!(config.reals[0].id, real_id);
+        assert_eq!(d.steering().services, steered);
+        let listed = list(&mut d);
+        let info = listed.services.iter().find(|s| s.service == svc()).unwrap();
+        assert_eq!(info.reals.len(), 2);
+        assert_eq!(info.reals[0].active_conns, 2);
+        assert_eq!(info.reals[0].persist_conns, 0);
+        let snap = reader.current();
+        let service = snap.service(&vip_of(&svc())).unwrap();
+        assert_eq!(service.id, service_id);
+        assert!(service.schedule(&NoLoad, &any_flow()).is_some());
     }
 
     #[test]
@@ -1253,6 +1564,8 @@ mod tests {
             scheduler: Some("sh".into()),
             // flag-1 is sh-fallback's generic name; it is listed under the sh name.
             sched_flags: Some(vec!["flag-1".into()]),
+            persistent: None,
+            netmask: None,
         })
         .unwrap();
         for last in [148, 137] {
@@ -1302,6 +1615,8 @@ mod tests {
             service: sh,
             scheduler: Some("sh".into()),
             sched_flags: None,
+            persistent: None,
+            netmask: None,
         })
         .unwrap();
         assert_eq!(pick(&mut reader), Some(other));
@@ -1310,6 +1625,8 @@ mod tests {
             service: sh,
             scheduler: Some("sh".into()),
             sched_flags: Some(vec!["sh-port".into(), "sh-fallback".into()]),
+            persistent: None,
+            netmask: None,
         })
         .unwrap();
         assert_eq!(
@@ -1322,6 +1639,8 @@ mod tests {
             service: sh,
             scheduler: Some("sh".into()),
             sched_flags: Some(vec![]),
+            persistent: None,
+            netmask: None,
         })
         .unwrap();
         assert!(list(&mut d).services[0].sched_flags.is_empty());
@@ -1333,12 +1652,16 @@ mod tests {
             service: sh,
             scheduler: Some("sh".into()),
             sched_flags: Some(vec!["sh-port".into()]),
+            persistent: None,
+            netmask: None,
         })
         .unwrap();
         d.execute(Command::EditService {
             service: sh,
             scheduler: Some("mh".into()),
             sched_flags: None,
+            persistent: None,
+            netmask: None,
         })
         .unwrap();
         assert_eq!(list(&mut d).services[0].sched_flags, ["mh-port"]);
@@ -1346,6 +1669,8 @@ mod tests {
             service: sh,
             scheduler: Some("rr".into()),
             sched_flags: None,
+            persistent: None,
+            netmask: None,
         })
         .unwrap();
         assert_eq!(list(&mut d).services[0].sched_flags, ["flag-2"]);
@@ -1355,6 +1680,8 @@ mod tests {
                 service: sh,
                 scheduler: Some("rr".into()),
                 sched_flags: Some(vec!["sh-port".into()]),
+                persistent: None,
+                netmask: None,
             })
             .unwrap_err();
         assert_eq!(

@@ -18,6 +18,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 use xvs_dataplane::neigh::{NeighbourTable, Netlink};
+use xvs_dataplane::persist::Templates;
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::resolver::{self, Resolver};
@@ -28,6 +29,10 @@ use xvs_dataplane::xsk::{
     rx_queue_count, BindMode, EndpointKey, FrameMemory, Port, PortOptions, QueueCounters, Role,
     XdpMode, XdpProgram,
 };
+
+/// Slots of the shared persistence template table (16 bytes each): room for this many
+/// persistent clients (groups) at once; beyond it new clients are scheduled without a template.
+const PERSISTENCE_SLOTS: usize = 1 << 18;
 
 /// What `xvsd --external IF --internal IF ...` asks for.
 #[derive(Debug, Clone)]
@@ -189,6 +194,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         shutdown: Arc::clone(&shutdown),
         epoch: Instant::now(),
         stats: Arc::clone(&worker_stats),
+        templates: Arc::new(Templates::new(PERSISTENCE_SLOTS, random_seed())),
     };
 
     let config = Publisher::new(Snapshot {

@@ -20,11 +20,17 @@
 //! - ipvsadm options xvs does not implement are refused by name instead of being sent;
 //! - `-b flag-3` is refused (IPVS's third scheduler flag bit, read by no scheduler, which xvs
 //!   does not keep), and `-b ,` (only commas) is "invalid scheduler flag `,'" where ipvsadm
-//!   crashes (strtok gives strcmp a NULL).
+//!   crashes (strtok gives strcmp a NULL);
+//! - `-M` takes a numeric dotted quad only (ipvsadm: inet_aton or a host name), and the daemon
+//!   wants it contiguous; a persistent service on port 0 (every port) is refused as not
+//!   supported;
+//! - `--persistent-conn` prints the PersistConn column as the daemon reports it (0 from a
+//!   daemon that does not count templates per real server).
 
 use crate::protocol::{
     Command, Counters, ErrorCode, Forward, ListReply, Protocol, RealKey, ServiceInfo, ServiceKey,
-    VersionInfo, IPVS_VERSION, PROTOCOL_VERSION,
+    VersionInfo, DEFAULT_NETMASK, DEFAULT_PERSISTENT_TIMEOUT, IPVS_VERSION, MAX_PERSISTENT_TIMEOUT,
+    PROTOCOL_VERSION,
 };
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -81,6 +87,9 @@ pub struct ListOptions {
     /// `--thresholds`: upper and lower connection thresholds instead of forwarding method and
     /// weight (`--stats` wins when both are given, as in ipvsadm).
     pub thresholds: bool,
+    /// `--persistent-conn`: weight, persistence templates (PersistConn) and connection counts
+    /// (`--stats` and `--thresholds` win, as in ipvsadm).
+    pub persistent_conn: bool,
     /// `--exact` / `-X`: counters in full instead of K/M/G/T.
     pub exact: bool,
     /// `--nosort`: the daemon's order (real servers in the order they were added).
@@ -160,6 +169,8 @@ enum Opt {
     Numeric,
     Service,
     Scheduler,
+    Persistent,
+    Netmask,
     Server,
     Forward,
     Weight,
@@ -167,16 +178,19 @@ enum Opt {
     LThreshold,
     Stats,
     Thresholds,
+    PersistentConn,
     NoSort,
     Exact,
     SchedFlags,
 }
 
 impl Opt {
-    const ALL: [Opt; 13] = [
+    const ALL: [Opt; 16] = [
         Opt::Numeric,
         Opt::Service,
         Opt::Scheduler,
+        Opt::Persistent,
+        Opt::Netmask,
         Opt::Server,
         Opt::Forward,
         Opt::Weight,
@@ -184,6 +198,7 @@ impl Opt {
         Opt::LThreshold,
         Opt::Stats,
         Opt::Thresholds,
+        Opt::PersistentConn,
         Opt::NoSort,
         Opt::Exact,
         Opt::SchedFlags,
@@ -195,6 +210,8 @@ impl Opt {
             Opt::Numeric => "numeric",
             Opt::Service => "service-address",
             Opt::Scheduler => "scheduler",
+            Opt::Persistent => "persistent",
+            Opt::Netmask => "netmask",
             Opt::Server => "real-server",
             Opt::Forward => "forwarding-method",
             Opt::Weight => "weight",
@@ -202,31 +219,33 @@ impl Opt {
             Opt::LThreshold => "l-threshold",
             Opt::Stats => "stats",
             Opt::Thresholds => "thresholds",
+            Opt::PersistentConn => "persistent-conn",
             Opt::NoSort => "nosort",
             Opt::Exact => "exact",
             Opt::SchedFlags => "sched-flags",
         }
     }
 
-    fn bit(self) -> u16 {
-        1 << self as u16
+    fn bit(self) -> u32 {
+        1 << self as u32
     }
 }
 
 /// ipvsadm's `commands_v_options` table restricted to the columns of [`Opt`]
-/// (`-n svc -s -r fwd -w -x -y --stats --thresholds --nosort --exact -b`): `+` compulsory,
-/// `x` illegal, ` ` optional. ipvsadm marks the service `1` (exclusive) for `list`, exclusive
-/// with `-c`, `--timeout` and `--daemon`, none of which xvsadm implements, so it is optional
-/// here.
-const RULES: [&[u8; 13]; 8] = [
-    b"x+ xxxxxxxxx ", // add-service
-    b"x+ xxxxxxxxx ", // edit-service
-    b"x+xxxxxxxxxxx", // delete-service
-    b"xxxxxxxxxxxxx", // flush
-    b" 1xxxxxx    x", // list
-    b"x+x+    xxxxx", // add-server
-    b"x+x+xxxxxxxxx", // delete-server
-    b"x+x+    xxxxx", // edit-server
+/// (`-n svc -s -p -M -r fwd -w -x -y --stats --thresholds --persistent-conn --nosort --exact
+/// -b`): `+` compulsory, `x` illegal, ` ` optional. ipvsadm marks the service `1` (exclusive)
+/// for `list`, exclusive with `-c`, `--timeout` and `--daemon`, none of which xvsadm
+/// implements, so it is optional here.
+const RULES: [&[u8; 16]; 8] = [
+    //-n svc -s -p -M -r fwd -w -x -y st thr pc srt ex -b
+    b"x+   xxxxxxxxxx ", // add-service
+    b"x+   xxxxxxxxxx ", // edit-service
+    b"x+xxxxxxxxxxxxxx", // delete-service
+    b"xxxxxxxxxxxxxxxx", // flush
+    b" 1xxxxxxxx     x", // list
+    b"x+xxx+    xxxxxx", // add-server
+    b"x+xxx+xxxxxxxxxx", // delete-server
+    b"x+xxx+    xxxxxx", // edit-server
 ];
 
 /// What an option does once recognised.
@@ -238,6 +257,8 @@ enum Key {
     Tcp,
     Udp,
     Scheduler,
+    Persistent,
+    Netmask,
     RealServer,
     Masquerading,
     Gatewaying,
@@ -249,6 +270,7 @@ enum Key {
     Numeric,
     Stats,
     Thresholds,
+    PersistentConn,
     Exact,
     NoSort,
     /// `--sort`: "does nothing, for backwards compatibility".
@@ -257,11 +279,24 @@ enum Key {
     Unsupported,
 }
 
+/// Whether an option takes an argument (popt's `argInfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arg {
+    /// `POPT_ARG_NONE`.
+    None,
+    /// `POPT_ARG_STRING`: the rest of the cluster, `=value`, or else the next word, whatever
+    /// it is.
+    Required,
+    /// `POPT_ARG_STRING | POPT_ARGFLAG_OPTIONAL` (`-p`): the rest of the cluster, `=value`, or
+    /// else the next word unless it starts with `-`, or else none.
+    Optional,
+}
+
 /// One entry of ipvsadm's popt `options_table`.
 struct Spec {
     short: Option<char>,
     long: &'static str,
-    takes_arg: bool,
+    arg: Arg,
     key: Key,
 }
 
@@ -269,7 +304,7 @@ const fn spec(short: Option<char>, long: &'static str, takes_arg: bool, key: Key
     Spec {
         short,
         long,
-        takes_arg,
+        arg: if takes_arg { Arg::Required } else { Arg::None },
         key,
     }
 }
@@ -315,6 +350,14 @@ const SPECS: &[Spec] = &[
     spec(Some('t'), "tcp-service", true, Key::Tcp),
     spec(Some('u'), "udp-service", true, Key::Udp),
     spec(Some('s'), "scheduler", true, Key::Scheduler),
+    // { "persistent", 'p', POPT_ARG_STRING|POPT_ARGFLAG_OPTIONAL, &optarg, 'p', NULL, NULL }
+    Spec {
+        short: Some('p'),
+        long: "persistent",
+        arg: Arg::Optional,
+        key: Key::Persistent,
+    },
+    spec(Some('M'), "netmask", true, Key::Netmask),
     spec(Some('r'), "real-server", true, Key::RealServer),
     spec(Some('m'), "masquerading", false, Key::Masquerading),
     spec(Some('g'), "gatewaying", false, Key::Gatewaying),
@@ -326,6 +369,7 @@ const SPECS: &[Spec] = &[
     spec(Some('n'), "numeric", false, Key::Numeric),
     spec(None, "stats", false, Key::Stats),
     spec(None, "thresholds", false, Key::Thresholds),
+    spec(None, "persistent-conn", false, Key::PersistentConn),
     spec(Some('X'), "exact", false, Key::Exact),
     spec(None, "nosort", false, Key::NoSort),
     spec(None, "sort", false, Key::Sort),
@@ -338,15 +382,12 @@ const SPECS: &[Spec] = &[
     spec(None, "stop-daemon", true, Key::Unsupported),
     spec(None, "sctp-service", true, Key::Unsupported),
     spec(Some('f'), "fwmark-service", true, Key::Unsupported),
-    spec(Some('p'), "persistent", false, Key::Unsupported),
-    spec(Some('M'), "netmask", true, Key::Unsupported),
     spec(Some('c'), "connection", false, Key::Unsupported),
     spec(None, "mcast-interface", true, Key::Unsupported),
     spec(None, "syncid", true, Key::Unsupported),
     spec(None, "timeout", false, Key::Unsupported),
     spec(None, "daemon", false, Key::Unsupported),
     spec(None, "rate", false, Key::Unsupported),
-    spec(None, "persistent-conn", false, Key::Unsupported),
     spec(Some('6'), "ipv6", false, Key::Unsupported),
     spec(Some('o'), "ops", false, Key::Unsupported),
     spec(None, "pe", true, Key::Unsupported),
@@ -426,17 +467,18 @@ impl<'a> Tokens<'a> {
             .iter()
             .find(|s| s.long == name)
             .ok_or_else(|| UsageError::TryHelp(format!("unknown option '{shown}'")))?;
-        let value = match (spec.key, spec.takes_arg, inline) {
+        let value = match (spec.key, spec.arg, inline) {
             // Refused by name before anything else is checked.
             (Key::Unsupported, _, _) => None,
-            (_, true, Some(value)) => Some(value),
-            (_, true, None) => Some(self.value_for(&shown)?),
-            (_, false, Some(_)) => {
+            (_, Arg::Required | Arg::Optional, Some(value)) => Some(value),
+            (_, Arg::Required, None) => Some(self.value_for(&shown)?),
+            (_, Arg::Optional, None) => self.optional_value(),
+            (_, Arg::None, Some(_)) => {
                 return Err(UsageError::TryHelp(format!(
                     "option '{shown}' does not take an argument"
                 )))
             }
-            (_, false, None) => None,
+            (_, Arg::None, None) => None,
         };
         Ok(Token::Opt(Found { spec, shown, value }))
     }
@@ -454,12 +496,14 @@ impl<'a> Tokens<'a> {
             .ok_or_else(|| UsageError::TryHelp(format!("unknown option '{shown}'")))?;
         let value = if spec.key == Key::Unsupported {
             None
-        } else if spec.takes_arg {
-            // The rest of the cluster is the argument (`-w3`), else the next word.
-            if rest.is_empty() {
+        } else if spec.arg != Arg::None {
+            // The rest of the cluster is the argument (`-w3`, `-p600`), else the next word.
+            if !rest.is_empty() {
+                Some(rest.to_string())
+            } else if spec.arg == Arg::Required {
                 Some(self.value_for(&shown)?)
             } else {
-                Some(rest.to_string())
+                self.optional_value()
             }
         } else {
             if !rest.is_empty() {
@@ -468,6 +512,14 @@ impl<'a> Tokens<'a> {
             None
         };
         Ok(Token::Opt(Found { spec, shown, value }))
+    }
+
+    /// popt's optional argument: the next word unless there is none or it starts with `-`
+    /// (`-p -M 255.255.255.0`, `-p --`), in which case it stays for the next option.
+    fn optional_value(&mut self) -> Option<String> {
+        let next = self.args.get(self.pos).filter(|a| !a.starts_with('-'))?;
+        self.pos += 1;
+        Some(next.clone())
     }
 
     fn value_for(&mut self, shown: &str) -> Result<String, UsageError> {
@@ -485,9 +537,13 @@ impl<'a> Tokens<'a> {
 struct Parsed {
     cmd: Option<Cmd>,
     /// [`Opt::bit`]s of the options given, for ipvsadm's table checks.
-    options: u16,
+    options: u32,
     service: Option<ServiceKey>,
     scheduler: Option<String>,
+    /// `-p`'s timeout (the default when `-p` has no argument).
+    persistent: Option<u32>,
+    /// `-M`.
+    netmask: Option<Ipv4Addr>,
     real: Option<(Ipv4Addr, Option<u16>)>,
     forward: Option<(Forward, String)>,
     weight: Option<u32>,
@@ -523,6 +579,7 @@ impl Parsed {
 
     /// Applies one option; `Some` for `-h` / `-v`, which end parsing as in ipvsadm.
     fn apply(&mut self, found: Found) -> Result<Option<Invocation>, UsageError> {
+        let given = found.value.clone();
         let value = found.value.unwrap_or_default();
         match found.spec.key {
             Key::Command(cmd) => self.set_command(cmd)?,
@@ -554,6 +611,28 @@ impl Parsed {
             Key::Scheduler => {
                 self.set_option(Opt::Scheduler)?;
                 self.scheduler = Some(value);
+            }
+            Key::Persistent => {
+                // set_option(options, OPTC_PERSISTENT);
+                // ce->svc.flags |= IP_VS_SVC_F_PERSISTENT;
+                // ce->svc.timeout = parse_timeout(optarg, 1, MAX_TIMEOUT);
+                self.set_option(Opt::Persistent)?;
+                self.persistent = Some(match given {
+                    // parse_timeout(NULL, ...): IPVS_SVC_PERSISTENT_TIMEOUT.
+                    None => DEFAULT_PERSISTENT_TIMEOUT,
+                    Some(text) => string_to_number(&text, 1, i64::from(MAX_PERSISTENT_TIMEOUT))
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| {
+                            UsageError::Invalid(format!("invalid timeout value `{text}' specified"))
+                        })?,
+                });
+            }
+            Key::Netmask => {
+                // parse_netmask (inet_aton, or a host name); numeric dotted quads only here.
+                self.set_option(Opt::Netmask)?;
+                self.netmask = Some(value.parse::<Ipv4Addr>().map_err(|_| {
+                    UsageError::Invalid("illegal virtual server persistent mask specified".into())
+                })?);
             }
             Key::RealServer => {
                 self.set_option(Opt::Server)?;
@@ -597,6 +676,10 @@ impl Parsed {
             Key::Thresholds => {
                 self.set_option(Opt::Thresholds)?;
                 self.list.thresholds = true;
+            }
+            Key::PersistentConn => {
+                self.set_option(Opt::PersistentConn)?;
+                self.list.persistent_conn = true;
             }
             Key::Exact => {
                 self.set_option(Opt::Exact)?;
@@ -689,10 +772,22 @@ impl Parsed {
             Cmd::AddService | Cmd::EditService => {
                 let service = service?;
                 if service.port == 0 {
-                    return Err(UsageError::Invalid(
-                        "Zero port specified for non-persistent service".into(),
+                    // "Make sure that port zero service is persistent"; xvs has no services
+                    // of every port, persistent or not.
+                    if self.persistent.is_none() {
+                        return Err(UsageError::Invalid(
+                            "Zero port specified for non-persistent service".into(),
+                        ));
+                    }
+                    return Err(UsageError::Unsupported(
+                        "a persistent service on port 0 (every port) is not supported".into(),
                     ));
                 }
+                // ipvsadm sends the timeout and the mask whatever the command: -E without -p
+                // makes the service non-persistent (0 here), without -M sets /32. -M without
+                // -p is accepted, as in ipvsadm, and has no effect.
+                let persistent = Some(self.persistent.unwrap_or(0));
+                let netmask = Some(self.netmask.unwrap_or(DEFAULT_NETMASK));
                 // ipvsadm sends its default scheduler whenever -s is absent, for -E too.
                 let scheduler = Some(
                     self.scheduler
@@ -706,12 +801,16 @@ impl Parsed {
                         service,
                         scheduler,
                         sched_flags,
+                        persistent,
+                        netmask,
                     }
                 } else {
                     Command::EditService {
                         service,
                         scheduler,
                         sched_flags,
+                        persistent,
+                        netmask,
                     }
                 }
             }
@@ -923,6 +1022,15 @@ fn title(opts: &ListOptions) -> String {
             "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
             "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
         )
+    } else if opts.persistent_conn {
+        // printf("%-33s %-9s %-11s %-10s %-10s\n"
+        //        "  -> RemoteAddress:Port\n",
+        //        "Prot LocalAddress:Port",
+        //        "Weight", "PersistConn", "ActiveConn", "InActConn");
+        format!(
+            "{:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn"
+        )
     } else {
         "Prot LocalAddress:Port Scheduler Flags\n  \
          -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
@@ -969,25 +1077,40 @@ fn service_entry(out: &mut String, svc: &ServiceInfo, opts: &ListOptions) {
         svc.service.port
     );
     svc_name.truncate(33);
-    let _ = if opts.stats {
+    // `write!` into a String cannot fail.
+    if opts.stats {
         // printf("%-33s", svc_name); print_largenum(se->stats64.conns, format); ...
-        write!(out, "{svc_name:<33}")
+        let _ = write!(out, "{svc_name:<33}");
+        counters(out, &svc.stats, opts.exact);
     } else {
         // printf("%s %s", svc_name, se->sched_name);
         // if (se->flags & (IP_VS_SVC_F_SCHED1 | IP_VS_SVC_F_SCHED2 | IP_VS_SVC_F_SCHED3)) {
         //         printf(" ("); print_sched_flags(se); printf(")"); }
         // print_sched_flags joins the names with ',' ("sh-fallback,sh-port"); the daemon
-        // sends them already named for the scheduler. Then " persistent %u" and " ops",
-        // which xvs does not have.
-        if svc.sched_flags.is_empty() {
-            write!(out, "{svc_name} {}", svc.scheduler)
-        } else {
-            let flags = svc.sched_flags.join(",");
-            write!(out, "{svc_name} {} ({flags})", svc.scheduler)
+        // sends them already named for the scheduler.
+        let _ = write!(out, "{svc_name} {}", svc.scheduler);
+        if !svc.sched_flags.is_empty() {
+            let _ = write!(out, " ({})", svc.sched_flags.join(","));
         }
-    };
-    if opts.stats {
-        counters(out, &svc.stats, opts.exact);
+        // if (se->flags & IP_VS_SVC_F_PERSISTENT) {
+        //         printf(" persistent %u", se->timeout);
+        //         if (se->af == AF_INET)
+        //                 if (se->netmask != (unsigned long int) 0xffffffff) {
+        //                         struct in_addr mask;
+        //                         mask.s_addr = se->netmask;
+        //                         printf(" mask %s", inet_ntoa(mask));
+        //                 }
+        //         ...
+        //         if (se->pe_name[0]) printf(" pe %s", se->pe_name);
+        // }
+        // if (se->flags & IP_VS_SVC_F_ONEPACKET) printf(" ops");
+        // xvs has neither persistence engines nor one-packet scheduling.
+        if let Some(timeout) = svc.persistent {
+            let _ = write!(out, " persistent {timeout}");
+            if svc.netmask != DEFAULT_NETMASK {
+                let _ = write!(out, " mask {}", svc.netmask);
+            }
+        }
     }
     out.push('\n');
 
@@ -1011,6 +1134,14 @@ fn service_entry(out: &mut String, svc: &ServiceInfo, opts: &ListOptions) {
                 out,
                 "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
                 r.upper_threshold, r.lower_threshold, r.active_conns, r.inactive_conns
+            )
+        } else if opts.persistent_conn {
+            // printf("  -> %-28s %-9u %-11u %-10u %-10u\n", dname,
+            //        e->weight, e->persistconns, e->activeconns, e->inactconns);
+            write!(
+                out,
+                "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}",
+                r.weight, r.persist_conns, r.active_conns, r.inactive_conns
             )
         } else {
             // printf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd_name(e->conn_flags),
@@ -1134,13 +1265,15 @@ pub fn usage() -> String {
     format!(
         r#"{version}
 Usage:
-  xvsadm [--control PATH] -A|E virtual-service [-s scheduler] [-b sched-flags]
+  xvsadm [--control PATH] -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask]
+                                    [-b sched-flags]
   xvsadm [--control PATH] -D virtual-service
   xvsadm [--control PATH] -C
   xvsadm [--control PATH] -a|e virtual-service -r server-address [-m] [-w weight]
                                     [-x uthreshold] [-y lthreshold]
   xvsadm [--control PATH] -d virtual-service -r server-address
-  xvsadm [--control PATH] -L|l [virtual-service] [-n] [--stats|--thresholds] [--exact]
+  xvsadm [--control PATH] -L|l [virtual-service] [-n]
+                                    [--stats|--thresholds|--persistent-conn] [--exact]
                                     [--nosort]
   xvsadm -h|-v
 
@@ -1164,6 +1297,10 @@ virtual-service:
 Options:
   --scheduler    -s scheduler         one of those xvsd implements (rr, wrr, lc, wlc, ...),
                                       the default scheduler is {DEFAULT_SCHEDULER}.
+  --persistent   -p [timeout]         persistent service: a client's new connections go to
+                                      the same real server (timeout 1..{max} seconds,
+                                      default {default}; -E without -p turns it off)
+  --netmask      -M netmask           persistent granularity mask (default 255.255.255.255)
   --real-server  -r server-address    server-address is IPv4-address[:port];
                                       the port defaults to the service's port
   --masquerading -m                   masquerading (NAT): the only method xvs implements,
@@ -1178,6 +1315,7 @@ Options:
   --numeric      -n                   numeric output (xvsadm always prints numbers)
   --stats                             output of statistics information
   --thresholds                        output of thresholds information
+  --persistent-conn                   output of persistent connection info
   --exact        -X                   expand numbers (display exact values)
   --nosort                            list in xvsd's order (real servers as added)
   --sort                              does nothing, for backwards compatibility
@@ -1187,10 +1325,12 @@ Options:
   --control PATH                      xvsd's control socket (default ${env},
                                       else {path})
 
-The other ipvsadm options (-p -M -f -c -o -Z -S -R --set --rate --timeout --daemon
---persistent-conn --start-daemon ...) are recognised and refused: not supported yet.
+The other ipvsadm options (-f -c -o -Z -S -R --pe --set --rate --timeout --daemon
+--start-daemon ...) are recognised and refused: not supported yet.
 "#,
         version = version_line(),
+        max = MAX_PERSISTENT_TIMEOUT,
+        default = DEFAULT_PERSISTENT_TIMEOUT,
         env = crate::client::CONTROL_PATH_ENV,
         path = crate::client::DEFAULT_CONTROL_PATH,
     )
@@ -1253,6 +1393,8 @@ mod tests {
                     service: tcp80,
                     scheduler: Some("rr".into()),
                     sched_flags: Some(vec![]),
+                    persistent: Some(0),
+                    netmask: Some(DEFAULT_NETMASK),
                 },
             ),
             (
@@ -1261,6 +1403,8 @@ mod tests {
                     service: tcp80,
                     scheduler: Some("wlc".into()),
                     sched_flags: Some(vec![]),
+                    persistent: Some(0),
+                    netmask: Some(DEFAULT_NETMASK),
                 },
             ),
             (
@@ -1269,6 +1413,8 @@ mod tests {
                     service: tcp80,
                     scheduler: Some("wrr".into()),
                     sched_flags: Some(vec![]),
+                    persistent: Some(0),
+                    netmask: Some(DEFAULT_NETMASK),
                 },
             ),
             (
@@ -1277,6 +1423,8 @@ mod tests {
                     service: tcp80,
                     scheduler: Some("rr".into()),
                     sched_flags: Some(vec![]),
+                    persistent: Some(0),
+                    netmask: Some(DEFAULT_NETMASK),
                 },
             ),
             (
@@ -1285,6 +1433,8 @@ mod tests {
                     service: tcp80,
                     scheduler: Some("sh".into()),
                     sched_flags: Some(vec![]),
+                    persistent: Some(0),
+                    netmask: Some(DEFAULT_NETMASK),
                 },
             ),
             (
@@ -1293,6 +1443,8 @@ mod tests {
                     service: svc(Protocol::Udp, VIP, 53),
                     scheduler: Some("lc".into()),
                     sched_flags: Some(vec![]),
+                    persistent: Some(0),
+                    netmask: Some(DEFAULT_NETMASK),
                 },
             ),
             (
@@ -1301,6 +1453,8 @@ mod tests {
                     service: svc(Protocol::Udp, VIP, 53),
                     scheduler: Some("wlc".into()),
                     sched_flags: Some(vec![]),
+                    persistent: Some(0),
+                    netmask: Some(DEFAULT_NETMASK),
                 },
             ),
             (
@@ -1597,28 +1751,13 @@ mod tests {
             ),
             // ipvsadm options xvs does not implement.
             (
-                "-A -t 198.18.0.129:80 -p 300",
-                "option '-p' (persistent) is not supported yet",
-                usage,
-            ),
-            (
-                "-A -t 198.18.0.129:80 --persistent",
-                "option '--persistent' (persistent) is not supported yet",
-                usage,
-            ),
-            (
-                "-A -t 198.18.0.129:80 -M 255.255.255.0",
-                "option '-M' (netmask) is not supported yet",
+                "-A -t 198.18.0.129:80 -p --pe sip",
+                "option '--pe' (pe) is not supported yet",
                 usage,
             ),
             (
                 "-A -f 1",
                 "option '-f' (fwmark-service) is not supported yet",
-                usage,
-            ),
-            (
-                "-L --persistent-conn",
-                "option '--persistent-conn' (persistent-conn) is not supported yet",
                 usage,
             ),
             (
@@ -1698,11 +1837,15 @@ mod tests {
             service: tcp80,
             scheduler: Some(scheduler.into()),
             sched_flags: Some(flags.iter().map(|f| f.to_string()).collect()),
+            persistent: Some(0),
+            netmask: Some(DEFAULT_NETMASK),
         };
         let edit = |scheduler: &str, flags: &[&str]| Command::EditService {
             service: tcp80,
             scheduler: Some(scheduler.into()),
             sched_flags: Some(flags.iter().map(|f| f.to_string()).collect()),
+            persistent: Some(0),
+            netmask: Some(DEFAULT_NETMASK),
         };
         let r148 = real([198, 19, 0, 148], 80);
         let add_real = |upper, lower| Command::AddReal {
@@ -1950,6 +2093,253 @@ mod tests {
     }
 
     #[test]
+    fn persistence_options() {
+        let tcp80 = svc(Protocol::Tcp, VIP, 80);
+        let mask = |m: [u8; 4]| Some(Ipv4Addr::from(m));
+        let add = |scheduler: &str, persistent: u32, netmask| Command::AddService {
+            service: tcp80,
+            scheduler: Some(scheduler.into()),
+            sched_flags: Some(vec![]),
+            persistent: Some(persistent),
+            netmask,
+        };
+        let edit = |persistent: u32, netmask| Command::EditService {
+            service: tcp80,
+            scheduler: Some("wlc".into()),
+            sched_flags: Some(vec![]),
+            persistent: Some(persistent),
+            netmask,
+        };
+        let all = mask([255, 255, 255, 255]);
+        let cases = [
+            // -p alone: IPVS_SVC_PERSISTENT_TIMEOUT, 360 s; no -M: /32.
+            ("-A -t 198.18.0.129:80 -p", add("wlc", 360, all)),
+            ("-A -t 198.18.0.129:80 --persistent", add("wlc", 360, all)),
+            // popt's optional argument: the next word unless it starts with '-'.
+            ("-A -t 198.18.0.129:80 -p 600", add("wlc", 600, all)),
+            (
+                "-A -t 198.18.0.129:80 --persistent 600",
+                add("wlc", 600, all),
+            ),
+            (
+                "-A -t 198.18.0.129:80 --persistent=600",
+                add("wlc", 600, all),
+            ),
+            ("-A -t 198.18.0.129:80 -p600", add("wlc", 600, all)),
+            ("-A -t 198.18.0.129:80 -p -s rr", add("rr", 360, all)),
+            ("-A -p -t 198.18.0.129:80 -s rr", add("rr", 360, all)),
+            ("-Ap -t 198.18.0.129:80", add("wlc", 360, all)),
+            ("-A -t 198.18.0.129:80 -p --", add("wlc", 360, all)),
+            (
+                "-A -t 198.18.0.129:80 -p -M 255.255.255.0",
+                add("wlc", 360, mask([255, 255, 255, 0])),
+            ),
+            (
+                "-A -t 198.18.0.129:80 -M 255.255.0.0 -p 1 -s rr",
+                add("rr", 1, mask([255, 255, 0, 0])),
+            ),
+            (
+                "--add-service --tcp-service 198.18.0.129:80 --persistent=2678400 \
+                 --netmask=0.0.0.0",
+                add("wlc", 2_678_400, mask([0, 0, 0, 0])),
+            ),
+            // strtol's leading blanks and sign, as for every number ipvsadm reads.
+            ("-A -t 198.18.0.129:80 -p +60", add("wlc", 60, all)),
+            // -M without -p: accepted and sent, as by ipvsadm (the service is not persistent).
+            (
+                "-A -t 198.18.0.129:80 -M 255.255.255.0",
+                add("wlc", 0, mask([255, 255, 255, 0])),
+            ),
+            // -E sends everything, as ipvsadm does: no -p turns persistence off, no -M is /32.
+            ("-E -t 198.18.0.129:80", edit(0, all)),
+            ("-E -t 198.18.0.129:80 -p 60", edit(60, all)),
+            (
+                "-E -t 198.18.0.129:80 -p -M 255.255.255.128",
+                edit(360, mask([255, 255, 255, 128])),
+            ),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(apply(line), expected, "{line}");
+        }
+        // With -s and -b in between.
+        assert_eq!(
+            apply("-A -t 198.18.0.129:80 -s sh -p 300 -b sh-port -M 255.255.255.0"),
+            Command::AddService {
+                service: tcp80,
+                scheduler: Some("sh".into()),
+                sched_flags: Some(vec!["sh-port".into()]),
+                persistent: Some(300),
+                netmask: mask([255, 255, 255, 0]),
+            }
+        );
+        // --persistent-conn is a listing option.
+        assert_eq!(
+            list("-Ln --persistent-conn -t 198.18.0.129:80"),
+            ListOptions {
+                service: Some(tcp80),
+                numeric: true,
+                persistent_conn: true,
+                ..ListOptions::default()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_persistence_options() {
+        let usage = EXIT_USAGE;
+        let cases: &[(&str, &str, u8)] = &[
+            // parse_timeout(optarg, 1, MAX_TIMEOUT).
+            (
+                "-A -t 198.18.0.129:80 -p 0",
+                "invalid timeout value `0' specified",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -p 2678401",
+                "invalid timeout value `2678401' specified",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -p 1.5",
+                "invalid timeout value `1.5' specified",
+                usage,
+            ),
+            // Any word not starting with '-' is -p's argument.
+            (
+                "-A -t 198.18.0.129:80 -p rr",
+                "invalid timeout value `rr' specified",
+                usage,
+            ),
+            (
+                "-E -t 198.18.0.129:80 --persistent=ten",
+                "invalid timeout value `ten' specified",
+                usage,
+            ),
+            // The rest of a cluster is the argument.
+            (
+                "-A -t 198.18.0.129:80 -pM 255.255.255.0",
+                "invalid timeout value `M' specified",
+                usage,
+            ),
+            // A negative number starts with '-': -p has no argument, "-1" is an option.
+            (
+                "-A -t 198.18.0.129:80 -p -1",
+                "unknown option '-1'\n\
+                 Try `xvsadm -h' or 'xvsadm --help' for more information.",
+                EXIT_TRY_HELP,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -p 10 -p 20",
+                "multiple 'persistent' options specified",
+                usage,
+            ),
+            // parse_netmask.
+            (
+                "-A -t 198.18.0.129:80 -p -M 24",
+                "illegal virtual server persistent mask specified",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -p -M 255.255.255.256",
+                "illegal virtual server persistent mask specified",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -M 255.255.255.0 -M 255.255.0.0",
+                "multiple 'netmask' options specified",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -p -M",
+                "option '-M' requires an argument\n\
+                 Try `xvsadm -h' or 'xvsadm --help' for more information.",
+                EXIT_TRY_HELP,
+            ),
+            // commands_v_options.
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -p",
+                "Illegal 'persistent' option with the 'add-server' command",
+                usage,
+            ),
+            (
+                "-D -t 198.18.0.129:80 -p",
+                "Illegal 'persistent' option with the 'delete-service' command",
+                usage,
+            ),
+            (
+                "-L -p",
+                "Illegal 'persistent' option with the 'list' command",
+                usage,
+            ),
+            (
+                "-e -t 198.18.0.129:80 -r 198.19.0.148 -M 255.255.255.0",
+                "Illegal 'netmask' option with the 'edit-server' command",
+                usage,
+            ),
+            // Columns in ipvsadm's order: -p and -M come before -w.
+            (
+                "-A -t 198.18.0.129:80 -w 2 -p",
+                "Illegal 'weight' option with the 'add-service' command",
+                usage,
+            ),
+            (
+                "-a -t 198.18.0.129:80 -r 198.19.0.148 -w 2 -M 255.255.255.0",
+                "Illegal 'netmask' option with the 'add-server' command",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 --persistent-conn",
+                "Illegal 'persistent-conn' option with the 'add-service' command",
+                usage,
+            ),
+            (
+                "-L --persistent-conn --persistent-conn",
+                "multiple 'persistent-conn' options specified",
+                usage,
+            ),
+            (
+                "-L --persistent-conn=1",
+                "option '--persistent-conn' does not take an argument\n\
+                 Try `xvsadm -h' or 'xvsadm --help' for more information.",
+                EXIT_TRY_HELP,
+            ),
+            // A port 0 service is legal for ipvsadm when persistent (every port); xvs has no
+            // such services.
+            (
+                "-A -t 198.18.0.129:0 -p",
+                "a persistent service on port 0 (every port) is not supported",
+                usage,
+            ),
+            (
+                "-E -t 198.18.0.129 -p 60",
+                "a persistent service on port 0 (every port) is not supported",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:0 -M 255.255.255.0",
+                "Zero port specified for non-persistent service",
+                usage,
+            ),
+            (
+                "-A -t 198.18.0.129:80 -p 60 extra",
+                "unexpected argument extra",
+                usage,
+            ),
+        ];
+        for (line, message, code) in cases {
+            assert_eq!(error(line), (message.to_string(), *code), "{line}");
+        }
+        // An empty word is an argument too (it does not start with '-').
+        let empty: Vec<String> = ["-A", "-t", "198.18.0.129:80", "-p", ""]
+            .map(String::from)
+            .into();
+        assert_eq!(
+            parse(&empty).unwrap_err().to_string(),
+            "invalid timeout value `' specified"
+        );
+    }
+
+    #[test]
     fn control_option_is_taken_out() {
         let mut a = args("--control /tmp/x.sock -Ln");
         assert_eq!(
@@ -1978,6 +2368,7 @@ mod tests {
             lower_threshold: 0,
             active_conns: 0,
             inactive_conns: 0,
+            persist_conns: 0,
             stats,
         }
     }
@@ -1991,6 +2382,8 @@ mod tests {
                 service: svc(Protocol::Tcp, VIP, 80),
                 scheduler: "rr".into(),
                 sched_flags: vec![],
+                persistent: None,
+                netmask: DEFAULT_NETMASK,
                 stats: Counters {
                     conns: 11,
                     inpkts: 66,
@@ -2105,6 +2498,8 @@ TCP  198.18.0.129:80                    11       66       55     4763     6919
                     service: svc(Protocol::Udp, [10, 0, 0, 1], 53),
                     scheduler: "wlc".into(),
                     sched_flags: vec![],
+                    persistent: None,
+                    netmask: DEFAULT_NETMASK,
                     stats: counters,
                     reals: vec![
                         real_info([10, 1, 0, 2], 53, 65535, Counters::default()),
@@ -2116,6 +2511,8 @@ TCP  198.18.0.129:80                    11       66       55     4763     6919
                     service: svc(Protocol::Tcp, [255, 255, 255, 254], 65535),
                     scheduler: "rr".into(),
                     sched_flags: vec![],
+                    persistent: None,
+                    netmask: DEFAULT_NETMASK,
                     stats: Counters::default(),
                     reals: vec![],
                 },
@@ -2123,6 +2520,8 @@ TCP  198.18.0.129:80                    11       66       55     4763     6919
                     service: svc(Protocol::Tcp, [10, 0, 0, 1], 443),
                     scheduler: "rr".into(),
                     sched_flags: vec![],
+                    persistent: None,
+                    netmask: DEFAULT_NETMASK,
                     stats: Counters::default(),
                     reals: vec![],
                 },
@@ -2174,6 +2573,8 @@ UDP  10.0.0.1:53 wlc
             service: svc(Protocol::Tcp, VIP, 443),
             scheduler: "mh".into(),
             sched_flags: vec!["mh-port".into()],
+            persistent: None,
+            netmask: DEFAULT_NETMASK,
             stats: Counters::default(),
             reals: vec![],
         });
@@ -2181,6 +2582,8 @@ UDP  10.0.0.1:53 wlc
             service: svc(Protocol::Udp, VIP, 53),
             scheduler: "rr".into(),
             sched_flags: vec!["flag-1".into()],
+            persistent: None,
+            netmask: DEFAULT_NETMASK,
             stats: Counters::default(),
             reals: vec![],
         });
@@ -2278,11 +2681,154 @@ TCP  172.25.116.175:80 rr
                 service: svc(Protocol::Tcp, [172, 25, 116, 175], 80),
                 scheduler: "rr".into(),
                 sched_flags: vec![],
+                persistent: None,
+                netmask: DEFAULT_NETMASK,
                 stats: Counters::default(),
                 reals: vec![with(182, 10000, 100), with(180, 0, 0), with(181, 10000, 0)],
             }],
         };
         let out = format_list(&reply, &list("-Ln --thresholds")).unwrap();
+        let trimmed: Vec<&str> = out.lines().map(str::trim_end).collect();
+        assert_eq!(trimmed, published.lines().collect::<Vec<_>>());
+    }
+
+    /// Persistent services: `print_service_entry` prints " persistent %u" after the scheduler
+    /// and its flags, then " mask %s" when the mask is not 255.255.255.255.
+    fn persistent() -> ListReply {
+        let mut reply = flagged();
+        reply.services[0].persistent = Some(360);
+        reply.services[0].reals[0].weight = 65535;
+        reply.services[0].reals[0].persist_conns = 12;
+        reply.services[1].persistent = Some(600);
+        reply.services[1].netmask = Ipv4Addr::new(255, 255, 255, 0);
+        reply.services[2].persistent = Some(1);
+        reply.services[2].netmask = Ipv4Addr::new(0, 0, 0, 0);
+        reply.services.push(ServiceInfo {
+            service: svc(Protocol::Udp, VIP, 123),
+            scheduler: "wlc".into(),
+            sched_flags: vec![],
+            persistent: Some(2_678_400),
+            netmask: Ipv4Addr::new(255, 255, 128, 0),
+            stats: Counters::default(),
+            reals: vec![],
+        });
+        reply
+    }
+
+    #[test]
+    fn golden_persistent_listing() {
+        let expected = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.18.0.129:80 sh (sh-fallback,sh-port) persistent 360
+  -> 198.19.0.137:80              Masq    1      3          7         
+  -> 198.19.0.148:80              Masq    65535  2147483647 4294967295
+TCP  198.18.0.129:443 mh (mh-port) persistent 600 mask 255.255.255.0
+UDP  198.18.0.129:53 rr (flag-1) persistent 1 mask 0.0.0.0
+UDP  198.18.0.129:123 wlc persistent 2678400 mask 255.255.128.0
+";
+        assert_eq!(format_list(&persistent(), &list("-Ln")).unwrap(), expected);
+        // --thresholds prints the same service lines; --stats none of it.
+        let thresholds = format_list(&persistent(), &list("-Ln --thresholds")).unwrap();
+        assert_eq!(
+            thresholds.lines().nth(6).unwrap(),
+            "TCP  198.18.0.129:443 mh (mh-port) persistent 600 mask 255.255.255.0"
+        );
+        let stats = format_list(&persistent(), &list("-Ln --stats")).unwrap();
+        assert_eq!(
+            stats.lines().nth(3).unwrap(),
+            "TCP  198.18.0.129:80                    11       66       55     4763     6919"
+        );
+        // A service that is not persistent prints neither, whatever its mask says.
+        let mut plain = persistent();
+        plain.services[1].persistent = None;
+        let out = format_list(&plain, &list("-Ln -t 198.18.0.129:443")).unwrap();
+        assert_eq!(
+            out.lines().nth(2).unwrap(),
+            "TCP  198.18.0.129:443 mh (mh-port)"
+        );
+    }
+
+    #[test]
+    fn golden_persistent_conn_listing() {
+        // "%-33s %-9s %-11s %-10s %-10s\n": the title ends in a blank, as in --thresholds;
+        // the real servers "  -> %-28s %-9u %-11u %-10u %-10u\n".
+        let expected = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn 
+  -> RemoteAddress:Port
+TCP  198.18.0.129:80 sh (sh-fallback,sh-port) persistent 360
+  -> 198.19.0.137:80              1         0           3          7         
+  -> 198.19.0.148:80              65535     12          2147483647 4294967295
+TCP  198.18.0.129:443 mh (mh-port) persistent 600 mask 255.255.255.0
+UDP  198.18.0.129:53 rr (flag-1) persistent 1 mask 0.0.0.0
+UDP  198.18.0.129:123 wlc persistent 2678400 mask 255.255.128.0
+";
+        assert_eq!(
+            format_list(&persistent(), &list("-Ln --persistent-conn")).unwrap(),
+            expected
+        );
+        // print_title's order: --stats, then --thresholds, then --persistent-conn.
+        assert_eq!(
+            format_list(&persistent(), &list("-Ln --persistent-conn --thresholds")).unwrap(),
+            format_list(&persistent(), &list("-Ln --thresholds")).unwrap()
+        );
+        assert_eq!(
+            format_list(&persistent(), &list("-Ln --persistent-conn --stats")).unwrap(),
+            format_list(&persistent(), &list("-Ln --stats")).unwrap()
+        );
+        // One service, the daemon's order.
+        let one = "\
+Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn 
+  -> RemoteAddress:Port
+TCP  198.18.0.129:80 sh (sh-fallback,sh-port) persistent 360
+  -> 198.19.0.148:80              65535     12          2147483647 4294967295
+  -> 198.19.0.137:80              1         0           3          7         
+";
+        assert_eq!(
+            format_list(
+                &persistent(),
+                &list("-Ln --persistent-conn --nosort -t 198.18.0.129:80")
+            )
+            .unwrap(),
+            one
+        );
+    }
+
+    /// Output of a real `ipvsadm -Ln --persistent-conn` after `ipvsadm -A -t 10.10.10.11:80 -p
+    /// 120 -s rr` and two `-a ... -m`, as published (trailing blanks trimmed).
+    #[test]
+    fn persistent_conn_listing_matches_real_ipvsadm_output() {
+        let published = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn
+  -> RemoteAddress:Port
+TCP  10.10.10.11:80 rr persistent 120
+  -> 192.168.40.23:80             1         0           0          0
+  -> 192.168.40.24:80             1         1           0          2
+";
+        let reply = ListReply {
+            conn_tab_size: 4096,
+            conn_max: 0,
+            services: vec![ServiceInfo {
+                service: svc(Protocol::Tcp, [10, 10, 10, 11], 80),
+                scheduler: "rr".into(),
+                sched_flags: vec![],
+                persistent: Some(120),
+                netmask: DEFAULT_NETMASK,
+                stats: Counters::default(),
+                reals: vec![
+                    RealInfo {
+                        persist_conns: 1,
+                        inactive_conns: 2,
+                        ..real_info([192, 168, 40, 24], 80, 1, Counters::default())
+                    },
+                    real_info([192, 168, 40, 23], 80, 1, Counters::default()),
+                ],
+            }],
+        };
+        let out = format_list(&reply, &list("-Ln --persistent-conn")).unwrap();
         let trimmed: Vec<&str> = out.lines().map(str::trim_end).collect();
         assert_eq!(trimmed, published.lines().collect::<Vec<_>>());
     }
@@ -2316,6 +2862,8 @@ TCP  172.25.116.175:80 rr
             service,
             scheduler: None,
             sched_flags: None,
+            persistent: None,
+            netmask: None,
         };
         let del_real = Command::DelReal {
             service,
@@ -2371,6 +2919,13 @@ TCP  172.25.116.175:80 rr
         assert!(text.contains("  --u-threshold  -x uthreshold        upper threshold"));
         assert!(text.contains("  --l-threshold  -y lthreshold        lower threshold"));
         assert!(text.contains("  --thresholds                        output of thresholds"));
+        assert!(text.contains("  --persistent   -p [timeout]         persistent service"));
+        assert!(text.contains("  --netmask      -M netmask           persistent granularity mask"));
+        assert!(
+            text.contains("  --persistent-conn                   output of persistent connection")
+        );
+        assert!(text.contains("default 360;"));
+        assert!(!text.contains("-p -M"));
         assert!(text.contains("\n                                      else /run/xvs/xvs.sock)\n"));
     }
 }

@@ -16,11 +16,26 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The IPVS version xvs mirrors: what ipvsadm prints in its listing header.
 pub const IPVS_VERSION: &str = "1.2.1";
 
+/// The longest persistence timeout, in seconds: ipvsadm's `MAX_TIMEOUT` (31 days), the bound
+/// of `-p`.
+pub const MAX_PERSISTENT_TIMEOUT: u32 = 86400 * 31;
+
+/// `-p` without a timeout: libipvs's `IPVS_SVC_PERSISTENT_TIMEOUT` (6*60 seconds; ipvsadm(8)
+/// says 300, the code sends 360).
+pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 6 * 60;
+
+/// The persistence netmask when none is given: one client address per template.
+pub const DEFAULT_NETMASK: Ipv4Addr = Ipv4Addr::BROADCAST;
+
 /// Largest request line the server accepts, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 fn default_version() -> u32 {
     PROTOCOL_VERSION
+}
+
+fn default_netmask() -> Ipv4Addr {
+    DEFAULT_NETMASK
 }
 
 /// One request line.
@@ -51,7 +66,8 @@ pub enum Command {
     /// Daemon and protocol version (`ipvsadm -v`).
     Version,
     /// `ipvsadm -A`. `scheduler` defaults to `wlc` as in ipvsadm (only policies the build knows
-    /// are accepted); `sched_flags` (`-b`) to none.
+    /// are accepted); `sched_flags` (`-b`) to none; `persistent` (`-p`) to not persistent;
+    /// `netmask` (`-M`) to 255.255.255.255.
     AddService {
         service: ServiceKey,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,15 +76,31 @@ pub enum Command {
         /// `flag-1`, `flag-2`), checked against the scheduler as ipvsadm checks them.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sched_flags: Option<Vec<String>>,
+        /// `-p [timeout]`: the persistence timeout in seconds,
+        /// 1..=[`MAX_PERSISTENT_TIMEOUT`]; 0 means not persistent, like an absent field.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        persistent: Option<u32>,
+        /// `-M`: clients whose addresses agree under this mask share a real server. A
+        /// contiguous mask (0.0.0.0 ..= 255.255.255.255). Kept only when the service is
+        /// persistent (IPVS keeps it but uses and lists it only then).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        netmask: Option<Ipv4Addr>,
     },
     /// `ipvsadm -E`. `scheduler` absent means `wlc` (ipvsadm always sends one); `sched_flags`
-    /// absent leaves the flags unchanged, `[]` clears them.
+    /// absent leaves the flags unchanged, `[]` clears them; `persistent` absent leaves
+    /// persistence unchanged, `0` turns it off, a timeout turns it on (or changes the timeout);
+    /// `netmask` absent leaves the mask unchanged (255.255.255.255 on a service that was not
+    /// persistent).
     EditService {
         service: ServiceKey,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scheduler: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sched_flags: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        persistent: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        netmask: Option<Ipv4Addr>,
     },
     /// `ipvsadm -D`.
     DelService { service: ServiceKey },
@@ -300,6 +332,14 @@ pub struct ServiceInfo {
     /// from replies of daemons that predate flags: none.
     #[serde(default)]
     pub sched_flags: Vec<String>,
+    /// The persistence timeout in seconds, `null` when the service is not persistent (also
+    /// from daemons that predate persistence).
+    #[serde(default)]
+    pub persistent: Option<u32>,
+    /// The persistence netmask; 255.255.255.255 when the service is not persistent (and from
+    /// daemons that predate persistence).
+    #[serde(default = "default_netmask")]
+    pub netmask: Ipv4Addr,
     pub stats: Counters,
     /// In the order the real servers were added (which is the round-robin order).
     pub reals: Vec<RealInfo>,
@@ -318,6 +358,10 @@ pub struct RealInfo {
     pub lower_threshold: u32,
     pub active_conns: u64,
     pub inactive_conns: u64,
+    /// Live persistence templates pointing at this server (IPVS's `persistconns`, ipvsadm's
+    /// PersistConn column). 0 from daemons that do not count them.
+    #[serde(default)]
+    pub persist_conns: u64,
     pub stats: Counters,
 }
 
@@ -375,6 +419,8 @@ mod tests {
                 },
                 scheduler: Some("rr".into()),
                 sched_flags: None,
+                persistent: None,
+                netmask: None,
             }
         );
         let back: Request = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
@@ -407,6 +453,8 @@ mod tests {
                 service: tcp80(),
                 scheduler: Some("sh".into()),
                 sched_flags: Some(vec!["sh-fallback".into(), "sh-port".into()]),
+                persistent: None,
+                netmask: None,
             }
         );
         assert_eq!(
@@ -459,6 +507,8 @@ mod tests {
             service: tcp80(),
             scheduler: "sh".into(),
             sched_flags: vec!["sh-port".into()],
+            persistent: None,
+            netmask: DEFAULT_NETMASK,
             stats: Counters::default(),
             reals: vec![RealInfo {
                 real: real148(),
@@ -468,6 +518,7 @@ mod tests {
                 lower_threshold: 50,
                 active_conns: 0,
                 inactive_conns: 0,
+                persist_conns: 0,
                 stats: Counters::default(),
             }],
         };
@@ -494,6 +545,90 @@ mod tests {
             (old.reals[0].upper_threshold, old.reals[0].lower_threshold),
             (0, 0)
         );
+        // ... and persistence: not persistent, /32, no templates.
+        assert_eq!(old.persistent, None);
+        assert_eq!(old.netmask, Ipv4Addr::BROADCAST);
+        assert_eq!(old.reals[0].persist_conns, 0);
+    }
+
+    #[test]
+    fn persistence_fields_both_ways() {
+        // Requests: absent fields are not written, present ones round-trip.
+        let line = r#"{"cmd":"add_service","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"scheduler":"rr","persistent":600,"netmask":"255.255.255.0"}"#;
+        let req: Request = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            req.command,
+            Command::AddService {
+                service: tcp80(),
+                scheduler: Some("rr".into()),
+                sched_flags: None,
+                persistent: Some(600),
+                netmask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            format!(r#"{{"v":1,{}"#, &line[1..])
+        );
+        let line = r#"{"cmd":"edit_service","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"persistent":0}"#;
+        let req: Request = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            req.command,
+            Command::EditService {
+                service: tcp80(),
+                scheduler: None,
+                sched_flags: None,
+                persistent: Some(0),
+                netmask: None,
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            format!(r#"{{"v":1,{}"#, &line[1..])
+        );
+        // Not an address, not a u32: bad requests.
+        for bad in [
+            r#"{"cmd":"add_service","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"netmask":"24"}"#,
+            r#"{"cmd":"add_service","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"persistent":-1}"#,
+            r#"{"cmd":"add_service","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"persistent":"300"}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+
+        // Listings: persistent is always written (null when off), the mask too.
+        let info = ServiceInfo {
+            service: tcp80(),
+            scheduler: "wlc".into(),
+            sched_flags: vec![],
+            persistent: Some(360),
+            netmask: Ipv4Addr::new(255, 255, 0, 0),
+            stats: Counters::default(),
+            reals: vec![RealInfo {
+                real: real148(),
+                forward: Forward::Masq,
+                weight: 1,
+                upper_threshold: 0,
+                lower_threshold: 0,
+                active_conns: 1,
+                inactive_conns: 2,
+                persist_conns: 3,
+                stats: Counters::default(),
+            }],
+        };
+        let v = serde_json::to_value(&info).unwrap();
+        assert_eq!(v["persistent"], 360);
+        assert_eq!(v["netmask"], "255.255.0.0");
+        assert_eq!(v["reals"][0]["persist_conns"], 3);
+        assert_eq!(serde_json::from_value::<ServiceInfo>(v).unwrap(), info);
+        let off = ServiceInfo {
+            persistent: None,
+            netmask: DEFAULT_NETMASK,
+            ..info
+        };
+        let v = serde_json::to_value(&off).unwrap();
+        assert_eq!(v["persistent"], serde_json::Value::Null);
+        assert_eq!(v["netmask"], "255.255.255.255");
+        assert_eq!(serde_json::from_value::<ServiceInfo>(v).unwrap(), off);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`checksum`]: Internet checksum and RFC 1624 incremental updates.
 //! - [`snapshot`]: the immutable configuration a worker reads (services, real servers).
 //! - [`conntrack`]: per-worker connection tables with IPVS's TCP state machine.
+//! - [`persist`]: persistence templates shared lock-free by all workers.
 //! - [`process`]: the pure function `process(frame, snapshot, shard, now) -> Verdict`.
 //! - [`stats`]: per-worker counters, written by one worker and read lock-free by control.
 //! - [`neigh`]: next-hop MAC resolution from the kernel's routing and neighbour tables.
@@ -16,6 +17,7 @@ pub mod checksum;
 pub mod conntrack;
 pub mod nat;
 pub mod neigh;
+pub mod persist;
 pub mod process;
 pub mod publish;
 pub mod resolver;

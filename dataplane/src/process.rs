@@ -23,6 +23,7 @@
 use crate::conntrack::{Conn, ConnTable, Direction, FlowKey, TcpState};
 use crate::nat::{self, Endpoint};
 use crate::neigh::NeighbourTable;
+use crate::persist::{masked, Templates};
 use crate::snapshot::{Snapshot, Vip, PROTO_TCP};
 use crate::stats::{DropReason, ServiceLoad, WorkerStats};
 use crate::wire::{
@@ -64,6 +65,8 @@ pub struct Env<'a> {
     /// Every worker's counters (this one's included), for schedulers that weigh connection
     /// counts; empty where none are known (the counts then read as zero).
     pub workers: &'a [Arc<WorkerStats>],
+    /// Persistence templates, shared by all workers.
+    pub templates: &'a Templates,
 }
 
 const ETHERNET_HEADER_LEN: usize = 14;
@@ -220,7 +223,27 @@ fn inbound(
                 vaddr: h.dst,
                 vport: h.dst_port,
             };
-            let Some(real) = service.schedule(&load, &flow) else {
+            let real = match service.persistence {
+                None => service.schedule(&load, &flow),
+                Some(persistence) => {
+                    // IPVS keeps a client on its template's server even at weight 0; only a
+                    // removed server sends it back to the scheduler.
+                    let client = masked(h.src, persistence.netmask);
+                    let now_s = (env.now_ms / 1000) as u32;
+                    let real = env
+                        .templates
+                        .get(service.id, client, now_s)
+                        .and_then(|id| service.reals.iter().find(|r| r.id == id))
+                        .or_else(|| service.schedule(&load, &flow));
+                    if let Some(real) = real {
+                        let expires = now_s.saturating_add(persistence.timeout_secs);
+                        env.templates
+                            .put(service.id, client, real.id, now_s, expires);
+                    }
+                    real
+                }
+            };
+            let Some(real) = real else {
                 return Verdict::Drop(DropReason::NoRealServer);
             };
             let new = Conn {

@@ -44,6 +44,18 @@ pub struct Service {
     /// What the scheduler sees of each real server; same order as `reals`.
     pub dests: Box<[Dest]>,
     pub reals: Box<[RealServer]>,
+    /// `-p [timeout] [-M netmask]`: new connections from a client (masked) go to the real
+    /// server its earlier ones went to while the persistence template lives.
+    pub persistence: Option<Persistence>,
+}
+
+/// A service's persistence settings (IPVS: persistent service with a netmask).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    /// How long a template outlives the last new connection it placed, in seconds.
+    pub timeout_secs: u32,
+    /// Clients are grouped by `caddr & netmask` (255.255.255.255: per client address).
+    pub netmask: Ipv4Addr,
 }
 
 impl Service {

@@ -19,6 +19,7 @@
 
 use crate::conntrack::{owner_of, ConnTable};
 use crate::neigh::NeighbourTable;
+use crate::persist::Templates;
 use crate::process::{client_endpoint, process, Env, Side, Verdict};
 use crate::publish::Reader;
 use crate::snapshot::Snapshot;
@@ -70,6 +71,8 @@ pub struct Shared {
     pub epoch: Instant,
     /// Every worker's counters, indexed by worker id (schedulers read connection counts).
     pub stats: Arc<[Arc<WorkerStats>]>,
+    /// Persistence templates of every persistent service.
+    pub templates: Arc<Templates>,
 }
 
 /// Tuning that does not change at run time.
@@ -209,11 +212,13 @@ impl Worker {
         let config = Arc::clone(self.config.current());
         let neighbours = Arc::clone(self.neighbours.current());
         let all_stats = Arc::clone(&self.shared.stats);
+        let templates = Arc::clone(&self.shared.templates);
         let env = Env {
             config: &config,
             neighbours: &neighbours,
             now_ms,
             workers: &all_stats,
+            templates: &templates,
         };
         let mut work = self.retry_held(&env);
 

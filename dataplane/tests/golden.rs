@@ -1055,3 +1055,56 @@ fn process_never_allocates() {
     assert_eq!(during, 0, "process allocated {during} times");
     assert!(!director.conns.is_empty(), "the table did open connections");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Persistence
+// ---------------------------------------------------------------------------------------------
+
+/// `-p 300 -M 255.255.255.0` over round robin: a client's new connections (any port) stick to
+/// the first one's server, another /24 gets the next server, and a template whose server was
+/// removed from the service sends the client back to the scheduler.
+#[test]
+fn persistent_service_keeps_a_client_group_on_one_server() {
+    let persistent = |reals: &[(RealId, Ipv4Addr, u16, u32)]| {
+        let (vip, mut svc) = service(SVC_HTTP, PROTO_TCP, 80, reals);
+        svc.persistence = Some(xvs_dataplane::snapshot::Persistence {
+            timeout_secs: 300,
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+        });
+        (vip, svc)
+    };
+    let both = [
+        (REAL_HTTP_148, REAL_148, 80, 1),
+        (REAL_HTTP_137, REAL_137, 80, 1),
+    ];
+    let mut d = Director::from_parts(
+        snapshot_with([persistent(&both)]),
+        NeighbourTable::new(routes(), neighbours()),
+        64,
+    );
+    let syn_from = |d: &mut Director, client: Ipv4Addr, port: u16| -> Ipv4Addr {
+        let mac = if client == CLIENT {
+            CLIENT_MAC
+        } else {
+            GATEWAY_MAC
+        };
+        let mut frame = Packet::tcp(at(client, port), at(VIP, 80), SYN, 1, 0).frame(mac, EXT_MAC);
+        assert_eq!(
+            d.process(&mut frame, Side::External),
+            Verdict::Forward(Side::Internal)
+        );
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).unwrap();
+        ip.destination_addr()
+    };
+    for port in 40000..40006 {
+        assert_eq!(syn_from(&mut d, CLIENT, port), REAL_148, "port {port}");
+    }
+    // 198.18.1.50 is another /24: a new template, the scheduler's next server.
+    assert_eq!(syn_from(&mut d, REMOTE_CLIENT, 50000), REAL_137);
+    assert_eq!(syn_from(&mut d, REMOTE_CLIENT, 50001), REAL_137);
+
+    // .148 removed from the service (the template table stays): its clients are scheduled again.
+    d.config = snapshot_with([persistent(&both[1..])]);
+    assert_eq!(syn_from(&mut d, CLIENT, 41000), REAL_137);
+    assert_eq!(syn_from(&mut d, CLIENT, 41001), REAL_137);
+}

@@ -54,7 +54,10 @@ fn bad_input_is_refused_and_leaves_the_configuration_alone() -> anyhow::Result<(
             &["-A", "-t", "198.18.0.300:80"],
             "illegal virtual server address",
         ),
-        (&["-p", "-A", "-t", "198.18.0.129:82"], "not supported"),
+        (
+            &["-A", "-t", "198.18.0.129:82", "--pe", "sip"],
+            "not supported",
+        ),
     ];
     for (args, needle) in cases {
         let (code, _, stderr) = cluster.xvsadm_raw(args)?;

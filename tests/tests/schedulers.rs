@@ -290,3 +290,44 @@ fn sh_keeps_one_client_on_one_server_over_20_connections() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// `-p`: a client's new connections stick to one server while its template lives, whatever the
+/// scheduler would say; `-E` without `-p` turns persistence off for new connections.
+#[test]
+fn persistence_keeps_a_client_on_one_server() -> anyhow::Result<()> {
+    if !root_or_skip("persistence_keeps_a_client_on_one_server") {
+        return Ok(());
+    }
+    let cluster = Cluster::start("xvse2epersist", 2, &["--workers", "2"])?;
+    cluster.xvsadm(&[
+        "-A",
+        "-t",
+        VIP,
+        "-s",
+        "rr",
+        "-p",
+        "60",
+        "-M",
+        "255.255.255.0",
+    ])?;
+    for real in ["198.19.0.148", "198.19.0.137"] {
+        cluster.xvsadm(&["-a", "-t", VIP, "-r", real, "-m"])?;
+    }
+    let listing = cluster.xvsadm(&["-Ln"])?;
+    assert!(
+        listing.contains("TCP  198.18.0.129:80 rr persistent 60 mask 255.255.255.0"),
+        "{listing}"
+    );
+    // Two workers own the client's connections by source port: the template is shared.
+    let seen = spread(&cluster, 12)?;
+    assert_eq!(seen.values().copied().collect::<Vec<_>>(), [12], "{seen:?}");
+
+    cluster.xvsadm(&["-E", "-t", VIP, "-s", "rr"])?;
+    let seen = spread(&cluster, 4)?;
+    assert_eq!(
+        seen.len(),
+        2,
+        "persistence still on after -E without -p: {seen:?}"
+    );
+    Ok(())
+}

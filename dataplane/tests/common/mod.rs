@@ -15,6 +15,7 @@ use etherparse::{
 use std::net::{Ipv4Addr, SocketAddrV4};
 use xvs_dataplane::conntrack::ConnTable;
 use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
+use xvs_dataplane::persist::Templates;
 use xvs_dataplane::process::{process, Env, Side, Verdict};
 use xvs_dataplane::snapshot::{
     Interface, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
@@ -93,6 +94,7 @@ pub fn service(
             .iter()
             .map(|&(id, addr, port, _)| RealServer { id, addr, port })
             .collect(),
+        persistence: None,
     };
     (vip, service)
 }
@@ -139,6 +141,7 @@ pub struct Director {
     pub neighbours: NeighbourTable,
     pub conns: ConnTable,
     pub stats: WorkerStats,
+    pub templates: Templates,
 }
 
 impl Director {
@@ -148,6 +151,7 @@ impl Director {
             neighbours,
             conns: ConnTable::with_capacity(capacity),
             stats: WorkerStats::default(),
+            templates: Templates::new(64, 0),
         }
     }
 
@@ -158,6 +162,7 @@ impl Director {
             neighbours: &self.neighbours,
             now_ms: NOW_MS,
             workers: &[],
+            templates: &self.templates,
         };
         process(frame, from, &env, &mut self.conns, &self.stats)
     }
