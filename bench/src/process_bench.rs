@@ -310,6 +310,7 @@ impl Work<'_> {
             now_ms: NOW_MS,
             workers: &[],
             templates: &fx.templates,
+            overload: &[],
         };
         let (from, expect) = (self.case.ingress(), Verdict::Forward(self.case.egress()));
         for frame in frames {
@@ -497,6 +498,7 @@ impl Fixture {
             now_ms: NOW_MS,
             workers: &[],
             templates: &self.templates,
+            overload: &[],
         };
         match process(frame, from, &env, &mut self.conns, &self.stats) {
             Verdict::Forward(_) => Ok(()),

@@ -23,7 +23,7 @@ use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::resolver::{self, Resolver};
 use xvs_dataplane::snapshot::{Interface, Snapshot, Vip};
-use xvs_dataplane::stats::WorkerStats;
+use xvs_dataplane::stats::{WorkerStats, MAX_REALS};
 use xvs_dataplane::worker::{Mailbox, ResolveQueue, Shared, Worker, WorkerOptions};
 use xvs_dataplane::xsk::{
     rx_queue_count, BindMode, EndpointKey, FrameMemory, Port, PortOptions, QueueCounters, Role,
@@ -195,6 +195,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         epoch: Instant::now(),
         stats: Arc::clone(&worker_stats),
         templates: Arc::new(Templates::new(PERSISTENCE_SLOTS, random_seed())),
+        overload: (0..MAX_REALS).map(|_| AtomicBool::new(false)).collect(),
     };
 
     let config = Publisher::new(Snapshot {

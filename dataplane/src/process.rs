@@ -30,6 +30,7 @@ use crate::wire::{
     EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
 };
 use std::net::Ipv4Addr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use xvs_scheduler::Flow;
 
@@ -67,6 +68,9 @@ pub struct Env<'a> {
     pub workers: &'a [Arc<WorkerStats>],
     /// Persistence templates, shared by all workers.
     pub templates: &'a Templates,
+    /// Overload marks of real servers with thresholds (`-x/-y`), by real server id, shared by
+    /// all workers; empty where no state is kept (overload then follows the current count).
+    pub overload: &'a [AtomicBool],
 }
 
 const ETHERNET_HEADER_LEN: usize = 14;
@@ -215,6 +219,7 @@ fn inbound(
             let load = ServiceLoad {
                 reals: &service.reals,
                 workers: env.workers,
+                overload: env.overload,
             };
             let flow = Flow {
                 proto: h.proto,

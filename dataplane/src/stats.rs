@@ -6,8 +6,9 @@
 //! packets behind another; totals are exact once traffic stops.
 
 use crate::snapshot::RealServer;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use xvs_scheduler::Dest;
 
 /// Upper bound on virtual services; their counter slots are preallocated per worker.
 pub const MAX_SERVICES: usize = 4096;
@@ -266,6 +267,9 @@ impl WorkerStats {
 pub struct ServiceLoad<'a> {
     pub reals: &'a [RealServer],
     pub workers: &'a [Arc<WorkerStats>],
+    /// IPVS's per-server overload mark, by real server id, shared by all workers (empty: decide
+    /// from the current count alone).
+    pub overload: &'a [AtomicBool],
 }
 
 impl ServiceLoad<'_> {
@@ -290,6 +294,32 @@ impl xvs_scheduler::Load for ServiceLoad<'_> {
 
     fn inactive(&self, dest: usize) -> u64 {
         self.sum(dest, |r| r.inactive.get())
+    }
+
+    /// IPVS's hysteresis: marked at the upper threshold, unmarked only once
+    /// [`Dest::overload_cleared`]. Workers race on the mark harmlessly: each writes what the
+    /// counts it read imply.
+    fn overloaded(&self, dest: usize, d: &Dest) -> bool {
+        let connections = self.connections(dest);
+        let Some(mark) = self
+            .reals
+            .get(dest)
+            .and_then(|r| self.overload.get(r.id as usize))
+        else {
+            return d.is_overloaded(connections);
+        };
+        if mark.load(Ordering::Relaxed) {
+            if d.overload_cleared(connections) {
+                mark.store(false, Ordering::Relaxed);
+                return false;
+            }
+            true
+        } else if d.is_overloaded(connections) {
+            mark.store(true, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -322,12 +352,62 @@ mod tests {
         let load = ServiceLoad {
             reals: &reals,
             workers: &workers,
+            overload: &[],
         };
         assert_eq!(
             (load.active(0), load.inactive(0), load.connections(0)),
             (3, 4, 7)
         );
         assert_eq!(load.active(1), 0, "no such real server");
+    }
+
+    #[test]
+    fn overload_marks_follow_ipvs_hysteresis() {
+        use xvs_scheduler::Load;
+        let workers: Vec<Arc<WorkerStats>> = vec![Arc::default()];
+        let reals = [RealServer {
+            id: 3,
+            addr: std::net::Ipv4Addr::new(198, 19, 0, 1),
+            port: 80,
+        }];
+        let marks: Vec<AtomicBool> = (0..8).map(|_| AtomicBool::new(false)).collect();
+        let load = ServiceLoad {
+            reals: &reals,
+            workers: &workers,
+            overload: &marks,
+        };
+        let set = |n: i64| {
+            let g = &workers[0].reals[3].inactive;
+            g.add(n - g.get());
+        };
+        let mut d = Dest::new(reals[0].addr, 80, 1);
+        d.upper_threshold = 4;
+        d.lower_threshold = 2;
+        for (connections, overloaded) in [
+            (3, false),
+            (4, true),
+            (3, true),
+            (2, true),
+            (1, false),
+            (3, false),
+        ] {
+            set(connections);
+            assert_eq!(
+                load.overloaded(0, &d),
+                overloaded,
+                "{connections} connections, -x 4 -y 2"
+            );
+        }
+        // No lower threshold: cleared below three quarters of the upper one.
+        d.lower_threshold = 0;
+        for (connections, overloaded) in [(4, true), (3, true), (2, false)] {
+            set(connections);
+            assert_eq!(
+                load.overloaded(0, &d),
+                overloaded,
+                "{connections} connections, -x 4"
+            );
+        }
     }
 
     #[test]

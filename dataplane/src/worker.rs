@@ -73,6 +73,8 @@ pub struct Shared {
     pub stats: Arc<[Arc<WorkerStats>]>,
     /// Persistence templates of every persistent service.
     pub templates: Arc<Templates>,
+    /// Overload marks by real server id (IPVS's threshold hysteresis).
+    pub overload: Arc<[AtomicBool]>,
 }
 
 /// Tuning that does not change at run time.
@@ -213,12 +215,14 @@ impl Worker {
         let neighbours = Arc::clone(self.neighbours.current());
         let all_stats = Arc::clone(&self.shared.stats);
         let templates = Arc::clone(&self.shared.templates);
+        let overload = Arc::clone(&self.shared.overload);
         let env = Env {
             config: &config,
             neighbours: &neighbours,
             now_ms,
             workers: &all_stats,
             templates: &templates,
+            overload: &overload,
         };
         let mut work = self.retry_held(&env);
 

@@ -35,7 +35,8 @@ pub struct Dest {
     pub weight: u32,
     /// `-x`: no new connections while active + inactive connections reach it (0: no limit).
     pub upper_threshold: u32,
-    /// `-y`: kept for listings; see [`Dest::is_overloaded`] for how thresholds apply.
+    /// `-y`: an overloaded server takes new connections again below it (see
+    /// [`Dest::overload_cleared`]).
     pub lower_threshold: u32,
 }
 
@@ -51,9 +52,8 @@ impl Dest {
         }
     }
 
-    /// IPVS marks a server overloaded when its connections reach the upper threshold. (IPVS
-    /// then keeps the mark until they fall below the lower threshold; xvs decides from the
-    /// current count alone, so no shared mutable flag is needed.)
+    /// IPVS marks a server overloaded when its connections reach the upper threshold (and
+    /// keeps the mark until [`Dest::overload_cleared`]; see [`Load::overloaded`]).
     #[inline]
     pub fn is_overloaded(&self, connections: u64) -> bool {
         self.upper_threshold > 0 && connections >= u64::from(self.upper_threshold)
@@ -69,8 +69,18 @@ impl Dest {
     /// when an upper threshold makes it matter (in the dataplane a count is a sum over workers).
     #[inline]
     pub fn accepts<L: Load + ?Sized>(&self, load: &L, dest: usize) -> bool {
-        self.weight > 0
-            && (self.upper_threshold == 0 || !self.is_overloaded(load.connections(dest)))
+        self.weight > 0 && (self.upper_threshold == 0 || !load.overloaded(dest, self))
+    }
+
+    /// IPVS's rule for leaving the overloaded state: below the lower threshold, or below three
+    /// quarters of the upper one when no lower threshold is set (ip_vs_unbind_dest).
+    #[inline]
+    pub fn overload_cleared(&self, connections: u64) -> bool {
+        if self.lower_threshold > 0 {
+            connections < u64::from(self.lower_threshold)
+        } else {
+            connections * 4 < u64::from(self.upper_threshold) * 3
+        }
     }
 }
 
@@ -88,6 +98,13 @@ pub trait Load {
     /// Both together.
     fn connections(&self, dest: usize) -> u64 {
         self.active(dest) + self.inactive(dest)
+    }
+    /// Whether server `dest` (described by `d`, which has an upper threshold) is overloaded.
+    /// This default decides from the current count; a load that can remember the state (the
+    /// dataplane's) applies IPVS's hysteresis: overloaded from the upper threshold until
+    /// [`Dest::overload_cleared`].
+    fn overloaded(&self, dest: usize, d: &Dest) -> bool {
+        d.is_overloaded(self.connections(dest))
     }
 }
 

@@ -163,6 +163,7 @@ impl Director {
             now_ms: NOW_MS,
             workers: &[],
             templates: &self.templates,
+            overload: &[],
         };
         process(frame, from, &env, &mut self.conns, &self.stats)
     }
