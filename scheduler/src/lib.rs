@@ -21,6 +21,7 @@ pub mod ovf;
 pub mod rr;
 pub mod sed;
 pub mod sh;
+pub mod twos;
 pub mod wlc;
 pub mod wrr;
 
@@ -236,13 +237,14 @@ pub enum SchedulerKind {
     Maglev,
     WeightedFailover,
     WeightedOverflow,
+    TwoRandomChoices,
 }
 
 impl SchedulerKind {
     /// ipvsadm's default when `-s` is omitted.
     pub const IPVSADM_DEFAULT: &'static str = "wlc";
 
-    pub const ALL: [SchedulerKind; 11] = [
+    pub const ALL: [SchedulerKind; 12] = [
         SchedulerKind::RoundRobin,
         SchedulerKind::WeightedRoundRobin,
         SchedulerKind::LeastConnection,
@@ -254,6 +256,7 @@ impl SchedulerKind {
         SchedulerKind::Maglev,
         SchedulerKind::WeightedFailover,
         SchedulerKind::WeightedOverflow,
+        SchedulerKind::TwoRandomChoices,
     ];
 
     pub fn name(self) -> &'static str {
@@ -269,6 +272,7 @@ impl SchedulerKind {
             SchedulerKind::Maglev => "mh",
             SchedulerKind::WeightedFailover => "fo",
             SchedulerKind::WeightedOverflow => "ovf",
+            SchedulerKind::TwoRandomChoices => "twos",
         }
     }
 }
@@ -286,7 +290,7 @@ const IPVS_NAMES: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnknownScheduler {
-    #[error("scheduler '{0}' is an IPVS scheduler that xvs does not implement yet (available: rr wrr lc wlc sed nq sh dh mh fo ovf)")]
+    #[error("scheduler '{0}' is an IPVS scheduler that xvs does not implement yet (available: rr wrr lc wlc sed nq sh dh mh fo ovf twos)")]
     NotImplemented(String),
     #[error("unknown scheduler '{0}' (IPVS schedulers: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)")]
     Unknown(String),
@@ -321,6 +325,7 @@ pub enum Scheduler {
     Maglev(mh::Maglev),
     WeightedFailover(fo::WeightedFailover),
     WeightedOverflow(ovf::WeightedOverflow),
+    TwoRandomChoices(twos::TwoRandomChoices),
 }
 
 impl Scheduler {
@@ -348,6 +353,9 @@ impl Scheduler {
             SchedulerKind::Maglev => Scheduler::Maglev(mh::Maglev::new(dests, flags)),
             SchedulerKind::WeightedFailover => Scheduler::WeightedFailover(fo::WeightedFailover),
             SchedulerKind::WeightedOverflow => Scheduler::WeightedOverflow(ovf::WeightedOverflow),
+            SchedulerKind::TwoRandomChoices => {
+                Scheduler::TwoRandomChoices(twos::TwoRandomChoices::new(dests))
+            }
         }
     }
 
@@ -384,6 +392,7 @@ impl Scheduler {
             Scheduler::Maglev(_) => SchedulerKind::Maglev,
             Scheduler::WeightedFailover(_) => SchedulerKind::WeightedFailover,
             Scheduler::WeightedOverflow(_) => SchedulerKind::WeightedOverflow,
+            Scheduler::TwoRandomChoices(_) => SchedulerKind::TwoRandomChoices,
         }
     }
 
@@ -403,6 +412,7 @@ impl Scheduler {
             Scheduler::Maglev(s) => s.pick(dests, load, flow),
             Scheduler::WeightedFailover(s) => s.pick(dests, load),
             Scheduler::WeightedOverflow(s) => s.pick(dests, load),
+            Scheduler::TwoRandomChoices(s) => s.pick(dests, load),
         }
     }
 }
