@@ -43,7 +43,7 @@
 //! entry; that loses locality for a connection, never correctness.
 
 use crate::lc::conn_overhead;
-use crate::wlc::WeightedLeastConnection;
+use crate::wlc::{least_per_weight, WeightedLeastConnection};
 use crate::{Dest, Flow, Load};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -72,26 +72,16 @@ pub(crate) fn lblc_overloaded<L: Load + ?Sized>(dests: &[Dest], load: &L, i: usi
     false
 }
 
-/// The least-loaded server among `members` (IPVS list order), as wlc compares them: the first
-/// one that accepts, replaced only by a strictly lighter one per weight.
+/// The least-loaded server among `members` (IPVS list order), as wlc compares them.
 #[inline]
 pub(crate) fn least_of<L, I>(dests: &[Dest], load: &L, members: I) -> Option<usize>
 where
     L: Load + ?Sized,
     I: IntoIterator<Item = usize>,
 {
-    let mut least: Option<(usize, u128, u128)> = None;
-    for i in members {
-        if i >= dests.len() || !dests[i].accepts(load, i) {
-            continue;
-        }
-        let doh = conn_overhead(load.active(i), load.inactive(i));
-        let weight = u128::from(dests[i].weight);
-        if least.map_or(true, |(_, loh, lw)| loh * weight > doh * lw) {
-            least = Some((i, doh, weight));
-        }
-    }
-    least.map(|(i, _, _)| i)
+    least_per_weight(dests, load, members, |i| {
+        conn_overhead(load.active(i), load.inactive(i))
+    })
 }
 
 #[inline]

@@ -121,7 +121,7 @@ fn most_loaded<L: Load + ?Sized>(m: &[u16; MEMBERS], dests: &[Dest], load: &L) -
         }
         let doh = conn_overhead(load.active(i), load.inactive(i));
         let weight = u128::from(dests[i].weight);
-        if most.map_or(true, |(_, moh, mw)| moh * weight < doh * mw) {
+        if most.is_none_or(|(_, moh, mw)| moh * weight < doh * mw) {
             most = Some((p, doh, weight));
         }
     }

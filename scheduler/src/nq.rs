@@ -18,6 +18,7 @@
 //! idle server) and never allocates.
 
 use crate::sed::expected_delay_overhead;
+use crate::wlc::least_per_weight;
 use crate::{Dest, Load};
 
 #[derive(Debug, Default)]
@@ -26,27 +27,13 @@ pub struct NeverQueue;
 impl NeverQueue {
     #[inline]
     pub fn pick<L: Load + ?Sized>(&self, dests: &[Dest], load: &L) -> Option<usize> {
-        // (index, overhead, weight) of the server of least expected delay so far.
-        let mut least: Option<(usize, u128, u128)> = None;
-        for (i, dest) in dests.iter().enumerate() {
-            if !dest.accepts(load, i) {
-                continue;
-            }
-            let active = load.active(i);
-            if active == 0 {
-                return Some(i);
-            }
-            let doh = expected_delay_overhead(active);
-            let weight = u128::from(dest.weight);
-            let better = match least {
-                None => true,
-                Some((_, loh, least_weight)) => loh * weight > doh * least_weight,
-            };
-            if better {
-                least = Some((i, doh, weight));
-            }
-        }
-        least.map(|(i, _, _)| i)
+        // The first available idle server wins at once (ip_vs_nq.c), else the sed choice.
+        let idle = (0..dests.len()).find(|&i| dests[i].accepts(load, i) && load.active(i) == 0);
+        idle.or_else(|| {
+            least_per_weight(dests, load, 0..dests.len(), |i| {
+                expected_delay_overhead(load.active(i))
+            })
+        })
     }
 }
 

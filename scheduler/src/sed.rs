@@ -30,6 +30,7 @@
 //! weight `W` the counts are exactly proportional; heavy servers may run more than one
 //! connection ahead of their share in between.
 
+use crate::wlc::least_per_weight;
 use crate::{Dest, Load};
 
 /// IPVS's `ip_vs_sed_dest_overhead()` (also nq's): the active connections plus the new one.
@@ -44,23 +45,9 @@ pub struct ShortestExpectedDelay;
 impl ShortestExpectedDelay {
     #[inline]
     pub fn pick<L: Load + ?Sized>(&self, dests: &[Dest], load: &L) -> Option<usize> {
-        // (index, overhead, weight) of the server of least expected delay so far.
-        let mut least: Option<(usize, u128, u128)> = None;
-        for (i, dest) in dests.iter().enumerate() {
-            if !dest.accepts(load, i) {
-                continue;
-            }
-            let doh = expected_delay_overhead(load.active(i));
-            let weight = u128::from(dest.weight);
-            let better = match least {
-                None => true,
-                Some((_, loh, least_weight)) => loh * weight > doh * least_weight,
-            };
-            if better {
-                least = Some((i, doh, weight));
-            }
-        }
-        least.map(|(i, _, _)| i)
+        least_per_weight(dests, load, 0..dests.len(), |i| {
+            expected_delay_overhead(load.active(i))
+        })
     }
 }
 

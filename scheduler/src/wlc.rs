@@ -38,24 +38,40 @@ pub struct WeightedLeastConnection;
 impl WeightedLeastConnection {
     #[inline]
     pub fn pick<L: Load + ?Sized>(&self, dests: &[Dest], load: &L) -> Option<usize> {
-        // (index, overhead, weight) of the least loaded available server so far.
-        let mut least: Option<(usize, u128, u128)> = None;
-        for (i, dest) in dests.iter().enumerate() {
-            if !dest.accepts(load, i) {
-                continue;
-            }
-            let doh = conn_overhead(load.active(i), load.inactive(i));
-            let weight = u128::from(dest.weight);
-            let better = match least {
-                None => true,
-                Some((_, loh, least_weight)) => loh * weight > doh * least_weight,
-            };
-            if better {
-                least = Some((i, doh, weight));
-            }
-        }
-        least.map(|(i, _, _)| i)
+        least_per_weight(dests, load, 0..dests.len(), |i| {
+            conn_overhead(load.active(i), load.inactive(i))
+        })
     }
+}
+
+/// Among `candidates` (in list order), the server that accepts a connection and minimises
+/// `overhead(i) / weight`, compared without division as IPVS does (`loh * w > doh * lw`, in
+/// u128 so nothing overflows); ties keep the earlier server. wlc, sed, nq, lblc and lblcr differ
+/// only in their overhead and candidates.
+#[inline]
+pub(crate) fn least_per_weight<L, I>(
+    dests: &[Dest],
+    load: &L,
+    candidates: I,
+    overhead: impl Fn(usize) -> u128,
+) -> Option<usize>
+where
+    L: Load + ?Sized,
+    I: IntoIterator<Item = usize>,
+{
+    // (index, overhead, weight) of the least loaded available server so far.
+    let mut least: Option<(usize, u128, u128)> = None;
+    for i in candidates {
+        if i >= dests.len() || !dests[i].accepts(load, i) {
+            continue;
+        }
+        let doh = overhead(i);
+        let weight = u128::from(dests[i].weight);
+        if least.is_none_or(|(_, loh, lw)| loh * weight > doh * lw) {
+            least = Some((i, doh, weight));
+        }
+    }
+    least.map(|(i, _, _)| i)
 }
 
 #[cfg(test)]
