@@ -206,18 +206,11 @@ impl LocalityLeastConnectionReplicated {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::dests;
     use crate::NoLoad;
     use proptest::prelude::*;
     use std::collections::HashMap;
     use std::net::Ipv4Addr;
-
-    fn dests(weights: &[u32]) -> Vec<Dest> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| Dest::new(Ipv4Addr::new(198, 19, 0, i as u8), 80, w))
-            .collect()
-    }
 
     fn flow(vaddr: u32) -> Flow {
         Flow {

@@ -61,16 +61,9 @@ impl LeastConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::dests;
     use proptest::prelude::*;
     use std::net::Ipv4Addr;
-
-    fn dests(weights: &[u32]) -> Vec<Dest> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| Dest::new(Ipv4Addr::new(198, 19, 0, i as u8), 80, w))
-            .collect()
-    }
 
     fn pick(dests: &[Dest], loads: &[(u64, u64)]) -> Option<usize> {
         LeastConnection.pick(dests, loads)

@@ -441,6 +441,22 @@ impl Scheduler {
     }
 }
 
+/// Helpers shared by the policies' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Dest;
+    use std::net::Ipv4Addr;
+
+    /// Servers 198.19.0.0 + i with the given weights, port 80.
+    pub fn dests(weights: &[u32]) -> Vec<Dest> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Dest::new(Ipv4Addr::from(0xC613_0000 + i as u32), 80, w))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -359,17 +359,10 @@ impl Maglev {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::dests;
     use crate::NoLoad;
     use proptest::prelude::*;
     use std::collections::HashMap;
-
-    fn dests(weights: &[u32]) -> Vec<Dest> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| Dest::new(Ipv4Addr::from(0xC613_0000 + i as u32), 80, w))
-            .collect()
-    }
 
     fn flow(caddr: Ipv4Addr, cport: u16) -> Flow {
         Flow {

@@ -46,17 +46,10 @@ impl WeightedOverflow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::dests;
     use crate::NoLoad;
     use proptest::prelude::*;
     use std::net::Ipv4Addr;
-
-    fn dests(weights: &[u32]) -> Vec<Dest> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| Dest::new(Ipv4Addr::new(198, 19, 0, i as u8), 80, w))
-            .collect()
-    }
 
     #[test]
     fn highest_weight_first_in_list_on_ties() {

@@ -140,16 +140,9 @@ impl SourceHashing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::dests;
     use crate::NoLoad;
     use proptest::prelude::*;
-
-    fn dests(weights: &[u32]) -> Vec<Dest> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| Dest::new(Ipv4Addr::new(198, 19, 0, i as u8), 80, w))
-            .collect()
-    }
 
     fn flow(caddr: Ipv4Addr, cport: u16) -> Flow {
         Flow {

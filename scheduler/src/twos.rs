@@ -148,17 +148,10 @@ fn choose<L: Load + ?Sized>(dests: &[Dest], load: &L, r1: u64, r2: u64) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::dests;
     use crate::NoLoad;
     use proptest::prelude::*;
     use std::net::Ipv4Addr;
-
-    fn dests(weights: &[u32]) -> Vec<Dest> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| Dest::new(Ipv4Addr::new(198, 19, 0, i as u8), 80, w))
-            .collect()
-    }
 
     #[test]
     fn the_less_loaded_candidate_wins() {

@@ -196,18 +196,10 @@ impl WeightedRoundRobin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::dests;
     use crate::NoLoad;
     use proptest::prelude::*;
-    use std::net::Ipv4Addr;
     use std::sync::atomic::AtomicUsize;
-
-    fn dests(weights: &[u32]) -> Vec<Dest> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| Dest::new(Ipv4Addr::new(198, 19, 0, i as u8), 80, w))
-            .collect()
-    }
 
     fn picks<L: Load + ?Sized>(
         wrr: &WeightedRoundRobin,
