@@ -24,7 +24,7 @@ use crate::conntrack::{Conn, ConnTable, Direction, FlowKey, TcpState};
 use crate::nat::{self, Endpoint};
 use crate::neigh::NeighbourTable;
 use crate::persist::{masked, Templates};
-use crate::snapshot::{Snapshot, Vip, PROTO_TCP};
+use crate::snapshot::{RealServer, Service, Snapshot, Vip, PROTO_TCP};
 use crate::stats::{DropReason, ServiceLoad, WorkerStats};
 use crate::wire::{
     EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
@@ -216,38 +216,7 @@ fn inbound(
             if conns.is_full() {
                 return Verdict::Drop(DropReason::TableFull);
             }
-            let load = ServiceLoad {
-                reals: &service.reals,
-                workers: env.workers,
-                overload: env.overload,
-            };
-            let flow = Flow {
-                proto: h.proto,
-                caddr: h.src,
-                cport: h.src_port,
-                vaddr: h.dst,
-                vport: h.dst_port,
-            };
-            let real = match service.persistence {
-                None => service.schedule(&load, &flow),
-                Some(persistence) => {
-                    // IPVS keeps a client on its template's server even at weight 0; only a
-                    // removed server sends it back to the scheduler.
-                    let client = masked(h.src, persistence.netmask);
-                    let now_s = (env.now_ms / 1000) as u32;
-                    let real = env
-                        .templates
-                        .get(service.id, client, now_s)
-                        .and_then(|id| service.reals.iter().find(|r| r.id == id))
-                        .or_else(|| service.schedule(&load, &flow));
-                    if let Some(real) = real {
-                        let expires = now_s.saturating_add(persistence.timeout_secs);
-                        env.templates
-                            .put(service.id, client, real.id, now_s, expires);
-                    }
-                    real
-                }
-            };
+            let real = choose_real(service, h, env);
             let Some(real) = real else {
                 return Verdict::Drop(DropReason::NoRealServer);
             };
@@ -279,6 +248,38 @@ fn inbound(
         }
     };
     forward(frame, h, env, conn, Direction::Inbound, stats)
+}
+
+/// The real server for a new connection to `service`: its client's persistence template if
+/// the service is persistent and the template's server is still configured (IPVS keeps a client
+/// there even at weight 0), else the scheduler's pick (recorded as the new template).
+fn choose_real<'s>(service: &'s Service, h: &Headers, env: &Env<'_>) -> Option<&'s RealServer> {
+    let load = ServiceLoad {
+        reals: &service.reals,
+        workers: env.workers,
+        overload: env.overload,
+    };
+    let flow = Flow {
+        proto: h.proto,
+        caddr: h.src,
+        cport: h.src_port,
+        vaddr: h.dst,
+        vport: h.dst_port,
+    };
+    let Some(persistence) = service.persistence else {
+        return service.schedule(&load, &flow);
+    };
+    let client = masked(h.src, persistence.netmask);
+    let now_s = (env.now_ms / 1000) as u32;
+    let real = env
+        .templates
+        .get(service.id, client, now_s)
+        .and_then(|id| service.reals.iter().find(|r| r.id == id))
+        .or_else(|| service.schedule(&load, &flow))?;
+    let expires = now_s.saturating_add(persistence.timeout_secs);
+    env.templates
+        .put(service.id, client, real.id, now_s, expires);
+    Some(real)
 }
 
 fn outbound(
