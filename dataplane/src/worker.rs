@@ -107,7 +107,20 @@ impl Default for WorkerOptions {
     }
 }
 
+/// A worker: its inputs (snapshots and state shared with the other workers) and its core (rings,
+/// buffers, connection table). Kept apart so a batch borrows the inputs while it mutates the
+/// core, without touching any reference count per batch (those cache lines are shared by all
+/// workers).
 pub struct Worker {
+    core: Core,
+    config: Reader<Snapshot>,
+    neighbours: Reader<NeighbourTable>,
+    all_stats: Arc<[Arc<WorkerStats>]>,
+    templates: Arc<Templates>,
+    overload: Arc<[AtomicBool]>,
+}
+
+struct Core {
     id: usize,
     workers: usize,
     ports: Vec<Port>,
@@ -123,8 +136,6 @@ pub struct Worker {
     out_internal: Vec<Frame>,
     conns: ConnTable,
     stats: Arc<WorkerStats>,
-    config: Reader<Snapshot>,
-    neighbours: Reader<NeighbourTable>,
     /// The neighbour table the held frames were last tried against.
     tried_neighbours: Arc<NeighbourTable>,
     /// Frames waiting for their next hop's MAC, oldest first (as the kernel's ARP queue).
@@ -167,38 +178,43 @@ impl Worker {
         let poller = Poller::new(&ports);
         let tried_neighbours = Arc::clone(neighbours.cached());
         Ok(Worker {
-            id,
-            workers,
-            ports,
-            tx_external,
-            tx_internal,
-            shared,
-            options,
-            pool,
-            received: Vec::with_capacity(total),
-            completed: Vec::with_capacity(total),
-            out_external: Vec::with_capacity(total),
-            out_internal: Vec::with_capacity(total),
-            conns: ConnTable::with_capacity(conn_capacity),
-            stats,
+            all_stats: Arc::clone(&shared.stats),
+            templates: Arc::clone(&shared.templates),
+            overload: Arc::clone(&shared.overload),
+            core: Core {
+                id,
+                workers,
+                ports,
+                tx_external,
+                tx_internal,
+                shared,
+                options,
+                pool,
+                received: Vec::with_capacity(total),
+                completed: Vec::with_capacity(total),
+                out_external: Vec::with_capacity(total),
+                out_internal: Vec::with_capacity(total),
+                conns: ConnTable::with_capacity(conn_capacity),
+                stats,
+                tried_neighbours,
+                held: VecDeque::with_capacity(options.hold_frames),
+                poller,
+            },
             config,
             neighbours,
-            tried_neighbours,
-            held: VecDeque::with_capacity(options.hold_frames),
-            poller,
         })
     }
 
     /// Runs until shutdown is requested.
     pub fn run(mut self) {
         let mut idle: u32 = 0;
-        while !self.shared.shutdown.load(Ordering::Relaxed) {
+        while !self.core.shared.shutdown.load(Ordering::Relaxed) {
             if self.iterate() {
                 idle = 0;
             } else {
                 idle = idle.saturating_add(1);
-                if idle >= self.options.spin_before_wait {
-                    self.poller.wait(self.options.idle_wait);
+                if idle >= self.core.options.spin_before_wait {
+                    self.core.poller.wait(self.core.options.idle_wait);
                 } else {
                     std::hint::spin_loop();
                 }
@@ -208,23 +224,29 @@ impl Worker {
 
     /// One batch over every port and mailbox; returns whether there was any work.
     pub fn iterate(&mut self) -> bool {
-        let now_ms = self.shared.epoch.elapsed().as_millis() as u64;
-        // Cloning the Arcs (one atomic increment each per batch) frees `self` for the loop
-        // below; the readers keep the snapshots alive, so dropping these never frees memory.
-        let config = Arc::clone(self.config.current());
-        let neighbours = Arc::clone(self.neighbours.current());
-        let all_stats = Arc::clone(&self.shared.stats);
-        let templates = Arc::clone(&self.shared.templates);
-        let overload = Arc::clone(&self.shared.overload);
+        let now_ms = self.core.shared.epoch.elapsed().as_millis() as u64;
+        let neighbours = self.neighbours.current();
         let env = Env {
-            config: &config,
-            neighbours: &neighbours,
+            config: self.config.current(),
+            neighbours,
             now_ms,
-            workers: &all_stats,
-            templates: &templates,
-            overload: &overload,
+            workers: &self.all_stats,
+            templates: &self.templates,
+            overload: &self.overload,
         };
-        let mut work = self.retry_held(&env);
+        self.core.batch(&env, neighbours)
+    }
+
+    pub fn stats(&self) -> &Arc<WorkerStats> {
+        &self.core.stats
+    }
+}
+
+impl Core {
+    /// The body of [`Worker::iterate`]; `neighbours` is the table `env` points into.
+    fn batch(&mut self, env: &Env<'_>, neighbours: &Arc<NeighbourTable>) -> bool {
+        let now_ms = env.now_ms;
+        let mut work = self.retry_held(env, neighbours);
 
         for i in 0..self.ports.len() {
             self.ports[i].reclaim(&mut self.completed);
@@ -243,7 +265,7 @@ impl Worker {
             // Taking the buffer out and putting it back keeps its capacity (no allocation).
             let mut received = std::mem::take(&mut self.received);
             for frame in received.drain(..) {
-                self.dispatch(frame, side, &env);
+                self.dispatch(frame, side, env);
             }
             self.received = received;
         }
@@ -253,7 +275,7 @@ impl Worker {
                 break;
             };
             work += 1;
-            self.handle(frame, side, &env, None);
+            self.handle(frame, side, env, None);
         }
         while let Some(frame) = self.shared.mailboxes[self.id].returns.pop() {
             self.pool.push(frame);
@@ -330,7 +352,7 @@ impl Worker {
 
     /// Drops held frames whose time is up and, when the neighbour table changed, processes
     /// the others again. Returns how many frames it dealt with.
-    fn retry_held(&mut self, env: &Env<'_>) -> usize {
+    fn retry_held(&mut self, env: &Env<'_>, neighbours: &Arc<NeighbourTable>) -> usize {
         while self
             .held
             .front()
@@ -341,10 +363,10 @@ impl Worker {
                 self.recycle(h.frame);
             }
         }
-        if self.held.is_empty() || std::ptr::eq(env.neighbours, &*self.tried_neighbours) {
+        if self.held.is_empty() || Arc::ptr_eq(neighbours, &self.tried_neighbours) {
             return 0;
         }
-        self.tried_neighbours = Arc::clone(self.neighbours.cached());
+        self.tried_neighbours = Arc::clone(neighbours);
         // Each frame is tried once; those still unresolved go back to the queue.
         let n = self.held.len();
         for _ in 0..n {
@@ -390,9 +412,5 @@ impl Worker {
             // lose it.
             self.pool.push(frame);
         }
-    }
-
-    pub fn stats(&self) -> &Arc<WorkerStats> {
-        &self.stats
     }
 }
