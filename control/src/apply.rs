@@ -747,10 +747,8 @@ fn real_endpoint(proto: Protocol, real: &RealKey) -> Vip {
 
 fn parse_scheduler(name: Option<&str>) -> Result<SchedulerKind, ApplyError> {
     let name = name.unwrap_or(SchedulerKind::IPVSADM_DEFAULT);
-    name.parse().map_err(|e: UnknownScheduler| match e {
-        UnknownScheduler::NotImplemented(_) => ApplyError::UnknownScheduler(e.to_string()),
-        UnknownScheduler::Unknown(_) => ApplyError::UnknownScheduler(e.to_string()),
-    })
+    name.parse()
+        .map_err(|e: UnknownScheduler| ApplyError::UnknownScheduler(e.to_string()))
 }
 
 /// `-b` flag names for a service scheduled by `kind`; `None` when the request has none.
