@@ -54,6 +54,12 @@ pub const BRIDGE: &str = "br0";
 pub const BIG_FILE_PATH: &str = "/big.bin";
 /// Size of [`BIG_FILE_PATH`].
 pub const BIG_FILE_LEN: usize = 1 << 20;
+/// Every page is also served under this prefix, sent by nginx at [`SLOW_RATE`]: a download
+/// that lasts (4 s for the big file) whatever the client does, for tests that change things
+/// in the middle of one.
+pub const SLOW_PREFIX: &str = "/slow";
+/// nginx `limit_rate` of [`SLOW_PREFIX`], bytes per second.
+pub const SLOW_RATE: u32 = 256 * 1024;
 /// Default limit for [`Topology::run_in`].
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -212,6 +218,25 @@ fn ip(args: &[&str]) -> Command {
     let mut c = Command::new(tool("ip"));
     c.args(args);
     c
+}
+
+/// A sysfs CPU bitmap (`rps_cpus` format: hex, 32-bit groups separated by commas, most
+/// significant first) of CPUs `0..cpus`.
+fn cpu_mask(cpus: usize) -> String {
+    let groups = cpus.div_ceil(32).max(1);
+    (0..groups)
+        .rev()
+        .map(|g| {
+            let bits = cpus.saturating_sub(g * 32).min(32);
+            let word = if bits == 32 {
+                u32::MAX
+            } else {
+                (1u32 << bits) - 1
+            };
+            format!("{word:08x}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// True when running with effective uid 0 (needed to build a topology).
@@ -395,6 +420,11 @@ impl Topology {
             if !self.spec.sender_offloads {
                 self.ethtool_off(&sw, p, &["tx"])?;
             }
+            self.keep_flows_in_order(&sw, p)?;
+        }
+        self.keep_flows_in_order(&client, HOST_IF)?;
+        for ns in &reals {
+            self.keep_flows_in_order(ns, HOST_IF)?;
         }
 
         // Senders: a veth peer's own stack leaves partial checksums that a forwarded
@@ -456,6 +486,24 @@ impl Topology {
         let mut c = self.command_in(ns, &sysctl.to_string_lossy());
         c.arg("-q").arg("-w").args(settings);
         self.setup_cmd(c)
+    }
+
+    /// A veth end without XDP or GRO receives through `netif_rx` into the backlog of the CPU
+    /// the *sender* runs on. A TCP sender transmits from process context on one CPU and from
+    /// ACK-clocked softirqs on another, so two backlogs race and the "wire" reorders the
+    /// flow's segments before anything reaches the director (seen here as SACK reordering
+    /// and spurious retransmits). RPS over all CPUs puts each flow on one backlog, as one
+    /// physical link would. The director's own ends run XDP (NAPI) and need none of this.
+    fn keep_flows_in_order(&self, ns: &str, ifname: &str) -> Result<()> {
+        let mask = cpu_mask(std::thread::available_parallelism().map_or(1, |n| n.get()));
+        for q in 0..self.spec.queues {
+            let path = format!("/sys/class/net/{ifname}/queues/rx-{q}/rps_cpus");
+            // `ip netns exec` mounts the namespace's own sysfs, where its devices live.
+            let mut c = self.command_in(ns, &tool("sh").to_string_lossy());
+            c.arg("-c").arg(format!("echo {mask} > {path}"));
+            self.setup_cmd(c)?;
+        }
+        Ok(())
     }
 
     fn ethtool_off(&self, ns: &str, ifname: &str, features: &[&str]) -> Result<()> {
@@ -658,7 +706,10 @@ impl Topology {
                  \x20 uwsgi_temp_path {p}/uwsgi;\n\
                  \x20 scgi_temp_path {p}/scgi;\n\
                  \x20 default_type application/octet-stream;\n\
-                 \x20 server {{ listen 80; root {p}/www; index index.html; }}\n\
+                 \x20 server {{\n\
+                 \x20   listen 80; root {p}/www; index index.html;\n\
+                 \x20   location {SLOW_PREFIX}/ {{ alias {p}/www/; limit_rate {SLOW_RATE}; }}\n\
+                 \x20 }}\n\
                  }}\n"
             );
             let conf_path = prefix.join("nginx.conf");
@@ -774,6 +825,14 @@ mod tests {
             eprintln!("skipping {test}: needs root");
         }
         !is_root()
+    }
+
+    #[test]
+    fn cpu_masks_are_sysfs_bitmaps() {
+        assert_eq!(cpu_mask(1), "00000001");
+        assert_eq!(cpu_mask(2), "00000003");
+        assert_eq!(cpu_mask(32), "ffffffff");
+        assert_eq!(cpu_mask(40), "000000ff,ffffffff");
     }
 
     #[test]

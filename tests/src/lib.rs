@@ -5,8 +5,10 @@
 //! CI (`CI` set), where a skip would hide a broken build and fails instead.
 
 use anyhow::{bail, Context, Result};
+use std::io::Read;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use xvs_control::director::{find_binary, DirectorProcess};
 use xvs_control::topology::{self, Topology, TopologySpec};
@@ -131,6 +133,79 @@ impl Cluster {
 
     pub fn real_addrs(&self) -> Vec<Ipv4Addr> {
         self.topo.reals().iter().map(|r| r.addr).collect()
+    }
+}
+
+/// A download of `SLOW_PREFIX + path` (paced by nginx) running in the background in the client
+/// namespace; killed if dropped before [`SlowDownload::finish`].
+pub struct SlowDownload {
+    child: Option<Child>,
+    out: PathBuf,
+}
+
+impl SlowDownload {
+    /// Starts curl on `http://VIP/slow{path}`, saving into the cluster's work directory.
+    pub fn start(cluster: &Cluster, path: &str) -> Result<SlowDownload> {
+        let out = cluster.topo.work_dir().join("slow.download");
+        let url = format!(
+            "http://{}{}{path}",
+            cluster.topo.vip(),
+            topology::SLOW_PREFIX
+        );
+        let child = cluster
+            .topo
+            .command_in(cluster.topo.client_ns(), "curl")
+            .args(["-sS", "--fail", "--max-time", "30", "-o"])
+            .arg(&out)
+            .arg(&url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting curl")?;
+        Ok(SlowDownload {
+            child: Some(child),
+            out,
+        })
+    }
+
+    /// Whether curl is still downloading.
+    pub fn running(&mut self) -> Result<bool> {
+        match self.child.as_mut() {
+            Some(c) => Ok(c.try_wait()?.is_none()),
+            None => Ok(false),
+        }
+    }
+
+    /// Waits (at most `timeout`) for curl to exit successfully; the bytes received.
+    pub fn finish(mut self, timeout: Duration) -> Result<Vec<u8>> {
+        let mut child = self.child.take().expect("finish called once");
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("download did not finish within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            e.read_to_string(&mut stderr)?;
+        }
+        anyhow::ensure!(status.success(), "download failed ({status}): {stderr}");
+        std::fs::read(&self.out).with_context(|| format!("reading {}", self.out.display()))
+    }
+}
+
+impl Drop for SlowDownload {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
