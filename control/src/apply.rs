@@ -399,6 +399,11 @@ impl<S: Steering> Director<S> {
                 });
             }
             Command::Version | Command::List | Command::Stats => {}
+            other => {
+                return Err(ApplyError::Unsupported(format!(
+                    "{other:?} is not implemented yet"
+                )))
+            }
         }
         Ok(())
     }
@@ -632,6 +637,8 @@ impl<S: Steering> Director<S> {
                     self.service_totals_raw(config.id)
                         .since(self.service_base[config.id as usize]),
                 ),
+                rates: Default::default(),
+                check: None,
                 reals: config
                     .reals
                     .iter()
@@ -648,6 +655,8 @@ impl<S: Steering> Director<S> {
                             // Templates are not counted per real server yet.
                             persist_conns: 0,
                             stats: counters(traffic.since(self.real_base[r.id as usize])),
+                            rates: Default::default(),
+                            health: None,
                         }
                     })
                     .collect(),

@@ -2370,6 +2370,8 @@ mod tests {
             inactive_conns: 0,
             persist_conns: 0,
             stats,
+            rates: Default::default(),
+            health: None,
         }
     }
 
@@ -2391,6 +2393,8 @@ mod tests {
                     inbytes: 4_763,
                     outbytes: 6_919,
                 },
+                rates: Default::default(),
+                check: None,
                 reals: vec![
                     real_info(
                         [198, 19, 0, 148],
@@ -2501,6 +2505,8 @@ TCP  198.18.0.129:80                    11       66       55     4763     6919
                     persistent: None,
                     netmask: DEFAULT_NETMASK,
                     stats: counters,
+                    rates: Default::default(),
+                    check: None,
                     reals: vec![
                         real_info([10, 1, 0, 2], 53, 65535, Counters::default()),
                         real_info([10, 1, 0, 1], 5353, 0, Counters::default()),
@@ -2514,6 +2520,8 @@ TCP  198.18.0.129:80                    11       66       55     4763     6919
                     persistent: None,
                     netmask: DEFAULT_NETMASK,
                     stats: Counters::default(),
+                    rates: Default::default(),
+                    check: None,
                     reals: vec![],
                 },
                 ServiceInfo {
@@ -2523,6 +2531,8 @@ TCP  198.18.0.129:80                    11       66       55     4763     6919
                     persistent: None,
                     netmask: DEFAULT_NETMASK,
                     stats: Counters::default(),
+                    rates: Default::default(),
+                    check: None,
                     reals: vec![],
                 },
             ],
@@ -2576,6 +2586,8 @@ UDP  10.0.0.1:53 wlc
             persistent: None,
             netmask: DEFAULT_NETMASK,
             stats: Counters::default(),
+            rates: Default::default(),
+            check: None,
             reals: vec![],
         });
         reply.services.push(ServiceInfo {
@@ -2585,6 +2597,8 @@ UDP  10.0.0.1:53 wlc
             persistent: None,
             netmask: DEFAULT_NETMASK,
             stats: Counters::default(),
+            rates: Default::default(),
+            check: None,
             reals: vec![],
         });
         reply
@@ -2684,6 +2698,8 @@ TCP  172.25.116.175:80 rr
                 persistent: None,
                 netmask: DEFAULT_NETMASK,
                 stats: Counters::default(),
+                rates: Default::default(),
+                check: None,
                 reals: vec![with(182, 10000, 100), with(180, 0, 0), with(181, 10000, 0)],
             }],
         };
@@ -2710,6 +2726,8 @@ TCP  172.25.116.175:80 rr
             persistent: Some(2_678_400),
             netmask: Ipv4Addr::new(255, 255, 128, 0),
             stats: Counters::default(),
+            rates: Default::default(),
+            check: None,
             reals: vec![],
         });
         reply
@@ -2818,6 +2836,8 @@ TCP  10.10.10.11:80 rr persistent 120
                 persistent: Some(120),
                 netmask: DEFAULT_NETMASK,
                 stats: Counters::default(),
+                rates: Default::default(),
+                check: None,
                 reals: vec![
                     RealInfo {
                         persist_conns: 1,

@@ -142,6 +142,207 @@ pub enum Command {
     List,
     /// Per-worker packet counters and connection table occupancy.
     Stats,
+    /// `ipvsadm -Z [-t|-u SERVICE]`: zeroes the traffic counters (and rates) of one service
+    /// and its real servers, or of every service. Connection counts are not counters.
+    Zero {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<ServiceKey>,
+    },
+    /// `ipvsadm --set TCP TCPFIN UDP`: connection timeouts in seconds; 0 keeps a value.
+    /// Existing connections take a new timeout on their next packet, as in IPVS.
+    SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    /// `ipvsadm -L --timeout`.
+    Timeouts,
+    /// `ipvsadm -L -c`: the connection entries of every worker.
+    Connections,
+    /// Applies `commands` in order, all or nothing: if one fails, none is applied and the
+    /// error names the failing command's position. Only commands that change the
+    /// configuration may be batched (no listings, no nested batches). `xvsadm -R` sends one.
+    Batch { commands: Vec<Command> },
+    /// Makes the configuration exactly what `commands` build from an empty table (`xvsd
+    /// --config` at start and on SIGHUP). The difference to the running configuration is
+    /// applied atomically: services and real servers in both keep their counters and
+    /// connections; those no longer wanted drain as after `del_*`.
+    Replace { commands: Vec<Command> },
+    /// Sets (or with `check` absent/null, removes) the health check of every real server of
+    /// a service.
+    SetCheck {
+        service: ServiceKey,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check: Option<CheckSpec>,
+    },
+}
+
+impl Command {
+    /// Whether the command changes the configuration (and may therefore be batched).
+    pub fn is_change(&self) -> bool {
+        !matches!(
+            self,
+            Command::Version
+                | Command::List
+                | Command::Stats
+                | Command::Timeouts
+                | Command::Connections
+                | Command::Batch { .. }
+                | Command::Replace { .. }
+        )
+    }
+}
+
+/// IPVS's default connection timeouts (`ipvsadm -L --timeout` on a fresh kernel).
+pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
+    tcp: 900,
+    tcpfin: 120,
+    udp: 300,
+};
+
+/// Connection timeouts in seconds (`--set`, `-L --timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// Established TCP connections.
+    pub tcp: u32,
+    /// TCP connections after the client's FIN (IPVS's FIN_WAIT).
+    pub tcpfin: u32,
+    pub udp: u32,
+}
+
+/// How a real server's health is checked (what keepalived's TCP_CHECK / HTTP_GET give LVS).
+/// Checks are made from the director's own address on the internal side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub kind: CheckKind,
+    /// Port to check; default: the real server's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `http`: the path requested with GET (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `http`: the status that means healthy (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_status: Option<u16>,
+    /// Time between two checks of one server, ms (default [`DEFAULT_CHECK_INTERVAL_MS`]).
+    #[serde(default = "default_check_interval")]
+    pub interval_ms: u32,
+    /// A check not answered within this is a failure, ms (default
+    /// [`DEFAULT_CHECK_TIMEOUT_MS`]); at most `interval_ms`.
+    #[serde(default = "default_check_timeout")]
+    pub timeout_ms: u32,
+    /// Consecutive successes that bring a down server back (default [`DEFAULT_RISE`]).
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures that take an up server down (default [`DEFAULT_FALL`]).
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+}
+
+pub const DEFAULT_CHECK_INTERVAL_MS: u32 = 2000;
+pub const DEFAULT_CHECK_TIMEOUT_MS: u32 = 1000;
+pub const DEFAULT_RISE: u32 = 2;
+pub const DEFAULT_FALL: u32 = 2;
+
+fn default_check_interval() -> u32 {
+    DEFAULT_CHECK_INTERVAL_MS
+}
+fn default_check_timeout() -> u32 {
+    DEFAULT_CHECK_TIMEOUT_MS
+}
+fn default_rise() -> u32 {
+    DEFAULT_RISE
+}
+fn default_fall() -> u32 {
+    DEFAULT_FALL
+}
+
+impl CheckSpec {
+    /// A check of `kind` with every default.
+    pub fn new(kind: CheckKind) -> Self {
+        CheckSpec {
+            kind,
+            port: None,
+            path: None,
+            expect_status: None,
+            interval_ms: DEFAULT_CHECK_INTERVAL_MS,
+            timeout_ms: DEFAULT_CHECK_TIMEOUT_MS,
+            rise: DEFAULT_RISE,
+            fall: DEFAULT_FALL,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// The server accepts a TCP connection.
+    Tcp,
+    /// `GET path HTTP/1.0` answers with the expected status.
+    Http,
+}
+
+/// A real server's health as its checks see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// Taking new connections (also the state before the first check: a new server is
+    /// trusted until it fails `fall` times, as keepalived does by default).
+    Up,
+    /// Failed `fall` consecutive checks: quiesced (no new connections; established ones go
+    /// on) until `rise` consecutive successes.
+    Down,
+}
+
+/// Health of one real server of a checked service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthInfo {
+    pub state: HealthState,
+    /// Consecutive results agreeing with the last one (successes or failures).
+    pub streak: u32,
+    pub checks_passed: u64,
+    pub checks_failed: u64,
+    /// Why the last failed check failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Seconds since the state last changed (or the check was set).
+    pub since_secs: u64,
+}
+
+/// Rates per second of a service or real server, IPVS's estimator: a sample every 2 s,
+/// smoothed with weight 1/4 (about an 8 s window).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rates {
+    /// Connections per second.
+    pub cps: u64,
+    pub inpps: u64,
+    pub outpps: u64,
+    /// Bytes per second.
+    pub inbps: u64,
+    pub outbps: u64,
+}
+
+/// One connection entry (`ipvsadm -L -c`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    pub proto: Protocol,
+    /// IPVS's state name: `ESTABLISHED`, `SYN_RECV`, `FIN_WAIT`, `TIME_WAIT`, `CLOSE`,
+    /// `CLOSE_WAIT`, `LAST_ACK`, ... for TCP; `UDP` for UDP.
+    pub state: String,
+    /// Milliseconds until the entry expires.
+    pub expires_ms: u64,
+    pub client: Ipv4Addr,
+    pub client_port: u16,
+    pub vip: Ipv4Addr,
+    pub vport: u16,
+    pub real: Ipv4Addr,
+    pub rport: u16,
+}
+
+/// `connections` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionsReply {
+    pub connections: Vec<ConnectionInfo>,
+    /// Entries left out because a worker did not answer in time (0 normally).
+    #[serde(default)]
+    pub workers_missing: u32,
 }
 
 /// Layer-4 protocol of a virtual service (`-t` / `-u`).
@@ -296,6 +497,8 @@ pub enum Reply {
     Version(VersionInfo),
     List(ListReply),
     Stats(StatsReply),
+    Timeouts(Timeouts),
+    Connections(ConnectionsReply),
     /// Commands that change state answer `{}`.
     Done(Empty),
 }
@@ -341,6 +544,12 @@ pub struct ServiceInfo {
     #[serde(default = "default_netmask")]
     pub netmask: Ipv4Addr,
     pub stats: Counters,
+    /// `--rate`. Zero from daemons that predate rates.
+    #[serde(default)]
+    pub rates: Rates,
+    /// The service's health check, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckSpec>,
     /// In the order the real servers were added (which is the round-robin order).
     pub reals: Vec<RealInfo>,
 }
@@ -363,6 +572,12 @@ pub struct RealInfo {
     #[serde(default)]
     pub persist_conns: u64,
     pub stats: Counters,
+    #[serde(default)]
+    pub rates: Rates,
+    /// Present when the service has a health check. While `state` is `down` the server
+    /// takes no new connections, whatever its `weight` (which stays the configured one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthInfo>,
 }
 
 /// Traffic counters of a service or real server, as `ipvsadm -L --stats` shows them.
@@ -510,6 +725,8 @@ mod tests {
             persistent: None,
             netmask: DEFAULT_NETMASK,
             stats: Counters::default(),
+            rates: Default::default(),
+            check: None,
             reals: vec![RealInfo {
                 real: real148(),
                 forward: Forward::Masq,
@@ -520,6 +737,8 @@ mod tests {
                 inactive_conns: 0,
                 persist_conns: 0,
                 stats: Counters::default(),
+                rates: Default::default(),
+                health: None,
             }],
         };
         let v = serde_json::to_value(&new).unwrap();
@@ -603,6 +822,8 @@ mod tests {
             persistent: Some(360),
             netmask: Ipv4Addr::new(255, 255, 0, 0),
             stats: Counters::default(),
+            rates: Default::default(),
+            check: None,
             reals: vec![RealInfo {
                 real: real148(),
                 forward: Forward::Masq,
@@ -613,6 +834,8 @@ mod tests {
                 inactive_conns: 2,
                 persist_conns: 3,
                 stats: Counters::default(),
+                rates: Default::default(),
+                health: None,
             }],
         };
         let v = serde_json::to_value(&info).unwrap();

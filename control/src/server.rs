@@ -28,6 +28,13 @@ const COMMANDS: &[&str] = &[
     "del_real",
     "list",
     "stats",
+    "zero",
+    "set_timeouts",
+    "timeouts",
+    "connections",
+    "batch",
+    "replace",
+    "set_check",
 ];
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
