@@ -11,15 +11,17 @@
 //! its last connection expires, then its steering entry and counter slot are released
 //! ([`Director::housekeeping`]).
 
+use crate::estimator::{self, Estimator};
 use crate::protocol::{
-    Command, Counters, ErrorCode, Forward, ListReply, Protocol, RealInfo, RealKey, Reply,
-    ServiceInfo, ServiceKey, StatsReply, VersionInfo, WorkerStats as WorkerStatsReply,
-    DEFAULT_NETMASK, MAX_PERSISTENT_TIMEOUT,
+    CheckSpec, Command, Counters, ErrorCode, Forward, ListReply, Protocol, RealInfo, RealKey,
+    Reply, ServiceInfo, ServiceKey, StatsReply, Timeouts as TimeoutsReply, VersionInfo,
+    WorkerStats as WorkerStatsReply, DEFAULT_NETMASK, MAX_PERSISTENT_TIMEOUT,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::time::Instant;
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::snapshot::{
@@ -33,6 +35,9 @@ use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind, UnknownScheduler};
 /// What `ipvsadm -L` shows as `(size=N)`: IPVS's default connection hash size.
 pub const CONN_TAB_SIZE: u32 = 4096;
 const MAX_WEIGHT: u32 = 65535;
+/// The longest connection timeout `--set` accepts, seconds: IPVS refuses more than
+/// `INT_MAX / HZ` (HZ = 1000).
+const MAX_CONN_TIMEOUT: u32 = i32::MAX as u32 / 1000;
 
 /// How configuration reaches the kernel side of the dataplane: the XDP programs' endpoint
 /// maps and the managed neighbour entries. A trait so the model is testable without root.
@@ -77,6 +82,15 @@ pub enum ApplyError {
     NoSuchReal { service: ServiceKey, real: RealKey },
     #[error("{0}")]
     Internal(String),
+    /// A command of a batch (or of a configuration) failed: nothing of it was applied.
+    #[error("command {position} of {total} ({command}): {error}")]
+    InBatch {
+        /// 1-based.
+        position: usize,
+        total: usize,
+        command: &'static str,
+        error: Box<ApplyError>,
+    },
 }
 
 impl ApplyError {
@@ -90,9 +104,14 @@ impl ApplyError {
             ApplyError::RealExists { .. } => ErrorCode::RealExists,
             ApplyError::NoSuchReal { .. } => ErrorCode::NoSuchReal,
             ApplyError::Internal(_) => ErrorCode::Internal,
+            ApplyError::InBatch { error, .. } => error.code(),
         }
     }
 }
+
+/// The slot id of a service or real server made by a change not yet committed: slots are
+/// only taken once the whole change is known to be valid ([`Director::assign_slots`]).
+const NEW_SLOT: u32 = u32::MAX;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RealConfig {
@@ -115,6 +134,25 @@ struct ServiceConfig {
     id: ServiceId,
     /// In the order they were added: the round-robin order.
     reals: Vec<RealConfig>,
+    /// Health check of every real server (`set_check`).
+    check: Option<CheckSpec>,
+}
+
+/// Everything a configuration command can change; commands work on a copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Config {
+    services: BTreeMap<ServiceKey, ServiceConfig>,
+    timeouts: Timeouts,
+}
+
+/// A change being prepared: the next configuration and what committing it implies.
+#[derive(Debug, Default)]
+struct Transaction {
+    next: Config,
+    /// Real servers it removes (they drain if they have connections).
+    removed: Vec<Draining>,
+    /// `zero` requests: counters to reset at commit (`None`: every service).
+    zero: Vec<Option<ServiceKey>>,
 }
 
 /// A removed real server whose connections are still flowing.
@@ -165,12 +203,11 @@ impl SlotPool {
 
 /// The control plane's model of one director.
 pub struct Director<S: Steering> {
-    services: BTreeMap<ServiceKey, ServiceConfig>,
+    config: Config,
     draining: Vec<Draining>,
     publisher: Publisher<Snapshot>,
     external: Interface,
     internal: Interface,
-    timeouts: Timeouts,
     steering: S,
     steered_services: BTreeSet<Vip>,
     steered_reals: BTreeSet<Vip>,
@@ -178,9 +215,14 @@ pub struct Director<S: Steering> {
     workers: Vec<WorkerHandle>,
     service_slots: SlotPool,
     real_slots: SlotPool,
-    /// Counter values of a slot when it was (re)allocated: reports show traffic since then.
+    /// Counter values of a slot when it was (re)allocated or zeroed: reports show traffic
+    /// since then.
     service_base: Vec<TrafficTotals>,
     real_base: Vec<TrafficTotals>,
+    /// `--rate` estimators by slot, ticked by [`Director::housekeeping`].
+    service_rates: Vec<Estimator>,
+    real_rates: Vec<Estimator>,
+    last_rate_tick: Instant,
     conn_max: u64,
 }
 
@@ -194,12 +236,11 @@ impl<S: Steering> Director<S> {
         conn_max: u64,
     ) -> Self {
         Director {
-            services: BTreeMap::new(),
+            config: Config::default(),
             draining: Vec::new(),
             publisher,
             external,
             internal,
-            timeouts: Timeouts::default(),
             steering,
             steered_services: BTreeSet::new(),
             steered_reals: BTreeSet::new(),
@@ -209,6 +250,9 @@ impl<S: Steering> Director<S> {
             real_slots: SlotPool::new(MAX_REALS),
             service_base: vec![TrafficTotals::default(); MAX_SERVICES],
             real_base: vec![TrafficTotals::default(); MAX_REALS],
+            service_rates: vec![Estimator::default(); MAX_SERVICES],
+            real_rates: vec![Estimator::default(); MAX_REALS],
+            last_rate_tick: Instant::now(),
             conn_max,
         }
     }
@@ -227,225 +271,163 @@ impl<S: Steering> Director<S> {
             })),
             Command::List => Ok(Reply::List(self.list())),
             Command::Stats => Ok(Reply::Stats(self.stats())),
+            Command::Timeouts => Ok(Reply::Timeouts(timeouts_reply(self.config.timeouts))),
+            Command::Connections => Err(ApplyError::Unsupported(
+                "listing connections is not implemented yet".into(),
+            )),
+            Command::Batch { commands } => {
+                let mut tx = self.transaction();
+                apply_all(&mut tx, commands, false)?;
+                self.commit(tx)
+            }
+            Command::Replace { commands } => {
+                let mut desired = Transaction::default();
+                apply_all(&mut desired, commands, true)?;
+                let tx = reconcile(&self.config, desired.next);
+                self.commit(tx)
+            }
             change => {
-                let mut next = self.services.clone();
-                let mut draining = Vec::new();
-                self.change(&mut next, &mut draining, change)?;
-                self.commit(next, draining)?;
-                Ok(Reply::Done(Default::default()))
+                let mut tx = self.transaction();
+                apply(&mut tx, change)?;
+                self.commit(tx)
             }
         }
     }
 
-    /// Applies a state-changing command to `next` (a copy of the configuration), recording the
-    /// real servers it removes in `removed`. Slots are only taken once the command is valid.
-    fn change(
-        &mut self,
-        next: &mut BTreeMap<ServiceKey, ServiceConfig>,
-        removed: &mut Vec<Draining>,
-        command: Command,
-    ) -> Result<(), ApplyError> {
-        match command {
-            Command::AddService {
-                service,
-                scheduler,
-                sched_flags,
-                persistent,
-                netmask,
-            } => {
-                let timeout = validate_persistent_timeout(persistent)?.flatten();
-                let netmask = validate_netmask(netmask)?.unwrap_or(DEFAULT_NETMASK);
-                if service.port == 0 && timeout.is_some() {
-                    return Err(ApplyError::Unsupported(format!(
-                        "a persistent service on port 0 (every port of {}) is not supported",
-                        service.addr
-                    )));
+    fn transaction(&self) -> Transaction {
+        Transaction {
+            next: self.config.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Takes a slot for every new service and real server of `next`, or refuses the whole
+    /// change (taking nothing) when there are not enough.
+    fn assign_slots(&mut self, next: &mut Config) -> Result<(), ApplyError> {
+        let new_services = next.services.values().filter(|s| s.id == NEW_SLOT).count();
+        let new_reals = next
+            .services
+            .values()
+            .flat_map(|s| &s.reals)
+            .filter(|r| r.id == NEW_SLOT)
+            .count();
+        if new_services > self.service_slots.available() {
+            return Err(ApplyError::InvalidArgument(format!(
+                "too many virtual services (at most {MAX_SERVICES})"
+            )));
+        }
+        if new_reals > self.real_slots.available() {
+            return Err(ApplyError::InvalidArgument(format!(
+                "too many real servers (at most {MAX_REALS} over all services)"
+            )));
+        }
+        for service in next.services.values_mut() {
+            if service.id == NEW_SLOT {
+                service.id = self.service_slots.take().unwrap_or_default();
+                self.restart_service_counters(service.id);
+            }
+            for real in &mut service.reals {
+                if real.id == NEW_SLOT {
+                    real.id = self.real_slots.take().unwrap_or_default();
+                    self.restart_real_counters(real.id);
                 }
-                validate_service(&service)?;
-                let scheduler = parse_scheduler(scheduler.as_deref())?;
-                let flags = parse_flags(scheduler, sched_flags.as_deref())?.unwrap_or_default();
-                if next.contains_key(&service) {
-                    return Err(ApplyError::ServiceExists(service));
-                }
-                let id = self.take_service_slot()?;
-                next.insert(
-                    service,
-                    ServiceConfig {
-                        scheduler,
-                        flags,
-                        persistence: timeout.map(|timeout_secs| Persistence {
-                            timeout_secs,
-                            netmask,
-                        }),
-                        id,
-                        reals: Vec::new(),
-                    },
-                );
-            }
-            Command::EditService {
-                service,
-                scheduler,
-                sched_flags,
-                persistent,
-                netmask,
-            } => {
-                let timeout = validate_persistent_timeout(persistent)?;
-                let netmask = validate_netmask(netmask)?;
-                let scheduler = parse_scheduler(scheduler.as_deref())?;
-                let flags = parse_flags(scheduler, sched_flags.as_deref())?;
-                let config = next
-                    .get_mut(&service)
-                    .ok_or(ApplyError::NoSuchService(service))?;
-                config.scheduler = scheduler;
-                if let Some(flags) = flags {
-                    config.flags = flags;
-                }
-                // Only new connections see the change: established ones keep their real
-                // server, and the templates already made live on (their own timeout).
-                let current = config.persistence;
-                let timeout = timeout.unwrap_or(current.map(|p| p.timeout_secs));
-                let netmask = netmask.unwrap_or(current.map_or(DEFAULT_NETMASK, |p| p.netmask));
-                config.persistence = timeout.map(|timeout_secs| Persistence {
-                    timeout_secs,
-                    netmask,
-                });
-            }
-            Command::DelService { service } => {
-                let config = next
-                    .remove(&service)
-                    .ok_or(ApplyError::NoSuchService(service))?;
-                retire_service(service, config, removed);
-            }
-            Command::Clear => {
-                for (service, config) in std::mem::take(next) {
-                    retire_service(service, config, removed);
-                }
-            }
-            Command::AddReal {
-                service,
-                real,
-                weight,
-                forward,
-                upper_threshold,
-                lower_threshold,
-            } => {
-                validate_real(&real)?;
-                validate_forward(forward)?;
-                let weight = validate_weight(weight.unwrap_or(1))?;
-                let (upper_threshold, lower_threshold) = validate_thresholds(
-                    upper_threshold.unwrap_or(0),
-                    lower_threshold.unwrap_or(0),
-                )?;
-                let config = next
-                    .get_mut(&service)
-                    .ok_or(ApplyError::NoSuchService(service))?;
-                if config.reals.iter().any(|r| r.key == real) {
-                    return Err(ApplyError::RealExists { service, real });
-                }
-                let id = self.take_real_slot()?;
-                config.reals.push(RealConfig {
-                    key: real,
-                    weight,
-                    upper_threshold,
-                    lower_threshold,
-                    id,
-                });
-            }
-            Command::EditReal {
-                service,
-                real,
-                weight,
-                forward,
-                upper_threshold,
-                lower_threshold,
-            } => {
-                validate_forward(forward)?;
-                let weight = weight.map(validate_weight).transpose()?;
-                let config = next
-                    .get_mut(&service)
-                    .ok_or(ApplyError::NoSuchService(service))?;
-                let entry = config
-                    .reals
-                    .iter_mut()
-                    .find(|r| r.key == real)
-                    .ok_or(ApplyError::NoSuchReal { service, real })?;
-                // Absent thresholds keep their value; the pair must still be in order.
-                let (upper, lower) = validate_thresholds(
-                    upper_threshold.unwrap_or(entry.upper_threshold),
-                    lower_threshold.unwrap_or(entry.lower_threshold),
-                )?;
-                if let Some(weight) = weight {
-                    entry.weight = weight;
-                }
-                entry.upper_threshold = upper;
-                entry.lower_threshold = lower;
-            }
-            Command::DelReal { service, real } => {
-                let config = next
-                    .get_mut(&service)
-                    .ok_or(ApplyError::NoSuchService(service))?;
-                let i = config
-                    .reals
-                    .iter()
-                    .position(|r| r.key == real)
-                    .ok_or(ApplyError::NoSuchReal { service, real })?;
-                let gone = config.reals.remove(i);
-                removed.push(Draining {
-                    service,
-                    service_id: config.id,
-                    service_removed: false,
-                    real,
-                    real_id: gone.id,
-                });
-            }
-            Command::Version | Command::List | Command::Stats => {}
-            other => {
-                return Err(ApplyError::Unsupported(format!(
-                    "{other:?} is not implemented yet"
-                )))
             }
         }
         Ok(())
     }
 
-    fn take_service_slot(&mut self) -> Result<ServiceId, ApplyError> {
-        let id = self.service_slots.take().ok_or_else(|| {
-            ApplyError::InvalidArgument(format!(
-                "too many virtual services (at most {MAX_SERVICES})"
-            ))
-        })?;
+    /// Reports of this slot start from zero now (new owner, or `zero`).
+    fn restart_service_counters(&mut self, id: ServiceId) {
         self.service_base[id as usize] = self.service_totals_raw(id);
-        Ok(id)
+        self.service_rates[id as usize] = Estimator::default();
     }
 
-    fn take_real_slot(&mut self) -> Result<RealId, ApplyError> {
-        if self.real_slots.available() == 0 {
-            return Err(ApplyError::InvalidArgument(format!(
-                "too many real servers (at most {MAX_REALS} over all services)"
-            )));
-        }
-        let id = self.real_slots.take().unwrap_or_default();
+    fn restart_real_counters(&mut self, id: RealId) {
         self.real_base[id as usize] = self.real_totals_raw(id).0;
-        Ok(id)
+        self.real_rates[id as usize] = Estimator::default();
     }
 
-    /// Makes `next` the running configuration.
-    fn commit(
-        &mut self,
-        next: BTreeMap<ServiceKey, ServiceConfig>,
-        removed: Vec<Draining>,
-    ) -> Result<(), ApplyError> {
-        self.services = next;
-        for gone in removed {
+    /// Makes the transaction's configuration the running one, all or nothing.
+    fn commit(&mut self, mut tx: Transaction) -> Result<Reply, ApplyError> {
+        self.assign_slots(&mut tx.next)?;
+        self.config = tx.next;
+        for gone in tx.removed {
+            // Added and removed within one batch: it never had a slot.
+            if gone.real_id == NEW_SLOT {
+                continue;
+            }
             if self.real_connections(gone.real_id) > 0 {
                 self.draining.push(gone);
             } else {
                 self.real_slots.give_back(gone.real_id);
             }
         }
+        for service in tx.zero {
+            self.zero(service);
+        }
         self.release_unused_service_slots();
         self.publish();
-        self.sync_steering()
+        self.sync_steering()?;
+        Ok(Reply::Done(Default::default()))
+    }
+
+    /// `ipvsadm -Z`: traffic counters and rates of one service (or all) and its real servers
+    /// restart from zero.
+    fn zero(&mut self, service: Option<ServiceKey>) {
+        let slots: Vec<(ServiceId, Vec<RealId>)> = self
+            .config
+            .services
+            .iter()
+            .filter(|(key, _)| service.is_none_or(|s| s == **key))
+            .map(|(_, c)| (c.id, c.reals.iter().map(|r| r.id).collect()))
+            .collect();
+        for (service_id, reals) in slots {
+            self.restart_service_counters(service_id);
+            for id in reals {
+                self.restart_real_counters(id);
+            }
+        }
+    }
+
+    /// Traffic of a service since its slot was taken or zeroed.
+    fn service_counters(&self, id: ServiceId) -> Counters {
+        counters(
+            self.service_totals_raw(id)
+                .since(self.service_base[id as usize]),
+        )
+    }
+
+    /// Traffic, active and inactive connections of a real server (traffic since its slot was
+    /// taken or zeroed).
+    fn real_counters(&self, id: RealId) -> (Counters, u64, u64) {
+        let (traffic, active, inactive) = self.real_totals_raw(id);
+        (
+            counters(traffic.since(self.real_base[id as usize])),
+            active,
+            inactive,
+        )
+    }
+
+    /// One estimator tick for every service and real server, every [`estimator::TICK`].
+    fn tick_rates(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.last_rate_tick) < estimator::TICK {
+            return;
+        }
+        self.last_rate_tick = now;
+        let slots: Vec<(ServiceId, Vec<RealId>)> = self
+            .config
+            .services
+            .values()
+            .map(|c| (c.id, c.reals.iter().map(|r| r.id).collect()))
+            .collect();
+        for (service_id, reals) in slots {
+            let now = self.service_counters(service_id);
+            self.service_rates[service_id as usize].tick(now);
+            for id in reals {
+                let now = self.real_counters(id).0;
+                self.real_rates[id as usize].tick(now);
+            }
+        }
     }
 
     /// Builds and publishes the snapshot of the current configuration, carrying over each
@@ -453,6 +435,7 @@ impl<S: Steering> Director<S> {
     fn publish(&mut self) {
         let previous = self.publisher.current();
         let services = self
+            .config
             .services
             .iter()
             .map(|(key, config)| {
@@ -489,7 +472,7 @@ impl<S: Steering> Director<S> {
         self.publisher.publish(Snapshot {
             external: self.external,
             internal: self.internal,
-            timeouts: self.timeouts,
+            timeouts: self.config.timeouts,
             services,
         });
     }
@@ -499,7 +482,7 @@ impl<S: Steering> Director<S> {
         let mut services = BTreeSet::new();
         let mut reals = BTreeSet::new();
         let mut neighbours = BTreeSet::new();
-        for (key, config) in &self.services {
+        for (key, config) in &self.config.services {
             services.insert(vip_of(key));
             for r in &config.reals {
                 reals.insert(real_endpoint(key.proto, &r.key));
@@ -569,12 +552,14 @@ impl<S: Steering> Director<S> {
                 eprintln!("xvsd: {e}");
             }
         }
+        self.tick_rates(Instant::now());
         self.publisher.collect();
     }
 
     /// Gives back slots of removed services that nothing refers to any more.
     fn release_unused_service_slots(&mut self) {
         let in_use: BTreeSet<ServiceId> = self
+            .config
             .services
             .values()
             .map(|s| s.id)
@@ -620,6 +605,7 @@ impl<S: Steering> Director<S> {
 
     fn list(&self) -> ListReply {
         let services = self
+            .config
             .services
             .iter()
             .map(|(key, config)| ServiceInfo {
@@ -633,17 +619,14 @@ impl<S: Steering> Director<S> {
                     .collect(),
                 persistent: config.persistence.map(|p| p.timeout_secs),
                 netmask: config.persistence.map_or(DEFAULT_NETMASK, |p| p.netmask),
-                stats: counters(
-                    self.service_totals_raw(config.id)
-                        .since(self.service_base[config.id as usize]),
-                ),
-                rates: Default::default(),
-                check: None,
+                stats: self.service_counters(config.id),
+                rates: self.service_rates[config.id as usize].rates(),
+                check: config.check.clone(),
                 reals: config
                     .reals
                     .iter()
                     .map(|r| {
-                        let (traffic, active, inactive) = self.real_totals_raw(r.id);
+                        let (stats, active, inactive) = self.real_counters(r.id);
                         RealInfo {
                             real: r.key,
                             forward: Forward::Masq,
@@ -654,8 +637,8 @@ impl<S: Steering> Director<S> {
                             inactive_conns: inactive,
                             // Templates are not counted per real server yet.
                             persist_conns: 0,
-                            stats: counters(traffic.since(self.real_base[r.id as usize])),
-                            rates: Default::default(),
+                            stats,
+                            rates: self.real_rates[r.id as usize].rates(),
                             health: None,
                         }
                     })
@@ -706,6 +689,307 @@ impl<S: Steering> Director<S> {
             conn_max: self.conn_max,
             workers,
         }
+    }
+}
+
+/// Applies a configuration command to the transaction's copy of the configuration, recording
+/// the real servers it removes. New services and real servers get [`NEW_SLOT`].
+fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
+    let Transaction {
+        next: Config {
+            services: next,
+            timeouts,
+        },
+        removed,
+        zero,
+    } = tx;
+    match command {
+        Command::AddService {
+            service,
+            scheduler,
+            sched_flags,
+            persistent,
+            netmask,
+        } => {
+            let timeout = validate_persistent_timeout(persistent)?.flatten();
+            let netmask = validate_netmask(netmask)?.unwrap_or(DEFAULT_NETMASK);
+            if service.port == 0 && timeout.is_some() {
+                return Err(ApplyError::Unsupported(format!(
+                    "a persistent service on port 0 (every port of {}) is not supported",
+                    service.addr
+                )));
+            }
+            validate_service(&service)?;
+            let scheduler = parse_scheduler(scheduler.as_deref())?;
+            let flags = parse_flags(scheduler, sched_flags.as_deref())?.unwrap_or_default();
+            if next.contains_key(&service) {
+                return Err(ApplyError::ServiceExists(service));
+            }
+            next.insert(
+                service,
+                ServiceConfig {
+                    scheduler,
+                    flags,
+                    persistence: timeout.map(|timeout_secs| Persistence {
+                        timeout_secs,
+                        netmask,
+                    }),
+                    id: NEW_SLOT,
+                    reals: Vec::new(),
+                    check: None,
+                },
+            );
+        }
+        Command::EditService {
+            service,
+            scheduler,
+            sched_flags,
+            persistent,
+            netmask,
+        } => {
+            let timeout = validate_persistent_timeout(persistent)?;
+            let netmask = validate_netmask(netmask)?;
+            let scheduler = parse_scheduler(scheduler.as_deref())?;
+            let flags = parse_flags(scheduler, sched_flags.as_deref())?;
+            let config = next
+                .get_mut(&service)
+                .ok_or(ApplyError::NoSuchService(service))?;
+            config.scheduler = scheduler;
+            if let Some(flags) = flags {
+                config.flags = flags;
+            }
+            // Only new connections see the change: established ones keep their real
+            // server, and the templates already made live on (their own timeout).
+            let current = config.persistence;
+            let timeout = timeout.unwrap_or(current.map(|p| p.timeout_secs));
+            let netmask = netmask.unwrap_or(current.map_or(DEFAULT_NETMASK, |p| p.netmask));
+            config.persistence = timeout.map(|timeout_secs| Persistence {
+                timeout_secs,
+                netmask,
+            });
+        }
+        Command::DelService { service } => {
+            let config = next
+                .remove(&service)
+                .ok_or(ApplyError::NoSuchService(service))?;
+            retire_service(service, config, removed);
+        }
+        Command::Clear => {
+            for (service, config) in std::mem::take(next) {
+                retire_service(service, config, removed);
+            }
+        }
+        Command::AddReal {
+            service,
+            real,
+            weight,
+            forward,
+            upper_threshold,
+            lower_threshold,
+        } => {
+            validate_real(&real)?;
+            validate_forward(forward)?;
+            let weight = validate_weight(weight.unwrap_or(1))?;
+            let (upper_threshold, lower_threshold) =
+                validate_thresholds(upper_threshold.unwrap_or(0), lower_threshold.unwrap_or(0))?;
+            let config = next
+                .get_mut(&service)
+                .ok_or(ApplyError::NoSuchService(service))?;
+            if config.reals.iter().any(|r| r.key == real) {
+                return Err(ApplyError::RealExists { service, real });
+            }
+            config.reals.push(RealConfig {
+                key: real,
+                weight,
+                upper_threshold,
+                lower_threshold,
+                id: NEW_SLOT,
+            });
+        }
+        Command::EditReal {
+            service,
+            real,
+            weight,
+            forward,
+            upper_threshold,
+            lower_threshold,
+        } => {
+            validate_forward(forward)?;
+            let weight = weight.map(validate_weight).transpose()?;
+            let config = next
+                .get_mut(&service)
+                .ok_or(ApplyError::NoSuchService(service))?;
+            let entry = config
+                .reals
+                .iter_mut()
+                .find(|r| r.key == real)
+                .ok_or(ApplyError::NoSuchReal { service, real })?;
+            // Absent thresholds keep their value; the pair must still be in order.
+            let (upper, lower) = validate_thresholds(
+                upper_threshold.unwrap_or(entry.upper_threshold),
+                lower_threshold.unwrap_or(entry.lower_threshold),
+            )?;
+            if let Some(weight) = weight {
+                entry.weight = weight;
+            }
+            entry.upper_threshold = upper;
+            entry.lower_threshold = lower;
+        }
+        Command::DelReal { service, real } => {
+            let config = next
+                .get_mut(&service)
+                .ok_or(ApplyError::NoSuchService(service))?;
+            let i = config
+                .reals
+                .iter()
+                .position(|r| r.key == real)
+                .ok_or(ApplyError::NoSuchReal { service, real })?;
+            let gone = config.reals.remove(i);
+            removed.push(Draining {
+                service,
+                service_id: config.id,
+                service_removed: false,
+                real,
+                real_id: gone.id,
+            });
+        }
+        Command::Zero { service } => {
+            if let Some(service) = service {
+                if !next.contains_key(&service) {
+                    return Err(ApplyError::NoSuchService(service));
+                }
+            }
+            zero.push(service);
+        }
+        Command::SetTimeouts { tcp, tcpfin, udp } => {
+            let keep = |new: u32, old: u32, what: &str| -> Result<u32, ApplyError> {
+                match new {
+                    0 => Ok(old),
+                    n if n > MAX_CONN_TIMEOUT => Err(ApplyError::InvalidArgument(format!(
+                        "{what} timeout {n} s is above the maximum ({MAX_CONN_TIMEOUT} s)"
+                    ))),
+                    n => Ok(n),
+                }
+            };
+            *timeouts = Timeouts {
+                tcp: keep(tcp, timeouts.tcp, "tcp")?,
+                tcpfin: keep(tcpfin, timeouts.tcpfin, "tcpfin")?,
+                udp: keep(udp, timeouts.udp, "udp")?,
+            };
+        }
+        Command::SetCheck { service, check } => {
+            if let Some(spec) = &check {
+                validate_check(spec)?;
+            }
+            next.get_mut(&service)
+                .ok_or(ApplyError::NoSuchService(service))?
+                .check = check;
+        }
+        Command::Version
+        | Command::List
+        | Command::Stats
+        | Command::Timeouts
+        | Command::Connections
+        | Command::Batch { .. }
+        | Command::Replace { .. } => {
+            return Err(ApplyError::InvalidArgument(format!(
+                "{} does not change the configuration and cannot be part of a batch",
+                command_name(&command)
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Applies `commands` in order to `tx`; the first failure names its position. `replace`
+/// builds a whole configuration, where resetting counters (`zero`) has no meaning.
+fn apply_all(
+    tx: &mut Transaction,
+    commands: Vec<Command>,
+    replace: bool,
+) -> Result<(), ApplyError> {
+    let total = commands.len();
+    for (i, command) in commands.into_iter().enumerate() {
+        let name = command_name(&command);
+        let result = if replace && matches!(command, Command::Zero { .. }) {
+            Err(ApplyError::InvalidArgument(
+                "zero resets counters; it cannot be part of a configuration".into(),
+            ))
+        } else {
+            apply(tx, command)
+        };
+        result.map_err(|error| ApplyError::InBatch {
+            position: i + 1,
+            total,
+            command: name,
+            error: Box::new(error),
+        })?;
+    }
+    Ok(())
+}
+
+/// The transaction that turns `current` into `desired`: what both have keeps its slots (so
+/// its counters, rates and connections), what only `current` has is retired (it drains).
+fn reconcile(current: &Config, mut desired: Config) -> Transaction {
+    let mut removed = Vec::new();
+    for (key, cur) in &current.services {
+        let Some(want) = desired.services.get_mut(key) else {
+            retire_service(*key, cur.clone(), &mut removed);
+            continue;
+        };
+        want.id = cur.id;
+        for r in &mut want.reals {
+            if let Some(c) = cur.reals.iter().find(|c| c.key == r.key) {
+                r.id = c.id;
+            }
+        }
+        for c in &cur.reals {
+            if !want.reals.iter().any(|r| r.key == c.key) {
+                removed.push(Draining {
+                    service: *key,
+                    service_id: cur.id,
+                    service_removed: false,
+                    real: c.key,
+                    real_id: c.id,
+                });
+            }
+        }
+    }
+    Transaction {
+        next: desired,
+        removed,
+        zero: Vec::new(),
+    }
+}
+
+/// The protocol name of a command, for messages.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Version => "version",
+        Command::AddService { .. } => "add_service",
+        Command::EditService { .. } => "edit_service",
+        Command::DelService { .. } => "del_service",
+        Command::Clear => "clear",
+        Command::AddReal { .. } => "add_real",
+        Command::EditReal { .. } => "edit_real",
+        Command::DelReal { .. } => "del_real",
+        Command::List => "list",
+        Command::Stats => "stats",
+        Command::Zero { .. } => "zero",
+        Command::SetTimeouts { .. } => "set_timeouts",
+        Command::Timeouts => "timeouts",
+        Command::Connections => "connections",
+        Command::Batch { .. } => "batch",
+        Command::Replace { .. } => "replace",
+        Command::SetCheck { .. } => "set_check",
+    }
+}
+
+fn timeouts_reply(t: Timeouts) -> TimeoutsReply {
+    TimeoutsReply {
+        tcp: t.tcp,
+        tcpfin: t.tcpfin,
+        udp: t.udp,
     }
 }
 
@@ -832,6 +1116,11 @@ fn validate_service(s: &ServiceKey) -> Result<(), ApplyError> {
             s.addr
         )));
     }
+    Ok(())
+}
+
+// Replaced by health::validate when the checker lands.
+fn validate_check(_spec: &CheckSpec) -> Result<(), ApplyError> {
     Ok(())
 }
 
@@ -1012,7 +1301,7 @@ mod tests {
     fn bad_input_is_refused_and_changes_nothing() {
         let (mut d, _, _) = director();
         add_seed(&mut d);
-        let before = d.services.clone();
+        let before = d.config.services.clone();
         let cases: Vec<(Command, ErrorCode)> = vec![
             (
                 Command::AddService {
@@ -1268,7 +1557,10 @@ mod tests {
         for (command, code) in cases {
             let err = d.execute(command.clone()).unwrap_err();
             assert_eq!(err.code(), code, "{command:?}: {err}");
-            assert_eq!(d.services, before, "{command:?} changed the configuration");
+            assert_eq!(
+                d.config.services, before,
+                "{command:?} changed the configuration"
+            );
         }
     }
 
@@ -1376,8 +1668,8 @@ mod tests {
             })
             .unwrap();
         }
-        let service_id = d.services[&svc()].id;
-        let real_id = d.services[&svc()].reals[0].id;
+        let service_id = d.config.services[&svc()].id;
+        let real_id = d.config.services[&svc()].reals[0].id;
         stats.real(real_id).unwrap().active.add(2);
         let steered = d.steering().services.clone();
 
@@ -1424,7 +1716,7 @@ mod tests {
         );
 
         // Same service slot, same real servers, connection counts intact, steering untouched.
-        let config = &d.services[&svc()];
+        let config = &d.config.services[&svc()];
         assert_eq!(config.id, service_id);
         assert_eq!(config.reals[0].id, real_id);
         assert_eq!(d.steering().services, steered);
@@ -1443,7 +1735,7 @@ mod tests {
     fn removed_real_with_connections_keeps_steering_until_drained() {
         let (mut d, _, stats) = director();
         add_seed(&mut d);
-        let id = d.services[&svc()].reals[0].id;
+        let id = d.config.services[&svc()].reals[0].id;
         stats.real(id).unwrap().active.add(1);
         d.execute(Command::DelReal {
             service: svc(),
@@ -1695,5 +1987,239 @@ mod tests {
             err.to_string(),
             "incompatible scheduler flag `sh-port' (scheduler rr)"
         );
+    }
+
+    fn add_service(port: u16) -> Command {
+        Command::AddService {
+            service: ServiceKey { port, ..svc() },
+            scheduler: Some("rr".into()),
+            sched_flags: None,
+            persistent: None,
+            netmask: None,
+        }
+    }
+
+    fn add_real(port: u16, last: u8, weight: u32) -> Command {
+        Command::AddReal {
+            service: ServiceKey { port, ..svc() },
+            real: RealKey { port, ..real(last) },
+            weight: Some(weight),
+            forward: None,
+            upper_threshold: None,
+            lower_threshold: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_applies_all_or_nothing() {
+        let (mut d, mut reader, _) = director();
+        add_seed(&mut d);
+        let before = d.config.clone();
+        let published = Arc::as_ptr(&reader.current());
+        let (services_free, reals_free) = (d.service_slots.available(), d.real_slots.available());
+        // The third command fails: the first two must not be applied either.
+        let err = d
+            .execute(Command::Batch {
+                commands: vec![add_service(443), add_real(443, 148, 2), add_service(80)],
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ServiceExists);
+        assert_eq!(
+            err.to_string(),
+            "command 3 of 3 (add_service): service TCP 198.18.0.129:80 already exists"
+        );
+        assert_eq!(d.config, before);
+        assert_eq!(
+            Arc::as_ptr(&reader.current()),
+            published,
+            "nothing published"
+        );
+        assert_eq!(d.service_slots.available(), services_free, "no slot leaked");
+        assert_eq!(d.real_slots.available(), reals_free);
+        // Listings cannot be batched.
+        let err = d
+            .execute(Command::Batch {
+                commands: vec![Command::List],
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+
+        // A valid batch lands at once, including what it adds and removes again.
+        d.execute(Command::Batch {
+            commands: vec![
+                add_service(443),
+                add_real(443, 148, 2),
+                add_real(443, 137, 1),
+                Command::DelReal {
+                    service: ServiceKey { port: 443, ..svc() },
+                    real: RealKey {
+                        port: 443,
+                        ..real(137)
+                    },
+                },
+                Command::SetTimeouts {
+                    tcp: 60,
+                    tcpfin: 0,
+                    udp: 0,
+                },
+            ],
+        })
+        .unwrap();
+        let snap = reader.current();
+        let https = snap
+            .service(&vip_of(&ServiceKey { port: 443, ..svc() }))
+            .unwrap();
+        assert_eq!(https.reals.len(), 1);
+        assert_eq!(snap.timeouts.tcp, 60);
+        assert_eq!(d.real_slots.available(), reals_free - 1);
+    }
+
+    #[test]
+    fn replace_applies_the_difference_and_keeps_what_stays() {
+        let (mut d, mut reader, stats) = director();
+        add_seed(&mut d);
+        let kept_id = d.config.services[&svc()].reals[1].id; // .137
+        let gone_id = d.config.services[&svc()].reals[0].id; // .148
+        stats.real(kept_id).unwrap().traffic.conns.add(5);
+        stats.real(gone_id).unwrap().active.add(1);
+        // The file: the same service, .137 with a new weight, .148 gone, a new service.
+        d.execute(Command::Replace {
+            commands: vec![
+                add_service(80),
+                add_real(80, 137, 3),
+                add_service(443),
+                add_real(443, 140, 1),
+            ],
+        })
+        .unwrap();
+        let kept = &d.config.services[&svc()];
+        assert_eq!(kept.reals.len(), 1);
+        assert_eq!((kept.reals[0].id, kept.reals[0].weight), (kept_id, 3));
+        let list = list(&mut d);
+        assert_eq!(list.services[0].reals[0].stats.conns, 5, "counters kept");
+        assert_eq!(list.services.len(), 2);
+        // The removed server's connection keeps it steered while it drains.
+        let endpoint = real_endpoint(Protocol::Tcp, &real(148));
+        assert!(d.steering().reals.contains(&endpoint));
+        assert!(reader
+            .current()
+            .service(&vip_of(&ServiceKey { port: 443, ..svc() }))
+            .is_some());
+
+        // A bad configuration changes nothing and says where it failed.
+        let before = d.config.clone();
+        let err = d
+            .execute(Command::Replace {
+                commands: vec![add_service(80), add_real(81, 137, 1)],
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::NoSuchService);
+        assert!(
+            err.to_string().starts_with("command 2 of 2 (add_real)"),
+            "{err}"
+        );
+        assert_eq!(d.config, before);
+        // Replacing with the same configuration is a no-op for ids.
+        d.execute(Command::Replace {
+            commands: vec![
+                add_service(80),
+                add_real(80, 137, 3),
+                add_service(443),
+                add_real(443, 140, 1),
+            ],
+        })
+        .unwrap();
+        assert_eq!(d.config, before);
+    }
+
+    #[test]
+    fn zero_resets_counters_of_one_service_or_all() {
+        let (mut d, _, stats) = director();
+        add_seed(&mut d);
+        d.execute(add_service(443)).unwrap();
+        d.execute(add_real(443, 140, 1)).unwrap();
+        for service in d.config.services.values() {
+            stats.service(service.id).unwrap().conns.add(7);
+            stats
+                .real(service.reals[0].id)
+                .unwrap()
+                .traffic
+                .conns
+                .add(7);
+        }
+        d.execute(Command::Zero {
+            service: Some(svc()),
+        })
+        .unwrap();
+        let l = list(&mut d);
+        let conns = |l: &ListReply| -> Vec<u64> {
+            l.services
+                .iter()
+                .flat_map(|s| {
+                    std::iter::once(s.stats.conns).chain(s.reals.iter().map(|r| r.stats.conns))
+                })
+                .collect()
+        };
+        // Service 80 first (sorted), its two reals, then 443 and its real.
+        assert_eq!(conns(&l), vec![0, 0, 0, 7, 7]);
+        d.execute(Command::Zero { service: None }).unwrap();
+        assert_eq!(conns(&list(&mut d)), vec![0, 0, 0, 0, 0]);
+        let err = d
+            .execute(Command::Zero {
+                service: Some(ServiceKey {
+                    port: 8080,
+                    ..svc()
+                }),
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::NoSuchService);
+    }
+
+    #[test]
+    fn timeouts_are_set_kept_with_zero_and_bounded() {
+        let (mut d, mut reader, _) = director();
+        let get = |d: &mut Director<FakeSteering>| match d.execute(Command::Timeouts).unwrap() {
+            Reply::Timeouts(t) => (t.tcp, t.tcpfin, t.udp),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(get(&mut d), (900, 120, 300));
+        d.execute(Command::SetTimeouts {
+            tcp: 3600,
+            tcpfin: 0,
+            udp: 30,
+        })
+        .unwrap();
+        assert_eq!(get(&mut d), (3600, 120, 30));
+        assert_eq!(reader.current().timeouts.udp, 30);
+        let err = d
+            .execute(Command::SetTimeouts {
+                tcp: 0,
+                tcpfin: 2_147_484,
+                udp: 0,
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+        assert!(err.to_string().contains("tcpfin"), "{err}");
+        assert_eq!(get(&mut d), (3600, 120, 30));
+    }
+
+    #[test]
+    fn rates_follow_ipvs_estimator_ticks() {
+        let (mut d, _, stats) = director();
+        add_seed(&mut d);
+        let id = d.config.services[&svc()].id;
+        let start = d.last_rate_tick;
+        // 200 connections every 2 s (100 conn/s) for 40 ticks.
+        for k in 1..=40u32 {
+            stats.service(id).unwrap().conns.add(200);
+            d.tick_rates(start + estimator::TICK * k);
+        }
+        assert_eq!(list(&mut d).services[0].rates.cps, 100);
+        // A tick less than 2 s after the last one does nothing.
+        stats.service(id).unwrap().conns.add(10_000);
+        d.tick_rates(start + estimator::TICK * 40 + std::time::Duration::from_millis(500));
+        assert_eq!(list(&mut d).services[0].rates.cps, 100);
+        d.execute(Command::Zero { service: None }).unwrap();
+        assert_eq!(list(&mut d).services[0].rates.cps, 0);
     }
 }

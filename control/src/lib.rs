@@ -5,6 +5,7 @@
 //! - [`ipvsadm`]: ipvsadm's argument syntax and output formats, mapped onto the protocol.
 //! - [`apply`]: validates commands against the running configuration and publishes snapshots.
 //! - [`server`]: the control thread serving the Unix socket.
+//! - [`estimator`]: IPVS's rate estimator for `--rate`.
 //! - [`daemon`]: `xvsd` itself: interfaces, XDP programs, workers, signals.
 //! - [`topology`]: namespace test beds (the seed cluster) used by `xvsd demo`, tests and bench.
 //! - [`director`]: xvsd as a child process in a namespace (demo, tests, bench).
@@ -15,6 +16,7 @@ pub mod client;
 pub mod daemon;
 pub mod demo;
 pub mod director;
+pub mod estimator;
 pub mod ipvsadm;
 pub mod protocol;
 pub mod server;
