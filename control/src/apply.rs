@@ -2015,7 +2015,7 @@ mod tests {
         let (mut d, mut reader, _) = director();
         add_seed(&mut d);
         let before = d.config.clone();
-        let published = Arc::as_ptr(&reader.current());
+        let published = Arc::as_ptr(reader.current());
         let (services_free, reals_free) = (d.service_slots.available(), d.real_slots.available());
         // The third command fails: the first two must not be applied either.
         let err = d
@@ -2030,7 +2030,7 @@ mod tests {
         );
         assert_eq!(d.config, before);
         assert_eq!(
-            Arc::as_ptr(&reader.current()),
+            Arc::as_ptr(reader.current()),
             published,
             "nothing published"
         );
