@@ -9,12 +9,13 @@
 //! programs) and the sockets; the next start replaces the stale control socket file.
 
 use crate::apply::{Director, Steering, WorkerHandle};
-use crate::server::ControlServer;
+use crate::protocol::Command;
+use crate::server::{Access, ControlLoop, ControlServer};
 use anyhow::{bail, Context};
 use std::io;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use xvs_dataplane::neigh::{NeighbourTable, Netlink};
@@ -48,6 +49,10 @@ pub struct DaemonOptions {
     pub ring_size: u32,
     /// UMEM frame size (a power of two, at least 2048).
     pub frame_size: u32,
+    /// Who besides root may use the control socket.
+    pub access: Access,
+    /// `--config`: applied at start and re-read on SIGHUP.
+    pub config: Option<PathBuf>,
 }
 
 impl DaemonOptions {
@@ -62,6 +67,8 @@ impl DaemonOptions {
             bind_mode: BindMode::Auto,
             ring_size: 1024,
             frame_size: 4096,
+            access: Access::default(),
+            config: None,
         }
     }
 }
@@ -251,7 +258,8 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         );
     }
 
-    let server = ControlServer::bind(&options.control)?;
+    let control = ControlLoop::new();
+    let server = ControlServer::start(&options.control, options.access, control.handle())?;
     eprintln!(
         "xvsd: external {} ({} queues), internal {} ({} queues), {workers} worker(s), {} mode, control {}",
         options.external,
@@ -274,7 +282,22 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         stats,
         options.conn_max as u64,
     );
-    server.serve(&mut director, &shutdown);
+    if let Some(path) = &options.config {
+        let commands = crate::config_file::load(path)?;
+        director
+            .execute(Command::Replace { commands })
+            .with_context(|| format!("applying the configuration {}", path.display()))?;
+        eprintln!("xvsd: configuration {} applied", path.display());
+    }
+    // SIGHUP re-reads --config; without one it is only logged (and never kills the daemon).
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .context("installing the SIGHUP handler")?;
+    control.run(&mut director, &shutdown, |director| {
+        if reload.swap(false, Ordering::Relaxed) {
+            reload_config(director, options.config.as_deref());
+        }
+    });
 
     eprintln!("xvsd: shutting down");
     for t in threads {
@@ -284,6 +307,26 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     drop(director);
     drop(server);
     Ok(())
+}
+
+/// SIGHUP: applies the configuration file again, or logs why the running configuration stays.
+fn reload_config<S: Steering>(director: &mut Director<S>, path: Option<&std::path::Path>) {
+    let Some(path) = path else {
+        eprintln!("xvsd: SIGHUP ignored: no --config file to reload");
+        return;
+    };
+    let result = crate::config_file::load(path).and_then(|commands| {
+        director
+            .execute(Command::Replace { commands })
+            .map_err(anyhow::Error::from)
+    });
+    match result {
+        Ok(_) => eprintln!("xvsd: configuration {} reloaded", path.display()),
+        Err(e) => eprintln!(
+            "xvsd: reloading {} failed, the running configuration is unchanged: {e:#}",
+            path.display()
+        ),
+    }
 }
 
 /// How many workers: one per queue by default (at most one per core); each worker needs a

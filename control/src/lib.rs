@@ -3,6 +3,7 @@
 //! - [`protocol`]: the versioned JSON protocol spoken over the control socket.
 //! - [`client`]: a blocking client for that socket (used by `xvsadm`, tests and the demo).
 //! - [`ipvsadm`]: ipvsadm's argument syntax and output formats, mapped onto the protocol.
+//! - [`config_file`]: `xvsd --config`, the saved configuration loaded at start and on SIGHUP.
 //! - [`apply`]: validates commands against the running configuration and publishes snapshots.
 //! - [`server`]: the control thread serving the Unix socket.
 //! - [`estimator`]: IPVS's rate estimator for `--rate`.
@@ -13,6 +14,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod config_file;
 pub mod daemon;
 pub mod demo;
 pub mod director;

@@ -486,6 +486,10 @@ pub enum ErrorCode {
     NoSuchReal,
     /// The request line exceeds MAX_REQUEST_BYTES.
     RequestTooLarge,
+    /// The peer's credentials do not allow using the control socket.
+    PermissionDenied,
+    /// Too many clients, or the control thread did not answer in time: try again.
+    Busy,
     /// The daemon could not apply a valid request (e.g. a BPF map update failed).
     Internal,
 }

@@ -47,6 +47,12 @@ struct Cli {
     /// Entries per AF_XDP ring (a power of two).
     #[arg(long, value_name = "N", default_value_t = 1024)]
     ring_size: u32,
+    /// Configuration file (what `xvsadm -S` prints), applied at start and re-read on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also let members of this group (name or gid) use the control socket (mode 0660).
+    #[arg(long, value_name = "GROUP")]
+    control_group: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,6 +97,7 @@ fn main() -> ExitCode {
                 .control
                 .unwrap_or_else(xvs_control::client::default_control_path);
             options.workers = cli.workers;
+            options.config = cli.config;
             options.conn_max = cli.conn_max;
             options.ring_size = cli.ring_size;
             options.xdp_mode = match cli.xdp_mode {
@@ -98,6 +105,15 @@ fn main() -> ExitCode {
                 XdpModeArg::Native => XdpMode::Native,
                 XdpModeArg::Generic => XdpMode::Generic,
             };
+            if let Some(group) = cli.control_group {
+                match resolve_group(&group) {
+                    Ok(gid) => options.access.group = Some(gid),
+                    Err(e) => {
+                        eprintln!("xvsd: --control-group {group}: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             options.bind_mode = match cli.xsk_mode {
                 BindModeArg::Auto => BindMode::Auto,
                 BindModeArg::Copy => BindMode::Copy,
@@ -113,4 +129,33 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A group name or numeric gid, as chown(1) takes it.
+fn resolve_group(group: &str) -> Result<u32, String> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let name = std::ffi::CString::new(group).map_err(|_| "not a group name".to_string())?;
+    let mut entry: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // Safety: every pointer is valid for the call; buf outlives the use of `entry`'s fields
+    // (only gr_gid, a plain integer, is read).
+    let rc = unsafe {
+        libc::getgrnam_r(
+            name.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc).to_string());
+    }
+    if found.is_null() {
+        return Err("no such group".into());
+    }
+    Ok(entry.gr_gid)
 }

@@ -1,0 +1,34 @@
+//! `xvsd --config FILE`: a configuration in the format `xvsadm -S` writes (one ipvsadm
+//! command line per line, blank lines and `#` comments ignored), loaded at start and again on
+//! SIGHUP. The daemon applies it as one `replace`: validated completely, then the difference to
+//! the running configuration lands atomically, and established connections are kept.
+
+use crate::protocol::Command;
+use anyhow::Context;
+use std::path::Path;
+
+/// Reads and parses `path` into the commands that build its configuration.
+pub fn load(path: &Path) -> anyhow::Result<Vec<Command>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration {}", path.display()))?;
+    parse(&text).with_context(|| format!("in the configuration {}", path.display()))
+}
+
+/// The commands of a configuration text.
+pub fn parse(text: &str) -> anyhow::Result<Vec<Command>> {
+    // Interim: until ipvsadm::parse_restore lands.
+    let mut commands = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        match crate::ipvsadm::parse(&args) {
+            Ok(crate::ipvsadm::Invocation::Apply(c)) => commands.push(c),
+            Ok(_) => anyhow::bail!("line {}: not a configuration command", i + 1),
+            Err(e) => anyhow::bail!("line {}: {e}", i + 1),
+        }
+    }
+    Ok(commands)
+}
