@@ -258,7 +258,7 @@ fn json_bad_input_table_and_atomic_batches() -> anyhow::Result<()> {
             "no_such_service",
         ),
         (
-            format!(r#"{{"cmd":"set_timeouts","tcp":-1,"tcpfin":0,"udp":0}}"#),
+            r#"{"cmd":"set_timeouts","tcp":-1,"tcpfin":0,"udp":0}"#.to_string(),
             "invalid_argument",
         ),
         (
