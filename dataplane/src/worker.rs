@@ -6,8 +6,9 @@
 //! ([`crate::conntrack`] explains ownership) goes to that worker's hand-off ring; the rest, and
 //! the frames handed to us, go through [`process`]; forwarded frames are put on the TX ring of
 //! our port on the egress interface and the kernel is kicked once per port. Finally a few
-//! expired connections are reclaimed. No lock, no allocation (every buffer is sized at start),
-//! no syscall per packet.
+//! expired connections are reclaimed, and a chunk of the connection table is copied if the
+//! control thread asked for a listing ([`crate::conntrack::dump`]: one buffer and one lock per
+//! listing). No lock, no allocation (every buffer is sized at start), no syscall per packet.
 //!
 //! A frame whose next hop has no MAC yet is held (up to `hold_frames`, for `hold_ms`, like the
 //! kernel's ARP queue) and processed again as soon as the neighbour thread publishes a new
@@ -17,7 +18,8 @@
 //! travel to another worker with a hand-off, and comes back to its home worker's return ring
 //! once that worker's transmission completes or it is dropped, so no worker's fill rings starve.
 
-use crate::conntrack::{owner_of, ConnTable};
+use crate::conntrack::dump::DEFAULT_DUMP_CHUNK;
+use crate::conntrack::{owner_of, ConnDump, ConnTable, Dumper};
 use crate::neigh::NeighbourTable;
 use crate::persist::Templates;
 use crate::process::{client_endpoint, process, Env, Side, Verdict};
@@ -92,6 +94,8 @@ pub struct WorkerOptions {
     pub hold_frames: usize,
     /// How long a frame is held for resolution before it is dropped.
     pub hold_ms: u64,
+    /// Connection slots copied per iteration while a listing is in progress.
+    pub dump_chunk: usize,
 }
 
 impl Default for WorkerOptions {
@@ -103,6 +107,7 @@ impl Default for WorkerOptions {
             idle_wait: Duration::from_micros(200),
             hold_frames: 256,
             hold_ms: 1000,
+            dump_chunk: DEFAULT_DUMP_CHUNK,
         }
     }
 }
@@ -135,6 +140,8 @@ struct Core {
     out_external: Vec<Frame>,
     out_internal: Vec<Frame>,
     conns: ConnTable,
+    /// Answers the control thread's requests for a listing of `conns`.
+    dumper: Dumper,
     stats: Arc<WorkerStats>,
     /// The neighbour table the held frames were last tried against.
     tried_neighbours: Arc<NeighbourTable>,
@@ -195,6 +202,7 @@ impl Worker {
                 out_external: Vec::with_capacity(total),
                 out_internal: Vec::with_capacity(total),
                 conns: ConnTable::with_capacity(conn_capacity),
+                dumper: Dumper::new(Arc::new(ConnDump::new()), options.dump_chunk),
                 stats,
                 tried_neighbours,
                 held: VecDeque::with_capacity(options.hold_frames),
@@ -239,6 +247,12 @@ impl Worker {
 
     pub fn stats(&self) -> &Arc<WorkerStats> {
         &self.core.stats
+    }
+
+    /// Where the control thread asks this worker for its connections
+    /// ([`crate::conntrack::dump_connections`]); take it before the worker starts running.
+    pub fn conn_dump(&self) -> &Arc<ConnDump> {
+        self.core.dumper.slot()
     }
 }
 
@@ -289,7 +303,9 @@ impl Core {
         }
         self.conns
             .expire(now_ms, self.options.expiry_budget, &self.stats);
-        work > 0
+        // A listing in progress counts as work, so the worker does not sleep before finishing.
+        let dumping = self.dumper.serve(&self.conns, now_ms);
+        work > 0 || dumping
     }
 
     /// Processes a frame here or hands it to the worker that owns its flow.

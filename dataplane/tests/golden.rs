@@ -24,7 +24,10 @@ use etherparse::{
 };
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use xvs_dataplane::conntrack::TcpState;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use xvs_dataplane::conntrack::{dump_connections, ConnDump, ConnTable, Dumper, TcpState};
 use xvs_dataplane::neigh::{Neighbour, NeighbourTable, Route};
 use xvs_dataplane::process::{Side, Verdict};
 use xvs_dataplane::snapshot::{RealId, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP};
@@ -579,6 +582,131 @@ fn established_flow_counts_as_active() {
     assert_eq!(
         d.conns.iter().next().map(|c| c.state),
         Some(TcpState::Established)
+    );
+}
+
+/// `ipvsadm -L -c` material: connections opened by frames are listed by a worker answering
+/// the control thread, with IPVS's state names and the time each has left.
+#[test]
+fn connection_listing_shows_states_and_time_left() {
+    let mut d = Director::new();
+    let vip_80 = at(VIP, 80);
+    let c = |port| at(CLIENT, port);
+    let frames = [
+        // 40000 -> .148:80 (rr's first), established, then the server closes: FIN_WAIT.
+        (first_syn(), Side::External),
+        (
+            Packet::tcp(at(REAL_148, 80), c(40000), SYN | ACK, 5000, 1001),
+            Side::Internal,
+        ),
+        (
+            Packet::tcp(c(40000), vip_80, ACK, 1001, 5001),
+            Side::External,
+        ),
+        (
+            Packet::tcp(at(REAL_148, 80), c(40000), FIN | ACK, 5001, 1001),
+            Side::Internal,
+        ),
+        // 40001 -> .137:80 (rr's second): SYN_RECV.
+        (Packet::tcp(c(40001), vip_80, SYN, 7000, 0), Side::External),
+        // UDP 5353 -> .148:53.
+        (Packet::udp(c(5353), at(VIP, 53)), Side::External),
+        // 40002 -> VIP:8080 -> .148:8000 (port translation): SYN_RECV.
+        (
+            Packet::tcp(c(40002), at(VIP, 8080), SYN, 11000, 0),
+            Side::External,
+        ),
+    ];
+    for (packet, from) in &frames {
+        let mac = match from {
+            Side::External => CLIENT_MAC,
+            Side::Internal => REAL_148_MAC,
+        };
+        let dst = if *from == Side::External {
+            EXT_MAC
+        } else {
+            INT_MAC
+        };
+        let verdict = d.process(&mut packet.frame(mac, dst), *from);
+        assert!(
+            matches!(verdict, Verdict::Forward(_)),
+            "{packet:?}: {verdict:?}"
+        );
+    }
+
+    // The table's owner answers on its own thread, 2.5 s after the traffic.
+    let slot = Arc::new(ConnDump::new());
+    let mut dumper = Dumper::new(Arc::clone(&slot), 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (conns, stop) = (
+            std::mem::replace(&mut d.conns, ConnTable::with_capacity(1)),
+            Arc::clone(&stop),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if !dumper.serve(&conns, NOW_MS + 2_500) {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        })
+    };
+    let result = dump_connections(&[slot], Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap();
+
+    assert_eq!((result.workers_missing, result.truncated), (0, false));
+    let mut listed: Vec<_> = result
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.proto,
+                SocketAddrV4::new(e.client, e.client_port),
+                SocketAddrV4::new(e.vip, e.vport),
+                SocketAddrV4::new(e.real, e.rport),
+                e.state,
+                e.expires_ms,
+            )
+        })
+        .collect();
+    listed.sort_by_key(|l| l.1.port());
+    assert_eq!(
+        listed,
+        [
+            (
+                PROTO_UDP,
+                c(5353),
+                at(VIP, 53),
+                at(REAL_148, 53),
+                "UDP",
+                297_500
+            ),
+            (
+                PROTO_TCP,
+                c(40000),
+                vip_80,
+                at(REAL_148, 80),
+                "FIN_WAIT",
+                117_500
+            ),
+            (
+                PROTO_TCP,
+                c(40001),
+                vip_80,
+                at(REAL_137, 80),
+                "SYN_RECV",
+                57_500
+            ),
+            (
+                PROTO_TCP,
+                c(40002),
+                at(VIP, 8080),
+                at(REAL_148, 8000),
+                "SYN_RECV",
+                57_500
+            ),
+        ]
     );
 }
 

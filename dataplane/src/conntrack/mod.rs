@@ -27,11 +27,19 @@
 //! state (IPVS's table, see [`tcp_state`]) or the UDP timeout. Workers reclaim expired entries
 //! a few at a time ([`ConnTable::expire`], bounded work per batch), and a lookup that finds an
 //! expired entry treats it as gone, so expiry never stalls a worker.
+//!
+//! # Listing
+//! Only the owner reads its table, so the control thread asks each worker for a copy of its
+//! entries through a [`ConnDump`] slot ([`dump`] describes the exchange).
 
+pub mod dump;
 pub mod tcp_state;
 
 use crate::snapshot::{RealId, ServiceId, Timeouts, PROTO_TCP};
 use crate::stats::WorkerStats;
+pub use dump::{
+    dump_connections, dump_connections_limited, ConnDump, ConnEntry, DumpResult, Dumper,
+};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 pub use tcp_state::{Direction, TcpState};

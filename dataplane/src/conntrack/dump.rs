@@ -1,0 +1,579 @@
+//! Listing every worker's connections for the control thread (`ipvsadm -L -c`).
+//!
+//! A table has a single writer, its worker, so only that worker can read it. Each worker owns
+//! a [`ConnDump`] slot. The control thread asks for a listing by bumping the slot's request
+//! generation ([`dump_connections`]); the worker's [`Dumper::serve`] checks it once per loop
+//! iteration (one relaxed load of a line nobody writes in between) and, when asked, copies its
+//! live entries a chunk of slots per iteration, so that a large table never stalls its packets.
+//! The finished copy is handed over under the slot's mutex, the only lock, taken once per dump
+//! and never on the packet path, and the caller is woken.
+//!
+//! An idle worker sleeps in `ppoll` for at most its `idle_wait` (a fraction of a millisecond)
+//! and a dump in progress counts as work, so an answer takes that plus one iteration per chunk.
+//! The listing is consistent per entry, not across the table (as IPVS's, which walks its hash
+//! buckets one at a time): a connection opened or closed during the copy may be missing or
+//! present. A cap on entries per worker bounds the memory a huge table can take; the result
+//! says when it cut a listing short.
+
+use super::{Conn, ConnTable};
+use crate::snapshot::PROTO_TCP;
+use crossbeam::utils::CachePadded;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Entries a worker lists at most unless told otherwise.
+pub const DEFAULT_DUMP_LIMIT: usize = 1_000_000;
+
+/// Table slots a worker copies per loop iteration while a dump is in progress.
+pub const DEFAULT_DUMP_CHUNK: usize = 1024;
+
+/// A connection as `ipvsadm -L -c` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnEntry {
+    pub proto: u8,
+    pub client: Ipv4Addr,
+    pub client_port: u16,
+    pub vip: Ipv4Addr,
+    pub vport: u16,
+    pub real: Ipv4Addr,
+    pub rport: u16,
+    /// IPVS's state name ([`super::TcpState::name`]) for TCP, `UDP` for UDP.
+    pub state: &'static str,
+    /// Milliseconds left before the entry expires.
+    pub expires_ms: u64,
+}
+
+impl ConnEntry {
+    /// `conn` as seen at `now_ms` (the clock of its table), which it must outlive.
+    pub fn new(conn: &Conn, now_ms: u64) -> Self {
+        ConnEntry {
+            proto: conn.proto,
+            client: conn.caddr,
+            client_port: conn.cport,
+            vip: conn.vaddr,
+            vport: conn.vport,
+            real: conn.daddr,
+            rport: conn.dport,
+            state: if conn.proto == PROTO_TCP {
+                conn.state.name()
+            } else {
+                "UDP"
+            },
+            expires_ms: conn.expires_ms.saturating_sub(now_ms),
+        }
+    }
+}
+
+/// Where a partial copy of a table stands ([`ConnTable::export`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    /// Slots remain: call again from the returned cursor.
+    More,
+    /// Every live entry was copied, or `truncated` because the limit was reached first.
+    Done { truncated: bool },
+}
+
+impl ConnTable {
+    /// Copies the live entries among at most `slots` slots from `*cursor` into `out` (as seen
+    /// at `now_ms`) and advances the cursor, never letting `out` grow beyond `limit`. Entries
+    /// past their expiry, not swept yet, count as gone, as [`ConnTable::lookup`] treats them.
+    pub fn export(
+        &self,
+        cursor: &mut usize,
+        slots: usize,
+        now_ms: u64,
+        limit: usize,
+        out: &mut Vec<ConnEntry>,
+    ) -> Export {
+        let end = self.slab.len().min(cursor.saturating_add(slots.max(1)));
+        while *cursor < end {
+            let entry = &self.slab[*cursor];
+            if entry.live && entry.conn.expires_ms > now_ms {
+                if out.len() >= limit {
+                    return Export::Done { truncated: true };
+                }
+                out.push(ConnEntry::new(&entry.conn, now_ms));
+            }
+            *cursor += 1;
+        }
+        if *cursor >= self.slab.len() {
+            Export::Done { truncated: false }
+        } else {
+            Export::More
+        }
+    }
+}
+
+/// The meeting point of the control thread and one worker.
+pub struct ConnDump {
+    /// Generation of the latest request; written by the control thread only, read by the
+    /// worker every iteration, hence on a line of its own.
+    requested: CachePadded<AtomicU64>,
+    /// Entry limit of the latest request (published by the `requested` bump).
+    limit: AtomicUsize,
+    reply: Mutex<Reply>,
+    answered: Condvar,
+}
+
+#[derive(Default)]
+struct Reply {
+    /// The request this answers (0: none yet).
+    generation: u64,
+    entries: Vec<ConnEntry>,
+    truncated: bool,
+}
+
+impl ConnDump {
+    pub fn new() -> Self {
+        ConnDump {
+            requested: CachePadded::new(AtomicU64::new(0)),
+            limit: AtomicUsize::new(DEFAULT_DUMP_LIMIT),
+            reply: Mutex::new(Reply::default()),
+            answered: Condvar::new(),
+        }
+    }
+
+    /// A panic while the lock was held cannot leave a `Reply` inconsistent (it is replaced
+    /// whole), so a poisoned lock is used as is.
+    fn reply(&self) -> MutexGuard<'_, Reply> {
+        self.reply.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the worker for at most `limit` entries; returns the request's generation.
+    fn request(&self, limit: usize) -> u64 {
+        self.limit.store(limit, Ordering::Relaxed);
+        self.requested.fetch_add(1, Ordering::Release) + 1
+    }
+
+    /// Waits until `deadline` for the answer to request `generation` and takes it.
+    fn take(&self, generation: u64, deadline: Instant) -> Option<(Vec<ConnEntry>, bool)> {
+        let mut reply = self.reply();
+        while reply.generation != generation {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            reply = self
+                .answered
+                .wait_timeout(reply, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        Some((std::mem::take(&mut reply.entries), reply.truncated))
+    }
+}
+
+impl Default for ConnDump {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Every worker's connections, as [`dump_connections`] collected them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DumpResult {
+    pub entries: Vec<ConnEntry>,
+    /// Workers that did not answer before the timeout; their entries are missing.
+    pub workers_missing: u32,
+    /// Some worker had more entries than the limit and listed only that many.
+    pub truncated: bool,
+}
+
+/// Serialises callers: a slot holds one answer at a time, taken by the caller that asked.
+static CALLERS: Mutex<()> = Mutex::new(());
+
+/// [`dump_connections_limited`] with [`DEFAULT_DUMP_LIMIT`].
+pub fn dump_connections(slots: &[Arc<ConnDump>], timeout: Duration) -> DumpResult {
+    dump_connections_limited(slots, DEFAULT_DUMP_LIMIT, timeout)
+}
+
+/// Asks every worker behind `slots` at once for its live entries (at most `limit` each) and
+/// gathers the answers that arrive within `timeout`. For the control thread; blocks it.
+pub fn dump_connections_limited(
+    slots: &[Arc<ConnDump>],
+    limit: usize,
+    timeout: Duration,
+) -> DumpResult {
+    let _one_at_a_time = CALLERS.lock().unwrap_or_else(PoisonError::into_inner);
+    let deadline = Instant::now() + timeout;
+    let generations: Vec<u64> = slots.iter().map(|slot| slot.request(limit)).collect();
+    let mut result = DumpResult::default();
+    for (slot, generation) in slots.iter().zip(generations) {
+        match slot.take(generation, deadline) {
+            Some((entries, truncated)) => {
+                result.entries.extend(entries);
+                result.truncated |= truncated;
+            }
+            None => result.workers_missing += 1,
+        }
+    }
+    result
+}
+
+/// A worker's side of its [`ConnDump`]: the request it last answered and the copy in progress.
+pub struct Dumper {
+    slot: Arc<ConnDump>,
+    chunk: usize,
+    answered: u64,
+    /// The request being copied (equal to `answered` when none is).
+    generation: u64,
+    cursor: usize,
+    limit: usize,
+    entries: Vec<ConnEntry>,
+}
+
+impl Dumper {
+    /// A dumper answering requests on `slot`, copying `chunk` table slots per iteration.
+    pub fn new(slot: Arc<ConnDump>, chunk: usize) -> Self {
+        Dumper {
+            slot,
+            chunk: chunk.max(1),
+            answered: 0,
+            generation: 0,
+            cursor: 0,
+            limit: 0,
+            entries: Vec::new(),
+        }
+    }
+
+    /// The slot the control thread asks on.
+    pub fn slot(&self) -> &Arc<ConnDump> {
+        &self.slot
+    }
+
+    /// Once per loop iteration: when a dump is requested, copies the next chunk of `table`
+    /// and answers once it is complete. Returns whether it did any work (a dump in progress
+    /// keeps an idle worker from sleeping).
+    #[inline]
+    pub fn serve(&mut self, table: &ConnTable, now_ms: u64) -> bool {
+        let requested = self.slot.requested.load(Ordering::Relaxed);
+        if requested == self.answered {
+            return false;
+        }
+        self.step(table, now_ms);
+        true
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn step(&mut self, table: &ConnTable, now_ms: u64) {
+        // Acquire pairs with the request's Release: the limit stored before it is visible.
+        let requested = self.slot.requested.load(Ordering::Acquire);
+        if requested != self.generation {
+            // A new request, or one superseding a copy whose caller gave up: start over.
+            self.generation = requested;
+            self.cursor = 0;
+            self.limit = self.slot.limit.load(Ordering::Relaxed);
+            self.entries.clear();
+            self.entries.reserve(table.len().min(self.limit));
+        }
+        let export = table.export(
+            &mut self.cursor,
+            self.chunk,
+            now_ms,
+            self.limit,
+            &mut self.entries,
+        );
+        if let Export::Done { truncated } = export {
+            let entries = std::mem::take(&mut self.entries);
+            *self.slot.reply() = Reply {
+                generation: self.generation,
+                entries,
+                truncated,
+            };
+            self.answered = self.generation;
+            self.slot.answered.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::{Direction, TcpState};
+    use crate::snapshot::{Timeouts, PROTO_UDP};
+    use crate::stats::WorkerStats;
+    use std::sync::atomic::AtomicBool;
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 201);
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 129);
+    const REAL: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 148);
+
+    fn conn(cport: u16, proto: u8, state: TcpState, expires_ms: u64) -> Conn {
+        Conn {
+            proto,
+            caddr: CLIENT,
+            cport,
+            vaddr: VIP,
+            vport: 80,
+            daddr: REAL,
+            dport: 8080,
+            service: 0,
+            real: 1,
+            state,
+            expires_ms,
+        }
+    }
+
+    fn table_of(conns: &[Conn]) -> ConnTable {
+        let stats = WorkerStats::default();
+        let mut t = ConnTable::with_capacity(conns.len().max(1));
+        for c in conns {
+            t.insert(*c, &stats).unwrap();
+        }
+        t
+    }
+
+    /// Everything [`ConnTable::export`] lists at `now_ms`, `chunk` slots at a time.
+    fn export_all(
+        t: &ConnTable,
+        chunk: usize,
+        now_ms: u64,
+        limit: usize,
+    ) -> (Vec<ConnEntry>, bool) {
+        let (mut cursor, mut out) = (0, Vec::new());
+        for _ in 0..=t.capacity() {
+            if let Export::Done { truncated } =
+                t.export(&mut cursor, chunk, now_ms, limit, &mut out)
+            {
+                return (out, truncated);
+            }
+        }
+        panic!("export did not finish");
+    }
+
+    fn sorted(mut entries: Vec<ConnEntry>) -> Vec<ConnEntry> {
+        entries.sort_by_key(|e| e.client_port);
+        entries
+    }
+
+    #[test]
+    fn entries_show_addresses_state_and_time_left() {
+        let stats = WorkerStats::default();
+        let timeouts = Timeouts::default();
+        let mut t = ConnTable::with_capacity(8);
+        // A TCP connection through its handshake, as `process` drives it, at t = 5 s.
+        let e = t
+            .insert(conn(40001, PROTO_TCP, TcpState::None, 0), &stats)
+            .unwrap();
+        ConnTable::touch(e, Direction::Inbound, 0x02, &timeouts, 5_000, &stats);
+        let e = t
+            .insert(conn(40002, PROTO_TCP, TcpState::None, 0), &stats)
+            .unwrap();
+        for (d, flags) in [
+            (Direction::Inbound, 0x02),
+            (Direction::Outbound, 0x12),
+            (Direction::Inbound, 0x10),
+        ] {
+            ConnTable::touch(e, d, flags, &timeouts, 5_000, &stats);
+        }
+        let e = t
+            .insert(conn(40003, PROTO_UDP, TcpState::None, 0), &stats)
+            .unwrap();
+        ConnTable::touch(e, Direction::Inbound, 0, &timeouts, 5_000, &stats);
+        // Expired at 6 s but not swept yet: no longer listed.
+        t.insert(conn(40004, PROTO_TCP, TcpState::Close, 6_000), &stats)
+            .unwrap();
+
+        let (entries, truncated) = export_all(&t, 2, 6_000, usize::MAX);
+        assert!(!truncated);
+        let expect = |cport, proto, state, expires_ms| ConnEntry {
+            proto,
+            client: CLIENT,
+            client_port: cport,
+            vip: VIP,
+            vport: 80,
+            real: REAL,
+            rport: 8080,
+            state,
+            expires_ms,
+        };
+        assert_eq!(
+            sorted(entries),
+            [
+                // SYN_RECV lives 60 s, ESTABLISHED 900 s, UDP 300 s; one second has passed.
+                expect(40001, PROTO_TCP, "SYN_RECV", 59_000),
+                expect(40002, PROTO_TCP, "ESTABLISHED", 899_000),
+                expect(40003, PROTO_UDP, "UDP", 299_000),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_state_has_its_ipvs_name() {
+        let names: Vec<&str> = [
+            TcpState::None,
+            TcpState::Established,
+            TcpState::SynSent,
+            TcpState::SynRecv,
+            TcpState::FinWait,
+            TcpState::TimeWait,
+            TcpState::Close,
+            TcpState::CloseWait,
+            TcpState::LastAck,
+            TcpState::Listen,
+            TcpState::SynAck,
+        ]
+        .into_iter()
+        .map(|s| ConnEntry::new(&conn(1, PROTO_TCP, s, 10), 0).state)
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "NONE",
+                "ESTABLISHED",
+                "SYN_SENT",
+                "SYN_RECV",
+                "FIN_WAIT",
+                "TIME_WAIT",
+                "CLOSE",
+                "CLOSE_WAIT",
+                "LAST_ACK",
+                "LISTEN",
+                "SYNACK"
+            ]
+        );
+    }
+
+    #[test]
+    fn export_skips_freed_slots_and_respects_the_limit() {
+        let stats = WorkerStats::default();
+        let conns: Vec<Conn> = (1..=10)
+            .map(|p| conn(p, PROTO_TCP, TcpState::Established, 60_000))
+            .collect();
+        let mut t = table_of(&conns);
+        // Free two slots in the middle (expired and looked up).
+        for c in &conns[3..5] {
+            t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats)
+                .unwrap()
+                .expires_ms = 0;
+            assert!(t
+                .lookup(&c.inbound_key(), Direction::Inbound, 1, &stats)
+                .is_none());
+        }
+        let (all, truncated) = export_all(&t, 3, 0, 8);
+        assert!(!truncated, "exactly 8 live entries fit a limit of 8");
+        let ports: Vec<u16> = sorted(all).iter().map(|e| e.client_port).collect();
+        assert_eq!(ports, [1, 2, 3, 6, 7, 8, 9, 10]);
+
+        let (some, truncated) = export_all(&t, 3, 0, 5);
+        assert!(truncated);
+        assert_eq!(some.len(), 5);
+    }
+
+    /// A stand-in for the worker loop (workers need AF_XDP sockets, hence root): serve once
+    /// per iteration, sleeping like an idle worker when there is nothing to do. The thread
+    /// returns how many iterations had dump work.
+    struct FakeWorker {
+        stop: Arc<AtomicBool>,
+        thread: std::thread::JoinHandle<u32>,
+    }
+
+    impl FakeWorker {
+        fn spawn(mut dumper: Dumper, table: ConnTable, now_ms: u64) -> Self {
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop_worker = Arc::clone(&stop);
+            let thread = std::thread::spawn(move || {
+                let mut busy_iterations = 0;
+                while !stop_worker.load(Ordering::Relaxed) {
+                    if dumper.serve(&table, now_ms) {
+                        busy_iterations += 1;
+                    } else {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+                busy_iterations
+            });
+            FakeWorker { stop, thread }
+        }
+
+        fn stop(self) -> u32 {
+            self.stop.store(true, Ordering::Relaxed);
+            self.thread.join().unwrap()
+        }
+    }
+
+    #[test]
+    fn workers_answer_requests_across_threads() {
+        let a: Vec<Conn> = (1..=100)
+            .map(|p| conn(p, PROTO_TCP, TcpState::Established, 10_000))
+            .collect();
+        let b: Vec<Conn> = (101..=150)
+            .map(|p| conn(p, PROTO_UDP, TcpState::None, 10_000))
+            .collect();
+        // Chunks of 8 slots: the first worker needs 13 iterations for one dump.
+        let slots: Vec<Arc<ConnDump>> = (0..2).map(|_| Arc::new(ConnDump::new())).collect();
+        let workers = [
+            FakeWorker::spawn(Dumper::new(Arc::clone(&slots[0]), 8), table_of(&a), 4_000),
+            FakeWorker::spawn(Dumper::new(Arc::clone(&slots[1]), 8), table_of(&b), 4_000),
+        ];
+
+        for _ in 0..3 {
+            let result = dump_connections(&slots, Duration::from_secs(10));
+            assert_eq!((result.workers_missing, result.truncated), (0, false));
+            let entries = sorted(result.entries);
+            assert_eq!(entries.len(), 150);
+            assert!(entries.iter().all(|e| e.expires_ms == 6_000));
+            assert_eq!(entries[0].state, "ESTABLISHED");
+            assert_eq!(entries[149].state, "UDP");
+            assert!(entries.iter().zip(1..).all(|(e, p)| e.client_port == p));
+        }
+
+        let capped = dump_connections_limited(&slots, 30, Duration::from_secs(10));
+        assert_eq!((capped.entries.len(), capped.truncated), (60, true));
+
+        let iterations: Vec<u32> = workers.into_iter().map(FakeWorker::stop).collect();
+        // Four dumps; the first worker needs 13 iterations a full one, 4 for the capped one.
+        assert_eq!(iterations, [3 * 13 + 4, 3 * 7 + 4]);
+    }
+
+    #[test]
+    fn a_silent_worker_is_reported_missing_and_a_late_answer_is_not_taken() {
+        let table = table_of(&[conn(1, PROTO_TCP, TcpState::Established, 10_000)]);
+        let slot = Arc::new(ConnDump::new());
+        let mut dumper = Dumper::new(Arc::clone(&slot), 64);
+        let slots = [Arc::clone(&slot)];
+
+        let result = dump_connections(&slots, Duration::from_millis(20));
+        assert_eq!((result.entries.len(), result.workers_missing), (0, 1));
+        // The worker wakes up late and answers the abandoned request.
+        assert!(dumper.serve(&table, 0));
+        assert!(!dumper.serve(&table, 0), "answered: nothing more to do");
+
+        // The next caller gets the answer to its own request, not the stale one.
+        let worker = FakeWorker::spawn(dumper, table, 9_000);
+        let result = dump_connections(&slots, Duration::from_secs(10));
+        assert_eq!(worker.stop(), 1);
+        assert_eq!(result.workers_missing, 0);
+        assert_eq!(result.entries.len(), 1);
+        assert_eq!(
+            result.entries[0].expires_ms, 1_000,
+            "listed at the later clock"
+        );
+    }
+
+    #[test]
+    fn a_new_request_restarts_a_copy_in_progress() {
+        let conns: Vec<Conn> = (1..=10)
+            .map(|p| conn(p, PROTO_TCP, TcpState::Established, 10_000))
+            .collect();
+        let table = table_of(&conns);
+        let slot = Arc::new(ConnDump::new());
+        let mut dumper = Dumper::new(Arc::clone(&slot), 3);
+        let first = slot.request(100);
+        assert!(dumper.serve(&table, 0), "copied slots 0..3");
+        // Its caller gave up; another asks with a smaller limit.
+        let second = slot.request(4);
+        let mut iterations = 0;
+        while dumper.serve(&table, 0) {
+            iterations += 1;
+        }
+        assert_eq!(iterations, 2, "0..3, then 3..6 where the limit stops it");
+        let soon = Instant::now() + Duration::from_millis(1);
+        assert_eq!(slot.take(first, soon), None);
+        let (entries, truncated) = slot.take(second, soon).unwrap();
+        assert_eq!((entries.len(), truncated), (4, true));
+    }
+}
