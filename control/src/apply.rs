@@ -13,15 +13,17 @@
 
 use crate::estimator::{self, Estimator};
 use crate::protocol::{
-    CheckSpec, Command, Counters, ErrorCode, Forward, ListReply, Protocol, RealInfo, RealKey,
-    Reply, ServiceInfo, ServiceKey, StatsReply, Timeouts as TimeoutsReply, VersionInfo,
-    WorkerStats as WorkerStatsReply, DEFAULT_NETMASK, MAX_PERSISTENT_TIMEOUT,
+    CheckSpec, Command, ConnectionInfo, ConnectionsReply, Counters, ErrorCode, Forward, ListReply,
+    Protocol, RealInfo, RealKey, Reply, ServiceInfo, ServiceKey, StatsReply,
+    Timeouts as TimeoutsReply, VersionInfo, WorkerStats as WorkerStatsReply, DEFAULT_NETMASK,
+    MAX_PERSISTENT_TIMEOUT,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
+use xvs_dataplane::conntrack::{dump_connections, ConnDump};
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::snapshot::{
@@ -35,6 +37,8 @@ use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind, UnknownScheduler};
 /// What `ipvsadm -L` shows as `(size=N)`: IPVS's default connection hash size.
 pub const CONN_TAB_SIZE: u32 = 4096;
 const MAX_WEIGHT: u32 = 65535;
+/// How long `connections` waits for the workers' answers.
+const DUMP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// The longest connection timeout `--set` accepts, seconds: IPVS refuses more than
 /// `INT_MAX / HZ` (HZ = 1000).
 const MAX_CONN_TIMEOUT: u32 = i32::MAX as u32 / 1000;
@@ -61,6 +65,8 @@ pub struct WorkerHandle {
     pub core: Option<u32>,
     /// The rx queues whose sockets it owns.
     pub queues: Vec<(Side, u32)>,
+    /// Where it answers requests for a copy of its connection entries.
+    pub conns: Arc<ConnDump>,
 }
 
 /// Why a command was refused.
@@ -272,9 +278,7 @@ impl<S: Steering> Director<S> {
             Command::List => Ok(Reply::List(self.list())),
             Command::Stats => Ok(Reply::Stats(self.stats())),
             Command::Timeouts => Ok(Reply::Timeouts(timeouts_reply(self.config.timeouts))),
-            Command::Connections => Err(ApplyError::Unsupported(
-                "listing connections is not implemented yet".into(),
-            )),
+            Command::Connections => Ok(Reply::Connections(self.connections())),
             Command::Batch { commands } => {
                 let mut tx = self.transaction();
                 apply_all(&mut tx, commands, false)?;
@@ -649,6 +653,36 @@ impl<S: Steering> Director<S> {
             conn_tab_size: CONN_TAB_SIZE,
             conn_max: self.conn_max,
             services,
+        }
+    }
+
+    /// Every worker's connection entries (`ipvsadm -L -c`). Workers answer between batches;
+    /// one that does not within [`DUMP_TIMEOUT`] is counted as missing.
+    fn connections(&self) -> ConnectionsReply {
+        let slots: Vec<Arc<ConnDump>> = self.workers.iter().map(|w| Arc::clone(&w.conns)).collect();
+        let dump = dump_connections(&slots, DUMP_TIMEOUT);
+        ConnectionsReply {
+            connections: dump
+                .entries
+                .into_iter()
+                .map(|e| ConnectionInfo {
+                    proto: if e.proto == PROTO_UDP {
+                        Protocol::Udp
+                    } else {
+                        Protocol::Tcp
+                    },
+                    state: e.state.to_string(),
+                    expires_ms: e.expires_ms,
+                    client: e.client,
+                    client_port: e.client_port,
+                    vip: e.vip,
+                    vport: e.vport,
+                    real: e.real,
+                    rport: e.rport,
+                })
+                .collect(),
+            workers_missing: dump.workers_missing,
+            truncated: dump.truncated,
         }
     }
 
@@ -1219,6 +1253,7 @@ mod tests {
                 stats: Arc::clone(&stats),
                 core: None,
                 queues: vec![(Side::External, 0), (Side::Internal, 0)],
+                conns: Arc::new(ConnDump::new()),
             }],
             1000,
         );

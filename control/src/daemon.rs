@@ -227,11 +227,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         let home: Vec<_> = frames.drain(..frames_per_worker).collect();
         let own_stats = Arc::clone(&worker_stats[id]);
         let core = cores.get(id % cores.len().max(1)).copied();
-        stats.push(WorkerHandle {
-            stats: Arc::clone(&own_stats),
-            core: core.map(|c| c.id as u32),
-            queues: ports.iter().map(|p| (p.side(), p.queue())).collect(),
-        });
+        let worker_queues: Vec<_> = ports.iter().map(|p| (p.side(), p.queue())).collect();
         let worker = Worker::new(
             id,
             workers,
@@ -240,11 +236,17 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             conn_capacity,
             shared.clone(),
             WorkerOptions::default(),
-            own_stats,
+            Arc::clone(&own_stats),
             config.reader(),
             neighbour_reader.clone(),
         )
         .map_err(anyhow::Error::msg)?;
+        stats.push(WorkerHandle {
+            stats: Arc::clone(&own_stats),
+            core: core.map(|c| c.id as u32),
+            queues: worker_queues,
+            conns: Arc::clone(worker.conn_dump()),
+        });
         threads.push(
             std::thread::Builder::new()
                 .name(format!("xvs-worker-{id}"))

@@ -340,9 +340,12 @@ pub struct ConnectionInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionsReply {
     pub connections: Vec<ConnectionInfo>,
-    /// Entries left out because a worker did not answer in time (0 normally).
+    /// Workers whose entries are missing because they did not answer in time (0 normally).
     #[serde(default)]
     pub workers_missing: u32,
+    /// A worker had more entries than one listing carries (1,000,000): some are left out.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// Layer-4 protocol of a virtual service (`-t` / `-u`).

@@ -17,9 +17,10 @@ fn hup(cluster: &Cluster) -> anyhow::Result<()> {
         .director
         .pid()
         .ok_or_else(|| anyhow::anyhow!("xvsd is not running"))?;
-    // Safety: kill(2) with a pid we started.
+    // SAFETY: kill(2) has no memory preconditions; the pid is the xvsd we started.
+    let rc = unsafe { libc::kill(pid as i32, libc::SIGHUP) };
     anyhow::ensure!(
-        unsafe { libc::kill(pid as i32, libc::SIGHUP) } == 0,
+        rc == 0,
         "kill -HUP {pid}: {}",
         std::io::Error::last_os_error()
     );

@@ -137,6 +137,7 @@ fn resolve_group(group: &str) -> Result<u32, String> {
         return Ok(gid);
     }
     let name = std::ffi::CString::new(group).map_err(|_| "not a group name".to_string())?;
+    // SAFETY: `struct group` is plain data (integers and pointers); all zeroes is valid.
     let mut entry: libc::group = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut found: *mut libc::group = std::ptr::null_mut();

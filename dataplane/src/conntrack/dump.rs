@@ -125,6 +125,14 @@ struct Reply {
     truncated: bool,
 }
 
+impl std::fmt::Debug for ConnDump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnDump")
+            .field("requested", &self.requested.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl ConnDump {
     pub fn new() -> Self {
         ConnDump {
