@@ -607,7 +607,8 @@ impl<S: Steering> Director<S> {
         (t, active.max(0) as u64, inactive.max(0) as u64)
     }
 
-    fn list(&self) -> ListReply {
+    /// Everything `ipvsadm -L` shows: services, real servers, connection counts, counters.
+    pub fn list(&self) -> ListReply {
         let services = self
             .config
             .services
@@ -686,7 +687,8 @@ impl<S: Steering> Director<S> {
         }
     }
 
-    fn stats(&self) -> StatsReply {
+    /// Per-worker packet counters and connection table occupancy.
+    pub fn stats(&self) -> StatsReply {
         let workers = self
             .workers
             .iter()

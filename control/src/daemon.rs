@@ -4,20 +4,22 @@
 //! through a BPF link, create one UMEM and one AF_XDP socket per (interface, queue), register
 //! the sockets in the programs' XSKMAPs, read the neighbour tables, start the neighbour thread
 //! and one pinned worker per group of queues, then serve the control socket on this thread
-//! until SIGINT/SIGTERM. Shutdown stops the workers, detaches the programs and removes the
+//! until SIGINT/SIGTERM (and, with `--metrics`, Prometheus scrapes, answered from this thread
+//! too). Shutdown stops the workers, detaches the programs and removes the
 //! socket. If the process is killed instead, the kernel closes the BPF links (detaching the
 //! programs) and the sockets; the next start replaces the stale control socket file.
 
 use crate::apply::{Director, Steering, WorkerHandle};
+use crate::metrics::{self, MetricsServer, MetricsSource};
 use crate::protocol::Command;
-use crate::server::{Access, ControlLoop, ControlServer};
+use crate::server::{Access, ControlHandle, ControlLoop, ControlServer};
 use anyhow::{bail, Context};
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use xvs_dataplane::neigh::{NeighbourTable, Netlink};
 use xvs_dataplane::persist::Templates;
 use xvs_dataplane::process::Side;
@@ -34,6 +36,9 @@ use xvs_dataplane::xsk::{
 /// Slots of the shared persistence template table (16 bytes each): room for this many
 /// persistent clients (groups) at once; beyond it new clients are scheduled without a template.
 const PERSISTENCE_SLOTS: usize = 1 << 18;
+
+/// How long a scrape waits for the control thread; then it is answered 503.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What `xvsd --external IF --internal IF ...` asks for.
 #[derive(Debug, Clone)]
@@ -53,6 +58,8 @@ pub struct DaemonOptions {
     pub access: Access,
     /// `--config`: applied at start and re-read on SIGHUP.
     pub config: Option<PathBuf>,
+    /// `--metrics`: where to serve Prometheus's `GET /metrics`.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl DaemonOptions {
@@ -69,6 +76,7 @@ impl DaemonOptions {
             frame_size: 4096,
             access: Access::default(),
             config: None,
+            metrics: None,
         }
     }
 }
@@ -119,6 +127,13 @@ impl Steering for XdpSteering {
 
 /// Runs the director until `shutdown` becomes true.
 pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    // The metrics port first: an unusable address fails before any interface is touched.
+    // Scrapes wait for the control loop, which starts once the director is up.
+    let control = ControlLoop::new();
+    let metrics = options
+        .metrics
+        .map(|addr| start_metrics(addr, control.handle()))
+        .transpose()?;
     let mut netlink = Netlink::open().context("opening rtnetlink")?;
     let ext_link = netlink
         .link(&options.external)
@@ -260,16 +275,19 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         );
     }
 
-    let control = ControlLoop::new();
     let server = ControlServer::start(&options.control, options.access, control.handle())?;
     eprintln!(
-        "xvsd: external {} ({} queues), internal {} ({} queues), {workers} worker(s), {} mode, control {}",
+        "xvsd: external {} ({} queues), internal {} ({} queues), {workers} worker(s), {} mode, control {}{}",
         options.external,
         ext_queues,
         options.internal,
         int_queues,
         if zero_copy { "zero-copy" } else { "copy" },
-        server.path().display()
+        server.path().display(),
+        metrics.as_ref().map_or(String::new(), |m| format!(
+            ", metrics http://{}/metrics",
+            m.local_addr()
+        ))
     );
     let steering = XdpSteering {
         external: ext_program,
@@ -302,6 +320,10 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     });
 
     eprintln!("xvsd: shutting down");
+    // Without its queue, scrapes still waiting for the control thread fail at once, so the
+    // metrics server stops without waiting for them.
+    drop(control);
+    drop(metrics);
     for t in threads {
         let _ = t.join();
     }
@@ -309,6 +331,22 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     drop(director);
     drop(server);
     Ok(())
+}
+
+/// Serves `GET /metrics` on `addr` with what the control thread reports.
+fn start_metrics(
+    addr: SocketAddr,
+    control: ControlHandle<XdpSteering>,
+) -> anyhow::Result<MetricsServer> {
+    let source: MetricsSource = Arc::new(move || {
+        // Only the copying happens on the control thread; the text is made here.
+        control
+            .run(METRICS_TIMEOUT, |director| {
+                (director.list(), director.stats())
+            })
+            .map(|(list, stats)| metrics::render(&list, &stats))
+    });
+    MetricsServer::start(addr, source).with_context(|| format!("--metrics {addr}: cannot listen"))
 }
 
 /// SIGHUP: applies the configuration file again, or logs why the running configuration stays.

@@ -6,6 +6,7 @@
 //! - [`config_file`]: `xvsd --config`, the saved configuration loaded at start and on SIGHUP.
 //! - [`apply`]: validates commands against the running configuration and publishes snapshots.
 //! - [`server`]: the control thread serving the Unix socket.
+//! - [`metrics`]: `xvsd --metrics`, the Prometheus endpoint.
 //! - [`estimator`]: IPVS's rate estimator for `--rate`.
 //! - [`daemon`]: `xvsd` itself: interfaces, XDP programs, workers, signals.
 //! - [`topology`]: namespace test beds (the seed cluster) used by `xvsd demo`, tests and bench.
@@ -20,6 +21,7 @@ pub mod demo;
 pub mod director;
 pub mod estimator;
 pub mod ipvsadm;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod topology;

@@ -1,10 +1,11 @@
 //! xvsd: the xvs director daemon.
 //!
-//! `xvsd --external IFACE --internal IFACE [--control PATH] [--workers N] [--conn-max N]` runs
-//! the director in the foreground until SIGINT/SIGTERM; `xvsd demo` runs the seed cluster of
-//! the LVS-NAT tutorial in network namespaces.
+//! `xvsd --external IFACE --internal IFACE [--control PATH] [--workers N] [--conn-max N]
+//! [--metrics [ADDR:]PORT]` runs the director in the foreground until SIGINT/SIGTERM; `xvsd
+//! demo` runs the seed cluster of the LVS-NAT tutorial in network namespaces.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -53,6 +54,10 @@ struct Cli {
     /// Also let members of this group (name or gid) use the control socket (mode 0660).
     #[arg(long, value_name = "GROUP")]
     control_group: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics; a bare PORT listens on
+    /// 127.0.0.1 only.
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = xvs_control::metrics::parse_listen_addr)]
+    metrics: Option<SocketAddr>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +103,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(xvs_control::client::default_control_path);
             options.workers = cli.workers;
             options.config = cli.config;
+            options.metrics = cli.metrics;
             options.conn_max = cli.conn_max;
             options.ring_size = cli.ring_size;
             options.xdp_mode = match cli.xdp_mode {
