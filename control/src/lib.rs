@@ -7,6 +7,7 @@
 //! - [`apply`]: validates commands against the running configuration and publishes snapshots.
 //! - [`server`]: the control thread serving the Unix socket.
 //! - [`estimator`]: IPVS's rate estimator for `--rate`.
+//! - [`health`]: health checks of real servers (TCP connect, HTTP GET) and their rise/fall state.
 //! - [`daemon`]: `xvsd` itself: interfaces, XDP programs, workers, signals.
 //! - [`topology`]: namespace test beds (the seed cluster) used by `xvsd demo`, tests and bench.
 //! - [`director`]: xvsd as a child process in a namespace (demo, tests, bench).
@@ -19,6 +20,7 @@ pub mod daemon;
 pub mod demo;
 pub mod director;
 pub mod estimator;
+pub mod health;
 pub mod ipvsadm;
 pub mod protocol;
 pub mod server;
