@@ -8,6 +8,7 @@
 //! - [`server`]: the control thread serving the Unix socket.
 //! - [`metrics`]: `xvsd --metrics`, the Prometheus endpoint.
 //! - [`estimator`]: IPVS's rate estimator for `--rate`.
+//! - [`health`]: health checks of real servers (TCP connect, HTTP GET) and their rise/fall state.
 //! - [`daemon`]: `xvsd` itself: interfaces, XDP programs, workers, signals.
 //! - [`topology`]: namespace test beds (the seed cluster) used by `xvsd demo`, tests and bench.
 //! - [`director`]: xvsd as a child process in a namespace (demo, tests, bench).
@@ -20,6 +21,7 @@ pub mod daemon;
 pub mod demo;
 pub mod director;
 pub mod estimator;
+pub mod health;
 pub mod ipvsadm;
 pub mod metrics;
 pub mod protocol;
