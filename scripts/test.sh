@@ -12,4 +12,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build --release (binaries used by the end-to-end tests)"
 cargo build --release --workspace --bins --locked
 echo "== cargo test --release"
-cargo test --release --workspace --locked
+cargo test --release --workspace --locked --no-fail-fast

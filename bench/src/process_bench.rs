@@ -396,6 +396,7 @@ impl Fixture {
                 id,
                 addr: *addr.ip(),
                 port: addr.port(),
+                failed: false,
             })
             .collect();
         let vip = Vip {

@@ -12,6 +12,8 @@
 //! ([`Director::housekeeping`]).
 
 use crate::estimator::{self, Estimator};
+use crate::health::Target;
+use crate::monitor::{Monitor, Transition};
 use crate::protocol::{
     CheckSpec, Command, ConnectionInfo, ConnectionsReply, Counters, ErrorCode, Forward, ListReply,
     Protocol, RealInfo, RealKey, Reply, ServiceInfo, ServiceKey, StatsReply,
@@ -230,6 +232,8 @@ pub struct Director<S: Steering> {
     real_rates: Vec<Estimator>,
     last_rate_tick: Instant,
     conn_max: u64,
+    /// Health-check state of the checked real servers.
+    health: Monitor,
 }
 
 impl<S: Steering> Director<S> {
@@ -260,11 +264,37 @@ impl<S: Steering> Director<S> {
             real_rates: vec![Estimator::default(); MAX_REALS],
             last_rate_tick: Instant::now(),
             conn_max,
+            health: Monitor::default(),
         }
     }
 
     pub fn steering(&self) -> &S {
         &self.steering
+    }
+
+    /// Starts probing the real servers of services that have a check, from `source` (the
+    /// director's internal address) when given. Without it checks are configured and listed
+    /// but nothing probes (unit tests feed results through [`Director::record_health`]).
+    pub fn start_health_checks(&mut self, source: Option<Ipv4Addr>) -> io::Result<()> {
+        self.health.start_probes(source)
+    }
+
+    /// Applies the health-check results that arrived since the last call; a server that
+    /// flipped gets its effective weight (0 while down) in a new snapshot. Returns the flips,
+    /// for the log. Call it from the control loop's tick.
+    pub fn poll_health(&mut self) -> Vec<Transition> {
+        let flips = self.health.drain();
+        if !flips.is_empty() {
+            self.publish();
+        }
+        flips
+    }
+
+    /// Applies one probe result (what [`Director::poll_health`] does for each result).
+    pub fn record_health(&mut self, result: crate::health::CheckResult) -> Option<Transition> {
+        let flip = self.health.record(result)?;
+        self.publish();
+        Some(flip)
     }
 
     /// Executes one protocol command.
@@ -370,6 +400,7 @@ impl<S: Steering> Director<S> {
             self.zero(service);
         }
         self.release_unused_service_slots();
+        self.health.sync(self.check_targets(), Instant::now());
         self.publish();
         self.sync_steering()?;
         Ok(Reply::Done(Default::default()))
@@ -434,8 +465,24 @@ impl<S: Steering> Director<S> {
         }
     }
 
+    /// Every real server of every service that has a check.
+    fn check_targets(&self) -> Vec<Target> {
+        let mut targets = Vec::new();
+        for (service, config) in &self.config.services {
+            let Some(spec) = &config.check else { continue };
+            for r in &config.reals {
+                targets.push(Target {
+                    service: *service,
+                    real: r.key,
+                    spec: spec.clone(),
+                });
+            }
+        }
+        targets
+    }
+
     /// Builds and publishes the snapshot of the current configuration, carrying over each
-    /// scheduler's position.
+    /// scheduler's position. A real server whose check says down has weight 0 in it.
     fn publish(&mut self) {
         let previous = self.publisher.current();
         let services = self
@@ -445,13 +492,14 @@ impl<S: Steering> Director<S> {
             .map(|(key, config)| {
                 let vip = vip_of(key);
                 let old = previous.service(&vip).map(|s| &s.scheduler);
+                let down = |r: &RealConfig| self.health.is_down(key, &r.key);
                 let dests: Box<[Dest]> = config
                     .reals
                     .iter()
                     .map(|r| Dest {
                         upper_threshold: r.upper_threshold,
                         lower_threshold: r.lower_threshold,
-                        ..Dest::new(r.key.addr, r.key.port, r.weight)
+                        ..Dest::new(r.key.addr, r.key.port, if down(r) { 0 } else { r.weight })
                     })
                     .collect();
                 let service = Service {
@@ -466,6 +514,7 @@ impl<S: Steering> Director<S> {
                             id: r.id,
                             addr: r.key.addr,
                             port: r.key.port,
+                            failed: down(r),
                         })
                         .collect(),
                     persistence: config.persistence,
@@ -609,6 +658,7 @@ impl<S: Steering> Director<S> {
 
     /// Everything `ipvsadm -L` shows: services, real servers, connection counts, counters.
     pub fn list(&self) -> ListReply {
+        let now = Instant::now();
         let services = self
             .config
             .services
@@ -644,7 +694,7 @@ impl<S: Steering> Director<S> {
                             persist_conns: 0,
                             stats,
                             rates: self.real_rates[r.id as usize].rates(),
-                            health: None,
+                            health: self.health.info(key, &r.key, now),
                         }
                     })
                     .collect(),
@@ -1155,9 +1205,9 @@ fn validate_service(s: &ServiceKey) -> Result<(), ApplyError> {
     Ok(())
 }
 
-// Replaced by health::validate when the checker lands.
-fn validate_check(_spec: &CheckSpec) -> Result<(), ApplyError> {
-    Ok(())
+fn validate_check(spec: &CheckSpec) -> Result<(), ApplyError> {
+    crate::health::validate(spec)
+        .map_err(|e| ApplyError::InvalidArgument(format!("health check: {e}")))
 }
 
 fn validate_real(r: &RealKey) -> Result<(), ApplyError> {
@@ -2258,5 +2308,118 @@ mod tests {
         assert_eq!(list(&mut d).services[0].rates.cps, 100);
         d.execute(Command::Zero { service: None }).unwrap();
         assert_eq!(list(&mut d).services[0].rates.cps, 0);
+    }
+
+    #[test]
+    fn a_failed_check_quiesces_the_server_until_it_rises_again() {
+        use crate::health::CheckResult;
+        use crate::protocol::{CheckKind, HealthState};
+        let (mut d, mut reader, _) = director();
+        add_seed(&mut d);
+        let spec = CheckSpec {
+            rise: 2,
+            fall: 3,
+            ..CheckSpec::new(CheckKind::Tcp)
+        };
+        d.execute(Command::SetCheck {
+            service: svc(),
+            check: Some(spec.clone()),
+        })
+        .unwrap();
+        let result = |last: u8, ok: bool| CheckResult {
+            service: svc(),
+            real: real(last),
+            ok,
+            error: (!ok).then(|| "connect: Connection refused".to_string()),
+            at: Instant::now(),
+        };
+        let weights = |reader: &mut xvs_dataplane::publish::Reader<Snapshot>| {
+            let snap = reader.current();
+            let service = snap.service(&vip_of(&svc())).unwrap();
+            service
+                .dests
+                .iter()
+                .zip(service.reals.iter())
+                .map(|(dest, r)| (dest.weight, r.failed))
+                .collect::<Vec<_>>()
+        };
+        // Servers start up; two failures of .148 are not yet `fall` (3).
+        assert_eq!(weights(&mut reader), [(1, false), (1, false)]);
+        assert_eq!(d.record_health(result(148, false)), None);
+        assert_eq!(d.record_health(result(148, false)), None);
+        let flip = d
+            .record_health(result(148, false))
+            .expect("down on the third failure");
+        assert_eq!((flip.real, flip.state), (real(148), HealthState::Down));
+        assert_eq!(weights(&mut reader), [(0, true), (1, false)]);
+        // New connections all go to .137 now.
+        let snap = reader.current();
+        let service = snap.service(&vip_of(&svc())).unwrap();
+        for _ in 0..4 {
+            assert_eq!(
+                service.schedule(&NoLoad, &any_flow()).unwrap().addr,
+                real(137).addr
+            );
+        }
+        // The listing keeps the configured weight and shows the health.
+        let listed = list(&mut d);
+        let r148 = &listed.services[0].reals[0];
+        assert_eq!(r148.weight, 1);
+        let health = r148.health.as_ref().unwrap();
+        assert_eq!((health.state, health.checks_failed), (HealthState::Down, 3));
+        assert_eq!(
+            health.last_error.as_deref(),
+            Some("connect: Connection refused")
+        );
+        assert_eq!(
+            listed.services[0].reals[1].health.as_ref().unwrap().state,
+            HealthState::Up
+        );
+        assert_eq!(listed.services[0].check, Some(spec));
+
+        // An unrelated change keeps the state; `rise` successes bring it back.
+        d.execute(add_real(80, 200, 1)).unwrap();
+        assert!(d.health.is_down(&svc(), &real(148)));
+        assert_eq!(d.record_health(result(148, true)), None);
+        let flip = d
+            .record_health(result(148, true))
+            .expect("up on the second success");
+        assert_eq!(flip.state, HealthState::Up);
+        assert_eq!(weights(&mut reader)[..2], [(1, false), (1, false)]);
+
+        // Without a check nothing is tracked: results are ignored and health is not listed.
+        d.record_health(result(137, false));
+        d.execute(Command::SetCheck {
+            service: svc(),
+            check: None,
+        })
+        .unwrap();
+        for _ in 0..5 {
+            assert_eq!(d.record_health(result(137, false)), None);
+        }
+        assert!(list(&mut d).services[0]
+            .reals
+            .iter()
+            .all(|r| r.health.is_none()));
+    }
+
+    #[test]
+    fn a_bad_check_is_refused() {
+        use crate::protocol::CheckKind;
+        let (mut d, _, _) = director();
+        add_seed(&mut d);
+        let bad = CheckSpec {
+            rise: 0,
+            ..CheckSpec::new(CheckKind::Tcp)
+        };
+        let err = d
+            .execute(Command::SetCheck {
+                service: svc(),
+                check: Some(bad),
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+        assert!(err.to_string().contains("rise"), "{err}");
+        assert_eq!(list(&mut d).services[0].check, None);
     }
 }

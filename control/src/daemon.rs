@@ -5,13 +5,15 @@
 //! the sockets in the programs' XSKMAPs, read the neighbour tables, start the neighbour thread
 //! and one pinned worker per group of queues, then serve the control socket on this thread
 //! until SIGINT/SIGTERM (and, with `--metrics`, Prometheus scrapes, answered from this thread
-//! too). Shutdown stops the workers, detaches the programs and removes the
+//! too); the control loop also drains health-check results (probes leave from the internal
+//! interface's address, which the internal XDP program passes to the kernel). Shutdown stops
+//! the workers, detaches the programs and removes the
 //! socket. If the process is killed instead, the kernel closes the BPF links (detaching the
 //! programs) and the sockets; the next start replaces the stale control socket file.
 
 use crate::apply::{Director, Steering, WorkerHandle};
 use crate::metrics::{self, MetricsServer, MetricsSource};
-use crate::protocol::Command;
+use crate::protocol::{Command, HealthState};
 use crate::server::{Access, ControlHandle, ControlLoop, ControlServer};
 use anyhow::{bail, Context};
 use std::io;
@@ -172,6 +174,15 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             .with_context(|| format!("XDP on {}", options.external))?;
     let int_program = XdpProgram::attach(internal.ifindex, Role::MatchSource, options.xdp_mode)
         .with_context(|| format!("XDP on {}", options.internal))?;
+    // The director's own addresses on the internal side (its DIP): replies to its own
+    // connections, health checks included, go to the kernel, not to the workers.
+    let dips = ipv4_addresses(&options.internal)
+        .with_context(|| format!("reading the addresses of {}", options.internal))?;
+    for addr in &dips {
+        int_program
+            .add_local_address(*addr)
+            .with_context(|| format!("registering the local address {addr}"))?;
+    }
 
     // Frames: each worker owns enough to keep every ring of its ports full twice over.
     let ports_per_worker =
@@ -302,6 +313,10 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         stats,
         options.conn_max as u64,
     );
+    // Health checks leave from the DIP, the address real servers already route back to.
+    director
+        .start_health_checks(dips.first().copied())
+        .context("starting the health checker")?;
     if let Some(path) = &options.config {
         let commands = crate::config_file::load(path)?;
         director
@@ -316,6 +331,19 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     control.run(&mut director, &shutdown, |director| {
         if reload.swap(false, Ordering::Relaxed) {
             reload_config(director, options.config.as_deref());
+        }
+        for flip in director.poll_health() {
+            let why = flip.error.map(|e| format!(": {e}")).unwrap_or_default();
+            eprintln!(
+                "xvsd: real server {}:{} of {} is {}{why}",
+                flip.real.addr,
+                flip.real.port,
+                flip.service,
+                match flip.state {
+                    HealthState::Up => "UP",
+                    HealthState::Down => "DOWN (quiesced)",
+                }
+            );
         }
     });
 
@@ -367,6 +395,38 @@ fn reload_config<S: Steering>(director: &mut Director<S>, path: Option<&std::pat
             path.display()
         ),
     }
+}
+
+/// The IPv4 addresses of interface `name`.
+fn ipv4_addresses(name: &str) -> io::Result<Vec<Ipv4Addr>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut addrs = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: entry is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*entry };
+        entry = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let ifname = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        // SAFETY: ifa_addr is non-null and points to a sockaddr of family sa_family.
+        let family = unsafe { (*ifa.ifa_addr).sa_family };
+        if ifname.to_bytes() != name.as_bytes() || i32::from(family) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: an AF_INET address is a sockaddr_in.
+        let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
+        addrs.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+    }
+    // SAFETY: list came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(addrs)
 }
 
 /// How many workers: one per queue by default (at most one per core); each worker needs a

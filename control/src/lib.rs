@@ -24,6 +24,7 @@ pub mod estimator;
 pub mod health;
 pub mod ipvsadm;
 pub mod metrics;
+pub mod monitor;
 pub mod protocol;
 pub mod server;
 pub mod topology;

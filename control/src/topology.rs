@@ -672,98 +672,149 @@ impl Topology {
     pub fn start_web_servers(&mut self) -> Result<()> {
         ensure!(!self.web_started, "web servers already started");
         self.web_started = true;
+        let mut pids = Vec::new();
+        for i in 0..self.spec.reals.len() {
+            self.write_web_config(i)?;
+            pids.push(self.spawn_web_server(i)?);
+        }
+        let deadline = Instant::now() + WEB_READY_TIMEOUT;
+        for (i, pid) in pids.into_iter().enumerate() {
+            self.wait_web_ready(i, pid, deadline)?;
+        }
+        Ok(())
+    }
+
+    /// Kills real server `i`'s nginx (SIGKILL, workers included), as a crashed server: its
+    /// port refuses connections from then on.
+    pub fn kill_web_server(&mut self, i: usize) -> Result<()> {
+        ensure!(self.web_started, "web servers not started");
+        let ns = self.real_ns.get(i).context("no such real server")?.clone();
+        kill_ns_pids(&ns);
+        let url = format!("http://{}/", self.spec.reals[i].addr);
+        let deadline = Instant::now() + WEB_READY_TIMEOUT;
+        while self
+            .run_in_timeout(
+                &ns,
+                &["curl", "-s", "--max-time", "1", &url],
+                Duration::from_secs(3),
+            )
+            .is_ok()
+        {
+            ensure!(
+                Instant::now() < deadline,
+                "nginx of real server {i} still answers"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Starts real server `i`'s nginx again after [`Topology::kill_web_server`].
+    pub fn restart_web_server(&mut self, i: usize) -> Result<()> {
+        ensure!(self.web_started, "web servers not started");
+        ensure!(i < self.spec.reals.len(), "no such real server");
+        let pid = self.spawn_web_server(i)?;
+        self.wait_web_ready(i, pid, Instant::now() + WEB_READY_TIMEOUT)
+    }
+
+    fn web_prefix(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("nginx-real{i}"))
+    }
+
+    /// Real server `i`'s nginx configuration, pages and big file.
+    fn write_web_config(&self, i: usize) -> Result<()> {
+        let prefix = self.web_prefix(i);
+        let www = prefix.join("www");
+        mkdir_public(&prefix)?;
+        mkdir_public(&www)?;
+        // A file, not `return 200 "..."`: the page needs no escaping for nginx.
+        let page = format!("{}\n", self.spec.reals[i].page);
+        write_public(&www.join("index.html"), page.as_bytes())?;
+        write_public(
+            &www.join(BIG_FILE_PATH.trim_start_matches('/')),
+            &big_file_bytes(),
+        )?;
+        let p = prefix.display();
+        // Foreground (`daemon off`) so the spawned pid is the master; all paths are
+        // in our prefix so instances never share a pid file, log or temp dir.
+        let conf = format!(
+            "worker_processes 1;\n\
+             daemon off;\n\
+             pid {p}/nginx.pid;\n\
+             error_log {p}/error.log warn;\n\
+             worker_rlimit_nofile 8192;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n\
+             \x20 access_log off;\n\
+             \x20 client_body_temp_path {p}/body;\n\
+             \x20 proxy_temp_path {p}/proxy;\n\
+             \x20 fastcgi_temp_path {p}/fastcgi;\n\
+             \x20 uwsgi_temp_path {p}/uwsgi;\n\
+             \x20 scgi_temp_path {p}/scgi;\n\
+             \x20 default_type application/octet-stream;\n\
+             \x20 server {{\n\
+             \x20   listen 80; root {p}/www; index index.html;\n\
+             \x20   location {SLOW_PREFIX}/ {{ alias {p}/www/; limit_rate {SLOW_RATE}; }}\n\
+             \x20 }}\n\
+             }}\n"
+        );
+        write_public(&prefix.join("nginx.conf"), conf.as_bytes())
+    }
+
+    fn spawn_web_server(&mut self, i: usize) -> Result<u32> {
         let nginx = tool("nginx");
         ensure!(
             nginx.exists(),
             "nginx not found (Debian package nginx-light)"
         );
-        let big = big_file_bytes();
-        let mut pids = Vec::new();
-        for i in 0..self.spec.reals.len() {
-            let prefix = self.dir.join(format!("nginx-real{i}"));
-            let www = prefix.join("www");
-            mkdir_public(&prefix)?;
-            mkdir_public(&www)?;
-            // A file, not `return 200 "..."`: the page needs no escaping for nginx.
-            let page = format!("{}\n", self.spec.reals[i].page);
-            write_public(&www.join("index.html"), page.as_bytes())?;
-            write_public(&www.join(BIG_FILE_PATH.trim_start_matches('/')), &big)?;
-            let p = prefix.display();
-            // Foreground (`daemon off`) so the spawned pid is the master; all paths are
-            // in our prefix so instances never share a pid file, log or temp dir.
-            let conf = format!(
-                "worker_processes 1;\n\
-                 daemon off;\n\
-                 pid {p}/nginx.pid;\n\
-                 error_log {p}/error.log warn;\n\
-                 worker_rlimit_nofile 8192;\n\
-                 events {{ worker_connections 4096; }}\n\
-                 http {{\n\
-                 \x20 access_log off;\n\
-                 \x20 client_body_temp_path {p}/body;\n\
-                 \x20 proxy_temp_path {p}/proxy;\n\
-                 \x20 fastcgi_temp_path {p}/fastcgi;\n\
-                 \x20 uwsgi_temp_path {p}/uwsgi;\n\
-                 \x20 scgi_temp_path {p}/scgi;\n\
-                 \x20 default_type application/octet-stream;\n\
-                 \x20 server {{\n\
-                 \x20   listen 80; root {p}/www; index index.html;\n\
-                 \x20   location {SLOW_PREFIX}/ {{ alias {p}/www/; limit_rate {SLOW_RATE}; }}\n\
-                 \x20 }}\n\
-                 }}\n"
-            );
-            let conf_path = prefix.join("nginx.conf");
-            write_public(&conf_path, conf.as_bytes())?;
-            let ns = self.real_ns[i].clone();
-            let args = [
-                &*nginx.to_string_lossy(),
-                "-p",
-                &format!("{p}/"),
-                "-c",
-                &*conf_path.to_string_lossy(),
-                "-e",
-                &format!("{p}/error.log"),
-            ];
-            pids.push(self.spawn_in(&ns, &args)?);
-        }
+        let prefix = self.web_prefix(i);
+        let conf = prefix.join("nginx.conf");
+        let p = prefix.display();
+        let ns = self.real_ns[i].clone();
+        let args = [
+            &*nginx.to_string_lossy(),
+            "-p",
+            &format!("{p}/"),
+            "-c",
+            &*conf.to_string_lossy(),
+            "-e",
+            &format!("{p}/error.log"),
+        ];
+        self.spawn_in(&ns, &args)
+    }
 
-        let deadline = Instant::now() + WEB_READY_TIMEOUT;
-        for (i, pid) in pids.into_iter().enumerate() {
-            let (ns, r) = (&self.real_ns[i], &self.spec.reals[i]);
-            let url = format!("http://{}/", r.addr);
-            let want = format!("{}\n", r.page);
-            loop {
-                let got = self.run_in_timeout(
-                    ns,
-                    &["curl", "-s", "--max-time", "1", &url],
-                    Duration::from_secs(3),
-                );
-                if matches!(&got, Ok(body) if *body == want) {
-                    break;
-                }
-                let log = || {
-                    fs::read_to_string(self.dir.join(format!("nginx-real{i}/error.log")))
-                        .unwrap_or_default()
-                };
-                let exited = self
-                    .children
-                    .iter_mut()
-                    .find(|c| c.id() == pid)
-                    .and_then(|c| c.try_wait().ok().flatten());
-                if let Some(status) = exited {
-                    bail!("nginx for {} exited ({status}): {}", r.addr, log().trim());
-                }
-                if Instant::now() >= deadline {
-                    bail!(
-                        "nginx for {} not ready after {WEB_READY_TIMEOUT:?} (last: {got:?}): {}",
-                        r.addr,
-                        log().trim()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(50));
+    fn wait_web_ready(&mut self, i: usize, pid: u32, deadline: Instant) -> Result<()> {
+        let (ns, r) = (self.real_ns[i].clone(), self.spec.reals[i].clone());
+        let url = format!("http://{}/", r.addr);
+        let want = format!("{}\n", r.page);
+        loop {
+            let got = self.run_in_timeout(
+                &ns,
+                &["curl", "-s", "--max-time", "1", &url],
+                Duration::from_secs(3),
+            );
+            if matches!(&got, Ok(body) if *body == want) {
+                return Ok(());
             }
+            let error_log = self.web_prefix(i).join("error.log");
+            let log = || fs::read_to_string(&error_log).unwrap_or_default();
+            let exited = self
+                .children
+                .iter_mut()
+                .find(|c| c.id() == pid)
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                bail!("nginx for {} exited ({status}): {}", r.addr, log().trim());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "nginx for {} not ready after {WEB_READY_TIMEOUT:?} (last: {got:?}): {}",
+                    r.addr,
+                    log().trim()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(())
     }
 
     /// SIGTERM every spawned process, give them [`TERM_GRACE`] together, SIGKILL the rest.

@@ -7,6 +7,9 @@
  * One copy is loaded per interface, each with its own maps:
  *   external side (role MATCH_DST): IPv4 TCP/UDP whose destination is a configured VIP:port;
  *   internal side (role MATCH_SRC): IPv4 TCP/UDP whose source is a configured real server.
+ * On the internal side, frames addressed to the director itself (xvs_local_addrs: its own
+ * addresses, e.g. health-check replies from a real server) go to the kernel even when their
+ * source is a real server: no client connection is ever addressed to the director's DIP.
  * Non-first fragments carry no ports and are never redirected. Frames for a queue with no
  * socket fall back to the kernel (bpf_redirect_map's XDP_PASS fallback).
  */
@@ -41,6 +44,14 @@ struct {
 	__type(key, struct endpoint_key);
 	__type(value, __u8);
 } xvs_endpoints SEC(".maps");
+
+/* The director's own IPv4 addresses (network byte order) on this interface. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u8);
+} xvs_local_addrs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -108,6 +119,8 @@ static __always_inline int steer(struct xdp_md *ctx)
 	if (!role)
 		return XDP_PASS;
 	if (*role == MATCH_SRC) {
+		if (bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
+			return XDP_PASS;
 		key.addr = ip->saddr;
 		key.port = ports[0];
 	} else {

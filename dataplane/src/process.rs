@@ -251,8 +251,9 @@ fn inbound(
 }
 
 /// The real server for a new connection to `service`: its client's persistence template if
-/// the service is persistent and the template's server is still configured (IPVS keeps a client
-/// there even at weight 0), else the scheduler's pick (recorded as the new template).
+/// the service is persistent and the template's server is still configured and not failed
+/// (IPVS keeps a client there even at weight 0), else the scheduler's pick (recorded as the
+/// new template).
 fn choose_real<'s>(service: &'s Service, h: &Headers, env: &Env<'_>) -> Option<&'s RealServer> {
     let load = ServiceLoad {
         reals: &service.reals,
@@ -274,7 +275,7 @@ fn choose_real<'s>(service: &'s Service, h: &Headers, env: &Env<'_>) -> Option<&
     let real = env
         .templates
         .get(service.id, client, now_s)
-        .and_then(|id| service.reals.iter().find(|r| r.id == id))
+        .and_then(|id| service.reals.iter().find(|r| r.id == id && !r.failed))
         .or_else(|| service.schedule(&load, &flow))?;
     let expires = now_s.saturating_add(persistence.timeout_secs);
     env.templates

@@ -33,6 +33,10 @@ pub struct RealServer {
     pub id: RealId,
     pub addr: Ipv4Addr,
     pub port: u16,
+    /// Its health check failed: besides taking no new connections (its scheduler weight is 0),
+    /// persistence templates pointing to it are not honoured, so persistent clients move on.
+    /// (A server quiesced by the operator keeps its templates, as in IPVS.)
+    pub failed: bool,
 }
 
 /// One virtual service.

@@ -345,6 +345,7 @@ mod tests {
             id: 7,
             addr: std::net::Ipv4Addr::new(198, 19, 0, 1),
             port: 80,
+            failed: false,
         }];
         workers[0].reals[7].active.add(2);
         workers[1].reals[7].active.add(1);
@@ -369,6 +370,7 @@ mod tests {
             id: 3,
             addr: std::net::Ipv4Addr::new(198, 19, 0, 1),
             port: 80,
+            failed: false,
         }];
         let marks: Vec<AtomicBool> = (0..8).map(|_| AtomicBool::new(false)).collect();
         let load = ServiceLoad {

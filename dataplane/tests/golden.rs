@@ -1235,4 +1235,19 @@ fn persistent_service_keeps_a_client_group_on_one_server() {
     d.config = snapshot_with([persistent(&both[1..])]);
     assert_eq!(syn_from(&mut d, CLIENT, 41000), REAL_137);
     assert_eq!(syn_from(&mut d, CLIENT, 41001), REAL_137);
+
+    // .137 fails its health check (weight 0 and failed): REMOTE_CLIENT's template to it is not
+    // honoured, its next connection goes to .148. A quiesced (weight 0) server that did not fail
+    // keeps its persistent clients, as in IPVS.
+    let quiesced = [
+        (REAL_HTTP_148, REAL_148, 80, 1),
+        (REAL_HTTP_137, REAL_137, 80, 0),
+    ];
+    d.config = snapshot_with([persistent(&quiesced)]);
+    assert_eq!(syn_from(&mut d, REMOTE_CLIENT, 50002), REAL_137);
+    let (vip, mut svc) = persistent(&quiesced);
+    svc.reals[1].failed = true;
+    d.config = snapshot_with([(vip, svc)]);
+    assert_eq!(syn_from(&mut d, REMOTE_CLIENT, 50003), REAL_148);
+    assert_eq!(syn_from(&mut d, REMOTE_CLIENT, 50004), REAL_148);
 }

@@ -2,7 +2,9 @@
 //!
 //! Each instance has its own maps: `xvs_xsks` (queue -> AF_XDP socket), `xvs_endpoints` (the
 //! VIP:ports or real servers whose traffic is redirected) and `xvs_role` (match destination on
-//! the external side, source on the internal side). It is attached with `bpf_link_create`, so
+//! the external side, source on the internal side) and `xvs_local_addrs` (the director's own
+//! addresses: on the internal side, frames to them go to the kernel, so the director's own
+//! connections to real servers, such as health checks, get their replies). It is attached with `bpf_link_create`, so
 //! the attachment is owned by a file descriptor: closing it (on drop, or when the kernel reaps
 //! a killed process) detaches the program. A program attached the legacy way would outlive a
 //! SIGKILL and block the next start with EBUSY.
@@ -66,6 +68,7 @@ pub struct XdpProgram {
     link: Option<OwnedFd>,
     xsks: RawFd,
     endpoints: RawFd,
+    local_addrs: RawFd,
     counters: RawFd,
     ifindex: u32,
 }
@@ -106,6 +109,7 @@ impl XdpProgram {
             link: None,
             xsks: -1,
             endpoints: -1,
+            local_addrs: -1,
             counters: -1,
             ifindex,
         };
@@ -119,6 +123,7 @@ impl XdpProgram {
         }
         program.xsks = program.map_fd(c"xvs_xsks")?;
         program.endpoints = program.map_fd(c"xvs_endpoints")?;
+        program.local_addrs = program.map_fd(c"xvs_local_addrs")?;
         program.counters = program.map_fd(c"xvs_counters")?;
         let role_map = program.map_fd(c"xvs_role")?;
         update(role_map, &0u32, &(role as u32))
@@ -187,6 +192,12 @@ impl XdpProgram {
             rc if -rc == libc::ENOENT => Ok(()),
             rc => Err(io::Error::from_raw_os_error(-rc)),
         }
+    }
+
+    /// Makes frames addressed to `addr` (one of the director's own addresses) go to the kernel
+    /// whatever their source.
+    pub fn add_local_address(&self, addr: Ipv4Addr) -> io::Result<()> {
+        update(self.local_addrs, &addr.octets(), &1u8)
     }
 
     /// The program's counters for rx queue `queue`.

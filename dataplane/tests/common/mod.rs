@@ -92,7 +92,12 @@ pub fn service(
         dests,
         reals: reals
             .iter()
-            .map(|&(id, addr, port, _)| RealServer { id, addr, port })
+            .map(|&(id, addr, port, _)| RealServer {
+                id,
+                addr,
+                port,
+                failed: false,
+            })
             .collect(),
         persistence: None,
     };
