@@ -218,7 +218,7 @@ pub struct CheckSpec {
     /// `http`: the path requested with GET (default `/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// `http`: the status that means healthy (default 200).
+    /// `http`: the status that means healthy (default: any 2xx).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_status: Option<u16>,
     /// Time between two checks of one server, ms (default [`DEFAULT_CHECK_INTERVAL_MS`]).

@@ -102,7 +102,15 @@ fn a_killed_real_server_is_quiesced_and_comes_back() -> anyhow::Result<()> {
         let body = cluster.curl("/")?;
         assert_eq!(body.trim_end(), survivor.page, "request {i}");
     }
-    // The listing keeps the configured weight; the health says why.
+    // `ipvsadm -Ln` shows the down server at weight 0, as keepalived would have set it.
+    let ln = cluster.xvsadm(&["-Ln"])?;
+    let victim_name = format!("{}:80", victim.addr);
+    let weight = ln
+        .lines()
+        .find(|l| l.contains(&victim_name))
+        .and_then(|l| l.split_whitespace().nth(3));
+    assert_eq!(weight, Some("0"), "{ln}");
+    // The protocol's listing keeps the configured weight; the health says why.
     let listed = reals(&cluster)?;
     let down = listed.iter().find(|r| r.real.addr == victim.addr).unwrap();
     assert_eq!(down.weight, 1);
