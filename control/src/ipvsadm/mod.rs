@@ -1,0 +1,104 @@
+//! ipvsadm's command line and output formats, mapped onto the control protocol.
+//!
+//! This module owns everything `xvsadm` shares with ipvsadm: parsing its argument syntax
+//! ([`parse`]) into protocol commands, the listings ([`format_list`]), the messages ipvsadm
+//! prints for the kernel's errors ([`daemon_error_message`]) and its exit statuses. It is pure
+//! (no I/O), so every format is unit tested against golden strings.
+//!
+//! The reference is ipvsadm 1.31 (git.kernel.org/pub/scm/utils/kernel/ipvsadm/ipvsadm.git,
+//! commit "Release: Version 1.31"), files ipvsadm.c and libipvs/libipvs.c; the C format strings
+//! are quoted beside the code that reproduces them.
+//!
+//! Where xvsadm knowingly differs from ipvsadm:
+//! - addresses and ports are always printed numerically (no DNS or /etc/services lookups),
+//!   with or without `-n`, and only numeric IPv4 addresses are accepted;
+//! - a real server added without a forwarding method is masqueraded (`-m`), the only method
+//!   xvs implements; ipvsadm's default is `-g`, and explicit `-g` / `-i` are refused;
+//! - options may come in any order (ipvsadm wants the command first);
+//! - the real server's port defaults to the service's port wherever `-r` appears (ipvsadm copies
+//!   the port only if `-t`/`-u` came before `-r`);
+//! - ipvsadm options xvs does not implement are refused by name instead of being sent;
+//! - `-b flag-3` is refused (IPVS's third scheduler flag bit, read by no scheduler, which xvs
+//!   does not keep), and `-b ,` (only commas) is "invalid scheduler flag `,'" where ipvsadm
+//!   crashes (strtok gives strcmp a NULL);
+//! - `-M` takes a numeric dotted quad only (ipvsadm: inet_aton or a host name), and the daemon
+//!   wants it contiguous; a persistent service on port 0 (every port) is refused as not
+//!   supported;
+//! - `--persistent-conn` prints the PersistConn column as the daemon reports it (0 from a
+//!   daemon that does not count templates per real server).
+
+mod errors;
+mod format;
+mod options;
+mod parse;
+mod tokens;
+mod usage;
+
+#[cfg(test)]
+mod tests;
+
+pub use errors::{daemon_error_message, ListError, UsageError};
+pub use format::format_list;
+pub use parse::{parse, take_control_option};
+pub use usage::{format_daemon_version, usage, version_line};
+
+use crate::protocol::{Command, ServiceKey};
+
+/// ipvsadm's default scheduler (`DEF_SCHED`).
+pub const DEFAULT_SCHEDULER: &str = "wlc";
+
+/// Exit status of ipvsadm's `fail(2, ...)`: a bad value, a missing or illegal option, and also
+/// "Can't initialize ipvs" (here: xvsd cannot be reached).
+pub const EXIT_USAGE: u8 = 2;
+/// ipvsadm's `exit(1)`: a listing failed (e.g. `-L -t` names no service).
+pub const EXIT_LIST_FAILED: u8 = 1;
+/// ipvsadm returns -1 from `main` when the kernel refuses a change ("Service already exists")
+/// and when popt rejects the command line; the shell sees 255.
+pub const EXIT_COMMAND_FAILED: u8 = 255;
+/// See [`EXIT_COMMAND_FAILED`]: `tryhelp_exit(argv[0], -1)`.
+pub const EXIT_TRY_HELP: u8 = 255;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    /// `-h`: print [`usage`].
+    Help,
+    /// `-v`: print [`version_line`] (and the daemon's version).
+    Version,
+    /// `-L`/`-l` (or no arguments at all): send [`Command::List`], print [`format_list`].
+    List(ListOptions),
+    /// A command that changes the table; the daemon answers `{}`.
+    Apply(Command),
+}
+
+impl Invocation {
+    /// The protocol command to send, if any.
+    pub fn command(&self) -> Option<Command> {
+        match self {
+            Invocation::Help | Invocation::Version => None,
+            Invocation::List(_) => Some(Command::List),
+            Invocation::Apply(command) => Some(command.clone()),
+        }
+    }
+}
+
+/// How to print a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    /// `-t|-u VIP:PORT`: list only this service (and omit the version header, as ipvsadm does).
+    pub service: Option<ServiceKey>,
+    /// `-n`. Accepted; xvsadm always prints numeric addresses and ports.
+    pub numeric: bool,
+    /// `--stats`: traffic counters instead of weights and connection counts.
+    pub stats: bool,
+    /// `--thresholds`: upper and lower connection thresholds instead of forwarding method and
+    /// weight (`--stats` wins when both are given, as in ipvsadm).
+    pub thresholds: bool,
+    /// `--persistent-conn`: weight, persistence templates (PersistConn) and connection counts
+    /// (`--stats` and `--thresholds` win, as in ipvsadm).
+    pub persistent_conn: bool,
+    /// `--exact` / `-X`: counters in full instead of K/M/G/T.
+    pub exact: bool,
+    /// `--nosort`: the daemon's order (real servers in the order they were added).
+    pub nosort: bool,
+}
