@@ -20,6 +20,13 @@ pub enum UsageError {
 }
 
 impl UsageError {
+    /// The message alone, without the pointer to `-h` that [`UsageError::TryHelp`] adds.
+    pub fn message(&self) -> &str {
+        match self {
+            UsageError::Invalid(m) | UsageError::Unsupported(m) | UsageError::TryHelp(m) => m,
+        }
+    }
+
     /// ipvsadm's exit status for this kind of error.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -37,9 +44,50 @@ pub enum ListError {
     NoSuchService(ServiceKey),
 }
 
+/// A line of `-R`'s input that is not a change of the table. Nothing is sent then.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// The line does not parse (ipvsadm's message for it, then the line).
+    #[error("line {line}: {}: {text}", error.message())]
+    Invalid {
+        /// 1-based.
+        line: usize,
+        text: String,
+        error: UsageError,
+    },
+    /// The line parses but changes nothing (`-L`, `-S`, `-h`, ...).
+    #[error("line {line}: not a change of the table (-A -E -D -C -a -e -d -Z --set): {text}")]
+    NotAChange { line: usize, text: String },
+}
+
+impl RestoreError {
+    /// The exit status: the line's own error's, as when ipvsadm runs a restored line.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RestoreError::Invalid { error, .. } => error.exit_code(),
+            RestoreError::NotAChange { .. } => EXIT_USAGE,
+        }
+    }
+}
+
 /// The message ipvsadm prints when the kernel refuses `command` (libipvs `ipvs_strerror`);
 /// the daemon's own message where ipvsadm has no equivalent.
+///
+/// A refused [`Command::Batch`] (the daemon says "command N of M (name): why") reads
+/// "command N of M: " and then the message for the N-th command.
 pub fn daemon_error_message(command: &Command, code: ErrorCode, message: &str) -> String {
+    if let Command::Batch { commands } = command {
+        return match batch_failure(message)
+            .and_then(|(n, rest)| Some((n, commands.get(n - 1)?, rest)))
+        {
+            Some((n, inner, rest)) => format!(
+                "command {n} of {}: {}",
+                commands.len(),
+                daemon_error_message(inner, code, rest)
+            ),
+            None => message.to_string(),
+        };
+    }
     let on_real = matches!(
         command,
         Command::AddReal { .. } | Command::EditReal { .. } | Command::DelReal { .. }
@@ -83,4 +131,12 @@ pub fn daemon_error_message(command: &Command, code: ErrorCode, message: &str) -
         _ => message,
     };
     text.to_string()
+}
+
+/// Splits the daemon's "command N of M (name): why" into N (1-based) and why.
+fn batch_failure(message: &str) -> Option<(usize, &str)> {
+    let rest = message.strip_prefix("command ")?;
+    let (n, rest) = rest.split_once(" of ")?;
+    let (_, why) = rest.split_once("): ")?;
+    n.parse().ok().filter(|&n| n > 0).map(|n| (n, why))
 }

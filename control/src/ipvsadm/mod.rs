@@ -27,19 +27,24 @@
 //! - `--persistent-conn` prints the PersistConn column as the daemon reports it (0 from a
 //!   daemon that does not count templates per real server).
 
+mod check;
 mod errors;
 mod format;
+mod health;
 mod options;
 mod parse;
+mod save;
 mod tokens;
 mod usage;
 
 #[cfg(test)]
 mod tests;
 
-pub use errors::{daemon_error_message, ListError, UsageError};
-pub use format::format_list;
+pub use errors::{daemon_error_message, ListError, RestoreError, UsageError};
+pub use format::{connections_warnings, format_connections, format_list, format_timeouts};
+pub use health::format_health;
 pub use parse::{parse, take_control_option};
+pub use save::{format_save, parse_restore};
 pub use usage::{format_daemon_version, usage, version_line};
 
 use crate::protocol::{Command, ServiceKey};
@@ -67,16 +72,29 @@ pub enum Invocation {
     Version,
     /// `-L`/`-l` (or no arguments at all): send [`Command::List`], print [`format_list`].
     List(ListOptions),
+    /// `-L --timeout`: send [`Command::Timeouts`], print [`format_timeouts`].
+    Timeouts,
+    /// `-L -c`: send [`Command::Connections`], print [`format_connections`] (and
+    /// [`connections_warnings`] to stderr).
+    Connections(ListOptions),
+    /// `-L --health` (xvs): send [`Command::List`], print [`format_health`].
+    Health(ListOptions),
+    /// `-S`: send [`Command::List`], print [`format_save`].
+    Save,
+    /// `-R`: read the rules from stdin, send what [`parse_restore`] makes of them.
+    Restore,
     /// A command that changes the table; the daemon answers `{}`.
     Apply(Command),
 }
 
 impl Invocation {
-    /// The protocol command to send, if any.
+    /// The protocol command to send, if any (`-R`'s depends on its input).
     pub fn command(&self) -> Option<Command> {
         match self {
-            Invocation::Help | Invocation::Version => None,
-            Invocation::List(_) => Some(Command::List),
+            Invocation::Help | Invocation::Version | Invocation::Restore => None,
+            Invocation::List(_) | Invocation::Health(_) | Invocation::Save => Some(Command::List),
+            Invocation::Timeouts => Some(Command::Timeouts),
+            Invocation::Connections(_) => Some(Command::Connections),
             Invocation::Apply(command) => Some(command.clone()),
         }
     }
@@ -91,14 +109,19 @@ pub struct ListOptions {
     pub numeric: bool,
     /// `--stats`: traffic counters instead of weights and connection counts.
     pub stats: bool,
+    /// `--rate`: rates per second instead of weights and connection counts (`--stats` wins
+    /// when both are given, as in ipvsadm).
+    pub rate: bool,
     /// `--thresholds`: upper and lower connection thresholds instead of forwarding method and
-    /// weight (`--stats` wins when both are given, as in ipvsadm).
+    /// weight (`--stats` and `--rate` win when given too, as in ipvsadm).
     pub thresholds: bool,
     /// `--persistent-conn`: weight, persistence templates (PersistConn) and connection counts
-    /// (`--stats` and `--thresholds` win, as in ipvsadm).
+    /// (`--stats`, `--rate` and `--thresholds` win, as in ipvsadm). With `-c`: ipvsadm's
+    /// title with the persistence engine columns.
     pub persistent_conn: bool,
     /// `--exact` / `-X`: counters in full instead of K/M/G/T.
     pub exact: bool,
-    /// `--nosort`: the daemon's order (real servers in the order they were added).
+    /// `--nosort`: the daemon's order (real servers in the order they were added; with `-c`,
+    /// connections as the workers listed them).
     pub nosort: bool,
 }

@@ -1,6 +1,7 @@
 //! ipvsadm's option table (popt's `options_table`) and its `commands_v_options` legality table.
 
-/// ipvsadm's commands, in the order of its `CMD_*` constants (the rows of [`RULES`]).
+/// ipvsadm's commands, in the order of its `CMD_*` constants (the rows of [`RULES`]), without
+/// `--start-daemon` and `--stop-daemon` (xvs has no connection sync daemon).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Cmd {
     AddService,
@@ -11,6 +12,11 @@ pub(super) enum Cmd {
     AddServer,
     DelServer,
     EditServer,
+    /// `--set`.
+    Timeout,
+    Restore,
+    Save,
+    Zero,
 }
 
 impl Cmd {
@@ -25,15 +31,21 @@ impl Cmd {
             Cmd::AddServer => "add-server",
             Cmd::DelServer => "delete-server",
             Cmd::EditServer => "edit-server",
+            Cmd::Timeout => "set",
+            Cmd::Restore => "restore",
+            Cmd::Save => "save",
+            Cmd::Zero => "zero",
         }
     }
 }
 
-/// The ipvsadm options xvsadm implements, in the order of ipvsadm's `OPTC_*` constants (the
-/// columns of [`RULES`]); that order decides which error ipvsadm reports first.
+/// The options xvsadm implements: ipvsadm's, in the order of its `OPTC_*` constants, then
+/// xvs's own (health checks). They are the columns of [`RULES`]; their order decides which
+/// error is reported first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Opt {
     Numeric,
+    Connection,
     Service,
     Scheduler,
     Persistent,
@@ -43,17 +55,30 @@ pub(super) enum Opt {
     Weight,
     UThreshold,
     LThreshold,
+    Timeout,
     Stats,
+    Rate,
     Thresholds,
     PersistentConn,
     NoSort,
     Exact,
     SchedFlags,
+    // xvs extensions.
+    Health,
+    Check,
+    CheckPort,
+    CheckPath,
+    CheckStatus,
+    CheckInterval,
+    CheckTimeout,
+    Rise,
+    Fall,
 }
 
 impl Opt {
-    pub(super) const ALL: [Opt; 16] = [
+    pub(super) const ALL: [Opt; 28] = [
         Opt::Numeric,
+        Opt::Connection,
         Opt::Service,
         Opt::Scheduler,
         Opt::Persistent,
@@ -63,18 +88,41 @@ impl Opt {
         Opt::Weight,
         Opt::UThreshold,
         Opt::LThreshold,
+        Opt::Timeout,
         Opt::Stats,
+        Opt::Rate,
         Opt::Thresholds,
         Opt::PersistentConn,
         Opt::NoSort,
         Opt::Exact,
         Opt::SchedFlags,
+        Opt::Health,
+        Opt::Check,
+        Opt::CheckPort,
+        Opt::CheckPath,
+        Opt::CheckStatus,
+        Opt::CheckInterval,
+        Opt::CheckTimeout,
+        Opt::Rise,
+        Opt::Fall,
     ];
 
-    /// ipvsadm's `optnames[]`.
+    /// The check options that only mean something with `--check`.
+    pub(super) const CHECK_DETAILS: [Opt; 7] = [
+        Opt::CheckPort,
+        Opt::CheckPath,
+        Opt::CheckStatus,
+        Opt::CheckInterval,
+        Opt::CheckTimeout,
+        Opt::Rise,
+        Opt::Fall,
+    ];
+
+    /// ipvsadm's `optnames[]` (for xvs's options: their long names).
     pub(super) fn name(self) -> &'static str {
         match self {
             Opt::Numeric => "numeric",
+            Opt::Connection => "connection",
             Opt::Service => "service-address",
             Opt::Scheduler => "scheduler",
             Opt::Persistent => "persistent",
@@ -84,12 +132,23 @@ impl Opt {
             Opt::Weight => "weight",
             Opt::UThreshold => "u-threshold",
             Opt::LThreshold => "l-threshold",
+            Opt::Timeout => "timeout",
             Opt::Stats => "stats",
+            Opt::Rate => "rate",
             Opt::Thresholds => "thresholds",
             Opt::PersistentConn => "persistent-conn",
             Opt::NoSort => "nosort",
             Opt::Exact => "exact",
             Opt::SchedFlags => "sched-flags",
+            Opt::Health => "health",
+            Opt::Check => "check",
+            Opt::CheckPort => "check-port",
+            Opt::CheckPath => "check-path",
+            Opt::CheckStatus => "check-status",
+            Opt::CheckInterval => "check-interval",
+            Opt::CheckTimeout => "check-timeout",
+            Opt::Rise => "rise",
+            Opt::Fall => "fall",
         }
     }
 
@@ -98,21 +157,39 @@ impl Opt {
     }
 }
 
-/// ipvsadm's `commands_v_options` table restricted to the columns of [`Opt`]
-/// (`-n svc -s -p -M -r fwd -w -x -y --stats --thresholds --persistent-conn --nosort --exact
-/// -b`): `+` compulsory, `x` illegal, ` ` optional. ipvsadm marks the service `1` (exclusive)
-/// for `list`, exclusive with `-c`, `--timeout` and `--daemon`, none of which xvsadm
-/// implements, so it is optional here.
-pub(super) const RULES: [&[u8; 16]; 8] = [
-    //-n svc -s -p -M -r fwd -w -x -y st thr pc srt ex -b
-    b"x+   xxxxxxxxxx ", // add-service
-    b"x+   xxxxxxxxxx ", // edit-service
-    b"x+xxxxxxxxxxxxxx", // delete-service
-    b"xxxxxxxxxxxxxxxx", // flush
-    b" 1xxxxxxxx     x", // list
-    b"x+xxx+    xxxxxx", // add-server
-    b"x+xxx+xxxxxxxxxx", // delete-server
-    b"x+xxx+    xxxxxx", // edit-server
+/// The width of a [`RULES`] row.
+const OPTS: usize = Opt::ALL.len();
+
+/// ipvsadm's `commands_v_options` table restricted to the columns of [`Opt`], plus xvs's
+/// columns: `+` compulsory, `x` illegal, `1` exclusive (at most one `1` option), ` ` optional.
+/// ipvsadm's rows and columns, quoted from ipvsadm.c (the columns xvs lacks left out):
+///
+/// ```text
+///             -n   -c   svc  -s   -p   -M   -r   fwd  -w   -x   -y   ... tot  ... -st  -rt  thr  -pc  srt  ... -ex  ... -b
+/// /*ADD*/     'x', 'x', '+', ' ', ' ', ' ', 'x', 'x', 'x', 'x', 'x', ... 'x', ... 'x', 'x', 'x', 'x', 'x', ... 'x', ... ' '
+/// /*LIST*/    ' ', '1', '1', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', ... '1', ... ' ', ' ', ' ', ' ', ' ', ... ' ', ... 'x'
+/// /*TIMEOUT*/ every option 'x'          /*RESTORE*/ every option 'x'
+/// /*SAVE*/    ' ', then every option 'x'
+/// /*ZERO*/    'x', 'x', ' ', then every option 'x'
+/// ```
+///
+/// xvs's columns: `--health` is a listing option; the check options go with `-A` and `-E`.
+pub(super) const RULES: [&[u8; OPTS]; 12] = [
+    // Columns: -n -c svc -s -p -M -r fwd -w -x -y --timeout --stats --rate --thresholds
+    // --persistent-conn --nosort --exact -b | --health --check --check-port --check-path
+    // --check-status --check-interval --check-timeout --rise --fall
+    b"xx+   xxxxxxxxxxxx x        ", // add-service
+    b"xx+   xxxxxxxxxxxx x        ", // edit-service
+    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
+    b" 11xxxxxxxx1      x xxxxxxxx", // list
+    b"xx+xxx+    xxxxxxxxxxxxxxxxx", // add-server
+    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxx", // delete-server
+    b"xx+xxx+    xxxxxxxxxxxxxxxxx", // edit-server
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
+    b" xxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
+    b"xx xxxxxxxxxxxxxxxxxxxxxxxxx", // zero
 ];
 
 /// What an option does once recognised.
@@ -142,8 +219,20 @@ pub(super) enum Key {
     NoSort,
     /// `--sort`: "does nothing, for backwards compatibility".
     Sort,
-    /// An ipvsadm option xvs does not implement; refused with its long name.
-    Unsupported,
+    Connection,
+    Timeout,
+    Rate,
+    Health,
+    Check,
+    CheckPort,
+    CheckPath,
+    CheckStatus,
+    CheckInterval,
+    CheckTimeout,
+    Rise,
+    Fall,
+    /// An ipvsadm option xvs does not implement; refused with its long name and the reason.
+    Unsupported(&'static str),
 }
 
 /// Whether an option takes an argument (popt's `argInfo`).
@@ -181,7 +270,10 @@ pub(super) const fn spec(
     }
 }
 
-/// ipvsadm 1.31's options, short and long. `-L` and `-l` are both `--list`.
+const NO_SYNC: &str = "xvs has no connection sync daemon";
+const NO_TUNNEL: &str = "xvs implements masquerading (-m) only, no tunnels";
+
+/// ipvsadm 1.31's options, short and long, then xvs's own. `-L` and `-l` are both `--list`.
 pub(super) const SPECS: &[Spec] = &[
     spec(
         Some('A'),
@@ -245,32 +337,67 @@ pub(super) const SPECS: &[Spec] = &[
     spec(Some('X'), "exact", false, Key::Exact),
     spec(None, "nosort", false, Key::NoSort),
     spec(None, "sort", false, Key::Sort),
-    // Known to ipvsadm, not implemented by xvs (yet).
-    spec(Some('Z'), "zero", false, Key::Unsupported),
-    spec(None, "set", false, Key::Unsupported),
-    spec(Some('R'), "restore", false, Key::Unsupported),
-    spec(Some('S'), "save", false, Key::Unsupported),
-    spec(None, "start-daemon", true, Key::Unsupported),
-    spec(None, "stop-daemon", true, Key::Unsupported),
-    spec(None, "sctp-service", true, Key::Unsupported),
-    spec(Some('f'), "fwmark-service", true, Key::Unsupported),
-    spec(Some('c'), "connection", false, Key::Unsupported),
-    spec(None, "mcast-interface", true, Key::Unsupported),
-    spec(None, "syncid", true, Key::Unsupported),
-    spec(None, "timeout", false, Key::Unsupported),
-    spec(None, "daemon", false, Key::Unsupported),
-    spec(None, "rate", false, Key::Unsupported),
-    spec(Some('6'), "ipv6", false, Key::Unsupported),
-    spec(Some('o'), "ops", false, Key::Unsupported),
-    spec(None, "pe", true, Key::Unsupported),
-    spec(None, "mcast-group", true, Key::Unsupported),
-    spec(None, "mcast-port", true, Key::Unsupported),
-    spec(None, "mcast-ttl", true, Key::Unsupported),
-    spec(None, "sync-maxlen", true, Key::Unsupported),
-    spec(None, "tun-info", false, Key::Unsupported),
-    spec(None, "tun-type", true, Key::Unsupported),
-    spec(None, "tun-port", true, Key::Unsupported),
-    spec(None, "tun-nocsum", false, Key::Unsupported),
-    spec(None, "tun-csum", false, Key::Unsupported),
-    spec(None, "tun-remcsum", false, Key::Unsupported),
+    spec(Some('c'), "connection", false, Key::Connection),
+    spec(None, "timeout", false, Key::Timeout),
+    spec(None, "rate", false, Key::Rate),
+    spec(Some('Z'), "zero", false, Key::Command(Cmd::Zero)),
+    spec(None, "set", false, Key::Command(Cmd::Timeout)),
+    spec(Some('R'), "restore", false, Key::Command(Cmd::Restore)),
+    spec(Some('S'), "save", false, Key::Command(Cmd::Save)),
+    // xvs's own: health checks.
+    spec(None, "health", false, Key::Health),
+    spec(None, "check", true, Key::Check),
+    spec(None, "check-port", true, Key::CheckPort),
+    spec(None, "check-path", true, Key::CheckPath),
+    spec(None, "check-status", true, Key::CheckStatus),
+    spec(None, "check-interval", true, Key::CheckInterval),
+    spec(None, "check-timeout", true, Key::CheckTimeout),
+    spec(None, "rise", true, Key::Rise),
+    spec(None, "fall", true, Key::Fall),
+    // Known to ipvsadm, not implemented by xvs.
+    spec(None, "start-daemon", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "stop-daemon", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "mcast-interface", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "syncid", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "daemon", false, Key::Unsupported(NO_SYNC)),
+    spec(None, "mcast-group", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "mcast-port", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "mcast-ttl", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "sync-maxlen", true, Key::Unsupported(NO_SYNC)),
+    spec(
+        None,
+        "sctp-service",
+        true,
+        Key::Unsupported("xvs balances TCP and UDP only"),
+    ),
+    spec(
+        Some('f'),
+        "fwmark-service",
+        true,
+        Key::Unsupported("xvs has no firewall-mark services"),
+    ),
+    spec(
+        Some('6'),
+        "ipv6",
+        false,
+        Key::Unsupported("xvs balances IPv4 only"),
+    ),
+    spec(
+        Some('o'),
+        "ops",
+        false,
+        Key::Unsupported("xvs has no one-packet scheduling"),
+    ),
+    spec(
+        None,
+        "pe",
+        true,
+        Key::Unsupported("xvs has no persistence engines"),
+    ),
+    spec(None, "tun-info", false, Key::Unsupported(NO_TUNNEL)),
+    spec(None, "tun-type", true, Key::Unsupported(NO_TUNNEL)),
+    spec(None, "tun-port", true, Key::Unsupported(NO_TUNNEL)),
+    spec(None, "tun-nocsum", false, Key::Unsupported(NO_TUNNEL)),
+    spec(None, "tun-csum", false, Key::Unsupported(NO_TUNNEL)),
+    spec(None, "tun-remcsum", false, Key::Unsupported(NO_TUNNEL)),
 ];

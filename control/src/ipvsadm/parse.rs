@@ -1,12 +1,13 @@
 //! The command line: options read into [`Parsed`], checked against ipvsadm's tables, turned
 //! into an [`Invocation`].
 
+use super::check::CheckOptions;
 use super::options::{Cmd, Key, Opt, RULES};
 use super::tokens::{Found, Token, Tokens};
 use super::{Invocation, ListOptions, UsageError, DEFAULT_SCHEDULER};
 use crate::protocol::{
-    Command, Forward, Protocol, RealKey, ServiceKey, DEFAULT_NETMASK, DEFAULT_PERSISTENT_TIMEOUT,
-    MAX_PERSISTENT_TIMEOUT,
+    Command, Forward, Protocol, RealKey, ServiceKey, Timeouts, DEFAULT_NETMASK,
+    DEFAULT_PERSISTENT_TIMEOUT, MAX_PERSISTENT_TIMEOUT,
 };
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -32,7 +33,10 @@ struct Parsed {
     /// `-b`'s argument as given (ipvsadm parses it once all options are read).
     sched_flags: Option<String>,
     list: ListOptions,
-    unexpected: Option<String>,
+    /// xvs's `--check` options.
+    check: CheckOptions,
+    /// Words that are no option's argument: `--set`'s three timeouts, else an error.
+    positional: Vec<String>,
 }
 
 impl Parsed {
@@ -169,10 +173,43 @@ impl Parsed {
                 self.set_option(Opt::NoSort)?;
                 self.list.nosort = true;
             }
-            Key::Sort => {}
-            Key::Unsupported => {
+            Key::Sort => {
+                // case TAG_SORT:
+                //         /* Sort is the default, this is a no-op for compatibility */
+            }
+            Key::Connection => self.set_option(Opt::Connection)?,
+            Key::Timeout => self.set_option(Opt::Timeout)?,
+            Key::Rate => {
+                self.set_option(Opt::Rate)?;
+                self.list.rate = true;
+            }
+            Key::Health => self.set_option(Opt::Health)?,
+            Key::Check => {
+                self.set_option(Opt::Check)?;
+                self.check.set_kind(&value)?;
+            }
+            Key::CheckPort
+            | Key::CheckPath
+            | Key::CheckStatus
+            | Key::CheckInterval
+            | Key::CheckTimeout
+            | Key::Rise
+            | Key::Fall => {
+                let opt = match found.spec.key {
+                    Key::CheckPort => Opt::CheckPort,
+                    Key::CheckPath => Opt::CheckPath,
+                    Key::CheckStatus => Opt::CheckStatus,
+                    Key::CheckInterval => Opt::CheckInterval,
+                    Key::CheckTimeout => Opt::CheckTimeout,
+                    Key::Rise => Opt::Rise,
+                    _ => Opt::Fall,
+                };
+                self.set_option(opt)?;
+                self.check.set(opt, &value)?;
+            }
+            Key::Unsupported(why) => {
                 return Err(UsageError::Unsupported(format!(
-                    "option '{}' ({}) is not supported yet",
+                    "option '{}' ({}) is not supported: {why}",
                     found.shown, found.spec.long
                 )))
             }
@@ -184,6 +221,7 @@ impl Parsed {
     /// option order.
     fn check_options(&self, cmd: Cmd) -> Result<(), UsageError> {
         let row = RULES[cmd as usize];
+        let mut exclusive: Option<Opt> = None;
         for (opt, rule) in Opt::ALL.into_iter().zip(row.iter()) {
             let given = self.options & opt.bit() != 0;
             match (*rule, given) {
@@ -201,6 +239,17 @@ impl Parsed {
                         cmd.name()
                     )))
                 }
+                (b'1', true) => {
+                    if let Some(first) = exclusive {
+                        return Err(UsageError::Invalid(format!(
+                            "The option '{}' conflicts with the '{}' option in the '{}' command",
+                            opt.name(),
+                            first.name(),
+                            cmd.name()
+                        )));
+                    }
+                    exclusive = Some(opt);
+                }
                 _ => {}
             }
         }
@@ -208,12 +257,38 @@ impl Parsed {
     }
 
     fn finish(mut self) -> Result<Invocation, UsageError> {
-        if let Some(arg) = self.unexpected.take() {
+        // if (ce->cmd == CMD_TIMEOUT) { ... poptGetArg x3 ... parse_timeout(optarg, 0,
+        //         MAX_TIMEOUT) ... } else fail(2, "--set option requires 3 timeout values");
+        let mut positional = std::mem::take(&mut self.positional).into_iter();
+        let timeouts = if self.cmd == Some(Cmd::Timeout) {
+            let (Some(tcp), Some(tcpfin), Some(udp)) =
+                (positional.next(), positional.next(), positional.next())
+            else {
+                return Err(UsageError::Invalid(
+                    "--set option requires 3 timeout values".into(),
+                ));
+            };
+            let timeout = |text: String| {
+                string_to_number(&text, 0, i64::from(MAX_PERSISTENT_TIMEOUT))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        UsageError::Invalid(format!("invalid timeout value `{text}' specified"))
+                    })
+            };
+            Some(Timeouts {
+                tcp: timeout(tcp)?,
+                tcpfin: timeout(tcpfin)?,
+                udp: timeout(udp)?,
+            })
+        } else {
+            None
+        };
+        if let Some(arg) = positional.next() {
             return Err(UsageError::Invalid(format!("unexpected argument {arg}")));
         }
         let Some(cmd) = self.cmd else {
             return Err(UsageError::TryHelp(
-                "no command given (one of -A -E -D -C -a -e -d -L)".into(),
+                "no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set)".into(),
             ));
         };
         // ipvsadm parses -b at the end of parse_options, against -s or its default scheduler
@@ -243,11 +318,20 @@ impl Parsed {
             ))
         };
         let command = match cmd {
-            Cmd::List => {
-                let mut list = self.list.clone();
-                list.service = self.service;
-                return Ok(Invocation::List(list));
+            Cmd::List => return self.list_invocation(),
+            Cmd::Save => return Ok(Invocation::Save),
+            Cmd::Restore => return Ok(Invocation::Restore),
+            Cmd::Timeout => {
+                let Some(Timeouts { tcp, tcpfin, udp }) = timeouts else {
+                    return Err(UsageError::Invalid(
+                        "--set option requires 3 timeout values".into(),
+                    ));
+                };
+                Command::SetTimeouts { tcp, tcpfin, udp }
             }
+            Cmd::Zero => Command::Zero {
+                service: self.service,
+            },
             Cmd::Flush => Command::Clear,
             Cmd::AddService | Cmd::EditService => {
                 let service = service?;
@@ -276,7 +360,7 @@ impl Parsed {
                 );
                 // Like the scheduler, the flags are always sent: -E without -b clears them.
                 let sched_flags = Some(sched_flags);
-                if cmd == Cmd::AddService {
+                let command = if cmd == Cmd::AddService {
                     Command::AddService {
                         service,
                         scheduler,
@@ -292,6 +376,15 @@ impl Parsed {
                         persistent,
                         netmask,
                     }
+                };
+                // xvs: --check sets (or with `none` removes) the check in the same batch, so
+                // the service never exists without the check it was given; no --check leaves
+                // the check alone.
+                match self.check.finish(self.options)? {
+                    None => command,
+                    Some(check) => Command::Batch {
+                        commands: vec![command, Command::SetCheck { service, check }],
+                    },
                 }
             }
             Cmd::DelService => Command::DelService { service: service? },
@@ -338,6 +431,39 @@ impl Parsed {
             }
         };
         Ok(Invocation::Apply(command))
+    }
+
+    /// `-L` once the option table allowed it: ipvsadm's `case CMD_LIST`, which picks the
+    /// listing (connections, one service, timeouts or everything), and xvs's `--health`.
+    fn list_invocation(&self) -> Result<Invocation, UsageError> {
+        let has = |opt: Opt| self.options & opt.bit() != 0;
+        let any = |opts: &[Opt]| opts.iter().any(|&o| has(o));
+        // if ((options & (OPT_CONNECTION|OPT_TIMEOUT|OPT_DAEMON) &&
+        //      options & (OPT_STATS|OPT_RATE|OPT_THRESHOLDS)) ||
+        //     (options & (OPT_TIMEOUT|OPT_DAEMON) &&
+        //      options & OPT_PERSISTENTCONN))
+        //         fail(2, "options conflicts in the list command");
+        // xvs: --health is a listing of its own, like -c.
+        let listing_kinds = [Opt::Stats, Opt::Rate, Opt::Thresholds];
+        if (any(&[Opt::Connection, Opt::Timeout, Opt::Health]) && any(&listing_kinds))
+            || (any(&[Opt::Timeout, Opt::Health]) && has(Opt::PersistentConn))
+            || (has(Opt::Health) && any(&[Opt::Connection, Opt::Timeout]))
+        {
+            return Err(UsageError::Invalid(
+                "options conflicts in the list command".into(),
+            ));
+        }
+        let mut list = self.list.clone();
+        list.service = self.service;
+        Ok(if has(Opt::Connection) {
+            Invocation::Connections(list)
+        } else if has(Opt::Timeout) {
+            Invocation::Timeouts
+        } else if has(Opt::Health) {
+            Invocation::Health(list)
+        } else {
+            Invocation::List(list)
+        })
     }
 
     /// ipvsadm's `parse_sched_flags`: `-b`'s comma-separated names (strtok: empty names
@@ -392,10 +518,8 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
     let mut tokens = Tokens::new(args);
     while let Some(token) = tokens.next_token() {
         match token? {
-            // popt collects stray words; ipvsadm rejects the first after all options.
-            Token::Arg(arg) => {
-                parsed.unexpected.get_or_insert(arg);
-            }
+            // popt collects stray words: `--set` takes three, ipvsadm rejects any other.
+            Token::Arg(arg) => parsed.positional.push(arg),
             Token::Opt(found) => {
                 if let Some(done) = parsed.apply(found)? {
                     return Ok(done);

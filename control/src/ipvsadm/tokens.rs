@@ -69,7 +69,7 @@ impl<'a> Tokens<'a> {
             .ok_or_else(|| UsageError::TryHelp(format!("unknown option '{shown}'")))?;
         let value = match (spec.key, spec.arg, inline) {
             // Refused by name before anything else is checked.
-            (Key::Unsupported, _, _) => None,
+            (Key::Unsupported(_), _, _) => None,
             (_, Arg::Required | Arg::Optional, Some(value)) => Some(value),
             (_, Arg::Required, None) => Some(self.value_for(&shown)?),
             (_, Arg::Optional, None) => self.optional_value(),
@@ -94,7 +94,7 @@ impl<'a> Tokens<'a> {
             .iter()
             .find(|s| s.short == Some(c))
             .ok_or_else(|| UsageError::TryHelp(format!("unknown option '{shown}'")))?;
-        let value = if spec.key == Key::Unsupported {
+        let value = if matches!(spec.key, Key::Unsupported(_)) {
             None
         } else if spec.arg != Arg::None {
             // The rest of the cluster is the argument (`-w3`, `-p600`), else the next word.

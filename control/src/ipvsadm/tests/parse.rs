@@ -371,40 +371,52 @@ fn bad_command_lines() {
         // ipvsadm options xvs does not implement.
         (
             "-A -t 198.18.0.129:80 -p --pe sip",
-            "option '--pe' (pe) is not supported yet",
+            "option '--pe' (pe) is not supported: xvs has no persistence engines",
             usage,
         ),
         (
             "-A -f 1",
-            "option '-f' (fwmark-service) is not supported yet",
+            "option '-f' (fwmark-service) is not supported: xvs has no firewall-mark services",
             usage,
         ),
         (
-            "-lnc",
-            "option '-c' (connection) is not supported yet",
+            "-A --sctp-service 198.18.0.129:80",
+            "option '--sctp-service' (sctp-service) is not supported: xvs balances TCP and UDP \
+             only",
             usage,
         ),
         (
-            "-L --rate",
-            "option '--rate' (rate) is not supported yet",
+            "-L --daemon",
+            "option '--daemon' (daemon) is not supported: xvs has no connection sync daemon",
             usage,
         ),
-        (
-            "-L --timeout",
-            "option '--timeout' (timeout) is not supported yet",
-            usage,
-        ),
-        (
-            "--set 900 120 300",
-            "option '--set' (set) is not supported yet",
-            usage,
-        ),
-        ("-S -n", "option '-S' (save) is not supported yet", usage),
-        ("-R", "option '-R' (restore) is not supported yet", usage),
-        ("-Z", "option '-Z' (zero) is not supported yet", usage),
         (
             "--start-daemon master",
-            "option '--start-daemon' (start-daemon) is not supported yet",
+            "option '--start-daemon' (start-daemon) is not supported: xvs has no connection \
+             sync daemon",
+            usage,
+        ),
+        (
+            "--stop-daemon backup",
+            "option '--stop-daemon' (stop-daemon) is not supported: xvs has no connection \
+             sync daemon",
+            usage,
+        ),
+        (
+            "-A -u 198.18.0.129:53 -o",
+            "option '-o' (ops) is not supported: xvs has no one-packet scheduling",
+            usage,
+        ),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 -i --tun-type gue",
+            "option '--tun-type' (tun-type) is not supported: xvs implements masquerading (-m) \
+             only, no tunnels",
+            usage,
+        ),
+        (
+            "-L --tun-info",
+            "option '--tun-info' (tun-info) is not supported: xvs implements masquerading (-m) \
+             only, no tunnels",
             usage,
         ),
         (
@@ -415,7 +427,7 @@ fn bad_command_lines() {
         // popt's errors: ipvsadm points at -h and exits 255.
         (
             "-n",
-            "no command given (one of -A -E -D -C -a -e -d -L)\n\
+            "no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set)\n\
              Try `xvsadm -h' or 'xvsadm --help' for more information.",
             try_help,
         ),
