@@ -131,10 +131,7 @@ pub(super) fn sorted_reals<'a>(svc: &'a ServiceInfo, opts: &ListOptions) -> Vec<
 }
 
 /// The listing of one service ([`format_list`]'s and [`super::format_health`]'s `-t|-u`).
-pub(super) fn find_service<'a>(
-    reply: &'a ListReply,
-    key: ServiceKey,
-) -> Result<&'a ServiceInfo, ListError> {
+pub(super) fn find_service(reply: &ListReply, key: ServiceKey) -> Result<&ServiceInfo, ListError> {
     reply
         .services
         .iter()
@@ -307,16 +304,16 @@ pub fn format_connections(reply: &ConnectionsReply, opts: &ListOptions) -> Strin
         //        "state", "source", "virtual", "destination", "pe name", "pe_data");
         writeln!(
             out,
-            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} {}",
-            "state", "source", "virtual", "destination", "pe name", "pe_data"
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "destination", "pe name"
         )
     } else {
         // printf("pro expire %-11s %-18s %-18s %s\n",
         //        "state", "source", "virtual", "destination");
         writeln!(
             out,
-            "pro expire {:<11} {:<18} {:<18} {}",
-            "state", "source", "virtual", "destination"
+            "pro expire {:<11} {:<18} {:<18} destination",
+            "state", "source", "virtual"
         )
     };
     let mut conns: Vec<_> = reply.connections.iter().collect();
@@ -341,15 +338,17 @@ pub fn format_connections(reply: &ConnectionsReply, opts: &ListOptions) -> Strin
         let expire_str = format!("{:02}:{:02}", expires / 60, expires % 60);
         // printf("%-3s %-6s %-11s %-18s %-18s %s\n",
         //        protocol, expire_str, state, cname, vname, dname);
-        let _ = writeln!(
-            out,
-            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
-            c.proto.ipvsadm_name(),
-            expire_str,
-            c.state,
+        let (cname, vname) = (
             format!("{}:{}", c.client, c.client_port),
             format!("{}:{}", c.vip, c.vport),
-            format!("{}:{}", c.real, c.rport),
+        );
+        let _ = writeln!(
+            out,
+            "{:<3} {expire_str:<6} {:<11} {cname:<18} {vname:<18} {}:{}",
+            c.proto.ipvsadm_name(),
+            c.state,
+            c.real,
+            c.rport
         );
     }
     out

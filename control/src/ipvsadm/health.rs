@@ -27,8 +27,8 @@ pub fn format_health(reply: &ListReply, opts: &ListOptions) -> Result<String, Li
     let _ = writeln!(out, "Prot LocalAddress:Port Check");
     let _ = writeln!(
         out,
-        "  -> {:<28} {:<5} {:<6} {:<10} {:<10} {:<10} {}",
-        "RemoteAddress:Port", "State", "Streak", "Passed", "Failed", "Since", "LastError"
+        "  -> {:<28} {:<5} {:<6} {:<10} {:<10} {:<10} LastError",
+        "RemoteAddress:Port", "State", "Streak", "Passed", "Failed", "Since"
     );
     for svc in services {
         service_health(&mut out, svc, opts);

@@ -1,13 +1,21 @@
 //! ipvsadm's command line and output formats, mapped onto the control protocol.
 //!
 //! This module owns everything `xvsadm` shares with ipvsadm: parsing its argument syntax
-//! ([`parse`]) into protocol commands, the listings ([`format_list`]), the messages ipvsadm
-//! prints for the kernel's errors ([`daemon_error_message`]) and its exit statuses. It is pure
-//! (no I/O), so every format is unit tested against golden strings.
+//! ([`parse`]) into protocol commands, the listings ([`format_list`], [`format_timeouts`],
+//! [`format_connections`]), `-S` and `-R` ([`format_save`], [`parse_restore`]), the messages
+//! ipvsadm prints for the kernel's errors ([`daemon_error_message`]) and its exit statuses;
+//! and xvs's health-check options and `--health` listing ([`format_health`]). It is pure (no
+//! I/O), so every format is unit tested against golden strings.
+//!
+//! Files: `options.rs` (ipvsadm's option table and `commands_v_options`), `tokens.rs` (popt's
+//! argv splitting), `parse.rs` (options to an [`Invocation`]), `check.rs` (the check options),
+//! `format.rs` (ipvsadm's listings), `health.rs` (`--health`), `save.rs` (`-S`, `-R`),
+//! `errors.rs`, `usage.rs` (`-h`, `-v`), `tests/`.
 //!
 //! The reference is ipvsadm 1.31 (git.kernel.org/pub/scm/utils/kernel/ipvsadm/ipvsadm.git,
-//! commit "Release: Version 1.31"), files ipvsadm.c and libipvs/libipvs.c; the C format strings
-//! are quoted beside the code that reproduces them.
+//! commit "Release: Version 1.31"), files ipvsadm.c, config_stream.c and libipvs/libipvs.c;
+//! the C format strings are quoted beside the code that reproduces them. Every format both
+//! print is byte-identical to ipvsadm's numeric (`-n`) output.
 //!
 //! Where xvsadm knowingly differs from ipvsadm:
 //! - addresses and ports are always printed numerically (no DNS or /etc/services lookups),
@@ -17,7 +25,8 @@
 //! - options may come in any order (ipvsadm wants the command first);
 //! - the real server's port defaults to the service's port wherever `-r` appears (ipvsadm copies
 //!   the port only if `-t`/`-u` came before `-r`);
-//! - ipvsadm options xvs does not implement are refused by name instead of being sent;
+//! - ipvsadm options xvs does not implement (`-f`, `--sctp-service`, `-6`, `-o`, `--pe`,
+//!   `--tun-*`, the sync daemon's) are refused by name, with the reason, instead of being sent;
 //! - `-b flag-3` is refused (IPVS's third scheduler flag bit, read by no scheduler, which xvs
 //!   does not keep), and `-b ,` (only commas) is "invalid scheduler flag `,'" where ipvsadm
 //!   crashes (strtok gives strcmp a NULL);
@@ -25,7 +34,43 @@
 //!   wants it contiguous; a persistent service on port 0 (every port) is refused as not
 //!   supported;
 //! - `--persistent-conn` prints the PersistConn column as the daemon reports it (0 from a
-//!   daemon that does not count templates per real server).
+//!   daemon that does not count templates per real server);
+//! - `-L -c` lists the workers' connection tables sorted (protocol, virtual address and port,
+//!   real server, client), where ipvsadm prints /proc/net/ip_vs_conn in hash order; `--sort`
+//!   does nothing there either, `--nosort` keeps the workers' order;
+//! - `-S` adds ` -x N` / ` -y N` to a real server's line when not 0 (ipvsadm 1.31 loses the
+//!   thresholds) and a service's check options to its `-A` line;
+//! - `-R` sends every line as one batch, so a failing line applies nothing (ipvsadm runs the
+//!   lines one by one and stops at the first failure, leaving the lines before it applied), and
+//!   accepts only changes (ipvsadm would also run `-L` lines);
+//! - where a health check holds a real server down, `-L` and `--persistent-conn` show its
+//!   weight as 0 (keepalived sets it to 0); `-S` saves the configured weight.
+//!
+//! xvs's health checks (no ipvsadm equivalent): `-A`/`-E` take `--check tcp|http|none`,
+//! `--check-port`, `--check-path`, `--check-status`, `--check-interval SECONDS`,
+//! `--check-timeout SECONDS` (decimals allowed, down to ms), `--rise`, `--fall` (see `check.rs`
+//! for defaults and values). `-L --health [-t|-u SERVICE] [--nosort]` lists them in ipvsadm's
+//! manner: the version header (all services only), two title lines, then each service with
+//! its check and each real server with its health:
+//!
+//! ```text
+//! IP Virtual Server version 1.2.1 (size=4096)
+//! Prot LocalAddress:Port Check
+//!   -> RemoteAddress:Port           State Streak Passed     Failed     Since      LastError
+//! TCP  198.18.0.129:80 http port 8080 path /health status 204 interval 5 timeout 0.5 rise 3 fall 4
+//!   -> 198.19.0.137:80              UP    3      1000       17         12         -
+//!   -> 198.19.0.148:80              DOWN  3      1000       17         12         connection refused
+//! UDP  198.18.0.129:53 none
+//!   -> 198.19.0.1:53                -
+//! ```
+//!
+//! The service line is `"%-4s %s"` (as in `-L`) and the check: `none`, or the kind, `port N`
+//! when it is not the real server's port, `path P status S` for http (defaults spelled out),
+//! then `interval`, `timeout` (seconds), `rise`, `fall`. A real server's line is
+//! `"  -> %-28s %-5s %-6u %-10u %-10u %-10u %s"`: state (UP or DOWN), the number of
+//! consecutive results agreeing with the last, checks passed, checks failed, seconds since the
+//! state last changed, and the last failure's reason (`-` if none; it is the only field that
+//! may contain blanks, so it comes last). A real server with no health reported is `-` alone.
 
 mod check;
 mod errors;

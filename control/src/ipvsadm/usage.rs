@@ -39,7 +39,8 @@ Usage:
                                     [-x uthreshold] [-y lthreshold]
   xvsadm [--control PATH] -d virtual-service -r server-address
   xvsadm [--control PATH] -L|l [virtual-service] [options]
-  xvsadm [--control PATH] -L|l -c|--timeout [-n] [--nosort] [--persistent-conn]
+  xvsadm [--control PATH] -L|l -c [-n] [--nosort] [--persistent-conn]
+  xvsadm [--control PATH] -L|l --timeout
   xvsadm [--control PATH] -L|l --health [virtual-service] [--nosort]
   xvsadm [--control PATH] -Z [virtual-service]
   xvsadm [--control PATH] --set tcp tcpfin udp

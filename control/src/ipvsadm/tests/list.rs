@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::ipvsadm::format::largenum;
+use crate::protocol::{CheckKind, CheckSpec, HealthState, Rates};
 
 /// design.md shows `ipvsadm -Ln` with trailing blanks trimmed; real ipvsadm pads every
 /// real-server line ("%-10u\n" leaves the InActConn column 10 wide), and so does xvsadm:
@@ -389,4 +390,100 @@ fn largenum_thresholds() {
         largenum(&mut out, *n, true);
         assert_eq!(out, *exact, "{n} exact");
     }
+}
+
+/// The seed with rates: .137's CPS is past 8 digits, which `%8llu` does not scale.
+fn with_rates() -> ListReply {
+    let mut reply = seed();
+    let rates = |cps, inpps, outpps, inbps, outbps| Rates {
+        cps,
+        inpps,
+        outpps,
+        inbps,
+        outbps,
+    };
+    reply.services[0].rates = rates(12, 345, 300, 45_678, 123_456_789);
+    reply.services[0].reals[0].rates = rates(7, 200, 180, 30_000, 100_000_000);
+    reply.services[0].reals[1].rates = rates(123_456_789, 5, 4, 999, 100_000_000_000);
+    reply
+}
+
+#[test]
+fn golden_rate_listing() {
+    // print_title's FMT_RATE; services "%-33s" and five print_largenum; real servers
+    // "  -> %-28s %8llu %8llu %8llu" and two print_largenum.
+    let expected = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS
+  -> RemoteAddress:Port
+TCP  198.18.0.129:80                    12      345      300    45678  123456K
+  -> 198.19.0.137:80              123456789        5        4      999     100G
+  -> 198.19.0.148:80                     7      200      180    30000  100000K
+";
+    assert_eq!(
+        format_list(&with_rates(), &list("-Ln --rate")).unwrap(),
+        expected
+    );
+    let exact = format_list(
+        &with_rates(),
+        &list("-Ln --rate --exact -t 198.18.0.129:80"),
+    )
+    .unwrap();
+    assert_eq!(
+        exact,
+        "\
+Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS
+  -> RemoteAddress:Port
+TCP  198.18.0.129:80                    12      345      300    45678 123456789
+  -> 198.19.0.137:80              123456789        5        4      999 100000000000
+  -> 198.19.0.148:80                     7      200      180    30000 100000000
+"
+    );
+    // print_title's order: --stats before --rate, --rate before --thresholds and
+    // --persistent-conn.
+    assert_eq!(
+        format_list(&with_rates(), &list("-Ln --rate --stats")).unwrap(),
+        format_list(&with_rates(), &list("-Ln --stats")).unwrap()
+    );
+    assert_eq!(
+        format_list(&with_rates(), &list("-Ln --rate --thresholds")).unwrap(),
+        expected
+    );
+    assert_eq!(
+        format_list(&with_rates(), &list("-Ln --rate --persistent-conn")).unwrap(),
+        expected
+    );
+}
+
+/// A real server a health check holds down shows weight 0 where ipvsadm shows a weight (what
+/// keepalived does to a failed server); its configured weight is unchanged.
+#[test]
+fn golden_listing_with_a_down_server() {
+    let mut reply = persistent();
+    reply.services[0].check = Some(CheckSpec::new(CheckKind::Tcp));
+    reply.services[0].reals[0].health = Some(health(HealthState::Down));
+    reply.services[0].reals[1].health = Some(health(HealthState::Up));
+    let expected = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.18.0.129:80 sh (sh-fallback,sh-port) persistent 360
+  -> 198.19.0.137:80              Masq    1      3          7         
+  -> 198.19.0.148:80              Masq    0      2147483647 4294967295
+TCP  198.18.0.129:443 mh (mh-port) persistent 600 mask 255.255.255.0
+UDP  198.18.0.129:53 rr (flag-1) persistent 1 mask 0.0.0.0
+UDP  198.18.0.129:123 wlc persistent 2678400 mask 255.255.128.0
+";
+    assert_eq!(format_list(&reply, &list("-Ln")).unwrap(), expected);
+    let pc = format_list(&reply, &list("-Ln --persistent-conn")).unwrap();
+    assert_eq!(
+        pc.lines().nth(5).unwrap(),
+        "  -> 198.19.0.148:80              0         12          2147483647 4294967295"
+    );
+    // Up, or no health at all: the configured weight.
+    reply.services[0].reals[0].health = Some(health(HealthState::Up));
+    assert_eq!(
+        format_list(&reply, &list("-Ln")).unwrap(),
+        format_list(&persistent(), &list("-Ln")).unwrap()
+    );
 }

@@ -73,3 +73,73 @@ fn help_names_the_defaults() {
     assert!(!text.contains("-p -M"));
     assert!(text.contains("\n                                      else /run/xvs/xvs.sock)\n"));
 }
+
+#[test]
+fn refused_batches_name_the_command() {
+    let service = svc(Protocol::Tcp, VIP, 80);
+    let batch = match parse(&args("-A -t 198.18.0.129:80 --check tcp")).unwrap() {
+        Invocation::Apply(batch @ Command::Batch { .. }) => batch,
+        other => panic!("{other:?}"),
+    };
+    // apply.rs: "command {position} of {total} ({command}): {error}".
+    assert_eq!(
+        daemon_error_message(
+            &batch,
+            ErrorCode::ServiceExists,
+            "command 1 of 2 (add_service): service TCP 198.18.0.129:80 already exists"
+        ),
+        "command 1 of 2: Service already exists"
+    );
+    let restored = Command::Batch {
+        commands: vec![
+            Command::Clear,
+            Command::DelReal {
+                service,
+                real: real([198, 19, 0, 148], 80),
+            },
+        ],
+    };
+    assert_eq!(
+        daemon_error_message(
+            &restored,
+            ErrorCode::NoSuchService,
+            "command 2 of 2 (del_real): no service TCP 198.18.0.129:80"
+        ),
+        "command 2 of 2: Service not defined"
+    );
+    // A message of another shape (or a position out of range) is passed on.
+    assert_eq!(
+        daemon_error_message(&restored, ErrorCode::Internal, "map update failed"),
+        "map update failed"
+    );
+    assert_eq!(
+        daemon_error_message(&restored, ErrorCode::NoSuchReal, "command 3 of 2 (x): y"),
+        "command 3 of 2 (x): y"
+    );
+}
+
+#[test]
+fn help_names_the_new_commands() {
+    let text = usage();
+    for needle in [
+        "  xvsadm [--control PATH] -R\n",
+        "  xvsadm [--control PATH] -S [-n]\n",
+        "  xvsadm [--control PATH] -Z [virtual-service]\n",
+        "  xvsadm [--control PATH] --set tcp tcpfin udp\n",
+        "  --zero            -Z        zero counters in a service or all services\n",
+        "  --connection   -c                   output of current IPVS connections\n",
+        "  --timeout                           output of timeout (tcp tcpfin udp)\n",
+        "  --rate                              output of rate information\n",
+        "  --health                            output of health checks",
+        "  --check tcp|http|none ",
+        "  --check-interval seconds            time between two checks (default 2)\n",
+        "(default\n                                      1, at most the interval)\n",
+        "  --rise         count                successes that bring a server up (default 2)\n",
+        "--fwmark-service (-f)",
+        "--start-daemon",
+    ] {
+        assert!(text.contains(needle), "-h lacks {needle:?}");
+    }
+    // Every line fits 100 columns.
+    assert!(text.lines().all(|l| l.len() <= 100), "{text}");
+}

@@ -1,13 +1,17 @@
 //! Golden tests of the ipvsadm module: command lines, listings, messages.
 
+mod commands;
+mod conns;
+mod health;
 mod list;
 mod messages;
 mod parse;
+mod save;
 
 pub(super) use super::*;
 pub(super) use crate::protocol::{
-    Command, Counters, ErrorCode, Forward, ListReply, Protocol, RealInfo, RealKey, ServiceInfo,
-    ServiceKey, DEFAULT_NETMASK,
+    Command, Counters, ErrorCode, Forward, HealthInfo, HealthState, ListReply, Protocol, RealInfo,
+    RealKey, ServiceInfo, ServiceKey, DEFAULT_NETMASK,
 };
 pub(super) use std::net::Ipv4Addr;
 pub(super) use std::path::PathBuf;
@@ -180,4 +184,16 @@ fn persistent() -> ListReply {
         reals: vec![],
     });
     reply
+}
+
+/// The health of a checked real server.
+fn health(state: HealthState) -> HealthInfo {
+    HealthInfo {
+        state,
+        streak: 3,
+        checks_passed: 1000,
+        checks_failed: 17,
+        last_error: (state == HealthState::Down).then(|| "connection refused".to_string()),
+        since_secs: 12,
+    }
 }
