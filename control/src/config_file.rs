@@ -14,21 +14,10 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Command>> {
     parse(&text).with_context(|| format!("in the configuration {}", path.display()))
 }
 
-/// The commands of a configuration text.
+/// The commands of a configuration text, as `xvsadm -R` reads it.
 pub fn parse(text: &str) -> anyhow::Result<Vec<Command>> {
-    // Interim: until ipvsadm::parse_restore lands.
-    let mut commands = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
-        match crate::ipvsadm::parse(&args) {
-            Ok(crate::ipvsadm::Invocation::Apply(c)) => commands.push(c),
-            Ok(_) => anyhow::bail!("line {}: not a configuration command", i + 1),
-            Err(e) => anyhow::bail!("line {}: {e}", i + 1),
-        }
-    }
-    Ok(commands)
+    Ok(match crate::ipvsadm::parse_restore(text)? {
+        Command::Batch { commands } => commands,
+        other => vec![other],
+    })
 }

@@ -3,10 +3,11 @@
 //! Parses the arguments as ipvsadm does (`xvs_control::ipvsadm`), sends the command to xvsd's
 //! control socket (`$XVS_CONTROL`, else /run/xvs/xvs.sock), prints ipvsadm's output and exits
 //! with ipvsadm's status: 0 done, 2 bad usage or no daemon, 1 a listing failed, 255 the daemon
-//! refused a change or the command line has no command / an unknown option.
+//! refused a change or the command line has no command / an unknown option. `-R` reads all of
+//! stdin and sends it as one batch: all of it is applied or, if a line fails, none.
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use xvs_control::client::{default_control_path, Client, ClientError};
@@ -51,21 +52,78 @@ fn run(control: &Path, invocation: Invocation) -> ExitCode {
             };
             code
         }
-        Invocation::List(opts) => match call(control, Command::List) {
-            Ok(Reply::List(reply)) => match ipvsadm::format_list(&reply, &opts) {
-                Ok(text) => print(&text),
-                Err(e) => fail(&e.to_string(), EXIT_LIST_FAILED),
-            },
-            Ok(other) => fail(
-                &format!("unexpected answer to list: {other:?}"),
-                EXIT_LIST_FAILED,
-            ),
-            Err(e) => client_failure(&Command::List, e, EXIT_LIST_FAILED),
-        },
-        Invocation::Apply(command) => match call(control, command.clone()) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => client_failure(&command, e, EXIT_COMMAND_FAILED),
-        },
+        Invocation::List(opts) => list(control, Command::List, |reply| match reply {
+            Reply::List(reply) => {
+                Some(ipvsadm::format_list(&reply, &opts).map_err(|e| e.to_string()))
+            }
+            _ => None,
+        }),
+        Invocation::Health(opts) => list(control, Command::List, |reply| match reply {
+            Reply::List(reply) => {
+                Some(ipvsadm::format_health(&reply, &opts).map_err(|e| e.to_string()))
+            }
+            _ => None,
+        }),
+        Invocation::Save => list(control, Command::List, |reply| match reply {
+            Reply::List(reply) => Some(Ok(ipvsadm::format_save(&reply))),
+            _ => None,
+        }),
+        Invocation::Timeouts => list(control, Command::Timeouts, |reply| match reply {
+            Reply::Timeouts(timeouts) => Some(Ok(ipvsadm::format_timeouts(&timeouts))),
+            _ => None,
+        }),
+        Invocation::Connections(opts) => list(control, Command::Connections, |reply| match reply {
+            Reply::Connections(reply) => {
+                // Said on stderr, so the listing stays ipvsadm's.
+                for warning in ipvsadm::connections_warnings(&reply) {
+                    eprintln!("xvsadm: {warning}");
+                }
+                Some(Ok(ipvsadm::format_connections(&reply, &opts)))
+            }
+            _ => None,
+        }),
+        Invocation::Restore => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                return fail(&format!("reading the rules from stdin: {e}"), EXIT_USAGE);
+            }
+            match ipvsadm::parse_restore(&text) {
+                Ok(command) => apply(control, command),
+                Err(e) => fail(&e.to_string(), e.exit_code()),
+            }
+        }
+        Invocation::Apply(command) => apply(control, command),
+    }
+}
+
+/// Sends a change; the daemon answers `{}` or why not.
+fn apply(control: &Path, command: Command) -> ExitCode {
+    match call(control, command.clone()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => client_failure(&command, e, EXIT_COMMAND_FAILED),
+    }
+}
+
+/// Sends a listing command and prints what `format` makes of the reply (`None`: not the
+/// reply this command gets).
+fn list(
+    control: &Path,
+    command: Command,
+    format: impl FnOnce(Reply) -> Option<Result<String, String>>,
+) -> ExitCode {
+    match call(control, command.clone()) {
+        Ok(reply) => {
+            let shown = format!("{reply:?}");
+            match format(reply) {
+                Some(Ok(text)) => print(&text),
+                Some(Err(message)) => fail(&message, EXIT_LIST_FAILED),
+                None => fail(
+                    &format!("unexpected answer to {command:?}: {shown}"),
+                    EXIT_LIST_FAILED,
+                ),
+            }
+        }
+        Err(e) => client_failure(&command, e, EXIT_LIST_FAILED),
     }
 }
 

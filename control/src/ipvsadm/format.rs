@@ -1,0 +1,374 @@
+//! The listings ipvsadm prints (`-L` and its variants), byte for byte.
+
+use super::{ListError, ListOptions};
+use crate::protocol::{
+    ConnectionsReply, Counters, HealthState, ListReply, RealInfo, RealKey, ServiceInfo, ServiceKey,
+    Timeouts, DEFAULT_NETMASK, IPVS_VERSION,
+};
+use std::fmt::Write as _;
+
+/// The title lines of a listing, ipvsadm's `print_title`.
+fn title(opts: &ListOptions) -> String {
+    if opts.stats {
+        // printf("%-33s %8s %8s %8s %8s %8s\n"
+        //        "  -> RemoteAddress:Port\n",
+        //        "Prot LocalAddress:Port",
+        //        "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes");
+        format!(
+            "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+        )
+    } else if opts.rate {
+        // printf("%-33s %8s %8s %8s %8s %8s\n"
+        //        "  -> RemoteAddress:Port\n",
+        //        "Prot LocalAddress:Port",
+        //        "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS");
+        format!(
+            "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
+        )
+    } else if opts.thresholds {
+        // printf("%-33s %-10s %-10s %-10s %-10s\n"
+        //        "  -> RemoteAddress:Port\n",
+        //        "Prot LocalAddress:Port",
+        //        "Uthreshold", "Lthreshold", "ActiveConn", "InActConn");
+        format!(
+            "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+        )
+    } else if opts.persistent_conn {
+        // printf("%-33s %-9s %-11s %-10s %-10s\n"
+        //        "  -> RemoteAddress:Port\n",
+        //        "Prot LocalAddress:Port",
+        //        "Weight", "PersistConn", "ActiveConn", "InActConn");
+        format!(
+            "{:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn"
+        )
+    } else {
+        "Prot LocalAddress:Port Scheduler Flags\n  \
+         -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+            .to_string()
+    }
+}
+
+/// ipvsadm's `print_largenum`: right-aligned in 9 columns, scaled to K/M/G/T from 100 million
+/// up unless `--exact`.
+pub(super) fn largenum(out: &mut String, i: u64, exact: bool) {
+    // `write!` into a String cannot fail.
+    let _ = if exact {
+        // len = snprintf(mytmp, 32, "%llu", i); printf("%*llu", len <= 8 ? 9 : len + 1, i);
+        let len = i.to_string().len();
+        let width = if len <= 8 { 9 } else { len + 1 };
+        write!(out, "{i:>width$}")
+    } else if i < 100_000_000 {
+        write!(out, "{i:>9}") // "%9llu"
+    } else if i < 1_000_000_000 {
+        write!(out, "{:>8}K", i / 1000) // "%8lluK", i / 1000
+    } else if i < 100_000_000_000 {
+        write!(out, "{:>8}M", i / 1_000_000) // "%8lluM", i / 1000000
+    } else if i < 100_000_000_000_000 {
+        write!(out, "{:>8}G", i / 1_000_000_000) // "%8lluG", i / 1000000000ULL
+    } else {
+        write!(out, "{:>8}T", i / 1_000_000_000_000) // "%8lluT", i / 1000000000000ULL
+    };
+}
+
+fn counters(out: &mut String, c: &Counters, exact: bool) {
+    for n in [c.conns, c.inpkts, c.outpkts, c.inbytes, c.outbytes] {
+        largenum(out, n, exact);
+    }
+}
+
+/// The weight the plain and `--persistent-conn` listings show: 0 while the health check holds
+/// the server down (what keepalived does to a failed server), else the configured one.
+fn effective_weight(r: &RealInfo) -> u32 {
+    match &r.health {
+        Some(h) if h.state == HealthState::Down => 0,
+        _ => r.weight,
+    }
+}
+
+/// The name ipvsadm gives a service in listings: `"%-4s %s"`, cut to 33 characters.
+pub(super) fn service_name(key: &ServiceKey) -> String {
+    // snprintf(svc_name, sizeof(svc_name), "%-4s %s", stype, vname);
+    // if (se->af != AF_INET6) svc_name[33] = '\0';
+    let mut name = format!("{:<4} {}:{}", key.proto.ipvsadm_name(), key.addr, key.port);
+    name.truncate(33);
+    name
+}
+
+/// A real server's name in listings, cut to 28 characters.
+pub(super) fn real_name(key: &RealKey) -> String {
+    // if (!(format & FMT_RULE) && (e->af != AF_INET6)) dname[28] = '\0';
+    let mut name = format!("{}:{}", key.addr, key.port);
+    name.truncate(28);
+    name
+}
+
+/// `services` in ipvsadm's order (unless `--nosort`): libipvs ipvs_cmp_services compares
+/// fwmark, family, protocol (TCP 6 before UDP 17), address, port.
+pub(super) fn sorted_services<'a>(
+    reply: &'a ListReply,
+    opts: &ListOptions,
+) -> Vec<&'a ServiceInfo> {
+    let mut services: Vec<_> = reply.services.iter().collect();
+    if !opts.nosort {
+        services.sort_by_key(|s| (s.service.proto, s.service.addr, s.service.port));
+    }
+    services
+}
+
+/// A service's real servers in ipvsadm's order (unless `--nosort`): libipvs ipvs_cmp_dests
+/// compares address, then port. (It subtracts the u32 addresses into an int, which misorders
+/// addresses 2^31 or more apart; xvsadm sorts numerically.)
+pub(super) fn sorted_reals<'a>(svc: &'a ServiceInfo, opts: &ListOptions) -> Vec<&'a RealInfo> {
+    let mut reals: Vec<_> = svc.reals.iter().collect();
+    if !opts.nosort {
+        reals.sort_by_key(|r| (r.real.addr, r.real.port));
+    }
+    reals
+}
+
+/// The listing of one service ([`format_list`]'s and [`super::format_health`]'s `-t|-u`).
+pub(super) fn find_service(reply: &ListReply, key: ServiceKey) -> Result<&ServiceInfo, ListError> {
+    reply
+        .services
+        .iter()
+        .find(|s| s.service == key)
+        .ok_or(ListError::NoSuchService(key))
+}
+
+/// ipvsadm's header line of `list_all`.
+pub(super) fn version_header(out: &mut String, reply: &ListReply) {
+    // printf("IP Virtual Server version %d.%d.%d (size=%d)\n",
+    //        NVERSION(ipvs_info.version), ipvs_info.size);
+    let _ = writeln!(
+        out,
+        "IP Virtual Server version {IPVS_VERSION} (size={})",
+        reply.conn_tab_size
+    );
+}
+
+/// One service and its real servers, ipvsadm's `print_service_entry` (without `FMT_RULE`,
+/// which is [`super::format_save`]).
+fn service_entry(out: &mut String, svc: &ServiceInfo, opts: &ListOptions) {
+    let svc_name = service_name(&svc.service);
+    // `write!` into a String cannot fail.
+    if opts.stats {
+        // printf("%-33s", svc_name); print_largenum(se->stats64.conns, format); ...
+        let _ = write!(out, "{svc_name:<33}");
+        counters(out, &svc.stats, opts.exact);
+    } else if opts.rate {
+        // printf("%-33s", svc_name);
+        // print_largenum(se->stats64.cps, format); print_largenum(se->stats64.inpps, format);
+        // print_largenum(se->stats64.outpps, format); print_largenum(se->stats64.inbps, format);
+        // print_largenum(se->stats64.outbps, format);
+        let _ = write!(out, "{svc_name:<33}");
+        let r = &svc.rates;
+        for n in [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] {
+            largenum(out, n, opts.exact);
+        }
+    } else {
+        // printf("%s %s", svc_name, se->sched_name);
+        // if (se->flags & (IP_VS_SVC_F_SCHED1 | IP_VS_SVC_F_SCHED2 | IP_VS_SVC_F_SCHED3)) {
+        //         printf(" ("); print_sched_flags(se); printf(")"); }
+        // print_sched_flags joins the names with ',' ("sh-fallback,sh-port"); the daemon
+        // sends them already named for the scheduler.
+        let _ = write!(out, "{svc_name} {}", svc.scheduler);
+        if !svc.sched_flags.is_empty() {
+            let _ = write!(out, " ({})", svc.sched_flags.join(","));
+        }
+        // if (se->flags & IP_VS_SVC_F_PERSISTENT) {
+        //         printf(" persistent %u", se->timeout);
+        //         if (se->af == AF_INET)
+        //                 if (se->netmask != (unsigned long int) 0xffffffff) {
+        //                         struct in_addr mask;
+        //                         mask.s_addr = se->netmask;
+        //                         printf(" mask %s", inet_ntoa(mask));
+        //                 }
+        //         ...
+        //         if (se->pe_name[0]) printf(" pe %s", se->pe_name);
+        // }
+        // if (se->flags & IP_VS_SVC_F_ONEPACKET) printf(" ops");
+        // xvs has neither persistence engines nor one-packet scheduling.
+        if let Some(timeout) = svc.persistent {
+            let _ = write!(out, " persistent {timeout}");
+            if svc.netmask != DEFAULT_NETMASK {
+                let _ = write!(out, " mask {}", svc.netmask);
+            }
+        }
+    }
+    out.push('\n');
+
+    for r in sorted_reals(svc, opts) {
+        let dname = real_name(&r.real);
+        let _ = if opts.stats {
+            // printf("  -> %-28s", dname); print_largenum(e->stats64.conns, format); ...
+            write!(out, "  -> {dname:<28}")
+        } else if opts.rate {
+            // printf("  -> %-28s %8llu %8llu %8llu", dname,
+            //        e->stats64.cps, e->stats64.inpps, e->stats64.outpps);
+            // print_largenum(e->stats64.inbps, format);
+            // print_largenum(e->stats64.outbps, format);
+            // (The first three are never scaled, even without --exact.)
+            let rates = &r.rates;
+            write!(
+                out,
+                "  -> {dname:<28} {:>8} {:>8} {:>8}",
+                rates.cps, rates.inpps, rates.outpps
+            )
+        } else if opts.thresholds {
+            // printf("  -> %-28s %-10u %-10u %-10u %-10u\n", dname,
+            //        e->u_threshold, e->l_threshold, e->activeconns, e->inactconns);
+            write!(
+                out,
+                "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
+                r.upper_threshold, r.lower_threshold, r.active_conns, r.inactive_conns
+            )
+        } else if opts.persistent_conn {
+            // printf("  -> %-28s %-9u %-11u %-10u %-10u\n", dname,
+            //        e->weight, e->persistconns, e->activeconns, e->inactconns);
+            write!(
+                out,
+                "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}",
+                effective_weight(r),
+                r.persist_conns,
+                r.active_conns,
+                r.inactive_conns
+            )
+        } else {
+            // printf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd_name(e->conn_flags),
+            //        e->weight, e->activeconns, e->inactconns);
+            write!(
+                out,
+                "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
+                r.forward.ipvsadm_name(),
+                effective_weight(r),
+                r.active_conns,
+                r.inactive_conns
+            )
+        };
+        if opts.stats {
+            counters(out, &r.stats, opts.exact);
+        } else if opts.rate {
+            largenum(out, r.rates.inbps, opts.exact);
+            largenum(out, r.rates.outbps, opts.exact);
+        }
+        out.push('\n');
+    }
+}
+
+/// `-L`: ipvsadm's `list_all` (header, title, every service) or, with `-t|-u`, its
+/// `list_service` (title and that service only, no header).
+pub fn format_list(reply: &ListReply, opts: &ListOptions) -> Result<String, ListError> {
+    let mut out = String::new();
+    if let Some(key) = opts.service {
+        let svc = find_service(reply, key)?;
+        out.push_str(&title(opts));
+        service_entry(&mut out, svc, opts);
+        return Ok(out);
+    }
+    version_header(&mut out, reply);
+    out.push_str(&title(opts));
+    for svc in sorted_services(reply, opts) {
+        service_entry(&mut out, svc, opts);
+    }
+    Ok(out)
+}
+
+/// `-L --timeout`: ipvsadm's `list_timeout`.
+pub fn format_timeouts(timeouts: &Timeouts) -> String {
+    // printf("Timeout (tcp tcpfin udp): %d %d %d\n",
+    //        u->tcp_timeout, u->tcp_fin_timeout, u->udp_timeout);
+    format!(
+        "Timeout (tcp tcpfin udp): {} {} {}\n",
+        timeouts.tcp, timeouts.tcpfin, timeouts.udp
+    )
+}
+
+/// `-L -c`: ipvsadm's `list_conn`, which prints each line of /proc/net/ip_vs_conn with
+/// `print_conn`.
+///
+/// ipvsadm prints the entries in the kernel's hash order (its `--sort` "does nothing, for
+/// backwards compatibility", and it never sorts connections). The workers' order means as
+/// little, so xvsadm sorts them, by protocol, virtual address and port, real server address and
+/// port, then client address and port (the order of `-L` and then the client), unless
+/// `--nosort`. `--persistent-conn` adds ipvsadm's persistence-engine columns to the title;
+/// entries never have an engine, so they are printed in the short form as by ipvsadm.
+pub fn format_connections(reply: &ConnectionsReply, opts: &ListOptions) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    // `write!` into a String cannot fail.
+    let _ = if opts.persistent_conn {
+        // printf("pro expire %-11s %-18s %-18s %-18s %-16s %s\n",
+        //        "state", "source", "virtual", "destination", "pe name", "pe_data");
+        writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "destination", "pe name"
+        )
+    } else {
+        // printf("pro expire %-11s %-18s %-18s %s\n",
+        //        "state", "source", "virtual", "destination");
+        writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} destination",
+            "state", "source", "virtual"
+        )
+    };
+    let mut conns: Vec<_> = reply.connections.iter().collect();
+    if !opts.nosort {
+        conns.sort_by_key(|c| {
+            (
+                c.proto,
+                c.vip,
+                c.vport,
+                c.real,
+                c.rport,
+                c.client,
+                c.client_port,
+            )
+        });
+    }
+    for c in conns {
+        // The kernel prints whole seconds left (jiffies_delta_to_msecs(...) / 1000), then
+        // seconds = expires % 60; minutes = expires / 60;
+        // sprintf(expire_str, "%02d:%02d", minutes, seconds);
+        let expires = c.expires_ms / 1000;
+        let expire_str = format!("{:02}:{:02}", expires / 60, expires % 60);
+        // printf("%-3s %-6s %-11s %-18s %-18s %s\n",
+        //        protocol, expire_str, state, cname, vname, dname);
+        let (cname, vname) = (
+            format!("{}:{}", c.client, c.client_port),
+            format!("{}:{}", c.vip, c.vport),
+        );
+        let _ = writeln!(
+            out,
+            "{:<3} {expire_str:<6} {:<11} {cname:<18} {vname:<18} {}:{}",
+            c.proto.ipvsadm_name(),
+            c.state,
+            c.real,
+            c.rport
+        );
+    }
+    out
+}
+
+/// What `-L -c` should say on stderr about entries missing from `reply` (nothing normally).
+pub fn connections_warnings(reply: &ConnectionsReply) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if reply.workers_missing > 0 {
+        warnings.push(format!(
+            "warning: {} worker(s) did not answer in time; their connections are not listed",
+            reply.workers_missing
+        ));
+    }
+    if reply.truncated {
+        warnings.push(
+            "warning: a worker has more connections than one listing carries; some are not \
+             listed"
+                .to_string(),
+        );
+    }
+    warnings
+}

@@ -1,0 +1,403 @@
+//! ipvsadm's option table (popt's `options_table`) and its `commands_v_options` legality table.
+
+/// ipvsadm's commands, in the order of its `CMD_*` constants (the rows of [`RULES`]), without
+/// `--start-daemon` and `--stop-daemon` (xvs has no connection sync daemon).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cmd {
+    AddService,
+    EditService,
+    DelService,
+    Flush,
+    List,
+    AddServer,
+    DelServer,
+    EditServer,
+    /// `--set`.
+    Timeout,
+    Restore,
+    Save,
+    Zero,
+}
+
+impl Cmd {
+    /// ipvsadm's `cmdnames[]`.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Cmd::AddService => "add-service",
+            Cmd::EditService => "edit-service",
+            Cmd::DelService => "delete-service",
+            Cmd::Flush => "flush",
+            Cmd::List => "list",
+            Cmd::AddServer => "add-server",
+            Cmd::DelServer => "delete-server",
+            Cmd::EditServer => "edit-server",
+            Cmd::Timeout => "set",
+            Cmd::Restore => "restore",
+            Cmd::Save => "save",
+            Cmd::Zero => "zero",
+        }
+    }
+}
+
+/// The options xvsadm implements: ipvsadm's, in the order of its `OPTC_*` constants, then
+/// xvs's own (health checks). They are the columns of [`RULES`]; their order decides which
+/// error is reported first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Opt {
+    Numeric,
+    Connection,
+    Service,
+    Scheduler,
+    Persistent,
+    Netmask,
+    Server,
+    Forward,
+    Weight,
+    UThreshold,
+    LThreshold,
+    Timeout,
+    Stats,
+    Rate,
+    Thresholds,
+    PersistentConn,
+    NoSort,
+    Exact,
+    SchedFlags,
+    // xvs extensions.
+    Health,
+    Check,
+    CheckPort,
+    CheckPath,
+    CheckStatus,
+    CheckInterval,
+    CheckTimeout,
+    Rise,
+    Fall,
+}
+
+impl Opt {
+    pub(super) const ALL: [Opt; 28] = [
+        Opt::Numeric,
+        Opt::Connection,
+        Opt::Service,
+        Opt::Scheduler,
+        Opt::Persistent,
+        Opt::Netmask,
+        Opt::Server,
+        Opt::Forward,
+        Opt::Weight,
+        Opt::UThreshold,
+        Opt::LThreshold,
+        Opt::Timeout,
+        Opt::Stats,
+        Opt::Rate,
+        Opt::Thresholds,
+        Opt::PersistentConn,
+        Opt::NoSort,
+        Opt::Exact,
+        Opt::SchedFlags,
+        Opt::Health,
+        Opt::Check,
+        Opt::CheckPort,
+        Opt::CheckPath,
+        Opt::CheckStatus,
+        Opt::CheckInterval,
+        Opt::CheckTimeout,
+        Opt::Rise,
+        Opt::Fall,
+    ];
+
+    /// The check options that only mean something with `--check`.
+    pub(super) const CHECK_DETAILS: [Opt; 7] = [
+        Opt::CheckPort,
+        Opt::CheckPath,
+        Opt::CheckStatus,
+        Opt::CheckInterval,
+        Opt::CheckTimeout,
+        Opt::Rise,
+        Opt::Fall,
+    ];
+
+    /// ipvsadm's `optnames[]` (for xvs's options: their long names).
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Opt::Numeric => "numeric",
+            Opt::Connection => "connection",
+            Opt::Service => "service-address",
+            Opt::Scheduler => "scheduler",
+            Opt::Persistent => "persistent",
+            Opt::Netmask => "netmask",
+            Opt::Server => "real-server",
+            Opt::Forward => "forwarding-method",
+            Opt::Weight => "weight",
+            Opt::UThreshold => "u-threshold",
+            Opt::LThreshold => "l-threshold",
+            Opt::Timeout => "timeout",
+            Opt::Stats => "stats",
+            Opt::Rate => "rate",
+            Opt::Thresholds => "thresholds",
+            Opt::PersistentConn => "persistent-conn",
+            Opt::NoSort => "nosort",
+            Opt::Exact => "exact",
+            Opt::SchedFlags => "sched-flags",
+            Opt::Health => "health",
+            Opt::Check => "check",
+            Opt::CheckPort => "check-port",
+            Opt::CheckPath => "check-path",
+            Opt::CheckStatus => "check-status",
+            Opt::CheckInterval => "check-interval",
+            Opt::CheckTimeout => "check-timeout",
+            Opt::Rise => "rise",
+            Opt::Fall => "fall",
+        }
+    }
+
+    pub(super) fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+/// The width of a [`RULES`] row.
+const OPTS: usize = Opt::ALL.len();
+
+/// ipvsadm's `commands_v_options` table restricted to the columns of [`Opt`], plus xvs's
+/// columns: `+` compulsory, `x` illegal, `1` exclusive (at most one `1` option), ` ` optional.
+/// ipvsadm's rows and columns, quoted from ipvsadm.c (the columns xvs lacks left out):
+///
+/// ```text
+///             -n   -c   svc  -s   -p   -M   -r   fwd  -w   -x   -y   ... tot  ... -st  -rt  thr  -pc  srt  ... -ex  ... -b
+/// /*ADD*/     'x', 'x', '+', ' ', ' ', ' ', 'x', 'x', 'x', 'x', 'x', ... 'x', ... 'x', 'x', 'x', 'x', 'x', ... 'x', ... ' '
+/// /*LIST*/    ' ', '1', '1', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', ... '1', ... ' ', ' ', ' ', ' ', ' ', ... ' ', ... 'x'
+/// /*TIMEOUT*/ every option 'x'          /*RESTORE*/ every option 'x'
+/// /*SAVE*/    ' ', then every option 'x'
+/// /*ZERO*/    'x', 'x', ' ', then every option 'x'
+/// ```
+///
+/// xvs's columns: `--health` is a listing option; the check options go with `-A` and `-E`.
+pub(super) const RULES: [&[u8; OPTS]; 12] = [
+    // Columns: -n -c svc -s -p -M -r fwd -w -x -y --timeout --stats --rate --thresholds
+    // --persistent-conn --nosort --exact -b | --health --check --check-port --check-path
+    // --check-status --check-interval --check-timeout --rise --fall
+    b"xx+   xxxxxxxxxxxx x        ", // add-service
+    b"xx+   xxxxxxxxxxxx x        ", // edit-service
+    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
+    b" 11xxxxxxxx1      x xxxxxxxx", // list
+    b"xx+xxx+    xxxxxxxxxxxxxxxxx", // add-server
+    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxx", // delete-server
+    b"xx+xxx+    xxxxxxxxxxxxxxxxx", // edit-server
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
+    b" xxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
+    b"xx xxxxxxxxxxxxxxxxxxxxxxxxx", // zero
+];
+
+/// What an option does once recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Key {
+    Command(Cmd),
+    Help,
+    Version,
+    Tcp,
+    Udp,
+    Scheduler,
+    Persistent,
+    Netmask,
+    RealServer,
+    Masquerading,
+    Gatewaying,
+    Ipip,
+    Weight,
+    UThreshold,
+    LThreshold,
+    SchedFlags,
+    Numeric,
+    Stats,
+    Thresholds,
+    PersistentConn,
+    Exact,
+    NoSort,
+    /// `--sort`: "does nothing, for backwards compatibility".
+    Sort,
+    Connection,
+    Timeout,
+    Rate,
+    Health,
+    Check,
+    CheckPort,
+    CheckPath,
+    CheckStatus,
+    CheckInterval,
+    CheckTimeout,
+    Rise,
+    Fall,
+    /// An ipvsadm option xvs does not implement; refused with its long name and the reason.
+    Unsupported(&'static str),
+}
+
+/// Whether an option takes an argument (popt's `argInfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Arg {
+    /// `POPT_ARG_NONE`.
+    None,
+    /// `POPT_ARG_STRING`: the rest of the cluster, `=value`, or else the next word, whatever
+    /// it is.
+    Required,
+    /// `POPT_ARG_STRING | POPT_ARGFLAG_OPTIONAL` (`-p`): the rest of the cluster, `=value`, or
+    /// else the next word unless it starts with `-`, or else none.
+    Optional,
+}
+
+/// One entry of ipvsadm's popt `options_table`.
+pub(super) struct Spec {
+    pub(super) short: Option<char>,
+    pub(super) long: &'static str,
+    pub(super) arg: Arg,
+    pub(super) key: Key,
+}
+
+pub(super) const fn spec(
+    short: Option<char>,
+    long: &'static str,
+    takes_arg: bool,
+    key: Key,
+) -> Spec {
+    Spec {
+        short,
+        long,
+        arg: if takes_arg { Arg::Required } else { Arg::None },
+        key,
+    }
+}
+
+const NO_SYNC: &str = "xvs has no connection sync daemon";
+const NO_TUNNEL: &str = "xvs implements masquerading (-m) only, no tunnels";
+
+/// ipvsadm 1.31's options, short and long, then xvs's own. `-L` and `-l` are both `--list`.
+pub(super) const SPECS: &[Spec] = &[
+    spec(
+        Some('A'),
+        "add-service",
+        false,
+        Key::Command(Cmd::AddService),
+    ),
+    spec(
+        Some('E'),
+        "edit-service",
+        false,
+        Key::Command(Cmd::EditService),
+    ),
+    spec(
+        Some('D'),
+        "delete-service",
+        false,
+        Key::Command(Cmd::DelService),
+    ),
+    spec(Some('C'), "clear", false, Key::Command(Cmd::Flush)),
+    spec(Some('L'), "list", false, Key::Command(Cmd::List)),
+    spec(Some('l'), "list", false, Key::Command(Cmd::List)),
+    spec(Some('a'), "add-server", false, Key::Command(Cmd::AddServer)),
+    spec(
+        Some('e'),
+        "edit-server",
+        false,
+        Key::Command(Cmd::EditServer),
+    ),
+    spec(
+        Some('d'),
+        "delete-server",
+        false,
+        Key::Command(Cmd::DelServer),
+    ),
+    spec(Some('h'), "help", false, Key::Help),
+    spec(Some('v'), "version", false, Key::Version),
+    spec(Some('t'), "tcp-service", true, Key::Tcp),
+    spec(Some('u'), "udp-service", true, Key::Udp),
+    spec(Some('s'), "scheduler", true, Key::Scheduler),
+    // { "persistent", 'p', POPT_ARG_STRING|POPT_ARGFLAG_OPTIONAL, &optarg, 'p', NULL, NULL }
+    Spec {
+        short: Some('p'),
+        long: "persistent",
+        arg: Arg::Optional,
+        key: Key::Persistent,
+    },
+    spec(Some('M'), "netmask", true, Key::Netmask),
+    spec(Some('r'), "real-server", true, Key::RealServer),
+    spec(Some('m'), "masquerading", false, Key::Masquerading),
+    spec(Some('g'), "gatewaying", false, Key::Gatewaying),
+    spec(Some('i'), "ipip", false, Key::Ipip),
+    spec(Some('w'), "weight", true, Key::Weight),
+    spec(Some('x'), "u-threshold", true, Key::UThreshold),
+    spec(Some('y'), "l-threshold", true, Key::LThreshold),
+    spec(Some('b'), "sched-flags", true, Key::SchedFlags),
+    spec(Some('n'), "numeric", false, Key::Numeric),
+    spec(None, "stats", false, Key::Stats),
+    spec(None, "thresholds", false, Key::Thresholds),
+    spec(None, "persistent-conn", false, Key::PersistentConn),
+    spec(Some('X'), "exact", false, Key::Exact),
+    spec(None, "nosort", false, Key::NoSort),
+    spec(None, "sort", false, Key::Sort),
+    spec(Some('c'), "connection", false, Key::Connection),
+    spec(None, "timeout", false, Key::Timeout),
+    spec(None, "rate", false, Key::Rate),
+    spec(Some('Z'), "zero", false, Key::Command(Cmd::Zero)),
+    spec(None, "set", false, Key::Command(Cmd::Timeout)),
+    spec(Some('R'), "restore", false, Key::Command(Cmd::Restore)),
+    spec(Some('S'), "save", false, Key::Command(Cmd::Save)),
+    // xvs's own: health checks.
+    spec(None, "health", false, Key::Health),
+    spec(None, "check", true, Key::Check),
+    spec(None, "check-port", true, Key::CheckPort),
+    spec(None, "check-path", true, Key::CheckPath),
+    spec(None, "check-status", true, Key::CheckStatus),
+    spec(None, "check-interval", true, Key::CheckInterval),
+    spec(None, "check-timeout", true, Key::CheckTimeout),
+    spec(None, "rise", true, Key::Rise),
+    spec(None, "fall", true, Key::Fall),
+    // Known to ipvsadm, not implemented by xvs.
+    spec(None, "start-daemon", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "stop-daemon", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "mcast-interface", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "syncid", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "daemon", false, Key::Unsupported(NO_SYNC)),
+    spec(None, "mcast-group", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "mcast-port", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "mcast-ttl", true, Key::Unsupported(NO_SYNC)),
+    spec(None, "sync-maxlen", true, Key::Unsupported(NO_SYNC)),
+    spec(
+        None,
+        "sctp-service",
+        true,
+        Key::Unsupported("xvs balances TCP and UDP only"),
+    ),
+    spec(
+        Some('f'),
+        "fwmark-service",
+        true,
+        Key::Unsupported("xvs has no firewall-mark services"),
+    ),
+    spec(
+        Some('6'),
+        "ipv6",
+        false,
+        Key::Unsupported("xvs balances IPv4 only"),
+    ),
+    spec(
+        Some('o'),
+        "ops",
+        false,
+        Key::Unsupported("xvs has no one-packet scheduling"),
+    ),
+    spec(
+        None,
+        "pe",
+        true,
+        Key::Unsupported("xvs has no persistence engines"),
+    ),
+    spec(None, "tun-info", false, Key::Unsupported(NO_TUNNEL)),
+    spec(None, "tun-type", true, Key::Unsupported(NO_TUNNEL)),
+    spec(None, "tun-port", true, Key::Unsupported(NO_TUNNEL)),
+    spec(None, "tun-nocsum", false, Key::Unsupported(NO_TUNNEL)),
+    spec(None, "tun-csum", false, Key::Unsupported(NO_TUNNEL)),
+    spec(None, "tun-remcsum", false, Key::Unsupported(NO_TUNNEL)),
+];

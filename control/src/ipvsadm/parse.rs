@@ -1,0 +1,603 @@
+//! The command line: options read into [`Parsed`], checked against ipvsadm's tables, turned
+//! into an [`Invocation`].
+
+use super::check::CheckOptions;
+use super::options::{Cmd, Key, Opt, RULES};
+use super::tokens::{Found, Token, Tokens};
+use super::{Invocation, ListOptions, UsageError, DEFAULT_SCHEDULER};
+use crate::protocol::{
+    Command, Forward, Protocol, RealKey, ServiceKey, Timeouts, DEFAULT_NETMASK,
+    DEFAULT_PERSISTENT_TIMEOUT, MAX_PERSISTENT_TIMEOUT,
+};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use xvs_scheduler::{Flags, SchedulerKind};
+
+/// Everything the options said, before it becomes an [`Invocation`].
+#[derive(Default)]
+struct Parsed {
+    cmd: Option<Cmd>,
+    /// [`Opt::bit`]s of the options given, for ipvsadm's table checks.
+    options: u32,
+    service: Option<ServiceKey>,
+    scheduler: Option<String>,
+    /// `-p`'s timeout (the default when `-p` has no argument).
+    persistent: Option<u32>,
+    /// `-M`.
+    netmask: Option<Ipv4Addr>,
+    real: Option<(Ipv4Addr, Option<u16>)>,
+    forward: Option<(Forward, String)>,
+    weight: Option<u32>,
+    upper_threshold: Option<u32>,
+    lower_threshold: Option<u32>,
+    /// `-b`'s argument as given (ipvsadm parses it once all options are read).
+    sched_flags: Option<String>,
+    list: ListOptions,
+    /// xvs's `--check` options.
+    check: CheckOptions,
+    /// Words that are no option's argument: `--set`'s three timeouts, else an error.
+    positional: Vec<String>,
+}
+
+impl Parsed {
+    /// ipvsadm's `set_command`.
+    fn set_command(&mut self, cmd: Cmd) -> Result<(), UsageError> {
+        if self.cmd.is_some() {
+            return Err(UsageError::Invalid("multiple commands specified".into()));
+        }
+        self.cmd = Some(cmd);
+        Ok(())
+    }
+
+    /// ipvsadm's `set_option`.
+    fn set_option(&mut self, opt: Opt) -> Result<(), UsageError> {
+        if self.options & opt.bit() != 0 {
+            return Err(UsageError::Invalid(format!(
+                "multiple '{}' options specified",
+                opt.name()
+            )));
+        }
+        self.options |= opt.bit();
+        Ok(())
+    }
+
+    /// Applies one option; `Some` for `-h` / `-v`, which end parsing as in ipvsadm.
+    fn apply(&mut self, found: Found) -> Result<Option<Invocation>, UsageError> {
+        let given = found.value.clone();
+        let value = found.value.unwrap_or_default();
+        match found.spec.key {
+            Key::Command(cmd) => self.set_command(cmd)?,
+            Key::Help | Key::Version => {
+                if self.cmd.is_some() {
+                    return Err(UsageError::Invalid("multiple commands specified".into()));
+                }
+                return Ok(Some(if found.spec.key == Key::Help {
+                    Invocation::Help
+                } else {
+                    Invocation::Version
+                }));
+            }
+            Key::Tcp | Key::Udp => {
+                self.set_option(Opt::Service)?;
+                let proto = if found.spec.key == Key::Tcp {
+                    Protocol::Tcp
+                } else {
+                    Protocol::Udp
+                };
+                let (addr, port) = parse_address(&value, "virtual server")?;
+                // A missing port is 0, as in ipvsadm; -A/-E reject it below.
+                self.service = Some(ServiceKey {
+                    proto,
+                    addr,
+                    port: port.unwrap_or(0),
+                });
+            }
+            Key::Scheduler => {
+                self.set_option(Opt::Scheduler)?;
+                self.scheduler = Some(value);
+            }
+            Key::Persistent => {
+                // set_option(options, OPTC_PERSISTENT);
+                // ce->svc.flags |= IP_VS_SVC_F_PERSISTENT;
+                // ce->svc.timeout = parse_timeout(optarg, 1, MAX_TIMEOUT);
+                self.set_option(Opt::Persistent)?;
+                self.persistent = Some(match given {
+                    // parse_timeout(NULL, ...): IPVS_SVC_PERSISTENT_TIMEOUT.
+                    None => DEFAULT_PERSISTENT_TIMEOUT,
+                    Some(text) => string_to_number(&text, 1, i64::from(MAX_PERSISTENT_TIMEOUT))
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| {
+                            UsageError::Invalid(format!("invalid timeout value `{text}' specified"))
+                        })?,
+                });
+            }
+            Key::Netmask => {
+                // parse_netmask (inet_aton, or a host name); numeric dotted quads only here.
+                self.set_option(Opt::Netmask)?;
+                self.netmask = Some(value.parse::<Ipv4Addr>().map_err(|_| {
+                    UsageError::Invalid("illegal virtual server persistent mask specified".into())
+                })?);
+            }
+            Key::RealServer => {
+                self.set_option(Opt::Server)?;
+                self.real = Some(parse_address(&value, "real server")?);
+            }
+            Key::Masquerading | Key::Gatewaying | Key::Ipip => {
+                self.set_option(Opt::Forward)?;
+                let forward = match found.spec.key {
+                    Key::Masquerading => Forward::Masq,
+                    Key::Gatewaying => Forward::Route,
+                    _ => Forward::Tunnel,
+                };
+                self.forward = Some((forward, found.shown));
+            }
+            Key::Weight => {
+                self.set_option(Opt::Weight)?;
+                let weight = string_to_number(&value, 0, 65535)
+                    .ok_or_else(|| UsageError::Invalid("illegal weight specified".into()))?;
+                self.weight = u32::try_from(weight).ok();
+            }
+            Key::UThreshold => {
+                self.set_option(Opt::UThreshold)?;
+                self.upper_threshold = Some(threshold(&value, "illegal u_threshold specified")?);
+            }
+            Key::LThreshold => {
+                self.set_option(Opt::LThreshold)?;
+                self.lower_threshold = Some(threshold(&value, "illegal l_threshold specified")?);
+            }
+            Key::SchedFlags => {
+                self.set_option(Opt::SchedFlags)?;
+                self.sched_flags = Some(value);
+            }
+            Key::Numeric => {
+                self.set_option(Opt::Numeric)?;
+                self.list.numeric = true;
+            }
+            Key::Stats => {
+                self.set_option(Opt::Stats)?;
+                self.list.stats = true;
+            }
+            Key::Thresholds => {
+                self.set_option(Opt::Thresholds)?;
+                self.list.thresholds = true;
+            }
+            Key::PersistentConn => {
+                self.set_option(Opt::PersistentConn)?;
+                self.list.persistent_conn = true;
+            }
+            Key::Exact => {
+                self.set_option(Opt::Exact)?;
+                self.list.exact = true;
+            }
+            Key::NoSort => {
+                self.set_option(Opt::NoSort)?;
+                self.list.nosort = true;
+            }
+            Key::Sort => {
+                // case TAG_SORT:
+                //         /* Sort is the default, this is a no-op for compatibility */
+            }
+            Key::Connection => self.set_option(Opt::Connection)?,
+            Key::Timeout => self.set_option(Opt::Timeout)?,
+            Key::Rate => {
+                self.set_option(Opt::Rate)?;
+                self.list.rate = true;
+            }
+            Key::Health => self.set_option(Opt::Health)?,
+            Key::Check => {
+                self.set_option(Opt::Check)?;
+                self.check.set_kind(&value)?;
+            }
+            Key::CheckPort
+            | Key::CheckPath
+            | Key::CheckStatus
+            | Key::CheckInterval
+            | Key::CheckTimeout
+            | Key::Rise
+            | Key::Fall => {
+                let opt = match found.spec.key {
+                    Key::CheckPort => Opt::CheckPort,
+                    Key::CheckPath => Opt::CheckPath,
+                    Key::CheckStatus => Opt::CheckStatus,
+                    Key::CheckInterval => Opt::CheckInterval,
+                    Key::CheckTimeout => Opt::CheckTimeout,
+                    Key::Rise => Opt::Rise,
+                    _ => Opt::Fall,
+                };
+                self.set_option(opt)?;
+                self.check.set(opt, &value)?;
+            }
+            Key::Unsupported(why) => {
+                return Err(UsageError::Unsupported(format!(
+                    "option '{}' ({}) is not supported: {why}",
+                    found.shown, found.spec.long
+                )))
+            }
+        }
+        Ok(None)
+    }
+
+    /// ipvsadm's `generic_opt_check`: the first missing compulsory or illegal option, in
+    /// option order.
+    fn check_options(&self, cmd: Cmd) -> Result<(), UsageError> {
+        let row = RULES[cmd as usize];
+        let mut exclusive: Option<Opt> = None;
+        for (opt, rule) in Opt::ALL.into_iter().zip(row.iter()) {
+            let given = self.options & opt.bit() != 0;
+            match (*rule, given) {
+                (b'+', false) => {
+                    return Err(UsageError::Invalid(format!(
+                        "You need to supply the '{}' option for the '{}' command",
+                        opt.name(),
+                        cmd.name()
+                    )))
+                }
+                (b'x', true) => {
+                    return Err(UsageError::Invalid(format!(
+                        "Illegal '{}' option with the '{}' command",
+                        opt.name(),
+                        cmd.name()
+                    )))
+                }
+                (b'1', true) => {
+                    if let Some(first) = exclusive {
+                        return Err(UsageError::Invalid(format!(
+                            "The option '{}' conflicts with the '{}' option in the '{}' command",
+                            opt.name(),
+                            first.name(),
+                            cmd.name()
+                        )));
+                    }
+                    exclusive = Some(opt);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Invocation, UsageError> {
+        // if (ce->cmd == CMD_TIMEOUT) { ... poptGetArg x3 ... parse_timeout(optarg, 0,
+        //         MAX_TIMEOUT) ... } else fail(2, "--set option requires 3 timeout values");
+        let mut positional = std::mem::take(&mut self.positional).into_iter();
+        let timeouts = if self.cmd == Some(Cmd::Timeout) {
+            let (Some(tcp), Some(tcpfin), Some(udp)) =
+                (positional.next(), positional.next(), positional.next())
+            else {
+                return Err(UsageError::Invalid(
+                    "--set option requires 3 timeout values".into(),
+                ));
+            };
+            let timeout = |text: String| {
+                string_to_number(&text, 0, i64::from(MAX_PERSISTENT_TIMEOUT))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        UsageError::Invalid(format!("invalid timeout value `{text}' specified"))
+                    })
+            };
+            Some(Timeouts {
+                tcp: timeout(tcp)?,
+                tcpfin: timeout(tcpfin)?,
+                udp: timeout(udp)?,
+            })
+        } else {
+            None
+        };
+        if let Some(arg) = positional.next() {
+            return Err(UsageError::Invalid(format!("unexpected argument {arg}")));
+        }
+        let Some(cmd) = self.cmd else {
+            return Err(UsageError::TryHelp(
+                "no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set)".into(),
+            ));
+        };
+        // ipvsadm parses -b at the end of parse_options, against -s or its default scheduler
+        // whatever the command, before generic_opt_check: `-a ... -b sh-port` is "incompatible
+        // scheduler flag `sh-port'", `-a ... -b flag-1` "Illegal 'sched-flags' option ...".
+        let sched_flags = self.sched_flag_names()?;
+        self.check_options(cmd)?;
+        // check_options guarantees a service (and a real) where the command requires one;
+        // these errors only restate that without a panic.
+        let missing = |opt: Opt| {
+            UsageError::Invalid(format!(
+                "You need to supply the '{}' option for the '{}' command",
+                opt.name(),
+                cmd.name()
+            ))
+        };
+        let service = self.service.ok_or_else(|| missing(Opt::Service));
+        let real = || {
+            let service = service.clone()?;
+            let (addr, port) = self.real.ok_or_else(|| missing(Opt::Server))?;
+            Ok::<_, UsageError>((
+                service,
+                RealKey {
+                    addr,
+                    port: port.unwrap_or(service.port),
+                },
+            ))
+        };
+        let command = match cmd {
+            Cmd::List => return self.list_invocation(),
+            Cmd::Save => return Ok(Invocation::Save),
+            Cmd::Restore => return Ok(Invocation::Restore),
+            Cmd::Timeout => {
+                let Some(Timeouts { tcp, tcpfin, udp }) = timeouts else {
+                    return Err(UsageError::Invalid(
+                        "--set option requires 3 timeout values".into(),
+                    ));
+                };
+                Command::SetTimeouts { tcp, tcpfin, udp }
+            }
+            Cmd::Zero => Command::Zero {
+                service: self.service,
+            },
+            Cmd::Flush => Command::Clear,
+            Cmd::AddService | Cmd::EditService => {
+                let service = service?;
+                if service.port == 0 {
+                    // "Make sure that port zero service is persistent"; xvs has no services
+                    // of every port, persistent or not.
+                    if self.persistent.is_none() {
+                        return Err(UsageError::Invalid(
+                            "Zero port specified for non-persistent service".into(),
+                        ));
+                    }
+                    return Err(UsageError::Unsupported(
+                        "a persistent service on port 0 (every port) is not supported".into(),
+                    ));
+                }
+                // ipvsadm sends the timeout and the mask whatever the command: -E without -p
+                // makes the service non-persistent (0 here), without -M sets /32. -M without
+                // -p is accepted, as in ipvsadm, and has no effect.
+                let persistent = Some(self.persistent.unwrap_or(0));
+                let netmask = Some(self.netmask.unwrap_or(DEFAULT_NETMASK));
+                // ipvsadm sends its default scheduler whenever -s is absent, for -E too.
+                let scheduler = Some(
+                    self.scheduler
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_SCHEDULER.into()),
+                );
+                // Like the scheduler, the flags are always sent: -E without -b clears them.
+                let sched_flags = Some(sched_flags);
+                let command = if cmd == Cmd::AddService {
+                    Command::AddService {
+                        service,
+                        scheduler,
+                        sched_flags,
+                        persistent,
+                        netmask,
+                    }
+                } else {
+                    Command::EditService {
+                        service,
+                        scheduler,
+                        sched_flags,
+                        persistent,
+                        netmask,
+                    }
+                };
+                // xvs: --check sets (or with `none` removes) the check in the same batch, so
+                // the service never exists without the check it was given; no --check leaves
+                // the check alone.
+                match self.check.finish(self.options)? {
+                    None => command,
+                    Some(check) => Command::Batch {
+                        commands: vec![command, Command::SetCheck { service, check }],
+                    },
+                }
+            }
+            Cmd::DelService => Command::DelService { service: service? },
+            Cmd::DelServer => {
+                let (service, real) = real()?;
+                Command::DelReal { service, real }
+            }
+            Cmd::AddServer | Cmd::EditServer => {
+                let (service, real) = real()?;
+                let forward = match &self.forward {
+                    None | Some((Forward::Masq, _)) => Forward::Masq,
+                    Some((Forward::Route, shown)) => {
+                        return Err(unsupported_forward("direct routing", shown))
+                    }
+                    Some((Forward::Tunnel, shown)) => {
+                        return Err(unsupported_forward("tunneling", shown))
+                    }
+                };
+                // Like ipvsadm, -a and -e send every field: no -w means weight 1, no -x / -y
+                // threshold 0.
+                let weight = Some(self.weight.unwrap_or(1));
+                let forward = Some(forward);
+                let upper_threshold = Some(self.upper_threshold.unwrap_or(0));
+                let lower_threshold = Some(self.lower_threshold.unwrap_or(0));
+                if cmd == Cmd::AddServer {
+                    Command::AddReal {
+                        service,
+                        real,
+                        weight,
+                        forward,
+                        upper_threshold,
+                        lower_threshold,
+                    }
+                } else {
+                    Command::EditReal {
+                        service,
+                        real,
+                        weight,
+                        forward,
+                        upper_threshold,
+                        lower_threshold,
+                    }
+                }
+            }
+        };
+        Ok(Invocation::Apply(command))
+    }
+
+    /// `-L` once the option table allowed it: ipvsadm's `case CMD_LIST`, which picks the
+    /// listing (connections, one service, timeouts or everything), and xvs's `--health`.
+    fn list_invocation(&self) -> Result<Invocation, UsageError> {
+        let has = |opt: Opt| self.options & opt.bit() != 0;
+        let any = |opts: &[Opt]| opts.iter().any(|&o| has(o));
+        // if ((options & (OPT_CONNECTION|OPT_TIMEOUT|OPT_DAEMON) &&
+        //      options & (OPT_STATS|OPT_RATE|OPT_THRESHOLDS)) ||
+        //     (options & (OPT_TIMEOUT|OPT_DAEMON) &&
+        //      options & OPT_PERSISTENTCONN))
+        //         fail(2, "options conflicts in the list command");
+        // xvs: --health is a listing of its own, like -c.
+        let listing_kinds = [Opt::Stats, Opt::Rate, Opt::Thresholds];
+        if (any(&[Opt::Connection, Opt::Timeout, Opt::Health]) && any(&listing_kinds))
+            || (any(&[Opt::Timeout, Opt::Health]) && has(Opt::PersistentConn))
+            || (has(Opt::Health) && any(&[Opt::Connection, Opt::Timeout]))
+        {
+            return Err(UsageError::Invalid(
+                "options conflicts in the list command".into(),
+            ));
+        }
+        let mut list = self.list.clone();
+        list.service = self.service;
+        Ok(if has(Opt::Connection) {
+            Invocation::Connections(list)
+        } else if has(Opt::Timeout) {
+            Invocation::Timeouts
+        } else if has(Opt::Health) {
+            Invocation::Health(list)
+        } else {
+            Invocation::List(list)
+        })
+    }
+
+    /// ipvsadm's `parse_sched_flags`: `-b`'s comma-separated names (strtok: empty names
+    /// skipped), checked against `-s` or, without it, the default scheduler. An empty `-b ''`
+    /// sets no flags, as in ipvsadm.
+    fn sched_flag_names(&self) -> Result<Vec<String>, UsageError> {
+        let Some(arg) = self.sched_flags.as_deref().filter(|a| !a.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<String> = arg
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect();
+        if names.is_empty() {
+            // Only commas: ipvsadm hands strtok's NULL to strcmp and crashes.
+            return Err(UsageError::Invalid(format!(
+                "invalid scheduler flag `{arg}'"
+            )));
+        }
+        // ipvsadm compares the scheduler's name with "sh" and "mh" only; a name xvs does not
+        // know stands for "neither" here (the daemon refuses it).
+        let sched = self.scheduler.as_deref().unwrap_or(DEFAULT_SCHEDULER);
+        let kind = sched
+            .parse::<SchedulerKind>()
+            .unwrap_or(SchedulerKind::WeightedLeastConnection);
+        Flags::from_names(kind, &names).map_err(UsageError::Invalid)?;
+        Ok(names)
+    }
+}
+
+/// `-x` / `-y`: ipvsadm's `string_to_number(optarg, 0, INT_MAX)`.
+fn threshold(value: &str, illegal: &str) -> Result<u32, UsageError> {
+    string_to_number(value, 0, i64::from(i32::MAX))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| UsageError::Invalid(illegal.into()))
+}
+
+fn unsupported_forward(what: &str, shown: &str) -> UsageError {
+    UsageError::Unsupported(format!(
+        "xvs implements masquerading (-m) only; {what} ({shown}) is not supported"
+    ))
+}
+
+/// Parses ipvsadm's arguments (without the program name). No arguments lists the table, as
+/// ipvsadm does.
+pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
+    if args.is_empty() {
+        return Ok(Invocation::List(ListOptions::default()));
+    }
+    let mut parsed = Parsed::default();
+    let mut tokens = Tokens::new(args);
+    while let Some(token) = tokens.next_token() {
+        match token? {
+            // popt collects stray words: `--set` takes three, ipvsadm rejects any other.
+            Token::Arg(arg) => parsed.positional.push(arg),
+            Token::Opt(found) => {
+                if let Some(done) = parsed.apply(found)? {
+                    return Ok(done);
+                }
+            }
+        }
+    }
+    parsed.finish()
+}
+
+/// Removes xvsadm's own `--control PATH` (or `--control=PATH`) from `args`, wherever it
+/// appears before a `--`, and returns the path.
+pub fn take_control_option(args: &mut Vec<String>) -> Result<Option<PathBuf>, UsageError> {
+    let mut path = None;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if arg == "--" {
+            break;
+        }
+        let value = if arg == "--control" {
+            let value = args.get(i + 1).cloned().ok_or_else(|| {
+                UsageError::TryHelp("option '--control' requires an argument".into())
+            })?;
+            args.drain(i..i + 2);
+            value
+        } else if let Some(value) = arg.strip_prefix("--control=") {
+            let value = value.to_string();
+            args.remove(i);
+            value
+        } else {
+            i += 1;
+            continue;
+        };
+        if value.is_empty() {
+            return Err(UsageError::Invalid("empty --control path".into()));
+        }
+        if path.replace(PathBuf::from(value)).is_some() {
+            return Err(UsageError::Invalid(
+                "multiple '--control' options specified".into(),
+            ));
+        }
+    }
+    Ok(path)
+}
+
+/// ipvsadm's `parse_service` for IPv4: `ADDR[:PORT]`, returning the port only if given.
+/// ipvsadm also resolves host and service names and takes IPv6; xvsadm takes numbers only.
+fn parse_address(text: &str, what: &str) -> Result<(Ipv4Addr, Option<u16>), UsageError> {
+    let illegal = || UsageError::Invalid(format!("illegal {what} address[:port] specified"));
+    if text.starts_with('[') || text.matches(':').count() > 1 {
+        return Err(UsageError::Unsupported(format!(
+            "{what} address '{text}': IPv6 is not supported yet"
+        )));
+    }
+    let (addr, port) = match text.rsplit_once(':') {
+        Some((addr, port)) => {
+            let port = string_to_number(port, 0, 65535).ok_or_else(illegal)?;
+            (addr, Some(u16::try_from(port).map_err(|_| illegal())?))
+        }
+        None => (text, None),
+    };
+    let addr = addr.parse::<Ipv4Addr>().map_err(|_| illegal())?;
+    Ok((addr, port))
+}
+
+/// ipvsadm's `string_to_number`: the whole string is a decimal number (strtol: optional
+/// leading blanks and sign) within `min..=max`.
+fn string_to_number(text: &str, min: i64, max: i64) -> Option<i64> {
+    let trimmed = text.trim_start();
+    let (negative, digits) = match trimmed.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, trimmed.strip_prefix('+').unwrap_or(trimmed)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let magnitude = digits.parse::<i64>().ok()?;
+    let n = if negative { -magnitude } else { magnitude };
+    (min..=max).contains(&n).then_some(n)
+}

@@ -1,0 +1,485 @@
+//! The commands and options ipvsadm 1.31 has beyond -A -E -D -C -a -e -d -L (-Z, --set, -S,
+//! -R, -c, --timeout, --rate) and xvs's health-check options.
+
+use super::*;
+use crate::protocol::{CheckKind, CheckSpec};
+
+fn tcp80() -> ServiceKey {
+    svc(Protocol::Tcp, VIP, 80)
+}
+
+#[test]
+fn zero_and_set() {
+    let cases = [
+        ("-Z", Command::Zero { service: None }),
+        ("--zero", Command::Zero { service: None }),
+        (
+            "-Z -t 198.18.0.129:80",
+            Command::Zero {
+                service: Some(tcp80()),
+            },
+        ),
+        (
+            "-Zu 198.18.0.129:53",
+            Command::Zero {
+                service: Some(svc(Protocol::Udp, VIP, 53)),
+            },
+        ),
+        (
+            "--set 900 120 300",
+            Command::SetTimeouts {
+                tcp: 900,
+                tcpfin: 120,
+                udp: 300,
+            },
+        ),
+        // 0 keeps a value; the numbers may come anywhere (popt collects them).
+        (
+            "--set 0 0 60",
+            Command::SetTimeouts {
+                tcp: 0,
+                tcpfin: 0,
+                udp: 60,
+            },
+        ),
+        (
+            "3600 --set 0 0",
+            Command::SetTimeouts {
+                tcp: 3600,
+                tcpfin: 0,
+                udp: 0,
+            },
+        ),
+        (
+            "--set 2678400 0 0",
+            Command::SetTimeouts {
+                tcp: 2_678_400,
+                tcpfin: 0,
+                udp: 0,
+            },
+        ),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(apply(line), expected, "{line}");
+    }
+}
+
+#[test]
+fn new_listings_and_save_restore() {
+    let numeric = ListOptions {
+        numeric: true,
+        ..ListOptions::default()
+    };
+    assert_eq!(parse(&args("-L --timeout")).unwrap(), Invocation::Timeouts);
+    assert_eq!(parse(&args("-Ln --timeout")).unwrap(), Invocation::Timeouts);
+    assert_eq!(
+        parse(&args("-L -c")).unwrap(),
+        Invocation::Connections(ListOptions::default())
+    );
+    assert_eq!(
+        parse(&args("-lnc --sort")).unwrap(),
+        Invocation::Connections(numeric.clone())
+    );
+    assert_eq!(
+        parse(&args("-L --connection -n --nosort --persistent-conn")).unwrap(),
+        Invocation::Connections(ListOptions {
+            nosort: true,
+            persistent_conn: true,
+            ..numeric.clone()
+        })
+    );
+    assert_eq!(
+        list("-Ln --rate"),
+        ListOptions {
+            rate: true,
+            ..numeric.clone()
+        }
+    );
+    assert_eq!(
+        list("-L --rate --exact -t 198.18.0.129:80"),
+        ListOptions {
+            rate: true,
+            exact: true,
+            service: Some(tcp80()),
+            ..ListOptions::default()
+        }
+    );
+    assert_eq!(
+        parse(&args("-L --health")).unwrap(),
+        Invocation::Health(ListOptions::default())
+    );
+    assert_eq!(
+        parse(&args("-Ln --health --nosort -t 198.18.0.129:80")).unwrap(),
+        Invocation::Health(ListOptions {
+            service: Some(tcp80()),
+            nosort: true,
+            ..numeric.clone()
+        })
+    );
+    assert_eq!(parse(&args("-S")).unwrap(), Invocation::Save);
+    assert_eq!(parse(&args("--save -n")).unwrap(), Invocation::Save);
+    assert_eq!(parse(&args("-R")).unwrap(), Invocation::Restore);
+    assert_eq!(parse(&args("--restore")).unwrap(), Invocation::Restore);
+    // What each sends.
+    assert_eq!(Invocation::Timeouts.command(), Some(Command::Timeouts));
+    assert_eq!(
+        Invocation::Connections(ListOptions::default()).command(),
+        Some(Command::Connections)
+    );
+    assert_eq!(Invocation::Save.command(), Some(Command::List));
+    assert_eq!(
+        Invocation::Health(ListOptions::default()).command(),
+        Some(Command::List)
+    );
+    assert_eq!(Invocation::Restore.command(), None);
+}
+
+#[test]
+fn bad_new_command_lines() {
+    let usage = EXIT_USAGE;
+    let cases: &[(&str, &str)] = &[
+        // parse_options' --set.
+        ("--set 900 120", "--set option requires 3 timeout values"),
+        ("--set", "--set option requires 3 timeout values"),
+        // The count is checked before the values.
+        ("--set x 120", "--set option requires 3 timeout values"),
+        ("--set 900 x 300", "invalid timeout value `x' specified"),
+        (
+            "--set 900 120 2678401",
+            "invalid timeout value `2678401' specified",
+        ),
+        ("--set 900 120 300 5", "unexpected argument 5"),
+        // commands_v_options rows.
+        (
+            "--set 1 2 3 -n",
+            "Illegal 'numeric' option with the 'set' command",
+        ),
+        (
+            "--set 1 2 3 -t 198.18.0.129:80",
+            "Illegal 'service-address' option with the 'set' command",
+        ),
+        ("-Z -n", "Illegal 'numeric' option with the 'zero' command"),
+        (
+            "-Z -t 198.18.0.129:80 -r 198.19.0.148",
+            "Illegal 'real-server' option with the 'zero' command",
+        ),
+        ("-Z extra", "unexpected argument extra"),
+        (
+            "-S -c",
+            "Illegal 'connection' option with the 'save' command",
+        ),
+        (
+            "-S -t 198.18.0.129:80",
+            "Illegal 'service-address' option with the 'save' command",
+        ),
+        (
+            "-S --nosort",
+            "Illegal 'nosort' option with the 'save' command",
+        ),
+        (
+            "-R -n",
+            "Illegal 'numeric' option with the 'restore' command",
+        ),
+        ("-R extra", "unexpected argument extra"),
+        (
+            "-A -t 198.18.0.129:80 -c",
+            "Illegal 'connection' option with the 'add-service' command",
+        ),
+        (
+            "-C --timeout",
+            "Illegal 'timeout' option with the 'flush' command",
+        ),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 --rate",
+            "Illegal 'rate' option with the 'add-server' command",
+        ),
+        ("-S -R", "multiple commands specified"),
+        ("-Z -L", "multiple commands specified"),
+        ("-L -c -c", "multiple 'connection' options specified"),
+        ("-L --rate --rate", "multiple 'rate' options specified"),
+        // The '1' (exclusive) columns of the list row: -c, the service, --timeout.
+        (
+            "-L -c -t 198.18.0.129:80",
+            "The option 'service-address' conflicts with the 'connection' option in the 'list' \
+             command",
+        ),
+        (
+            "-L -c --timeout",
+            "The option 'timeout' conflicts with the 'connection' option in the 'list' command",
+        ),
+        (
+            "-L --timeout -t 198.18.0.129:80",
+            "The option 'timeout' conflicts with the 'service-address' option in the 'list' \
+             command",
+        ),
+        // process_options' conflicts.
+        ("-L -c --stats", "options conflicts in the list command"),
+        ("-L -c --rate", "options conflicts in the list command"),
+        (
+            "-L --timeout --thresholds",
+            "options conflicts in the list command",
+        ),
+        (
+            "-L --timeout --persistent-conn",
+            "options conflicts in the list command",
+        ),
+        (
+            "-L --health --stats",
+            "options conflicts in the list command",
+        ),
+        ("-L --health -c", "options conflicts in the list command"),
+        (
+            "-L --health --persistent-conn",
+            "options conflicts in the list command",
+        ),
+        (
+            "-L -c -s rr",
+            "Illegal 'scheduler' option with the 'list' command",
+        ),
+        (
+            "-L --health --check tcp",
+            "Illegal 'check' option with the 'list' command",
+        ),
+    ];
+    for (line, message) in cases {
+        assert_eq!(error(line), (message.to_string(), usage), "{line}");
+    }
+    // -c with --persistent-conn and --exact is fine, as in ipvsadm.
+    assert!(matches!(
+        parse(&args("-L -c --persistent-conn --exact")),
+        Ok(Invocation::Connections(_))
+    ));
+}
+
+fn add_service(service: ServiceKey) -> Command {
+    Command::AddService {
+        service,
+        scheduler: Some("wlc".into()),
+        sched_flags: Some(vec![]),
+        persistent: Some(0),
+        netmask: Some(DEFAULT_NETMASK),
+    }
+}
+
+fn edit_service(service: ServiceKey) -> Command {
+    Command::EditService {
+        service,
+        scheduler: Some("wlc".into()),
+        sched_flags: Some(vec![]),
+        persistent: Some(0),
+        netmask: Some(DEFAULT_NETMASK),
+    }
+}
+
+fn with_check(first: Command, service: ServiceKey, check: Option<CheckSpec>) -> Command {
+    Command::Batch {
+        commands: vec![first, Command::SetCheck { service, check }],
+    }
+}
+
+#[test]
+fn check_options() {
+    let s = tcp80();
+    let tcp = CheckSpec::new(CheckKind::Tcp);
+    let http = CheckSpec::new(CheckKind::Http);
+    let cases = [
+        (
+            "-A -t 198.18.0.129:80 --check tcp",
+            with_check(add_service(s), s, Some(tcp.clone())),
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check=http",
+            with_check(add_service(s), s, Some(http.clone())),
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check http --check-port 8080 --check-path /health \
+             --check-status 204 --check-interval 5 --check-timeout 0.5 --rise 3 --fall 4",
+            with_check(
+                add_service(s),
+                s,
+                Some(CheckSpec {
+                    port: Some(8080),
+                    path: Some("/health".into()),
+                    expect_status: Some(204),
+                    interval_ms: 5000,
+                    timeout_ms: 500,
+                    rise: 3,
+                    fall: 4,
+                    ..http.clone()
+                }),
+            ),
+        ),
+        // Decimals: up to milliseconds.
+        (
+            "-E -t 198.18.0.129:80 --check tcp --check-interval 1.25 --check-timeout 0.001",
+            with_check(
+                edit_service(s),
+                s,
+                Some(CheckSpec {
+                    interval_ms: 1250,
+                    timeout_ms: 1,
+                    ..tcp.clone()
+                }),
+            ),
+        ),
+        // An interval shorter than the default timeout shortens the timeout.
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-interval 0.5",
+            with_check(
+                add_service(s),
+                s,
+                Some(CheckSpec {
+                    interval_ms: 500,
+                    timeout_ms: 500,
+                    ..tcp.clone()
+                }),
+            ),
+        ),
+        // Order does not matter: the details may come before --check.
+        (
+            "-A --rise 1 -t 198.18.0.129:80 --fall 10 --check tcp",
+            with_check(
+                add_service(s),
+                s,
+                Some(CheckSpec {
+                    rise: 1,
+                    fall: 10,
+                    ..tcp.clone()
+                }),
+            ),
+        ),
+        // none removes the check.
+        (
+            "-E -t 198.18.0.129:80 --check none",
+            with_check(edit_service(s), s, None),
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check none",
+            with_check(add_service(s), s, None),
+        ),
+        // -E without --check leaves the check alone: no set_check.
+        ("-E -t 198.18.0.129:80", edit_service(s)),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(apply(line), expected, "{line}");
+    }
+}
+
+#[test]
+fn bad_check_options() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "-A -t 198.18.0.129:80 --check udp",
+            "illegal check type `udp' specified (tcp, http or none)",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check-port 8080",
+            "You need to supply the 'check' option with the 'check-port' option",
+        ),
+        (
+            "-E -t 198.18.0.129:80 --rise 3",
+            "You need to supply the 'check' option with the 'rise' option",
+        ),
+        (
+            "-E -t 198.18.0.129:80 --check none --fall 3",
+            "Illegal 'fall' option with '--check none'",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-path /x",
+            "Illegal 'check-path' option with the 'tcp' check",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-status 200",
+            "Illegal 'check-status' option with the 'tcp' check",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-port 0",
+            "illegal check port specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-port 65536",
+            "illegal check port specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check http --check-path health",
+            "illegal check path specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check http --check-status 99",
+            "illegal check status specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check http --check-status 600",
+            "illegal check status specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-interval 0",
+            "illegal check interval specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-interval 0.0001",
+            "illegal check interval specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-interval 1.",
+            "illegal check interval specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-interval -1",
+            "illegal check interval specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-interval 86401",
+            "illegal check interval specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-timeout 1s",
+            "illegal check timeout specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-timeout 3",
+            "illegal check timeout specified (3 s is longer than the check interval, 2 s)",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-interval 1 --check-timeout 1.5",
+            "illegal check timeout specified (1.5 s is longer than the check interval, 1 s)",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --rise 0",
+            "illegal rise count specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --fall x",
+            "illegal fall count specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check http",
+            "multiple 'check' options specified",
+        ),
+        // Check options go with -A and -E only.
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 --check tcp",
+            "Illegal 'check' option with the 'add-server' command",
+        ),
+        (
+            "-D -t 198.18.0.129:80 --check-port 80",
+            "Illegal 'check-port' option with the 'delete-service' command",
+        ),
+        (
+            "-L --rise 2",
+            "Illegal 'rise' option with the 'list' command",
+        ),
+    ];
+    for (line, message) in cases {
+        assert_eq!(error(line), (message.to_string(), EXIT_USAGE), "{line}");
+    }
+    assert_eq!(
+        error("-A -t 198.18.0.129:80 --check"),
+        (
+            "option '--check' requires an argument\n\
+             Try `xvsadm -h' or 'xvsadm --help' for more information."
+                .to_string(),
+            EXIT_TRY_HELP
+        )
+    );
+}

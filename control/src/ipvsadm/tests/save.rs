@@ -1,0 +1,389 @@
+//! `-S` and `-R`: golden save text, restore parsing and its errors, and the round trip.
+
+use super::*;
+use crate::protocol::{CheckKind, CheckSpec};
+
+const V1: [u8; 4] = [198, 18, 0, 1];
+
+fn service(key: ServiceKey, scheduler: &str, flags: &[&str]) -> ServiceInfo {
+    ServiceInfo {
+        service: key,
+        scheduler: scheduler.into(),
+        sched_flags: flags.iter().map(|f| f.to_string()).collect(),
+        persistent: None,
+        netmask: DEFAULT_NETMASK,
+        stats: Counters::default(),
+        rates: Default::default(),
+        check: None,
+        reals: vec![],
+    }
+}
+
+fn http_check() -> CheckSpec {
+    CheckSpec {
+        port: Some(8080),
+        path: Some("/health".into()),
+        expect_status: Some(204),
+        interval_ms: 5000,
+        timeout_ms: 500,
+        rise: 3,
+        fall: 4,
+        ..CheckSpec::new(CheckKind::Http)
+    }
+}
+
+fn udp_check() -> CheckSpec {
+    CheckSpec {
+        port: Some(53),
+        interval_ms: 500,
+        timeout_ms: 500,
+        ..CheckSpec::new(CheckKind::Tcp)
+    }
+}
+
+/// Several services in no particular order: TCP and UDP, scheduler flags, persistence with and
+/// without a mask, thresholds, weights 0..=65535, checks (one real server held down by its
+/// check, which -S ignores), real servers in insertion order.
+fn rich() -> ListReply {
+    let mut web = service(svc(Protocol::Tcp, V1, 80), "rr", &[]);
+    web.reals = vec![
+        real_info([198, 19, 0, 148], 80, 1, Counters::default()),
+        RealInfo {
+            upper_threshold: 100,
+            lower_threshold: 50,
+            health: Some(health(HealthState::Down)),
+            ..real_info([198, 19, 0, 137], 80, 3, Counters::default())
+        },
+    ];
+    let mut tls = service(
+        svc(Protocol::Tcp, V1, 443),
+        "sh",
+        &["sh-fallback", "sh-port"],
+    );
+    tls.persistent = Some(360);
+    tls.netmask = Ipv4Addr::new(255, 255, 255, 0);
+    tls.check = Some(http_check());
+    tls.reals = vec![real_info([198, 19, 0, 10], 8443, 0, Counters::default())];
+    let mut dns = service(svc(Protocol::Udp, V1, 53), "wlc", &[]);
+    dns.persistent = Some(600);
+    dns.check = Some(udp_check());
+    dns.reals = vec![RealInfo {
+        upper_threshold: 10,
+        ..real_info([198, 19, 0, 20], 53, 65535, Counters::default())
+    }];
+    let mut alt = service(svc(Protocol::Tcp, [10, 0, 0, 1], 8080), "mh", &["mh-port"]);
+    alt.check = Some(CheckSpec::new(CheckKind::Tcp));
+    ListReply {
+        conn_tab_size: 4096,
+        conn_max: 0,
+        services: vec![dns, web, tls, alt],
+    }
+}
+
+/// ipvsadm's FMT_RULE lines ("-A %s -s %s", " -p %u", " -M %s", " -b ", "-a %s -r %s %s -w
+/// %d"), sorted as -L sorts, with xvs's -x/-y and check options.
+const RICH_SAVED: &str = "\
+-A -t 10.0.0.1:8080 -s mh -b mh-port --check tcp
+-A -t 198.18.0.1:80 -s rr
+-a -t 198.18.0.1:80 -r 198.19.0.137:80 -m -w 3 -x 100 -y 50
+-a -t 198.18.0.1:80 -r 198.19.0.148:80 -m -w 1
+-A -t 198.18.0.1:443 -s sh -p 360 -M 255.255.255.0 -b sh-fallback,sh-port --check http \
+--check-port 8080 --check-path /health --check-status 204 --check-interval 5 \
+--check-timeout 0.5 --rise 3 --fall 4
+-a -t 198.18.0.1:443 -r 198.19.0.10:8443 -m -w 0
+-A -u 198.18.0.1:53 -s wlc -p 600 --check tcp --check-port 53 --check-interval 0.5
+-a -u 198.18.0.1:53 -r 198.19.0.20:53 -m -w 65535 -x 10
+";
+
+#[test]
+fn golden_save() {
+    assert_eq!(format_save(&rich()), RICH_SAVED);
+    // The seed: what ipvsadm -S prints for it, word for word.
+    assert_eq!(
+        format_save(&seed()),
+        "-A -t 198.18.0.129:80 -s rr\n\
+         -a -t 198.18.0.129:80 -r 198.19.0.137:80 -m -w 1\n\
+         -a -t 198.18.0.129:80 -r 198.19.0.148:80 -m -w 1\n"
+    );
+    // An empty table saves to nothing.
+    let empty = ListReply {
+        conn_tab_size: 4096,
+        conn_max: 0,
+        services: vec![],
+    };
+    assert_eq!(format_save(&empty), "");
+}
+
+fn add_service(
+    key: ServiceKey,
+    scheduler: &str,
+    flags: &[&str],
+    persistent: u32,
+    netmask: Ipv4Addr,
+) -> Command {
+    Command::AddService {
+        service: key,
+        scheduler: Some(scheduler.into()),
+        sched_flags: Some(flags.iter().map(|f| f.to_string()).collect()),
+        persistent: Some(persistent),
+        netmask: Some(netmask),
+    }
+}
+
+fn add_real(key: ServiceKey, real: RealKey, weight: u32, upper: u32, lower: u32) -> Command {
+    Command::AddReal {
+        service: key,
+        real,
+        weight: Some(weight),
+        forward: Some(Forward::Masq),
+        upper_threshold: Some(upper),
+        lower_threshold: Some(lower),
+    }
+}
+
+fn set_check(key: ServiceKey, check: CheckSpec) -> Command {
+    Command::SetCheck {
+        service: key,
+        check: Some(check),
+    }
+}
+
+/// The commands that rebuild [`rich`], in [`RICH_SAVED`]'s order.
+fn rich_commands() -> Vec<Command> {
+    let alt = svc(Protocol::Tcp, [10, 0, 0, 1], 8080);
+    let web = svc(Protocol::Tcp, V1, 80);
+    let tls = svc(Protocol::Tcp, V1, 443);
+    let dns = svc(Protocol::Udp, V1, 53);
+    vec![
+        add_service(alt, "mh", &["mh-port"], 0, DEFAULT_NETMASK),
+        set_check(alt, CheckSpec::new(CheckKind::Tcp)),
+        add_service(web, "rr", &[], 0, DEFAULT_NETMASK),
+        add_real(web, real([198, 19, 0, 137], 80), 3, 100, 50),
+        add_real(web, real([198, 19, 0, 148], 80), 1, 0, 0),
+        add_service(
+            tls,
+            "sh",
+            &["sh-fallback", "sh-port"],
+            360,
+            Ipv4Addr::new(255, 255, 255, 0),
+        ),
+        set_check(tls, http_check()),
+        add_real(tls, real([198, 19, 0, 10], 8443), 0, 0, 0),
+        add_service(dns, "wlc", &[], 600, DEFAULT_NETMASK),
+        set_check(dns, udp_check()),
+        add_real(dns, real([198, 19, 0, 20], 53), 65535, 10, 0),
+    ]
+}
+
+/// What a daemon's table looks like after `commands` from an empty one (the parts -S prints).
+fn describe(commands: &[Command]) -> ListReply {
+    let mut reply = ListReply {
+        conn_tab_size: 4096,
+        conn_max: 0,
+        services: vec![],
+    };
+    for command in commands {
+        match command.clone() {
+            Command::AddService {
+                service: key,
+                scheduler,
+                sched_flags,
+                persistent,
+                netmask,
+            } => {
+                let mut info = service(
+                    key,
+                    &scheduler.unwrap_or_else(|| DEFAULT_SCHEDULER.into()),
+                    &[],
+                );
+                info.sched_flags = sched_flags.unwrap_or_default();
+                info.persistent = persistent.filter(|&p| p != 0);
+                if info.persistent.is_some() {
+                    info.netmask = netmask.unwrap_or(DEFAULT_NETMASK);
+                }
+                reply.services.push(info);
+            }
+            Command::AddReal {
+                service: key,
+                real: r,
+                weight,
+                forward,
+                upper_threshold,
+                lower_threshold,
+            } => {
+                let svc = reply
+                    .services
+                    .iter_mut()
+                    .find(|s| s.service == key)
+                    .unwrap();
+                svc.reals.push(RealInfo {
+                    forward: forward.unwrap_or(Forward::Masq),
+                    upper_threshold: upper_threshold.unwrap_or(0),
+                    lower_threshold: lower_threshold.unwrap_or(0),
+                    ..real_info(
+                        [0; 4].map(|_| 0),
+                        0,
+                        weight.unwrap_or(1),
+                        Counters::default(),
+                    )
+                });
+                svc.reals.last_mut().unwrap().real = r;
+            }
+            Command::SetCheck {
+                service: key,
+                check,
+            } => {
+                let svc = reply
+                    .services
+                    .iter_mut()
+                    .find(|s| s.service == key)
+                    .unwrap();
+                svc.check = check;
+            }
+            other => panic!("describe does not model {other:?}"),
+        }
+    }
+    reply
+}
+
+#[test]
+fn save_restore_round_trip() {
+    let saved = format_save(&rich());
+    let Command::Batch { commands } = parse_restore(&saved).unwrap() else {
+        panic!("parse_restore did not make a batch");
+    };
+    assert_eq!(commands, rich_commands());
+    // The commands rebuild the same table: it saves to the same text.
+    assert_eq!(format_save(&describe(&commands)), saved);
+    // And the configuration file reads the same commands.
+    assert_eq!(crate::config_file::parse(&saved).unwrap(), rich_commands());
+}
+
+#[test]
+fn restore_reads_like_ipvsadm_restore() {
+    let web = svc(Protocol::Tcp, V1, 80);
+    let text = "\
+# saved by xvsadm -S
+
+-C
+ipvsadm -A -t 198.18.0.1:80 -s rr   # the web service
+\t-a  -t 198.18.0.1:80   -r 198.19.0.148 -m -w 2\r
+xvsadm --set 0 0 60
+-Z -t 198.18.0.1:80
+-e -t 198.18.0.1:80 -r 198.19.0.148 -w 0
+-E -t 198.18.0.1:80 -s wrr --check none
+-d -t 198.18.0.1:80 -r 198.19.0.148
+-D -t 198.18.0.1:80
+";
+    assert_eq!(
+        parse_restore(text).unwrap(),
+        Command::Batch {
+            commands: vec![
+                Command::Clear,
+                add_service(web, "rr", &[], 0, DEFAULT_NETMASK),
+                add_real(web, real([198, 19, 0, 148], 80), 2, 0, 0),
+                Command::SetTimeouts {
+                    tcp: 0,
+                    tcpfin: 0,
+                    udp: 60
+                },
+                Command::Zero { service: Some(web) },
+                Command::EditReal {
+                    service: web,
+                    real: real([198, 19, 0, 148], 80),
+                    weight: Some(0),
+                    forward: Some(Forward::Masq),
+                    upper_threshold: Some(0),
+                    lower_threshold: Some(0),
+                },
+                Command::EditService {
+                    service: web,
+                    scheduler: Some("wrr".into()),
+                    sched_flags: Some(vec![]),
+                    persistent: Some(0),
+                    netmask: Some(DEFAULT_NETMASK),
+                },
+                Command::SetCheck {
+                    service: web,
+                    check: None
+                },
+                Command::DelReal {
+                    service: web,
+                    real: real([198, 19, 0, 148], 80),
+                },
+                Command::DelService { service: web },
+            ]
+        }
+    );
+    // Nothing to restore: an empty batch.
+    assert_eq!(
+        parse_restore("\n# nothing\n   \n").unwrap(),
+        Command::Batch { commands: vec![] }
+    );
+}
+
+#[test]
+fn restore_errors_name_the_line() {
+    let cases: &[(&str, &str, u8)] = &[
+        (
+            "-A -t 198.18.0.1:80 -s rr\n\n-a -t 198.18.0.1:80 -r 198.19.0.148 -w 70000\n",
+            "line 3: illegal weight specified: -a -t 198.18.0.1:80 -r 198.19.0.148 -w 70000",
+            EXIT_USAGE,
+        ),
+        (
+            "-L -n\n",
+            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set): -L -n",
+            EXIT_USAGE,
+        ),
+        (
+            "-C\n  -S  \n",
+            "line 2: not a change of the table (-A -E -D -C -a -e -d -Z --set): -S",
+            EXIT_USAGE,
+        ),
+        (
+            "-R\n",
+            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set): -R",
+            EXIT_USAGE,
+        ),
+        (
+            "-h\n",
+            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set): -h",
+            EXIT_USAGE,
+        ),
+        // popt's errors lose their pointer to -h.
+        (
+            "-A -t 198.18.0.1:80 --bogus\n",
+            "line 1: unknown option '--bogus': -A -t 198.18.0.1:80 --bogus",
+            EXIT_TRY_HELP,
+        ),
+        (
+            "-A -t 198.18.0.1:80 --check tcp --check-path /x\n",
+            "line 1: Illegal 'check-path' option with the 'tcp' check: -A -t 198.18.0.1:80 \
+             --check tcp --check-path /x",
+            EXIT_USAGE,
+        ),
+        (
+            "-a -t 198.18.0.1:80 -r 198.19.0.148 -g\n",
+            "line 1: xvs implements masquerading (-m) only; direct routing (-g) is not \
+             supported: -a -t 198.18.0.1:80 -r 198.19.0.148 -g",
+            EXIT_USAGE,
+        ),
+        // A line that is only "ipvsadm" is a command line without a command.
+        (
+            "ipvsadm -n\n",
+            "line 1: no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set): \
+             ipvsadm -n",
+            EXIT_TRY_HELP,
+        ),
+    ];
+    for (text, message, code) in cases {
+        let err = parse_restore(text).unwrap_err();
+        assert_eq!(
+            (err.to_string(), err.exit_code()),
+            (message.to_string(), *code),
+            "{text}"
+        );
+    }
+    let err = crate::config_file::parse("-L\n").unwrap_err();
+    assert!(err.to_string().starts_with("line 1: not a change"), "{err}");
+}
