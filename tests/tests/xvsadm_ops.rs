@@ -40,20 +40,56 @@ fn save_restore_zero_timeouts_connections_rates_and_health() -> anyhow::Result<(
     let web = format!("{vip}:80");
     let dns = format!("{vip}:53");
     cluster.xvsadm(&[
-        "-A", "-t", &web, "-s", "rr", "--check", "http", "--check-path", "/", "--rise", "1",
-        "--fall", "3", "--check-interval", "0.5",
+        "-A",
+        "-t",
+        &web,
+        "-s",
+        "rr",
+        "--check",
+        "http",
+        "--check-path",
+        "/",
+        "--rise",
+        "1",
+        "--fall",
+        "3",
+        "--check-interval",
+        "0.5",
     ])?;
     for real in cluster.topo.reals() {
-        cluster.xvsadm(&["-a", "-t", &web, "-r", &real.addr.to_string(), "-m", "-w", "2"])?;
+        cluster.xvsadm(&[
+            "-a",
+            "-t",
+            &web,
+            "-r",
+            &real.addr.to_string(),
+            "-m",
+            "-w",
+            "2",
+        ])?;
     }
     cluster.xvsadm(&["-A", "-u", &dns, "-s", "sh", "-b", "sh-port", "-p", "120"])?;
-    cluster.xvsadm(&["-a", "-u", &dns, "-r", "198.19.0.148", "-m", "-x", "100", "-y", "10"])?;
+    cluster.xvsadm(&[
+        "-a",
+        "-u",
+        &dns,
+        "-r",
+        "198.19.0.148",
+        "-m",
+        "-x",
+        "100",
+        "-y",
+        "10",
+    ])?;
 
     // -S, -C, -R: the same table (scheduler, flags, persistence, weights, thresholds, check).
     let saved = cluster.xvsadm(&["-S", "-n"])?;
     ensure_contains(&saved, &format!("-A -t {web} -s rr"))?;
     ensure_contains(&saved, "--check http")?;
-    ensure_contains(&saved, &format!("-a -u {dns} -r 198.19.0.148:53 -m -w 1 -x 100 -y 10"))?;
+    ensure_contains(
+        &saved,
+        &format!("-a -u {dns} -r 198.19.0.148:53 -m -w 1 -x 100 -y 10"),
+    )?;
     cluster.xvsadm(&["-C"])?;
     assert_eq!(cluster.xvsadm(&["-S", "-n"])?, "");
     let (code, err) = restore(&cluster, &saved)?;
@@ -93,7 +129,7 @@ fn save_restore_zero_timeouts_connections_rates_and_health() -> anyhow::Result<(
     );
 
     // -L -c while a download runs: its entry is ESTABLISHED with the new tcp timeout.
-    let mut download = SlowDownload::start(&cluster, BIG_FILE_PATH)?;
+    let download = SlowDownload::start(&cluster, BIG_FILE_PATH)?;
     let client = cluster.topo.client_addr().to_string();
     let mut listing = String::new();
     let found = wait_until(Duration::from_secs(3), || {
@@ -107,12 +143,16 @@ fn save_restore_zero_timeouts_connections_rates_and_health() -> anyhow::Result<(
         "IPVS connection entries\npro expire state       source             virtual            destination\n"
     ));
     let line = listing.lines().find(|l| l.contains("ESTABLISHED")).unwrap();
-    assert!(line.starts_with("TCP 59:5") || line.starts_with("TCP 60:00"), "{line}");
+    assert!(
+        line.starts_with("TCP 59:5") || line.starts_with("TCP 60:00"),
+        "{line}"
+    );
     ensure_contains(line, &web)?;
 
     // --rate: ipvsadm's columns; the download makes the service's rates non-zero within a
     // few estimator ticks (2 s each).
-    let rate_title = "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n";
+    let rate_title =
+        "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n";
     let mut rates = String::new();
     let moving = wait_until(Duration::from_secs(5), || {
         rates = cluster

@@ -85,7 +85,9 @@ fn describe_check(check: Option<&CheckSpec>) -> String {
             out,
             " path {} status {}",
             spec.path.as_deref().unwrap_or("/"),
-            spec.expect_status.unwrap_or(200)
+            // No expected status: any 2xx is healthy.
+            spec.expect_status
+                .map_or_else(|| "2xx".to_string(), |s| s.to_string())
         );
     }
     let _ = write!(

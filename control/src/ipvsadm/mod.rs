@@ -65,8 +65,8 @@
 //! ```
 //!
 //! The service line is `"%-4s %s"` (as in `-L`) and the check: `none`, or the kind, `port N`
-//! when it is not the real server's port, `path P status S` for http (defaults spelled out),
-//! then `interval`, `timeout` (seconds), `rise`, `fall`. A real server's line is
+//! when it is not the real server's port, `path P status S` for http (defaults spelled out;
+//! status `2xx` when any 2xx will do), then `interval`, `timeout` (seconds), `rise`, `fall`. A real server's line is
 //! `"  -> %-28s %-5s %-6u %-10u %-10u %-10u %s"`: state (UP or DOWN), the number of
 //! consecutive results agreeing with the last, checks passed, checks failed, seconds since the
 //! state last changed, and the last failure's reason (`-` if none; it is the only field that

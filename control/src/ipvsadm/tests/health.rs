@@ -87,7 +87,7 @@ fn health_defaults_and_odd_errors() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[2],
-        "TCP  198.18.0.129:80 http path / status 200 interval 2 timeout 1 rise 2 fall 2"
+        "TCP  198.18.0.129:80 http path / status 2xx interval 2 timeout 1 rise 2 fall 2"
     );
     assert_eq!(
         lines[4],
