@@ -13,10 +13,9 @@ use crate::protocol::{
 };
 use std::fmt::Write as _;
 
-/// The longest check interval or timeout, in ms (a day).
-const MAX_CHECK_MS: u32 = 86_400_000;
-/// The largest `--rise` / `--fall`.
-const MAX_COUNT: u32 = 65_535;
+// The daemon's limits (`health::validate`), checked here too so that a bad value is refused
+// before anything is sent, with ipvsadm's kind of message.
+use crate::health::{MAX_INTERVAL_MS as MAX_CHECK_MS, MAX_RISE_FALL as MAX_COUNT, MIN_TIMEOUT_MS};
 
 /// What `--check` said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,8 +176,8 @@ fn number(text: &str, min: u32, max: u32) -> Option<u32> {
     text.parse::<u32>().ok().filter(|n| (min..=max).contains(n))
 }
 
-/// Seconds with up to three decimals (`2`, `0.5`, `1.25`) as milliseconds, above 0 and at
-/// most a day.
+/// Seconds with up to three decimals (`2`, `0.5`, `1.25`) as milliseconds, within the
+/// daemon's limits (0.1 s to an hour).
 pub(super) fn parse_seconds(text: &str) -> Option<u32> {
     let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
@@ -193,7 +192,7 @@ pub(super) fn parse_seconds(text: &str) -> Option<u32> {
     let ms = whole.checked_mul(1000)?.checked_add(frac)?;
     u32::try_from(ms)
         .ok()
-        .filter(|ms| (1..=MAX_CHECK_MS).contains(ms))
+        .filter(|ms| (MIN_TIMEOUT_MS..=MAX_CHECK_MS).contains(ms))
 }
 
 /// Milliseconds as [`parse_seconds`] reads them: `2000` is `2`, `500` is `0.5`.

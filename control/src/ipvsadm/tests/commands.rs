@@ -311,13 +311,13 @@ fn check_options() {
         ),
         // Decimals: up to milliseconds.
         (
-            "-E -t 198.18.0.129:80 --check tcp --check-interval 1.25 --check-timeout 0.001",
+            "-E -t 198.18.0.129:80 --check tcp --check-interval 1.25 --check-timeout 0.125",
             with_check(
                 edit_service(s),
                 s,
                 Some(CheckSpec {
                     interval_ms: 1250,
-                    timeout_ms: 1,
+                    timeout_ms: 125,
                     ..tcp.clone()
                 }),
             ),
@@ -429,8 +429,16 @@ fn bad_check_options() {
             "illegal check interval specified",
         ),
         (
-            "-A -t 198.18.0.129:80 --check tcp --check-interval 86401",
+            "-A -t 198.18.0.129:80 --check tcp --check-interval 3600.001",
             "illegal check interval specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --check-timeout 0.099",
+            "illegal check timeout specified",
+        ),
+        (
+            "-A -t 198.18.0.129:80 --check tcp --rise 101",
+            "illegal rise count specified",
         ),
         (
             "-A -t 198.18.0.129:80 --check tcp --check-timeout 1s",
