@@ -13,6 +13,23 @@ use std::time::{Duration, Instant};
 use xvs_control::director::{find_binary, DirectorProcess};
 use xvs_control::topology::{self, Topology, TopologySpec};
 
+/// Runs `command` with `input` on its stdin (stdout and stderr captured).
+pub fn output_with_stdin(
+    mut command: std::process::Command,
+    input: &[u8],
+) -> Result<std::process::Output> {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {command:?}"))?;
+    // Dropped after writing: the program sees end of file.
+    child.stdin.take().context("no stdin")?.write_all(input)?;
+    Ok(child.wait_with_output()?)
+}
+
 /// Whether a root-only test may run; panics under CI when it may not.
 pub fn root_or_skip(test: &str) -> bool {
     if topology::is_root() {

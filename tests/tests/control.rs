@@ -2,7 +2,7 @@
 //! clear error and changes nothing; the socket is private to root.
 
 use std::os::unix::fs::PermissionsExt;
-use xvs_tests::{root_or_skip, Cluster};
+use xvs_tests::{output_with_stdin, root_or_skip, Cluster};
 
 #[test]
 fn bad_input_is_refused_and_leaves_the_configuration_alone() -> anyhow::Result<()> {
@@ -103,9 +103,8 @@ fn bad_input_is_refused_and_leaves_the_configuration_alone() -> anyhow::Result<(
 
 /// One request line through `socat` as another user (`setpriv`); the response line.
 fn request_as(uid: u32, gid: u32, socket: &std::path::Path, line: &str) -> anyhow::Result<String> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("setpriv")
+    let mut command = std::process::Command::new("setpriv");
+    command
         .args([
             &format!("--reuid={uid}"),
             &format!("--regid={gid}"),
@@ -115,17 +114,8 @@ fn request_as(uid: u32, gid: u32, socket: &std::path::Path, line: &str) -> anyho
             "5",
             "-",
         ])
-        .arg(format!("UNIX-CONNECT:{}", socket.display()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdin"))?
-        .write_all(format!("{line}\n").as_bytes())?;
-    let out = child.wait_with_output()?;
+        .arg(format!("UNIX-CONNECT:{}", socket.display()));
+    let out = output_with_stdin(command, format!("{line}\n").as_bytes())?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
