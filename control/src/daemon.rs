@@ -29,7 +29,7 @@ use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::resolver::{self, Resolver};
 use xvs_dataplane::snapshot::{Interface, Snapshot, Vip};
 use xvs_dataplane::stats::{WorkerStats, MAX_REALS};
-use xvs_dataplane::worker::{Mailbox, ResolveQueue, Shared, Worker, WorkerOptions};
+use xvs_dataplane::worker::{Mailbox, ResolveQueue, Shared, Worker, WorkerOptions, NEVER_WAIT};
 use xvs_dataplane::xsk::{
     rx_queue_count, BindMode, EndpointKey, FrameMemory, Port, PortOptions, QueueCounters, Role,
     XdpMode, XdpProgram,
@@ -62,6 +62,19 @@ pub struct DaemonOptions {
     pub config: Option<PathBuf>,
     /// `--metrics`: where to serve Prometheus's `GET /metrics`.
     pub metrics: Option<SocketAddr>,
+    /// `--idle`: what a worker does when its rings are empty.
+    pub idle: IdleStrategy,
+}
+
+/// What a worker does when its rings are empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdleStrategy {
+    /// Spin a while, then sleep in `ppoll` until a socket has frames (or 200 us pass):
+    /// an idle director uses almost no CPU.
+    #[default]
+    Adaptive,
+    /// Never sleep: the lowest latency, one full core per worker even when idle.
+    BusyPoll,
 }
 
 impl DaemonOptions {
@@ -79,6 +92,7 @@ impl DaemonOptions {
             access: Access::default(),
             config: None,
             metrics: None,
+            idle: IdleStrategy::default(),
         }
     }
 }
@@ -261,7 +275,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             home,
             conn_capacity,
             shared.clone(),
-            WorkerOptions::default(),
+            worker_options(options.idle),
             Arc::clone(&own_stats),
             config.reader(),
             neighbour_reader.clone(),
@@ -427,6 +441,17 @@ fn ipv4_addresses(name: &str) -> io::Result<Vec<Ipv4Addr>> {
     // SAFETY: list came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(list) };
     Ok(addrs)
+}
+
+fn worker_options(idle: IdleStrategy) -> WorkerOptions {
+    let defaults = WorkerOptions::default();
+    WorkerOptions {
+        spin_before_wait: match idle {
+            IdleStrategy::Adaptive => defaults.spin_before_wait,
+            IdleStrategy::BusyPoll => NEVER_WAIT,
+        },
+        ..defaults
+    }
 }
 
 /// How many workers: one per queue by default (at most one per core); each worker needs a

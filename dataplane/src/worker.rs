@@ -86,7 +86,8 @@ pub struct WorkerOptions {
     pub batch: usize,
     /// Connection slots inspected for expiry per iteration.
     pub expiry_budget: usize,
-    /// Iterations without work before the worker sleeps in `ppoll`.
+    /// Iterations without work before the worker sleeps in `ppoll`; [`NEVER_WAIT`] makes it
+    /// poll busily.
     pub spin_before_wait: u32,
     /// How long an idle worker waits for packets before checking its rings again.
     pub idle_wait: Duration,
@@ -97,6 +98,9 @@ pub struct WorkerOptions {
     /// Connection slots copied per iteration while a listing is in progress.
     pub dump_chunk: usize,
 }
+
+/// [`WorkerOptions::spin_before_wait`] for a worker that never sleeps.
+pub const NEVER_WAIT: u32 = u32::MAX;
 
 impl Default for WorkerOptions {
     fn default() -> Self {
@@ -221,7 +225,8 @@ impl Worker {
                 idle = 0;
             } else {
                 idle = idle.saturating_add(1);
-                if idle >= self.core.options.spin_before_wait {
+                let spin = self.core.options.spin_before_wait;
+                if idle >= spin && spin != NEVER_WAIT {
                     self.core.poller.wait(self.core.options.idle_wait);
                 } else {
                     std::hint::spin_loop();

@@ -1,7 +1,7 @@
 //! xvsd: the xvs director daemon.
 //!
 //! `xvsd --external IFACE --internal IFACE [--control PATH] [--workers N] [--conn-max N]
-//! [--metrics [ADDR:]PORT]` runs the director in the foreground until SIGINT/SIGTERM; `xvsd
+//! [--metrics [ADDR:]PORT] [--idle adaptive|busy]` runs the director in the foreground until SIGINT/SIGTERM; `xvsd
 //! demo` runs the seed cluster of the LVS-NAT tutorial in network namespaces.
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use xvs_control::daemon::{self, DaemonOptions};
+use xvs_control::daemon::{self, DaemonOptions, IdleStrategy};
 use xvs_dataplane::xsk::{BindMode, XdpMode};
 
 #[derive(Parser, Debug)]
@@ -58,6 +58,16 @@ struct Cli {
     /// 127.0.0.1 only.
     #[arg(long, value_name = "[ADDR:]PORT", value_parser = xvs_control::metrics::parse_listen_addr)]
     metrics: Option<SocketAddr>,
+    /// What a worker does with empty rings: spin a while then sleep until frames arrive
+    /// (adaptive), or spin always (busy: lowest latency, a full core per worker).
+    #[arg(long, value_enum, default_value_t = IdleArg::Adaptive)]
+    idle: IdleArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum IdleArg {
+    Adaptive,
+    Busy,
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,6 +114,10 @@ fn main() -> ExitCode {
             options.workers = cli.workers;
             options.config = cli.config;
             options.metrics = cli.metrics;
+            options.idle = match cli.idle {
+                IdleArg::Adaptive => IdleStrategy::Adaptive,
+                IdleArg::Busy => IdleStrategy::BusyPoll,
+            };
             options.conn_max = cli.conn_max;
             options.ring_size = cli.ring_size;
             options.xdp_mode = match cli.xdp_mode {
