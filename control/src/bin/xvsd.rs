@@ -1,8 +1,9 @@
 //! xvsd: the xvs director daemon.
 //!
 //! `xvsd --external IFACE --internal IFACE [--control PATH] [--workers N] [--conn-max N]
-//! [--metrics [ADDR:]PORT] [--idle adaptive|busy]` runs the director in the foreground until SIGINT/SIGTERM; `xvsd
-//! demo` runs the seed cluster of the LVS-NAT tutorial in network namespaces.
+//! [--metrics [ADDR:]PORT] [--idle adaptive|busy] ...` runs the director in the foreground
+//! until SIGINT/SIGTERM; `xvsd demo` runs the seed cluster of the LVS-NAT tutorial in network
+//! namespaces.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
