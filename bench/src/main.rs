@@ -8,7 +8,7 @@
 //! Exit status: 0 on success, 1 when a benchmark fails (e.g. a frame was not forwarded), 2 on a
 //! usage error or a subcommand that is not implemented yet.
 
-mod process_bench;
+use xvs_bench::process_bench;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -188,6 +188,34 @@ impl ConnTable {
         self.len >= self.capacity
     }
 
+    /// Bytes the table holds on the heap, all reserved by [`ConnTable::with_capacity`]: the
+    /// slab and free list, plus the two indexes as std's hash map (hashbrown) lays them out: a
+    /// power-of-two number of buckets, each a `(FlowKey, Slot)` pair and a control byte, plus
+    /// one group of trailing control bytes. The index part follows std's current layout
+    /// rather than an API; a test checks it against a counting allocator.
+    pub fn allocated_bytes(&self) -> usize {
+        /// hashbrown's SSE2 group width, its control bytes' alignment (8 without SSE2).
+        const GROUP: usize = if cfg!(target_feature = "sse2") { 16 } else { 8 };
+        fn index_bytes(capacity: usize) -> usize {
+            if capacity == 0 {
+                return 0;
+            }
+            // The usable capacity is 7/8 of the buckets, or buckets - 1 below 8 buckets.
+            let buckets = if capacity < 8 {
+                capacity + 1
+            } else {
+                capacity / 7 * 8
+            };
+            let bucket = std::mem::size_of::<(FlowKey, Slot)>();
+            let align = GROUP.max(std::mem::align_of::<(FlowKey, Slot)>());
+            (bucket * buckets).next_multiple_of(align) + buckets + GROUP
+        }
+        self.slab.capacity() * std::mem::size_of::<Entry>()
+            + self.free.capacity() * std::mem::size_of::<Slot>()
+            + index_bytes(self.by_client.capacity())
+            + index_bytes(self.by_real.capacity())
+    }
+
     /// The live entry indexed under `key` in `direction` (inbound tuple for
     /// [`Direction::Inbound`], reply tuple for [`Direction::Outbound`]). An expired entry is
     /// removed and reported as absent.
