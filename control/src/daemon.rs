@@ -301,7 +301,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     }
 
     let server = ControlServer::start(&options.control, options.access, control.handle())?;
-    eprintln!(
+    let started = format!(
         "xvsd: external {} ({} queues), internal {} ({} queues), {workers} worker(s), {} mode, control {}{}",
         options.external,
         ext_queues,
@@ -314,6 +314,8 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             m.local_addr()
         ))
     );
+    // One write: readers of the log (tests, supervisors) never see half of the line.
+    eprintln!("{started}");
     let steering = XdpSteering {
         external: ext_program,
         internal: int_program,

@@ -54,10 +54,12 @@ fn metrics_count_the_connections_per_real_server() -> anyhow::Result<()> {
         return Ok(());
     }
     let cluster = Cluster::start("xvse2emet", 1, &["--metrics", METRICS])?;
-    ensure_contains(
-        &cluster.director.log(),
-        &format!("metrics http://{METRICS}/metrics"),
-    )?;
+    // The control socket answers before the start-up line is necessarily in the log.
+    let announced = format!("metrics http://{METRICS}/metrics");
+    wait_until(Duration::from_secs(2), || {
+        cluster.director.log().contains(&announced)
+    });
+    ensure_contains(&cluster.director.log(), &announced)?;
 
     // Before any service: valid, with no service series.
     let (text, samples) = scrape(&cluster)?;
