@@ -127,7 +127,8 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
         s,
         "#[Buckets = {:12}, SubBuckets     = {:12}]",
         h.buckets(),
-        h.distinct_values()
+        // HdrHistogram's sub-bucket count: 2 * 10^digits rounded up to a power of two.
+        (2 * 10u64.pow(u32::from(h.sigfig()))).next_power_of_two()
     );
     s
 }
