@@ -98,7 +98,7 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
     if !h.is_empty() {
         for v in h.iter_quantiles(5) {
             let q = v.quantile_iterated_to();
-            last = v.count_since_last_iteration() + last;
+            last += v.count_since_last_iteration();
             let value = h.highest_equivalent(v.value_iterated_to()) as f64 / scale;
             if q < 1.0 {
                 let _ = writeln!(

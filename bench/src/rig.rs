@@ -634,6 +634,8 @@ impl Rig {
             .into_iter()
             .map(|s| s.finish::<SinkReport>(Duration::from_secs(5)))
             .collect::<Result<Vec<_>>>()?;
+        // A signal during the trial also stopped the agents early: their counts are partial.
+        check_interrupted()?;
         Ok(TrialResult {
             load,
             gen,
@@ -692,6 +694,7 @@ impl Rig {
         for e in echos {
             e.finish::<agent::echo::EchoReport>(Duration::from_secs(5))?;
         }
+        check_interrupted()?;
         Ok(report)
     }
 

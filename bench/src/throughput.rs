@@ -180,7 +180,7 @@ mod tests {
         let (trials, best) =
             search(1_000_000.0, 600_000.0, 20, |r| Ok(fake(r, 300_000.0))).unwrap();
         assert!(
-            best <= 300_000.0 && best >= 300_000.0 * (1.0 - 2.0 * PRECISION),
+            (300_000.0 * (1.0 - 2.0 * PRECISION)..=300_000.0).contains(&best),
             "{best}"
         );
         assert!(trials.len() < 20);
