@@ -2,11 +2,20 @@
 //!
 //! - `process`: the pure packet-processing function ([`xvs_dataplane::process::process`]) in a
 //!   loop, with no socket: ns/packet and per-batch latency percentiles (see [`process_bench`]).
-//! - `throughput`, `latency`, `compare`: runs through a namespace topology, side by side with
-//!   nftables NAT. Not implemented yet: they exit with status 2 and say so.
+//! - `throughput`, `latency`, `compare`: runs through a namespace topology ([`rig`]) with a
+//!   target in the director namespace: xvs, nftables NAT or plain routing. The orchestrator
+//!   never enters a namespace: it runs its own binary there as `xvs-bench agent ...`
+//!   ([`agent`]), each agent printing one JSON report line.
 //!
 //! Exit status: 0 on success, 1 when a benchmark fails (e.g. a frame was not forwarded), 2 on a
-//! usage error or a subcommand that is not implemented yet.
+//! usage error.
+
+mod agent;
+mod compare;
+mod latency;
+mod report;
+mod rig;
+mod throughput;
 
 use xvs_bench::process_bench;
 
@@ -24,30 +33,31 @@ struct Cli {
 enum Command {
     /// Time the packet-processing function alone (no socket, one thread).
     Process(process_bench::Args),
-    /// Throughput through a namespace topology, side by side with nftables NAT (not implemented yet).
-    Throughput,
-    /// Latency through a namespace topology, side by side with nftables NAT (not implemented yet).
-    Latency,
-    /// xvs and nftables NAT on the same topology, side by side (not implemented yet).
-    Compare,
+    /// Throughput (pps at < 0.1% loss) through a namespace topology and one target.
+    Throughput(throughput::Args),
+    /// Open-loop latency through a namespace topology and one target.
+    Latency(latency::Args),
+    /// xvs, nftables NAT and plain routing on the same topology, side by side.
+    Compare(compare::Args),
+    /// Runs inside a namespace on behalf of the other commands.
+    #[command(hide = true, subcommand)]
+    Agent(agent::AgentCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let name = match cli.command {
-        Command::Process(args) => {
-            return match process_bench::run(&args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-        Command::Throughput => "throughput",
-        Command::Latency => "latency",
-        Command::Compare => "compare",
+    let result = match &cli.command {
+        Command::Process(args) => process_bench::run(args),
+        Command::Throughput(args) => throughput::run(args),
+        Command::Latency(args) => latency::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Agent(cmd) => agent::run(cmd),
     };
-    eprintln!("error: xvs-bench {name}: not implemented yet: see issue 'Benchmarks'");
-    ExitCode::from(2)
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

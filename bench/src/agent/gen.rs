@@ -1,0 +1,328 @@
+//! `agent gen`: the UDP load generator, run in the client namespace.
+//!
+//! Frames are built once (Ethernet + IPv4 + UDP with correct checksums + payload
+//! [`MAGIC`](super::MAGIC) and the flow number) and sent round and round through an AF_PACKET
+//! socket that bypasses the qdisc, in sendmmsg batches. Flow `i` comes from address
+//! `src_base + i % src_count`, port `1024 + i / src_count`, and goes to `dst[i % dst.len()]`;
+//! thread `t` of `T` owns the flows `i % T == t`, so every batch mixes flows. With `--rate`
+//! each thread paces its share of the rate in bursts of at most `--batch` frames and ~200 us
+//! of traffic (burst `k` is due at `start + k * burst / rate`); with `--rate 0` it sends as
+//! fast as it can.
+//!
+//! "Offered" is what the kernel took from us: a frame that the director's veth then drops
+//! because its input queue is full counts as offered and lost, as a NIC ring overflow would.
+
+use super::sys::FrameRing;
+use anyhow::{ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// Ethernet FCS: counted in `--frame-size` (RFC 2544 sizes) but added by no one on veth.
+pub const FCS_LEN: usize = 4;
+/// Ethernet + IPv4 + UDP headers.
+pub const HEADERS_LEN: usize = 14 + 20 + 8;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Interface to send on.
+    #[arg(long, default_value = "eth0")]
+    pub iface: String,
+    /// Destination MAC (the next hop: the director's external interface).
+    #[arg(long)]
+    pub dst_mac: String,
+    /// First source address.
+    #[arg(long)]
+    pub src_base: Ipv4Addr,
+    /// Number of source addresses.
+    #[arg(long, default_value_t = 64)]
+    pub src_count: u32,
+    /// Destination addresses (comma list), used in turn by the flows.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub dst: Vec<Ipv4Addr>,
+    #[arg(long, default_value_t = super::BENCH_PORT)]
+    pub dport: u16,
+    #[arg(long, default_value_t = 1024)]
+    pub flows: u32,
+    /// Ethernet frame size including the 4-byte FCS (64..=1518).
+    #[arg(long, default_value_t = 64)]
+    pub frame_size: usize,
+    /// Packets per second in total; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Cores for the threads (comma list; thread t on cores[t % len]).
+    #[arg(long, value_parser = super::parse_cores, default_value = "")]
+    pub cores: ::std::vec::Vec<usize>,
+    /// Frames per sendmmsg.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenReport {
+    /// Frames the kernel accepted.
+    pub sent: u64,
+    /// Frames refused by the kernel (send errors).
+    pub errors: u64,
+    pub elapsed_s: f64,
+    /// Requested packets per second (0 = max).
+    pub rate: f64,
+    /// sent / elapsed.
+    pub offered_pps: f64,
+}
+
+/// One's-complement sum of 16-bit big-endian words (RFC 1071), not yet folded.
+fn sum16(data: &[u8]) -> u32 {
+    let mut s: u32 = 0;
+    for c in data.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], 0])
+        };
+        s += u32::from(w);
+    }
+    s
+}
+
+fn fold(mut s: u32) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// One UDP frame of `wire_len` bytes (no FCS) with correct IPv4 and UDP checksums.
+pub fn build_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    flow: u32,
+    wire_len: usize,
+) -> Vec<u8> {
+    let mut f = vec![0u8; wire_len.max(HEADERS_LEN + 8)];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip_len = (f.len() - 14) as u16;
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    ip[4..6].copy_from_slice(&(flow as u16).to_be_bytes());
+    ip[6] = 0x40; // DF
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src.0.octets());
+    ip[16..20].copy_from_slice(&dst.0.octets());
+    let c = fold(sum16(ip));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let udp_len = ip_len - 20;
+    let payload_at = HEADERS_LEN;
+    f[payload_at..payload_at + 4].copy_from_slice(&super::MAGIC);
+    f[payload_at + 4..payload_at + 8].copy_from_slice(&flow.to_be_bytes());
+    let udp = &mut f[34..42];
+    udp[0..2].copy_from_slice(&src.1.to_be_bytes());
+    udp[2..4].copy_from_slice(&dst.1.to_be_bytes());
+    udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
+    // Pseudo-header + UDP header + payload.
+    let mut s = sum16(&f[26..34]) + 17 + u32::from(udp_len);
+    s += sum16(&f[34..]);
+    let mut c = fold(s);
+    if c == 0 {
+        c = 0xffff;
+    }
+    f[40..42].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// Parses "aa:bb:cc:dd:ee:ff".
+pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    ensure!(parts.len() == 6, "bad MAC address {s:?}");
+    let mut m = [0u8; 6];
+    for (b, p) in m.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC address {s:?}"))?;
+    }
+    Ok(m)
+}
+
+/// Flow `i`'s source (address, port).
+pub fn flow_source(base: Ipv4Addr, count: u32, i: u32) -> (Ipv4Addr, u16) {
+    let count = count.max(1);
+    (
+        Ipv4Addr::from(u32::from(base) + i % count),
+        (1024 + i / count) as u16,
+    )
+}
+
+pub fn run(a: &Args) -> Result<GenReport> {
+    ensure!(
+        (64..=1518).contains(&a.frame_size),
+        "--frame-size must be 64..=1518"
+    );
+    ensure!(
+        a.flows >= 1 && a.threads >= 1 && a.batch >= 1,
+        "flows, threads and batch must be >= 1"
+    );
+    ensure!(
+        a.flows / a.src_count.max(1) < 64_000,
+        "too many flows per source address"
+    );
+    let dst_mac = parse_mac(&a.dst_mac)?;
+    let src_mac = parse_mac(
+        &std::fs::read_to_string(format!("/sys/class/net/{}/address", a.iface))
+            .with_context(|| format!("reading {}'s MAC", a.iface))?,
+    )?;
+    let wire_len = a.frame_size - FCS_LEN;
+    let threads = a.threads.min(a.flows as usize);
+    let mut rings = Vec::new();
+    for t in 0..threads {
+        let frames: Vec<Vec<u8>> = (0..a.flows)
+            .filter(|i| *i as usize % threads == t)
+            .map(|i| {
+                let dst = a.dst[i as usize % a.dst.len()];
+                build_frame(
+                    dst_mac,
+                    src_mac,
+                    flow_source(a.src_base, a.src_count, i),
+                    (dst, a.dport),
+                    i,
+                    wire_len,
+                )
+            })
+            .collect();
+        rings.push(
+            FrameRing::new(&a.iface, frames)
+                .with_context(|| format!("packet socket on {}", a.iface))?,
+        );
+    }
+    let duration = Duration::from_secs_f64(a.duration);
+    let per_thread = a.rate / threads as f64;
+    let start = Instant::now();
+    let handles: Vec<_> = rings
+        .into_iter()
+        .enumerate()
+        .map(|(t, mut ring)| {
+            let cores = a.cores.clone();
+            let batch = a.batch;
+            // Bursts of at most ~200 us of traffic, so that pacing stays smooth at low rates.
+            let burst = ((per_thread * 200e-6) as u64).clamp(1, batch as u64);
+            std::thread::spawn(move || {
+                super::pin(&cores, t);
+                let (mut sent, mut errors, mut attempted) = (0u64, 0u64, 0u64);
+                loop {
+                    let now = Instant::now();
+                    let elapsed = now - start;
+                    if elapsed >= duration {
+                        break;
+                    }
+                    let mut n = batch;
+                    if per_thread > 0.0 {
+                        // Send when a whole burst is due: one frame per sendmmsg would cost a
+                        // system call (and a wake-up of the receiver) per frame. Behind
+                        // schedule, catch up one batch per call.
+                        let due = (elapsed.as_secs_f64() * per_thread) as u64;
+                        if due < attempted + burst {
+                            let wait =
+                                (attempted + burst) as f64 / per_thread - elapsed.as_secs_f64();
+                            if wait > 200e-6 {
+                                std::thread::sleep(Duration::from_secs_f64(wait - 100e-6));
+                            } else {
+                                std::hint::spin_loop();
+                            }
+                            continue;
+                        }
+                        n = ((due - attempted) as usize).min(batch);
+                    }
+                    attempted += n as u64;
+                    match ring.send(n) {
+                        Ok(k) => {
+                            sent += k as u64;
+                            errors += (n - k) as u64;
+                        }
+                        Err(_) => errors += n as u64,
+                    }
+                }
+                (sent, errors)
+            })
+        })
+        .collect();
+    let (mut sent, mut errors) = (0, 0);
+    for h in handles {
+        let (s, e) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("generator thread panicked"))?;
+        sent += s;
+        errors += e;
+    }
+    let elapsed_s = start.elapsed().as_secs_f64();
+    Ok(GenReport {
+        sent,
+        errors,
+        elapsed_s,
+        rate: a.rate,
+        offered_pps: sent as f64 / elapsed_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_checksums_verify() {
+        let f = build_frame(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            (Ipv4Addr::new(198, 18, 0, 10), 1024),
+            (Ipv4Addr::new(198, 18, 0, 129), 9000),
+            7,
+            60,
+        );
+        assert_eq!(f.len(), 60);
+        // A correct header sums to 0xffff (folded complement 0).
+        assert_eq!(fold(sum16(&f[14..34])), 0);
+        let udp_len = u16::from_be_bytes([f[38], f[39]]);
+        assert_eq!(udp_len, 60 - 34);
+        let s = sum16(&f[26..34]) + 17 + u32::from(udp_len) + sum16(&f[34..]);
+        assert_eq!(fold(s), 0);
+        assert_eq!(&f[42..46], b"XVSB");
+        // Cross-check with the dataplane's own wire views.
+        use xvs_dataplane::wire::{EthernetFrame, Ipv4Packet, UdpPacket};
+        let eth = EthernetFrame::new_checked(&f[..]).expect("ethernet");
+        let ip = Ipv4Packet::new_checked(eth.payload()).expect("ipv4");
+        assert!(ip.verify_checksum());
+        let udp = UdpPacket::new_checked(ip.payload()).expect("udp");
+        assert!(udp.verify_checksum(
+            Ipv4Addr::new(198, 18, 0, 10),
+            Ipv4Addr::new(198, 18, 0, 129)
+        ));
+        assert_ne!(udp.checksum(), 0);
+    }
+
+    #[test]
+    fn flows_vary_address_then_port() {
+        let b = Ipv4Addr::new(198, 18, 0, 10);
+        assert_eq!(flow_source(b, 64, 0), (b, 1024));
+        assert_eq!(
+            flow_source(b, 64, 63),
+            (Ipv4Addr::new(198, 18, 0, 73), 1024)
+        );
+        assert_eq!(flow_source(b, 64, 64), (b, 1025));
+    }
+
+    #[test]
+    fn macs_parse() {
+        assert_eq!(
+            parse_mac("02:00:0a:ff:00:01\n").unwrap(),
+            [2, 0, 10, 255, 0, 1]
+        );
+        assert!(parse_mac("02:00").is_err());
+    }
+}

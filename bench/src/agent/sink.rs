@@ -1,0 +1,95 @@
+//! `agent sink`: counts the benchmark's UDP packets arriving at one real server.
+//!
+//! One socket bound to `0.0.0.0:PORT` with a 32 MiB buffer, drained with recvmmsg. Only
+//! payloads that start with [`MAGIC`](super::MAGIC) count (and arrive at all only if their
+//! UDP checksum was right: the kernel drops the others). The report also carries the
+//! interface's received-packets counter and the UDP receive-buffer overflows of the
+//! namespace over the same time, so that a sink too slow to keep up shows as such
+//! instead of as loss in the director.
+
+use super::sys::{udp_socket, Batch};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = super::BENCH_PORT)]
+    pub port: u16,
+    /// Upper limit in seconds (normally stopped earlier by SIGTERM).
+    #[arg(long, default_value_t = 60.0)]
+    pub duration: f64,
+    /// Created once the socket is bound.
+    #[arg(long)]
+    pub ready: Option<PathBuf>,
+    #[arg(long, value_parser = super::parse_cores, default_value = "")]
+    pub cores: ::std::vec::Vec<usize>,
+    /// Interface whose rx counter is reported.
+    #[arg(long, default_value = "eth0")]
+    pub iface: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SinkReport {
+    /// Benchmark packets received by the socket.
+    pub received: u64,
+    pub bytes: u64,
+    /// Packets the interface received meanwhile (anything, ARP included).
+    pub if_rx: u64,
+    /// UDP datagrams the namespace dropped for a full receive buffer meanwhile.
+    pub rcvbuf_errors: u64,
+}
+
+/// The interface's rx_packets counter (0 if unreadable).
+pub fn if_rx_packets(iface: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/rx_packets"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `Udp: ... RcvbufErrors` of /proc/net/snmp (0 if unreadable).
+pub fn udp_rcvbuf_errors() -> u64 {
+    let Ok(text) = std::fs::read_to_string("/proc/net/snmp") else {
+        return 0;
+    };
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn run(a: &Args) -> Result<SinkReport> {
+    super::pin(&a.cores, 0);
+    let stop = super::stop_flag()?;
+    let sock = udp_socket(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port), 50)
+        .with_context(|| format!("binding UDP port {}", a.port))?;
+    let (rx0, err0) = (if_rx_packets(&a.iface), udp_rcvbuf_errors());
+    super::mark_ready(a.ready.as_deref())?;
+    let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
+    let mut batch = Batch::new(64, 2048);
+    let mut r = SinkReport::default();
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let n = batch.recv(sock.as_raw_fd())?;
+        for i in 0..n {
+            let (data, _) = batch.received(i);
+            if data.starts_with(&super::MAGIC) {
+                r.received += 1;
+                r.bytes += data.len() as u64;
+            }
+        }
+    }
+    r.if_rx = if_rx_packets(&a.iface).saturating_sub(rx0);
+    r.rcvbuf_errors = udp_rcvbuf_errors().saturating_sub(err0);
+    Ok(r)
+}

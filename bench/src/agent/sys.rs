@@ -1,0 +1,268 @@
+//! The system calls the agents need beyond std: batched UDP receive/send (recvmmsg,
+//! sendmmsg), socket options, and an AF_PACKET socket that sends prebuilt Ethernet frames.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// setsockopt(fd, level, name, &int).
+pub fn set_int_opt(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: the option value is a live i32 whose size we pass; the kernel only reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const i32).cast(),
+            size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A UDP socket bound to `addr` with large kernel buffers (forced: we run as root) and a
+/// receive timeout, so that loops can check their stop flag.
+pub fn udp_socket(addr: SocketAddrV4, timeout_ms: u64) -> io::Result<UdpSocket> {
+    let s = UdpSocket::bind(addr)?;
+    let fd = s.as_raw_fd();
+    for (name, force) in [
+        (libc::SO_RCVBUF, libc::SO_RCVBUFFORCE),
+        (libc::SO_SNDBUF, libc::SO_SNDBUFFORCE),
+    ] {
+        if set_int_opt(fd, libc::SOL_SOCKET, force, 32 << 20).is_err() {
+            set_int_opt(fd, libc::SOL_SOCKET, name, 32 << 20)?;
+        }
+    }
+    s.set_read_timeout(Some(std::time::Duration::from_millis(timeout_ms.max(1))))?;
+    Ok(s)
+}
+
+fn to_sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain old data; all-zero is a valid value.
+    let mut s: libc::sockaddr_in = unsafe { zeroed() };
+    s.sin_family = libc::AF_INET as libc::sa_family_t;
+    s.sin_port = a.port().to_be();
+    s.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+    s
+}
+
+fn from_sockaddr(s: &libc::sockaddr_in) -> SocketAddrV4 {
+    SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(s.sin_addr.s_addr)),
+        u16::from_be(s.sin_port),
+    )
+}
+
+/// Buffers for batched UDP I/O: `n` messages of `cap` bytes, each with a peer address.
+/// The headers point into the boxed buffers, which never move after construction.
+pub struct Batch {
+    bufs: Box<[u8]>,
+    cap: usize,
+    addrs: Box<[libc::sockaddr_in]>,
+    iovs: Box<[libc::iovec]>,
+    hdrs: Box<[libc::mmsghdr]>,
+}
+
+// SAFETY: the raw pointers inside only point into the Batch's own boxes.
+unsafe impl Send for Batch {}
+
+impl Batch {
+    pub fn new(n: usize, cap: usize) -> Batch {
+        let mut b = Batch {
+            bufs: vec![0u8; n * cap].into_boxed_slice(),
+            cap,
+            // SAFETY: sockaddr_in, iovec and mmsghdr are plain old data; zero is valid.
+            addrs: (0..n).map(|_| unsafe { zeroed() }).collect(),
+            // SAFETY: as above.
+            iovs: (0..n).map(|_| unsafe { zeroed() }).collect(),
+            // SAFETY: as above.
+            hdrs: (0..n).map(|_| unsafe { zeroed() }).collect(),
+        };
+        for i in 0..n {
+            b.iovs[i].iov_base = b.bufs[i * cap..].as_mut_ptr().cast();
+            b.iovs[i].iov_len = cap;
+            let h = &mut b.hdrs[i].msg_hdr;
+            h.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_in).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_iov = &mut b.iovs[i];
+            h.msg_iovlen = 1;
+        }
+        b
+    }
+
+    pub fn len(&self) -> usize {
+        self.hdrs.len()
+    }
+
+    /// Message `i`'s buffer (full capacity).
+    pub fn buf_mut(&mut self, i: usize) -> &mut [u8] {
+        &mut self.bufs[i * self.cap..(i + 1) * self.cap]
+    }
+
+    /// Message `i` as received: its bytes and its sender.
+    pub fn received(&self, i: usize) -> (&[u8], SocketAddrV4) {
+        let len = (self.hdrs[i].msg_len as usize).min(self.cap);
+        (
+            &self.bufs[i * self.cap..i * self.cap + len],
+            from_sockaddr(&self.addrs[i]),
+        )
+    }
+
+    /// Sets message `i` up for sending `len` bytes of its buffer to `to`.
+    pub fn set_send(&mut self, i: usize, len: usize, to: SocketAddrV4) {
+        self.iovs[i].iov_len = len.min(self.cap);
+        self.addrs[i] = to_sockaddr(to);
+    }
+
+    /// recvmmsg of up to `len()` messages (blocking until the first one or the socket's
+    /// timeout); Ok(0) on timeout or interruption.
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        for i in 0..self.len() {
+            self.iovs[i].iov_len = self.cap;
+            self.hdrs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        }
+        // SAFETY: every header points to live buffers of the lengths it states.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                self.len() as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {
+                Ok(0)
+            }
+            _ => Err(e),
+        }
+    }
+
+    /// sendmmsg of messages `0..n` as set by [`Batch::set_send`]; how many went out.
+    pub fn send(&mut self, fd: RawFd, n: usize) -> io::Result<usize> {
+        let n = n.min(self.hdrs.len());
+        send_all(fd, &mut self.hdrs[..n])
+    }
+}
+
+/// sendmmsg until every header is sent or an error other than EINTR; the count sent.
+fn send_all(fd: RawFd, hdrs: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < hdrs.len() {
+        let rest = &mut hdrs[done..];
+        // SAFETY: every header points to live buffers of the lengths it states.
+        let n = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as u32, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        done += n as usize;
+    }
+    Ok(done)
+}
+
+/// Prebuilt Ethernet frames sent in order, round and round, through an AF_PACKET socket
+/// that bypasses the qdisc (as trafgen does): the cheapest way to offer many flows.
+pub struct FrameRing {
+    fd: OwnedFd,
+    _frames: Vec<Vec<u8>>,
+    _iovs: Box<[libc::iovec]>,
+    addr: Box<libc::sockaddr_ll>,
+    hdrs: Box<[libc::mmsghdr]>,
+    next: usize,
+}
+
+// SAFETY: the raw pointers inside only point into the FrameRing's own heap data.
+unsafe impl Send for FrameRing {}
+
+impl FrameRing {
+    /// Opens a send-only packet socket on `ifname` for `frames` (each a whole frame).
+    pub fn new(ifname: &str, frames: Vec<Vec<u8>>) -> io::Result<FrameRing> {
+        let cname = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
+        // SAFETY: a valid NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        if ifindex == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Protocol 0: this socket receives nothing.
+        // SAFETY: plain socket(2) call.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        set_int_opt(raw, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)?;
+        let _ = set_int_opt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, 32 << 20);
+        // SAFETY: sockaddr_ll is plain old data; zero is valid.
+        let mut addr: Box<libc::sockaddr_ll> = Box::new(unsafe { zeroed() });
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+        addr.sll_ifindex = ifindex as i32;
+        let mut iovs: Box<[libc::iovec]> = frames
+            .iter()
+            .map(|f| libc::iovec {
+                iov_base: f.as_ptr() as *mut libc::c_void,
+                iov_len: f.len(),
+            })
+            .collect();
+        // SAFETY: mmsghdr is plain old data; zero is valid.
+        let mut hdrs: Box<[libc::mmsghdr]> =
+            (0..frames.len()).map(|_| unsafe { zeroed() }).collect();
+        for (h, iov) in hdrs.iter_mut().zip(iovs.iter_mut()) {
+            h.msg_hdr.msg_name = (&mut *addr as *mut libc::sockaddr_ll).cast();
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+        }
+        Ok(FrameRing {
+            fd,
+            _frames: frames,
+            _iovs: iovs,
+            addr,
+            hdrs,
+            next: 0,
+        })
+    }
+
+    /// Sends the next `n` frames (wrapping round); how many the kernel took.
+    pub fn send(&mut self, n: usize) -> io::Result<usize> {
+        let _ = &self.addr;
+        let total = self.hdrs.len();
+        let mut sent = 0;
+        while sent < n {
+            let chunk = (n - sent).min(total - self.next);
+            let got = send_all(
+                self.fd.as_raw_fd(),
+                &mut self.hdrs[self.next..self.next + chunk],
+            );
+            let got = match got {
+                Ok(g) => g,
+                Err(e) if sent > 0 => {
+                    let _ = e;
+                    return Ok(sent);
+                }
+                Err(e) => return Err(e),
+            };
+            sent += got;
+            self.next = (self.next + got) % total;
+            if got < chunk {
+                break;
+            }
+        }
+        Ok(sent)
+    }
+}

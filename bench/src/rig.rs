@@ -1,0 +1,818 @@
+//! The rig: a namespace topology (client, director, N real servers behind a bridge; see
+//! [`xvs_control::topology`]) with one *target* in the director namespace, and the agents
+//! that measure through it.
+//!
+//! Targets, all serving UDP `VIP:9000` (and TCP `VIP:80`) round-robin over every real:
+//! - [`Target::Xvs`]: `xvsd --workers W`, configured with `xvsadm` (`-A -u VIP:9000 -s rr`,
+//!   every real with `-m`); its veths' NAPI polls (where copy-mode AF_XDP copies frames)
+//!   run in threads pinned to the director's cores, not on the generator's.
+//! - [`Target::Nft`]: the kernel's own NAT: `ip_forward=1` and an nftables
+//!   `dnat to numgen inc mod N map {...}` rule; conntrack un-NATs the replies.
+//! - [`Target::Direct`]: no load balancer: the director only routes (`ip_forward=1`) and the
+//!   generator addresses the real servers themselves. The ceiling of the topology.
+//!
+//! For the kernel targets, RPS on the director's interfaces puts the forwarding softirq on
+//! the director's cores (a veth without XDP would run it on the sender's CPU).
+//!
+//! CPU placement: `gen_cores` (generator threads), `director_cores` (xvsd, which pins worker
+//! `i` to the `i`-th core of its affinity; the NAPI threads; RPS for the kernel targets) and
+//! `sink_cores` (sink/echo agent `i` on `sink_cores[i % len]`, and RPS of the reals' eth0).
+//!
+//! Cleanup: the [`Rig`] owns the director process and the [`Topology`]; dropping it (also
+//! while unwinding from an error) stops xvsd, kills every agent left and deletes the
+//! namespaces. SIGINT/SIGTERM only raise a flag ([`install_interrupt_handler`]) that the
+//! benchmarks check between steps, so Ctrl-C unwinds through the same path.
+
+use crate::agent::gen::GenReport;
+use crate::agent::ping::PingReport;
+use crate::agent::sink::SinkReport;
+use crate::agent::{self, BENCH_PORT};
+use anyhow::{bail, ensure, Context, Result};
+use std::fmt;
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use xvs_control::director::{find_binary, DirectorProcess};
+use xvs_control::topology::{self, RealSpec, Topology, TopologySpec};
+
+/// Namespace prefix of every rig (stale ones of killed runs are removed at start).
+pub const PREFIX: &str = "xvsb";
+/// TCP port of the connection-rate service.
+pub const TCP_PORT: u16 = 80;
+/// First address of the generator's source pool (198.18.0.10 ..= .73).
+pub const GEN_SRC_BASE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+/// Size of the generator's source address pool.
+pub const GEN_SRC_COUNT: u32 = 64;
+/// How long agents get to bind their sockets.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between the end of a trial's traffic and the sinks' stop: frames in flight land.
+const DRAIN: Duration = Duration::from_millis(300);
+
+static INTERRUPTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// Makes SIGINT/SIGTERM raise a flag instead of killing the orchestrator.
+pub fn install_interrupt_handler() -> Result<()> {
+    let flag = INTERRUPTED.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(flag)).context("installing signal handler")?;
+    }
+    Ok(())
+}
+
+/// Fails once SIGINT/SIGTERM arrived: called between steps so that the rig unwinds.
+pub fn check_interrupted() -> Result<()> {
+    if INTERRUPTED.get().is_some_and(|f| f.load(Ordering::Relaxed)) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    Xvs,
+    Nft,
+    Direct,
+}
+
+impl Target {
+    pub const ALL: [Target; 3] = [Target::Xvs, Target::Nft, Target::Direct];
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Xvs => "xvs",
+            Target::Nft => "nft",
+            Target::Direct => "direct",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Rig options shared by every benchmark command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RigArgs {
+    /// Real servers (sinks / echo responders).
+    #[arg(long, default_value_t = 2)]
+    pub reals: usize,
+    /// xvsd workers (and veth queues).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Cores of the generator threads (comma list; default: 0).
+    #[arg(long, value_parser = agent::parse_cores)]
+    pub gen_cores: Option<::std::vec::Vec<usize>>,
+    /// Cores of the director: xvsd, its NAPI threads, RPS (default: the last `workers` CPUs).
+    #[arg(long, value_parser = agent::parse_cores)]
+    pub director_cores: Option<::std::vec::Vec<usize>>,
+    /// Cores of the sinks / echo responders (default: not pinned).
+    #[arg(long, value_parser = agent::parse_cores)]
+    pub sink_cores: Option<::std::vec::Vec<usize>>,
+    /// Generator threads.
+    #[arg(long, default_value_t = 1)]
+    pub gen_threads: usize,
+}
+
+/// The CPU placement in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cores {
+    pub gen: Vec<usize>,
+    pub director: Vec<usize>,
+    pub sink: Vec<usize>,
+}
+
+impl Cores {
+    /// Explicit lists win; defaults: generator on CPU 0, director on the last `workers`
+    /// CPUs (all of them when there are too few), sinks not pinned.
+    pub fn resolve(args: &RigArgs, cpus: usize) -> Cores {
+        let cpus = cpus.max(1);
+        let w = args.workers.clamp(1, cpus);
+        Cores {
+            gen: args.gen_cores.clone().unwrap_or_else(|| vec![0]),
+            director: args
+                .director_cores
+                .clone()
+                .unwrap_or_else(|| ((cpus - w).max(if cpus > 1 { 1 } else { 0 })..cpus).collect()),
+            sink: args.sink_cores.clone().unwrap_or_default(),
+        }
+    }
+}
+
+fn list(cores: &[usize]) -> String {
+    if cores.is_empty() {
+        "any".to_string()
+    } else {
+        cores
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl fmt::Display for Cores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "generator cores {}, director cores {}, sink cores {}",
+            list(&self.gen),
+            list(&self.director),
+            list(&self.sink)
+        )
+    }
+}
+
+/// A sysfs CPU bitmap ("rps_cpus" format) of `cores`.
+pub fn cpu_mask(cores: &[usize]) -> String {
+    let top = cores.iter().copied().max().unwrap_or(0);
+    let groups = top / 32 + 1;
+    (0..groups)
+        .rev()
+        .map(|g| {
+            let word = cores
+                .iter()
+                .filter(|&&c| c / 32 == g)
+                .fold(0u32, |w, &c| w | 1 << (c % 32));
+            format!("{word:08x}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Real server `i`'s address: 198.19.0.(10 + i).
+pub fn real_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 19, 0, 10 + i as u8)
+}
+
+/// The traffic of one throughput trial.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Packets per second; 0 = as fast as the generator can.
+    pub rate: f64,
+    pub duration: f64,
+    pub frame_size: usize,
+    pub flows: u32,
+}
+
+/// What one trial measured.
+#[derive(Debug, Clone)]
+pub struct TrialResult {
+    pub load: Load,
+    pub gen: GenReport,
+    pub sinks: Vec<SinkReport>,
+}
+
+impl TrialResult {
+    pub fn offered(&self) -> u64 {
+        self.gen.sent
+    }
+    pub fn forwarded(&self) -> u64 {
+        self.sinks.iter().map(|s| s.received).sum()
+    }
+    pub fn offered_pps(&self) -> f64 {
+        self.offered() as f64 / self.gen.elapsed_s.max(1e-9)
+    }
+    pub fn forwarded_pps(&self) -> f64 {
+        self.forwarded() as f64 / self.gen.elapsed_s.max(1e-9)
+    }
+    /// Fraction lost (0 when nothing was offered); negative if more arrived than was sent.
+    pub fn loss(&self) -> f64 {
+        if self.offered() == 0 {
+            return 0.0;
+        }
+        (self.offered() as f64 - self.forwarded() as f64) / self.offered() as f64
+    }
+    /// The generator fell more than 2% short of a requested rate.
+    pub fn generator_limited(&self) -> bool {
+        self.load.rate > 0.0 && self.offered_pps() < 0.98 * self.load.rate
+    }
+    /// Datagrams the sinks' own receive buffers dropped (the sinks, not the target, lost them).
+    pub fn sink_drops(&self) -> u64 {
+        self.sinks.iter().map(|s| s.rcvbuf_errors).sum()
+    }
+}
+
+/// An agent running in a namespace, killed if dropped before [`Agent::finish`].
+struct Agent {
+    child: Option<Child>,
+    what: String,
+}
+
+impl Agent {
+    fn stop(&mut self) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own child, not reaped yet: the pid is still ours.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        }
+    }
+
+    /// Waits (bounded) for the agent to exit and parses its report.
+    fn finish<T: serde::de::DeserializeOwned>(mut self, timeout: Duration) -> Result<T> {
+        let mut child = self.child.take().context("agent already finished")?;
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = child.try_wait()? {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{} did not exit within {timeout:?}", self.what);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let (mut out, mut err) = (String::new(), String::new());
+        if let Some(mut s) = child.stdout.take() {
+            s.read_to_string(&mut out)?;
+        }
+        if let Some(mut s) = child.stderr.take() {
+            s.read_to_string(&mut err)?;
+        }
+        ensure!(
+            status.success(),
+            "{} failed ({status}): {}",
+            self.what,
+            err.trim()
+        );
+        agent::parse_report(&out).with_context(|| format!("{}: {}", self.what, err.trim()))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A built topology with a running target.
+pub struct Rig {
+    // Field order is drop order: xvsd stops before its namespaces go away.
+    director: Option<DirectorProcess>,
+    topo: Topology,
+    target: Target,
+    cores: Cores,
+    gen_threads: usize,
+    exe: PathBuf,
+    ext_mac: String,
+}
+
+impl Rig {
+    /// Builds the topology and starts `target` on it.
+    pub fn build(target: Target, args: &RigArgs) -> Result<Rig> {
+        ensure!(
+            topology::is_root(),
+            "the benchmarks need root (network namespaces)"
+        );
+        ensure!((1..=200).contains(&args.reals), "--reals must be 1..=200");
+        ensure!((1..=64).contains(&args.workers), "--workers must be 1..=64");
+        ensure!(args.gen_threads >= 1, "--gen-threads must be >= 1");
+        check_interrupted()?;
+        topology::cleanup_stale(PREFIX);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = Cores::resolve(args, cpus);
+        for c in cores.gen.iter().chain(&cores.director).chain(&cores.sink) {
+            ensure!(
+                *c < cpus,
+                "core {c} does not exist (this machine has {cpus} CPUs)"
+            );
+        }
+        let spec = TopologySpec {
+            prefix: PREFIX.to_string(),
+            queues: args.workers as u32,
+            reals: (0..args.reals)
+                .map(|i| RealSpec {
+                    addr: real_addr(i),
+                    page: format!("real{i}"),
+                })
+                .collect(),
+            clients: 1,
+            sender_offloads: false,
+        };
+        let topo = Topology::build(&spec)?;
+        let exe = std::env::current_exe().context("locating xvs-bench")?;
+        let ext_mac = topo
+            .run_in(
+                topo.director_ns(),
+                &["cat", &format!("/sys/class/net/{}/address", topo.ext_if())],
+            )?
+            .trim()
+            .to_string();
+        let mut rig = Rig {
+            director: None,
+            topo,
+            target,
+            cores,
+            gen_threads: args.gen_threads,
+            exe,
+            ext_mac,
+        };
+        rig.place_softirqs()?;
+        match target {
+            Target::Xvs => rig.start_xvs(args.workers)?,
+            Target::Nft => {
+                rig.forwarding_on()?;
+                rig.install_nft()?;
+            }
+            Target::Direct => rig.forwarding_on()?,
+        }
+        // Resolve the reals' MACs in the director's kernel (xvsd reads that table too), so
+        // that the first frames of a trial do not wait for ARP.
+        for r in rig.topo.reals().to_vec() {
+            rig.topo
+                .run_in(
+                    rig.topo.director_ns(),
+                    &["ping", "-c1", "-W1", &r.addr.to_string()],
+                )
+                .with_context(|| format!("director cannot reach real {}", r.addr))?;
+        }
+        Ok(rig)
+    }
+
+    pub fn target(&self) -> Target {
+        self.target
+    }
+    pub fn cores(&self) -> &Cores {
+        &self.cores
+    }
+
+    /// What the generator and the latency client address: the VIP, or the reals themselves.
+    fn destinations(&self) -> Vec<Ipv4Addr> {
+        match self.target {
+            Target::Direct => self.topo.reals().iter().map(|r| r.addr).collect(),
+            Target::Xvs | Target::Nft => vec![self.topo.vip()],
+        }
+    }
+
+    fn sh(&self, ns: &str, script: &str) -> Result<String> {
+        self.topo.run_in(ns, &["sh", "-c", script])
+    }
+
+    /// RPS masks: the director's interfaces on the director's cores, the reals' on the
+    /// sinks' cores (when given).
+    fn place_softirqs(&self) -> Result<()> {
+        let q = self.topo.queues();
+        let set = |ns: &str, ifname: &str, cores: &[usize]| -> Result<()> {
+            let mask = cpu_mask(cores);
+            for i in 0..q {
+                self.sh(
+                    ns,
+                    &format!("echo {mask} > /sys/class/net/{ifname}/queues/rx-{i}/rps_cpus"),
+                )?;
+            }
+            Ok(())
+        };
+        if !self.cores.director.is_empty() {
+            let d = self.topo.director_ns().to_string();
+            set(&d, self.topo.ext_if(), &self.cores.director)?;
+            set(&d, self.topo.int_if(), &self.cores.director)?;
+        }
+        if !self.cores.sink.is_empty() {
+            for i in 0..self.topo.reals().len() {
+                let core = self.cores.sink[i % self.cores.sink.len()];
+                set(self.topo.real_ns(i), topology::HOST_IF, &[core])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn forwarding_on(&self) -> Result<()> {
+        self.topo.run_in(
+            self.topo.director_ns(),
+            &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+        )?;
+        Ok(())
+    }
+
+    /// The nftables ruleset of the `nft` target.
+    pub fn nft_ruleset(vip: Ipv4Addr, reals: &[Ipv4Addr]) -> String {
+        let map = reals
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("{i} : {r}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let n = reals.len();
+        format!(
+            "table ip xvsbench {{\n\
+             \x20 chain prerouting {{\n\
+             \x20   type nat hook prerouting priority dstnat; policy accept;\n\
+             \x20   ip daddr {vip} udp dport {BENCH_PORT} dnat to numgen inc mod {n} map {{ {map} }}\n\
+             \x20   ip daddr {vip} tcp dport {TCP_PORT} dnat to numgen inc mod {n} map {{ {map} }}\n\
+             \x20 }}\n\
+             }}\n"
+        )
+    }
+
+    fn install_nft(&self) -> Result<()> {
+        let reals: Vec<Ipv4Addr> = self.topo.reals().iter().map(|r| r.addr).collect();
+        let path = self.topo.work_dir().join("nat.nft");
+        std::fs::write(&path, Self::nft_ruleset(self.topo.vip(), &reals))?;
+        let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .context("nft not found (Debian package nftables; scripts/setup.sh installs it)")?;
+        self.topo
+            .run_in(
+                self.topo.director_ns(),
+                &[nft, "-f", &path.to_string_lossy()],
+            )
+            .context("loading the nftables ruleset")?;
+        Ok(())
+    }
+
+    fn start_xvs(&mut self, workers: usize) -> Result<()> {
+        let xvsd = find_binary("xvsd")?;
+        let xvsadm = find_binary("xvsadm")?;
+        let w = workers.to_string();
+        // xvsd pins its workers to the CPUs of its affinity: start it with the director's.
+        let director = with_affinity(&self.cores.director, || {
+            DirectorProcess::start(&self.topo, &xvsd, &["--workers", &w])
+        })?;
+        let vip = self.topo.vip();
+        for (flag, port) in [("-u", BENCH_PORT), ("-t", TCP_PORT)] {
+            let service = format!("{vip}:{port}");
+            director.xvsadm(&xvsadm, &["-A", flag, &service, "-s", "rr"])?;
+            for r in self.topo.reals() {
+                let real = format!("{}:{port}", r.addr);
+                director.xvsadm(&xvsadm, &["-a", flag, &service, "-r", &real, "-m"])?;
+            }
+        }
+        self.director = Some(director);
+        self.pin_napi_threads()
+    }
+
+    /// Threaded NAPI on the director's veths, the poll threads pinned to the director's
+    /// cores: otherwise the XDP program and the copy into the UMEM run in the softirq of
+    /// whichever CPU sent the frame (the generator's).
+    fn pin_napi_threads(&self) -> Result<()> {
+        if self.cores.director.is_empty() {
+            return Ok(());
+        }
+        let before = napi_threads();
+        let d = self.topo.director_ns().to_string();
+        for ifname in [self.topo.ext_if(), self.topo.int_if()] {
+            self.sh(&d, &format!("echo 1 > /sys/class/net/{ifname}/threaded"))
+                .with_context(|| format!("threaded NAPI on {ifname}"))?;
+        }
+        // Ours are the threads that appeared just now with our interface names.
+        let ours: Vec<i32> = napi_threads()
+            .into_iter()
+            .filter(|(pid, name)| {
+                !before.iter().any(|(p, _)| p == pid)
+                    && (name.starts_with(&format!("napi/{}-", self.topo.ext_if()))
+                        || name.starts_with(&format!("napi/{}-", self.topo.int_if())))
+            })
+            .map(|(pid, _)| pid)
+            .collect();
+        for pid in &ours {
+            set_affinity(*pid, &self.cores.director)
+                .with_context(|| format!("pinning NAPI thread {pid}"))?;
+        }
+        if ours.is_empty() {
+            eprintln!("xvs-bench: warning: no NAPI thread found for the director's veths");
+        }
+        Ok(())
+    }
+
+    fn spawn_agent(&self, ns: &str, kind: &str, args: &[String]) -> Result<Agent> {
+        let mut c = self.topo.command_in(ns, &self.exe.to_string_lossy());
+        c.arg("agent").arg(kind).args(args);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = c.spawn().with_context(|| format!("starting {c:?}"))?;
+        Ok(Agent {
+            child: Some(child),
+            what: format!("agent {kind} in {ns}"),
+        })
+    }
+
+    /// Starts a sink or echo agent on every real server and waits until all are bound.
+    fn start_responders(&self, kind: &str, limit: f64) -> Result<Vec<Agent>> {
+        let mut agents = Vec::new();
+        let mut ready = Vec::new();
+        for i in 0..self.topo.reals().len() {
+            let file = self.topo.work_dir().join(format!("{kind}{i}.ready"));
+            let _ = std::fs::remove_file(&file);
+            let mut args = vec![
+                "--duration".to_string(),
+                format!("{limit}"),
+                "--ready".to_string(),
+                file.to_string_lossy().into_owned(),
+            ];
+            if !self.cores.sink.is_empty() {
+                args.push("--cores".into());
+                args.push(self.cores.sink[i % self.cores.sink.len()].to_string());
+            }
+            agents.push(self.spawn_agent(self.topo.real_ns(i), kind, &args)?);
+            ready.push(file);
+        }
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while !ready.iter().all(|f| f.exists()) {
+            for a in &mut agents {
+                if let Some(c) = a.child.as_mut() {
+                    if let Some(st) = c.try_wait()? {
+                        let mut err = String::new();
+                        if let Some(mut e) = c.stderr.take() {
+                            let _ = e.read_to_string(&mut err);
+                        }
+                        bail!("{} exited during start-up ({st}): {}", a.what, err.trim());
+                    }
+                }
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{kind} agents not ready within {READY_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(agents)
+    }
+
+    /// One throughput trial: sinks up, the generator runs `load`, the sinks report.
+    pub fn trial(&self, load: Load) -> Result<TrialResult> {
+        check_interrupted()?;
+        self.ensure_director_alive()?;
+        let limit = load.duration + 30.0;
+        let sinks = self.start_responders("sink", limit)?;
+        let dst = self
+            .destinations()
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut args: Vec<String> = vec![
+            "agent".into(),
+            "gen".into(),
+            "--dst-mac".into(),
+            self.ext_mac.clone(),
+            "--src-base".into(),
+            GEN_SRC_BASE.to_string(),
+            "--src-count".into(),
+            GEN_SRC_COUNT.to_string(),
+            "--dst".into(),
+            dst,
+            "--flows".into(),
+            load.flows.to_string(),
+            "--frame-size".into(),
+            load.frame_size.to_string(),
+            "--rate".into(),
+            format!("{}", load.rate.round()),
+            "--duration".into(),
+            format!("{}", load.duration),
+            "--threads".into(),
+            self.gen_threads.to_string(),
+        ];
+        if !self.cores.gen.is_empty() {
+            args.push("--cores".into());
+            args.push(list(&self.cores.gen));
+        }
+        let exe = self.exe.to_string_lossy().into_owned();
+        let mut full: Vec<&str> = vec![&exe];
+        full.extend(args.iter().map(String::as_str));
+        let out = self
+            .topo
+            .run_in_timeout(
+                self.topo.client_ns(),
+                &full,
+                Duration::from_secs_f64(load.duration + 30.0),
+            )
+            .context("generator")?;
+        let gen: GenReport = agent::parse_report(&out)?;
+        std::thread::sleep(DRAIN);
+        let mut sinks = sinks;
+        for s in &mut sinks {
+            s.stop();
+        }
+        let reports = sinks
+            .into_iter()
+            .map(|s| s.finish::<SinkReport>(Duration::from_secs(5)))
+            .collect::<Result<Vec<_>>>()?;
+        // A signal during the trial also stopped the agents early: their counts are partial.
+        check_interrupted()?;
+        Ok(TrialResult {
+            load,
+            gen,
+            sinks: reports,
+        })
+    }
+
+    /// Open-loop latency at `rate` requests per second for `duration` seconds through the
+    /// target, answered by echo agents on the reals.
+    pub fn latency(&self, rate: f64, duration: f64) -> Result<PingReport> {
+        check_interrupted()?;
+        self.ensure_director_alive()?;
+        let echos = self.start_responders("echo", duration + 30.0)?;
+        let dst = self
+            .destinations()
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let exe = self.exe.to_string_lossy().into_owned();
+        let (rate_s, dur_s, src) = (
+            format!("{rate}"),
+            format!("{duration}"),
+            self.topo.client_addr().to_string(),
+        );
+        let cores = list(&self.cores.gen);
+        let mut args = vec![
+            exe.as_str(),
+            "agent",
+            "ping",
+            "--src",
+            &src,
+            "--dst",
+            &dst,
+            "--rate",
+            &rate_s,
+            "--duration",
+            &dur_s,
+        ];
+        if !self.cores.gen.is_empty() {
+            args.extend(["--cores", &cores]);
+        }
+        let out = self
+            .topo
+            .run_in_timeout(
+                self.topo.client_ns(),
+                &args,
+                Duration::from_secs_f64(duration + 30.0),
+            )
+            .context("latency client")?;
+        let report: PingReport = agent::parse_report(&out)?;
+        let mut echos = echos;
+        for e in &mut echos {
+            e.stop();
+        }
+        for e in echos {
+            e.finish::<agent::echo::EchoReport>(Duration::from_secs(5))?;
+        }
+        check_interrupted()?;
+        Ok(report)
+    }
+
+    fn ensure_director_alive(&self) -> Result<()> {
+        if let Some(d) = &self.director {
+            // is_running needs &mut; a cheap check through the control socket instead.
+            d.client()
+                .with_context(|| format!("xvsd is not answering; its log:\n{}", d.log()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` with the calling thread's CPU affinity set to `cores` (children spawned meanwhile
+/// inherit it), then restores it. No-op with no cores.
+fn with_affinity<T>(cores: &[usize], f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if cores.is_empty() {
+        return f();
+    }
+    // SAFETY: cpu_set_t is plain old data; zero is the empty set.
+    let mut old: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `old` is a live cpu_set_t of the size we pass.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old) };
+    ensure!(
+        rc == 0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    set_affinity(0, cores)?;
+    let r = f();
+    // SAFETY: `old` is the set read above, of the size we pass.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
+    r
+}
+
+/// sched_setaffinity(pid, cores); pid 0 = the calling thread.
+fn set_affinity(pid: i32, cores: &[usize]) -> Result<()> {
+    // SAFETY: cpu_set_t is plain old data; zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cores {
+        // SAFETY: CPU_SET writes one bit of the live set; c < CPU_SETSIZE was checked by the
+        // caller against the number of CPUs.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: `set` is a live cpu_set_t of the size we pass.
+    let rc = unsafe { libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    ensure!(
+        rc == 0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
+/// (pid, comm) of every kernel NAPI thread ("napi/IFNAME-ID").
+fn napi_threads() -> Vec<(i32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            let comm = comm.trim();
+            comm.starts_with("napi/").then(|| (pid, comm.to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks() {
+        assert_eq!(cpu_mask(&[0]), "00000001");
+        assert_eq!(cpu_mask(&[1]), "00000002");
+        assert_eq!(cpu_mask(&[0, 3]), "00000009");
+        assert_eq!(cpu_mask(&[33]), "00000002,00000000");
+    }
+
+    fn args(workers: usize) -> RigArgs {
+        RigArgs {
+            reals: 2,
+            workers,
+            gen_cores: None,
+            director_cores: None,
+            sink_cores: None,
+            gen_threads: 1,
+        }
+    }
+
+    #[test]
+    fn default_cores() {
+        let c = Cores::resolve(&args(1), 2);
+        assert_eq!((c.gen, c.director, c.sink), (vec![0], vec![1], vec![]));
+        let c = Cores::resolve(&args(2), 8);
+        assert_eq!(c.director, vec![6, 7]);
+        // Two workers on two CPUs: the director keeps CPU 1 only, away from the generator.
+        let c = Cores::resolve(&args(2), 2);
+        assert_eq!(c.director, vec![1]);
+        let c = Cores::resolve(&args(1), 1);
+        assert_eq!((c.gen, c.director), (vec![0], vec![0]));
+        let mut a = args(1);
+        a.director_cores = Some(vec![0, 1]);
+        assert_eq!(Cores::resolve(&a, 2).director, vec![0, 1]);
+    }
+
+    #[test]
+    fn nft_rules_map_every_real() {
+        let r = Rig::nft_ruleset(
+            Ipv4Addr::new(198, 18, 0, 129),
+            &[real_addr(0), real_addr(1)],
+        );
+        assert!(r.contains(
+            "ip daddr 198.18.0.129 udp dport 9000 dnat to numgen inc mod 2 map { 0 : 198.19.0.10, 1 : 198.19.0.11 }"
+        ));
+        assert!(r.contains("tcp dport 80"));
+    }
+}
