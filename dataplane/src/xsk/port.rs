@@ -158,7 +158,29 @@ impl Port {
             zero_copy: false,
         };
         port.zero_copy = port.query_zero_copy();
+        if !port.zero_copy {
+            port.raise_tx_budget(options.ring_size);
+        }
         Ok(port)
+    }
+
+    /// In copy mode the kernel transmits at most 32 descriptors per `sendto` by default;
+    /// kernels from 6.17 take a larger budget (`XDP_MAX_TX_SKB_BUDGET`), so one kick sends a
+    /// whole batch. Older kernels refuse the option: the default stays, which only costs more
+    /// kicks.
+    fn raise_tx_budget(&self, budget: u32) {
+        const SOL_XDP: libc::c_int = 283;
+        const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+        // SAFETY: setsockopt reads a u32 from a valid pointer of the given length.
+        unsafe {
+            libc::setsockopt(
+                self.fd(),
+                SOL_XDP,
+                XDP_MAX_TX_SKB_BUDGET,
+                (&budget as *const u32).cast(),
+                std::mem::size_of::<u32>() as libc::socklen_t,
+            )
+        };
     }
 
     pub fn side(&self) -> Side {
