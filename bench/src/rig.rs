@@ -116,6 +116,9 @@ pub struct RigArgs {
     /// Generator threads.
     #[arg(long, default_value_t = 1)]
     pub gen_threads: usize,
+    /// xvsd's `--idle`: workers sleep when idle (adaptive) or poll busily (busy).
+    #[arg(long, default_value = "adaptive", value_parser = ["adaptive", "busy"])]
+    pub xvs_idle: String,
 }
 
 /// The CPU placement in force.
@@ -356,7 +359,7 @@ impl Rig {
         };
         rig.place_softirqs()?;
         match target {
-            Target::Xvs => rig.start_xvs(args.workers)?,
+            Target::Xvs => rig.start_xvs(args.workers, &args.xvs_idle)?,
             Target::Nft => {
                 rig.forwarding_on()?;
                 rig.install_nft()?;
@@ -468,13 +471,13 @@ impl Rig {
         Ok(())
     }
 
-    fn start_xvs(&mut self, workers: usize) -> Result<()> {
+    fn start_xvs(&mut self, workers: usize, idle: &str) -> Result<()> {
         let xvsd = find_binary("xvsd")?;
         let xvsadm = find_binary("xvsadm")?;
         let w = workers.to_string();
         // xvsd pins its workers to the CPUs of its affinity: start it with the director's.
         let director = with_affinity(&self.cores.director, || {
-            DirectorProcess::start(&self.topo, &xvsd, &["--workers", &w])
+            DirectorProcess::start(&self.topo, &xvsd, &["--workers", &w, "--idle", idle])
         })?;
         let vip = self.topo.vip();
         for (flag, port) in [("-u", BENCH_PORT), ("-t", TCP_PORT)] {
@@ -785,6 +788,7 @@ mod tests {
             director_cores: None,
             sink_cores: None,
             gen_threads: 1,
+            xvs_idle: "adaptive".into(),
         }
     }
 
