@@ -4,7 +4,8 @@
 # repository root after `cargo build --release`.
 set -u
 ns=xvsidle$$
-trap 'kill $pid 2>/dev/null; sleep 0.3; ip netns del $ns 2>/dev/null' EXIT
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; sleep 0.3; ip netns del $ns 2>/dev/null' EXIT
 ip netns add $ns
 ip -n $ns link add ext0 type veth peer name ext0p
 ip -n $ns link add int0 type veth peer name int0p
