@@ -12,6 +12,7 @@
 
 mod agent;
 mod compare;
+mod connrate;
 mod latency;
 mod report;
 mod rig;
@@ -39,6 +40,8 @@ enum Command {
     Latency(latency::Args),
     /// xvs, nftables NAT and plain routing on the same topology, side by side.
     Compare(compare::Args),
+    /// New TCP connections per second (wrk, Connection: close) through xvs and nftables.
+    Connrate(connrate::Args),
     /// Runs inside a namespace on behalf of the other commands.
     #[command(hide = true, subcommand)]
     Agent(agent::AgentCommand),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Throughput(args) => throughput::run(args),
         Command::Latency(args) => latency::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Connrate(args) => connrate::run(args),
         Command::Agent(cmd) => agent::run(cmd),
     };
     match result {

@@ -295,6 +295,39 @@ impl Drop for Agent {
     }
 }
 
+/// What `wrk` reported for one connection-rate run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnRate {
+    /// Completed requests (each on its own connection) per second.
+    pub per_second: f64,
+    /// Connect, read, write and timeout errors, and non-2xx answers.
+    pub errors: u64,
+}
+
+impl ConnRate {
+    /// Reads wrk's summary: `Requests/sec: N`, `Socket errors: connect A, read B, write C,
+    /// timeout D` and `Non-2xx or 3xx responses: E` (the last two only when non-zero).
+    pub fn parse(wrk: &str) -> Result<ConnRate> {
+        let per_second = wrk
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .with_context(|| format!("no Requests/sec in wrk's output:\n{wrk}"))?;
+        let mut errors = 0;
+        for line in wrk.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("Socket errors:") {
+                errors += rest
+                    .split(',')
+                    .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                    .sum::<u64>();
+            } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+                errors += rest.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+        Ok(ConnRate { per_second, errors })
+    }
+}
+
 /// A built topology with a running target.
 pub struct Rig {
     // Field order is drop order: xvsd stops before its namespaces go away.
@@ -699,6 +732,43 @@ impl Rig {
         }
         check_interrupted()?;
         Ok(report)
+    }
+
+    /// New TCP connections per second: nginx on every real server, `wrk` in the client
+    /// namespace with `connections` concurrent connections, each request on a fresh
+    /// connection (`Connection: close`: SYN, SYN/ACK, ACK, request, response, FIN both ways
+    /// through the director), for `duration` seconds.
+    pub fn connection_rate(&mut self, duration: u32, connections: u32) -> Result<ConnRate> {
+        check_interrupted()?;
+        self.ensure_director_alive()?;
+        self.topo.start_web_servers()?;
+        let url = format!("http://{}:{TCP_PORT}/", self.destinations()[0]);
+        let (c, d) = (connections.to_string(), format!("{duration}s"));
+        let mut args = vec![
+            "wrk",
+            "-t1",
+            "-c",
+            &c,
+            "-d",
+            &d,
+            "-H",
+            "Connection: close",
+            &url,
+        ];
+        let cores = list(&self.cores.gen);
+        if !self.cores.gen.is_empty() {
+            args.splice(0..0, ["taskset", "-c", &cores]);
+        }
+        let out = self
+            .topo
+            .run_in_timeout(
+                self.topo.client_ns(),
+                &args,
+                Duration::from_secs(u64::from(duration) + 30),
+            )
+            .context("wrk")?;
+        check_interrupted()?;
+        ConnRate::parse(&out)
     }
 
     fn ensure_director_alive(&self) -> Result<()> {

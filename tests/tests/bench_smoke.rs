@@ -59,3 +59,33 @@ fn compare_smoke_prints_every_target_with_forwarded_packets() -> Result<()> {
     ensure!(files.iter().all(|e| *e), "missing output files {files:?}");
     Ok(())
 }
+
+/// `xvs-bench connrate --smoke`: one short wrk run (`Connection: close`) through xvs and
+/// nftables; every connection completes.
+#[test]
+fn connrate_smoke_counts_connections_through_xvs_and_nft() -> Result<()> {
+    if !root_or_skip("connrate_smoke_counts_connections_through_xvs_and_nft") {
+        return Ok(());
+    }
+    let bench = find_binary("xvs-bench")?;
+    let output = Command::new(&bench)
+        .args(["connrate", "--smoke"])
+        .output()
+        .context("running xvs-bench connrate --smoke")?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    ensure!(
+        output.status.success(),
+        "xvs-bench failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for target in ["xvs", "nft"] {
+        let rate: f64 = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{target}: median ")))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("no {target} median in:\n{stdout}"))?;
+        ensure!(rate > 0.0, "{target}: no connections:\n{stdout}");
+    }
+    Ok(())
+}
