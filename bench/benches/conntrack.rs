@@ -3,7 +3,7 @@
 //!
 //! Entry `j` is a TCP connection 10.x.y.z:40000 -> 198.18.0.129:80 with client address
 //! 10.0.0.0 + j (so 16M distinct clients), to real 198.19.0.148 or .137. Each size's table is
-//! built and filled once, outside the timing (at 10M that takes seconds and about 1.8 GiB).
+//! built and filled once, outside the timing (at 10M that takes seconds and about 0.8 GiB).
 //!
 //! - `lookup-hit/N`: the inbound tuple of a present entry, visiting the entries with a large
 //!   stride (modulo N), so that at 1M and 10M nearly every lookup misses the caches, as a

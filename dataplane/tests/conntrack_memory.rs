@@ -89,17 +89,9 @@ fn ten_million() -> usize {
     allocated
 }
 
-/// Regression guard on today's layout (slab, free list, two std hash maps at load <= 1/2).
+/// Issue 5's target: slab (48 bytes per entry), free list (4) and two indexes of 4-byte slots
+/// at load <= 1/2 (2^25 buckets of 5 bytes each at 10M) take about 0.80 GiB.
 #[test]
-fn ten_million_entries_stay_under_two_gib() {
-    assert!(ten_million() <= 2 * GIB);
-}
-
-/// Issue 5's target. Not met by today's layout (about 193 bytes per entry: each index bucket
-/// holds a 14-byte key and its slot, at load <= 1/2 so that hashbrown never grows); see
-/// docs/benchmarks.md.
-#[test]
-#[ignore = "issue 5 target not met yet: 10M entries take about 1.8 GiB"]
 fn ten_million_entries_fit_in_one_gib() {
     assert!(ten_million() <= GIB);
 }

@@ -13,14 +13,31 @@
 //!
 //! # The table
 //! Each entry is indexed under both its inbound tuple (CIP:cport -> VIP:vport) and its reply
-//! tuple (RIP:rport -> CIP:cport), as in DPVS. Entries live in a slab allocated once at start;
-//! the two indexes are hash maps created with twice the capacity they can ever hold, so inserts
-//! and removals never reallocate (hashbrown rehashes in place below half load). When the table
-//! is full a new flow is refused (counted); established entries are never evicted.
+//! tuple (RIP:rport -> CIP:cport), as in DPVS. Entries live in a slab allocated once at start.
+//! Each index is a hashbrown [`HashTable`] of 4-byte slot numbers and nothing else: a probe
+//! filters buckets on hashbrown's 7-bit tags (one control byte per bucket) and compares a
+//! candidate's key in its slab entry, so each tuple is stored once, in its entry. A removal
+//! finds its bucket by slot number under the key's hash, without reading other entries.
+//!
+//! The indexes are created with room for twice the entries they can ever hold, so inserts and
+//! removals never allocate: hashbrown grows a table only when it would hold more than half its
+//! capacity, and otherwise reclaims tombstones by rehashing in place. At the indexes' load (at
+//! most 1/2 of their capacity, which is 7/8 of the buckets) a removal leaves a tombstone only
+//! where a whole 16-bucket group around it is full and inserts reuse tombstones, so an
+//! in-place rehash (one pass over an index, the only stall left) is rare.
+//! When the table is full a new flow is refused (counted); established entries are never
+//! evicted.
+//!
+//! Memory per entry of capacity: 48 bytes of slab, 4 of free list, and for the two indexes
+//! 5 bytes (slot and control byte) per bucket, with the power of two at or above
+//! 2 x capacity x 8/7 buckets each: 23 to 46 bytes. 10M entries take 0.80 GiB (86 bytes per
+//! entry: 2^25 buckets per index), `dataplane/tests/conntrack_memory.rs` checks it.
 //!
 //! The indexes hash with aHash under random per-process keys: as fast as a non-cryptographic
 //! hash (SipHash cost about a third of an established packet's processing), and clients cannot
-//! predict collisions to flood a bucket.
+//! predict collisions to flood a bucket. A tuple is hashed as one 128-bit word (one keyed
+//! multiply-fold), and a removal recomputes its two hashes rather than storing them in the
+//! entry (16 bytes more per entry, to save a few nanoseconds off the packet path).
 //!
 //! # Expiry
 //! An entry expires `timeout` seconds after its last packet, the timeout depending on its TCP
@@ -40,7 +57,8 @@ use crate::stats::WorkerStats;
 pub use dump::{
     dump_connections, dump_connections_limited, ConnDump, ConnEntry, DumpResult, Dumper,
 };
-use std::collections::HashMap;
+use hashbrown::hash_table::Entry as IndexEntry;
+use hashbrown::HashTable;
 use std::net::Ipv4Addr;
 pub use tcp_state::{Direction, TcpState};
 
@@ -52,6 +70,19 @@ pub struct FlowKey {
     pub src_port: u16,
     pub dst: Ipv4Addr,
     pub dst_port: u16,
+}
+
+impl FlowKey {
+    /// The tuple as one word, so that hashing it is a single keyed fold (aHash's
+    /// `write_u128`) rather than one per field.
+    #[inline]
+    fn packed(&self) -> u128 {
+        u128::from(self.proto) << 96
+            | u128::from(u32::from(self.src)) << 64
+            | u128::from(self.src_port) << 48
+            | u128::from(u32::from(self.dst)) << 16
+            | u128::from(self.dst_port)
+    }
 }
 
 /// A connection through the director, in IPVS's vocabulary: client (caddr:cport), virtual
@@ -93,6 +124,15 @@ impl Conn {
             src_port: self.dport,
             dst: self.caddr,
             dst_port: self.cport,
+        }
+    }
+
+    /// The tuple the index of `direction` holds the entry under.
+    #[inline]
+    fn key(&self, direction: Direction) -> FlowKey {
+        match direction {
+            Direction::Inbound => self.inbound_key(),
+            Direction::Outbound => self.reply_key(),
         }
     }
 
@@ -146,11 +186,50 @@ pub enum InsertError {
 pub struct ConnTable {
     slab: Vec<Entry>,
     free: Vec<Slot>,
-    by_client: HashMap<FlowKey, Slot, ahash::RandomState>,
-    by_real: HashMap<FlowKey, Slot, ahash::RandomState>,
+    /// Live slots by inbound tuple.
+    by_client: HashTable<Slot>,
+    /// Live slots by reply tuple.
+    by_real: HashTable<Slot>,
+    hasher: ahash::RandomState,
     capacity: usize,
     len: usize,
     sweep_cursor: usize,
+}
+
+/// The index of `direction`, and what it needs to hash and compare its slots.
+struct Index<'t> {
+    table: &'t mut HashTable<Slot>,
+    slab: &'t [Entry],
+    hasher: &'t ahash::RandomState,
+    direction: Direction,
+}
+
+impl Index<'_> {
+    /// Removes `slot` if this index holds it (under its own key, hashed as `hash`).
+    #[inline]
+    fn remove(&mut self, hash: u64, slot: Slot) {
+        if let Ok(bucket) = self.table.find_entry(hash, |&s| s == slot) {
+            bucket.remove();
+        }
+    }
+
+    /// Indexes `slot` under `key` (its key, hashed as `hash`); returns the slot it replaced
+    /// there, if any.
+    #[inline]
+    fn insert(&mut self, hash: u64, key: &FlowKey, slot: Slot) -> Option<Slot> {
+        let (slab, hasher, direction) = (self.slab, self.hasher, self.direction);
+        let eq = |&s: &Slot| slab[s as usize].conn.key(direction) == *key;
+        // Only called when hashbrown reclaims tombstones in place (never to grow: see
+        // `ConnTable::with_capacity`), so recomputing every hash there is fine.
+        let rehash = |&s: &Slot| hasher.hash_one(slab[s as usize].conn.key(direction).packed());
+        match self.table.entry(hash, eq, rehash) {
+            IndexEntry::Occupied(mut bucket) => Some(std::mem::replace(bucket.get_mut(), slot)),
+            IndexEntry::Vacant(bucket) => {
+                bucket.insert(slot);
+                None
+            }
+        }
+    }
 }
 
 impl ConnTable {
@@ -163,8 +242,9 @@ impl ConnTable {
         ConnTable {
             slab: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
-            by_client: HashMap::with_capacity_and_hasher(index_capacity, Default::default()),
-            by_real: HashMap::with_capacity_and_hasher(index_capacity, Default::default()),
+            by_client: HashTable::with_capacity(index_capacity),
+            by_real: HashTable::with_capacity(index_capacity),
+            hasher: ahash::RandomState::new(),
             capacity,
             len: 0,
             sweep_cursor: 0,
@@ -189,36 +269,35 @@ impl ConnTable {
     }
 
     /// Bytes the table holds on the heap, all reserved by [`ConnTable::with_capacity`]: the
-    /// slab and free list, plus the two indexes as std's hash map (hashbrown) lays them out: a
-    /// power-of-two number of buckets, each a `(FlowKey, Slot)` pair and a control byte, plus
-    /// one group of trailing control bytes. The index part follows std's current layout
-    /// rather than an API; a test checks it against a counting allocator.
+    /// slab, the free list and the two indexes.
     pub fn allocated_bytes(&self) -> usize {
-        /// hashbrown's SSE2 group width, its control bytes' alignment (8 without SSE2).
-        const GROUP: usize = if cfg!(target_feature = "sse2") { 16 } else { 8 };
-        fn index_bytes(capacity: usize) -> usize {
-            if capacity == 0 {
-                return 0;
-            }
-            // The usable capacity is 7/8 of the buckets, or buckets - 1 below 8 buckets.
-            let buckets = if capacity < 8 {
-                capacity + 1
-            } else {
-                capacity / 7 * 8
-            };
-            let bucket = std::mem::size_of::<(FlowKey, Slot)>();
-            let align = GROUP.max(std::mem::align_of::<(FlowKey, Slot)>());
-            (bucket * buckets).next_multiple_of(align) + buckets + GROUP
-        }
         self.slab.capacity() * std::mem::size_of::<Entry>()
             + self.free.capacity() * std::mem::size_of::<Slot>()
-            + index_bytes(self.by_client.capacity())
-            + index_bytes(self.by_real.capacity())
+            + self.by_client.allocation_size()
+            + self.by_real.allocation_size()
+    }
+
+    #[inline]
+    fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key.packed())
+    }
+
+    fn index(&mut self, direction: Direction) -> Index<'_> {
+        Index {
+            table: match direction {
+                Direction::Inbound => &mut self.by_client,
+                Direction::Outbound => &mut self.by_real,
+            },
+            slab: &self.slab,
+            hasher: &self.hasher,
+            direction,
+        }
     }
 
     /// The live entry indexed under `key` in `direction` (inbound tuple for
     /// [`Direction::Inbound`], reply tuple for [`Direction::Outbound`]). An expired entry is
-    /// removed and reported as absent.
+    /// removed and reported as absent. Callers may change an entry's state and expiry, never
+    /// its addresses or ports (the indexes hold it under them).
     #[inline]
     pub fn lookup(
         &mut self,
@@ -227,11 +306,13 @@ impl ConnTable {
         now_ms: u64,
         stats: &WorkerStats,
     ) -> Option<&mut Conn> {
+        let hash = self.hash(key);
         let index = match direction {
             Direction::Inbound => &self.by_client,
             Direction::Outbound => &self.by_real,
         };
-        let slot = *index.get(key)?;
+        let slab = &self.slab;
+        let slot = *index.find(hash, |&s| slab[s as usize].conn.key(direction) == *key)?;
         if self.slab[slot as usize].conn.expires_ms <= now_ms {
             self.remove(slot, stats);
             return None;
@@ -256,15 +337,6 @@ impl ConnTable {
                 (self.slab.len() - 1) as Slot
             }
         };
-        // A stale entry under the same key (e.g. expired, not yet swept) is replaced.
-        if let Some(old) = self.by_client.insert(conn.inbound_key(), slot) {
-            self.forget(old, stats);
-        }
-        if let Some(old) = self.by_real.insert(conn.reply_key(), slot) {
-            if old != slot {
-                self.forget(old, stats);
-            }
-        }
         self.len += 1;
         stats.conns.add(1);
         if let Some(real) = stats.real(conn.real) {
@@ -272,6 +344,14 @@ impl ConnTable {
                 real.active.add(1);
             } else {
                 real.inactive.add(1);
+            }
+        }
+        // A stale entry under the same key (e.g. expired, not yet swept) is replaced.
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            let key = conn.key(direction);
+            let hash = self.hash(&key);
+            if let Some(old) = self.index(direction).insert(hash, &key, slot) {
+                self.remove(old, stats);
             }
         }
         Ok(&mut self.slab[slot as usize].conn)
@@ -326,32 +406,19 @@ impl ConnTable {
         self.slab.iter().filter(|e| e.live).map(|e| &e.conn)
     }
 
+    /// Takes a live slot out of whichever indexes hold it (an insert may already have replaced
+    /// it in one) and frees it.
     fn remove(&mut self, slot: Slot, stats: &WorkerStats) {
-        let conn = self.slab[slot as usize].conn;
-        if self.by_client.get(&conn.inbound_key()) == Some(&slot) {
-            self.by_client.remove(&conn.inbound_key());
-        }
-        if self.by_real.get(&conn.reply_key()) == Some(&slot) {
-            self.by_real.remove(&conn.reply_key());
-        }
-        self.forget(slot, stats);
-    }
-
-    /// Frees a slot whose index entries are already gone or replaced.
-    fn forget(&mut self, slot: Slot, stats: &WorkerStats) {
-        let entry = &mut self.slab[slot as usize];
+        let entry = &self.slab[slot as usize];
         if !entry.live {
             return;
         }
-        entry.live = false;
         let conn = entry.conn;
-        // The other index may still point here (the slot was replaced under one key only).
-        if self.by_client.get(&conn.inbound_key()) == Some(&slot) {
-            self.by_client.remove(&conn.inbound_key());
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            let hash = self.hash(&conn.key(direction));
+            self.index(direction).remove(hash, slot);
         }
-        if self.by_real.get(&conn.reply_key()) == Some(&slot) {
-            self.by_real.remove(&conn.reply_key());
-        }
+        self.slab[slot as usize].live = false;
         self.free.push(slot);
         self.len -= 1;
         stats.conns.add(-1);
@@ -465,6 +532,61 @@ mod tests {
         assert!(t
             .lookup(&c.inbound_key(), Direction::Inbound, 0, &stats)
             .is_none());
+    }
+
+    #[test]
+    fn an_insert_replaces_a_stale_entry_under_either_tuple() {
+        let stats = WorkerStats::default();
+        let mut t = ConnTable::with_capacity(4);
+        let old = conn(5, PROTO_TCP);
+        t.insert(old, &stats).unwrap();
+        // Same client tuple, another real: replaces `old` in both indexes.
+        let new = Conn {
+            daddr: Ipv4Addr::new(198, 19, 0, 137),
+            ..old
+        };
+        t.insert(new, &stats).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(stats.conns.get(), 1);
+        assert!(t
+            .lookup(&old.reply_key(), Direction::Outbound, 0, &stats)
+            .is_none());
+        let found = t.lookup(&new.inbound_key(), Direction::Inbound, 0, &stats);
+        assert_eq!(found.copied(), Some(new));
+        // Same reply tuple, another VIP port: replaces `new` under both tuples as well.
+        let other = Conn { vport: 8080, ..new };
+        t.insert(other, &stats).unwrap();
+        assert_eq!(t.len(), 1);
+        assert!(t
+            .lookup(&new.inbound_key(), Direction::Inbound, 0, &stats)
+            .is_none());
+        assert_eq!(
+            t.lookup(&other.reply_key(), Direction::Outbound, 0, &stats)
+                .copied(),
+            Some(other)
+        );
+        assert_eq!(t.iter().count(), 1);
+    }
+
+    #[test]
+    fn packed_keys_are_distinct_per_field() {
+        let k = conn(1, PROTO_TCP).inbound_key();
+        let variants = [
+            FlowKey { proto: 17, ..k },
+            FlowKey {
+                src: Ipv4Addr::new(1, 2, 3, 4),
+                ..k
+            },
+            FlowKey { src_port: 2, ..k },
+            FlowKey {
+                dst: Ipv4Addr::new(1, 2, 3, 4),
+                ..k
+            },
+            FlowKey { dst_port: 81, ..k },
+        ];
+        for v in variants {
+            assert_ne!(v.packed(), k.packed(), "{v:?}");
+        }
     }
 
     #[test]
