@@ -427,6 +427,15 @@ impl Rig {
         }
     }
 
+    /// [`Rig::destinations`] as the agents' `--dst` comma list.
+    fn destinations_arg(&self) -> String {
+        self.destinations()
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     fn sh(&self, ns: &str, script: &str) -> Result<String> {
         self.topo.run_in(ns, &["sh", "-c", script])
     }
@@ -617,12 +626,7 @@ impl Rig {
         self.ensure_director_alive()?;
         let limit = load.duration + 30.0;
         let sinks = self.start_responders("sink", limit)?;
-        let dst = self
-            .destinations()
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
+        let dst = self.destinations_arg();
         let mut args: Vec<String> = vec![
             "agent".into(),
             "gen".into(),
@@ -685,12 +689,7 @@ impl Rig {
         check_interrupted()?;
         self.ensure_director_alive()?;
         let echos = self.start_responders("echo", duration + 30.0)?;
-        let dst = self
-            .destinations()
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
+        let dst = self.destinations_arg();
         let exe = self.exe.to_string_lossy().into_owned();
         let (rate_s, dur_s, src) = (
             format!("{rate}"),
