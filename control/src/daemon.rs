@@ -13,6 +13,7 @@
 
 use crate::apply::{Director, Steering, WorkerHandle};
 use crate::metrics::{self, MetricsServer, MetricsSource};
+use crate::privileges;
 use crate::protocol::{Command, HealthState};
 use crate::server::{Access, ControlHandle, ControlLoop, ControlServer};
 use anyhow::{bail, Context};
@@ -64,6 +65,8 @@ pub struct DaemonOptions {
     pub metrics: Option<SocketAddr>,
     /// `--idle`: what a worker does when its rings are empty.
     pub idle: IdleStrategy,
+    /// `--drop-privileges`: keep only [`privileges::KEPT`] once started.
+    pub drop_privileges: bool,
 }
 
 /// What a worker does when its rings are empty.
@@ -93,6 +96,7 @@ impl DaemonOptions {
             config: None,
             metrics: None,
             idle: IdleStrategy::default(),
+            drop_privileges: false,
         }
     }
 }
@@ -143,6 +147,10 @@ impl Steering for XdpSteering {
 
 /// Runs the director until `shutdown` becomes true.
 pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    if options.drop_privileges {
+        // Threads restrict themselves as they start; this one once start-up is done.
+        privileges::enable();
+    }
     // The metrics port first: an unusable address fails before any interface is touched.
     // Scrapes wait for the control loop, which starts once the director is up.
     let control = ControlLoop::new();
@@ -257,6 +265,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         neighbours,
         resolve_queue,
         Arc::clone(&shutdown),
+        privileges::thread_start,
     )
     .context("starting the neighbour thread")?;
 
@@ -291,6 +300,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             std::thread::Builder::new()
                 .name(format!("xvs-worker-{id}"))
                 .spawn(move || {
+                    privileges::thread_start();
                     if let Some(core) = core {
                         core_affinity::set_for_current(core);
                     }
@@ -344,6 +354,10 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
         .context("installing the SIGHUP handler")?;
+    if options.drop_privileges {
+        privileges::restrict_current_thread().context("--drop-privileges")?;
+        eprintln!("xvsd: privileges dropped: only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF kept");
+    }
     control.run(&mut director, &shutdown, |director| {
         if reload.swap(false, Ordering::Relaxed) {
             reload_config(director, options.config.as_deref());

@@ -669,17 +669,21 @@ impl Checker {
         };
         // The scheduler first: it owns the job sender, so if a probe thread fails to start,
         // dropping the checker still disconnects the ones that did.
-        checker.scheduler = Some(
-            thread::Builder::new()
-                .name("xvs-health".into())
-                .spawn(move || scheduler(control_rx, job_tx, done_rx, results, threads))?,
-        );
+        checker.scheduler = Some(thread::Builder::new().name("xvs-health".into()).spawn(
+            move || {
+                crate::privileges::thread_start();
+                scheduler(control_rx, job_tx, done_rx, results, threads)
+            },
+        )?);
         for i in 0..threads {
             let (jobs, done, stop) = (job_rx.clone(), done_tx.clone(), checker.stop.clone());
             checker.probers.push(
                 thread::Builder::new()
                     .name(format!("xvs-probe-{i}"))
-                    .spawn(move || prober(jobs, done, source, &stop))?,
+                    .spawn(move || {
+                        crate::privileges::thread_start();
+                        prober(jobs, done, source, &stop)
+                    })?,
             );
         }
         Ok(checker)

@@ -10,6 +10,7 @@
 //! - [`estimator`]: IPVS's rate estimator for `--rate`.
 //! - [`health`]: health checks of real servers (TCP connect, HTTP GET) and their rise/fall state.
 //! - [`daemon`]: `xvsd` itself: interfaces, XDP programs, workers, signals.
+//! - [`privileges`]: `xvsd --drop-privileges`, capabilities kept after start-up.
 //! - [`topology`]: namespace test beds (the seed cluster) used by `xvsd demo`, tests and bench.
 //! - [`director`]: xvsd as a child process in a namespace (demo, tests, bench).
 //! - [`demo`]: `xvsd demo`.
@@ -25,6 +26,7 @@ pub mod health;
 pub mod ipvsadm;
 pub mod metrics;
 pub mod monitor;
+pub mod privileges;
 pub mod protocol;
 pub mod server;
 pub mod topology;

@@ -389,7 +389,10 @@ impl MetricsServer {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("xvs-metrics".into())
-                .spawn(move || accept_loop(listener, source, &stop))?
+                .spawn(move || {
+                    crate::privileges::thread_start();
+                    accept_loop(listener, source, &stop)
+                })?
         };
         Ok(MetricsServer {
             addr,
@@ -473,6 +476,7 @@ fn spawn_client(stream: TcpStream, source: MetricsSource) -> io::Result<Client> 
     let thread = std::thread::Builder::new()
         .name("xvs-metrics-client".into())
         .spawn(move || {
+            crate::privileges::thread_start();
             let _ = serve(stream, &source);
         })?;
     Ok(Client {

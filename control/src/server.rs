@@ -175,7 +175,10 @@ impl ControlServer {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("xvs-control-accept".into())
-                .spawn(move || accept_loop(listener, access, handle, &stop))
+                .spawn(move || {
+                    crate::privileges::thread_start();
+                    accept_loop(listener, access, handle, &stop)
+                })
                 .context("starting the control socket thread")?
         };
         Ok(ControlServer {
@@ -267,6 +270,7 @@ fn accept_loop<S: Steering + 'static>(
             .name("xvs-control-client".into())
             .stack_size(256 * 1024)
             .spawn(move || {
+                crate::privileges::thread_start();
                 if let Err(e) = serve_client(stream, &handle) {
                     if !matches!(
                         e.kind(),

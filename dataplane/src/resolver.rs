@@ -42,12 +42,14 @@ pub struct Resolver {
 
 impl Resolver {
     /// Reads the tables once (so workers start with them), then keeps them fresh in a thread
-    /// until `shutdown`.
+    /// until `shutdown`. The thread calls `thread_start` first (the daemon drops privileges
+    /// there).
     pub fn spawn(
         ifindexes: Vec<u32>,
         mut publisher: Publisher<NeighbourTable>,
         requests: Arc<ArrayQueue<ResolveRequest>>,
         shutdown: Arc<AtomicBool>,
+        thread_start: fn(),
     ) -> io::Result<Self> {
         let mut netlink = Netlink::open()?;
         let mut state = State {
@@ -59,7 +61,10 @@ impl Resolver {
         let (commands, inbox) = channel::unbounded();
         let thread = std::thread::Builder::new()
             .name("xvs-neigh".into())
-            .spawn(move || state.run(netlink, publisher, inbox, requests, shutdown))?;
+            .spawn(move || {
+                thread_start();
+                state.run(netlink, publisher, inbox, requests, shutdown)
+            })?;
         Ok(Resolver {
             commands,
             thread: Some(thread),

@@ -151,6 +151,39 @@ impl Cluster {
     pub fn real_addrs(&self) -> Vec<Ipv4Addr> {
         self.topo.reals().iter().map(|r| r.addr).collect()
     }
+
+    /// Sends `signal` to xvsd (e.g. SIGHUP: reload `--config`).
+    pub fn signal_director(&self, signal: i32) -> Result<()> {
+        let pid = self.director.pid().context("xvsd is not running")?;
+        // SAFETY: kill(2) has no memory preconditions; the pid is the xvsd we started.
+        if unsafe { libc::kill(pid as i32, signal) } != 0 {
+            bail!("kill -{signal} {pid}: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// A private directory under the system's temporary directory, removed when dropped (for
+/// files that must exist before xvsd starts, such as its `--config`).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `tag` names the test; the process id keeps concurrent runs apart.
+    pub fn new(tag: &str) -> Result<TempDir> {
+        let dir = std::env::temp_dir().join(format!("xvs-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A download of `SLOW_PREFIX + path` (paced by nginx) running in the background in the client

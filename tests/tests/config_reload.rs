@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 use xvs_control::topology::{big_file_bytes, BIG_FILE_PATH};
-use xvs_tests::{root_or_skip, wait_until, Cluster, SlowDownload};
+use xvs_tests::{root_or_skip, wait_until, Cluster, SlowDownload, TempDir};
 
 const SEED: &str = "\
 -A -t 198.18.0.129:80 -s rr
@@ -12,28 +12,13 @@ const SEED: &str = "\
 -a -t 198.18.0.129:80 -r 198.19.0.137:80 -m -w 1
 ";
 
-fn hup(cluster: &Cluster) -> anyhow::Result<()> {
-    let pid = cluster
-        .director
-        .pid()
-        .ok_or_else(|| anyhow::anyhow!("xvsd is not running"))?;
-    // SAFETY: kill(2) has no memory preconditions; the pid is the xvsd we started.
-    let rc = unsafe { libc::kill(pid as i32, libc::SIGHUP) };
-    anyhow::ensure!(
-        rc == 0,
-        "kill -HUP {pid}: {}",
-        std::io::Error::last_os_error()
-    );
-    Ok(())
-}
-
 #[test]
 fn sighup_applies_the_new_file_under_traffic() -> anyhow::Result<()> {
     if !root_or_skip("sighup_applies_the_new_file_under_traffic") {
         return Ok(());
     }
     // The file lives outside the topology's directory so it exists before xvsd starts.
-    let dir = tempdir()?;
+    let dir = TempDir::new("hup")?;
     let config = dir.join("xvs.conf");
     std::fs::write(&config, SEED)?;
     let config_arg = config.to_string_lossy().into_owned();
@@ -51,7 +36,7 @@ fn sighup_applies_the_new_file_under_traffic() -> anyhow::Result<()> {
         format!("{SEED}-A -t 198.18.0.129:8080 -s wrr\n-a -t 198.18.0.129:8080 -r 198.19.0.137:80 -m -w 3\n")
             .replace("198.19.0.137:80 -m -w 1", "198.19.0.137:80 -m -w 2"),
     )?;
-    hup(&cluster)?;
+    cluster.signal_director(libc::SIGHUP)?;
     let mut listing = String::new();
     let reloaded = wait_until(Duration::from_secs(5), || {
         listing = cluster.xvsadm(&["-Ln"]).unwrap_or_default();
@@ -90,7 +75,7 @@ fn sighup_applies_the_new_file_under_traffic() -> anyhow::Result<()> {
         &config,
         format!("{SEED}-A -t 198.18.0.129:9090 -s nosuch\n"),
     )?;
-    hup(&cluster)?;
+    cluster.signal_director(libc::SIGHUP)?;
     assert!(
         wait_until(Duration::from_secs(5), || cluster
             .director
@@ -107,25 +92,4 @@ fn sighup_applies_the_new_file_under_traffic() -> anyhow::Result<()> {
         "download corrupted across the reload"
     );
     Ok(())
-}
-
-/// A private directory, removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn join(&self, name: &str) -> std::path::PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir() -> anyhow::Result<TempDir> {
-    let dir = std::env::temp_dir().join(format!("xvs-hup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(TempDir(dir))
 }

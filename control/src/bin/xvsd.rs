@@ -1,9 +1,9 @@
 //! xvsd: the xvs director daemon.
 //!
 //! `xvsd --external IFACE --internal IFACE [--control PATH] [--workers N] [--conn-max N]
-//! [--metrics [ADDR:]PORT] [--idle adaptive|busy] ...` runs the director in the foreground
-//! until SIGINT/SIGTERM; `xvsd demo` runs the seed cluster of the LVS-NAT tutorial in network
-//! namespaces.
+//! [--metrics [ADDR:]PORT] [--idle adaptive|busy] [--drop-privileges] ...` runs the director
+//! in the foreground until SIGINT/SIGTERM; `xvsd demo` runs the seed cluster of the LVS-NAT
+//! tutorial in network namespaces.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -63,6 +63,10 @@ struct Cli {
     /// (adaptive), or spin always (busy: lowest latency, a full core per worker).
     #[arg(long, value_enum, default_value_t = IdleArg::Adaptive)]
     idle: IdleArg,
+    /// Once started, keep only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF (in every thread, with
+    /// no_new_privs); see docs/security.md.
+    #[arg(long)]
+    drop_privileges: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
                 IdleArg::Busy => IdleStrategy::BusyPoll,
             };
             options.conn_max = cli.conn_max;
+            options.drop_privileges = cli.drop_privileges;
             options.ring_size = cli.ring_size;
             options.xdp_mode = match cli.xdp_mode {
                 XdpModeArg::Auto => XdpMode::Auto,
