@@ -1,7 +1,8 @@
 //! `xvs-bench compare --smoke` end to end: builds the benchmark rig for every target (xvs,
 //! nftables NAT, plain routing), runs a short throughput and latency measurement on each and
 //! prints the comparison table. Keeps the benchmark command from rotting; it measures
-//! nothing worth reading.
+//! nothing worth reading. Also `connrate --smoke`, and one low-rate `throughput --proto tcp`
+//! trial per target, which checks that whole TCP conversations get through.
 
 use anyhow::{ensure, Context, Result};
 use std::process::Command;
