@@ -4,9 +4,11 @@
 //! throughput (max-rate trial + search for < 0.1% loss) and the latency at one offered load
 //! common to all targets. The table gives medians over the repetitions and the ratios
 //! xvs/nft; the latency histograms of all repetitions are merged per target and written as
-//! `DIR/<target>.hgrm` plus one `DIR/latency.svg` with every target.
+//! `DIR/<target>.hgrm` plus one `DIR/latency.svg` with every target. `--proto tcp` measures
+//! the throughput with TCP conversations; the latency runs stay UDP request/response.
 
 use crate::agent::ping::{histogram_from, new_histogram};
+use crate::agent::Proto;
 use crate::report::{self, median};
 use crate::rig::{self, Load, Rig, RigArgs, Target};
 use crate::throughput;
@@ -27,6 +29,9 @@ pub struct Args {
     pub latency_rate: f64,
     #[arg(long, default_value_t = 64)]
     pub frame_size: usize,
+    /// Throughput with UDP datagrams or TCP conversations (latency is always UDP).
+    #[arg(long, value_enum, default_value_t = Proto::Udp)]
+    pub proto: Proto,
     #[arg(long, default_value_t = 1024)]
     pub flows: u32,
     /// Most search trials per throughput measurement.
@@ -144,6 +149,7 @@ pub fn run(a: &Args) -> Result<()> {
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let load = Load {
+        proto: a.proto,
         rate: 0.0,
         duration,
         frame_size: a.frame_size,
@@ -158,8 +164,9 @@ pub fn run(a: &Args) -> Result<()> {
             let r =
                 Rig::build(target, &a.rig).with_context(|| format!("building the {target} rig"))?;
             println!(
-                "repetition {}/{reps}, target {target}; {}",
+                "repetition {}/{reps}, target {target}, {}; {}",
                 rep + 1,
+                a.proto.name(),
                 r.cores()
             );
             let o = throughput::measure(&r, load, max_trials)?;

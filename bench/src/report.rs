@@ -37,7 +37,34 @@ pub fn trial_line(target: Target, label: &str, t: &TrialResult) -> String {
             t.sink_drops()
         );
     }
+    if let Some(back) = t.replies_returned {
+        let _ = write!(line, "  (replies {} sent, {back} back)", t.replies_sent());
+    }
+    if t.bad_checksums() > 0 {
+        let _ = write!(line, "  ({} bad checksums)", t.bad_checksums());
+    }
     line
+}
+
+/// The counts of one trial, for whoever checks them (the TCP smoke test does).
+pub fn trial_summary(target: Target, t: &TrialResult) -> String {
+    let mut s = format!(
+        "{target}: {} packets offered {}, forwarded {}, loss {:.3}%",
+        t.load.proto.name(),
+        t.offered(),
+        t.forwarded(),
+        t.loss() * 100.0
+    );
+    if let Some(back) = t.replies_returned {
+        let _ = write!(
+            s,
+            "; replies {} sent, {back} back; {} bad checksums",
+            t.replies_sent(),
+            t.bad_checksums()
+        );
+    }
+    s.push('\n');
+    s
 }
 
 pub fn throughput_summary(target: Target, o: &Outcome) -> String {

@@ -2,9 +2,10 @@
 //! [`xvs_control::topology`]) with one *target* in the director namespace, and the agents
 //! that measure through it.
 //!
-//! Targets, all serving UDP `VIP:9000` (and TCP `VIP:80`) round-robin over every real:
+//! Targets, all serving UDP and TCP `VIP:9000` (and TCP `VIP:80`, the connection-rate
+//! service) round-robin over every real:
 //! - [`Target::Xvs`]: `xvsd --workers W`, configured with `xvsadm` (`-A -u VIP:9000 -s rr`,
-//!   every real with `-m`); its veths' NAPI polls (where copy-mode AF_XDP copies frames)
+//!   `-A -t ...`, every real with `-m`); its veths' NAPI polls (where copy-mode AF_XDP copies frames)
 //!   run in threads pinned to the director's cores, not on the generator's.
 //! - [`Target::Nft`]: the kernel's own NAT: `ip_forward=1` and an nftables
 //!   `dnat to numgen inc mod N map {...}` rule; conntrack un-NATs the replies.
@@ -13,6 +14,14 @@
 //!
 //! For the kernel targets, RPS on the director's interfaces puts the forwarding softirq on
 //! the director's cores (a veth without XDP would run it on the sender's CPU).
+//!
+//! TCP runs need a return path that no kernel interferes with ([`Rig::route_replies`]): the
+//! director has permanent neighbour entries for the generator's source addresses (the client
+//! namespace does not own them, so nothing answers ARP for them), the client namespace drops
+//! the TCP segments from the benchmark port in prerouting (counting them: the replies that
+//! came back), and every real server's namespace drops the segments to it in prerouting, so
+//! that only the [`responder`](crate::agent::responder), which reads them before the IP stack,
+//! answers.
 //!
 //! CPU placement: `gen_cores` (generator threads), `director_cores` (xvsd, which pins worker
 //! `i` to the `i`-th core of its affinity; the NAPI threads; RPS for the kernel targets) and
@@ -26,7 +35,7 @@
 use crate::agent::gen::GenReport;
 use crate::agent::ping::PingReport;
 use crate::agent::sink::SinkReport;
-use crate::agent::{self, BENCH_PORT};
+use crate::agent::{self, Proto, BENCH_PORT};
 use anyhow::{bail, ensure, Context, Result};
 use std::fmt;
 use std::io::Read;
@@ -195,6 +204,7 @@ pub fn real_addr(i: usize) -> Ipv4Addr {
 /// The traffic of one throughput trial.
 #[derive(Debug, Clone, Copy)]
 pub struct Load {
+    pub proto: Proto,
     /// Packets per second; 0 = as fast as the generator can.
     pub rate: f64,
     pub duration: f64,
@@ -208,6 +218,8 @@ pub struct TrialResult {
     pub load: Load,
     pub gen: GenReport,
     pub sinks: Vec<SinkReport>,
+    /// TCP: the responders' SYN/ACKs and FIN/ACKs that reached the client namespace.
+    pub replies_returned: Option<u64>,
 }
 
 impl TrialResult {
@@ -237,6 +249,14 @@ impl TrialResult {
     /// Datagrams the sinks' own receive buffers dropped (the sinks, not the target, lost them).
     pub fn sink_drops(&self) -> u64 {
         self.sinks.iter().map(|s| s.rcvbuf_errors).sum()
+    }
+    /// TCP: SYN/ACKs and FIN/ACKs the responders sent.
+    pub fn replies_sent(&self) -> u64 {
+        self.sinks.iter().map(|s| s.replies).sum()
+    }
+    /// TCP: segments that reached a responder with a wrong checksum (not forwarded).
+    pub fn bad_checksums(&self) -> u64 {
+        self.sinks.iter().map(|s| s.bad_checksum).sum()
     }
 }
 
@@ -391,6 +411,7 @@ impl Rig {
             ext_mac,
         };
         rig.place_softirqs()?;
+        rig.route_replies()?;
         match target {
             Target::Xvs => rig.start_xvs(args.workers, &args.xvs_idle)?,
             Target::Nft => {
@@ -468,6 +489,76 @@ impl Rig {
         Ok(())
     }
 
+    /// The TCP return path (see the module's doc): permanent neighbours for the generator's
+    /// sources on the director, and the prerouting drops of the client and the reals.
+    fn route_replies(&self) -> Result<()> {
+        let client_mac = self
+            .topo
+            .run_in(
+                self.topo.client_ns(),
+                &[
+                    "cat",
+                    &format!("/sys/class/net/{}/address", topology::HOST_IF),
+                ],
+            )?
+            .trim()
+            .to_string();
+        let batch: String = (0..GEN_SRC_COUNT)
+            .map(|i| {
+                let a = Ipv4Addr::from(u32::from(GEN_SRC_BASE) + i);
+                format!(
+                    "neigh replace {a} lladdr {client_mac} dev {} nud permanent\n",
+                    self.topo.ext_if()
+                )
+            })
+            .collect();
+        let path = self.topo.work_dir().join("neigh.batch");
+        std::fs::write(&path, batch)?;
+        self.topo
+            .run_in(
+                self.topo.director_ns(),
+                &["ip", "-batch", &path.to_string_lossy()],
+            )
+            .context("neighbour entries for the generator's sources")?;
+        // Counted: the responders' answers; not counted: the RSTs of a director whose NAT let
+        // a segment through to its own stack.
+        let client = Self::drop_ruleset(&[
+            &format!(
+                "tcp sport {BENCH_PORT} tcp flags & (fin | syn | rst | ack) {{ syn | ack, fin | ack }} counter"
+            ),
+            &format!("tcp sport {BENCH_PORT}"),
+        ]);
+        self.load_nft(self.topo.client_ns(), "client.nft", &client)?;
+        let real = Self::drop_ruleset(&[&format!("tcp dport {BENCH_PORT}")]);
+        for i in 0..self.topo.reals().len() {
+            self.load_nft(self.topo.real_ns(i), &format!("real{i}.nft"), &real)?;
+        }
+        Ok(())
+    }
+
+    /// A table that drops what each of `matches` selects before routing.
+    fn drop_ruleset(matches: &[&str]) -> String {
+        let rules: String = matches.iter().map(|m| format!("    {m} drop\n")).collect();
+        format!(
+            "table ip xvsbench {{\n\
+             \x20 chain prerouting {{\n\
+             \x20   type filter hook prerouting priority -300; policy accept;\n\
+             {rules}\
+             \x20 }}\n\
+             }}\n"
+        )
+    }
+
+    /// Packets counted so far by the client namespace's first drop rule (the responders'
+    /// SYN/ACKs and FIN/ACKs that came back).
+    fn replies_counter(&self) -> Result<u64> {
+        let out = self.topo.run_in(
+            self.topo.client_ns(),
+            &[nft_binary()?, "list", "table", "ip", "xvsbench"],
+        )?;
+        parse_counter(&out).with_context(|| format!("no counter in {out:?}"))
+    }
+
     fn forwarding_on(&self) -> Result<()> {
         self.topo.run_in(
             self.topo.director_ns(),
@@ -490,6 +581,7 @@ impl Rig {
              \x20 chain prerouting {{\n\
              \x20   type nat hook prerouting priority dstnat; policy accept;\n\
              \x20   ip daddr {vip} udp dport {BENCH_PORT} dnat to numgen inc mod {n} map {{ {map} }}\n\
+             \x20   ip daddr {vip} tcp dport {BENCH_PORT} dnat to numgen inc mod {n} map {{ {map} }}\n\
              \x20   ip daddr {vip} tcp dport {TCP_PORT} dnat to numgen inc mod {n} map {{ {map} }}\n\
              \x20 }}\n\
              }}\n"
@@ -498,18 +590,17 @@ impl Rig {
 
     fn install_nft(&self) -> Result<()> {
         let reals: Vec<Ipv4Addr> = self.topo.reals().iter().map(|r| r.addr).collect();
-        let path = self.topo.work_dir().join("nat.nft");
-        std::fs::write(&path, Self::nft_ruleset(self.topo.vip(), &reals))?;
-        let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .context("nft not found (Debian package nftables; scripts/setup.sh installs it)")?;
+        let ruleset = Self::nft_ruleset(self.topo.vip(), &reals);
+        self.load_nft(self.topo.director_ns(), "nat.nft", &ruleset)
+    }
+
+    /// Loads `ruleset` (written to `work_dir/file`) into namespace `ns`.
+    fn load_nft(&self, ns: &str, file: &str, ruleset: &str) -> Result<()> {
+        let path = self.topo.work_dir().join(file);
+        std::fs::write(&path, ruleset)?;
         self.topo
-            .run_in(
-                self.topo.director_ns(),
-                &[nft, "-f", &path.to_string_lossy()],
-            )
-            .context("loading the nftables ruleset")?;
+            .run_in(ns, &[nft_binary()?, "-f", &path.to_string_lossy()])
+            .with_context(|| format!("loading the nftables ruleset {file}"))?;
         Ok(())
     }
 
@@ -522,7 +613,7 @@ impl Rig {
             DirectorProcess::start(&self.topo, &xvsd, &["--workers", &w, "--idle", idle])
         })?;
         let vip = self.topo.vip();
-        for (flag, port) in [("-u", BENCH_PORT), ("-t", TCP_PORT)] {
+        for (flag, port) in [("-u", BENCH_PORT), ("-t", BENCH_PORT), ("-t", TCP_PORT)] {
             let service = format!("{vip}:{port}");
             director.xvsadm(&xvsadm, &["-A", flag, &service, "-s", "rr"])?;
             for r in self.topo.reals() {
@@ -620,12 +711,21 @@ impl Rig {
         Ok(agents)
     }
 
-    /// One throughput trial: sinks up, the generator runs `load`, the sinks report.
+    /// One throughput trial: sinks (UDP) or responders (TCP) up, the generator runs `load`,
+    /// the sinks report.
     pub fn trial(&self, load: Load) -> Result<TrialResult> {
         check_interrupted()?;
         self.ensure_director_alive()?;
         let limit = load.duration + 30.0;
-        let sinks = self.start_responders("sink", limit)?;
+        let kind = match load.proto {
+            Proto::Udp => "sink",
+            Proto::Tcp => "responder",
+        };
+        let sinks = self.start_responders(kind, limit)?;
+        let replies0 = match load.proto {
+            Proto::Udp => None,
+            Proto::Tcp => Some(self.replies_counter()?),
+        };
         let dst = self.destinations_arg();
         let mut args: Vec<String> = vec![
             "agent".into(),
@@ -648,6 +748,8 @@ impl Rig {
             format!("{}", load.duration),
             "--threads".into(),
             self.gen_threads.to_string(),
+            "--proto".into(),
+            load.proto.name().into(),
         ];
         if !self.cores.gen.is_empty() {
             args.push("--cores".into());
@@ -676,10 +778,15 @@ impl Rig {
             .collect::<Result<Vec<_>>>()?;
         // A signal during the trial also stopped the agents early: their counts are partial.
         check_interrupted()?;
+        let replies_returned = match replies0 {
+            Some(before) => Some(self.replies_counter()?.saturating_sub(before)),
+            None => None,
+        };
         Ok(TrialResult {
             load,
             gen,
             sinks: reports,
+            replies_returned,
         })
     }
 
@@ -778,6 +885,19 @@ impl Rig {
         }
         Ok(())
     }
+}
+
+fn nft_binary() -> Result<&'static str> {
+    ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context("nft not found (Debian package nftables; scripts/setup.sh installs it)")
+}
+
+/// The packet count of the first `counter packets N bytes M` in `nft list` output.
+pub fn parse_counter(nft: &str) -> Option<u64> {
+    let rest = &nft[nft.find("counter packets ")? + "counter packets ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// Runs `f` with the calling thread's CPU affinity set to `cores` (children spawned meanwhile
@@ -887,5 +1007,15 @@ mod tests {
             "ip daddr 198.18.0.129 udp dport 9000 dnat to numgen inc mod 2 map { 0 : 198.19.0.10, 1 : 198.19.0.11 }"
         ));
         assert!(r.contains("tcp dport 80"));
+        assert!(r.contains("ip daddr 198.18.0.129 tcp dport 9000 dnat to numgen inc mod 2"));
+    }
+
+    #[test]
+    fn counters_parse() {
+        let out = "table ip xvsbench {\n\tchain prerouting {\n\t\ttype filter hook prerouting priority raw; policy accept;\n\t\ttcp sport 9000 counter packets 1234 bytes 74040 drop\n\t}\n}\n";
+        assert_eq!(parse_counter(out), Some(1234));
+        assert_eq!(parse_counter("table ip x {}"), None);
+        let r = Rig::drop_ruleset(&["tcp sport 9000 counter", "udp sport 9"]);
+        assert!(r.contains("\n    tcp sport 9000 counter drop\n    udp sport 9 drop\n  }"));
     }
 }

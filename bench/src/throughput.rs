@@ -8,7 +8,13 @@
 //! stops when `hi - lo` is within [`PRECISION`] of `hi` or the trials run out. If the
 //! max-rate trial itself loses less than the threshold, the generator could not saturate
 //! the target: the throughput is then only a lower bound, and the report says so.
+//!
+//! `--proto tcp` offers whole TCP conversations instead of UDP datagrams (see
+//! [`agent::gen`](crate::agent::gen)): packets are then segments, forwarded ones are those that
+//! reached the responders, and the search is the same. `--rate R` runs one trial at `R` pps
+//! instead of the max-rate trial and the search.
 
+use crate::agent::Proto;
 use crate::report;
 use crate::rig::{self, Load, Rig, RigArgs, Target, TrialResult};
 use anyhow::Result;
@@ -25,7 +31,10 @@ pub struct Args {
     /// Ethernet frame size including FCS.
     #[arg(long, default_value_t = 64)]
     pub frame_size: usize,
-    /// UDP flows (source address and port pairs).
+    /// UDP datagrams, or TCP conversations (SYN, data, FIN, ACK) answered by the reals.
+    #[arg(long, value_enum, default_value_t = Proto::Udp)]
+    pub proto: Proto,
+    /// Flows (source address and port pairs).
     #[arg(long, default_value_t = 1024)]
     pub flows: u32,
     /// Seconds per trial.
@@ -37,6 +46,9 @@ pub struct Args {
     /// Seconds of short trials, one search step: a check that the command works.
     #[arg(long)]
     pub smoke: bool,
+    /// One trial at this offered rate (pps) instead of the max-rate trial and the search.
+    #[arg(long)]
+    pub rate: Option<f64>,
     #[command(flatten)]
     pub rig: RigArgs,
 }
@@ -126,8 +138,9 @@ pub fn run(a: &Args) -> Result<()> {
     };
     let r = Rig::build(a.target, &a.rig)?;
     println!(
-        "throughput: target {}, {} real(s), {} worker(s), {}-byte frames, {} flows, {duration} s trials; {}",
+        "throughput: target {}, {}, {} real(s), {} worker(s), {}-byte frames, {} flows, {duration} s trials; {}",
         a.target,
+        a.proto.name(),
         a.rig.reals,
         a.rig.workers,
         a.frame_size,
@@ -135,11 +148,19 @@ pub fn run(a: &Args) -> Result<()> {
         r.cores()
     );
     let load = Load {
+        proto: a.proto,
         rate: 0.0,
         duration,
         frame_size: a.frame_size,
         flows: a.flows,
     };
+    if let Some(rate) = a.rate {
+        anyhow::ensure!(rate > 0.0, "--rate must be > 0");
+        let t = r.trial(Load { rate, ..load })?;
+        println!("{}", report::trial_line(a.target, "1", &t));
+        print!("{}", report::trial_summary(a.target, &t));
+        return Ok(());
+    }
     let o = measure(&r, load, max_trials)?;
     print!("{}", report::throughput_summary(a.target, &o));
     Ok(())
@@ -156,6 +177,7 @@ mod tests {
         let sent = rate as u64;
         TrialResult {
             load: Load {
+                proto: Proto::Udp,
                 rate,
                 duration: 1.0,
                 frame_size: 64,
@@ -172,6 +194,7 @@ mod tests {
                 received: sent.min(cap as u64),
                 ..Default::default()
             }],
+            replies_returned: None,
         }
     }
 

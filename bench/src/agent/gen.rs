@@ -1,18 +1,30 @@
-//! `agent gen`: the UDP load generator, run in the client namespace.
+//! `agent gen`: the load generator, run in the client namespace.
 //!
-//! Frames are built once (Ethernet + IPv4 + UDP with correct checksums + payload
-//! [`MAGIC`](super::MAGIC) and the flow number) and sent round and round through an AF_PACKET
-//! socket that bypasses the qdisc, in sendmmsg batches. Flow `i` comes from address
-//! `src_base + i % src_count`, port `1024 + i / src_count`, and goes to `dst[i % dst.len()]`;
-//! thread `t` of `T` owns the flows `i % T == t`, so every batch mixes flows. With `--rate`
-//! each thread paces its share of the rate in bursts of at most `--batch` frames and ~200 us
-//! of traffic (burst `k` is due at `start + k * burst / rate`); with `--rate 0` it sends as
-//! fast as it can.
+//! Frames are built once and sent round and round through an AF_PACKET socket that bypasses
+//! the qdisc, in sendmmsg batches. Flow `i` comes from address `src_base + i % src_count`,
+//! port `1024 + i / src_count`, and goes to `dst[i % dst.len()]`; thread `t` of `T` owns the
+//! flows `i % T == t`, so every batch mixes flows. With `--rate` each thread paces its share
+//! of the rate in bursts of at most `--batch` frames and ~200 us of traffic (burst `k` is due
+//! at `start + k * burst / rate`); with `--rate 0` it sends as fast as it can.
+//!
+//! - `--proto udp`: one frame per flow (Ethernet + IPv4 + UDP with correct checksums +
+//!   payload [`MAGIC`](super::MAGIC) and the flow number).
+//! - `--proto tcp`: one whole conversation per flow ([`tcp::conversation`]: SYN,
+//!   `--data-segments` data segments, FIN, last ACK), its frames laid out in phases in the
+//!   thread's ring: every flow's SYN, then every flow's first data segment, ..., every flow's
+//!   FIN, every flow's last ACK. With `F` flows per thread, `F - 1` frames separate a flow's
+//!   SYN from its first ACK, and its FIN from its last ACK: the responder's SYN/ACK (FIN/ACK)
+//!   must be back through the director by then, or a stateful NAT (conntrack) sees an ACK
+//!   it cannot place and does not translate it, which counts as loss. At 1 Mpps per thread
+//!   and 1024 flows that leaves 1 ms for the round trip. The next pass reuses each flow's
+//!   4-tuple with a new SYN right after its last ACK (TIME_WAIT reuse, which both conntrack
+//!   and IPVS-style tables accept) and the same sequence numbers.
 //!
 //! "Offered" is what the kernel took from us: a frame that the director's veth then drops
 //! because its input queue is full counts as offered and lost, as a NIC ring overflow would.
 
 use super::sys::FrameRing;
+use super::{tcp, Proto};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -22,6 +34,8 @@ use std::time::{Duration, Instant};
 pub const FCS_LEN: usize = 4;
 /// Ethernet + IPv4 + UDP headers.
 pub const HEADERS_LEN: usize = 14 + 20 + 8;
+/// Most frame bytes a thread's ring may hold (TCP rings hold `flows * (data + 3)` frames).
+const RING_BYTES_MAX: usize = 1 << 30;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -61,6 +75,11 @@ pub struct Args {
     /// Frames per sendmmsg.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    #[arg(long, value_enum, default_value_t = Proto::Udp)]
+    pub proto: Proto,
+    /// TCP: data segments per conversation (fewer if they would not fit in one window).
+    #[arg(long, default_value_t = 8)]
+    pub data_segments: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,7 +96,7 @@ pub struct GenReport {
 }
 
 /// One's-complement sum of 16-bit big-endian words (RFC 1071), not yet folded.
-fn sum16(data: &[u8]) -> u32 {
+pub(super) fn sum16(data: &[u8]) -> u32 {
     let mut s: u32 = 0;
     for c in data.chunks(2) {
         let w = if c.len() == 2 {
@@ -90,7 +109,9 @@ fn sum16(data: &[u8]) -> u32 {
     s
 }
 
-fn fold(mut s: u32) -> u16 {
+/// Folds a [`sum16`] to 16 bits and complements it: the checksum field's value (0 when a
+/// sum over a correct header, checksum field included, is verified).
+pub(super) fn fold(mut s: u32) -> u16 {
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }
@@ -161,6 +182,18 @@ pub fn flow_source(base: Ipv4Addr, count: u32, i: u32) -> (Ipv4Addr, u16) {
     )
 }
 
+/// Conversations (each a list of frames, all of the same length) laid out phase by phase:
+/// every conversation's first frame, then every conversation's second, and so on.
+pub fn phases(convs: Vec<Vec<Vec<u8>>>) -> Vec<Vec<u8>> {
+    let len = convs.first().map_or(0, Vec::len);
+    let mut iters: Vec<_> = convs.into_iter().map(Vec::into_iter).collect();
+    let mut out = Vec::with_capacity(iters.len() * len);
+    for _ in 0..len {
+        out.extend(iters.iter_mut().filter_map(Iterator::next));
+    }
+    out
+}
+
 pub fn run(a: &Args) -> Result<GenReport> {
     ensure!(
         (64..=1518).contains(&a.frame_size),
@@ -181,22 +214,41 @@ pub fn run(a: &Args) -> Result<GenReport> {
     )?;
     let wire_len = a.frame_size - FCS_LEN;
     let threads = a.threads.min(a.flows as usize);
+    let data = tcp::data_segments(wire_len, a.data_segments);
     let mut rings = Vec::new();
     for t in 0..threads {
-        let frames: Vec<Vec<u8>> = (0..a.flows)
+        let flows: Vec<u32> = (0..a.flows)
             .filter(|i| *i as usize % threads == t)
-            .map(|i| {
-                let dst = a.dst[i as usize % a.dst.len()];
-                build_frame(
-                    dst_mac,
-                    src_mac,
-                    flow_source(a.src_base, a.src_count, i),
-                    (dst, a.dport),
-                    i,
-                    wire_len,
-                )
-            })
             .collect();
+        let ends = |i: u32| {
+            (
+                flow_source(a.src_base, a.src_count, i),
+                (a.dst[i as usize % a.dst.len()], a.dport),
+            )
+        };
+        let frames: Vec<Vec<u8>> = match a.proto {
+            Proto::Udp => flows
+                .iter()
+                .map(|&i| {
+                    let (src, dst) = ends(i);
+                    build_frame(dst_mac, src_mac, src, dst, i, wire_len)
+                })
+                .collect(),
+            Proto::Tcp => {
+                ensure!(
+                    flows.len() * (data + 3) * wire_len <= RING_BYTES_MAX,
+                    "too many TCP flows per thread for one ring (fewer --flows or more threads)"
+                );
+                let convs: Vec<Vec<Vec<u8>>> = flows
+                    .iter()
+                    .map(|&i| {
+                        let (src, dst) = ends(i);
+                        tcp::conversation(dst_mac, src_mac, src, dst, i, wire_len, data)
+                    })
+                    .collect();
+                phases(convs)
+            }
+        };
         rings.push(
             FrameRing::new(&a.iface, frames)
                 .with_context(|| format!("packet socket on {}", a.iface))?,
@@ -315,6 +367,19 @@ mod tests {
             (Ipv4Addr::new(198, 18, 0, 73), 1024)
         );
         assert_eq!(flow_source(b, 64, 64), (b, 1025));
+    }
+
+    #[test]
+    fn tcp_rings_go_phase_by_phase() {
+        let convs = vec![
+            vec![vec![1], vec![2], vec![3]],
+            vec![vec![11], vec![12], vec![13]],
+        ];
+        assert_eq!(
+            phases(convs),
+            vec![vec![1], vec![11], vec![2], vec![12], vec![3], vec![13]]
+        );
+        assert!(phases(Vec::new()).is_empty());
     }
 
     #[test]

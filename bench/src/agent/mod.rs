@@ -8,16 +8,20 @@
 //! their `--ready` file once their socket is bound, and stop on SIGTERM/SIGINT or at their
 //! `--duration` limit, whichever comes first.
 //!
-//! - [`gen`]: UDP generator (AF_PACKET, many flows, paced or at full speed);
+//! - [`gen`]: UDP or TCP generator (AF_PACKET, many flows, paced or at full speed);
 //! - [`sink`]: UDP receiver that counts (recvmmsg), one per real server;
+//! - [`responder`]: the TCP counterpart of `sink`, which also answers SYNs and FINs
+//!   (AF_PACKET; the conversations themselves are [`tcp`]'s pure functions);
 //! - [`echo`]: UDP echo responder, one per real server, for latency;
 //! - [`ping`]: open-loop latency client (scheduled send times, HdrHistogram).
 
 pub mod echo;
 pub mod gen;
 pub mod ping;
+pub mod responder;
 pub mod sink;
 mod sys;
+pub mod tcp;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -27,18 +31,39 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// The UDP port of the benchmark service: the VIP's and every real server's.
+/// The UDP and TCP port of the benchmark service: the VIP's and every real server's.
 pub const BENCH_PORT: u16 = 9000;
 /// First bytes of every payload the agents send: receivers ignore anything else.
 pub const MAGIC: [u8; 4] = *b"XVSB";
 
+/// The transport of the throughput runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Proto {
+    /// Datagrams, one per frame, counted by `sink`s.
+    #[default]
+    Udp,
+    /// Whole conversations (SYN, data, FIN, ACK) answered by `responder`s.
+    Tcp,
+}
+
+impl Proto {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+        }
+    }
+}
+
 /// `xvs-bench agent KIND`: not for direct use.
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
-    /// UDP generator.
+    /// UDP or TCP generator.
     Gen(gen::Args),
     /// UDP counter.
     Sink(sink::Args),
+    /// TCP counter and responder.
+    Responder(responder::Args),
     /// UDP echo responder.
     Echo(echo::Args),
     /// Open-loop latency client.
@@ -50,6 +75,7 @@ pub fn run(cmd: &AgentCommand) -> Result<()> {
     match cmd {
         AgentCommand::Gen(a) => print_report(&gen::run(a)?),
         AgentCommand::Sink(a) => print_report(&sink::run(a)?),
+        AgentCommand::Responder(a) => print_report(&responder::run(a)?),
         AgentCommand::Echo(a) => print_report(&echo::run(a)?),
         AgentCommand::Ping(a) => print_report(&ping::run(a)?),
     }

@@ -40,8 +40,15 @@ pub struct SinkReport {
     pub bytes: u64,
     /// Packets the interface received meanwhile (anything, ARP included).
     pub if_rx: u64,
-    /// UDP datagrams the namespace dropped for a full receive buffer meanwhile.
+    /// UDP datagrams the namespace dropped for a full receive buffer meanwhile (the TCP
+    /// responder: frames its packet socket dropped).
     pub rcvbuf_errors: u64,
+    /// TCP responder only: SYN/ACKs and FIN/ACKs sent.
+    #[serde(default)]
+    pub replies: u64,
+    /// TCP responder only: segments to the port with a wrong checksum (not in `received`).
+    #[serde(default)]
+    pub bad_checksum: u64,
 }
 
 /// The interface's rx_packets counter (0 if unreadable).

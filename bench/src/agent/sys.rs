@@ -1,5 +1,6 @@
 //! The system calls the agents need beyond std: batched UDP receive/send (recvmmsg,
-//! sendmmsg), socket options, and an AF_PACKET socket that sends prebuilt Ethernet frames.
+//! sendmmsg), socket options, an AF_PACKET socket that sends prebuilt Ethernet frames, and
+//! one that receives and answers frames (the TCP responder's).
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -264,5 +265,182 @@ impl FrameRing {
             }
         }
         Ok(sent)
+    }
+}
+
+/// An AF_PACKET socket bound to one interface for IPv4 frames, that does not see its own
+/// outgoing frames: the TCP responder's receive and send path, below the namespace's IP stack.
+pub struct PacketSocket {
+    fd: OwnedFd,
+    drops: u64,
+}
+
+impl PacketSocket {
+    /// Bound to `ifname`, with a 32 MiB receive buffer and a receive timeout, so that loops
+    /// can check their stop flag.
+    pub fn bind(ifname: &str, timeout_ms: u64) -> io::Result<PacketSocket> {
+        let cname = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
+        // SAFETY: a valid NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        if ifindex == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Protocol 0 until bound: nothing queues from other interfaces meanwhile.
+        // SAFETY: plain socket(2) call.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        set_int_opt(raw, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
+        if set_int_opt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 32 << 20).is_err() {
+            set_int_opt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, 32 << 20)?;
+        }
+        let tv = libc::timeval {
+            tv_sec: (timeout_ms / 1000) as libc::time_t,
+            tv_usec: ((timeout_ms % 1000).max(1) * 1000) as libc::suseconds_t,
+        };
+        // SAFETY: the option value is a live timeval whose size we pass.
+        let rc = unsafe {
+            libc::setsockopt(
+                raw,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: sockaddr_ll is plain old data; zero is valid.
+        let mut addr: libc::sockaddr_ll = unsafe { zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+        addr.sll_ifindex = ifindex as i32;
+        // SAFETY: `addr` is a live sockaddr_ll of the size we pass.
+        let rc = unsafe {
+            libc::bind(
+                raw,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(PacketSocket { fd, drops: 0 })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Frames dropped so far because the receive buffer was full (PACKET_STATISTICS, which
+    /// resets the kernel's counters on every read: they are summed here).
+    pub fn drops(&mut self) -> u64 {
+        // SAFETY: tpacket_stats is plain old data; zero is valid.
+        let mut st: libc::tpacket_stats = unsafe { zeroed() };
+        let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: `st` is a live tpacket_stats and `len` its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut st as *mut libc::tpacket_stats).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            self.drops += u64::from(st.tp_drops);
+        }
+        self.drops
+    }
+}
+
+/// Buffers for batched frame I/O on a bound [`PacketSocket`] (no per-message address: the
+/// socket's interface is the destination). Same layout rules as [`Batch`].
+pub struct FrameBatch {
+    bufs: Box<[u8]>,
+    cap: usize,
+    iovs: Box<[libc::iovec]>,
+    hdrs: Box<[libc::mmsghdr]>,
+}
+
+// SAFETY: the raw pointers inside only point into the FrameBatch's own boxes.
+unsafe impl Send for FrameBatch {}
+
+impl FrameBatch {
+    pub fn new(n: usize, cap: usize) -> FrameBatch {
+        let mut b = FrameBatch {
+            bufs: vec![0u8; n * cap].into_boxed_slice(),
+            cap,
+            // SAFETY: iovec and mmsghdr are plain old data; zero is valid.
+            iovs: (0..n).map(|_| unsafe { zeroed() }).collect(),
+            // SAFETY: as above.
+            hdrs: (0..n).map(|_| unsafe { zeroed() }).collect(),
+        };
+        for i in 0..n {
+            b.iovs[i].iov_base = b.bufs[i * cap..].as_mut_ptr().cast();
+            b.iovs[i].iov_len = cap;
+            b.hdrs[i].msg_hdr.msg_iov = &mut b.iovs[i];
+            b.hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        b
+    }
+
+    pub fn len(&self) -> usize {
+        self.hdrs.len()
+    }
+
+    /// Frame `i` as received.
+    pub fn frame(&self, i: usize) -> &[u8] {
+        let len = (self.hdrs[i].msg_len as usize).min(self.cap);
+        &self.bufs[i * self.cap..i * self.cap + len]
+    }
+
+    /// Frame `i`'s buffer (full capacity), to build a frame to send.
+    pub fn buf_mut(&mut self, i: usize) -> &mut [u8] {
+        &mut self.bufs[i * self.cap..(i + 1) * self.cap]
+    }
+
+    /// recvmmsg of up to `len()` frames (blocking until the first one or the socket's
+    /// timeout); Ok(0) on timeout or interruption.
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        for i in 0..self.len() {
+            self.iovs[i].iov_len = self.cap;
+        }
+        // SAFETY: every header points to live buffers of the lengths it states.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                self.len() as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {
+                Ok(0)
+            }
+            _ => Err(e),
+        }
+    }
+
+    /// sendmmsg of frames `0..lens.len()`, frame `i` being the first `lens[i]` bytes of its
+    /// buffer; how many went out.
+    pub fn send(&mut self, fd: RawFd, lens: &[usize]) -> io::Result<usize> {
+        let n = lens.len().min(self.len());
+        for (iov, len) in self.iovs.iter_mut().zip(&lens[..n]) {
+            iov.iov_len = (*len).min(self.cap);
+        }
+        send_all(fd, &mut self.hdrs[..n])
     }
 }
