@@ -766,6 +766,17 @@ impl<S: Steering> Director<S> {
                         .drops_by_name()
                         .map(|(name, n)| (name.to_string(), n))
                         .collect(),
+                    icmp: w.stats.icmp_by_name().fold(
+                        BTreeMap::new(),
+                        |mut by_direction: BTreeMap<String, BTreeMap<String, u64>>,
+                         (dir, reason, n)| {
+                            by_direction
+                                .entry(dir.to_string())
+                                .or_default()
+                                .insert(reason.to_string(), n);
+                            by_direction
+                        },
+                    ),
                     conns: w.stats.conns.get().max(0) as u64,
                 }
             })

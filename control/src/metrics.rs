@@ -345,6 +345,19 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
         }
     }
     e.family(
+        "xvs_worker_icmp_translated_packets_total",
+        Kind::Counter,
+        "ICMP errors about connections that the worker translated and forwarded, by direction and reason.",
+    );
+    for (w, wl) in each_worker() {
+        for (direction, reasons) in &w.icmp {
+            for (reason, n) in reasons {
+                let l = label_set(&[("direction", direction), ("reason", reason)]);
+                e.sample("xvs_worker_icmp_translated_packets_total", &[wl, &l], *n);
+            }
+        }
+    }
+    e.family(
         "xvs_worker_conntrack_entries",
         Kind::Gauge,
         "Connections in the worker's share of the connection table.",
@@ -750,6 +763,13 @@ mod tests {
             handed_off: base + 3,
             passed: base + 4,
             drops: drops.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            icmp: [
+                ("in", "frag_needed", base + 6),
+                ("out", "unreachable", base + 7),
+            ]
+            .iter()
+            .map(|&(d, r, n)| (d.to_string(), [(r.to_string(), n)].into()))
+            .collect(),
             conns: base + 5,
         }
     }
@@ -936,6 +956,16 @@ mod tests {
                     &[wl[0], ("reason", reason)],
                     *n,
                 );
+            }
+            for (direction, reasons) in &w.icmp {
+                for (reason, n) in reasons {
+                    put(
+                        "xvs_worker_icmp_translated_packets_total",
+                        true,
+                        &[wl[0], ("direction", direction), ("reason", reason)],
+                        *n,
+                    );
+                }
             }
         }
         put("xvs_conntrack_entries", false, &[], stats.conn_count);

@@ -618,6 +618,10 @@ pub struct WorkerStats {
     pub passed: u64,
     /// Drops by reason name (see xvs_dataplane::stats::DropReason).
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// ICMP errors translated, by direction ("in": towards real servers, "out": towards
+    /// clients) and reason name (see xvs_dataplane::stats::IcmpReason).
+    #[serde(default)]
+    pub icmp: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
     pub conns: u64,
 }
 

@@ -7,11 +7,17 @@
  * One copy is loaded per interface, each with its own maps:
  *   external side (role MATCH_DST): IPv4 TCP/UDP whose destination is a configured VIP:port;
  *   internal side (role MATCH_SRC): IPv4 TCP/UDP whose source is a configured real server.
+ * Also redirected, for the workers to translate or to drop and count:
+ *   ICMP errors (destination unreachable, time exceeded, parameter problem) quoting such a
+ *   packet going the other way (steer_icmp);
+ *   IP fragments, first or not, to a VIP address / from a real server address, matched by
+ *   address alone (steer_fragment): the workers drop them (the director does not reassemble),
+ *   so a real server's non-first fragment is never forwarded un-translated by the kernel.
  * On the internal side, frames addressed to the director itself (xvs_local_addrs: its own
- * addresses, e.g. health-check replies from a real server) go to the kernel even when their
- * source is a real server: no client connection is ever addressed to the director's DIP.
- * Non-first fragments carry no ports and are never redirected. Frames for a queue with no
- * socket fall back to the kernel (bpf_redirect_map's XDP_PASS fallback).
+ * addresses, e.g. health-check replies from a real server, or ICMP errors about its own
+ * connections) go to the kernel even when their source is a real server: no client
+ * connection is ever addressed to the director's DIP. Frames for a queue with no socket fall
+ * back to the kernel (bpf_redirect_map's XDP_PASS fallback).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -23,7 +29,25 @@
 #define MATCH_DST 0
 #define MATCH_SRC 1
 
-/* Network byte order, as in the packet. Must match xsk::program::EndpointKey. */
+/* frag_off bits (host order: compare through bpf_htons), as in <net/ip.h>. */
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+/* ICMP error types (RFC 792), as in <linux/icmp.h>, which pulls in libc headers. */
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+
+/* The ICMP header; an error's quote follows it. */
+struct icmp_header {
+	__u8 type;
+	__u8 code;
+	__u16 checksum;
+	__u32 rest;
+};
+
+/* Network byte order, as in the packet. Must match xsk::program::EndpointKey. An address
+ * alone (for fragments) is keyed with port 0 and proto 0. */
 struct endpoint_key {
 	__u32 addr;
 	__u16 port;
@@ -88,6 +112,76 @@ static __always_inline int count(struct xdp_md *ctx, int action)
 	return action;
 }
 
+/* Redirects the frame to the socket of its queue if `key` is steered; else to the kernel. */
+static __always_inline int redirect_if(struct xdp_md *ctx, struct endpoint_key *key)
+{
+	if (!bpf_map_lookup_elem(&xvs_endpoints, key))
+		return XDP_PASS;
+	return bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_PASS);
+}
+
+/* Fragments, first or not, of traffic to a VIP (external side) or from a real server
+ * (internal side, unless addressed to the director itself): matched by address alone, since a
+ * non-first fragment has no ports, against the address-only keys (port 0, proto 0). */
+static __always_inline int steer_fragment(struct xdp_md *ctx, struct iphdr *ip, __u32 role)
+{
+	struct endpoint_key key = {};
+
+	if (role == MATCH_SRC) {
+		if (bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
+			return XDP_PASS;
+		key.addr = ip->saddr;
+	} else {
+		key.addr = ip->daddr;
+	}
+	return redirect_if(ctx, &key);
+}
+
+/* ICMP errors about load-balanced traffic, matched by the packet they quote (an IPv4 header
+ * without options and the first 8 bytes of TCP/UDP): on the external side its source is the
+ * VIP:port (one of our replies), on the internal side its destination is the real server
+ * (a request we forwarded). Errors to the director's own addresses, informational messages
+ * (echo...) and anything that does not quote a steered endpoint go to the kernel. */
+static __always_inline int steer_icmp(struct xdp_md *ctx, struct iphdr *ip, void *data_end,
+				      __u32 role)
+{
+	struct endpoint_key key = {};
+	struct icmp_header *icmp;
+	struct iphdr *inner;
+	__u16 *ports;
+	__u32 ihl = ip->ihl * 4;
+
+	if (ihl < sizeof(*ip))
+		return XDP_PASS;
+	icmp = (void *)ip + ihl;
+	inner = (void *)(icmp + 1);
+	if ((void *)(inner + 1) > data_end)
+		return XDP_PASS;
+	if (icmp->type != ICMP_DEST_UNREACH && icmp->type != ICMP_TIME_EXCEEDED &&
+	    icmp->type != ICMP_PARAMETERPROB)
+		return XDP_PASS;
+	if (inner->version != 4 || inner->ihl != 5)
+		return XDP_PASS;
+	if (inner->protocol != IPPROTO_TCP && inner->protocol != IPPROTO_UDP)
+		return XDP_PASS;
+	if (inner->frag_off & bpf_htons(IP_OFFSET))
+		return XDP_PASS;
+	ports = (void *)(inner + 1);
+	if ((void *)(ports + 2) > data_end)
+		return XDP_PASS;
+	if (role == MATCH_SRC) {
+		if (bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
+			return XDP_PASS;
+		key.addr = inner->daddr;
+		key.port = ports[1];
+	} else {
+		key.addr = inner->saddr;
+		key.port = ports[0];
+	}
+	key.proto = inner->protocol;
+	return redirect_if(ctx, &key);
+}
+
 static __always_inline int steer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -104,9 +198,14 @@ static __always_inline int steer(struct xdp_md *ctx)
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
 		return XDP_PASS;
-	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+	role = bpf_map_lookup_elem(&xvs_role, &zero);
+	if (!role)
 		return XDP_PASS;
-	if (ip->frag_off & bpf_htons(0x1fff))
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return steer_fragment(ctx, ip, *role);
+	if (ip->protocol == IPPROTO_ICMP)
+		return steer_icmp(ctx, ip, data_end, *role);
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return XDP_PASS;
 	ihl = ip->ihl * 4;
 	if (ihl < sizeof(*ip))
@@ -115,9 +214,6 @@ static __always_inline int steer(struct xdp_md *ctx)
 	if ((void *)(ports + 2) > data_end)
 		return XDP_PASS;
 
-	role = bpf_map_lookup_elem(&xvs_role, &zero);
-	if (!role)
-		return XDP_PASS;
 	if (*role == MATCH_SRC) {
 		if (bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
 			return XDP_PASS;
@@ -128,9 +224,7 @@ static __always_inline int steer(struct xdp_md *ctx)
 		key.port = ports[1];
 	}
 	key.proto = ip->protocol;
-	if (!bpf_map_lookup_elem(&xvs_endpoints, &key))
-		return XDP_PASS;
-	return bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_PASS);
+	return redirect_if(ctx, &key);
 }
 
 SEC("xdp")

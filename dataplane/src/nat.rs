@@ -1,4 +1,5 @@
-//! In-place NAT rewrites of IPv4 TCP/UDP packets with incremental checksum updates.
+//! In-place NAT rewrites of IPv4 TCP/UDP packets, and of the ICMP errors about them, with
+//! incremental checksum updates.
 //!
 //! LVS-NAT changes one endpoint per direction: the destination of requests (VIP:vport becomes
 //! RIP:rport) and the source of replies (RIP:rport becomes VIP:vport). Each changed 16-bit word
@@ -6,11 +7,16 @@
 //! the addresses) with RFC 1624 eqn. 3, so the cost does not depend on the payload length and a
 //! checksum that was wrong on arrival stays wrong (the end host still drops it).
 //!
+//! An ICMP error about a translated packet quotes that packet as it travelled, so its quote is
+//! translated like the packet would have been on its way back (IPVS's `ip_vs_nat_icmp`):
+//! [`translate_icmp_error`].
+//!
 //! Callers pass a buffer starting at the IPv4 header that [`crate::process`] has validated:
-//! `Ipv4Packet::new_checked` and the L4 view's `new_checked` both succeeded on it.
+//! `Ipv4Packet::new_checked` and the L4 view's `new_checked` both succeeded on it (for ICMP
+//! errors, see [`translate_icmp_error`]).
 
 use crate::checksum;
-use crate::wire::{IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
+use crate::wire::{ipv4, IcmpPacket, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 use std::net::Ipv4Addr;
 
 /// Which endpoint of a packet a translation rewrites.
@@ -71,6 +77,91 @@ pub fn translate(ip: &mut [u8], endpoint: Endpoint, addr: Ipv4Addr, port: u16) {
         IpProtocol::Icmp | IpProtocol::Unknown(_) => {}
     }
 }
+
+/// Rewrites an ICMP error about a translated packet: the outer header's `outer` endpoint
+/// becomes `addr`, and the quoted packet, which travelled the other way, gets `addr:port` as
+/// its opposite endpoint. Every checksum stays consistent with the bytes, each updated by RFC
+/// 1624 (a wrong one stays wrong): the outer IPv4 header's, the quoted IPv4 header's, the
+/// quoted TCP/UDP checksum where the quote holds it (UDP's always, TCP's from 18 quoted bytes
+/// on; a UDP "none" stays 0), and the ICMP checksum, which covers the whole quote.
+///
+/// The caller has checked that `ip` is an ICMP message whose quote holds an IPv4 header without
+/// options and at least the first 8 bytes of a TCP or UDP header.
+pub fn translate_icmp_error(ip: &mut [u8], outer: Endpoint, addr: Ipv4Addr, port: u16) {
+    let mut packet = Ipv4Packet::new_unchecked(&mut *ip);
+    let old = outer.pick(packet.src_addr(), packet.dst_addr());
+    match outer {
+        Endpoint::Source => packet.set_src_addr(addr),
+        Endpoint::Destination => packet.set_dst_addr(addr),
+    }
+    packet.set_checksum(checksum::update_addr(packet.checksum(), old, addr));
+
+    let mut icmp = IcmpPacket::new_unchecked(packet.payload_mut());
+    let mut sum = icmp.checksum();
+    let quote = icmp.data_mut();
+    // The quoted packet went the other way: its endpoint on our side is the opposite one.
+    let inner = outer.pick(Endpoint::Destination, Endpoint::Source);
+    let mut quoted = Ipv4Packet::new_unchecked(&mut *quote);
+    let old_addr = inner.pick(quoted.src_addr(), quoted.dst_addr());
+    match inner {
+        Endpoint::Source => quoted.set_src_addr(addr),
+        Endpoint::Destination => quoted.set_dst_addr(addr),
+    }
+    let old_ip_sum = quoted.checksum();
+    let new_ip_sum = checksum::update_addr(old_ip_sum, old_addr, addr);
+    quoted.set_checksum(new_ip_sum);
+    let protocol = quoted.protocol();
+    sum = checksum::update_addr(sum, old_addr, addr);
+    sum = checksum::update_u16(sum, old_ip_sum, new_ip_sum);
+
+    // Only the quoted bytes exist: the quoted header's total length is the original one.
+    let l4 = &mut quote[ipv4::MIN_HEADER_LEN..];
+    let l4_len = l4.len();
+    let (old_port, old_l4_sum) = match protocol {
+        IpProtocol::Tcp => {
+            let mut tcp = TcpPacket::new_unchecked(&mut *l4);
+            let old_port = inner.pick(tcp.src_port(), tcp.dst_port());
+            match inner {
+                Endpoint::Source => tcp.set_src_port(port),
+                Endpoint::Destination => tcp.set_dst_port(port),
+            }
+            (
+                old_port,
+                (l4_len >= TCP_CHECKSUM_END).then(|| tcp.checksum()),
+            )
+        }
+        IpProtocol::Udp => {
+            let mut udp = UdpPacket::new_unchecked(&mut *l4);
+            let old_port = inner.pick(udp.src_port(), udp.dst_port());
+            match inner {
+                Endpoint::Source => udp.set_src_port(port),
+                Endpoint::Destination => udp.set_dst_port(port),
+            }
+            (old_port, Some(udp.checksum()).filter(|&c| c != 0))
+        }
+        IpProtocol::Icmp | IpProtocol::Unknown(_) => return,
+    };
+    sum = checksum::update_u16(sum, old_port, port);
+    if let Some(old_l4_sum) = old_l4_sum {
+        let new = checksum::update_addr(old_l4_sum, old_addr, addr);
+        let mut new = checksum::update_u16(new, old_port, port);
+        match protocol {
+            IpProtocol::Tcp => TcpPacket::new_unchecked(&mut *l4).set_checksum(new),
+            _ => {
+                // A computed 0 is transmitted as all ones (RFC 768).
+                if new == 0 {
+                    new = 0xffff;
+                }
+                UdpPacket::new_unchecked(&mut *l4).set_checksum(new);
+            }
+        }
+        sum = checksum::update_u16(sum, old_l4_sum, new);
+    }
+    icmp.set_checksum(sum);
+}
+
+/// Bytes of a TCP header up to the end of its checksum field.
+const TCP_CHECKSUM_END: usize = 18;
 
 /// Decrements the TTL as a router does, updating the header checksum. The caller has checked
 /// that the TTL is above 1.

@@ -11,14 +11,27 @@
 //! - From the internal side, RIP:rport -> CIP:cport: find the connection, rewrite the source to
 //!   VIP:vport, decrement the TTL, address the frame to the client's next hop from the external
 //!   interface.
+//! - ICMP errors (destination unreachable, "fragmentation needed" included, time exceeded,
+//!   parameter problem) about a connection in the table, from either side: translated as
+//!   IPVS's `ip_vs_nat_icmp` does and forwarded to the other side, so path MTU discovery works
+//!   through the director ([`icmp`] states the rules). They never create or touch a connection.
 //!
 //! What it refuses (each counted by reason, never a panic): anything that is not a well-formed
-//! IPv4 TCP/UDP packet, bad IPv4 header checksums, fragments, IP options, TTL <= 1, packets
-//! with no service or connection, and frames whose next hop is not resolved yet (the verdict
-//! then asks for resolution). TCP/UDP checksums are not verified: the incremental update keeps
+//! IPv4 TCP/UDP packet or ICMP error about one, bad IPv4 header checksums, fragments, IP
+//! options, TTL <= 1, packets with no service or connection, and frames whose next hop is not
+//! resolved yet (the verdict then asks for resolution).
+//!
+//! Fragments, the rule: the director does not reassemble, so every fragment, first or not, of
+//! traffic to a VIP address or from a real server address is dropped here and counted as
+//! `Fragment`. The XDP program redirects them all to the workers by address alone (a non-first
+//! fragment has no ports), so none reaches the kernel, which would otherwise forward a real
+//! server's non-first fragment un-translated to the client (leaking the RIP) where
+//! `ip_forward` is on. Fragments to the director's own addresses go to its kernel as before. TCP/UDP checksums are not verified: the incremental update keeps
 //! a bad one bad, so the end host drops it as it would have without us. A *partial* checksum
 //! (left by a sender's checksum offload, as veth and virtio peers deliver them) is completed
 //! over the whole segment, since no NIC downstream will.
+
+mod icmp;
 
 use crate::conntrack::{Conn, ConnTable, Direction, FlowKey, TcpState};
 use crate::nat::{self, Endpoint};
@@ -104,7 +117,16 @@ impl Headers {
     }
 }
 
-fn parse(frame: &[u8]) -> Result<Headers, DropReason> {
+/// A well-formed IPv4 packet [`process`] may handle.
+#[derive(Debug, Clone, Copy)]
+enum Parsed {
+    /// TCP or UDP.
+    Flow(Headers),
+    /// An ICMP error quoting a TCP or UDP packet.
+    IcmpError(icmp::IcmpError),
+}
+
+fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
     let ethernet = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Malformed)?;
     if ethernet.ethertype() != EtherType::Ipv4 {
         return Err(DropReason::NotIpv4);
@@ -138,12 +160,14 @@ fn parse(frame: &[u8]) -> Result<Headers, DropReason> {
                 0,
             )
         }
+        // A separate branch after dispatch: TCP and UDP pay nothing for it.
+        IpProtocol::Icmp => return icmp::parse(&ip).map(Parsed::IcmpError),
         _ => return Err(DropReason::UnsupportedProtocol),
     };
     if ip.ttl() <= 1 {
         return Err(DropReason::TtlExceeded);
     }
-    Ok(Headers {
+    Ok(Parsed::Flow(Headers {
         proto,
         src: ip.src_addr(),
         dst: ip.dst_addr(),
@@ -152,19 +176,22 @@ fn parse(frame: &[u8]) -> Result<Headers, DropReason> {
         tcp_flags,
         ip_len: ip.total_len(),
         partial_checksum: nat::has_partial_checksum(ip.into_inner()),
-    })
+    }))
 }
 
 /// The client endpoint (CIP, cport) of a frame arriving on `from`: the source of requests, the
-/// destination of replies. It decides which worker owns the frame
-/// ([`crate::conntrack::owner_of`]). `None` for frames [`process`] would drop anyway.
+/// destination of replies, and for an ICMP error that of the packet it quotes. It decides
+/// which worker owns the frame ([`crate::conntrack::owner_of`]). `None` for frames [`process`]
+/// would drop anyway.
 #[inline]
 pub fn client_endpoint(frame: &[u8], from: Side) -> Option<(Ipv4Addr, u16)> {
-    let h = parse(frame).ok()?;
-    Some(match from {
-        Side::External => (h.src, h.src_port),
-        Side::Internal => (h.dst, h.dst_port),
-    })
+    match parse(frame).ok()? {
+        Parsed::Flow(h) => Some(match from {
+            Side::External => (h.src, h.src_port),
+            Side::Internal => (h.dst, h.dst_port),
+        }),
+        Parsed::IcmpError(e) => Some(e.client_endpoint(from)),
+    }
 }
 
 /// Processes one frame that arrived on `from`, rewriting it in place when it is forwarded.
@@ -176,7 +203,8 @@ pub fn process(
     stats: &WorkerStats,
 ) -> Verdict {
     let headers = match parse(frame) {
-        Ok(h) => h,
+        Ok(Parsed::Flow(h)) => h,
+        Ok(Parsed::IcmpError(e)) => return icmp::process(frame, &e, from, env, conns, stats),
         Err(reason) => return Verdict::Drop(reason),
     };
     match from {

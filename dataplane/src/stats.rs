@@ -94,6 +94,42 @@ impl DropReason {
     }
 }
 
+/// Why an ICMP error was translated: its type (and, for destination unreachable, whether it
+/// is the "fragmentation needed" of path MTU discovery). The discriminant indexes
+/// [`WorkerStats::icmp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum IcmpReason {
+    /// Destination unreachable, code 4: fragmentation needed and DF set (RFC 1191).
+    FragNeeded,
+    /// Destination unreachable, any other code (port unreachable, host unreachable...).
+    Unreachable,
+    /// Time exceeded (TTL reached 0 in transit, or reassembly timed out).
+    TimeExceeded,
+    /// Parameter problem.
+    ParameterProblem,
+}
+
+impl IcmpReason {
+    pub const COUNT: usize = 4;
+    pub const ALL: [IcmpReason; IcmpReason::COUNT] = [
+        IcmpReason::FragNeeded,
+        IcmpReason::Unreachable,
+        IcmpReason::TimeExceeded,
+        IcmpReason::ParameterProblem,
+    ];
+
+    /// Stable snake_case name used in the control protocol and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            IcmpReason::FragNeeded => "frag_needed",
+            IcmpReason::Unreachable => "unreachable",
+            IcmpReason::TimeExceeded => "time_exceeded",
+            IcmpReason::ParameterProblem => "parameter_problem",
+        }
+    }
+}
+
 /// A counter with a single writer.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -217,6 +253,9 @@ pub struct WorkerStats {
     /// Frames this worker passed to the worker owning their flow.
     pub handed_off: Counter,
     pub drops: [Counter; DropReason::COUNT],
+    /// ICMP errors translated and forwarded, by reason: `[0]` from clients towards real
+    /// servers ("in"), `[1]` from real servers towards clients ("out").
+    pub icmp: [[Counter; IcmpReason::COUNT]; 2],
     /// Entries in this worker's connection table.
     pub conns: Gauge,
     pub services: Box<[Traffic]>,
@@ -230,6 +269,7 @@ impl Default for WorkerStats {
             tx: Counter::default(),
             handed_off: Counter::default(),
             drops: Default::default(),
+            icmp: Default::default(),
             conns: Gauge::default(),
             services: (0..MAX_SERVICES).map(|_| Traffic::default()).collect(),
             reals: (0..MAX_REALS).map(|_| RealStats::default()).collect(),
@@ -247,6 +287,18 @@ impl WorkerStats {
         DropReason::ALL
             .iter()
             .map(|r| (r.name(), self.drops[*r as usize].get()))
+    }
+
+    /// ICMP errors translated, as (direction "in" or "out", reason name, count).
+    pub fn icmp_by_name(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> + '_ {
+        ["in", "out"]
+            .into_iter()
+            .zip(&self.icmp)
+            .flat_map(|(dir, counters)| {
+                IcmpReason::ALL
+                    .iter()
+                    .map(move |r| (dir, r.name(), counters[*r as usize].get()))
+            })
     }
 
     #[inline]
@@ -335,6 +387,18 @@ mod tests {
         let names: std::collections::HashSet<_> =
             DropReason::ALL.iter().map(|r| r.name()).collect();
         assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn icmp_reason_table_is_consistent() {
+        for (i, r) in IcmpReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        let s = WorkerStats::default();
+        s.icmp[1][IcmpReason::TimeExceeded as usize].add(2);
+        let named: Vec<_> = s.icmp_by_name().filter(|c| c.2 > 0).collect();
+        assert_eq!(named, [("out", "time_exceeded", 2)]);
+        assert_eq!(s.icmp_by_name().count(), 2 * IcmpReason::COUNT);
     }
 
     #[test]

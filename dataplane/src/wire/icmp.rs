@@ -2,10 +2,10 @@
 //!
 //! Contract: the buffer is the IPv4 payload. [`Packet::new_checked`] accepts any buffer of at
 //! least [`HEADER_LEN`] bytes (else `Truncated`); every getter is then infallible. The type and
-//! code are not validated. For error messages ([`DEST_UNREACHABLE`], [`TIME_EXCEEDED`])
-//! [`Packet::data`] holds the original datagram's IP header and at least 8 bytes of it, which
-//! the caller parses with [`Ipv4Packet`](super::Ipv4Packet) (expect its `total_len` to exceed
-//! what was quoted). The checksum covers the whole buffer.
+//! code are not validated. For error messages ([`DEST_UNREACHABLE`], [`TIME_EXCEEDED`],
+//! [`PARAMETER_PROBLEM`]) [`Packet::data`] holds the original datagram's IP header and at least
+//! 8 bytes of it, which the caller parses with [`Ipv4Packet`](super::Ipv4Packet) (expect its
+//! `total_len` to exceed what was quoted). The checksum covers the whole buffer.
 
 use super::{read_u16, read_u32, write_u16, write_u32, Error, Field, Result};
 use crate::checksum;
@@ -33,6 +33,8 @@ pub const DEST_UNREACHABLE: u8 = 3;
 pub const ECHO_REQUEST: u8 = 8;
 /// Type: time exceeded.
 pub const TIME_EXCEEDED: u8 = 11;
+/// Type: parameter problem.
+pub const PARAMETER_PROBLEM: u8 = 12;
 
 /// Destination-unreachable code: port unreachable.
 pub const CODE_PORT_UNREACHABLE: u8 = 3;

@@ -1,16 +1,17 @@
 //! Our XDP program: loaded from the object build.rs compiled, one instance per interface.
 //!
 //! Each instance has its own maps: `xvs_xsks` (queue -> AF_XDP socket), `xvs_endpoints` (the
-//! VIP:ports or real servers whose traffic is redirected) and `xvs_role` (match destination on
-//! the external side, source on the internal side) and `xvs_local_addrs` (the director's own
-//! addresses: on the internal side, frames to them go to the kernel, so the director's own
-//! connections to real servers, such as health checks, get their replies). It is attached with `bpf_link_create`, so
-//! the attachment is owned by a file descriptor: closing it (on drop, or when the kernel reaps
+//! VIP:ports or real servers whose traffic is redirected, and their addresses alone, for
+//! fragments), `xvs_role` (match destination on the external side, source on the internal
+//! side) and `xvs_local_addrs` (the director's own addresses: on the internal side, frames to
+//! them go to the kernel, so the director's own connections to real servers, such as health
+//! checks, get their replies). It is attached with `bpf_link_create`, so the attachment is owned by a file descriptor: closing it (on drop, or when the kernel reaps
 //! a killed process) detaches the program. A program attached the legacy way would outlive a
 //! SIGKILL and block the next start with EBUSY.
 
 use super::XskError;
 use libbpf_sys as bpf;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::io;
 use std::net::Ipv4Addr;
@@ -59,6 +60,15 @@ impl EndpointKey {
             pad: 0,
         }
     }
+
+    /// The address-only key (port 0, proto 0) the program matches fragments against.
+    fn address(self) -> Self {
+        EndpointKey {
+            port: [0; 2],
+            proto: 0,
+            ..self
+        }
+    }
 }
 
 /// A loaded and attached instance of the steering program.
@@ -71,6 +81,10 @@ pub struct XdpProgram {
     local_addrs: RawFd,
     counters: RawFd,
     ifindex: u32,
+    /// The endpoints added, and how many of them each address has: an address-only key lives
+    /// while any endpoint of its address does.
+    endpoints_added: HashSet<EndpointKey>,
+    address_users: HashMap<[u8; 4], usize>,
 }
 
 /// What the program did with the frames of one rx queue, summed over CPUs.
@@ -112,6 +126,8 @@ impl XdpProgram {
             local_addrs: -1,
             counters: -1,
             ifindex,
+            endpoints_added: HashSet::new(),
+            address_users: HashMap::new(),
         };
         // Safety: object is a valid, opened bpf_object.
         let rc = unsafe { bpf::bpf_object__load(object) };
@@ -176,22 +192,31 @@ impl XdpProgram {
         update(self.xsks, &queue, &(socket_fd as u32))
     }
 
-    /// Starts redirecting traffic matching `key` to the sockets.
-    pub fn add_endpoint(&self, key: EndpointKey) -> io::Result<()> {
-        update(self.endpoints, &key, &1u8)
+    /// Starts redirecting traffic matching `key` to the sockets, and fragments matching its
+    /// address (which may carry no ports).
+    pub fn add_endpoint(&mut self, key: EndpointKey) -> io::Result<()> {
+        update(self.endpoints, &key, &1u8)?;
+        if self.endpoints_added.insert(key) {
+            *self.address_users.entry(key.addr).or_default() += 1;
+            update(self.endpoints, &key.address(), &1u8)?;
+        }
+        Ok(())
     }
 
-    /// Stops redirecting traffic matching `key`; removing an absent key is not an error.
-    pub fn remove_endpoint(&self, key: EndpointKey) -> io::Result<()> {
-        // Safety: the key points to a value of the map's key type and size.
-        let rc = unsafe {
-            bpf::bpf_map_delete_elem(self.endpoints, (&key as *const EndpointKey).cast())
-        };
-        match rc {
-            0 => Ok(()),
-            rc if -rc == libc::ENOENT => Ok(()),
-            rc => Err(io::Error::from_raw_os_error(-rc)),
+    /// Stops redirecting traffic matching `key` (and fragments of its address, once no other
+    /// endpoint has it); removing an absent key is not an error.
+    pub fn remove_endpoint(&mut self, key: EndpointKey) -> io::Result<()> {
+        delete(self.endpoints, &key)?;
+        if !self.endpoints_added.remove(&key) {
+            return Ok(());
         }
+        let users = self.address_users.entry(key.addr).or_default();
+        *users = users.saturating_sub(1);
+        if *users == 0 {
+            self.address_users.remove(&key.addr);
+            delete(self.endpoints, &key.address())?;
+        }
+        Ok(())
     }
 
     /// Makes frames addressed to `addr` (one of the director's own addresses) go to the kernel
@@ -247,6 +272,17 @@ impl Drop for XdpProgram {
         drop(self.link.take());
         // Safety: object came from bpf_object__open_mem and is closed exactly once.
         unsafe { bpf::bpf_object__close(self.object) };
+    }
+}
+
+/// Deletes `key` from the map; an absent key is not an error.
+fn delete<K>(map_fd: RawFd, key: &K) -> io::Result<()> {
+    // Safety: the key points to an initialised value of the map's key type and size.
+    let rc = unsafe { bpf::bpf_map_delete_elem(map_fd, (key as *const K).cast()) };
+    match rc {
+        0 => Ok(()),
+        rc if -rc == libc::ENOENT => Ok(()),
+        rc => Err(io::Error::from_raw_os_error(-rc)),
     }
 }
 
