@@ -345,6 +345,17 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
         }
     }
     e.family(
+        "xvs_worker_conntrack_evictions_total",
+        Kind::Counter,
+        "Half-open connection entries the worker evicted to make room, by reason.",
+    );
+    for (w, wl) in each_worker() {
+        for (reason, n) in &w.evictions {
+            let rl = label_set(&[("reason", reason)]);
+            e.sample("xvs_worker_conntrack_evictions_total", &[wl, &rl], *n);
+        }
+    }
+    e.family(
         "xvs_worker_conntrack_entries",
         Kind::Gauge,
         "Connections in the worker's share of the connection table.",
@@ -362,7 +373,8 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
     e.family(
         "xvs_conntrack_max",
         Kind::Gauge,
-        "Most connections tracked at once (--conn-max); new flows beyond it are dropped.",
+        "Most connections tracked at once (--conn-max); beyond it new flows evict half-open \
+         entries or are dropped.",
     );
     e.sample("xvs_conntrack_max", &[], stats.conn_max);
     e.out
@@ -733,6 +745,7 @@ mod tests {
             stats: counters(base),
             rates: Default::default(),
             check: None,
+            max_conns: 0,
             reals,
         }
     }
@@ -746,6 +759,10 @@ mod tests {
             handed_off: base + 3,
             passed: base + 4,
             drops: drops.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            evictions: [("half_open_limit", base + 6), ("table_full", 0)]
+                .iter()
+                .map(|(r, n)| (r.to_string(), *n))
+                .collect(),
             conns: base + 5,
         }
     }
@@ -928,6 +945,14 @@ mod tests {
             for (reason, n) in &w.drops {
                 put(
                     "xvs_worker_dropped_packets_total",
+                    true,
+                    &[wl[0], ("reason", reason)],
+                    *n,
+                );
+            }
+            for (reason, n) in &w.evictions {
+                put(
+                    "xvs_worker_conntrack_evictions_total",
                     true,
                     &[wl[0], ("reason", reason)],
                     *n,
