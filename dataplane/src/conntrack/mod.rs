@@ -27,10 +27,11 @@
 //! in-place rehash (one pass over an index, the only stall left) is rare.
 //! Established entries are never evicted: see *Half-open entries* for what is.
 //!
-//! Memory per entry of capacity: 48 bytes of slab, 4 of free list, and for the two indexes
-//! 5 bytes (slot and control byte) per bucket, with the power of two at or above
-//! 2 x capacity x 8/7 buckets each: 23 to 46 bytes. 10M entries take 0.80 GiB (86 bytes per
-//! entry: 2^25 buckets per index), `dataplane/tests/conntrack_memory.rs` checks it.
+//! Memory per entry of capacity: 48 bytes of slab, 4 of free list, 4 of half-open FIFO (an
+//! 8-byte record per two entries), and for the two indexes 5 bytes (slot and control byte)
+//! per bucket, with the power of two at or above 2 x capacity x 8/7 buckets each: 23 to 46
+//! bytes; plus 16 KiB of per-service counts per table. 10M entries take 0.83 GiB (89.6 bytes
+//! per entry: 2^25 buckets per index), `dataplane/tests/conntrack_memory.rs` checks it.
 //!
 //! The indexes hash with aHash under random per-process keys: as fast as a non-cryptographic
 //! hash (SipHash cost about a third of an established packet's processing), and clients cannot
