@@ -9,6 +9,8 @@ packages=(
   clang libelf-dev zlib1g-dev libbpf-dev linux-libc-dev m4 make pkg-config gcc
   # Topologies, clients and servers for the demo and the end-to-end tests.
   iproute2 ethtool iputils-ping netcat-openbsd tcpdump curl nginx-light socat procps wrk iperf3
+  # The SYN flood of tests/tests/synflood.rs.
+  hping3
   # The kernel NAT that `xvs-bench` compares xvs with.
   nftables
 )

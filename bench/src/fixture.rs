@@ -156,6 +156,7 @@ impl Fixture {
             dests,
             reals,
             persistence: None,
+            max_conns: 0,
         };
         let snapshot = Snapshot {
             external: Interface {

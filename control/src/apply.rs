@@ -144,6 +144,8 @@ struct ServiceConfig {
     reals: Vec<RealConfig>,
     /// Health check of every real server (`set_check`).
     check: Option<CheckSpec>,
+    /// `set_conn_limit`; 0: none.
+    max_conns: u32,
 }
 
 /// Everything a configuration command can change; commands work on a copy.
@@ -518,6 +520,7 @@ impl<S: Steering> Director<S> {
                         })
                         .collect(),
                     persistence: config.persistence,
+                    max_conns: config.max_conns,
                 };
                 (vip, service)
             })
@@ -677,6 +680,7 @@ impl<S: Steering> Director<S> {
                 stats: self.service_counters(config.id),
                 rates: self.service_rates[config.id as usize].rates(),
                 check: config.check.clone(),
+                max_conns: config.max_conns,
                 reals: config
                     .reals
                     .iter()
@@ -777,6 +781,11 @@ impl<S: Steering> Director<S> {
                             by_direction
                         },
                     ),
+                    evictions: w
+                        .stats
+                        .evictions_by_name()
+                        .map(|(name, n)| (name.to_string(), n))
+                        .collect(),
                     conns: w.stats.conns.get().max(0) as u64,
                 }
             })
@@ -834,6 +843,7 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
                     id: NEW_SLOT,
                     reals: Vec::new(),
                     check: None,
+                    max_conns: 0,
                 },
             );
         }
@@ -982,6 +992,11 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
                 .ok_or(ApplyError::NoSuchService(service))?
                 .check = check;
         }
+        Command::SetConnLimit { service, max_conns } => {
+            next.get_mut(&service)
+                .ok_or(ApplyError::NoSuchService(service))?
+                .max_conns = max_conns;
+        }
         Command::Version
         | Command::List
         | Command::Stats
@@ -1079,6 +1094,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Batch { .. } => "batch",
         Command::Replace { .. } => "replace",
         Command::SetCheck { .. } => "set_check",
+        Command::SetConnLimit { .. } => "set_conn_limit",
     }
 }
 
@@ -2432,6 +2448,45 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::InvalidArgument);
         assert!(err.to_string().contains("rise"), "{err}");
         assert_eq!(list(&mut d).services[0].check, None);
+    }
+
+    #[test]
+    fn a_connection_limit_reaches_the_snapshot_and_the_listing() {
+        let (mut d, reader, _) = director();
+        add_seed(&mut d);
+        let limit = |d: &mut Director<FakeSteering>,
+                     reader: &mut xvs_dataplane::publish::Reader<Snapshot>| {
+            let listed = list(d).services[0].max_conns;
+            let published = reader.current().service(&vip_of(&svc())).unwrap().max_conns;
+            (listed, published)
+        };
+        let mut reader = reader;
+        assert_eq!(limit(&mut d, &mut reader), (0, 0));
+        let set = Command::SetConnLimit {
+            service: svc(),
+            max_conns: 5000,
+        };
+        let json = serde_json::to_string(&crate::protocol::Request::new(set.clone())).unwrap();
+        assert_eq!(
+            json,
+            r#"{"v":1,"cmd":"set_conn_limit","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"max_conns":5000}"#
+        );
+        d.execute(set).unwrap();
+        assert_eq!(limit(&mut d, &mut reader), (5000, 5000));
+        let other = ServiceKey { port: 81, ..svc() };
+        assert!(matches!(
+            d.execute(Command::SetConnLimit {
+                service: other,
+                max_conns: 1
+            }),
+            Err(ApplyError::NoSuchService(_))
+        ));
+        d.execute(Command::SetConnLimit {
+            service: svc(),
+            max_conns: 0,
+        })
+        .unwrap();
+        assert_eq!(limit(&mut d, &mut reader), (0, 0));
     }
 
     /// `xvsadm -S` of a rich table, restored with `xvsadm -R` into a fresh director, lists

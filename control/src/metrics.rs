@@ -358,6 +358,17 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
         }
     }
     e.family(
+        "xvs_worker_conntrack_evictions_total",
+        Kind::Counter,
+        "Half-open connection entries the worker evicted to make room, by reason.",
+    );
+    for (w, wl) in each_worker() {
+        for (reason, n) in &w.evictions {
+            let rl = label_set(&[("reason", reason)]);
+            e.sample("xvs_worker_conntrack_evictions_total", &[wl, &rl], *n);
+        }
+    }
+    e.family(
         "xvs_worker_conntrack_entries",
         Kind::Gauge,
         "Connections in the worker's share of the connection table.",
@@ -375,7 +386,8 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
     e.family(
         "xvs_conntrack_max",
         Kind::Gauge,
-        "Most connections tracked at once (--conn-max); new flows beyond it are dropped.",
+        "Most connections tracked at once (--conn-max); beyond it new flows evict half-open \
+         entries or are dropped.",
     );
     e.sample("xvs_conntrack_max", &[], stats.conn_max);
     e.out
@@ -750,6 +762,7 @@ mod tests {
             stats: counters(base),
             rates: Default::default(),
             check: None,
+            max_conns: 0,
             reals,
         }
     }
@@ -770,6 +783,10 @@ mod tests {
             .iter()
             .map(|&(d, r, n)| (d.to_string(), [(r.to_string(), n)].into()))
             .collect(),
+            evictions: [("half_open_limit", base + 6), ("table_full", 0)]
+                .iter()
+                .map(|(r, n)| (r.to_string(), *n))
+                .collect(),
             conns: base + 5,
         }
     }
@@ -966,6 +983,14 @@ mod tests {
                         *n,
                     );
                 }
+            }
+            for (reason, n) in &w.evictions {
+                put(
+                    "xvs_worker_conntrack_evictions_total",
+                    true,
+                    &[wl[0], ("reason", reason)],
+                    *n,
+                );
             }
         }
         put("xvs_conntrack_entries", false, &[], stats.conn_count);

@@ -38,6 +38,10 @@ fn default_netmask() -> Ipv4Addr {
     DEFAULT_NETMASK
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// One request line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
@@ -171,6 +175,11 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         check: Option<CheckSpec>,
     },
+    /// An xvs extension (IPVS has no such limit): at most `max_conns` connection entries of
+    /// the service at once, over all workers (each holds its share, rounded up); 0 removes the
+    /// limit. New flows beyond it are refused (drop reason `service_limit`) unless one of the
+    /// service's half-open entries gives way. Existing entries are kept.
+    SetConnLimit { service: ServiceKey, max_conns: u32 },
 }
 
 impl Command {
@@ -557,6 +566,9 @@ pub struct ServiceInfo {
     /// The service's health check, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckSpec>,
+    /// `set_conn_limit`: most connection entries at once; 0 (or absent): no limit.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_conns: u32,
     /// In the order the real servers were added (which is the round-robin order).
     pub reals: Vec<RealInfo>,
 }
@@ -622,6 +634,10 @@ pub struct WorkerStats {
     /// clients) and reason name (see xvs_dataplane::stats::IcmpReason).
     #[serde(default)]
     pub icmp: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    /// Half-open connection entries evicted, by reason name (see
+    /// xvs_dataplane::stats::EvictReason); empty from daemons that predate evictions.
+    #[serde(default)]
+    pub evictions: std::collections::BTreeMap<String, u64>,
     pub conns: u64,
 }
 
@@ -738,6 +754,7 @@ mod tests {
             stats: Counters::default(),
             rates: Default::default(),
             check: None,
+            max_conns: 0,
             reals: vec![RealInfo {
                 real: real148(),
                 forward: Forward::Masq,
@@ -835,6 +852,7 @@ mod tests {
             stats: Counters::default(),
             rates: Default::default(),
             check: None,
+            max_conns: 0,
             reals: vec![RealInfo {
                 real: real148(),
                 forward: Forward::Masq,

@@ -241,7 +241,14 @@ fn inbound(
                 return Verdict::Drop(DropReason::NoConnection);
             }
             // Checked before scheduling so a refused flow does not take a server's turn.
-            if conns.is_full() {
+            if let Some(limit) = service.max_conns_per_worker(env.workers.len()) {
+                if conns.service_len(service.id) >= limit
+                    && !conns.evict_half_open_of(service.id, stats)
+                {
+                    return Verdict::Drop(DropReason::ServiceLimit);
+                }
+            }
+            if !conns.make_room(stats) {
                 return Verdict::Drop(DropReason::TableFull);
             }
             let real = choose_real(service, h, env);

@@ -51,6 +51,11 @@ pub struct Service {
     /// `-p [timeout] [-M netmask]`: new connections from a client (masked) go to the real
     /// server its earlier ones went to while the persistence template lives.
     pub persistence: Option<Persistence>,
+    /// Most connection entries of this service at once over all workers, each worker holding
+    /// its share (rounded up); 0: no limit but the table's. New flows beyond it are refused
+    /// ([`crate::stats::DropReason::ServiceLimit`]) unless one of the service's half-open
+    /// entries can give way.
+    pub max_conns: u32,
 }
 
 /// A service's persistence settings (IPVS: persistent service with a netmask).
@@ -63,6 +68,12 @@ pub struct Persistence {
 }
 
 impl Service {
+    /// This service's limit in one of `workers` workers' tables (`None`: unlimited).
+    #[inline]
+    pub fn max_conns_per_worker(&self, workers: usize) -> Option<u32> {
+        (self.max_conns > 0).then(|| self.max_conns.div_ceil(workers.max(1) as u32))
+    }
+
     /// The real server for a new connection `flow`, if any may take one; `load` gives the
     /// servers' current connection counts.
     #[inline]

@@ -39,8 +39,9 @@ pub enum DropReason {
     NoConnection,
     /// The service has no real server that may take new connections.
     NoRealServer,
-    /// The connection table (or this worker's share of it) is full: new flows are refused,
-    /// established ones are never evicted.
+    /// The connection table (or this worker's share of it) is full of entries that may not be
+    /// evicted (none is half-open): the new flow is refused. Established entries are never
+    /// evicted.
     TableFull,
     /// The next hop's MAC is not resolved yet; resolution was requested.
     NeighbourMiss,
@@ -50,10 +51,13 @@ pub enum DropReason {
     HandoffFull,
     /// The transmit ring was full.
     TxFull,
+    /// The service has its connection limit (`max_conns`, this worker's share) and none of
+    /// its entries could be evicted: the new flow is refused.
+    ServiceLimit,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
         DropReason::NotIpv4,
@@ -70,6 +74,7 @@ impl DropReason {
         DropReason::NoRoute,
         DropReason::HandoffFull,
         DropReason::TxFull,
+        DropReason::ServiceLimit,
     ];
 
     /// Stable snake_case name used in the control protocol and metrics.
@@ -90,6 +95,38 @@ impl DropReason {
             DropReason::NoRoute => "no_route",
             DropReason::HandoffFull => "handoff_full",
             DropReason::TxFull => "tx_full",
+            DropReason::ServiceLimit => "service_limit",
+        }
+    }
+}
+
+/// Why a half-open connection entry was evicted (see [`crate::conntrack`]). The discriminant
+/// indexes [`WorkerStats::evictions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum EvictReason {
+    /// A new half-open entry found the half-open budget taken: the oldest one gave way.
+    HalfOpenLimit,
+    /// A new flow found the table full.
+    TableFull,
+    /// A new flow found its service at its connection limit.
+    ServiceLimit,
+}
+
+impl EvictReason {
+    pub const COUNT: usize = 3;
+    pub const ALL: [EvictReason; EvictReason::COUNT] = [
+        EvictReason::HalfOpenLimit,
+        EvictReason::TableFull,
+        EvictReason::ServiceLimit,
+    ];
+
+    /// Stable snake_case name used in the control protocol and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvictReason::HalfOpenLimit => "half_open_limit",
+            EvictReason::TableFull => "table_full",
+            EvictReason::ServiceLimit => "service_limit",
         }
     }
 }
@@ -256,6 +293,8 @@ pub struct WorkerStats {
     /// ICMP errors translated and forwarded, by reason: `[0]` from clients towards real
     /// servers ("in"), `[1]` from real servers towards clients ("out").
     pub icmp: [[Counter; IcmpReason::COUNT]; 2],
+    /// Half-open connection entries evicted, by reason.
+    pub evictions: [Counter; EvictReason::COUNT],
     /// Entries in this worker's connection table.
     pub conns: Gauge,
     pub services: Box<[Traffic]>,
@@ -270,6 +309,7 @@ impl Default for WorkerStats {
             handed_off: Counter::default(),
             drops: Default::default(),
             icmp: Default::default(),
+            evictions: Default::default(),
             conns: Gauge::default(),
             services: (0..MAX_SERVICES).map(|_| Traffic::default()).collect(),
             reals: (0..MAX_REALS).map(|_| RealStats::default()).collect(),
@@ -299,6 +339,17 @@ impl WorkerStats {
                     .iter()
                     .map(move |r| (dir, r.name(), counters[*r as usize].get()))
             })
+    }
+
+    #[inline]
+    pub fn count_eviction(&self, reason: EvictReason) {
+        self.evictions[reason as usize].add(1);
+    }
+
+    pub fn evictions_by_name(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        EvictReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.evictions[*r as usize].get()))
     }
 
     #[inline]
@@ -387,6 +438,9 @@ mod tests {
         let names: std::collections::HashSet<_> =
             DropReason::ALL.iter().map(|r| r.name()).collect();
         assert_eq!(names.len(), DropReason::COUNT);
+        for (i, r) in EvictReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
     }
 
     #[test]

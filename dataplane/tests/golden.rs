@@ -31,7 +31,7 @@ use xvs_dataplane::conntrack::{dump_connections, ConnDump, ConnTable, Dumper, Tc
 use xvs_dataplane::neigh::{Neighbour, NeighbourTable, Route};
 use xvs_dataplane::process::{Side, Verdict};
 use xvs_dataplane::snapshot::{RealId, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP};
-use xvs_dataplane::stats::{DropReason, TrafficTotals};
+use xvs_dataplane::stats::{DropReason, EvictReason, TrafficTotals};
 use xvs_scheduler::{Flow, NoLoad};
 
 // ---------------------------------------------------------------------------------------------
@@ -768,7 +768,8 @@ fn truncated_frames_are_malformed() {
     }
 }
 
-/// A connection table that is full refuses new flows and keeps serving the ones it has.
+/// A connection table full of connections that completed their handshakes refuses new flows
+/// and keeps serving the ones it has.
 #[test]
 fn full_table_refuses_new_flows_only() {
     let mut d = Director::with(NeighbourTable::new(routes(), neighbours()), 1);
@@ -782,6 +783,22 @@ fn full_table_refuses_new_flows_only() {
         d.process(&mut frame, Side::External),
         Verdict::Forward(Side::Internal)
     );
+    let mut frame = reply.frame(REAL_148_MAC, INT_MAC);
+    assert_eq!(
+        d.process(&mut frame, Side::Internal),
+        Verdict::Forward(Side::External)
+    );
+    let mut frame = ack.frame(CLIENT_MAC, EXT_MAC);
+    assert_eq!(
+        d.process(&mut frame, Side::External),
+        Verdict::Forward(Side::Internal)
+    );
+    assert_frame_eq(
+        &frame,
+        &ack.dnat(at(REAL_148, 80)).frame(INT_MAC, REAL_148_MAC),
+        "ACK of the first flow",
+    );
+    // Full of an established connection: nothing may give way.
     let mut frame = second.frame(CLIENT_MAC, EXT_MAC);
     assert_eq!(
         d.process(&mut frame, Side::External),
@@ -806,24 +823,40 @@ fn full_table_refuses_new_flows_only() {
         .service(&http)
         .and_then(|s| s.schedule(&NoLoad, &flow));
     assert_eq!(next.map(|r| r.addr), Some(REAL_137));
-    let mut frame = reply.frame(REAL_148_MAC, INT_MAC);
-    assert_eq!(
-        d.process(&mut frame, Side::Internal),
-        Verdict::Forward(Side::External)
-    );
     let mut frame = ack.frame(CLIENT_MAC, EXT_MAC);
     assert_eq!(
         d.process(&mut frame, Side::External),
-        Verdict::Forward(Side::Internal)
-    );
-    assert_frame_eq(
-        &frame,
-        &ack.dnat(at(REAL_148, 80)).frame(INT_MAC, REAL_148_MAC),
-        "ACK of the first flow",
+        Verdict::Forward(Side::Internal),
+        "the established flow goes on"
     );
     // The refused flow was not counted as a connection.
     assert_eq!(d.stats.services[SVC_HTTP as usize].conns.get(), 1);
     assert_eq!(d.conns.len(), 1);
+}
+
+/// A full table whose oldest entry is still half-open (a SYN never answered: a flood) evicts
+/// it for a new flow instead of refusing (docs/floods.md).
+#[test]
+fn full_table_evicts_a_half_open_entry_for_a_new_flow() {
+    let mut d = Director::with(NeighbourTable::new(routes(), neighbours()), 1);
+    let first = first_syn();
+    let second = Packet::tcp(at(CLIENT, 40001), at(VIP, 80), SYN, 7000, 0);
+    let late_ack = Packet::tcp(at(CLIENT, 40000), at(VIP, 80), ACK, 1001, 5001);
+    for syn in [&first, &second] {
+        let mut frame = syn.frame(CLIENT_MAC, EXT_MAC);
+        assert_eq!(
+            d.process(&mut frame, Side::External),
+            Verdict::Forward(Side::Internal)
+        );
+    }
+    assert_eq!(d.stats.evictions[EvictReason::TableFull as usize].get(), 1);
+    assert_eq!(d.conns.len(), 1);
+    // The evicted handshake's ACK finds no connection.
+    let mut frame = late_ack.frame(CLIENT_MAC, EXT_MAC);
+    assert_eq!(
+        d.process(&mut frame, Side::External),
+        Verdict::Drop(DropReason::NoConnection)
+    );
 }
 
 /// Rule: TCP/UDP checksums are not verified by the director. A segment that arrives with a bad

@@ -25,13 +25,13 @@
 //! most 1/2 of their capacity, which is 7/8 of the buckets) a removal leaves a tombstone only
 //! where a whole 16-bucket group around it is full and inserts reuse tombstones, so an
 //! in-place rehash (one pass over an index, the only stall left) is rare.
-//! When the table is full a new flow is refused (counted); established entries are never
-//! evicted.
+//! Established entries are never evicted: see *Half-open entries* for what is.
 //!
-//! Memory per entry of capacity: 48 bytes of slab, 4 of free list, and for the two indexes
-//! 5 bytes (slot and control byte) per bucket, with the power of two at or above
-//! 2 x capacity x 8/7 buckets each: 23 to 46 bytes. 10M entries take 0.80 GiB (86 bytes per
-//! entry: 2^25 buckets per index), `dataplane/tests/conntrack_memory.rs` checks it.
+//! Memory per entry of capacity: 48 bytes of slab, 4 of free list, 4 of half-open FIFO (an
+//! 8-byte record per two entries), and for the two indexes 5 bytes (slot and control byte)
+//! per bucket, with the power of two at or above 2 x capacity x 8/7 buckets each: 23 to 46
+//! bytes; plus 16 KiB of per-service counts per table. 10M entries take 0.83 GiB (89.6 bytes
+//! per entry: 2^25 buckets per index), `dataplane/tests/conntrack_memory.rs` checks it.
 //!
 //! The indexes hash with aHash under random per-process keys: as fast as a non-cryptographic
 //! hash (SipHash cost about a third of an established packet's processing), and clients cannot
@@ -45,6 +45,29 @@
 //! a few at a time ([`ConnTable::expire`], bounded work per batch), and a lookup that finds an
 //! expired entry treats it as gone, so expiry never stalls a worker.
 //!
+//! # Half-open entries
+//! A TCP entry is *half-open* from the client's SYN until the handshake completes (IPVS's
+//! SYN_RECV; the client's ACK makes it ESTABLISHED). A flood of SYNs from spoofed addresses
+//! makes only half-open entries, and with a table that only refuses when full they would take
+//! every slot for 60 s and starve legitimate clients. So, like nf_conntrack's early drop of
+//! unassured entries, half-open entries are the ones that give way:
+//! - every new half-open entry gets a record (slot, generation) at the tail of a FIFO of
+//!   `half_open_limit` records (half the table by default), preallocated with the table;
+//! - a new entry that finds the FIFO full pops its oldest record; if that entry is still the
+//!   same one (live, same generation) and still half-open, it is evicted. So at most
+//!   `half_open_limit` half-open entries exist, and a handshake has until `half_open_limit`
+//!   newer SYNs have arrived to complete: under a flood of R SYNs/s per worker, limit/R seconds;
+//! - a new flow that finds the table full evicts the oldest half-open entry (popping at most
+//!   [`EVICT_SCAN`] records: stale ones, of entries that completed or went, are dropped on
+//!   the way) and is refused only when none is found;
+//! - a new flow to a service at its connection limit may evict the oldest half-open entry of
+//!   that service among the first [`EVICT_SCAN`] records.
+//!
+//! Stale records cost nothing but their place: a completed entry's record ages out as newer
+//! SYNs arrive. Evictions are counted by [`EvictReason`]. A slot's generation is a wrapping
+//! `u32`: a record could only be mistaken for a later entry of its slot after 2^32 reuses of
+//! that slot while it waits, and even then only a half-open TCP entry would be evicted.
+//!
 //! # Listing
 //! Only the owner reads its table, so the control thread asks each worker for a copy of its
 //! entries through a [`ConnDump`] slot ([`dump`] describes the exchange).
@@ -53,7 +76,7 @@ pub mod dump;
 pub mod tcp_state;
 
 use crate::snapshot::{RealId, ServiceId, Timeouts, PROTO_TCP};
-use crate::stats::WorkerStats;
+use crate::stats::{EvictReason, WorkerStats, MAX_SERVICES};
 pub use dump::{
     dump_connections, dump_connections_limited, ConnDump, ConnEntry, DumpResult, Dumper,
 };
@@ -136,6 +159,12 @@ impl Conn {
         }
     }
 
+    /// A TCP entry whose handshake has not completed: the only kind ever evicted.
+    #[inline]
+    pub fn is_half_open(&self) -> bool {
+        self.proto == PROTO_TCP && matches!(self.state, TcpState::None | TcpState::SynRecv)
+    }
+
     /// IPVS counts a connection as active only while ESTABLISHED; UDP ones are inactive.
     pub fn is_active(&self) -> bool {
         self.proto == PROTO_TCP && self.state == TcpState::Established
@@ -174,6 +203,71 @@ type Slot = u32;
 struct Entry {
     conn: Conn,
     live: bool,
+    /// Bumped each time the slot takes a new entry, so a [`Record`] knows its entry.
+    generation: u32,
+}
+
+/// How many records an eviction looks at before giving up (bounded work per packet).
+pub const EVICT_SCAN: usize = 64;
+
+/// A half-open entry's place in the eviction FIFO.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    slot: Slot,
+    generation: u32,
+}
+
+/// The FIFO of half-open records: a ring over a vector reserved at its full length, filled
+/// in order the first time round (so only touched pages are committed).
+struct HalfOpen {
+    ring: Vec<Record>,
+    limit: usize,
+    head: usize,
+    len: usize,
+}
+
+impl HalfOpen {
+    fn with_limit(limit: usize) -> Self {
+        HalfOpen {
+            ring: Vec::with_capacity(limit),
+            limit,
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == self.limit
+    }
+
+    /// Appends `record`; the FIFO must not be full.
+    fn push(&mut self, record: Record) {
+        debug_assert!(!self.is_full());
+        // The tail is the number of pushes so far modulo `limit`, which equals `ring.len()`
+        // until the ring has been filled once.
+        let tail = (self.head + self.len) % self.limit;
+        if tail == self.ring.len() {
+            self.ring.push(record);
+        } else {
+            self.ring[tail] = record;
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<Record> {
+        if self.len == 0 {
+            return None;
+        }
+        let record = self.ring[self.head];
+        self.head = (self.head + 1) % self.limit;
+        self.len -= 1;
+        Some(record)
+    }
+
+    /// The `i`-th oldest record.
+    fn get(&self, i: usize) -> Option<Record> {
+        (i < self.len).then(|| self.ring[(self.head + i) % self.limit])
+    }
 }
 
 /// Why an insert failed.
@@ -194,6 +288,9 @@ pub struct ConnTable {
     capacity: usize,
     len: usize,
     sweep_cursor: usize,
+    half_open: HalfOpen,
+    /// Live entries per service id (ids beyond [`MAX_SERVICES`] are not counted).
+    per_service: Box<[u32]>,
 }
 
 /// The index of `direction`, and what it needs to hash and compare its slots.
@@ -233,9 +330,17 @@ impl Index<'_> {
 }
 
 impl ConnTable {
-    /// A table for at most `capacity` connections, all memory reserved now.
+    /// A table for at most `capacity` connections, half of which may be half-open, all memory
+    /// reserved now.
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_limits(capacity, capacity / 2)
+    }
+
+    /// A table for at most `capacity` connections of which at most `half_open_limit` (at
+    /// least 1, at most `capacity`) are half-open.
+    pub fn with_limits(capacity: usize, half_open_limit: usize) -> Self {
         let capacity = capacity.max(1);
+        let half_open_limit = half_open_limit.clamp(1, capacity);
         // Twice the entries they will ever hold (+2 for the insert in flight): hashbrown then
         // always rehashes tombstones in place instead of growing.
         let index_capacity = 2 * capacity + 2;
@@ -248,6 +353,8 @@ impl ConnTable {
             capacity,
             len: 0,
             sweep_cursor: 0,
+            half_open: HalfOpen::with_limit(half_open_limit),
+            per_service: vec![0; MAX_SERVICES].into_boxed_slice(),
         }
     }
 
@@ -263,18 +370,78 @@ impl ConnTable {
         self.capacity
     }
 
-    /// Whether an insert would be refused.
+    /// Whether every slot is taken (an insert then has to evict a half-open entry).
     pub fn is_full(&self) -> bool {
         self.len >= self.capacity
     }
 
-    /// Bytes the table holds on the heap, all reserved by [`ConnTable::with_capacity`]: the
-    /// slab, the free list and the two indexes.
+    /// Most half-open entries at once.
+    pub fn half_open_limit(&self) -> usize {
+        self.half_open.limit
+    }
+
+    /// Live entries of service `id`.
+    pub fn service_len(&self, id: ServiceId) -> u32 {
+        self.per_service.get(id as usize).copied().unwrap_or(0)
+    }
+
+    /// Bytes the table holds on the heap, all reserved by [`ConnTable::with_limits`]: the
+    /// slab, the free list, the two indexes, the half-open FIFO and the per-service counts.
     pub fn allocated_bytes(&self) -> usize {
         self.slab.capacity() * std::mem::size_of::<Entry>()
             + self.free.capacity() * std::mem::size_of::<Slot>()
             + self.by_client.allocation_size()
             + self.by_real.allocation_size()
+            + self.half_open.ring.capacity() * std::mem::size_of::<Record>()
+            + self.per_service.len() * std::mem::size_of::<u32>()
+    }
+
+    /// Whether `record` still designates a live half-open entry.
+    #[inline]
+    fn is_half_open(&self, record: Record) -> bool {
+        let entry = &self.slab[record.slot as usize];
+        entry.live && entry.generation == record.generation && entry.conn.is_half_open()
+    }
+
+    /// Makes room for a new entry: when the table is full, evicts the oldest half-open entry
+    /// ([`EvictReason::TableFull`]). False when the table stays full (the flow is refused).
+    #[inline]
+    pub fn make_room(&mut self, stats: &WorkerStats) -> bool {
+        if !self.is_full() {
+            return true;
+        }
+        for _ in 0..EVICT_SCAN {
+            let Some(record) = self.half_open.pop() else {
+                return false;
+            };
+            if self.is_half_open(record) {
+                self.evict(record.slot, EvictReason::TableFull, stats);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Evicts the oldest half-open entry of `service` among the [`EVICT_SCAN`] oldest records
+    /// ([`EvictReason::ServiceLimit`]); false if there is none. Its record stays behind, stale.
+    #[inline]
+    pub fn evict_half_open_of(&mut self, service: ServiceId, stats: &WorkerStats) -> bool {
+        for i in 0..EVICT_SCAN {
+            let Some(record) = self.half_open.get(i) else {
+                return false;
+            };
+            if self.is_half_open(record) && self.slab[record.slot as usize].conn.service == service
+            {
+                self.evict(record.slot, EvictReason::ServiceLimit, stats);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn evict(&mut self, slot: Slot, reason: EvictReason, stats: &WorkerStats) {
+        self.remove(slot, stats);
+        stats.count_eviction(reason);
     }
 
     #[inline]
@@ -321,24 +488,37 @@ impl ConnTable {
     }
 
     /// Adds a new connection (its `state` and `expires_ms` as the caller set them) and counts
-    /// it. Fails when the table is full.
+    /// it, evicting a half-open entry if it needs the room ([`ConnTable::make_room`]) or is
+    /// half-open itself and the half-open FIFO is full. Fails when the table is full of
+    /// entries that may not be evicted.
     pub fn insert(&mut self, conn: Conn, stats: &WorkerStats) -> Result<&mut Conn, InsertError> {
-        if self.is_full() {
+        if !self.make_room(stats) {
             return Err(InsertError::Full);
         }
-        let entry = Entry { conn, live: true };
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slab[slot as usize] = entry;
+                let entry = &mut self.slab[slot as usize];
+                *entry = Entry {
+                    conn,
+                    live: true,
+                    generation: entry.generation.wrapping_add(1),
+                };
                 slot
             }
             None => {
-                self.slab.push(entry);
+                self.slab.push(Entry {
+                    conn,
+                    live: true,
+                    generation: 0,
+                });
                 (self.slab.len() - 1) as Slot
             }
         };
         self.len += 1;
         stats.conns.add(1);
+        if let Some(n) = self.per_service.get_mut(conn.service as usize) {
+            *n += 1;
+        }
         if let Some(real) = stats.real(conn.real) {
             if conn.is_active() {
                 real.active.add(1);
@@ -353,6 +533,17 @@ impl ConnTable {
             if let Some(old) = self.index(direction).insert(hash, &key, slot) {
                 self.remove(old, stats);
             }
+        }
+        if conn.is_half_open() {
+            if self.half_open.is_full() {
+                if let Some(oldest) = self.half_open.pop() {
+                    if self.is_half_open(oldest) {
+                        self.evict(oldest.slot, EvictReason::HalfOpenLimit, stats);
+                    }
+                }
+            }
+            let generation = self.slab[slot as usize].generation;
+            self.half_open.push(Record { slot, generation });
         }
         Ok(&mut self.slab[slot as usize].conn)
     }
@@ -422,6 +613,9 @@ impl ConnTable {
         self.free.push(slot);
         self.len -= 1;
         stats.conns.add(-1);
+        if let Some(n) = self.per_service.get_mut(conn.service as usize) {
+            *n -= 1;
+        }
         if let Some(real) = stats.real(conn.real) {
             if conn.is_active() {
                 real.active.add(-1);
@@ -477,25 +671,112 @@ mod tests {
         assert_eq!(stats.real(1).unwrap().inactive.get(), 1);
     }
 
+    fn established(cport: u16) -> Conn {
+        Conn {
+            state: TcpState::Established,
+            ..conn(cport, PROTO_TCP)
+        }
+    }
+
+    fn present(t: &mut ConnTable, c: &Conn, stats: &WorkerStats) -> bool {
+        t.lookup(&c.inbound_key(), Direction::Inbound, 0, stats)
+            .is_some()
+    }
+
+    fn evictions(stats: &WorkerStats, reason: EvictReason) -> u64 {
+        stats.evictions[reason as usize].get()
+    }
+
     #[test]
-    fn full_table_refuses_new_flows_and_keeps_old_ones() {
+    fn full_table_refuses_new_flows_and_keeps_established_ones() {
         let stats = WorkerStats::default();
         let mut t = ConnTable::with_capacity(2);
-        t.insert(conn(1, PROTO_TCP), &stats).unwrap();
-        t.insert(conn(2, PROTO_TCP), &stats).unwrap();
+        t.insert(established(1), &stats).unwrap();
+        t.insert(established(2), &stats).unwrap();
+        assert!(!t.make_room(&stats));
         assert_eq!(
             t.insert(conn(3, PROTO_TCP), &stats).err(),
             Some(InsertError::Full)
         );
-        assert!(t
-            .lookup(
-                &conn(1, PROTO_TCP).inbound_key(),
-                Direction::Inbound,
-                0,
-                &stats
-            )
-            .is_some());
+        assert!(present(&mut t, &established(1), &stats));
         assert_eq!(t.len(), 2);
+        assert_eq!(stats.evictions.iter().map(|c| c.get()).sum::<u64>(), 0);
+    }
+
+    #[test]
+    fn full_table_evicts_the_oldest_half_open_entry() {
+        let stats = WorkerStats::default();
+        let mut t = ConnTable::with_limits(3, 3);
+        t.insert(conn(1, PROTO_TCP), &stats).unwrap();
+        t.insert(established(2), &stats).unwrap();
+        t.insert(conn(3, PROTO_TCP), &stats).unwrap();
+        t.insert(conn(4, PROTO_UDP), &stats).unwrap();
+        // Full; not refused: port 1 is the oldest half-open entry, so port 4 takes its place.
+        assert_eq!(t.len(), 3);
+        assert!(!present(&mut t, &conn(1, PROTO_TCP), &stats));
+        assert!(present(&mut t, &established(2), &stats));
+        assert!(present(&mut t, &conn(3, PROTO_TCP), &stats));
+        assert_eq!(evictions(&stats, EvictReason::TableFull), 1);
+    }
+
+    #[test]
+    fn a_handshake_has_until_limit_newer_syns_arrive() {
+        let stats = WorkerStats::default();
+        let timeouts = Timeouts::default();
+        let mut t = ConnTable::with_limits(100, 4);
+        t.insert(conn(1, PROTO_TCP), &stats).unwrap();
+        // Port 2 completes its handshake: its record goes stale and never evicts it.
+        let e = t.insert(conn(2, PROTO_TCP), &stats).unwrap();
+        ConnTable::touch(e, Direction::Inbound, 0x10, &timeouts, 0, &stats);
+        for port in 3..=4 {
+            t.insert(conn(port, PROTO_TCP), &stats).unwrap();
+        }
+        assert_eq!(evictions(&stats, EvictReason::HalfOpenLimit), 0);
+        // The fifth SYN evicts the first, still half-open; the sixth pops port 2's stale record.
+        t.insert(conn(5, PROTO_TCP), &stats).unwrap();
+        assert!(!present(&mut t, &conn(1, PROTO_TCP), &stats));
+        t.insert(conn(6, PROTO_TCP), &stats).unwrap();
+        assert!(present(&mut t, &established(2), &stats));
+        assert_eq!(evictions(&stats, EvictReason::HalfOpenLimit), 1);
+        assert_eq!(t.len(), 5);
+        // A UDP flow is never half-open.
+        t.insert(conn(8, PROTO_UDP), &stats).unwrap();
+        assert_eq!(t.len(), 6);
+    }
+
+    #[test]
+    fn a_reused_slot_is_not_mistaken_for_its_old_entry() {
+        let stats = WorkerStats::default();
+        let mut t = ConnTable::with_limits(1, 1);
+        t.insert(conn(1, PROTO_TCP), &stats).unwrap();
+        // Port 1 is evicted (table full); port 2 takes the same slot with a new generation.
+        t.insert(conn(2, PROTO_TCP), &stats).unwrap();
+        assert_eq!(evictions(&stats, EvictReason::TableFull), 1);
+        assert!(present(&mut t, &conn(2, PROTO_TCP), &stats));
+        assert_eq!(t.service_len(0), 1);
+    }
+
+    #[test]
+    fn a_service_at_its_limit_evicts_its_own_half_open_entries() {
+        let stats = WorkerStats::default();
+        let mut t = ConnTable::with_capacity(100);
+        let other = Conn {
+            service: 1,
+            ..conn(1, PROTO_TCP)
+        };
+        t.insert(other, &stats).unwrap();
+        t.insert(established(2), &stats).unwrap();
+        t.insert(conn(3, PROTO_TCP), &stats).unwrap();
+        assert_eq!((t.service_len(0), t.service_len(1)), (2, 1));
+        assert!(t.evict_half_open_of(0, &stats));
+        assert!(!present(&mut t, &conn(3, PROTO_TCP), &stats));
+        assert!(present(&mut t, &other, &stats));
+        assert!(
+            !t.evict_half_open_of(0, &stats),
+            "only an established entry is left"
+        );
+        assert_eq!(evictions(&stats, EvictReason::ServiceLimit), 1);
+        assert_eq!((t.service_len(0), t.service_len(1)), (1, 1));
     }
 
     #[test]
@@ -612,7 +893,7 @@ mod tests {
             let index_cap = (t.by_client.capacity(), t.by_real.capacity());
             let mut live = std::collections::HashSet::new();
             for (port, add) in ops {
-                let c = conn(port, PROTO_TCP);
+                let c = established(port);
                 if add {
                     if live.contains(&port) { continue; }
                     if t.insert(c, &stats).is_ok() { live.insert(port); } else { prop_assert_eq!(live.len(), 16); }
@@ -626,11 +907,79 @@ mod tests {
                 prop_assert_eq!(stats.conns.get(), live.len() as i64);
             }
             for port in &live {
-                let c = conn(*port, PROTO_TCP);
+                let c = established(*port);
                 prop_assert!(t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).is_some());
                 prop_assert!(t.lookup(&c.reply_key(), Direction::Outbound, 0, &stats).is_some());
             }
             prop_assert_eq!((t.by_client.capacity(), t.by_real.capacity()), index_cap);
+        }
+
+        /// Any mix of SYNs, completed handshakes, resets and expiries, far beyond capacity:
+        /// an entry that completed its handshake is never evicted, the half-open entries never
+        /// exceed their limit, and nothing allocates.
+        #[test]
+        fn only_half_open_entries_give_way(
+            ops in proptest::collection::vec((0u16..96, 0u8..4), 1..800),
+            limit in 1usize..24,
+        ) {
+            const SYN: u8 = 0x02;
+            const ACK: u8 = 0x10;
+            const RST: u8 = 0x04;
+            let stats = WorkerStats::default();
+            let timeouts = Timeouts::default();
+            let mut t = ConnTable::with_limits(24, limit);
+            let bytes = t.allocated_bytes();
+            let capacities = |t: &ConnTable| (
+                // hashbrown's `capacity()` dips while tombstones wait: compare allocations.
+                t.slab.capacity(), t.free.capacity(), t.by_client.allocation_size(),
+                t.by_real.allocation_size(), t.half_open.ring.capacity(),
+            );
+            let before = capacities(&t);
+            // Ports whose entries completed their handshake, and that we have not removed.
+            let mut completed = std::collections::HashSet::new();
+            for (port, op) in ops {
+                let c = conn(port, PROTO_TCP);
+                let found = t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).is_some();
+                match op {
+                    // A SYN of a new flow.
+                    0 if !found => {
+                        if let Ok(e) = t.insert(Conn { state: TcpState::None, ..c }, &stats) {
+                            ConnTable::touch(e, Direction::Inbound, SYN, &timeouts, 0, &stats);
+                        }
+                    }
+                    // The client's ACK, or a reset: the entry is no longer half-open.
+                    1 | 2 if found => {
+                        let flags = if op == 1 { ACK } else { RST | ACK };
+                        let e = t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).unwrap();
+                        if e.state == TcpState::SynRecv && flags == ACK {
+                            ConnTable::touch(e, Direction::Inbound, flags, &timeouts, 0, &stats);
+                            completed.insert(port);
+                        } else if e.state != TcpState::SynRecv {
+                            ConnTable::touch(e, Direction::Inbound, flags, &timeouts, 0, &stats);
+                        }
+                    }
+                    // Expiry.
+                    3 if found => {
+                        let e = t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).unwrap();
+                        e.expires_ms = 0;
+                        prop_assert!(t.lookup(&c.reply_key(), Direction::Outbound, 1, &stats).is_none());
+                        completed.remove(&port);
+                    }
+                    _ => {}
+                }
+                for port in &completed {
+                    let c = conn(*port, PROTO_TCP);
+                    let e = t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats);
+                    prop_assert!(e.is_some_and(|e| !e.is_half_open()), "port {} evicted", port);
+                }
+                let half_open = t.iter().filter(|c| c.is_half_open()).count();
+                prop_assert!(half_open <= limit, "{} half-open, limit {}", half_open, limit);
+                prop_assert_eq!(t.len(), t.iter().count());
+                prop_assert_eq!(t.service_len(0) as usize, t.len());
+                prop_assert_eq!(stats.conns.get(), t.len() as i64);
+            }
+            prop_assert_eq!(capacities(&t), before);
+            prop_assert_eq!(t.allocated_bytes(), bytes);
         }
     }
 }

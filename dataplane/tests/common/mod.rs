@@ -100,6 +100,7 @@ pub fn service(
             })
             .collect(),
         persistence: None,
+        max_conns: 0,
     };
     (vip, service)
 }

@@ -86,6 +86,7 @@ fn golden_sorting_and_widths() {
                 stats: counters,
                 rates: Default::default(),
                 check: None,
+                max_conns: 0,
                 reals: vec![
                     real_info([10, 1, 0, 2], 53, 65535, Counters::default()),
                     real_info([10, 1, 0, 1], 5353, 0, Counters::default()),
@@ -101,6 +102,7 @@ fn golden_sorting_and_widths() {
                 stats: Counters::default(),
                 rates: Default::default(),
                 check: None,
+                max_conns: 0,
                 reals: vec![],
             },
             ServiceInfo {
@@ -112,6 +114,7 @@ fn golden_sorting_and_widths() {
                 stats: Counters::default(),
                 rates: Default::default(),
                 check: None,
+                max_conns: 0,
                 reals: vec![],
             },
         ],
@@ -242,6 +245,7 @@ TCP  172.25.116.175:80 rr
             stats: Counters::default(),
             rates: Default::default(),
             check: None,
+            max_conns: 0,
             reals: vec![with(182, 10000, 100), with(180, 0, 0), with(181, 10000, 0)],
         }],
     };
@@ -355,6 +359,7 @@ TCP  10.10.10.11:80 rr persistent 120
             stats: Counters::default(),
             rates: Default::default(),
             check: None,
+            max_conns: 0,
             reals: vec![
                 RealInfo {
                     persist_conns: 1,

@@ -94,6 +94,7 @@ fn seed() -> ListReply {
             },
             rates: Default::default(),
             check: None,
+            max_conns: 0,
             reals: vec![
                 real_info(
                     [198, 19, 0, 148],
@@ -145,6 +146,7 @@ fn flagged() -> ListReply {
         stats: Counters::default(),
         rates: Default::default(),
         check: None,
+        max_conns: 0,
         reals: vec![],
     });
     reply.services.push(ServiceInfo {
@@ -156,6 +158,7 @@ fn flagged() -> ListReply {
         stats: Counters::default(),
         rates: Default::default(),
         check: None,
+        max_conns: 0,
         reals: vec![],
     });
     reply
@@ -181,6 +184,7 @@ fn persistent() -> ListReply {
         stats: Counters::default(),
         rates: Default::default(),
         check: None,
+        max_conns: 0,
         reals: vec![],
     });
     reply

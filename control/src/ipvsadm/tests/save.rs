@@ -15,6 +15,7 @@ fn service(key: ServiceKey, scheduler: &str, flags: &[&str]) -> ServiceInfo {
         stats: Counters::default(),
         rates: Default::default(),
         check: None,
+        max_conns: 0,
         reals: vec![],
     }
 }
