@@ -245,3 +245,27 @@ pub fn ensure_contains(haystack: &str, needle: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// A private directory under the system's temporary directory, removed when dropped (for
+/// files that must exist before the topology's own directory does, such as `--config`).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `$TMPDIR/{prefix}-{pid}`, created empty.
+    pub fn new(prefix: &str) -> Result<TempDir> {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 use xvs_control::topology::{big_file_bytes, BIG_FILE_PATH};
-use xvs_tests::{root_or_skip, wait_until, Cluster, SlowDownload};
+use xvs_tests::{root_or_skip, wait_until, Cluster, SlowDownload, TempDir};
 
 const SEED: &str = "\
 -A -t 198.18.0.129:80 -s rr
@@ -33,7 +33,7 @@ fn sighup_applies_the_new_file_under_traffic() -> anyhow::Result<()> {
         return Ok(());
     }
     // The file lives outside the topology's directory so it exists before xvsd starts.
-    let dir = tempdir()?;
+    let dir = TempDir::new("xvs-hup")?;
     let config = dir.join("xvs.conf");
     std::fs::write(&config, SEED)?;
     let config_arg = config.to_string_lossy().into_owned();
@@ -107,25 +107,4 @@ fn sighup_applies_the_new_file_under_traffic() -> anyhow::Result<()> {
         "download corrupted across the reload"
     );
     Ok(())
-}
-
-/// A private directory, removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn join(&self, name: &str) -> std::path::PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir() -> anyhow::Result<TempDir> {
-    let dir = std::env::temp_dir().join(format!("xvs-hup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(TempDir(dir))
 }
