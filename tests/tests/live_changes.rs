@@ -1,4 +1,4 @@
-//! Live changes under load: wrk keeps 8 keep-alive connections busy on VIP:80 for 30 s while
+//! Live changes under load: wrk keeps 8 paced keep-alive connections busy on VIP:80 for 30 s while
 //! services and real servers are added, edited (weights, schedulers) and removed with xvsadm
 //! and the configuration file is reloaded (SIGHUP). Meanwhile an open-loop UDP probe
 //! (`xvs-bench agent ping`, 1000 requests/s through VIP:9000) measures per-request latency.
@@ -196,8 +196,14 @@ fn changes_under_load_lose_nothing_and_never_stall_workers() -> anyhow::Result<(
     );
     let initial = cluster.xvsadm(&["-Ln"])?;
 
+    // Paced (2 ms between requests on each connection): a saturating closed-loop wrk would
+    // keep both cores busy, and the probe would then measure the machine's run queue (tens
+    // of ms) rather than the director.
+    let script = cluster.topo.work_dir().join("pace.lua");
+    std::fs::write(&script, "function delay()\n  return 2\nend\n")?;
+    let script_arg = script.to_string_lossy().into_owned();
     let url = format!("http://{}/", cluster.topo.vip());
-    let wrk = Wrk::start(&cluster, &["-t1", "-c8", "-d30s"], &url)?;
+    let wrk = Wrk::start(&cluster, &["-t1", "-c8", "-d30s", "-s", &script_arg], &url)?;
     std::thread::sleep(Duration::from_secs(2));
 
     let quiet_before = probe_report(probe(&cluster, &bench, WINDOW_S)?)?;

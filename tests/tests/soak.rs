@@ -11,7 +11,8 @@
 //!   being touched for the first time, the first flows expiring). The table's occupancy
 //!   oscillates with the churn, so the baseline is the largest sample of the first third of
 //!   the steady period and the check is on the largest of the last third:
-//!   `last_max <= baseline * 1.05 + slack` (slack: 1 MiB of RSS, 64 entries).
+//!   `last_max <= baseline * 1.01 + 256 KiB` for RSS (all memory is reserved and touched at
+//!   start, so it is flat) and `baseline * 1.05 + 8` entries for the table.
 //! - No counter drift: per worker, every frame taken is accounted for,
 //!   `rx + handed_in == tx + drops + handed_off + held` once the load has stopped, and what
 //!   the XDP program redirected to the worker's sockets is what it received (`redirected -
@@ -59,13 +60,13 @@ fn unaccounted(s: &StatsReply) -> Vec<i128> {
 }
 
 /// Fails when the last third's largest sample exceeds the first steady third's by more than
-/// 5% plus `slack`.
-fn check_no_growth(name: &str, samples: &[u64], slack: u64) -> anyhow::Result<()> {
+/// `percent`% plus `slack`.
+fn check_no_growth(name: &str, samples: &[u64], percent: u64, slack: u64) -> anyhow::Result<()> {
     anyhow::ensure!(samples.len() >= 6, "{name}: too few samples: {samples:?}");
     let third = samples.len() / 3;
     let baseline = *samples[..third].iter().max().unwrap_or(&0);
     let last = *samples[samples.len() - third..].iter().max().unwrap_or(&0);
-    let bound = baseline + baseline / 20 + slack;
+    let bound = baseline + baseline * percent / 100 + slack;
     anyhow::ensure!(
         last <= bound,
         "{name} grows: last third's max {last} > {bound} (baseline {baseline}); samples {samples:?}"
@@ -184,9 +185,9 @@ fn steady_load_has_flat_memory_and_table_and_exact_counters() -> anyhow::Result<
         report.text
     );
     report.ensure_clean()?;
-    check_no_growth("connection table", &conns, 0)
+    check_no_growth("connection table", &conns, 5, 8)
         .map_err(|e| e.context(cluster.xvsadm(&["-Lnc"]).unwrap_or_default()))?;
-    check_no_growth("xvsd RSS (KiB)", &rss, 1024)?;
+    check_no_growth("xvsd RSS (KiB)", &rss, 1, 256)?;
 
     // Held frames are released within a second; then every count is final.
     std::thread::sleep(Duration::from_millis(1500));
