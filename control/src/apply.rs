@@ -764,6 +764,9 @@ impl<S: Steering> Director<S> {
                     rx: w.stats.rx.get(),
                     tx: w.stats.tx.get(),
                     handed_off: w.stats.handed_off.get(),
+                    handed_in: w.stats.handed_in.get(),
+                    held: w.stats.held.get().max(0) as u64,
+                    redirected: xdp.redirected,
                     passed: xdp.passed,
                     drops: w
                         .stats

@@ -154,7 +154,7 @@ impl Client {
 /// What a failed connect usually means, for the error message.
 fn connect_hint(kind: io::ErrorKind) -> &'static str {
     match kind {
-        io::ErrorKind::NotFound => "; is xvsd running? (another socket: --control or $XVS_CONTROL)",
+        io::ErrorKind::NotFound => "; is xvsd running? (a running xvsd re-creates a deleted socket within a second; another socket: --control or $XVS_CONTROL)",
         io::ErrorKind::ConnectionRefused => "; xvsd seems not to be running (stale socket)",
         io::ErrorKind::PermissionDenied => "; run as root or as a user the socket admits",
         _ => "",

@@ -334,6 +334,22 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
         e.sample("xvs_worker_handed_off_packets_total", &[wl], w.handed_off);
     }
     e.family(
+        "xvs_worker_handed_in_packets_total",
+        Kind::Counter,
+        "Frames other workers handed to this worker because it owns their connection.",
+    );
+    for (w, wl) in each_worker() {
+        e.sample("xvs_worker_handed_in_packets_total", &[wl], w.handed_in);
+    }
+    e.family(
+        "xvs_worker_held_frames",
+        Kind::Gauge,
+        "Frames waiting for their next hop's MAC address.",
+    );
+    for (w, wl) in each_worker() {
+        e.sample("xvs_worker_held_frames", &[wl], w.held);
+    }
+    e.family(
         "xvs_worker_dropped_packets_total",
         Kind::Counter,
         "Frames the worker dropped, by reason.",
@@ -774,6 +790,9 @@ mod tests {
             rx: base + 1,
             tx: base + 2,
             handed_off: base + 3,
+            handed_in: base + 6,
+            held: base + 7,
+            redirected: base + 8,
             passed: base + 4,
             drops: drops.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
             icmp: [
@@ -965,6 +984,8 @@ mod tests {
                 &wl,
                 w.handed_off,
             );
+            put("xvs_worker_handed_in_packets_total", true, &wl, w.handed_in);
+            put("xvs_worker_held_frames", false, &wl, w.held);
             put("xvs_worker_conntrack_entries", false, &wl, w.conns);
             for (reason, n) in &w.drops {
                 put(

@@ -625,6 +625,16 @@ pub struct WorkerStats {
     pub tx: u64,
     /// Frames handed to another worker because it owns their flow.
     pub handed_off: u64,
+    /// Frames other workers handed to this one.
+    #[serde(default)]
+    pub handed_in: u64,
+    /// Frames waiting for their next hop's MAC now.
+    #[serde(default)]
+    pub held: u64,
+    /// Frames of this worker's rx queues that the XDP program redirected to its sockets
+    /// (`rx` plus what the kernel dropped because a socket's ring was full).
+    #[serde(default)]
+    pub redirected: u64,
     /// Frames of this worker's rx queues that the XDP program passed to the kernel (ARP,
     /// ICMP, traffic that is not load-balanced).
     pub passed: u64,

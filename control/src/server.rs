@@ -62,6 +62,8 @@ const TASK_TIMEOUT: Duration = Duration::from_secs(30);
 const TASK_QUEUE: usize = 256;
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(200);
 const ACCEPT_POLL: Duration = Duration::from_millis(50);
+/// How often the acceptor checks that the socket file is still there (see [`accept_loop`]).
+const SOCKET_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Work for the control thread, run with the director.
 pub type Task<S> = Box<dyn FnOnce(&mut Director<S>) + Send>;
@@ -173,11 +175,12 @@ impl ControlServer {
         let stop = Arc::new(AtomicBool::new(false));
         let acceptor = {
             let stop = Arc::clone(&stop);
+            let path = path.to_path_buf();
             std::thread::Builder::new()
                 .name("xvs-control-accept".into())
                 .spawn(move || {
                     crate::privileges::thread_start();
-                    accept_loop(listener, access, handle, &stop)
+                    accept_loop(listener, &path, access, handle, &stop)
                 })
                 .context("starting the control socket thread")?
         };
@@ -239,14 +242,40 @@ fn bind(path: &Path, access: Access) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
+/// Accepts clients until `stop`. A socket file deleted under the running daemon (a careless
+/// `rm -rf /run/xvs`, a tmpfiles cleaner) would leave it unreachable for good, so the file is
+/// checked every [`SOCKET_CHECK_EVERY`] and, when it is gone, bound again at the same path
+/// (the old listener is dropped). A file someone else put there is left alone.
 fn accept_loop<S: Steering + 'static>(
-    listener: UnixListener,
+    mut listener: UnixListener,
+    path: &Path,
     access: Access,
     handle: ControlHandle<S>,
     stop: &AtomicBool,
 ) {
     let clients = Arc::new(AtomicUsize::new(0));
+    let mut last_check = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if last_check.elapsed() >= SOCKET_CHECK_EVERY {
+            last_check = Instant::now();
+            if let Err(e) = std::fs::symlink_metadata(path) {
+                if e.kind() == io::ErrorKind::NotFound {
+                    match bind(path, access) {
+                        Ok(new) => {
+                            listener = new;
+                            eprintln!(
+                                "xvsd: the control socket {} was deleted; created it again",
+                                path.display()
+                            );
+                        }
+                        Err(e) => eprintln!(
+                            "xvsd: the control socket {} was deleted and cannot be created again: {e:#}",
+                            path.display()
+                        ),
+                    }
+                }
+            }
+        }
         let stream = match listener.accept() {
             Ok((stream, _)) => stream,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -200,6 +200,12 @@ impl Gauge {
         );
     }
 
+    /// Replaces the value. Only the owning worker may call this.
+    #[inline]
+    pub fn set(&self, n: i64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
     #[inline]
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
@@ -283,12 +289,20 @@ pub struct RealStats {
 }
 
 /// Everything one worker counts.
+///
+/// Every frame a worker takes (`rx` from its sockets, `handed_in` from other workers) ends in
+/// exactly one of `tx`, `drops`, `handed_off`, or is still `held`; so once traffic stops,
+/// `rx + handed_in == tx + sum(drops) + handed_off + held` for each worker.
 #[derive(Debug)]
 pub struct WorkerStats {
     pub rx: Counter,
     pub tx: Counter,
     /// Frames this worker passed to the worker owning their flow.
     pub handed_off: Counter,
+    /// Frames other workers handed to this one (their flows are this worker's).
+    pub handed_in: Counter,
+    /// Frames waiting for their next hop's MAC now (set once per batch).
+    pub held: Gauge,
     pub drops: [Counter; DropReason::COUNT],
     /// ICMP errors translated and forwarded, by reason: `[0]` from clients towards real
     /// servers ("in"), `[1]` from real servers towards clients ("out").
@@ -307,6 +321,8 @@ impl Default for WorkerStats {
             rx: Counter::default(),
             tx: Counter::default(),
             handed_off: Counter::default(),
+            handed_in: Counter::default(),
+            held: Gauge::default(),
             drops: Default::default(),
             icmp: Default::default(),
             evictions: Default::default(),

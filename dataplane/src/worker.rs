@@ -289,12 +289,17 @@ impl Core {
             self.received = received;
         }
 
+        let mut handed_in = 0;
         for _ in 0..self.options.batch {
             let Some((frame, side)) = self.shared.mailboxes[self.id].handoff.pop() else {
                 break;
             };
-            work += 1;
+            handed_in += 1;
             self.handle(frame, side, env, None);
+        }
+        if handed_in > 0 {
+            work += handed_in;
+            self.stats.handed_in.add(handed_in as u64);
         }
         while let Some(frame) = self.shared.mailboxes[self.id].returns.pop() {
             self.pool.push(frame);
@@ -305,6 +310,10 @@ impl Core {
             // Errors other than "busy, try again" are not recoverable by retrying; the frames
             // stay on the ring and the next kick sends them.
             let _ = port.kick();
+        }
+        let held = self.held.len() as i64;
+        if self.stats.held.get() != held {
+            self.stats.held.set(held);
         }
         self.conns
             .expire(now_ms, self.options.expiry_budget, &self.stats);

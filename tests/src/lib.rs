@@ -171,6 +171,8 @@ impl TempDir {
     /// `tag` names the test; the process id keeps concurrent runs apart.
     pub fn new(tag: &str) -> Result<TempDir> {
         let dir = std::env::temp_dir().join(format!("xvs-{tag}-{}", std::process::id()));
+        // Left over by a killed run of the same pid: start empty.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(TempDir(dir))
     }
@@ -277,4 +279,117 @@ pub fn ensure_contains(haystack: &str, needle: &str) -> Result<()> {
         bail!("expected {needle:?} in:\n{haystack}");
     }
     Ok(())
+}
+
+/// wrk running in the background in the client namespace; killed if dropped unfinished.
+pub struct Wrk {
+    child: Option<Child>,
+    limit: Duration,
+}
+
+impl Wrk {
+    /// `wrk --latency ARGS URL` (the caller gives -t/-c/-d and headers).
+    pub fn start(cluster: &Cluster, args: &[&str], url: &str) -> Result<Wrk> {
+        let seconds = args
+            .iter()
+            .find_map(|a| a.strip_prefix("-d")?.strip_suffix('s')?.parse::<u64>().ok())
+            .context("give wrk its duration as -dNs")?;
+        let child = cluster
+            .topo
+            .command_in(cluster.topo.client_ns(), "wrk")
+            .arg("--latency")
+            .args(args)
+            .arg(url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting wrk")?;
+        Ok(Wrk {
+            child: Some(child),
+            limit: Duration::from_secs(seconds + 30),
+        })
+    }
+
+    /// Waits for wrk's report; fails on a failed run.
+    pub fn finish(mut self) -> Result<WrkReport> {
+        let mut child = self.child.take().expect("finish called once");
+        let deadline = Instant::now() + self.limit;
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("wrk did not finish within {:?}", self.limit);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        anyhow::ensure!(
+            out.status.success(),
+            "wrk failed ({}): {}{text}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        WrkReport::parse(text)
+    }
+}
+
+impl Drop for Wrk {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// What wrk printed, and what the tests assert on.
+#[derive(Debug)]
+pub struct WrkReport {
+    pub text: String,
+    /// "N requests in ...".
+    pub requests: u64,
+    /// The "Socket errors: ..." line, if wrk had any (connect, read, write, timeout).
+    pub socket_errors: Option<String>,
+    /// The "Non-2xx or 3xx responses: N" count.
+    pub non_2xx: u64,
+}
+
+impl WrkReport {
+    fn parse(text: String) -> Result<WrkReport> {
+        let line_after = |marker: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(marker).map(str::trim))
+                .map(str::to_string)
+        };
+        let requests = text
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .split_once(" requests in ")
+                    .map(|(n, _)| n.to_string())
+            })
+            .with_context(|| format!("no request count in wrk's report:\n{text}"))?
+            .parse()?;
+        let non_2xx = match line_after("Non-2xx or 3xx responses:") {
+            Some(n) => n.parse()?,
+            None => 0,
+        };
+        Ok(WrkReport {
+            requests,
+            socket_errors: line_after("Socket errors:"),
+            non_2xx,
+            text,
+        })
+    }
+
+    /// Fails unless every request succeeded: no socket error, no non-2xx answer.
+    pub fn ensure_clean(&self) -> Result<()> {
+        anyhow::ensure!(
+            self.socket_errors.is_none() && self.non_2xx == 0,
+            "wrk saw errors:\n{}",
+            self.text
+        );
+        Ok(())
+    }
 }

@@ -329,9 +329,27 @@ impl Index<'_> {
     }
 }
 
+/// `index` with every page of its bucket array written once. Flows hash to random buckets,
+/// so without this each new flow may fault in a page of its own: the worker takes page faults
+/// on its hot path and the daemon's resident memory creeps up for as long as it runs (at a
+/// steady number of connections) until every page has been touched. One entry per 1 KiB of
+/// bucket positions (4-byte slots: 256 per KiB) touches them all; `clear` keeps the memory.
+fn prefaulted(mut index: HashTable<Slot>) -> HashTable<Slot> {
+    // Buckets are a power of two, at least capacity * 8 / 7, so fewer than 2 * capacity.
+    let positions = 2 * index.capacity() as u64;
+    let mut hash = 0;
+    while hash < positions {
+        // No growth (the capacity is not reached), so the rehash closure is never called.
+        index.insert_unique(hash, 0, |_| 0);
+        hash += 256;
+    }
+    index.clear();
+    index
+}
+
 impl ConnTable {
     /// A table for at most `capacity` connections, half of which may be half-open, all memory
-    /// reserved now.
+    /// reserved and touched now.
     pub fn with_capacity(capacity: usize) -> Self {
         Self::with_limits(capacity, capacity / 2)
     }
@@ -347,8 +365,8 @@ impl ConnTable {
         ConnTable {
             slab: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
-            by_client: HashTable::with_capacity(index_capacity),
-            by_real: HashTable::with_capacity(index_capacity),
+            by_client: prefaulted(HashTable::with_capacity(index_capacity)),
+            by_real: prefaulted(HashTable::with_capacity(index_capacity)),
             hasher: ahash::RandomState::new(),
             capacity,
             len: 0,
