@@ -37,7 +37,7 @@ use crate::conntrack::{Conn, ConnTable, Direction, FlowKey, TcpState};
 use crate::nat::{self, Endpoint};
 use crate::neigh::NeighbourTable;
 use crate::persist::{masked, Templates};
-use crate::snapshot::{RealServer, Service, Snapshot, Vip, PROTO_TCP};
+use crate::snapshot::{Interface, RealServer, Service, Snapshot, Vip, PROTO_TCP};
 use crate::stats::{DropReason, ServiceLoad, WorkerStats};
 use crate::wire::{
     EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
@@ -352,36 +352,18 @@ fn forward(
         stats,
     );
     let conn = *conn;
-    // Requests go to the real server; replies come from the VIP and go to the client.
-    let (egress, side, endpoint, addr, port, next) = match direction {
-        Direction::Inbound => (
-            &config.internal,
-            Side::Internal,
-            Endpoint::Destination,
-            conn.daddr,
-            conn.dport,
-            conn.daddr,
-        ),
-        Direction::Outbound => (
-            &config.external,
-            Side::External,
-            Endpoint::Source,
-            conn.vaddr,
-            conn.vport,
-            conn.caddr,
-        ),
-    };
-    let mac = match next_hop(env, egress.ifindex, next) {
+    let r = Rewrite::of(config, &conn, direction);
+    let mac = match next_hop(env, r.egress.ifindex, r.next_hop) {
         Ok(mac) => mac,
         Err(verdict) => return verdict,
     };
     let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
-    nat::translate(ip, endpoint, addr, port);
+    nat::translate(ip, r.endpoint, r.addr, r.port);
     if h.partial_checksum {
         nat::complete_checksum(ip);
     }
     nat::decrement_ttl(ip);
-    address(frame, egress.mac, mac);
+    address(frame, r.egress.mac, mac);
     let traffic = [
         stats.service(conn.service),
         stats.real(conn.real).map(|r| &r.traffic),
@@ -392,7 +374,43 @@ fn forward(
             Direction::Outbound => t.count_out(h.ip_len),
         }
     }
-    Verdict::Forward(side)
+    Verdict::Forward(r.side)
+}
+
+/// Where a frame of a connection goes and what NAT writes into it. Requests go to the real
+/// server (the destination becomes RIP:rport); replies, and errors towards the client, leave
+/// from the VIP (the source becomes VIP:vport).
+struct Rewrite<'a> {
+    egress: &'a Interface,
+    side: Side,
+    endpoint: Endpoint,
+    addr: Ipv4Addr,
+    port: u16,
+    next_hop: Ipv4Addr,
+}
+
+impl<'a> Rewrite<'a> {
+    #[inline]
+    fn of(config: &'a Snapshot, conn: &Conn, direction: Direction) -> Self {
+        match direction {
+            Direction::Inbound => Rewrite {
+                egress: &config.internal,
+                side: Side::Internal,
+                endpoint: Endpoint::Destination,
+                addr: conn.daddr,
+                port: conn.dport,
+                next_hop: conn.daddr,
+            },
+            Direction::Outbound => Rewrite {
+                egress: &config.external,
+                side: Side::External,
+                endpoint: Endpoint::Source,
+                addr: conn.vaddr,
+                port: conn.vport,
+                next_hop: conn.caddr,
+            },
+        }
+    }
 }
 
 /// The MAC of the next hop towards `addr` out of `ifindex`, or the verdict for a frame that

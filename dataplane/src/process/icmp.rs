@@ -26,9 +26,9 @@
 //! Checksums are updated incrementally ([`nat::translate_icmp_error`]), the TTL decremented and
 //! the frame addressed to the next hop as any forwarded frame.
 
-use super::{address, next_hop, Env, Side, Verdict, ETHERNET_HEADER_LEN};
+use super::{address, next_hop, Env, Rewrite, Side, Verdict, ETHERNET_HEADER_LEN};
 use crate::conntrack::{ConnTable, Direction, FlowKey};
-use crate::nat::{self, Endpoint};
+use crate::nat;
 use crate::snapshot::{PROTO_TCP, PROTO_UDP};
 use crate::stats::{DropReason, IcmpReason, WorkerStats};
 use crate::wire::{icmp, ipv4, IcmpPacket, IpProtocol, Ipv4Packet};
@@ -145,33 +145,15 @@ pub(super) fn process(
     let Some(conn) = conns.lookup(&key, direction, env.now_ms, stats).copied() else {
         return Verdict::Drop(DropReason::NoConnection);
     };
-    let config = env.config;
-    let (egress, side, outer, addr, port, next) = match from {
-        Side::External => (
-            &config.internal,
-            Side::Internal,
-            Endpoint::Destination,
-            conn.daddr,
-            conn.dport,
-            conn.daddr,
-        ),
-        Side::Internal => (
-            &config.external,
-            Side::External,
-            Endpoint::Source,
-            conn.vaddr,
-            conn.vport,
-            conn.caddr,
-        ),
-    };
-    let mac = match next_hop(env, egress.ifindex, next) {
+    let r = Rewrite::of(env.config, &conn, direction);
+    let mac = match next_hop(env, r.egress.ifindex, r.next_hop) {
         Ok(mac) => mac,
         Err(verdict) => return verdict,
     };
     let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + e.ip_len];
-    nat::translate_icmp_error(ip, outer, addr, port);
+    nat::translate_icmp_error(ip, r.endpoint, r.addr, r.port);
     nat::decrement_ttl(ip);
-    address(frame, egress.mac, mac);
+    address(frame, r.egress.mac, mac);
     counters[e.reason as usize].add(1);
-    Verdict::Forward(side)
+    Verdict::Forward(r.side)
 }
