@@ -22,7 +22,6 @@ use etherparse::{
     EtherType, Ethernet2Header, NetHeaders, PacketBuilder, PacketHeaders, PayloadSlice,
     TransportHeader,
 };
-use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -182,9 +181,6 @@ fn icmp_echo_to_vip() -> Vec<u8> {
 }
 
 /// Offsets in a frame without VLAN tag or IP options.
-const IP: usize = 14;
-const L4_AT: usize = IP + 20;
-
 /// Rewrites the IPv4 header checksum of `frame` after a test has edited the header.
 fn fix_ip_checksum(frame: &mut [u8]) {
     let ihl = usize::from(frame[IP] & 0x0f) * 4;
@@ -193,60 +189,9 @@ fn fix_ip_checksum(frame: &mut [u8]) {
     frame[IP + 10..IP + 12].copy_from_slice(&sum.to_be_bytes());
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::new();
-    for (i, b) in bytes.iter().enumerate() {
-        let sep = if i % 16 == 0 { "\n    " } else { " " };
-        write!(s, "{sep}{b:02x}").unwrap();
-    }
-    s
-}
-
-fn assert_frame_eq(actual: &[u8], expected: &[u8], what: &str) {
-    assert!(
-        actual == expected,
-        "{what}: frames differ\n  actual:{}\n  expected:{}",
-        hex(actual),
-        hex(expected)
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // The fixture table
 // ---------------------------------------------------------------------------------------------
-
-struct Fixture {
-    description: &'static str,
-    from: Side,
-    input: Vec<u8>,
-    verdict: Verdict,
-    /// The frame as it must leave, for `Forward` verdicts.
-    output: Option<Vec<u8>>,
-}
-
-fn forward(description: &'static str, from: Side, input: Vec<u8>, output: Vec<u8>) -> Fixture {
-    let to = match from {
-        Side::External => Side::Internal,
-        Side::Internal => Side::External,
-    };
-    Fixture {
-        description,
-        from,
-        input,
-        verdict: Verdict::Forward(to),
-        output: Some(output),
-    }
-}
-
-fn dropped(description: &'static str, from: Side, input: Vec<u8>, reason: DropReason) -> Fixture {
-    Fixture {
-        description,
-        from,
-        input,
-        verdict: Verdict::Drop(reason),
-        output: None,
-    }
-}
 
 /// The first SYN of the table: client 198.18.0.201:40000 -> VIP:80.
 fn first_syn() -> Packet {

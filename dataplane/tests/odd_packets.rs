@@ -164,38 +164,6 @@ fn parameter_problem() -> Icmpv4Type {
 // The fixture table
 // ---------------------------------------------------------------------------------------------
 
-struct Fixture {
-    description: &'static str,
-    from: Side,
-    input: Vec<u8>,
-    verdict: Verdict,
-    output: Option<Vec<u8>>,
-}
-
-fn forward(description: &'static str, from: Side, input: Vec<u8>, output: Vec<u8>) -> Fixture {
-    let to = match from {
-        Side::External => Side::Internal,
-        Side::Internal => Side::External,
-    };
-    Fixture {
-        description,
-        from,
-        input,
-        verdict: Verdict::Forward(to),
-        output: Some(output),
-    }
-}
-
-fn dropped(description: &'static str, from: Side, input: Vec<u8>, reason: DropReason) -> Fixture {
-    Fixture {
-        description,
-        from,
-        input,
-        verdict: Verdict::Drop(reason),
-        output: None,
-    }
-}
-
 /// The connections the fixtures are about, opened at [`NOW_MS`]: TCP 40000 -> VIP:80 (.148),
 /// UDP 5353 -> VIP:53 (.148), TCP 40002 -> VIP:8080 (.148:8000).
 fn open_connections(d: &mut Director) {
@@ -229,9 +197,6 @@ fn open_connections(d: &mut Director) {
 }
 
 /// Offsets in a frame without VLAN tag or IP options.
-const IP: usize = 14;
-const L4_AT: usize = IP + 20;
-
 fn fixtures() -> Vec<Fixture> {
     use Side::{External, Internal};
     let c = |port| at(CLIENT, port);
@@ -498,19 +463,6 @@ impl Packet {
     fn dnat(&self, real: SocketAddrV4) -> Self {
         self.clone().with_dst(real).with_ttl(self.ttl - 1)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .chunks(16)
-        .map(|l| {
-            l.iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect::<Vec<_>>()
-        .join("\n    ")
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! What the integration tests `golden` and `nat_props` share: the test network, a director
-//! around [`process`], an IPv4 TCP/UDP packet builder on etherparse, and an RFC 1071 checksum
-//! written out here so that the tests do not trust the crate's.
+//! What the integration tests `golden`, `odd_packets` and `nat_props` share: the test network,
+//! a director around [`process`], an IPv4 TCP/UDP packet builder on etherparse, an RFC 1071
+//! checksum written out here so that the tests do not trust the crate's, and the golden
+//! fixture table's rows.
 //!
 //! Each test binary includes this module with `mod common;`.
 
@@ -12,6 +13,7 @@
 use etherparse::{
     IpFragOffset, IpHeaders, Ipv4Header, PacketBuilder, PacketBuilderStep, TcpHeader,
 };
+use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use xvs_dataplane::conntrack::ConnTable;
 use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
@@ -20,7 +22,7 @@ use xvs_dataplane::process::{process, Env, Side, Verdict};
 use xvs_dataplane::snapshot::{
     Interface, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
 };
-use xvs_dataplane::stats::WorkerStats;
+use xvs_dataplane::stats::{DropReason, WorkerStats};
 use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind};
 
 // ---------------------------------------------------------------------------------------------
@@ -403,4 +405,66 @@ pub fn l4_sum(ip: &[u8], without_checksum: bool) -> (u16, bool) {
 pub fn l4_ok(ip: &[u8]) -> bool {
     let (sum, none) = l4_sum(ip, false);
     none || sum == 0xffff
+}
+
+/// Offset of the IPv4 header in a frame, and of the TCP/UDP header behind a 20-byte one.
+pub const IP: usize = 14;
+pub const L4_AT: usize = IP + 20;
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    for (i, b) in bytes.iter().enumerate() {
+        let sep = if i % 16 == 0 { "\n    " } else { " " };
+        write!(s, "{sep}{b:02x}").unwrap();
+    }
+    s
+}
+
+pub fn assert_frame_eq(actual: &[u8], expected: &[u8], what: &str) {
+    assert!(
+        actual == expected,
+        "{what}: frames differ\n  actual:{}\n  expected:{}",
+        hex(actual),
+        hex(expected)
+    );
+}
+
+/// A golden fixture: a frame arriving on one side, the verdict it must get and, when it is
+/// forwarded, the exact frame that must leave.
+pub struct Fixture {
+    pub description: &'static str,
+    pub from: Side,
+    pub input: Vec<u8>,
+    pub verdict: Verdict,
+    /// The frame as it must leave, for `Forward` verdicts.
+    pub output: Option<Vec<u8>>,
+}
+
+pub fn forward(description: &'static str, from: Side, input: Vec<u8>, output: Vec<u8>) -> Fixture {
+    let to = match from {
+        Side::External => Side::Internal,
+        Side::Internal => Side::External,
+    };
+    Fixture {
+        description,
+        from,
+        input,
+        verdict: Verdict::Forward(to),
+        output: Some(output),
+    }
+}
+
+pub fn dropped(
+    description: &'static str,
+    from: Side,
+    input: Vec<u8>,
+    reason: DropReason,
+) -> Fixture {
+    Fixture {
+        description,
+        from,
+        input,
+        verdict: Verdict::Drop(reason),
+        output: None,
+    }
 }
