@@ -152,6 +152,53 @@ impl Cluster {
         self.topo.reals().iter().map(|r| r.addr).collect()
     }
 
+    /// Starts `xvs-bench agent echo` (the UDP echo responder of the bench's latency probe) on
+    /// the first `reals` real servers for `seconds`, and waits until each is listening.
+    pub fn start_echo_responders(&mut self, reals: usize, seconds: u64) -> Result<()> {
+        let bench = find_binary("xvs-bench")?.to_string_lossy().into_owned();
+        let duration = seconds.to_string();
+        let mut ready = Vec::new();
+        for i in 0..reals {
+            let flag = self.topo.work_dir().join(format!("echo{i}.ready"));
+            let ns = self.topo.real_ns(i).to_string();
+            let flag_arg = flag.to_string_lossy().into_owned();
+            self.topo.spawn_in(
+                &ns,
+                &[
+                    &bench,
+                    "agent",
+                    "echo",
+                    "--duration",
+                    &duration,
+                    "--ready",
+                    &flag_arg,
+                ],
+            )?;
+            ready.push(flag);
+        }
+        if !wait_until(Duration::from_secs(10), || ready.iter().all(|f| f.exists())) {
+            bail!("echo responders did not start");
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs xvsd and waits (5 s at most) until the kernel has detached both XDP programs,
+    /// as it must when it reaps the process that owns their links.
+    pub fn kill_director(&mut self) -> Result<()> {
+        self.director.kill9()?;
+        let (ext, int) = (
+            self.topo.ext_if().to_string(),
+            self.topo.int_if().to_string(),
+        );
+        let detached = wait_until(Duration::from_secs(5), || {
+            !self.xdp_attached(&ext).unwrap_or(true) && !self.xdp_attached(&int).unwrap_or(true)
+        });
+        if !detached {
+            bail!("XDP program still attached after SIGKILL");
+        }
+        Ok(())
+    }
+
     /// Sends `signal` to xvsd (e.g. SIGHUP: reload `--config`).
     pub fn signal_director(&self, signal: i32) -> Result<()> {
         let pid = self.director.pid().context("xvsd is not running")?;

@@ -169,31 +169,9 @@ fn changes_under_load_lose_nothing_and_never_stall_workers() -> anyhow::Result<(
         page: "198.19.0.140".into(),
     });
     let mut cluster = Cluster::start_spec(&spec, &["--config", &config_arg])?;
-    let bench = find_binary("xvs-bench")?.to_string_lossy().into_owned();
     // UDP echo on web01 and web02 answers the probe.
-    let mut ready = Vec::new();
-    for i in 0..2 {
-        let flag = cluster.topo.work_dir().join(format!("echo{i}.ready"));
-        let ns = cluster.topo.real_ns(i).to_string();
-        let flag_arg = flag.to_string_lossy().into_owned();
-        cluster.topo.spawn_in(
-            &ns,
-            &[
-                &bench,
-                "agent",
-                "echo",
-                "--duration",
-                "120",
-                "--ready",
-                &flag_arg,
-            ],
-        )?;
-        ready.push(flag);
-    }
-    anyhow::ensure!(
-        wait_until(Duration::from_secs(10), || ready.iter().all(|f| f.exists())),
-        "echo responders did not start"
-    );
+    cluster.start_echo_responders(2, 120)?;
+    let bench = find_binary("xvs-bench")?.to_string_lossy().into_owned();
     let initial = cluster.xvsadm(&["-Ln"])?;
 
     // Paced (2 ms between requests on each connection): a saturating closed-loop wrk would

@@ -21,7 +21,7 @@
 use std::time::{Duration, Instant};
 use xvs_control::director::find_binary;
 use xvs_control::protocol::{Command, Reply, StatsReply};
-use xvs_tests::{root_or_skip, wait_until, Cluster, Wrk};
+use xvs_tests::{root_or_skip, Cluster, Wrk};
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(3);
 const WARM_UP: Duration = Duration::from_secs(15);
@@ -95,33 +95,8 @@ fn steady_load_has_flat_memory_and_table_and_exact_counters() -> anyhow::Result<
         cluster.xvsadm(&["-a", "-u", "198.18.0.129:9000", "-r", &r, "-m"])?;
     }
     cluster.xvsadm(&["--set", "0", "0", "2"])?;
+    cluster.start_echo_responders(2, seconds + 30)?;
     let bench = find_binary("xvs-bench")?.to_string_lossy().into_owned();
-    let duration = (seconds + 30).to_string();
-    let mut ready = Vec::new();
-    for i in 0..2 {
-        let flag = cluster.topo.work_dir().join(format!("echo{i}.ready"));
-        let (ns, flag_arg) = (
-            cluster.topo.real_ns(i).to_string(),
-            flag.to_string_lossy().into_owned(),
-        );
-        cluster.topo.spawn_in(
-            &ns,
-            &[
-                &bench,
-                "agent",
-                "echo",
-                "--duration",
-                &duration,
-                "--ready",
-                &flag_arg,
-            ],
-        )?;
-        ready.push(flag);
-    }
-    anyhow::ensure!(
-        wait_until(Duration::from_secs(10), || ready.iter().all(|f| f.exists())),
-        "echo responders did not start"
-    );
     let pid = cluster.director.pid().expect("xvsd runs");
 
     // Paced keep-alive load: each connection waits 2 ms between requests.
