@@ -127,26 +127,7 @@ impl Batch {
             self.iovs[i].iov_len = self.cap;
             self.hdrs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
         }
-        // SAFETY: every header points to live buffers of the lengths it states.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                self.hdrs.as_mut_ptr(),
-                self.len() as u32,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {
-                Ok(0)
-            }
-            _ => Err(e),
-        }
+        recv_batch(fd, &mut self.hdrs)
     }
 
     /// sendmmsg of messages `0..n` as set by [`Batch::set_send`]; how many went out.
@@ -412,26 +393,7 @@ impl FrameBatch {
         for i in 0..self.len() {
             self.iovs[i].iov_len = self.cap;
         }
-        // SAFETY: every header points to live buffers of the lengths it states.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                self.hdrs.as_mut_ptr(),
-                self.len() as u32,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {
-                Ok(0)
-            }
-            _ => Err(e),
-        }
+        recv_batch(fd, &mut self.hdrs)
     }
 
     /// sendmmsg of frames `0..lens.len()`, frame `i` being the first `lens[i]` bytes of its
@@ -442,5 +404,28 @@ impl FrameBatch {
             iov.iov_len = (*len).min(self.cap);
         }
         send_all(fd, &mut self.hdrs[..n])
+    }
+}
+
+/// recvmmsg into `hdrs` (each pointing to live buffers of the lengths it states), blocking
+/// until the first message or the socket's timeout; Ok(0) on timeout or interruption.
+fn recv_batch(fd: RawFd, hdrs: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    // SAFETY: the caller's headers point to live buffers of the lengths they state.
+    let n = unsafe {
+        libc::recvmmsg(
+            fd,
+            hdrs.as_mut_ptr(),
+            hdrs.len() as u32,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(e),
     }
 }
