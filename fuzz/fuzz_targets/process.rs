@@ -1,8 +1,9 @@
 //! `process` (dataplane/src/process.rs) on arbitrary frame sequences through one director.
 //!
 //! The director: VIP 198.18.0.129, TCP :80 -> 198.19.0.148:80 and 198.19.0.137:8080, UDP :53
-//! -> 198.19.0.148:53 and 198.19.0.137:5353 (round robin), every next hop resolved except
-//! unknown hosts on the external /24, a small connection table (so it fills up).
+//! -> 198.19.0.148:53 and 198.19.0.137:5353, TCP :8080 -> 198.19.0.148:80 (round robin),
+//! every next hop resolved except unknown hosts on the external /24, a small connection table
+//! (so it fills up).
 //!
 //! Input: records `[control][len: u16 BE][frame: len bytes]` until the input ends (the last
 //! frame takes what is left). `control` bits: 0 the side the frame arrives on (0 external,
@@ -50,9 +51,14 @@ const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const REAL_148: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 148);
 const REAL_137: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 137);
 /// (proto, vport, [(real, rport)]).
-const SERVICES: [(u8, u16, [(Ipv4Addr, u16); 2]); 2] = [
-    (PROTO_TCP, 80, [(REAL_148, 80), (REAL_137, 8080)]),
-    (PROTO_UDP, 53, [(REAL_148, 53), (REAL_137, 5353)]),
+type ServiceDef = (u8, u16, &'static [(Ipv4Addr, u16)]);
+
+/// The services. Two services share 198.19.0.148:80, as two VIPs of one
+/// web server do: a client on both from one port makes two connections with one reply tuple.
+const SERVICES: [ServiceDef; 3] = [
+    (PROTO_TCP, 80, &[(REAL_148, 80), (REAL_137, 8080)]),
+    (PROTO_UDP, 53, &[(REAL_148, 53), (REAL_137, 5353)]),
+    (PROTO_TCP, 8080, &[(REAL_148, 80)]),
 ];
 const CONN_CAPACITY: usize = 16;
 const ETH: usize = 14;
@@ -246,11 +252,13 @@ fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8
             assert!(reals.contains(&o.dst(&frame)), "DNAT to one of its reals");
         }
         Endpoint::Src => {
-            let (_, vport, _) = SERVICES
-                .iter()
-                .find(|(p, _, reals)| *p == proto && reals.contains(&i.src(input)))
-                .expect("a configured real server");
-            assert_eq!(o.src(&frame), (VIP, *vport), "SNAT to its VIP");
+            let (vip, vport) = o.src(&frame);
+            assert_eq!(vip, VIP, "SNAT to the VIP");
+            let (_, _, reals) = service_of(proto, (vip, vport)).expect("a configured VIP");
+            assert!(
+                reals.contains(&i.src(input)),
+                "SNAT to a VIP:port of that real"
+            );
         }
     }
 
@@ -300,7 +308,7 @@ fn round_trip(director: &mut Director, input: &[u8], output: &[u8], from: Side) 
     assert_eq!(r.dst(&reply), i.src(input), "unNAT(NAT(p)): destination");
 }
 
-fn service_of(proto: u8, (addr, port): (Ipv4Addr, u16)) -> Option<(u8, u16, [(Ipv4Addr, u16); 2])> {
+fn service_of(proto: u8, (addr, port): (Ipv4Addr, u16)) -> Option<ServiceDef> {
     SERVICES
         .iter()
         .copied()
