@@ -48,4 +48,11 @@ done
 cargo fmt --version >/dev/null 2>&1 || echo "setup.sh: note: rustfmt is missing (rustup component add rustfmt)" >&2
 cargo clippy --version >/dev/null 2>&1 || echo "setup.sh: note: clippy is missing (rustup component add clippy)" >&2
 
+# cargo-fuzz for scripts/fuzz.sh (which runs it on the stable toolchain), pinned.
+cargo_fuzz_version=0.13.2
+if ! cargo fuzz --version 2>/dev/null | grep -qxF "cargo-fuzz $cargo_fuzz_version"; then
+  echo "setup.sh: installing cargo-fuzz $cargo_fuzz_version"
+  cargo install cargo-fuzz --version "$cargo_fuzz_version" --locked --quiet
+fi
+
 echo "setup.sh: ready ($(clang --version | head -1); $(cargo --version))"

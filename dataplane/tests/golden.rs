@@ -1229,3 +1229,42 @@ fn persistent_service_keeps_a_client_group_on_one_server() {
     assert_eq!(syn_from(&mut d, REMOTE_CLIENT, 50003), REAL_148);
     assert_eq!(syn_from(&mut d, REMOTE_CLIENT, 50004), REAL_148);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fuzzing seeds
+// ---------------------------------------------------------------------------------------------
+
+/// Writes the fixture inputs as seed corpora for the cargo-fuzz targets (fuzz/): raw frames
+/// for `frame_parser`; records `[control][len: u16 BE][frame]` for `process` (control bit 0:
+/// arrived on the internal side; bits 1-3: recompute the IPv4 checksum, the TCP/UDP checksum,
+/// make that partial; see fuzz/fuzz_targets/process.rs), one seed per fixture, the whole table
+/// as one sequence, and the table again with partial TCP/UDP checksums.
+/// Run by hand (docs/testing.md): into `$XVS_FUZZ_SEEDS`, default fuzz/seeds.
+#[test]
+#[ignore = "writes files: run by hand to refresh fuzz/seeds"]
+fn write_fuzz_seeds() {
+    let root = std::env::var_os("XVS_FUZZ_SEEDS").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds"),
+        std::path::PathBuf::from,
+    );
+    let record = |fixture: &Fixture, control: u8| {
+        let side = u8::from(fixture.from == Side::Internal);
+        let len = u16::try_from(fixture.input.len()).unwrap().to_be_bytes();
+        [&[control | side][..], &len, &fixture.input].concat()
+    };
+    let write = |target: &str, name: String, bytes: &[u8]| {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    let fixtures = fixtures();
+    for (n, fixture) in fixtures.iter().enumerate() {
+        write("frame_parser", format!("golden-{n:02}"), &fixture.input);
+        write("process", format!("golden-{n:02}"), &record(fixture, 0));
+    }
+    let table: Vec<u8> = fixtures.iter().flat_map(|f| record(f, 0)).collect();
+    write("process", "golden-table".into(), &table);
+    // Bits 1, 2, 3: valid IPv4 header checksum, TCP/UDP checksum replaced by a partial one.
+    let partial: Vec<u8> = fixtures.iter().flat_map(|f| record(f, 0b1110)).collect();
+    write("process", "golden-table-partial".into(), &partial);
+}

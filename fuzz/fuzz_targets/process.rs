@@ -1,0 +1,488 @@
+//! `process` (dataplane/src/process.rs) on arbitrary frame sequences through one director.
+//!
+//! The director: VIP 198.18.0.129, TCP :80 -> 198.19.0.148:80 and 198.19.0.137:8080, UDP :53
+//! -> 198.19.0.148:53 and 198.19.0.137:5353, TCP :8080 -> 198.19.0.148:80 (round robin),
+//! every next hop resolved except unknown hosts on the external /24, a small connection table
+//! (so it fills up).
+//!
+//! Input: records `[control][len: u16 BE][frame: len bytes]` until the input ends (the last
+//! frame takes what is left). `control` bits: 0 the side the frame arrives on (0 external,
+//! 1 internal); 1 recompute its IPv4 header checksum first; 2 recompute its TCP/UDP checksum
+//! first; 3 then replace that with a *partial* one (as an offloading sender leaves it);
+//! 4-5 advance the clock by 0 s, 1 s, 61 s or 1000 s first (connections expire).
+//! Bits 1-3 keep mutated frames from all dying at the checksum checks.
+//!
+//! Invariants, for every frame:
+//! - `process` does not panic; a frame that is not forwarded is left untouched.
+//! - A forwarded frame leaves by the other side, from that side's MAC, TTL - 1, with a valid
+//!   IPv4 header checksum; only the translated endpoint (inbound: the destination, which
+//!   becomes a real server of the VIP's service; outbound: the source, which becomes the VIP
+//!   of a service of that real server), the MACs, the TTL and the checksums changed: every
+//!   other byte (payload, padding after the IP packet) is the input's.
+//! - Its TCP/UDP checksum is valid exactly when the input's was valid or partial (a bad one
+//!   stays bad, RFC 1624; a UDP "no checksum" 0 stays 0).
+//! - NAT round trip: the answer to a forwarded frame (built from the output by swapping
+//!   addresses, ports and MACs) comes back through the other side translated to the original
+//!   frame's endpoints: unNAT(NAT(p)) == p, both ways round.
+//! - The connection table's count matches its entries.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::net::Ipv4Addr;
+use std::sync::OnceLock;
+use xvs_dataplane::conntrack::ConnTable;
+use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
+use xvs_dataplane::persist::Templates;
+use xvs_dataplane::process::{process, Env, Side, Verdict};
+use xvs_dataplane::snapshot::{
+    Interface, RealServer, Service, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
+};
+use xvs_dataplane::stats::WorkerStats;
+use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind};
+
+const EXT_IF: u32 = 2;
+const INT_IF: u32 = 3;
+const EXT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe1];
+const INT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 129);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 201);
+const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const REAL_148: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 148);
+const REAL_137: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 137);
+/// (proto, vport, [(real, rport)]).
+type ServiceDef = (u8, u16, &'static [(Ipv4Addr, u16)]);
+
+/// The services. Two services share 198.19.0.148:80, as two VIPs of one
+/// web server do: a client on both from one port makes two connections with one reply tuple.
+const SERVICES: [ServiceDef; 3] = [
+    (PROTO_TCP, 80, &[(REAL_148, 80), (REAL_137, 8080)]),
+    (PROTO_UDP, 53, &[(REAL_148, 53), (REAL_137, 5353)]),
+    (PROTO_TCP, 8080, &[(REAL_148, 80)]),
+];
+const CONN_CAPACITY: usize = 16;
+const ETH: usize = 14;
+
+fuzz_target!(|data: &[u8]| run(data));
+
+struct Director {
+    config: Snapshot,
+    neighbours: NeighbourTable,
+    templates: Templates,
+    conns: ConnTable,
+    now_ms: u64,
+}
+
+/// Counters are outputs only (round robin ignores them): one set for the whole run.
+fn stats() -> &'static WorkerStats {
+    static STATS: OnceLock<WorkerStats> = OnceLock::new();
+    STATS.get_or_init(WorkerStats::default)
+}
+
+impl Director {
+    fn new() -> Self {
+        let mut id = 0;
+        let services = SERVICES
+            .iter()
+            .enumerate()
+            .map(|(sid, &(proto, port, reals))| {
+                let vip = Vip {
+                    proto,
+                    addr: VIP,
+                    port,
+                };
+                let dests: Box<[Dest]> = reals.iter().map(|&(a, p)| Dest::new(a, p, 1)).collect();
+                let reals = reals
+                    .iter()
+                    .map(|&(addr, port)| {
+                        id += 1;
+                        RealServer {
+                            id: id - 1,
+                            addr,
+                            port,
+                            failed: false,
+                        }
+                    })
+                    .collect();
+                let service = Service {
+                    id: sid as u32,
+                    vip,
+                    scheduler: Scheduler::new(SchedulerKind::RoundRobin, &dests, Flags::default()),
+                    dests,
+                    reals,
+                    persistence: None,
+                };
+                (vip, service)
+            });
+        let config = Snapshot {
+            external: Interface {
+                ifindex: EXT_IF,
+                mac: EXT_MAC,
+            },
+            internal: Interface {
+                ifindex: INT_IF,
+                mac: INT_MAC,
+            },
+            timeouts: Default::default(),
+            services: services.collect(),
+        };
+        let route = |ifindex, dst, prefix_len, gateway| Route {
+            ifindex,
+            dst,
+            prefix_len,
+            gateway,
+        };
+        let neighbour = |ifindex, addr, last| Neighbour {
+            ifindex,
+            addr,
+            mac: [0x02, 0, 0, 0, 0x01, last],
+            state: nud::REACHABLE,
+        };
+        let neighbours = NeighbourTable::new(
+            vec![
+                route(EXT_IF, Ipv4Addr::new(198, 18, 0, 0), 24, None),
+                route(INT_IF, Ipv4Addr::new(198, 19, 0, 0), 24, None),
+                route(EXT_IF, Ipv4Addr::UNSPECIFIED, 0, Some(GATEWAY)),
+            ],
+            vec![
+                neighbour(EXT_IF, CLIENT, 0xc1),
+                neighbour(EXT_IF, GATEWAY, 0x01),
+                neighbour(INT_IF, REAL_148, 0x48),
+                neighbour(INT_IF, REAL_137, 0x37),
+            ],
+        );
+        Director {
+            config,
+            neighbours,
+            templates: Templates::new(64, 0),
+            conns: ConnTable::with_capacity(CONN_CAPACITY),
+            now_ms: 1_000,
+        }
+    }
+
+    fn process(&mut self, frame: &mut [u8], from: Side) -> Verdict {
+        let env = Env {
+            config: &self.config,
+            neighbours: &self.neighbours,
+            now_ms: self.now_ms,
+            workers: &[],
+            templates: &self.templates,
+            overload: &[],
+        };
+        process(frame, from, &env, &mut self.conns, stats())
+    }
+}
+
+fn run(mut data: &[u8]) {
+    let mut director = Director::new();
+    let conns_before = stats().conns.get();
+    while let Some((&control, rest)) = data.split_first() {
+        let (len, rest) = match rest {
+            [hi, lo, rest @ ..] => (usize::from(u16::from_be_bytes([*hi, *lo])), rest),
+            _ => (rest.len(), &[][..]),
+        };
+        let (frame, rest) = rest.split_at(len.min(rest.len()));
+        data = rest;
+
+        let from = if control & 1 == 0 {
+            Side::External
+        } else {
+            Side::Internal
+        };
+        director.now_ms += [0, 1_000, 61_000, 1_000_000][usize::from(control >> 4 & 3)];
+        let mut input = frame.to_vec();
+        if control & 2 != 0 {
+            fix_ip_checksum(&mut input);
+        }
+        if control & 4 != 0 {
+            fix_l4_checksum(&mut input, control & 8 != 0);
+        }
+        if let Ok(forwarded) = check_one(&mut director, &input, from) {
+            round_trip(&mut director, &input, &forwarded, from);
+        }
+    }
+    let conns = &director.conns;
+    assert_eq!(conns.len(), conns.iter().count(), "count vs entries");
+    // Nothing else touches the shared gauge while this input runs.
+    assert_eq!(
+        stats().conns.get() - conns_before,
+        conns.len() as i64,
+        "the connection gauge follows the table"
+    );
+}
+
+/// Runs one frame and checks the per-frame invariants; returns the output if forwarded.
+fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8>, Verdict> {
+    let mut frame = input.to_vec();
+    let verdict = director.process(&mut frame, from);
+    let Verdict::Forward(to) = verdict else {
+        assert_eq!(
+            frame, input,
+            "{verdict:?}: a frame not forwarded is left untouched"
+        );
+        return Err(verdict);
+    };
+    let (egress_mac, translated) = match from {
+        Side::External => (INT_MAC, Endpoint::Dst),
+        Side::Internal => (EXT_MAC, Endpoint::Src),
+    };
+    assert_ne!(to, from, "forwarded out of the other side");
+    let i = Ipv4::parse(input).expect("process forwarded a well-formed IPv4 TCP/UDP frame");
+    let o = Ipv4::parse(&frame).expect("the output is a well-formed frame");
+    assert_eq!(frame[6..12], egress_mac, "from the egress interface's MAC");
+    assert_eq!(frame[ETH + 8], input[ETH + 8] - 1, "TTL - 1");
+    assert!(o.header_checksum_ok(&frame), "valid IPv4 header checksum");
+
+    // Only the translated endpoint, MACs, TTL and checksums change.
+    let mut expected = input.to_vec();
+    expected[..12].copy_from_slice(&frame[..12]);
+    for range in [ETH + 8..ETH + 9, ETH + 10..ETH + 12, o.l4_checksum_range()] {
+        expected[range.clone()].copy_from_slice(&frame[range]);
+    }
+    let (addr, port) = translated.ranges(o.l4);
+    expected[addr.clone()].copy_from_slice(&frame[addr]);
+    expected[port.clone()].copy_from_slice(&frame[port]);
+    assert_eq!(frame, expected, "nothing but the NAT fields changed");
+
+    // The new endpoint is what the configuration says.
+    let proto = i.proto;
+    match translated {
+        Endpoint::Dst => {
+            let (_, _, reals) = service_of(proto, i.dst(input)).expect("a configured VIP");
+            assert!(reals.contains(&o.dst(&frame)), "DNAT to one of its reals");
+        }
+        Endpoint::Src => {
+            let (vip, vport) = o.src(&frame);
+            assert_eq!(vip, VIP, "SNAT to the VIP");
+            let (_, _, reals) = service_of(proto, (vip, vport)).expect("a configured VIP");
+            assert!(
+                reals.contains(&i.src(input)),
+                "SNAT to a VIP:port of that real"
+            );
+        }
+    }
+
+    let (valid, partial, none) = i.l4_checksum(input);
+    let (out_valid, _, out_none) = o.l4_checksum(&frame);
+    assert_eq!(
+        out_valid,
+        valid || partial,
+        "TCP/UDP checksum valid iff it was valid or partial (in: valid {valid}, partial {partial})"
+    );
+    assert_eq!(out_none, none, "UDP 'no checksum' is kept");
+    Ok(frame)
+}
+
+/// Answers the forwarded `output` of `input` (arrived on `from`) through the other side and
+/// checks it comes back translated to `input`'s endpoints.
+fn round_trip(director: &mut Director, input: &[u8], output: &[u8], from: Side) {
+    let i = Ipv4::parse(input).expect("forwarded");
+    let mut answer = output.to_vec();
+    let o = Ipv4::parse(&answer).expect("forwarded");
+    answer[0..6].copy_from_slice(&output[6..12]);
+    answer[6..12].copy_from_slice(&output[0..6]);
+    // Swapping addresses and ports keeps every checksum right; a fresh TTL does not.
+    answer[ETH + 12..ETH + 16].copy_from_slice(&output[ETH + 16..ETH + 20]);
+    answer[ETH + 16..ETH + 20].copy_from_slice(&output[ETH + 12..ETH + 16]);
+    answer[o.l4..o.l4 + 2].copy_from_slice(&output[o.l4 + 2..o.l4 + 4]);
+    answer[o.l4 + 2..o.l4 + 4].copy_from_slice(&output[o.l4..o.l4 + 2]);
+    answer[ETH + 8] = 64;
+    fix_ip_checksum(&mut answer);
+
+    let back = match from {
+        Side::External => Side::Internal,
+        Side::Internal => Side::External,
+    };
+    let reply = match check_one(director, &answer, back) {
+        Ok(reply) => reply,
+        // Only an unresolved client (on the external /24, not in the neighbour table) may
+        // keep the answer from going out.
+        Err(Verdict::Unresolved {
+            ifindex: EXT_IF,
+            addr,
+        }) if back == Side::Internal && addr == i.src(input).0 => return,
+        Err(verdict) => panic!("the answer to a forwarded frame is forwarded too: {verdict:?}"),
+    };
+    let r = Ipv4::parse(&reply).expect("forwarded");
+    assert_eq!(r.src(&reply), i.dst(input), "unNAT(NAT(p)): source");
+    assert_eq!(r.dst(&reply), i.src(input), "unNAT(NAT(p)): destination");
+}
+
+fn service_of(proto: u8, (addr, port): (Ipv4Addr, u16)) -> Option<ServiceDef> {
+    SERVICES
+        .iter()
+        .copied()
+        .find(|&(p, vport, _)| p == proto && addr == VIP && vport == port)
+}
+
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Src,
+    Dst,
+}
+
+impl Endpoint {
+    /// Byte ranges of this endpoint's address and port in a frame whose L4 header is at `l4`.
+    fn ranges(self, l4: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        match self {
+            Endpoint::Src => (ETH + 12..ETH + 16, l4..l4 + 2),
+            Endpoint::Dst => (ETH + 16..ETH + 20, l4 + 2..l4 + 4),
+        }
+    }
+}
+
+/// An Ethernet + IPv4 + TCP/UDP frame, parsed here independently of the crate's views.
+struct Ipv4 {
+    /// Offset of the TCP/UDP header in the frame.
+    l4: usize,
+    /// Offset of the end of the IPv4 packet in the frame.
+    end: usize,
+    proto: u8,
+}
+
+impl Ipv4 {
+    /// The layout of `frame` if it is Ethernet/IPv4 carrying a TCP/UDP header that fits.
+    fn parse(frame: &[u8]) -> Option<Ipv4> {
+        if frame.len() < ETH + 20 || frame[12..14] != [0x08, 0x00] || frame[ETH] >> 4 != 4 {
+            return None;
+        }
+        let ihl = usize::from(frame[ETH] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([frame[ETH + 2], frame[ETH + 3]]));
+        let proto = frame[ETH + 9];
+        let min_l4 = match proto {
+            PROTO_TCP => 20,
+            PROTO_UDP => 8,
+            _ => return None,
+        };
+        if ihl < 20 || total < ihl + min_l4 || ETH + total > frame.len() {
+            return None;
+        }
+        Some(Ipv4 {
+            l4: ETH + ihl,
+            end: ETH + total,
+            proto,
+        })
+    }
+
+    fn src(&self, frame: &[u8]) -> (Ipv4Addr, u16) {
+        (addr(&frame[ETH + 12..]), port(&frame[self.l4..]))
+    }
+
+    fn dst(&self, frame: &[u8]) -> (Ipv4Addr, u16) {
+        (addr(&frame[ETH + 16..]), port(&frame[self.l4 + 2..]))
+    }
+
+    fn header_checksum_ok(&self, frame: &[u8]) -> bool {
+        ones_sum(&[&frame[ETH..self.l4]]) == 0xffff
+    }
+
+    fn l4_checksum_range(&self) -> std::ops::Range<usize> {
+        let at = self.l4 + if self.proto == PROTO_TCP { 16 } else { 6 };
+        at..at + 2
+    }
+
+    /// Bytes the TCP/UDP checksum covers: the segment (UDP: up to its length field), or
+    /// `None` for a UDP length that does not fit.
+    fn segment<'f>(&self, frame: &'f [u8]) -> Option<&'f [u8]> {
+        let segment = &frame[self.l4..self.end];
+        if self.proto == PROTO_UDP {
+            let len = usize::from(port(&segment[4..]));
+            return (8..=segment.len()).contains(&len).then(|| &segment[..len]);
+        }
+        Some(segment)
+    }
+
+    /// The ones'-complement sum of the pseudo-header for a segment of `len` bytes.
+    fn pseudo(&self, frame: &[u8], len: usize) -> u16 {
+        ones_sum(&[
+            &frame[ETH + 12..ETH + 20],
+            &[0, self.proto],
+            &(len as u16).to_be_bytes(),
+        ])
+    }
+
+    /// (valid, partial, UDP "none") for the TCP/UDP checksum, as a receiver checks it and as
+    /// process.rs defines a partial one (the folded pseudo-header sum over the IP payload).
+    fn l4_checksum(&self, frame: &[u8]) -> (bool, bool, bool) {
+        let field = self.l4_checksum_range();
+        let value = u16::from_be_bytes([frame[field.start], frame[field.start + 1]]);
+        let none = self.proto == PROTO_UDP && value == 0;
+        let valid = none
+            || self.segment(frame).is_some_and(|s| {
+                let pseudo = self.pseudo(frame, s.len()).to_be_bytes();
+                ones_sum(&[&pseudo[..], s]) == 0xffff
+            });
+        let partial = value != 0 && value == self.pseudo(frame, self.end - self.l4);
+        (valid, partial, none)
+    }
+}
+
+fn addr(b: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(b[0], b[1], b[2], b[3])
+}
+
+fn port(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+
+/// RFC 1071 ones'-complement sum, folded, not complemented (written out here so that the
+/// target does not trust the crate's checksum code).
+fn ones_sum<T: AsRef<[u8]>>(chunks: &[T]) -> u16 {
+    let mut sum: u64 = 0;
+    for chunk in chunks {
+        let mut words = chunk.as_ref().chunks_exact(2);
+        for w in &mut words {
+            sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        if let [b] = words.remainder() {
+            sum += u64::from(*b) << 8;
+        }
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// Recomputes the IPv4 header checksum of an Ethernet/IPv4 frame whose header fits.
+fn fix_ip_checksum(frame: &mut [u8]) {
+    if frame.len() < ETH + 20 {
+        return;
+    }
+    let ihl = usize::from(frame[ETH] & 0x0f) * 4;
+    if ihl < 20 || frame.len() < ETH + ihl {
+        return;
+    }
+    frame[ETH + 10..ETH + 12].fill(0);
+    let sum = !ones_sum(&[&frame[ETH..ETH + ihl]]);
+    frame[ETH + 10..ETH + 12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Recomputes the TCP/UDP checksum (or, with `partial`, stores the partial one an offloading
+/// sender leaves: the folded pseudo-header sum over the IP payload).
+fn fix_l4_checksum(frame: &mut [u8], partial: bool) {
+    let Some(p) = Ipv4::parse(frame) else {
+        return;
+    };
+    let field = p.l4_checksum_range();
+    let value = if partial {
+        p.pseudo(frame, p.end - p.l4)
+    } else {
+        let Some(segment) = p.segment(frame) else {
+            return;
+        };
+        let pseudo = p.pseudo(frame, segment.len()).to_be_bytes();
+        // The sum with the field counted as 0: subtract it (ones' complement) from the sum.
+        let old = [frame[field.start], frame[field.start + 1]];
+        let sum = ones_sum(&[
+            &pseudo[..],
+            segment,
+            &(!u16::from_be_bytes(old)).to_be_bytes(),
+        ]);
+        match !sum {
+            0 if p.proto == PROTO_UDP => 0xffff,
+            value => value,
+        }
+    };
+    frame[field].copy_from_slice(&value.to_be_bytes());
+}
