@@ -1243,19 +1243,10 @@ fn persistent_service_keeps_a_client_group_on_one_server() {
 #[test]
 #[ignore = "writes files: run by hand to refresh fuzz/seeds"]
 fn write_fuzz_seeds() {
-    let root = std::env::var_os("XVS_FUZZ_SEEDS").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds"),
-        std::path::PathBuf::from,
-    );
-    let record = |fixture: &Fixture, control: u8| {
-        let side = u8::from(fixture.from == Side::Internal);
-        let len = u16::try_from(fixture.input.len()).unwrap().to_be_bytes();
-        [&[control | side][..], &len, &fixture.input].concat()
-    };
+    let record =
+        |fixture: &Fixture, control: u8| fuzz_record(&fixture.input, fixture.from, control);
     let write = |target: &str, name: String, bytes: &[u8]| {
-        let dir = root.join(target);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(name), bytes).unwrap();
+        std::fs::write(fuzz_seed_dir(target).join(name), bytes).unwrap();
     };
     let fixtures = fixtures();
     for (n, fixture) in fixtures.iter().enumerate() {

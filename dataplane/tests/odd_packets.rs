@@ -167,6 +167,14 @@ fn parameter_problem() -> Icmpv4Type {
 /// The connections the fixtures are about, opened at [`NOW_MS`]: TCP 40000 -> VIP:80 (.148),
 /// UDP 5353 -> VIP:53 (.148), TCP 40002 -> VIP:8080 (.148:8000).
 fn open_connections(d: &mut Director) {
+    for (mut frame, from) in opening_frames() {
+        let verdict = process_at(d, &mut frame, from, NOW_MS);
+        assert!(matches!(verdict, Verdict::Forward(_)), "{}", hex(&frame));
+    }
+}
+
+/// The frames that open the connections of [`open_connections`], with their sides.
+fn opening_frames() -> Vec<(Vec<u8>, Side)> {
     let opening = [
         (
             Packet::tcp(at(CLIENT, 40000), at(VIP, 80), SYN, 1000, 0),
@@ -186,14 +194,16 @@ fn open_connections(d: &mut Director) {
             Side::External,
         ),
     ];
-    for (packet, from) in opening {
-        let (src, dst) = match from {
-            Side::External => (CLIENT_MAC, EXT_MAC),
-            Side::Internal => (REAL_148_MAC, INT_MAC),
-        };
-        let verdict = process_at(d, &mut packet.frame(src, dst), from, NOW_MS);
-        assert!(matches!(verdict, Verdict::Forward(_)), "{packet:?}");
-    }
+    opening
+        .into_iter()
+        .map(|(packet, from)| {
+            let (src, dst) = match from {
+                Side::External => (CLIENT_MAC, EXT_MAC),
+                Side::Internal => (REAL_148_MAC, INT_MAC),
+            };
+            (packet.frame(src, dst), from)
+        })
+        .collect()
 }
 
 /// Offsets in a frame without VLAN tag or IP options.
@@ -566,4 +576,25 @@ fn translated_icmp_errors_have_valid_checksums() {
         checked += 1;
     }
     assert_eq!(checked, 7);
+}
+
+/// Writes `process` fuzz seeds: the opening handshakes followed by one odd packet each, so
+/// the fuzzer starts from translated ICMP errors and the other decided cases.
+/// `cargo test --release -p xvs-dataplane --test odd_packets -- --ignored write_fuzz_seeds`
+#[test]
+#[ignore = "writes fuzz/seeds; run by hand when the fixtures change"]
+fn write_fuzz_seeds() {
+    let opening: Vec<u8> = opening_frames()
+        .iter()
+        .flat_map(|(frame, from)| fuzz_record(frame, *from, 0))
+        .collect();
+    let dir = fuzz_seed_dir("process");
+    for (n, fixture) in fixtures().iter().enumerate() {
+        let seed = [
+            opening.clone(),
+            fuzz_record(&fixture.input, fixture.from, 0),
+        ]
+        .concat();
+        std::fs::write(dir.join(format!("odd-{n:02}")), seed).unwrap();
+    }
 }

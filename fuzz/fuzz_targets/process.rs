@@ -24,6 +24,11 @@
 //! - NAT round trip: the answer to a forwarded frame (built from the output by swapping
 //!   addresses, ports and MACs) comes back through the other side translated to the original
 //!   frame's endpoints: unNAT(NAT(p)) == p, both ways round.
+//! - A forwarded ICMP error (about a connection: docs/packets.md) leaves by the other side,
+//!   TTL - 1, valid IPv4 header checksum; only the outer translated address (inbound: the
+//!   destination, a real server; outbound: the source, the VIP), the quoted packet's opposite
+//!   endpoint and the checksums changed; the ICMP checksum and the quoted IPv4 header checksum
+//!   are valid exactly when they were. Bit 2 of `control` also repairs an ICMP checksum.
 //! - The connection table's count matches its entries.
 
 #![no_main]
@@ -45,6 +50,7 @@ const EXT_IF: u32 = 2;
 const INT_IF: u32 = 3;
 const EXT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe1];
 const INT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+const PROTO_ICMP: u8 = 1;
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 129);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 201);
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -111,6 +117,8 @@ impl Director {
                     dests,
                     reals,
                     persistence: None,
+                    // The :8080 service has a small limit, so its refusals and evictions run.
+                    max_conns: if sid == 2 { 4 } else { 0 },
                 };
                 (vip, service)
             });
@@ -227,6 +235,11 @@ fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8
         Side::Internal => (EXT_MAC, Endpoint::Src),
     };
     assert_ne!(to, from, "forwarded out of the other side");
+    if input.get(ETH + 9) == Some(&PROTO_ICMP) {
+        check_icmp_error(input, &frame, from, egress_mac);
+        // An error is not answered: no round trip.
+        return Err(verdict);
+    }
     let i = Ipv4::parse(input).expect("process forwarded a well-formed IPv4 TCP/UDP frame");
     let o = Ipv4::parse(&frame).expect("the output is a well-formed frame");
     assert_eq!(frame[6..12], egress_mac, "from the egress interface's MAC");
@@ -271,6 +284,99 @@ fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8
     );
     assert_eq!(out_none, none, "UDP 'no checksum' is kept");
     Ok(frame)
+}
+
+/// The invariants of a translated ICMP error (see the module doc).
+fn check_icmp_error(input: &[u8], frame: &[u8], from: Side, egress_mac: [u8; 6]) {
+    assert_eq!(frame.len(), input.len(), "same length");
+    let ihl = usize::from(input[ETH] & 0x0f) * 4;
+    let total = usize::from(port(&input[ETH + 2..]));
+    let (icmp, end) = (ETH + ihl, ETH + total);
+    assert!(
+        ihl >= 20 && end <= input.len() && icmp + 8 + 20 <= end,
+        "a well-formed error"
+    );
+    let quote = icmp + 8;
+    let qihl = usize::from(input[quote] & 0x0f) * 4;
+    let ql4 = quote + qihl;
+    let qproto = input[quote + 9];
+    assert!(
+        matches!(qproto, PROTO_TCP | PROTO_UDP) && ql4 + 8 <= end,
+        "quotes a TCP/UDP header"
+    );
+    assert_eq!(frame[6..12], egress_mac, "from the egress interface's MAC");
+    assert_eq!(frame[ETH + 8], input[ETH + 8] - 1, "TTL - 1");
+    assert_eq!(
+        ones_sum(&[&frame[ETH..icmp]]),
+        0xffff,
+        "valid IPv4 header checksum"
+    );
+    let icmp_ok = |f: &[u8]| ones_sum(&[&f[icmp..end]]) == 0xffff;
+    assert_eq!(
+        icmp_ok(frame),
+        icmp_ok(input),
+        "ICMP checksum valid iff it was"
+    );
+    let quoted_ip_ok = |f: &[u8]| ones_sum(&[&f[quote..ql4]]) == 0xffff;
+    assert_eq!(
+        quoted_ip_ok(frame),
+        quoted_ip_ok(input),
+        "quoted IPv4 checksum valid iff it was"
+    );
+
+    // Inbound, the outer destination (the VIP) and the quoted source (VIP:vport) become the
+    // real server's; outbound, the outer source and the quoted destination become the VIP's.
+    let (outer, quoted_addr, quoted_port) = match from {
+        Side::External => (ETH + 16..ETH + 20, quote + 12..quote + 16, ql4..ql4 + 2),
+        Side::Internal => (ETH + 12..ETH + 16, quote + 16..quote + 20, ql4 + 2..ql4 + 4),
+    };
+    assert_eq!(
+        frame[outer.clone()],
+        frame[quoted_addr.clone()],
+        "outer = quoted"
+    );
+    let (new_addr, new_port) = (
+        addr(&frame[quoted_addr.clone()]),
+        port(&frame[quoted_port.clone()]),
+    );
+    match from {
+        Side::External => assert!(
+            SERVICES
+                .iter()
+                .any(|(p, _, reals)| *p == qproto && reals.contains(&(new_addr, new_port))),
+            "the error goes to a real server"
+        ),
+        Side::Internal => assert!(
+            new_addr == VIP
+                && SERVICES
+                    .iter()
+                    .any(|(p, vport, _)| *p == qproto && *vport == new_port),
+            "the error comes from a VIP:port"
+        ),
+    }
+    let quoted_l4_checksum = if qproto == PROTO_TCP {
+        ql4 + 16
+    } else {
+        ql4 + 6
+    };
+    let mut expected = input.to_vec();
+    let changed = [
+        0..12,
+        ETH + 8..ETH + 9,
+        ETH + 10..ETH + 12,
+        outer,
+        icmp + 2..icmp + 4,
+        quote + 10..quote + 12,
+        quoted_addr,
+        quoted_port,
+        quoted_l4_checksum..(quoted_l4_checksum + 2).min(end),
+    ];
+    for range in changed {
+        if range.start < range.end {
+            expected[range.clone()].copy_from_slice(&frame[range]);
+        }
+    }
+    assert_eq!(frame, &expected[..], "nothing but the NAT fields changed");
 }
 
 /// Answers the forwarded `output` of `input` (arrived on `from`) through the other side and
@@ -462,6 +568,7 @@ fn fix_ip_checksum(frame: &mut [u8]) {
 /// sender leaves: the folded pseudo-header sum over the IP payload).
 fn fix_l4_checksum(frame: &mut [u8], partial: bool) {
     let Some(p) = Ipv4::parse(frame) else {
+        fix_icmp_checksum(frame);
         return;
     };
     let field = p.l4_checksum_range();
@@ -485,4 +592,19 @@ fn fix_l4_checksum(frame: &mut [u8], partial: bool) {
         }
     };
     frame[field].copy_from_slice(&value.to_be_bytes());
+}
+
+/// Recomputes the ICMP checksum of an Ethernet/IPv4/ICMP frame whose lengths fit.
+fn fix_icmp_checksum(frame: &mut [u8]) {
+    if frame.len() < ETH + 20 || frame[12..14] != [0x08, 0x00] || frame[ETH + 9] != PROTO_ICMP {
+        return;
+    }
+    let icmp = ETH + usize::from(frame[ETH] & 0x0f) * 4;
+    let end = ETH + usize::from(port(&frame[ETH + 2..]));
+    if icmp + 4 > end || end > frame.len() {
+        return;
+    }
+    frame[icmp + 2..icmp + 4].fill(0);
+    let sum = !ones_sum(&[&frame[icmp..end]]);
+    frame[icmp + 2..icmp + 4].copy_from_slice(&sum.to_be_bytes());
 }

@@ -468,3 +468,22 @@ pub fn dropped(
         output: None,
     }
 }
+
+/// One record of the `process` fuzz target's input (fuzz/fuzz_targets/process.rs):
+/// `[control | side][len u16 BE][frame]`, for seeds written from the fixtures.
+pub fn fuzz_record(frame: &[u8], from: Side, control: u8) -> Vec<u8> {
+    let side = u8::from(from == Side::Internal);
+    let len = u16::try_from(frame.len()).unwrap().to_be_bytes();
+    [&[control | side][..], &len, frame].concat()
+}
+
+/// Where `write_fuzz_seeds` tests put seeds: `$XVS_FUZZ_SEEDS` or the fuzz crate's seeds.
+pub fn fuzz_seed_dir(target: &str) -> std::path::PathBuf {
+    let root = std::env::var_os("XVS_FUZZ_SEEDS").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds"),
+        std::path::PathBuf::from,
+    );
+    let dir = root.join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
