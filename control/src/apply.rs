@@ -2492,6 +2492,65 @@ mod tests {
         assert_eq!(limit(&mut d, &mut reader), (0, 0));
     }
 
+    /// A reload (`replace` from the `--config` text, as on SIGHUP) makes the connection
+    /// limits what the file says, as for checks: kept where the file has `--conn-limit`,
+    /// changed where it differs, removed where it has none; and `xvsadm -E` without
+    /// `--conn-limit` leaves a limit alone.
+    #[test]
+    fn replace_makes_the_connection_limits_what_the_file_says() {
+        let (mut d, mut reader, _) = director();
+        let reload = |d: &mut Director<FakeSteering>, text: &str| {
+            let commands = crate::config_file::parse(text).unwrap();
+            d.execute(Command::Replace { commands }).unwrap();
+        };
+        let limits = |d: &mut Director<FakeSteering>,
+                      reader: &mut xvs_dataplane::publish::Reader<Snapshot>| {
+            let listed: Vec<_> = list(d)
+                .services
+                .iter()
+                .map(|s| (s.service.port, s.max_conns))
+                .collect();
+            let snap = reader.current();
+            for &(port, max_conns) in &listed {
+                let key = ServiceKey { port, ..svc() };
+                assert_eq!(snap.service(&vip_of(&key)).unwrap().max_conns, max_conns);
+            }
+            listed
+        };
+        let file = "\
+-A -t 198.18.0.129:80 -s rr --conn-limit 5000
+-a -t 198.18.0.129:80 -r 198.19.0.137:80 -m -w 1
+-A -t 198.18.0.129:443 -s rr --check tcp --conn-limit 7
+";
+        reload(&mut d, file);
+        assert_eq!(limits(&mut d, &mut reader), vec![(80, 5000), (443, 7)]);
+        let id = d.config.services[&svc()].id;
+        // The same file again: the limits stay (and the service keeps its slot).
+        reload(&mut d, file);
+        assert_eq!(limits(&mut d, &mut reader), vec![(80, 5000), (443, 7)]);
+        assert_eq!(d.config.services[&svc()].id, id);
+        // -E without --conn-limit leaves it alone.
+        let edit = match crate::ipvsadm::parse(
+            &["-E", "-t", "198.18.0.129:443", "-s", "wrr"].map(String::from),
+        ) {
+            Ok(crate::ipvsadm::Invocation::Apply(command)) => command,
+            other => panic!("{other:?}"),
+        };
+        d.execute(edit).unwrap();
+        assert_eq!(limits(&mut d, &mut reader), vec![(80, 5000), (443, 7)]);
+        // A file without the option removes the limit; one with another value changes it.
+        reload(
+            &mut d,
+            "\
+-A -t 198.18.0.129:80 -s rr
+-a -t 198.18.0.129:80 -r 198.19.0.137:80 -m -w 1
+-A -t 198.18.0.129:443 -s rr --check tcp --conn-limit 9
+",
+        );
+        assert_eq!(limits(&mut d, &mut reader), vec![(80, 0), (443, 9)]);
+        assert_eq!(d.config.services[&svc()].id, id);
+    }
+
     /// `xvsadm -S` of a rich table, restored with `xvsadm -R` into a fresh director, lists
     /// the same configuration and saves to the same text.
     #[test]
@@ -2499,10 +2558,11 @@ mod tests {
         use crate::ipvsadm::{format_save, parse_restore};
         let (mut d, _, _) = director();
         let text = "\
--A -t 198.18.0.129:80 -s wrr --check http --check-path /healthz --check-status 204 --rise 3
+-A -t 198.18.0.129:80 -s wrr --check http --check-path /healthz --check-status 204 --rise 3 \
+--conn-limit 20000
 -a -t 198.18.0.129:80 -r 198.19.0.137:8080 -m -w 3 -x 100 -y 10
 -a -t 198.18.0.129:80 -r 198.19.0.148:80 -m -w 0
--A -t 198.18.0.129:443 -s sh -p 600 -M 255.255.255.0 -b sh-fallback,sh-port
+-A -t 198.18.0.129:443 -s sh -p 600 -M 255.255.255.0 -b sh-fallback,sh-port --conn-limit 1
 -a -t 198.18.0.129:443 -r 198.19.0.148:443 -m -w 1
 -A -u 198.18.0.129:53 -s mh -b mh-port --check tcp --check-port 53 --check-interval 0.5
 -a -u 198.18.0.129:53 -r 198.19.0.137:53 -m -w 2
@@ -2526,7 +2586,8 @@ mod tests {
                         .map(|r| (r.real, r.weight, r.upper_threshold, r.lower_threshold))
                         .collect();
                     let svc = (s.service, s.scheduler.clone(), s.sched_flags.clone());
-                    (svc, s.persistent, s.netmask, s.check.clone(), reals)
+                    let check = (s.check.clone(), s.max_conns);
+                    (svc, s.persistent, s.netmask, check, reals)
                 })
                 .collect::<Vec<_>>()
         };

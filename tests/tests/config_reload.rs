@@ -1,13 +1,13 @@
 //! `xvsd --config FILE`: the saved configuration is applied at start, and SIGHUP applies the
-//! file's new content without disturbing established connections; a bad file is refused and
-//! the running configuration stays.
+//! file's new content (connection limits included) without disturbing established
+//! connections; a bad file is refused and the running configuration stays.
 
 use std::time::Duration;
 use xvs_control::topology::{big_file_bytes, BIG_FILE_PATH};
 use xvs_tests::{root_or_skip, wait_until, Cluster, SlowDownload, TempDir};
 
 const SEED: &str = "\
--A -t 198.18.0.129:80 -s rr
+-A -t 198.18.0.129:80 -s rr --conn-limit 5000
 -a -t 198.18.0.129:80 -r 198.19.0.148:80 -m -w 1
 -a -t 198.18.0.129:80 -r 198.19.0.137:80 -m -w 1
 ";
@@ -26,6 +26,11 @@ fn sighup_applies_the_new_file_under_traffic() -> anyhow::Result<()> {
     let listing = cluster.xvsadm(&["-Ln"])?;
     assert!(listing.contains("TCP  198.18.0.129:80 rr"), "{listing}");
     assert_eq!(listing.matches("Masq").count(), 2, "{listing}");
+    let saved = cluster.xvsadm(&["-S"])?;
+    assert!(
+        saved.contains("-A -t 198.18.0.129:80 -s rr --conn-limit 5000\n"),
+        "{saved}"
+    );
 
     // A long download on the service, then the file gains a service and changes a weight.
     let mut download = SlowDownload::start(&cluster, BIG_FILE_PATH)?;
@@ -33,7 +38,7 @@ fn sighup_applies_the_new_file_under_traffic() -> anyhow::Result<()> {
     assert!(download.running()?, "download finished too early");
     std::fs::write(
         &config,
-        format!("{SEED}-A -t 198.18.0.129:8080 -s wrr\n-a -t 198.18.0.129:8080 -r 198.19.0.137:80 -m -w 3\n")
+        format!("{SEED}-A -t 198.18.0.129:8080 -s wrr --conn-limit 1000\n-a -t 198.18.0.129:8080 -r 198.19.0.137:80 -m -w 3\n")
             .replace("198.19.0.137:80 -m -w 1", "198.19.0.137:80 -m -w 2"),
     )?;
     cluster.signal_director(libc::SIGHUP)?;
@@ -51,6 +56,14 @@ fn sighup_applies_the_new_file_under_traffic() -> anyhow::Result<()> {
         listing.contains("  -> 198.19.0.137:80              Masq    2"),
         "{listing}"
     );
+    // The connection limits are the file's: kept on :80, set on :8080.
+    let saved = cluster.xvsadm(&["-S"])?;
+    for line in [
+        "-A -t 198.18.0.129:80 -s rr --conn-limit 5000\n",
+        "-A -t 198.18.0.129:8080 -s wrr --conn-limit 1000\n",
+    ] {
+        assert!(saved.contains(line), "{line:?} not in\n{saved}");
+    }
     assert!(
         download.running()?,
         "the download ended before the reload was checked"

@@ -1,6 +1,6 @@
 //! The operator's ipvsadm workflow against the real daemon: `-S` / `-C` / `-R` round trip
-//! (checks included), a bad restore refused whole, `-Z`, `--set` and `-L --timeout`,
-//! `-L -c` while a download runs, `--rate` and `--health`.
+//! (checks and connection limits included), a bad restore refused whole, `-Z`, `--set` and
+//! `-L --timeout`, `-L -c` while a download runs, `--rate` and `--health`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -61,7 +61,19 @@ fn save_restore_zero_timeouts_connections_rates_and_health() -> anyhow::Result<(
             "2",
         ])?;
     }
-    cluster.xvsadm(&["-A", "-u", &dns, "-s", "sh", "-b", "sh-port", "-p", "120"])?;
+    cluster.xvsadm(&[
+        "-A",
+        "-u",
+        &dns,
+        "-s",
+        "sh",
+        "-b",
+        "sh-port",
+        "-p",
+        "120",
+        "--conn-limit",
+        "1000",
+    ])?;
     cluster.xvsadm(&[
         "-a",
         "-u",
@@ -75,10 +87,15 @@ fn save_restore_zero_timeouts_connections_rates_and_health() -> anyhow::Result<(
         "10",
     ])?;
 
-    // -S, -C, -R: the same table (scheduler, flags, persistence, weights, thresholds, check).
+    // -S, -C, -R: the same table (scheduler, flags, persistence, weights, thresholds, check,
+    // connection limit).
     let saved = cluster.xvsadm(&["-S", "-n"])?;
     ensure_contains(&saved, &format!("-A -t {web} -s rr"))?;
     ensure_contains(&saved, "--check http")?;
+    ensure_contains(
+        &saved,
+        &format!("-A -u {dns} -s sh -p 120 -b sh-port --conn-limit 1000\n"),
+    )?;
     ensure_contains(
         &saved,
         &format!("-a -u {dns} -r 198.19.0.148:53 -m -w 1 -x 100 -y 10"),

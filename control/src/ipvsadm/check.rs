@@ -169,7 +169,7 @@ impl CheckOptions {
 }
 
 /// A whole decimal number within `min..=max` (no sign, no blanks: these are xvs's options).
-fn number(text: &str, min: u32, max: u32) -> Option<u32> {
+pub(super) fn number(text: &str, min: u32, max: u32) -> Option<u32> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

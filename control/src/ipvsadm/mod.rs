@@ -4,8 +4,8 @@
 //! ([`parse`]) into protocol commands, the listings ([`format_list`], [`format_timeouts`],
 //! [`format_connections`]), `-S` and `-R` ([`format_save`], [`parse_restore`]), the messages
 //! ipvsadm prints for the kernel's errors ([`daemon_error_message`]) and its exit statuses;
-//! and xvs's health-check options and `--health` listing ([`format_health`]). It is pure (no
-//! I/O), so every format is unit tested against golden strings.
+//! and xvs's health-check options, `--conn-limit` and `--health` listing ([`format_health`]).
+//! It is pure (no I/O), so every format is unit tested against golden strings.
 //!
 //! Files: `options.rs` (ipvsadm's option table and `commands_v_options`), `tokens.rs` (popt's
 //! argv splitting), `parse.rs` (options to an [`Invocation`]), `check.rs` (the check options),
@@ -39,12 +39,16 @@
 //!   real server, client), where ipvsadm prints /proc/net/ip_vs_conn in hash order; `--sort`
 //!   does nothing there either, `--nosort` keeps the workers' order;
 //! - `-S` adds ` -x N` / ` -y N` to a real server's line when not 0 (ipvsadm 1.31 loses the
-//!   thresholds) and a service's check options to its `-A` line;
+//!   thresholds) and a service's check options and ` --conn-limit N` to its `-A` line;
 //! - `-R` sends every line as one batch, so a failing line applies nothing (ipvsadm runs the
 //!   lines one by one and stops at the first failure, leaving the lines before it applied), and
 //!   accepts only changes (ipvsadm would also run `-L` lines);
 //! - where a health check holds a real server down, `-L` and `--persistent-conn` show its
 //!   weight as 0 (keepalived sets it to 0); `-S` saves the configured weight.
+//!
+//! xvs's connection limit (no ipvsadm equivalent): `-A`/`-E` take `--conn-limit N`, sent as
+//! `set_conn_limit` in one batch with the service (`0..=u32::MAX`, 0 removes the limit; `-E`
+//! without it leaves the limit alone). `-S` saves it; the listings do not show it.
 //!
 //! xvs's health checks (no ipvsadm equivalent): `-A`/`-E` take `--check tcp|http|none`,
 //! `--check-port`, `--check-path`, `--check-status`, `--check-interval SECONDS`,

@@ -40,7 +40,7 @@ impl Cmd {
 }
 
 /// The options xvsadm implements: ipvsadm's, in the order of its `OPTC_*` constants, then
-/// xvs's own (health checks). They are the columns of [`RULES`]; their order decides which
+/// xvs's own (health checks, the connection limit). They are the columns of [`RULES`]; their order decides which
 /// error is reported first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Opt {
@@ -73,10 +73,11 @@ pub(super) enum Opt {
     CheckTimeout,
     Rise,
     Fall,
+    ConnLimit,
 }
 
 impl Opt {
-    pub(super) const ALL: [Opt; 28] = [
+    pub(super) const ALL: [Opt; 29] = [
         Opt::Numeric,
         Opt::Connection,
         Opt::Service,
@@ -105,6 +106,7 @@ impl Opt {
         Opt::CheckTimeout,
         Opt::Rise,
         Opt::Fall,
+        Opt::ConnLimit,
     ];
 
     /// The check options that only mean something with `--check`.
@@ -149,6 +151,7 @@ impl Opt {
             Opt::CheckTimeout => "check-timeout",
             Opt::Rise => "rise",
             Opt::Fall => "fall",
+            Opt::ConnLimit => "conn-limit",
         }
     }
 
@@ -173,23 +176,24 @@ const OPTS: usize = Opt::ALL.len();
 /// /*ZERO*/    'x', 'x', ' ', then every option 'x'
 /// ```
 ///
-/// xvs's columns: `--health` is a listing option; the check options go with `-A` and `-E`.
+/// xvs's columns: `--health` is a listing option; the check options and `--conn-limit` go with
+/// `-A` and `-E`.
 pub(super) const RULES: [&[u8; OPTS]; 12] = [
     // Columns: -n -c svc -s -p -M -r fwd -w -x -y --timeout --stats --rate --thresholds
     // --persistent-conn --nosort --exact -b | --health --check --check-port --check-path
-    // --check-status --check-interval --check-timeout --rise --fall
-    b"xx+   xxxxxxxxxxxx x        ", // add-service
-    b"xx+   xxxxxxxxxxxx x        ", // edit-service
-    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
-    b" 11xxxxxxxx1      x xxxxxxxx", // list
-    b"xx+xxx+    xxxxxxxxxxxxxxxxx", // add-server
-    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxx", // delete-server
-    b"xx+xxx+    xxxxxxxxxxxxxxxxx", // edit-server
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
-    b" xxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
-    b"xx xxxxxxxxxxxxxxxxxxxxxxxxx", // zero
+    // --check-status --check-interval --check-timeout --rise --fall --conn-limit
+    b"xx+   xxxxxxxxxxxx x         ", // add-service
+    b"xx+   xxxxxxxxxxxx x         ", // edit-service
+    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
+    b" 11xxxxxxxx1      x xxxxxxxxx", // list
+    b"xx+xxx+    xxxxxxxxxxxxxxxxxx", // add-server
+    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxx", // delete-server
+    b"xx+xxx+    xxxxxxxxxxxxxxxxxx", // edit-server
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
+    b" xxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
+    b"xx xxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
 ];
 
 /// What an option does once recognised.
@@ -231,6 +235,7 @@ pub(super) enum Key {
     CheckTimeout,
     Rise,
     Fall,
+    ConnLimit,
     /// An ipvsadm option xvs does not implement; refused with its long name and the reason.
     Unsupported(&'static str),
 }
@@ -344,7 +349,7 @@ pub(super) const SPECS: &[Spec] = &[
     spec(None, "set", false, Key::Command(Cmd::Timeout)),
     spec(Some('R'), "restore", false, Key::Command(Cmd::Restore)),
     spec(Some('S'), "save", false, Key::Command(Cmd::Save)),
-    // xvs's own: health checks.
+    // xvs's own: health checks, the connection limit.
     spec(None, "health", false, Key::Health),
     spec(None, "check", true, Key::Check),
     spec(None, "check-port", true, Key::CheckPort),
@@ -354,6 +359,7 @@ pub(super) const SPECS: &[Spec] = &[
     spec(None, "check-timeout", true, Key::CheckTimeout),
     spec(None, "rise", true, Key::Rise),
     spec(None, "fall", true, Key::Fall),
+    spec(None, "conn-limit", true, Key::ConnLimit),
     // Known to ipvsadm, not implemented by xvs.
     spec(None, "start-daemon", true, Key::Unsupported(NO_SYNC)),
     spec(None, "stop-daemon", true, Key::Unsupported(NO_SYNC)),

@@ -1,7 +1,7 @@
 //! The command line: options read into [`Parsed`], checked against ipvsadm's tables, turned
 //! into an [`Invocation`].
 
-use super::check::CheckOptions;
+use super::check::{number, CheckOptions};
 use super::options::{Cmd, Key, Opt, RULES};
 use super::tokens::{Found, Token, Tokens};
 use super::{Invocation, ListOptions, UsageError, DEFAULT_SCHEDULER};
@@ -35,6 +35,8 @@ struct Parsed {
     list: ListOptions,
     /// xvs's `--check` options.
     check: CheckOptions,
+    /// xvs's `--conn-limit` (0: no limit).
+    conn_limit: Option<u32>,
     /// Words that are no option's argument: `--set`'s three timeouts, else an error.
     positional: Vec<String>,
 }
@@ -207,6 +209,16 @@ impl Parsed {
                 self.set_option(opt)?;
                 self.check.set(opt, &value)?;
             }
+            Key::ConnLimit => {
+                self.set_option(Opt::ConnLimit)?;
+                self.conn_limit = Some(number(&value, 0, u32::MAX).ok_or_else(|| {
+                    UsageError::Invalid(format!(
+                        "illegal connection limit `{value}' specified (--conn-limit takes \
+                         0..{}, 0: no limit)",
+                        u32::MAX
+                    ))
+                })?);
+            }
             Key::Unsupported(why) => {
                 return Err(UsageError::Unsupported(format!(
                     "option '{}' ({}) is not supported: {why}",
@@ -377,14 +389,20 @@ impl Parsed {
                         netmask,
                     }
                 };
-                // xvs: --check sets (or with `none` removes) the check in the same batch, so
-                // the service never exists without the check it was given; no --check leaves
-                // the check alone.
-                match self.check.finish(self.options)? {
-                    None => command,
-                    Some(check) => Command::Batch {
-                        commands: vec![command, Command::SetCheck { service, check }],
-                    },
+                // xvs: --check sets (or with `none` removes) the check, and --conn-limit the
+                // connection limit, in the same batch, so the service never exists without
+                // them; without the option the check or the limit is left alone (a new
+                // service has neither).
+                let mut commands = vec![command];
+                if let Some(check) = self.check.finish(self.options)? {
+                    commands.push(Command::SetCheck { service, check });
+                }
+                if let Some(max_conns) = self.conn_limit {
+                    commands.push(Command::SetConnLimit { service, max_conns });
+                }
+                match commands.len() {
+                    1 => commands.remove(0),
+                    _ => Command::Batch { commands },
                 }
             }
             Cmd::DelService => Command::DelService { service: service? },

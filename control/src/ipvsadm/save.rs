@@ -27,10 +27,10 @@ fn fwd_switch(forward: Forward) -> &'static str {
 /// `-S`: ipvsadm's `list_all(FMT_RULE)`: no header, no title, services and real servers in
 /// the sorted order of `-L`, one command line each.
 ///
-/// Two xvs additions, so that [`parse_restore`] rebuilds exactly what was saved: a real
-/// server's `-x` and `-y` follow `-w` when not 0 (ipvsadm 1.31 does not save thresholds), and a
+/// Three xvs additions, so that [`parse_restore`] rebuilds exactly what was saved: a real
+/// server's `-x` and `-y` follow `-w` when not 0 (ipvsadm 1.31 does not save thresholds), a
 /// service's health check follows its `-A` options (`--check KIND` and each value that is not
-/// the default). Real servers are saved with their configured weight, also while a health
+/// the default), and then its connection limit (`--conn-limit N`) when it has one. Real servers are saved with their configured weight, also while a health
 /// check holds them down.
 pub fn format_save(reply: &ListReply) -> String {
     let mut out = String::new();
@@ -65,6 +65,9 @@ pub fn format_save(reply: &ListReply) -> String {
         if let Some(check) = &svc.check {
             out.push_str(&save_args(check));
         }
+        if svc.max_conns != 0 {
+            let _ = write!(out, " --conn-limit {}", svc.max_conns);
+        }
         out.push('\n');
         for r in sorted_reals(svc, &sorted) {
             // printf("-a %s -r %s %s -w %d\n", svc_name, dname, fwd_switch(e->conn_flags),
@@ -95,7 +98,8 @@ pub fn format_save(reply: &ListReply) -> String {
 /// As ipvsadm's restore (config_stream.c) reads them: each line is split on blanks, and a
 /// leading `ipvsadm` (or `xvsadm`) word is skipped. Blank lines are ignored, and so is
 /// everything from a word that starts with `#`. Each line must be a change (`-A -E -D -C -a -e
-/// -d -Z --set`); a line with check options adds its batch's commands in order.
+/// -d -Z --set`); a line with check options or `--conn-limit` adds its batch's commands in
+/// order.
 pub fn parse_restore(text: &str) -> Result<Command, RestoreError> {
     let mut commands = Vec::new();
     for (index, line) in text.lines().enumerate() {

@@ -24,13 +24,15 @@ pub fn format_daemon_version(info: &VersionInfo) -> String {
 }
 
 /// `-h`: ipvsadm's usage text (`usage_exit`), adapted to what xvsadm implements: xvs's
-/// health-check options and `--health` added, the options xvs refuses listed as such.
+/// health-check options, `--conn-limit` and `--health` added, the options xvs refuses listed
+/// as such.
 pub fn usage() -> String {
     format!(
         r#"{version}
 Usage:
   xvsadm [--control PATH] -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask]
                                     [-b sched-flags] [check-options]
+                                    [--conn-limit max-conns]
   xvsadm [--control PATH] -D virtual-service
   xvsadm [--control PATH] -C
   xvsadm [--control PATH] -R
@@ -113,6 +115,11 @@ Check options (-A and -E; -E without --check leaves the check as it is):
                                       {timeout}, at most the interval)
   --rise         count                successes that bring a server up (default {rise})
   --fall         count                failures that take a server down (default {fall})
+
+Connection limit (-A and -E; -E without --conn-limit leaves the limit as it is):
+  --conn-limit   max-conns            at most max-conns connections of the service at
+                                      once, over all workers; new ones beyond it are
+                                      refused (0: no limit, the default)
 
 Not supported by xvs, refused by name: --gatewaying (-g), --ipip (-i), --fwmark-service (-f),
 --sctp-service, --ipv6 (-6), --ops (-o), --pe, --tun-*, --daemon, --start-daemon,

@@ -365,6 +365,115 @@ fn check_options() {
     }
 }
 
+fn set_conn_limit(service: ServiceKey, max_conns: u32) -> Command {
+    Command::SetConnLimit { service, max_conns }
+}
+
+#[test]
+fn conn_limit_option() {
+    let s = tcp80();
+    let batch = |commands: Vec<Command>| Command::Batch { commands };
+    let cases = [
+        (
+            "-A -t 198.18.0.129:80 --conn-limit 5000",
+            batch(vec![add_service(s), set_conn_limit(s, 5000)]),
+        ),
+        (
+            "-E --conn-limit=4294967295 -t 198.18.0.129:80",
+            batch(vec![edit_service(s), set_conn_limit(s, u32::MAX)]),
+        ),
+        // 0 removes the limit.
+        (
+            "-E -t 198.18.0.129:80 --conn-limit 0",
+            batch(vec![edit_service(s), set_conn_limit(s, 0)]),
+        ),
+        // With a check: one batch, the check before the limit, whatever the option order.
+        (
+            "-A -t 198.18.0.129:80 --conn-limit 100 --check tcp",
+            batch(vec![
+                add_service(s),
+                Command::SetCheck {
+                    service: s,
+                    check: Some(CheckSpec::new(CheckKind::Tcp)),
+                },
+                set_conn_limit(s, 100),
+            ]),
+        ),
+        // Without --conn-limit the limit is left alone (-E) or none (-A): no set_conn_limit.
+        ("-A -t 198.18.0.129:80", add_service(s)),
+        ("-E -t 198.18.0.129:80", edit_service(s)),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(apply(line), expected, "{line}");
+    }
+}
+
+#[test]
+fn bad_conn_limit_option() {
+    let range = "specified (--conn-limit takes 0..4294967295, 0: no limit)";
+    for value in [
+        "-1",
+        "x",
+        "",
+        "4294967296",
+        "99999999999999999999",
+        "+5",
+        " 5",
+        "1e3",
+    ] {
+        let line = vec![
+            "-A".to_string(),
+            "-t".into(),
+            "198.18.0.129:80".into(),
+            format!("--conn-limit={value}"),
+        ];
+        let err = parse(&line).unwrap_err();
+        assert_eq!(
+            (err.to_string(), err.exit_code()),
+            (
+                format!("illegal connection limit `{value}' {range}"),
+                EXIT_USAGE
+            ),
+            "{value:?}"
+        );
+    }
+    let cases: &[(&str, &str)] = &[
+        (
+            "-A -t 198.18.0.129:80 --conn-limit 1 --conn-limit 2",
+            "multiple 'conn-limit' options specified",
+        ),
+        // -A and -E only.
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 --conn-limit 5",
+            "Illegal 'conn-limit' option with the 'add-server' command",
+        ),
+        (
+            "-D -t 198.18.0.129:80 --conn-limit 5",
+            "Illegal 'conn-limit' option with the 'delete-service' command",
+        ),
+        (
+            "-L --conn-limit 5",
+            "Illegal 'conn-limit' option with the 'list' command",
+        ),
+        (
+            "-S --conn-limit 5",
+            "Illegal 'conn-limit' option with the 'save' command",
+        ),
+    ];
+    for (line, message) in cases {
+        assert_eq!(error(line), (message.to_string(), EXIT_USAGE), "{line}");
+    }
+    assert_eq!(
+        error("-A -t 198.18.0.129:80 --conn-limit"),
+        (
+            "option '--conn-limit' requires an argument\n\
+             Try `xvsadm -h' or 'xvsadm --help' for more information."
+                .to_string(),
+            EXIT_TRY_HELP
+        )
+    );
+}
+
 #[test]
 fn bad_check_options() {
     let cases: &[(&str, &str)] = &[

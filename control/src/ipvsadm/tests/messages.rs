@@ -135,6 +135,8 @@ fn help_names_the_new_commands() {
         "  --check-interval seconds            time between two checks (default 2)\n",
         "(default\n                                      1, at most the interval)\n",
         "  --rise         count                successes that bring a server up (default 2)\n",
+        "[check-options]\n                                    [--conn-limit max-conns]\n",
+        "  --conn-limit   max-conns            at most max-conns connections of the service",
         "--fwmark-service (-f)",
         "--start-daemon",
     ] {

@@ -44,9 +44,11 @@ fn udp_check() -> CheckSpec {
 
 /// Several services in no particular order: TCP and UDP, scheduler flags, persistence with and
 /// without a mask, thresholds, weights 0..=65535, checks (one real server held down by its
-/// check, which -S ignores), real servers in insertion order.
+/// check, which -S ignores), connection limits with and without a check, real servers in
+/// insertion order.
 fn rich() -> ListReply {
     let mut web = service(svc(Protocol::Tcp, V1, 80), "rr", &[]);
+    web.max_conns = 100;
     web.reals = vec![
         real_info([198, 19, 0, 148], 80, 1, Counters::default()),
         RealInfo {
@@ -64,6 +66,7 @@ fn rich() -> ListReply {
     tls.persistent = Some(360);
     tls.netmask = Ipv4Addr::new(255, 255, 255, 0);
     tls.check = Some(http_check());
+    tls.max_conns = u32::MAX;
     tls.reals = vec![real_info([198, 19, 0, 10], 8443, 0, Counters::default())];
     let mut dns = service(svc(Protocol::Udp, V1, 53), "wlc", &[]);
     dns.persistent = Some(600);
@@ -82,15 +85,15 @@ fn rich() -> ListReply {
 }
 
 /// ipvsadm's FMT_RULE lines ("-A %s -s %s", " -p %u", " -M %s", " -b ", "-a %s -r %s %s -w
-/// %d"), sorted as -L sorts, with xvs's -x/-y and check options.
+/// %d"), sorted as -L sorts, with xvs's -x/-y, check options and connection limits.
 const RICH_SAVED: &str = "\
 -A -t 10.0.0.1:8080 -s mh -b mh-port --check tcp
--A -t 198.18.0.1:80 -s rr
+-A -t 198.18.0.1:80 -s rr --conn-limit 100
 -a -t 198.18.0.1:80 -r 198.19.0.137:80 -m -w 3 -x 100 -y 50
 -a -t 198.18.0.1:80 -r 198.19.0.148:80 -m -w 1
 -A -t 198.18.0.1:443 -s sh -p 360 -M 255.255.255.0 -b sh-fallback,sh-port --check http \
 --check-port 8080 --check-path /health --check-status 204 --check-interval 5 \
---check-timeout 0.5 --rise 3 --fall 4
+--check-timeout 0.5 --rise 3 --fall 4 --conn-limit 4294967295
 -a -t 198.18.0.1:443 -r 198.19.0.10:8443 -m -w 0
 -A -u 198.18.0.1:53 -s wlc -p 600 --check tcp --check-port 53 --check-interval 0.5
 -a -u 198.18.0.1:53 -r 198.19.0.20:53 -m -w 65535 -x 10
@@ -159,6 +162,10 @@ fn rich_commands() -> Vec<Command> {
         add_service(alt, "mh", &["mh-port"], 0, DEFAULT_NETMASK),
         set_check(alt, CheckSpec::new(CheckKind::Tcp)),
         add_service(web, "rr", &[], 0, DEFAULT_NETMASK),
+        Command::SetConnLimit {
+            service: web,
+            max_conns: 100,
+        },
         add_real(web, real([198, 19, 0, 137], 80), 3, 100, 50),
         add_real(web, real([198, 19, 0, 148], 80), 1, 0, 0),
         add_service(
@@ -169,6 +176,10 @@ fn rich_commands() -> Vec<Command> {
             Ipv4Addr::new(255, 255, 255, 0),
         ),
         set_check(tls, http_check()),
+        Command::SetConnLimit {
+            service: tls,
+            max_conns: u32::MAX,
+        },
         add_real(tls, real([198, 19, 0, 10], 8443), 0, 0, 0),
         add_service(dns, "wlc", &[], 600, DEFAULT_NETMASK),
         set_check(dns, udp_check()),
@@ -241,6 +252,17 @@ fn describe(commands: &[Command]) -> ListReply {
                     .unwrap();
                 svc.check = check;
             }
+            Command::SetConnLimit {
+                service: key,
+                max_conns,
+            } => {
+                let svc = reply
+                    .services
+                    .iter_mut()
+                    .find(|s| s.service == key)
+                    .unwrap();
+                svc.max_conns = max_conns;
+            }
             other => panic!("describe does not model {other:?}"),
         }
     }
@@ -272,7 +294,7 @@ ipvsadm -A -t 198.18.0.1:80 -s rr   # the web service
 xvsadm --set 0 0 60
 -Z -t 198.18.0.1:80
 -e -t 198.18.0.1:80 -r 198.19.0.148 -w 0
--E -t 198.18.0.1:80 -s wrr --check none
+-E -t 198.18.0.1:80 -s wrr --check none --conn-limit 0
 -d -t 198.18.0.1:80 -r 198.19.0.148
 -D -t 198.18.0.1:80
 ";
@@ -307,6 +329,10 @@ xvsadm --set 0 0 60
                 Command::SetCheck {
                     service: web,
                     check: None
+                },
+                Command::SetConnLimit {
+                    service: web,
+                    max_conns: 0
                 },
                 Command::DelReal {
                     service: web,
@@ -361,6 +387,12 @@ fn restore_errors_name_the_line() {
             "-A -t 198.18.0.1:80 --check tcp --check-path /x\n",
             "line 1: Illegal 'check-path' option with the 'tcp' check: -A -t 198.18.0.1:80 \
              --check tcp --check-path /x",
+            EXIT_USAGE,
+        ),
+        (
+            "-A -t 198.18.0.1:80 --conn-limit -5\n",
+            "line 1: illegal connection limit `-5' specified (--conn-limit takes \
+             0..4294967295, 0: no limit): -A -t 198.18.0.1:80 --conn-limit -5",
             EXIT_USAGE,
         ),
         (
