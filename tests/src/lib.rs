@@ -106,13 +106,17 @@ impl Cluster {
         Ok(())
     }
 
-    /// `curl URL` from the client namespace (5 s limit); the body.
+    /// `curl http://VIP{path}` from the client namespace (5 s limit); the body.
     pub fn curl(&self, path: &str) -> Result<String> {
-        let url = format!("http://{}{path}", self.topo.vip());
+        self.curl_url(&format!("http://{}{path}", self.topo.vip()))
+    }
+
+    /// `curl URL` from the client namespace (5 s limit); the body.
+    pub fn curl_url(&self, url: &str) -> Result<String> {
         self.topo
             .run_in_timeout(
                 self.topo.client_ns(),
-                &["curl", "-sS", "--fail", "--max-time", "5", &url],
+                &["curl", "-sS", "--fail", "--max-time", "5", url],
                 Duration::from_secs(10),
             )
             .with_context(|| format!("curl {url}\nxvsd log:\n{}", self.director.log()))

@@ -69,17 +69,7 @@ fn sighup_applies_the_new_file_under_traffic() -> anyhow::Result<()> {
         "the download ended before the reload was checked"
     );
     // The new service serves; the download goes on untouched.
-    let page = cluster.topo.run_in(
-        cluster.topo.client_ns(),
-        &[
-            "curl",
-            "-sS",
-            "--fail",
-            "--max-time",
-            "5",
-            "http://198.18.0.129:8080/",
-        ],
-    )?;
+    let page = cluster.curl_url("http://198.18.0.129:8080/")?;
     assert_eq!(page.trim_end(), "198.19.0.137");
 
     // A bad file is refused as a whole: the running configuration stays.

@@ -116,17 +116,7 @@ fn every_thread_keeps_only_what_the_director_needs() -> anyhow::Result<()> {
         "198.19.0.137:80",
         "-m",
     ])?;
-    let page = cluster.topo.run_in(
-        cluster.topo.client_ns(),
-        &[
-            "curl",
-            "-sS",
-            "--fail",
-            "--max-time",
-            "5",
-            "http://198.18.0.129:8080/",
-        ],
-    )?;
+    let page = cluster.curl_url("http://198.18.0.129:8080/")?;
     assert_eq!(page.trim_end(), "198.19.0.137");
     cluster.xvsadm(&["-D", "-t", "198.18.0.129:8080"])?;
 
