@@ -26,10 +26,12 @@
 //! `Fragment`. The XDP program redirects them all to the workers by address alone (a non-first
 //! fragment has no ports), so none reaches the kernel, which would otherwise forward a real
 //! server's non-first fragment un-translated to the client (leaking the RIP) where
-//! `ip_forward` is on. Fragments to the director's own addresses go to its kernel as before. TCP/UDP checksums are not verified: the incremental update keeps
-//! a bad one bad, so the end host drops it as it would have without us. A *partial* checksum
-//! (left by a sender's checksum offload, as veth and virtio peers deliver them) is completed
-//! over the whole segment, since no NIC downstream will.
+//! `ip_forward` is on. Fragments to the director's own addresses go to its kernel as before.
+//!
+//! TCP/UDP checksums are not verified: the incremental update keeps a bad one bad, so the end
+//! host drops it as it would have without us. A *partial* checksum (left by a sender's
+//! checksum offload, as veth and virtio peers deliver them) is completed over the whole
+//! segment, since no NIC downstream will.
 
 mod icmp;
 
