@@ -14,7 +14,7 @@
 //! - ICMP errors (destination unreachable, "fragmentation needed" included, time exceeded,
 //!   parameter problem) about a connection in the table, from either side: translated as
 //!   IPVS's `ip_vs_nat_icmp` does and forwarded to the other side, so path MTU discovery works
-//!   through the director ([`icmp`] states the rules). They never create or touch a connection.
+//!   through the director (`process/icmp.rs` states the rules). They never create or touch a connection.
 //!
 //! What it refuses (each counted by reason, never a panic): anything that is not a well-formed
 //! IPv4 TCP/UDP packet or ICMP error about one, bad IPv4 header checksums, fragments, IP
