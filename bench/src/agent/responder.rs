@@ -9,7 +9,7 @@
 //! `bad_checksum`.
 
 use super::sink::{if_rx_packets, SinkReport};
-use super::sys::{FrameBatch, PacketSocket};
+use super::sys::{Batch, PacketSocket};
 use super::tcp::{self, Seen};
 use anyhow::{Context, Result};
 use std::sync::atomic::Ordering;
@@ -26,8 +26,8 @@ pub fn run(a: &Args) -> Result<SinkReport> {
     let drops0 = sock.drops();
     super::mark_ready(a.ready.as_deref())?;
     let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
-    let mut rx = FrameBatch::new(64, 2048);
-    let mut tx = FrameBatch::new(64, tcp::MIN_FRAME);
+    let mut rx = Batch::frames(64, 2048);
+    let mut tx = Batch::frames(64, tcp::MIN_FRAME);
     let mut lens = Vec::with_capacity(64);
     let mut r = SinkReport::default();
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
@@ -48,7 +48,7 @@ pub fn run(a: &Args) -> Result<SinkReport> {
             }
         }
         if !lens.is_empty() {
-            r.replies += tx.send(sock.fd(), &lens).unwrap_or(0) as u64;
+            r.replies += tx.send_frames(sock.fd(), &lens).unwrap_or(0) as u64;
         }
     }
     r.if_rx = if_rx_packets(&a.iface).saturating_sub(rx0);

@@ -59,7 +59,8 @@ fn from_sockaddr(s: &libc::sockaddr_in) -> SocketAddrV4 {
     )
 }
 
-/// Buffers for batched UDP I/O: `n` messages of `cap` bytes, each with a peer address.
+/// Buffers for batched I/O: `n` messages of `cap` bytes, each with a peer address (UDP) or
+/// none (frames on a packet socket).
 /// The headers point into the boxed buffers, which never move after construction.
 pub struct Batch {
     bufs: Box<[u8]>,
@@ -73,12 +74,25 @@ pub struct Batch {
 unsafe impl Send for Batch {}
 
 impl Batch {
+    /// For a UDP socket: every message has a peer address.
     pub fn new(n: usize, cap: usize) -> Batch {
+        Batch::build(n, cap, true)
+    }
+
+    /// For a bound [`PacketSocket`]: frames, no per-message address (the socket's interface
+    /// is the destination).
+    pub fn frames(n: usize, cap: usize) -> Batch {
+        Batch::build(n, cap, false)
+    }
+
+    fn build(n: usize, cap: usize, addressed: bool) -> Batch {
         let mut b = Batch {
             bufs: vec![0u8; n * cap].into_boxed_slice(),
             cap,
             // SAFETY: sockaddr_in, iovec and mmsghdr are plain old data; zero is valid.
-            addrs: (0..n).map(|_| unsafe { zeroed() }).collect(),
+            addrs: (0..if addressed { n } else { 0 })
+                .map(|_| unsafe { zeroed() })
+                .collect(),
             // SAFETY: as above.
             iovs: (0..n).map(|_| unsafe { zeroed() }).collect(),
             // SAFETY: as above.
@@ -88,8 +102,10 @@ impl Batch {
             b.iovs[i].iov_base = b.bufs[i * cap..].as_mut_ptr().cast();
             b.iovs[i].iov_len = cap;
             let h = &mut b.hdrs[i].msg_hdr;
-            h.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_in).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            if addressed {
+                h.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_in).cast();
+                h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            }
             h.msg_iov = &mut b.iovs[i];
             h.msg_iovlen = 1;
         }
@@ -105,13 +121,15 @@ impl Batch {
         &mut self.bufs[i * self.cap..(i + 1) * self.cap]
     }
 
-    /// Message `i` as received: its bytes and its sender.
-    pub fn received(&self, i: usize) -> (&[u8], SocketAddrV4) {
+    /// Message `i` as received: its bytes (a frame, for [`Batch::frames`]).
+    pub fn frame(&self, i: usize) -> &[u8] {
         let len = (self.hdrs[i].msg_len as usize).min(self.cap);
-        (
-            &self.bufs[i * self.cap..i * self.cap + len],
-            from_sockaddr(&self.addrs[i]),
-        )
+        &self.bufs[i * self.cap..i * self.cap + len]
+    }
+
+    /// Message `i` as received: its bytes and its sender (not for [`Batch::frames`]).
+    pub fn received(&self, i: usize) -> (&[u8], SocketAddrV4) {
+        (self.frame(i), from_sockaddr(&self.addrs[i]))
     }
 
     /// Sets message `i` up for sending `len` bytes of its buffer to `to`.
@@ -123,9 +141,14 @@ impl Batch {
     /// recvmmsg of up to `len()` messages (blocking until the first one or the socket's
     /// timeout); Ok(0) on timeout or interruption.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        let namelen = if self.addrs.is_empty() {
+            0
+        } else {
+            size_of::<libc::sockaddr_in>() as libc::socklen_t
+        };
         for i in 0..self.len() {
             self.iovs[i].iov_len = self.cap;
-            self.hdrs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            self.hdrs[i].msg_hdr.msg_namelen = namelen;
         }
         recv_batch(fd, &mut self.hdrs)
     }
@@ -133,6 +156,16 @@ impl Batch {
     /// sendmmsg of messages `0..n` as set by [`Batch::set_send`]; how many went out.
     pub fn send(&mut self, fd: RawFd, n: usize) -> io::Result<usize> {
         let n = n.min(self.hdrs.len());
+        send_all(fd, &mut self.hdrs[..n])
+    }
+
+    /// sendmmsg of frames `0..lens.len()`, frame `i` being the first `lens[i]` bytes of its
+    /// buffer; how many went out.
+    pub fn send_frames(&mut self, fd: RawFd, lens: &[usize]) -> io::Result<usize> {
+        let n = lens.len().min(self.len());
+        for (iov, len) in self.iovs.iter_mut().zip(&lens[..n]) {
+            iov.iov_len = (*len).min(self.cap);
+        }
         send_all(fd, &mut self.hdrs[..n])
     }
 }
@@ -338,72 +371,6 @@ impl PacketSocket {
             self.drops += u64::from(st.tp_drops);
         }
         self.drops
-    }
-}
-
-/// Buffers for batched frame I/O on a bound [`PacketSocket`] (no per-message address: the
-/// socket's interface is the destination). Same layout rules as [`Batch`].
-pub struct FrameBatch {
-    bufs: Box<[u8]>,
-    cap: usize,
-    iovs: Box<[libc::iovec]>,
-    hdrs: Box<[libc::mmsghdr]>,
-}
-
-// SAFETY: the raw pointers inside only point into the FrameBatch's own boxes.
-unsafe impl Send for FrameBatch {}
-
-impl FrameBatch {
-    pub fn new(n: usize, cap: usize) -> FrameBatch {
-        let mut b = FrameBatch {
-            bufs: vec![0u8; n * cap].into_boxed_slice(),
-            cap,
-            // SAFETY: iovec and mmsghdr are plain old data; zero is valid.
-            iovs: (0..n).map(|_| unsafe { zeroed() }).collect(),
-            // SAFETY: as above.
-            hdrs: (0..n).map(|_| unsafe { zeroed() }).collect(),
-        };
-        for i in 0..n {
-            b.iovs[i].iov_base = b.bufs[i * cap..].as_mut_ptr().cast();
-            b.iovs[i].iov_len = cap;
-            b.hdrs[i].msg_hdr.msg_iov = &mut b.iovs[i];
-            b.hdrs[i].msg_hdr.msg_iovlen = 1;
-        }
-        b
-    }
-
-    pub fn len(&self) -> usize {
-        self.hdrs.len()
-    }
-
-    /// Frame `i` as received.
-    pub fn frame(&self, i: usize) -> &[u8] {
-        let len = (self.hdrs[i].msg_len as usize).min(self.cap);
-        &self.bufs[i * self.cap..i * self.cap + len]
-    }
-
-    /// Frame `i`'s buffer (full capacity), to build a frame to send.
-    pub fn buf_mut(&mut self, i: usize) -> &mut [u8] {
-        &mut self.bufs[i * self.cap..(i + 1) * self.cap]
-    }
-
-    /// recvmmsg of up to `len()` frames (blocking until the first one or the socket's
-    /// timeout); Ok(0) on timeout or interruption.
-    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        for i in 0..self.len() {
-            self.iovs[i].iov_len = self.cap;
-        }
-        recv_batch(fd, &mut self.hdrs)
-    }
-
-    /// sendmmsg of frames `0..lens.len()`, frame `i` being the first `lens[i]` bytes of its
-    /// buffer; how many went out.
-    pub fn send(&mut self, fd: RawFd, lens: &[usize]) -> io::Result<usize> {
-        let n = lens.len().min(self.len());
-        for (iov, len) in self.iovs.iter_mut().zip(&lens[..n]) {
-            iov.iov_len = (*len).min(self.cap);
-        }
-        send_all(fd, &mut self.hdrs[..n])
     }
 }
 
