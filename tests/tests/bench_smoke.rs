@@ -9,30 +9,38 @@ use std::process::Command;
 use xvs_control::director::find_binary;
 use xvs_tests::root_or_skip;
 
+/// Runs `xvs-bench ARGS`; its stdout, or an error with both outputs if it failed.
+fn run_bench(args: &[&str]) -> Result<String> {
+    let bench = find_binary("xvs-bench")?;
+    let output = Command::new(&bench)
+        .args(args)
+        .output()
+        .with_context(|| format!("running xvs-bench {}", args.join(" ")))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    ensure!(
+        output.status.success(),
+        "xvs-bench {} failed ({}):\n{stdout}\n{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(stdout)
+}
+
 #[test]
 fn compare_smoke_prints_every_target_with_forwarded_packets() -> Result<()> {
     if !root_or_skip("compare_smoke_prints_every_target_with_forwarded_packets") {
         return Ok(());
     }
-    let bench = find_binary("xvs-bench")?;
     let out_dir = std::env::temp_dir().join(format!("xvs-bench-smoke-{}", std::process::id()));
-    let output = Command::new(&bench)
-        .args(["compare", "--smoke", "--out"])
-        .arg(&out_dir)
-        .output()
-        .context("running xvs-bench compare --smoke")?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let out_arg = out_dir.to_string_lossy().into_owned();
+    let run = run_bench(&["compare", "--smoke", "--out", &out_arg]);
     let files: Vec<_> = ["xvs.hgrm", "nft.hgrm", "direct.hgrm", "latency.svg"]
         .iter()
         .map(|f| out_dir.join(f).exists())
         .collect();
     let _ = std::fs::remove_dir_all(&out_dir);
-    ensure!(
-        output.status.success(),
-        "xvs-bench failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
+    let stdout = run?;
     // The table: a header with forwarded_pkts, then one row per target.
     let header = stdout
         .lines()
@@ -68,18 +76,7 @@ fn connrate_smoke_counts_connections_through_xvs_and_nft() -> Result<()> {
     if !root_or_skip("connrate_smoke_counts_connections_through_xvs_and_nft") {
         return Ok(());
     }
-    let bench = find_binary("xvs-bench")?;
-    let output = Command::new(&bench)
-        .args(["connrate", "--smoke"])
-        .output()
-        .context("running xvs-bench connrate --smoke")?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    ensure!(
-        output.status.success(),
-        "xvs-bench failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_bench(&["connrate", "--smoke"])?;
     for target in ["xvs", "nft"] {
         let rate: f64 = stdout
             .lines()
@@ -101,31 +98,24 @@ fn tcp_throughput_smoke_completes_conversations_through_every_target() -> Result
     if !root_or_skip("tcp_throughput_smoke_completes_conversations_through_every_target") {
         return Ok(());
     }
-    let bench = find_binary("xvs-bench")?;
     // 256 flows of 11 segments at 10,000 pps: about 3.5 passes over every flow in 1 s, each
     // SYN 25 ms ahead of its flow's first ACK.
     let flows = 256;
     for target in ["xvs", "nft", "direct"] {
-        let output = Command::new(&bench)
-            .args([
-                "throughput",
-                "--proto",
-                "tcp",
-                "--rate",
-                "10000",
-                "--duration",
-                "1",
-            ])
-            .args(["--flows", &flows.to_string(), "--target", target])
-            .output()
-            .context("running xvs-bench throughput --proto tcp")?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        ensure!(
-            output.status.success(),
-            "xvs-bench failed ({}):\n{stdout}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let flows_arg = flows.to_string();
+        let stdout = run_bench(&[
+            "throughput",
+            "--proto",
+            "tcp",
+            "--rate",
+            "10000",
+            "--duration",
+            "1",
+            "--flows",
+            &flows_arg,
+            "--target",
+            target,
+        ])?;
         // "T: tcp packets offered N, forwarded M, loss L%; replies S sent, B back; K bad checksums"
         let line = stdout
             .lines()
