@@ -120,21 +120,35 @@ static __always_inline int redirect_if(struct xdp_md *ctx, struct endpoint_key *
 	return bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_PASS);
 }
 
+/* Steers the frame by the endpoint its side matches: on the internal side (MATCH_SRC) the one
+ * it comes from, `src`, unless the frame is addressed to the director itself (`daddr` is one
+ * of its addresses: health-check replies); on the external side the one it goes to, `dst`.
+ * Addresses and ports in network byte order. */
+static __always_inline int steer_endpoint(struct xdp_md *ctx, __u32 role, __u32 daddr,
+					  __u32 src_addr, __u16 src_port, __u32 dst_addr,
+					  __u16 dst_port, __u8 proto)
+{
+	struct endpoint_key key = {};
+
+	if (role == MATCH_SRC) {
+		if (bpf_map_lookup_elem(&xvs_local_addrs, &daddr))
+			return XDP_PASS;
+		key.addr = src_addr;
+		key.port = src_port;
+	} else {
+		key.addr = dst_addr;
+		key.port = dst_port;
+	}
+	key.proto = proto;
+	return redirect_if(ctx, &key);
+}
+
 /* Fragments, first or not, of traffic to a VIP (external side) or from a real server
  * (internal side, unless addressed to the director itself): matched by address alone, since a
  * non-first fragment has no ports, against the address-only keys (port 0, proto 0). */
 static __always_inline int steer_fragment(struct xdp_md *ctx, struct iphdr *ip, __u32 role)
 {
-	struct endpoint_key key = {};
-
-	if (role == MATCH_SRC) {
-		if (bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
-			return XDP_PASS;
-		key.addr = ip->saddr;
-	} else {
-		key.addr = ip->daddr;
-	}
-	return redirect_if(ctx, &key);
+	return steer_endpoint(ctx, role, ip->daddr, ip->saddr, 0, ip->daddr, 0, 0);
 }
 
 /* ICMP errors about load-balanced traffic, matched by the packet they quote (an IPv4 header
@@ -145,7 +159,6 @@ static __always_inline int steer_fragment(struct xdp_md *ctx, struct iphdr *ip, 
 static __always_inline int steer_icmp(struct xdp_md *ctx, struct iphdr *ip, void *data_end,
 				      __u32 role)
 {
-	struct endpoint_key key = {};
 	struct icmp_header *icmp;
 	struct iphdr *inner;
 	__u16 *ports;
@@ -169,17 +182,10 @@ static __always_inline int steer_icmp(struct xdp_md *ctx, struct iphdr *ip, void
 	ports = (void *)(inner + 1);
 	if ((void *)(ports + 2) > data_end)
 		return XDP_PASS;
-	if (role == MATCH_SRC) {
-		if (bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
-			return XDP_PASS;
-		key.addr = inner->daddr;
-		key.port = ports[1];
-	} else {
-		key.addr = inner->saddr;
-		key.port = ports[0];
-	}
-	key.proto = inner->protocol;
-	return redirect_if(ctx, &key);
+	/* The quoted packet travelled the other way: its destination is where the error comes
+	 * from. */
+	return steer_endpoint(ctx, role, ip->daddr, inner->daddr, ports[1], inner->saddr, ports[0],
+			      inner->protocol);
 }
 
 static __always_inline int steer(struct xdp_md *ctx)
@@ -188,7 +194,6 @@ static __always_inline int steer(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip;
-	struct endpoint_key key = {};
 	__u32 zero = 0, *role;
 	__u16 *ports;
 	__u32 ihl;
@@ -214,17 +219,8 @@ static __always_inline int steer(struct xdp_md *ctx)
 	if ((void *)(ports + 2) > data_end)
 		return XDP_PASS;
 
-	if (*role == MATCH_SRC) {
-		if (bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
-			return XDP_PASS;
-		key.addr = ip->saddr;
-		key.port = ports[0];
-	} else {
-		key.addr = ip->daddr;
-		key.port = ports[1];
-	}
-	key.proto = ip->protocol;
-	return redirect_if(ctx, &key);
+	return steer_endpoint(ctx, *role, ip->daddr, ip->saddr, ports[0], ip->daddr, ports[1],
+			      ip->protocol);
 }
 
 SEC("xdp")
