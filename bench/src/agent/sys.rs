@@ -206,20 +206,9 @@ unsafe impl Send for FrameRing {}
 impl FrameRing {
     /// Opens a send-only packet socket on `ifname` for `frames` (each a whole frame).
     pub fn new(ifname: &str, frames: Vec<Vec<u8>>) -> io::Result<FrameRing> {
-        let cname = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
-        // SAFETY: a valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::last_os_error());
-        }
         // Protocol 0: this socket receives nothing.
-        // SAFETY: plain socket(2) call.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let (fd, ifindex) = packet_socket(ifname)?;
+        let raw = fd.as_raw_fd();
         set_int_opt(raw, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)?;
         let _ = set_int_opt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, 32 << 20);
         // SAFETY: sockaddr_ll is plain old data; zero is valid.
@@ -293,20 +282,9 @@ impl PacketSocket {
     /// Bound to `ifname`, with a 32 MiB receive buffer and a receive timeout, so that loops
     /// can check their stop flag.
     pub fn bind(ifname: &str, timeout_ms: u64) -> io::Result<PacketSocket> {
-        let cname = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
-        // SAFETY: a valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::last_os_error());
-        }
         // Protocol 0 until bound: nothing queues from other interfaces meanwhile.
-        // SAFETY: plain socket(2) call.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let (fd, ifindex) = packet_socket(ifname)?;
+        let raw = fd.as_raw_fd();
         set_int_opt(raw, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
         if set_int_opt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 32 << 20).is_err() {
             set_int_opt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, 32 << 20)?;
@@ -395,4 +373,22 @@ fn recv_batch(fd: RawFd, hdrs: &mut [libc::mmsghdr]) -> io::Result<usize> {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => Ok(0),
         _ => Err(e),
     }
+}
+
+/// An AF_PACKET raw socket with protocol 0 (it receives nothing until bound with a protocol),
+/// and the index of `ifname`.
+fn packet_socket(ifname: &str) -> io::Result<(OwnedFd, u32)> {
+    let cname = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
+    // SAFETY: a valid NUL-terminated string.
+    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if ifindex == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: plain socket(2) call.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    Ok((unsafe { OwnedFd::from_raw_fd(raw) }, ifindex))
 }
