@@ -33,7 +33,7 @@ use xvs_dataplane::snapshot::{
     PROTO_TCP, PROTO_UDP,
 };
 use xvs_dataplane::stats::{TrafficTotals, WorkerStats, MAX_REALS, MAX_SERVICES};
-use xvs_dataplane::xsk::QueueCounters;
+use xvs_dataplane::xsk::{QueueCounters, SocketCounters};
 use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind, UnknownScheduler};
 
 /// What `ipvsadm -L` shows as `(size=N)`: IPVS's default connection hash size.
@@ -57,6 +57,10 @@ pub trait Steering {
     /// What the XDP program did with the frames of one rx queue.
     fn queue_counters(&self, _side: Side, _queue: u32) -> QueueCounters {
         QueueCounters::default()
+    }
+    /// The kernel's drop counters of the AF_XDP socket of one rx queue.
+    fn socket_counters(&self, _side: Side, _queue: u32) -> SocketCounters {
+        SocketCounters::default()
     }
 }
 
@@ -758,6 +762,12 @@ impl<S: Steering> Director<S> {
                             passed: acc.passed + c.passed,
                         }
                     });
+                let sockets = w
+                    .queues
+                    .iter()
+                    .fold(SocketCounters::default(), |acc, (side, q)| {
+                        acc + self.steering.socket_counters(*side, *q)
+                    });
                 WorkerStatsReply {
                     worker: i as u32,
                     core: w.core,
@@ -768,6 +778,8 @@ impl<S: Steering> Director<S> {
                     held: w.stats.held.get().max(0) as u64,
                     redirected: xdp.redirected,
                     passed: xdp.passed,
+                    xsk_rx_ring_full: sockets.rx_ring_full,
+                    xsk_rx_dropped: sockets.rx_dropped,
                     drops: w
                         .stats
                         .drops_by_name()

@@ -13,12 +13,15 @@
 
 use crate::apply::{Director, Steering, WorkerHandle};
 use crate::metrics::{self, MetricsServer, MetricsSource};
+use crate::napi_tuning::{busy_poll_settings, threaded_napi_settings, NapiTuning, SYSFS_NET};
 use crate::privileges;
 use crate::protocol::{Command, HealthState};
 use crate::server::{Access, ControlHandle, ControlLoop, ControlServer};
 use anyhow::{bail, Context};
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,8 +35,8 @@ use xvs_dataplane::snapshot::{Interface, Snapshot, Vip};
 use xvs_dataplane::stats::{WorkerStats, MAX_REALS};
 use xvs_dataplane::worker::{Mailbox, ResolveQueue, Shared, Worker, WorkerOptions, NEVER_WAIT};
 use xvs_dataplane::xsk::{
-    rx_queue_count, BindMode, EndpointKey, FrameMemory, Port, PortOptions, QueueCounters, Role,
-    XdpMode, XdpProgram,
+    rx_queue_count, socket_counters, socket_napi_id, BindMode, BusyPoll, EndpointKey, FrameMemory,
+    Port, PortOptions, QueueCounters, Role, SocketCounters, XdpMode, XdpProgram,
 };
 
 /// Slots of the shared persistence template table (16 bytes each): room for this many
@@ -67,7 +70,16 @@ pub struct DaemonOptions {
     pub idle: IdleStrategy,
     /// `--drop-privileges`: keep only [`privileges::KEPT`] once started.
     pub drop_privileges: bool,
+    /// `--busy-poll`: workers run their interfaces' receive NAPI themselves.
+    pub busy_poll: Option<BusyPoll>,
+    /// `--worker-priority`: the workers' SCHED_FIFO priority, 0 for normal scheduling.
+    pub worker_priority: u8,
+    /// `--threaded-napi`: the interfaces' receive in kernel threads on the workers' cores.
+    pub threaded_napi: bool,
 }
+
+/// The workers' default realtime priority (SCHED_FIFO's lowest): see [`set_worker_priority`].
+pub const DEFAULT_WORKER_PRIORITY: u8 = 1;
 
 /// What a worker does when its rings are empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,6 +109,9 @@ impl DaemonOptions {
             metrics: None,
             idle: IdleStrategy::default(),
             drop_privileges: false,
+            busy_poll: None,
+            worker_priority: DEFAULT_WORKER_PRIORITY,
+            threaded_napi: false,
         }
     }
 }
@@ -106,6 +121,8 @@ struct XdpSteering {
     external: XdpProgram,
     internal: XdpProgram,
     resolver: Resolver,
+    /// The AF_XDP socket of each rx queue (owned by a worker; only its counters are read).
+    sockets: HashMap<(Side, u32), RawFd>,
 }
 
 impl Steering for XdpSteering {
@@ -133,6 +150,13 @@ impl Steering for XdpSteering {
             Side::Internal => &self.internal,
         };
         program.queue_counters(queue).unwrap_or_default()
+    }
+
+    fn socket_counters(&self, side: Side, queue: u32) -> SocketCounters {
+        self.sockets
+            .get(&(side, queue))
+            .and_then(|fd| socket_counters(*fd).ok())
+            .unwrap_or_default()
     }
 
     fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
@@ -216,10 +240,34 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         ring_size: options.ring_size,
         bind: options.bind_mode,
         batch: 64,
+        busy_poll: options.busy_poll,
+    };
+    // Held until the end of `run`; restored after any exit (see napi_tuning).
+    let sysfs = std::path::Path::new(SYSFS_NET);
+    let ifaces = [options.external.as_str(), options.internal.as_str()];
+    let _busy_poll_tuning = options
+        .busy_poll
+        .map(|_| NapiTuning::apply(sysfs, &ifaces, &busy_poll_settings()))
+        .transpose()
+        .context("--busy-poll")?;
+    let _threaded_napi_tuning = if options.threaded_napi {
+        let tuning = NapiTuning::apply(sysfs, &ifaces, &threaded_napi_settings())
+            .context("--threaded-napi")?;
+        for (name, ifindex) in [
+            (&options.external, external.ifindex),
+            (&options.internal, internal.ifindex),
+        ] {
+            pin_napi_threads(name, ifindex, workers, &cores)
+                .with_context(|| format!("--threaded-napi: placing the NAPI threads of {name}"))?;
+        }
+        Some(tuning)
+    } else {
+        None
     };
 
     let mut worker_ports: Vec<Vec<Port>> = (0..workers).map(|_| Vec::new()).collect();
     let mut zero_copy = false;
+    let mut sockets = HashMap::new();
     for (name, queues, side, program) in [
         (&options.external, ext_queues, Side::External, &ext_program),
         (&options.internal, int_queues, Side::Internal, &int_program),
@@ -230,6 +278,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
                 .register_socket(queue, port.fd())
                 .with_context(|| format!("registering the socket of {name} queue {queue}"))?;
             zero_copy |= port.is_zero_copy();
+            sockets.insert((side, queue), port.fd());
             worker_ports[queue as usize % workers].push(port);
         }
     }
@@ -284,7 +333,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             home,
             conn_capacity,
             shared.clone(),
-            worker_options(options.idle),
+            worker_options(options.idle, options.worker_priority > 0),
             Arc::clone(&own_stats),
             config.reader(),
             neighbour_reader.clone(),
@@ -296,28 +345,37 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             queues: worker_queues,
             conns: Arc::clone(worker.conn_dump()),
         });
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("xvs-worker-{id}"))
-                .spawn(move || {
-                    privileges::thread_start();
-                    if let Some(core) = core {
-                        core_affinity::set_for_current(core);
-                    }
-                    worker.run();
-                })
-                .context("starting a worker thread")?,
-        );
+        let thread = std::thread::Builder::new()
+            .name(format!("xvs-worker-{id}"))
+            .spawn(move || {
+                privileges::thread_start();
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                worker.run();
+            })
+            .context("starting a worker thread")?;
+        let priority = set_worker_priority(&thread, options.worker_priority);
+        threads.push(thread);
+        priority?;
     }
 
     let server = ControlServer::start(&options.control, options.access, control.handle())?;
     let started = format!(
-        "xvsd: external {} ({} queues), internal {} ({} queues), {workers} worker(s), {} mode, control {}{}",
+        "xvsd: external {} ({} queues), internal {} ({} queues), {workers} worker(s) ({}), {} mode{}, control {}{}",
         options.external,
         ext_queues,
         options.internal,
         int_queues,
+        match options.worker_priority {
+            0 => "normal priority".to_string(),
+            n => format!("SCHED_FIFO {n}"),
+        },
         if zero_copy { "zero-copy" } else { "copy" },
+        options.busy_poll.map_or(String::new(), |b| format!(
+            ", busy polling (budget {})",
+            b.budget
+        )),
         server.path().display(),
         metrics.as_ref().map_or(String::new(), |m| format!(
             ", metrics http://{}/metrics",
@@ -326,10 +384,14 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     );
     // One write: readers of the log (tests, supervisors) never see half of the line.
     eprintln!("{started}");
+    let mut busy_poll_check = options
+        .busy_poll
+        .map(|_| BusyPollCheck::new(&sockets, options));
     let steering = XdpSteering {
         external: ext_program,
         internal: int_program,
         resolver,
+        sockets,
     };
     let mut director = Director::new(
         config,
@@ -359,6 +421,9 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         eprintln!("xvsd: privileges dropped: only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF kept");
     }
     control.run(&mut director, &shutdown, |director| {
+        if let Some(check) = busy_poll_check.as_mut() {
+            check.run(director);
+        }
         if reload.swap(false, Ordering::Relaxed) {
             reload_config(director, options.config.as_deref());
         }
@@ -389,6 +454,59 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     drop(director);
     drop(server);
     Ok(())
+}
+
+/// Tells the operator, once per socket, whether busy polling took hold: a socket's busy polls
+/// run the NAPI it last received from, and a driver that gives its XDP receive queues no NAPI
+/// id (veth) leaves them inert, the kernel receiving as without `--busy-poll`.
+struct BusyPollCheck {
+    /// (side, queue, socket, interface name) not settled yet.
+    pending: Vec<(Side, u32, RawFd, String)>,
+    next: Instant,
+}
+
+impl BusyPollCheck {
+    const EVERY: Duration = Duration::from_secs(2);
+
+    fn new(sockets: &HashMap<(Side, u32), RawFd>, options: &DaemonOptions) -> Self {
+        let mut pending: Vec<_> = sockets
+            .iter()
+            .map(|(&(side, queue), &fd)| {
+                let ifname = match side {
+                    Side::External => options.external.clone(),
+                    Side::Internal => options.internal.clone(),
+                };
+                (side, queue, fd, ifname)
+            })
+            .collect();
+        pending.sort_by(|a, b| (&a.3, a.1).cmp(&(&b.3, b.1)));
+        BusyPollCheck {
+            pending,
+            next: Instant::now() + Self::EVERY,
+        }
+    }
+
+    fn run(&mut self, director: &Director<XdpSteering>) {
+        if Instant::now() < self.next {
+            return;
+        }
+        self.next = Instant::now() + Self::EVERY;
+        let steering = director.steering();
+        self.pending.retain(|(side, queue, fd, ifname)| {
+            let id = socket_napi_id(*fd).unwrap_or(0);
+            if id != 0 {
+                eprintln!("xvsd: busy polling {ifname} queue {queue} (NAPI {id})");
+                return false;
+            }
+            if steering.queue_counters(*side, *queue).redirected == 0 {
+                return true;
+            }
+            eprintln!(
+                "xvsd: warning: busy polling has no effect on {ifname} queue {queue}: its socket received frames but has no NAPI id (the driver registers its XDP queue without one, as veth does); the kernel keeps receiving in softirq or NAPI threads"
+            );
+            false
+        });
+    }
 }
 
 /// Serves `GET /metrics` on `addr` with what the control thread reports.
@@ -459,15 +577,87 @@ fn ipv4_addresses(name: &str) -> io::Result<Vec<Ipv4Addr>> {
     Ok(addrs)
 }
 
-fn worker_options(idle: IdleStrategy) -> WorkerOptions {
+fn worker_options(idle: IdleStrategy, realtime: bool) -> WorkerOptions {
     let defaults = WorkerOptions::default();
     WorkerOptions {
         spin_before_wait: match idle {
+            // A realtime worker never spins: every moment it spins is taken from the kernel's
+            // receive on its core, which it outranks.
+            IdleStrategy::Adaptive if realtime => 0,
             IdleStrategy::Adaptive => defaults.spin_before_wait,
             IdleStrategy::BusyPoll => NEVER_WAIT,
         },
         ..defaults
     }
+}
+
+/// Gives a worker realtime priority `priority` (SCHED_FIFO; 0 leaves normal scheduling).
+///
+/// Why: with AF_XDP in copy mode the kernel's receive for a worker's queues (the NAPI poll:
+/// XDP, the copy into the UMEM) runs on the worker's core, in softirq or in a NAPI thread.
+/// Under a fair share, overload gives the kernel the time to receive frames that the worker
+/// then has no time to forward: they die at the full RX ring after costing the most (a
+/// receive livelock; forwarding fell to a third of the lossless rate). A realtime worker
+/// outranks NAPI threads and ksoftirqd, so the kernel receives only while the worker has
+/// nothing left to forward, and the excess is dropped at the interface's own ring, before any
+/// work was spent on it. Softirq run on interrupt exit still outranks any thread: with NIC
+/// interrupts on the workers' cores, threaded NAPI completes the scheme (docs/benchmarks.md).
+/// A realtime worker sleeps as soon as its rings are empty (it never spins), so the kernel
+/// throttles nothing; `--idle busy` is refused with it.
+fn set_worker_priority<T>(thread: &std::thread::JoinHandle<T>, priority: u8) -> anyhow::Result<()> {
+    use std::os::unix::thread::JoinHandleExt;
+    if priority == 0 {
+        return Ok(());
+    }
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: the pthread_t is the live thread of `thread` (not joined); `param` is valid.
+    let rc =
+        unsafe { libc::pthread_setschedparam(thread.as_pthread_t(), libc::SCHED_FIFO, &param) };
+    if rc != 0 {
+        bail!(
+            "--worker-priority {priority}: cannot make the workers SCHED_FIFO: {} (it needs CAP_SYS_NICE and a realtime budget; --worker-priority 0 keeps normal scheduling)",
+            io::Error::from_raw_os_error(rc)
+        );
+    }
+    Ok(())
+}
+
+/// Pins the NAPI thread of each RX queue of `ifname` to the core of the worker that owns the
+/// queue (queue `q` belongs to worker `q % workers`, worker `w` runs on `cores[w % len]`).
+/// The threads keep normal scheduling: below realtime workers, above nothing else.
+fn pin_napi_threads(
+    ifname: &str,
+    ifindex: u32,
+    workers: usize,
+    cores: &[core_affinity::CoreId],
+) -> anyhow::Result<()> {
+    if cores.is_empty() {
+        return Ok(());
+    }
+    let threads = crate::napi_threads::rx_queue_threads(ifindex)?;
+    if threads.is_empty() {
+        bail!("{ifname} reports no threaded NAPI instance for its receive queues");
+    }
+    for (queue, tid) in threads {
+        let core = cores[(queue as usize % workers) % cores.len()].id;
+        // SAFETY: cpu_set_t is plain data; CPU_SET writes inside it.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `core` < CPU_SETSIZE (it is a CPU of this machine).
+        unsafe { libc::CPU_SET(core, &mut set) };
+        // SAFETY: sched_setaffinity reads a cpu_set_t of the given size.
+        let rc = unsafe {
+            libc::sched_setaffinity(tid as i32, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        };
+        if rc != 0 {
+            bail!(
+                "pinning NAPI thread {tid} (queue {queue}) to CPU {core}: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// How many workers: one per queue by default (at most one per core); each worker needs a

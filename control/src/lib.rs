@@ -26,6 +26,8 @@ pub mod health;
 pub mod ipvsadm;
 pub mod metrics;
 pub mod monitor;
+pub mod napi_threads;
+pub mod napi_tuning;
 pub mod privileges;
 pub mod protocol;
 pub mod server;

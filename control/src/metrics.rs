@@ -326,6 +326,20 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
         e.sample("xvs_worker_passed_packets_total", &[wl], w.passed);
     }
     e.family(
+        "xvs_worker_xsk_dropped_packets_total",
+        Kind::Counter,
+        "Frames the XDP program redirected to the worker's AF_XDP sockets that the kernel dropped there: the RX ring was full (ring_full) or no fill-ring frame was free (no_frame).",
+    );
+    for (w, wl) in each_worker() {
+        for (reason, n) in [
+            ("ring_full", w.xsk_rx_ring_full),
+            ("no_frame", w.xsk_rx_dropped),
+        ] {
+            let rl = label_set(&[("reason", reason)]);
+            e.sample("xvs_worker_xsk_dropped_packets_total", &[wl, &rl], n);
+        }
+    }
+    e.family(
         "xvs_worker_handed_off_packets_total",
         Kind::Counter,
         "Frames the worker handed to the worker that owns their connection.",
@@ -794,6 +808,8 @@ mod tests {
             held: base + 7,
             redirected: base + 8,
             passed: base + 4,
+            xsk_rx_ring_full: base + 9,
+            xsk_rx_dropped: base + 10,
             drops: drops.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
             icmp: [
                 ("in", "frag_needed", base + 6),
@@ -978,6 +994,17 @@ mod tests {
             put("xvs_worker_rx_packets_total", true, &wl, w.rx);
             put("xvs_worker_tx_packets_total", true, &wl, w.tx);
             put("xvs_worker_passed_packets_total", true, &wl, w.passed);
+            for (reason, n) in [
+                ("ring_full", w.xsk_rx_ring_full),
+                ("no_frame", w.xsk_rx_dropped),
+            ] {
+                put(
+                    "xvs_worker_xsk_dropped_packets_total",
+                    true,
+                    &[("worker", id.as_str()), ("reason", reason)],
+                    n,
+                );
+            }
             put(
                 "xvs_worker_handed_off_packets_total",
                 true,

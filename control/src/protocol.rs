@@ -638,6 +638,13 @@ pub struct WorkerStats {
     /// Frames of this worker's rx queues that the XDP program passed to the kernel (ARP,
     /// ICMP, traffic that is not load-balanced).
     pub passed: u64,
+    /// Redirected frames the kernel dropped because a socket's RX ring was full (the worker
+    /// fell behind), summed over this worker's sockets (`XDP_STATISTICS`).
+    #[serde(default)]
+    pub xsk_rx_ring_full: u64,
+    /// Redirected frames the kernel dropped otherwise, mostly for want of a fill-ring frame.
+    #[serde(default)]
+    pub xsk_rx_dropped: u64,
     /// Drops by reason name (see xvs_dataplane::stats::DropReason).
     pub drops: std::collections::BTreeMap<String, u64>,
     /// ICMP errors translated, by direction ("in": towards real servers, "out": towards

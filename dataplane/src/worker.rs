@@ -273,6 +273,9 @@ impl Core {
                 self.recycle(frame);
             }
             self.ports[i].refill(&mut self.pool);
+            // Busy polling: the interface's frames reach the ring when we ask, and asking
+            // every batch keeps the NAPI ours (the kernel's softirq yields it to us).
+            self.ports[i].poll_napi();
             let n = self.ports[i].receive(&mut self.received);
             if n == 0 {
                 continue;

@@ -1,9 +1,12 @@
 //! The daemon's life cycle: SIGKILL leaves no XDP program behind and a new xvsd starts cleanly
 //! on the same interfaces; SIGTERM detaches and removes the control socket; a second xvsd on
-//! the same interfaces is refused with a clear error.
+//! the same interfaces is refused with a clear error; the interface settings of `--busy-poll`
+//! are put back after SIGTERM and after SIGKILL; workers run SCHED_FIFO by default, and a
+//! realtime worker that never sleeps is refused.
 
+use std::time::Duration;
 use xvs_control::director::DirectorProcess;
-use xvs_tests::{root_or_skip, Cluster};
+use xvs_tests::{root_or_skip, wait_until, Cluster};
 
 #[test]
 fn sigkill_leaves_nothing_attached_and_restart_works() -> anyhow::Result<()> {
@@ -59,5 +62,173 @@ fn sigterm_detaches_and_second_daemon_is_refused() -> anyhow::Result<()> {
     assert!(cluster.director.stop()?, "xvsd did not exit on SIGTERM");
     assert!(!control.exists(), "control socket left behind");
     assert!(!cluster.xdp_attached("ext0")? && !cluster.xdp_attached("int0")?);
+    Ok(())
+}
+
+/// `napi_defer_hard_irqs` and `gro_flush_timeout` of ext0 and int0, as the director's
+/// namespace shows them.
+fn napi_settings(cluster: &Cluster) -> anyhow::Result<String> {
+    cluster.topo.run_in(
+        cluster.topo.director_ns(),
+        &[
+            "sh",
+            "-c",
+            "cat /sys/class/net/ext0/napi_defer_hard_irqs /sys/class/net/ext0/gro_flush_timeout \
+                 /sys/class/net/int0/napi_defer_hard_irqs /sys/class/net/int0/gro_flush_timeout",
+        ],
+    )
+}
+
+#[test]
+fn busy_poll_settings_are_restored_after_sigterm_and_sigkill() -> anyhow::Result<()> {
+    if !root_or_skip("busy_poll_settings_are_restored_after_sigterm_and_sigkill") {
+        return Ok(());
+    }
+    let mut cluster = Cluster::start("xvse2ebusy", 1, &["--busy-poll"])?;
+    let before = "0\n0\n0\n0\n";
+    cluster.configure("-t", 80)?;
+    assert_eq!(napi_settings(&cluster)?, "2\n200000\n2\n200000\n");
+    // Busy polling changes how frames are received, not what is forwarded.
+    let body = cluster.curl("/")?;
+    assert_eq!(body.trim_end(), "198.19.0.148 is www.shuyan.com");
+    assert!(cluster.director.stop()?, "xvsd did not exit on SIGTERM");
+    assert_eq!(napi_settings(&cluster)?, before);
+
+    // SIGKILL runs no destructor: the guardian process puts the values back.
+    cluster.director = DirectorProcess::start(&cluster.topo, &cluster.xvsd, &["--busy-poll"])?;
+    assert_eq!(napi_settings(&cluster)?, "2\n200000\n2\n200000\n");
+    cluster.kill_director()?;
+    let restored = wait_until(Duration::from_secs(5), || {
+        napi_settings(&cluster).is_ok_and(|s| s == before)
+    });
+    assert!(
+        restored,
+        "settings after SIGKILL: {:?}",
+        napi_settings(&cluster)?
+    );
+    Ok(())
+}
+
+/// The scheduling policy of every `xvs-worker-*` thread of `pid` (field 41 of
+/// /proc/PID/task/TID/stat: 1 is SCHED_FIFO, 0 SCHED_OTHER) and its realtime priority (40).
+fn worker_policies(pid: u32) -> anyhow::Result<Vec<(u32, u32)>> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let dir = task?.path();
+        let comm = std::fs::read_to_string(dir.join("comm"))?;
+        if !comm.starts_with("xvs-worker-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat"))?;
+        // Fields after the command (which ends with ") "), numbered from 3.
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map_or(vec![], |(_, r)| r.split(' ').collect());
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u32>().ok());
+        found.push((field(41).unwrap_or(99), field(40).unwrap_or(99)));
+    }
+    Ok(found)
+}
+
+#[test]
+fn workers_are_realtime_by_default_and_busy_realtime_is_refused() -> anyhow::Result<()> {
+    if !root_or_skip("workers_are_realtime_by_default_and_busy_realtime_is_refused") {
+        return Ok(());
+    }
+    let mut cluster = Cluster::start("xvse2eprio", 1, &[])?;
+    let pid = cluster.director.pid().expect("running");
+    assert_eq!(worker_policies(pid)?, vec![(1, 1)], "SCHED_FIFO 1");
+    cluster.configure("-t", 80)?;
+    // A realtime worker sleeps when idle, so the kernel still serves the director's core.
+    for _ in 0..3 {
+        cluster.curl("/")?;
+    }
+    assert!(cluster.director.stop()?);
+
+    cluster.director =
+        DirectorProcess::start(&cluster.topo, &cluster.xvsd, &["--worker-priority", "0"])?;
+    let pid = cluster.director.pid().expect("running");
+    assert_eq!(worker_policies(pid)?, vec![(0, 0)], "SCHED_OTHER");
+    assert!(cluster.director.stop()?);
+
+    let out = cluster
+        .topo
+        .command_in(cluster.topo.director_ns(), &cluster.xvsd.to_string_lossy())
+        .args(["--external", "ext0", "--internal", "int0", "--idle", "busy"])
+        .args(["--worker-priority", "5", "--control"])
+        .arg(cluster.topo.work_dir().join("busy.sock"))
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--worker-priority 5 with --idle busy"),
+        "{err}"
+    );
+    assert!(
+        !cluster.xdp_attached("ext0")?,
+        "a refused start must attach nothing"
+    );
+    Ok(())
+}
+
+/// The CPUs (`Cpus_allowed_list`) of every kernel thread named `napi/IFNAME-*`.
+fn napi_thread_cpus(ifname: &str) -> anyhow::Result<Vec<String>> {
+    let mut cpus = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let dir = entry?.path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        if !comm.starts_with(&format!("napi/{ifname}-")) {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        if let Some(list) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        {
+            cpus.push(list.trim().to_string());
+        }
+    }
+    Ok(cpus)
+}
+
+#[test]
+fn threaded_napi_threads_sit_on_the_workers_core_and_are_undone_after_sigkill() -> anyhow::Result<()>
+{
+    if !root_or_skip("threaded_napi_threads_sit_on_the_workers_core_and_are_undone_after_sigkill") {
+        return Ok(());
+    }
+    let mut cluster = Cluster::start("xvse2enapi", 1, &["--threaded-napi"])?;
+    let threaded = |c: &Cluster| {
+        c.topo.run_in(
+            c.topo.director_ns(),
+            &[
+                "cat",
+                "/sys/class/net/ext0/threaded",
+                "/sys/class/net/int0/threaded",
+            ],
+        )
+    };
+    assert_eq!(threaded(&cluster)?, "1\n1\n");
+    // One worker, pinned to the first CPU: so are both interfaces' receive threads.
+    for ifname in ["ext0", "int0"] {
+        let cpus = napi_thread_cpus(ifname)?;
+        assert!(!cpus.is_empty(), "no NAPI thread for {ifname}");
+        assert!(cpus.iter().all(|c| c == "0"), "{ifname}: {cpus:?}");
+    }
+    cluster.configure("-t", 80)?;
+    let body = cluster.curl("/")?;
+    assert_eq!(body.trim_end(), "198.19.0.148 is www.shuyan.com");
+
+    cluster.kill_director()?;
+    let restored = wait_until(Duration::from_secs(5), || {
+        threaded(&cluster).is_ok_and(|s| s == "0\n0\n")
+    });
+    assert!(
+        restored,
+        "threaded after SIGKILL: {:?}",
+        threaded(&cluster)?
+    );
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! xvsd: the xvs director daemon.
 //!
 //! `xvsd --external IFACE --internal IFACE [--control PATH] [--workers N] [--conn-max N]
-//! [--metrics [ADDR:]PORT] [--idle adaptive|busy] [--drop-privileges] ...` runs the director
+//! [--metrics [ADDR:]PORT] [--idle adaptive|busy] [--worker-priority N] [--threaded-napi]
+//! [--busy-poll]
+//! [--drop-privileges] ...` runs the director
 //! in the foreground until SIGINT/SIGTERM; `xvsd demo` runs the seed cluster of the LVS-NAT
 //! tutorial in network namespaces.
 
@@ -12,7 +14,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use xvs_control::daemon::{self, DaemonOptions, IdleStrategy};
-use xvs_dataplane::xsk::{BindMode, XdpMode};
+use xvs_dataplane::xsk::{BindMode, BusyPoll, XdpMode};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -63,6 +65,27 @@ struct Cli {
     /// (adaptive), or spin always (busy: lowest latency, a full core per worker).
     #[arg(long, value_enum, default_value_t = IdleArg::Adaptive)]
     idle: IdleArg,
+    /// Preferred busy polling: each worker runs its interfaces' receive (NAPI) itself, on its
+    /// own core, and only as fast as it forwards; sets napi_defer_hard_irqs=2 and
+    /// gro_flush_timeout=200000 on both interfaces while it runs (restored after any exit).
+    /// See docs/benchmarks.md for when it pays.
+    #[arg(long)]
+    busy_poll: bool,
+    /// Most frames one busy poll takes from an interface (SO_BUSY_POLL_BUDGET).
+    #[arg(long, value_name = "N", default_value_t = 64, requires = "busy_poll",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    busy_poll_budget: u16,
+    /// Realtime (SCHED_FIFO) priority of the workers, 1-99, or 0 for normal scheduling. A
+    /// realtime worker outranks the kernel's receive on its core, so overload is dropped at
+    /// the interface's ring instead of starving the worker [default: 1; 0 with --idle busy]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=99))]
+    worker_priority: Option<u8>,
+    /// Run both interfaces' receive (NAPI) in kernel threads, each pinned to the core of the
+    /// worker that owns its queue and ranked below realtime workers, instead of in softirq
+    /// (which outranks every thread): sets /sys/class/net/IFACE/threaded while xvsd runs
+    /// (restored after any exit). For NIC interrupts on the workers' cores.
+    #[arg(long)]
+    threaded_napi: bool,
     /// Once started, keep only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF (in every thread, with
     /// no_new_privs); see docs/security.md.
     #[arg(long)]
@@ -123,8 +146,23 @@ fn main() -> ExitCode {
                 IdleArg::Adaptive => IdleStrategy::Adaptive,
                 IdleArg::Busy => IdleStrategy::BusyPoll,
             };
+            options.worker_priority = match (cli.idle, cli.worker_priority) {
+                (IdleArg::Busy, Some(n)) if n > 0 => {
+                    eprintln!(
+                        "xvsd: --worker-priority {n} with --idle busy: a realtime worker that never sleeps would starve the kernel's receive on its core; use --idle adaptive, or --worker-priority 0"
+                    );
+                    return ExitCode::from(2);
+                }
+                (IdleArg::Busy, _) => 0,
+                (IdleArg::Adaptive, n) => n.unwrap_or(daemon::DEFAULT_WORKER_PRIORITY),
+            };
             options.conn_max = cli.conn_max;
             options.drop_privileges = cli.drop_privileges;
+            options.threaded_napi = cli.threaded_napi;
+            options.busy_poll = cli.busy_poll.then_some(BusyPoll {
+                budget: cli.busy_poll_budget,
+                ..BusyPoll::default()
+            });
             options.ring_size = cli.ring_size;
             options.xdp_mode = match cli.xdp_mode {
                 XdpModeArg::Auto => XdpMode::Auto,

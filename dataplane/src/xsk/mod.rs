@@ -13,7 +13,10 @@
 pub mod port;
 pub mod program;
 
-pub use port::{BindMode, FrameMemory, Poller, Port, PortOptions};
+pub use port::{
+    socket_counters, socket_napi_id, BindMode, BusyPoll, FrameMemory, Poller, Port, PortOptions,
+    SocketCounters,
+};
 pub use program::{EndpointKey, QueueCounters, Role, XdpMode, XdpProgram};
 
 use xsk_rs::FrameDesc;

@@ -5,7 +5,12 @@
 //! [`Port`] is one socket bound to one (interface, queue) pair, with the fill and completion
 //! rings that the kernel gives each new pair. All ring operations here are batched; the only
 //! syscalls are the TX kick (`sendto`, once per batch while frames are in flight: in copy mode
-//! the kernel transmits only inside it, at most 32 frames a call) and the idle wait.
+//! the kernel transmits only inside it, at most 32 frames a call), the idle wait and, with
+//! [`BusyPoll`], one `recvfrom` per port and batch whose RX ring was empty: it runs the
+//! interface's NAPI poll in the worker, on the worker's core.
+//!
+//! [`socket_counters`] reads the kernel's drop counters of a socket (`XDP_STATISTICS`): the
+//! frames the XDP program redirected that never reached the RX ring.
 
 use super::{Frame, XskError};
 use crate::process::Side;
@@ -83,6 +88,8 @@ pub struct PortOptions {
     pub bind: BindMode,
     /// Most descriptors taken from a ring at once.
     pub batch: usize,
+    /// Preferred busy polling: the worker runs the receive NAPI itself.
+    pub busy_poll: Option<BusyPoll>,
 }
 
 impl Default for PortOptions {
@@ -91,8 +98,115 @@ impl Default for PortOptions {
             ring_size: 1024,
             bind: BindMode::Auto,
             batch: 64,
+            busy_poll: None,
         }
     }
+}
+
+/// Preferred busy polling (Linux 5.11+, as DPDK's AF_XDP driver enables it): the socket's
+/// `recvfrom`/`sendto` run the interface's NAPI poll for up to `budget` frames in the calling
+/// thread, and while the interface defers its interrupts (`napi_defer_hard_irqs`,
+/// `gro_flush_timeout`, set by the daemon) the kernel leaves that NAPI to the busy poller. The
+/// receive work then happens on the worker's core, only when the worker asks for more: under
+/// overload the excess is dropped at the interface's ring, before any work was spent on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyPoll {
+    /// `SO_BUSY_POLL`: how long one poll may spin waiting for frames, in microseconds.
+    pub usecs: u32,
+    /// `SO_BUSY_POLL_BUDGET`: most frames one poll takes from the interface.
+    pub budget: u16,
+}
+
+impl Default for BusyPoll {
+    fn default() -> Self {
+        // DPDK's af_xdp defaults: budget 64; a short spin keeps an idle poll cheap.
+        BusyPoll {
+            usecs: 20,
+            budget: 64,
+        }
+    }
+}
+
+/// Kernel counters of one socket (`XDP_STATISTICS`), cumulative since it was bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketCounters {
+    /// Redirected frames dropped because the RX ring was full: the worker fell behind.
+    pub rx_ring_full: u64,
+    /// Redirected frames dropped otherwise, mostly for lack of a fill-ring frame.
+    pub rx_dropped: u64,
+    /// Times the kernel found the fill ring empty.
+    pub fill_ring_empty: u64,
+    /// Descriptors the kernel refused (RX and TX); non-zero means a bug in xvs.
+    pub invalid_descs: u64,
+}
+
+impl SocketCounters {
+    /// Frames lost between the XDP redirect and the RX ring.
+    pub fn rx_lost(&self) -> u64 {
+        self.rx_ring_full + self.rx_dropped
+    }
+}
+
+impl std::ops::Add for SocketCounters {
+    type Output = SocketCounters;
+    fn add(self, o: SocketCounters) -> SocketCounters {
+        SocketCounters {
+            rx_ring_full: self.rx_ring_full + o.rx_ring_full,
+            rx_dropped: self.rx_dropped + o.rx_dropped,
+            fill_ring_empty: self.fill_ring_empty + o.fill_ring_empty,
+            invalid_descs: self.invalid_descs + o.invalid_descs,
+        }
+    }
+}
+
+/// The NAPI instance whose frames the socket `fd` received last (`SO_INCOMING_NAPI_ID`), the
+/// one its busy polls run; 0 until it has received a frame, and for drivers that register
+/// their XDP receive queues without one (veth in 6.18: busy polling is then inert).
+pub fn socket_napi_id(fd: RawFd) -> io::Result<u32> {
+    let mut id: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `id`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_INCOMING_NAPI_ID,
+            (&mut id as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(id)
+}
+
+/// The counters of the AF_XDP socket `fd` (any thread may read them).
+pub fn socket_counters(fd: RawFd) -> io::Result<SocketCounters> {
+    const SOL_XDP: libc::c_int = 283;
+    const XDP_STATISTICS: libc::c_int = 7;
+    // SAFETY: an all-zero xdp_statistics (plain u64 fields) is valid.
+    let mut stats: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `stats`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            SOL_XDP,
+            XDP_STATISTICS,
+            (&mut stats as *mut libc::xdp_statistics).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(SocketCounters {
+        rx_ring_full: stats.rx_ring_full,
+        rx_dropped: stats.rx_dropped,
+        fill_ring_empty: stats.rx_fill_ring_empty_descs,
+        invalid_descs: stats.rx_invalid_descs + stats.tx_invalid_descs,
+    })
 }
 
 /// One AF_XDP socket on (interface, queue).
@@ -106,6 +220,7 @@ pub struct Port {
     scratch: Vec<FrameDesc>,
     tx_in_flight: usize,
     zero_copy: bool,
+    busy_poll: bool,
 }
 
 impl Port {
@@ -156,12 +271,70 @@ impl Port {
             scratch: vec![FrameDesc::default(); options.batch.max(1)],
             tx_in_flight: 0,
             zero_copy: false,
+            busy_poll: false,
         };
         port.zero_copy = port.query_zero_copy();
         if !port.zero_copy {
             port.raise_tx_budget(options.ring_size);
         }
+        if let Some(busy) = options.busy_poll {
+            port.enable_busy_poll(busy).map_err(|e| {
+                XskError::Setup(format!(
+                    "busy polling on {ifname} queue {queue}: {e} (preferred busy polling needs Linux 5.11 or later)"
+                ))
+            })?;
+        }
         Ok(port)
+    }
+
+    fn enable_busy_poll(&mut self, busy: BusyPoll) -> io::Result<()> {
+        let set = |option: libc::c_int, value: u32| -> io::Result<()> {
+            // SAFETY: setsockopt reads a u32 from a valid pointer of the given length.
+            let rc = unsafe {
+                libc::setsockopt(
+                    self.fd(),
+                    libc::SOL_SOCKET,
+                    option,
+                    (&value as *const u32).cast(),
+                    std::mem::size_of::<u32>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        };
+        set(libc::SO_PREFER_BUSY_POLL, 1)?;
+        set(libc::SO_BUSY_POLL, busy.usecs)?;
+        set(libc::SO_BUSY_POLL_BUDGET, u32::from(busy.budget))?;
+        self.busy_poll = true;
+        Ok(())
+    }
+
+    /// Whether [`Port::poll_napi`] does anything.
+    pub fn is_busy_polling(&self) -> bool {
+        self.busy_poll
+    }
+
+    /// With busy polling: runs the interface's receive NAPI here (one `recvfrom`), so that
+    /// the RX ring gets the frames waiting at the interface. Without: does nothing.
+    #[inline]
+    pub fn poll_napi(&mut self) {
+        if self.busy_poll {
+            // SAFETY: a zero-length receive with null buffers only triggers the busy poll
+            // (AF_XDP delivers through its rings, never through recvfrom's buffer).
+            unsafe {
+                libc::recvfrom(
+                    self.fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
     }
 
     /// In copy mode the kernel transmits at most 32 descriptors per `sendto` by default;
