@@ -1,9 +1,9 @@
-//! `xvs-bench compare`: xvs, nftables NAT and plain routing on the same topology, side by
-//! side. Each repetition builds a fresh rig per target, in an order that rotates from one
+//! `xvs-bench compare`: xvs, nftables NAT, plain routing and xvs's mechanism without NAT
+//! (`xskfwd`) on the same topology, side by side. Each repetition builds a fresh rig per target, in an order that rotates from one
 //! repetition to the next (xvs nft direct, nft direct xvs, ...), and measures there the
 //! throughput (max-rate trial + search for < 0.1% loss) and the latency at one offered load
 //! common to all targets. The table gives medians over the repetitions and the ratios
-//! xvs/nft; the latency histograms of all repetitions are merged per target and written as
+//! xvs/nft and xvs/xskfwd; the latency histograms of all repetitions are merged per target and written as
 //! `DIR/<target>.hgrm` plus one `DIR/latency.svg` with every target. `--proto tcp` measures
 //! the throughput with TCP conversations; the latency runs stay UDP request/response.
 
@@ -110,24 +110,27 @@ pub fn table(rows: &[Row], repetitions: usize, latency_rate: f64) -> String {
         );
     }
     let find = |t: Target| rows.iter().find(|r| r.target == t);
-    if let (Some(x), Some(n)) = (find(Target::Xvs), find(Target::Nft)) {
-        let ratio = |a: f64, b: f64| {
-            if b > 0.0 {
-                format!("{:.2}", a / b)
-            } else {
-                "-".into()
-            }
-        };
-        let _ = writeln!(
-            s,
-            "{:<8} {:>16} {:>16} {:>14} {:>10} {:>10}",
-            "xvs/nft",
-            ratio(x.throughput_pps, n.throughput_pps),
-            ratio(x.max_forwarded_pps, n.max_forwarded_pps),
-            "",
-            ratio(x.p50_us, n.p50_us),
-            ratio(x.p99_us, n.p99_us)
-        );
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.2}", a / b)
+        } else {
+            "-".into()
+        }
+    };
+    // xvs against the kernel's NAT, and against its own mechanism without the NAT.
+    for other in [Target::Nft, Target::Xskfwd] {
+        if let (Some(x), Some(n)) = (find(Target::Xvs), find(other)) {
+            let _ = writeln!(
+                s,
+                "{:<8} {:>16} {:>16} {:>14} {:>10} {:>10}",
+                format!("xvs/{other}"),
+                ratio(x.throughput_pps, n.throughput_pps),
+                ratio(x.max_forwarded_pps, n.max_forwarded_pps),
+                "",
+                ratio(x.p50_us, n.p50_us),
+                ratio(x.p99_us, n.p99_us)
+            );
+        }
     }
     if rows.iter().any(|r| r.generator_bound) {
         s.push_str("+ the generator could not saturate this target: a lower bound\n");
@@ -207,7 +210,7 @@ pub fn run(a: &Args) -> Result<()> {
         &series,
     )?;
     println!(
-        "wrote {}/{{xvs,nft,direct}}.hgrm and {}",
+        "wrote {}/{{xvs,nft,direct,xskfwd}}.hgrm and {}",
         a.out.display(),
         svg.display()
     );

@@ -43,6 +43,10 @@ pub fn trial_line(target: Target, label: &str, t: &TrialResult) -> String {
     if t.bad_checksums() > 0 {
         let _ = write!(line, "  ({} bad checksums)", t.bad_checksums());
     }
+    let drops = t.drops.describe();
+    if !drops.is_empty() {
+        let _ = write!(line, "  (drops: {drops})");
+    }
     line
 }
 

@@ -11,6 +11,9 @@
 //!   `dnat to numgen inc mod N map {...}` rule; conntrack un-NATs the replies.
 //! - [`Target::Direct`]: no load balancer: the director only routes (`ip_forward=1`) and the
 //!   generator addresses the real servers themselves. The ceiling of the topology.
+//! - [`Target::Xskfwd`]: xvs's mechanism without its work: [`agent::xskfwd`] forwards over
+//!   the same XDP program, UMEM, sockets, rings and placement as xvsd, rewriting MACs only;
+//!   the generator addresses the real servers themselves. The ceiling of xvs's design.
 //!
 //! For the kernel targets, RPS on the director's interfaces puts the forwarding softirq on
 //! the director's cores (a veth without XDP would run it on the sender's CPU).
@@ -46,6 +49,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use xvs_control::director::{find_binary, DirectorProcess};
+use xvs_control::protocol::{Command, Reply};
 use xvs_control::topology::{self, RealSpec, Topology, TopologySpec};
 
 /// Namespace prefix of every rig (stale ones of killed runs are removed at start).
@@ -56,6 +60,9 @@ pub const TCP_PORT: u16 = 80;
 pub const GEN_SRC_BASE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 /// Size of the generator's source address pool.
 pub const GEN_SRC_COUNT: u32 = 64;
+/// The generator's end of the softirq placement's hop, and the hop's receiving end.
+const GEN_IF: &str = "gen0";
+const HOP_IF: &str = "gen1";
 /// How long agents get to bind their sockets.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between the end of a trial's traffic and the sinks' stop: frames in flight land.
@@ -85,15 +92,17 @@ pub enum Target {
     Xvs,
     Nft,
     Direct,
+    Xskfwd,
 }
 
 impl Target {
-    pub const ALL: [Target; 3] = [Target::Xvs, Target::Nft, Target::Direct];
+    pub const ALL: [Target; 4] = [Target::Xvs, Target::Nft, Target::Direct, Target::Xskfwd];
     pub fn name(self) -> &'static str {
         match self {
             Target::Xvs => "xvs",
             Target::Nft => "nft",
             Target::Direct => "direct",
+            Target::Xskfwd => "xskfwd",
         }
     }
 }
@@ -128,6 +137,45 @@ pub struct RigArgs {
     /// xvsd's `--idle`: workers sleep when idle (adaptive) or poll busily (busy).
     #[arg(long, default_value = "adaptive", value_parser = ["adaptive", "busy"])]
     pub xvs_idle: String,
+    /// xvsd's `--busy-poll`: its workers run the veths' receive NAPI themselves.
+    #[arg(long)]
+    pub xvs_busy_poll: bool,
+    /// xvsd's `--worker-priority` (default: xvsd's own).
+    #[arg(long)]
+    pub xvs_worker_priority: Option<u8>,
+    /// xvsd's `--threaded-napi`: xvsd itself moves its veths' receive into pinned threads
+    /// (in the threads placement the rig does it otherwise).
+    #[arg(long)]
+    pub xvs_threaded_napi: bool,
+    /// Where the director's receive work runs (see [`Placement`]).
+    #[arg(long, value_enum, default_value_t = Placement::Threads)]
+    pub placement: Placement,
+}
+
+/// Where the director's receive work (the veth NAPI poll: XDP, the copy-mode AF_XDP copy, the
+/// kernel's forwarding) runs. Both put it on the director's cores; they differ in how it
+/// competes with the director's own threads there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    /// In NAPI kernel threads pinned to the director's cores (xvs), or RPS softirq there
+    /// (nft, direct): the scheduler shares the core between them and xvsd's workers.
+    Threads,
+    /// In softirq on the director's cores, as a NIC interrupt affined there would put it:
+    /// softirq preempts every thread. veth schedules its NAPI on the CPU that transmits into
+    /// it, so the generator sends into a hop in the client namespace (a veth pair `gen0` ->
+    /// `gen1`, RPS of `gen1` on the director's cores, `tc` u32 + mirred from `gen1` to `eth0`) whose
+    /// softirq on a director core transmits every frame to `ext0`. The hop costs the director's
+    /// cores the same for every target.
+    Softirq,
+}
+
+impl Placement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Threads => "threads",
+            Placement::Softirq => "softirq",
+        }
+    }
 }
 
 /// The CPU placement in force.
@@ -136,6 +184,7 @@ pub struct Cores {
     pub gen: Vec<usize>,
     pub director: Vec<usize>,
     pub sink: Vec<usize>,
+    pub placement: Placement,
 }
 
 impl Cores {
@@ -151,6 +200,7 @@ impl Cores {
                 .clone()
                 .unwrap_or_else(|| ((cpus - w).max(if cpus > 1 { 1 } else { 0 })..cpus).collect()),
             sink: args.sink_cores.clone().unwrap_or_default(),
+            placement: args.placement,
         }
     }
 }
@@ -171,9 +221,10 @@ impl fmt::Display for Cores {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "generator cores {}, director cores {}, sink cores {}",
+            "generator cores {}, director cores {} (receive in {}), sink cores {}",
             list(&self.gen),
             list(&self.director),
+            self.placement.name(),
             list(&self.sink)
         )
     }
@@ -220,11 +271,88 @@ pub struct TrialResult {
     pub sinks: Vec<SinkReport>,
     /// TCP: the responders' SYN/ACKs and FIN/ACKs that reached the client namespace.
     pub replies_returned: Option<u64>,
+    /// Where frames were dropped during the trial.
+    pub drops: DropCounters,
+}
+
+/// Frames dropped on the way through the director, by place (counter deltas over a trial).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    /// Frames the generator's interface dropped: `veth_ring` in the threads placement, the
+    /// hop's backlog in the softirq placement.
+    pub generator_if: u64,
+    /// The softirq placement's hop: `gen1`'s backlog was full.
+    pub hop: u64,
+    /// The director's external veth ring was full (the peer `eth0`'s `tx_dropped`): the
+    /// receive side did not keep up, as a NIC's RX ring overflows.
+    pub veth_ring: u64,
+    /// The kernel's per-CPU input backlogs overflowed (`/proc/net/softnet_stat`, all CPUs).
+    pub backlog: u64,
+    /// xvs: frames its XDP programs redirected, and frames its workers received.
+    pub xdp_redirected: u64,
+    pub worker_rx: u64,
+    /// xvs: redirected frames the kernel dropped at a full RX ring, or for want of a frame.
+    pub xsk_ring_full: u64,
+    pub xsk_no_frame: u64,
+    /// xvs: frames the workers dropped for a full TX ring, or a full hand-off ring.
+    pub tx_full: u64,
+    pub handoff_full: u64,
+}
+
+impl DropCounters {
+    fn since(&self, before: &DropCounters) -> DropCounters {
+        DropCounters {
+            generator_if: self.generator_if.saturating_sub(before.generator_if),
+            hop: self.hop.saturating_sub(before.hop),
+            veth_ring: self.veth_ring.saturating_sub(before.veth_ring),
+            backlog: self.backlog.saturating_sub(before.backlog),
+            xdp_redirected: self.xdp_redirected.saturating_sub(before.xdp_redirected),
+            worker_rx: self.worker_rx.saturating_sub(before.worker_rx),
+            xsk_ring_full: self.xsk_ring_full.saturating_sub(before.xsk_ring_full),
+            xsk_no_frame: self.xsk_no_frame.saturating_sub(before.xsk_no_frame),
+            tx_full: self.tx_full.saturating_sub(before.tx_full),
+            handoff_full: self.handoff_full.saturating_sub(before.handoff_full),
+        }
+    }
+
+    /// The non-zero drops, as `place N` pairs.
+    pub fn describe(&self) -> String {
+        [
+            ("veth ring", self.veth_ring),
+            ("hop backlog", self.hop),
+            ("backlog", self.backlog),
+            (
+                "xsk (redirected - rx)",
+                self.xdp_redirected.saturating_sub(self.worker_rx),
+            ),
+            ("xsk ring full", self.xsk_ring_full),
+            ("xsk no frame", self.xsk_no_frame),
+            ("tx ring full", self.tx_full),
+            ("hand-off full", self.handoff_full),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
+/// The sum of the "dropped" column (the second) of `/proc/net/softnet_stat`.
+fn softnet_dropped(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|hex| u64::from_str_radix(hex, 16).ok())
+        .sum()
 }
 
 impl TrialResult {
+    /// Frames the generator handed to the kernel: those it accepted and those its interface
+    /// dropped (the director's full veth ring, a NIC's RX ring overflowing; or the softirq
+    /// placement's hop's full backlog): offered, and lost. Not the generator's own error
+    /// count, which counts every retry of a refused batch.
     pub fn offered(&self) -> u64 {
-        self.gen.sent
+        self.gen.sent + self.drops.generator_if
     }
     pub fn forwarded(&self) -> u64 {
         self.sinks.iter().map(|s| s.received).sum()
@@ -352,6 +480,8 @@ impl ConnRate {
 pub struct Rig {
     // Field order is drop order: xvsd stops before its namespaces go away.
     director: Option<DirectorProcess>,
+    /// The `xskfwd` target's forwarder.
+    forwarder: Option<Agent>,
     topo: Topology,
     target: Target,
     cores: Cores,
@@ -403,6 +533,7 @@ impl Rig {
             .to_string();
         let mut rig = Rig {
             director: None,
+            forwarder: None,
             topo,
             target,
             cores,
@@ -411,14 +542,18 @@ impl Rig {
             ext_mac,
         };
         rig.place_softirqs()?;
+        if args.placement == Placement::Softirq {
+            rig.build_hop()?;
+        }
         rig.route_replies()?;
         match target {
-            Target::Xvs => rig.start_xvs(args.workers, &args.xvs_idle)?,
+            Target::Xvs => rig.start_xvs(args)?,
             Target::Nft => {
                 rig.forwarding_on()?;
                 rig.install_nft()?;
             }
             Target::Direct => rig.forwarding_on()?,
+            Target::Xskfwd => {}
         }
         // Resolve the reals' MACs in the director's kernel (xvsd reads that table too), so
         // that the first frames of a trial do not wait for ARP.
@@ -429,6 +564,10 @@ impl Rig {
                     &["ping", "-c1", "-W1", &r.addr.to_string()],
                 )
                 .with_context(|| format!("director cannot reach real {}", r.addr))?;
+        }
+        if target == Target::Xskfwd {
+            // It reads the reals' MACs from the kernel, resolved just above.
+            rig.start_xskfwd()?;
         }
         Ok(rig)
     }
@@ -443,7 +582,7 @@ impl Rig {
     /// What the generator and the latency client address: the VIP, or the reals themselves.
     fn destinations(&self) -> Vec<Ipv4Addr> {
         match self.target {
-            Target::Direct => self.topo.reals().iter().map(|r| r.addr).collect(),
+            Target::Direct | Target::Xskfwd => self.topo.reals().iter().map(|r| r.addr).collect(),
             Target::Xvs | Target::Nft => vec![self.topo.vip()],
         }
     }
@@ -604,13 +743,24 @@ impl Rig {
         Ok(())
     }
 
-    fn start_xvs(&mut self, workers: usize, idle: &str) -> Result<()> {
+    fn start_xvs(&mut self, args: &RigArgs) -> Result<()> {
         let xvsd = find_binary("xvsd")?;
         let xvsadm = find_binary("xvsadm")?;
-        let w = workers.to_string();
+        let w = args.workers.to_string();
+        let mut flags = vec!["--workers", &w, "--idle", &args.xvs_idle];
+        if args.xvs_busy_poll {
+            flags.push("--busy-poll");
+        }
+        if args.xvs_threaded_napi {
+            flags.push("--threaded-napi");
+        }
+        let priority = args.xvs_worker_priority.map(|p| p.to_string());
+        if let Some(p) = &priority {
+            flags.extend(["--worker-priority", p]);
+        }
         // xvsd pins its workers to the CPUs of its affinity: start it with the director's.
         let director = with_affinity(&self.cores.director, || {
-            DirectorProcess::start(&self.topo, &xvsd, &["--workers", &w, "--idle", idle])
+            DirectorProcess::start(&self.topo, &xvsd, &flags)
         })?;
         let vip = self.topo.vip();
         for (flag, port) in [("-u", BENCH_PORT), ("-t", BENCH_PORT), ("-t", TCP_PORT)] {
@@ -622,7 +772,153 @@ impl Rig {
             }
         }
         self.director = Some(director);
-        self.pin_napi_threads()
+        match self.cores.placement {
+            Placement::Threads if args.xvs_threaded_napi => Ok(()),
+            Placement::Threads => self.pin_napi_threads(),
+            // veth polls in softirq unless told otherwise.
+            Placement::Softirq => Ok(()),
+        }
+    }
+
+    /// [`Target::Xskfwd`]: the forwarder in the director namespace, on the director's cores,
+    /// the NAPI threads placed as for xvs.
+    fn start_xskfwd(&mut self) -> Result<()> {
+        let client_mac = self
+            .sh(
+                self.topo.client_ns(),
+                &format!("cat /sys/class/net/{}/address", topology::HOST_IF),
+            )?
+            .trim()
+            .to_string();
+        let ready = self.topo.work_dir().join("xskfwd.ready");
+        let _ = std::fs::remove_file(&ready);
+        let reals: Vec<String> = self
+            .topo
+            .reals()
+            .iter()
+            .map(|r| r.addr.to_string())
+            .collect();
+        let args = vec![
+            "--external".to_string(),
+            self.topo.ext_if().to_string(),
+            "--internal".to_string(),
+            self.topo.int_if().to_string(),
+            "--reals".to_string(),
+            reals.join(","),
+            "--client-mac".to_string(),
+            client_mac,
+            "--cores".to_string(),
+            list(&self.cores.director),
+            "--ready".to_string(),
+            ready.to_string_lossy().into_owned(),
+        ];
+        let mut agent = self.spawn_agent(self.topo.director_ns(), "xskfwd", &args)?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while !ready.exists() {
+            if let Some(st) = agent
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                let mut err = String::new();
+                if let Some(mut e) = agent.child.as_mut().and_then(|c| c.stderr.take()) {
+                    let _ = e.read_to_string(&mut err);
+                }
+                bail!(
+                    "{} exited during start-up ({st}): {}",
+                    agent.what,
+                    err.trim()
+                );
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "xskfwd not ready within {READY_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.forwarder = Some(agent);
+        match self.cores.placement {
+            Placement::Threads => self.pin_napi_threads(),
+            Placement::Softirq => Ok(()),
+        }
+    }
+
+    /// The hop of [`Placement::Softirq`]: `gen0` (the generator's) -> `gen1`, RPS'd to the
+    /// director's cores, mirrored by tc to `eth0`, so `ext0`'s NAPI is scheduled there.
+    fn build_hop(&self) -> Result<()> {
+        let c = self.topo.client_ns().to_string();
+        let q = self.topo.queues();
+        let mask = cpu_mask(&self.cores.director);
+        let mut script = format!(
+            "set -e\nip link add name {GEN_IF} numtxqueues {q} numrxqueues {q} type veth peer name {HOP_IF} numtxqueues {q} numrxqueues {q}\n\
+             ip link set {GEN_IF} up\nip link set {HOP_IF} up\n\
+             tc qdisc add dev {HOP_IF} ingress\n\
+             tc filter add dev {HOP_IF} ingress u32 match u32 0 0 action mirred egress redirect dev {}\n",
+            topology::HOST_IF
+        );
+        for i in 0..q {
+            script.push_str(&format!(
+                "echo {mask} > /sys/class/net/{HOP_IF}/queues/rx-{i}/rps_cpus\n"
+            ));
+        }
+        self.sh(&c, &script)
+            .context("building the softirq placement's hop (veth, RPS, tc mirred)")?;
+        Ok(())
+    }
+
+    /// The interface the generator sends on.
+    fn gen_iface(&self) -> &'static str {
+        match self.cores.placement {
+            Placement::Threads => topology::HOST_IF,
+            Placement::Softirq => GEN_IF,
+        }
+    }
+
+    /// Counters of every place a frame can be dropped on its way through the director.
+    fn drop_counters(&self) -> Result<DropCounters> {
+        let tx_dropped = |ifname: &str| -> Result<u64> {
+            self.sh(
+                self.topo.client_ns(),
+                &format!("cat /sys/class/net/{ifname}/statistics/tx_dropped"),
+            )?
+            .trim()
+            .parse::<u64>()
+            .with_context(|| format!("reading {ifname}'s tx_dropped"))
+        };
+        let client_tx_dropped = tx_dropped(topology::HOST_IF)?;
+        let hop = match self.cores.placement {
+            Placement::Threads => 0,
+            Placement::Softirq => tx_dropped(GEN_IF)?,
+        };
+        let generator_if = match self.cores.placement {
+            Placement::Threads => client_tx_dropped,
+            Placement::Softirq => hop,
+        };
+        let backlog = std::fs::read_to_string("/proc/net/softnet_stat")
+            .map(|t| softnet_dropped(&t))
+            .unwrap_or(0);
+        let mut counters = DropCounters {
+            generator_if,
+            hop,
+            veth_ring: client_tx_dropped,
+            backlog,
+            ..DropCounters::default()
+        };
+        if let Some(d) = &self.director {
+            let reply = d.client()?.call(Command::Stats)?;
+            let Reply::Stats(stats) = reply else {
+                bail!("xvsd answered the stats command with {reply:?}");
+            };
+            for w in &stats.workers {
+                counters.xdp_redirected += w.redirected;
+                counters.worker_rx += w.rx;
+                counters.xsk_ring_full += w.xsk_rx_ring_full;
+                counters.xsk_no_frame += w.xsk_rx_dropped;
+                counters.tx_full += w.drops.get("tx_full").copied().unwrap_or(0);
+                counters.handoff_full += w.drops.get("handoff_full").copied().unwrap_or(0);
+            }
+        }
+        Ok(counters)
     }
 
     /// Threaded NAPI on the director's veths, the poll threads pinned to the director's
@@ -726,10 +1022,13 @@ impl Rig {
             Proto::Udp => None,
             Proto::Tcp => Some(self.replies_counter()?),
         };
+        let drops0 = self.drop_counters()?;
         let dst = self.destinations_arg();
         let mut args: Vec<String> = vec![
             "agent".into(),
             "gen".into(),
+            "--iface".into(),
+            self.gen_iface().into(),
             "--dst-mac".into(),
             self.ext_mac.clone(),
             "--src-base".into(),
@@ -782,11 +1081,13 @@ impl Rig {
             Some(before) => Some(self.replies_counter()?.saturating_sub(before)),
             None => None,
         };
+        let drops = self.drop_counters()?.since(&drops0);
         Ok(TrialResult {
             load,
             gen,
             sinks: reports,
             replies_returned,
+            drops,
         })
     }
 
@@ -878,6 +1179,20 @@ impl Rig {
     }
 
     fn ensure_director_alive(&self) -> Result<()> {
+        if let Some(pid) = self
+            .forwarder
+            .as_ref()
+            .and_then(|f| f.child.as_ref())
+            .map(|c| c.id())
+        {
+            // Exited (a zombie until reaped) or gone: its /proc stat says so.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+            ensure!(
+                matches!(state, Some(c) if c != 'Z'),
+                "the xskfwd forwarder has exited"
+            );
+        }
         if let Some(d) = &self.director {
             // is_running needs &mut; a cheap check through the control socket instead.
             d.client()
@@ -978,6 +1293,10 @@ mod tests {
             sink_cores: None,
             gen_threads: 1,
             xvs_idle: "adaptive".into(),
+            xvs_busy_poll: false,
+            xvs_worker_priority: None,
+            xvs_threaded_napi: false,
+            placement: Placement::Threads,
         }
     }
 
@@ -1008,6 +1327,41 @@ mod tests {
         ));
         assert!(r.contains("tcp dport 80"));
         assert!(r.contains("ip daddr 198.18.0.129 tcp dport 9000 dnat to numgen inc mod 2"));
+    }
+
+    #[test]
+    fn drops_are_deltas_named_by_place() {
+        let before = DropCounters {
+            generator_if: 10,
+            veth_ring: 10,
+            xdp_redirected: 100,
+            worker_rx: 90,
+            xsk_ring_full: 10,
+            ..DropCounters::default()
+        };
+        let after = DropCounters {
+            generator_if: 15,
+            veth_ring: 15,
+            xdp_redirected: 200,
+            worker_rx: 180,
+            xsk_ring_full: 20,
+            tx_full: 3,
+            ..DropCounters::default()
+        };
+        let d = after.since(&before);
+        assert_eq!(d.generator_if, 5);
+        assert_eq!(
+            d.describe(),
+            "veth ring 5, xsk (redirected - rx) 10, xsk ring full 10, tx ring full 3"
+        );
+        assert_eq!(DropCounters::default().describe(), "");
+    }
+
+    #[test]
+    fn softnet_drops_sum_the_second_column_of_every_cpu() {
+        let text = "0000a000 00000002 00000000\n0000b000 00000010 00000001\n";
+        assert_eq!(softnet_dropped(text), 18);
+        assert_eq!(softnet_dropped(""), 0);
     }
 
     #[test]

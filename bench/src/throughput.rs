@@ -195,6 +195,7 @@ mod tests {
                 ..Default::default()
             }],
             replies_returned: None,
+            drops: Default::default(),
         }
     }
 

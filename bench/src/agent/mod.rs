@@ -13,7 +13,9 @@
 //! - [`responder`]: the TCP counterpart of `sink`, which also answers SYNs and FINs
 //!   (AF_PACKET; the conversations themselves are [`tcp`]'s pure functions);
 //! - [`echo`]: UDP echo responder, one per real server, for latency;
-//! - [`ping`]: open-loop latency client (scheduled send times, HdrHistogram).
+//! - [`ping`]: open-loop latency client (scheduled send times, HdrHistogram);
+//! - [`xskfwd`]: AF_XDP forwarding without NAT in the director namespace, the ceiling of
+//!   xvs's mechanism (the `xskfwd` target).
 
 pub mod echo;
 pub mod gen;
@@ -22,6 +24,7 @@ pub mod responder;
 pub mod sink;
 mod sys;
 pub mod tcp;
+pub mod xskfwd;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -68,6 +71,8 @@ pub enum AgentCommand {
     Echo(echo::Args),
     /// Open-loop latency client.
     Ping(ping::Args),
+    /// AF_XDP forwarding without NAT: the ceiling of xvs's mechanism.
+    Xskfwd(xskfwd::Args),
 }
 
 /// Runs one agent and prints its report line.
@@ -78,6 +83,7 @@ pub fn run(cmd: &AgentCommand) -> Result<()> {
         AgentCommand::Responder(a) => print_report(&responder::run(a)?),
         AgentCommand::Echo(a) => print_report(&echo::run(a)?),
         AgentCommand::Ping(a) => print_report(&ping::run(a)?),
+        AgentCommand::Xskfwd(a) => print_report(&xskfwd::run(a)?),
     }
 }
 
