@@ -286,6 +286,9 @@ pub struct DropCounters {
     /// The director's external veth ring was full (the peer `eth0`'s `tx_dropped`): the
     /// receive side did not keep up, as a NIC's RX ring overflows.
     pub veth_ring: u64,
+    /// The director's internal veth ring was full (the peer `p-dir`'s `tx_dropped`): replies
+    /// from the real servers lost on the way in.
+    pub int_veth_ring: u64,
     /// The kernel's per-CPU input backlogs overflowed (`/proc/net/softnet_stat`, all CPUs).
     pub backlog: u64,
     /// xvs: frames its XDP programs redirected, and frames its workers received.
@@ -304,6 +307,7 @@ impl DropCounters {
         DropCounters {
             generator_if: self.generator_if.saturating_sub(before.generator_if),
             hop: self.hop.saturating_sub(before.hop),
+            int_veth_ring: self.int_veth_ring.saturating_sub(before.int_veth_ring),
             veth_ring: self.veth_ring.saturating_sub(before.veth_ring),
             backlog: self.backlog.saturating_sub(before.backlog),
             xdp_redirected: self.xdp_redirected.saturating_sub(before.xdp_redirected),
@@ -320,6 +324,7 @@ impl DropCounters {
         [
             ("veth ring", self.veth_ring),
             ("hop backlog", self.hop),
+            ("int0 veth ring", self.int_veth_ring),
             ("backlog", self.backlog),
             (
                 "xsk (redirected - rx)",
@@ -876,20 +881,22 @@ impl Rig {
 
     /// Counters of every place a frame can be dropped on its way through the director.
     fn drop_counters(&self) -> Result<DropCounters> {
-        let tx_dropped = |ifname: &str| -> Result<u64> {
+        let tx_dropped = |ns: &str, ifname: &str| -> Result<u64> {
             self.sh(
-                self.topo.client_ns(),
+                ns,
                 &format!("cat /sys/class/net/{ifname}/statistics/tx_dropped"),
             )?
             .trim()
             .parse::<u64>()
             .with_context(|| format!("reading {ifname}'s tx_dropped"))
         };
-        let client_tx_dropped = tx_dropped(topology::HOST_IF)?;
+        let client = self.topo.client_ns();
+        let client_tx_dropped = tx_dropped(client, topology::HOST_IF)?;
         let hop = match self.cores.placement {
             Placement::Threads => 0,
-            Placement::Softirq => tx_dropped(GEN_IF)?,
+            Placement::Softirq => tx_dropped(client, GEN_IF)?,
         };
+        let int_veth_ring = tx_dropped(self.topo.sw_ns(), "p-dir")?;
         let generator_if = match self.cores.placement {
             Placement::Threads => client_tx_dropped,
             Placement::Softirq => hop,
@@ -900,6 +907,7 @@ impl Rig {
         let mut counters = DropCounters {
             generator_if,
             hop,
+            int_veth_ring,
             veth_ring: client_tx_dropped,
             backlog,
             ..DropCounters::default()

@@ -78,6 +78,10 @@ pub struct DaemonOptions {
     pub threaded_napi: bool,
 }
 
+/// Frames a realtime worker handles before it lets the receive threads of its core poll
+/// once (see [`WorkerOptions::yield_after`]).
+const REALTIME_YIELD_AFTER: usize = 128;
+
 /// The workers' default realtime priority (SCHED_FIFO's lowest): see [`set_worker_priority`].
 pub const DEFAULT_WORKER_PRIORITY: u8 = 1;
 
@@ -587,6 +591,7 @@ fn worker_options(idle: IdleStrategy, realtime: bool) -> WorkerOptions {
             IdleStrategy::Adaptive => defaults.spin_before_wait,
             IdleStrategy::BusyPoll => NEVER_WAIT,
         },
+        yield_after: if realtime { REALTIME_YIELD_AFTER } else { 0 },
         ..defaults
     }
 }

@@ -97,6 +97,10 @@ pub struct WorkerOptions {
     pub hold_ms: u64,
     /// Connection slots copied per iteration while a listing is in progress.
     pub dump_chunk: usize,
+    /// A worker that outranks the kernel's receive on its core (realtime) sleeps for a moment
+    /// after handling this many frames without sleeping, so the receive threads get one poll
+    /// each before the interfaces' rings overflow; 0 never does.
+    pub yield_after: usize,
 }
 
 /// [`WorkerOptions::spin_before_wait`] for a worker that never sleeps.
@@ -112,6 +116,7 @@ impl Default for WorkerOptions {
             hold_frames: 256,
             hold_ms: 1000,
             dump_chunk: DEFAULT_DUMP_CHUNK,
+            yield_after: 0,
         }
     }
 }
@@ -152,6 +157,8 @@ struct Core {
     /// Frames waiting for their next hop's MAC, oldest first (as the kernel's ARP queue).
     held: VecDeque<Held>,
     poller: Poller,
+    /// Frames the last batch handled.
+    last_work: usize,
 }
 
 /// A frame waiting for neighbour resolution.
@@ -211,6 +218,7 @@ impl Worker {
                 tried_neighbours,
                 held: VecDeque::with_capacity(options.hold_frames),
                 poller,
+                last_work: 0,
             },
             config,
             neighbours,
@@ -220,10 +228,20 @@ impl Worker {
     /// Runs until shutdown is requested.
     pub fn run(mut self) {
         let mut idle: u32 = 0;
+        let mut since_sleep = 0;
         while !self.core.shared.shutdown.load(Ordering::Relaxed) {
             if self.iterate() {
                 idle = 0;
+                since_sleep += self.core.last_work;
+                let yield_after = self.core.options.yield_after;
+                if yield_after > 0 && since_sleep >= yield_after {
+                    // The shortest sleep: a NAPI poll, once started, runs to its end (bottom
+                    // halves off), so each waiting receive thread gets one.
+                    std::thread::sleep(Duration::from_nanos(1));
+                    since_sleep = 0;
+                }
             } else {
+                since_sleep = 0;
                 idle = idle.saturating_add(1);
                 let spin = self.core.options.spin_before_wait;
                 if idle >= spin && spin != NEVER_WAIT {
@@ -322,6 +340,7 @@ impl Core {
             .expire(now_ms, self.options.expiry_budget, &self.stats);
         // A listing in progress counts as work, so the worker does not sleep before finishing.
         let dumping = self.dumper.serve(&self.conns, now_ms);
+        self.last_work = work;
         work > 0 || dumping
     }
 
