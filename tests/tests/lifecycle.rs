@@ -91,6 +91,18 @@ fn busy_poll_settings_are_restored_after_sigterm_and_sigkill() -> anyhow::Result
     // Busy polling changes how frames are received, not what is forwarded.
     let body = cluster.curl("/")?;
     assert_eq!(body.trim_end(), "198.19.0.148 is www.shuyan.com");
+    // Once ext0's socket has received, xvsd says whether busy polling took hold there (veth
+    // in copy mode gives the socket no NAPI id: it says that it has no effect).
+    let told = wait_until(Duration::from_secs(6), || {
+        let log = cluster.director.log();
+        log.contains("busy polling ext0 queue 0 (NAPI ")
+            || log.contains("busy polling has no effect on ext0 queue 0")
+    });
+    assert!(
+        told,
+        "no word on busy polling in:\n{}",
+        cluster.director.log()
+    );
     assert!(cluster.director.stop()?, "xvsd did not exit on SIGTERM");
     assert_eq!(napi_settings(&cluster)?, before);
 
