@@ -312,7 +312,8 @@ pub const MAX_BATCH: usize = 64;
 
 /// Processes `frames`, all arrived on `from`, as a worker does a received batch, in stages of
 /// at most [`MAX_BATCH`] frames: parse each, prefetch each one's index bucket, then each one's
-/// entry, then process each in order; `verdict(i, v)` receives frame `i`'s verdict. Gives the
+/// entry (where the table is large enough for it to pay:
+/// [`ConnTable::worth_prefetching`]), then process each in order; `verdict(i, v)` receives frame `i`'s verdict. Gives the
 /// same verdicts and bytes as [`process`] on each frame in turn.
 pub fn process_batch<F: AsMut<[u8]>>(
     frames: &mut [F],
@@ -331,10 +332,14 @@ pub fn process_batch<F: AsMut<[u8]>>(
         let packets = &mut packets[..chunk.len()];
         for (packet, frame) in packets.iter_mut().zip(chunk.iter_mut()) {
             *packet = Packet::parse(frame.as_mut(), from);
-            packet.prefetch(conns);
         }
-        for packet in packets.iter() {
-            packet.prefetch_entry(conns);
+        if conns.worth_prefetching() {
+            for packet in packets.iter_mut() {
+                packet.prefetch(conns);
+            }
+            for packet in packets.iter() {
+                packet.prefetch_entry(conns);
+            }
         }
         for (i, (packet, frame)) in packets.iter().zip(chunk.iter_mut()).enumerate() {
             let v = process_packet(frame.as_mut(), packet, env, conns, stats);

@@ -369,19 +369,21 @@ impl Core {
     }
 
     /// Processes the kept frames in stages: prefetch each one's index bucket, then each one's
-    /// connection entry (the buckets having had the rest of the batch to arrive), then process
-    /// each in arrival order.
+    /// connection entry (the buckets having had the rest of the batch to arrive), where the
+    /// table is large enough for it to pay, then process each in arrival order.
     fn process_mine(&mut self, env: &Env<'_>) {
         if self.mine.is_empty() {
             return;
         }
         // Taken out and put back: keeps its capacity (no allocation).
         let mut mine = std::mem::take(&mut self.mine);
-        for (_, packet) in mine.iter_mut() {
-            packet.prefetch(&self.conns);
-        }
-        for (_, packet) in mine.iter() {
-            packet.prefetch_entry(&self.conns);
+        if self.conns.worth_prefetching() {
+            for (_, packet) in mine.iter_mut() {
+                packet.prefetch(&self.conns);
+            }
+            for (_, packet) in mine.iter() {
+                packet.prefetch_entry(&self.conns);
+            }
         }
         for (frame, packet) in mine.drain(..) {
             self.handle(frame, &packet, env, None);

@@ -572,12 +572,17 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// `process_batch` (parse all, prefetch, then process each) gives every frame the verdict
-    /// and bytes `process` gives it one by one, and leaves the same connections behind.
+    /// and bytes `process` gives it one by one, and leaves the same connections behind, with
+    /// the prefetch stages (forced on this small table) or without.
     #[test]
     fn a_batch_is_processed_as_its_frames_one_by_one(
         batches in proptest::collection::vec((side(), proptest::collection::vec(flow_frame(), 0..80)), 1..6),
+        prefetch in any::<bool>(),
     ) {
         let (mut one, mut batched) = (Director::new(), Director::new());
+        if prefetch {
+            batched.conns.set_prefetch_min_entries(0);
+        }
         for (from, frames) in batches {
             // A batch arrives on one side: keep the frames of that side.
             let mut frames: Vec<Vec<u8>> =

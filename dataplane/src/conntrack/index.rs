@@ -16,7 +16,7 @@
 //! overflows rarely (Poisson tail: about 3% of buckets at load 1/2) and a probe is nearly
 //! always one line.
 
-use super::hugemem::{prefetch, HugeVec};
+use super::hw::{lanes_equal, prefetch, HugeVec};
 
 /// Slots per bucket: 10 tags (20 bytes), an overflow count (2), padding (2) and 10 slots (40)
 /// make one 64-byte line.
@@ -34,6 +34,29 @@ struct Bucket {
     overflow: u16,
     _pad: u16,
     slots: [u32; WAYS],
+}
+
+impl Bucket {
+    /// Bit `w` set for every way whose tag is `tag`, without a branch (one SIMD compare for
+    /// ways 0-7), so that where in the bucket a flow sits costs no misprediction.
+    #[inline]
+    fn matches(&self, tag: u16) -> u32 {
+        let (low, high) = self.tags.split_at(8);
+        let low: &[u16; 8] = low.try_into().expect("8 low ways");
+        lanes_equal(low, tag) | u32::from(high[0] == tag) << 8 | u32::from(high[1] == tag) << 9
+    }
+}
+
+/// The ways set in `mask`, lowest first.
+#[inline]
+fn ways(mut mask: u32) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let w = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            w
+        })
+    })
 }
 
 const EMPTY: Bucket = Bucket {
@@ -99,9 +122,9 @@ impl Index {
     /// prefetch.
     #[inline]
     pub fn candidate(&self, hash: u64) -> Option<u32> {
-        let (bucket, tag) = (&self.buckets[self.home(hash)], tag(hash));
-        (0..WAYS)
-            .find(|&w| bucket.tags[w] == tag)
+        let bucket = &self.buckets[self.home(hash)];
+        ways(bucket.matches(tag(hash)))
+            .next()
             .map(|w| bucket.slots[w])
     }
 
@@ -112,8 +135,8 @@ impl Index {
         let mut b = self.home(hash);
         for _ in 0..=self.mask {
             let bucket = &self.buckets[b];
-            for w in 0..WAYS {
-                if bucket.tags[w] == tag && eq(bucket.slots[w]) {
+            for w in ways(bucket.matches(tag)) {
+                if eq(bucket.slots[w]) {
                     return Some(bucket.slots[w]);
                 }
             }
@@ -129,12 +152,12 @@ impl Index {
     /// there, `slot` takes its way and the old slot is returned.
     #[inline]
     pub fn insert(&mut self, hash: u64, slot: u32, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
-        let tag = tag(hash);
-        let mut b = self.home(hash);
+        let (tag, home) = (tag(hash), self.home(hash));
+        let mut b = home;
         for _ in 0..=self.mask {
             let bucket = &mut self.buckets[b];
-            for w in 0..WAYS {
-                if bucket.tags[w] == tag && eq(bucket.slots[w]) {
+            for w in ways(bucket.matches(tag)) {
+                if eq(bucket.slots[w]) {
                     return Some(std::mem::replace(&mut bucket.slots[w], slot));
                 }
             }
@@ -143,10 +166,10 @@ impl Index {
             }
             b = self.next(b);
         }
-        let mut b = self.home(hash);
+        let mut b = home;
         for _ in 0..=self.mask {
             let bucket = &mut self.buckets[b];
-            if let Some(w) = bucket.tags.iter().position(|&t| t == FREE) {
+            if let Some(w) = ways(bucket.matches(FREE)).next() {
                 bucket.tags[w] = tag;
                 bucket.slots[w] = slot;
                 return None;
@@ -165,7 +188,7 @@ impl Index {
         let mut b = home;
         for _ in 0..=self.mask {
             let bucket = &mut self.buckets[b];
-            if let Some(w) = (0..WAYS).find(|&w| bucket.tags[w] == tag && bucket.slots[w] == slot) {
+            if let Some(w) = ways(bucket.matches(tag)).find(|&w| bucket.slots[w] == slot) {
                 bucket.tags[w] = FREE;
                 // The buckets it had probed past no longer have it beyond them.
                 let mut p = home;
@@ -197,6 +220,19 @@ mod tests {
     fn a_bucket_is_one_cache_line() {
         assert_eq!(std::mem::size_of::<Bucket>(), 64);
         assert_eq!(std::mem::align_of::<Bucket>(), 64);
+    }
+
+    #[test]
+    fn matches_finds_every_way_of_a_tag() {
+        let mut b = EMPTY;
+        for w in [0, 3, 7, 8, 9] {
+            b.tags[w] = 0xbeef;
+        }
+        b.tags[5] = 0xbeee;
+        assert_eq!(b.matches(0xbeef), 1 | 1 << 3 | 1 << 7 | 1 << 8 | 1 << 9);
+        assert_eq!(b.matches(0xbeee), 1 << 5);
+        assert_eq!(b.matches(FREE), 1 << 1 | 1 << 2 | 1 << 4 | 1 << 6);
+        assert_eq!(ways(b.matches(0xbeef)).collect::<Vec<_>>(), [0, 3, 7, 8, 9]);
     }
 
     #[test]

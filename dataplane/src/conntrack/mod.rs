@@ -30,7 +30,7 @@
 //! bucket ([`ConnTable::prefetch`]), then prefetches each candidate entry
 //! ([`ConnTable::prefetch_entry`]), then looks each key up ([`ConnTable::lookup_hashed`]).
 //! The slab and the indexes live on 2 MiB-aligned memory advised for transparent huge pages
-//! ([`hugemem`]), so that a lookup in a table of hundreds of MB does not also miss the TLB;
+//! ([`hw`]), so that a lookup in a table of hundreds of MB does not also miss the TLB;
 //! where THP is off they are on 4 KiB pages, silently.
 //! Established entries are never evicted: see *Half-open entries* for what is.
 //!
@@ -81,7 +81,7 @@
 //! entries through a [`ConnDump`] slot ([`dump`] describes the exchange).
 
 pub mod dump;
-mod hugemem;
+mod hw;
 mod index;
 pub mod tcp_state;
 
@@ -90,7 +90,7 @@ use crate::stats::{EvictReason, WorkerStats, MAX_SERVICES};
 pub use dump::{
     dump_connections, dump_connections_limited, ConnDump, ConnEntry, DumpResult, Dumper,
 };
-use hugemem::{prefetch, HugeVec};
+use hw::{prefetch, HugeVec};
 use index::Index;
 use std::net::Ipv4Addr;
 pub use tcp_state::{Direction, TcpState};
@@ -207,6 +207,10 @@ pub fn owner_of(caddr: Ipv4Addr, cport: u16, workers: usize, seed: u64) -> usize
     (((z >> 32) * workers as u64) >> 32) as usize
 }
 
+/// Live entries from which batches prefetch ([`ConnTable::worth_prefetching`]): 8Ki entries
+/// touch 8Ki slab entries (384 KiB) and up to 16Ki bucket lines (1 MiB), about an L2 cache.
+pub const PREFETCH_MIN_ENTRIES: usize = 8 << 10;
+
 /// Index of an entry in the slab.
 type Slot = u32;
 
@@ -301,6 +305,8 @@ pub struct ConnTable {
     half_open: HalfOpen,
     /// Live entries per service id (ids beyond [`MAX_SERVICES`] are not counted).
     per_service: Box<[u32]>,
+    /// See [`ConnTable::worth_prefetching`].
+    prefetch_min_entries: usize,
 }
 
 impl ConnTable {
@@ -326,6 +332,7 @@ impl ConnTable {
             sweep_cursor: 0,
             half_open: HalfOpen::with_limit(half_open_limit),
             per_service: vec![0; MAX_SERVICES].into_boxed_slice(),
+            prefetch_min_entries: PREFETCH_MIN_ENTRIES,
         }
     }
 
@@ -428,6 +435,21 @@ impl ConnTable {
             Direction::Inbound => &self.by_client,
             Direction::Outbound => &self.by_real,
         }
+    }
+
+    /// Whether a batch should prefetch before its lookups ([`ConnTable::prefetch`],
+    /// [`ConnTable::prefetch_entry`]): only once the live entries and their buckets outgrow
+    /// the core's L2 cache ([`PREFETCH_MIN_ENTRIES`]). Below that every line is already in
+    /// cache and the stages would only add instructions.
+    #[inline]
+    pub fn worth_prefetching(&self) -> bool {
+        self.len >= self.prefetch_min_entries
+    }
+
+    /// Sets the live entries from which [`ConnTable::worth_prefetching`] holds (default
+    /// [`PREFETCH_MIN_ENTRIES`]); tests set 0 to run the prefetch stages on small tables.
+    pub fn set_prefetch_min_entries(&mut self, entries: usize) {
+        self.prefetch_min_entries = entries;
     }
 
     /// Batch stage 1: asks the CPU for the index bucket a lookup of `hash` in `direction` will

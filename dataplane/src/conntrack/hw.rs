@@ -1,5 +1,6 @@
-//! Memory for the connection table's large arrays, and a prefetch hint: the only `unsafe` of
-//! [`crate::conntrack`].
+//! What the connection table asks of the hardware, and the only `unsafe` of
+//! [`crate::conntrack`]: memory on huge pages ([`HugeVec`]), a prefetch hint ([`prefetch`])
+//! and one SIMD compare ([`lanes_equal`]).
 //!
 //! [`HugeVec`] is a vector of fixed capacity whose storage, when it takes at least one huge
 //! page (2 MiB), is 2 MiB-aligned, a whole number of huge pages long and advised with
@@ -149,9 +150,45 @@ pub fn prefetch<T>(value: *const T) {
     let _ = value;
 }
 
+/// Bit `i` set for each `lanes[i]` equal to `value`, without a branch: one SSE2 compare on
+/// x86_64, a plain loop elsewhere.
+#[inline]
+pub fn lanes_equal(lanes: &[u16; 8], value: u16) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi16,
+        };
+        // SAFETY: SSE2 is part of the x86_64 baseline, so these instructions exist on every
+        // CPU this code runs on; the unaligned load reads exactly the 16 bytes of `lanes`.
+        let bytes = unsafe {
+            let v = _mm_loadu_si128(lanes.as_ptr().cast());
+            _mm_movemask_epi8(_mm_cmpeq_epi16(v, _mm_set1_epi16(value as i16))) as u32
+        };
+        // Two mask bits per 16-bit lane: keep the lower, then squeeze them to one bit per lane.
+        let x = bytes & 0x5555;
+        let x = (x | x >> 1) & 0x3333;
+        let x = (x | x >> 2) & 0x0f0f;
+        (x | x >> 4) & 0x00ff
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        (0..8).fold(0, |m, i| m | u32::from(lanes[i] == value) << i)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lanes_equal_sets_one_bit_per_equal_lane() {
+        let lanes = [7, 1, 7, 7, 0, 0, 65535, 7];
+        assert_eq!(lanes_equal(&lanes, 7), 0b1000_1101);
+        assert_eq!(lanes_equal(&lanes, 0), 0b0011_0000);
+        assert_eq!(lanes_equal(&lanes, 65535), 0b0100_0000);
+        assert_eq!(lanes_equal(&lanes, 2), 0);
+    }
 
     #[test]
     fn pushes_and_reads_back() {
