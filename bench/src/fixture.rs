@@ -263,9 +263,10 @@ impl Fixture {
     }
 
     /// Runs `frames` (restored `case` frames) through
-    /// [`xvs_dataplane::process::process_batch`] (parse, prefetch, then
-    /// [`process`] each), as a worker runs a receive batch, and counts those not forwarded where `case` says. Never inlined, so that
-    /// callgrind can count the instructions spent in it alone (`--toggle-collect`).
+    /// [`xvs_dataplane::process::process_batch`] (parse, prefetch where the table is large,
+    /// then process each), as a worker runs a receive batch, and counts those not forwarded
+    /// where `case` says. Never inlined, so that callgrind can count the instructions spent in
+    /// it alone (`--toggle-collect`).
     #[inline(never)]
     pub fn process_batch(&mut self, case: Case, frames: &mut [Frame]) -> Misses {
         let env = Env {

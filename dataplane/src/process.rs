@@ -1,8 +1,12 @@
 //! The heart of the director: one frame in, one verdict out.
 //!
 //! [`process`] is a pure function of (frame, configuration snapshot, neighbour table,
-//! connection table, clock): no socket, no syscall, no allocation, no lock. Workers call it for
-//! every frame they own; tests, fuzzers and benchmarks call it directly.
+//! connection table, clock): no socket, no syscall, no allocation, no lock. Tests, fuzzers and
+//! benchmarks call it directly. Workers split it so that a frame is parsed once and a batch's
+//! table lookups overlap: [`Packet::parse`] (whose client endpoint decides the owner worker),
+//! then for a batch of packets [`Packet::prefetch`] and [`Packet::prefetch_entry`], then
+//! [`process_packet`] on each; [`process_batch`] is that sequence over a slice of frames. Both
+//! paths give the same verdicts and bytes (a property test checks it).
 //!
 //! What it does, as LVS-NAT:
 //! - From the external side, CIP:cport -> VIP:vport: find the connection (or schedule a real
@@ -312,9 +316,9 @@ pub const MAX_BATCH: usize = 64;
 
 /// Processes `frames`, all arrived on `from`, as a worker does a received batch, in stages of
 /// at most [`MAX_BATCH`] frames: parse each, prefetch each one's index bucket, then each one's
-/// entry (where the table is large enough for it to pay:
-/// [`ConnTable::worth_prefetching`]), then process each in order; `verdict(i, v)` receives frame `i`'s verdict. Gives the
-/// same verdicts and bytes as [`process`] on each frame in turn.
+/// entry (where the table is large enough for it to pay: [`ConnTable::worth_prefetching`]),
+/// then process each in order; `verdict(i, v)` receives frame `i`'s verdict. Gives the same
+/// verdicts and bytes as [`process`] on each frame in turn.
 pub fn process_batch<F: AsMut<[u8]>>(
     frames: &mut [F],
     from: Side,

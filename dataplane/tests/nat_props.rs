@@ -576,7 +576,10 @@ proptest! {
     /// the prefetch stages (forced on this small table) or without.
     #[test]
     fn a_batch_is_processed_as_its_frames_one_by_one(
-        batches in proptest::collection::vec((side(), proptest::collection::vec(flow_frame(), 0..80)), 1..6),
+        batches in proptest::collection::vec(
+            (side(), proptest::collection::vec(flow_frame(), 0..80)),
+            1..6,
+        ),
         prefetch in any::<bool>(),
     ) {
         let (mut one, mut batched) = (Director::new(), Director::new());

@@ -14,11 +14,11 @@
 //! # The table
 //! Each entry is indexed under both its inbound tuple (CIP:cport -> VIP:vport) and its reply
 //! tuple (RIP:rport -> CIP:cport), as in DPVS. Entries live in a slab allocated once at start.
-//! Each index ([`index`]) is an array of 64-byte buckets of 10 slot numbers with a 16-bit tag
-//! of their hash each, and nothing else: a probe reads one bucket line, filters its ways on
-//! the tags and compares a candidate's key in its slab entry, so each tuple is stored once, in
-//! its entry. A removal finds its way by slot number under the key's hash, without reading
-//! other entries, and leaves no tombstone.
+//! Each index (`conntrack/index.rs`) is an array of 64-byte buckets of 10 slot numbers with
+//! a 16-bit tag of their hash each, and nothing else: a probe reads one bucket line, filters
+//! its ways on the tags and compares a candidate's key in its slab entry, so each tuple is
+//! stored once, in its entry. A removal finds its way by slot number under the key's hash,
+//! without reading other entries, and leaves no tombstone.
 //!
 //! The indexes have twice as many ways as the table has slots, so they never fill, never
 //! grow and never rehash: inserts and removals never allocate and never stall.
@@ -30,8 +30,9 @@
 //! bucket ([`ConnTable::prefetch`]), then prefetches each candidate entry
 //! ([`ConnTable::prefetch_entry`]), then looks each key up ([`ConnTable::lookup_hashed`]).
 //! The slab and the indexes live on 2 MiB-aligned memory advised for transparent huge pages
-//! ([`hw`]), so that a lookup in a table of hundreds of MB does not also miss the TLB;
-//! where THP is off they are on 4 KiB pages, silently.
+//! (`conntrack/hw.rs`), so that a lookup in a table of hundreds of MB does not also miss the
+//! TLB; where THP is off they are on 4 KiB pages, silently.
+//!
 //! Established entries are never evicted: see *Half-open entries* for what is.
 //!
 //! Memory per entry of capacity: 48 bytes of slab, 4 of free list, 4 of half-open FIFO (an
