@@ -119,7 +119,7 @@ fn conntrack(c: &mut Criterion) {
                         table.prefetch(*hash, Direction::Inbound);
                     }
                     for hash in &hashes[..m] {
-                        table.prefetch_entry(*hash, Direction::Inbound);
+                        black_box(table.prefetch_entry(*hash, Direction::Inbound));
                     }
                     for (key, hash) in keys[..m].iter().zip(&hashes[..m]) {
                         let found = table.lookup_hashed(key, *hash, Direction::Inbound, 0, &stats);

@@ -381,8 +381,9 @@ impl Core {
             for (_, packet) in mine.iter_mut() {
                 packet.prefetch(&self.conns);
             }
+            let mut new_flows = 0;
             for (_, packet) in mine.iter() {
-                packet.prefetch_entry(&self.conns);
+                packet.prefetch_entry(&self.conns, &mut new_flows);
             }
         }
         for (frame, packet) in mine.drain(..) {

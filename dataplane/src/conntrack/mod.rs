@@ -462,19 +462,53 @@ impl ConnTable {
 
     /// Batch stage 2, once the bucket had time to arrive: asks the CPU for the slab entry a
     /// lookup of `hash` in `direction` will most likely compare (the first whose tag matches).
-    /// A hint: no effect on results.
+    /// False when the home bucket holds no candidate: most likely a new flow. A hint: no
+    /// effect on results.
     #[inline]
-    pub fn prefetch_entry(&self, hash: u64, direction: Direction) {
-        if let Some(slot) = self.index(direction).candidate(hash) {
-            if let Some(entry) = self.slab.get(slot as usize) {
-                // An entry may straddle two lines: ask for both ends.
-                prefetch(entry);
-                prefetch(
-                    (entry as *const Entry)
-                        .cast::<u8>()
-                        .wrapping_add(std::mem::size_of::<Entry>() - 1),
-                );
+    pub fn prefetch_entry(&self, hash: u64, direction: Direction) -> bool {
+        match self.index(direction).candidate(hash) {
+            Some(slot) => {
+                self.prefetch_slot(slot);
+                true
             }
+            None => false,
+        }
+    }
+
+    /// Batch stage 2 for the `nth` likely new flow of a batch (0 for the first): asks the CPU
+    /// for what its insert will touch: the free slot it will take and, where half-open entries
+    /// are at their limit, the index buckets of the oldest half-open entry it will evict. A
+    /// hint: no effect on results.
+    #[inline]
+    pub fn prefetch_insert(&self, nth: usize) {
+        if let Some(&slot) = self.free.len().checked_sub(nth + 1).map(|i| &self.free[i]) {
+            self.prefetch_slot(slot);
+        }
+        if self.half_open.is_full() || self.is_full() {
+            if let Some(record) = self.half_open.get(nth) {
+                // Its entry is read now (the FIFO is in arrival order, so these are near each
+                // other), to prefetch the two buckets its removal will write.
+                let entry = &self.slab[record.slot as usize];
+                if entry.live && entry.generation == record.generation {
+                    for direction in [Direction::Inbound, Direction::Outbound] {
+                        let hash = self.hash(&entry.conn.key(direction));
+                        self.index(direction).prefetch(hash);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn prefetch_slot(&self, slot: Slot) {
+        if let Some(entry) = self.slab.get(slot as usize) {
+            // An entry may straddle two lines: ask for both ends.
+            prefetch(entry);
+            prefetch(
+                (entry as *const Entry)
+                    .cast::<u8>()
+                    .wrapping_add(std::mem::size_of::<Entry>() - 1),
+            );
         }
     }
 
@@ -902,7 +936,10 @@ mod tests {
             ] {
                 let hash = t.hash(&key);
                 t.prefetch(hash, direction);
-                t.prefetch_entry(hash, direction);
+                // A present key always has a candidate (an absent one has none but for a
+                // 16-bit tag collision).
+                assert!(t.prefetch_entry(hash, direction) || port >= 40);
+                t.prefetch_insert(0);
                 let hashed = t.lookup_hashed(&key, hash, direction, 0, &stats).copied();
                 assert_eq!(hashed, t.lookup(&key, direction, 0, &stats).copied());
                 assert_eq!(hashed.is_some(), port < 40, "port {port}");
