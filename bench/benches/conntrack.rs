@@ -7,7 +7,11 @@
 //!
 //! - `lookup-hit/N`: the inbound tuple of a present entry, visiting the entries with a large
 //!   stride (modulo N), so that at 1M and 10M nearly every lookup misses the caches, as a
-//!   worker serving that many flows would. Issue 5's target: at 10M within 2x of at 1K.
+//!   worker serving that many flows would, one lookup at a time (each waits for its misses).
+//! - `lookup-batch/N`: the same lookups in batches of 64 as a worker stages them: hash every
+//!   key and prefetch its bucket (`ConnTable::prefetch`), then prefetch every candidate entry
+//!   (`prefetch_entry`), then `lookup_hashed` each; so the misses of a batch overlap. Issue
+//!   10's target: at 10M within 3x of at 1K.
 //! - `insert/N`: a new entry into a table holding N; after each 1024 inserts the new entries
 //!   are removed again, untimed, so the table stays at N.
 //!
@@ -27,6 +31,8 @@ use xvs_dataplane::snapshot::PROTO_TCP;
 use xvs_dataplane::stats::WorkerStats;
 
 const SIZES: [usize; 3] = [1_000, 1_000_000, 10_000_000];
+/// Lookups per batch in `lookup-batch`, as a worker's receive batch.
+const BATCH: usize = 64;
 /// Inserts per timed chunk, removed again before the next one.
 const CHUNK: usize = 1024;
 /// A prime larger than every size, hence coprime to each: the lookup order's stride.
@@ -91,6 +97,37 @@ fn conntrack(c: &mut Criterion) {
                 let found = table.lookup(black_box(&key), Direction::Inbound, 0, &stats);
                 assert!(found.is_some());
                 black_box(found.map(|c| c.real))
+            })
+        });
+        let mut j = 0usize;
+        group.bench_function(BenchmarkId::new("lookup-batch", n), |b| {
+            b.iter_custom(|iters| {
+                let mut keys = [conn(0).inbound_key(); BATCH];
+                let mut hashes = [0u64; BATCH];
+                let mut left = iters as usize;
+                let start = Instant::now();
+                while left > 0 {
+                    let m = left.min(BATCH);
+                    left -= m;
+                    for (key, hash) in keys[..m].iter_mut().zip(&mut hashes[..m]) {
+                        j += stride;
+                        if j >= n {
+                            j -= n;
+                        }
+                        *key = conn(j).inbound_key();
+                        *hash = table.hash(black_box(key));
+                        table.prefetch(*hash, Direction::Inbound);
+                    }
+                    for hash in &hashes[..m] {
+                        black_box(table.prefetch_entry(*hash, Direction::Inbound));
+                    }
+                    for (key, hash) in keys[..m].iter().zip(&hashes[..m]) {
+                        let found = table.lookup_hashed(key, *hash, Direction::Inbound, 0, &stats);
+                        assert!(found.is_some());
+                        black_box(found.map(|c| c.real));
+                    }
+                }
+                start.elapsed()
             })
         });
         group.bench_function(BenchmarkId::new("insert", n), |b| {

@@ -25,7 +25,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use xvs_dataplane::conntrack::ConnTable;
 use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
 use xvs_dataplane::persist::Templates;
-use xvs_dataplane::process::{process, Env, Side, Verdict};
+use xvs_dataplane::process::{process, process_batch, Env, Side, Verdict};
 use xvs_dataplane::snapshot::{Interface, RealServer, Service, Snapshot, Vip, PROTO_TCP};
 use xvs_dataplane::stats::WorkerStats;
 use xvs_dataplane::wire::{
@@ -262,9 +262,11 @@ impl Fixture {
         self.conns.len()
     }
 
-    /// Runs `frames` (restored `case` frames) through [`process`], as a worker runs a receive
-    /// batch, and counts those not forwarded where `case` says. Never inlined, so that
-    /// callgrind can count the instructions spent in it alone (`--toggle-collect`).
+    /// Runs `frames` (restored `case` frames) through
+    /// [`xvs_dataplane::process::process_batch`] (parse, prefetch where the table is large,
+    /// then process each), as a worker runs a receive batch, and counts those not forwarded
+    /// where `case` says. Never inlined, so that callgrind can count the instructions spent in
+    /// it alone (`--toggle-collect`).
     #[inline(never)]
     pub fn process_batch(&mut self, case: Case, frames: &mut [Frame]) -> Misses {
         let env = Env {
@@ -277,13 +279,19 @@ impl Fixture {
         };
         let (from, expect) = (case.ingress(), Verdict::Forward(case.egress()));
         let mut misses = Misses::default();
-        for frame in frames {
-            let verdict = process(frame, from, &env, &mut self.conns, &self.stats);
-            if verdict != expect {
-                misses.count += 1;
-                misses.first.get_or_insert(verdict);
-            }
-        }
+        process_batch(
+            frames,
+            from,
+            &env,
+            &mut self.conns,
+            &self.stats,
+            |_, verdict| {
+                if verdict != expect {
+                    misses.count += 1;
+                    misses.first.get_or_insert(verdict);
+                }
+            },
+        );
         misses
     }
 

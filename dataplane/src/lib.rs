@@ -8,7 +8,8 @@
 //! - [`process`]: the pure function `process(frame, snapshot, shard, now) -> Verdict`.
 //! - [`stats`]: per-worker counters, written by one worker and read lock-free by control.
 //! - [`neigh`]: next-hop MAC resolution from the kernel's routing and neighbour tables.
-//! - [`xsk`]: AF_XDP sockets and our XDP program (the only place with `unsafe`).
+//! - [`xsk`]: AF_XDP sockets and our XDP program (with `unsafe`; so do `conntrack::hw`'s
+//!   huge-page memory, prefetch and SIMD compare, and the netlink neighbour reader).
 //! - [`resolver`]: the thread that keeps next-hop MACs fresh for the workers.
 //! - [`worker`]: the pinned poll-mode loop tying them together.
 //! - [`publish`]: RCU-style publication of snapshots to workers.

@@ -2,9 +2,12 @@
 //!
 //! Each iteration ("batch"): read the clock once, pick up new snapshots (one atomic load each
 //! when nothing changed), then for every port it owns: recycle completed TX frames, refill the
-//! fill ring, take a batch of received frames. A frame whose flow another worker owns
-//! ([`crate::conntrack`] explains ownership) goes to that worker's hand-off ring; the rest, and
-//! the frames handed to us, go through [`process`]; forwarded frames are put on the TX ring of
+//! fill ring, take a batch of received frames. Each received frame is parsed once into a
+//! [`Packet`]; a frame whose flow another worker owns ([`crate::conntrack`] explains ownership)
+//! goes to that worker's hand-off ring with its packet; the rest, and the frames handed to us,
+//! are processed in stages of up to [`MAX_BATCH`] (prefetch every packet's index bucket, then
+//! every entry, then [`process_packet`] each in order, as `rte_hash_lookup_bulk` and VPP do),
+//! so that the table's cache misses overlap; forwarded frames are put on the TX ring of
 //! our port on the egress interface and the kernel is kicked once per port. Finally a few
 //! expired connections are reclaimed, and a chunk of the connection table is copied if the
 //! control thread asked for a listing ([`crate::conntrack::dump`]: one buffer and one lock per
@@ -22,7 +25,7 @@ use crate::conntrack::dump::DEFAULT_DUMP_CHUNK;
 use crate::conntrack::{owner_of, ConnDump, ConnTable, Dumper};
 use crate::neigh::NeighbourTable;
 use crate::persist::Templates;
-use crate::process::{client_endpoint, process, Env, Side, Verdict};
+use crate::process::{process_packet, Env, Packet, Side, Verdict, MAX_BATCH};
 use crate::publish::Reader;
 use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, WorkerStats};
@@ -36,8 +39,8 @@ use std::time::{Duration, Instant};
 
 /// What other threads may send a worker.
 pub struct Mailbox {
-    /// Frames of flows this worker owns, received by another worker.
-    handoff: ArrayQueue<(Frame, Side)>,
+    /// Frames of flows this worker owns, received by another worker, parsed there.
+    handoff: ArrayQueue<(Frame, Packet)>,
     /// Frames of this worker's home range coming back from another worker.
     returns: ArrayQueue<Frame>,
 }
@@ -145,6 +148,9 @@ struct Core {
     options: WorkerOptions,
     pool: Vec<Frame>,
     received: Vec<Frame>,
+    /// Frames of flows this worker owns, parsed, waiting for the staged processing of
+    /// [`Core::process_mine`] (at most [`MAX_BATCH`]).
+    mine: Vec<(Frame, Packet)>,
     completed: Vec<Frame>,
     out_external: Vec<Frame>,
     out_internal: Vec<Frame>,
@@ -209,6 +215,7 @@ impl Worker {
                 options,
                 pool,
                 received: Vec::with_capacity(total),
+                mine: Vec::with_capacity(MAX_BATCH),
                 completed: Vec::with_capacity(total),
                 out_external: Vec::with_capacity(total),
                 out_internal: Vec::with_capacity(total),
@@ -308,16 +315,18 @@ impl Core {
                 self.dispatch(frame, side, env);
             }
             self.received = received;
+            self.process_mine(env);
         }
 
         let mut handed_in = 0;
         for _ in 0..self.options.batch {
-            let Some((frame, side)) = self.shared.mailboxes[self.id].handoff.pop() else {
+            let Some((frame, packet)) = self.shared.mailboxes[self.id].handoff.pop() else {
                 break;
             };
             handed_in += 1;
-            self.handle(frame, side, env, None);
+            self.keep(frame, packet, env);
         }
+        self.process_mine(env);
         if handed_in > 0 {
             work += handed_in;
             self.stats.handed_in.add(handed_in as u64);
@@ -344,18 +353,21 @@ impl Core {
         work > 0 || dumping
     }
 
-    /// Processes a frame here or hands it to the worker that owns its flow.
+    /// Parses a received frame and keeps it for processing here or hands it, with its parsed
+    /// packet, to the worker that owns its flow.
     #[inline]
     fn dispatch(&mut self, mut frame: Frame, side: Side, env: &Env<'_>) {
+        let packet = self
+            .shared
+            .memory
+            .with_bytes(&mut frame, |bytes| Packet::parse(bytes, side));
         if self.workers > 1 {
-            let owner = self
-                .shared
-                .memory
-                .with_bytes(&mut frame, |bytes| client_endpoint(bytes, side))
+            let owner = packet
+                .client_endpoint()
                 .map(|(addr, port)| owner_of(addr, port, self.workers, self.shared.owner_seed))
                 .unwrap_or(self.id);
             if owner != self.id {
-                match self.shared.mailboxes[owner].handoff.push((frame, side)) {
+                match self.shared.mailboxes[owner].handoff.push((frame, packet)) {
                     Ok(()) => self.stats.handed_off.add(1),
                     Err((frame, _)) => {
                         self.stats.count_drop(DropReason::HandoffFull);
@@ -365,18 +377,57 @@ impl Core {
                 return;
             }
         }
-        self.handle(frame, side, env, None);
+        self.keep(frame, packet, env);
     }
 
-    /// Runs `process` on a frame and acts on the verdict. `held_until` is the deadline of a
-    /// frame coming back from the hold queue.
+    /// Queues a frame this worker owns for [`Core::process_mine`], running it when a stage is
+    /// full.
     #[inline]
-    fn handle(&mut self, mut frame: Frame, side: Side, env: &Env<'_>, held_until: Option<u64>) {
+    fn keep(&mut self, frame: Frame, packet: Packet, env: &Env<'_>) {
+        self.mine.push((frame, packet));
+        if self.mine.len() >= MAX_BATCH {
+            self.process_mine(env);
+        }
+    }
+
+    /// Processes the kept frames in stages: prefetch each one's index bucket, then each one's
+    /// connection entry (the buckets having had the rest of the batch to arrive), where the
+    /// table is large enough for it to pay, then process each in arrival order.
+    fn process_mine(&mut self, env: &Env<'_>) {
+        if self.mine.is_empty() {
+            return;
+        }
+        // Taken out and put back: keeps its capacity (no allocation).
+        let mut mine = std::mem::take(&mut self.mine);
+        if self.conns.worth_prefetching() {
+            for (_, packet) in mine.iter_mut() {
+                packet.prefetch(&self.conns);
+            }
+            let mut new_flows = 0;
+            for (_, packet) in mine.iter() {
+                packet.prefetch_entry(&self.conns, &mut new_flows);
+            }
+        }
+        for (frame, packet) in mine.drain(..) {
+            self.handle(frame, &packet, env, None);
+        }
+        self.mine = mine;
+    }
+
+    /// Runs [`process_packet`] on a frame and acts on the verdict. `held_until` is the deadline
+    /// of a frame coming back from the hold queue.
+    #[inline]
+    fn handle(
+        &mut self,
+        mut frame: Frame,
+        packet: &Packet,
+        env: &Env<'_>,
+        held_until: Option<u64>,
+    ) {
         let (conns, stats) = (&mut self.conns, &*self.stats);
-        let verdict = self
-            .shared
-            .memory
-            .with_bytes(&mut frame, |bytes| process(bytes, side, env, conns, stats));
+        let verdict = self.shared.memory.with_bytes(&mut frame, |bytes| {
+            process_packet(bytes, packet, env, conns, stats)
+        });
         match verdict {
             Verdict::Forward(Side::Internal) => self.out_internal.push(frame),
             Verdict::Forward(Side::External) => self.out_external.push(frame),
@@ -391,7 +442,7 @@ impl Core {
                 if deadline_ms > env.now_ms && self.held.len() < self.options.hold_frames {
                     self.held.push_back(Held {
                         frame,
-                        side,
+                        side: packet.from(),
                         deadline_ms,
                     });
                 } else {
@@ -422,8 +473,12 @@ impl Core {
         // Each frame is tried once; those still unresolved go back to the queue.
         let n = self.held.len();
         for _ in 0..n {
-            if let Some(h) = self.held.pop_front() {
-                self.handle(h.frame, h.side, env, Some(h.deadline_ms));
+            if let Some(mut h) = self.held.pop_front() {
+                let packet = self
+                    .shared
+                    .memory
+                    .with_bytes(&mut h.frame, |bytes| Packet::parse(bytes, h.side));
+                self.handle(h.frame, &packet, env, Some(h.deadline_ms));
             }
         }
         n

@@ -521,3 +521,89 @@ proptest! {
         prop_assert_eq!(check_any(&mut d, &reply, Side::Internal)?, Verdict::Forward(Side::External));
     }
 }
+
+/// A frame of one of a few flows (clients 198.18.1.1-3, ports 1000-1003): a request to the
+/// TCP or UDP VIP from outside, or the real server's reply from inside, with any TCP flags;
+/// sometimes with a byte flipped.
+fn flow_frame() -> impl Strategy<Value = (Side, Vec<u8>)> {
+    (
+        1u8..=3,
+        1000u16..1004,
+        any::<bool>(),
+        prop_oneof![
+            Just(SYN),
+            Just(ACK),
+            Just(SYN | ACK),
+            Just(RST),
+            Just(FIN | ACK)
+        ],
+        side(),
+        prop_oneof![4 => Just(None), 1 => (any::<prop::sample::Index>(), 1u8..=255).prop_map(Some)],
+    )
+        .prop_map(|(client, cport, tcp, flags, from, flip)| {
+            let client = SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, client), cport);
+            let (vport, rport, l4) = if tcp {
+                let l4 = L4::Tcp {
+                    flags,
+                    seq: 1,
+                    ack: 1,
+                    window: 1024,
+                };
+                (TCP_VPORT, TCP_RPORT, l4)
+            } else {
+                (UDP_VPORT, UDP_RPORT, L4::Udp { checksum: true })
+            };
+            let mut frame = match from {
+                Side::External => Packet::new(client, SocketAddrV4::new(VIP, vport), l4)
+                    .frame(GATEWAY_MAC, EXT_MAC),
+                Side::Internal => {
+                    Packet::new(SocketAddrV4::new(REAL, rport), client, l4).frame(REAL_MAC, INT_MAC)
+                }
+            };
+            if let Some((i, x)) = flip {
+                let at = i.index(frame.len());
+                frame[at] ^= x;
+            }
+            (from, frame)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `process_batch` (parse all, prefetch, then process each) gives every frame the verdict
+    /// and bytes `process` gives it one by one, and leaves the same connections behind, with
+    /// the prefetch stages (forced on this small table) or without.
+    #[test]
+    fn a_batch_is_processed_as_its_frames_one_by_one(
+        batches in proptest::collection::vec(
+            (side(), proptest::collection::vec(flow_frame(), 0..80)),
+            1..6,
+        ),
+        prefetch in any::<bool>(),
+    ) {
+        let (mut one, mut batched) = (Director::new(), Director::new());
+        if prefetch {
+            batched.conns.set_prefetch_min_entries(0);
+        }
+        for (from, frames) in batches {
+            // A batch arrives on one side: keep the frames of that side.
+            let mut frames: Vec<Vec<u8>> =
+                frames.into_iter().filter(|(s, _)| *s == from).map(|(_, f)| f).collect();
+            let mut expected = frames.clone();
+            let verdicts: Vec<Verdict> =
+                expected.iter_mut().map(|f| one.process(f, from)).collect();
+            let mut got = vec![None; frames.len()];
+            batched.process_batch(&mut frames, from, |i, v| got[i] = Some(v));
+            prop_assert_eq!(got, verdicts.into_iter().map(Some).collect::<Vec<_>>());
+            prop_assert_eq!(&frames, &expected);
+        }
+        let conns = |d: &Director| {
+            let mut c: Vec<_> = d.conns.iter().map(|c| format!("{c:?}")).collect();
+            c.sort();
+            c
+        };
+        prop_assert_eq!(conns(&one), conns(&batched));
+        prop_assert_eq!(one.stats.conns.get(), batched.stats.conns.get());
+    }
+}

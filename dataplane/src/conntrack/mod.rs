@@ -14,24 +14,33 @@
 //! # The table
 //! Each entry is indexed under both its inbound tuple (CIP:cport -> VIP:vport) and its reply
 //! tuple (RIP:rport -> CIP:cport), as in DPVS. Entries live in a slab allocated once at start.
-//! Each index is a hashbrown [`HashTable`] of 4-byte slot numbers and nothing else: a probe
-//! filters buckets on hashbrown's 7-bit tags (one control byte per bucket) and compares a
-//! candidate's key in its slab entry, so each tuple is stored once, in its entry. A removal
-//! finds its bucket by slot number under the key's hash, without reading other entries.
+//! Each index (`conntrack/index.rs`) is an array of 64-byte buckets of 10 slot numbers with
+//! a 16-bit tag of their hash each, and nothing else: a probe reads one bucket line, filters
+//! its ways on the tags and compares a candidate's key in its slab entry, so each tuple is
+//! stored once, in its entry. A removal finds its way by slot number under the key's hash,
+//! without reading other entries, and leaves no tombstone.
 //!
-//! The indexes are created with room for twice the entries they can ever hold, so inserts and
-//! removals never allocate: hashbrown grows a table only when it would hold more than half its
-//! capacity, and otherwise reclaims tombstones by rehashing in place. At the indexes' load (at
-//! most 1/2 of their capacity, which is 7/8 of the buckets) a removal leaves a tombstone only
-//! where a whole 16-bucket group around it is full and inserts reuse tombstones, so an
-//! in-place rehash (one pass over an index, the only stall left) is rare.
+//! The indexes have twice as many ways as the table has slots, so they never fill, never
+//! grow and never rehash: inserts and removals never allocate and never stall.
+//!
+//! # Batches and memory
+//! Once a table outgrows the caches, a lookup waits for two dependent misses (the bucket,
+//! then the entry). A worker hides them across a batch, as DPDK's `rte_hash_lookup_bulk` and
+//! VPP's graph nodes do: it hashes every packet's key ([`ConnTable::hash`]) and prefetches its
+//! bucket ([`ConnTable::prefetch`]), then prefetches each candidate entry
+//! ([`ConnTable::prefetch_entry`]), then looks each key up ([`ConnTable::lookup_hashed`]).
+//! The slab and the indexes live on 2 MiB-aligned memory advised for transparent huge pages
+//! (`conntrack/hw.rs`), so that a lookup in a table of hundreds of MB does not also miss the
+//! TLB; where THP is off they are on 4 KiB pages, silently.
+//!
 //! Established entries are never evicted: see *Half-open entries* for what is.
 //!
 //! Memory per entry of capacity: 48 bytes of slab, 4 of free list, 4 of half-open FIFO (an
-//! 8-byte record per two entries), and for the two indexes 5 bytes (slot and control byte)
-//! per bucket, with the power of two at or above 2 x capacity x 8/7 buckets each: 23 to 46
-//! bytes; plus 16 KiB of per-service counts per table. 10M entries take 0.83 GiB (89.6 bytes
-//! per entry: 2^25 buckets per index), `dataplane/tests/conntrack_memory.rs` checks it.
+//! 8-byte record per two entries), and for the two indexes 64 bytes per 10 ways, with the
+//! power of two at or above 2 x capacity / 10 buckets each: 12.8 to 25.6 bytes per index;
+//! plus 16 KiB of per-service counts per table; arrays of 2 MiB or more are rounded up to
+//! whole huge pages. 10M entries take 0.77 GiB (83 bytes per entry: 2^21 buckets per index),
+//! `dataplane/tests/conntrack_memory.rs` checks it.
 //!
 //! The indexes hash with aHash under random per-process keys: as fast as a non-cryptographic
 //! hash (SipHash cost about a third of an established packet's processing), and clients cannot
@@ -73,6 +82,8 @@
 //! entries through a [`ConnDump`] slot ([`dump`] describes the exchange).
 
 pub mod dump;
+mod hw;
+mod index;
 pub mod tcp_state;
 
 use crate::snapshot::{RealId, ServiceId, Timeouts, PROTO_TCP};
@@ -80,8 +91,8 @@ use crate::stats::{EvictReason, WorkerStats, MAX_SERVICES};
 pub use dump::{
     dump_connections, dump_connections_limited, ConnDump, ConnEntry, DumpResult, Dumper,
 };
-use hashbrown::hash_table::Entry as IndexEntry;
-use hashbrown::HashTable;
+use hw::{prefetch, HugeVec};
+use index::Index;
 use std::net::Ipv4Addr;
 pub use tcp_state::{Direction, TcpState};
 
@@ -197,6 +208,10 @@ pub fn owner_of(caddr: Ipv4Addr, cport: u16, workers: usize, seed: u64) -> usize
     (((z >> 32) * workers as u64) >> 32) as usize
 }
 
+/// Live entries from which batches prefetch ([`ConnTable::worth_prefetching`]): 8Ki entries
+/// touch 8Ki slab entries (384 KiB) and up to 16Ki bucket lines (1 MiB), about an L2 cache.
+pub const PREFETCH_MIN_ENTRIES: usize = 8 << 10;
+
 /// Index of an entry in the slab.
 type Slot = u32;
 
@@ -278,12 +293,12 @@ pub enum InsertError {
 
 /// One worker's connection table.
 pub struct ConnTable {
-    slab: Vec<Entry>,
+    slab: HugeVec<Entry>,
     free: Vec<Slot>,
     /// Live slots by inbound tuple.
-    by_client: HashTable<Slot>,
+    by_client: Index,
     /// Live slots by reply tuple.
-    by_real: HashTable<Slot>,
+    by_real: Index,
     hasher: ahash::RandomState,
     capacity: usize,
     len: usize,
@@ -291,60 +306,8 @@ pub struct ConnTable {
     half_open: HalfOpen,
     /// Live entries per service id (ids beyond [`MAX_SERVICES`] are not counted).
     per_service: Box<[u32]>,
-}
-
-/// The index of `direction`, and what it needs to hash and compare its slots.
-struct Index<'t> {
-    table: &'t mut HashTable<Slot>,
-    slab: &'t [Entry],
-    hasher: &'t ahash::RandomState,
-    direction: Direction,
-}
-
-impl Index<'_> {
-    /// Removes `slot` if this index holds it (under its own key, hashed as `hash`).
-    #[inline]
-    fn remove(&mut self, hash: u64, slot: Slot) {
-        if let Ok(bucket) = self.table.find_entry(hash, |&s| s == slot) {
-            bucket.remove();
-        }
-    }
-
-    /// Indexes `slot` under `key` (its key, hashed as `hash`); returns the slot it replaced
-    /// there, if any.
-    #[inline]
-    fn insert(&mut self, hash: u64, key: &FlowKey, slot: Slot) -> Option<Slot> {
-        let (slab, hasher, direction) = (self.slab, self.hasher, self.direction);
-        let eq = |&s: &Slot| slab[s as usize].conn.key(direction) == *key;
-        // Only called when hashbrown reclaims tombstones in place (never to grow: see
-        // `ConnTable::with_capacity`), so recomputing every hash there is fine.
-        let rehash = |&s: &Slot| hasher.hash_one(slab[s as usize].conn.key(direction).packed());
-        match self.table.entry(hash, eq, rehash) {
-            IndexEntry::Occupied(mut bucket) => Some(std::mem::replace(bucket.get_mut(), slot)),
-            IndexEntry::Vacant(bucket) => {
-                bucket.insert(slot);
-                None
-            }
-        }
-    }
-}
-
-/// `index` with every page of its bucket array written once. Flows hash to random buckets,
-/// so without this each new flow may fault in a page of its own: the worker takes page faults
-/// on its hot path and the daemon's resident memory creeps up for as long as it runs (at a
-/// steady number of connections) until every page has been touched. One entry per 1 KiB of
-/// bucket positions (4-byte slots: 256 per KiB) touches them all; `clear` keeps the memory.
-fn prefaulted(mut index: HashTable<Slot>) -> HashTable<Slot> {
-    // Buckets are a power of two, at least capacity * 8 / 7, so fewer than 2 * capacity.
-    let positions = 2 * index.capacity() as u64;
-    let mut hash = 0;
-    while hash < positions {
-        // No growth (the capacity is not reached), so the rehash closure is never called.
-        index.insert_unique(hash, 0, |_| 0);
-        hash += 256;
-    }
-    index.clear();
-    index
+    /// See [`ConnTable::worth_prefetching`].
+    prefetch_min_entries: usize,
 }
 
 impl ConnTable {
@@ -359,20 +322,18 @@ impl ConnTable {
     pub fn with_limits(capacity: usize, half_open_limit: usize) -> Self {
         let capacity = capacity.max(1);
         let half_open_limit = half_open_limit.clamp(1, capacity);
-        // Twice the entries they will ever hold (+2 for the insert in flight): hashbrown then
-        // always rehashes tombstones in place instead of growing.
-        let index_capacity = 2 * capacity + 2;
         ConnTable {
-            slab: Vec::with_capacity(capacity),
+            slab: HugeVec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
-            by_client: prefaulted(HashTable::with_capacity(index_capacity)),
-            by_real: prefaulted(HashTable::with_capacity(index_capacity)),
+            by_client: Index::with_capacity(capacity),
+            by_real: Index::with_capacity(capacity),
             hasher: ahash::RandomState::new(),
             capacity,
             len: 0,
             sweep_cursor: 0,
             half_open: HalfOpen::with_limit(half_open_limit),
             per_service: vec![0; MAX_SERVICES].into_boxed_slice(),
+            prefetch_min_entries: PREFETCH_MIN_ENTRIES,
         }
     }
 
@@ -406,10 +367,10 @@ impl ConnTable {
     /// Bytes the table holds on the heap, all reserved by [`ConnTable::with_limits`]: the
     /// slab, the free list, the two indexes, the half-open FIFO and the per-service counts.
     pub fn allocated_bytes(&self) -> usize {
-        self.slab.capacity() * std::mem::size_of::<Entry>()
+        self.slab.allocated_bytes()
             + self.free.capacity() * std::mem::size_of::<Slot>()
-            + self.by_client.allocation_size()
-            + self.by_real.allocation_size()
+            + self.by_client.allocated_bytes()
+            + self.by_real.allocated_bytes()
             + self.half_open.ring.capacity() * std::mem::size_of::<Record>()
             + self.per_service.len() * std::mem::size_of::<u32>()
     }
@@ -462,20 +423,92 @@ impl ConnTable {
         stats.count_eviction(reason);
     }
 
+    /// The hash of `key` in this table's indexes (keyed per table): what
+    /// [`ConnTable::prefetch`] and [`ConnTable::lookup_hashed`] take.
     #[inline]
-    fn hash(&self, key: &FlowKey) -> u64 {
+    pub fn hash(&self, key: &FlowKey) -> u64 {
         self.hasher.hash_one(key.packed())
     }
 
-    fn index(&mut self, direction: Direction) -> Index<'_> {
-        Index {
-            table: match direction {
-                Direction::Inbound => &mut self.by_client,
-                Direction::Outbound => &mut self.by_real,
-            },
-            slab: &self.slab,
-            hasher: &self.hasher,
-            direction,
+    #[inline]
+    fn index(&self, direction: Direction) -> &Index {
+        match direction {
+            Direction::Inbound => &self.by_client,
+            Direction::Outbound => &self.by_real,
+        }
+    }
+
+    /// Whether a batch should prefetch before its lookups ([`ConnTable::prefetch`],
+    /// [`ConnTable::prefetch_entry`]): only once the live entries and their buckets outgrow
+    /// the core's L2 cache ([`PREFETCH_MIN_ENTRIES`]). Below that every line is already in
+    /// cache and the stages would only add instructions.
+    #[inline]
+    pub fn worth_prefetching(&self) -> bool {
+        self.len >= self.prefetch_min_entries
+    }
+
+    /// Sets the live entries from which [`ConnTable::worth_prefetching`] holds (default
+    /// [`PREFETCH_MIN_ENTRIES`]); tests set 0 to run the prefetch stages on small tables.
+    pub fn set_prefetch_min_entries(&mut self, entries: usize) {
+        self.prefetch_min_entries = entries;
+    }
+
+    /// Batch stage 1: asks the CPU for the index bucket a lookup of `hash` in `direction` will
+    /// read. A hint: no effect on results.
+    #[inline]
+    pub fn prefetch(&self, hash: u64, direction: Direction) {
+        self.index(direction).prefetch(hash);
+    }
+
+    /// Batch stage 2, once the bucket had time to arrive: asks the CPU for the slab entry a
+    /// lookup of `hash` in `direction` will most likely compare (the first whose tag matches).
+    /// False when the home bucket holds no candidate: most likely a new flow. A hint: no
+    /// effect on results.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64, direction: Direction) -> bool {
+        match self.index(direction).candidate(hash) {
+            Some(slot) => {
+                self.prefetch_slot(slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Batch stage 2 for the `nth` likely new flow of a batch (0 for the first): asks the CPU
+    /// for what its insert will touch: the free slot it will take and, where half-open entries
+    /// are at their limit, the index buckets of the oldest half-open entry it will evict. A
+    /// hint: no effect on results.
+    #[inline]
+    pub fn prefetch_insert(&self, nth: usize) {
+        if let Some(&slot) = self.free.len().checked_sub(nth + 1).map(|i| &self.free[i]) {
+            self.prefetch_slot(slot);
+        }
+        if self.half_open.is_full() || self.is_full() {
+            if let Some(record) = self.half_open.get(nth) {
+                // Its entry is read now (the FIFO is in arrival order, so these are near each
+                // other), to prefetch the two buckets its removal will write.
+                let entry = &self.slab[record.slot as usize];
+                if entry.live && entry.generation == record.generation {
+                    for direction in [Direction::Inbound, Direction::Outbound] {
+                        let hash = self.hash(&entry.conn.key(direction));
+                        self.index(direction).prefetch(hash);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn prefetch_slot(&self, slot: Slot) {
+        if let Some(entry) = self.slab.get(slot as usize) {
+            // An entry may straddle two lines: ask for both ends.
+            prefetch(entry);
+            prefetch(
+                (entry as *const Entry)
+                    .cast::<u8>()
+                    .wrapping_add(std::mem::size_of::<Entry>() - 1),
+            );
         }
     }
 
@@ -492,12 +525,24 @@ impl ConnTable {
         stats: &WorkerStats,
     ) -> Option<&mut Conn> {
         let hash = self.hash(key);
-        let index = match direction {
-            Direction::Inbound => &self.by_client,
-            Direction::Outbound => &self.by_real,
-        };
+        self.lookup_hashed(key, hash, direction, now_ms, stats)
+    }
+
+    /// [`ConnTable::lookup`] of a key already hashed by [`ConnTable::hash`] (of this table:
+    /// another table's hash finds nothing).
+    #[inline]
+    pub fn lookup_hashed(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        direction: Direction,
+        now_ms: u64,
+        stats: &WorkerStats,
+    ) -> Option<&mut Conn> {
         let slab = &self.slab;
-        let slot = *index.find(hash, |&s| slab[s as usize].conn.key(direction) == *key)?;
+        let slot = self
+            .index(direction)
+            .find(hash, |s| slab[s as usize].conn.key(direction) == *key)?;
         if self.slab[slot as usize].conn.expires_ms <= now_ms {
             self.remove(slot, stats);
             return None;
@@ -548,7 +593,13 @@ impl ConnTable {
         for direction in [Direction::Inbound, Direction::Outbound] {
             let key = conn.key(direction);
             let hash = self.hash(&key);
-            if let Some(old) = self.index(direction).insert(hash, &key, slot) {
+            let slab = &self.slab;
+            let same_key = |s: Slot| slab[s as usize].conn.key(direction) == key;
+            let index = match direction {
+                Direction::Inbound => &mut self.by_client,
+                Direction::Outbound => &mut self.by_real,
+            };
+            if let Some(old) = index.insert(hash, slot, same_key) {
                 self.remove(old, stats);
             }
         }
@@ -625,7 +676,10 @@ impl ConnTable {
         let conn = entry.conn;
         for direction in [Direction::Inbound, Direction::Outbound] {
             let hash = self.hash(&conn.key(direction));
-            self.index(direction).remove(hash, slot);
+            match direction {
+                Direction::Inbound => self.by_client.remove(hash, slot),
+                Direction::Outbound => self.by_real.remove(hash, slot),
+            };
         }
         self.slab[slot as usize].live = false;
         self.free.push(slot);
@@ -868,6 +922,36 @@ mod tests {
     }
 
     #[test]
+    fn prefetched_and_hashed_lookups_find_what_lookup_finds() {
+        let stats = WorkerStats::default();
+        let mut t = ConnTable::with_capacity(64);
+        for port in 0..40 {
+            t.insert(established(port), &stats).unwrap();
+        }
+        for port in 0..50 {
+            let c = established(port);
+            for (key, direction) in [
+                (c.inbound_key(), Direction::Inbound),
+                (c.reply_key(), Direction::Outbound),
+            ] {
+                let hash = t.hash(&key);
+                t.prefetch(hash, direction);
+                // A present key always has a candidate (an absent one has none but for a
+                // 16-bit tag collision).
+                assert!(t.prefetch_entry(hash, direction) || port >= 40);
+                t.prefetch_insert(0);
+                let hashed = t.lookup_hashed(&key, hash, direction, 0, &stats).copied();
+                assert_eq!(hashed, t.lookup(&key, direction, 0, &stats).copied());
+                assert_eq!(hashed.is_some(), port < 40, "port {port}");
+            }
+        }
+        // Another table's hashes are keyed differently.
+        let other = ConnTable::with_capacity(64);
+        let key = established(1).inbound_key();
+        assert_ne!(other.hash(&key), t.hash(&key));
+    }
+
+    #[test]
     fn packed_keys_are_distinct_per_field() {
         let k = conn(1, PROTO_TCP).inbound_key();
         let variants = [
@@ -908,7 +992,7 @@ mod tests {
         fn churn_keeps_indexes_consistent(ops in proptest::collection::vec((0u16..64, any::<bool>()), 1..600)) {
             let stats = WorkerStats::default();
             let mut t = ConnTable::with_capacity(16);
-            let index_cap = (t.by_client.capacity(), t.by_real.capacity());
+            let index_cap = (t.by_client.allocated_bytes(), t.by_real.allocated_bytes());
             let mut live = std::collections::HashSet::new();
             for (port, add) in ops {
                 let c = established(port);
@@ -929,7 +1013,7 @@ mod tests {
                 prop_assert!(t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).is_some());
                 prop_assert!(t.lookup(&c.reply_key(), Direction::Outbound, 0, &stats).is_some());
             }
-            prop_assert_eq!((t.by_client.capacity(), t.by_real.capacity()), index_cap);
+            prop_assert_eq!((t.by_client.allocated_bytes(), t.by_real.allocated_bytes()), index_cap);
         }
 
         /// Any mix of SYNs, completed handshakes, resets and expiries, far beyond capacity:
@@ -948,9 +1032,8 @@ mod tests {
             let mut t = ConnTable::with_limits(24, limit);
             let bytes = t.allocated_bytes();
             let capacities = |t: &ConnTable| (
-                // hashbrown's `capacity()` dips while tombstones wait: compare allocations.
-                t.slab.capacity(), t.free.capacity(), t.by_client.allocation_size(),
-                t.by_real.allocation_size(), t.half_open.ring.capacity(),
+                t.slab.allocated_bytes(), t.free.capacity(), t.by_client.allocated_bytes(),
+                t.by_real.allocated_bytes(), t.half_open.ring.capacity(),
             );
             let before = capacities(&t);
             // Ports whose entries completed their handshake, and that we have not removed.

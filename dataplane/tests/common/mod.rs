@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use xvs_dataplane::conntrack::ConnTable;
 use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
 use xvs_dataplane::persist::Templates;
-use xvs_dataplane::process::{process, Env, Side, Verdict};
+use xvs_dataplane::process::{process, process_batch, Env, Side, Verdict};
 use xvs_dataplane::snapshot::{
     Interface, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
 };
@@ -174,6 +174,24 @@ impl Director {
             overload: &[],
         };
         process(frame, from, &env, &mut self.conns, &self.stats)
+    }
+
+    /// Frames arrived on `from` through [`process_batch`] at [`NOW_MS`].
+    pub fn process_batch(
+        &mut self,
+        frames: &mut [Vec<u8>],
+        from: Side,
+        verdict: impl FnMut(usize, Verdict),
+    ) {
+        let env = Env {
+            config: &self.config,
+            neighbours: &self.neighbours,
+            now_ms: NOW_MS,
+            workers: &[],
+            templates: &self.templates,
+            overload: &[],
+        };
+        process_batch(frames, from, &env, &mut self.conns, &self.stats, verdict)
     }
 }
 
