@@ -128,7 +128,8 @@ pub struct RigArgs {
     /// Cores of the director: xvsd, its NAPI threads, RPS (default: the last `workers` CPUs).
     #[arg(long, value_parser = agent::parse_cores)]
     pub director_cores: Option<::std::vec::Vec<usize>>,
-    /// Cores of the sinks / echo responders (default: not pinned).
+    /// Cores of the sinks / echo responders and of the real servers' receive (default:
+    /// every CPU that is not a director core: the real servers' work is not the director's).
     #[arg(long, value_parser = agent::parse_cores)]
     pub sink_cores: Option<::std::vec::Vec<usize>>,
     /// Generator threads.
@@ -189,17 +190,24 @@ pub struct Cores {
 
 impl Cores {
     /// Explicit lists win; defaults: generator on CPU 0, director on the last `workers`
-    /// CPUs (all of them when there are too few), sinks not pinned.
+    /// CPUs (all of them when there are too few), sinks on every other CPU (not pinned when
+    /// the director has them all). Sinks left free would land on the director's core, where
+    /// they take its time and, under a realtime worker, wait for it (a latency artifact).
     pub fn resolve(args: &RigArgs, cpus: usize) -> Cores {
         let cpus = cpus.max(1);
         let w = args.workers.clamp(1, cpus);
+        let director: Vec<usize> = args
+            .director_cores
+            .clone()
+            .unwrap_or_else(|| ((cpus - w).max(if cpus > 1 { 1 } else { 0 })..cpus).collect());
+        let sink = args
+            .sink_cores
+            .clone()
+            .unwrap_or_else(|| (0..cpus).filter(|c| !director.contains(c)).collect());
         Cores {
             gen: args.gen_cores.clone().unwrap_or_else(|| vec![0]),
-            director: args
-                .director_cores
-                .clone()
-                .unwrap_or_else(|| ((cpus - w).max(if cpus > 1 { 1 } else { 0 })..cpus).collect()),
-            sink: args.sink_cores.clone().unwrap_or_default(),
+            director,
+            sink,
             placement: args.placement,
         }
     }
@@ -1311,14 +1319,15 @@ mod tests {
     #[test]
     fn default_cores() {
         let c = Cores::resolve(&args(1), 2);
-        assert_eq!((c.gen, c.director, c.sink), (vec![0], vec![1], vec![]));
+        assert_eq!((c.gen, c.director, c.sink), (vec![0], vec![1], vec![0]));
         let c = Cores::resolve(&args(2), 8);
         assert_eq!(c.director, vec![6, 7]);
+        assert_eq!(c.sink, vec![0, 1, 2, 3, 4, 5]);
         // Two workers on two CPUs: the director keeps CPU 1 only, away from the generator.
         let c = Cores::resolve(&args(2), 2);
         assert_eq!(c.director, vec![1]);
         let c = Cores::resolve(&args(1), 1);
-        assert_eq!((c.gen, c.director), (vec![0], vec![0]));
+        assert_eq!((c.gen, c.director, c.sink), (vec![0], vec![0], vec![]));
         let mut a = args(1);
         a.director_cores = Some(vec![0, 1]);
         assert_eq!(Cores::resolve(&a, 2).director, vec![0, 1]);
