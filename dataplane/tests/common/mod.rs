@@ -152,6 +152,24 @@ pub struct Director {
     pub templates: Templates,
 }
 
+
+/// The environment of one batch at [`NOW_MS`], with no other worker, template or overload
+/// state than the fixture's.
+fn test_env<'a>(
+    config: &'a Snapshot,
+    neighbours: &'a NeighbourTable,
+    templates: &'a Templates,
+) -> Env<'a> {
+    Env {
+        config,
+        neighbours,
+        now_ms: NOW_MS,
+        workers: &[],
+        templates,
+        overload: &[],
+    }
+}
+
 impl Director {
     pub fn from_parts(config: Snapshot, neighbours: NeighbourTable, capacity: usize) -> Self {
         Director {
@@ -165,14 +183,7 @@ impl Director {
 
     /// One frame through [`process`] at [`NOW_MS`].
     pub fn process(&mut self, frame: &mut [u8], from: Side) -> Verdict {
-        let env = Env {
-            config: &self.config,
-            neighbours: &self.neighbours,
-            now_ms: NOW_MS,
-            workers: &[],
-            templates: &self.templates,
-            overload: &[],
-        };
+        let env = test_env(&self.config, &self.neighbours, &self.templates);
         process(frame, from, &env, &mut self.conns, &self.stats)
     }
 
@@ -183,14 +194,7 @@ impl Director {
         from: Side,
         verdict: impl FnMut(usize, Verdict),
     ) {
-        let env = Env {
-            config: &self.config,
-            neighbours: &self.neighbours,
-            now_ms: NOW_MS,
-            workers: &[],
-            templates: &self.templates,
-            overload: &[],
-        };
+        let env = test_env(&self.config, &self.neighbours, &self.templates);
         process_batch(frames, from, &env, &mut self.conns, &self.stats, verdict)
     }
 }
