@@ -152,7 +152,6 @@ pub struct Director {
     pub templates: Templates,
 }
 
-
 /// The environment of one batch at [`NOW_MS`], with no other worker, template or overload
 /// state than the fixture's.
 fn test_env<'a>(
