@@ -12,7 +12,7 @@
 //! exits; it then writes them back. A clean shutdown takes the same path and waits for it.
 
 use anyhow::{bail, Context};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -162,20 +162,17 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The guardian: nothing is ever written to its standard input, which only signals xvsd's
+/// exit by closing (the pipe is close-on-exec, so no other program of xvsd's holds it open).
 fn spawn_guardian(script: &str) -> io::Result<Child> {
     use std::os::unix::process::CommandExt;
-    let mut child = Command::new("sh")
+    Command::new("sh")
         .arg("-c")
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .process_group(0)
-        .spawn()?;
-    // Nothing is ever written: the pipe only signals xvsd's exit by closing.
-    if let Some(stdin) = child.stdin.as_mut() {
-        stdin.flush()?;
-    }
-    Ok(child)
+        .spawn()
 }
 
 #[cfg(test)]

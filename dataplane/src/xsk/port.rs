@@ -6,8 +6,8 @@
 //! rings that the kernel gives each new pair. All ring operations here are batched; the only
 //! syscalls are the TX kick (`sendto`, once per batch while frames are in flight: in copy mode
 //! the kernel transmits only inside it, at most 32 frames a call), the idle wait and, with
-//! [`BusyPoll`], one `recvfrom` per port and batch whose RX ring was empty: it runs the
-//! interface's NAPI poll in the worker, on the worker's core.
+//! [`BusyPoll`], one `recvfrom` per port and batch: it runs the interface's NAPI poll in the
+//! worker, on the worker's core.
 //!
 //! [`socket_counters`] reads the kernel's drop counters of a socket (`XDP_STATISTICS`): the
 //! frames the XDP program redirected that never reached the RX ring.
