@@ -2,7 +2,7 @@
 //! (xvs's XDP program on both interfaces, one UMEM shared by one AF_XDP socket per queue of
 //! each, the same ring sizes and batch, the same loop shape: reclaim, refill, receive,
 //! transmit, one kick per port and batch, sleep in `ppoll` when idle, the workers' default
-//! realtime priority) but does no NAT, no connection tracking and no scheduling: frames to a
+//! realtime priority and their pause every 128 frames) but does no NAT, no connection tracking and no scheduling: frames to a
 //! real server's `ADDR:PORT` arriving on the external interface get the real's MAC and the
 //! internal interface's and leave on the internal interface; frames from a real server's
 //! `ADDR:PORT` arriving on the internal interface get the client's MAC (`--client-mac`) and
@@ -165,10 +165,20 @@ struct Forwarder {
 impl Forwarder {
     fn run(&mut self, stop: &AtomicBool) {
         let mut poller = Poller::new(&self.ports);
+        let mut since_sleep = 0;
         while !stop.load(Ordering::Relaxed) {
-            if self.batch() == 0 {
+            let n = self.batch();
+            if n == 0 {
                 // As a realtime worker does: no spinning, sleep until frames arrive.
                 poller.wait(Duration::from_micros(200));
+                since_sleep = 0;
+            } else {
+                since_sleep += n;
+                if since_sleep >= YIELD_AFTER {
+                    // As a realtime worker does: let the receive threads poll once.
+                    std::thread::sleep(Duration::from_nanos(1));
+                    since_sleep = 0;
+                }
             }
         }
     }
@@ -237,6 +247,9 @@ fn set_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) -> bool {
     frame[6..12].copy_from_slice(&src);
     true
 }
+
+/// xvsd's realtime workers' `yield_after`.
+const YIELD_AFTER: usize = 128;
 
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
