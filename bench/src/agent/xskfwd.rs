@@ -2,8 +2,8 @@
 //! (xvs's XDP program on both interfaces, one UMEM shared by one AF_XDP socket per queue of
 //! each, the same ring sizes and batch, the same loop shape: reclaim, refill, receive,
 //! transmit, one kick per port and batch, sleep in `ppoll` when idle, the workers' default
-//! realtime priority and their pause every 128 frames) but does no NAT, no connection tracking and no scheduling: frames to a
-//! real server's `ADDR:PORT` arriving on the external interface get the real's MAC and the
+//! realtime priority and their pause every 128 frames) but does no NAT, no connection
+//! tracking and no scheduling: frames to a real server's `ADDR:PORT` arriving on the external interface get the real's MAC and the
 //! internal interface's and leave on the internal interface; frames from a real server's
 //! `ADDR:PORT` arriving on the internal interface get the client's MAC (`--client-mac`) and
 //! leave on the external one, as `xdpsock l2fwd` forwards. The generator addresses the real
