@@ -388,9 +388,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     );
     // One write: readers of the log (tests, supervisors) never see half of the line.
     eprintln!("{started}");
-    let mut busy_poll_check = options
-        .busy_poll
-        .map(|_| BusyPollCheck::new(&sockets, options));
+    let mut busy_poll_check = options.busy_poll.map(|_| BusyPollCheck::new(&sockets));
     let steering = XdpSteering {
         external: ext_program,
         internal: int_program,
@@ -426,7 +424,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     }
     control.run(&mut director, &shutdown, |director| {
         if let Some(check) = busy_poll_check.as_mut() {
-            check.run(director);
+            check.run(director, options);
         }
         if reload.swap(false, Ordering::Relaxed) {
             reload_config(director, options.config.as_deref());
@@ -464,45 +462,41 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
 /// run the NAPI it last received from, and a driver that gives its XDP receive queues no NAPI
 /// id (veth) leaves them inert, the kernel receiving as without `--busy-poll`.
 struct BusyPollCheck {
-    /// (side, queue, socket, interface name) not settled yet.
-    pending: Vec<(Side, u32, RawFd, String)>,
+    /// The rx queues whose sockets are not settled yet.
+    pending: Vec<(Side, u32)>,
     next: Instant,
 }
 
 impl BusyPollCheck {
     const EVERY: Duration = Duration::from_secs(2);
 
-    fn new(sockets: &HashMap<(Side, u32), RawFd>, options: &DaemonOptions) -> Self {
-        let mut pending: Vec<_> = sockets
-            .iter()
-            .map(|(&(side, queue), &fd)| {
-                let ifname = match side {
-                    Side::External => options.external.clone(),
-                    Side::Internal => options.internal.clone(),
-                };
-                (side, queue, fd, ifname)
-            })
-            .collect();
-        pending.sort_by(|a, b| (&a.3, a.1).cmp(&(&b.3, b.1)));
+    fn new(sockets: &HashMap<(Side, u32), RawFd>) -> Self {
+        let mut pending: Vec<_> = sockets.keys().copied().collect();
+        pending.sort_unstable_by_key(|&(side, queue)| (side == Side::Internal, queue));
         BusyPollCheck {
             pending,
             next: Instant::now() + Self::EVERY,
         }
     }
 
-    fn run(&mut self, director: &Director<XdpSteering>) {
+    fn run(&mut self, director: &Director<XdpSteering>, options: &DaemonOptions) {
         if Instant::now() < self.next {
             return;
         }
         self.next = Instant::now() + Self::EVERY;
         let steering = director.steering();
-        self.pending.retain(|(side, queue, fd, ifname)| {
-            let id = socket_napi_id(*fd).unwrap_or(0);
+        self.pending.retain(|&(side, queue)| {
+            let ifname = match side {
+                Side::External => &options.external,
+                Side::Internal => &options.internal,
+            };
+            let fd = steering.sockets[&(side, queue)];
+            let id = socket_napi_id(fd).unwrap_or(0);
             if id != 0 {
                 eprintln!("xvsd: busy polling {ifname} queue {queue} (NAPI {id})");
                 return false;
             }
-            if steering.queue_counters(*side, *queue).redirected == 0 {
+            if steering.queue_counters(side, queue).redirected == 0 {
                 return true;
             }
             eprintln!(

@@ -163,8 +163,6 @@ struct Core {
     /// Frames waiting for their next hop's MAC, oldest first (as the kernel's ARP queue).
     held: VecDeque<Held>,
     poller: Poller,
-    /// Frames the last batch handled.
-    last_work: usize,
 }
 
 /// A frame waiting for neighbour resolution.
@@ -225,7 +223,6 @@ impl Worker {
                 tried_neighbours,
                 held: VecDeque::with_capacity(options.hold_frames),
                 poller,
-                last_work: 0,
             },
             config,
             neighbours,
@@ -237,9 +234,10 @@ impl Worker {
         let mut idle: u32 = 0;
         let mut since_sleep = 0;
         while !self.core.shared.shutdown.load(Ordering::Relaxed) {
-            if self.iterate() {
+            let work = self.iterate();
+            if work > 0 {
                 idle = 0;
-                since_sleep += self.core.last_work;
+                since_sleep += work;
                 let yield_after = self.core.options.yield_after;
                 if yield_after > 0 && since_sleep >= yield_after {
                     // The shortest sleep: a NAPI poll, once started, runs to its end (bottom
@@ -260,8 +258,10 @@ impl Worker {
         }
     }
 
-    /// One batch over every port and mailbox; returns whether there was any work.
-    pub fn iterate(&mut self) -> bool {
+    /// One batch over every port and mailbox; returns how many frames it handled (at least 1
+    /// while a connection listing is in progress, so that the worker does not sleep; 0 when
+    /// there was nothing to do).
+    pub fn iterate(&mut self) -> usize {
         let now_ms = self.core.shared.epoch.elapsed().as_millis() as u64;
         let neighbours = self.neighbours.current();
         let env = Env {
@@ -288,7 +288,7 @@ impl Worker {
 
 impl Core {
     /// The body of [`Worker::iterate`]; `neighbours` is the table `env` points into.
-    fn batch(&mut self, env: &Env<'_>, neighbours: &Arc<NeighbourTable>) -> bool {
+    fn batch(&mut self, env: &Env<'_>, neighbours: &Arc<NeighbourTable>) -> usize {
         let now_ms = env.now_ms;
         let mut work = self.retry_held(env, neighbours);
 
@@ -349,8 +349,11 @@ impl Core {
             .expire(now_ms, self.options.expiry_budget, &self.stats);
         // A listing in progress counts as work, so the worker does not sleep before finishing.
         let dumping = self.dumper.serve(&self.conns, now_ms);
-        self.last_work = work;
-        work > 0 || dumping
+        if dumping {
+            work.max(1)
+        } else {
+            work
+        }
     }
 
     /// Parses a received frame and keeps it for processing here or hands it, with its parsed

@@ -163,44 +163,49 @@ impl std::ops::Add for SocketCounters {
 /// one its busy polls run; 0 until it has received a frame, and for drivers that register
 /// their XDP receive queues without one (veth in 6.18: busy polling is then inert).
 pub fn socket_napi_id(fd: RawFd) -> io::Result<u32> {
-    let mut id: u32 = 0;
-    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `id`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_INCOMING_NAPI_ID,
-            (&mut id as *mut u32).cast(),
-            &mut len,
-        )
-    };
+    get_option::<u32>(fd, libc::SOL_SOCKET, libc::SO_INCOMING_NAPI_ID)
+}
+
+/// `SOL_XDP`, the level of AF_XDP's own socket options.
+const SOL_XDP: libc::c_int = 283;
+
+/// Reads socket option `name` of `level`, a plain-data value of type `T`.
+fn get_option<T: Copy>(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
+    let mut value = std::mem::MaybeUninit::<T>::zeroed();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, which has that size.
+    let rc = unsafe { libc::getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(id)
+    // SAFETY: zero-initialised, then (partly) written by the kernel: every `T` used here is
+    // plain integers, valid for any bytes.
+    Ok(unsafe { value.assume_init() })
+}
+
+/// Sets socket option `name` of `level` to the u32 `value`.
+fn set_u32_option(fd: RawFd, level: libc::c_int, name: libc::c_int, value: u32) -> io::Result<()> {
+    // SAFETY: setsockopt reads a u32 from a valid pointer of the given length.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The counters of the AF_XDP socket `fd` (any thread may read them).
 pub fn socket_counters(fd: RawFd) -> io::Result<SocketCounters> {
-    const SOL_XDP: libc::c_int = 283;
     const XDP_STATISTICS: libc::c_int = 7;
-    // SAFETY: an all-zero xdp_statistics (plain u64 fields) is valid.
-    let mut stats: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `stats`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            SOL_XDP,
-            XDP_STATISTICS,
-            (&mut stats as *mut libc::xdp_statistics).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let stats: libc::xdp_statistics = get_option(fd, SOL_XDP, XDP_STATISTICS)?;
     Ok(SocketCounters {
         rx_ring_full: stats.rx_ring_full,
         rx_dropped: stats.rx_dropped,
@@ -288,26 +293,15 @@ impl Port {
     }
 
     fn enable_busy_poll(&mut self, busy: BusyPoll) -> io::Result<()> {
-        let set = |option: libc::c_int, value: u32| -> io::Result<()> {
-            // SAFETY: setsockopt reads a u32 from a valid pointer of the given length.
-            let rc = unsafe {
-                libc::setsockopt(
-                    self.fd(),
-                    libc::SOL_SOCKET,
-                    option,
-                    (&value as *const u32).cast(),
-                    std::mem::size_of::<u32>() as libc::socklen_t,
-                )
-            };
-            if rc == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        };
-        set(libc::SO_PREFER_BUSY_POLL, 1)?;
-        set(libc::SO_BUSY_POLL, busy.usecs)?;
-        set(libc::SO_BUSY_POLL_BUDGET, u32::from(busy.budget))?;
+        let fd = self.fd();
+        set_u32_option(fd, libc::SOL_SOCKET, libc::SO_PREFER_BUSY_POLL, 1)?;
+        set_u32_option(fd, libc::SOL_SOCKET, libc::SO_BUSY_POLL, busy.usecs)?;
+        set_u32_option(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_BUSY_POLL_BUDGET,
+            u32::from(busy.budget),
+        )?;
         self.busy_poll = true;
         Ok(())
     }
@@ -342,18 +336,8 @@ impl Port {
     /// whole batch. Older kernels refuse the option: the default stays, which only costs more
     /// kicks.
     fn raise_tx_budget(&self, budget: u32) {
-        const SOL_XDP: libc::c_int = 283;
         const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
-        // SAFETY: setsockopt reads a u32 from a valid pointer of the given length.
-        unsafe {
-            libc::setsockopt(
-                self.fd(),
-                SOL_XDP,
-                XDP_MAX_TX_SKB_BUDGET,
-                (&budget as *const u32).cast(),
-                std::mem::size_of::<u32>() as libc::socklen_t,
-            )
-        };
+        let _ = set_u32_option(self.fd(), SOL_XDP, XDP_MAX_TX_SKB_BUDGET, budget);
     }
 
     pub fn side(&self) -> Side {
@@ -456,22 +440,10 @@ impl Port {
     }
 
     fn query_zero_copy(&self) -> bool {
-        const SOL_XDP: libc::c_int = 283;
         const XDP_OPTIONS: libc::c_int = 8;
         const XDP_OPTIONS_ZEROCOPY: u32 = 1;
-        let mut flags: u32 = 0;
-        let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
-        // Safety: getsockopt writes at most `len` bytes into `flags`.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd(),
-                SOL_XDP,
-                XDP_OPTIONS,
-                (&mut flags as *mut u32).cast(),
-                &mut len,
-            )
-        };
-        rc == 0 && flags & XDP_OPTIONS_ZEROCOPY != 0
+        get_option::<u32>(self.fd(), SOL_XDP, XDP_OPTIONS)
+            .is_ok_and(|flags| flags & XDP_OPTIONS_ZEROCOPY != 0)
     }
 }
 
