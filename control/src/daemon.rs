@@ -605,20 +605,27 @@ fn worker_options(idle: IdleStrategy, realtime: bool) -> WorkerOptions {
 /// throttles nothing; `--idle busy` is refused with it.
 fn set_worker_priority<T>(thread: &std::thread::JoinHandle<T>, priority: u8) -> anyhow::Result<()> {
     use std::os::unix::thread::JoinHandleExt;
+    set_thread_realtime(thread.as_pthread_t(), priority).map_err(|e| {
+        anyhow::anyhow!(
+            "--worker-priority {priority}: cannot make the workers SCHED_FIFO: {e} (it needs CAP_SYS_NICE and a realtime budget; --worker-priority 0 keeps normal scheduling)"
+        )
+    })
+}
+
+/// Makes the live thread `thread` SCHED_FIFO at `priority` (0 leaves it alone). Also used by
+/// the benchmark's `xskfwd` forwarder, which must be scheduled as xvsd's workers are.
+pub fn set_thread_realtime(thread: libc::pthread_t, priority: u8) -> io::Result<()> {
     if priority == 0 {
         return Ok(());
     }
     let param = libc::sched_param {
         sched_priority: i32::from(priority),
     };
-    // SAFETY: the pthread_t is the live thread of `thread` (not joined); `param` is valid.
-    let rc =
-        unsafe { libc::pthread_setschedparam(thread.as_pthread_t(), libc::SCHED_FIFO, &param) };
+    // SAFETY: the caller passes a live thread (not joined or detached-and-exited); `param`
+    // is valid for the call.
+    let rc = unsafe { libc::pthread_setschedparam(thread, libc::SCHED_FIFO, &param) };
     if rc != 0 {
-        bail!(
-            "--worker-priority {priority}: cannot make the workers SCHED_FIFO: {} (it needs CAP_SYS_NICE and a realtime budget; --worker-priority 0 keeps normal scheduling)",
-            io::Error::from_raw_os_error(rc)
-        );
+        return Err(io::Error::from_raw_os_error(rc));
     }
     Ok(())
 }

@@ -254,19 +254,12 @@ const YIELD_AFTER: usize = 128;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 
+/// This thread at xvsd's workers' scheduling (`--worker-priority`).
 fn realtime(priority: u8) {
-    if priority == 0 {
-        return;
-    }
-    let param = libc::sched_param {
-        sched_priority: i32::from(priority),
-    };
-    // SAFETY: sched_setscheduler on the calling thread (0) with a valid parameter.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
-        eprintln!(
-            "xvs-bench agent xskfwd: SCHED_FIFO {priority}: {}",
-            std::io::Error::last_os_error()
-        );
+    // SAFETY: pthread_self has no preconditions and names the calling, live thread.
+    let me = unsafe { libc::pthread_self() };
+    if let Err(e) = xvs_control::daemon::set_thread_realtime(me, priority) {
+        eprintln!("xvs-bench agent xskfwd: SCHED_FIFO {priority}: {e}");
     }
 }
 
