@@ -20,12 +20,12 @@ use crate::protocol::{
     Timeouts as TimeoutsReply, VersionInfo, WorkerStats as WorkerStatsReply, DEFAULT_NETMASK,
     MAX_PERSISTENT_TIMEOUT,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
-use xvs_dataplane::conntrack::{dump_connections, ConnDump};
+use xvs_dataplane::conntrack::{dump_connections, ConnDump, ConnEntry};
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::snapshot::{
@@ -61,6 +61,19 @@ pub trait Steering {
     /// The kernel's drop counters of the AF_XDP socket of one rx queue.
     fn socket_counters(&self, _side: Side, _queue: u32) -> SocketCounters {
         SocketCounters::default()
+    }
+    /// Traffic the XDP fast path forwarded for a service / a real server slot (the workers
+    /// count the rest).
+    fn fast_service_traffic(&self, _id: ServiceId) -> TrafficTotals {
+        TrafficTotals::default()
+    }
+    fn fast_real_traffic(&self, _id: RealId) -> TrafficTotals {
+        TrafficTotals::default()
+    }
+    /// When the fast path last forwarded a packet of each connection on it, by (proto, CIP,
+    /// cport), in CLOCK_MONOTONIC nanoseconds; `None` without a fast path.
+    fn fast_last_seen(&self) -> Option<HashMap<(u8, Ipv4Addr, u16), u64>> {
+        None
     }
 }
 
@@ -640,7 +653,7 @@ impl<S: Steering> Director<S> {
     }
 
     fn service_totals_raw(&self, id: ServiceId) -> TrafficTotals {
-        let mut t = TrafficTotals::default();
+        let mut t = self.steering.fast_service_traffic(id);
         for w in &self.workers {
             if let Some(s) = w.stats.service(id) {
                 t += s.totals();
@@ -651,7 +664,7 @@ impl<S: Steering> Director<S> {
 
     /// Traffic, active and inactive connections of a real server slot, over all workers.
     fn real_totals_raw(&self, id: RealId) -> (TrafficTotals, u64, u64) {
-        let mut t = TrafficTotals::default();
+        let mut t = self.steering.fast_real_traffic(id);
         let (mut active, mut inactive) = (0i64, 0i64);
         for w in &self.workers {
             if let Some(r) = w.stats.real(id) {
@@ -719,7 +732,8 @@ impl<S: Steering> Director<S> {
     /// one that does not within [`DUMP_TIMEOUT`] is counted as missing.
     fn connections(&self) -> ConnectionsReply {
         let slots: Vec<Arc<ConnDump>> = self.workers.iter().map(|w| Arc::clone(&w.conns)).collect();
-        let dump = dump_connections(&slots, DUMP_TIMEOUT);
+        let mut dump = dump_connections(&slots, DUMP_TIMEOUT);
+        self.fast_path_expiry(&mut dump.entries);
         ConnectionsReply {
             connections: dump
                 .entries
@@ -745,6 +759,32 @@ impl<S: Steering> Director<S> {
         }
     }
 
+    /// Entries on the fast path were last seen by their worker when installed (or settled):
+    /// their expiry counts from the fast path's last-seen stamps, as the worker's sweep will.
+    fn fast_path_expiry(&self, entries: &mut [ConnEntry]) {
+        if !entries.iter().any(|e| e.fast) {
+            return;
+        }
+        let Some(seen) = self.steering.fast_last_seen() else {
+            return;
+        };
+        let now_ns = xvs_dataplane::fastpath::monotonic_ns();
+        let timeouts = &self.config.timeouts;
+        for e in entries.iter_mut().filter(|e| e.fast) {
+            let Some(&last) = seen.get(&(e.proto, e.client, e.client_port)) else {
+                continue;
+            };
+            let timeout_s = if e.proto == PROTO_UDP {
+                timeouts.udp
+            } else {
+                timeouts.tcp
+            };
+            let ago_ms = now_ns.saturating_sub(last) / 1_000_000;
+            let left = (u64::from(timeout_s) * 1000).saturating_sub(ago_ms);
+            e.expires_ms = e.expires_ms.max(left);
+        }
+    }
+
     /// Per-worker packet counters and connection table occupancy.
     pub fn stats(&self) -> StatsReply {
         let workers = self
@@ -760,6 +800,7 @@ impl<S: Steering> Director<S> {
                         QueueCounters {
                             redirected: acc.redirected + c.redirected,
                             passed: acc.passed + c.passed,
+                            fast: acc.fast + c.fast,
                         }
                     });
                 let sockets = w
@@ -780,6 +821,10 @@ impl<S: Steering> Director<S> {
                     passed: xdp.passed,
                     xsk_rx_ring_full: sockets.rx_ring_full,
                     xsk_rx_dropped: sockets.rx_dropped,
+                    fast_forwarded: xdp.fast,
+                    fast_installs: w.stats.fast_installs.get(),
+                    fast_removals: w.stats.fast_removals.get(),
+                    fast_refused: w.stats.fast_refused.get(),
                     drops: w
                         .stats
                         .drops_by_name()

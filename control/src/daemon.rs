@@ -26,13 +26,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xvs_dataplane::fastpath::{FastPath, FastPathMaps, FlowWriter, NextHopSync};
 use xvs_dataplane::neigh::{NeighbourTable, Netlink};
 use xvs_dataplane::persist::Templates;
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::resolver::{self, Resolver};
 use xvs_dataplane::snapshot::{Interface, Snapshot, Vip};
-use xvs_dataplane::stats::{WorkerStats, MAX_REALS};
+use xvs_dataplane::stats::{TrafficTotals, WorkerStats, MAX_REALS};
 use xvs_dataplane::worker::{Mailbox, ResolveQueue, Shared, Worker, WorkerOptions, NEVER_WAIT};
 use xvs_dataplane::xsk::{
     rx_queue_count, socket_counters, socket_napi_id, BindMode, BusyPoll, EndpointKey, FrameMemory,
@@ -76,7 +77,23 @@ pub struct DaemonOptions {
     pub worker_priority: u8,
     /// `--threaded-napi`: the interfaces' receive in kernel threads on the workers' cores.
     pub threaded_napi: bool,
+    /// `--fast-path`: where established flows are forwarded.
+    pub fast_path: FastPathMode,
 }
+
+/// Where packets of established flows are rewritten and forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FastPathMode {
+    /// In the XDP program, redirected from interface to interface; the workers install and
+    /// remove the flows (see xvs_dataplane::fastpath).
+    #[default]
+    Xdp,
+    /// Every packet through the AF_XDP workers.
+    Off,
+}
+
+/// How often the control thread checks that the interfaces still take redirected frames.
+const EGRESS_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Frames a realtime worker handles before it lets the receive threads of its core poll
 /// once (see [`WorkerOptions::yield_after`]).
@@ -116,6 +133,7 @@ impl DaemonOptions {
             busy_poll: None,
             worker_priority: DEFAULT_WORKER_PRIORITY,
             threaded_napi: false,
+            fast_path: FastPathMode::default(),
         }
     }
 }
@@ -127,6 +145,7 @@ struct XdpSteering {
     resolver: Resolver,
     /// The AF_XDP socket of each rx queue (owned by a worker; only its counters are read).
     sockets: HashMap<(Side, u32), RawFd>,
+    fast_path: Option<Arc<FastPath>>,
 }
 
 impl Steering for XdpSteering {
@@ -161,6 +180,24 @@ impl Steering for XdpSteering {
             .get(&(side, queue))
             .and_then(|fd| socket_counters(*fd).ok())
             .unwrap_or_default()
+    }
+
+    fn fast_service_traffic(&self, id: u32) -> TrafficTotals {
+        self.fast_path
+            .as_ref()
+            .map(|f| f.maps.service_traffic(id))
+            .unwrap_or_default()
+    }
+
+    fn fast_real_traffic(&self, id: u32) -> TrafficTotals {
+        self.fast_path
+            .as_ref()
+            .map(|f| f.maps.real_traffic(id))
+            .unwrap_or_default()
+    }
+
+    fn fast_last_seen(&self) -> Option<HashMap<(u8, Ipv4Addr, u16), u64>> {
+        self.fast_path.as_ref()?.maps.last_seen().ok()
     }
 
     fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
@@ -219,11 +256,35 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         &options.internal,
     )?;
 
-    let ext_program =
-        XdpProgram::attach(external.ifindex, Role::MatchDestination, options.xdp_mode)
-            .with_context(|| format!("XDP on {}", options.external))?;
-    let int_program = XdpProgram::attach(internal.ifindex, Role::MatchSource, options.xdp_mode)
-        .with_context(|| format!("XDP on {}", options.internal))?;
+    let fast_path = match options.fast_path {
+        FastPathMode::Off => None,
+        FastPathMode::Xdp => Some(Arc::new(FastPath::new(
+            FastPathMaps::create(options.conn_max).context("creating the fast path's maps")?,
+            external.ifindex,
+            internal.ifindex,
+        ))),
+    };
+    let fast_maps = fast_path.as_ref().map(|f| &f.maps);
+    let ext_program = XdpProgram::attach(
+        external.ifindex,
+        Role::MatchDestination,
+        options.xdp_mode,
+        fast_maps,
+    )
+    .with_context(|| format!("XDP on {}", options.external))?;
+    let int_program = XdpProgram::attach(
+        internal.ifindex,
+        Role::MatchSource,
+        options.xdp_mode,
+        fast_maps,
+    )
+    .with_context(|| format!("XDP on {}", options.internal))?;
+    let mut egress_check = fast_path
+        .as_ref()
+        .map(|f| EgressCheck::new(Arc::clone(f), options));
+    if let Some(check) = egress_check.as_mut() {
+        check.run();
+    }
     // The director's own addresses on the internal side (its DIP): replies to its own
     // connections, health checks included, go to the kernel, not to the workers.
     let dips = ipv4_addresses(&options.internal)
@@ -319,6 +380,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         resolve_queue,
         Arc::clone(&shutdown),
         privileges::thread_start,
+        fast_path.as_ref().map(|f| NextHopSync::new(Arc::clone(f))),
     )
     .context("starting the neighbour thread")?;
 
@@ -341,6 +403,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             Arc::clone(&own_stats),
             config.reader(),
             neighbour_reader.clone(),
+            fast_path.as_ref().map(|f| FlowWriter::new(Arc::clone(f))),
         )
         .map_err(anyhow::Error::msg)?;
         stats.push(WorkerHandle {
@@ -394,6 +457,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         internal: int_program,
         resolver,
         sockets,
+        fast_path,
     };
     let mut director = Director::new(
         config,
@@ -426,6 +490,9 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         if let Some(check) = busy_poll_check.as_mut() {
             check.run(director, options);
         }
+        if let Some(check) = egress_check.as_mut() {
+            check.run();
+        }
         if reload.swap(false, Ordering::Relaxed) {
             reload_config(director, options.config.as_deref());
         }
@@ -456,6 +523,71 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     drop(director);
     drop(server);
     Ok(())
+}
+
+/// Keeps each interface open to fast-path redirects exactly while it can transmit them
+/// (`NETDEV_XDP_ACT_NDO_XMIT`: a veth loses it when its peer has neither an XDP program nor
+/// GRO), and says so in the log at start and at every change.
+struct EgressCheck {
+    fast: Arc<FastPath>,
+    names: [String; 2],
+    ifindexes: [u32; 2],
+    /// What was last applied (`None` before the first check).
+    state: [Option<bool>; 2],
+    next: Instant,
+}
+
+impl EgressCheck {
+    fn new(fast: Arc<FastPath>, options: &DaemonOptions) -> Self {
+        let (external, internal) = fast.interfaces();
+        EgressCheck {
+            fast,
+            names: [options.external.clone(), options.internal.clone()],
+            ifindexes: [external, internal],
+            state: [None, None],
+            next: Instant::now(),
+        }
+    }
+
+    fn run(&mut self) {
+        if Instant::now() < self.next {
+            return;
+        }
+        self.next = Instant::now() + EGRESS_CHECK_EVERY;
+        for i in 0..2 {
+            let (ok, why) = match crate::netdev::can_transmit_redirects(self.ifindexes[i]) {
+                Ok(true) => (true, String::new()),
+                Ok(false) => (
+                    false,
+                    " (no ndo_xdp_xmit: a driver without it, or a veth whose peer has neither \
+                     an XDP program nor GRO enabled)"
+                        .to_string(),
+                ),
+                Err(e) => (false, format!(" (cannot read its XDP features: {e:#})")),
+            };
+            if self.state[i] == Some(ok) {
+                continue;
+            }
+            let external = i == 0;
+            if let Err(e) = self.fast.set_egress(external, ok) {
+                eprintln!("xvsd: fast path: updating {}: {e}", self.names[i]);
+                continue;
+            }
+            self.state[i] = Some(ok);
+            let what = if external { "replies" } else { "requests" };
+            if ok {
+                eprintln!(
+                    "xvsd: fast path: established {what} leave {} from XDP",
+                    self.names[i]
+                );
+            } else {
+                eprintln!(
+                    "xvsd: fast path: {} cannot take redirected frames{why}; {what} stay on the AF_XDP path",
+                    self.names[i]
+                );
+            }
+        }
+    }
 }
 
 /// Tells the operator, once per socket, whether busy polling took hold: a socket's busy polls
@@ -642,7 +774,7 @@ fn pin_napi_threads(
     if cores.is_empty() {
         return Ok(());
     }
-    let threads = crate::napi_threads::rx_queue_threads(ifindex)?;
+    let threads = crate::netdev::rx_queue_threads(ifindex)?;
     if threads.is_empty() {
         bail!("{ifname} reports no threaded NAPI instance for its receive queues");
     }

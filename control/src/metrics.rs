@@ -340,6 +340,33 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
         }
     }
     e.family(
+        "xvs_worker_fast_path_packets_total",
+        Kind::Counter,
+        "Frames of the worker's rx queues that the XDP fast path rewrote and forwarded itself, without the worker.",
+    );
+    for (w, wl) in each_worker() {
+        e.sample(
+            "xvs_worker_fast_path_packets_total",
+            &[wl],
+            w.fast_forwarded,
+        );
+    }
+    e.family(
+        "xvs_worker_fast_path_flows_total",
+        Kind::Counter,
+        "Connections the worker put on the XDP fast path (install), took off it (remove), or could not put on it because its map was full (refused).",
+    );
+    for (w, wl) in each_worker() {
+        for (event, n) in [
+            ("install", w.fast_installs),
+            ("remove", w.fast_removals),
+            ("refused", w.fast_refused),
+        ] {
+            let el = label_set(&[("event", event)]);
+            e.sample("xvs_worker_fast_path_flows_total", &[wl, &el], n);
+        }
+    }
+    e.family(
         "xvs_worker_handed_off_packets_total",
         Kind::Counter,
         "Frames the worker handed to the worker that owns their connection.",
@@ -810,6 +837,10 @@ mod tests {
             passed: base + 4,
             xsk_rx_ring_full: base + 9,
             xsk_rx_dropped: base + 10,
+            fast_forwarded: base + 11,
+            fast_installs: base + 12,
+            fast_removals: base + 13,
+            fast_refused: base + 14,
             drops: drops.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
             icmp: [
                 ("in", "frag_needed", base + 6),
@@ -1002,6 +1033,24 @@ mod tests {
                     "xvs_worker_xsk_dropped_packets_total",
                     true,
                     &[("worker", id.as_str()), ("reason", reason)],
+                    n,
+                );
+            }
+            put(
+                "xvs_worker_fast_path_packets_total",
+                true,
+                &wl,
+                w.fast_forwarded,
+            );
+            for (event, n) in [
+                ("install", w.fast_installs),
+                ("remove", w.fast_removals),
+                ("refused", w.fast_refused),
+            ] {
+                put(
+                    "xvs_worker_fast_path_flows_total",
+                    true,
+                    &[("worker", id.as_str()), ("event", event)],
                     n,
                 );
             }

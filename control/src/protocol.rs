@@ -645,6 +645,18 @@ pub struct WorkerStats {
     /// Redirected frames the kernel dropped otherwise, mostly for want of a fill-ring frame.
     #[serde(default)]
     pub xsk_rx_dropped: u64,
+    /// Frames of this worker's rx queues that the XDP fast path rewrote and forwarded itself
+    /// (they never reached the worker).
+    #[serde(default)]
+    pub fast_forwarded: u64,
+    /// Connections this worker put on the fast path, took off it, and installs the fast
+    /// path's map refused (full).
+    #[serde(default)]
+    pub fast_installs: u64,
+    #[serde(default)]
+    pub fast_removals: u64,
+    #[serde(default)]
+    pub fast_refused: u64,
     /// Drops by reason name (see xvs_dataplane::stats::DropReason).
     pub drops: std::collections::BTreeMap<String, u64>,
     /// ICMP errors translated, by direction ("in": towards real servers, "out": towards

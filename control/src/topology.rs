@@ -440,6 +440,10 @@ impl Topology {
         // The director's own kernel traffic (ARP/ICMP/a local TCP) gets full checksums too.
         self.ethtool_off(&director, EXT_IF, &["tx"])?;
         self.ethtool_off(&director, INT_IF, &["tx"])?;
+        // A veth takes frames that XDP redirects to it (the director's fast path) only when its
+        // peer can receive them: an XDP program or GRO there, as a NIC's receive always can.
+        self.ethtool(&client, HOST_IF, &["gro"], true)?;
+        self.ethtool(&sw, "p-dir", &["gro"], true)?;
 
         // Addresses and routes (a gateway route needs its link up first).
         self.addr_up(&director, EXT_IF, VIP)?;
@@ -507,10 +511,15 @@ impl Topology {
     }
 
     fn ethtool_off(&self, ns: &str, ifname: &str, features: &[&str]) -> Result<()> {
+        self.ethtool(ns, ifname, features, false)
+    }
+
+    /// `ethtool -K IFNAME FEATURE on|off...` in `ns`.
+    fn ethtool(&self, ns: &str, ifname: &str, features: &[&str], on: bool) -> Result<()> {
         let mut c = self.command_in(ns, &tool("ethtool").to_string_lossy());
         c.arg("-K").arg(ifname);
         for f in features {
-            c.arg(f).arg("off");
+            c.arg(f).arg(if on { "on" } else { "off" });
         }
         self.setup_cmd(c)
     }

@@ -18,11 +18,20 @@
  * connections) go to the kernel even when their source is a real server: no client
  * connection is ever addressed to the director's DIP. Frames for a queue with no socket fall
  * back to the kernel (bpf_redirect_map's XDP_PASS fallback).
+ *
+ * Fast path (xvs_flows, when the instance's settings enable it): a TCP/UDP packet of a
+ * connection the workers installed is NAT-rewritten here, as dataplane/src/process.rs would
+ * (address, port, TTL, RFC 1624 checksum updates, MACs) and redirected to the egress interface
+ * (devmap; XDP_TX when it is the arrival one). Only what the workers decided is repeated: a
+ * segment with SYN, FIN or RST (a state change), anything malformed, a bad IP checksum, TTL <= 1,
+ * a partial TCP/UDP checksum, or a next hop without a MAC in xvs_next_hops goes to the workers
+ * as before. dataplane/src/fastpath owns the maps' user-space side.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/tcp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -77,18 +86,115 @@ struct {
 	__type(value, __u8);
 } xvs_local_addrs SEC(".maps");
 
+/* Must match xsk::program::Settings. */
+struct settings {
+	__u32 role;
+	/* Non-zero: look packets up in xvs_flows first. */
+	__u32 fast_path;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
+	__type(value, struct settings);
+} xvs_settings SEC(".maps");
+
+/* ---- Fast path maps: shared by both instances (user space creates them, libbpf reuses). --- */
+
+/* Must match fastpath::FlowKey. Addresses and ports in network byte order, as in the packet;
+ * `side` is the arrival side (the instance's role): requests are keyed CIP:cport -> VIP:vport
+ * on the external side, replies RIP:rport -> CIP:cport on the internal side. */
+struct flow_key {
+	__u32 src;
+	__u32 dst;
+	__u16 src_port;
+	__u16 dst_port;
+	__u8 proto;
+	__u8 side;
+	__u16 pad;
+};
+
+#define REWRITE_SOURCE 0
+#define REWRITE_DESTINATION 1
+
+/* Must match fastpath::FlowValue. The worker writes everything but last_seen_ns. */
+struct flow_value {
+	/* The new address and port of the rewritten endpoint (network byte order). */
+	__u32 addr;
+	__u16 port;
+	__u8 rewrite;
+	__u8 pad0;
+	/* Where the frame leaves: interface, and the next hop there (its MAC in xvs_next_hops). */
+	__u32 egress_ifindex;
+	__u32 next_hop;
+	/* Counter slots: service and real server ids. */
+	__u32 service;
+	__u32 real;
+	__u8 src_mac[6];
+	__u16 pad1;
+	/* CLOCK_MONOTONIC (coarse) of the last packet forwarded here. */
+	__u64 last_seen_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);	/* set by user space from --conn-max */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct flow_key);
+	__type(value, struct flow_value);
+} xvs_flows SEC(".maps");
+
+/* Must match fastpath::NextHopKey. */
+struct next_hop_key {
+	__u32 ifindex;
+	__u32 addr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);	/* set by user space */
+	__type(key, struct next_hop_key);
+	__type(value, __u64);	/* the MAC in its first 6 bytes */
+} xvs_next_hops SEC(".maps");
+
+/* Egress interfaces by ifindex, for bpf_redirect_map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 8);
+	__type(key, __u32);
 	__type(value, __u32);
-} xvs_role SEC(".maps");
+} xvs_egress SEC(".maps");
+
+/* Must match fastpath::TrafficCounters: per service / real server id, per CPU. */
+struct traffic {
+	__u64 inpkts;
+	__u64 outpkts;
+	__u64 inbytes;
+	__u64 outbytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);	/* set by user space: MAX_SERVICES */
+	__type(key, __u32);
+	__type(value, struct traffic);
+} xvs_service_traffic SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);	/* set by user space: MAX_REALS */
+	__type(key, __u32);
+	__type(value, struct traffic);
+} xvs_real_traffic SEC(".maps");
 
 /* Per rx queue: frames redirected to the socket and frames passed to the kernel. Per CPU,
  * so counting needs no atomic operation; user space sums the CPUs. */
 struct queue_counters {
 	__u64 redirected;
 	__u64 passed;
+	/* Forwarded by the fast path (redirected to another interface or sent back out). */
+	__u64 fast;
 };
 
 struct {
@@ -110,6 +216,180 @@ static __always_inline int count(struct xdp_md *ctx, int action)
 			c->passed++;
 	}
 	return action;
+}
+
+/* Marks steer()'s result as the fast path's action, for the counters. */
+#define FAST_PATH 0x100
+
+static __always_inline int count_fast(struct xdp_md *ctx, int action)
+{
+	__u32 queue = ctx->rx_queue_index;
+	struct queue_counters *c = bpf_map_lookup_elem(&xvs_counters, &queue);
+
+	if (c)
+		c->fast++;
+	return action;
+}
+
+/* Ones' complement helpers, as dataplane/src/checksum.rs (host byte order values). */
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/* RFC 1624 eqn. 3 for one 16-bit word: checksum::update_u16. */
+static __always_inline __u16 csum_update16(__u16 check, __u16 old, __u16 new)
+{
+	return ~csum_fold((__u32)(__u16)~check + (__u16)~old + new);
+}
+
+/* Both halves of a 32-bit field at once: checksum::update_u32. */
+static __always_inline __u16 csum_update32(__u16 check, __u32 old, __u32 new)
+{
+	return ~csum_fold((__u32)(__u16)~check + (__u16)~(old >> 16) + (__u16)~(old & 0xffff) +
+			  (new >> 16) + (new & 0xffff));
+}
+
+/* Whether the IPv4 header (20 bytes, no options) checks out. */
+static __always_inline int ip_checksum_ok(struct iphdr *ip)
+{
+	__u16 *w = (__u16 *)ip;
+	__u32 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += bpf_ntohs(w[i]);
+	return csum_fold(sum) == 0xffff;
+}
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+
+/* The fast path: rewrites and forwards a packet of an installed flow and returns its action,
+ * or returns -1 for the workers (see the file's comment for what they keep). `l4` has been
+ * checked to hold 4 bytes (the ports). */
+static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+				     void *l4, void *data_end, __u32 role)
+{
+	struct flow_key key = {};
+	struct flow_value *flow;
+	struct next_hop_key hop = {};
+	__u64 *mac;
+	struct traffic *t;
+	__u16 *ports = l4, *check, old_port, ip_len, l4_len;
+	__u32 old_addr, pseudo;
+	__u8 *ttl_proto;
+	int inbound = role == MATCH_DST;
+
+	if (ip->ihl != 5 || ip->ttl <= 1)
+		return -1;
+	ip_len = bpf_ntohs(ip->tot_len);
+	if (ip_len < sizeof(*ip) || (void *)ip + ip_len > data_end)
+		return -1;
+	l4_len = ip_len - sizeof(*ip);
+	if (ip->protocol == IPPROTO_TCP) {
+		struct tcphdr *tcp = l4;
+
+		if ((void *)(tcp + 1) > data_end || l4_len < sizeof(*tcp))
+			return -1;
+		if (((__u8 *)tcp)[13] & (TCP_SYN | TCP_FIN | TCP_RST))
+			return -1;
+		check = &tcp->check;
+	} else {
+		/* UDP: source port, destination port, length, checksum. */
+		if ((void *)(ports + 4) > data_end || l4_len < 8)
+			return -1;
+		check = &ports[3];
+	}
+	key.src = ip->saddr;
+	key.dst = ip->daddr;
+	key.src_port = ports[0];
+	key.dst_port = ports[1];
+	key.proto = ip->protocol;
+	key.side = role;
+	flow = bpf_map_lookup_elem(&xvs_flows, &key);
+	if (!flow)
+		return -1;
+	/* An egress user space took out (it stopped taking redirected frames): workers' path. */
+	if (flow->egress_ifindex != ctx->ingress_ifindex &&
+	    !bpf_map_lookup_elem(&xvs_egress, &flow->egress_ifindex))
+		return -1;
+	hop.ifindex = flow->egress_ifindex;
+	hop.addr = flow->next_hop;
+	mac = bpf_map_lookup_elem(&xvs_next_hops, &hop);
+	if (!mac)
+		return -1;
+	if (!ip_checksum_ok(ip))
+		return -1;
+	/* A partial checksum (the folded pseudo-header sum a sender with offload leaves) must be
+	 * completed over the whole segment: the workers do it (nat::has_partial_checksum). */
+	pseudo = (bpf_ntohl(ip->saddr) >> 16) + (bpf_ntohl(ip->saddr) & 0xffff) +
+		 (bpf_ntohl(ip->daddr) >> 16) + (bpf_ntohl(ip->daddr) & 0xffff) + ip->protocol +
+		 l4_len;
+	if (*check != 0 && bpf_ntohs(*check) == csum_fold(pseudo))
+		return -1;
+
+	/* nat::translate: the address (IP checksum, L4 pseudo-header), then the port. */
+	if (flow->rewrite == REWRITE_DESTINATION) {
+		old_addr = ip->daddr;
+		ip->daddr = flow->addr;
+		old_port = ports[1];
+		ports[1] = flow->port;
+	} else {
+		old_addr = ip->saddr;
+		ip->saddr = flow->addr;
+		old_port = ports[0];
+		ports[0] = flow->port;
+	}
+	ip->check = bpf_htons(csum_update32(bpf_ntohs(ip->check), bpf_ntohl(old_addr),
+					    bpf_ntohl(flow->addr)));
+	if (ip->protocol == IPPROTO_TCP || *check != 0) {
+		__u16 c = csum_update32(bpf_ntohs(*check), bpf_ntohl(old_addr), bpf_ntohl(flow->addr));
+
+		c = csum_update16(c, bpf_ntohs(old_port), bpf_ntohs(flow->port));
+		/* UDP: a computed 0 is sent as all ones (RFC 768). */
+		if (ip->protocol == IPPROTO_UDP && c == 0)
+			c = 0xffff;
+		*check = bpf_htons(c);
+	}
+	/* nat::decrement_ttl: TTL and protocol share one 16-bit word. */
+	ttl_proto = &ip->ttl;
+	{
+		__u16 old = (ttl_proto[0] << 8) | ttl_proto[1];
+
+		ip->ttl--;
+		ip->check = bpf_htons(csum_update16(bpf_ntohs(ip->check), old, old - 0x100));
+	}
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, flow->src_mac, ETH_ALEN);
+
+	t = bpf_map_lookup_elem(&xvs_service_traffic, &flow->service);
+	if (t) {
+		if (inbound) {
+			t->inpkts++;
+			t->inbytes += ip_len;
+		} else {
+			t->outpkts++;
+			t->outbytes += ip_len;
+		}
+	}
+	t = bpf_map_lookup_elem(&xvs_real_traffic, &flow->real);
+	if (t) {
+		if (inbound) {
+			t->inpkts++;
+			t->inbytes += ip_len;
+		} else {
+			t->outpkts++;
+			t->outbytes += ip_len;
+		}
+	}
+	flow->last_seen_ns = bpf_ktime_get_coarse_ns();
+	if (flow->egress_ifindex == ctx->ingress_ifindex)
+		return FAST_PATH | XDP_TX;
+	return FAST_PATH | bpf_redirect_map(&xvs_egress, flow->egress_ifindex, 0);
 }
 
 /* Redirects the frame to the socket of its queue if `key` is steered; else to the kernel. */
@@ -194,22 +474,25 @@ static __always_inline int steer(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip;
-	__u32 zero = 0, *role;
+	__u32 zero = 0, role;
+	struct settings *settings;
 	__u16 *ports;
 	__u32 ihl;
+	int action;
 
 	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
 		return XDP_PASS;
-	role = bpf_map_lookup_elem(&xvs_role, &zero);
-	if (!role)
+	settings = bpf_map_lookup_elem(&xvs_settings, &zero);
+	if (!settings)
 		return XDP_PASS;
+	role = settings->role;
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return steer_fragment(ctx, ip, *role);
+		return steer_fragment(ctx, ip, role);
 	if (ip->protocol == IPPROTO_ICMP)
-		return steer_icmp(ctx, ip, data_end, *role);
+		return steer_icmp(ctx, ip, data_end, role);
 	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return XDP_PASS;
 	ihl = ip->ihl * 4;
@@ -218,15 +501,23 @@ static __always_inline int steer(struct xdp_md *ctx)
 	ports = (void *)ip + ihl;
 	if ((void *)(ports + 2) > data_end)
 		return XDP_PASS;
-
-	return steer_endpoint(ctx, *role, ip->daddr, ip->saddr, ports[0], ip->daddr, ports[1],
+	if (settings->fast_path) {
+		action = fast_path(ctx, eth, ip, ports, data_end, role);
+		if (action >= 0)
+			return action;	/* FAST_PATH | its action */
+	}
+	return steer_endpoint(ctx, role, ip->daddr, ip->saddr, ports[0], ip->daddr, ports[1],
 			      ip->protocol);
 }
 
 SEC("xdp")
 int xvs_steer(struct xdp_md *ctx)
 {
-	return count(ctx, steer(ctx));
+	int action = steer(ctx);
+
+	if (action & FAST_PATH)
+		return count_fast(ctx, action & ~FAST_PATH);
+	return count(ctx, action);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

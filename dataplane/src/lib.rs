@@ -10,12 +10,15 @@
 //! - [`neigh`]: next-hop MAC resolution from the kernel's routing and neighbour tables.
 //! - [`xsk`]: AF_XDP sockets and our XDP program (with `unsafe`; so do `conntrack::hw`'s
 //!   huge-page memory, prefetch and SIMD compare, and the netlink neighbour reader).
+//! - [`fastpath`]: the XDP fast path's maps: workers install decided flows, read back
+//!   last-seen stamps and counters (its map syscalls are `unsafe` too).
 //! - [`resolver`]: the thread that keeps next-hop MACs fresh for the workers.
 //! - [`worker`]: the pinned poll-mode loop tying them together.
 //! - [`publish`]: RCU-style publication of snapshots to workers.
 
 pub mod checksum;
 pub mod conntrack;
+pub mod fastpath;
 pub mod nat;
 pub mod neigh;
 pub mod persist;

@@ -215,6 +215,12 @@ impl Packet {
         self.from
     }
 
+    /// A well-formed TCP or UDP packet (not an ICMP error, not a drop).
+    #[inline]
+    pub fn is_flow(&self) -> bool {
+        matches!(self.parsed, Ok(Parsed::Flow(_)))
+    }
+
     /// The client endpoint (CIP, cport): the source of requests, the destination of replies,
     /// and for an ICMP error that of the packet it quotes. It decides which worker owns the
     /// frame ([`crate::conntrack::owner_of`]). `None` for frames [`process`] drops anyway.

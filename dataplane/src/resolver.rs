@@ -4,8 +4,11 @@
 //! lock-free queue; this thread asks the kernel to resolve it (ARP), re-reads the routing and
 //! neighbour tables and publishes a new table when they changed. It also keeps real servers'
 //! entries *managed* (the kernel re-resolves them on its own, so their MACs are always ready and
-//! never go stale while we bypass the kernel's traffic confirmation).
+//! never go stale while we bypass the kernel's traffic confirmation). With the XDP fast path
+//! on, it also keeps the program's next-hop MACs equal to each table it publishes
+//! ([`NextHopSync`]).
 
+use crate::fastpath::NextHopSync;
 use crate::neigh::{NeighbourTable, Netlink};
 use crate::publish::Publisher;
 use crate::worker::ResolveRequest;
@@ -50,12 +53,14 @@ impl Resolver {
         requests: Arc<ArrayQueue<ResolveRequest>>,
         shutdown: Arc<AtomicBool>,
         thread_start: fn(),
+        next_hops: Option<NextHopSync>,
     ) -> io::Result<Self> {
         let mut netlink = Netlink::open()?;
         let mut state = State {
             ifindexes,
             last: None,
             asked: HashMap::new(),
+            next_hops,
         };
         state.refresh(&mut netlink, &mut publisher)?;
         let (commands, inbox) = channel::unbounded();
@@ -89,6 +94,7 @@ struct State {
     ifindexes: Vec<u32>,
     last: Option<(Vec<crate::neigh::Route>, Vec<crate::neigh::Neighbour>)>,
     asked: HashMap<(u32, Ipv4Addr), Instant>,
+    next_hops: Option<NextHopSync>,
 }
 
 impl State {
@@ -154,7 +160,14 @@ impl State {
         let neighbours = netlink.neighbours(&self.ifindexes)?;
         let current = (routes, neighbours);
         if self.last.as_ref() != Some(&current) {
-            publisher.publish(NeighbourTable::new(current.0.clone(), current.1.clone()));
+            let table = NeighbourTable::new(current.0.clone(), current.1.clone());
+            if let Some(sync) = self.next_hops.as_mut() {
+                // Before the workers see the table: a flow they install then finds its MAC.
+                if let Err(e) = sync.sync(&table) {
+                    eprintln!("xvsd: updating the fast path's next hops failed: {e}");
+                }
+            }
+            publisher.publish(table);
             self.last = Some(current);
         }
         Ok(())

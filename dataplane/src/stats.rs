@@ -311,6 +311,11 @@ pub struct WorkerStats {
     pub evictions: [Counter; EvictReason::COUNT],
     /// Entries in this worker's connection table.
     pub conns: Gauge,
+    /// Connections this worker put on the XDP fast path, and took off it.
+    pub fast_installs: Counter,
+    pub fast_removals: Counter,
+    /// Fast-path installs the map refused (full): those flows stay on the AF_XDP path.
+    pub fast_refused: Counter,
     pub services: Box<[Traffic]>,
     pub reals: Box<[RealStats]>,
 }
@@ -327,6 +332,9 @@ impl Default for WorkerStats {
             icmp: Default::default(),
             evictions: Default::default(),
             conns: Gauge::default(),
+            fast_installs: Counter::default(),
+            fast_removals: Counter::default(),
+            fast_refused: Counter::default(),
             services: (0..MAX_SERVICES).map(|_| Traffic::default()).collect(),
             reals: (0..MAX_REALS).map(|_| RealStats::default()).collect(),
         }

@@ -13,6 +13,13 @@
 //! control thread asked for a listing ([`crate::conntrack::dump`]: one buffer and one lock per
 //! listing). No lock, no allocation (every buffer is sized at start), no syscall per packet.
 //!
+//! With the XDP fast path ([`crate::fastpath`]), after each forwarded packet the worker puts its
+//! connection on the fast path once the program may carry it and takes it off when it may no
+//! longer (a FIN, a RST, its real server gone); map writes are queued and flushed once per
+//! iteration. Installed entries past their own expiry are settled from the program's last-seen
+//! stamps, and after a configuration change a bounded sweep takes the connections of removed
+//! real servers off the fast path.
+//!
 //! A frame whose next hop has no MAC yet is held (up to `hold_frames`, for `hold_ms`, like the
 //! kernel's ARP queue) and processed again as soon as the neighbour thread publishes a new
 //! table, so the first packet to a freshly added real server is delayed, not lost.
@@ -22,7 +29,8 @@
 //! once that worker's transmission completes or it is dropped, so no worker's fill rings starve.
 
 use crate::conntrack::dump::DEFAULT_DUMP_CHUNK;
-use crate::conntrack::{owner_of, ConnDump, ConnTable, Dumper};
+use crate::conntrack::{owner_of, ConnDump, ConnTable, Dumper, FastState};
+use crate::fastpath::{may_carry, real_configured, FlowWriter};
 use crate::neigh::NeighbourTable;
 use crate::persist::Templates;
 use crate::process::{process_packet, Env, Packet, Side, Verdict, MAX_BATCH};
@@ -104,6 +112,8 @@ pub struct WorkerOptions {
     /// after handling this many frames without sleeping, so the receive threads get one poll
     /// each before the interfaces' rings overflow; 0 never does.
     pub yield_after: usize,
+    /// Connection slots the fast-path sweep after a configuration change checks per iteration.
+    pub fast_sweep_budget: usize,
 }
 
 /// [`WorkerOptions::spin_before_wait`] for a worker that never sleeps.
@@ -120,6 +130,7 @@ impl Default for WorkerOptions {
             hold_ms: 1000,
             dump_chunk: DEFAULT_DUMP_CHUNK,
             yield_after: 0,
+            fast_sweep_budget: 4096,
         }
     }
 }
@@ -163,6 +174,12 @@ struct Core {
     /// Frames waiting for their next hop's MAC, oldest first (as the kernel's ARP queue).
     held: VecDeque<Held>,
     poller: Poller,
+    /// The XDP fast path's writer, when it is on.
+    fast: Option<FlowWriter>,
+    /// The configuration the fast-path entries were last checked against (its address).
+    fast_config: usize,
+    /// Where the fast-path sweep after a configuration change stands (`None`: no sweep).
+    fast_sweep: Option<usize>,
 }
 
 /// A frame waiting for neighbour resolution.
@@ -187,6 +204,7 @@ impl Worker {
         stats: Arc<WorkerStats>,
         config: Reader<Snapshot>,
         neighbours: Reader<NeighbourTable>,
+        fast: Option<FlowWriter>,
     ) -> Result<Self, String> {
         let find = |side| ports.iter().position(|p: &Port| p.side() == side);
         let tx_external = find(Side::External)
@@ -223,6 +241,9 @@ impl Worker {
                 tried_neighbours,
                 held: VecDeque::with_capacity(options.hold_frames),
                 poller,
+                fast,
+                fast_config: 0,
+                fast_sweep: None,
             },
             config,
             neighbours,
@@ -347,6 +368,9 @@ impl Core {
         }
         self.conns
             .expire(now_ms, self.options.expiry_budget, &self.stats);
+        if self.fast.is_some() {
+            self.fast_path_upkeep(env);
+        }
         // A listing in progress counts as work, so the worker does not sleep before finishing.
         let dumping = self.dumper.serve(&self.conns, now_ms);
         if dumping {
@@ -431,6 +455,9 @@ impl Core {
         let verdict = self.shared.memory.with_bytes(&mut frame, |bytes| {
             process_packet(bytes, packet, env, conns, stats)
         });
+        if self.fast.is_some() {
+            self.fast_path_after(packet, verdict, env);
+        }
         match verdict {
             Verdict::Forward(Side::Internal) => self.out_internal.push(frame),
             Verdict::Forward(Side::External) => self.out_external.push(frame),
@@ -453,6 +480,83 @@ impl Core {
                     self.recycle(frame);
                 }
             }
+        }
+    }
+
+    /// Fast-path bookkeeping after a packet: takes the entries the table removed off the fast
+    /// path, then puts the packet's own connection on it or takes it off, as its state now
+    /// allows.
+    #[inline]
+    fn fast_path_after(&mut self, packet: &Packet, verdict: Verdict, env: &Env<'_>) {
+        let Some(writer) = self.fast.as_mut() else {
+            return;
+        };
+        while let Some(gone) = self.conns.next_fast_removed() {
+            writer.remove(&gone);
+            self.stats.fast_removals.add(1);
+        }
+        let Some((conn, state)) = self.conns.take_last() else {
+            return;
+        };
+        if !matches!(verdict, Verdict::Forward(_)) || !packet.is_flow() {
+            return;
+        }
+        let carry = may_carry(conn) && real_configured(conn, env.config);
+        match (*state, carry) {
+            (FastState::Off, true) if writer.install(conn, env.config, env.neighbours) => {
+                *state = FastState::Installed;
+                self.stats.fast_installs.add(1);
+            }
+            (FastState::Installed, false) => {
+                writer.remove(conn);
+                *state = FastState::Off;
+                self.stats.fast_removals.add(1);
+            }
+            _ => {}
+        }
+    }
+
+    /// Once per iteration: settles installed entries past their own expiry from the program's
+    /// last-seen stamps, sweeps a slice of the table after a configuration change, and applies
+    /// the queued map writes.
+    fn fast_path_upkeep(&mut self, env: &Env<'_>) {
+        let Some(writer) = self.fast.as_mut() else {
+            return;
+        };
+        while let Some((expired, conn)) = self.conns.next_fast_expired() {
+            let seen = writer.last_seen_ms(&conn, env.now_ms);
+            self.conns
+                .settle_fast(expired, seen, &env.config.timeouts, env.now_ms, &self.stats);
+        }
+        let config = env.config as *const Snapshot as usize;
+        if config != self.fast_config {
+            self.fast_config = config;
+            self.fast_sweep = Some(0);
+        }
+        if let Some(cursor) = self.fast_sweep.as_mut() {
+            let budget = self.options.fast_sweep_budget;
+            let stats = &self.stats;
+            let done = self
+                .conns
+                .for_each_installed(cursor, budget, |conn, state| {
+                    if !real_configured(conn, env.config) {
+                        writer.remove(conn);
+                        *state = FastState::Off;
+                        stats.fast_removals.add(1);
+                    }
+                });
+            if done {
+                self.fast_sweep = None;
+            }
+        }
+        while let Some(gone) = self.conns.next_fast_removed() {
+            writer.remove(&gone);
+            self.stats.fast_removals.add(1);
+        }
+        let refused = writer.refused;
+        writer.flush();
+        if writer.refused != refused {
+            self.stats.fast_refused.add(writer.refused - refused);
         }
     }
 

@@ -80,8 +80,14 @@ pub fn run(args: &Args) -> Result<XskFwdReport> {
         ifindex(&args.external)?,
         Role::MatchDestination,
         XdpMode::Auto,
+        None,
     )?;
-    let mut int = XdpProgram::attach(ifindex(&args.internal)?, Role::MatchSource, XdpMode::Auto)?;
+    let mut int = XdpProgram::attach(
+        ifindex(&args.internal)?,
+        Role::MatchSource,
+        XdpMode::Auto,
+        None,
+    )?;
     for real in &args.reals {
         for proto in [IPPROTO_UDP, IPPROTO_TCP] {
             ext.add_endpoint(EndpointKey::new(proto, *real, args.port))?;

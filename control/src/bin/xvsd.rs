@@ -2,7 +2,7 @@
 //!
 //! `xvsd --external IFACE --internal IFACE [--control PATH] [--workers N] [--conn-max N]
 //! [--metrics [ADDR:]PORT] [--idle adaptive|busy] [--worker-priority N] [--threaded-napi]
-//! [--busy-poll]
+//! [--busy-poll] [--fast-path xdp|off]
 //! [--drop-privileges] ...` runs the director
 //! in the foreground until SIGINT/SIGTERM; `xvsd demo` runs the seed cluster of the LVS-NAT
 //! tutorial in network namespaces.
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use xvs_control::daemon::{self, DaemonOptions, IdleStrategy};
+use xvs_control::daemon::{self, DaemonOptions, FastPathMode, IdleStrategy};
 use xvs_dataplane::xsk::{BindMode, BusyPoll, XdpMode};
 
 #[derive(Parser, Debug)]
@@ -86,10 +86,23 @@ struct Cli {
     /// (restored after any exit). For NIC interrupts on the workers' cores.
     #[arg(long)]
     threaded_napi: bool,
+    /// Where established flows are forwarded: rewritten and redirected in the XDP program
+    /// (xdp: the workers still schedule, follow states and timeouts, and count), or every
+    /// packet through the AF_XDP workers (off). An interface that cannot take redirected
+    /// frames (a veth whose peer has neither XDP nor GRO, a driver without ndo_xdp_xmit) keeps
+    /// its flows on the AF_XDP path; the log says so.
+    #[arg(long, value_enum, default_value_t = FastPathArg::Xdp)]
+    fast_path: FastPathArg,
     /// Once started, keep only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF (in every thread, with
     /// no_new_privs); see docs/security.md.
     #[arg(long)]
     drop_privileges: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FastPathArg {
+    Xdp,
+    Off,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -159,6 +172,10 @@ fn main() -> ExitCode {
             options.conn_max = cli.conn_max;
             options.drop_privileges = cli.drop_privileges;
             options.threaded_napi = cli.threaded_napi;
+            options.fast_path = match cli.fast_path {
+                FastPathArg::Xdp => FastPathMode::Xdp,
+                FastPathArg::Off => FastPathMode::Off,
+            };
             options.busy_poll = cli.busy_poll.then_some(BusyPoll {
                 budget: cli.busy_poll_budget,
                 ..BusyPoll::default()

@@ -41,13 +41,21 @@ pub struct ConnEntry {
     pub rport: u16,
     /// IPVS's state name ([`super::TcpState::name`]) for TCP, `UDP` for UDP.
     pub state: &'static str,
-    /// Milliseconds left before the entry expires.
+    /// Milliseconds left before the entry expires (for an entry on the fast path, as its
+    /// worker last saw it: the fast path's last-seen stamps may push it later).
     pub expires_ms: u64,
+    /// On the XDP fast path ([`super::FastState::Installed`]).
+    pub fast: bool,
 }
 
 impl ConnEntry {
     /// `conn` as seen at `now_ms` (the clock of its table), which it must outlive.
     pub fn new(conn: &Conn, now_ms: u64) -> Self {
+        Self::with_fast(conn, now_ms, false)
+    }
+
+    /// [`ConnEntry::new`] of an entry whose fast-path state is `fast`.
+    pub fn with_fast(conn: &Conn, now_ms: u64, fast: bool) -> Self {
         ConnEntry {
             proto: conn.proto,
             client: conn.caddr,
@@ -62,6 +70,7 @@ impl ConnEntry {
                 "UDP"
             },
             expires_ms: conn.expires_ms.saturating_sub(now_ms),
+            fast,
         }
     }
 }
@@ -78,7 +87,8 @@ pub enum Export {
 impl ConnTable {
     /// Copies the live entries among at most `slots` slots from `*cursor` into `out` (as seen
     /// at `now_ms`) and advances the cursor, never letting `out` grow beyond `limit`. Entries
-    /// past their expiry, not swept yet, count as gone, as [`ConnTable::lookup`] treats them.
+    /// past their expiry, not swept yet, count as gone, as [`ConnTable::lookup`] treats them,
+    /// unless they are on the fast path (the sweep settles those).
     pub fn export(
         &self,
         cursor: &mut usize,
@@ -90,11 +100,12 @@ impl ConnTable {
         let end = self.slab.len().min(cursor.saturating_add(slots.max(1)));
         while *cursor < end {
             let entry = &self.slab[*cursor];
-            if entry.live && entry.conn.expires_ms > now_ms {
+            let fast = entry.fast == super::FastState::Installed;
+            if entry.live && (entry.conn.expires_ms > now_ms || fast) {
                 if out.len() >= limit {
                     return Export::Done { truncated: true };
                 }
-                out.push(ConnEntry::new(&entry.conn, now_ms));
+                out.push(ConnEntry::with_fast(&entry.conn, now_ms, fast));
             }
             *cursor += 1;
         }
@@ -397,6 +408,7 @@ mod tests {
             rport: 8080,
             state,
             expires_ms,
+            fast: false,
         };
         assert_eq!(
             sorted(entries),

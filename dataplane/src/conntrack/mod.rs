@@ -77,6 +77,15 @@
 //! `u32`: a record could only be mistaken for a later entry of its slot after 2^32 reuses of
 //! that slot while it waits, and even then only a half-open TCP entry would be evicted.
 //!
+//! # The XDP fast path
+//! An entry a worker has put on the fast path ([`crate::fastpath`]) is *installed*
+//! ([`FastState::Installed`]): its packets mostly bypass the worker, so its own expiry time
+//! says nothing. A lookup never treats an installed entry as expired, and the sweep does not
+//! remove it either: it reports it ([`ConnTable::next_fast_expired`]) for the worker to read
+//! the program's last-seen stamps and settle it ([`ConnTable::settle_fast`]). Every removal of
+//! an installed entry, whatever its cause, is queued for the worker to take out of the maps
+//! ([`ConnTable::next_fast_removed`]), so no map entry outlives its connection.
+//!
 //! # Listing
 //! Only the owner reads its table, so the control thread asks each worker for a copy of its
 //! entries through a [`ConnDump`] slot ([`dump`] describes the exchange).
@@ -212,14 +221,33 @@ pub fn owner_of(caddr: Ipv4Addr, cport: u16, workers: usize, seed: u64) -> usize
 /// touch 8Ki slab entries (384 KiB) and up to 16Ki bucket lines (1 MiB), about an L2 cache.
 pub const PREFETCH_MIN_ENTRIES: usize = 8 << 10;
 
+/// Room reserved for the fast-path queues of a table (they grow beyond it, never losing
+/// an entry).
+const FAST_QUEUE_RESERVE: usize = 4096;
+
+/// An installed entry the sweep found past its own expiry: [`ConnTable::next_fast_expired`].
+#[derive(Debug, Clone, Copy)]
+pub struct FastExpired(Record);
+
 /// Index of an entry in the slab.
 type Slot = u32;
 
 struct Entry {
     conn: Conn,
     live: bool,
+    fast: FastState,
     /// Bumped each time the slot takes a new entry, so a [`Record`] knows its entry.
     generation: u32,
+}
+
+/// Whether an entry is on the XDP fast path (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FastState {
+    /// Its packets all reach the worker.
+    #[default]
+    Off,
+    /// The worker queued its install in the fast path's maps (which may have refused it).
+    Installed,
 }
 
 /// How many records an eviction looks at before giving up (bounded work per packet).
@@ -308,6 +336,12 @@ pub struct ConnTable {
     per_service: Box<[u32]>,
     /// See [`ConnTable::worth_prefetching`].
     prefetch_min_entries: usize,
+    /// The slot of the entry the last lookup found or the last insert made.
+    last_slot: Option<Slot>,
+    /// Installed entries removed since the worker last looked: their map entries must go.
+    fast_removed: Vec<Conn>,
+    /// Installed entries the sweep found past their own expiry, with their generation.
+    fast_expired: Vec<Record>,
 }
 
 impl ConnTable {
@@ -334,6 +368,9 @@ impl ConnTable {
             half_open: HalfOpen::with_limit(half_open_limit),
             per_service: vec![0; MAX_SERVICES].into_boxed_slice(),
             prefetch_min_entries: PREFETCH_MIN_ENTRIES,
+            last_slot: None,
+            fast_removed: Vec::with_capacity(FAST_QUEUE_RESERVE),
+            fast_expired: Vec::with_capacity(FAST_QUEUE_RESERVE),
         }
     }
 
@@ -543,10 +580,12 @@ impl ConnTable {
         let slot = self
             .index(direction)
             .find(hash, |s| slab[s as usize].conn.key(direction) == *key)?;
-        if self.slab[slot as usize].conn.expires_ms <= now_ms {
+        let entry = &self.slab[slot as usize];
+        if entry.conn.expires_ms <= now_ms && entry.fast == FastState::Off {
             self.remove(slot, stats);
             return None;
         }
+        self.last_slot = Some(slot);
         Some(&mut self.slab[slot as usize].conn)
     }
 
@@ -564,6 +603,7 @@ impl ConnTable {
                 *entry = Entry {
                     conn,
                     live: true,
+                    fast: FastState::Off,
                     generation: entry.generation.wrapping_add(1),
                 };
                 slot
@@ -572,6 +612,7 @@ impl ConnTable {
                 self.slab.push(Entry {
                     conn,
                     live: true,
+                    fast: FastState::Off,
                     generation: 0,
                 });
                 (self.slab.len() - 1) as Slot
@@ -614,6 +655,7 @@ impl ConnTable {
             let generation = self.slab[slot as usize].generation;
             self.half_open.push(Record { slot, generation });
         }
+        self.last_slot = Some(slot);
         Ok(&mut self.slab[slot as usize].conn)
     }
 
@@ -654,11 +696,93 @@ impl ConnTable {
             self.sweep_cursor = (self.sweep_cursor + 1) % n;
             let entry = &self.slab[self.sweep_cursor];
             if entry.live && entry.conn.expires_ms <= now_ms {
+                if entry.fast == FastState::Installed {
+                    self.fast_expired.push(Record {
+                        slot: self.sweep_cursor as Slot,
+                        generation: entry.generation,
+                    });
+                    continue;
+                }
                 self.remove(self.sweep_cursor as Slot, stats);
                 removed += 1;
             }
         }
         removed
+    }
+
+    /// The entry the last lookup found or the last insert made, and its fast-path state, once
+    /// (the worker's fast-path bookkeeping after a forwarded packet).
+    #[inline]
+    pub fn take_last(&mut self) -> Option<(&Conn, &mut FastState)> {
+        let slot = self.last_slot.take()?;
+        let entry = &mut self.slab[slot as usize];
+        entry.live.then_some((&entry.conn, &mut entry.fast))
+    }
+
+    /// The next installed entry removed since the last call (its map entries must go).
+    #[inline]
+    pub fn next_fast_removed(&mut self) -> Option<Conn> {
+        self.fast_removed.pop()
+    }
+
+    /// The next installed entry the sweep found past its own expiry (see
+    /// [`ConnTable::settle_fast`]), if it is still that entry and installed.
+    pub fn next_fast_expired(&mut self) -> Option<(FastExpired, Conn)> {
+        while let Some(record) = self.fast_expired.pop() {
+            let entry = &self.slab[record.slot as usize];
+            if entry.live
+                && entry.generation == record.generation
+                && entry.fast == FastState::Installed
+            {
+                return Some((FastExpired(record), entry.conn));
+            }
+        }
+        None
+    }
+
+    /// Settles an installed entry past its own expiry: `last_seen_ms` is when the fast path
+    /// last forwarded one of its packets (`None`: never, or not installed after all). It lives
+    /// on for its timeout from the later of that and its own last packet, or is removed.
+    pub fn settle_fast(
+        &mut self,
+        expired: FastExpired,
+        last_seen_ms: Option<u64>,
+        timeouts: &Timeouts,
+        now_ms: u64,
+        stats: &WorkerStats,
+    ) {
+        let record = expired.0;
+        let entry = &mut self.slab[record.slot as usize];
+        if !entry.live || entry.generation != record.generation {
+            return;
+        }
+        let timeout_ms = u64::from(entry.conn.timeout_secs(timeouts)) * 1000;
+        if let Some(seen) = last_seen_ms {
+            let expires = seen.saturating_add(timeout_ms).max(entry.conn.expires_ms);
+            if expires > now_ms {
+                entry.conn.expires_ms = expires;
+                return;
+            }
+        }
+        self.remove(record.slot, stats);
+    }
+
+    /// Calls `f` on each installed entry among at most `budget` slots from `*cursor`, which it
+    /// advances; returns true once the cursor has passed the last slot.
+    pub fn for_each_installed(
+        &mut self,
+        cursor: &mut usize,
+        budget: usize,
+        mut f: impl FnMut(&Conn, &mut FastState),
+    ) -> bool {
+        let end = self.slab.len().min(cursor.saturating_add(budget));
+        for entry in &mut self.slab[*cursor..end] {
+            if entry.live && entry.fast == FastState::Installed {
+                f(&entry.conn, &mut entry.fast);
+            }
+        }
+        *cursor = end;
+        end >= self.slab.len()
     }
 
     /// Every live connection (for listings; not for the hot path).
@@ -680,6 +804,9 @@ impl ConnTable {
                 Direction::Inbound => self.by_client.remove(hash, slot),
                 Direction::Outbound => self.by_real.remove(hash, slot),
             };
+        }
+        if self.slab[slot as usize].fast == FastState::Installed {
+            self.fast_removed.push(conn);
         }
         self.slab[slot as usize].live = false;
         self.free.push(slot);

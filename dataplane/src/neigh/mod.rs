@@ -150,12 +150,24 @@ impl NeighbourTable {
         }
     }
 
-    /// The MAC to send a frame for `dst` out of interface `ifindex`: longest-prefix match over
-    /// that interface's routes (a connected route means `dst` itself is the next hop, a route
-    /// with a gateway means the gateway), then the usable neighbour entry of the next hop on
-    /// that interface. `Err` names the address to resolve. Allocation-free; no syscall.
+    /// The MAC to send a frame for `dst` out of interface `ifindex`: the usable neighbour entry
+    /// of its [`NeighbourTable::next_hop`]. `Err` names the address to resolve.
+    /// Allocation-free; no syscall.
     #[inline]
     pub fn next_hop_mac(&self, ifindex: u32, dst: Ipv4Addr) -> Result<[u8; 6], NextHopMiss> {
+        let next_hop = self.next_hop(ifindex, dst)?;
+        self.mac(ifindex, next_hop).ok_or(NextHopMiss {
+            ifindex,
+            next_hop,
+            no_route: false,
+        })
+    }
+
+    /// The next hop of a frame for `dst` out of interface `ifindex`: longest-prefix match over
+    /// that interface's routes (a connected route means `dst` itself, a route with a gateway
+    /// the gateway). `Err` when no route of the interface covers `dst`.
+    #[inline]
+    pub fn next_hop(&self, ifindex: u32, dst: Ipv4Addr) -> Result<Ipv4Addr, NextHopMiss> {
         let d = u32::from(dst);
         let route = self
             .ifaces
@@ -169,16 +181,18 @@ impl NeighbourTable {
                 no_route: true,
             });
         };
-        let next_hop = if route.gateway == 0 {
+        Ok(if route.gateway == 0 {
             dst
         } else {
             Ipv4Addr::from(route.gateway)
-        };
-        self.mac(ifindex, next_hop).ok_or(NextHopMiss {
-            ifindex,
-            next_hop,
-            no_route: false,
         })
+    }
+
+    /// Every usable neighbour: (ifindex, address, MAC).
+    pub fn iter(&self) -> impl Iterator<Item = (u32, Ipv4Addr, [u8; 6])> + '_ {
+        self.neighbours
+            .iter()
+            .map(|(&k, &mac)| ((k >> 32) as u32, Ipv4Addr::from(k as u32), mac))
     }
 
     /// The usable MAC of neighbour `addr` on `ifindex`, without any routing.

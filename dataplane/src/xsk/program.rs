@@ -10,6 +10,7 @@
 //! SIGKILL and block the next start with EBUSY.
 
 use super::XskError;
+use crate::fastpath::FastPathMaps;
 use libbpf_sys as bpf;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
@@ -39,6 +40,13 @@ pub enum XdpMode {
     Native,
     /// Generic (SKB) mode.
     Generic,
+}
+
+/// `struct settings` of bpf/xvs_xdp.c.
+#[repr(C)]
+struct Settings {
+    role: u32,
+    fast_path: u32,
 }
 
 /// `struct endpoint_key` of bpf/xvs_xdp.c: address and port in network byte order.
@@ -94,6 +102,8 @@ pub struct QueueCounters {
     pub redirected: u64,
     /// Passed to the kernel (not load-balanced traffic, or no socket on the queue).
     pub passed: u64,
+    /// Rewritten and forwarded by the fast path.
+    pub fast: u64,
 }
 
 // Safety: the libbpf object is only used through &self/&mut self of this value; libbpf keeps
@@ -101,8 +111,26 @@ pub struct QueueCounters {
 unsafe impl Send for XdpProgram {}
 
 impl XdpProgram {
-    /// Loads a fresh instance and attaches it to `ifindex`.
-    pub fn attach(ifindex: u32, role: Role, mode: XdpMode) -> Result<Self, XskError> {
+    /// Loads a fresh instance and attaches it to `ifindex`; with `fast_path`, the instance
+    /// uses those maps (shared with the other instance and the workers) and looks every
+    /// TCP/UDP packet up in them first.
+    pub fn attach(
+        ifindex: u32,
+        role: Role,
+        mode: XdpMode,
+        fast_path: Option<&FastPathMaps>,
+    ) -> Result<Self, XskError> {
+        let program = Self::load(ifindex, role, fast_path)?;
+        program.attach_link(mode)
+    }
+
+    /// Loads a fresh instance for `ifindex` without attaching it (tests run it with
+    /// `BPF_PROG_TEST_RUN`: [`XdpProgram::test_run`]).
+    pub fn load(
+        ifindex: u32,
+        role: Role,
+        fast_path: Option<&FastPathMaps>,
+    ) -> Result<Self, XskError> {
         let opts = bpf::bpf_object_open_opts {
             sz: std::mem::size_of::<bpf::bpf_object_open_opts>() as _,
             object_name: c"xvs_xdp".as_ptr(),
@@ -129,6 +157,27 @@ impl XdpProgram {
             endpoints_added: HashSet::new(),
             address_users: HashMap::new(),
         };
+        if let Some(maps) = fast_path {
+            for (name, fd) in maps.by_name() {
+                // Safety: object is opened, not loaded; name is a valid C string.
+                let map = unsafe { bpf::bpf_object__find_map_by_name(object, name.as_ptr()) };
+                let rc = if map.is_null() {
+                    -libc::ENOENT
+                } else {
+                    // Safety: map belongs to the object; fd is a live map of the same layout.
+                    unsafe { bpf::bpf_map__reuse_fd(map, fd) }
+                };
+                if rc < 0 {
+                    return Err(XskError::os(
+                        format!(
+                            "sharing map {} with the XDP program",
+                            name.to_string_lossy()
+                        ),
+                        io::Error::from_raw_os_error(-rc),
+                    ));
+                }
+            }
+        }
         // Safety: object is a valid, opened bpf_object.
         let rc = unsafe { bpf::bpf_object__load(object) };
         if rc < 0 {
@@ -141,19 +190,32 @@ impl XdpProgram {
         program.endpoints = program.map_fd(c"xvs_endpoints")?;
         program.local_addrs = program.map_fd(c"xvs_local_addrs")?;
         program.counters = program.map_fd(c"xvs_counters")?;
-        let role_map = program.map_fd(c"xvs_role")?;
-        update(role_map, &0u32, &(role as u32))
+        let settings_map = program.map_fd(c"xvs_settings")?;
+        let settings = Settings {
+            role: role as u32,
+            fast_path: u32::from(fast_path.is_some()),
+        };
+        update(settings_map, &0u32, &settings)
             .map_err(|e| XskError::os("setting the program's role", e))?;
+        Ok(program)
+    }
 
+    fn prog_fd(&self) -> Result<RawFd, XskError> {
         // Safety: object is loaded; the name is a valid C string.
-        let prog = unsafe { bpf::bpf_object__find_program_by_name(object, c"xvs_steer".as_ptr()) };
+        let prog =
+            unsafe { bpf::bpf_object__find_program_by_name(self.object, c"xvs_steer".as_ptr()) };
         if prog.is_null() {
             return Err(XskError::Setup(
                 "program xvs_steer missing from the object".into(),
             ));
         }
         // Safety: prog belongs to the loaded object.
-        let prog_fd = unsafe { bpf::bpf_program__fd(prog) };
+        Ok(unsafe { bpf::bpf_program__fd(prog) })
+    }
+
+    fn attach_link(mut self, mode: XdpMode) -> Result<Self, XskError> {
+        let ifindex = self.ifindex;
+        let prog_fd = self.prog_fd()?;
         let mut link_opts = bpf::bpf_link_create_opts {
             sz: std::mem::size_of::<bpf::bpf_link_create_opts>() as _,
             ..Default::default()
@@ -179,8 +241,38 @@ impl XdpProgram {
             ));
         }
         // Safety: link is a fresh file descriptor that nothing else owns.
-        program.link = Some(unsafe { OwnedFd::from_raw_fd(link) });
-        Ok(program)
+        self.link = Some(unsafe { OwnedFd::from_raw_fd(link) });
+        Ok(self)
+    }
+
+    /// Runs the (loaded) program once on `frame` with `BPF_PROG_TEST_RUN`, as if it arrived on
+    /// rx queue 0 of `ifindex`: returns its action and the frame as the program left it.
+    pub fn test_run(&self, frame: &[u8], ifindex: u32) -> io::Result<(u32, Vec<u8>)> {
+        let prog_fd = self
+            .prog_fd()
+            .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
+        let mut out = vec![0u8; frame.len() + 256];
+        // struct xdp_md as the context: ingress_ifindex set, the rest zero.
+        let mut ctx = [0u32; 6];
+        ctx[3] = ifindex;
+        let mut opts = bpf::bpf_test_run_opts {
+            sz: std::mem::size_of::<bpf::bpf_test_run_opts>() as _,
+            data_in: frame.as_ptr().cast(),
+            data_size_in: frame.len() as u32,
+            data_out: out.as_mut_ptr().cast(),
+            data_size_out: out.len() as u32,
+            ctx_in: ctx.as_ptr().cast(),
+            ctx_size_in: std::mem::size_of_val(&ctx) as u32,
+            repeat: 1,
+            ..Default::default()
+        };
+        // Safety: every buffer in opts lives across the call and has the size given.
+        let rc = unsafe { bpf::bpf_prog_test_run_opts(prog_fd, &mut opts) };
+        if rc < 0 {
+            return Err(io::Error::from_raw_os_error(-rc));
+        }
+        out.truncate(opts.data_size_out as usize);
+        Ok((opts.retval, out))
     }
 
     pub fn ifindex(&self) -> u32 {
@@ -233,8 +325,8 @@ impl XdpProgram {
             return Err(io::Error::from_raw_os_error(-cpus));
         }
         // A per-CPU map returns one value per possible CPU (each 8-byte aligned, as ours is).
-        let mut values = vec![[0u64; 2]; cpus as usize];
-        // Safety: `values` has room for one 16-byte value per possible CPU.
+        let mut values = vec![[0u64; 3]; cpus as usize];
+        // Safety: `values` has room for one 24-byte value per possible CPU.
         let rc = unsafe {
             bpf::bpf_map_lookup_elem(
                 self.counters,
@@ -250,6 +342,7 @@ impl XdpProgram {
             .fold(QueueCounters::default(), |acc, v| QueueCounters {
                 redirected: acc.redirected + v[0],
                 passed: acc.passed + v[1],
+                fast: acc.fast + v[2],
             }))
     }
 

@@ -1,7 +1,10 @@
-//! Which kernel thread runs the receive (NAPI) of each queue, from the kernel's `netdev`
-//! generic-netlink family (Linux 6.8+): `queue-get` maps an interface's RX queues to NAPI
-//! instances and `napi-get` gives each threaded NAPI's thread id. `xvsd --threaded-napi` pins
-//! each thread to the core of the worker that owns its queue (see [`crate::napi_tuning`]).
+//! Queries of the kernel's `netdev` generic-netlink family (Linux 6.8+):
+//! - which kernel thread runs the receive (NAPI) of each queue: `queue-get` maps an interface's
+//!   RX queues to NAPI instances and `napi-get` gives each threaded NAPI's thread id.
+//!   `xvsd --threaded-napi` pins each thread to the core of the worker that owns its queue (see
+//!   [`crate::napi_tuning`]);
+//! - what XDP an interface supports (`dev-get`'s `xdp-features`): `xvsd` redirects fast-path
+//!   frames only to an interface that can transmit them ([`can_transmit_redirects`]).
 //!
 //! The messages are a handful of fixed attributes, written and read here by hand over a
 //! `netlink-sys` socket, in the calling thread's network namespace.
@@ -29,6 +32,35 @@ const NETDEV_A_QUEUE_IFINDEX: u16 = 2;
 const NETDEV_A_QUEUE_TYPE: u16 = 3;
 const NETDEV_A_QUEUE_NAPI_ID: u16 = 4;
 const NETDEV_QUEUE_TYPE_RX: u32 = 0;
+const NETDEV_CMD_DEV_GET: u8 = 1;
+const NETDEV_A_DEV_IFINDEX: u16 = 1;
+const NETDEV_A_DEV_XDP_FEATURES: u16 = 3;
+/// `NETDEV_XDP_ACT_NDO_XMIT`: the driver transmits frames redirected to it.
+const NETDEV_XDP_ACT_NDO_XMIT: u64 = 1 << 2;
+
+/// Whether interface `ifindex` takes frames that XDP programs redirect to it
+/// (`NETDEV_XDP_ACT_NDO_XMIT`). A veth reports it only while its peer can receive them (an
+/// XDP program or GRO on the peer); a driver without `ndo_xdp_xmit` never does.
+pub fn can_transmit_redirects(ifindex: u32) -> anyhow::Result<bool> {
+    let mut nl = Genl::open()?;
+    let family = nl
+        .family_id("netdev")
+        .context("the kernel has no netdev netlink family (Linux 6.8 or later)")?;
+    let req = nl.request(
+        family,
+        NLM_F_REQUEST,
+        NETDEV_CMD_DEV_GET,
+        NETDEV_A_DEV_IFINDEX,
+        &ifindex.to_ne_bytes(),
+    );
+    let answers = nl.exchange(&req, false)?;
+    let features = answers
+        .iter()
+        .find_map(|a| a.get(&NETDEV_A_DEV_XDP_FEATURES))
+        .and_then(|v| Some(u64::from_ne_bytes(v.get(..8)?.try_into().ok()?)))
+        .context("the kernel did not report the interface's XDP features")?;
+    Ok(features & NETDEV_XDP_ACT_NDO_XMIT != 0)
+}
 
 /// The kernel thread of each RX queue of an interface whose NAPI is threaded: (queue, tid).
 pub fn rx_queue_threads(ifindex: u32) -> anyhow::Result<Vec<(u32, u32)>> {

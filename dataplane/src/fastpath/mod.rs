@@ -1,0 +1,545 @@
+//! The XDP fast path's user-space side: the maps through which workers hand decided flows to
+//! the XDP program, and what they read back.
+//!
+//! The workers stay the brain (design.md, "Next shape"): a worker schedules a flow, follows
+//! its TCP states and timeouts and owns its connection-table entry, which stays the truth. Once
+//! an entry is in a state the XDP program may repeat (TCP ESTABLISHED, UDP after its first
+//! packet) the worker installs one [`FlowKey`] -> [`FlowValue`] per direction in `xvs_flows`;
+//! the program then rewrites and redirects those packets itself (bpf/xvs_xdp.c), except SYN,
+//! FIN and RST segments and anything unusual, which still reach the worker. The worker removes
+//! both entries when the connection leaves that state or its entry goes (expiry, eviction,
+//! replacement) or its real server leaves the configuration; the flow then continues on the
+//! AF_XDP path as before.
+//!
+//! - Expiry: the program stamps `last_seen_ns` (CLOCK_MONOTONIC) on every packet it forwards.
+//!   The connection table never expires an installed entry by itself; the worker reads the
+//!   stamps when the entry's own timeout has passed ([`FlowWriter::last_seen_ms`]) and keeps or
+//!   removes it by IPVS's timeouts.
+//! - Counters: the program counts per service and per real server, per CPU
+//!   (`xvs_service_traffic`, `xvs_real_traffic`); [`FastPathMaps::service_traffic`] and
+//!   [`FastPathMaps::real_traffic`] sum them for the control thread, which adds them to the
+//!   workers' counters.
+//! - Next hops: the value names the next hop's address, not its MAC; `xvs_next_hops` holds the
+//!   MACs, kept in step with the kernel's neighbour table by the neighbour thread
+//!   ([`NextHopSync`]), so a changed MAC is one map update and a next hop that loses its MAC
+//!   sends its flows back to the workers (which resolve it).
+//! - Map writes are queued by each worker and flushed once per iteration in batched system
+//!   calls ([`FlowWriter::flush`]): none per packet.
+//! - A full `xvs_flows` refuses an install: the flow stays on the AF_XDP path for good.
+
+mod maps;
+
+pub use maps::{possible_cpus, BpfMap};
+
+use crate::conntrack::{Conn, Direction, TcpState};
+use crate::neigh::NeighbourTable;
+use crate::snapshot::{Snapshot, PROTO_TCP, PROTO_UDP};
+use crate::stats::{TrafficTotals, MAX_REALS, MAX_SERVICES};
+use libbpf_sys as bpf;
+use std::collections::HashMap;
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// `struct flow_key` of bpf/xvs_xdp.c: the packet's tuple as it arrives, in network byte
+/// order, and the side it arrives on (0 external: requests; 1 internal: replies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(C)]
+pub struct FlowKey {
+    src: [u8; 4],
+    dst: [u8; 4],
+    src_port: [u8; 2],
+    dst_port: [u8; 2],
+    proto: u8,
+    side: u8,
+    pad: u16,
+}
+
+const SIDE_EXTERNAL: u8 = 0;
+const SIDE_INTERNAL: u8 = 1;
+const REWRITE_SOURCE: u8 = 0;
+const REWRITE_DESTINATION: u8 = 1;
+
+impl FlowKey {
+    /// The key of `conn`'s packets travelling in `direction`.
+    pub fn of(conn: &Conn, direction: Direction) -> Self {
+        let k = match direction {
+            Direction::Inbound => conn.inbound_key(),
+            Direction::Outbound => conn.reply_key(),
+        };
+        FlowKey {
+            src: k.src.octets(),
+            dst: k.dst.octets(),
+            src_port: k.src_port.to_be_bytes(),
+            dst_port: k.dst_port.to_be_bytes(),
+            proto: k.proto,
+            side: match direction {
+                Direction::Inbound => SIDE_EXTERNAL,
+                Direction::Outbound => SIDE_INTERNAL,
+            },
+            pad: 0,
+        }
+    }
+
+    /// The client endpoint and protocol of the connection this key belongs to, as a listing
+    /// names it: (proto, CIP, cport).
+    pub fn client(&self) -> (u8, Ipv4Addr, u16) {
+        if self.side == SIDE_EXTERNAL {
+            (
+                self.proto,
+                self.src.into(),
+                u16::from_be_bytes(self.src_port),
+            )
+        } else {
+            (
+                self.proto,
+                self.dst.into(),
+                u16::from_be_bytes(self.dst_port),
+            )
+        }
+    }
+}
+
+/// `struct flow_value` of bpf/xvs_xdp.c.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct FlowValue {
+    addr: [u8; 4],
+    port: [u8; 2],
+    rewrite: u8,
+    pad0: u8,
+    egress_ifindex: u32,
+    next_hop: [u8; 4],
+    service: u32,
+    real: u32,
+    src_mac: [u8; 6],
+    pad1: u16,
+    /// Written by the program: CLOCK_MONOTONIC (coarse) nanoseconds of its last packet.
+    pub last_seen_ns: u64,
+}
+
+impl FlowValue {
+    /// What the program writes into `conn`'s packets travelling in `direction`, as
+    /// `process::forward` would, leaving by `egress` towards `next_hop`.
+    pub fn of(
+        conn: &Conn,
+        direction: Direction,
+        egress: &crate::snapshot::Interface,
+        next_hop: Ipv4Addr,
+    ) -> Self {
+        let (rewrite, addr, port) = match direction {
+            Direction::Inbound => (REWRITE_DESTINATION, conn.daddr, conn.dport),
+            Direction::Outbound => (REWRITE_SOURCE, conn.vaddr, conn.vport),
+        };
+        FlowValue {
+            addr: addr.octets(),
+            port: port.to_be_bytes(),
+            rewrite,
+            pad0: 0,
+            egress_ifindex: egress.ifindex,
+            next_hop: next_hop.octets(),
+            service: conn.service,
+            real: conn.real,
+            src_mac: egress.mac,
+            pad1: 0,
+            last_seen_ns: 0,
+        }
+    }
+}
+
+/// `struct next_hop_key` of bpf/xvs_xdp.c.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(C)]
+pub struct NextHopKey {
+    ifindex: u32,
+    addr: [u8; 4],
+}
+
+/// `struct traffic` of bpf/xvs_xdp.c: one CPU's count for one service or real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct TrafficCounters {
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+/// Connection entries each worker's table could hold at most, summed: `xvs_flows` gets two
+/// keys per connection (one per direction).
+fn flow_entries(conn_max: usize) -> u32 {
+    (conn_max.saturating_mul(2)).clamp(2, u32::MAX as usize) as u32
+}
+
+/// Next hops (neighbours with a MAC) the fast path can know at once; beyond it, flows towards
+/// the others stay on the AF_XDP path.
+pub const NEXT_HOPS_MAX: u32 = 65536;
+
+/// The fast path's maps, shared by both XDP program instances and every worker.
+#[derive(Debug)]
+pub struct FastPathMaps {
+    flows: BpfMap,
+    next_hops: BpfMap,
+    egress: BpfMap,
+    service_traffic: BpfMap,
+    real_traffic: BpfMap,
+}
+
+impl FastPathMaps {
+    /// Creates the maps for a director of at most `conn_max` connections.
+    pub fn create(conn_max: usize) -> io::Result<Self> {
+        Ok(FastPathMaps {
+            flows: BpfMap::create::<FlowKey, FlowValue>(
+                bpf::BPF_MAP_TYPE_HASH,
+                c"xvs_flows",
+                flow_entries(conn_max),
+                bpf::BPF_F_NO_PREALLOC,
+            )?,
+            next_hops: BpfMap::create::<NextHopKey, u64>(
+                bpf::BPF_MAP_TYPE_HASH,
+                c"xvs_next_hops",
+                NEXT_HOPS_MAX,
+                0,
+            )?,
+            egress: BpfMap::create::<u32, u32>(bpf::BPF_MAP_TYPE_DEVMAP_HASH, c"xvs_egress", 8, 0)?,
+            service_traffic: BpfMap::create::<u32, TrafficCounters>(
+                bpf::BPF_MAP_TYPE_PERCPU_ARRAY,
+                c"xvs_svc_traffic",
+                MAX_SERVICES as u32,
+                0,
+            )?,
+            real_traffic: BpfMap::create::<u32, TrafficCounters>(
+                bpf::BPF_MAP_TYPE_PERCPU_ARRAY,
+                c"xvs_rs_traffic",
+                MAX_REALS as u32,
+                0,
+            )?,
+        })
+    }
+
+    /// The maps by the names the XDP object declares them under, for libbpf to reuse.
+    pub fn by_name(&self) -> [(&'static std::ffi::CStr, std::os::fd::RawFd); 5] {
+        [
+            (c"xvs_flows", self.flows.fd()),
+            (c"xvs_next_hops", self.next_hops.fd()),
+            (c"xvs_egress", self.egress.fd()),
+            (c"xvs_service_traffic", self.service_traffic.fd()),
+            (c"xvs_real_traffic", self.real_traffic.fd()),
+        ]
+    }
+
+    /// The fast path's traffic of service `id`, summed over CPUs.
+    pub fn service_traffic(&self, id: u32) -> TrafficTotals {
+        sum_traffic(&self.service_traffic, id)
+    }
+
+    /// The fast path's traffic of real server `id`, summed over CPUs.
+    pub fn real_traffic(&self, id: u32) -> TrafficTotals {
+        sum_traffic(&self.real_traffic, id)
+    }
+
+    /// The flows map itself (tests and listings read it).
+    pub fn flows(&self) -> &BpfMap {
+        &self.flows
+    }
+
+    /// The next-hop map itself.
+    pub fn next_hops(&self) -> &BpfMap {
+        &self.next_hops
+    }
+
+    /// When each installed connection last had a packet on the fast path, by client endpoint
+    /// (proto, CIP, cport) and real server (RIP, rport): the later of its two directions, in
+    /// CLOCK_MONOTONIC nanoseconds. For listings; one pass over the map.
+    pub fn last_seen(&self) -> io::Result<HashMap<(u8, Ipv4Addr, u16), u64>> {
+        let mut seen: HashMap<(u8, Ipv4Addr, u16), u64> = HashMap::new();
+        for (key, value) in self.flows.entries::<FlowKey, FlowValue>()? {
+            let t = seen.entry(key.client()).or_default();
+            *t = (*t).max(value.last_seen_ns);
+        }
+        Ok(seen)
+    }
+}
+
+fn sum_traffic(map: &BpfMap, id: u32) -> TrafficTotals {
+    let Ok(per_cpu) = map.lookup_percpu::<u32, TrafficCounters>(&id) else {
+        return TrafficTotals::default();
+    };
+    per_cpu.iter().fold(TrafficTotals::default(), |mut t, c| {
+        t.inpkts += c.inpkts;
+        t.outpkts += c.outpkts;
+        t.inbytes += c.inbytes;
+        t.outbytes += c.outbytes;
+        t
+    })
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the program's clock (its coarse variant differs by at
+/// most a tick).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // Safety: ts is a valid timespec to fill; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// What the workers may put on the fast path.
+#[derive(Debug)]
+pub struct FastPath {
+    pub maps: FastPathMaps,
+    /// Whether frames may be redirected out of the external interface (replies).
+    external_ok: AtomicBool,
+    /// Whether frames may be redirected out of the internal interface (requests).
+    internal_ok: AtomicBool,
+    external: u32,
+    internal: u32,
+}
+
+impl FastPath {
+    /// The fast path between interfaces `external` and `internal` (ifindexes), neither of
+    /// them open to redirected frames yet ([`FastPath::set_egress`]).
+    pub fn new(maps: FastPathMaps, external: u32, internal: u32) -> Self {
+        FastPath {
+            maps,
+            external_ok: AtomicBool::new(false),
+            internal_ok: AtomicBool::new(false),
+            external,
+            internal,
+        }
+    }
+
+    /// The (external, internal) interfaces' indexes.
+    pub fn interfaces(&self) -> (u32, u32) {
+        (self.external, self.internal)
+    }
+
+    fn egress_ok(&self, direction: Direction) -> bool {
+        match direction {
+            Direction::Inbound => self.internal_ok.load(Ordering::Relaxed),
+            Direction::Outbound => self.external_ok.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the program may redirect frames out of the external / internal interface.
+    pub fn egress(&self) -> (bool, bool) {
+        (
+            self.external_ok.load(Ordering::Relaxed),
+            self.internal_ok.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Opens or closes an interface (`external` or the internal one) to redirected frames:
+    /// when closed, the program sends the flows leaving by it to the workers and workers stop
+    /// installing them.
+    pub fn set_egress(&self, external: bool, ok: bool) -> io::Result<()> {
+        let (flag, ifindex) = if external {
+            (&self.external_ok, self.external)
+        } else {
+            (&self.internal_ok, self.internal)
+        };
+        if ok {
+            self.maps.egress.update(&ifindex, &ifindex)?;
+        } else {
+            self.maps.egress.delete(&ifindex)?;
+        }
+        flag.store(ok, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Whether the program may carry `conn`'s packets: TCP once ESTABLISHED (a segment without
+/// SYN, FIN or RST changes nothing then), UDP always (only its timeout is refreshed).
+pub fn may_carry(conn: &Conn) -> bool {
+    match conn.proto {
+        PROTO_TCP => conn.state == TcpState::Established,
+        PROTO_UDP => true,
+        _ => false,
+    }
+}
+
+/// Whether `conn`'s real server is still one of its service's in `config`: the flows of a
+/// removed real server leave the fast path (they continue on the AF_XDP path until they end).
+pub fn real_configured(conn: &Conn, config: &Snapshot) -> bool {
+    let vip = crate::snapshot::Vip {
+        proto: conn.proto,
+        addr: conn.vaddr,
+        port: conn.vport,
+    };
+    config
+        .service(&vip)
+        .is_some_and(|s| s.id == conn.service && s.reals.iter().any(|r| r.id == conn.real))
+}
+
+/// A queued change of `xvs_flows`.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Install(FlowKey, FlowValue),
+    Remove(FlowKey),
+}
+
+/// One worker's writer: queues installs and removals as packets are processed and applies
+/// them, in order, in batched system calls once per iteration.
+pub struct FlowWriter {
+    fast: Arc<FastPath>,
+    ops: Vec<Op>,
+    keys: Vec<FlowKey>,
+    values: Vec<FlowValue>,
+    /// Installs the map refused (full) in the last flush.
+    pub refused: u64,
+    /// Map writes that failed otherwise.
+    pub errors: u64,
+}
+
+/// Queue room reserved per worker; more grows the queue (never loses a removal).
+const QUEUE_RESERVE: usize = 4096;
+
+impl FlowWriter {
+    pub fn new(fast: Arc<FastPath>) -> Self {
+        FlowWriter {
+            fast,
+            ops: Vec::with_capacity(QUEUE_RESERVE),
+            keys: Vec::with_capacity(QUEUE_RESERVE),
+            values: Vec::with_capacity(QUEUE_RESERVE),
+            refused: 0,
+            errors: 0,
+        }
+    }
+
+    /// Queues the install of `conn`'s directions whose egress can take redirected frames and
+    /// whose next hop `neighbours` knows. Returns whether anything was queued.
+    pub fn install(&mut self, conn: &Conn, config: &Snapshot, neighbours: &NeighbourTable) -> bool {
+        let mut queued = false;
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            if !self.fast.egress_ok(direction) {
+                continue;
+            }
+            let (egress, dst) = match direction {
+                Direction::Inbound => (&config.internal, conn.daddr),
+                Direction::Outbound => (&config.external, conn.caddr),
+            };
+            let Ok(next_hop) = neighbours.next_hop(egress.ifindex, dst) else {
+                continue;
+            };
+            let key = FlowKey::of(conn, direction);
+            let value = FlowValue::of(conn, direction, egress, next_hop);
+            self.ops.push(Op::Install(key, value));
+            queued = true;
+        }
+        queued
+    }
+
+    /// Queues the removal of both of `conn`'s directions.
+    pub fn remove(&mut self, conn: &Conn) {
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            self.ops.push(Op::Remove(FlowKey::of(conn, direction)));
+        }
+    }
+
+    /// Applies the queued changes in order, each run of installs or removals in one system
+    /// call. Returns how many changes it applied.
+    pub fn flush(&mut self) -> usize {
+        let n = self.ops.len();
+        let mut i = 0;
+        while i < self.ops.len() {
+            self.keys.clear();
+            self.values.clear();
+            let installing = matches!(self.ops[i], Op::Install(..));
+            while i < self.ops.len() {
+                match (self.ops[i], installing) {
+                    (Op::Install(k, v), true) => {
+                        self.keys.push(k);
+                        self.values.push(v);
+                    }
+                    (Op::Remove(k), false) => self.keys.push(k),
+                    _ => break,
+                }
+                i += 1;
+            }
+            let flows = &self.fast.maps.flows;
+            if installing {
+                for (_, e) in flows.update_many(&self.keys, &self.values) {
+                    if e.raw_os_error() == Some(libc::E2BIG) {
+                        self.refused += 1;
+                    } else {
+                        self.errors += 1;
+                    }
+                }
+            } else if flows.delete_many(&self.keys).is_err() {
+                self.errors += 1;
+            }
+        }
+        self.ops.clear();
+        n
+    }
+
+    /// When `conn` last had a packet on the fast path, in milliseconds of the worker's clock
+    /// (`now_ms` being now), or `None` if neither direction is installed (the map refused it).
+    pub fn last_seen_ms(&self, conn: &Conn, now_ms: u64) -> Option<u64> {
+        let mut latest: Option<u64> = None;
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            let key = FlowKey::of(conn, direction);
+            if let Ok(Some(v)) = self.fast.maps.flows.lookup::<FlowKey, FlowValue>(&key) {
+                latest = Some(latest.unwrap_or(0).max(v.last_seen_ns));
+            }
+        }
+        let seen_ns = latest?;
+        if seen_ns == 0 {
+            // Installed, no packet yet.
+            return Some(0);
+        }
+        let ago_ms = monotonic_ns().saturating_sub(seen_ns) / 1_000_000;
+        Some(now_ms.saturating_sub(ago_ms))
+    }
+}
+
+/// Keeps `xvs_next_hops` equal to the usable neighbours of a [`NeighbourTable`]: run by the
+/// neighbour thread each time it publishes a table.
+pub struct NextHopSync {
+    fast: Arc<FastPath>,
+    synced: HashMap<(u32, Ipv4Addr), [u8; 6]>,
+}
+
+impl NextHopSync {
+    pub fn new(fast: Arc<FastPath>) -> Self {
+        NextHopSync {
+            fast,
+            synced: HashMap::new(),
+        }
+    }
+
+    /// Writes the entries that changed since the last call and deletes those that went.
+    pub fn sync(&mut self, table: &NeighbourTable) -> io::Result<()> {
+        let now: HashMap<(u32, Ipv4Addr), [u8; 6]> = table
+            .iter()
+            .map(|(ifindex, addr, mac)| ((ifindex, addr), mac))
+            .collect();
+        let map = &self.fast.maps.next_hops;
+        for (&(ifindex, addr), mac) in &now {
+            if self.synced.get(&(ifindex, addr)) != Some(mac) {
+                let mut value = [0u8; 8];
+                value[..6].copy_from_slice(mac);
+                map.update(
+                    &NextHopKey {
+                        ifindex,
+                        addr: addr.octets(),
+                    },
+                    &u64::from_ne_bytes(value),
+                )?;
+            }
+        }
+        for &(ifindex, addr) in self.synced.keys() {
+            if !now.contains_key(&(ifindex, addr)) {
+                map.delete(&NextHopKey {
+                    ifindex,
+                    addr: addr.octets(),
+                })?;
+            }
+        }
+        self.synced = now;
+        Ok(())
+    }
+}
