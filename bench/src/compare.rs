@@ -1,9 +1,10 @@
-//! `xvs-bench compare`: xvs, nftables NAT, plain routing and xvs's mechanism without NAT
-//! (`xskfwd`) on the same topology, side by side. Each repetition builds a fresh rig per target, in an order that rotates from one
+//! `xvs-bench compare`: xvs (with its XDP fast path), xvs with every packet through its AF_XDP
+//! workers (`xvs-afxdp`), nftables NAT, plain routing and xvs's AF_XDP mechanism without NAT
+//! (`xskfwd`) on the same topology, side by side (`--targets` picks some). Each repetition builds a fresh rig per target, in an order that rotates from one
 //! repetition to the next (xvs nft direct, nft direct xvs, ...), and measures there the
 //! throughput (max-rate trial + search for < 0.1% loss) and the latency at one offered load
 //! common to all targets. The table gives medians over the repetitions and the ratios
-//! xvs/nft and xvs/xskfwd; the latency histograms of all repetitions are merged per target and written as
+//! xvs/nft, xvs/xvs-afxdp, xvs-afxdp/nft and xvs-afxdp/xskfwd; the latency histograms of all repetitions are merged per target and written as
 //! `DIR/<target>.hgrm` plus one `DIR/latency.svg` with every target. `--proto tcp` measures
 //! the throughput with TCP conversations; the latency runs stay UDP request/response.
 
@@ -42,6 +43,9 @@ pub struct Args {
     /// A few seconds in all (short trials, one repetition, low rate): for CI.
     #[arg(long)]
     pub smoke: bool,
+    /// The targets, in the order of the first repetition (later ones rotate it).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Target::ALL)]
+    pub targets: Vec<Target>,
     #[command(flatten)]
     pub rig: RigArgs,
 }
@@ -92,13 +96,13 @@ pub fn table(rows: &[Row], repetitions: usize, latency_rate: f64) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<8} {:>16} {:>16} {:>14} {:>10} {:>10} {:>8}",
+        "{:<17} {:>16} {:>16} {:>14} {:>10} {:>10} {:>8}",
         "target", "throughput_pps", "max_fwd_pps", "forwarded_pkts", "p50_us", "p99_us", "lost"
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{:<8} {:>15.0}{} {:>16.0} {:>14} {:>10.1} {:>10.1} {:>8}",
+            "{:<17} {:>15.0}{} {:>16.0} {:>14} {:>10.1} {:>10.1} {:>8}",
             r.target.name(),
             r.throughput_pps,
             if r.generator_bound { "+" } else { " " },
@@ -117,13 +121,19 @@ pub fn table(rows: &[Row], repetitions: usize, latency_rate: f64) -> String {
             "-".into()
         }
     };
-    // xvs against the kernel's NAT, and against its own mechanism without the NAT.
-    for other in [Target::Nft, Target::Xskfwd] {
-        if let (Some(x), Some(n)) = (find(Target::Xvs), find(other)) {
+    // xvs against the kernel's NAT and its own AF_XDP path; that path against the kernel's
+    // NAT and against its mechanism without the NAT.
+    for (one, other) in [
+        (Target::Xvs, Target::Nft),
+        (Target::Xvs, Target::XvsAfxdp),
+        (Target::XvsAfxdp, Target::Nft),
+        (Target::XvsAfxdp, Target::Xskfwd),
+    ] {
+        if let (Some(x), Some(n)) = (find(one), find(other)) {
             let _ = writeln!(
                 s,
-                "{:<8} {:>16} {:>16} {:>14} {:>10} {:>10}",
-                format!("xvs/{other}"),
+                "{:<17} {:>16} {:>16} {:>14} {:>10} {:>10}",
+                format!("{one}/{other}"),
                 ratio(x.throughput_pps, n.throughput_pps),
                 ratio(x.max_forwarded_pps, n.max_forwarded_pps),
                 "",
@@ -158,12 +168,14 @@ pub fn run(a: &Args) -> Result<()> {
         frame_size: a.frame_size,
         flows: a.flows,
     };
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); Target::ALL.len()];
-    let mut hists: Vec<Histogram<u64>> = Target::ALL.iter().map(|_| new_histogram()).collect();
+    let targets = &a.targets;
+    ensure!(!targets.is_empty(), "--targets: name at least one");
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
+    let mut hists: Vec<Histogram<u64>> = targets.iter().map(|_| new_histogram()).collect();
     for rep in 0..reps {
-        for k in 0..Target::ALL.len() {
-            let ti = (rep + k) % Target::ALL.len();
-            let target = Target::ALL[ti];
+        for k in 0..targets.len() {
+            let ti = (rep + k) % targets.len();
+            let target = targets[ti];
             let r =
                 Rig::build(target, &a.rig).with_context(|| format!("building the {target} rig"))?;
             println!(
@@ -192,14 +204,14 @@ pub fn run(a: &Args) -> Result<()> {
             });
         }
     }
-    let rows: Vec<Row> = Target::ALL
+    let rows: Vec<Row> = targets
         .iter()
         .zip(&samples)
         .map(|(t, s)| row(*t, s))
         .collect();
     print!("{}", table(&rows, reps, latency_rate));
     let mut series = Vec::new();
-    for (t, h) in Target::ALL.iter().zip(hists) {
+    for (t, h) in targets.iter().zip(hists) {
         report::write_hgrm(&a.out.join(format!("{t}.hgrm")), &h)?;
         series.push((t.to_string(), h));
     }
@@ -210,7 +222,7 @@ pub fn run(a: &Args) -> Result<()> {
         &series,
     )?;
     println!(
-        "wrote {}/{{xvs,nft,direct,xskfwd}}.hgrm and {}",
+        "wrote {}/TARGET.hgrm for each target and {}",
         a.out.display(),
         svg.display()
     );
@@ -239,13 +251,26 @@ mod tests {
         let t = table(
             &[
                 mk(Target::Xvs, 300.0, 20.0),
+                mk(Target::XvsAfxdp, 150.0, 30.0),
                 mk(Target::Nft, 200.0, 40.0),
                 mk(Target::Direct, 400.0, 10.0),
             ],
             3,
             1000.0,
         );
-        for needle in ["xvs ", "nft ", "direct ", "xvs/nft", "1.50", "0.50"] {
+        for needle in [
+            "xvs ",
+            "xvs-afxdp ",
+            "nft ",
+            "direct ",
+            "xvs/nft",
+            "xvs/xvs-afxdp",
+            "xvs-afxdp/nft",
+            "1.50",
+            "0.50",
+            "2.00",
+            "0.75",
+        ] {
             assert!(t.contains(needle), "{needle} in {t}");
         }
     }

@@ -7,6 +7,9 @@
 //! - [`Target::Xvs`]: `xvsd --workers W`, configured with `xvsadm` (`-A -u VIP:9000 -s rr`,
 //!   `-A -t ...`, every real with `-m`); its veths' NAPI polls (where copy-mode AF_XDP copies frames)
 //!   run in threads pinned to the director's cores, not on the generator's.
+//!   Established flows take xvsd's XDP fast path (its default `--fast-path xdp`).
+//! - [`Target::XvsAfxdp`]: the same with `--fast-path off`: every packet through the AF_XDP
+//!   workers.
 //! - [`Target::Nft`]: the kernel's own NAT: `ip_forward=1` and an nftables
 //!   `dnat to numgen inc mod N map {...}` rule; conntrack un-NATs the replies.
 //! - [`Target::Direct`]: no load balancer: the director only routes (`ip_forward=1`) and the
@@ -90,16 +93,24 @@ pub fn check_interrupted() -> Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
     Xvs,
+    XvsAfxdp,
     Nft,
     Direct,
     Xskfwd,
 }
 
 impl Target {
-    pub const ALL: [Target; 4] = [Target::Xvs, Target::Nft, Target::Direct, Target::Xskfwd];
+    pub const ALL: [Target; 5] = [
+        Target::Xvs,
+        Target::XvsAfxdp,
+        Target::Nft,
+        Target::Direct,
+        Target::Xskfwd,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Target::Xvs => "xvs",
+            Target::XvsAfxdp => "xvs-afxdp",
             Target::Nft => "nft",
             Target::Direct => "direct",
             Target::Xskfwd => "xskfwd",
@@ -560,7 +571,8 @@ impl Rig {
         }
         rig.route_replies()?;
         match target {
-            Target::Xvs => rig.start_xvs(args)?,
+            Target::Xvs => rig.start_xvs(args, "xdp")?,
+            Target::XvsAfxdp => rig.start_xvs(args, "off")?,
             Target::Nft => {
                 rig.forwarding_on()?;
                 rig.install_nft()?;
@@ -596,7 +608,7 @@ impl Rig {
     fn destinations(&self) -> Vec<Ipv4Addr> {
         match self.target {
             Target::Direct | Target::Xskfwd => self.topo.reals().iter().map(|r| r.addr).collect(),
-            Target::Xvs | Target::Nft => vec![self.topo.vip()],
+            Target::Xvs | Target::XvsAfxdp | Target::Nft => vec![self.topo.vip()],
         }
     }
 
@@ -756,11 +768,19 @@ impl Rig {
         Ok(())
     }
 
-    fn start_xvs(&mut self, args: &RigArgs) -> Result<()> {
+    /// xvsd with `--fast-path fast_path`.
+    fn start_xvs(&mut self, args: &RigArgs, fast_path: &str) -> Result<()> {
         let xvsd = find_binary("xvsd")?;
         let xvsadm = find_binary("xvsadm")?;
         let w = args.workers.to_string();
-        let mut flags = vec!["--workers", &w, "--idle", &args.xvs_idle];
+        let mut flags = vec![
+            "--workers",
+            &w,
+            "--idle",
+            &args.xvs_idle,
+            "--fast-path",
+            fast_path,
+        ];
         if args.xvs_busy_poll {
             flags.push("--busy-poll");
         }

@@ -1,5 +1,5 @@
-//! `xvs-bench compare --smoke` end to end: builds the benchmark rig for every target (xvs,
-//! nftables NAT, plain routing, xvs's mechanism without NAT), runs a short throughput and latency measurement on each and
+//! `xvs-bench compare --smoke` end to end: builds the benchmark rig for every target (xvs with
+//! and without its XDP fast path, nftables NAT, plain routing, xvs's mechanism without NAT), runs a short throughput and latency measurement on each and
 //! prints the comparison table. Keeps the benchmark command from rotting; it measures
 //! nothing worth reading. Also `connrate --smoke`, and one low-rate `throughput --proto tcp`
 //! trial per target, which checks that whole TCP conversations get through.
@@ -37,6 +37,7 @@ fn compare_smoke_prints_every_target_with_forwarded_packets() -> Result<()> {
     let run = run_bench(&["compare", "--smoke", "--out", &out_arg]);
     let files: Vec<_> = [
         "xvs.hgrm",
+        "xvs-afxdp.hgrm",
         "nft.hgrm",
         "direct.hgrm",
         "xskfwd.hgrm",
@@ -56,7 +57,7 @@ fn compare_smoke_prints_every_target_with_forwarded_packets() -> Result<()> {
         .split_whitespace()
         .position(|c| c == "forwarded_pkts")
         .expect("column present");
-    for target in ["xvs", "nft", "direct", "xskfwd"] {
+    for target in ["xvs", "xvs-afxdp", "nft", "direct", "xskfwd"] {
         let row = stdout
             .lines()
             .skip_while(|l| *l != header)
@@ -70,7 +71,12 @@ fn compare_smoke_prints_every_target_with_forwarded_packets() -> Result<()> {
             .with_context(|| format!("no forwarded count in {row:?}"))?;
         ensure!(forwarded > 0, "{target} forwarded nothing:\n{stdout}");
     }
-    for ratio in ["xvs/nft", "xvs/xskfwd"] {
+    for ratio in [
+        "xvs/nft",
+        "xvs/xvs-afxdp",
+        "xvs-afxdp/nft",
+        "xvs-afxdp/xskfwd",
+    ] {
         ensure!(stdout.contains(ratio), "no {ratio} row:\n{stdout}");
     }
     ensure!(files.iter().all(|e| *e), "missing output files {files:?}");
@@ -109,7 +115,7 @@ fn tcp_throughput_smoke_completes_conversations_through_every_target() -> Result
     // 256 flows of 11 segments at 10,000 pps: about 3.5 passes over every flow in 1 s, each
     // SYN 25 ms ahead of its flow's first ACK.
     let flows = 256;
-    for target in ["xvs", "nft", "direct", "xskfwd"] {
+    for target in ["xvs", "xvs-afxdp", "nft", "direct", "xskfwd"] {
         let flows_arg = flows.to_string();
         let stdout = run_bench(&[
             "throughput",

@@ -886,6 +886,78 @@ mod tests {
         stats.evictions[reason as usize].get()
     }
 
+    /// Inserts `c` (expiring at `expires_ms`) and marks it installed on the fast path.
+    fn install(t: &mut ConnTable, c: Conn, expires_ms: u64, stats: &WorkerStats) {
+        t.insert(Conn { expires_ms, ..c }, stats).unwrap();
+        let (_, state) = t.take_last().unwrap();
+        *state = FastState::Installed;
+    }
+
+    #[test]
+    fn installed_entries_are_settled_by_the_worker_not_expired_by_the_table() {
+        let stats = WorkerStats::default();
+        let timeouts = Timeouts::default();
+        let mut t = ConnTable::with_capacity(8);
+        let (fast, slow) = (established(1), established(2));
+        install(&mut t, fast, 1_000, &stats);
+        t.insert(
+            Conn {
+                expires_ms: 1_000,
+                ..slow
+            },
+            &stats,
+        )
+        .unwrap();
+        // Past their own expiry: a lookup still finds the installed one only.
+        let now = 5_000;
+        assert!(t
+            .lookup(&fast.inbound_key(), Direction::Inbound, now, &stats)
+            .is_some());
+        assert!(t
+            .lookup(&slow.inbound_key(), Direction::Inbound, now, &stats)
+            .is_none());
+        // The sweep reports it instead of removing it.
+        assert_eq!(t.expire(now, 8, &stats), 0);
+        let (expired, conn) = t.next_fast_expired().unwrap();
+        assert_eq!(conn.cport, 1);
+        assert!(t.next_fast_expired().is_none());
+        // Seen by the fast path 1 s ago: lives on for the ESTABLISHED timeout from then.
+        t.settle_fast(expired, Some(now - 1_000), &timeouts, now, &stats);
+        let left = t
+            .lookup(&fast.inbound_key(), Direction::Inbound, now, &stats)
+            .unwrap()
+            .expires_ms;
+        assert_eq!(left, now - 1_000 + u64::from(timeouts.tcp) * 1000);
+        assert!(t.next_fast_removed().is_none());
+
+        // Not seen since: removed, and its map entries queued for removal.
+        let later = left + 1;
+        t.expire(later, 8, &stats);
+        let (expired, _) = t.next_fast_expired().unwrap();
+        t.settle_fast(expired, None, &timeouts, later, &stats);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.next_fast_removed().map(|c| c.cport), Some(1));
+        assert!(t.next_fast_removed().is_none());
+    }
+
+    #[test]
+    fn a_stale_report_of_a_reused_slot_settles_nothing() {
+        let stats = WorkerStats::default();
+        let timeouts = Timeouts::default();
+        let mut t = ConnTable::with_capacity(1);
+        install(&mut t, established(1), 1_000, &stats);
+        t.expire(5_000, 1, &stats);
+        // The entry goes (replaced by another under the same slot) before it is settled.
+        let report = t.fast_expired.last().copied().unwrap();
+        let slot = report.slot;
+        t.remove(slot, &stats);
+        assert_eq!(t.next_fast_removed().map(|c| c.cport), Some(1));
+        t.insert(established(2), &stats).unwrap();
+        assert!(t.next_fast_expired().is_none(), "a report of a gone entry");
+        t.settle_fast(FastExpired(report), None, &timeouts, 5_000, &stats);
+        assert!(present(&mut t, &established(2), &stats));
+    }
+
     #[test]
     fn full_table_refuses_new_flows_and_keeps_established_ones() {
         let stats = WorkerStats::default();

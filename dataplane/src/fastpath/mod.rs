@@ -477,21 +477,19 @@ impl FlowWriter {
     }
 
     /// When `conn` last had a packet on the fast path, in milliseconds of the worker's clock
-    /// (`now_ms` being now), or `None` if neither direction is installed (the map refused it).
+    /// (`now_ms` being now); `None` if none since it was installed (or the map refused it).
     pub fn last_seen_ms(&self, conn: &Conn, now_ms: u64) -> Option<u64> {
-        let mut latest: Option<u64> = None;
+        let mut latest = 0;
         for direction in [Direction::Inbound, Direction::Outbound] {
             let key = FlowKey::of(conn, direction);
             if let Ok(Some(v)) = self.fast.maps.flows.lookup::<FlowKey, FlowValue>(&key) {
-                latest = Some(latest.unwrap_or(0).max(v.last_seen_ns));
+                latest = latest.max(v.last_seen_ns);
             }
         }
-        let seen_ns = latest?;
-        if seen_ns == 0 {
-            // Installed, no packet yet.
-            return Some(0);
+        if latest == 0 {
+            return None;
         }
-        let ago_ms = monotonic_ns().saturating_sub(seen_ns) / 1_000_000;
+        let ago_ms = monotonic_ns().saturating_sub(latest) / 1_000_000;
         Some(now_ms.saturating_sub(ago_ms))
     }
 }
