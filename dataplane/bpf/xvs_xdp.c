@@ -284,7 +284,8 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	__u8 *ttl_proto;
 	int inbound = role == MATCH_DST;
 
-	if (ip->ihl != 5 || ip->ttl <= 1)
+	/* A version other than 4 is malformed: the workers drop it. */
+	if (ip->version != 4 || ip->ihl != 5 || ip->ttl <= 1)
 		return -1;
 	ip_len = bpf_ntohs(ip->tot_len);
 	if (ip_len < sizeof(*ip) || (void *)ip + ip_len > data_end)
@@ -295,12 +296,18 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 
 		if ((void *)(tcp + 1) > data_end || l4_len < sizeof(*tcp))
 			return -1;
+		/* A data offset below 5 or past the segment: malformed, the workers drop it. */
+		if (tcp->doff < 5 || tcp->doff * 4 > l4_len)
+			return -1;
 		if (((__u8 *)tcp)[13] & (TCP_SYN | TCP_FIN | TCP_RST))
 			return -1;
 		check = &tcp->check;
 	} else {
 		/* UDP: source port, destination port, length, checksum. */
 		if ((void *)(ports + 4) > data_end || l4_len < 8)
+			return -1;
+		/* A length below 8 or past the IP payload: malformed, the workers drop it. */
+		if (bpf_ntohs(ports[2]) < 8 || bpf_ntohs(ports[2]) > l4_len)
 			return -1;
 		check = &ports[3];
 	}

@@ -38,8 +38,8 @@
 //! Memory per entry of capacity: 48 bytes of slab, 4 of free list, 4 of half-open FIFO (an
 //! 8-byte record per two entries), and for the two indexes 64 bytes per 10 ways, with the
 //! power of two at or above 2 x capacity / 10 buckets each: 12.8 to 25.6 bytes per index;
-//! plus 16 KiB of per-service counts per table; arrays of 2 MiB or more are rounded up to
-//! whole huge pages. 10M entries take 0.77 GiB (83 bytes per entry: 2^21 buckets per index),
+//! plus 16 KiB of per-service counts and 12 KiB of fast-path queues per table; arrays of 2 MiB
+//! or more are rounded up to whole huge pages. 10M entries take 0.77 GiB (83 bytes per entry: 2^21 buckets per index),
 //! `dataplane/tests/conntrack_memory.rs` checks it.
 //!
 //! The indexes hash with aHash under random per-process keys: as fast as a non-cryptographic
@@ -221,9 +221,10 @@ pub fn owner_of(caddr: Ipv4Addr, cport: u16, workers: usize, seed: u64) -> usize
 /// touch 8Ki slab entries (384 KiB) and up to 16Ki bucket lines (1 MiB), about an L2 cache.
 pub const PREFETCH_MIN_ENTRIES: usize = 8 << 10;
 
-/// Room reserved for the fast-path queues of a table (they grow beyond it, never losing
-/// an entry).
-const FAST_QUEUE_RESERVE: usize = 4096;
+/// Room reserved for the fast-path queues of a table: a worker drains them after every packet
+/// and iteration, so they hold a batch's worth at most; beyond it they grow (never losing an
+/// entry).
+const FAST_QUEUE_RESERVE: usize = 256;
 
 /// An installed entry the sweep found past its own expiry: [`ConnTable::next_fast_expired`].
 #[derive(Debug, Clone, Copy)]
@@ -410,6 +411,8 @@ impl ConnTable {
             + self.by_real.allocated_bytes()
             + self.half_open.ring.capacity() * std::mem::size_of::<Record>()
             + self.per_service.len() * std::mem::size_of::<u32>()
+            + self.fast_removed.capacity() * std::mem::size_of::<Conn>()
+            + self.fast_expired.capacity() * std::mem::size_of::<Record>()
     }
 
     /// Whether `record` still designates a live half-open entry.

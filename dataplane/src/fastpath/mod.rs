@@ -388,10 +388,8 @@ pub struct FlowWriter {
     ops: Vec<Op>,
     keys: Vec<FlowKey>,
     values: Vec<FlowValue>,
-    /// Installs the map refused (full) in the last flush.
+    /// Installs the map refused so far (full, or another error of the kernel's).
     pub refused: u64,
-    /// Map writes that failed otherwise.
-    pub errors: u64,
 }
 
 /// Queue room reserved per worker; more grows the queue (never loses a removal).
@@ -405,7 +403,6 @@ impl FlowWriter {
             keys: Vec::with_capacity(QUEUE_RESERVE),
             values: Vec::with_capacity(QUEUE_RESERVE),
             refused: 0,
-            errors: 0,
         }
     }
 
@@ -461,15 +458,14 @@ impl FlowWriter {
             }
             let flows = &self.fast.maps.flows;
             if installing {
-                for (_, e) in flows.update_many(&self.keys, &self.values) {
-                    if e.raw_os_error() == Some(libc::E2BIG) {
-                        self.refused += 1;
-                    } else {
-                        self.errors += 1;
+                self.refused += flows.update_many(&self.keys, &self.values).len() as u64;
+            } else {
+                // Only a kernel without batch deletes fails here: delete one by one.
+                if flows.delete_many(&self.keys).is_err() {
+                    for key in &self.keys {
+                        let _ = flows.delete(key);
                     }
                 }
-            } else if flows.delete_many(&self.keys).is_err() {
-                self.errors += 1;
             }
         }
         self.ops.clear();

@@ -252,8 +252,12 @@ impl XdpProgram {
             .prog_fd()
             .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
         let mut out = vec![0u8; frame.len() + 256];
-        // struct xdp_md as the context: ingress_ifindex set, the rest zero.
+        // struct xdp_md as the context: data_end and ingress_ifindex set, the rest zero.
+        // data_end must be the frame's length: older kernels refuse anything else, recent ones
+        // take it as the length of the linear part and pass the rest as fragments, which the
+        // program does not read (with 0 it saw an empty frame and passed everything).
         let mut ctx = [0u32; 6];
+        ctx[1] = frame.len() as u32;
         ctx[3] = ifindex;
         let mut opts = bpf::bpf_test_run_opts {
             sz: std::mem::size_of::<bpf::bpf_test_run_opts>() as _,
