@@ -159,6 +159,9 @@ pub struct RigArgs {
     /// (in the threads placement the rig does it otherwise).
     #[arg(long)]
     pub xvs_threaded_napi: bool,
+    /// xvsd's `--fast-path-after N` (default: xvsd's own).
+    #[arg(long)]
+    pub xvs_fast_path_after: Option<u8>,
     /// Where the director's receive work runs (see [`Placement`]).
     #[arg(long, value_enum, default_value_t = Placement::Threads)]
     pub placement: Placement,
@@ -791,6 +794,10 @@ impl Rig {
         if let Some(p) = &priority {
             flags.extend(["--worker-priority", p]);
         }
+        let after = args.xvs_fast_path_after.map(|n| n.to_string());
+        if let Some(n) = &after {
+            flags.extend(["--fast-path-after", n]);
+        }
         // xvsd pins its workers to the CPUs of its affinity: start it with the director's.
         let director = with_affinity(&self.cores.director, || {
             DirectorProcess::start(&self.topo, &xvsd, &flags)
@@ -1332,6 +1339,7 @@ mod tests {
             xvs_busy_poll: false,
             xvs_worker_priority: None,
             xvs_threaded_napi: false,
+            xvs_fast_path_after: None,
             placement: Placement::Threads,
         }
     }

@@ -26,7 +26,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xvs_dataplane::fastpath::{FastPath, FastPathMaps, FlowWriter, NextHopSync};
+use xvs_dataplane::fastpath::{
+    FastPath, FastPathMaps, FlowWriter, NextHopSync, DEFAULT_INSTALL_AFTER,
+};
 use xvs_dataplane::neigh::{NeighbourTable, Netlink};
 use xvs_dataplane::persist::Templates;
 use xvs_dataplane::process::Side;
@@ -79,6 +81,9 @@ pub struct DaemonOptions {
     pub threaded_napi: bool,
     /// `--fast-path`: where established flows are forwarded.
     pub fast_path: FastPathMode,
+    /// `--fast-path-after`: packets a worker forwards of a connection the fast path may carry
+    /// before it installs it there.
+    pub fast_path_after: u8,
 }
 
 /// Where packets of established flows are rewritten and forwarded.
@@ -134,6 +139,7 @@ impl DaemonOptions {
             worker_priority: DEFAULT_WORKER_PRIORITY,
             threaded_napi: false,
             fast_path: FastPathMode::default(),
+            fast_path_after: DEFAULT_INSTALL_AFTER,
         }
     }
 }
@@ -262,6 +268,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             FastPathMaps::create(options.conn_max).context("creating the fast path's maps")?,
             external.ifindex,
             internal.ifindex,
+            options.fast_path_after,
         ))),
     };
     let fast_maps = fast_path.as_ref().map(|f| &f.maps);

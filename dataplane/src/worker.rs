@@ -14,8 +14,9 @@
 //! listing). No lock, no allocation (every buffer is sized at start), no syscall per packet.
 //!
 //! With the XDP fast path ([`crate::fastpath`]), after each forwarded packet the worker puts its
-//! connection on the fast path once the program may carry it and takes it off when it may no
-//! longer (a FIN, a RST, its real server gone); map writes are queued and flushed once per
+//! connection on the fast path once the program may carry it and the worker has forwarded
+//! `--fast-path-after` of its packets in that state, and takes it off when it may no longer (a
+//! FIN, a RST, its real server gone); map writes are queued and flushed once per
 //! iteration. Installed entries past their own expiry are settled from the program's last-seen
 //! stamps, and after a configuration change a bounded sweep takes the connections of removed
 //! real servers off the fast path.
@@ -502,18 +503,30 @@ impl Core {
             return;
         }
         let carry = may_carry(conn) && real_configured(conn, env.config);
-        match (*state, carry) {
-            (FastState::Off, true) if writer.install(conn, env.config, env.neighbours) => {
-                *state = FastState::Installed;
-                self.stats.fast_installs.add(1);
-            }
-            (FastState::Installed, false) => {
+        let waited = match *state {
+            FastState::Installed if !carry => {
                 writer.remove(conn);
                 *state = FastState::Off;
                 self.stats.fast_removals.add(1);
+                return;
             }
-            _ => {}
-        }
+            FastState::Installed => return,
+            _ if !carry => {
+                *state = FastState::Off;
+                return;
+            }
+            FastState::Off => 1,
+            FastState::Waiting(n) => n.saturating_add(1),
+        };
+        *state = if waited < writer.install_after() {
+            FastState::Waiting(waited)
+        } else if writer.install(conn, env.config, env.neighbours) {
+            self.stats.fast_installs.add(1);
+            FastState::Installed
+        } else {
+            // No egress or next hop for it now: try again after as many packets.
+            FastState::Off
+        };
     }
 
     /// Once per iteration: settles installed entries past their own expiry from the program's

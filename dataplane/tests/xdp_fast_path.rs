@@ -143,7 +143,7 @@ struct Rig {
 impl Rig {
     fn new() -> Self {
         let maps = FastPathMaps::create(1024).expect("creating the fast path's maps");
-        let fast = Arc::new(FastPath::new(maps, EXT_IF, INT_IF));
+        let fast = Arc::new(FastPath::new(maps, EXT_IF, INT_IF, 1));
         fast.set_egress(true, true)
             .expect("opening the external egress");
         fast.set_egress(false, true)

@@ -2,7 +2,7 @@
 //!
 //! `xvsd --external IFACE --internal IFACE [--control PATH] [--workers N] [--conn-max N]
 //! [--metrics [ADDR:]PORT] [--idle adaptive|busy] [--worker-priority N] [--threaded-napi]
-//! [--busy-poll] [--fast-path xdp|off]
+//! [--busy-poll] [--fast-path xdp|off] [--fast-path-after N]
 //! [--drop-privileges] ...` runs the director
 //! in the foreground until SIGINT/SIGTERM; `xvsd demo` runs the seed cluster of the LVS-NAT
 //! tutorial in network namespaces.
@@ -93,6 +93,11 @@ struct Cli {
     /// its flows on the AF_XDP path; the log says so.
     #[arg(long, value_enum, default_value_t = FastPathArg::Xdp)]
     fast_path: FastPathArg,
+    /// Packets of a connection a worker forwards itself, once the fast path may carry it (TCP
+    /// ESTABLISHED, UDP), before installing it there: short exchanges never pay the map writes.
+    #[arg(long, value_name = "N", default_value_t = xvs_dataplane::fastpath::DEFAULT_INSTALL_AFTER,
+          value_parser = clap::value_parser!(u8).range(1..))]
+    fast_path_after: u8,
     /// Once started, keep only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF (in every thread, with
     /// no_new_privs); see docs/security.md.
     #[arg(long)]
@@ -176,6 +181,7 @@ fn main() -> ExitCode {
                 FastPathArg::Xdp => FastPathMode::Xdp,
                 FastPathArg::Off => FastPathMode::Off,
             };
+            options.fast_path_after = cli.fast_path_after;
             options.busy_poll = cli.busy_poll.then_some(BusyPoll {
                 budget: cli.busy_poll_budget,
                 ..BusyPoll::default()

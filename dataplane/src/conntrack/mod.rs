@@ -247,6 +247,9 @@ pub enum FastState {
     /// Its packets all reach the worker.
     #[default]
     Off,
+    /// The program may carry it and the worker has forwarded this many of its packets since
+    /// (it installs the connection after `--fast-path-after` of them).
+    Waiting(u8),
     /// The worker queued its install in the fast path's maps (which may have refused it).
     Installed,
 }
@@ -584,7 +587,7 @@ impl ConnTable {
             .index(direction)
             .find(hash, |s| slab[s as usize].conn.key(direction) == *key)?;
         let entry = &self.slab[slot as usize];
-        if entry.conn.expires_ms <= now_ms && entry.fast == FastState::Off {
+        if entry.conn.expires_ms <= now_ms && entry.fast != FastState::Installed {
             self.remove(slot, stats);
             return None;
         }

@@ -4,7 +4,8 @@
 //! The workers stay the brain (design.md, "Next shape"): a worker schedules a flow, follows
 //! its TCP states and timeouts and owns its connection-table entry, which stays the truth. Once
 //! an entry is in a state the XDP program may repeat (TCP ESTABLISHED, UDP after its first
-//! packet) the worker installs one [`FlowKey`] -> [`FlowValue`] per direction in `xvs_flows`;
+//! packet; or after more packets in that state: [`DEFAULT_INSTALL_AFTER`]), the worker
+//! installs one [`FlowKey`] -> [`FlowValue`] per direction in `xvs_flows`;
 //! the program then rewrites and redirects those packets itself (bpf/xvs_xdp.c), except SYN,
 //! FIN and RST segments and anything unusual, which still reach the worker. The worker removes
 //! both entries when the connection leaves that state or its entry goes (expiry, eviction,
@@ -297,18 +298,31 @@ pub struct FastPath {
     internal_ok: AtomicBool,
     external: u32,
     internal: u32,
+    /// Packets a worker forwards of a connection the program may carry before installing it.
+    install_after: u8,
 }
+
+/// Default of [`FastPath::new`]'s `install_after` (`xvsd --fast-path-after`): a connection
+/// is installed as soon as its worker forwards a packet in a state the program may carry (the
+/// handshake's last ACK, a UDP flow's first datagram). The frames of a flow already queued for
+/// its worker when the install lands may be overtaken by the newer ones the program forwards;
+/// installing at the handshake, before a server has anything to send, keeps that from
+/// reordering a response in mid-stream (waiting for 4 packets did: tests/tests/seed.rs saw
+/// it). docs/benchmarks.md measured 1 against 4: no difference in throughput.
+pub const DEFAULT_INSTALL_AFTER: u8 = 1;
 
 impl FastPath {
     /// The fast path between interfaces `external` and `internal` (ifindexes), neither of
-    /// them open to redirected frames yet ([`FastPath::set_egress`]).
-    pub fn new(maps: FastPathMaps, external: u32, internal: u32) -> Self {
+    /// them open to redirected frames yet ([`FastPath::set_egress`]); connections are installed
+    /// after `install_after` (at least 1) packets.
+    pub fn new(maps: FastPathMaps, external: u32, internal: u32, install_after: u8) -> Self {
         FastPath {
             maps,
             external_ok: AtomicBool::new(false),
             internal_ok: AtomicBool::new(false),
             external,
             internal,
+            install_after: install_after.max(1),
         }
     }
 
@@ -404,6 +418,11 @@ impl FlowWriter {
             values: Vec::with_capacity(QUEUE_RESERVE),
             refused: 0,
         }
+    }
+
+    /// Packets to forward of a connection the program may carry before installing it.
+    pub fn install_after(&self) -> u8 {
+        self.fast.install_after
     }
 
     /// Queues the install of `conn`'s directions whose egress can take redirected frames and
