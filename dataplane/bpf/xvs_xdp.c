@@ -264,6 +264,20 @@ static __always_inline int ip_checksum_ok(struct iphdr *ip)
 	return csum_fold(sum) == 0xffff;
 }
 
+/* One packet of `len` IP bytes in the direction IPVS calls "in" (client to server) or "out". */
+static __always_inline void count_traffic(struct traffic *t, int inbound, __u16 len)
+{
+	if (!t)
+		return;
+	if (inbound) {
+		t->inpkts++;
+		t->inbytes += len;
+	} else {
+		t->outpkts++;
+		t->outbytes += len;
+	}
+}
+
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
@@ -278,7 +292,6 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	struct flow_value *flow;
 	struct next_hop_key hop = {};
 	__u64 *mac;
-	struct traffic *t;
 	__u16 *ports = l4, *check, old_port, ip_len, l4_len;
 	__u32 old_addr, pseudo;
 	__u8 *ttl_proto;
@@ -373,26 +386,8 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, flow->src_mac, ETH_ALEN);
 
-	t = bpf_map_lookup_elem(&xvs_service_traffic, &flow->service);
-	if (t) {
-		if (inbound) {
-			t->inpkts++;
-			t->inbytes += ip_len;
-		} else {
-			t->outpkts++;
-			t->outbytes += ip_len;
-		}
-	}
-	t = bpf_map_lookup_elem(&xvs_real_traffic, &flow->real);
-	if (t) {
-		if (inbound) {
-			t->inpkts++;
-			t->inbytes += ip_len;
-		} else {
-			t->outpkts++;
-			t->outbytes += ip_len;
-		}
-	}
+	count_traffic(bpf_map_lookup_elem(&xvs_service_traffic, &flow->service), inbound, ip_len);
+	count_traffic(bpf_map_lookup_elem(&xvs_real_traffic, &flow->real), inbound, ip_len);
 	flow->last_seen_ns = bpf_ktime_get_coarse_ns();
 	if (flow->egress_ifindex == ctx->ingress_ifindex)
 		return FAST_PATH | XDP_TX;
