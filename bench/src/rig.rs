@@ -162,6 +162,9 @@ pub struct RigArgs {
     /// xvsd's `--fast-path-after N` (default: xvsd's own).
     #[arg(long)]
     pub xvs_fast_path_after: Option<u8>,
+    /// xvsd's `--conn-max N` (default: xvsd's own); it also sizes the fast path's flow map.
+    #[arg(long)]
+    pub xvs_conn_max: Option<usize>,
     /// Where the director's receive work runs (see [`Placement`]).
     #[arg(long, value_enum, default_value_t = Placement::Threads)]
     pub placement: Placement,
@@ -798,6 +801,10 @@ impl Rig {
         if let Some(n) = &after {
             flags.extend(["--fast-path-after", n]);
         }
+        let conn_max = args.xvs_conn_max.map(|n| n.to_string());
+        if let Some(n) = &conn_max {
+            flags.extend(["--conn-max", n]);
+        }
         // xvsd pins its workers to the CPUs of its affinity: start it with the director's.
         let director = with_affinity(&self.cores.director, || {
             DirectorProcess::start(&self.topo, &xvsd, &flags)
@@ -1340,6 +1347,7 @@ mod tests {
             xvs_worker_priority: None,
             xvs_threaded_napi: false,
             xvs_fast_path_after: None,
+            xvs_conn_max: None,
             placement: Placement::Threads,
         }
     }
