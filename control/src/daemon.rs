@@ -1,15 +1,18 @@
 //! `xvsd`: sets up the dataplane on two interfaces and serves the control socket.
 //!
-//! Start-up: read both interfaces over netlink (index, MAC), attach our XDP program to each
-//! through a BPF link, create one UMEM and one AF_XDP socket per (interface, queue), register
-//! the sockets in the programs' XSKMAPs, read the neighbour tables, start the neighbour thread
-//! and one pinned worker per group of queues, then serve the control socket on this thread
-//! until SIGINT/SIGTERM (and, with `--metrics`, Prometheus scrapes, answered from this thread
-//! too); the control loop also drains health-check results (probes leave from the internal
-//! interface's address, which the internal XDP program passes to the kernel). Shutdown stops
-//! the workers, detaches the programs and removes the
-//! socket. If the process is killed instead, the kernel closes the BPF links (detaching the
-//! programs) and the sockets; the next start replaces the stale control socket file.
+//! Start-up: read both interfaces over netlink (index, MAC), create the XDP fast path's maps
+//! (unless `--fast-path off`), attach our XDP program to each through a BPF link (both
+//! instances sharing those maps), open each interface to redirected frames while it can
+//! transmit them (checked again every 2 s), create one UMEM and one AF_XDP socket per
+//! (interface, queue), register the sockets in the programs' XSKMAPs, read the neighbour
+//! tables, start the neighbour thread and one pinned worker per group of queues, then serve
+//! the control socket on this thread until SIGINT/SIGTERM (and, with `--metrics`, Prometheus
+//! scrapes, answered from this thread too); the control loop also drains health-check results
+//! (probes leave from the internal interface's address, which the internal XDP program passes
+//! to the kernel). Shutdown stops the workers, detaches the programs and removes the socket.
+//! If the process is killed instead, the kernel closes the BPF links (detaching the programs),
+//! the maps (never pinned) and the sockets; the next start replaces the stale control socket
+//! file.
 
 use crate::apply::{Director, Steering, WorkerHandle};
 use crate::metrics::{self, MetricsServer, MetricsSource};

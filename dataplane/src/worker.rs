@@ -502,7 +502,9 @@ impl Core {
         if !matches!(verdict, Verdict::Forward(_)) || !packet.is_flow() {
             return;
         }
-        let carry = may_carry(conn) && real_configured(conn, env.config);
+        // Only the state decides removal here: a removed real server's entries are taken off
+        // by the sweep after the configuration change.
+        let carry = may_carry(conn);
         let waited = match *state {
             FastState::Installed if !carry => {
                 writer.remove(conn);
@@ -520,11 +522,14 @@ impl Core {
         };
         *state = if waited < writer.install_after() {
             FastState::Waiting(waited)
-        } else if writer.install(conn, env.config, env.neighbours) {
+        } else if real_configured(conn, env.config)
+            && writer.install(conn, env.config, env.neighbours)
+        {
             self.stats.fast_installs.add(1);
             FastState::Installed
         } else {
-            // No egress or next hop for it now: try again after as many packets.
+            // Its real server is gone, or no egress or next hop takes it now: try again after
+            // as many packets.
             FastState::Off
         };
     }
