@@ -1,4 +1,5 @@
-//! The daemon's life cycle: SIGKILL leaves no XDP program behind and a new xvsd starts cleanly
+//! The daemon's life cycle: SIGKILL leaves no XDP program and no BPF map (the fast path's
+//! included) behind and a new xvsd starts cleanly
 //! on the same interfaces; SIGTERM detaches and removes the control socket; a second xvsd on
 //! the same interfaces is refused with a clear error; the interface settings of `--busy-poll`
 //! are put back after SIGTERM and after SIGKILL; workers run SCHED_FIFO by default, and a
@@ -17,9 +18,24 @@ fn sigkill_leaves_nothing_attached_and_restart_works() -> anyhow::Result<()> {
     cluster.configure("-t", 80)?;
     assert!(cluster.xdp_attached("ext0")? && cluster.xdp_attached("int0")?);
     cluster.curl("/")?;
+    let pid = cluster.director.pid().expect("xvsd runs");
+    let maps = bpf_map_ids(pid)?;
+    // Each program instance's own maps and the fast path's five shared ones.
+    assert!(maps.len() >= 10, "xvsd holds BPF maps {maps:?}");
+    assert!(maps.iter().all(|&id| bpf_map_exists(id)), "{maps:?}");
 
-    // The kernel releases the BPF links when it reaps the process.
+    // The kernel releases the BPF links when it reaps the process, and the maps with them:
+    // none is pinned.
     cluster.kill_director()?;
+    assert!(
+        wait_until(Duration::from_secs(5), || maps
+            .iter()
+            .all(|&id| !bpf_map_exists(id))),
+        "BPF maps left after SIGKILL: {:?}",
+        maps.iter()
+            .filter(|&&id| bpf_map_exists(id))
+            .collect::<Vec<_>>()
+    );
     // The kernel answers ARP for the VIP again: nothing steers frames away from it.
     cluster.topo.run_in(
         cluster.topo.client_ns(),
@@ -34,6 +50,51 @@ fn sigkill_leaves_nothing_attached_and_restart_works() -> anyhow::Result<()> {
     assert_eq!(body.trim_end(), "198.19.0.148 is www.shuyan.com");
     Ok(())
 }
+
+/// The ids of the BPF maps process `pid` holds file descriptors of (`map_id:` in fdinfo).
+fn bpf_map_ids(pid: u32) -> anyhow::Result<Vec<u32>> {
+    let mut ids = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
+        let Ok(info) = std::fs::read_to_string(fd?.path()) else {
+            continue;
+        };
+        if let Some(id) = info
+            .lines()
+            .find_map(|l| l.strip_prefix("map_id:"))
+            .and_then(|v| v.trim().parse().ok())
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Whether a BPF map with this id still exists.
+fn bpf_map_exists(id: u32) -> bool {
+    let mut attr = [0u8; 128];
+    // union bpf_attr for BPF_MAP_GET_FD_BY_ID: map_id is the first field.
+    attr[..4].copy_from_slice(&id.to_ne_bytes());
+    // SAFETY: bpf(2) reads `attr`'s first 12 bytes (map_id, next_id, open_flags), all ours.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            libc::c_long::from(BPF_MAP_GET_FD_BY_ID),
+            attr.as_mut_ptr(),
+            attr.len() as libc::c_long,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: a descriptor the call just gave us.
+        unsafe { libc::close(fd as i32) };
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT)
+}
+
+/// `enum bpf_cmd` of linux/bpf.h.
+const BPF_MAP_GET_FD_BY_ID: i32 = 14;
 
 #[test]
 fn sigterm_detaches_and_second_daemon_is_refused() -> anyhow::Result<()> {
