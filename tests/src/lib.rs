@@ -76,6 +76,15 @@ impl Cluster {
         })
     }
 
+    /// The daemon's `stats` reply (per-worker counters).
+    pub fn stats(&self) -> Result<xvs_control::protocol::StatsReply> {
+        use xvs_control::protocol::{Command, Reply};
+        match self.director.client()?.call(Command::Stats)? {
+            Reply::Stats(s) => Ok(s),
+            other => bail!("not a stats reply: {other:?}"),
+        }
+    }
+
     /// Runs `xvsadm ARGS` against this cluster's daemon.
     pub fn xvsadm(&self, args: &[&str]) -> Result<String> {
         self.director.xvsadm(&self.xvsadm, args)

@@ -4,20 +4,12 @@
 
 use anyhow::{ensure, Context};
 use std::time::Duration;
-use xvs_control::protocol::{Command, Reply, StatsReply};
 use xvs_control::topology::{big_file_bytes, BIG_FILE_PATH, HOST_IF};
 use xvs_tests::{ensure_contains, root_or_skip, wait_until, Cluster, SlowDownload};
 
-fn stats(cluster: &Cluster) -> anyhow::Result<StatsReply> {
-    match cluster.director.client()?.call(Command::Stats)? {
-        Reply::Stats(s) => Ok(s),
-        other => anyhow::bail!("not a stats reply: {other:?}"),
-    }
-}
-
 /// (frames the fast path forwarded, frames the workers received, installs, removals).
 fn fast_counts(cluster: &Cluster) -> anyhow::Result<(u64, u64, u64, u64)> {
-    let s = stats(cluster)?;
+    let s = cluster.stats()?;
     Ok(s.workers.iter().fold((0, 0, 0, 0), |acc, w| {
         (
             acc.0 + w.fast_forwarded,

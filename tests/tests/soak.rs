@@ -20,18 +20,11 @@
 
 use std::time::{Duration, Instant};
 use xvs_control::director::find_binary;
-use xvs_control::protocol::{Command, Reply, StatsReply};
+use xvs_control::protocol::StatsReply;
 use xvs_tests::{root_or_skip, Cluster, Wrk};
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(3);
 const WARM_UP: Duration = Duration::from_secs(15);
-
-fn stats(cluster: &Cluster) -> anyhow::Result<StatsReply> {
-    match cluster.director.client()?.call(Command::Stats)? {
-        Reply::Stats(s) => Ok(s),
-        other => anyhow::bail!("not a stats reply: {other:?}"),
-    }
-}
 
 /// xvsd's VmRSS in KiB.
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
@@ -141,7 +134,7 @@ fn steady_load_has_flat_memory_and_table_and_exact_counters() -> anyhow::Result<
             next_sample += SAMPLE_EVERY;
             if start.elapsed() >= WARM_UP {
                 rss.push(rss_kib(pid)?);
-                let s = stats(&cluster)?;
+                let s = cluster.stats()?;
                 conns.push(s.conn_count);
                 // While traffic flows, only the frames of the batch in progress are open.
                 for (w, open) in unaccounted(&s).into_iter().enumerate() {
@@ -166,7 +159,7 @@ fn steady_load_has_flat_memory_and_table_and_exact_counters() -> anyhow::Result<
 
     // Held frames are released within a second; then every count is final.
     std::thread::sleep(Duration::from_millis(1500));
-    let s = stats(&cluster)?;
+    let s = cluster.stats()?;
     eprintln!("{s:?}");
     for (w, open) in unaccounted(&s).into_iter().enumerate() {
         anyhow::ensure!(

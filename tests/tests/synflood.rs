@@ -46,13 +46,6 @@ impl Drop for Background {
     }
 }
 
-fn stats(cluster: &Cluster) -> Result<StatsReply> {
-    match cluster.director.client()?.call(Command::Stats)? {
-        Reply::Stats(s) => Ok(s),
-        other => anyhow::bail!("not a stats reply: {other:?}"),
-    }
-}
-
 fn sum(stats: &StatsReply, pick: impl Fn(&xvs_control::protocol::WorkerStats) -> u64) -> u64 {
     stats.workers.iter().map(pick).sum()
 }
@@ -132,9 +125,11 @@ fn a_syn_flood_neither_evicts_nor_starves_connections() -> Result<()> {
     // (without that protection) the table is full.
     let flood_start = Instant::now();
     let saturated = wait_until(Duration::from_secs(10), || {
-        stats(&cluster).is_ok_and(|s| evictions(&s) > 0 || s.conn_count >= CONN_MAX)
+        cluster
+            .stats()
+            .is_ok_and(|s| evictions(&s) > 0 || s.conn_count >= CONN_MAX)
     });
-    let at_saturation = stats(&cluster)?;
+    let at_saturation = cluster.stats()?;
     ensure!(
         saturated,
         "the flood did not fill the table: {at_saturation:?}"
@@ -159,7 +154,7 @@ fn a_syn_flood_neither_evicts_nor_starves_connections() -> Result<()> {
     }
     let window = t0.elapsed();
     let during = (received(&files) - b0) as f64 / window.as_secs_f64();
-    let after = stats(&cluster)?;
+    let after = cluster.stats()?;
     let listing = match cluster.director.client()?.call(Command::Connections)? {
         Reply::Connections(c) => c,
         other => anyhow::bail!("not a connections reply: {other:?}"),
