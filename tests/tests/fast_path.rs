@@ -115,6 +115,17 @@ fn a_removed_real_servers_fast_flow_finishes_and_stays_listed() -> anyhow::Resul
         .and_then(|d| d.rsplit_once(':'))
         .map(|(a, _)| a.to_string())
         .with_context(|| format!("no destination in {line}"))?;
+    // ipvsadm -Ln: the real server serving it counts one active connection.
+    let table = cluster.xvsadm(&["-Ln"])?;
+    let active: Vec<&str> = table
+        .lines()
+        .find(|l| l.contains(&format!("-> {real}:")))
+        .map(|l| l.split_whitespace().collect())
+        .with_context(|| format!("{real} not in\n{table}"))?;
+    ensure!(
+        active.get(4) == Some(&"1"),
+        "ActiveConn of {real} while its flow is on the fast path:\n{table}"
+    );
     let expire = line.split_whitespace().nth(1).unwrap_or_default();
     ensure!(
         expire.starts_with("14:") || expire.starts_with("15:"),
