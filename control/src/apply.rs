@@ -26,6 +26,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 use xvs_dataplane::conntrack::{dump_connections, ConnDump, ConnEntry};
+use xvs_dataplane::fastpath::ConnId;
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::snapshot::{
@@ -70,9 +71,9 @@ pub trait Steering {
     fn fast_real_traffic(&self, _id: RealId) -> TrafficTotals {
         TrafficTotals::default()
     }
-    /// When the fast path last forwarded a packet of each connection on it, by (proto, CIP,
-    /// cport), in CLOCK_MONOTONIC nanoseconds; `None` without a fast path.
-    fn fast_last_seen(&self) -> Option<HashMap<(u8, Ipv4Addr, u16), u64>> {
+    /// When the fast path last forwarded a packet of each connection on it, in
+    /// CLOCK_MONOTONIC nanoseconds; `None` without a fast path.
+    fn fast_last_seen(&self) -> Option<HashMap<ConnId, u64>> {
         None
     }
 }
@@ -771,7 +772,8 @@ impl<S: Steering> Director<S> {
         let now_ns = xvs_dataplane::fastpath::monotonic_ns();
         let timeouts = &self.config.timeouts;
         for e in entries.iter_mut().filter(|e| e.fast) {
-            let Some(&last) = seen.get(&(e.proto, e.client, e.client_port)) else {
+            let id = (e.proto, e.client, e.client_port, e.real, e.rport);
+            let Some(&last) = seen.get(&id) else {
                 continue;
             };
             let timeout_s = if e.proto == PROTO_UDP {

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xvs_dataplane::fastpath::{
-    FastPath, FastPathMaps, FlowWriter, NextHopSync, DEFAULT_INSTALL_AFTER,
+    ConnId, FastPath, FastPathMaps, FlowWriter, NextHopSync, DEFAULT_INSTALL_AFTER,
 };
 use xvs_dataplane::neigh::{NeighbourTable, Netlink};
 use xvs_dataplane::persist::Templates;
@@ -205,7 +205,7 @@ impl Steering for XdpSteering {
             .unwrap_or_default()
     }
 
-    fn fast_last_seen(&self) -> Option<HashMap<(u8, Ipv4Addr, u16), u64>> {
+    fn fast_last_seen(&self) -> Option<HashMap<ConnId, u64>> {
         self.fast_path.as_ref()?.maps.last_seen().ok()
     }
 

@@ -571,10 +571,9 @@ impl Core {
             writer.remove(&gone);
             self.stats.fast_removals.add(1);
         }
-        let refused = writer.refused;
-        writer.flush();
-        if writer.refused != refused {
-            self.stats.fast_refused.add(writer.refused - refused);
+        let refused = writer.flush();
+        if refused > 0 {
+            self.stats.fast_refused.add(refused);
         }
     }
 

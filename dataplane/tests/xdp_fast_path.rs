@@ -183,8 +183,7 @@ impl Rig {
     }
 
     fn flush(&mut self) {
-        self.writer.flush();
-        assert_eq!(self.writer.refused, 0, "the flows map refused an install");
+        assert_eq!(self.writer.flush(), 0, "the flows map refused an install");
     }
 
     fn sync_next_hops(&mut self, neighbours: &NeighbourTable) {

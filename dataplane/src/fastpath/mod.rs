@@ -83,24 +83,35 @@ impl FlowKey {
         }
     }
 
-    /// The client endpoint and protocol of the connection this key belongs to, as a listing
-    /// names it: (proto, CIP, cport).
-    pub fn client(&self) -> (u8, Ipv4Addr, u16) {
+    /// The connection an entry (this key, its `value`) belongs to, as a listing names it:
+    /// [`ConnId`]. Requests' keys name the client, their values the real server; replies'
+    /// keys name both.
+    pub fn connection(&self, value: &FlowValue) -> ConnId {
+        let port = u16::from_be_bytes;
         if self.side == SIDE_EXTERNAL {
+            let client = (Ipv4Addr::from(self.src), port(self.src_port));
             (
                 self.proto,
-                self.src.into(),
-                u16::from_be_bytes(self.src_port),
+                client.0,
+                client.1,
+                value.addr.into(),
+                port(value.port),
             )
         } else {
+            let (client, real) = ((self.dst, self.dst_port), (self.src, self.src_port));
             (
                 self.proto,
-                self.dst.into(),
-                u16::from_be_bytes(self.dst_port),
+                client.0.into(),
+                port(client.1),
+                real.0.into(),
+                port(real.1),
             )
         }
     }
 }
+
+/// A connection as listings name it: (proto, CIP, cport, RIP, rport).
+pub type ConnId = (u8, Ipv4Addr, u16, Ipv4Addr, u16);
 
 /// `struct flow_value` of bpf/xvs_xdp.c.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -240,40 +251,40 @@ impl FastPathMaps {
         sum_traffic(&self.real_traffic, id)
     }
 
-    /// The flows map itself (tests and listings read it).
-    pub fn flows(&self) -> &BpfMap {
-        &self.flows
-    }
-
-    /// The next-hop map itself.
-    pub fn next_hops(&self) -> &BpfMap {
-        &self.next_hops
-    }
-
-    /// When each installed connection last had a packet on the fast path, by client endpoint
-    /// (proto, CIP, cport) and real server (RIP, rport): the later of its two directions, in
-    /// CLOCK_MONOTONIC nanoseconds. For listings; one pass over the map.
-    pub fn last_seen(&self) -> io::Result<HashMap<(u8, Ipv4Addr, u16), u64>> {
-        let mut seen: HashMap<(u8, Ipv4Addr, u16), u64> = HashMap::new();
+    /// When each installed connection last had a packet on the fast path: the later of its
+    /// two directions, in CLOCK_MONOTONIC nanoseconds. For listings; one pass over the map.
+    pub fn last_seen(&self) -> io::Result<HashMap<ConnId, u64>> {
+        let mut seen: HashMap<ConnId, u64> = HashMap::new();
         for (key, value) in self.flows.entries::<FlowKey, FlowValue>()? {
-            let t = seen.entry(key.client()).or_default();
+            let t = seen.entry(key.connection(&value)).or_default();
             *t = (*t).max(value.last_seen_ns);
         }
         Ok(seen)
     }
 }
 
+impl From<TrafficCounters> for TrafficTotals {
+    fn from(c: TrafficCounters) -> Self {
+        TrafficTotals {
+            conns: 0,
+            inpkts: c.inpkts,
+            outpkts: c.outpkts,
+            inbytes: c.inbytes,
+            outbytes: c.outbytes,
+        }
+    }
+}
+
 fn sum_traffic(map: &BpfMap, id: u32) -> TrafficTotals {
-    let Ok(per_cpu) = map.lookup_percpu::<u32, TrafficCounters>(&id) else {
-        return TrafficTotals::default();
-    };
-    per_cpu.iter().fold(TrafficTotals::default(), |mut t, c| {
-        t.inpkts += c.inpkts;
-        t.outpkts += c.outpkts;
-        t.inbytes += c.inbytes;
-        t.outbytes += c.outbytes;
-        t
-    })
+    let per_cpu = map
+        .lookup_percpu::<u32, TrafficCounters>(&id)
+        .unwrap_or_default();
+    per_cpu
+        .into_iter()
+        .fold(TrafficTotals::default(), |mut t, c| {
+            t += c.into();
+            t
+        })
 }
 
 /// CLOCK_MONOTONIC now, in nanoseconds: the program's clock (its coarse variant differs by at
@@ -338,14 +349,6 @@ impl FastPath {
         }
     }
 
-    /// Whether the program may redirect frames out of the external / internal interface.
-    pub fn egress(&self) -> (bool, bool) {
-        (
-            self.external_ok.load(Ordering::Relaxed),
-            self.internal_ok.load(Ordering::Relaxed),
-        )
-    }
-
     /// Opens or closes an interface (`external` or the internal one) to redirected frames:
     /// when closed, the program sends the flows leaving by it to the workers and workers stop
     /// installing them.
@@ -402,8 +405,6 @@ pub struct FlowWriter {
     ops: Vec<Op>,
     keys: Vec<FlowKey>,
     values: Vec<FlowValue>,
-    /// Installs the map refused so far (full, or another error of the kernel's).
-    pub refused: u64,
 }
 
 /// Queue room reserved per worker; more grows the queue (never loses a removal).
@@ -416,7 +417,6 @@ impl FlowWriter {
             ops: Vec::with_capacity(QUEUE_RESERVE),
             keys: Vec::with_capacity(QUEUE_RESERVE),
             values: Vec::with_capacity(QUEUE_RESERVE),
-            refused: 0,
         }
     }
 
@@ -456,9 +456,10 @@ impl FlowWriter {
     }
 
     /// Applies the queued changes in order, each run of installs or removals in one system
-    /// call. Returns how many changes it applied.
-    pub fn flush(&mut self) -> usize {
-        let n = self.ops.len();
+    /// call. Returns how many installs the map refused (full, or another error of the
+    /// kernel's): those flows stay on the AF_XDP path.
+    pub fn flush(&mut self) -> u64 {
+        let mut refused = 0;
         let mut i = 0;
         while i < self.ops.len() {
             self.keys.clear();
@@ -477,7 +478,7 @@ impl FlowWriter {
             }
             let flows = &self.fast.maps.flows;
             if installing {
-                self.refused += flows.update_many(&self.keys, &self.values).len() as u64;
+                refused += flows.update_many(&self.keys, &self.values).len() as u64;
             } else {
                 // Only a kernel without batch deletes fails here: delete one by one.
                 if flows.delete_many(&self.keys).is_err() {
@@ -488,7 +489,7 @@ impl FlowWriter {
             }
         }
         self.ops.clear();
-        n
+        refused
     }
 
     /// When `conn` last had a packet on the fast path, in milliseconds of the worker's clock
@@ -554,5 +555,52 @@ impl NextHopSync {
         }
         self.synced = now;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::ConnEntry;
+    use crate::snapshot::Interface;
+
+    #[test]
+    fn both_entries_of_a_connection_name_it_as_its_listing_does() {
+        let conn = Conn {
+            proto: PROTO_TCP,
+            caddr: Ipv4Addr::new(198, 18, 0, 201),
+            cport: 40000,
+            vaddr: Ipv4Addr::new(198, 18, 0, 129),
+            vport: 80,
+            daddr: Ipv4Addr::new(198, 19, 0, 148),
+            dport: 8080,
+            service: 0,
+            real: 1,
+            state: TcpState::Established,
+            expires_ms: 0,
+        };
+        let egress = Interface::default();
+        let listed = ConnEntry::new(&conn, 0);
+        let want = (
+            listed.proto,
+            listed.client,
+            listed.client_port,
+            listed.real,
+            listed.rport,
+        );
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            let key = FlowKey::of(&conn, direction);
+            let value = FlowValue::of(&conn, direction, &egress, conn.caddr);
+            assert_eq!(key.connection(&value), want, "{direction:?}");
+        }
+        // Another VIP from the same client endpoint is another connection.
+        let other = Conn {
+            vport: 443,
+            dport: 443,
+            ..conn
+        };
+        let key = FlowKey::of(&other, Direction::Inbound);
+        let value = FlowValue::of(&other, Direction::Inbound, &egress, other.caddr);
+        assert_ne!(key.connection(&value), want);
     }
 }
