@@ -179,9 +179,10 @@ pub fn run(a: &Args) -> Result<()> {
             let r =
                 Rig::build(target, &a.rig).with_context(|| format!("building the {target} rig"))?;
             println!(
-                "repetition {}/{reps}, target {target}, {}; {}",
+                "repetition {}/{reps}, target {target}, {} ({} generator); {}",
                 rep + 1,
                 a.proto.name(),
+                r.generator().name(),
                 r.cores()
             );
             let o = throughput::measure(&r, load, max_trials)?;

@@ -53,7 +53,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use xvs_control::director::{find_binary, DirectorProcess};
 use xvs_control::protocol::{Command, Reply};
-use xvs_control::topology::{self, RealSpec, Topology, TopologySpec};
+use xvs_control::topology::{self, RealSpec, Topology, TopologySpec, SWITCH_DIRECTOR_PORT};
 
 /// Namespace prefix of every rig (stale ones of killed runs are removed at start).
 pub const PREFIX: &str = "xvsb";
@@ -168,6 +168,42 @@ pub struct RigArgs {
     /// Where the director's receive work runs (see [`Placement`]).
     #[arg(long, value_enum, default_value_t = Placement::Threads)]
     pub placement: Placement,
+    /// How UDP frames are made and counted (see [`Generator`]; default: xdp in the threads
+    /// placement, packet in the softirq one); TCP conversations always come from the packet
+    /// generator.
+    #[arg(long, value_enum)]
+    pub generator: Option<Generator>,
+}
+
+/// The UDP generator and sink of the throughput trials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generator {
+    /// `agent gen` (AF_PACKET, sendmmsg) and a UDP socket (`agent sink`) on every real
+    /// server: frames are skbs with little headroom, as a local sender's are.
+    Packet,
+    /// `agent xdpgen` (BPF_PROG_RUN live frames redirected into the client's veth) and
+    /// `agent xdpsink` (an XDP counter on the switch's port of the director's internal
+    /// veth): frames reach the director as a NIC's do (no skb, XDP's full headroom; the
+    /// kernel targets' veth builds one skb per frame, as a driver does), and generating and
+    /// counting cost the other core little. Threads placement only. See [`agent::xdp`].
+    Xdp,
+}
+
+impl Generator {
+    /// The generator of `args`: the one given, else the default of its placement.
+    pub fn of(args: &RigArgs) -> Generator {
+        args.generator.unwrap_or(match args.placement {
+            Placement::Threads => Generator::Xdp,
+            Placement::Softirq => Generator::Packet,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::Packet => "packet",
+            Generator::Xdp => "xdp",
+        }
+    }
 }
 
 /// Where the director's receive work (the veth NAPI poll: XDP, the copy-mode AF_XDP copy, the
@@ -516,6 +552,7 @@ pub struct Rig {
     target: Target,
     cores: Cores,
     gen_threads: usize,
+    generator: Generator,
     exe: PathBuf,
     ext_mac: String,
 }
@@ -530,6 +567,12 @@ impl Rig {
         ensure!((1..=200).contains(&args.reals), "--reals must be 1..=200");
         ensure!((1..=64).contains(&args.workers), "--workers must be 1..=64");
         ensure!(args.gen_threads >= 1, "--gen-threads must be >= 1");
+        let generator = Generator::of(args);
+        ensure!(
+            generator == Generator::Packet || args.placement == Placement::Threads,
+            "--generator xdp sends straight into the client's veth (no hop to put its receive \
+             in softirq on the director's cores): it needs --placement threads"
+        );
         check_interrupted()?;
         topology::cleanup_stale(PREFIX);
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -539,6 +582,12 @@ impl Rig {
                 *c < cpus,
                 "core {c} does not exist (this machine has {cpus} CPUs)"
             );
+        }
+        // The orchestrator (it polls its agents while a trial runs) and whatever it starts
+        // unpinned stay off the director's cores; xvsd gets them explicitly.
+        let others: Vec<usize> = (0..cpus).filter(|c| !cores.director.contains(c)).collect();
+        if !others.is_empty() {
+            set_affinity(0, &others)?;
         }
         let spec = TopologySpec {
             prefix: PREFIX.to_string(),
@@ -568,6 +617,7 @@ impl Rig {
             target,
             cores,
             gen_threads: args.gen_threads,
+            generator,
             exe,
             ext_mac,
         };
@@ -600,6 +650,9 @@ impl Rig {
             // It reads the reals' MACs from the kernel, resolved just above.
             rig.start_xskfwd()?;
         }
+        if generator == Generator::Xdp {
+            rig.prepare_xdp_generator()?;
+        }
         Ok(rig)
     }
 
@@ -608,6 +661,9 @@ impl Rig {
     }
     pub fn cores(&self) -> &Cores {
         &self.cores
+    }
+    pub fn generator(&self) -> Generator {
+        self.generator
     }
 
     /// What the generator and the latency client address: the VIP, or the reals themselves.
@@ -938,7 +994,7 @@ impl Rig {
             Placement::Threads => 0,
             Placement::Softirq => tx_dropped(client, GEN_IF)?,
         };
-        let int_veth_ring = tx_dropped(self.topo.sw_ns(), "p-dir")?;
+        let int_veth_ring = tx_dropped(self.topo.sw_ns(), SWITCH_DIRECTOR_PORT)?;
         let generator_if = match self.cores.placement {
             Placement::Threads => client_tx_dropped,
             Placement::Softirq => hop,
@@ -975,13 +1031,21 @@ impl Rig {
     /// cores: otherwise the XDP program and the copy into the UMEM run in the softirq of
     /// whichever CPU sent the frame (the generator's).
     fn pin_napi_threads(&self) -> Result<()> {
-        if self.cores.director.is_empty() {
-            return Ok(());
+        let d = self.topo.director_ns().to_string();
+        let ifnames = [self.topo.ext_if(), self.topo.int_if()];
+        self.pin_napi(&d, &ifnames, &self.cores.director)?;
+        Ok(())
+    }
+
+    /// Threaded NAPI on `ifnames` of namespace `ns`, the poll threads pinned to `cores`;
+    /// returns their pids.
+    fn pin_napi(&self, ns: &str, ifnames: &[&str], cores: &[usize]) -> Result<Vec<i32>> {
+        if cores.is_empty() {
+            return Ok(Vec::new());
         }
         let before = napi_threads();
-        let d = self.topo.director_ns().to_string();
-        for ifname in [self.topo.ext_if(), self.topo.int_if()] {
-            self.sh(&d, &format!("echo 1 > /sys/class/net/{ifname}/threaded"))
+        for ifname in ifnames {
+            self.sh(ns, &format!("echo 1 > /sys/class/net/{ifname}/threaded"))
                 .with_context(|| format!("threaded NAPI on {ifname}"))?;
         }
         // Ours are the threads that appeared just now with our interface names.
@@ -989,17 +1053,56 @@ impl Rig {
             .into_iter()
             .filter(|(pid, name)| {
                 !before.iter().any(|(p, _)| p == pid)
-                    && (name.starts_with(&format!("napi/{}-", self.topo.ext_if()))
-                        || name.starts_with(&format!("napi/{}-", self.topo.int_if())))
+                    && ifnames
+                        .iter()
+                        .any(|i| name.starts_with(&format!("napi/{i}-")))
             })
             .map(|(pid, _)| pid)
             .collect();
         for pid in &ours {
-            set_affinity(*pid, &self.cores.director)
-                .with_context(|| format!("pinning NAPI thread {pid}"))?;
+            set_affinity(*pid, cores).with_context(|| format!("pinning NAPI thread {pid}"))?;
         }
         if ours.is_empty() {
-            eprintln!("xvs-bench: warning: no NAPI thread found for the director's veths");
+            eprintln!(
+                "xvs-bench: warning: no NAPI thread found for {}",
+                ifnames.join(", ")
+            );
+        }
+        Ok(ours)
+    }
+
+    /// [`Generator::Xdp`]: the director's external veth takes redirected frames for every
+    /// target (GRO on: a veth without XDP accepts them only so), its receive in threads on
+    /// the director's cores for the kernel targets too (xvs's are there already); the
+    /// switch's port that the sink is attached to polls in a thread on the sinks' cores, so
+    /// counting never runs on the director's, at realtime priority: the generator spins on
+    /// that core (it paces itself in the kernel), and a sink thread waiting for its time
+    /// slice would let the port's 256-frame ring overflow, a loss that is not the director's.
+    fn prepare_xdp_generator(&self) -> Result<()> {
+        if matches!(self.target, Target::Nft | Target::Direct) {
+            let d = self.topo.director_ns().to_string();
+            self.sh(
+                &d,
+                &format!("ethtool -K {} gro on >/dev/null", self.topo.ext_if()),
+            )
+            .context("GRO on the director's external veth")?;
+            self.pin_napi(&d, &[self.topo.ext_if()], &self.cores.director)?;
+        }
+        let sink_cores = if self.cores.sink.is_empty() {
+            &self.cores.gen
+        } else {
+            &self.cores.sink
+        };
+        let sw = self.topo.sw_ns().to_string();
+        for pid in self.pin_napi(&sw, &[SWITCH_DIRECTOR_PORT], sink_cores)? {
+            let param = libc::sched_param { sched_priority: 50 };
+            // SAFETY: a plain system call on a kernel thread's pid with a live parameter.
+            let rc = unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) };
+            ensure!(
+                rc == 0,
+                "realtime priority for the sink's NAPI thread {pid}: {}",
+                std::io::Error::last_os_error()
+            );
         }
         Ok(())
     }
@@ -1035,25 +1138,25 @@ impl Rig {
             agents.push(self.spawn_agent(self.topo.real_ns(i), kind, &args)?);
             ready.push(file);
         }
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while !ready.iter().all(|f| f.exists()) {
-            for a in &mut agents {
-                if let Some(c) = a.child.as_mut() {
-                    if let Some(st) = c.try_wait()? {
-                        let mut err = String::new();
-                        if let Some(mut e) = c.stderr.take() {
-                            let _ = e.read_to_string(&mut err);
-                        }
-                        bail!("{} exited during start-up ({st}): {}", a.what, err.trim());
-                    }
-                }
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{kind} agents not ready within {READY_TIMEOUT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_ready(&mut agents, &ready, kind)?;
+        Ok(agents)
+    }
+
+    /// [`Generator::Xdp`]'s sink, attached to the switch's port of the director's internal
+    /// veth until the agent stops.
+    fn start_xdp_sink(&self, limit: f64) -> Result<Vec<Agent>> {
+        let file = self.topo.work_dir().join("xdpsink.ready");
+        let _ = std::fs::remove_file(&file);
+        let args = vec![
+            "--iface".to_string(),
+            SWITCH_DIRECTOR_PORT.to_string(),
+            "--duration".to_string(),
+            format!("{limit}"),
+            "--ready".to_string(),
+            file.to_string_lossy().into_owned(),
+        ];
+        let mut agents = vec![self.spawn_agent(self.topo.sw_ns(), "xdpsink", &args)?];
+        wait_ready(&mut agents, &[file], "xdpsink")?;
         Ok(agents)
     }
 
@@ -1063,11 +1166,12 @@ impl Rig {
         check_interrupted()?;
         self.ensure_director_alive()?;
         let limit = load.duration + 30.0;
-        let kind = match load.proto {
-            Proto::Udp => "sink",
-            Proto::Tcp => "responder",
+        let xdp = self.generator == Generator::Xdp && load.proto == Proto::Udp;
+        let sinks = match load.proto {
+            Proto::Udp if xdp => self.start_xdp_sink(limit)?,
+            Proto::Udp => self.start_responders("sink", limit)?,
+            Proto::Tcp => self.start_responders("responder", limit)?,
         };
-        let sinks = self.start_responders(kind, limit)?;
         let replies0 = match load.proto {
             Proto::Udp => None,
             Proto::Tcp => Some(self.replies_counter()?),
@@ -1076,7 +1180,7 @@ impl Rig {
         let dst = self.destinations_arg();
         let mut args: Vec<String> = vec![
             "agent".into(),
-            "gen".into(),
+            if xdp { "xdpgen" } else { "gen" }.into(),
             "--iface".into(),
             self.gen_iface().into(),
             "--dst-mac".into(),
@@ -1095,11 +1199,15 @@ impl Rig {
             format!("{}", load.rate.round()),
             "--duration".into(),
             format!("{}", load.duration),
-            "--threads".into(),
-            self.gen_threads.to_string(),
-            "--proto".into(),
-            load.proto.name().into(),
         ];
+        if !xdp {
+            args.extend([
+                "--threads".into(),
+                self.gen_threads.to_string(),
+                "--proto".into(),
+                load.proto.name().into(),
+            ]);
+        }
         if !self.cores.gen.is_empty() {
             args.push("--cores".into());
             args.push(list(&self.cores.gen));
@@ -1252,6 +1360,30 @@ impl Rig {
     }
 }
 
+/// Waits (bounded) until every file of `ready` exists; fails if an agent exits first.
+fn wait_ready(agents: &mut [Agent], ready: &[PathBuf], kind: &str) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !ready.iter().all(|f| f.exists()) {
+        for a in agents.iter_mut() {
+            if let Some(c) = a.child.as_mut() {
+                if let Some(st) = c.try_wait()? {
+                    let mut err = String::new();
+                    if let Some(mut e) = c.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    bail!("{} exited during start-up ({st}): {}", a.what, err.trim());
+                }
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{kind} agents not ready within {READY_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 fn nft_binary() -> Result<&'static str> {
     ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
         .into_iter()
@@ -1349,7 +1481,18 @@ mod tests {
             xvs_fast_path_after: None,
             xvs_conn_max: None,
             placement: Placement::Threads,
+            generator: None,
         }
+    }
+
+    #[test]
+    fn the_generator_defaults_to_xdp_where_it_can_run() {
+        let mut a = args(1);
+        assert_eq!(Generator::of(&a), Generator::Xdp);
+        a.placement = Placement::Softirq;
+        assert_eq!(Generator::of(&a), Generator::Packet);
+        a.generator = Some(Generator::Xdp);
+        assert_eq!(Generator::of(&a), Generator::Xdp);
     }
 
     #[test]

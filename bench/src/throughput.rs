@@ -138,9 +138,10 @@ pub fn run(a: &Args) -> Result<()> {
     };
     let r = Rig::build(a.target, &a.rig)?;
     println!(
-        "throughput: target {}, {}, {} real(s), {} worker(s), {}-byte frames, {} flows, {duration} s trials; {}",
+        "throughput: target {}, {} ({} generator), {} real(s), {} worker(s), {}-byte frames, {} flows, {duration} s trials; {}",
         a.target,
         a.proto.name(),
+        r.generator().name(),
         a.rig.reals,
         a.rig.workers,
         a.frame_size,

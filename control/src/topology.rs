@@ -50,6 +50,8 @@ pub const INT_IF: &str = "int0";
 pub const HOST_IF: &str = "eth0";
 /// The bridge joining the internal segment (inside the `sw` namespace).
 pub const BRIDGE: &str = "br0";
+/// The switch's port of the director's internal veth.
+pub const SWITCH_DIRECTOR_PORT: &str = "p-dir";
 /// URL path of the deterministic 1 MiB file every web server serves (see [`big_file_bytes`]).
 pub const BIG_FILE_PATH: &str = "/big.bin";
 /// Size of [`BIG_FILE_PATH`].
@@ -394,7 +396,7 @@ impl Topology {
 
         // Links. The director is the client's router: a direct pair ext0 <-> eth0.
         self.veth(&director, EXT_IF, &client, HOST_IF)?;
-        self.veth(&director, INT_IF, &sw, "p-dir")?;
+        self.veth(&director, INT_IF, &sw, SWITCH_DIRECTOR_PORT)?;
         // No STP delay: ports forward as soon as they are up.
         let bridge = [
             "link",
@@ -408,7 +410,7 @@ impl Topology {
         ];
         self.ipn(&sw, &bridge)?;
         self.ipn(&sw, &["link", "set", BRIDGE, "up"])?;
-        let mut ports = vec!["p-dir".to_string()];
+        let mut ports = vec![SWITCH_DIRECTOR_PORT.to_string()];
         for (i, ns) in reals.iter().enumerate() {
             let port = format!("p-r{i}");
             self.veth(ns, HOST_IF, &sw, &port)?;
@@ -443,7 +445,7 @@ impl Topology {
         // A veth takes frames that XDP redirects to it (the director's fast path) only when its
         // peer can receive them: an XDP program or GRO there, as a NIC's receive always can.
         self.ethtool(&client, HOST_IF, &["gro"], true)?;
-        self.ethtool(&sw, "p-dir", &["gro"], true)?;
+        self.ethtool(&sw, SWITCH_DIRECTOR_PORT, &["gro"], true)?;
 
         // Addresses and routes (a gateway route needs its link up first).
         self.addr_up(&director, EXT_IF, VIP)?;
@@ -973,7 +975,7 @@ mod tests {
             (t.client_ns().to_string(), HOST_IF.to_string()),
             (t.director_ns().to_string(), EXT_IF.to_string()),
             (t.director_ns().to_string(), INT_IF.to_string()),
-            (t.sw_ns().to_string(), "p-dir".to_string()),
+            (t.sw_ns().to_string(), SWITCH_DIRECTOR_PORT.to_string()),
         ];
         for i in 0..t.reals().len() {
             ends.push((t.real_ns(i).to_string(), HOST_IF.to_string()));

@@ -158,3 +158,54 @@ fn tcp_throughput_smoke_completes_conversations_through_every_target() -> Result
     }
     Ok(())
 }
+
+/// `xvs-bench throughput` (UDP) at a low rate through xvs and nftables with each generator:
+/// the XDP generator's frames (BPF_PROG_RUN live frames, counted by the XDP sink) and the
+/// packet generator's (AF_PACKET, counted by UDP sockets on the reals) all get through.
+#[test]
+fn udp_throughput_smoke_forwards_the_frames_of_both_generators() -> Result<()> {
+    if !root_or_skip("udp_throughput_smoke_forwards_the_frames_of_both_generators") {
+        return Ok(());
+    }
+    for generator in ["xdp", "packet"] {
+        for target in ["xvs", "nft"] {
+            let stdout = run_bench(&[
+                "throughput",
+                "--generator",
+                generator,
+                "--rate",
+                "20000",
+                "--duration",
+                "1",
+                "--target",
+                target,
+            ])?;
+            ensure!(
+                stdout.contains(&format!("({generator} generator)")),
+                "not the {generator} generator:\n{stdout}"
+            );
+            // "T: udp packets offered N, forwarded M, loss L%"
+            let line = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{target}: udp packets offered ")))
+                .with_context(|| format!("no {target} summary in:\n{stdout}"))?;
+            let numbers: Vec<u64> = line
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|w| !w.is_empty())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            let [offered, forwarded, ..] = numbers[..] else {
+                anyhow::bail!("cannot read {line:?}");
+            };
+            ensure!(
+                offered >= 15_000,
+                "{target}, {generator} generator: {offered} offered:\n{stdout}"
+            );
+            ensure!(
+                forwarded * 100 >= offered * 99,
+                "{target}, {generator} generator: {forwarded} of {offered} forwarded:\n{stdout}"
+            );
+        }
+    }
+    Ok(())
+}

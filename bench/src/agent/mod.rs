@@ -14,6 +14,8 @@
 //!   (AF_PACKET; the conversations themselves are [`tcp`]'s pure functions);
 //! - [`echo`]: UDP echo responder, one per real server, for latency;
 //! - [`ping`]: open-loop latency client (scheduled send times, HdrHistogram);
+//! - [`xdp`]: `xdpgen` and `xdpsink`, the UDP generator and sink of `--generator xdp`
+//!   (frames that enter the director's veth as a NIC's do: no skb, full XDP headroom);
 //! - [`xskfwd`]: AF_XDP forwarding without NAT in the director namespace, the ceiling of
 //!   xvs's mechanism (the `xskfwd` target).
 
@@ -24,6 +26,7 @@ pub mod responder;
 pub mod sink;
 mod sys;
 pub mod tcp;
+pub mod xdp;
 pub mod xskfwd;
 
 use anyhow::{Context, Result};
@@ -71,6 +74,10 @@ pub enum AgentCommand {
     Echo(echo::Args),
     /// Open-loop latency client.
     Ping(ping::Args),
+    /// UDP generator in XDP (BPF_PROG_RUN live frames).
+    Xdpgen(xdp::GenArgs),
+    /// UDP counter in XDP on one interface.
+    Xdpsink(xdp::SinkArgs),
     /// AF_XDP forwarding without NAT: the ceiling of xvs's mechanism.
     Xskfwd(xskfwd::Args),
 }
@@ -83,6 +90,8 @@ pub fn run(cmd: &AgentCommand) -> Result<()> {
         AgentCommand::Responder(a) => print_report(&responder::run(a)?),
         AgentCommand::Echo(a) => print_report(&echo::run(a)?),
         AgentCommand::Ping(a) => print_report(&ping::run(a)?),
+        AgentCommand::Xdpgen(a) => print_report(&xdp::run_gen(a)?),
+        AgentCommand::Xdpsink(a) => print_report(&xdp::run_sink(a)?),
         AgentCommand::Xskfwd(a) => print_report(&xskfwd::run(a)?),
     }
 }

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * The benchmark's XDP generator and sink (`xvs-bench --generator xdp`).
+ *
+ * xvs_bench_gen runs under BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES, as xdp-tools'
+ * xdp-trafficgen does: the kernel hands it a page-pool frame initialised from the template
+ * (flow 0's UDP frame), it makes frame `n` into flow `n % flows` and redirects it to the
+ * generator's veth, which puts the xdp_frame on the director's receive ring as a NIC's DMA
+ * would: no skb, and XDP's full headroom (an AF_PACKET frame has ~30 bytes, so veth copies it
+ * into a fresh page before XDP may see it, a cost no NIC driver has). Pages are recycled
+ * with whatever the last run and the receivers wrote (a NAT rewrote addresses, ports, TTL and
+ * MACs in place), so every run first copies the template's headers back from the
+ * configuration, then makes them flow `n`'s with checksums derived from the template's
+ * (RFC 1624).
+ * Pacing is done here, per frame: one BPF_PROG_RUN call runs for the whole trial (each call
+ * costs two RCU grace periods, milliseconds, to enter and leave the XDP dispatcher), and a run
+ * whose frame is not due yet drops it (a recycled page, tens of nanoseconds). A generator
+ * that fell behind (preempted) sends at most MAX_DEBT frames at once and forgets the rest.
+ *
+ * xvs_bench_sink, attached to the switch's port of the director's internal veth, counts the
+ * generator's datagrams (UDP to the bench port, payload starting with the magic, IPv4 and
+ * UDP checksums verified) and drops them there, so that counting costs a few dozen
+ * nanoseconds instead of a trip through a bridge and a real server's UDP stack; anything
+ * else (ARP, latency probes, TCP) passes to the kernel.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#define MAX_DESTINATIONS 256
+/* Most frames a late generator sends back to back to catch up. */
+#define MAX_DEBT 64
+/* Longest UDP datagram the sink verifies (a 1518-byte frame carries 1472 + 8). */
+#define MAX_UDP_LEN 1480
+#define MAGIC 0x42535658 /* "XVSB" read as a little-endian u32 */
+/* Ethernet, IPv4, UDP, the magic and the flow number: what the generator writes. */
+#define HEADER_LEN 50
+
+/* Must match bench/src/agent/xdp.rs's GenConfig. Addresses and ports in network order. */
+struct gen_config {
+	__u64 start_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of frame 0 */
+	__u64 end_ns; /* no frame leaves from then on */
+	__u64 interval_ns; /* between frames; 0 = as fast as possible */
+	__u32 ifindex;
+	__u32 flows;
+	__u32 src_count;
+	__u32 dst_count;
+	__u32 src_base; /* host order: flow i's source is src_base + i % src_count */
+	__u16 sport_base; /* host order: flow i's port is sport_base + i / src_count */
+	__u16 pad;
+	__u32 dst[MAX_DESTINATIONS]; /* flow i goes to dst[i % dst_count] */
+	__u8 header[HEADER_LEN]; /* flow 0's, checksums included */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_config);
+} xvs_gen_config SEC(".maps");
+
+/* Must match bench/src/agent/xdp.rs's GenProgress. One generator thread per instance. */
+struct gen_progress {
+	__u64 sent; /* frames redirected; the next one is flow sent % flows */
+	__u64 skipped; /* frames a late generator did not send */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_progress);
+} xvs_gen_progress SEC(".maps");
+
+/* Must match bench/src/agent/xdp.rs's SinkCounters. */
+struct sink_counters {
+	__u64 frames;
+	__u64 bytes;
+	__u64 bad_checksum;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sink_counters);
+} xvs_sink_counters SEC(".maps");
+
+/* The UDP port the sink counts (host order). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} xvs_sink_port SEC(".maps");
+
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/* RFC 1624 eqn. 3 on a 32-bit field; all values as they are in the packet (the one's
+ * complement sum does not depend on byte order as long as it is the same throughout). */
+static __always_inline __u16 csum_replace32(__u16 check, __u32 old, __u32 new)
+{
+	return ~csum_fold((__u32)(__u16)~check + (__u16)~(old >> 16) + (__u16)~(old & 0xffff) +
+			  (new >> 16) + (new & 0xffff));
+}
+
+static __always_inline __u16 csum_replace16(__u16 check, __u16 old, __u16 new)
+{
+	return ~csum_fold((__u32)(__u16)~check + (__u16)~old + new);
+}
+
+SEC("xdp")
+int xvs_bench_gen(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct udphdr *udp = (void *)(ip + 1);
+	__u32 *flow_field = (void *)(udp + 1) + 4;
+	__u32 zero = 0;
+
+	if ((void *)(flow_field + 1) > data_end)
+		return XDP_ABORTED;
+	struct gen_config *cfg = bpf_map_lookup_elem(&xvs_gen_config, &zero);
+	struct gen_progress *progress = bpf_map_lookup_elem(&xvs_gen_progress, &zero);
+	if (!cfg || !progress || cfg->flows == 0 || cfg->src_count == 0 || cfg->dst_count == 0)
+		return XDP_ABORTED;
+	__u64 now = bpf_ktime_get_ns();
+	if (now < cfg->start_ns || now >= cfg->end_ns)
+		return XDP_DROP;
+	if (cfg->interval_ns) {
+		__u64 due = (now - cfg->start_ns) / cfg->interval_ns + 1 - progress->skipped;
+		if (progress->sent >= due)
+			return XDP_DROP;
+		if (due - progress->sent > MAX_DEBT)
+			progress->skipped += due - progress->sent - MAX_DEBT;
+	}
+	__u32 flow = progress->sent % cfg->flows;
+	progress->sent += 1;
+
+	/* The template is flow 0: source src_base:sport_base, destination dst[0], IP id 0,
+	 * flow number 0 in the payload. */
+	if (data + HEADER_LEN > data_end)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, cfg->header, HEADER_LEN);
+	__u32 saddr0 = bpf_htonl(cfg->src_base);
+	__u32 saddr = bpf_htonl(cfg->src_base + flow % cfg->src_count);
+	__u32 dst_index = flow % cfg->dst_count;
+	if (dst_index >= MAX_DESTINATIONS)
+		return XDP_ABORTED;
+	__u32 daddr0 = cfg->dst[0];
+	__u32 daddr = cfg->dst[dst_index];
+	__u16 sport0 = bpf_htons(cfg->sport_base);
+	__u16 sport = bpf_htons(cfg->sport_base + flow / cfg->src_count);
+	__u16 id = bpf_htons((__u16)flow);
+	__u32 flow_be = bpf_htonl(flow);
+
+	__u16 ip_check = csum_replace32(ip->check, saddr0, saddr);
+	ip_check = csum_replace32(ip_check, daddr0, daddr);
+	ip_check = csum_replace16(ip_check, 0, id);
+	__u16 udp_check = csum_replace32(udp->check, saddr0, saddr);
+	udp_check = csum_replace32(udp_check, daddr0, daddr);
+	udp_check = csum_replace16(udp_check, sport0, sport);
+	udp_check = csum_replace32(udp_check, 0, flow_be);
+
+	ip->saddr = saddr;
+	ip->daddr = daddr;
+	ip->id = id;
+	ip->check = ip_check;
+	udp->source = sport;
+	udp->check = udp_check == 0 ? 0xffff : udp_check;
+	*flow_field = flow_be;
+	return bpf_redirect(cfg->ifindex, 0);
+}
+
+/* The one's complement sum of the UDP datagram and its pseudo-header, folded: 0xffff when
+ * the checksum is right. */
+static __always_inline int udp_checksum_ok(struct iphdr *ip, struct udphdr *udp, void *data_end)
+{
+	__u32 len = bpf_ntohs(udp->len);
+	__u32 sum = (ip->saddr >> 16) + (ip->saddr & 0xffff) + (ip->daddr >> 16) +
+		    (ip->daddr & 0xffff) + bpf_htons(IPPROTO_UDP) + udp->len;
+	if (len < sizeof(*udp) || len > MAX_UDP_LEN || (void *)udp + len > data_end)
+		return 0;
+	if (udp->check == 0)
+		return 1;
+	__u16 *word = (void *)udp;
+	for (__u32 i = 0; i < MAX_UDP_LEN / 2; i++) {
+		if (2 * i + 2 > len)
+			break;
+		if ((void *)(word + i + 1) > data_end)
+			return 0;
+		sum += word[i];
+	}
+	if (len & 1) {
+		__u8 *last = (void *)udp + (len & 0x7ff) - 1;
+		if ((void *)(last + 1) > data_end)
+			return 0;
+		sum += bpf_htons((__u16)*last << 8);
+	}
+	return csum_fold(sum) == 0xffff;
+}
+
+static __always_inline int ipv4_checksum_ok(struct iphdr *ip)
+{
+	__u16 *word = (void *)ip;
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += word[i];
+	return csum_fold(sum) == 0xffff;
+}
+
+SEC("xdp")
+int xvs_bench_sink(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct udphdr *udp = (void *)(ip + 1);
+	__u32 *magic = (void *)(udp + 1);
+	__u32 zero = 0;
+
+	if ((void *)(magic + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) ||
+	    ip->ihl != 5 || ip->protocol != IPPROTO_UDP || *magic != MAGIC)
+		return XDP_PASS;
+	__u32 *port = bpf_map_lookup_elem(&xvs_sink_port, &zero);
+	struct sink_counters *c = bpf_map_lookup_elem(&xvs_sink_counters, &zero);
+	if (!port || !c || udp->dest != bpf_htons((__u16)*port))
+		return XDP_PASS;
+	if (ipv4_checksum_ok(ip) && udp_checksum_ok(ip, udp, data_end)) {
+		c->frames++;
+		c->bytes += data_end - data;
+	} else {
+		c->bad_checksum++;
+	}
+	return XDP_DROP;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,602 @@
+//! `agent xdpgen` and `agent xdpsink`: the UDP generator and sink of `--generator xdp`.
+//!
+//! The AF_PACKET generator ([`super::gen`]) hands veth skbs with ~30 bytes of headroom; a
+//! veth with XDP attached must copy each into a page with XDP's 256 bytes before its program
+//! may run (`skb_pp_cow_data`), and a frame it redirects is rebuilt into an skb at the peer.
+//! A NIC does neither: its driver gives XDP the DMA buffer and transmits redirected frames as
+//! they are. The XDP generator makes veth behave like that: it runs `xvs_bench_gen`
+//! (bench/bpf/xvs_bench_xdp.c) with `BPF_PROG_RUN` and `BPF_F_TEST_XDP_LIVE_FRAMES` (the
+//! method of xdp-tools' `xdp-trafficgen`, which cannot vary source addresses or pace), so
+//! every frame leaves the generator as an `xdp_frame` in a page-pool page and enters the
+//! director's veth ring without an skb. The kernel targets get the same frames: their veth
+//! (GRO on) builds one skb per frame, as a NIC driver does for the stack.
+//!
+//! The sink `xvs_bench_sink` is attached to the switch's port of the director's internal
+//! veth for the length of a trial and counts what arrives there (checksums verified) in
+//! per-CPU counters, then drops it: a fraction of the cost of a UDP socket behind a bridge,
+//! so that the generator's core, not the sinks, bounds the offered rate.
+//!
+//! Flows are those of [`super::gen`] (same sources, ports, destinations, IP ids and payload),
+//! the frames byte-identical to its UDP frames.
+
+use super::gen::{build_frame, parse_mac, GenReport, FCS_LEN};
+use super::sink::{if_rx_packets, SinkReport};
+use anyhow::{bail, ensure, Context, Result};
+use libbpf_sys as bpf;
+use std::ffi::CStr;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs_bench_xdp.o"));
+
+/// `MAX_DESTINATIONS` of the C program.
+const MAX_DESTINATIONS: usize = 256;
+/// `HEADER_LEN` of the C program: Ethernet, IPv4, UDP, the magic and the flow number.
+const HEADER_LEN: usize = super::gen::HEADERS_LEN + 8;
+/// Frames per `BPF_PROG_RUN` batch (the kernel's default and its NAPI budget).
+const RUN_BATCH: u32 = 64;
+
+/// `struct gen_config` of the C program.
+#[repr(C)]
+struct GenConfig {
+    start_ns: u64,
+    end_ns: u64,
+    interval_ns: u64,
+    ifindex: u32,
+    flows: u32,
+    src_count: u32,
+    dst_count: u32,
+    src_base: u32,
+    sport_base: u16,
+    pad: u16,
+    dst: [u32; MAX_DESTINATIONS],
+    header: [u8; HEADER_LEN],
+}
+
+/// `struct gen_progress` of the C program.
+#[repr(C)]
+#[derive(Default)]
+struct GenProgress {
+    sent: u64,
+    skipped: u64,
+}
+
+/// `struct sink_counters` of the C program.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct SinkCounters {
+    frames: u64,
+    bytes: u64,
+    bad_checksum: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenArgs {
+    /// Interface the frames are redirected to (they arrive at its peer).
+    #[arg(long, default_value = "eth0")]
+    pub iface: String,
+    /// Destination MAC (the director's external interface).
+    #[arg(long)]
+    pub dst_mac: String,
+    #[arg(long)]
+    pub src_base: Ipv4Addr,
+    #[arg(long, default_value_t = 64)]
+    pub src_count: u32,
+    /// Destination addresses (comma list), used in turn by the flows.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub dst: Vec<Ipv4Addr>,
+    #[arg(long, default_value_t = super::BENCH_PORT)]
+    pub dport: u16,
+    #[arg(long, default_value_t = 1024)]
+    pub flows: u32,
+    /// Ethernet frame size including the 4-byte FCS (64..=1518).
+    #[arg(long, default_value_t = 64)]
+    pub frame_size: usize,
+    /// Packets per second; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Core of the generator (the first of the list; the kernel runs the program there).
+    #[arg(long, value_parser = super::parse_cores, default_value = "")]
+    pub cores: ::std::vec::Vec<usize>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SinkArgs {
+    /// Interface to count on (the switch's port of the director's internal veth).
+    #[arg(long)]
+    pub iface: String,
+    #[arg(long, default_value_t = super::BENCH_PORT)]
+    pub port: u16,
+    /// Upper limit in seconds (normally stopped earlier by SIGTERM).
+    #[arg(long, default_value_t = 60.0)]
+    pub duration: f64,
+    /// Created once the program is attached.
+    #[arg(long)]
+    pub ready: Option<PathBuf>,
+}
+
+/// The loaded object (both programs and their maps), closed on drop.
+struct BenchObject(*mut bpf::bpf_object);
+
+impl BenchObject {
+    fn load() -> Result<Self> {
+        let opts = bpf::bpf_object_open_opts {
+            sz: std::mem::size_of::<bpf::bpf_object_open_opts>() as _,
+            object_name: c"xvs_bench_xdp".as_ptr(),
+            ..Default::default()
+        };
+        // Safety: OBJECT is a valid ELF image that lives for 'static; opts is initialised.
+        let object =
+            unsafe { bpf::bpf_object__open_mem(OBJECT.as_ptr().cast(), OBJECT.len() as _, &opts) };
+        if object.is_null() {
+            bail!(
+                "opening the bench XDP object: {}",
+                io::Error::last_os_error()
+            );
+        }
+        let this = BenchObject(object);
+        // Safety: object is a valid, opened bpf_object.
+        let rc = unsafe { bpf::bpf_object__load(object) };
+        ensure!(
+            rc >= 0,
+            "loading the bench XDP programs (needs root): {}",
+            io::Error::from_raw_os_error(-rc)
+        );
+        Ok(this)
+    }
+
+    fn prog_fd(&self, name: &CStr) -> Result<RawFd> {
+        // Safety: the object is loaded; name is a valid C string.
+        let prog = unsafe { bpf::bpf_object__find_program_by_name(self.0, name.as_ptr()) };
+        ensure!(!prog.is_null(), "program {name:?} missing from the object");
+        // Safety: prog belongs to the loaded object.
+        Ok(unsafe { bpf::bpf_program__fd(prog) })
+    }
+
+    fn map_fd(&self, name: &CStr) -> Result<RawFd> {
+        // Safety: the object is loaded; name is a valid C string.
+        let fd = unsafe { bpf::bpf_object__find_map_fd_by_name(self.0, name.as_ptr()) };
+        ensure!(fd >= 0, "map {name:?} missing from the object");
+        Ok(fd)
+    }
+}
+
+impl Drop for BenchObject {
+    fn drop(&mut self) {
+        // Safety: the object came from bpf_object__open_mem and is closed exactly once.
+        unsafe { bpf::bpf_object__close(self.0) };
+    }
+}
+
+fn update<V>(map: RawFd, value: &V) -> Result<()> {
+    let key = 0u32;
+    // Safety: key and value point to initialised values of the map's key and value sizes.
+    let rc = unsafe {
+        bpf::bpf_map_update_elem(
+            map,
+            (&key as *const u32).cast(),
+            (value as *const V).cast(),
+            0,
+        )
+    };
+    ensure!(
+        rc >= 0,
+        "updating a bench map: {}",
+        io::Error::from_raw_os_error(-rc)
+    );
+    Ok(())
+}
+
+fn lookup<V>(map: RawFd, value: &mut V) -> Result<()> {
+    let key = 0u32;
+    // Safety: key and value point to values of the map's key and value sizes.
+    let rc = unsafe {
+        bpf::bpf_map_lookup_elem(map, (&key as *const u32).cast(), (value as *mut V).cast())
+    };
+    ensure!(
+        rc >= 0,
+        "reading a bench map: {}",
+        io::Error::from_raw_os_error(-rc)
+    );
+    Ok(())
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // Safety: ts is a live timespec; CLOCK_MONOTONIC is bpf_ktime_get_ns()'s clock.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn ifindex(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name)?;
+    // Safety: c is a valid C string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    ensure!(
+        i != 0,
+        "no interface {name}: {}",
+        io::Error::last_os_error()
+    );
+    Ok(i)
+}
+
+fn tx_dropped(iface: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/tx_dropped"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs the generator program in live-frame mode until a signal interrupts the call (or
+/// `i32::MAX` runs, minutes, have passed).
+fn run_live(prog: RawFd, template: &[u8]) -> Result<()> {
+    let mut opts = bpf::bpf_test_run_opts {
+        sz: std::mem::size_of::<bpf::bpf_test_run_opts>() as _,
+        data_in: template.as_ptr().cast(),
+        data_size_in: template.len() as u32,
+        repeat: i32::MAX,
+        flags: bpf::BPF_F_TEST_XDP_LIVE_FRAMES,
+        batch_size: RUN_BATCH,
+        ..Default::default()
+    };
+    // Safety: the template outlives the call and its size is given; no output buffers.
+    let rc = unsafe { bpf::bpf_prog_test_run_opts(prog, &mut opts) };
+    ensure!(
+        rc >= 0 || rc == -libc::EINTR,
+        "BPF_PROG_RUN of the generator (live frames need kernel >= 5.18): {}",
+        io::Error::from_raw_os_error(-rc)
+    );
+    Ok(())
+}
+
+pub fn run_gen(a: &GenArgs) -> Result<GenReport> {
+    ensure!(
+        (64..=1518).contains(&a.frame_size),
+        "--frame-size must be 64..=1518"
+    );
+    ensure!(a.flows >= 1, "--flows must be >= 1");
+    ensure!(a.rate >= 0.0, "--rate must be >= 0");
+    ensure!(
+        (1..=MAX_DESTINATIONS).contains(&a.dst.len()),
+        "1..={MAX_DESTINATIONS} destinations"
+    );
+    let src_count = a.src_count.max(1);
+    ensure!(
+        a.flows / src_count < 64_000,
+        "too many flows per source address"
+    );
+    super::pin(&a.cores, 0);
+    let stop = super::stop_flag()?;
+    // SIGUSR1 ends the BPF_PROG_RUN call (EINTR) at the trial's end; handled, not fatal.
+    signal_hook::flag::register(
+        signal_hook::consts::SIGUSR1,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .context("installing the SIGUSR1 handler")?;
+    let dst_mac = parse_mac(&a.dst_mac)?;
+    let src_mac = parse_mac(
+        &std::fs::read_to_string(format!("/sys/class/net/{}/address", a.iface))
+            .with_context(|| format!("reading {}'s MAC", a.iface))?,
+    )?;
+    let (src0, dst0) = (
+        super::gen::flow_source(a.src_base, src_count, 0),
+        (a.dst[0], a.dport),
+    );
+    let template = build_frame(dst_mac, src_mac, src0, dst0, 0, a.frame_size - FCS_LEN);
+    let object = BenchObject::load()?;
+    let duration_ns = (a.duration * 1e9) as u64;
+    // The first frame is due once the program is running.
+    let start_ns = monotonic_ns() + 1_000_000;
+    let mut config = GenConfig {
+        start_ns,
+        end_ns: start_ns + duration_ns,
+        interval_ns: if a.rate > 0.0 {
+            (1e9 / a.rate).max(1.0) as u64
+        } else {
+            0
+        },
+        ifindex: ifindex(&a.iface)?,
+        flows: a.flows,
+        src_count,
+        dst_count: a.dst.len() as u32,
+        src_base: u32::from(a.src_base),
+        sport_base: src0.1,
+        pad: 0,
+        dst: [0; MAX_DESTINATIONS],
+        header: [0; HEADER_LEN],
+    };
+    config.header.copy_from_slice(&template[..HEADER_LEN]);
+    for (slot, d) in config.dst.iter_mut().zip(&a.dst) {
+        *slot = u32::from_ne_bytes(d.octets());
+    }
+    update(object.map_fd(c"xvs_gen_config")?, &config)?;
+    let progress_map = object.map_fd(c"xvs_gen_progress")?;
+    let prog = object.prog_fd(c"xvs_bench_gen")?;
+
+    // Frames the director's veth ring refused count as lost, not as sent (as for the
+    // AF_PACKET generator, whose offered rate adds them back from the same counter).
+    let dropped0 = tx_dropped(&a.iface);
+    // Interrupts the call at the end of the trial or on SIGTERM (which any thread may take).
+    // Safety: pthread_self has no preconditions.
+    let runner = unsafe { libc::pthread_self() };
+    let done = Arc::new(AtomicBool::new(false));
+    let timer = {
+        let (done, stop) = (Arc::clone(&done), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if stop.load(Ordering::Relaxed) || monotonic_ns() >= start_ns + duration_ns {
+                    // Safety: the runner thread outlives this one (joined below).
+                    unsafe { libc::pthread_kill(runner, libc::SIGUSR1) };
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let mut result = Ok(());
+    while !stop.load(Ordering::Relaxed) && monotonic_ns() < start_ns + duration_ns {
+        result = run_live(prog, &template);
+        if result.is_err() {
+            break;
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    timer
+        .join()
+        .map_err(|_| anyhow::anyhow!("generator timer thread panicked"))?;
+    result?;
+    // Frames leave only between start_ns and end_ns.
+    let elapsed_s = (monotonic_ns()
+        .min(start_ns + duration_ns)
+        .saturating_sub(start_ns) as f64
+        / 1e9)
+        .max(1e-9);
+    let mut progress = GenProgress::default();
+    lookup(progress_map, &mut progress)?;
+    let refused = tx_dropped(&a.iface).saturating_sub(dropped0);
+    let sent = progress.sent.saturating_sub(refused);
+    Ok(GenReport {
+        sent,
+        errors: 0,
+        elapsed_s,
+        rate: a.rate,
+        offered_pps: sent as f64 / elapsed_s,
+    })
+}
+
+/// The sum over CPUs of the sink's counters.
+fn sink_counters(map: RawFd) -> Result<SinkCounters> {
+    // Safety: a plain query of the number of possible CPUs.
+    let cpus = unsafe { bpf::libbpf_num_possible_cpus() };
+    ensure!(
+        cpus > 0,
+        "counting CPUs: {}",
+        io::Error::from_raw_os_error(-cpus)
+    );
+    let mut values = vec![SinkCounters::default(); cpus as usize];
+    let key = 0u32;
+    // Safety: `values` has room for one 8-byte-aligned value per possible CPU.
+    let rc = unsafe {
+        bpf::bpf_map_lookup_elem(map, (&key as *const u32).cast(), values.as_mut_ptr().cast())
+    };
+    ensure!(
+        rc >= 0,
+        "reading the sink's counters: {}",
+        io::Error::from_raw_os_error(-rc)
+    );
+    Ok(values
+        .iter()
+        .fold(SinkCounters::default(), |acc, v| SinkCounters {
+            frames: acc.frames + v.frames,
+            bytes: acc.bytes + v.bytes,
+            bad_checksum: acc.bad_checksum + v.bad_checksum,
+        }))
+}
+
+pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
+    let stop = super::stop_flag()?;
+    let object = BenchObject::load()?;
+    update(object.map_fd(c"xvs_sink_port")?, &u32::from(a.port))?;
+    let counters = object.map_fd(c"xvs_sink_counters")?;
+    let prog = object.prog_fd(c"xvs_bench_sink")?;
+    let mut link_opts = bpf::bpf_link_create_opts {
+        sz: std::mem::size_of::<bpf::bpf_link_create_opts>() as _,
+        ..Default::default()
+    };
+    link_opts.flags = bpf::XDP_FLAGS_DRV_MODE;
+    // Safety: prog is a loaded XDP program; for BPF_XDP the target is an ifindex.
+    let link =
+        unsafe { bpf::bpf_link_create(prog, ifindex(&a.iface)? as i32, bpf::BPF_XDP, &link_opts) };
+    ensure!(
+        link >= 0,
+        "attaching the sink to {}: {}",
+        a.iface,
+        io::Error::from_raw_os_error(-link)
+    );
+    // Safety: link is a fresh descriptor nothing else owns; closing it detaches the sink.
+    let link = unsafe { OwnedFd::from_raw_fd(link) };
+    let rx0 = if_rx_packets(&a.iface);
+    super::mark_ready(a.ready.as_deref())?;
+    let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let c = sink_counters(counters)?;
+    drop(link);
+    Ok(SinkReport {
+        received: c.frames,
+        bytes: c.bytes,
+        if_rx: if_rx_packets(&a.iface).saturating_sub(rx0),
+        bad_checksum: c.bad_checksum,
+        ..SinkReport::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Both programs run under `BPF_PROG_TEST_RUN` (one frame, not live): they need root;
+    //! without it each test says so and passes, except under CI, where a skip is a failure.
+    use super::*;
+
+    const XDP_DROP: u32 = 1;
+    const XDP_PASS: u32 = 2;
+    const XDP_REDIRECT: u32 = 4;
+
+    fn root_or_skip(test: &str) -> bool {
+        if xvs_control::topology::is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: needs root (BPF programs), and CI must not skip it"
+        );
+        eprintln!("skipping {test}: needs root (BPF programs)");
+        false
+    }
+
+    /// One run of `prog` on `frame`: its action and the frame it left.
+    fn run_once(prog: RawFd, frame: &[u8]) -> (u32, Vec<u8>) {
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut opts = bpf::bpf_test_run_opts {
+            sz: std::mem::size_of::<bpf::bpf_test_run_opts>() as _,
+            data_in: frame.as_ptr().cast(),
+            data_size_in: frame.len() as u32,
+            data_out: out.as_mut_ptr().cast(),
+            data_size_out: out.len() as u32,
+            repeat: 1,
+            ..Default::default()
+        };
+        // Safety: every buffer in opts lives across the call and has the size given.
+        let rc = unsafe { bpf::bpf_prog_test_run_opts(prog, &mut opts) };
+        assert!(rc >= 0, "test run: {}", io::Error::from_raw_os_error(-rc));
+        out.truncate(opts.data_size_out as usize);
+        (opts.retval, out)
+    }
+
+    const DST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const SRC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    #[test]
+    fn generator_makes_the_packet_generators_frames_from_any_recycled_page() {
+        if !root_or_skip("generator_makes_the_packet_generators_frames_from_any_recycled_page") {
+            return;
+        }
+        let object = BenchObject::load().expect("load");
+        let base = Ipv4Addr::new(198, 18, 0, 10);
+        let dst = [
+            Ipv4Addr::new(198, 18, 0, 129),
+            Ipv4Addr::new(198, 19, 0, 10),
+        ];
+        let (flows, src_count) = (300u32, 64u32);
+        for wire_len in [60usize, 61, 1514] {
+            let flow_frame = |i: u32| {
+                build_frame(
+                    DST_MAC,
+                    SRC_MAC,
+                    super::super::gen::flow_source(base, src_count, i),
+                    (dst[i as usize % dst.len()], super::super::BENCH_PORT),
+                    i,
+                    wire_len,
+                )
+            };
+            let template = flow_frame(0);
+            let mut config = GenConfig {
+                start_ns: 0,
+                end_ns: u64::MAX,
+                interval_ns: 0,
+                ifindex: 1,
+                flows,
+                src_count,
+                dst_count: dst.len() as u32,
+                src_base: u32::from(base),
+                sport_base: 1024,
+                pad: 0,
+                dst: [0; MAX_DESTINATIONS],
+                header: [0; HEADER_LEN],
+            };
+            for (slot, d) in config.dst.iter_mut().zip(&dst) {
+                *slot = u32::from_ne_bytes(d.octets());
+            }
+            config.header.copy_from_slice(&template[..HEADER_LEN]);
+            update(object.map_fd(c"xvs_gen_config").unwrap(), &config).unwrap();
+            update(
+                object.map_fd(c"xvs_gen_progress").unwrap(),
+                &GenProgress::default(),
+            )
+            .unwrap();
+            let prog = object.prog_fd(c"xvs_bench_gen").unwrap();
+            // A page as a NAT leaves it: other MACs, addresses, port, TTL and checksums.
+            let mut page = template.clone();
+            for (i, b) in page[..HEADER_LEN].iter_mut().enumerate() {
+                *b ^= (i as u8).wrapping_mul(37) | 1;
+            }
+            for i in 0..flows + 5 {
+                let (action, out) = run_once(prog, &page);
+                assert_eq!(action, XDP_REDIRECT, "run {i}");
+                assert_eq!(out, flow_frame(i % flows), "run {i}, {wire_len} bytes");
+                page = out;
+                page[22] -= 1; // TTL, as a router leaves it
+            }
+        }
+    }
+
+    #[test]
+    fn sink_counts_the_generators_frames_and_rejects_bad_checksums() {
+        if !root_or_skip("sink_counts_the_generators_frames_and_rejects_bad_checksums") {
+            return;
+        }
+        let object = BenchObject::load().expect("load");
+        update(
+            object.map_fd(c"xvs_sink_port").unwrap(),
+            &u32::from(super::super::BENCH_PORT),
+        )
+        .unwrap();
+        let prog = object.prog_fd(c"xvs_bench_sink").unwrap();
+        let counters = object.map_fd(c"xvs_sink_counters").unwrap();
+        let frame = |port: u16, wire_len: usize| {
+            build_frame(
+                DST_MAC,
+                SRC_MAC,
+                (Ipv4Addr::new(198, 18, 0, 10), 1024),
+                (Ipv4Addr::new(198, 19, 0, 10), port),
+                7,
+                wire_len,
+            )
+        };
+        let mut expected = (0u64, 0u64, 0u64);
+        for wire_len in [60, 61, 1514] {
+            let good = frame(super::super::BENCH_PORT, wire_len);
+            assert_eq!(run_once(prog, &good).0, XDP_DROP);
+            expected.0 += 1;
+            expected.1 += wire_len as u64;
+            let mut bad_udp = good.clone();
+            bad_udp[wire_len - 1] ^= 0x40;
+            assert_eq!(run_once(prog, &bad_udp).0, XDP_DROP);
+            let mut bad_ip = good.clone();
+            bad_ip[22] -= 1; // TTL without the checksum's update
+            assert_eq!(run_once(prog, &bad_ip).0, XDP_DROP);
+            expected.2 += 2;
+            // Not the generator's: other port, no magic.
+            assert_eq!(run_once(prog, &frame(9001, wire_len)).0, XDP_PASS);
+            let mut other = good.clone();
+            other[gen_payload()] ^= 1;
+            assert_eq!(run_once(prog, &other).0, XDP_PASS);
+        }
+        let c = sink_counters(counters).unwrap();
+        assert_eq!((c.frames, c.bytes, c.bad_checksum), expected);
+    }
+
+    fn gen_payload() -> usize {
+        super::super::gen::HEADERS_LEN
+    }
+}
