@@ -38,13 +38,15 @@ data="$out/$target.perf.data"
 bench_pid=$!
 trap 'kill $bench_pid 2>/dev/null || true' EXIT
 
-# The trial starts when the generator agent does (after the rig is built).
+# The trial starts when the generator agent does (after the rig is built): `agent gen`, or
+# `agent xdpgen` (the default in the threads placement).
+generator='xvs-bench agent (xdp)?gen '
 for _ in $(seq 1 600); do
-    pgrep -f "xvs-bench agent gen" >/dev/null && break
+    pgrep -f "$generator" >/dev/null && break
     kill -0 $bench_pid 2>/dev/null || break
     sleep 0.05
 done
-pgrep -f "xvs-bench agent gen" >/dev/null || { cat "$out/$target.throughput.txt"; echo "error: the generator never started" >&2; exit 1; }
+pgrep -f "$generator" >/dev/null || { cat "$out/$target.throughput.txt"; echo "error: the generator never started" >&2; exit 1; }
 # Skip the first half second (flows being set up), stop before the trial ends.
 sleep 0.5
 before=$(grep '^cpu1 ' /proc/stat)

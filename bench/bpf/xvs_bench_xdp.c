@@ -12,7 +12,9 @@
  * MACs in place), so every run first copies the template's headers back from the
  * configuration, then makes them flow `n`'s with checksums derived from the template's
  * (RFC 1624).
- * Pacing is done here, per frame: one BPF_PROG_RUN call runs for the whole trial (each call
+ * TCP conversations (SYN, data, FIN, last ACK: frames that differ in more than addresses)
+ * come from a ring of prebuilt frames instead: frame `n` is ring entry `n % ring_len`, copied
+ * whole from xvs_gen_ring. Pacing is done here, per frame: one BPF_PROG_RUN call runs for the whole trial (each call
  * costs two RCU grace periods, milliseconds, to enter and leave the XDP dispatcher), and a run
  * whose frame is not due yet drops it (a recycled page, tens of nanoseconds). A generator
  * that fell behind (preempted) sends at most MAX_DEBT frames at once and forgets the rest.
@@ -39,6 +41,9 @@
 #define MAGIC 0x42535658 /* "XVSB" read as a little-endian u32 */
 /* Ethernet, IPv4, UDP, the magic and the flow number: what the generator writes. */
 #define HEADER_LEN 50
+/* Longest frame of the ring (without FCS); the template is this long, shorter frames are
+ * trimmed with bpf_xdp_adjust_tail. */
+#define RING_FRAME_MAX 128
 
 /* Must match bench/src/agent/xdp.rs's GenConfig. Addresses and ports in network order. */
 struct gen_config {
@@ -54,6 +59,7 @@ struct gen_config {
 	__u16 pad;
 	__u32 dst[MAX_DESTINATIONS]; /* flow i goes to dst[i % dst_count] */
 	__u8 header[HEADER_LEN]; /* flow 0's, checksums included */
+	__u32 ring_len; /* 0: UDP flows from the header; else frames from xvs_gen_ring */
 };
 
 struct {
@@ -62,6 +68,20 @@ struct {
 	__type(key, __u32);
 	__type(value, struct gen_config);
 } xvs_gen_config SEC(".maps");
+
+/* Must match bench/src/agent/xdp.rs's RingFrame. */
+struct ring_frame {
+	__u32 len;
+	__u8 data[RING_FRAME_MAX];
+};
+
+/* Sized by user space before loading (one entry per frame of the ring). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ring_frame);
+} xvs_gen_ring SEC(".maps");
 
 /* Must match bench/src/agent/xdp.rs's GenProgress. One generator thread per instance. */
 struct gen_progress {
@@ -129,8 +149,6 @@ int xvs_bench_gen(struct xdp_md *ctx)
 	__u32 *flow_field = (void *)(udp + 1) + 4;
 	__u32 zero = 0;
 
-	if ((void *)(flow_field + 1) > data_end)
-		return XDP_ABORTED;
 	struct gen_config *cfg = bpf_map_lookup_elem(&xvs_gen_config, &zero);
 	struct gen_progress *progress = bpf_map_lookup_elem(&xvs_gen_progress, &zero);
 	if (!cfg || !progress || cfg->flows == 0 || cfg->src_count == 0 || cfg->dst_count == 0)
@@ -145,9 +163,24 @@ int xvs_bench_gen(struct xdp_md *ctx)
 		if (due - progress->sent > MAX_DEBT)
 			progress->skipped += due - progress->sent - MAX_DEBT;
 	}
-	__u32 flow = progress->sent % cfg->flows;
+	__u64 n = progress->sent;
 	progress->sent += 1;
 
+	if (cfg->ring_len) {
+		__u32 index = n % cfg->ring_len;
+		struct ring_frame *frame = bpf_map_lookup_elem(&xvs_gen_ring, &index);
+		if (!frame || data + RING_FRAME_MAX > data_end)
+			return XDP_ABORTED;
+		__builtin_memcpy(data, frame->data, RING_FRAME_MAX);
+		if (frame->len < RING_FRAME_MAX &&
+		    bpf_xdp_adjust_tail(ctx, (int)frame->len - RING_FRAME_MAX))
+			return XDP_ABORTED;
+		return bpf_redirect(cfg->ifindex, 0);
+	}
+
+	__u32 flow = n % cfg->flows;
+	if ((void *)(flow_field + 1) > data_end)
+		return XDP_ABORTED;
 	/* The template is flow 0: source src_base:sport_base, destination dst[0], IP id 0,
 	 * flow number 0 in the payload. */
 	if (data + HEADER_LEN > data_end)

@@ -168,22 +168,22 @@ pub struct RigArgs {
     /// Where the director's receive work runs (see [`Placement`]).
     #[arg(long, value_enum, default_value_t = Placement::Threads)]
     pub placement: Placement,
-    /// How UDP frames are made and counted (see [`Generator`]; default: xdp in the threads
-    /// placement, packet in the softirq one); TCP conversations always come from the packet
-    /// generator.
+    /// How frames are made and UDP datagrams counted (see [`Generator`]; default: xdp in
+    /// the threads placement, packet in the softirq one).
     #[arg(long, value_enum)]
     pub generator: Option<Generator>,
 }
 
-/// The UDP generator and sink of the throughput trials.
+/// The generator of the throughput trials, and the sink of UDP ones (TCP conversations are
+/// always answered and counted by the responders on the reals).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Generator {
     /// `agent gen` (AF_PACKET, sendmmsg) and a UDP socket (`agent sink`) on every real
     /// server: frames are skbs with little headroom, as a local sender's are.
     Packet,
-    /// `agent xdpgen` (BPF_PROG_RUN live frames redirected into the client's veth) and
-    /// `agent xdpsink` (an XDP counter on the switch's port of the director's internal
-    /// veth): frames reach the director as a NIC's do (no skb, XDP's full headroom; the
+    /// `agent xdpgen` (BPF_PROG_RUN live frames redirected into the client's veth; TCP
+    /// conversations of frames up to 132 bytes) and, for UDP, `agent xdpsink` (an XDP counter
+    /// on the switch's port of the director's internal veth): frames reach the director as a NIC's do (no skb, XDP's full headroom; the
     /// kernel targets' veth builds one skb per frame, as a driver does), and generating and
     /// counting cost the other core little. Threads placement only. See [`agent::xdp`].
     Xdp,
@@ -575,7 +575,7 @@ impl Rig {
         );
         check_interrupted()?;
         topology::cleanup_stale(PREFIX);
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus = topology::online_cpus();
         let cores = Cores::resolve(args, cpus);
         for c in cores.gen.iter().chain(&cores.director).chain(&cores.sink) {
             ensure!(
@@ -1166,7 +1166,7 @@ impl Rig {
         check_interrupted()?;
         self.ensure_director_alive()?;
         let limit = load.duration + 30.0;
-        let xdp = self.generator == Generator::Xdp && load.proto == Proto::Udp;
+        let xdp = self.generator == Generator::Xdp;
         let sinks = match load.proto {
             Proto::Udp if xdp => self.start_xdp_sink(limit)?,
             Proto::Udp => self.start_responders("sink", limit)?,
@@ -1199,14 +1199,11 @@ impl Rig {
             format!("{}", load.rate.round()),
             "--duration".into(),
             format!("{}", load.duration),
+            "--proto".into(),
+            load.proto.name().into(),
         ];
         if !xdp {
-            args.extend([
-                "--threads".into(),
-                self.gen_threads.to_string(),
-                "--proto".into(),
-                load.proto.name().into(),
-            ]);
+            args.extend(["--threads".into(), self.gen_threads.to_string()]);
         }
         if !self.cores.gen.is_empty() {
             args.push("--cores".into());

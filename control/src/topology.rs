@@ -241,6 +241,15 @@ fn cpu_mask(cpus: usize) -> String {
         .join(",")
 }
 
+/// CPUs online on the machine, whatever the calling thread's affinity (a benchmark pins
+/// its orchestrator off the director's cores; `available_parallelism` would count only its
+/// own).
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).ok().filter(|n| *n > 0).unwrap_or(1)
+}
+
 /// True when running with effective uid 0 (needed to build a topology).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -501,7 +510,7 @@ impl Topology {
     /// and spurious retransmits). RPS over all CPUs puts each flow on one backlog, as one
     /// physical link would. The director's own ends run XDP (NAPI) and need none of this.
     fn keep_flows_in_order(&self, ns: &str, ifname: &str) -> Result<()> {
-        let mask = cpu_mask(std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let mask = cpu_mask(online_cpus());
         for q in 0..self.spec.queues {
             let path = format!("/sys/class/net/{ifname}/queues/rx-{q}/rps_cpus");
             // `ip netns exec` mounts the namespace's own sysfs, where its devices live.

@@ -21,6 +21,7 @@
 
 use super::gen::{build_frame, parse_mac, GenReport, FCS_LEN};
 use super::sink::{if_rx_packets, SinkReport};
+use super::{tcp, Proto};
 use anyhow::{bail, ensure, Context, Result};
 use libbpf_sys as bpf;
 use std::ffi::CStr;
@@ -56,6 +57,17 @@ struct GenConfig {
     pad: u16,
     dst: [u32; MAX_DESTINATIONS],
     header: [u8; HEADER_LEN],
+    ring_len: u32,
+}
+
+/// `RING_FRAME_MAX` of the C program.
+const RING_FRAME_MAX: usize = 128;
+
+/// `struct ring_frame` of the C program.
+#[repr(C)]
+struct RingFrame {
+    len: u32,
+    data: [u8; RING_FRAME_MAX],
 }
 
 /// `struct gen_progress` of the C program.
@@ -106,6 +118,13 @@ pub struct GenArgs {
     /// Core of the generator (the first of the list; the kernel runs the program there).
     #[arg(long, value_parser = super::parse_cores, default_value = "")]
     pub cores: ::std::vec::Vec<usize>,
+    /// UDP datagrams, or TCP conversations laid out phase by phase as [`super::gen`] does
+    /// (frames of at most 132 bytes with the FCS).
+    #[arg(long, value_enum, default_value_t = Proto::Udp)]
+    pub proto: Proto,
+    /// TCP: data segments per conversation (fewer if they would not fit in one window).
+    #[arg(long, default_value_t = 8)]
+    pub data_segments: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -127,7 +146,8 @@ pub struct SinkArgs {
 struct BenchObject(*mut bpf::bpf_object);
 
 impl BenchObject {
-    fn load() -> Result<Self> {
+    /// Opens and loads the object; `ring` sizes the generator's frame ring (entries).
+    fn load(ring: u32) -> Result<Self> {
         let opts = bpf::bpf_object_open_opts {
             sz: std::mem::size_of::<bpf::bpf_object_open_opts>() as _,
             object_name: c"xvs_bench_xdp".as_ptr(),
@@ -143,6 +163,16 @@ impl BenchObject {
             );
         }
         let this = BenchObject(object);
+        // Safety: the object is opened, not loaded; the name is a valid C string.
+        let map = unsafe { bpf::bpf_object__find_map_by_name(object, c"xvs_gen_ring".as_ptr()) };
+        ensure!(!map.is_null(), "map xvs_gen_ring missing from the object");
+        // Safety: map belongs to the opened object.
+        let rc = unsafe { bpf::bpf_map__set_max_entries(map, ring.max(1)) };
+        ensure!(
+            rc >= 0,
+            "sizing the frame ring: {}",
+            io::Error::from_raw_os_error(-rc)
+        );
         // Safety: object is a valid, opened bpf_object.
         let rc = unsafe { bpf::bpf_object__load(object) };
         ensure!(
@@ -177,7 +207,10 @@ impl Drop for BenchObject {
 }
 
 fn update<V>(map: RawFd, value: &V) -> Result<()> {
-    let key = 0u32;
+    update_at(map, 0, value)
+}
+
+fn update_at<V>(map: RawFd, key: u32, value: &V) -> Result<()> {
     // Safety: key and value point to initialised values of the map's key and value sizes.
     let rc = unsafe {
         bpf::bpf_map_update_elem(
@@ -277,6 +310,17 @@ pub fn run_gen(a: &GenArgs) -> Result<GenReport> {
         "too many flows per source address"
     );
     super::pin(&a.cores, 0);
+    // The program spins (it paces itself per frame): at SCHED_IDLE, anything else on the core
+    // (the TCP responders, the orchestrator) runs the moment it wakes; the XDP sink's NAPI
+    // thread is realtime anyway.
+    let idle = libc::sched_param { sched_priority: 0 };
+    // Safety: a plain system call on the calling thread with a live parameter.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) } != 0 {
+        eprintln!(
+            "xvs-bench agent xdpgen: SCHED_IDLE refused: {}",
+            io::Error::last_os_error()
+        );
+    }
     let stop = super::stop_flag()?;
     // SIGUSR1 ends the BPF_PROG_RUN call (EINTR) at the trial's end; handled, not fatal.
     signal_hook::flag::register(
@@ -289,12 +333,36 @@ pub fn run_gen(a: &GenArgs) -> Result<GenReport> {
         &std::fs::read_to_string(format!("/sys/class/net/{}/address", a.iface))
             .with_context(|| format!("reading {}'s MAC", a.iface))?,
     )?;
-    let (src0, dst0) = (
-        super::gen::flow_source(a.src_base, src_count, 0),
-        (a.dst[0], a.dport),
+    let wire_len = a.frame_size - FCS_LEN;
+    let src0 = super::gen::flow_source(a.src_base, src_count, 0);
+    let udp_template = build_frame(dst_mac, src_mac, src0, (a.dst[0], a.dport), 0, wire_len);
+    let ring = match a.proto {
+        Proto::Udp => Vec::new(),
+        Proto::Tcp => {
+            let data = tcp::data_segments(wire_len, a.data_segments);
+            let convs = (0..a.flows)
+                .map(|i| {
+                    let src = super::gen::flow_source(a.src_base, src_count, i);
+                    let dst = (a.dst[i as usize % a.dst.len()], a.dport);
+                    tcp::conversation(dst_mac, src_mac, src, dst, i, wire_len, data)
+                })
+                .collect();
+            super::gen::phases(convs)
+        }
+    };
+    ensure!(
+        ring.iter().all(|f| f.len() <= RING_FRAME_MAX),
+        "the XDP generator's TCP frames are at most {} bytes with the FCS: use --generator packet",
+        RING_FRAME_MAX + FCS_LEN
     );
-    let template = build_frame(dst_mac, src_mac, src0, dst0, 0, a.frame_size - FCS_LEN);
-    let object = BenchObject::load()?;
+    let ring_len = u32::try_from(ring.len()).context("too many TCP frames")?;
+    // A ring frame is copied whole over a template of the longest length, then trimmed.
+    let template = if ring.is_empty() {
+        udp_template.clone()
+    } else {
+        vec![0u8; RING_FRAME_MAX]
+    };
+    let object = BenchObject::load(ring_len)?;
     let duration_ns = (a.duration * 1e9) as u64;
     // The first frame is due once the program is running.
     let start_ns = monotonic_ns() + 1_000_000;
@@ -315,10 +383,20 @@ pub fn run_gen(a: &GenArgs) -> Result<GenReport> {
         pad: 0,
         dst: [0; MAX_DESTINATIONS],
         header: [0; HEADER_LEN],
+        ring_len,
     };
-    config.header.copy_from_slice(&template[..HEADER_LEN]);
     for (slot, d) in config.dst.iter_mut().zip(&a.dst) {
         *slot = u32::from_ne_bytes(d.octets());
+    }
+    config.header.copy_from_slice(&udp_template[..HEADER_LEN]);
+    let ring_map = object.map_fd(c"xvs_gen_ring")?;
+    for (i, f) in ring.iter().enumerate() {
+        let mut entry = RingFrame {
+            len: f.len() as u32,
+            data: [0; RING_FRAME_MAX],
+        };
+        entry.data[..f.len()].copy_from_slice(f);
+        update_at(ring_map, i as u32, &entry)?;
     }
     update(object.map_fd(c"xvs_gen_config")?, &config)?;
     let progress_map = object.map_fd(c"xvs_gen_progress")?;
@@ -405,7 +483,7 @@ fn sink_counters(map: RawFd) -> Result<SinkCounters> {
 
 pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
     let stop = super::stop_flag()?;
-    let object = BenchObject::load()?;
+    let object = BenchObject::load(1)?;
     update(object.map_fd(c"xvs_sink_port")?, &u32::from(a.port))?;
     let counters = object.map_fd(c"xvs_sink_counters")?;
     let prog = object.prog_fd(c"xvs_bench_sink")?;
@@ -491,7 +569,7 @@ mod tests {
         if !root_or_skip("generator_makes_the_packet_generators_frames_from_any_recycled_page") {
             return;
         }
-        let object = BenchObject::load().expect("load");
+        let object = BenchObject::load(1).expect("load");
         let base = Ipv4Addr::new(198, 18, 0, 10);
         let dst = [
             Ipv4Addr::new(198, 18, 0, 129),
@@ -523,6 +601,7 @@ mod tests {
                 pad: 0,
                 dst: [0; MAX_DESTINATIONS],
                 header: [0; HEADER_LEN],
+                ring_len: 0,
             };
             for (slot, d) in config.dst.iter_mut().zip(&dst) {
                 *slot = u32::from_ne_bytes(d.octets());
@@ -551,11 +630,64 @@ mod tests {
     }
 
     #[test]
+    fn generator_sends_the_ring_of_tcp_frames_in_order_trimmed_to_length() {
+        if !root_or_skip("generator_sends_the_ring_of_tcp_frames_in_order_trimmed_to_length") {
+            return;
+        }
+        let conv = tcp::conversation(
+            DST_MAC,
+            SRC_MAC,
+            (Ipv4Addr::new(198, 18, 0, 10), 1024),
+            (Ipv4Addr::new(198, 18, 0, 129), super::super::BENCH_PORT),
+            3,
+            60,
+            2,
+        );
+        let mut ring = conv.clone();
+        ring.push(vec![0xab; RING_FRAME_MAX]);
+        let object = BenchObject::load(ring.len() as u32).expect("load");
+        let config = GenConfig {
+            start_ns: 0,
+            end_ns: u64::MAX,
+            interval_ns: 0,
+            ifindex: 1,
+            flows: 1,
+            src_count: 1,
+            dst_count: 1,
+            src_base: 0,
+            sport_base: 0,
+            pad: 0,
+            dst: [0; MAX_DESTINATIONS],
+            header: [0; HEADER_LEN],
+            ring_len: ring.len() as u32,
+        };
+        update(object.map_fd(c"xvs_gen_config").unwrap(), &config).unwrap();
+        let ring_map = object.map_fd(c"xvs_gen_ring").unwrap();
+        for (i, f) in ring.iter().enumerate() {
+            let mut entry = RingFrame {
+                len: f.len() as u32,
+                data: [0; RING_FRAME_MAX],
+            };
+            entry.data[..f.len()].copy_from_slice(f);
+            update_at(ring_map, i as u32, &entry).unwrap();
+        }
+        let prog = object.prog_fd(c"xvs_bench_gen").unwrap();
+        let mut page = vec![0x5a; RING_FRAME_MAX];
+        for i in 0..2 * ring.len() {
+            let (action, out) = run_once(prog, &page);
+            assert_eq!(action, XDP_REDIRECT, "run {i}");
+            assert_eq!(out, ring[i % ring.len()], "run {i}");
+            page = out;
+            page.resize(RING_FRAME_MAX, 0x5a);
+        }
+    }
+
+    #[test]
     fn sink_counts_the_generators_frames_and_rejects_bad_checksums() {
         if !root_or_skip("sink_counts_the_generators_frames_and_rejects_bad_checksums") {
             return;
         }
-        let object = BenchObject::load().expect("load");
+        let object = BenchObject::load(1).expect("load");
         update(
             object.map_fd(c"xvs_sink_port").unwrap(),
             &u32::from(super::super::BENCH_PORT),
