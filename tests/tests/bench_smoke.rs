@@ -27,6 +27,19 @@ fn run_bench(args: &[&str]) -> Result<String> {
     Ok(stdout)
 }
 
+/// The numbers of `throughput`'s summary line "TARGET: PROTO packets offered N, ...".
+fn summary(stdout: &str, target: &str, proto: &str) -> Result<Vec<u64>> {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{target}: {proto} packets offered ")))
+        .with_context(|| format!("no {target} summary in:\n{stdout}"))?;
+    Ok(line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .filter_map(|w| w.parse().ok())
+        .collect())
+}
+
 #[test]
 fn compare_smoke_prints_every_target_with_forwarded_packets() -> Result<()> {
     if !root_or_skip("compare_smoke_prints_every_target_with_forwarded_packets") {
@@ -131,18 +144,10 @@ fn tcp_throughput_smoke_completes_conversations_through_every_target() -> Result
             target,
         ])?;
         // "T: tcp packets offered N, forwarded M, loss L%; replies S sent, B back; K bad checksums"
-        let line = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{target}: tcp packets offered ")))
-            .with_context(|| format!("no {target} summary in:\n{stdout}"))?;
-        let numbers: Vec<u64> = line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|w| !w.is_empty())
-            .filter_map(|w| w.parse().ok())
-            .collect();
         // offered, forwarded, loss (integer and fraction parts), sent, back, bad.
-        let [offered, forwarded, _, _, sent, back, bad] = numbers[..] else {
-            anyhow::bail!("cannot read {line:?}");
+        let [offered, forwarded, _, _, sent, back, bad] = summary(&stdout, target, "tcp")?[..]
+        else {
+            anyhow::bail!("cannot read {target}'s summary in:\n{stdout}");
         };
         ensure!(offered > 0, "{target}: nothing offered:\n{stdout}");
         ensure!(
@@ -185,17 +190,8 @@ fn udp_throughput_smoke_forwards_the_frames_of_both_generators() -> Result<()> {
                 "not the {generator} generator:\n{stdout}"
             );
             // "T: udp packets offered N, forwarded M, loss L%"
-            let line = stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{target}: udp packets offered ")))
-                .with_context(|| format!("no {target} summary in:\n{stdout}"))?;
-            let numbers: Vec<u64> = line
-                .split(|c: char| !c.is_ascii_digit())
-                .filter(|w| !w.is_empty())
-                .filter_map(|w| w.parse().ok())
-                .collect();
-            let [offered, forwarded, ..] = numbers[..] else {
-                anyhow::bail!("cannot read {line:?}");
+            let [offered, forwarded, ..] = summary(&stdout, target, "udp")?[..] else {
+                anyhow::bail!("cannot read {target}'s summary in:\n{stdout}");
             };
             ensure!(
                 offered >= 15_000,

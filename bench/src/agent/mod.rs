@@ -74,10 +74,10 @@ pub enum AgentCommand {
     Echo(echo::Args),
     /// Open-loop latency client.
     Ping(ping::Args),
-    /// UDP generator in XDP (BPF_PROG_RUN live frames).
-    Xdpgen(xdp::GenArgs),
+    /// UDP or TCP generator in XDP (BPF_PROG_RUN live frames).
+    Xdpgen(gen::Args),
     /// UDP counter in XDP on one interface.
-    Xdpsink(xdp::SinkArgs),
+    Xdpsink(sink::Args),
     /// AF_XDP forwarding without NAT: the ceiling of xvs's mechanism.
     Xskfwd(xskfwd::Args),
 }

@@ -19,16 +19,14 @@
 //! Flows are those of [`super::gen`] (same sources, ports, destinations, IP ids and payload),
 //! the frames byte-identical to its UDP frames.
 
-use super::gen::{build_frame, parse_mac, GenReport, FCS_LEN};
-use super::sink::{if_rx_packets, SinkReport};
+use super::gen::{build_frame, parse_mac, Args, GenReport, FCS_LEN};
+use super::sink::{if_rx_packets, Args as SinkArgs, SinkReport};
 use super::{tcp, Proto};
 use anyhow::{bail, ensure, Context, Result};
 use libbpf_sys as bpf;
 use std::ffi::CStr;
 use std::io;
-use std::net::Ipv4Addr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,61 +83,6 @@ struct SinkCounters {
     frames: u64,
     bytes: u64,
     bad_checksum: u64,
-}
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct GenArgs {
-    /// Interface the frames are redirected to (they arrive at its peer).
-    #[arg(long, default_value = "eth0")]
-    pub iface: String,
-    /// Destination MAC (the director's external interface).
-    #[arg(long)]
-    pub dst_mac: String,
-    #[arg(long)]
-    pub src_base: Ipv4Addr,
-    #[arg(long, default_value_t = 64)]
-    pub src_count: u32,
-    /// Destination addresses (comma list), used in turn by the flows.
-    #[arg(long, value_delimiter = ',', required = true)]
-    pub dst: Vec<Ipv4Addr>,
-    #[arg(long, default_value_t = super::BENCH_PORT)]
-    pub dport: u16,
-    #[arg(long, default_value_t = 1024)]
-    pub flows: u32,
-    /// Ethernet frame size including the 4-byte FCS (64..=1518).
-    #[arg(long, default_value_t = 64)]
-    pub frame_size: usize,
-    /// Packets per second; 0 = as fast as possible.
-    #[arg(long, default_value_t = 0.0)]
-    pub rate: f64,
-    /// Seconds.
-    #[arg(long, default_value_t = 5.0)]
-    pub duration: f64,
-    /// Core of the generator (the first of the list; the kernel runs the program there).
-    #[arg(long, value_parser = super::parse_cores, default_value = "")]
-    pub cores: ::std::vec::Vec<usize>,
-    /// UDP datagrams, or TCP conversations laid out phase by phase as [`super::gen`] does
-    /// (frames of at most 132 bytes with the FCS).
-    #[arg(long, value_enum, default_value_t = Proto::Udp)]
-    pub proto: Proto,
-    /// TCP: data segments per conversation (fewer if they would not fit in one window).
-    #[arg(long, default_value_t = 8)]
-    pub data_segments: usize,
-}
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct SinkArgs {
-    /// Interface to count on (the switch's port of the director's internal veth).
-    #[arg(long)]
-    pub iface: String,
-    #[arg(long, default_value_t = super::BENCH_PORT)]
-    pub port: u16,
-    /// Upper limit in seconds (normally stopped earlier by SIGTERM).
-    #[arg(long, default_value_t = 60.0)]
-    pub duration: f64,
-    /// Created once the program is attached.
-    #[arg(long)]
-    pub ready: Option<PathBuf>,
 }
 
 /// The loaded object (both programs and their maps), closed on drop.
@@ -293,13 +236,20 @@ fn run_live(prog: RawFd, template: &[u8]) -> Result<()> {
     Ok(())
 }
 
-pub fn run_gen(a: &GenArgs) -> Result<GenReport> {
+/// `agent xdpgen` takes `agent gen`'s arguments: `--iface` is where frames are redirected
+/// (they arrive at its peer), the program runs on the first of `--cores`, in one thread
+/// (`--threads` 1), and `--batch` does not apply.
+pub fn run_gen(a: &Args) -> Result<GenReport> {
     ensure!(
         (64..=1518).contains(&a.frame_size),
         "--frame-size must be 64..=1518"
     );
     ensure!(a.flows >= 1, "--flows must be >= 1");
     ensure!(a.rate >= 0.0, "--rate must be >= 0");
+    ensure!(
+        a.threads == 1,
+        "the XDP generator runs one thread (--threads 1)"
+    );
     ensure!(
         (1..=MAX_DESTINATIONS).contains(&a.dst.len()),
         "1..={MAX_DESTINATIONS} destinations"
@@ -481,6 +431,9 @@ fn sink_counters(map: RawFd) -> Result<SinkCounters> {
         }))
 }
 
+/// `agent xdpsink` takes `agent sink`'s arguments: `--iface` is where the program is attached
+/// (the switch's port of the director's internal veth), `--ready` is created once it is, and
+/// `--cores` does not apply (the interface's NAPI thread runs it).
 pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
     let stop = super::stop_flag()?;
     let object = BenchObject::load(1)?;
@@ -525,6 +478,7 @@ mod tests {
     //! Both programs run under `BPF_PROG_TEST_RUN` (one frame, not live): they need root;
     //! without it each test says so and passes, except under CI, where a skip is a failure.
     use super::*;
+    use std::net::Ipv4Addr;
 
     const XDP_DROP: u32 = 1;
     const XDP_PASS: u32 = 2;
