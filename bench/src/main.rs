@@ -13,6 +13,7 @@
 mod agent;
 mod compare;
 mod connrate;
+mod isolation;
 mod latency;
 mod report;
 mod rig;

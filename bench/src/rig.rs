@@ -42,6 +42,7 @@ use crate::agent::gen::GenReport;
 use crate::agent::ping::PingReport;
 use crate::agent::sink::SinkReport;
 use crate::agent::{self, Proto, BENCH_PORT};
+use crate::isolation::Isolation;
 use anyhow::{bail, ensure, Context, Result};
 use std::fmt;
 use std::io::Read;
@@ -172,6 +173,10 @@ pub struct RigArgs {
     /// the threads placement, packet in the softirq one).
     #[arg(long, value_enum)]
     pub generator: Option<Generator>,
+    /// Move every other movable task off the director's cores during each throughput trial,
+    /// and back afterwards (as `tuna --isolate` does; see [`crate::isolation`]).
+    #[arg(long)]
+    pub isolate: bool,
 }
 
 /// The generator of the throughput trials, and the sink of UDP ones (TCP conversations are
@@ -555,6 +560,8 @@ pub struct Rig {
     generator: Generator,
     exe: PathBuf,
     ext_mac: String,
+    /// `--isolate`: throughput trials run with the director's cores to themselves.
+    isolate: bool,
 }
 
 impl Rig {
@@ -620,6 +627,7 @@ impl Rig {
             generator,
             exe,
             ext_mac,
+            isolate: args.isolate,
         };
         rig.place_softirqs()?;
         if args.placement == Placement::Softirq {
@@ -653,6 +661,7 @@ impl Rig {
         if generator == Generator::Xdp {
             rig.prepare_xdp_generator()?;
         }
+        rig.place_peers()?;
         Ok(rig)
     }
 
@@ -1073,11 +1082,7 @@ impl Rig {
 
     /// [`Generator::Xdp`]: the director's external veth takes redirected frames for every
     /// target (GRO on: a veth without XDP accepts them only so), its receive in threads on
-    /// the director's cores for the kernel targets too (xvs's are there already); the
-    /// switch's port that the sink is attached to polls in a thread on the sinks' cores, so
-    /// counting never runs on the director's, at realtime priority: the generator spins on
-    /// that core (it paces itself in the kernel), and a sink thread waiting for its time
-    /// slice would let the port's 256-frame ring overflow, a loss that is not the director's.
+    /// the director's cores for the kernel targets too (xvs's are there already).
     fn prepare_xdp_generator(&self) -> Result<()> {
         if matches!(self.target, Target::Nft | Target::Direct) {
             let d = self.topo.director_ns().to_string();
@@ -1088,21 +1093,53 @@ impl Rig {
             .context("GRO on the director's external veth")?;
             self.pin_napi(&d, &[self.topo.ext_if()], &self.cores.director)?;
         }
+        Ok(())
+    }
+
+    /// Keeps the switch's side of the director's internal veth off the director's cores:
+    /// what enters `p-dir` (bridging to the reals, or the XDP sink) runs on the sink cores.
+    /// veth runs a peer's receive on the CPU that transmitted into it (the director's) unless
+    /// it is threaded, and an skb that cannot take veth's GRO path (the kernel's forwarded
+    /// ones, AF_XDP copy-mode transmissions) goes to that CPU's backlog unless RPS sends it
+    /// elsewhere: behind a NIC this would be other machines' work. With the XDP generator,
+    /// `p-dir`'s thread runs at realtime priority: the generator spins on that core (it paces
+    /// itself in the kernel), and a sink thread waiting for its time slice would let the
+    /// port's 256-frame ring overflow, a loss that is not the director's. (The client's
+    /// `eth0`, which receives replies, stays as veth places it: in a NAPI thread of its own
+    /// on the generator's core, it held replies from the AF_XDP path back for more than a
+    /// second in one latency run of three.)
+    fn place_peers(&self) -> Result<()> {
         let sink_cores = if self.cores.sink.is_empty() {
             &self.cores.gen
         } else {
             &self.cores.sink
         };
+        let q = self.topo.queues();
+        if sink_cores.is_empty() {
+            return Ok(());
+        }
         let sw = self.topo.sw_ns().to_string();
-        for pid in self.pin_napi(&sw, &[SWITCH_DIRECTOR_PORT], sink_cores)? {
-            let param = libc::sched_param { sched_priority: 50 };
-            // SAFETY: a plain system call on a kernel thread's pid with a live parameter.
-            let rc = unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) };
-            ensure!(
-                rc == 0,
-                "realtime priority for the sink's NAPI thread {pid}: {}",
-                std::io::Error::last_os_error()
-            );
+        let mask = cpu_mask(sink_cores);
+        for i in 0..q {
+            self.sh(
+                &sw,
+                &format!(
+                    "echo {mask} > /sys/class/net/{SWITCH_DIRECTOR_PORT}/queues/rx-{i}/rps_cpus"
+                ),
+            )?;
+        }
+        let threads = self.pin_napi(&sw, &[SWITCH_DIRECTOR_PORT], sink_cores)?;
+        if self.generator == Generator::Xdp {
+            for pid in threads {
+                let param = libc::sched_param { sched_priority: 50 };
+                // SAFETY: a plain system call on a kernel thread's pid with a live parameter.
+                let rc = unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) };
+                ensure!(
+                    rc == 0,
+                    "realtime priority for the sink's NAPI thread {pid}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
         }
         Ok(())
     }
@@ -1176,6 +1213,8 @@ impl Rig {
             Proto::Udp => None,
             Proto::Tcp => Some(self.replies_counter()?),
         };
+        // Dropped at the end of the trial: the other tasks get the director's cores back.
+        let _isolation = self.isolate.then(|| Isolation::of(&self.cores.director));
         let drops0 = self.drop_counters()?;
         let dst = self.destinations_arg();
         let mut args: Vec<String> = vec![
@@ -1479,6 +1518,7 @@ mod tests {
             xvs_conn_max: None,
             placement: Placement::Threads,
             generator: None,
+            isolate: false,
         }
     }
 
