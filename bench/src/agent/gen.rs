@@ -82,6 +82,15 @@ pub struct Args {
     pub data_segments: usize,
 }
 
+impl Args {
+    /// (destination, source) MACs of the frames: `--dst-mac`, and `--iface`'s own.
+    pub fn macs(&self) -> Result<([u8; 6], [u8; 6])> {
+        let src = std::fs::read_to_string(format!("/sys/class/net/{}/address", self.iface))
+            .with_context(|| format!("reading {}'s MAC", self.iface))?;
+        Ok((parse_mac(&self.dst_mac)?, parse_mac(&src)?))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GenReport {
     /// Frames the kernel accepted.
@@ -207,11 +216,7 @@ pub fn run(a: &Args) -> Result<GenReport> {
         a.flows / a.src_count.max(1) < 64_000,
         "too many flows per source address"
     );
-    let dst_mac = parse_mac(&a.dst_mac)?;
-    let src_mac = parse_mac(
-        &std::fs::read_to_string(format!("/sys/class/net/{}/address", a.iface))
-            .with_context(|| format!("reading {}'s MAC", a.iface))?,
-    )?;
+    let (dst_mac, src_mac) = a.macs()?;
     let wire_len = a.frame_size - FCS_LEN;
     let threads = a.threads.min(a.flows as usize);
     let data = tcp::data_segments(wire_len, a.data_segments);

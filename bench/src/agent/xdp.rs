@@ -19,7 +19,7 @@
 //! Flows are those of [`super::gen`] (same sources, ports, destinations, IP ids and payload),
 //! the frames byte-identical to its UDP frames.
 
-use super::gen::{build_frame, parse_mac, Args, GenReport, FCS_LEN};
+use super::gen::{build_frame, Args, GenReport, FCS_LEN};
 use super::sink::{if_rx_packets, Args as SinkArgs, SinkReport};
 use super::{tcp, Proto};
 use anyhow::{bail, ensure, Context, Result};
@@ -278,11 +278,7 @@ pub fn run_gen(a: &Args) -> Result<GenReport> {
         Arc::new(AtomicBool::new(false)),
     )
     .context("installing the SIGUSR1 handler")?;
-    let dst_mac = parse_mac(&a.dst_mac)?;
-    let src_mac = parse_mac(
-        &std::fs::read_to_string(format!("/sys/class/net/{}/address", a.iface))
-            .with_context(|| format!("reading {}'s MAC", a.iface))?,
-    )?;
+    let (dst_mac, src_mac) = a.macs()?;
     let wire_len = a.frame_size - FCS_LEN;
     let src0 = super::gen::flow_source(a.src_base, src_count, 0);
     let udp_template = build_frame(dst_mac, src_mac, src0, (a.dst[0], a.dport), 0, wire_len);
