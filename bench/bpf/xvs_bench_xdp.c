@@ -20,8 +20,8 @@
  * that fell behind (preempted) sends at most MAX_DEBT frames at once and forgets the rest.
  *
  * xvs_bench_sink, attached to the switch's port of the director's internal veth, counts the
- * generator's datagrams (UDP to the bench port, payload starting with the magic, IPv4 and
- * UDP checksums verified) and drops them there, so that counting costs a few dozen
+ * generator's datagrams (UDP to the bench port from the generator's sources, payload starting
+ * with the magic, IPv4 and UDP checksums verified) and drops them there, so that counting costs a few dozen
  * nanoseconds instead of a trip through a bridge and a real server's UDP stack; anything
  * else (ARP, latency probes, TCP) passes to the kernel.
  */
@@ -110,13 +110,19 @@ struct {
 	__type(value, struct sink_counters);
 } xvs_sink_counters SEC(".maps");
 
-/* The UDP port the sink counts (host order). */
+/* Must match bench/src/agent/xdp.rs's SinkConfig: what the sink counts (host order). */
+struct sink_config {
+	__u32 port;
+	__u32 src_base; /* the generator's sources: src_base .. src_base + src_count - 1 */
+	__u32 src_count; /* 0: any source */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-} xvs_sink_port SEC(".maps");
+	__type(value, struct sink_config);
+} xvs_sink_config SEC(".maps");
 
 static __always_inline __u16 csum_fold(__u32 sum)
 {
@@ -268,9 +274,12 @@ int xvs_bench_sink(struct xdp_md *ctx)
 	if ((void *)(magic + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) ||
 	    ip->ihl != 5 || ip->protocol != IPPROTO_UDP || *magic != MAGIC)
 		return XDP_PASS;
-	__u32 *port = bpf_map_lookup_elem(&xvs_sink_port, &zero);
+	struct sink_config *cfg = bpf_map_lookup_elem(&xvs_sink_config, &zero);
 	struct sink_counters *c = bpf_map_lookup_elem(&xvs_sink_counters, &zero);
-	if (!port || !c || udp->dest != bpf_htons((__u16)*port))
+	if (!cfg || !c || udp->dest != bpf_htons((__u16)cfg->port))
+		return XDP_PASS;
+	/* Latency probes carry the magic too, from another source: they go on to the reals. */
+	if (cfg->src_count && bpf_ntohl(ip->saddr) - cfg->src_base >= cfg->src_count)
 		return XDP_PASS;
 	if (ipv4_checksum_ok(ip) && udp_checksum_ok(ip, udp, data_end)) {
 		c->frames++;

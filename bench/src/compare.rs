@@ -28,6 +28,10 @@ pub struct Args {
     /// Requests per second of the latency runs (the same for every target).
     #[arg(long, default_value_t = 10_000.0)]
     pub latency_rate: f64,
+    /// UDP packets per second crossing the director during the latency runs, from the XDP
+    /// generator (0: none): latency at equal load for every target.
+    #[arg(long, default_value_t = 0.0)]
+    pub latency_load: f64,
     #[arg(long, default_value_t = 64)]
     pub frame_size: usize,
     /// Throughput with UDP datagrams or TCP conversations (latency is always UDP).
@@ -186,7 +190,7 @@ pub fn run(a: &Args) -> Result<()> {
                 r.cores()
             );
             let o = throughput::measure(&r, load, max_trials)?;
-            let p = r.latency(latency_rate, duration)?;
+            let p = r.latency(latency_rate, duration, a.latency_load)?;
             drop(r);
             print!("{}", report::throughput_summary(target, &o));
             print!("{}", report::latency_summary(target, &p));

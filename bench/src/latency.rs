@@ -19,6 +19,10 @@ pub struct Args {
     /// Seconds.
     #[arg(long, default_value_t = 5.0)]
     pub duration: f64,
+    /// UDP packets per second crossing the director meanwhile, from the XDP generator
+    /// (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub load: f64,
     /// Where to write <target>.hgrm and <target>.svg.
     #[arg(long, default_value = "bench-results")]
     pub out: PathBuf,
@@ -45,7 +49,7 @@ pub fn run(a: &Args) -> Result<()> {
         a.rig.workers,
         r.cores()
     );
-    let p = r.latency(rate, duration)?;
+    let p = r.latency(rate, duration, a.load)?;
     drop(r);
     print!("{}", report::latency_summary(a.target, &p));
     let h = histogram_from(&p.hist);

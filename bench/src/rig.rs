@@ -1185,6 +1185,10 @@ impl Rig {
         let file = self.topo.work_dir().join("xdpsink.ready");
         let _ = std::fs::remove_file(&file);
         let args = vec![
+            "--src-base".to_string(),
+            GEN_SRC_BASE.to_string(),
+            "--src-count".to_string(),
+            GEN_SRC_COUNT.to_string(),
             "--iface".to_string(),
             SWITCH_DIRECTOR_PORT.to_string(),
             "--duration".to_string(),
@@ -1195,6 +1199,42 @@ impl Rig {
         let mut agents = vec![self.spawn_agent(self.topo.sw_ns(), "xdpsink", &args)?];
         wait_ready(&mut agents, &[file], "xdpsink")?;
         Ok(agents)
+    }
+
+    /// The generator agent's kind and arguments for `load`.
+    fn generator_args(&self, load: &Load) -> Vec<String> {
+        let xdp = self.generator == Generator::Xdp;
+        let mut args: Vec<String> = vec![
+            if xdp { "xdpgen" } else { "gen" }.into(),
+            "--iface".into(),
+            self.gen_iface().into(),
+            "--dst-mac".into(),
+            self.ext_mac.clone(),
+            "--src-base".into(),
+            GEN_SRC_BASE.to_string(),
+            "--src-count".into(),
+            GEN_SRC_COUNT.to_string(),
+            "--dst".into(),
+            self.destinations_arg(),
+            "--flows".into(),
+            load.flows.to_string(),
+            "--frame-size".into(),
+            load.frame_size.to_string(),
+            "--rate".into(),
+            format!("{}", load.rate.round()),
+            "--duration".into(),
+            format!("{}", load.duration),
+            "--proto".into(),
+            load.proto.name().into(),
+        ];
+        if !xdp {
+            args.extend(["--threads".into(), self.gen_threads.to_string()]);
+        }
+        if !self.cores.gen.is_empty() {
+            args.push("--cores".into());
+            args.push(list(&self.cores.gen));
+        }
+        args
     }
 
     /// One throughput trial: sinks (UDP) or responders (TCP) up, the generator runs `load`,
@@ -1216,38 +1256,8 @@ impl Rig {
         // Dropped at the end of the trial: the other tasks get the director's cores back.
         let _isolation = self.isolate.then(|| Isolation::of(&self.cores.director));
         let drops0 = self.drop_counters()?;
-        let dst = self.destinations_arg();
-        let mut args: Vec<String> = vec![
-            "agent".into(),
-            if xdp { "xdpgen" } else { "gen" }.into(),
-            "--iface".into(),
-            self.gen_iface().into(),
-            "--dst-mac".into(),
-            self.ext_mac.clone(),
-            "--src-base".into(),
-            GEN_SRC_BASE.to_string(),
-            "--src-count".into(),
-            GEN_SRC_COUNT.to_string(),
-            "--dst".into(),
-            dst,
-            "--flows".into(),
-            load.flows.to_string(),
-            "--frame-size".into(),
-            load.frame_size.to_string(),
-            "--rate".into(),
-            format!("{}", load.rate.round()),
-            "--duration".into(),
-            format!("{}", load.duration),
-            "--proto".into(),
-            load.proto.name().into(),
-        ];
-        if !xdp {
-            args.extend(["--threads".into(), self.gen_threads.to_string()]);
-        }
-        if !self.cores.gen.is_empty() {
-            args.push("--cores".into());
-            args.push(list(&self.cores.gen));
-        }
+        let mut args: Vec<String> = vec!["agent".into()];
+        args.extend(self.generator_args(&load));
         let exe = self.exe.to_string_lossy().into_owned();
         let mut full: Vec<&str> = vec![&exe];
         full.extend(args.iter().map(String::as_str));
@@ -1287,10 +1297,34 @@ impl Rig {
 
     /// Open-loop latency at `rate` requests per second for `duration` seconds through the
     /// target, answered by echo agents on the reals.
-    pub fn latency(&self, rate: f64, duration: f64) -> Result<PingReport> {
+    ///
+    /// With `load_pps` > 0, UDP datagrams of 64 bytes from the XDP generator (1,024 flows,
+    /// counted and dropped by the XDP sink) cross the director meanwhile, from half a second
+    /// before the first request until after the last: latency at that load.
+    pub fn latency(&self, rate: f64, duration: f64, load_pps: f64) -> Result<PingReport> {
         check_interrupted()?;
         self.ensure_director_alive()?;
         let echos = self.start_responders("echo", duration + 30.0)?;
+        let background = if load_pps > 0.0 {
+            ensure!(
+                self.generator == Generator::Xdp,
+                "a background load needs the XDP generator (--generator xdp)"
+            );
+            let sinks = self.start_xdp_sink(duration + 30.0)?;
+            let load = Load {
+                proto: Proto::Udp,
+                rate: load_pps,
+                duration: duration + 1.5,
+                frame_size: 64,
+                flows: 1024,
+            };
+            let args = self.generator_args(&load);
+            let gen = self.spawn_agent(self.topo.client_ns(), &args[0], &args[1..])?;
+            std::thread::sleep(Duration::from_millis(500));
+            Some((gen, sinks))
+        } else {
+            None
+        };
         let dst = self.destinations_arg();
         let exe = self.exe.to_string_lossy().into_owned();
         let (rate_s, dur_s, src) = (
@@ -1324,6 +1358,28 @@ impl Rig {
             )
             .context("latency client")?;
         let report: PingReport = agent::parse_report(&out)?;
+        if let Some((gen, mut sinks)) = background {
+            let gen: GenReport = gen.finish(Duration::from_secs(30))?;
+            std::thread::sleep(DRAIN);
+            for s in &mut sinks {
+                s.stop();
+            }
+            let forwarded: u64 = sinks
+                .into_iter()
+                .map(|s| {
+                    s.finish::<SinkReport>(Duration::from_secs(5))
+                        .map(|r| r.received)
+                })
+                .sum::<Result<u64>>()?;
+            println!(
+                "{}: background load {:.0} pps offered, {:.0} pps forwarded ({} of {} frames) during the latency run",
+                self.target,
+                gen.offered_pps,
+                forwarded as f64 / gen.elapsed_s.max(1e-9),
+                forwarded,
+                gen.sent
+            );
+        }
         let mut echos = echos;
         for e in &mut echos {
             e.stop();

@@ -205,3 +205,49 @@ fn udp_throughput_smoke_forwards_the_frames_of_both_generators() -> Result<()> {
     }
     Ok(())
 }
+
+/// `xvs-bench latency --load`: the XDP generator's datagrams cross xvs while the probes run;
+/// the sink counts the load and lets every probe through to the echo agents.
+#[test]
+fn latency_under_load_gets_every_probe_back() -> Result<()> {
+    if !root_or_skip("latency_under_load_gets_every_probe_back") {
+        return Ok(());
+    }
+    let out_dir = std::env::temp_dir().join(format!("xvs-bench-load-{}", std::process::id()));
+    let out_arg = out_dir.to_string_lossy().into_owned();
+    let run = run_bench(&[
+        "latency",
+        "--target",
+        "xvs",
+        "--rate",
+        "2000",
+        "--duration",
+        "1",
+        "--load",
+        "20000",
+        "--out",
+        &out_arg,
+    ]);
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let stdout = run?;
+    // "xvs: background load A pps offered, B pps forwarded (F of S frames) ..."
+    let load = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("xvs: background load "))
+        .with_context(|| format!("no background load line in:\n{stdout}"))?;
+    let (forwarded, sent) = load
+        .split_once('(')
+        .and_then(|(_, r)| r.split_once(" frames"))
+        .and_then(|(r, _)| r.split_once(" of "))
+        .and_then(|(f, s)| Some((f.parse::<u64>().ok()?, s.parse::<u64>().ok()?)))
+        .with_context(|| format!("cannot read {load:?}"))?;
+    ensure!(
+        sent >= 10_000 && forwarded * 100 >= sent * 99,
+        "load: {forwarded} of {sent} forwarded:\n{stdout}"
+    );
+    ensure!(
+        stdout.contains("2000 sent, 2000 received, 0 lost"),
+        "probes lost under load:\n{stdout}"
+    );
+    Ok(())
+}

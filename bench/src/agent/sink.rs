@@ -31,6 +31,12 @@ pub struct Args {
     /// Interface whose rx counter is reported.
     #[arg(long, default_value = "eth0")]
     pub iface: String,
+    /// `xdpsink`: count only datagrams from `--src-count` addresses from this one (the
+    /// generator's); others, such as latency probes, pass.
+    #[arg(long)]
+    pub src_base: Option<Ipv4Addr>,
+    #[arg(long, default_value_t = 64)]
+    pub src_count: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

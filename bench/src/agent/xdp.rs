@@ -76,6 +76,14 @@ struct GenProgress {
     skipped: u64,
 }
 
+/// `struct sink_config` of the C program.
+#[repr(C)]
+struct SinkConfig {
+    port: u32,
+    src_base: u32,
+    src_count: u32,
+}
+
 /// `struct sink_counters` of the C program.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -433,7 +441,12 @@ fn sink_counters(map: RawFd) -> Result<SinkCounters> {
 pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
     let stop = super::stop_flag()?;
     let object = BenchObject::load(1)?;
-    update(object.map_fd(c"xvs_sink_port")?, &u32::from(a.port))?;
+    let config = SinkConfig {
+        port: u32::from(a.port),
+        src_base: a.src_base.map_or(0, u32::from),
+        src_count: if a.src_base.is_some() { a.src_count } else { 0 },
+    };
+    update(object.map_fd(c"xvs_sink_config")?, &config)?;
     let counters = object.map_fd(c"xvs_sink_counters")?;
     let prog = object.prog_fd(c"xvs_bench_sink")?;
     let mut link_opts = bpf::bpf_link_create_opts {
@@ -638,11 +651,12 @@ mod tests {
             return;
         }
         let object = BenchObject::load(1).expect("load");
-        update(
-            object.map_fd(c"xvs_sink_port").unwrap(),
-            &u32::from(super::super::BENCH_PORT),
-        )
-        .unwrap();
+        let config = SinkConfig {
+            port: u32::from(super::super::BENCH_PORT),
+            src_base: u32::from(Ipv4Addr::new(198, 18, 0, 10)),
+            src_count: 1,
+        };
+        update(object.map_fd(c"xvs_sink_config").unwrap(), &config).unwrap();
         let prog = object.prog_fd(c"xvs_bench_sink").unwrap();
         let counters = object.map_fd(c"xvs_sink_counters").unwrap();
         let frame = |port: u16, wire_len: usize| {
@@ -674,6 +688,16 @@ mod tests {
             other[gen_payload()] ^= 1;
             assert_eq!(run_once(prog, &other).0, XDP_PASS);
         }
+        // A latency probe: the magic and the port, but not from the generator's sources.
+        let probe = build_frame(
+            DST_MAC,
+            SRC_MAC,
+            (Ipv4Addr::new(198, 18, 0, 201), 40000),
+            (Ipv4Addr::new(198, 19, 0, 10), super::super::BENCH_PORT),
+            1,
+            60,
+        );
+        assert_eq!(run_once(prog, &probe).0, XDP_PASS);
         let c = sink_counters(counters).unwrap();
         assert_eq!((c.frames, c.bytes, c.bad_checksum), expected);
     }
