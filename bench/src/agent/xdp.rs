@@ -1,4 +1,5 @@
-//! `agent xdpgen` and `agent xdpsink`: the UDP generator and sink of `--generator xdp`.
+//! `agent xdpgen` and `agent xdpsink`: the generator (UDP datagrams or TCP conversations)
+//! and the UDP sink of `--generator xdp`.
 //!
 //! The AF_PACKET generator ([`super::gen`]) hands veth skbs with ~30 bytes of headroom; a
 //! veth with XDP attached must copy each into a page with XDP's 256 bytes before its program
@@ -12,12 +13,13 @@
 //! (GRO on) builds one skb per frame, as a NIC driver does for the stack.
 //!
 //! The sink `xvs_bench_sink` is attached to the switch's port of the director's internal
-//! veth for the length of a trial and counts what arrives there (checksums verified) in
-//! per-CPU counters, then drops it: a fraction of the cost of a UDP socket behind a bridge,
-//! so that the generator's core, not the sinks, bounds the offered rate.
+//! veth for the length of a trial and counts the generator's datagrams arriving there
+//! (checksums verified) in per-CPU counters, then drops them: a fraction of the cost of a UDP
+//! socket behind a bridge, so that the generator's core, not the sinks, bounds the offered
+//! rate. Other traffic (ARP, latency probes) passes.
 //!
 //! Flows are those of [`super::gen`] (same sources, ports, destinations, IP ids and payload),
-//! the frames byte-identical to its UDP frames.
+//! the frames byte-identical to its frames.
 
 use super::gen::{build_frame, Args, GenReport, FCS_LEN};
 use super::sink::{if_rx_packets, Args as SinkArgs, SinkReport};
