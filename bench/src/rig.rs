@@ -188,9 +188,10 @@ pub enum Generator {
     Packet,
     /// `agent xdpgen` (BPF_PROG_RUN live frames redirected into the client's veth; TCP
     /// conversations of frames up to 132 bytes) and, for UDP, `agent xdpsink` (an XDP counter
-    /// on the switch's port of the director's internal veth): frames reach the director as a NIC's do (no skb, XDP's full headroom; the
-    /// kernel targets' veth builds one skb per frame, as a driver does), and generating and
-    /// counting cost the other core little. Threads placement only. See [`agent::xdp`].
+    /// on the switch's port of the director's internal veth): frames reach the director as a
+    /// NIC's do (no skb, XDP's full headroom; the kernel targets' veth builds one skb per
+    /// frame, as a driver does), and generating and counting cost the other core little.
+    /// Threads placement only. See [`agent::xdp`].
     Xdp,
 }
 
@@ -699,27 +700,28 @@ impl Rig {
     /// RPS masks: the director's interfaces on the director's cores, the reals' on the
     /// sinks' cores (when given).
     fn place_softirqs(&self) -> Result<()> {
-        let q = self.topo.queues();
-        let set = |ns: &str, ifname: &str, cores: &[usize]| -> Result<()> {
-            let mask = cpu_mask(cores);
-            for i in 0..q {
-                self.sh(
-                    ns,
-                    &format!("echo {mask} > /sys/class/net/{ifname}/queues/rx-{i}/rps_cpus"),
-                )?;
-            }
-            Ok(())
-        };
         if !self.cores.director.is_empty() {
             let d = self.topo.director_ns().to_string();
-            set(&d, self.topo.ext_if(), &self.cores.director)?;
-            set(&d, self.topo.int_if(), &self.cores.director)?;
+            self.set_rps(&d, self.topo.ext_if(), &self.cores.director)?;
+            self.set_rps(&d, self.topo.int_if(), &self.cores.director)?;
         }
         if !self.cores.sink.is_empty() {
             for i in 0..self.topo.reals().len() {
                 let core = self.cores.sink[i % self.cores.sink.len()];
-                set(self.topo.real_ns(i), topology::HOST_IF, &[core])?;
+                self.set_rps(self.topo.real_ns(i), topology::HOST_IF, &[core])?;
             }
+        }
+        Ok(())
+    }
+
+    /// RPS of every rx queue of `ifname` (namespace `ns`) on `cores`.
+    fn set_rps(&self, ns: &str, ifname: &str, cores: &[usize]) -> Result<()> {
+        let mask = cpu_mask(cores);
+        for i in 0..self.topo.queues() {
+            self.sh(
+                ns,
+                &format!("echo {mask} > /sys/class/net/{ifname}/queues/rx-{i}/rps_cpus"),
+            )?;
         }
         Ok(())
     }
@@ -925,29 +927,7 @@ impl Rig {
             ready.to_string_lossy().into_owned(),
         ];
         let mut agent = self.spawn_agent(self.topo.director_ns(), "xskfwd", &args)?;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while !ready.exists() {
-            if let Some(st) = agent
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                let mut err = String::new();
-                if let Some(mut e) = agent.child.as_mut().and_then(|c| c.stderr.take()) {
-                    let _ = e.read_to_string(&mut err);
-                }
-                bail!(
-                    "{} exited during start-up ({st}): {}",
-                    agent.what,
-                    err.trim()
-                );
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "xskfwd not ready within {READY_TIMEOUT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_ready(std::slice::from_mut(&mut agent), &[ready], "xskfwd")?;
         self.forwarder = Some(agent);
         match self.cores.placement {
             Placement::Threads => self.pin_napi_threads(),
@@ -1114,20 +1094,11 @@ impl Rig {
         } else {
             &self.cores.sink
         };
-        let q = self.topo.queues();
         if sink_cores.is_empty() {
             return Ok(());
         }
         let sw = self.topo.sw_ns().to_string();
-        let mask = cpu_mask(sink_cores);
-        for i in 0..q {
-            self.sh(
-                &sw,
-                &format!(
-                    "echo {mask} > /sys/class/net/{SWITCH_DIRECTOR_PORT}/queues/rx-{i}/rps_cpus"
-                ),
-            )?;
-        }
+        self.set_rps(&sw, SWITCH_DIRECTOR_PORT, sink_cores)?;
         let threads = self.pin_napi(&sw, &[SWITCH_DIRECTOR_PORT], sink_cores)?;
         if self.generator == Generator::Xdp {
             for pid in threads {
@@ -1201,11 +1172,10 @@ impl Rig {
         Ok(agents)
     }
 
-    /// The generator agent's kind and arguments for `load`.
-    fn generator_args(&self, load: &Load) -> Vec<String> {
+    /// The generator agent's kind and its arguments for `load`.
+    fn generator_args(&self, load: &Load) -> (&'static str, Vec<String>) {
         let xdp = self.generator == Generator::Xdp;
         let mut args: Vec<String> = vec![
-            if xdp { "xdpgen" } else { "gen" }.into(),
             "--iface".into(),
             self.gen_iface().into(),
             "--dst-mac".into(),
@@ -1234,7 +1204,7 @@ impl Rig {
             args.push("--cores".into());
             args.push(list(&self.cores.gen));
         }
-        args
+        (if xdp { "xdpgen" } else { "gen" }, args)
     }
 
     /// One throughput trial: sinks (UDP) or responders (TCP) up, the generator runs `load`,
@@ -1256,8 +1226,9 @@ impl Rig {
         // Dropped at the end of the trial: the other tasks get the director's cores back.
         let _isolation = self.isolate.then(|| Isolation::of(&self.cores.director));
         let drops0 = self.drop_counters()?;
-        let mut args: Vec<String> = vec!["agent".into()];
-        args.extend(self.generator_args(&load));
+        let (kind, gen_args) = self.generator_args(&load);
+        let mut args: Vec<String> = vec!["agent".into(), kind.into()];
+        args.extend(gen_args);
         let exe = self.exe.to_string_lossy().into_owned();
         let mut full: Vec<&str> = vec![&exe];
         full.extend(args.iter().map(String::as_str));
@@ -1318,8 +1289,8 @@ impl Rig {
                 frame_size: 64,
                 flows: 1024,
             };
-            let args = self.generator_args(&load);
-            let gen = self.spawn_agent(self.topo.client_ns(), &args[0], &args[1..])?;
+            let (kind, args) = self.generator_args(&load);
+            let gen = self.spawn_agent(self.topo.client_ns(), kind, &args)?;
             std::thread::sleep(Duration::from_millis(500));
             Some((gen, sinks))
         } else {

@@ -375,15 +375,25 @@ fn recv_batch(fd: RawFd, hdrs: &mut [libc::mmsghdr]) -> io::Result<usize> {
     }
 }
 
+/// The index of interface `ifname` (in the calling thread's namespace).
+pub(super) fn ifindex(ifname: &str) -> io::Result<u32> {
+    let cname = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
+    // SAFETY: a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if index == 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("no interface {ifname}: {e}"),
+        ));
+    }
+    Ok(index)
+}
+
 /// An AF_PACKET raw socket with protocol 0 (it receives nothing until bound with a protocol),
 /// and the index of `ifname`.
 fn packet_socket(ifname: &str) -> io::Result<(OwnedFd, u32)> {
-    let cname = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
-    // SAFETY: a valid NUL-terminated string.
-    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-    if ifindex == 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let ifindex = ifindex(ifname)?;
     // SAFETY: plain socket(2) call.
     let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {

@@ -23,15 +23,17 @@
 
 use super::gen::{build_frame, Args, GenReport, FCS_LEN};
 use super::sink::{if_rx_packets, Args as SinkArgs, SinkReport};
+use super::sys::ifindex;
 use super::{tcp, Proto};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use libbpf_sys as bpf;
-use std::ffi::CStr;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xvs_dataplane::fastpath::{monotonic_ns, BpfMap};
+use xvs_dataplane::xsk::object::BpfObject;
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs_bench_xdp.o"));
 
@@ -72,7 +74,7 @@ struct RingFrame {
 
 /// `struct gen_progress` of the C program.
 #[repr(C)]
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct GenProgress {
     sent: u64,
     skipped: u64,
@@ -95,126 +97,77 @@ struct SinkCounters {
     bad_checksum: u64,
 }
 
-/// The loaded object (both programs and their maps), closed on drop.
-struct BenchObject(*mut bpf::bpf_object);
+/// The loaded object (both programs) and its maps, created here so that the frame ring gets
+/// its size; everything is closed on drop.
+struct BenchObject {
+    object: BpfObject,
+    gen_config: BpfMap,
+    gen_progress: BpfMap,
+    gen_ring: BpfMap,
+    sink_config: BpfMap,
+    sink_counters: BpfMap,
+}
 
 impl BenchObject {
-    /// Opens and loads the object; `ring` sizes the generator's frame ring (entries).
+    /// Creates the maps (`ring` entries in the generator's frame ring) and loads the object.
     fn load(ring: u32) -> Result<Self> {
-        let opts = bpf::bpf_object_open_opts {
-            sz: std::mem::size_of::<bpf::bpf_object_open_opts>() as _,
-            object_name: c"xvs_bench_xdp".as_ptr(),
-            ..Default::default()
-        };
-        // Safety: OBJECT is a valid ELF image that lives for 'static; opts is initialised.
-        let object =
-            unsafe { bpf::bpf_object__open_mem(OBJECT.as_ptr().cast(), OBJECT.len() as _, &opts) };
-        if object.is_null() {
-            bail!(
-                "opening the bench XDP object: {}",
-                io::Error::last_os_error()
-            );
+        use bpf::{BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY as PER_CPU};
+        let gen_config = BpfMap::create::<u32, GenConfig>(ARRAY, c"xvs_gen_config", 1, 0)?;
+        let gen_progress = BpfMap::create::<u32, GenProgress>(ARRAY, c"xvs_gen_progress", 1, 0)?;
+        let gen_ring = BpfMap::create::<u32, RingFrame>(ARRAY, c"xvs_gen_ring", ring.max(1), 0)?;
+        let sink_config = BpfMap::create::<u32, SinkConfig>(ARRAY, c"xvs_sink_config", 1, 0)?;
+        let sink_counters =
+            BpfMap::create::<u32, SinkCounters>(PER_CPU, c"xvs_sink_counters", 1, 0)?;
+        let object = BpfObject::load(
+            OBJECT,
+            c"xvs_bench_xdp",
+            &[
+                (c"xvs_gen_config", gen_config.fd()),
+                (c"xvs_gen_progress", gen_progress.fd()),
+                (c"xvs_gen_ring", gen_ring.fd()),
+                (c"xvs_sink_config", sink_config.fd()),
+                (c"xvs_sink_counters", sink_counters.fd()),
+            ],
+        )?;
+        Ok(BenchObject {
+            object,
+            gen_config,
+            gen_progress,
+            gen_ring,
+            sink_config,
+            sink_counters,
+        })
+    }
+
+    /// Writes the generator's frame ring.
+    fn fill_ring(&self, frames: &[Vec<u8>]) -> Result<()> {
+        for (i, f) in frames.iter().enumerate() {
+            let mut entry = RingFrame {
+                len: f.len() as u32,
+                data: [0; RING_FRAME_MAX],
+            };
+            entry.data[..f.len()].copy_from_slice(f);
+            self.gen_ring
+                .update(&(i as u32), &entry)
+                .context("writing the frame ring")?;
         }
-        let this = BenchObject(object);
-        // Safety: the object is opened, not loaded; the name is a valid C string.
-        let map = unsafe { bpf::bpf_object__find_map_by_name(object, c"xvs_gen_ring".as_ptr()) };
-        ensure!(!map.is_null(), "map xvs_gen_ring missing from the object");
-        // Safety: map belongs to the opened object.
-        let rc = unsafe { bpf::bpf_map__set_max_entries(map, ring.max(1)) };
-        ensure!(
-            rc >= 0,
-            "sizing the frame ring: {}",
-            io::Error::from_raw_os_error(-rc)
-        );
-        // Safety: object is a valid, opened bpf_object.
-        let rc = unsafe { bpf::bpf_object__load(object) };
-        ensure!(
-            rc >= 0,
-            "loading the bench XDP programs (needs root): {}",
-            io::Error::from_raw_os_error(-rc)
-        );
-        Ok(this)
+        Ok(())
     }
 
-    fn prog_fd(&self, name: &CStr) -> Result<RawFd> {
-        // Safety: the object is loaded; name is a valid C string.
-        let prog = unsafe { bpf::bpf_object__find_program_by_name(self.0, name.as_ptr()) };
-        ensure!(!prog.is_null(), "program {name:?} missing from the object");
-        // Safety: prog belongs to the loaded object.
-        Ok(unsafe { bpf::bpf_program__fd(prog) })
+    /// The sink's counters, summed over CPUs.
+    fn sink_counters(&self) -> Result<SinkCounters> {
+        let per_cpu = self
+            .sink_counters
+            .lookup_percpu::<u32, SinkCounters>(&0)
+            .context("reading the sink's counters")?;
+        Ok(per_cpu
+            .iter()
+            .fold(SinkCounters::default(), |acc, v| SinkCounters {
+                frames: acc.frames + v.frames,
+                bytes: acc.bytes + v.bytes,
+                bad_checksum: acc.bad_checksum + v.bad_checksum,
+            }))
     }
-
-    fn map_fd(&self, name: &CStr) -> Result<RawFd> {
-        // Safety: the object is loaded; name is a valid C string.
-        let fd = unsafe { bpf::bpf_object__find_map_fd_by_name(self.0, name.as_ptr()) };
-        ensure!(fd >= 0, "map {name:?} missing from the object");
-        Ok(fd)
-    }
-}
-
-impl Drop for BenchObject {
-    fn drop(&mut self) {
-        // Safety: the object came from bpf_object__open_mem and is closed exactly once.
-        unsafe { bpf::bpf_object__close(self.0) };
-    }
-}
-
-fn update<V>(map: RawFd, value: &V) -> Result<()> {
-    update_at(map, 0, value)
-}
-
-fn update_at<V>(map: RawFd, key: u32, value: &V) -> Result<()> {
-    // Safety: key and value point to initialised values of the map's key and value sizes.
-    let rc = unsafe {
-        bpf::bpf_map_update_elem(
-            map,
-            (&key as *const u32).cast(),
-            (value as *const V).cast(),
-            0,
-        )
-    };
-    ensure!(
-        rc >= 0,
-        "updating a bench map: {}",
-        io::Error::from_raw_os_error(-rc)
-    );
-    Ok(())
-}
-
-fn lookup<V>(map: RawFd, value: &mut V) -> Result<()> {
-    let key = 0u32;
-    // Safety: key and value point to values of the map's key and value sizes.
-    let rc = unsafe {
-        bpf::bpf_map_lookup_elem(map, (&key as *const u32).cast(), (value as *mut V).cast())
-    };
-    ensure!(
-        rc >= 0,
-        "reading a bench map: {}",
-        io::Error::from_raw_os_error(-rc)
-    );
-    Ok(())
-}
-
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // Safety: ts is a live timespec; CLOCK_MONOTONIC is bpf_ktime_get_ns()'s clock.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn ifindex(name: &str) -> Result<u32> {
-    let c = std::ffi::CString::new(name)?;
-    // Safety: c is a valid C string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    ensure!(
-        i != 0,
-        "no interface {name}: {}",
-        io::Error::last_os_error()
-    );
-    Ok(i)
 }
 
 fn tx_dropped(iface: &str) -> u64 {
@@ -345,18 +298,9 @@ pub fn run_gen(a: &Args) -> Result<GenReport> {
         *slot = u32::from_ne_bytes(d.octets());
     }
     config.header.copy_from_slice(&udp_template[..HEADER_LEN]);
-    let ring_map = object.map_fd(c"xvs_gen_ring")?;
-    for (i, f) in ring.iter().enumerate() {
-        let mut entry = RingFrame {
-            len: f.len() as u32,
-            data: [0; RING_FRAME_MAX],
-        };
-        entry.data[..f.len()].copy_from_slice(f);
-        update_at(ring_map, i as u32, &entry)?;
-    }
-    update(object.map_fd(c"xvs_gen_config")?, &config)?;
-    let progress_map = object.map_fd(c"xvs_gen_progress")?;
-    let prog = object.prog_fd(c"xvs_bench_gen")?;
+    object.fill_ring(&ring)?;
+    object.gen_config.update(&0u32, &config)?;
+    let prog = object.object.prog_fd(c"xvs_bench_gen")?;
 
     // Frames the director's veth ring refused count as lost, not as sent (as for the
     // AF_PACKET generator, whose offered rate adds them back from the same counter).
@@ -395,8 +339,10 @@ pub fn run_gen(a: &Args) -> Result<GenReport> {
         .saturating_sub(start_ns) as f64
         / 1e9)
         .max(1e-9);
-    let mut progress = GenProgress::default();
-    lookup(progress_map, &mut progress)?;
+    let progress = object
+        .gen_progress
+        .lookup::<u32, GenProgress>(&0)?
+        .unwrap_or_default();
     let refused = tx_dropped(&a.iface).saturating_sub(dropped0);
     let sent = progress.sent.saturating_sub(refused);
     Ok(GenReport {
@@ -406,35 +352,6 @@ pub fn run_gen(a: &Args) -> Result<GenReport> {
         rate: a.rate,
         offered_pps: sent as f64 / elapsed_s,
     })
-}
-
-/// The sum over CPUs of the sink's counters.
-fn sink_counters(map: RawFd) -> Result<SinkCounters> {
-    // Safety: a plain query of the number of possible CPUs.
-    let cpus = unsafe { bpf::libbpf_num_possible_cpus() };
-    ensure!(
-        cpus > 0,
-        "counting CPUs: {}",
-        io::Error::from_raw_os_error(-cpus)
-    );
-    let mut values = vec![SinkCounters::default(); cpus as usize];
-    let key = 0u32;
-    // Safety: `values` has room for one 8-byte-aligned value per possible CPU.
-    let rc = unsafe {
-        bpf::bpf_map_lookup_elem(map, (&key as *const u32).cast(), values.as_mut_ptr().cast())
-    };
-    ensure!(
-        rc >= 0,
-        "reading the sink's counters: {}",
-        io::Error::from_raw_os_error(-rc)
-    );
-    Ok(values
-        .iter()
-        .fold(SinkCounters::default(), |acc, v| SinkCounters {
-            frames: acc.frames + v.frames,
-            bytes: acc.bytes + v.bytes,
-            bad_checksum: acc.bad_checksum + v.bad_checksum,
-        }))
 }
 
 /// `agent xdpsink` takes `agent sink`'s arguments: `--iface` is where the program is attached
@@ -448,9 +365,8 @@ pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
         src_base: a.src_base.map_or(0, u32::from),
         src_count: if a.src_base.is_some() { a.src_count } else { 0 },
     };
-    update(object.map_fd(c"xvs_sink_config")?, &config)?;
-    let counters = object.map_fd(c"xvs_sink_counters")?;
-    let prog = object.prog_fd(c"xvs_bench_sink")?;
+    object.sink_config.update(&0u32, &config)?;
+    let prog = object.object.prog_fd(c"xvs_bench_sink")?;
     let mut link_opts = bpf::bpf_link_create_opts {
         sz: std::mem::size_of::<bpf::bpf_link_create_opts>() as _,
         ..Default::default()
@@ -473,7 +389,7 @@ pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let c = sink_counters(counters)?;
+    let c = object.sink_counters()?;
     drop(link);
     Ok(SinkReport {
         received: c.frames,
@@ -572,13 +488,12 @@ mod tests {
                 *slot = u32::from_ne_bytes(d.octets());
             }
             config.header.copy_from_slice(&template[..HEADER_LEN]);
-            update(object.map_fd(c"xvs_gen_config").unwrap(), &config).unwrap();
-            update(
-                object.map_fd(c"xvs_gen_progress").unwrap(),
-                &GenProgress::default(),
-            )
-            .unwrap();
-            let prog = object.prog_fd(c"xvs_bench_gen").unwrap();
+            object.gen_config.update(&0u32, &config).unwrap();
+            object
+                .gen_progress
+                .update(&0u32, &GenProgress::default())
+                .unwrap();
+            let prog = object.object.prog_fd(c"xvs_bench_gen").unwrap();
             // A page as a NAT leaves it: other MACs, addresses, port, TTL and checksums.
             let mut page = template.clone();
             for (i, b) in page[..HEADER_LEN].iter_mut().enumerate() {
@@ -626,17 +541,9 @@ mod tests {
             header: [0; HEADER_LEN],
             ring_len: ring.len() as u32,
         };
-        update(object.map_fd(c"xvs_gen_config").unwrap(), &config).unwrap();
-        let ring_map = object.map_fd(c"xvs_gen_ring").unwrap();
-        for (i, f) in ring.iter().enumerate() {
-            let mut entry = RingFrame {
-                len: f.len() as u32,
-                data: [0; RING_FRAME_MAX],
-            };
-            entry.data[..f.len()].copy_from_slice(f);
-            update_at(ring_map, i as u32, &entry).unwrap();
-        }
-        let prog = object.prog_fd(c"xvs_bench_gen").unwrap();
+        object.gen_config.update(&0u32, &config).unwrap();
+        object.fill_ring(&ring).unwrap();
+        let prog = object.object.prog_fd(c"xvs_bench_gen").unwrap();
         let mut page = vec![0x5a; RING_FRAME_MAX];
         for i in 0..2 * ring.len() {
             let (action, out) = run_once(prog, &page);
@@ -658,9 +565,8 @@ mod tests {
             src_base: u32::from(Ipv4Addr::new(198, 18, 0, 10)),
             src_count: 1,
         };
-        update(object.map_fd(c"xvs_sink_config").unwrap(), &config).unwrap();
-        let prog = object.prog_fd(c"xvs_bench_sink").unwrap();
-        let counters = object.map_fd(c"xvs_sink_counters").unwrap();
+        object.sink_config.update(&0u32, &config).unwrap();
+        let prog = object.object.prog_fd(c"xvs_bench_sink").unwrap();
         let frame = |port: u16, wire_len: usize| {
             build_frame(
                 DST_MAC,
@@ -700,7 +606,7 @@ mod tests {
             60,
         );
         assert_eq!(run_once(prog, &probe).0, XDP_PASS);
-        let c = sink_counters(counters).unwrap();
+        let c = object.sink_counters().unwrap();
         assert_eq!((c.frames, c.bytes, c.bad_checksum), expected);
     }
 

@@ -13,7 +13,8 @@
 //! One forwarding thread per queue pair (queue `i` of both interfaces), pinned to
 //! `--cores[i]`. Runs until SIGTERM/SIGINT or `--duration`, then reports what it forwarded.
 
-use anyhow::{bail, Context, Result};
+use super::sys::ifindex;
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -267,16 +268,6 @@ fn realtime(priority: u8) {
     if let Err(e) = xvs_control::daemon::set_thread_realtime(me, priority) {
         eprintln!("xvs-bench agent xskfwd: SCHED_FIFO {priority}: {e}");
     }
-}
-
-fn ifindex(name: &str) -> Result<u32> {
-    let c = std::ffi::CString::new(name)?;
-    // SAFETY: a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        bail!("no interface {name}");
-    }
-    Ok(index)
 }
 
 fn parse_mac(s: &str) -> Option<[u8; 6]> {

@@ -10,6 +10,7 @@
 //! neither `Clone` nor `Copy`, and handing it to a fill or TX ring consumes it. So at most one
 //! thread can reach a frame's bytes, and never while the kernel may write them.
 
+pub mod object;
 pub mod port;
 pub mod program;
 

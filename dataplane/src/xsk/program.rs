@@ -9,6 +9,7 @@
 //! a killed process) detaches the program. A program attached the legacy way would outlive a
 //! SIGKILL and block the next start with EBUSY.
 
+use super::object::BpfObject;
 use super::XskError;
 use crate::fastpath::FastPathMaps;
 use libbpf_sys as bpf;
@@ -81,7 +82,7 @@ impl EndpointKey {
 
 /// A loaded and attached instance of the steering program.
 pub struct XdpProgram {
-    object: *mut bpf::bpf_object,
+    object: BpfObject,
     /// The BPF link: closing it detaches the program.
     link: Option<OwnedFd>,
     xsks: RawFd,
@@ -106,10 +107,6 @@ pub struct QueueCounters {
     pub fast: u64,
 }
 
-// Safety: the libbpf object is only used through &self/&mut self of this value; libbpf keeps
-// no thread-local state for it and the map fds are plain file descriptors.
-unsafe impl Send for XdpProgram {}
-
 impl XdpProgram {
     /// Loads a fresh instance and attaches it to `ifindex`; with `fast_path`, the instance
     /// uses those maps (shared with the other instance and the workers) and looks every
@@ -131,21 +128,8 @@ impl XdpProgram {
         role: Role,
         fast_path: Option<&FastPathMaps>,
     ) -> Result<Self, XskError> {
-        let opts = bpf::bpf_object_open_opts {
-            sz: std::mem::size_of::<bpf::bpf_object_open_opts>() as _,
-            object_name: c"xvs_xdp".as_ptr(),
-            ..Default::default()
-        };
-        // Safety: OBJECT is a valid ELF image that lives for 'static; opts is initialised.
-        let object =
-            unsafe { bpf::bpf_object__open_mem(OBJECT.as_ptr().cast(), OBJECT.len() as _, &opts) };
-        if object.is_null() {
-            return Err(XskError::os(
-                "opening the XDP object",
-                io::Error::last_os_error(),
-            ));
-        }
-        // From here on, `program` owns the object and closes it on every error path.
+        let shared = fast_path.map(FastPathMaps::by_name);
+        let object = BpfObject::load(OBJECT, c"xvs_xdp", shared.as_ref().map_or(&[], |m| &m[..]))?;
         let mut program = XdpProgram {
             object,
             link: None,
@@ -157,35 +141,6 @@ impl XdpProgram {
             endpoints_added: HashSet::new(),
             address_users: HashMap::new(),
         };
-        if let Some(maps) = fast_path {
-            for (name, fd) in maps.by_name() {
-                // Safety: object is opened, not loaded; name is a valid C string.
-                let map = unsafe { bpf::bpf_object__find_map_by_name(object, name.as_ptr()) };
-                let rc = if map.is_null() {
-                    -libc::ENOENT
-                } else {
-                    // Safety: map belongs to the object; fd is a live map of the same layout.
-                    unsafe { bpf::bpf_map__reuse_fd(map, fd) }
-                };
-                if rc < 0 {
-                    return Err(XskError::os(
-                        format!(
-                            "sharing map {} with the XDP program",
-                            name.to_string_lossy()
-                        ),
-                        io::Error::from_raw_os_error(-rc),
-                    ));
-                }
-            }
-        }
-        // Safety: object is a valid, opened bpf_object.
-        let rc = unsafe { bpf::bpf_object__load(object) };
-        if rc < 0 {
-            return Err(XskError::os(
-                "loading the XDP program into the kernel (needs root / CAP_BPF+CAP_NET_ADMIN)",
-                io::Error::from_raw_os_error(-rc),
-            ));
-        }
         program.xsks = program.map_fd(c"xvs_xsks")?;
         program.endpoints = program.map_fd(c"xvs_endpoints")?;
         program.local_addrs = program.map_fd(c"xvs_local_addrs")?;
@@ -201,16 +156,7 @@ impl XdpProgram {
     }
 
     fn prog_fd(&self) -> Result<RawFd, XskError> {
-        // Safety: object is loaded; the name is a valid C string.
-        let prog =
-            unsafe { bpf::bpf_object__find_program_by_name(self.object, c"xvs_steer".as_ptr()) };
-        if prog.is_null() {
-            return Err(XskError::Setup(
-                "program xvs_steer missing from the object".into(),
-            ));
-        }
-        // Safety: prog belongs to the loaded object.
-        Ok(unsafe { bpf::bpf_program__fd(prog) })
+        self.object.prog_fd(c"xvs_steer")
     }
 
     fn attach_link(mut self, mode: XdpMode) -> Result<Self, XskError> {
@@ -351,24 +297,14 @@ impl XdpProgram {
     }
 
     fn map_fd(&self, name: &CStr) -> Result<RawFd, XskError> {
-        // Safety: the object is loaded and name is a valid C string.
-        let fd = unsafe { bpf::bpf_object__find_map_fd_by_name(self.object, name.as_ptr()) };
-        if fd < 0 {
-            return Err(XskError::Setup(format!(
-                "map {} missing from the XDP object",
-                name.to_string_lossy()
-            )));
-        }
-        Ok(fd)
+        self.object.map_fd(name)
     }
 }
 
 impl Drop for XdpProgram {
     fn drop(&mut self) {
-        // Detach first, then free the object (which owns the program and map fds).
+        // Detach first; the object (which owns the program and map fds) is freed after.
         drop(self.link.take());
-        // Safety: object came from bpf_object__open_mem and is closed exactly once.
-        unsafe { bpf::bpf_object__close(self.object) };
     }
 }
 
