@@ -115,7 +115,7 @@ fn conntrack(c: &mut Criterion) {
                             j -= n;
                         }
                         *key = conn(j).inbound_key();
-                        *hash = table.hash(black_box(key));
+                        *hash = table.hash(black_box(key), Direction::Inbound);
                         table.prefetch(*hash, Direction::Inbound);
                     }
                     for hash in &hashes[..m] {

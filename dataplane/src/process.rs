@@ -250,7 +250,7 @@ impl Packet {
     #[inline]
     pub fn prefetch(&mut self, conns: &ConnTable) {
         if let Some((key, direction)) = self.lookup_key() {
-            let hash = conns.hash(&key);
+            let hash = conns.hash(&key, direction);
             conns.prefetch(hash, direction);
             self.hash = Some(hash);
         }
@@ -262,10 +262,10 @@ impl Packet {
     /// touch. A hint: no effect on the verdict.
     #[inline]
     pub fn prefetch_entry(&self, conns: &ConnTable, new_flows: &mut usize) {
-        if let (Some(hash), Ok(Parsed::Flow(_))) = (self.hash, &self.parsed) {
+        if let (Some(hash), Ok(Parsed::Flow(h))) = (self.hash, &self.parsed) {
             let direction = direction_from(self.from);
             if !conns.prefetch_entry(hash, direction) && direction == Direction::Inbound {
-                conns.prefetch_insert(*new_flows);
+                conns.prefetch_insert(*new_flows, &h.flow_key());
                 *new_flows += 1;
             }
         }
@@ -316,7 +316,9 @@ pub fn process_packet(
         Err(reason) => return Verdict::Drop(*reason),
     };
     let key = headers.flow_key();
-    let hash = packet.hash.unwrap_or_else(|| conns.hash(&key));
+    let hash = packet
+        .hash
+        .unwrap_or_else(|| conns.hash(&key, direction_from(packet.from)));
     match packet.from {
         Side::External => inbound(frame, headers, &key, hash, env, conns, stats),
         Side::Internal => outbound(frame, headers, &key, hash, env, conns, stats),
