@@ -156,8 +156,8 @@ pub struct RigArgs {
     /// xvsd's `--worker-priority` (default: xvsd's own).
     #[arg(long)]
     pub xvs_worker_priority: Option<u8>,
-    /// xvsd's `--threaded-napi`: xvsd itself moves its veths' receive into pinned threads
-    /// (in the threads placement the rig does it otherwise).
+    /// xvsd's `--threaded-napi` in the softirq placement: xvsd moves its veths' receive into
+    /// pinned threads (in the threads placement xvs always runs with it).
     #[arg(long)]
     pub xvs_threaded_napi: bool,
     /// xvsd's `--fast-path-after N` (default: xvsd's own).
@@ -857,7 +857,9 @@ impl Rig {
         if args.xvs_busy_poll {
             flags.push("--busy-poll");
         }
-        if args.xvs_threaded_napi {
+        // In the threads placement xvsd places its receive threads itself, as an operator's
+        // would (`--threaded-napi` also ranks the replies' receive above the workers).
+        if args.xvs_threaded_napi || self.cores.placement == Placement::Threads {
             flags.push("--threaded-napi");
         }
         let priority = args.xvs_worker_priority.map(|p| p.to_string());
@@ -886,12 +888,7 @@ impl Rig {
             }
         }
         self.director = Some(director);
-        match self.cores.placement {
-            Placement::Threads if args.xvs_threaded_napi => Ok(()),
-            Placement::Threads => self.pin_napi_threads(),
-            // veth polls in softirq unless told otherwise.
-            Placement::Softirq => Ok(()),
-        }
+        Ok(())
     }
 
     /// [`Target::Xskfwd`]: the forwarder in the director namespace, on the director's cores,

@@ -328,11 +328,12 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     let _threaded_napi_tuning = if options.threaded_napi {
         let tuning = NapiTuning::apply(sysfs, &ifaces, &threaded_napi_settings())
             .context("--threaded-napi")?;
-        for (name, ifindex) in [
-            (&options.external, external.ifindex),
-            (&options.internal, internal.ifindex),
+        let reply_priority = reply_napi_priority(options);
+        for (name, ifindex, priority) in [
+            (&options.external, external.ifindex, 0),
+            (&options.internal, internal.ifindex, reply_priority),
         ] {
-            pin_napi_threads(name, ifindex, workers, &cores)
+            pin_napi_threads(name, ifindex, workers, &cores, priority)
                 .with_context(|| format!("--threaded-napi: placing the NAPI threads of {name}"))?;
         }
         Some(tuning)
@@ -772,14 +773,39 @@ pub fn set_thread_realtime(thread: libc::pthread_t, priority: u8) -> io::Result<
     Ok(())
 }
 
+/// The SCHED_FIFO priority of the internal interface's NAPI threads under `--threaded-napi`:
+/// one above realtime workers, 0 (normal scheduling) otherwise.
+///
+/// Why: the internal interface receives the real servers' replies (SYN/ACK, FIN/ACK, data),
+/// whose volume is bounded by the requests the workers forwarded, so receiving them first
+/// cannot starve the workers (the receive livelock that ranks the external interface's
+/// threads below them). Ranked below, replies wait while a worker handles a burst of
+/// requests, and a burst of replies overflows the interface's ring (256 frames on veth with
+/// XDP): 0.2-0.6 % of SYN/ACKs and FIN/ACKs were lost so below the lossless rate
+/// (docs/benchmarks.md). One interface serving both sides carries requests too: it stays below.
+fn reply_napi_priority(options: &DaemonOptions) -> u8 {
+    if options.worker_priority == 0
+        || options.worker_priority >= 99
+        || options.internal == options.external
+    {
+        0
+    } else {
+        options.worker_priority + 1
+    }
+}
+
 /// Pins the NAPI thread of each RX queue of `ifname` to the core of the worker that owns the
-/// queue (queue `q` belongs to worker `q % workers`, worker `w` runs on `cores[w % len]`).
-/// The threads keep normal scheduling: below realtime workers, above nothing else.
+/// queue (queue `q` belongs to worker `q % workers`, worker `w` runs on `cores[w % len]`),
+/// and makes it SCHED_FIFO at `priority` (0: it keeps normal scheduling, below realtime
+/// workers). Both vanish with the threads when the guardian turns `threaded` back off; where
+/// it was already on, the guardian turns it off and on again, so the threads the operator gets
+/// back have the kernel's defaults ([`crate::napi_tuning`]).
 fn pin_napi_threads(
     ifname: &str,
     ifindex: u32,
     workers: usize,
     cores: &[core_affinity::CoreId],
+    priority: u8,
 ) -> anyhow::Result<()> {
     if cores.is_empty() {
         return Ok(());
@@ -803,6 +829,18 @@ fn pin_napi_threads(
                 "pinning NAPI thread {tid} (queue {queue}) to CPU {core}: {}",
                 io::Error::last_os_error()
             );
+        }
+        if priority > 0 {
+            let param = libc::sched_param {
+                sched_priority: i32::from(priority),
+            };
+            // SAFETY: a plain system call on a thread id with a live parameter.
+            if unsafe { libc::sched_setscheduler(tid as i32, libc::SCHED_FIFO, &param) } != 0 {
+                bail!(
+                    "SCHED_FIFO {priority} for NAPI thread {tid} (queue {queue}): {}",
+                    io::Error::last_os_error()
+                );
+            }
         }
     }
     Ok(())
@@ -843,6 +881,25 @@ fn random_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replies_are_received_above_realtime_workers_and_only_then() {
+        let mut options = DaemonOptions::new("ext0", "int0");
+        assert_eq!(reply_napi_priority(&options), DEFAULT_WORKER_PRIORITY + 1);
+        options.worker_priority = 40;
+        assert_eq!(reply_napi_priority(&options), 41);
+        for worker_priority in [0, 99] {
+            options.worker_priority = worker_priority;
+            assert_eq!(
+                reply_napi_priority(&options),
+                0,
+                "workers at {worker_priority}"
+            );
+        }
+        let mut one_arm = DaemonOptions::new("eth0", "eth0");
+        one_arm.worker_priority = 1;
+        assert_eq!(reply_napi_priority(&one_arm), 0);
+    }
 
     #[test]
     fn worker_plan() {

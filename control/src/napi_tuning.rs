@@ -27,6 +27,18 @@ pub struct Setting {
     pub value: String,
     /// The first Linux release that has the file (for the error where it is missing).
     pub since: &'static str,
+    /// Written before the saved value on restoring, when the two differ: `threaded` goes
+    /// through 0 so that the kernel recreates its threads, with its own scheduling and
+    /// affinity rather than those xvsd gave them (`--threaded-napi`).
+    pub restore_through: Option<&'static str>,
+}
+
+/// A value found in a file, to restore.
+struct Saved {
+    path: PathBuf,
+    old: String,
+    new: String,
+    restore_through: Option<&'static str>,
 }
 
 /// What preferred busy polling needs: DPDK's AF_XDP recommendation.
@@ -36,11 +48,13 @@ pub fn busy_poll_settings() -> Vec<Setting> {
             file: "napi_defer_hard_irqs",
             value: "2".into(),
             since: "5.11",
+            restore_through: None,
         },
         Setting {
             file: "gro_flush_timeout",
             value: "200000".into(),
             since: "5.11",
+            restore_through: None,
         },
     ]
 }
@@ -52,6 +66,7 @@ pub fn threaded_napi_settings() -> Vec<Setting> {
         file: "threaded",
         value: "1".into(),
         since: "5.12",
+        restore_through: Some("0"),
     }]
 }
 
@@ -80,7 +95,12 @@ impl NapiTuning {
                         setting.since
                     )
                 })?;
-                saved.push((path, old.trim().to_string(), setting.value.clone()));
+                saved.push(Saved {
+                    path,
+                    old: old.trim().to_string(),
+                    new: setting.value.clone(),
+                    restore_through: setting.restore_through,
+                });
             }
         }
         // The guardian first: from the moment a value changes, something will restore it.
@@ -91,7 +111,10 @@ impl NapiTuning {
             guardian: Some(child),
             stdin,
         };
-        for (path, _, value) in &saved {
+        for Saved {
+            path, new: value, ..
+        } in &saved
+        {
             // A failure here drops `tuning`, which restores the ones already written.
             std::fs::write(path, value)
                 .with_context(|| format!("writing {value} to {}", path.display()))?;
@@ -142,16 +165,29 @@ impl Drop for NapiTuning {
 }
 
 /// `sh` code that waits for EOF on its standard input, then writes every saved value back.
-fn restore_script(saved: &[(PathBuf, String, String)]) -> anyhow::Result<String> {
+fn restore_script(saved: &[Saved]) -> anyhow::Result<String> {
     let mut script = String::from("trap '' INT TERM HUP\ncat >/dev/null\nstatus=0\n");
-    for (path, old, _) in saved {
+    for Saved {
+        path,
+        old,
+        restore_through,
+        ..
+    } in saved
+    {
         let path = path
             .to_str()
             .with_context(|| format!("{} is not UTF-8", path.display()))?;
         if !old.bytes().all(|b| b.is_ascii_digit()) || old.is_empty() {
             bail!("{path} holds {old:?}, not a number");
         }
-        script.push_str(&format!("echo {old} > {} || status=1\n", shell_quote(path)));
+        let path = shell_quote(path);
+        match restore_through {
+            Some(through) if through != old => {
+                script.push_str(&format!("echo {through} > {path} || status=1\n"));
+            }
+            _ => {}
+        }
+        script.push_str(&format!("echo {old} > {path} || status=1\n"));
     }
     script.push_str("exit $status\n");
     Ok(script)
@@ -228,6 +264,26 @@ mod tests {
         assert_eq!(read(&root, "ext0", "napi_defer_hard_irqs"), "0");
         drop(tuning);
         std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn threads_found_on_are_recreated_on_restoring() {
+        let saved = |old: &str| Saved {
+            path: PathBuf::from("/sys/class/net/ext0/threaded"),
+            old: old.into(),
+            new: "1".into(),
+            restore_through: threaded_napi_settings()[0].restore_through,
+        };
+        let script = restore_script(&[saved("1")]).unwrap();
+        let off = script
+            .find("echo 0 > '/sys/class/net/ext0/threaded'")
+            .unwrap();
+        let on = script
+            .find("echo 1 > '/sys/class/net/ext0/threaded'")
+            .unwrap();
+        assert!(off < on, "{script}");
+        let script = restore_script(&[saved("0")]).unwrap();
+        assert_eq!(script.matches("threaded").count(), 1, "{script}");
     }
 
     #[test]

@@ -192,15 +192,21 @@ fn worker_policies(pid: u32) -> anyhow::Result<Vec<(u32, u32)>> {
         if !comm.starts_with("xvs-worker-") {
             continue;
         }
-        let stat = std::fs::read_to_string(dir.join("stat"))?;
-        // Fields after the command (which ends with ") "), numbered from 3.
-        let fields: Vec<&str> = stat
-            .rsplit_once(") ")
-            .map_or(vec![], |(_, r)| r.split(' ').collect());
-        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u32>().ok());
-        found.push((field(41).unwrap_or(99), field(40).unwrap_or(99)));
+        found.push(policy(&dir)?);
     }
     Ok(found)
+}
+
+/// The scheduling policy (field 41 of the task's `stat`: 1 is SCHED_FIFO, 0 SCHED_OTHER) and
+/// realtime priority (field 40) of the task whose /proc directory is `dir`.
+fn policy(dir: &std::path::Path) -> anyhow::Result<(u32, u32)> {
+    let stat = std::fs::read_to_string(dir.join("stat"))?;
+    // Fields after the command (which ends with ") "), numbered from 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map_or(vec![], |(_, r)| r.split(' ').collect());
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u32>().ok());
+    Ok((field(41).unwrap_or(99), field(40).unwrap_or(99)))
 }
 
 #[test]
@@ -244,9 +250,10 @@ fn workers_are_realtime_by_default_and_busy_realtime_is_refused() -> anyhow::Res
     Ok(())
 }
 
-/// The CPUs (`Cpus_allowed_list`) of every kernel thread named `napi/IFNAME-*`.
-fn napi_thread_cpus(ifname: &str) -> anyhow::Result<Vec<String>> {
-    let mut cpus = Vec::new();
+/// The CPUs (`Cpus_allowed_list`) and the scheduling policy and priority ([`policy`]) of
+/// every kernel thread named `napi/IFNAME-*`.
+fn napi_threads(ifname: &str) -> anyhow::Result<Vec<(String, (u32, u32))>> {
+    let mut threads = Vec::new();
     for entry in std::fs::read_dir("/proc")? {
         let dir = entry?.path();
         let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
@@ -260,10 +267,10 @@ fn napi_thread_cpus(ifname: &str) -> anyhow::Result<Vec<String>> {
             .lines()
             .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
         {
-            cpus.push(list.trim().to_string());
+            threads.push((list.trim().to_string(), policy(&dir)?));
         }
     }
-    Ok(cpus)
+    Ok(threads)
 }
 
 #[test]
@@ -284,11 +291,15 @@ fn threaded_napi_threads_sit_on_the_workers_core_and_are_undone_after_sigkill() 
         )
     };
     assert_eq!(threaded(&cluster)?, "1\n1\n");
-    // One worker, pinned to the first CPU: so are both interfaces' receive threads.
-    for ifname in ["ext0", "int0"] {
-        let cpus = napi_thread_cpus(ifname)?;
-        assert!(!cpus.is_empty(), "no NAPI thread for {ifname}");
-        assert!(cpus.iter().all(|c| c == "0"), "{ifname}: {cpus:?}");
+    // One worker, pinned to the first CPU: so are both interfaces' receive threads. The
+    // requests' receive ranks below the realtime worker (SCHED_FIFO 1), the replies' above.
+    for (ifname, sched) in [("ext0", (0, 0)), ("int0", (1, 2))] {
+        let threads = napi_threads(ifname)?;
+        assert!(!threads.is_empty(), "no NAPI thread for {ifname}");
+        assert!(
+            threads.iter().all(|t| *t == ("0".to_string(), sched)),
+            "{ifname}: {threads:?}"
+        );
     }
     cluster.configure("-t", 80)?;
     let body = cluster.curl("/")?;

@@ -81,9 +81,10 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=99))]
     worker_priority: Option<u8>,
     /// Run both interfaces' receive (NAPI) in kernel threads, each pinned to the core of the
-    /// worker that owns its queue and ranked below realtime workers, instead of in softirq
-    /// (which outranks every thread): sets /sys/class/net/IFACE/threaded while xvsd runs
-    /// (restored after any exit). For NIC interrupts on the workers' cores.
+    /// worker that owns its queue, instead of in softirq (which outranks every thread): the
+    /// external interface's ranked below realtime workers, the internal one's (the replies)
+    /// one above them. Sets /sys/class/net/IFACE/threaded while xvsd runs (restored after
+    /// any exit). For NIC interrupts on the workers' cores.
     #[arg(long)]
     threaded_napi: bool,
     /// Where established flows are forwarded: rewritten and redirected in the XDP program
