@@ -13,8 +13,9 @@
  * configuration, then makes them flow `n`'s with checksums derived from the template's
  * (RFC 1624).
  * TCP conversations (SYN, data, FIN, last ACK: frames that differ in more than addresses)
- * come from a ring of prebuilt frames instead: frame `n` is ring entry `n % ring_len`, copied
- * whole from xvs_gen_ring. Pacing is done here, per frame: one BPF_PROG_RUN call runs for the whole trial (each call
+ * come from a ring of prebuilt frames instead: ring position `p` is entry `p % ring_len`,
+ * copied whole from xvs_gen_ring; an entry marked RING_SKIP_FIRST_PASS is passed over, unsent,
+ * on the ring's first pass (a staggered conversation's segments before its SYN). Pacing is done here, per frame: one BPF_PROG_RUN call runs for the whole trial (each call
  * costs two RCU grace periods, milliseconds, to enter and leave the XDP dispatcher), and a run
  * whose frame is not due yet drops it (a recycled page, tens of nanoseconds). A generator
  * that fell behind (preempted) sends at most MAX_DEBT frames at once and forgets the rest.
@@ -44,6 +45,8 @@
 /* Longest frame of the ring (without FCS); the template is this long, shorter frames are
  * trimmed with bpf_xdp_adjust_tail. */
 #define RING_FRAME_MAX 128
+/* In struct ring_frame's len: not sent on the ring's first pass. */
+#define RING_SKIP_FIRST_PASS 0x80000000u
 
 /* Must match bench/src/agent/xdp.rs's GenConfig. Addresses and ports in network order. */
 struct gen_config {
@@ -87,6 +90,7 @@ struct {
 struct gen_progress {
 	__u64 sent; /* frames redirected; the next one is flow sent % flows */
 	__u64 skipped; /* frames a late generator did not send */
+	__u64 position; /* ring entries passed, sent or not */
 };
 
 struct {
@@ -169,20 +173,26 @@ int xvs_bench_gen(struct xdp_md *ctx)
 		if (due - progress->sent > MAX_DEBT)
 			progress->skipped += due - progress->sent - MAX_DEBT;
 	}
-	__u64 n = progress->sent;
-	progress->sent += 1;
-
 	if (cfg->ring_len) {
-		__u32 index = n % cfg->ring_len;
+		__u64 position = progress->position;
+		progress->position += 1;
+		__u32 index = position % cfg->ring_len;
 		struct ring_frame *frame = bpf_map_lookup_elem(&xvs_gen_ring, &index);
 		if (!frame || data + RING_FRAME_MAX > data_end)
 			return XDP_ABORTED;
+		/* Not sent and not counted: the next run, due at once, takes the next entry. */
+		if ((frame->len & RING_SKIP_FIRST_PASS) && position < cfg->ring_len)
+			return XDP_DROP;
+		__u32 len = frame->len & ~RING_SKIP_FIRST_PASS;
+		progress->sent += 1;
 		__builtin_memcpy(data, frame->data, RING_FRAME_MAX);
-		if (frame->len < RING_FRAME_MAX &&
-		    bpf_xdp_adjust_tail(ctx, (int)frame->len - RING_FRAME_MAX))
+		if (len < RING_FRAME_MAX && bpf_xdp_adjust_tail(ctx, (int)len - RING_FRAME_MAX))
 			return XDP_ABORTED;
 		return bpf_redirect(cfg->ifindex, 0);
 	}
+
+	__u64 n = progress->sent;
+	progress->sent += 1;
 
 	__u32 flow = n % cfg->flows;
 	if ((void *)(flow_field + 1) > data_end)

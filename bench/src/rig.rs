@@ -38,12 +38,13 @@
 //! namespaces. SIGINT/SIGTERM only raise a flag ([`install_interrupt_handler`]) that the
 //! benchmarks check between steps, so Ctrl-C unwinds through the same path.
 
-use crate::agent::gen::GenReport;
+use crate::agent::gen::{GenReport, TcpLayout};
 use crate::agent::ping::PingReport;
 use crate::agent::sink::SinkReport;
 use crate::agent::{self, Proto, BENCH_PORT};
 use crate::isolation::Isolation;
 use anyhow::{bail, ensure, Context, Result};
+use clap::ValueEnum;
 use std::fmt;
 use std::io::Read;
 use std::net::Ipv4Addr;
@@ -173,6 +174,10 @@ pub struct RigArgs {
     /// the threads placement, packet in the softirq one).
     #[arg(long, value_enum)]
     pub generator: Option<Generator>,
+    /// TCP conversations' layout in the generator's ring (see `TcpLayout`; default: staggered
+    /// with the XDP generator, phased with the packet generator, which has only that).
+    #[arg(long, value_enum)]
+    pub tcp_layout: Option<TcpLayout>,
     /// Move every other movable task off the director's cores during each throughput trial,
     /// and back afterwards (as `tuna --isolate` does; see [`crate::isolation`]).
     #[arg(long)]
@@ -559,6 +564,7 @@ pub struct Rig {
     cores: Cores,
     gen_threads: usize,
     generator: Generator,
+    tcp_layout: Option<TcpLayout>,
     exe: PathBuf,
     ext_mac: String,
     /// `--isolate`: throughput trials run with the director's cores to themselves.
@@ -580,6 +586,11 @@ impl Rig {
             generator == Generator::Packet || args.placement == Placement::Threads,
             "--generator xdp sends straight into the client's veth (no hop to put its receive \
              in softirq on the director's cores): it needs --placement threads"
+        );
+        ensure!(
+            generator == Generator::Xdp || args.tcp_layout != Some(TcpLayout::Staggered),
+            "--tcp-layout staggered needs --generator xdp (the packet generator's ring has no \
+             first pass to hold conversations back)"
         );
         check_interrupted()?;
         topology::cleanup_stale(PREFIX);
@@ -626,6 +637,7 @@ impl Rig {
             cores,
             gen_threads: args.gen_threads,
             generator,
+            tcp_layout: args.tcp_layout,
             exe,
             ext_mac,
             isolate: args.isolate,
@@ -1197,6 +1209,10 @@ impl Rig {
         if !xdp {
             args.extend(["--threads".into(), self.gen_threads.to_string()]);
         }
+        if let Some(layout) = self.tcp_layout {
+            let name = layout.to_possible_value().expect("no skipped variants");
+            args.extend(["--tcp-layout".into(), name.get_name().into()]);
+        }
         if !self.cores.gen.is_empty() {
             args.push("--cores".into());
             args.push(list(&self.cores.gen));
@@ -1542,6 +1558,7 @@ mod tests {
             xvs_conn_max: None,
             placement: Placement::Threads,
             generator: None,
+            tcp_layout: None,
             isolate: false,
         }
     }

@@ -12,7 +12,8 @@
 //! - `--proto tcp`: one whole conversation per flow ([`tcp::conversation`]: SYN,
 //!   `--data-segments` data segments, FIN, last ACK), its frames laid out in phases in the
 //!   thread's ring: every flow's SYN, then every flow's first data segment, ..., every flow's
-//!   FIN, every flow's last ACK. With `F` flows per thread, `F - 1` frames separate a flow's
+//!   FIN, every flow's last ACK ([`TcpLayout::Phased`]; the XDP generator also has
+//!   [`TcpLayout::Staggered`]). With `F` flows per thread, `F - 1` frames separate a flow's
 //!   SYN from its first ACK, and its FIN from its last ACK: the responder's SYN/ACK (FIN/ACK)
 //!   must be back through the director by then, or a stateful NAT (conntrack) sees an ACK
 //!   it cannot place and does not translate it, which counts as loss. At 1 Mpps per thread
@@ -80,6 +81,25 @@ pub struct Args {
     /// TCP: data segments per conversation (fewer if they would not fit in one window).
     #[arg(long, default_value_t = 8)]
     pub data_segments: usize,
+    /// TCP: how the conversations are laid out in the ring (see [`TcpLayout`]) [default:
+    /// staggered with the XDP generator; the packet generator has only phased].
+    #[arg(long, value_enum)]
+    pub tcp_layout: Option<TcpLayout>,
+}
+
+/// How a TCP ring lays its conversations out. Either way a conversation's consecutive
+/// segments are one round (one frame of every flow) apart, which leaves the responder's
+/// SYN/ACK and FIN/ACK that long to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TcpLayout {
+    /// [`phases`]: every flow's SYN, then every flow's second segment, and so on: all flows
+    /// open together and close together, so the ring alternates long runs of handshakes and
+    /// teardowns (1024 SYNs in a row) with runs of data: a flash crowd.
+    Phased,
+    /// [`staggered`]: flow `i` starts `i % segments` rounds late, so that every stretch of the
+    /// ring mixes openings, data and closings in the conversation's proportions, as
+    /// independent clients do.
+    Staggered,
 }
 
 impl Args {
@@ -203,6 +223,23 @@ pub fn phases(convs: Vec<Vec<Vec<u8>>>) -> Vec<Vec<u8>> {
     out
 }
 
+/// Conversations (each a list of the same number of frames) laid out [`TcpLayout::Staggered`]:
+/// in round `r`, conversation `i` sends its segment `(r - i % S) mod S` (`S` segments). Each
+/// frame comes with whether it is sent on the ring's first pass: a conversation's segments
+/// before its SYN are not (on later passes they end the previous pass's conversation).
+pub fn staggered(convs: Vec<Vec<Vec<u8>>>) -> Vec<(Vec<u8>, bool)> {
+    let segments = convs.first().map_or(0, Vec::len);
+    let mut out = Vec::with_capacity(convs.len() * segments);
+    for round in 0..segments {
+        for (i, conv) in convs.iter().enumerate() {
+            let start = i % segments;
+            let segment = (round + segments - start) % segments;
+            out.push((conv[segment].clone(), round >= start));
+        }
+    }
+    out
+}
+
 pub fn run(a: &Args) -> Result<GenReport> {
     ensure!(
         (64..=1518).contains(&a.frame_size),
@@ -215,6 +252,10 @@ pub fn run(a: &Args) -> Result<GenReport> {
     ensure!(
         a.flows / a.src_count.max(1) < 64_000,
         "too many flows per source address"
+    );
+    ensure!(
+        a.tcp_layout.is_none_or(|l| l == TcpLayout::Phased),
+        "--tcp-layout staggered needs the XDP generator (the packet generator's ring has no first pass)"
     );
     let (dst_mac, src_mac) = a.macs()?;
     let wire_len = a.frame_size - FCS_LEN;
@@ -385,6 +426,43 @@ mod tests {
             vec![vec![1], vec![11], vec![2], vec![12], vec![3], vec![13]]
         );
         assert!(phases(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn staggered_rings_mix_segments_and_keep_each_conversation_in_order() {
+        // 7 conversations of 3 segments: conversation c's segment s is c * 10 + s.
+        let convs: Vec<Vec<Vec<u8>>> = (0..7u8)
+            .map(|c| (0..3u8).map(|s| vec![c * 10 + s]).collect())
+            .collect();
+        let ring = staggered(convs);
+        assert_eq!(ring.len(), 21);
+        // Every round holds one frame of each conversation, and SYNs are spread over rounds.
+        for (round, frames) in ring.chunks(7).enumerate() {
+            let convs: Vec<u8> = frames.iter().map(|(f, _)| f[0] / 10).collect();
+            assert_eq!(convs, (0..7).collect::<Vec<_>>(), "round {round}");
+            let syns = frames.iter().filter(|(f, _)| f[0] % 10 == 0).count();
+            assert!((2..=3).contains(&syns), "round {round}: {syns} SYNs");
+        }
+        // Two passes of the ring, the first skipping what precedes each SYN: each
+        // conversation's segments come in order, from its SYN, passes joining seamlessly.
+        let sent: Vec<u8> = ring
+            .iter()
+            .filter(|(_, first)| *first)
+            .chain(ring.iter())
+            .map(|(f, _)| f[0])
+            .collect();
+        for c in 0..7u8 {
+            let mine: Vec<u8> = sent
+                .iter()
+                .filter(|b| *b / 10 == c)
+                .map(|b| b % 10)
+                .collect();
+            assert_eq!(mine[0], 0, "conversation {c} starts with its SYN");
+            assert!(
+                mine.windows(2).all(|w| w[1] == (w[0] + 1) % 3),
+                "conversation {c}: {mine:?}"
+            );
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! Flows are those of [`super::gen`] (same sources, ports, destinations, IP ids and payload),
 //! the frames byte-identical to its frames.
 
-use super::gen::{build_frame, Args, GenReport, FCS_LEN};
+use super::gen::{build_frame, Args, GenReport, TcpLayout, FCS_LEN};
 use super::sink::{if_rx_packets, Args as SinkArgs, SinkReport};
 use super::sys::ifindex;
 use super::{tcp, Proto};
@@ -65,6 +65,9 @@ struct GenConfig {
 /// `RING_FRAME_MAX` of the C program.
 const RING_FRAME_MAX: usize = 128;
 
+/// `RING_SKIP_FIRST_PASS` of the C program: in [`RingFrame::len`], not sent on the first pass.
+const RING_SKIP_FIRST_PASS: u32 = 1 << 31;
+
 /// `struct ring_frame` of the C program.
 #[repr(C)]
 struct RingFrame {
@@ -78,6 +81,7 @@ struct RingFrame {
 struct GenProgress {
     sent: u64,
     skipped: u64,
+    position: u64,
 }
 
 /// `struct sink_config` of the C program.
@@ -139,11 +143,12 @@ impl BenchObject {
         })
     }
 
-    /// Writes the generator's frame ring.
-    fn fill_ring(&self, frames: &[Vec<u8>]) -> Result<()> {
-        for (i, f) in frames.iter().enumerate() {
+    /// Writes the generator's frame ring: each frame, and whether it is sent on the first pass.
+    fn fill_ring(&self, frames: &[(Vec<u8>, bool)]) -> Result<()> {
+        for (i, (f, first_pass)) in frames.iter().enumerate() {
+            let skip = if *first_pass { 0 } else { RING_SKIP_FIRST_PASS };
             let mut entry = RingFrame {
-                len: f.len() as u32,
+                len: f.len() as u32 | skip,
                 data: [0; RING_FRAME_MAX],
             };
             entry.data[..f.len()].copy_from_slice(f);
@@ -256,11 +261,17 @@ pub fn run_gen(a: &Args) -> Result<GenReport> {
                     tcp::conversation(dst_mac, src_mac, src, dst, i, wire_len, data)
                 })
                 .collect();
-            super::gen::phases(convs)
+            match a.tcp_layout.unwrap_or(TcpLayout::Staggered) {
+                TcpLayout::Staggered => super::gen::staggered(convs),
+                TcpLayout::Phased => super::gen::phases(convs)
+                    .into_iter()
+                    .map(|f| (f, true))
+                    .collect(),
+            }
         }
     };
     ensure!(
-        ring.iter().all(|f| f.len() <= RING_FRAME_MAX),
+        ring.iter().all(|(f, _)| f.len() <= RING_FRAME_MAX),
         "the XDP generator's TCP frames are at most {} bytes with the FCS: use --generator packet",
         RING_FRAME_MAX + FCS_LEN
     );
@@ -514,6 +525,7 @@ mod tests {
         if !root_or_skip("generator_sends_the_ring_of_tcp_frames_in_order_trimmed_to_length") {
             return;
         }
+        // The first entry is one a staggered ring holds back on its first pass.
         let conv = tcp::conversation(
             DST_MAC,
             SRC_MAC,
@@ -523,8 +535,9 @@ mod tests {
             60,
             2,
         );
-        let mut ring = conv.clone();
-        ring.push(vec![0xab; RING_FRAME_MAX]);
+        let mut ring: Vec<(Vec<u8>, bool)> = conv.iter().map(|f| (f.clone(), true)).collect();
+        ring.push((vec![0xab; RING_FRAME_MAX], true));
+        ring[0].1 = false;
         let object = BenchObject::load(ring.len() as u32).expect("load");
         let config = GenConfig {
             start_ns: 0,
@@ -545,13 +558,22 @@ mod tests {
         object.fill_ring(&ring).unwrap();
         let prog = object.object.prog_fd(c"xvs_bench_gen").unwrap();
         let mut page = vec![0x5a; RING_FRAME_MAX];
-        for i in 0..2 * ring.len() {
+        let (action, _) = run_once(prog, &page);
+        assert_eq!(action, XDP_DROP, "the held-back entry is passed over");
+        for i in 1..3 * ring.len() {
             let (action, out) = run_once(prog, &page);
             assert_eq!(action, XDP_REDIRECT, "run {i}");
-            assert_eq!(out, ring[i % ring.len()], "run {i}");
+            assert_eq!(out, ring[i % ring.len()].0, "run {i}");
             page = out;
             page.resize(RING_FRAME_MAX, 0x5a);
         }
+        let progress: GenProgress = object.gen_progress.lookup(&0u32).unwrap().unwrap();
+        assert_eq!(
+            progress.sent,
+            3 * ring.len() as u64 - 1,
+            "the passed-over entry is not sent"
+        );
+        assert_eq!(progress.position, 3 * ring.len() as u64);
     }
 
     #[test]
