@@ -178,6 +178,11 @@ pub struct RigArgs {
     /// with the XDP generator, phased with the packet generator, which has only that).
     #[arg(long, value_enum)]
     pub tcp_layout: Option<TcpLayout>,
+    /// TCP: data segments per conversation (8: a short request and response; more: a
+    /// keep-alive connection or a download, most of whose segments an established flow
+    /// carries).
+    #[arg(long, default_value_t = 8)]
+    pub tcp_data_segments: usize,
     /// Move every other movable task off the director's cores during each throughput trial,
     /// and back afterwards (as `tuna --isolate` does; see [`crate::isolation`]).
     #[arg(long)]
@@ -565,6 +570,7 @@ pub struct Rig {
     gen_threads: usize,
     generator: Generator,
     tcp_layout: Option<TcpLayout>,
+    tcp_data_segments: usize,
     exe: PathBuf,
     ext_mac: String,
     /// `--isolate`: throughput trials run with the director's cores to themselves.
@@ -638,6 +644,7 @@ impl Rig {
             gen_threads: args.gen_threads,
             generator,
             tcp_layout: args.tcp_layout,
+            tcp_data_segments: args.tcp_data_segments,
             exe,
             ext_mac,
             isolate: args.isolate,
@@ -1209,6 +1216,9 @@ impl Rig {
         if !xdp {
             args.extend(["--threads".into(), self.gen_threads.to_string()]);
         }
+        if load.proto == Proto::Tcp {
+            args.extend(["--data-segments".into(), self.tcp_data_segments.to_string()]);
+        }
         if let Some(layout) = self.tcp_layout {
             let name = layout.to_possible_value().expect("no skipped variants");
             args.extend(["--tcp-layout".into(), name.get_name().into()]);
@@ -1559,6 +1569,7 @@ mod tests {
             placement: Placement::Threads,
             generator: None,
             tcp_layout: None,
+            tcp_data_segments: 8,
             isolate: false,
         }
     }

@@ -472,5 +472,7 @@ mod tests {
             [2, 0, 10, 255, 0, 1]
         );
         assert!(parse_mac("02:00").is_err());
+        assert!(parse_mac("02:0a:ff:00:01:9c:00").is_err());
+        assert!(parse_mac("02:0a:ff:00:01:zz").is_err());
     }
 }

@@ -13,6 +13,7 @@
 //! One forwarding thread per queue pair (queue `i` of both interfaces), pinned to
 //! `--cores[i]`. Runs until SIGTERM/SIGINT or `--duration`, then reports what it forwarded.
 
+use super::gen::parse_mac;
 use super::sys::ifindex;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -270,23 +271,14 @@ fn realtime(priority: u8) {
     }
 }
 
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
 fn parse_mac_arg(s: &str) -> Result<[u8; 6], String> {
-    parse_mac(s).ok_or_else(|| format!("bad MAC address {s:?}"))
+    parse_mac(s).map_err(|e| e.to_string())
 }
 
 fn interface_mac(name: &str) -> Result<[u8; 6]> {
     let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))
         .with_context(|| format!("reading {name}'s MAC"))?;
-    parse_mac(text.trim()).with_context(|| format!("{name}'s MAC {text:?}"))
+    parse_mac(&text).with_context(|| format!("{name}'s MAC"))
 }
 
 /// Every real's MAC from the kernel's ARP table on `iface` (the rig resolves them first).
@@ -300,7 +292,7 @@ fn real_macs(iface: &str, reals: &[Ipv4Addr]) -> Result<Vec<(Ipv4Addr, [u8; 6])>
                 .skip(1)
                 .map(|l| l.split_whitespace().collect::<Vec<_>>())
                 .find(|f| f.len() >= 6 && f[0] == real.to_string() && f[5] == iface)
-                .and_then(|f| parse_mac(f[3]))
+                .and_then(|f| parse_mac(f[3]).ok())
                 .filter(|mac| *mac != [0; 6])
                 .map(|mac| (*real, mac))
                 .with_context(|| format!("no MAC for real server {real} on {iface}"))
@@ -325,15 +317,5 @@ mod tests {
         frame[33] = 11;
         assert!(!to_real(&mut frame, &macs, [2, 0, 0, 0, 0, 1]));
         assert!(!to_real(&mut frame[..20], &macs, [0; 6]));
-    }
-
-    #[test]
-    fn macs_parse() {
-        assert_eq!(
-            parse_mac("02:0a:ff:00:01:9c"),
-            Some([2, 10, 255, 0, 1, 0x9c])
-        );
-        assert_eq!(parse_mac("02:0a:ff:00:01"), None);
-        assert_eq!(parse_mac("02:0a:ff:00:01:9c:00"), None);
     }
 }
