@@ -105,6 +105,7 @@ struct sink_counters {
 	__u64 frames;
 	__u64 bytes;
 	__u64 bad_checksum;
+	__u64 replies; /* SYN|ACK and FIN|ACK sent back (TCP) */
 };
 
 struct {
@@ -119,6 +120,7 @@ struct sink_config {
 	__u32 port;
 	__u32 src_base; /* the generator's sources: src_base .. src_base + src_count - 1 */
 	__u32 src_count; /* 0: any source */
+	__u32 tcp; /* 1: answer TCP conversations to `port` (bench/src/agent/tcp.rs), not UDP */
 };
 
 struct {
@@ -232,18 +234,16 @@ int xvs_bench_gen(struct xdp_md *ctx)
 	return bpf_redirect(cfg->ifindex, 0);
 }
 
-/* The one's complement sum of the UDP datagram and its pseudo-header, folded: 0xffff when
- * the checksum is right. */
-static __always_inline int udp_checksum_ok(struct iphdr *ip, struct udphdr *udp, void *data_end)
+/* The one's complement sum of the `len`-byte transport segment at `l4` (at most MAX_UDP_LEN)
+ * and its pseudo-header, folded: 0xffff when the checksum is right. */
+static __always_inline int l4_checksum_ok(struct iphdr *ip, void *l4, __u32 len, __u8 proto,
+					  void *data_end)
 {
-	__u32 len = bpf_ntohs(udp->len);
 	__u32 sum = (ip->saddr >> 16) + (ip->saddr & 0xffff) + (ip->daddr >> 16) +
-		    (ip->daddr & 0xffff) + bpf_htons(IPPROTO_UDP) + udp->len;
-	if (len < sizeof(*udp) || len > MAX_UDP_LEN || (void *)udp + len > data_end)
+		    (ip->daddr & 0xffff) + bpf_htons(proto) + bpf_htons((__u16)len);
+	if (len > MAX_UDP_LEN || l4 + len > data_end)
 		return 0;
-	if (udp->check == 0)
-		return 1;
-	__u16 *word = (void *)udp;
+	__u16 *word = l4;
 	for (__u32 i = 0; i < MAX_UDP_LEN / 2; i++) {
 		if (2 * i + 2 > len)
 			break;
@@ -252,12 +252,20 @@ static __always_inline int udp_checksum_ok(struct iphdr *ip, struct udphdr *udp,
 		sum += word[i];
 	}
 	if (len & 1) {
-		__u8 *last = (void *)udp + (len & 0x7ff) - 1;
+		__u8 *last = l4 + (len & 0x7ff) - 1;
 		if ((void *)(last + 1) > data_end)
 			return 0;
 		sum += bpf_htons((__u16)*last << 8);
 	}
 	return csum_fold(sum) == 0xffff;
+}
+
+static __always_inline int udp_checksum_ok(struct iphdr *ip, struct udphdr *udp, void *data_end)
+{
+	__u32 len = bpf_ntohs(udp->len);
+	if (len < sizeof(*udp))
+		return 0;
+	return udp->check == 0 || l4_checksum_ok(ip, udp, len, IPPROTO_UDP, data_end);
 }
 
 static __always_inline int ipv4_checksum_ok(struct iphdr *ip)
@@ -268,6 +276,120 @@ static __always_inline int ipv4_checksum_ok(struct iphdr *ip)
 	for (int i = 0; i < 10; i++)
 		sum += word[i];
 	return csum_fold(sum) == 0xffff;
+}
+
+/* bench/src/agent/tcp.rs's mix(): splitmix64's finaliser of (address, port) ^ salt. */
+static __always_inline __u32 mix(__u32 addr, __u16 port, __u64 salt)
+{
+	__u64 z = ((__u64)addr << 16 | port) ^ salt;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return (__u32)(z ^ (z >> 31));
+}
+
+#define SERVER_ISN_SALT 0x726573706f6e6465ULL /* tcp.rs server_isn() */
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+/* Ethernet + IPv4 + TCP without options; answers are padded to 60 bytes, as tcp.rs's. */
+#define TCP_HEADERS_LEN 54
+#define MIN_FRAME 60
+
+/* The TCP responder (bench/src/agent/tcp.rs's answer(), which the agent responder runs on the
+ * reals): a segment to the port whose checksums verify is counted; a SYN is answered with
+ * SYN|ACK and a FIN with FIN|ACK, back where it came from (to the director), the
+ * same bytes the agent would send; everything else of the conversation is dropped here. */
+static __always_inline int answer_tcp(struct xdp_md *ctx, struct sink_counters *c, __u16 port)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	__u8 *tcp = (void *)(ip + 1);
+	if ((void *)(tcp + 20) > data_end)
+		return XDP_PASS;
+	__u32 total = bpf_ntohs(ip->tot_len);
+	if (total < 40 || data + sizeof(*eth) + total > data_end)
+		return XDP_PASS;
+	__u32 tcp_len = total - 20;
+	__u32 data_off = (tcp[12] >> 4) * 4;
+	if (!ipv4_checksum_ok(ip) || !l4_checksum_ok(ip, tcp, tcp_len, IPPROTO_TCP, data_end) ||
+	    data_off < 20 || data_off > tcp_len) {
+		c->bad_checksum++;
+		return XDP_DROP;
+	}
+	c->frames++;
+	c->bytes += data_end - data;
+	__u8 flags = tcp[13];
+	__u32 seq = bpf_ntohl(*(__u32 *)(tcp + 4));
+	__u16 sport = bpf_ntohs(*(__u16 *)tcp);
+	__u32 client = ip->saddr;
+	__u32 server = ip->daddr;
+	__u16 ip_id = ip->id;
+	__u32 s = mix(bpf_ntohl(client), sport, SERVER_ISN_SALT);
+	__u32 reply_seq, reply_ack;
+	__u8 reply_flags;
+	if ((flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN) {
+		reply_seq = s;
+		reply_ack = seq + 1;
+		reply_flags = TCP_SYN | TCP_ACK;
+	} else if ((flags & (TCP_FIN | TCP_RST)) == TCP_FIN) {
+		reply_seq = s + 1;
+		reply_ack = seq + (tcp_len - data_off) + 1;
+		reply_flags = TCP_FIN | TCP_ACK;
+	} else {
+		return XDP_DROP;
+	}
+	__u8 mac[ETH_ALEN];
+	__builtin_memcpy(mac, eth->h_source, ETH_ALEN);
+	int len = data_end - data;
+	if (len != MIN_FRAME && bpf_xdp_adjust_tail(ctx, MIN_FRAME - len))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	ip = (void *)(eth + 1);
+	tcp = (void *)(ip + 1);
+	if (data + MIN_FRAME > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+	__builtin_memset((void *)ip, 0, MIN_FRAME - sizeof(*eth));
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tot_len = bpf_htons(40);
+	ip->id = ip_id;
+	ip->frag_off = bpf_htons(0x4000); /* DF */
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_TCP;
+	ip->saddr = server;
+	ip->daddr = client;
+	__u16 *word = (void *)ip;
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += word[i];
+	ip->check = ~csum_fold(sum);
+	*(__u16 *)tcp = bpf_htons(port);
+	*(__u16 *)(tcp + 2) = bpf_htons(sport);
+	*(__u32 *)(tcp + 4) = bpf_htonl(reply_seq);
+	*(__u32 *)(tcp + 8) = bpf_htonl(reply_ack);
+	tcp[12] = 5 << 4;
+	tcp[13] = reply_flags;
+	*(__u16 *)(tcp + 14) = bpf_htons(65535);
+	sum = (server >> 16) + (server & 0xffff) + (client >> 16) + (client & 0xffff) +
+	      bpf_htons(IPPROTO_TCP) + bpf_htons(20);
+	word = (void *)tcp;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += word[i];
+	*(__u16 *)(tcp + 16) = ~csum_fold(sum);
+	c->replies++;
+	/* Out by the port it came in by, as XDP_TX would, but through ndo_xdp_xmit: veth flushes
+	 * an XDP_TX only to a peer with an XDP program, a redirect to one with GRO too (the
+	 * kernel targets' internal veth). */
+	return bpf_redirect(ctx->ingress_ifindex, 0);
 }
 
 SEC("xdp")
@@ -281,15 +403,22 @@ int xvs_bench_sink(struct xdp_md *ctx)
 	__u32 *magic = (void *)(udp + 1);
 	__u32 zero = 0;
 
-	if ((void *)(magic + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) ||
-	    ip->ihl != 5 || ip->protocol != IPPROTO_UDP || *magic != MAGIC)
+	if ((void *)(magic + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5)
 		return XDP_PASS;
 	struct sink_config *cfg = bpf_map_lookup_elem(&xvs_sink_config, &zero);
 	struct sink_counters *c = bpf_map_lookup_elem(&xvs_sink_counters, &zero);
-	if (!cfg || !c || udp->dest != bpf_htons((__u16)cfg->port))
+	if (!cfg || !c)
 		return XDP_PASS;
 	/* Latency probes carry the magic too, from another source: they go on to the reals. */
 	if (cfg->src_count && bpf_ntohl(ip->saddr) - cfg->src_base >= cfg->src_count)
+		return XDP_PASS;
+	if (cfg->tcp) {
+		/* Ports are where UDP's are: the first four bytes after the IP header. */
+		if (ip->protocol != IPPROTO_TCP || udp->dest != bpf_htons((__u16)cfg->port))
+			return XDP_PASS;
+		return answer_tcp(ctx, c, (__u16)cfg->port);
+	}
+	if (ip->protocol != IPPROTO_UDP || *magic != MAGIC || udp->dest != bpf_htons((__u16)cfg->port))
 		return XDP_PASS;
 	if (ipv4_checksum_ok(ip) && udp_checksum_ok(ip, udp, data_end)) {
 		c->frames++;

@@ -1076,18 +1076,19 @@ impl Rig {
         Ok(ours)
     }
 
-    /// [`Generator::Xdp`]: the director's external veth takes redirected frames for every
-    /// target (GRO on: a veth without XDP accepts them only so), its receive in threads on
-    /// the director's cores for the kernel targets too (xvs's are there already).
+    /// [`Generator::Xdp`]: the director's veths take XDP frames for every target (the
+    /// generator's on the external one, the XDP sink's TCP answers on the internal one; GRO
+    /// on: a veth without XDP accepts them only so), their receive in threads on the
+    /// director's cores for the kernel targets too (xvs's are there already).
     fn prepare_xdp_generator(&self) -> Result<()> {
         if matches!(self.target, Target::Nft | Target::Direct) {
             let d = self.topo.director_ns().to_string();
-            self.sh(
-                &d,
-                &format!("ethtool -K {} gro on >/dev/null", self.topo.ext_if()),
-            )
-            .context("GRO on the director's external veth")?;
-            self.pin_napi(&d, &[self.topo.ext_if()], &self.cores.director)?;
+            let ifaces = [self.topo.ext_if(), self.topo.int_if()];
+            for iface in ifaces {
+                self.sh(&d, &format!("ethtool -K {iface} gro on >/dev/null"))
+                    .with_context(|| format!("GRO on the director's {iface}"))?;
+            }
+            self.pin_napi(&d, &ifaces, &self.cores.director)?;
         }
         Ok(())
     }
@@ -1168,10 +1169,12 @@ impl Rig {
 
     /// [`Generator::Xdp`]'s sink, attached to the switch's port of the director's internal
     /// veth until the agent stops.
-    fn start_xdp_sink(&self, limit: f64) -> Result<Vec<Agent>> {
+    fn start_xdp_sink(&self, proto: Proto, limit: f64) -> Result<Vec<Agent>> {
         let file = self.topo.work_dir().join("xdpsink.ready");
         let _ = std::fs::remove_file(&file);
         let args = vec![
+            "--proto".to_string(),
+            proto.name().to_string(),
             "--src-base".to_string(),
             GEN_SRC_BASE.to_string(),
             "--src-count".to_string(),
@@ -1238,7 +1241,7 @@ impl Rig {
         let limit = load.duration + 30.0;
         let xdp = self.generator == Generator::Xdp;
         let sinks = match load.proto {
-            Proto::Udp if xdp => self.start_xdp_sink(limit)?,
+            _ if xdp => self.start_xdp_sink(load.proto, limit)?,
             Proto::Udp => self.start_responders("sink", limit)?,
             Proto::Tcp => self.start_responders("responder", limit)?,
         };
@@ -1304,7 +1307,7 @@ impl Rig {
                 self.generator == Generator::Xdp,
                 "a background load needs the XDP generator (--generator xdp)"
             );
-            let sinks = self.start_xdp_sink(duration + 30.0)?;
+            let sinks = self.start_xdp_sink(Proto::Udp, duration + 30.0)?;
             let load = Load {
                 proto: Proto::Udp,
                 rate: load_pps,

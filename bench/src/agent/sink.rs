@@ -8,6 +8,7 @@
 //! instead of as loss in the director.
 
 use super::sys::{udp_socket, Batch};
+use super::Proto;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -37,6 +38,10 @@ pub struct Args {
     pub src_base: Option<Ipv4Addr>,
     #[arg(long, default_value_t = 64)]
     pub src_count: u32,
+    /// `xdpsink`: count UDP datagrams, or answer TCP conversations as `agent responder` does
+    /// (SYN|ACK, FIN|ACK back through the director) and count their segments.
+    #[arg(long, value_enum, default_value_t = Proto::Udp)]
+    pub proto: Proto,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

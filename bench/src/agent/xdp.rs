@@ -90,6 +90,7 @@ struct SinkConfig {
     port: u32,
     src_base: u32,
     src_count: u32,
+    tcp: u32,
 }
 
 /// `struct sink_counters` of the C program.
@@ -99,6 +100,7 @@ struct SinkCounters {
     frames: u64,
     bytes: u64,
     bad_checksum: u64,
+    replies: u64,
 }
 
 /// The loaded object (both programs) and its maps, created here so that the frame ring gets
@@ -171,6 +173,7 @@ impl BenchObject {
                 frames: acc.frames + v.frames,
                 bytes: acc.bytes + v.bytes,
                 bad_checksum: acc.bad_checksum + v.bad_checksum,
+                replies: acc.replies + v.replies,
             }))
     }
 }
@@ -375,6 +378,7 @@ pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
         port: u32::from(a.port),
         src_base: a.src_base.map_or(0, u32::from),
         src_count: if a.src_base.is_some() { a.src_count } else { 0 },
+        tcp: u32::from(a.proto == Proto::Tcp),
     };
     object.sink_config.update(&0u32, &config)?;
     let prog = object.object.prog_fd(c"xvs_bench_sink")?;
@@ -407,6 +411,7 @@ pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
         bytes: c.bytes,
         if_rx: if_rx_packets(&a.iface).saturating_sub(rx0),
         bad_checksum: c.bad_checksum,
+        replies: c.replies,
         ..SinkReport::default()
     })
 }
@@ -586,6 +591,7 @@ mod tests {
             port: u32::from(super::super::BENCH_PORT),
             src_base: u32::from(Ipv4Addr::new(198, 18, 0, 10)),
             src_count: 1,
+            tcp: 0,
         };
         object.sink_config.update(&0u32, &config).unwrap();
         let prog = object.object.prog_fd(c"xvs_bench_sink").unwrap();
@@ -630,6 +636,81 @@ mod tests {
         assert_eq!(run_once(prog, &probe).0, XDP_PASS);
         let c = object.sink_counters().unwrap();
         assert_eq!((c.frames, c.bytes, c.bad_checksum), expected);
+    }
+
+    #[test]
+    fn tcp_sink_answers_as_the_agent_responder_does() {
+        if !root_or_skip("tcp_sink_answers_as_the_agent_responder_does") {
+            return;
+        }
+        let port = super::super::BENCH_PORT;
+        let object = BenchObject::load(1).expect("load");
+        let config = SinkConfig {
+            port: u32::from(port),
+            src_base: u32::from(Ipv4Addr::new(198, 18, 0, 10)),
+            src_count: 4,
+            tcp: 1,
+        };
+        object.sink_config.update(&0u32, &config).unwrap();
+        let prog = object.object.prog_fd(c"xvs_bench_sink").unwrap();
+        let (mut segments, mut replies) = (0, 0);
+        for (client, wire_len) in [(1024, 60), (40000, 61), (65535, 130)] {
+            let conv = tcp::conversation(
+                DST_MAC,
+                SRC_MAC,
+                (Ipv4Addr::new(198, 18, 0, 12), client),
+                (Ipv4Addr::new(198, 19, 0, 10), port),
+                7,
+                wire_len,
+                3,
+            );
+            for (i, frame) in conv.iter().enumerate() {
+                let mut reply = [0u8; tcp::MIN_FRAME];
+                let tcp::Seen::Segment { reply: n, .. } = tcp::answer(frame, port, &mut reply)
+                else {
+                    panic!("segment {i} is not the responder's");
+                };
+                let (action, out) = run_once(prog, frame);
+                segments += 1;
+                if n > 0 {
+                    assert_eq!(action, XDP_REDIRECT, "segment {i} of {client}");
+                    assert_eq!(out, reply[..n], "segment {i} of {client}");
+                    replies += 1;
+                } else {
+                    assert_eq!(action, XDP_DROP, "segment {i} of {client}");
+                }
+            }
+            let mut bad = conv[0].clone();
+            bad[tcp::HEADERS_LEN - 3] ^= 0x10; // in the TCP checksum
+            assert_eq!(run_once(prog, &bad).0, XDP_DROP);
+        }
+        // Another source (a latency probe's), another port, UDP: on to the reals.
+        let other = |src: Ipv4Addr, dport: u16| {
+            tcp::conversation(DST_MAC, SRC_MAC, (src, 1024), (src, dport), 0, 60, 1)[0].clone()
+        };
+        assert_eq!(
+            run_once(prog, &other(Ipv4Addr::new(198, 18, 0, 201), port)).0,
+            XDP_PASS
+        );
+        assert_eq!(
+            run_once(prog, &other(Ipv4Addr::new(198, 18, 0, 10), port + 1)).0,
+            XDP_PASS
+        );
+        let udp = build_frame(
+            DST_MAC,
+            SRC_MAC,
+            (Ipv4Addr::new(198, 18, 0, 10), 1024),
+            (Ipv4Addr::new(198, 19, 0, 10), port),
+            0,
+            60,
+        );
+        assert_eq!(run_once(prog, &udp).0, XDP_PASS);
+        let c = object.sink_counters().unwrap();
+        assert_eq!(
+            (c.frames, c.replies, c.bad_checksum),
+            (segments, replies, 3)
+        );
+        assert_eq!(replies, 6, "a SYN|ACK and a FIN|ACK per conversation");
     }
 
     fn gen_payload() -> usize {
