@@ -113,8 +113,9 @@ pub const DEFAULT_WORKER_PRIORITY: u8 = 1;
 /// What a worker does when its rings are empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IdleStrategy {
-    /// Spin a while, then sleep in `ppoll` until a socket has frames (or 200 us pass):
-    /// an idle director uses almost no CPU.
+    /// Spin a while, then sleep in `ppoll` until a socket has frames, another worker hands
+    /// frames over (its doorbell), or 10 ms pass (housekeeping): an idle director uses almost
+    /// no CPU.
     #[default]
     Adaptive,
     /// Never sleep: the lowest latency, one full core per worker even when idle.
@@ -367,7 +368,8 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         memory,
         mailboxes: (0..workers)
             .map(|_| Mailbox::new(frames_per_worker, frames_per_worker))
-            .collect(),
+            .collect::<io::Result<_>>()
+            .context("creating the workers' doorbells (eventfd)")?,
         frames_per_worker,
         owner_seed: random_seed(),
         resolve: Arc::clone(&resolve_queue),

@@ -25,6 +25,11 @@
 //! kernel's ARP queue) and processed again as soon as the neighbour thread publishes a new
 //! table, so the first packet to a freshly added real server is delayed, not lost.
 //!
+//! An idle worker sleeps in `ppoll` on its sockets and its mailbox's doorbell (an eventfd that
+//! the workers which leave it hand-offs or returned frames write, once per batch, only while
+//! it sleeps), for at most `idle_wait`, the pace of its housekeeping; expiry sweeps in
+//! proportion to the time since its last sweep, so sleeping delays no expiry by much.
+//!
 //! Frames: every worker owns a fixed range of UMEM frames (its "home" range). A frame may
 //! travel to another worker with a hand-off, and comes back to its home worker's return ring
 //! once that worker's transmission completes or it is dropped, so no worker's fill rings starve.
@@ -41,8 +46,10 @@ use crate::stats::{DropReason, WorkerStats};
 use crate::xsk::{Frame, FrameMemory, Poller, Port};
 use crossbeam::queue::ArrayQueue;
 use std::collections::VecDeque;
+use std::io;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,15 +59,76 @@ pub struct Mailbox {
     handoff: ArrayQueue<(Frame, Packet)>,
     /// Frames of this worker's home range coming back from another worker.
     returns: ArrayQueue<Frame>,
+    /// Wakes this worker when it sleeps and another one left it frames.
+    doorbell: Doorbell,
 }
 
 impl Mailbox {
     /// Capacities: `frames_per_worker` for returns (all of a home range can come back at once),
-    /// `handoff` for hand-offs (beyond it frames are dropped and counted).
-    pub fn new(frames_per_worker: usize, handoff: usize) -> Self {
-        Mailbox {
+    /// `handoff` for hand-offs (beyond it frames are dropped and counted). Fails where the
+    /// kernel gives no eventfd.
+    pub fn new(frames_per_worker: usize, handoff: usize) -> io::Result<Self> {
+        Ok(Mailbox {
             handoff: ArrayQueue::new(handoff.max(1)),
             returns: ArrayQueue::new(frames_per_worker.max(1)),
+            doorbell: Doorbell::new()?,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.handoff.is_empty() && self.returns.is_empty()
+    }
+}
+
+/// An eventfd that a sleeping worker polls beside its sockets, rung by the workers that left
+/// frames in its mailbox: hand-offs wait for no timeout, and an idle worker sleeps until
+/// there is work (or housekeeping is due) instead of waking every few hundred microseconds.
+/// Rung once per batch and only while its owner sleeps, so a busy director makes no system
+/// call for it.
+struct Doorbell {
+    fd: OwnedFd,
+    asleep: AtomicBool,
+}
+
+impl Doorbell {
+    fn new() -> io::Result<Self> {
+        // SAFETY: a plain system call; a valid descriptor is owned below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Doorbell {
+            // SAFETY: `fd` is a fresh descriptor nothing else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            asleep: AtomicBool::new(false),
+        })
+    }
+
+    /// The owner is about to sleep: from now on the others ring. The owner must look at its
+    /// mailbox after this (and not sleep if it holds frames): a worker that filled it before
+    /// saw no sleeper and did not ring.
+    fn going_to_sleep(&self) {
+        self.asleep.store(true, Ordering::SeqCst);
+        // Dekker with `ring`: this store before the owner's look at the mailbox.
+        fence(Ordering::SeqCst);
+    }
+
+    /// The owner is awake again; empties the eventfd if somebody rang.
+    fn woke(&self) {
+        if !self.asleep.swap(false, Ordering::SeqCst) {
+            let mut count = 0u64;
+            // SAFETY: reads 8 bytes into `count`; non-blocking, so an empty eventfd (the ring
+            // came after the owner woke for another reason) returns EAGAIN at once.
+            unsafe { libc::read(self.fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        }
+    }
+
+    /// Wakes the owner if it sleeps. Called after the frames were queued (and a fence).
+    fn ring(&self) {
+        if self.asleep.load(Ordering::Relaxed) && self.asleep.swap(false, Ordering::SeqCst) {
+            let one = 1u64;
+            // SAFETY: writes 8 bytes from `one` to an eventfd we own.
+            unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
         }
     }
 }
@@ -101,7 +169,9 @@ pub struct WorkerOptions {
     /// Iterations without work before the worker sleeps in `ppoll`; [`NEVER_WAIT`] makes it
     /// poll busily.
     pub spin_before_wait: u32,
-    /// How long an idle worker waits for packets before checking its rings again.
+    /// How long an idle worker sleeps when nothing wakes it (packets on its sockets, frames in
+    /// its mailbox ring its doorbell): the pace of its housekeeping while idle (expiry, fast-path
+    /// stamps, listings, configuration changes, frames held for a neighbour).
     pub idle_wait: Duration,
     /// Frames held while their next hop is being resolved (beyond it they are dropped).
     pub hold_frames: usize,
@@ -117,6 +187,9 @@ pub struct WorkerOptions {
     pub fast_sweep_budget: usize,
 }
 
+/// Longest time for expiry to sweep the whole connection table, however long its worker sleeps.
+const EXPIRY_SWEEP_MS: usize = 1000;
+
 /// [`WorkerOptions::spin_before_wait`] for a worker that never sleeps.
 pub const NEVER_WAIT: u32 = u32::MAX;
 
@@ -126,7 +199,7 @@ impl Default for WorkerOptions {
             batch: 64,
             expiry_budget: 64,
             spin_before_wait: 512,
-            idle_wait: Duration::from_micros(200),
+            idle_wait: Duration::from_millis(10),
             hold_frames: 256,
             hold_ms: 1000,
             dump_chunk: DEFAULT_DUMP_CHUNK,
@@ -175,6 +248,11 @@ struct Core {
     /// Frames waiting for their next hop's MAC, oldest first (as the kernel's ARP queue).
     held: VecDeque<Held>,
     poller: Poller,
+    /// Workers whose mailbox this batch left frames in: their doorbells ring at its end.
+    bells: Vec<bool>,
+    bells_due: bool,
+    /// When expiry last swept (its budget grows with the time since).
+    last_expiry_ms: u64,
     /// The XDP fast path's writer, when it is on.
     fast: Option<FlowWriter>,
     /// The configuration the fast-path entries were last checked against (its address).
@@ -216,7 +294,7 @@ impl Worker {
         let total = shared.frames_per_worker * workers;
         let mut pool = Vec::with_capacity(total);
         pool.extend(frames);
-        let poller = Poller::new(&ports);
+        let poller = Poller::new(&ports, Some(shared.mailboxes[id].doorbell.fd.as_raw_fd()));
         let tried_neighbours = Arc::clone(neighbours.cached());
         Ok(Worker {
             all_stats: Arc::clone(&shared.stats),
@@ -242,6 +320,9 @@ impl Worker {
                 tried_neighbours,
                 held: VecDeque::with_capacity(options.hold_frames),
                 poller,
+                bells: vec![false; workers],
+                bells_due: false,
+                last_expiry_ms: 0,
                 fast,
                 fast_config: 0,
                 fast_sweep: None,
@@ -272,7 +353,12 @@ impl Worker {
                 idle = idle.saturating_add(1);
                 let spin = self.core.options.spin_before_wait;
                 if idle >= spin && spin != NEVER_WAIT {
-                    self.core.poller.wait(self.core.options.idle_wait);
+                    let mailbox = &self.core.shared.mailboxes[self.core.id];
+                    mailbox.doorbell.going_to_sleep();
+                    if mailbox.is_empty() {
+                        self.core.poller.wait(self.core.options.idle_wait);
+                    }
+                    mailbox.doorbell.woke();
                 } else {
                     std::hint::spin_loop();
                 }
@@ -367,8 +453,14 @@ impl Core {
         if self.stats.held.get() != held {
             self.stats.held.set(held);
         }
-        self.conns
-            .expire(now_ms, self.options.expiry_budget, &self.stats);
+        // Expiry keeps pace with time rather than with iterations: a worker that slept sweeps
+        // more, so that the whole table is swept at least every EXPIRY_SWEEP_MS.
+        let elapsed = now_ms.saturating_sub(self.last_expiry_ms) as usize;
+        self.last_expiry_ms = now_ms;
+        let budget =
+            (self.conns.slots() * elapsed / EXPIRY_SWEEP_MS).max(self.options.expiry_budget);
+        self.conns.expire(now_ms, budget, &self.stats);
+        self.ring_bells();
         if self.fast.is_some() {
             self.fast_path_upkeep(env);
         }
@@ -396,7 +488,11 @@ impl Core {
                 .unwrap_or(self.id);
             if owner != self.id {
                 match self.shared.mailboxes[owner].handoff.push((frame, packet)) {
-                    Ok(()) => self.stats.handed_off.add(1),
+                    Ok(()) => {
+                        self.stats.handed_off.add(1);
+                        self.bells[owner] = true;
+                        self.bells_due = true;
+                    }
                     Err((frame, _)) => {
                         self.stats.count_drop(DropReason::HandoffFull);
                         self.recycle(frame);
@@ -642,6 +738,72 @@ impl Core {
             // Cannot happen (the ring holds a whole home range); keep the frame rather than
             // lose it.
             self.pool.push(frame);
+        } else {
+            // A sleeping worker needs its frames back to refill its fill rings.
+            self.bells[home] = true;
+            self.bells_due = true;
         }
+    }
+
+    /// Wakes the sleeping workers this batch left frames for.
+    fn ring_bells(&mut self) {
+        if !self.bells_due {
+            return;
+        }
+        self.bells_due = false;
+        // Dekker with `Doorbell::going_to_sleep`: the frames queued before the look at
+        // `asleep`.
+        fence(Ordering::SeqCst);
+        for (worker, due) in self.bells.iter_mut().enumerate() {
+            if std::mem::take(due) {
+                self.shared.mailboxes[worker].doorbell.ring();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `fd` becomes readable within `timeout`.
+    fn readable(fd: &OwnedFd, timeout: Duration) -> bool {
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int) == 1 }
+    }
+
+    #[test]
+    fn a_doorbell_wakes_its_sleeping_owner_and_stays_silent_otherwise() {
+        let bell = Arc::new(Doorbell::new().unwrap());
+        // Awake: ringing makes no noise (no system call, nothing to read).
+        bell.ring();
+        assert!(!readable(&bell.fd, Duration::ZERO));
+
+        bell.going_to_sleep();
+        let ringer = {
+            let bell = Arc::clone(&bell);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                bell.ring();
+                bell.ring(); // a second worker: the owner is already being woken
+            })
+        };
+        // Woken by the bell, long before a sleeping worker's timeout would end its sleep.
+        assert!(readable(&bell.fd, Duration::from_secs(30)));
+        bell.woke();
+        ringer.join().unwrap();
+        assert!(!readable(&bell.fd, Duration::ZERO), "woke() empties it");
+
+        // Asleep and woken by something else: nothing was written, nothing to read.
+        bell.going_to_sleep();
+        bell.woke();
+        assert!(!bell.asleep.load(Ordering::SeqCst));
+        bell.ring();
+        assert!(!readable(&bell.fd, Duration::ZERO));
     }
 }

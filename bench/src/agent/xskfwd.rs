@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xvs_dataplane::process::Side;
+use xvs_dataplane::worker::WorkerOptions;
 use xvs_dataplane::xsk::{
     rx_queue_count, EndpointKey, Frame, FrameMemory, Poller, Port, PortOptions, Role, XdpMode,
     XdpProgram,
@@ -172,13 +173,13 @@ struct Forwarder {
 
 impl Forwarder {
     fn run(&mut self, stop: &AtomicBool) {
-        let mut poller = Poller::new(&self.ports);
+        let mut poller = Poller::new(&self.ports, None);
         let mut since_sleep = 0;
         while !stop.load(Ordering::Relaxed) {
             let n = self.batch();
             if n == 0 {
                 // As a realtime worker does: no spinning, sleep until frames arrive.
-                poller.wait(Duration::from_micros(200));
+                poller.wait(WorkerOptions::default().idle_wait);
                 since_sleep = 0;
             } else {
                 since_sleep += n;

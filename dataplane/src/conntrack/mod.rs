@@ -714,6 +714,11 @@ impl ConnTable {
         conn.expires_ms = now_ms + u64::from(conn.timeout_secs(timeouts)) * 1000;
     }
 
+    /// Slots the slab has used (live or free): what a whole expiry sweep visits.
+    pub fn slots(&self) -> usize {
+        self.slab.len()
+    }
+
     /// Reclaims expired entries among the next `budget` slots; returns how many it removed.
     pub fn expire(&mut self, now_ms: u64, budget: usize, stats: &WorkerStats) -> usize {
         let n = self.slab.len();

@@ -452,18 +452,22 @@ fn as_descs(frames: &[Frame]) -> &[FrameDesc] {
     unsafe { std::slice::from_raw_parts(frames.as_ptr().cast::<FrameDesc>(), frames.len()) }
 }
 
-/// Waits until one of the sockets has received something, or `timeout` passes.
+/// Waits until one of the sockets has received something, the doorbell rang, or `timeout`
+/// passes.
 pub struct Poller {
     fds: Vec<libc::pollfd>,
 }
 
 impl Poller {
-    pub fn new(ports: &[Port]) -> Self {
+    /// Polls `ports`' sockets and `doorbell` (an eventfd), if any.
+    pub fn new(ports: &[Port], doorbell: Option<RawFd>) -> Self {
         Poller {
             fds: ports
                 .iter()
-                .map(|p| libc::pollfd {
-                    fd: p.fd(),
+                .map(|p| p.fd())
+                .chain(doorbell)
+                .map(|fd| libc::pollfd {
+                    fd,
                     events: libc::POLLIN,
                     revents: 0,
                 })
