@@ -114,8 +114,8 @@ pub const DEFAULT_WORKER_PRIORITY: u8 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IdleStrategy {
     /// Spin a while, then sleep in `ppoll` until a socket has frames, another worker hands
-    /// frames over (its doorbell), or 10 ms pass (housekeeping): an idle director uses almost
-    /// no CPU.
+    /// frames over (its doorbell), or 200 us pass (housekeeping): an idle director uses
+    /// little CPU.
     #[default]
     Adaptive,
     /// Never sleep: the lowest latency, one full core per worker even when idle.

@@ -199,7 +199,9 @@ impl Default for WorkerOptions {
             batch: 64,
             expiry_budget: 64,
             spin_before_wait: 512,
-            idle_wait: Duration::from_millis(10),
+            // Not longer: with 10 ms, CPU 1 of this VM idles deeper between packets and
+            // latency under load rose (docs/benchmarks.md, *Worker idle strategy*).
+            idle_wait: Duration::from_micros(200),
             hold_frames: 256,
             hold_ms: 1000,
             dump_chunk: DEFAULT_DUMP_CHUNK,
