@@ -783,7 +783,7 @@ pub fn set_thread_realtime(thread: libc::pthread_t, priority: u8) -> io::Result<
 /// cannot starve the workers (the receive livelock that ranks the external interface's
 /// threads below them). Ranked below, replies wait while a worker handles a burst of
 /// requests, and a burst of replies overflows the interface's ring (256 frames on veth with
-/// XDP): 0.2-0.6 % of SYN/ACKs and FIN/ACKs were lost so below the lossless rate
+/// XDP): that lost 0.2-0.6 % of SYN/ACKs and FIN/ACKs below the lossless rate
 /// (docs/benchmarks.md). One interface serving both sides carries requests too: it stays below.
 fn reply_napi_priority(options: &DaemonOptions) -> u8 {
     if options.worker_priority == 0
