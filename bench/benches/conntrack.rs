@@ -55,6 +55,7 @@ fn conn(j: usize) -> Conn {
         dport: 80,
         service: 0,
         real: (j % 2) as u32,
+        method: xvs_dataplane::snapshot::Method::Masq,
         state: TcpState::Established,
         expires_ms: u64::MAX,
     }

@@ -26,7 +26,7 @@ use xvs_dataplane::conntrack::ConnTable;
 use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
 use xvs_dataplane::persist::Templates;
 use xvs_dataplane::process::{process, process_batch, Env, Side, Verdict};
-use xvs_dataplane::snapshot::{Interface, RealServer, Service, Snapshot, Vip, PROTO_TCP};
+use xvs_dataplane::snapshot::{Interface, Method, RealServer, Service, Snapshot, Vip, PROTO_TCP};
 use xvs_dataplane::stats::WorkerStats;
 use xvs_dataplane::wire::{
     EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket,
@@ -140,6 +140,7 @@ impl Fixture {
                 id,
                 addr: *addr.ip(),
                 port: addr.port(),
+                method: Method::Masq,
                 failed: false,
             })
             .collect();

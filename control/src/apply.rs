@@ -30,8 +30,8 @@ use xvs_dataplane::fastpath::ConnId;
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::snapshot::{
-    Interface, Persistence, RealId, RealServer, Service, ServiceId, Snapshot, Timeouts, Vip,
-    PROTO_TCP, PROTO_UDP,
+    Interface, Method, Persistence, RealId, RealServer, Service, ServiceId, Snapshot, Timeouts,
+    Vip, PROTO_TCP, PROTO_UDP,
 };
 use xvs_dataplane::stats::{TrafficTotals, WorkerStats, MAX_REALS, MAX_SERVICES};
 use xvs_dataplane::xsk::{QueueCounters, SocketCounters};
@@ -55,6 +55,11 @@ pub trait Steering {
     fn set_real(&mut self, real: Vip, on: bool) -> io::Result<()>;
     /// Keep (or stop keeping) the real server's MAC resolved.
     fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool);
+    /// Whether `addr` is on a network of the internal interface (a connected route of it), as
+    /// a direct-routing real server must be. Without routes to read (tests), every address is.
+    fn on_internal_link(&mut self, _addr: Ipv4Addr) -> io::Result<bool> {
+        Ok(true)
+    }
     /// What the XDP program did with the frames of one rx queue.
     fn queue_counters(&self, _side: Side, _queue: u32) -> QueueCounters {
         QueueCounters::default()
@@ -143,6 +148,8 @@ const NEW_SLOT: u32 = u32::MAX;
 struct RealConfig {
     key: RealKey,
     weight: u32,
+    /// `-g` / `-m`: how its packets are forwarded.
+    method: Method,
     /// `-x` / `-y`; `lower_threshold <= upper_threshold` always holds.
     upper_threshold: u32,
     lower_threshold: u32,
@@ -390,6 +397,37 @@ impl<S: Steering> Director<S> {
         Ok(())
     }
 
+    /// Refuses direct routing to a real server that is not on a network of the internal
+    /// interface: the frame keeps the VIP as destination, so a router in between would send
+    /// it back. Checked for real servers that become direct-routed in this change only, so a
+    /// route that later disappears does not block unrelated changes (the dataplane then drops
+    /// their packets as `no_route`).
+    fn check_direct_routes(&mut self, next: &Config) -> Result<(), ApplyError> {
+        for (key, service) in &next.services {
+            let before = self.config.services.get(key);
+            for r in service.reals.iter().filter(|r| r.method == Method::Route) {
+                let was_routed = before
+                    .and_then(|s| s.reals.iter().find(|c| c.key == r.key))
+                    .is_some_and(|c| c.method == Method::Route);
+                if was_routed {
+                    continue;
+                }
+                let on_link = self.steering.on_internal_link(r.key.addr).map_err(|e| {
+                    ApplyError::Internal(format!("reading the routes for {}: {e}", r.key.addr))
+                })?;
+                if !on_link {
+                    return Err(ApplyError::InvalidArgument(format!(
+                        "direct routing (-g) needs real server {} on a network of the internal \
+                         interface (a connected route), since its frames keep the VIP as \
+                         destination; use masquerading (-m) to reach it through a router",
+                        r.key.addr
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reports of this slot start from zero now (new owner, or `zero`).
     fn restart_service_counters(&mut self, id: ServiceId) {
         self.service_base[id as usize] = self.service_totals_raw(id);
@@ -403,6 +441,7 @@ impl<S: Steering> Director<S> {
 
     /// Makes the transaction's configuration the running one, all or nothing.
     fn commit(&mut self, mut tx: Transaction) -> Result<Reply, ApplyError> {
+        self.check_direct_routes(&tx.next)?;
         self.assign_slots(&mut tx.next)?;
         self.config = tx.next;
         for gone in tx.removed {
@@ -534,6 +573,7 @@ impl<S: Steering> Director<S> {
                             id: r.id,
                             addr: r.key.addr,
                             port: r.key.port,
+                            method: r.method,
                             failed: down(r),
                         })
                         .collect(),
@@ -559,7 +599,10 @@ impl<S: Steering> Director<S> {
         for (key, config) in &self.config.services {
             services.insert(vip_of(key));
             for r in &config.reals {
-                reals.insert(real_endpoint(key.proto, &r.key));
+                // Only NAT's replies come from RIP:rport (others answer from the VIP).
+                if r.method == Method::Masq {
+                    reals.insert(real_endpoint(key.proto, &r.key));
+                }
                 neighbours.insert(r.key.addr);
             }
         }
@@ -706,7 +749,7 @@ impl<S: Steering> Director<S> {
                         let (stats, active, inactive) = self.real_counters(r.id);
                         RealInfo {
                             real: r.key,
-                            forward: Forward::Masq,
+                            forward: forward_of(r.method),
                             weight: r.weight,
                             upper_threshold: r.upper_threshold,
                             lower_threshold: r.lower_threshold,
@@ -957,7 +1000,7 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
             lower_threshold,
         } => {
             validate_real(&real)?;
-            validate_forward(forward)?;
+            let method = validate_forward(forward.unwrap_or(Forward::Masq), &service, &real)?;
             let weight = validate_weight(weight.unwrap_or(1))?;
             let (upper_threshold, lower_threshold) =
                 validate_thresholds(upper_threshold.unwrap_or(0), lower_threshold.unwrap_or(0))?;
@@ -970,6 +1013,7 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
             config.reals.push(RealConfig {
                 key: real,
                 weight,
+                method,
                 upper_threshold,
                 lower_threshold,
                 id: NEW_SLOT,
@@ -983,7 +1027,9 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
             upper_threshold,
             lower_threshold,
         } => {
-            validate_forward(forward)?;
+            let method = forward
+                .map(|f| validate_forward(f, &service, &real))
+                .transpose()?;
             let weight = weight.map(validate_weight).transpose()?;
             let config = next
                 .get_mut(&service)
@@ -1000,6 +1046,10 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
             )?;
             if let Some(weight) = weight {
                 entry.weight = weight;
+            }
+            // Connections keep the method they were made with, as in IPVS.
+            if let Some(method) = method {
+                entry.method = method;
             }
             entry.upper_threshold = upper;
             entry.lower_threshold = lower;
@@ -1324,15 +1374,31 @@ fn validate_weight(w: u32) -> Result<u32, ApplyError> {
     Ok(w)
 }
 
-fn validate_forward(f: Option<Forward>) -> Result<(), ApplyError> {
+/// The protocol's name of `method`.
+fn forward_of(method: Method) -> Forward {
+    match method {
+        Method::Masq => Forward::Masq,
+        Method::Route => Forward::Route,
+    }
+}
+
+/// The dataplane's method for `f` of `real` in `service`, or why it cannot be used.
+fn validate_forward(
+    f: Forward,
+    service: &ServiceKey,
+    real: &RealKey,
+) -> Result<Method, ApplyError> {
     match f {
-        None | Some(Forward::Masq) => Ok(()),
-        Some(Forward::Route) => Err(ApplyError::Unsupported(
-            "xvs implements masquerading (-m, LVS-NAT) only; direct routing (-g) is not supported"
-                .into(),
-        )),
-        Some(Forward::Tunnel) => Err(ApplyError::Unsupported(
-            "xvs implements masquerading (-m, LVS-NAT) only; tunnelling (-i) is not supported"
+        Forward::Masq => Ok(Method::Masq),
+        // ipvsadm sets the port itself for -g; a JSON client may not.
+        Forward::Route if real.port != service.port => Err(ApplyError::InvalidArgument(format!(
+            "direct routing (-g) leaves the packet's destination port as it is: real server \
+             {real} must use the service's port {}",
+            service.port
+        ))),
+        Forward::Route => Ok(Method::Route),
+        Forward::Tunnel => Err(ApplyError::Unsupported(
+            "tunnelling (-i) is not implemented yet; use masquerading (-m) or direct routing (-g)"
                 .into(),
         )),
     }
@@ -1349,6 +1415,8 @@ mod tests {
         services: BTreeSet<Vip>,
         reals: BTreeSet<Vip>,
         neighbours: BTreeSet<Ipv4Addr>,
+        /// Addresses the internal interface reaches through a router only.
+        off_link: BTreeSet<Ipv4Addr>,
     }
 
     impl Steering for FakeSteering {
@@ -1374,6 +1442,9 @@ mod tests {
             } else {
                 self.neighbours.remove(&addr);
             }
+        }
+        fn on_internal_link(&mut self, addr: Ipv4Addr) -> io::Result<bool> {
+            Ok(!self.off_link.contains(&addr))
         }
     }
 
@@ -1446,6 +1517,97 @@ mod tests {
             })
             .unwrap();
         }
+    }
+
+    fn add_real_by(forward: Forward, r: RealKey) -> Command {
+        Command::AddReal {
+            service: svc(),
+            real: r,
+            weight: None,
+            forward: Some(forward),
+            upper_threshold: None,
+            lower_threshold: None,
+        }
+    }
+
+    #[test]
+    fn direct_routing_reaches_snapshot_listing_and_steering() {
+        let (mut d, mut reader, _) = director();
+        add_seed(&mut d);
+        d.execute(add_real_by(Forward::Route, real(9))).unwrap();
+        let snapshot = Arc::clone(reader.current());
+        let service = snapshot.services.values().next().unwrap();
+        let methods: Vec<_> = service.reals.iter().map(|r| (r.addr, r.method)).collect();
+        assert!(
+            methods.contains(&(real(9).addr, Method::Route)),
+            "{methods:?}"
+        );
+        assert!(
+            methods.contains(&(real(148).addr, Method::Masq)),
+            "{methods:?}"
+        );
+        let Reply::List(list) = d.execute(Command::List).unwrap() else {
+            panic!("list")
+        };
+        let forwards: Vec<_> = list.services[0]
+            .reals
+            .iter()
+            .map(|r| (r.real, r.forward))
+            .collect();
+        assert!(
+            forwards.contains(&(real(9), Forward::Route)),
+            "{forwards:?}"
+        );
+        // Its replies never come from RIP:rport: no steering of them; its MAC stays managed.
+        assert!(!d.steering.reals.iter().any(|v| v.addr == real(9).addr));
+        assert!(d.steering.reals.iter().any(|v| v.addr == real(148).addr));
+        assert!(d.steering.neighbours.contains(&real(9).addr));
+        // -e to masquerading brings its replies back to the director.
+        d.execute(Command::EditReal {
+            service: svc(),
+            real: real(9),
+            weight: None,
+            forward: Some(Forward::Masq),
+            upper_threshold: None,
+            lower_threshold: None,
+        })
+        .unwrap();
+        assert!(d.steering.reals.iter().any(|v| v.addr == real(9).addr));
+    }
+
+    #[test]
+    fn direct_routing_refuses_a_real_server_behind_a_router() {
+        let (mut d, _, _) = director();
+        add_seed(&mut d);
+        let far = RealKey {
+            addr: Ipv4Addr::new(198, 19, 7, 1),
+            port: 80,
+        };
+        d.steering.off_link.insert(far.addr);
+        let before = d.config.services.clone();
+        let err = d.execute(add_real_by(Forward::Route, far)).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+        assert!(err.to_string().contains("198.19.7.1"), "{err}");
+        assert!(err.to_string().contains("connected route"), "{err}");
+        assert_eq!(d.config.services, before, "nothing changed");
+        // The same server is fine masqueraded, but may not be switched to direct routing.
+        d.execute(add_real_by(Forward::Masq, far)).unwrap();
+        let edit = Command::EditReal {
+            service: svc(),
+            real: far,
+            weight: None,
+            forward: Some(Forward::Route),
+            upper_threshold: None,
+            lower_threshold: None,
+        };
+        assert_eq!(
+            d.execute(edit).unwrap_err().code(),
+            ErrorCode::InvalidArgument
+        );
+        // A direct-routed server whose route went away later does not block other changes.
+        d.execute(add_real_by(Forward::Route, real(9))).unwrap();
+        d.steering.off_link.insert(real(9).addr);
+        d.execute(add_real_by(Forward::Masq, real(10))).unwrap();
     }
 
     #[test]
@@ -1536,11 +1698,26 @@ mod tests {
                     service: svc(),
                     real: real(9),
                     weight: None,
-                    forward: Some(Forward::Route),
+                    forward: Some(Forward::Tunnel),
                     upper_threshold: None,
                     lower_threshold: None,
                 },
                 ErrorCode::Unsupported,
+            ),
+            (
+                // Direct routing cannot change the port.
+                Command::AddReal {
+                    service: svc(),
+                    real: RealKey {
+                        port: 8080,
+                        ..real(9)
+                    },
+                    weight: None,
+                    forward: Some(Forward::Route),
+                    upper_threshold: None,
+                    lower_threshold: None,
+                },
+                ErrorCode::InvalidArgument,
             ),
             (
                 Command::AddReal {

@@ -156,6 +156,8 @@ struct XdpSteering {
     /// The AF_XDP socket of each rx queue (owned by a worker; only its counters are read).
     sockets: HashMap<(Side, u32), RawFd>,
     fast_path: Option<Arc<FastPath>>,
+    /// Reads the internal interface's routes when a direct-routing real server is added.
+    netlink: Netlink,
 }
 
 impl Steering for XdpSteering {
@@ -208,6 +210,12 @@ impl Steering for XdpSteering {
 
     fn fast_last_seen(&self) -> Option<HashMap<ConnId, u64>> {
         self.fast_path.as_ref()?.maps.last_seen().ok()
+    }
+
+    fn on_internal_link(&mut self, addr: Ipv4Addr) -> io::Result<bool> {
+        let ifindex = self.internal.ifindex();
+        let routes = NeighbourTable::new(self.netlink.routes(&[ifindex])?, Vec::new());
+        Ok(routes.next_hop(ifindex, addr).is_ok_and(|hop| hop == addr))
     }
 
     fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
@@ -471,6 +479,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         resolver,
         sockets,
         fast_path,
+        netlink,
     };
     let mut director = Director::new(
         config,

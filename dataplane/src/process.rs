@@ -38,16 +38,15 @@
 //! segment, since no NIC downstream will.
 
 mod icmp;
+mod xmit;
 
 use crate::conntrack::{Conn, ConnTable, Direction, FlowKey, TcpState};
-use crate::nat::{self, Endpoint};
+use crate::nat;
 use crate::neigh::NeighbourTable;
 use crate::persist::{masked, Templates};
-use crate::snapshot::{Interface, RealServer, Service, Snapshot, Vip, PROTO_TCP};
+use crate::snapshot::{Method, RealServer, Service, Snapshot, Vip, PROTO_TCP};
 use crate::stats::{DropReason, ServiceLoad, WorkerStats};
-use crate::wire::{
-    EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
-};
+use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -421,6 +420,7 @@ fn inbound(
                 dport: real.port,
                 service: service.id,
                 real: real.id,
+                method: real.method,
                 state: TcpState::None,
                 expires_ms: 0,
             };
@@ -486,11 +486,16 @@ fn outbound(
     let Some(conn) = conns.lookup_hashed(key, hash, Direction::Outbound, env.now_ms, stats) else {
         return Verdict::Drop(DropReason::NoConnection);
     };
+    // Only NAT's replies come back through the director: a real server of another method
+    // answers from the VIP, so a packet from RIP:rport is none of its connection's business.
+    if conn.method != Method::Masq {
+        return Verdict::Drop(DropReason::NoConnection);
+    }
     forward(frame, h, env, conn, Direction::Outbound, stats)
 }
 
-/// Updates `conn` for a segment travelling in `direction`, rewrites the frame (DNAT on the
-/// way in, SNAT on the way out), addresses it to the next hop and counts it.
+/// Updates `conn` for a segment travelling in `direction`, hands the frame to the transmitter
+/// of the connection's method and counts it when it leaves.
 #[inline]
 fn forward(
     frame: &mut [u8],
@@ -500,95 +505,38 @@ fn forward(
     direction: Direction,
     stats: &WorkerStats,
 ) -> Verdict {
-    let config = env.config;
     ConnTable::touch(
         conn,
         direction,
         h.tcp_flags,
-        &config.timeouts,
+        &env.config.timeouts,
         env.now_ms,
         stats,
     );
     let conn = *conn;
-    let r = Rewrite::of(config, &conn, direction);
-    let mac = match next_hop(env, r.egress.ifindex, r.next_hop) {
-        Ok(mac) => mac,
-        Err(verdict) => return verdict,
+    let verdict = match conn.method {
+        Method::Masq => {
+            xmit::nat::transmit(frame, h.ip_len, h.partial_checksum, env, &conn, direction)
+        }
+        Method::Route => {
+            if h.partial_checksum {
+                let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
+                nat::complete_checksum(ip);
+            }
+            xmit::dr::transmit(frame, env, &conn)
+        }
     };
-    let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
-    nat::translate(ip, r.endpoint, r.addr, r.port);
-    if h.partial_checksum {
-        nat::complete_checksum(ip);
-    }
-    nat::decrement_ttl(ip);
-    address(frame, r.egress.mac, mac);
-    let traffic = [
-        stats.service(conn.service),
-        stats.real(conn.real).map(|r| &r.traffic),
-    ];
-    for t in traffic.into_iter().flatten() {
-        match direction {
-            Direction::Inbound => t.count_in(h.ip_len),
-            Direction::Outbound => t.count_out(h.ip_len),
-        }
-    }
-    Verdict::Forward(r.side)
-}
-
-/// Where a frame of a connection goes and what NAT writes into it. Requests go to the real
-/// server (the destination becomes RIP:rport); replies, and errors towards the client, leave
-/// from the VIP (the source becomes VIP:vport).
-struct Rewrite<'a> {
-    egress: &'a Interface,
-    side: Side,
-    endpoint: Endpoint,
-    addr: Ipv4Addr,
-    port: u16,
-    next_hop: Ipv4Addr,
-}
-
-impl<'a> Rewrite<'a> {
-    #[inline]
-    fn of(config: &'a Snapshot, conn: &Conn, direction: Direction) -> Self {
-        match direction {
-            Direction::Inbound => Rewrite {
-                egress: &config.internal,
-                side: Side::Internal,
-                endpoint: Endpoint::Destination,
-                addr: conn.daddr,
-                port: conn.dport,
-                next_hop: conn.daddr,
-            },
-            Direction::Outbound => Rewrite {
-                egress: &config.external,
-                side: Side::External,
-                endpoint: Endpoint::Source,
-                addr: conn.vaddr,
-                port: conn.vport,
-                next_hop: conn.caddr,
-            },
-        }
-    }
-}
-
-/// The MAC of the next hop towards `addr` out of `ifindex`, or the verdict for a frame that
-/// cannot be sent yet.
-#[inline]
-fn next_hop(env: &Env<'_>, ifindex: u32, addr: Ipv4Addr) -> Result<[u8; 6], Verdict> {
-    env.neighbours.next_hop_mac(ifindex, addr).map_err(|miss| {
-        if miss.no_route {
-            Verdict::Drop(DropReason::NoRoute)
-        } else {
-            Verdict::Unresolved {
-                ifindex: miss.ifindex,
-                addr: miss.next_hop,
+    if matches!(verdict, Verdict::Forward(_)) {
+        let traffic = [
+            stats.service(conn.service),
+            stats.real(conn.real).map(|r| &r.traffic),
+        ];
+        for t in traffic.into_iter().flatten() {
+            match direction {
+                Direction::Inbound => t.count_in(h.ip_len),
+                Direction::Outbound => t.count_out(h.ip_len),
             }
         }
-    })
-}
-
-fn address(frame: &mut [u8], src: [u8; 6], dst: [u8; 6]) {
-    let mut ethernet = EthernetFrame::new_unchecked(frame);
-    ethernet.set_src_addr(EthernetAddress(src));
-    ethernet.set_dst_addr(EthernetAddress(dst));
+    }
+    verdict
 }

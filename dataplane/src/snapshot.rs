@@ -27,12 +27,38 @@ pub type ServiceId = u32;
 /// Index of a real server's counters in [`crate::stats::WorkerStats::reals`].
 pub type RealId = u32;
 
+/// How packets reach a real server: the LVS forwarding methods (IPVS keeps one per
+/// destination and copies it into each connection, as [`crate::conntrack::Conn`] does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Method {
+    /// `-m`, LVS-NAT: requests get RIP:rport as destination, replies come back through the
+    /// director and get VIP:vport as source.
+    #[default]
+    Masq,
+    /// `-g`, direct routing: the IP packet is left as it is and the frame is addressed to the
+    /// real server's MAC; the real server holds the VIP itself and answers the client directly,
+    /// so the director sees requests only.
+    Route,
+}
+
+impl Method {
+    /// The director sees only the client's half of the conversation (IPVS's
+    /// `IP_VS_CONN_F_NOOUTPUT`): TCP states follow IPVS's INPUT-ONLY table.
+    #[inline]
+    pub fn input_only(self) -> bool {
+        self != Method::Masq
+    }
+}
+
 /// A real server of one service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RealServer {
     pub id: RealId,
     pub addr: Ipv4Addr,
     pub port: u16,
+    /// How its connections' packets are forwarded.
+    pub method: Method,
     /// Its health check failed: besides taking no new connections (its scheduler weight is 0),
     /// persistence templates pointing to it are not honoured, so persistent clients move on.
     /// (A server quiesced by the operator keeps its templates, as in IPVS.)

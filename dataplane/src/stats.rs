@@ -487,6 +487,7 @@ mod tests {
             id: 7,
             addr: std::net::Ipv4Addr::new(198, 19, 0, 1),
             port: 80,
+            method: crate::snapshot::Method::Masq,
             failed: false,
         }];
         workers[0].reals[7].active.add(2);
@@ -512,6 +513,7 @@ mod tests {
             id: 3,
             addr: std::net::Ipv4Addr::new(198, 19, 0, 1),
             port: 80,
+            method: crate::snapshot::Method::Masq,
             failed: false,
         }];
         let marks: Vec<AtomicBool> = (0..8).map(|_| AtomicBool::new(false)).collect();

@@ -393,16 +393,6 @@ fn bad_tcp_checksum_is_forwarded_still_bad() {
 /// exactly as etherparse computes it for the rewritten segment.
 #[test]
 fn partial_checksums_from_offloading_senders_are_completed() {
-    /// The frame with its TCP/UDP checksum replaced by the partial one: the ones'-complement
-    /// sum of the pseudo-header (addresses, protocol, segment length), folded, not inverted.
-    fn with_partial_checksum(mut frame: Vec<u8>) -> Vec<u8> {
-        let ip = &frame[IP..];
-        let (proto, len) = (ip[9], u16::from_be_bytes([ip[2], ip[3]]) - 20);
-        let partial = !internet_checksum(&[&ip[12..20], &[0, proto], &len.to_be_bytes()]);
-        let at = L4_AT + if proto == 6 { 16 } else { 6 };
-        frame[at..at + 2].copy_from_slice(&partial.to_be_bytes());
-        frame
-    }
     let mut d = Director::new();
     let syn = first_syn();
     let syn_ack = Packet::tcp(at(REAL_148, 80), at(CLIENT, 40000), SYN | ACK, 5000, 1001)

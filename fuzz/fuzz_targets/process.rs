@@ -41,7 +41,7 @@ use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
 use xvs_dataplane::persist::Templates;
 use xvs_dataplane::process::{process, Env, Side, Verdict};
 use xvs_dataplane::snapshot::{
-    Interface, RealServer, Service, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
+    Interface, Method, RealServer, Service, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
 };
 use xvs_dataplane::stats::WorkerStats;
 use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind};
@@ -106,6 +106,7 @@ impl Director {
                             id: id - 1,
                             addr,
                             port,
+                            method: Method::Masq,
                             failed: false,
                         }
                     })

@@ -28,6 +28,7 @@ fn removing_a_real_server_keeps_its_established_download() -> anyhow::Result<()>
         "198.18.0.129:80",
         "-r",
         "198.19.0.137",
+        "-m",
         "-w",
         "5",
     ])?;

@@ -276,7 +276,7 @@ pub(super) const fn spec(
 }
 
 const NO_SYNC: &str = "xvs has no connection sync daemon";
-const NO_TUNNEL: &str = "xvs implements masquerading (-m) only, no tunnels";
+const NO_TUNNEL: &str = "xvs implements masquerading (-m) and direct routing (-g), no tunnels yet";
 
 /// ipvsadm 1.31's options, short and long, then xvs's own. `-L` and `-l` are both `--list`.
 pub(super) const SPECS: &[Spec] = &[

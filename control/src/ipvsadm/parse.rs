@@ -411,16 +411,20 @@ impl Parsed {
                 Command::DelReal { service, real }
             }
             Cmd::AddServer | Cmd::EditServer => {
-                let (service, real) = real()?;
+                let (service, mut real) = real()?;
+                // ipvsadm's default method is direct routing, for -a and -e alike.
                 let forward = match &self.forward {
-                    None | Some((Forward::Masq, _)) => Forward::Masq,
-                    Some((Forward::Route, shown)) => {
-                        return Err(unsupported_forward("direct routing", shown))
-                    }
+                    None => Forward::Route,
                     Some((Forward::Tunnel, shown)) => {
                         return Err(unsupported_forward("tunneling", shown))
                     }
+                    Some((forward, _)) => *forward,
                 };
+                // ipvsadm: "the destination port must be equal to the service port" when
+                // the packet keeps its destination (-g, -i); it sets it, whatever was given.
+                if forward != Forward::Masq {
+                    real.port = service.port;
+                }
                 // Like ipvsadm, -a and -e send every field: no -w means weight 1, no -x / -y
                 // threshold 0.
                 let weight = Some(self.weight.unwrap_or(1));
@@ -522,7 +526,8 @@ fn threshold(value: &str, illegal: &str) -> Result<u32, UsageError> {
 
 fn unsupported_forward(what: &str, shown: &str) -> UsageError {
     UsageError::Unsupported(format!(
-        "xvs implements masquerading (-m) only; {what} ({shown}) is not supported"
+        "xvs implements masquerading (-m) and direct routing (-g); {what} ({shown}) is not \
+         supported yet"
     ))
 }
 

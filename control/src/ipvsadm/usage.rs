@@ -79,8 +79,9 @@ Options:
   --netmask      -M netmask           persistent granularity mask (default 255.255.255.255)
   --real-server  -r server-address    server-address is IPv4-address[:port];
                                       the port defaults to the service's port
-  --masquerading -m                   masquerading (NAT): the only method xvs implements,
-                                      and the default here (ipvsadm's default is -g)
+  --gatewaying   -g                   gatewaying (direct routing): the default; the real
+                                      server holds the VIP and answers clients itself
+  --masquerading -m                   masquerading (NAT)
   --weight       -w weight            capacity of real server, 0..65535 (default 1;
                                       -e without -w sets 1, as ipvsadm does)
   --u-threshold  -x uthreshold        upper threshold of connections (0: no limit;
@@ -121,7 +122,7 @@ Connection limit (-A and -E; -E without --conn-limit leaves the limit as it is):
                                       once, over all workers; new ones beyond it are
                                       refused (0: no limit, the default)
 
-Not supported by xvs, refused by name: --gatewaying (-g), --ipip (-i), --fwmark-service (-f),
+Not supported by xvs, refused by name: --ipip (-i), --fwmark-service (-f),
 --sctp-service, --ipv6 (-6), --ops (-o), --pe, --tun-*, --daemon, --start-daemon,
 --stop-daemon and the sync daemon options.
 "#,

@@ -331,6 +331,7 @@ mod tests {
             dport: 8080,
             service: 0,
             real: 1,
+            method: crate::snapshot::Method::Masq,
             state,
             expires_ms,
         }

@@ -99,7 +99,7 @@ mod hw;
 mod index;
 pub mod tcp_state;
 
-use crate::snapshot::{RealId, ServiceId, Timeouts, PROTO_TCP};
+use crate::snapshot::{Method, RealId, ServiceId, Timeouts, PROTO_TCP};
 use crate::stats::{EvictReason, WorkerStats, MAX_SERVICES};
 pub use dump::{
     dump_connections, dump_connections_limited, ConnDump, ConnEntry, DumpResult, Dumper,
@@ -145,6 +145,9 @@ pub struct Conn {
     pub dport: u16,
     pub service: ServiceId,
     pub real: RealId,
+    /// The real server's forwarding method when the connection was made: it keeps it even if
+    /// the server's method is edited later, as in IPVS.
+    pub method: Method,
     /// TCP state; UDP entries stay in `TcpState::None` and use the UDP timeout.
     pub state: TcpState,
     /// Monotonic milliseconds after which the entry is dead.
@@ -701,7 +704,8 @@ impl ConnTable {
     ) {
         if conn.proto == PROTO_TCP {
             let was_active = conn.is_active();
-            conn.state = tcp_state::next_state(conn.state, direction, tcp_flags);
+            conn.state =
+                tcp_state::next_state(conn.state, direction, tcp_flags, conn.method.input_only());
             let active = conn.is_active();
             if was_active != active {
                 if let Some(real) = stats.real(conn.real) {
@@ -876,6 +880,7 @@ mod tests {
             dport: 80,
             service: 0,
             real: 1,
+            method: Method::Masq,
             state: TcpState::SynRecv,
             expires_ms: 60_000,
         }

@@ -1,8 +1,11 @@
 //! IPVS's TCP connection state machine (net/netfilter/ipvs/ip_vs_proto_tcp.c), table-driven.
 //!
-//! The director sees both directions (NAT), so it uses IPVS's INPUT table for client-to-server
-//! segments and its OUTPUT table for server-to-client ones. The event is the most significant
-//! flag of the segment: RST, then SYN, then FIN, then ACK; a segment with none changes nothing.
+//! A NAT director sees both directions, so it uses IPVS's INPUT table for client-to-server
+//! segments and its OUTPUT table for server-to-client ones. With direct routing (and tunnels)
+//! the real server answers the client directly: the director sees client-to-server segments
+//! only and follows IPVS's INPUT-ONLY table (a FIN from the client then means FIN_WAIT, since
+//! no reply will ever say more). The event is the most significant flag of the segment: RST,
+//! then SYN, then FIN, then ACK; a segment with none changes nothing.
 
 use crate::snapshot::Timeouts;
 
@@ -87,10 +90,22 @@ const OUTPUT: [[TcpState; 11]; 4] = [
     /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
     /*rst*/ [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
 ];
+const INPUT_ONLY: [[TcpState; 11]; 4] = [
+    /*syn*/ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+    /*fin*/ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+    /*ack*/ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+    /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+];
 
 /// The state after a segment with `flags` (TCP flag bits: FIN 0x01, SYN 0x02, RST 0x04,
-/// ACK 0x10) travelling in `direction`; IPVS's tcp_state_idx() picks the event.
-pub fn next_state(current: TcpState, direction: Direction, flags: u8) -> TcpState {
+/// ACK 0x10) travelling in `direction`; IPVS's tcp_state_idx() picks the event. `input_only`:
+/// the connection's replies bypass the director (DR, tunnels).
+pub fn next_state(
+    current: TcpState,
+    direction: Direction,
+    flags: u8,
+    input_only: bool,
+) -> TcpState {
     let event = if flags & 0x04 != 0 {
         3
     } else if flags & 0x02 != 0 {
@@ -103,6 +118,7 @@ pub fn next_state(current: TcpState, direction: Direction, flags: u8) -> TcpStat
         return current;
     };
     let table = match direction {
+        Direction::Inbound if input_only => &INPUT_ONLY,
         Direction::Inbound => &INPUT,
         Direction::Outbound => &OUTPUT,
     };
@@ -118,14 +134,39 @@ mod tests {
     const RST: u8 = 0x04;
 
     fn walk(steps: &[(Direction, u8)]) -> Vec<TcpState> {
+        walk_as(false, steps)
+    }
+
+    fn walk_as(input_only: bool, steps: &[(Direction, u8)]) -> Vec<TcpState> {
         let mut s = TcpState::None;
         steps
             .iter()
             .map(|&(d, f)| {
-                s = next_state(s, d, f);
+                s = next_state(s, d, f, input_only);
                 s
             })
             .collect()
+    }
+
+    #[test]
+    fn direct_routing_sees_the_client_half_only() {
+        use Direction::*;
+        // IPVS with a DR destination: SYN, the handshake's ACK, data, the client's FIN and
+        // its last ACK, nothing from the server.
+        let states = walk_as(
+            true,
+            &[
+                (Inbound, SYN),
+                (Inbound, ACK),
+                (Inbound, ACK),
+                (Inbound, FIN | ACK),
+                (Inbound, ACK),
+            ],
+        );
+        assert_eq!(states, [SR, ES, ES, FW, FW]);
+        // A reset of a half-open DR connection (SYNACK state) closes it, unlike NAT's table.
+        assert_eq!(next_state(TcpState::SynAck, Inbound, RST, true), CL);
+        assert_eq!(next_state(TcpState::SynAck, Inbound, RST, false), SR);
     }
 
     #[test]
@@ -144,9 +185,9 @@ mod tests {
 
     #[test]
     fn reset_closes_and_bare_segments_change_nothing() {
-        assert_eq!(next_state(ES, Direction::Inbound, RST | ACK), CL);
-        assert_eq!(next_state(ES, Direction::Outbound, RST), CL);
-        assert_eq!(next_state(ES, Direction::Inbound, 0), ES);
+        assert_eq!(next_state(ES, Direction::Inbound, RST | ACK, false), CL);
+        assert_eq!(next_state(ES, Direction::Outbound, RST, false), CL);
+        assert_eq!(next_state(ES, Direction::Inbound, 0, false), ES);
     }
 
     #[test]

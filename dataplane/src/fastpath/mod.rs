@@ -34,7 +34,7 @@ pub use maps::{possible_cpus, BpfMap};
 
 use crate::conntrack::{Conn, Direction, TcpState};
 use crate::neigh::NeighbourTable;
-use crate::snapshot::{Snapshot, PROTO_TCP, PROTO_UDP};
+use crate::snapshot::{Method, Snapshot, PROTO_TCP, PROTO_UDP};
 use crate::stats::{TrafficTotals, MAX_REALS, MAX_SERVICES};
 use libbpf_sys as bpf;
 use std::collections::HashMap;
@@ -369,8 +369,12 @@ impl FastPath {
 }
 
 /// Whether the program may carry `conn`'s packets: TCP once ESTABLISHED (a segment without
-/// SYN, FIN or RST changes nothing then), UDP always (only its timeout is refreshed).
+/// SYN, FIN or RST changes nothing then), UDP always (only its timeout is refreshed); both
+/// masqueraded only (the program rewrites as NAT does; other methods stay with the workers).
 pub fn may_carry(conn: &Conn) -> bool {
+    if conn.method != Method::Masq {
+        return false;
+    }
     match conn.proto {
         PROTO_TCP => conn.state == TcpState::Established,
         PROTO_UDP => true,
@@ -576,6 +580,7 @@ mod tests {
             dport: 8080,
             service: 0,
             real: 1,
+            method: Method::Masq,
             state: TcpState::Established,
             expires_ms: 0,
         };

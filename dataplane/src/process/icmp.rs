@@ -23,13 +23,12 @@
 //! (as IPVS) and no timer refresh (IPVS re-arms the timer as a side effect of the lookup; an
 //! error is no sign of life, and an off-path sender must not keep entries alive). Translated
 //! errors are counted per [`IcmpReason`] and direction, not in the service's traffic counters.
-//! Checksums are updated incrementally ([`nat::translate_icmp_error`]), the TTL decremented and
+//! Checksums are updated incrementally ([`crate::nat::translate_icmp_error`]), the TTL decremented and
 //! the frame addressed to the next hop as any forwarded frame.
 
-use super::{address, next_hop, Env, Rewrite, Side, Verdict, ETHERNET_HEADER_LEN};
+use super::{xmit, Env, Side, Verdict};
 use crate::conntrack::{ConnTable, Direction, FlowKey};
-use crate::nat;
-use crate::snapshot::{PROTO_TCP, PROTO_UDP};
+use crate::snapshot::{Method, PROTO_TCP, PROTO_UDP};
 use crate::stats::{DropReason, IcmpReason, WorkerStats};
 use crate::wire::{icmp, ipv4, IcmpPacket, IpProtocol, Ipv4Packet};
 use std::net::Ipv4Addr;
@@ -145,15 +144,16 @@ pub(super) fn process(
     let Some(conn) = conns.lookup(&key, direction, env.now_ms, stats).copied() else {
         return Verdict::Drop(DropReason::NoConnection);
     };
-    let r = Rewrite::of(env.config, &conn, direction);
-    let mac = match next_hop(env, r.egress.ifindex, r.next_hop) {
-        Ok(mac) => mac,
-        Err(verdict) => return verdict,
+    let verdict = match conn.method {
+        Method::Masq => xmit::nat::transmit_icmp_error(frame, e.ip_len, env, &conn, direction),
+        // The real server sent the reply the error quotes from the VIP itself: it gets the
+        // error as it is (IPVS hands it to the DR transmitter). Errors from the internal side
+        // quote requests the real server received; their reversal is no reply key of a DR
+        // connection, so they never get here.
+        Method::Route => xmit::dr::transmit(frame, env, &conn),
     };
-    let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + e.ip_len];
-    nat::translate_icmp_error(ip, r.endpoint, r.addr, r.port);
-    nat::decrement_ttl(ip);
-    address(frame, r.egress.mac, mac);
-    counters[e.reason as usize].add(1);
-    Verdict::Forward(r.side)
+    if matches!(verdict, Verdict::Forward(_)) {
+        counters[e.reason as usize].add(1);
+    }
+    verdict
 }

@@ -20,7 +20,7 @@ use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
 use xvs_dataplane::persist::Templates;
 use xvs_dataplane::process::{process, process_batch, Env, Side, Verdict};
 use xvs_dataplane::snapshot::{
-    Interface, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
+    Interface, Method, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
 };
 use xvs_dataplane::stats::{DropReason, WorkerStats};
 use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind};
@@ -71,8 +71,20 @@ pub fn at(addr: Ipv4Addr, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(addr, port)
 }
 
-/// A round-robin service on `VIP:port` whose real servers are `(id, addr, port, weight)`.
+/// A round-robin service on `VIP:port` whose real servers are `(id, addr, port, weight)`,
+/// masqueraded.
 pub fn service(
+    id: ServiceId,
+    proto: u8,
+    port: u16,
+    reals: &[(RealId, Ipv4Addr, u16, u32)],
+) -> (Vip, Service) {
+    service_by(Method::Masq, id, proto, port, reals)
+}
+
+/// [`service`] whose real servers are reached by `method`.
+pub fn service_by(
+    method: Method,
     id: ServiceId,
     proto: u8,
     port: u16,
@@ -98,6 +110,7 @@ pub fn service(
                 id,
                 addr,
                 port,
+                method,
                 failed: false,
             })
             .collect(),
@@ -448,6 +461,18 @@ pub fn assert_frame_eq(actual: &[u8], expected: &[u8], what: &str) {
         hex(actual),
         hex(expected)
     );
+}
+
+/// The frame with its TCP/UDP checksum replaced by the partial one an offloading sender
+/// leaves: the ones'-complement sum of the pseudo-header (addresses, protocol, segment
+/// length), folded, not inverted.
+pub fn with_partial_checksum(mut frame: Vec<u8>) -> Vec<u8> {
+    let ip = &frame[IP..];
+    let (proto, len) = (ip[9], u16::from_be_bytes([ip[2], ip[3]]) - 20);
+    let partial = !internet_checksum(&[&ip[12..20], &[0, proto], &len.to_be_bytes()]);
+    let at = L4_AT + if proto == 6 { 16 } else { 6 };
+    frame[at..at + 2].copy_from_slice(&partial.to_be_bytes());
+    frame
 }
 
 /// A golden fixture: a frame arriving on one side, the verdict it must get and, when it is

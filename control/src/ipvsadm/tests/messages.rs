@@ -60,7 +60,9 @@ fn help_names_the_defaults() {
     let text = usage();
     assert!(text.starts_with("xvsadm v"));
     assert!(text.contains("the default scheduler is wlc."));
-    assert!(text.contains("ipvsadm's default is -g"));
+    assert!(text.contains(
+        "  --gatewaying   -g                   gatewaying (direct routing): the default"
+    ));
     assert!(text.contains("--control PATH"));
     assert!(text.contains("  --sched-flags  -b flags             scheduler flags"));
     assert!(text.contains("  --u-threshold  -x uthreshold        upper threshold"));

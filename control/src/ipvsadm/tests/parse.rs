@@ -95,14 +95,15 @@ fn service_commands() {
 #[test]
 fn real_server_commands() {
     let tcp80 = svc(Protocol::Tcp, VIP, 80);
-    let add = |real, weight| Command::AddReal {
+    let add_by = |forward, real, weight| Command::AddReal {
         service: tcp80,
         real,
         weight: Some(weight),
-        forward: Some(Forward::Masq),
+        forward: Some(forward),
         upper_threshold: Some(0),
         lower_threshold: Some(0),
     };
+    let add = |real, weight| add_by(Forward::Masq, real, weight);
     let cases = [
         // The seed's commands.
         (
@@ -113,10 +114,20 @@ fn real_server_commands() {
             "-a -t 198.18.0.129:80 -r 198.19.0.137 -m",
             add(real([198, 19, 0, 137], 80), 1),
         ),
-        // No method: masquerading. Explicit port, weight, any order.
+        // Explicit port, weight, any order.
+        (
+            "-a -r 198.19.0.148:8080 -w 3 -m -t 198.18.0.129:80",
+            add(real([198, 19, 0, 148], 8080), 3),
+        ),
+        // No method: direct routing, ipvsadm's default, which keeps the service's port
+        // whatever was given (ipvsadm sets it).
         (
             "-a -r 198.19.0.148:8080 -w 3 -t 198.18.0.129:80",
-            add(real([198, 19, 0, 148], 8080), 3),
+            add_by(Forward::Route, real([198, 19, 0, 148], 80), 3),
+        ),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 --gatewaying",
+            add_by(Forward::Route, real([198, 19, 0, 148], 80), 1),
         ),
         (
             "-a -t 198.18.0.129:80 -r 198.19.0.148 -mw0",
@@ -138,14 +149,14 @@ fn real_server_commands() {
                 lower_threshold: Some(0),
             },
         ),
-        // ipvsadm -e without -w sends weight 1.
+        // ipvsadm -e without -w sends weight 1, and without a method -g.
         (
             "--edit-server -t 198.18.0.129:80 -r 198.19.0.148:80",
             Command::EditReal {
                 service: tcp80,
                 real: real([198, 19, 0, 148], 80),
                 weight: Some(1),
-                forward: Some(Forward::Masq),
+                forward: Some(Forward::Route),
                 upper_threshold: Some(0),
                 lower_threshold: Some(0),
             },
@@ -359,13 +370,9 @@ fn bad_command_lines() {
         ("-L -- -n", "unexpected argument -n", usage),
         // Forwarding methods xvs does not implement.
         (
-            "-a -t 198.18.0.129:80 -r 198.19.0.148 -g",
-            "xvs implements masquerading (-m) only; direct routing (-g) is not supported",
-            usage,
-        ),
-        (
             "-a -t 198.18.0.129:80 -r 198.19.0.148 --ipip",
-            "xvs implements masquerading (-m) only; tunneling (--ipip) is not supported",
+            "xvs implements masquerading (-m) and direct routing (-g); tunneling (--ipip) is not \
+             supported yet",
             usage,
         ),
         // ipvsadm options xvs does not implement.
@@ -410,13 +417,13 @@ fn bad_command_lines() {
         (
             "-a -t 198.18.0.129:80 -r 198.19.0.148 -i --tun-type gue",
             "option '--tun-type' (tun-type) is not supported: xvs implements masquerading (-m) \
-             only, no tunnels",
+             and direct routing (-g), no tunnels yet",
             usage,
         ),
         (
             "-L --tun-info",
             "option '--tun-info' (tun-info) is not supported: xvs implements masquerading (-m) \
-             only, no tunnels",
+             and direct routing (-g), no tunnels yet",
             usage,
         ),
         (
@@ -533,27 +540,33 @@ fn sched_flags_and_thresholds() {
         ("-E -t 198.18.0.129:80 -s sh", edit("sh", &[])),
         // Thresholds: 0..=INT_MAX, always sent (0 when absent).
         (
-            "-a -t 198.18.0.129:80 -r 198.19.0.148 -x 100 -y 50",
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 -m -x 100 -y 50",
             add_real(100, 50),
         ),
         (
             "-a -t 198.18.0.129:80 -r 198.19.0.148 -mx10",
             add_real(10, 0),
         ),
-        ("-a -t 198.18.0.129:80 -r 198.19.0.148 -y 0", add_real(0, 0)),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 -m -y 0",
+            add_real(0, 0),
+        ),
         (
             "--edit-server -t 198.18.0.129:80 -r 198.19.0.148 --u-threshold=2147483647 \
-             --l-threshold 2147483647 -w 2",
+             --l-threshold 2147483647 -w 2 -m",
             edit_real(2, 2147483647, 2147483647),
         ),
         // -e without -x/-y clears them, as ipvsadm's -e does.
         (
-            "-e -t 198.18.0.129:80 -r 198.19.0.148 -w 2",
+            "-e -t 198.18.0.129:80 -r 198.19.0.148 -w 2 -m",
             edit_real(2, 0, 0),
         ),
         // xvsadm leaves the order of the thresholds to the daemon, as ipvsadm leaves it to
         // the kernel.
-        ("-a -t 198.18.0.129:80 -r 198.19.0.148 -y 5", add_real(0, 5)),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 -m -y 5",
+            add_real(0, 5),
+        ),
     ];
     for (line, expected) in cases {
         assert_eq!(apply(line), expected, "{line}");

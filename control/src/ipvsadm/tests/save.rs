@@ -293,7 +293,7 @@ ipvsadm -A -t 198.18.0.1:80 -s rr   # the web service
 \t-a  -t 198.18.0.1:80   -r 198.19.0.148 -m -w 2\r
 xvsadm --set 0 0 60
 -Z -t 198.18.0.1:80
--e -t 198.18.0.1:80 -r 198.19.0.148 -w 0
+-e -t 198.18.0.1:80 -r 198.19.0.148 -w 0 -m
 -E -t 198.18.0.1:80 -s wrr --check none --conn-limit 0
 -d -t 198.18.0.1:80 -r 198.19.0.148
 -D -t 198.18.0.1:80
@@ -396,9 +396,9 @@ fn restore_errors_name_the_line() {
             EXIT_USAGE,
         ),
         (
-            "-a -t 198.18.0.1:80 -r 198.19.0.148 -g\n",
-            "line 1: xvs implements masquerading (-m) only; direct routing (-g) is not \
-             supported: -a -t 198.18.0.1:80 -r 198.19.0.148 -g",
+            "-a -t 198.18.0.1:80 -r 198.19.0.148 -i\n",
+            "line 1: xvs implements masquerading (-m) and direct routing (-g); tunneling (-i) is \
+             not supported yet: -a -t 198.18.0.1:80 -r 198.19.0.148 -i",
             EXIT_USAGE,
         ),
         // A line that is only "ipvsadm" is a command line without a command.
