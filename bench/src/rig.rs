@@ -625,6 +625,7 @@ impl Rig {
                 .collect(),
             clients: 1,
             sender_offloads: false,
+            direct_return: false,
         };
         let topo = Topology::build(&spec)?;
         let exe = std::env::current_exe().context("locating xvs-bench")?;

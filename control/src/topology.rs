@@ -11,6 +11,19 @@
 //!                                                                             default via DIP
 //! ```
 //!
+//! Direct return ([`TopologySpec::direct_return`], the layout LVS-DR and LVS-TUN need): the
+//! real servers' replies must not come back through the director, so the `sw` namespace also
+//! routes. It holds [`ROUTER`] on the bridge, the real servers' default gateway instead of the
+//! DIP, and a second link to the client (`up0` 198.18.1.1 <-> the client's `eth1`
+//! 198.18.1.201) through which replies reach it. Each real server holds the VIP on its
+//! loopback and neither answers nor announces ARP for it (`arp_ignore=1`, `arp_announce=2`,
+//! the LVS-DR HOWTO's settings), so only the director owns the VIP on the wire.
+//!
+//! ```text
+//!  client eth0 ───── ext0 director int0 ───── br0 (sw: 198.19.0.1, forwards) ── reals (VIP on lo)
+//!         eth1 198.18.1.201 ──────────────── up0 198.18.1.1 ┘
+//! ```
+//!
 //! A [`Topology`] owns everything it makes: the namespaces (and with them every veth and
 //! the bridge), the processes it spawned (nginx and helpers), and a private temporary
 //! directory (nginx prefixes, logs, captured command output). [`Drop`] removes all of it,
@@ -52,6 +65,14 @@ pub const HOST_IF: &str = "eth0";
 pub const BRIDGE: &str = "br0";
 /// The switch's port of the director's internal veth.
 pub const SWITCH_DIRECTOR_PORT: &str = "p-dir";
+/// With direct return: the `sw` namespace's address on the bridge, the real servers' gateway.
+pub const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+/// With direct return: the router's end of its link to the client, and the client's end.
+pub const ROUTER_UPLINK: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+pub const CLIENT_RETURN: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 201);
+/// With direct return: the router's interface towards the client, and the client's.
+pub const ROUTER_UPLINK_IF: &str = "up0";
+pub const CLIENT_RETURN_IF: &str = "eth1";
 /// URL path of the deterministic 1 MiB file every web server serves (see [`big_file_bytes`]).
 pub const BIG_FILE_PATH: &str = "/big.bin";
 /// Size of [`BIG_FILE_PATH`].
@@ -94,6 +115,9 @@ pub struct TopologySpec {
     /// default), so the director receives frames with partial checksums as an unprepared
     /// topology would give it. Off by default, as platform.md recommends.
     pub sender_offloads: bool,
+    /// The real servers answer clients without the director, as direct routing and tunnels
+    /// need (the LVS-DR layout): see [`Topology`]'s "Direct return".
+    pub direct_return: bool,
 }
 
 /// One real server.
@@ -123,6 +147,16 @@ impl TopologySpec {
             ],
             clients: 1,
             sender_offloads: false,
+            direct_return: false,
+        }
+    }
+
+    /// The seed cluster laid out for direct routing: [`TopologySpec::seed`] with
+    /// [`TopologySpec::direct_return`].
+    pub fn direct_return() -> Self {
+        TopologySpec {
+            direct_return: true,
+            ..Self::seed()
         }
     }
 
@@ -151,6 +185,11 @@ impl TopologySpec {
             ensure!(
                 o[..3] == [198, 19, 0] && !matches!(o[3], 0 | 255) && r.addr != DIP,
                 "real {i} address {} must be a host of 198.19.0.0/24 other than the DIP {DIP}",
+                r.addr
+            );
+            ensure!(
+                !self.direct_return || r.addr != ROUTER,
+                "real {i} address {} is the router's",
                 r.addr
             );
             ensure!(
@@ -464,9 +503,72 @@ impl Topology {
             &client,
             &["route", "add", "default", "via", &VIP.to_string()],
         )?;
+        let gateway = if self.spec.direct_return { ROUTER } else { DIP };
         for (ns, r) in reals.iter().zip(self.spec.reals.clone()) {
             self.addr_up(ns, HOST_IF, r.addr)?;
-            self.ipn(ns, &["route", "add", "default", "via", &DIP.to_string()])?;
+            self.ipn(
+                ns,
+                &["route", "add", "default", "via", &gateway.to_string()],
+            )?;
+        }
+        if self.spec.direct_return {
+            self.direct_return_path(&client, &sw, &reals)?;
+        }
+        Ok(())
+    }
+
+    /// The router and the real servers' VIP of the direct-return layout (module doc).
+    fn direct_return_path(&self, client: &str, sw: &str, reals: &[String]) -> Result<()> {
+        self.veth(sw, ROUTER_UPLINK_IF, client, CLIENT_RETURN_IF)?;
+        // Replies arrive on the client's second link with the VIP as source, and cross the
+        // router from the bridge towards a client network routed the other way: no reverse
+        // path filtering on either (a router of an asymmetric path has none either).
+        // (The effective setting is the larger of `all` and the interface's own.)
+        let no_rp_filter = |ifname: &str| format!("net.ipv4.conf.{ifname}.rp_filter=0");
+        self.sysctl(
+            client,
+            &[&no_rp_filter("all"), &no_rp_filter(CLIENT_RETURN_IF)],
+        )?;
+        self.sysctl(
+            sw,
+            &[
+                &no_rp_filter("all"),
+                &no_rp_filter(BRIDGE),
+                &no_rp_filter(ROUTER_UPLINK_IF),
+            ],
+        )?;
+        self.sysctl(sw, &["net.ipv4.ip_forward=1"])?;
+        self.ipn(
+            sw,
+            &[
+                "addr",
+                "add",
+                &format!("{ROUTER}/{PREFIX_LEN}"),
+                "dev",
+                BRIDGE,
+            ],
+        )?;
+        self.addr_up(sw, ROUTER_UPLINK_IF, ROUTER_UPLINK)?;
+        self.addr_up(client, CLIENT_RETURN_IF, CLIENT_RETURN)?;
+        let clients = format!("{}/{PREFIX_LEN}", Ipv4Addr::new(198, 18, 0, 0));
+        self.ipn(
+            sw,
+            &["route", "add", &clients, "via", &CLIENT_RETURN.to_string()],
+        )?;
+        if !self.spec.sender_offloads {
+            self.ethtool_off(sw, ROUTER_UPLINK_IF, &["tx"])?;
+        }
+        self.keep_flows_in_order(client, CLIENT_RETURN_IF)?;
+        let vip = format!("{VIP}/32");
+        for ns in reals {
+            self.sysctl(
+                ns,
+                &[
+                    "net.ipv4.conf.all.arp_ignore=1",
+                    "net.ipv4.conf.all.arp_announce=2",
+                ],
+            )?;
+            self.ipn(ns, &["addr", "add", &vip, "dev", "lo"])?;
         }
         Ok(())
     }
