@@ -155,6 +155,7 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
                     label_set(&[
                         ("real", &r.real.addr.to_string()),
                         ("rport", &r.real.port.to_string()),
+                        ("method", r.forward.metric_name()),
                     ])
                 })
                 .collect();
@@ -963,7 +964,11 @@ mod tests {
                 let rl: Vec<(&str, &str)> = sl
                     .iter()
                     .copied()
-                    .chain([("real", addr.as_str()), ("rport", rport.as_str())])
+                    .chain([
+                        ("real", addr.as_str()),
+                        ("rport", rport.as_str()),
+                        ("method", r.forward.metric_name()),
+                    ])
                     .collect();
                 let with = |extra: (&'static str, &'static str)| -> Vec<(&str, &str)> {
                     rl.iter().copied().chain([extra]).collect()
@@ -1141,11 +1146,12 @@ mod tests {
                 ("vport", "80"),
                 ("real", "198.19.0.137"),
                 ("rport", "8080"),
+                ("method", "masq"),
             ],
         );
         assert_eq!(got[&down], (false, 0));
         assert!(text.contains(
-            "xvs_real_connections_total{proto=\"udp\",vip=\"198.18.0.129\",vport=\"53\",real=\"198.19.0.148\",rport=\"53\"} 301\n"
+            "xvs_real_connections_total{proto=\"udp\",vip=\"198.18.0.129\",vport=\"53\",real=\"198.19.0.148\",rport=\"53\",method=\"masq\"} 301\n"
         ));
         assert!(text.contains(
             "xvs_worker_dropped_packets_total{worker=\"1\",reason=\"neighbour_miss\"} 7\n"

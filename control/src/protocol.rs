@@ -408,19 +408,29 @@ impl fmt::Display for RealKey {
     }
 }
 
-/// Packet-forwarding method (`-g`, `-i`, `-m`). xvs implements masquerading (NAT) only.
+/// Packet-forwarding method (`-g`, `-i`, `-m`). xvs implements masquerading (NAT) and direct
+/// routing; tunnels are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Forward {
     /// `-m`, LVS-NAT.
     Masq,
-    /// `-g`, direct routing (not implemented: refused).
+    /// `-g`, direct routing (ipvsadm's default).
     Route,
     /// `-i`, IP-in-IP tunnel (not implemented: refused).
     Tunnel,
 }
 
 impl Forward {
+    /// Its name in the protocol, and the `method` label of the metrics.
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            Forward::Masq => "masq",
+            Forward::Route => "route",
+            Forward::Tunnel => "tunnel",
+        }
+    }
+
     /// The name ipvsadm prints in the Forward column.
     pub fn ipvsadm_name(self) -> &'static str {
         match self {
