@@ -170,6 +170,7 @@ impl Fixture {
             },
             timeouts: Default::default(),
             services: [(vip, service)].into_iter().collect(),
+            vip_addrs: vec![vip.addr],
         };
         let connected = |ifindex, dst| Route {
             ifindex,

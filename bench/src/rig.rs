@@ -626,6 +626,7 @@ impl Rig {
             clients: 1,
             sender_offloads: false,
             direct_return: false,
+            one_armed: false,
         };
         let topo = Topology::build(&spec)?;
         let exe = std::env::current_exe().context("locating xvs-bench")?;

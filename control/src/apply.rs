@@ -583,11 +583,24 @@ impl<S: Steering> Director<S> {
                 (vip, service)
             })
             .collect();
+        let draining = self
+            .draining
+            .iter()
+            .filter(|d| d.service_removed)
+            .map(|d| d.service.addr);
+        let vip_addrs: BTreeSet<Ipv4Addr> = self
+            .config
+            .services
+            .keys()
+            .map(|k| k.addr)
+            .chain(draining)
+            .collect();
         self.publisher.publish(Snapshot {
             external: self.external,
             internal: self.internal,
             timeouts: self.config.timeouts,
             services,
+            vip_addrs: vip_addrs.into_iter().collect(),
         });
     }
 

@@ -151,13 +151,21 @@ impl DaemonOptions {
 /// The XDP programs and the neighbour thread, as the configuration model drives them.
 struct XdpSteering {
     external: XdpProgram,
-    internal: XdpProgram,
+    /// `None` on a one-armed director: `external` steers both sides.
+    internal: Option<XdpProgram>,
     resolver: Resolver,
     /// The AF_XDP socket of each rx queue (owned by a worker; only its counters are read).
     sockets: HashMap<(Side, u32), RawFd>,
     fast_path: Option<Arc<FastPath>>,
     /// Reads the internal interface's routes when a direct-routing real server is added.
     netlink: Netlink,
+}
+
+impl XdpSteering {
+    /// The program that steers the real servers' side.
+    fn internal(&mut self) -> &mut XdpProgram {
+        self.internal.as_mut().unwrap_or(&mut self.external)
+    }
 }
 
 impl Steering for XdpSteering {
@@ -173,16 +181,16 @@ impl Steering for XdpSteering {
     fn set_real(&mut self, real: Vip, on: bool) -> io::Result<()> {
         let key = EndpointKey::new(real.proto, real.addr, real.port);
         if on {
-            self.internal.add_endpoint(key)
+            self.internal().add_endpoint(key)
         } else {
-            self.internal.remove_endpoint(key)
+            self.internal().remove_endpoint(key)
         }
     }
 
     fn queue_counters(&self, side: Side, queue: u32) -> QueueCounters {
         let program = match side {
             Side::External => &self.external,
-            Side::Internal => &self.internal,
+            Side::Internal => self.internal.as_ref().unwrap_or(&self.external),
         };
         program.queue_counters(queue).unwrap_or_default()
     }
@@ -213,13 +221,13 @@ impl Steering for XdpSteering {
     }
 
     fn on_internal_link(&mut self, addr: Ipv4Addr) -> io::Result<bool> {
-        let ifindex = self.internal.ifindex();
+        let ifindex = self.internal().ifindex();
         let routes = NeighbourTable::new(self.netlink.routes(&[ifindex])?, Vec::new());
         Ok(routes.next_hop(ifindex, addr).is_ok_and(|hop| hop == addr))
     }
 
     fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
-        let ifindex = self.internal.ifindex();
+        let ifindex = self.internal().ifindex();
         self.resolver.send(if on {
             resolver::Command::Manage { ifindex, addr }
         } else {
@@ -248,9 +256,9 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     let int_link = netlink
         .link(&options.internal)
         .with_context(|| format!("internal interface {:?}", options.internal))?;
-    if ext_link.ifindex == int_link.ifindex {
-        bail!("--external and --internal must be different interfaces");
-    }
+    // One interface for both sides: the usual DR/TUN layout, one NIC. Its one XDP program
+    // steers requests and replies; the workers tell them apart by destination.
+    let one_armed = ext_link.ifindex == int_link.ifindex;
     let external = Interface {
         ifindex: ext_link.ifindex,
         mac: ext_link.mac,
@@ -284,20 +292,25 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         ))),
     };
     let fast_maps = fast_path.as_ref().map(|f| &f.maps);
-    let ext_program = XdpProgram::attach(
-        external.ifindex,
-        Role::MatchDestination,
-        options.xdp_mode,
-        fast_maps,
-    )
-    .with_context(|| format!("XDP on {}", options.external))?;
-    let int_program = XdpProgram::attach(
-        internal.ifindex,
-        Role::MatchSource,
-        options.xdp_mode,
-        fast_maps,
-    )
-    .with_context(|| format!("XDP on {}", options.internal))?;
+    let ext_role = match one_armed {
+        true => Role::MatchBoth,
+        false => Role::MatchDestination,
+    };
+    let ext_program = XdpProgram::attach(external.ifindex, ext_role, options.xdp_mode, fast_maps)
+        .with_context(|| format!("XDP on {}", options.external))?;
+    let int_program = match one_armed {
+        true => None,
+        false => Some(
+            XdpProgram::attach(
+                internal.ifindex,
+                Role::MatchSource,
+                options.xdp_mode,
+                fast_maps,
+            )
+            .with_context(|| format!("XDP on {}", options.internal))?,
+        ),
+    };
+    let int_steering = int_program.as_ref().unwrap_or(&ext_program);
     let mut egress_check = fast_path
         .as_ref()
         .map(|f| EgressCheck::new(Arc::clone(f), options));
@@ -309,14 +322,14 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     let dips = ipv4_addresses(&options.internal)
         .with_context(|| format!("reading the addresses of {}", options.internal))?;
     for addr in &dips {
-        int_program
+        int_steering
             .add_local_address(*addr)
             .with_context(|| format!("registering the local address {addr}"))?;
     }
 
     // Frames: each worker owns enough to keep every ring of its ports full twice over.
-    let ports_per_worker =
-        ext_queues.div_ceil(workers as u32) + int_queues.div_ceil(workers as u32);
+    let int_ports = if one_armed { 0 } else { int_queues };
+    let ports_per_worker = ext_queues.div_ceil(workers as u32) + int_ports.div_ceil(workers as u32);
     let frames_per_worker = (ports_per_worker * options.ring_size * 2) as usize;
     let (memory, mut frames) =
         FrameMemory::new((frames_per_worker * workers) as u32, options.frame_size)?;
@@ -328,20 +341,24 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     };
     // Held until the end of `run`; restored after any exit (see napi_tuning).
     let sysfs = std::path::Path::new(SYSFS_NET);
-    let ifaces = [options.external.as_str(), options.internal.as_str()];
+    let ifaces: &[&str] = match one_armed {
+        true => &[options.external.as_str()],
+        false => &[options.external.as_str(), options.internal.as_str()],
+    };
     let _busy_poll_tuning = options
         .busy_poll
-        .map(|_| NapiTuning::apply(sysfs, &ifaces, &busy_poll_settings()))
+        .map(|_| NapiTuning::apply(sysfs, ifaces, &busy_poll_settings()))
         .transpose()
         .context("--busy-poll")?;
     let _threaded_napi_tuning = if options.threaded_napi {
-        let tuning = NapiTuning::apply(sysfs, &ifaces, &threaded_napi_settings())
+        let tuning = NapiTuning::apply(sysfs, ifaces, &threaded_napi_settings())
             .context("--threaded-napi")?;
         let reply_priority = reply_napi_priority(options);
-        for (name, ifindex, priority) in [
+        let interfaces = [
             (&options.external, external.ifindex, 0),
             (&options.internal, internal.ifindex, reply_priority),
-        ] {
+        ];
+        for &(name, ifindex, priority) in &interfaces[..ifaces.len()] {
             pin_napi_threads(name, ifindex, workers, &cores, priority)
                 .with_context(|| format!("--threaded-napi: placing the NAPI threads of {name}"))?;
         }
@@ -355,7 +372,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     let mut sockets = HashMap::new();
     for (name, queues, side, program) in [
         (&options.external, ext_queues, Side::External, &ext_program),
-        (&options.internal, int_queues, Side::Internal, &int_program),
+        (&options.internal, int_ports, Side::Internal, int_steering),
     ] {
         for queue in 0..queues {
             let port = Port::open(&memory, name, queue, side, &port_options)?;
@@ -396,7 +413,11 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     let neighbours = Publisher::new(NeighbourTable::default());
     let neighbour_reader = neighbours.reader();
     let resolver = Resolver::spawn(
-        vec![external.ifindex, internal.ifindex],
+        if one_armed {
+            vec![external.ifindex]
+        } else {
+            vec![external.ifindex, internal.ifindex]
+        },
         neighbours,
         resolve_queue,
         Arc::clone(&shutdown),
@@ -420,7 +441,10 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             home,
             conn_capacity,
             shared.clone(),
-            worker_options(options.idle, options.worker_priority > 0),
+            WorkerOptions {
+                one_armed,
+                ..worker_options(options.idle, options.worker_priority > 0)
+            },
             Arc::clone(&own_stats),
             config.reader(),
             neighbour_reader.clone(),

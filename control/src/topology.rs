@@ -24,6 +24,18 @@
 //!         eth1 198.18.1.201 ──────────────── up0 198.18.1.1 ┘
 //! ```
 //!
+//! One arm ([`TopologySpec::one_armed`], the usual layout of a DR/TUN director with one NIC):
+//! the director has `int0` alone, on the real servers' segment, and the VIP on its loopback.
+//! The `sw` namespace routes: the client's gateway (`up0` 198.18.0.1 <-> the client's `eth0`),
+//! with a route for the VIP via the DIP, and the director's default gateway. The real servers'
+//! gateway is the DIP (NAT), or the router with direct return. `--external` and `--internal`
+//! both name `int0`.
+//!
+//! ```text
+//!  client eth0 ── up0 (sw: 198.18.0.1, VIP via DIP) br0 198.19.0.1 ── int0 director (VIP on lo)
+//!                                                                 └── reals
+//! ```
+//!
 //! A [`Topology`] owns everything it makes: the namespaces (and with them every veth and
 //! the bridge), the processes it spawned (nginx and helpers), and a private temporary
 //! directory (nginx prefixes, logs, captured command output). [`Drop`] removes all of it,
@@ -67,6 +79,8 @@ pub const BRIDGE: &str = "br0";
 pub const SWITCH_DIRECTOR_PORT: &str = "p-dir";
 /// With direct return: the `sw` namespace's address on the bridge, the real servers' gateway.
 pub const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+/// One arm: the router's address on the client's link, the client's gateway.
+pub const CLIENT_GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 /// With direct return: the router's end of its link to the client, and the client's end.
 pub const ROUTER_UPLINK: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 pub const CLIENT_RETURN: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 201);
@@ -116,8 +130,11 @@ pub struct TopologySpec {
     /// topology would give it. Off by default, as platform.md recommends.
     pub sender_offloads: bool,
     /// The real servers answer clients without the director, as direct routing and tunnels
-    /// need (the LVS-DR layout): see [`Topology`]'s "Direct return".
+    /// need (the LVS-DR layout): see the module's "Direct return".
     pub direct_return: bool,
+    /// The director has one interface, on the real servers' segment, for both sides; a
+    /// router brings it the clients' traffic: see the module's "One arm".
+    pub one_armed: bool,
 }
 
 /// One real server.
@@ -148,6 +165,17 @@ impl TopologySpec {
             clients: 1,
             sender_offloads: false,
             direct_return: false,
+            one_armed: false,
+        }
+    }
+
+    /// The seed cluster behind a one-armed director, [`TopologySpec::one_armed`], with the
+    /// real servers' replies through the director (NAT) or not (`direct_return`: DR, TUN).
+    pub fn one_armed(direct_return: bool) -> Self {
+        TopologySpec {
+            one_armed: true,
+            direct_return,
+            ..Self::seed()
         }
     }
 
@@ -442,8 +470,13 @@ impl Topology {
             self.ipn(ns, &["link", "set", "lo", "up"])?;
         }
 
-        // Links. The director is the client's router: a direct pair ext0 <-> eth0.
-        self.veth(&director, EXT_IF, &client, HOST_IF)?;
+        // Links. Two arms: the director is the client's router, a direct pair ext0 <-> eth0.
+        // One arm: the router in `sw` is, and the director has int0 alone.
+        if self.spec.one_armed {
+            self.veth(&sw, ROUTER_UPLINK_IF, &client, HOST_IF)?;
+        } else {
+            self.veth(&director, EXT_IF, &client, HOST_IF)?;
+        }
         self.veth(&director, INT_IF, &sw, SWITCH_DIRECTOR_PORT)?;
         // No STP delay: ports forward as soon as they are up.
         let bridge = [
@@ -488,7 +521,9 @@ impl Topology {
             }
         }
         // The director's own kernel traffic (ARP/ICMP/a local TCP) gets full checksums too.
-        self.ethtool_off(&director, EXT_IF, &["tx"])?;
+        if !self.spec.one_armed {
+            self.ethtool_off(&director, EXT_IF, &["tx"])?;
+        }
         self.ethtool_off(&director, INT_IF, &["tx"])?;
         // A veth takes frames that XDP redirects to it (the director's fast path) only when its
         // peer can receive them: an XDP program or GRO there, as a NIC's receive always can.
@@ -496,13 +531,17 @@ impl Topology {
         self.ethtool(&sw, SWITCH_DIRECTOR_PORT, &["gro"], true)?;
 
         // Addresses and routes (a gateway route needs its link up first).
-        self.addr_up(&director, EXT_IF, VIP)?;
         self.addr_up(&director, INT_IF, DIP)?;
         self.addr_up(&client, HOST_IF, FIRST_CLIENT)?;
-        self.ipn(
-            &client,
-            &["route", "add", "default", "via", &VIP.to_string()],
-        )?;
+        if self.spec.one_armed {
+            self.one_armed_paths(&client, &director, &sw)?;
+        } else {
+            self.addr_up(&director, EXT_IF, VIP)?;
+            self.ipn(
+                &client,
+                &["route", "add", "default", "via", &VIP.to_string()],
+            )?;
+        }
         let gateway = if self.spec.direct_return { ROUTER } else { DIP };
         for (ns, r) in reals.iter().zip(self.spec.reals.clone()) {
             self.addr_up(ns, HOST_IF, r.addr)?;
@@ -511,54 +550,80 @@ impl Topology {
                 &["route", "add", "default", "via", &gateway.to_string()],
             )?;
         }
+        if self.spec.direct_return && !self.spec.one_armed {
+            self.return_link(&client, &sw)?;
+        }
         if self.spec.direct_return {
-            self.direct_return_path(&client, &sw, &reals)?;
+            self.vip_on_reals(&reals)?;
         }
         Ok(())
     }
 
-    /// The router and the real servers' VIP of the direct-return layout (module doc).
-    fn direct_return_path(&self, client: &str, sw: &str, reals: &[String]) -> Result<()> {
-        self.veth(sw, ROUTER_UPLINK_IF, client, CLIENT_RETURN_IF)?;
-        // Replies arrive on the client's second link with the VIP as source, and cross the
-        // router from the bridge towards a client network routed the other way: no reverse
-        // path filtering on either (a router of an asymmetric path has none either).
+    /// The `sw` namespace as a router between the bridge and `uplink` (module doc): forwarding
+    /// on, no reverse path filtering (replies of an asymmetric path cross it), ROUTER on the
+    /// bridge, `uplink_addr` towards the client.
+    fn router(&self, sw: &str, uplink_addr: Ipv4Addr) -> Result<()> {
         // (The effective setting is the larger of `all` and the interface's own.)
         let no_rp_filter = |ifname: &str| format!("net.ipv4.conf.{ifname}.rp_filter=0");
-        self.sysctl(
-            client,
-            &[&no_rp_filter("all"), &no_rp_filter(CLIENT_RETURN_IF)],
-        )?;
         self.sysctl(
             sw,
             &[
                 &no_rp_filter("all"),
                 &no_rp_filter(BRIDGE),
                 &no_rp_filter(ROUTER_UPLINK_IF),
+                "net.ipv4.ip_forward=1",
             ],
         )?;
-        self.sysctl(sw, &["net.ipv4.ip_forward=1"])?;
+        let router = format!("{ROUTER}/{PREFIX_LEN}");
+        self.ipn(sw, &["addr", "add", &router, "dev", BRIDGE])?;
+        self.addr_up(sw, ROUTER_UPLINK_IF, uplink_addr)?;
+        if !self.spec.sender_offloads {
+            self.ethtool_off(sw, ROUTER_UPLINK_IF, &["tx"])?;
+        }
+        self.keep_flows_in_order(sw, ROUTER_UPLINK_IF)
+    }
+
+    /// One arm (module doc): the client reaches the VIP through the router, which routes it
+    /// to the director's DIP; the VIP lives on the director's loopback (no ARP for it is
+    /// needed, the route names the DIP); the director reaches clients through the router.
+    fn one_armed_paths(&self, client: &str, director: &str, sw: &str) -> Result<()> {
+        self.router(sw, CLIENT_GATEWAY)?;
+        let vip = format!("{VIP}/32");
+        self.ipn(director, &["addr", "add", &vip, "dev", "lo"])?;
         self.ipn(
-            sw,
-            &[
-                "addr",
-                "add",
-                &format!("{ROUTER}/{PREFIX_LEN}"),
-                "dev",
-                BRIDGE,
-            ],
+            director,
+            &["route", "add", "default", "via", &ROUTER.to_string()],
         )?;
-        self.addr_up(sw, ROUTER_UPLINK_IF, ROUTER_UPLINK)?;
+        self.ipn(sw, &["route", "add", &vip, "via", &DIP.to_string()])?;
+        // The VIP is inside the client's own /24: a host route keeps it off the link.
+        let gateway = CLIENT_GATEWAY.to_string();
+        self.ipn(client, &["route", "add", &vip, "via", &gateway])?;
+        self.ipn(client, &["route", "add", "default", "via", &gateway])
+    }
+
+    /// Two arms with direct return (module doc): the router's second link to the client, the
+    /// way replies reach it.
+    fn return_link(&self, client: &str, sw: &str) -> Result<()> {
+        self.veth(sw, ROUTER_UPLINK_IF, client, CLIENT_RETURN_IF)?;
+        self.router(sw, ROUTER_UPLINK)?;
+        // Replies arrive on the client's second link with the VIP as source.
+        let no_rp_filter = |ifname: &str| format!("net.ipv4.conf.{ifname}.rp_filter=0");
+        self.sysctl(
+            client,
+            &[&no_rp_filter("all"), &no_rp_filter(CLIENT_RETURN_IF)],
+        )?;
         self.addr_up(client, CLIENT_RETURN_IF, CLIENT_RETURN)?;
         let clients = format!("{}/{PREFIX_LEN}", Ipv4Addr::new(198, 18, 0, 0));
         self.ipn(
             sw,
             &["route", "add", &clients, "via", &CLIENT_RETURN.to_string()],
         )?;
-        if !self.spec.sender_offloads {
-            self.ethtool_off(sw, ROUTER_UPLINK_IF, &["tx"])?;
-        }
-        self.keep_flows_in_order(client, CLIENT_RETURN_IF)?;
+        self.keep_flows_in_order(client, CLIENT_RETURN_IF)
+    }
+
+    /// Direct return: each real server holds the VIP on its loopback and neither answers nor
+    /// announces ARP for it (the LVS-DR HOWTO's settings).
+    fn vip_on_reals(&self, reals: &[String]) -> Result<()> {
         let vip = format!("{VIP}/32");
         for ns in reals {
             self.sysctl(
@@ -719,7 +784,11 @@ impl Topology {
     }
     /// External interface, inside [`Self::director_ns`].
     pub fn ext_if(&self) -> &str {
-        EXT_IF
+        if self.spec.one_armed {
+            INT_IF
+        } else {
+            EXT_IF
+        }
     }
     /// Internal interface, inside [`Self::director_ns`].
     pub fn int_if(&self) -> &str {

@@ -6,7 +6,9 @@
  *
  * One copy is loaded per interface, each with its own maps:
  *   external side (role MATCH_DST): IPv4 TCP/UDP whose destination is a configured VIP:port;
- *   internal side (role MATCH_SRC): IPv4 TCP/UDP whose source is a configured real server.
+ *   internal side (role MATCH_SRC): IPv4 TCP/UDP whose source is a configured real server;
+ *   a one-armed director's only interface (role MATCH_BOTH): either, the destination first
+ *   (its endpoint map holds VIP:ports and real servers alike).
  * Also redirected, for the workers to translate or to drop and count:
  *   ICMP errors (destination unreachable, time exceeded, parameter problem) quoting such a
  *   packet going the other way (steer_icmp);
@@ -22,7 +24,8 @@
  * Fast path (xvs_flows, when the instance's settings enable it): a TCP/UDP packet of a
  * connection the workers installed is NAT-rewritten here, as dataplane/src/process.rs would
  * (address, port, TTL, RFC 1624 checksum updates, MACs) and redirected to the egress interface
- * (devmap; XDP_TX when it is the arrival one). Only what the workers decided is repeated: a
+ * (devmap, also when it is the arrival one: XDP_TX on a veth reaches its peer only if the peer
+ * runs an XDP program, a devmap redirect wherever redirects do). Only what the workers decided is repeated: a
  * segment with SYN, FIN or RST (a state change), anything malformed, a bad IP checksum, TTL <= 1,
  * a partial TCP/UDP checksum, or a next hop without a MAC in xvs_next_hops goes to the workers
  * as before. dataplane/src/fastpath owns the maps' user-space side.
@@ -37,6 +40,7 @@
 
 #define MATCH_DST 0
 #define MATCH_SRC 1
+#define MATCH_BOTH 2
 
 /* frag_off bits (host order: compare through bpf_htons), as in <net/ip.h>. */
 #define IP_MF 0x2000
@@ -295,7 +299,7 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	__u16 *ports = l4, *check, old_port, ip_len, l4_len;
 	__u32 old_addr, pseudo;
 	__u8 *ttl_proto;
-	int inbound = role == MATCH_DST;
+	int inbound;
 
 	/* A version other than 4 is malformed: the workers drop it. */
 	if (ip->version != 4 || ip->ihl != 5 || ip->ttl <= 1)
@@ -329,13 +333,18 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	key.src_port = ports[0];
 	key.dst_port = ports[1];
 	key.proto = ip->protocol;
-	key.side = role;
+	/* One arm: a request's key or a reply's, whichever the workers installed. */
+	key.side = role == MATCH_BOTH ? MATCH_DST : role;
 	flow = bpf_map_lookup_elem(&xvs_flows, &key);
+	if (!flow && role == MATCH_BOTH) {
+		key.side = MATCH_SRC;
+		flow = bpf_map_lookup_elem(&xvs_flows, &key);
+	}
 	if (!flow)
 		return -1;
+	inbound = key.side == MATCH_DST;
 	/* An egress user space took out (it stopped taking redirected frames): workers' path. */
-	if (flow->egress_ifindex != ctx->ingress_ifindex &&
-	    !bpf_map_lookup_elem(&xvs_egress, &flow->egress_ifindex))
+	if (!bpf_map_lookup_elem(&xvs_egress, &flow->egress_ifindex))
 		return -1;
 	hop.ifindex = flow->egress_ifindex;
 	hop.addr = flow->next_hop;
@@ -389,8 +398,6 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	count_traffic(bpf_map_lookup_elem(&xvs_service_traffic, &flow->service), inbound, ip_len);
 	count_traffic(bpf_map_lookup_elem(&xvs_real_traffic, &flow->real), inbound, ip_len);
 	flow->last_seen_ns = bpf_ktime_get_coarse_ns();
-	if (flow->egress_ifindex == ctx->ingress_ifindex)
-		return FAST_PATH | XDP_TX;
 	return FAST_PATH | bpf_redirect_map(&xvs_egress, flow->egress_ifindex, 0);
 }
 
@@ -404,7 +411,8 @@ static __always_inline int redirect_if(struct xdp_md *ctx, struct endpoint_key *
 
 /* Steers the frame by the endpoint its side matches: on the internal side (MATCH_SRC) the one
  * it comes from, `src`, unless the frame is addressed to the director itself (`daddr` is one
- * of its addresses: health-check replies); on the external side the one it goes to, `dst`.
+ * of its addresses: health-check replies); on the external side the one it goes to, `dst`;
+ * on a one-armed director's interface (MATCH_BOTH) `dst`, else `src` as on the internal side.
  * Addresses and ports in network byte order. */
 static __always_inline int steer_endpoint(struct xdp_md *ctx, __u32 role, __u32 daddr,
 					  __u32 src_addr, __u16 src_port, __u32 dst_addr,
@@ -412,7 +420,14 @@ static __always_inline int steer_endpoint(struct xdp_md *ctx, __u32 role, __u32 
 {
 	struct endpoint_key key = {};
 
-	if (role == MATCH_SRC) {
+	if (role == MATCH_BOTH) {
+		key.addr = dst_addr;
+		key.port = dst_port;
+		key.proto = proto;
+		if (bpf_map_lookup_elem(&xvs_endpoints, &key))
+			return bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_PASS);
+	}
+	if (role != MATCH_DST) {
 		if (bpf_map_lookup_elem(&xvs_local_addrs, &daddr))
 			return XDP_PASS;
 		key.addr = src_addr;

@@ -280,6 +280,21 @@ fn direction_from(from: Side) -> Direction {
     }
 }
 
+/// The side a frame arriving on a one-armed director's only interface plays: a request
+/// (external) when it is addressed to a VIP address of `config`, else a reply or an error
+/// about a forwarded request (internal). Anything too short to say is called external:
+/// [`process`] drops it either way.
+#[inline]
+pub fn one_armed_side(frame: &[u8], config: &Snapshot) -> Side {
+    const DST: usize = ETHERNET_HEADER_LEN + 16;
+    match frame.get(DST..DST + 4) {
+        Some(&[a, b, c, d]) if !config.vip_addrs.contains(&Ipv4Addr::new(a, b, c, d)) => {
+            Side::Internal
+        }
+        _ => Side::External,
+    }
+}
+
 /// The client endpoint of `frame` arriving on `from`: [`Packet::client_endpoint`] of a packet
 /// parsed for the purpose.
 pub fn client_endpoint(frame: &[u8], from: Side) -> Option<(Ipv4Addr, u16)> {

@@ -148,6 +148,10 @@ pub struct Snapshot {
     pub internal: Interface,
     pub timeouts: Timeouts,
     pub services: ServiceMap,
+    /// Every VIP address with a service, or with connections of a removed service still
+    /// draining: on a one-armed director (one interface for both sides) a frame addressed to
+    /// one of these is a request, any other a reply ([`crate::process::one_armed_side`]).
+    pub vip_addrs: Vec<Ipv4Addr>,
 }
 
 impl Snapshot {

@@ -39,7 +39,7 @@ use crate::conntrack::{owner_of, ConnDump, ConnTable, Dumper, FastState};
 use crate::fastpath::{may_carry, real_configured, FlowWriter};
 use crate::neigh::NeighbourTable;
 use crate::persist::Templates;
-use crate::process::{process_packet, Env, Packet, Side, Verdict, MAX_BATCH};
+use crate::process::{one_armed_side, process_packet, Env, Packet, Side, Verdict, MAX_BATCH};
 use crate::publish::Reader;
 use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, WorkerStats};
@@ -185,6 +185,10 @@ pub struct WorkerOptions {
     pub yield_after: usize,
     /// Connection slots the fast-path sweep after a configuration change checks per iteration.
     pub fast_sweep_budget: usize,
+    /// The ports are all on one interface that serves both sides (a one-armed director):
+    /// each frame's side comes from its destination ([`crate::process::one_armed_side`]) and
+    /// both sides transmit through the same ports.
+    pub one_armed: bool,
 }
 
 /// Longest time for expiry to sweep the whole connection table, however long its worker sleeps.
@@ -207,6 +211,7 @@ impl Default for WorkerOptions {
             dump_chunk: DEFAULT_DUMP_CHUNK,
             yield_after: 0,
             fast_sweep_budget: 4096,
+            one_armed: false,
         }
     }
 }
@@ -290,8 +295,11 @@ impl Worker {
         let find = |side| ports.iter().position(|p: &Port| p.side() == side);
         let tx_external = find(Side::External)
             .ok_or_else(|| format!("worker {id} has no queue on the external interface"))?;
-        let tx_internal = find(Side::Internal)
-            .ok_or_else(|| format!("worker {id} has no queue on the internal interface"))?;
+        let tx_internal = match options.one_armed {
+            true => tx_external,
+            false => find(Side::Internal)
+                .ok_or_else(|| format!("worker {id} has no queue on the internal interface"))?,
+        };
         // Every buffer can hold every frame of the UMEM, so pushing never reallocates.
         let total = shared.frames_per_worker * workers;
         let mut pool = Vec::with_capacity(total);
@@ -479,10 +487,14 @@ impl Core {
     /// packet, to the worker that owns its flow.
     #[inline]
     fn dispatch(&mut self, mut frame: Frame, side: Side, env: &Env<'_>) {
-        let packet = self
-            .shared
-            .memory
-            .with_bytes(&mut frame, |bytes| Packet::parse(bytes, side));
+        let one_armed = self.options.one_armed;
+        let packet = self.shared.memory.with_bytes(&mut frame, |bytes| {
+            let side = match one_armed {
+                true => one_armed_side(bytes, env.config),
+                false => side,
+            };
+            Packet::parse(bytes, side)
+        });
         if self.workers > 1 {
             let owner = packet
                 .client_endpoint()

@@ -14,7 +14,10 @@
 //!
 //! Invariants, for every frame:
 //! - `process` does not panic; a frame that is not forwarded is left untouched.
-//! - A forwarded frame leaves by the other side, from that side's MAC, TTL - 1, with a valid
+//! - A direct-routed frame (TCP :443, UDP :123, or an ICMP error about their replies) leaves by
+//!   the internal side to a real server's MAC with nothing else changed (a partial TCP/UDP
+//!   checksum completed); it has no round trip (the real server answers the client itself).
+//! - Any other forwarded frame leaves by the other side, from that side's MAC, TTL - 1, with a valid
 //!   IPv4 header checksum; only the translated endpoint (inbound: the destination, which
 //!   becomes a real server of the VIP's service; outbound: the source, which becomes the VIP
 //!   of a service of that real server), the MACs, the TTL and the checksums changed: every
@@ -57,14 +60,32 @@ const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const REAL_148: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 148);
 const REAL_137: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 137);
 /// (proto, vport, [(real, rport)]).
-type ServiceDef = (u8, u16, &'static [(Ipv4Addr, u16)]);
+type ServiceDef = (u8, u16, Method, &'static [(Ipv4Addr, u16)]);
 
 /// The services. Two services share 198.19.0.148:80, as two VIPs of one
 /// web server do: a client on both from one port makes two connections with one reply tuple.
-const SERVICES: [ServiceDef; 3] = [
-    (PROTO_TCP, 80, &[(REAL_148, 80), (REAL_137, 8080)]),
-    (PROTO_UDP, 53, &[(REAL_148, 53), (REAL_137, 5353)]),
-    (PROTO_TCP, 8080, &[(REAL_148, 80)]),
+/// TCP :443 and UDP :123 are direct-routed.
+const SERVICES: [ServiceDef; 5] = [
+    (
+        PROTO_TCP,
+        80,
+        Method::Masq,
+        &[(REAL_148, 80), (REAL_137, 8080)],
+    ),
+    (
+        PROTO_UDP,
+        53,
+        Method::Masq,
+        &[(REAL_148, 53), (REAL_137, 5353)],
+    ),
+    (PROTO_TCP, 8080, Method::Masq, &[(REAL_148, 80)]),
+    (
+        PROTO_TCP,
+        443,
+        Method::Route,
+        &[(REAL_148, 443), (REAL_137, 443)],
+    ),
+    (PROTO_UDP, 123, Method::Route, &[(REAL_148, 123)]),
 ];
 const CONN_CAPACITY: usize = 16;
 const ETH: usize = 14;
@@ -91,7 +112,7 @@ impl Director {
         let services = SERVICES
             .iter()
             .enumerate()
-            .map(|(sid, &(proto, port, reals))| {
+            .map(|(sid, &(proto, port, method, reals))| {
                 let vip = Vip {
                     proto,
                     addr: VIP,
@@ -106,7 +127,7 @@ impl Director {
                             id: id - 1,
                             addr,
                             port,
-                            method: Method::Masq,
+                            method,
                             failed: false,
                         }
                     })
@@ -134,6 +155,7 @@ impl Director {
             },
             timeouts: Default::default(),
             services: services.collect(),
+            vip_addrs: vec![VIP],
         };
         let route = |ifindex, dst, prefix_len, gateway| Route {
             ifindex,
@@ -236,6 +258,11 @@ fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8
         Side::Internal => (EXT_MAC, Endpoint::Src),
     };
     assert_ne!(to, from, "forwarded out of the other side");
+    if from == Side::External && direct_routed(input) {
+        check_direct_routed(input, &frame);
+        // The real server answers the client itself: no round trip.
+        return Err(verdict);
+    }
     if input.get(ETH + 9) == Some(&PROTO_ICMP) {
         check_icmp_error(input, &frame, from, egress_mac);
         // An error is not answered: no round trip.
@@ -262,13 +289,14 @@ fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8
     let proto = i.proto;
     match translated {
         Endpoint::Dst => {
-            let (_, _, reals) = service_of(proto, i.dst(input)).expect("a configured VIP");
+            let (_, _, _, reals) = service_of(proto, i.dst(input)).expect("a configured VIP");
             assert!(reals.contains(&o.dst(&frame)), "DNAT to one of its reals");
         }
         Endpoint::Src => {
             let (vip, vport) = o.src(&frame);
             assert_eq!(vip, VIP, "SNAT to the VIP");
-            let (_, _, reals) = service_of(proto, (vip, vport)).expect("a configured VIP");
+            let (_, _, method, reals) = service_of(proto, (vip, vport)).expect("a configured VIP");
+            assert_eq!(method, Method::Masq, "only NAT replies come back");
             assert!(
                 reals.contains(&i.src(input)),
                 "SNAT to a VIP:port of that real"
@@ -285,6 +313,50 @@ fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8
     );
     assert_eq!(out_none, none, "UDP 'no checksum' is kept");
     Ok(frame)
+}
+
+/// Whether `input`, from the external side, belongs to a direct-routed service: a TCP/UDP
+/// packet to one, or an ICMP error quoting a reply from one.
+fn direct_routed(input: &[u8]) -> bool {
+    let endpoint = if input.get(ETH + 9) == Some(&PROTO_ICMP) {
+        let ihl = usize::from(input[ETH] & 0x0f) * 4;
+        let quote = ETH + ihl + 8;
+        let (Some(&qproto), Some(src), Some(qihl)) = (
+            input.get(quote + 9),
+            input.get(quote + 12..quote + 16),
+            input.get(quote).map(|b| usize::from(b & 0x0f) * 4),
+        ) else {
+            return false;
+        };
+        let Some(sport) = input.get(quote + qihl..quote + qihl + 2) else {
+            return false;
+        };
+        service_of(qproto, (addr(src), port(sport)))
+    } else {
+        let Some(i) = Ipv4::parse(input) else {
+            return false;
+        };
+        service_of(i.proto, i.dst(input))
+    };
+    endpoint.is_some_and(|(_, _, method, _)| method == Method::Route)
+}
+
+/// The invariants of a direct-routed frame (see the module doc): out of the internal side to
+/// a real server's MAC, and nothing else changed but a partial TCP/UDP checksum, completed.
+fn check_direct_routed(input: &[u8], frame: &[u8]) {
+    assert_eq!(frame[6..12], INT_MAC, "from the internal interface's MAC");
+    assert_eq!(frame[..5], [0x02, 0, 0, 0, 0x01], "to a real server's MAC");
+    let mut expected = input.to_vec();
+    expected[..12].copy_from_slice(&frame[..12]);
+    if let Some(i) = Ipv4::parse(input) {
+        let (valid, partial, _) = i.l4_checksum(input);
+        if partial && !valid {
+            let range = i.l4_checksum_range();
+            expected[range.clone()].copy_from_slice(&frame[range]);
+            assert!(i.l4_checksum(frame).0, "a partial checksum is completed");
+        }
+    }
+    assert_eq!(frame, expected, "direct routing changes the MACs only");
 }
 
 /// The invariants of a translated ICMP error (see the module doc).
@@ -344,14 +416,14 @@ fn check_icmp_error(input: &[u8], frame: &[u8], from: Side, egress_mac: [u8; 6])
         Side::External => assert!(
             SERVICES
                 .iter()
-                .any(|(p, _, reals)| *p == qproto && reals.contains(&(new_addr, new_port))),
+                .any(|(p, _, _, reals)| *p == qproto && reals.contains(&(new_addr, new_port))),
             "the error goes to a real server"
         ),
         Side::Internal => assert!(
             new_addr == VIP
                 && SERVICES
                     .iter()
-                    .any(|(p, vport, _)| *p == qproto && *vport == new_port),
+                    .any(|(p, vport, _, _)| *p == qproto && *vport == new_port),
             "the error comes from a VIP:port"
         ),
     }
@@ -419,7 +491,7 @@ fn service_of(proto: u8, (addr, port): (Ipv4Addr, u16)) -> Option<ServiceDef> {
     SERVICES
         .iter()
         .copied()
-        .find(|&(p, vport, _)| p == proto && addr == VIP && vport == port)
+        .find(|&(p, vport, _, _)| p == proto && addr == VIP && vport == port)
 }
 
 #[derive(Clone, Copy)]

@@ -29,6 +29,9 @@ pub enum Role {
     MatchDestination = 0,
     /// Internal interface: source is a real server.
     MatchSource = 1,
+    /// A one-armed director's only interface: destination a VIP:port, else source a real
+    /// server.
+    MatchBoth = 2,
 }
 
 /// How the program is attached.

@@ -134,6 +134,7 @@ pub fn snapshot_with(services: impl IntoIterator<Item = (Vip, Service)>) -> Snap
         },
         timeouts: Default::default(),
         services: services.into_iter().collect(),
+        vip_addrs: vec![VIP],
     }
 }
 
