@@ -23,12 +23,13 @@
  *
  * Fast path (xvs_flows, when the instance's settings enable it): a TCP/UDP packet of a
  * connection the workers installed is NAT-rewritten here, as dataplane/src/process.rs would
- * (address, port, TTL, RFC 1624 checksum updates, MACs) and redirected to the egress interface
- * (devmap, also when it is the arrival one: XDP_TX on a veth reaches its peer only if the peer
- * runs an XDP program, a devmap redirect wherever redirects do). Only what the workers decided is repeated: a
- * segment with SYN, FIN or RST (a state change), anything malformed, a bad IP checksum, TTL <= 1,
- * a partial TCP/UDP checksum, or a next hop without a MAC in xvs_next_hops goes to the workers
- * as before. dataplane/src/fastpath owns the maps' user-space side.
+ * (address, port, TTL, RFC 1624 checksum updates, MACs; the MACs alone for direct routing),
+ * and redirected to the egress interface through the devmap, also when it is the arrival one
+ * (XDP_TX on a veth reaches its peer only if the peer runs an XDP program; a devmap redirect
+ * works wherever redirects do). Only what the workers decided is repeated: a segment with
+ * SYN, FIN or RST (a state change), anything malformed, a bad IP checksum, TTL <= 1, a partial
+ * TCP/UDP checksum, or a next hop without a MAC in xvs_next_hops goes to the workers as
+ * before. dataplane/src/fastpath owns the maps' user-space side.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -121,6 +122,7 @@ struct flow_key {
 
 #define REWRITE_SOURCE 0
 #define REWRITE_DESTINATION 1
+#define REWRITE_NONE 2	/* direct routing */
 
 /* Must match fastpath::FlowValue. The worker writes everything but last_seen_ns. */
 struct flow_value {
@@ -361,36 +363,40 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	if (*check != 0 && bpf_ntohs(*check) == csum_fold(pseudo))
 		return -1;
 
-	/* nat::translate: the address (IP checksum, L4 pseudo-header), then the port. */
-	if (flow->rewrite == REWRITE_DESTINATION) {
-		old_addr = ip->daddr;
-		ip->daddr = flow->addr;
-		old_port = ports[1];
-		ports[1] = flow->port;
-	} else {
-		old_addr = ip->saddr;
-		ip->saddr = flow->addr;
-		old_port = ports[0];
-		ports[0] = flow->port;
-	}
-	ip->check = bpf_htons(csum_update32(bpf_ntohs(ip->check), bpf_ntohl(old_addr),
-					    bpf_ntohl(flow->addr)));
-	if (ip->protocol == IPPROTO_TCP || *check != 0) {
-		__u16 c = csum_update32(bpf_ntohs(*check), bpf_ntohl(old_addr), bpf_ntohl(flow->addr));
+	/* Direct routing (REWRITE_NONE) leaves the IP packet as it is: only the MACs change. */
+	if (flow->rewrite != REWRITE_NONE) {
+		/* nat::translate: the address (IP checksum, L4 pseudo-header), then the port. */
+		if (flow->rewrite == REWRITE_DESTINATION) {
+			old_addr = ip->daddr;
+			ip->daddr = flow->addr;
+			old_port = ports[1];
+			ports[1] = flow->port;
+		} else {
+			old_addr = ip->saddr;
+			ip->saddr = flow->addr;
+			old_port = ports[0];
+			ports[0] = flow->port;
+		}
+		ip->check = bpf_htons(csum_update32(bpf_ntohs(ip->check), bpf_ntohl(old_addr),
+						    bpf_ntohl(flow->addr)));
+		if (ip->protocol == IPPROTO_TCP || *check != 0) {
+			__u16 c = csum_update32(bpf_ntohs(*check), bpf_ntohl(old_addr),
+						bpf_ntohl(flow->addr));
 
-		c = csum_update16(c, bpf_ntohs(old_port), bpf_ntohs(flow->port));
-		/* UDP: a computed 0 is sent as all ones (RFC 768). */
-		if (ip->protocol == IPPROTO_UDP && c == 0)
-			c = 0xffff;
-		*check = bpf_htons(c);
-	}
-	/* nat::decrement_ttl: TTL and protocol share one 16-bit word. */
-	ttl_proto = &ip->ttl;
-	{
-		__u16 old = (ttl_proto[0] << 8) | ttl_proto[1];
+			c = csum_update16(c, bpf_ntohs(old_port), bpf_ntohs(flow->port));
+			/* UDP: a computed 0 is sent as all ones (RFC 768). */
+			if (ip->protocol == IPPROTO_UDP && c == 0)
+				c = 0xffff;
+			*check = bpf_htons(c);
+		}
+		/* nat::decrement_ttl: TTL and protocol share one 16-bit word. */
+		ttl_proto = &ip->ttl;
+		{
+			__u16 old = (ttl_proto[0] << 8) | ttl_proto[1];
 
-		ip->ttl--;
-		ip->check = bpf_htons(csum_update16(bpf_ntohs(ip->check), old, old - 0x100));
+			ip->ttl--;
+			ip->check = bpf_htons(csum_update16(bpf_ntohs(ip->check), old, old - 0x100));
+		}
 	}
 	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, flow->src_mac, ETH_ALEN);

@@ -555,3 +555,25 @@ fn forward(
     }
     verdict
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_armed_side_follows_the_destination() {
+        let vip = Ipv4Addr::new(198, 18, 0, 129);
+        let config = Snapshot {
+            vip_addrs: vec![Ipv4Addr::new(198, 18, 0, 7), vip],
+            ..Default::default()
+        };
+        let mut frame = [0u8; 64];
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        frame[30..34].copy_from_slice(&vip.octets());
+        assert_eq!(one_armed_side(&frame, &config), Side::External);
+        frame[30..34].copy_from_slice(&[198, 18, 0, 201]);
+        assert_eq!(one_armed_side(&frame, &config), Side::Internal);
+        // Too short to say: external (and dropped there as malformed).
+        assert_eq!(one_armed_side(&frame[..33], &config), Side::External);
+    }
+}

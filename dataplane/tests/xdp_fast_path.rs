@@ -42,7 +42,7 @@ use xvs_dataplane::conntrack::Conn;
 use xvs_dataplane::fastpath::{self, FastPath, FastPathMaps, FlowWriter, NextHopSync};
 use xvs_dataplane::neigh::NeighbourTable;
 use xvs_dataplane::process::{Side, Verdict};
-use xvs_dataplane::snapshot::{RealId, ServiceId, PROTO_TCP, PROTO_UDP};
+use xvs_dataplane::snapshot::{Method, RealId, ServiceId, PROTO_TCP, PROTO_UDP};
 use xvs_dataplane::stats::{DropReason, TrafficTotals};
 use xvs_dataplane::xsk::{Role, XdpProgram};
 
@@ -253,6 +253,73 @@ fn other(side: Side) -> Side {
         Side::External => Side::Internal,
         Side::Internal => Side::External,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct routing on the fast path
+// ---------------------------------------------------------------------------------------------
+
+/// Direct-routed flows: once installed, their requests leave the program exactly as `process`
+/// sends them (the IP packet untouched, the real server's MAC), only the request direction is
+/// installed (a packet from RIP:rport stays with the workers, which drop it), and a FIN still
+/// goes to the workers.
+#[test]
+fn direct_routed_requests_on_the_fast_path() {
+    in_fresh_netns("direct_routed_requests_on_the_fast_path", || {
+        let config = snapshot_with([
+            service_by(Method::Route, 0, PROTO_TCP, 80, &[(0, REAL_148, 80, 1)]),
+            service_by(Method::Route, 1, PROTO_UDP, 53, &[(1, REAL_137, 53, 1)]),
+        ]);
+        let mut d = Director::from_parts(config, NeighbourTable::new(routes(), neighbours()), 64);
+        let c = |port| at(CLIENT, port);
+        let (vip_80, vip_53) = (at(VIP, 80), at(VIP, 53));
+        for (packet, description) in [
+            (Packet::tcp(c(41000), vip_80, SYN, 1, 0), "SYN"),
+            (Packet::tcp(c(41000), vip_80, ACK, 2, 1), "ACK"),
+            (
+                Packet::udp(c(41001), vip_53).with_payload(b"q"),
+                "first datagram",
+            ),
+        ] {
+            let mut frame = packet.frame(CLIENT_MAC, EXT_MAC);
+            assert_eq!(
+                d.process(&mut frame, Side::External),
+                Verdict::Forward(Side::Internal),
+                "{description}"
+            );
+        }
+        let mut rig = Rig::new();
+        assert_eq!(rig.install(&d).len(), 2);
+
+        let data = Packet::tcp(c(41000), vip_80, PSH | ACK, 2, 1).with_payload(b"GET /");
+        let datagram = Packet::udp(c(41001), vip_53).with_payload(b"again");
+        for (packet, mac) in [(&data, REAL_148_MAC), (&datagram, REAL_137_MAC)] {
+            let input = packet.frame(CLIENT_MAC, EXT_MAC);
+            let (action, out) = rig.run(&input, Side::External);
+            assert_eq!(action, XDP_REDIRECT);
+            let expected = packet.frame(INT_MAC, mac);
+            assert_frame_eq(&out, &expected, "direct routing on the fast path");
+            let mut by_process = input.clone();
+            d.process(&mut by_process, Side::External);
+            assert_frame_eq(&out, &by_process, "the fast path as process");
+        }
+        // No reply entry: a packet from RIP:rport to the client is the workers' to drop.
+        let from_real = Packet::tcp(at(REAL_148, 80), c(41000), ACK, 1, 7);
+        assert_left_alone(
+            &rig,
+            &from_real.frame(REAL_148_MAC, INT_MAC),
+            Side::Internal,
+            "a packet from a DR real server's RIP:rport",
+        );
+        // FIN still goes to the worker.
+        let fin = Packet::tcp(c(41000), vip_80, FIN | ACK, 7, 1);
+        assert_left_alone(
+            &rig,
+            &fin.frame(CLIENT_MAC, EXT_MAC),
+            Side::External,
+            "a DR FIN",
+        );
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -70,6 +70,14 @@ fn direct_routing_with_the_real_servers_answering_clients_directly() -> anyhow::
         body.len()
     );
 
+    // The download's ACKs took the XDP fast path (MACs rewritten in the kernel).
+    let fast: u64 = cluster
+        .stats()?
+        .workers
+        .iter()
+        .map(|w| w.fast_forwarded)
+        .sum();
+    ensure!(fast > 0, "no DR packet took the fast path");
     // The director saw requests only: OutPkts and OutBytes stay 0, as IPVS shows for DR.
     let stats = stats_of(
         &cluster.xvsadm(&["-Ln", "--stats"])?,

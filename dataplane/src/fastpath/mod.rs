@@ -5,7 +5,8 @@
 //! its TCP states and timeouts and owns its connection-table entry, which stays the truth. Once
 //! an entry is in a state the XDP program may repeat (TCP ESTABLISHED, UDP after its first
 //! packet; or after more packets in that state: [`DEFAULT_INSTALL_AFTER`]), the worker
-//! installs one [`FlowKey`] -> [`FlowValue`] per direction in `xvs_flows`;
+//! installs one [`FlowKey`] -> [`FlowValue`] per direction in `xvs_flows` (requests only for
+//! direct routing, whose replies bypass the director);
 //! the program then rewrites and redirects those packets itself (bpf/xvs_xdp.c), except SYN,
 //! FIN and RST segments and anything unusual, which still reach the worker. The worker removes
 //! both entries when the connection leaves that state or its entry goes (expiry, eviction,
@@ -61,6 +62,18 @@ const SIDE_EXTERNAL: u8 = 0;
 const SIDE_INTERNAL: u8 = 1;
 const REWRITE_SOURCE: u8 = 0;
 const REWRITE_DESTINATION: u8 = 1;
+/// Direct routing: the packet is left as it is, only its MACs change.
+const REWRITE_NONE: u8 = 2;
+
+/// The directions of `conn` the program carries: both for NAT, requests only for direct
+/// routing (its replies never reach the director, and a packet from RIP:rport is no reply of
+/// it: the workers drop it).
+fn directions(conn: &Conn) -> &'static [Direction] {
+    match conn.method {
+        Method::Masq => &[Direction::Inbound, Direction::Outbound],
+        Method::Route => &[Direction::Inbound],
+    }
+}
 
 impl FlowKey {
     /// The key of `conn`'s packets travelling in `direction`.
@@ -140,9 +153,10 @@ impl FlowValue {
         egress: &crate::snapshot::Interface,
         next_hop: Ipv4Addr,
     ) -> Self {
-        let (rewrite, addr, port) = match direction {
-            Direction::Inbound => (REWRITE_DESTINATION, conn.daddr, conn.dport),
-            Direction::Outbound => (REWRITE_SOURCE, conn.vaddr, conn.vport),
+        let (rewrite, addr, port) = match (conn.method, direction) {
+            (Method::Route, _) => (REWRITE_NONE, conn.daddr, conn.dport),
+            (Method::Masq, Direction::Inbound) => (REWRITE_DESTINATION, conn.daddr, conn.dport),
+            (Method::Masq, Direction::Outbound) => (REWRITE_SOURCE, conn.vaddr, conn.vport),
         };
         FlowValue {
             addr: addr.octets(),
@@ -369,12 +383,8 @@ impl FastPath {
 }
 
 /// Whether the program may carry `conn`'s packets: TCP once ESTABLISHED (a segment without
-/// SYN, FIN or RST changes nothing then), UDP always (only its timeout is refreshed); both
-/// masqueraded only (the program rewrites as NAT does; other methods stay with the workers).
+/// SYN, FIN or RST changes nothing then), UDP always (only its timeout is refreshed).
 pub fn may_carry(conn: &Conn) -> bool {
-    if conn.method != Method::Masq {
-        return false;
-    }
     match conn.proto {
         PROTO_TCP => conn.state == TcpState::Established,
         PROTO_UDP => true,
@@ -433,7 +443,7 @@ impl FlowWriter {
     /// whose next hop `neighbours` knows. Returns whether anything was queued.
     pub fn install(&mut self, conn: &Conn, config: &Snapshot, neighbours: &NeighbourTable) -> bool {
         let mut queued = false;
-        for direction in [Direction::Inbound, Direction::Outbound] {
+        for &direction in directions(conn) {
             if !self.fast.egress_ok(direction) {
                 continue;
             }
@@ -444,6 +454,11 @@ impl FlowWriter {
             let Ok(next_hop) = neighbours.next_hop(egress.ifindex, dst) else {
                 continue;
             };
+            // Direct routing goes to the real server's own MAC, never through a gateway
+            // (process/xmit/dr.rs drops such frames).
+            if conn.method == Method::Route && next_hop != dst {
+                continue;
+            }
             let key = FlowKey::of(conn, direction);
             let value = FlowValue::of(conn, direction, egress, next_hop);
             self.ops.push(Op::Install(key, value));
@@ -452,9 +467,9 @@ impl FlowWriter {
         queued
     }
 
-    /// Queues the removal of both of `conn`'s directions.
+    /// Queues the removal of `conn`'s directions.
     pub fn remove(&mut self, conn: &Conn) {
-        for direction in [Direction::Inbound, Direction::Outbound] {
+        for &direction in directions(conn) {
             self.ops.push(Op::Remove(FlowKey::of(conn, direction)));
         }
     }
@@ -500,7 +515,7 @@ impl FlowWriter {
     /// (`now_ms` being now); `None` if none since it was installed (or the map refused it).
     pub fn last_seen_ms(&self, conn: &Conn, now_ms: u64) -> Option<u64> {
         let mut latest = 0;
-        for direction in [Direction::Inbound, Direction::Outbound] {
+        for &direction in directions(conn) {
             let key = FlowKey::of(conn, direction);
             if let Ok(Some(v)) = self.fast.maps.flows.lookup::<FlowKey, FlowValue>(&key) {
                 latest = latest.max(v.last_seen_ns);
