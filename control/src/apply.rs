@@ -199,6 +199,8 @@ struct Draining {
     service_removed: bool,
     real: RealKey,
     real_id: RealId,
+    /// Its method: only a masqueraded server's replies stay steered while it drains.
+    method: Method,
 }
 
 /// Counter slots: allocated per service / real server, reused after release.
@@ -623,7 +625,9 @@ impl<S: Steering> Director<S> {
             if d.service_removed {
                 services.insert(vip_of(&d.service));
             }
-            reals.insert(real_endpoint(d.service.proto, &d.real));
+            if d.method == Method::Masq {
+                reals.insert(real_endpoint(d.service.proto, &d.real));
+            }
             neighbours.insert(d.real.addr);
         }
         let failed = |what: &str, e: io::Error| {
@@ -1083,6 +1087,7 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
                 service_removed: false,
                 real,
                 real_id: gone.id,
+                method: gone.method,
             });
         }
         Command::Zero { service } => {
@@ -1188,6 +1193,7 @@ fn reconcile(current: &Config, mut desired: Config) -> Transaction {
                     service_removed: false,
                     real: c.key,
                     real_id: c.id,
+                    method: c.method,
                 });
             }
         }
@@ -1239,6 +1245,7 @@ fn retire_service(service: ServiceKey, config: ServiceConfig, removed: &mut Vec<
             service_removed: true,
             real: r.key,
             real_id: r.id,
+            method: r.method,
         });
     }
 }

@@ -43,7 +43,7 @@ fn udp_check() -> CheckSpec {
 }
 
 /// Several services in no particular order: TCP and UDP, scheduler flags, persistence with and
-/// without a mask, thresholds, weights 0..=65535, checks (one real server held down by its
+/// without a mask, thresholds, weights 0..=65535, both forwarding methods, checks (one real server held down by its
 /// check, which -S ignores), connection limits with and without a check, real servers in
 /// insertion order.
 fn rich() -> ListReply {
@@ -73,6 +73,7 @@ fn rich() -> ListReply {
     dns.check = Some(udp_check());
     dns.reals = vec![RealInfo {
         upper_threshold: 10,
+        forward: Forward::Route,
         ..real_info([198, 19, 0, 20], 53, 65535, Counters::default())
     }];
     let mut alt = service(svc(Protocol::Tcp, [10, 0, 0, 1], 8080), "mh", &["mh-port"]);
@@ -96,7 +97,7 @@ const RICH_SAVED: &str = "\
 --check-timeout 0.5 --rise 3 --fall 4 --conn-limit 4294967295
 -a -t 198.18.0.1:443 -r 198.19.0.10:8443 -m -w 0
 -A -u 198.18.0.1:53 -s wlc -p 600 --check tcp --check-port 53 --check-interval 0.5
--a -u 198.18.0.1:53 -r 198.19.0.20:53 -m -w 65535 -x 10
+-a -u 198.18.0.1:53 -r 198.19.0.20:53 -g -w 65535 -x 10
 ";
 
 #[test]
@@ -183,7 +184,14 @@ fn rich_commands() -> Vec<Command> {
         add_real(tls, real([198, 19, 0, 10], 8443), 0, 0, 0),
         add_service(dns, "wlc", &[], 600, DEFAULT_NETMASK),
         set_check(dns, udp_check()),
-        add_real(dns, real([198, 19, 0, 20], 53), 65535, 10, 0),
+        Command::AddReal {
+            service: dns,
+            real: real([198, 19, 0, 20], 53),
+            weight: Some(65535),
+            forward: Some(Forward::Route),
+            upper_threshold: Some(10),
+            lower_threshold: Some(0),
+        },
     ]
 }
 
