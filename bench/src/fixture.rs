@@ -163,10 +163,14 @@ impl Fixture {
             external: Interface {
                 ifindex: EXT_IF,
                 mac: EXT_MAC,
+                addr: Ipv4Addr::new(198, 18, 0, 129),
+                mtu: 1500,
             },
             internal: Interface {
                 ifindex: INT_IF,
                 mac: INT_MAC,
+                addr: Ipv4Addr::new(198, 19, 0, 152),
+                mtu: 1500,
             },
             timeouts: Default::default(),
             services: [(vip, service)].into_iter().collect(),

@@ -17,8 +17,8 @@ use crate::monitor::{Monitor, Transition};
 use crate::protocol::{
     CheckSpec, Command, ConnectionInfo, ConnectionsReply, Counters, ErrorCode, Forward, ListReply,
     Protocol, RealInfo, RealKey, Reply, ServiceInfo, ServiceKey, StatsReply,
-    Timeouts as TimeoutsReply, VersionInfo, WorkerStats as WorkerStatsReply, DEFAULT_NETMASK,
-    MAX_PERSISTENT_TIMEOUT,
+    Timeouts as TimeoutsReply, TunnelChecksum, TunnelKind, TunnelSpec, VersionInfo,
+    WorkerStats as WorkerStatsReply, DEFAULT_NETMASK, MAX_PERSISTENT_TIMEOUT,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -30,8 +30,8 @@ use xvs_dataplane::fastpath::ConnId;
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::snapshot::{
-    Interface, Method, Persistence, RealId, RealServer, Service, ServiceId, Snapshot, Timeouts,
-    Vip, PROTO_TCP, PROTO_UDP,
+    Encap, Interface, Method, Persistence, RealId, RealServer, Service, ServiceId, Snapshot,
+    Timeouts, Tunnel, Vip, PROTO_TCP, PROTO_UDP,
 };
 use xvs_dataplane::stats::{TrafficTotals, WorkerStats, MAX_REALS, MAX_SERVICES};
 use xvs_dataplane::xsk::{QueueCounters, SocketCounters};
@@ -618,7 +618,10 @@ impl<S: Steering> Director<S> {
                 if r.method == Method::Masq {
                     reals.insert(real_endpoint(key.proto, &r.key));
                 }
-                neighbours.insert(r.key.addr);
+                // A tunnel's real server may sit behind a router: it is resolved on demand.
+                if !matches!(r.method, Method::Tunnel(_)) {
+                    neighbours.insert(r.key.addr);
+                }
             }
         }
         for d in &self.draining {
@@ -766,7 +769,8 @@ impl<S: Steering> Director<S> {
                         let (stats, active, inactive) = self.real_counters(r.id);
                         RealInfo {
                             real: r.key,
-                            forward: forward_of(r.method),
+                            forward: forward_of(r.method).0,
+                            tunnel: forward_of(r.method).1,
                             weight: r.weight,
                             upper_threshold: r.upper_threshold,
                             lower_threshold: r.lower_threshold,
@@ -1013,11 +1017,13 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
             real,
             weight,
             forward,
+            tunnel,
             upper_threshold,
             lower_threshold,
         } => {
             validate_real(&real)?;
-            let method = validate_forward(forward.unwrap_or(Forward::Masq), &service, &real)?;
+            let forward = forward.unwrap_or(Forward::Masq);
+            let method = validate_forward(forward, tunnel, None, &service, &real)?;
             let weight = validate_weight(weight.unwrap_or(1))?;
             let (upper_threshold, lower_threshold) =
                 validate_thresholds(upper_threshold.unwrap_or(0), lower_threshold.unwrap_or(0))?;
@@ -1041,12 +1047,10 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
             real,
             weight,
             forward,
+            tunnel,
             upper_threshold,
             lower_threshold,
         } => {
-            let method = forward
-                .map(|f| validate_forward(f, &service, &real))
-                .transpose()?;
             let weight = weight.map(validate_weight).transpose()?;
             let config = next
                 .get_mut(&service)
@@ -1056,6 +1060,21 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
                 .iter_mut()
                 .find(|r| r.key == real)
                 .ok_or(ApplyError::NoSuchReal { service, real })?;
+            let method = match (forward, tunnel) {
+                (Some(f), _) => Some(validate_forward(
+                    f,
+                    tunnel,
+                    Some(entry.method),
+                    &service,
+                    &real,
+                )?),
+                (None, Some(_)) => {
+                    return Err(ApplyError::InvalidArgument(
+                        "tunnel options go with the tunnelling method (-i)".into(),
+                    ))
+                }
+                (None, None) => None,
+            };
             // Absent thresholds keep their value; the pair must still be in order.
             let (upper, lower) = validate_thresholds(
                 upper_threshold.unwrap_or(entry.upper_threshold),
@@ -1394,34 +1413,108 @@ fn validate_weight(w: u32) -> Result<u32, ApplyError> {
     Ok(w)
 }
 
-/// The protocol's name of `method`.
-fn forward_of(method: Method) -> Forward {
+/// The protocol's names of `method`.
+fn forward_of(method: Method) -> (Forward, Option<TunnelSpec>) {
     match method {
-        Method::Masq => Forward::Masq,
-        Method::Route => Forward::Route,
+        Method::Masq => (Forward::Masq, None),
+        Method::Route => (Forward::Route, None),
+        Method::Tunnel(t) => (
+            Forward::Tunnel,
+            Some(TunnelSpec {
+                kind: match t.encap {
+                    Encap::Ipip => TunnelKind::Ipip,
+                    Encap::Gue => TunnelKind::Gue,
+                    Encap::Gre => TunnelKind::Gre,
+                },
+                port: (t.encap == Encap::Gue).then_some(t.port),
+                checksum: match t.checksum {
+                    true => TunnelChecksum::Csum,
+                    false => TunnelChecksum::NoCsum,
+                },
+            }),
+        ),
     }
 }
 
-/// The dataplane's method for `f` of `real` in `service`, or why it cannot be used.
+/// The dataplane's method for `f` (with `tunnel`'s options) of `real` in `service`, or why it
+/// cannot be used; `previous`: the real server's method before an edit, whose tunnel options
+/// a `-e -i` without options keeps.
 fn validate_forward(
     f: Forward,
+    tunnel: Option<TunnelSpec>,
+    previous: Option<Method>,
     service: &ServiceKey,
     real: &RealKey,
 ) -> Result<Method, ApplyError> {
+    let name = match f {
+        Forward::Masq => "masquerading (-m)",
+        Forward::Route => "direct routing (-g)",
+        Forward::Tunnel => "tunnelling (-i)",
+    };
+    if tunnel.is_some() && f != Forward::Tunnel {
+        return Err(ApplyError::InvalidArgument(format!(
+            "tunnel options go with tunnelling (-i), not {name}"
+        )));
+    }
+    // ipvsadm sets the port itself for -g and -i; a JSON client may not.
+    if f != Forward::Masq && real.port != service.port {
+        return Err(ApplyError::InvalidArgument(format!(
+            "{name} leaves the packet's destination port as it is: real server {real} must \
+             use the service's port {}",
+            service.port
+        )));
+    }
     match f {
         Forward::Masq => Ok(Method::Masq),
-        // ipvsadm sets the port itself for -g; a JSON client may not.
-        Forward::Route if real.port != service.port => Err(ApplyError::InvalidArgument(format!(
-            "direct routing (-g) leaves the packet's destination port as it is: real server \
-             {real} must use the service's port {}",
-            service.port
-        ))),
         Forward::Route => Ok(Method::Route),
-        Forward::Tunnel => Err(ApplyError::Unsupported(
-            "tunnelling (-i) is not implemented yet; use masquerading (-m) or direct routing (-g)"
-                .into(),
-        )),
+        Forward::Tunnel => {
+            let spec = match (tunnel, previous) {
+                (Some(spec), _) => spec,
+                (None, Some(Method::Tunnel(t))) => return Ok(Method::Tunnel(t)),
+                (None, _) => TunnelSpec::default(),
+            };
+            validate_tunnel(spec).map(Method::Tunnel)
+        }
     }
+}
+
+/// A tunnel's encapsulation from ipvsadm's options, with IPVS's rules on them.
+fn validate_tunnel(spec: TunnelSpec) -> Result<Tunnel, ApplyError> {
+    let invalid = |m: &str| Err(ApplyError::InvalidArgument(m.into()));
+    let encap = match spec.kind {
+        TunnelKind::Ipip => Encap::Ipip,
+        TunnelKind::Gue => Encap::Gue,
+        TunnelKind::Gre => Encap::Gre,
+    };
+    let port = match (encap, spec.port) {
+        (Encap::Gue, Some(port)) if port != 0 => port,
+        (Encap::Gue, _) => return invalid("--tun-type gue needs --tun-port (1..65535)"),
+        (_, Some(_)) => return invalid("--tun-port goes with --tun-type gue only"),
+        (_, None) => 0,
+    };
+    let checksum =
+        match (encap, spec.checksum) {
+            (_, TunnelChecksum::NoCsum) => false,
+            (Encap::Ipip, _) => {
+                return invalid(
+                    "ipip carries no checksum: --tun-csum and --tun-remcsum go with gue or gre",
+                )
+            }
+            (Encap::Gre, TunnelChecksum::RemCsum) => {
+                return invalid("--tun-remcsum goes with --tun-type gue only")
+            }
+            (Encap::Gue, TunnelChecksum::RemCsum) => return Err(ApplyError::Unsupported(
+                "--tun-remcsum (GUE remote checksum offload) is not implemented; use --tun-csum \
+                 or --tun-nocsum"
+                    .into(),
+            )),
+            (_, TunnelChecksum::Csum) => true,
+        };
+    Ok(Tunnel {
+        encap,
+        port,
+        checksum,
+    })
 }
 
 #[cfg(test)]
@@ -1532,6 +1625,7 @@ mod tests {
                 real: real(r),
                 weight: None,
                 forward: Some(Forward::Masq),
+                tunnel: None,
                 upper_threshold: None,
                 lower_threshold: None,
             })
@@ -1545,6 +1639,7 @@ mod tests {
             real: r,
             weight: None,
             forward: Some(forward),
+            tunnel: None,
             upper_threshold: None,
             lower_threshold: None,
         }
@@ -1588,11 +1683,79 @@ mod tests {
             real: real(9),
             weight: None,
             forward: Some(Forward::Masq),
+            tunnel: None,
             upper_threshold: None,
             lower_threshold: None,
         })
         .unwrap();
         assert!(d.steering.reals.iter().any(|v| v.addr == real(9).addr));
+    }
+
+    #[test]
+    fn tunnels_reach_the_snapshot_and_an_edit_keeps_their_options() {
+        let (mut d, mut reader, _) = director();
+        add_seed(&mut d);
+        let gue = TunnelSpec {
+            kind: TunnelKind::Gue,
+            port: Some(6080),
+            checksum: TunnelChecksum::Csum,
+        };
+        // Behind a router is fine for a tunnel: no connected route needed.
+        let far = RealKey {
+            addr: Ipv4Addr::new(198, 19, 7, 1),
+            port: 80,
+        };
+        d.steering.off_link.insert(far.addr);
+        d.execute(Command::AddReal {
+            service: svc(),
+            real: far,
+            weight: None,
+            forward: Some(Forward::Tunnel),
+            tunnel: Some(gue),
+            upper_threshold: None,
+            lower_threshold: None,
+        })
+        .unwrap();
+        let expected = Method::Tunnel(Tunnel {
+            encap: Encap::Gue,
+            port: 6080,
+            checksum: true,
+        });
+        let method_of = |reader: &mut xvs_dataplane::publish::Reader<Snapshot>| {
+            let snapshot = Arc::clone(reader.current());
+            let service = snapshot.services.values().next().unwrap();
+            service
+                .reals
+                .iter()
+                .find(|r| r.addr == far.addr)
+                .unwrap()
+                .method
+        };
+        assert_eq!(method_of(&mut reader), expected);
+        // Not a managed neighbour (it may sit behind a router), its replies never steered.
+        assert!(!d.steering.neighbours.contains(&far.addr));
+        assert!(!d.steering.reals.iter().any(|v| v.addr == far.addr));
+        // -e -i without options keeps them; the listing shows them.
+        d.execute(Command::EditReal {
+            service: svc(),
+            real: far,
+            weight: Some(3),
+            forward: Some(Forward::Tunnel),
+            tunnel: None,
+            upper_threshold: None,
+            lower_threshold: None,
+        })
+        .unwrap();
+        assert_eq!(method_of(&mut reader), expected);
+        let Reply::List(list) = d.execute(Command::List).unwrap() else {
+            panic!("list")
+        };
+        let info = list.services[0]
+            .reals
+            .iter()
+            .find(|r| r.real == far)
+            .unwrap();
+        assert_eq!((info.forward, info.tunnel), (Forward::Tunnel, Some(gue)));
     }
 
     #[test]
@@ -1617,6 +1780,7 @@ mod tests {
             real: far,
             weight: None,
             forward: Some(Forward::Route),
+            tunnel: None,
             upper_threshold: None,
             lower_threshold: None,
         };
@@ -1697,6 +1861,7 @@ mod tests {
                     real: real(148),
                     weight: None,
                     forward: None,
+                    tunnel: None,
                     upper_threshold: None,
                     lower_threshold: None,
                 },
@@ -1708,6 +1873,24 @@ mod tests {
                     real: real(9),
                     weight: Some(70000),
                     forward: None,
+                    tunnel: None,
+                    upper_threshold: None,
+                    lower_threshold: None,
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                // GUE needs a port; remote checksum offload is not implemented.
+                Command::AddReal {
+                    service: svc(),
+                    real: real(9),
+                    weight: None,
+                    forward: Some(Forward::Tunnel),
+                    tunnel: Some(TunnelSpec {
+                        kind: TunnelKind::Gue,
+                        port: None,
+                        checksum: TunnelChecksum::NoCsum,
+                    }),
                     upper_threshold: None,
                     lower_threshold: None,
                 },
@@ -1719,10 +1902,44 @@ mod tests {
                     real: real(9),
                     weight: None,
                     forward: Some(Forward::Tunnel),
+                    tunnel: Some(TunnelSpec {
+                        kind: TunnelKind::Gue,
+                        port: Some(6080),
+                        checksum: TunnelChecksum::RemCsum,
+                    }),
                     upper_threshold: None,
                     lower_threshold: None,
                 },
                 ErrorCode::Unsupported,
+            ),
+            (
+                // Tunnel options without the tunnelling method.
+                Command::AddReal {
+                    service: svc(),
+                    real: real(9),
+                    weight: None,
+                    forward: Some(Forward::Route),
+                    tunnel: Some(TunnelSpec::default()),
+                    upper_threshold: None,
+                    lower_threshold: None,
+                },
+                ErrorCode::InvalidArgument,
+            ),
+            (
+                // No checksum in IP in IP.
+                Command::AddReal {
+                    service: svc(),
+                    real: real(9),
+                    weight: None,
+                    forward: Some(Forward::Tunnel),
+                    tunnel: Some(TunnelSpec {
+                        checksum: TunnelChecksum::Csum,
+                        ..TunnelSpec::default()
+                    }),
+                    upper_threshold: None,
+                    lower_threshold: None,
+                },
+                ErrorCode::InvalidArgument,
             ),
             (
                 // Direct routing cannot change the port.
@@ -1734,6 +1951,7 @@ mod tests {
                     },
                     weight: None,
                     forward: Some(Forward::Route),
+                    tunnel: None,
                     upper_threshold: None,
                     lower_threshold: None,
                 },
@@ -1745,6 +1963,7 @@ mod tests {
                     real: real(9),
                     weight: None,
                     forward: None,
+                    tunnel: None,
                     upper_threshold: None,
                     lower_threshold: None,
                 },
@@ -1769,6 +1988,7 @@ mod tests {
                     real: real(148),
                     weight: Some(65536),
                     forward: None,
+                    tunnel: None,
                     upper_threshold: None,
                     lower_threshold: None,
                 },
@@ -1841,6 +2061,7 @@ mod tests {
                     real: real(9),
                     weight: None,
                     forward: None,
+                    tunnel: None,
                     upper_threshold: Some(5),
                     lower_threshold: Some(6),
                 },
@@ -1853,6 +2074,7 @@ mod tests {
                     real: real(9),
                     weight: None,
                     forward: None,
+                    tunnel: None,
                     upper_threshold: None,
                     lower_threshold: Some(1),
                 },
@@ -1865,6 +2087,7 @@ mod tests {
                     real: real(148),
                     weight: None,
                     forward: None,
+                    tunnel: None,
                     upper_threshold: None,
                     lower_threshold: Some(1),
                 },
@@ -2036,6 +2259,7 @@ mod tests {
                 real: real(last),
                 weight: None,
                 forward: None,
+                tunnel: None,
                 upper_threshold: None,
                 lower_threshold: None,
             })
@@ -2137,6 +2361,7 @@ mod tests {
             real: real(148),
             weight: Some(0),
             forward: None,
+            tunnel: None,
             upper_threshold: None,
             lower_threshold: None,
         })
@@ -2170,6 +2395,7 @@ mod tests {
             real: real(last),
             weight,
             forward: None,
+            tunnel: None,
             upper_threshold: upper,
             lower_threshold: lower,
         })
@@ -2210,6 +2436,7 @@ mod tests {
             real: real(9),
             weight: None,
             forward: None,
+            tunnel: None,
             upper_threshold: Some(u32::MAX),
             lower_threshold: Some(u32::MAX),
         })
@@ -2246,6 +2473,7 @@ mod tests {
                 real: real(last),
                 weight: None,
                 forward: None,
+                tunnel: None,
                 upper_threshold: None,
                 lower_threshold: None,
             })
@@ -2271,6 +2499,7 @@ mod tests {
             },
             weight: Some(0),
             forward: None,
+            tunnel: None,
             upper_threshold: None,
             lower_threshold: None,
         })
@@ -2378,6 +2607,7 @@ mod tests {
             real: RealKey { port, ..real(last) },
             weight: Some(weight),
             forward: None,
+            tunnel: None,
             upper_threshold: None,
             lower_threshold: None,
         }

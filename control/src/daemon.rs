@@ -259,14 +259,18 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     // One interface for both sides: the usual DR/TUN layout, one NIC. Its one XDP program
     // steers requests and replies; the workers tell them apart by destination.
     let one_armed = ext_link.ifindex == int_link.ifindex;
-    let external = Interface {
-        ifindex: ext_link.ifindex,
-        mac: ext_link.mac,
+    // The MTU read now: a later change needs a restart (tunnels refuse by it).
+    let interface = |link: &xvs_dataplane::neigh::Link| Interface {
+        ifindex: link.ifindex,
+        mac: link.mac,
+        addr: link
+            .addrs
+            .first()
+            .map_or(Ipv4Addr::UNSPECIFIED, |&(addr, _)| addr),
+        mtu: u16::try_from(link.mtu).unwrap_or(u16::MAX),
     };
-    let internal = Interface {
-        ifindex: int_link.ifindex,
-        mac: int_link.mac,
-    };
+    let external = interface(&ext_link);
+    let internal = interface(&int_link);
 
     let ext_queues = rx_queue_count(&options.external)
         .with_context(|| format!("reading the queues of {}", options.external))?;

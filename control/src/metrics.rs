@@ -781,6 +781,7 @@ mod tests {
                 port,
             },
             forward: Forward::Masq,
+            tunnel: None,
             weight: (base / 100) as u32,
             upper_threshold: 0,
             lower_threshold: 0,

@@ -119,6 +119,9 @@ pub enum Command {
         weight: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         forward: Option<Forward>,
+        /// With `forward` `tunnel`: how (ipvsadm's `--tun-*` options); absent: IP in IP.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tunnel: Option<TunnelSpec>,
         /// `-x`: no new connections while the server has this many (active + inactive);
         /// 0 = no limit.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +138,9 @@ pub enum Command {
         weight: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         forward: Option<Forward>,
+        /// With `forward` `tunnel`: how; absent: as it was (IP in IP for a new tunnel).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tunnel: Option<TunnelSpec>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         upper_threshold: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -441,6 +447,70 @@ impl Forward {
     }
 }
 
+/// A tunnel's encapsulation, ipvsadm 1.31's `--tun-type`, `--tun-port` and
+/// `--tun-nocsum`/`--tun-csum`/`--tun-remcsum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelSpec {
+    #[serde(rename = "type")]
+    pub kind: TunnelKind,
+    /// GUE's UDP destination port (required for `gue`, refused otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Default `nocsum`.
+    #[serde(default)]
+    pub checksum: TunnelChecksum,
+}
+
+impl Default for TunnelSpec {
+    /// `-i` alone: IP in IP.
+    fn default() -> Self {
+        TunnelSpec {
+            kind: TunnelKind::Ipip,
+            port: None,
+            checksum: TunnelChecksum::NoCsum,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelKind {
+    Ipip,
+    Gue,
+    Gre,
+}
+
+impl TunnelKind {
+    /// ipvsadm's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TunnelKind::Ipip => "ipip",
+            TunnelKind::Gue => "gue",
+            TunnelKind::Gre => "gre",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelChecksum {
+    #[default]
+    NoCsum,
+    Csum,
+    RemCsum,
+}
+
+impl TunnelChecksum {
+    /// ipvsadm's option.
+    pub fn option(self) -> &'static str {
+        match self {
+            TunnelChecksum::NoCsum => "--tun-nocsum",
+            TunnelChecksum::Csum => "--tun-csum",
+            TunnelChecksum::RemCsum => "--tun-remcsum",
+        }
+    }
+}
+
 /// A response line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
@@ -587,6 +657,9 @@ pub struct ServiceInfo {
 pub struct RealInfo {
     pub real: RealKey,
     pub forward: Forward,
+    /// How a tunnelled real server's packets are wrapped (`forward` `tunnel` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelSpec>,
     pub weight: u32,
     /// `-x` (0: no limit). Absent from replies of daemons that predate thresholds: 0.
     #[serde(default)]
@@ -751,6 +824,7 @@ mod tests {
                 real: real148(),
                 weight: None,
                 forward: None,
+                tunnel: None,
                 upper_threshold: Some(100),
                 lower_threshold: Some(50),
             }
@@ -769,6 +843,7 @@ mod tests {
                 real: real148(),
                 weight: Some(3),
                 forward: None,
+                tunnel: None,
                 upper_threshold: None,
                 lower_threshold: None,
             }
@@ -797,6 +872,7 @@ mod tests {
             reals: vec![RealInfo {
                 real: real148(),
                 forward: Forward::Masq,
+                tunnel: None,
                 weight: 1,
                 upper_threshold: 100,
                 lower_threshold: 50,
@@ -895,6 +971,7 @@ mod tests {
             reals: vec![RealInfo {
                 real: real148(),
                 forward: Forward::Masq,
+                tunnel: None,
                 weight: 1,
                 upper_threshold: 0,
                 lower_threshold: 0,

@@ -2,6 +2,7 @@
 //!
 //! - [`wire`]: zero-copy checked views of Ethernet, ARP, IPv4, TCP, UDP and ICMP.
 //! - [`checksum`]: Internet checksum and RFC 1624 incremental updates.
+//! - [`nat`], [`encap`]: the byte rewrites of masquerading and of tunnels.
 //! - [`snapshot`]: the immutable configuration a worker reads (services, real servers).
 //! - [`conntrack`]: per-worker connection tables with IPVS's TCP state machine.
 //! - [`persist`]: persistence templates shared lock-free by all workers.
@@ -18,6 +19,7 @@
 
 pub mod checksum;
 pub mod conntrack;
+pub mod encap;
 pub mod fastpath;
 pub mod nat;
 pub mod neigh;

@@ -37,8 +37,11 @@
 //! checksum offload, as veth and virtio peers deliver them) is completed over the whole
 //! segment, since no NIC downstream will.
 
+mod buf;
 mod icmp;
 mod xmit;
+
+pub use buf::FrameBuf;
 
 use crate::conntrack::{Conn, ConnTable, Direction, FlowKey, TcpState};
 use crate::nat;
@@ -303,22 +306,22 @@ pub fn client_endpoint(frame: &[u8], from: Side) -> Option<(Ipv4Addr, u16)> {
 
 /// Processes one frame that arrived on `from`, rewriting it in place when it is forwarded:
 /// [`process_packet`] of the frame parsed now.
-pub fn process(
-    frame: &mut [u8],
+pub fn process<F: FrameBuf + ?Sized>(
+    frame: &mut F,
     from: Side,
     env: &Env<'_>,
     conns: &mut ConnTable,
     stats: &WorkerStats,
 ) -> Verdict {
-    let packet = Packet::parse(frame, from);
+    let packet = Packet::parse(frame.bytes(), from);
     process_packet(frame, &packet, env, conns, stats)
 }
 
 /// Processes `packet`, parsed from `frame`, rewriting the frame in place when it is
 /// forwarded. A packet prefetched ([`Packet::prefetch`]) must be processed with the same table.
 #[inline]
-pub fn process_packet(
-    frame: &mut [u8],
+pub fn process_packet<F: FrameBuf + ?Sized>(
+    frame: &mut F,
     packet: &Packet,
     env: &Env<'_>,
     conns: &mut ConnTable,
@@ -347,7 +350,7 @@ pub const MAX_BATCH: usize = 64;
 /// entry (where the table is large enough for it to pay: [`ConnTable::worth_prefetching`]),
 /// then process each in order; `verdict(i, v)` receives frame `i`'s verdict. Gives the same
 /// verdicts and bytes as [`process`] on each frame in turn.
-pub fn process_batch<F: AsMut<[u8]>>(
+pub fn process_batch<F: FrameBuf>(
     frames: &mut [F],
     from: Side,
     env: &Env<'_>,
@@ -363,7 +366,7 @@ pub fn process_batch<F: AsMut<[u8]>>(
     for (c, chunk) in frames.chunks_mut(MAX_BATCH).enumerate() {
         let packets = &mut packets[..chunk.len()];
         for (packet, frame) in packets.iter_mut().zip(chunk.iter_mut()) {
-            *packet = Packet::parse(frame.as_mut(), from);
+            *packet = Packet::parse(frame.bytes(), from);
         }
         if conns.worth_prefetching() {
             for packet in packets.iter_mut() {
@@ -375,7 +378,7 @@ pub fn process_batch<F: AsMut<[u8]>>(
             }
         }
         for (i, (packet, frame)) in packets.iter().zip(chunk.iter_mut()).enumerate() {
-            let v = process_packet(frame.as_mut(), packet, env, conns, stats);
+            let v = process_packet(frame, packet, env, conns, stats);
             verdict(c * MAX_BATCH + i, v);
         }
     }
@@ -386,8 +389,8 @@ fn opens_connection(h: &Headers) -> bool {
     h.proto != PROTO_TCP || h.tcp_flags & (0x02 | 0x10 | 0x04) == 0x02
 }
 
-fn inbound(
-    frame: &mut [u8],
+fn inbound<F: FrameBuf + ?Sized>(
+    frame: &mut F,
     h: &Headers,
     key: &FlowKey,
     hash: u64,
@@ -489,8 +492,8 @@ fn choose_real<'s>(service: &'s Service, h: &Headers, env: &Env<'_>) -> Option<&
     Some(real)
 }
 
-fn outbound(
-    frame: &mut [u8],
+fn outbound<F: FrameBuf + ?Sized>(
+    frame: &mut F,
     h: &Headers,
     key: &FlowKey,
     hash: u64,
@@ -512,8 +515,8 @@ fn outbound(
 /// Updates `conn` for a segment travelling in `direction`, hands the frame to the transmitter
 /// of the connection's method and counts it when it leaves.
 #[inline]
-fn forward(
-    frame: &mut [u8],
+fn forward<F: FrameBuf + ?Sized>(
+    frame: &mut F,
     h: &Headers,
     env: &Env<'_>,
     conn: &mut Conn,
@@ -529,17 +532,21 @@ fn forward(
         stats,
     );
     let conn = *conn;
+    if h.partial_checksum && conn.method != Method::Masq {
+        let ip = &mut frame.bytes()[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
+        nat::complete_checksum(ip);
+    }
     let verdict = match conn.method {
-        Method::Masq => {
-            xmit::nat::transmit(frame, h.ip_len, h.partial_checksum, env, &conn, direction)
-        }
-        Method::Route => {
-            if h.partial_checksum {
-                let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
-                nat::complete_checksum(ip);
-            }
-            xmit::dr::transmit(frame, env, &conn)
-        }
+        Method::Masq => xmit::nat::transmit(
+            frame.bytes(),
+            h.ip_len,
+            h.partial_checksum,
+            env,
+            &conn,
+            direction,
+        ),
+        Method::Route => xmit::dr::transmit(frame.bytes(), env, &conn),
+        Method::Tunnel(tunnel) => xmit::tun::transmit(frame, h.ip_len, env, &conn, tunnel, stats),
     };
     if matches!(verdict, Verdict::Forward(_)) {
         let traffic = [

@@ -30,7 +30,6 @@ pub type RealId = u32;
 /// How packets reach a real server: the LVS forwarding methods (IPVS keeps one per
 /// destination and copies it into each connection, as [`crate::conntrack::Conn`] does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[repr(u8)]
 pub enum Method {
     /// `-m`, LVS-NAT: requests get RIP:rport as destination, replies come back through the
     /// director and get VIP:vport as source.
@@ -40,6 +39,45 @@ pub enum Method {
     /// real server's MAC; the real server holds the VIP itself and answers the client directly,
     /// so the director sees requests only.
     Route,
+    /// `-i`, tunnelling: the IP packet is encapsulated towards the real server, which
+    /// decapsulates it, holds the VIP and answers the client directly (requests only, as DR).
+    Tunnel(Tunnel),
+}
+
+/// How a tunnelled packet is wrapped (ipvsadm's `--tun-type`, `--tun-port`, `--tun-csum`).
+/// Four bytes, so that [`crate::conntrack::Conn`] keeps its size with the method in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tunnel {
+    pub encap: Encap,
+    /// GUE: the UDP destination port the real server decapsulates on.
+    pub port: u16,
+    /// GUE and GRE: carry a checksum (UDP's, GRE's optional one); else none (`--tun-nocsum`,
+    /// the default).
+    pub checksum: bool,
+}
+
+/// The encapsulations of IPVS's tunnelling method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encap {
+    /// IP in IP (protocol 4), the kernel's `tunl0`.
+    Ipip,
+    /// Generic UDP Encapsulation (draft-ietf-intarea-gue, variant 0): UDP, a 4-byte GUE header
+    /// naming protocol 4, the IP packet; the kernel's `fou` in GUE mode.
+    Gue,
+    /// GRE (RFC 2784, protocol 47) carrying IPv4 (0x0800), the kernel's `gre0`.
+    Gre,
+}
+
+impl Tunnel {
+    /// Bytes the encapsulation adds in front of the IP packet.
+    pub fn overhead(&self) -> usize {
+        20 + match self.encap {
+            Encap::Ipip => 0,
+            Encap::Gue => 8 + 4,
+            Encap::Gre if self.checksum => 8,
+            Encap::Gre => 4,
+        }
+    }
 }
 
 impl Method {
@@ -110,10 +148,25 @@ impl Service {
 }
 
 /// An interface of the director as the dataplane needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interface {
     pub ifindex: u32,
     pub mac: [u8; 6],
+    /// Its (first) IPv4 address: the outer source of tunnelled packets.
+    pub addr: Ipv4Addr,
+    /// Its MTU; 0: unknown (no packet is refused as too big).
+    pub mtu: u16,
+}
+
+impl Default for Interface {
+    fn default() -> Self {
+        Interface {
+            ifindex: 0,
+            mac: [0; 6],
+            addr: Ipv4Addr::UNSPECIFIED,
+            mtu: 0,
+        }
+    }
 }
 
 /// Connection timeouts in seconds: IPVS's defaults, `ipvsadm --set tcp tcpfin udp`.

@@ -54,10 +54,13 @@ pub enum DropReason {
     /// The service has its connection limit (`max_conns`, this worker's share) and none of
     /// its entries could be evicted: the new flow is refused.
     ServiceLimit,
+    /// Too big for the tunnel to its real server (longer than the internal interface's MTU
+    /// once encapsulated): answered with ICMP "fragmentation needed" when DF is set.
+    TooBig,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
         DropReason::NotIpv4,
@@ -75,6 +78,7 @@ impl DropReason {
         DropReason::HandoffFull,
         DropReason::TxFull,
         DropReason::ServiceLimit,
+        DropReason::TooBig,
     ];
 
     /// Stable snake_case name used in the control protocol and metrics.
@@ -96,6 +100,7 @@ impl DropReason {
             DropReason::HandoffFull => "handoff_full",
             DropReason::TxFull => "tx_full",
             DropReason::ServiceLimit => "service_limit",
+            DropReason::TooBig => "too_big",
         }
     }
 }

@@ -563,8 +563,8 @@ impl Core {
         held_until: Option<u64>,
     ) {
         let (conns, stats) = (&mut self.conns, &*self.stats);
-        let verdict = self.shared.memory.with_bytes(&mut frame, |bytes| {
-            process_packet(bytes, packet, env, conns, stats)
+        let verdict = self.shared.memory.with_buf(&mut frame, |buf| {
+            process_packet(buf, packet, env, conns, stats)
         });
         if self.fast.is_some() {
             self.fast_path_after(packet, verdict, env);

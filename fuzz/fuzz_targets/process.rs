@@ -44,7 +44,7 @@ use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
 use xvs_dataplane::persist::Templates;
 use xvs_dataplane::process::{process, Env, Side, Verdict};
 use xvs_dataplane::snapshot::{
-    Interface, Method, RealServer, Service, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
+    Encap, Interface, Method, RealServer, Service, Snapshot, Tunnel, Vip, PROTO_TCP, PROTO_UDP,
 };
 use xvs_dataplane::stats::WorkerStats;
 use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind};
@@ -64,8 +64,8 @@ type ServiceDef = (u8, u16, Method, &'static [(Ipv4Addr, u16)]);
 
 /// The services. Two services share 198.19.0.148:80, as two VIPs of one
 /// web server do: a client on both from one port makes two connections with one reply tuple.
-/// TCP :443 and UDP :123 are direct-routed.
-const SERVICES: [ServiceDef; 5] = [
+/// TCP :443 and UDP :123 are direct-routed, TCP :8443 and UDP :4500 tunnelled.
+const SERVICES: [ServiceDef; 7] = [
     (
         PROTO_TCP,
         80,
@@ -86,7 +86,19 @@ const SERVICES: [ServiceDef; 5] = [
         &[(REAL_148, 443), (REAL_137, 443)],
     ),
     (PROTO_UDP, 123, Method::Route, &[(REAL_148, 123)]),
+    (PROTO_TCP, 8443, GUE, &[(REAL_148, 8443)]),
+    (PROTO_UDP, 4500, GRE, &[(REAL_137, 4500)]),
 ];
+const GUE: Method = Method::Tunnel(Tunnel {
+    encap: Encap::Gue,
+    port: 6080,
+    checksum: true,
+});
+const GRE: Method = Method::Tunnel(Tunnel {
+    encap: Encap::Gre,
+    port: 0,
+    checksum: true,
+});
 const CONN_CAPACITY: usize = 16;
 const ETH: usize = 14;
 
@@ -148,10 +160,14 @@ impl Director {
             external: Interface {
                 ifindex: EXT_IF,
                 mac: EXT_MAC,
+                addr: Ipv4Addr::new(198, 18, 0, 129),
+                mtu: 1500,
             },
             internal: Interface {
                 ifindex: INT_IF,
                 mac: INT_MAC,
+                addr: Ipv4Addr::new(198, 19, 0, 152),
+                mtu: 1500,
             },
             timeouts: Default::default(),
             services: services.collect(),
@@ -191,7 +207,7 @@ impl Director {
         }
     }
 
-    fn process(&mut self, frame: &mut [u8], from: Side) -> Verdict {
+    fn process(&mut self, frame: &mut Vec<u8>, from: Side) -> Verdict {
         let env = Env {
             config: &self.config,
             neighbours: &self.neighbours,
@@ -257,12 +273,19 @@ fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8
         Side::External => (INT_MAC, Endpoint::Dst),
         Side::Internal => (EXT_MAC, Endpoint::Src),
     };
-    assert_ne!(to, from, "forwarded out of the other side");
-    if from == Side::External && direct_routed(input) {
-        check_direct_routed(input, &frame);
-        // The real server answers the client itself: no round trip.
-        return Err(verdict);
+    match method_for(input) {
+        Some(Method::Route) if from == Side::External => {
+            check_direct_routed(input, &frame);
+            // The real server answers the client itself: no round trip.
+            return Err(verdict);
+        }
+        Some(Method::Tunnel(tunnel)) if from == Side::External => {
+            check_tunnelled(input, &frame, &tunnel, to);
+            return Err(verdict);
+        }
+        _ => {}
     }
+    assert_ne!(to, from, "forwarded out of the other side");
     if input.get(ETH + 9) == Some(&PROTO_ICMP) {
         check_icmp_error(input, &frame, from, egress_mac);
         // An error is not answered: no round trip.
@@ -315,9 +338,9 @@ fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8
     Ok(frame)
 }
 
-/// Whether `input`, from the external side, belongs to a direct-routed service: a TCP/UDP
-/// packet to one, or an ICMP error quoting a reply from one.
-fn direct_routed(input: &[u8]) -> bool {
+/// The method of the service `input` belongs to, seen from the external side: that of the
+/// service a TCP/UDP packet goes to, or whose reply an ICMP error quotes.
+fn method_for(input: &[u8]) -> Option<Method> {
     let endpoint = if input.get(ETH + 9) == Some(&PROTO_ICMP) {
         let ihl = usize::from(input[ETH] & 0x0f) * 4;
         let quote = ETH + ihl + 8;
@@ -326,19 +349,53 @@ fn direct_routed(input: &[u8]) -> bool {
             input.get(quote + 12..quote + 16),
             input.get(quote).map(|b| usize::from(b & 0x0f) * 4),
         ) else {
-            return false;
+            return None;
         };
-        let Some(sport) = input.get(quote + qihl..quote + qihl + 2) else {
-            return false;
-        };
+        let sport = input.get(quote + qihl..quote + qihl + 2)?;
         service_of(qproto, (addr(src), port(sport)))
     } else {
-        let Some(i) = Ipv4::parse(input) else {
-            return false;
-        };
+        let i = Ipv4::parse(input)?;
         service_of(i.proto, i.dst(input))
     };
-    endpoint.is_some_and(|(_, _, method, _)| method == Method::Route)
+    endpoint.map(|(_, _, method, _)| method)
+}
+
+/// The invariants of a tunnelled frame: out of the internal side with the outer headers of
+/// `tunnel` (valid outer IPv4 checksum, from the DIP to a real server) around the input's IP
+/// packet, unchanged but for a completed partial checksum; or, too big for the tunnel, an
+/// ICMP "fragmentation needed" to the client out of the external side.
+fn check_tunnelled(input: &[u8], frame: &[u8], tunnel: &Tunnel, to: Side) {
+    if to == Side::External {
+        assert_eq!(frame[ETH + 9], PROTO_ICMP, "fragmentation needed");
+        assert_eq!(&frame[ETH + 20..ETH + 22], &[3, 4], "type 3 code 4");
+        assert_eq!(
+            &frame[ETH + 28..ETH + 28 + 28],
+            &input[ETH..ETH + 28],
+            "the quote"
+        );
+        return;
+    }
+    let overhead = tunnel.overhead();
+    assert_eq!(frame[6..12], INT_MAC, "from the internal interface's MAC");
+    assert_eq!(
+        ones_sum(&[&frame[ETH..ETH + 20]]),
+        0xffff,
+        "valid outer header"
+    );
+    assert_eq!(frame[ETH + 12..ETH + 16], [198, 19, 0, 152], "from the DIP");
+    let total = usize::from(port(&input[ETH + 2..]));
+    let inner = &frame[ETH + overhead..];
+    assert_eq!(inner.len(), total, "the IP packet, without padding");
+    let mut expected = input[ETH..ETH + total].to_vec();
+    if let Some(i) = Ipv4::parse(input) {
+        let (valid, partial, _) = i.l4_checksum(input);
+        if partial && !valid {
+            let range = i.l4_checksum_range();
+            let range = range.start - ETH..range.end - ETH;
+            expected[range.clone()].copy_from_slice(&inner[range]);
+        }
+    }
+    assert_eq!(inner, &expected[..], "the packet travels unchanged");
 }
 
 /// The invariants of a direct-routed frame (see the module doc): out of the internal side to

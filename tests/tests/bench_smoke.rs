@@ -193,8 +193,11 @@ fn udp_throughput_smoke_forwards_the_frames_of_both_generators() -> Result<()> {
             let [offered, forwarded, ..] = summary(&stdout, target, "udp")?[..] else {
                 anyhow::bail!("cannot read {target}'s summary in:\n{stdout}");
             };
+            // Half the requested rate: enough frames to mean something, and a generator slowed
+            // by a busy machine (it shares 2 cores with the director) does not fail a test of
+            // correctness (once 14,921 of 20,000 under a parallel build).
             ensure!(
-                offered >= 15_000,
+                offered >= 10_000,
                 "{target}, {generator} generator: {offered} offered:\n{stdout}"
             );
             ensure!(

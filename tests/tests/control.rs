@@ -39,8 +39,17 @@ fn bad_input_is_refused_and_leaves_the_configuration_alone() -> anyhow::Result<(
             "weight",
         ),
         (
-            &["-a", "-t", "198.18.0.129:80", "-r", "198.19.0.9", "-i"],
-            "not supported",
+            &[
+                "-a",
+                "-t",
+                "198.18.0.129:80",
+                "-r",
+                "198.19.0.9",
+                "-i",
+                "--tun-type",
+                "gue",
+            ],
+            "needs --tun-port",
         ),
         (
             &["-a", "-t", "198.18.0.129:80", "-r", "198.19.7.9", "-g"],

@@ -1,5 +1,7 @@
 //! ipvsadm's option table (popt's `options_table`) and its `commands_v_options` legality table.
 
+use crate::protocol::TunnelChecksum;
+
 /// ipvsadm's commands, in the order of its `CMD_*` constants (the rows of [`RULES`]), without
 /// `--start-daemon` and `--stop-daemon` (xvs has no connection sync daemon).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +65,10 @@ pub(super) enum Opt {
     NoSort,
     Exact,
     SchedFlags,
+    TunType,
+    TunPort,
+    /// `--tun-nocsum`, `--tun-csum`, `--tun-remcsum`: one of them.
+    TunChecksum,
     // xvs extensions.
     Health,
     Check,
@@ -77,7 +83,7 @@ pub(super) enum Opt {
 }
 
 impl Opt {
-    pub(super) const ALL: [Opt; 29] = [
+    pub(super) const ALL: [Opt; 32] = [
         Opt::Numeric,
         Opt::Connection,
         Opt::Service,
@@ -97,6 +103,9 @@ impl Opt {
         Opt::NoSort,
         Opt::Exact,
         Opt::SchedFlags,
+        Opt::TunType,
+        Opt::TunPort,
+        Opt::TunChecksum,
         Opt::Health,
         Opt::Check,
         Opt::CheckPort,
@@ -142,6 +151,9 @@ impl Opt {
             Opt::NoSort => "nosort",
             Opt::Exact => "exact",
             Opt::SchedFlags => "sched-flags",
+            Opt::TunType => "tun-type",
+            Opt::TunPort => "tun-port",
+            Opt::TunChecksum => "tun-csum-flags",
             Opt::Health => "health",
             Opt::Check => "check",
             Opt::CheckPort => "check-port",
@@ -180,20 +192,20 @@ const OPTS: usize = Opt::ALL.len();
 /// `-A` and `-E`.
 pub(super) const RULES: [&[u8; OPTS]; 12] = [
     // Columns: -n -c svc -s -p -M -r fwd -w -x -y --timeout --stats --rate --thresholds
-    // --persistent-conn --nosort --exact -b | --health --check --check-port --check-path
+    // --persistent-conn --nosort --exact -b --tun-type --tun-port --tun-*csum | --health --check --check-port --check-path
     // --check-status --check-interval --check-timeout --rise --fall --conn-limit
-    b"xx+   xxxxxxxxxxxx x         ", // add-service
-    b"xx+   xxxxxxxxxxxx x         ", // edit-service
-    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
-    b" 11xxxxxxxx1      x xxxxxxxxx", // list
-    b"xx+xxx+    xxxxxxxxxxxxxxxxxx", // add-server
-    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxx", // delete-server
-    b"xx+xxx+    xxxxxxxxxxxxxxxxxx", // edit-server
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
-    b" xxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
-    b"xx xxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
+    b"xx+   xxxxxxxxxxxx xxxx         ", // add-service
+    b"xx+   xxxxxxxxxxxx xxxx         ", // edit-service
+    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
+    b" 11xxxxxxxx1      xxxx xxxxxxxxx", // list
+    b"xx+xxx+    xxxxxxxx   xxxxxxxxxx", // add-server
+    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
+    b"xx+xxx+    xxxxxxxx   xxxxxxxxxx", // edit-server
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
+    b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
+    b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
 ];
 
 /// What an option does once recognised.
@@ -211,6 +223,9 @@ pub(super) enum Key {
     Masquerading,
     Gatewaying,
     Ipip,
+    TunType,
+    TunPort,
+    TunChecksum(TunnelChecksum),
     Weight,
     UThreshold,
     LThreshold,
@@ -276,7 +291,7 @@ pub(super) const fn spec(
 }
 
 const NO_SYNC: &str = "xvs has no connection sync daemon";
-const NO_TUNNEL: &str = "xvs implements masquerading (-m) and direct routing (-g), no tunnels yet";
+const NO_TUN_INFO: &str = "xvs lists tunnels in -S form only (-S shows --tun-* options)";
 
 /// ipvsadm 1.31's options, short and long, then xvs's own. `-L` and `-l` are both `--list`.
 pub(super) const SPECS: &[Spec] = &[
@@ -400,10 +415,25 @@ pub(super) const SPECS: &[Spec] = &[
         true,
         Key::Unsupported("xvs has no persistence engines"),
     ),
-    spec(None, "tun-info", false, Key::Unsupported(NO_TUNNEL)),
-    spec(None, "tun-type", true, Key::Unsupported(NO_TUNNEL)),
-    spec(None, "tun-port", true, Key::Unsupported(NO_TUNNEL)),
-    spec(None, "tun-nocsum", false, Key::Unsupported(NO_TUNNEL)),
-    spec(None, "tun-csum", false, Key::Unsupported(NO_TUNNEL)),
-    spec(None, "tun-remcsum", false, Key::Unsupported(NO_TUNNEL)),
+    spec(None, "tun-info", false, Key::Unsupported(NO_TUN_INFO)),
+    spec(None, "tun-type", true, Key::TunType),
+    spec(None, "tun-port", true, Key::TunPort),
+    spec(
+        None,
+        "tun-nocsum",
+        false,
+        Key::TunChecksum(TunnelChecksum::NoCsum),
+    ),
+    spec(
+        None,
+        "tun-csum",
+        false,
+        Key::TunChecksum(TunnelChecksum::Csum),
+    ),
+    spec(
+        None,
+        "tun-remcsum",
+        false,
+        Key::TunChecksum(TunnelChecksum::RemCsum),
+    ),
 ];

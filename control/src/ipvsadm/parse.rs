@@ -6,8 +6,8 @@ use super::options::{Cmd, Key, Opt, RULES};
 use super::tokens::{Found, Token, Tokens};
 use super::{Invocation, ListOptions, UsageError, DEFAULT_SCHEDULER};
 use crate::protocol::{
-    Command, Forward, Protocol, RealKey, ServiceKey, Timeouts, DEFAULT_NETMASK,
-    DEFAULT_PERSISTENT_TIMEOUT, MAX_PERSISTENT_TIMEOUT,
+    Command, Forward, Protocol, RealKey, ServiceKey, Timeouts, TunnelChecksum, TunnelKind,
+    TunnelSpec, DEFAULT_NETMASK, DEFAULT_PERSISTENT_TIMEOUT, MAX_PERSISTENT_TIMEOUT,
 };
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -27,6 +27,10 @@ struct Parsed {
     netmask: Option<Ipv4Addr>,
     real: Option<(Ipv4Addr, Option<u16>)>,
     forward: Option<(Forward, String)>,
+    /// `--tun-type`, `--tun-port`, `--tun-*csum`.
+    tun_type: Option<TunnelKind>,
+    tun_port: Option<u16>,
+    tun_checksum: Option<TunnelChecksum>,
     weight: Option<u32>,
     upper_threshold: Option<u32>,
     lower_threshold: Option<u32>,
@@ -132,6 +136,25 @@ impl Parsed {
                     _ => Forward::Tunnel,
                 };
                 self.forward = Some((forward, found.shown));
+            }
+            Key::TunType => {
+                self.set_option(Opt::TunType)?;
+                self.tun_type = Some(match value.as_str() {
+                    "ipip" => TunnelKind::Ipip,
+                    "gue" => TunnelKind::Gue,
+                    "gre" => TunnelKind::Gre,
+                    _ => return Err(UsageError::Invalid("illegal tunnel type specified".into())),
+                });
+            }
+            Key::TunPort => {
+                self.set_option(Opt::TunPort)?;
+                let port = string_to_number(&value, 1, 65535)
+                    .ok_or_else(|| UsageError::Invalid("illegal tunnel port specified".into()))?;
+                self.tun_port = u16::try_from(port).ok();
+            }
+            Key::TunChecksum(checksum) => {
+                self.set_option(Opt::TunChecksum)?;
+                self.tun_checksum = Some(checksum);
             }
             Key::Weight => {
                 self.set_option(Opt::Weight)?;
@@ -413,12 +436,23 @@ impl Parsed {
             Cmd::AddServer | Cmd::EditServer => {
                 let (service, mut real) = real()?;
                 // ipvsadm's default method is direct routing, for -a and -e alike.
-                let forward = match &self.forward {
-                    None => Forward::Route,
-                    Some((Forward::Tunnel, shown)) => {
-                        return Err(unsupported_forward("tunneling", shown))
+                let forward = self.forward.as_ref().map_or(Forward::Route, |(f, _)| *f);
+                let tunnel_options = self.tun_type.is_some()
+                    || self.tun_port.is_some()
+                    || self.tun_checksum.is_some();
+                // ipvsadm sends the tunnel's settings with -i, its defaults (ipip) included.
+                let tunnel = match forward {
+                    Forward::Tunnel => Some(TunnelSpec {
+                        kind: self.tun_type.unwrap_or(TunnelKind::Ipip),
+                        port: self.tun_port,
+                        checksum: self.tun_checksum.unwrap_or_default(),
+                    }),
+                    _ if tunnel_options => {
+                        return Err(UsageError::Invalid(
+                            "the --tun-* options go with tunneling (-i, --ipip)".into(),
+                        ))
                     }
-                    Some((forward, _)) => *forward,
+                    _ => None,
                 };
                 // ipvsadm: "the destination port must be equal to the service port" when
                 // the packet keeps its destination (-g, -i); it sets it, whatever was given.
@@ -437,6 +471,7 @@ impl Parsed {
                         real,
                         weight,
                         forward,
+                        tunnel,
                         upper_threshold,
                         lower_threshold,
                     }
@@ -446,6 +481,7 @@ impl Parsed {
                         real,
                         weight,
                         forward,
+                        tunnel,
                         upper_threshold,
                         lower_threshold,
                     }
@@ -522,13 +558,6 @@ fn threshold(value: &str, illegal: &str) -> Result<u32, UsageError> {
     string_to_number(value, 0, i64::from(i32::MAX))
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| UsageError::Invalid(illegal.into()))
-}
-
-fn unsupported_forward(what: &str, shown: &str) -> UsageError {
-    UsageError::Unsupported(format!(
-        "xvs implements masquerading (-m) and direct routing (-g); {what} ({shown}) is not \
-         supported yet"
-    ))
 }
 
 /// Parses ipvsadm's arguments (without the program name). No arguments lists the table, as

@@ -3,7 +3,7 @@
 use super::check::save_args;
 use super::format::{sorted_reals, sorted_services};
 use super::{parse, Invocation, ListOptions, RestoreError};
-use crate::protocol::{Command, Forward, ListReply, ServiceKey, DEFAULT_NETMASK};
+use crate::protocol::{Command, Forward, ListReply, ServiceKey, TunnelKind, DEFAULT_NETMASK};
 use std::fmt::Write as _;
 
 /// ipvsadm's `option_from_protocol` and address: `-t 198.18.0.1:80`.
@@ -80,6 +80,17 @@ pub fn format_save(reply: &ListReply) -> String {
                 fwd_switch(r.forward),
                 r.weight
             );
+            // ipvsadm 1.31: " --tun-type %s", for gue " --tun-port %d", then the checksum
+            // option for gue and gre.
+            if let Some(tunnel) = r.tunnel {
+                let _ = write!(out, " --tun-type {}", tunnel.kind.name());
+                if let Some(port) = tunnel.port {
+                    let _ = write!(out, " --tun-port {port}");
+                }
+                if tunnel.kind != TunnelKind::Ipip {
+                    let _ = write!(out, " {}", tunnel.checksum.option());
+                }
+            }
             if r.upper_threshold != 0 {
                 let _ = write!(out, " -x {}", r.upper_threshold);
             }

@@ -81,7 +81,12 @@ Options:
                                       the port defaults to the service's port
   --gatewaying   -g                   gatewaying (direct routing): the default; the real
                                       server holds the VIP and answers clients itself
+  --ipip         -i                   ipip encapsulation (tunneling)
   --masquerading -m                   masquerading (NAT)
+  --tun-type     type                 one of ipip|gue|gre (with -i; default ipip)
+  --tun-port     port                 tunnel destination port (gue only)
+  --tun-nocsum                        tunnel encapsulation without checksum (the default)
+  --tun-csum                          tunnel encapsulation with checksum (gue, gre)
   --weight       -w weight            capacity of real server, 0..65535 (default 1;
                                       -e without -w sets 1, as ipvsadm does)
   --u-threshold  -x uthreshold        upper threshold of connections (0: no limit;
@@ -122,9 +127,9 @@ Connection limit (-A and -E; -E without --conn-limit leaves the limit as it is):
                                       once, over all workers; new ones beyond it are
                                       refused (0: no limit, the default)
 
-Not supported by xvs, refused by name: --ipip (-i), --fwmark-service (-f),
---sctp-service, --ipv6 (-6), --ops (-o), --pe, --tun-*, --daemon, --start-daemon,
---stop-daemon and the sync daemon options.
+Not supported by xvs, refused by name: --fwmark-service (-f), --sctp-service, --ipv6 (-6),
+--ops (-o), --pe, --tun-remcsum, --tun-info, --daemon, --start-daemon, --stop-daemon and
+the sync daemon options.
 "#,
         version = version_line(),
         max = MAX_PERSISTENT_TIMEOUT,

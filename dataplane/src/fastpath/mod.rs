@@ -67,11 +67,12 @@ const REWRITE_NONE: u8 = 2;
 
 /// The directions of `conn` the program carries: both for NAT, requests only for direct
 /// routing (its replies never reach the director, and a packet from RIP:rport is no reply of
-/// it: the workers drop it).
+/// it: the workers drop it), none for tunnels (the program does not encapsulate).
 fn directions(conn: &Conn) -> &'static [Direction] {
     match conn.method {
         Method::Masq => &[Direction::Inbound, Direction::Outbound],
         Method::Route => &[Direction::Inbound],
+        Method::Tunnel(_) => &[],
     }
 }
 
@@ -154,7 +155,8 @@ impl FlowValue {
         next_hop: Ipv4Addr,
     ) -> Self {
         let (rewrite, addr, port) = match (conn.method, direction) {
-            (Method::Route, _) => (REWRITE_NONE, conn.daddr, conn.dport),
+            // (Tunnels are never installed: `directions`.)
+            (Method::Route | Method::Tunnel(_), _) => (REWRITE_NONE, conn.daddr, conn.dport),
             (Method::Masq, Direction::Inbound) => (REWRITE_DESTINATION, conn.daddr, conn.dport),
             (Method::Masq, Direction::Outbound) => (REWRITE_SOURCE, conn.vaddr, conn.vport),
         };
@@ -383,8 +385,12 @@ impl FastPath {
 }
 
 /// Whether the program may carry `conn`'s packets: TCP once ESTABLISHED (a segment without
-/// SYN, FIN or RST changes nothing then), UDP always (only its timeout is refreshed).
+/// SYN, FIN or RST changes nothing then), UDP always (only its timeout is refreshed); not
+/// tunnelled ones.
 pub fn may_carry(conn: &Conn) -> bool {
+    if directions(conn).is_empty() {
+        return false;
+    }
     match conn.proto {
         PROTO_TCP => conn.state == TcpState::Established,
         PROTO_UDP => true,

@@ -26,7 +26,7 @@
 //! Checksums are updated incrementally ([`crate::nat::translate_icmp_error`]), the TTL decremented and
 //! the frame addressed to the next hop as any forwarded frame.
 
-use super::{xmit, Env, Side, Verdict};
+use super::{xmit, Env, FrameBuf, Side, Verdict};
 use crate::conntrack::{ConnTable, Direction, FlowKey};
 use crate::snapshot::{Method, PROTO_TCP, PROTO_UDP};
 use crate::stats::{DropReason, IcmpReason, WorkerStats};
@@ -116,8 +116,8 @@ pub(super) fn parse(ip: &Ipv4Packet<&[u8]>) -> Result<IcmpError, DropReason> {
 }
 
 /// Translates and forwards an ICMP error about one of our connections, or drops it.
-pub(super) fn process(
-    frame: &mut [u8],
+pub(super) fn process<F: FrameBuf + ?Sized>(
+    frame: &mut F,
     e: &IcmpError,
     from: Side,
     env: &Env<'_>,
@@ -145,12 +145,15 @@ pub(super) fn process(
         return Verdict::Drop(DropReason::NoConnection);
     };
     let verdict = match conn.method {
-        Method::Masq => xmit::nat::transmit_icmp_error(frame, e.ip_len, env, &conn, direction),
+        Method::Masq => {
+            xmit::nat::transmit_icmp_error(frame.bytes(), e.ip_len, env, &conn, direction)
+        }
         // The real server sent the reply the error quotes from the VIP itself: it gets the
         // error as it is (IPVS hands it to the DR transmitter). Errors from the internal side
         // quote requests the real server received; their reversal is no reply key of a DR
         // connection, so they never get here.
-        Method::Route => xmit::dr::transmit(frame, env, &conn),
+        Method::Route => xmit::dr::transmit(frame.bytes(), env, &conn),
+        Method::Tunnel(tunnel) => xmit::tun::transmit(frame, e.ip_len, env, &conn, tunnel, stats),
     };
     if matches!(verdict, Verdict::Forward(_)) {
         counters[e.reason as usize].add(1);

@@ -13,7 +13,7 @@
 //! frames the XDP program redirected that never reached the RX ring.
 
 use super::{Frame, XskError};
-use crate::process::Side;
+use crate::process::{FrameBuf, Side};
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
@@ -64,10 +64,38 @@ impl FrameMemory {
         f(data.contents_mut())
     }
 
+    /// Runs `f` over `frame` as a [`FrameBuf`], which may change its length up to the frame's
+    /// data segment (what `process` does for tunnels).
+    #[inline]
+    pub fn with_buf<R>(&self, frame: &mut Frame, f: impl FnOnce(&mut UmemFrame<'_>) -> R) -> R {
+        // Safety: as in `with_bytes`.
+        let data = unsafe { self.umem.data_mut(&mut frame.0) };
+        f(&mut UmemFrame(data))
+    }
+
     /// The frame's position in the UMEM (0..frame_count).
     #[inline]
     pub fn index_of(&self, frame: &Frame) -> usize {
         frame.addr() / self.frame_size
+    }
+}
+
+/// A UMEM frame's data segment, borrowed for [`FrameMemory::with_buf`].
+pub struct UmemFrame<'a>(xsk_rs::umem::frame::DataMut<'a>);
+
+impl FrameBuf for UmemFrame<'_> {
+    #[inline]
+    fn bytes(&mut self) -> &mut [u8] {
+        self.0.contents_mut()
+    }
+
+    fn set_len(&mut self, len: usize) -> bool {
+        let mut cursor = self.0.cursor();
+        if len > cursor.buf_len() {
+            return false;
+        }
+        cursor.set_pos(len);
+        true
     }
 }
 

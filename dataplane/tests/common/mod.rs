@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use xvs_dataplane::conntrack::ConnTable;
 use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
 use xvs_dataplane::persist::Templates;
-use xvs_dataplane::process::{process, process_batch, Env, Side, Verdict};
+use xvs_dataplane::process::{process, process_batch, Env, FrameBuf, Side, Verdict};
 use xvs_dataplane::snapshot::{
     Interface, Method, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
 };
@@ -54,6 +54,8 @@ pub const REMOTE_CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 50);
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const REAL_148: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 148);
 pub const REAL_137: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 137);
+/// The director's address on the internal interface.
+pub const DIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 152);
 
 /// The clock of every batch in these tests; no entry comes near expiring.
 pub const NOW_MS: u64 = 1_000;
@@ -127,10 +129,14 @@ pub fn snapshot_with(services: impl IntoIterator<Item = (Vip, Service)>) -> Snap
         external: Interface {
             ifindex: EXT_IF,
             mac: EXT_MAC,
+            addr: VIP,
+            mtu: 1500,
         },
         internal: Interface {
             ifindex: INT_IF,
             mac: INT_MAC,
+            addr: DIP,
+            mtu: 1500,
         },
         timeouts: Default::default(),
         services: services.into_iter().collect(),
@@ -194,8 +200,9 @@ impl Director {
         }
     }
 
-    /// One frame through [`process`] at [`NOW_MS`].
-    pub fn process(&mut self, frame: &mut [u8], from: Side) -> Verdict {
+    /// One frame through [`process`] at [`NOW_MS`] (a `Vec` may change its length, a slice
+    /// may not).
+    pub fn process<F: FrameBuf + ?Sized>(&mut self, frame: &mut F, from: Side) -> Verdict {
         let env = test_env(&self.config, &self.neighbours, &self.templates);
         process(frame, from, &env, &mut self.conns, &self.stats)
     }

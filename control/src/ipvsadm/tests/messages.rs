@@ -42,6 +42,7 @@ fn daemon_errors_read_like_ipvsadm() {
         real: real([198, 19, 0, 148], 80),
         weight: Some(1),
         forward: Some(Forward::Masq),
+        tunnel: None,
         upper_threshold: Some(upper),
         lower_threshold: Some(lower),
     };

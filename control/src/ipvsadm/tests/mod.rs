@@ -11,7 +11,7 @@ mod save;
 pub(super) use super::*;
 pub(super) use crate::protocol::{
     Command, Counters, ErrorCode, Forward, HealthInfo, HealthState, ListReply, Protocol, RealInfo,
-    RealKey, ServiceInfo, ServiceKey, DEFAULT_NETMASK,
+    RealKey, ServiceInfo, ServiceKey, TunnelChecksum, TunnelKind, TunnelSpec, DEFAULT_NETMASK,
 };
 pub(super) use std::net::Ipv4Addr;
 pub(super) use std::path::PathBuf;
@@ -62,6 +62,7 @@ fn real_info(addr: [u8; 4], port: u16, weight: u32, stats: Counters) -> RealInfo
     RealInfo {
         real: real(addr, port),
         forward: Forward::Masq,
+        tunnel: None,
         weight,
         upper_threshold: 0,
         lower_threshold: 0,

@@ -100,10 +100,20 @@ fn real_server_commands() {
         real,
         weight: Some(weight),
         forward: Some(forward),
+        tunnel: None,
         upper_threshold: Some(0),
         lower_threshold: Some(0),
     };
     let add = |real, weight| add_by(Forward::Masq, real, weight);
+    let add_tunnel = |spec, real| Command::AddReal {
+        service: tcp80,
+        real,
+        weight: Some(1),
+        forward: Some(Forward::Tunnel),
+        tunnel: Some(spec),
+        upper_threshold: Some(0),
+        lower_threshold: Some(0),
+    };
     let cases = [
         // The seed's commands.
         (
@@ -129,6 +139,23 @@ fn real_server_commands() {
             "-a -t 198.18.0.129:80 -r 198.19.0.148 --gatewaying",
             add_by(Forward::Route, real([198, 19, 0, 148], 80), 1),
         ),
+        // -i alone: IP in IP; the service's port, as ipvsadm sets it.
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148:81 -i",
+            add_tunnel(TunnelSpec::default(), real([198, 19, 0, 148], 80)),
+        ),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 --ipip --tun-type gue --tun-port 6080 \
+             --tun-csum",
+            add_tunnel(
+                TunnelSpec {
+                    kind: TunnelKind::Gue,
+                    port: Some(6080),
+                    checksum: TunnelChecksum::Csum,
+                },
+                real([198, 19, 0, 148], 80),
+            ),
+        ),
         (
             "-a -t 198.18.0.129:80 -r 198.19.0.148 -mw0",
             add(real([198, 19, 0, 148], 80), 0),
@@ -145,6 +172,7 @@ fn real_server_commands() {
                 real: real([198, 19, 0, 148], 80),
                 weight: Some(5),
                 forward: Some(Forward::Masq),
+                tunnel: None,
                 upper_threshold: Some(0),
                 lower_threshold: Some(0),
             },
@@ -157,6 +185,7 @@ fn real_server_commands() {
                 real: real([198, 19, 0, 148], 80),
                 weight: Some(1),
                 forward: Some(Forward::Route),
+                tunnel: None,
                 upper_threshold: Some(0),
                 lower_threshold: Some(0),
             },
@@ -368,11 +397,25 @@ fn bad_command_lines() {
         ),
         ("-L extra", "unexpected argument extra", usage),
         ("-L -- -n", "unexpected argument -n", usage),
-        // Forwarding methods xvs does not implement.
+        // Tunnel options: with -i only, and well-formed.
         (
-            "-a -t 198.18.0.129:80 -r 198.19.0.148 --ipip",
-            "xvs implements masquerading (-m) and direct routing (-g); tunneling (--ipip) is not \
-             supported yet",
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 -g --tun-type gue",
+            "the --tun-* options go with tunneling (-i, --ipip)",
+            usage,
+        ),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 -i --tun-type vxlan",
+            "illegal tunnel type specified",
+            usage,
+        ),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 -i --tun-type gue --tun-port 0",
+            "illegal tunnel port specified",
+            usage,
+        ),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 -i --tun-csum --tun-nocsum",
+            "multiple 'tun-csum-flags' options specified",
             usage,
         ),
         // ipvsadm options xvs does not implement.
@@ -415,15 +458,9 @@ fn bad_command_lines() {
             usage,
         ),
         (
-            "-a -t 198.18.0.129:80 -r 198.19.0.148 -i --tun-type gue",
-            "option '--tun-type' (tun-type) is not supported: xvs implements masquerading (-m) \
-             and direct routing (-g), no tunnels yet",
-            usage,
-        ),
-        (
             "-L --tun-info",
-            "option '--tun-info' (tun-info) is not supported: xvs implements masquerading (-m) \
-             and direct routing (-g), no tunnels yet",
+            "option '--tun-info' (tun-info) is not supported: xvs lists tunnels in -S form only \
+             (-S shows --tun-* options)",
             usage,
         ),
         (
@@ -491,6 +528,7 @@ fn sched_flags_and_thresholds() {
         real: r148,
         weight: Some(1),
         forward: Some(Forward::Masq),
+        tunnel: None,
         upper_threshold: Some(upper),
         lower_threshold: Some(lower),
     };
@@ -499,6 +537,7 @@ fn sched_flags_and_thresholds() {
         real: r148,
         weight: Some(weight),
         forward: Some(Forward::Masq),
+        tunnel: None,
         upper_threshold: Some(upper),
         lower_threshold: Some(lower),
     };

@@ -33,6 +33,14 @@ fn http_check() -> CheckSpec {
     }
 }
 
+fn gue() -> TunnelSpec {
+    TunnelSpec {
+        kind: TunnelKind::Gue,
+        port: Some(6080),
+        checksum: TunnelChecksum::Csum,
+    }
+}
+
 fn udp_check() -> CheckSpec {
     CheckSpec {
         port: Some(53),
@@ -43,7 +51,7 @@ fn udp_check() -> CheckSpec {
 }
 
 /// Several services in no particular order: TCP and UDP, scheduler flags, persistence with and
-/// without a mask, thresholds, weights 0..=65535, both forwarding methods, checks (one real server held down by its
+/// without a mask, thresholds, weights 0..=65535, every forwarding method, checks (one real server held down by its
 /// check, which -S ignores), connection limits with and without a check, real servers in
 /// insertion order.
 fn rich() -> ListReply {
@@ -67,13 +75,21 @@ fn rich() -> ListReply {
     tls.netmask = Ipv4Addr::new(255, 255, 255, 0);
     tls.check = Some(http_check());
     tls.max_conns = u32::MAX;
-    tls.reals = vec![real_info([198, 19, 0, 10], 8443, 0, Counters::default())];
+    tls.reals = vec![
+        real_info([198, 19, 0, 10], 8443, 0, Counters::default()),
+        RealInfo {
+            forward: Forward::Tunnel,
+            tunnel: Some(gue()),
+            ..real_info([198, 19, 7, 1], 443, 2, Counters::default())
+        },
+    ];
     let mut dns = service(svc(Protocol::Udp, V1, 53), "wlc", &[]);
     dns.persistent = Some(600);
     dns.check = Some(udp_check());
     dns.reals = vec![RealInfo {
         upper_threshold: 10,
         forward: Forward::Route,
+        tunnel: None,
         ..real_info([198, 19, 0, 20], 53, 65535, Counters::default())
     }];
     let mut alt = service(svc(Protocol::Tcp, [10, 0, 0, 1], 8080), "mh", &["mh-port"]);
@@ -96,6 +112,7 @@ const RICH_SAVED: &str = "\
 --check-port 8080 --check-path /health --check-status 204 --check-interval 5 \
 --check-timeout 0.5 --rise 3 --fall 4 --conn-limit 4294967295
 -a -t 198.18.0.1:443 -r 198.19.0.10:8443 -m -w 0
+-a -t 198.18.0.1:443 -r 198.19.7.1:443 -i -w 2 --tun-type gue --tun-port 6080 --tun-csum
 -A -u 198.18.0.1:53 -s wlc -p 600 --check tcp --check-port 53 --check-interval 0.5
 -a -u 198.18.0.1:53 -r 198.19.0.20:53 -g -w 65535 -x 10
 ";
@@ -141,6 +158,7 @@ fn add_real(key: ServiceKey, real: RealKey, weight: u32, upper: u32, lower: u32)
         real,
         weight: Some(weight),
         forward: Some(Forward::Masq),
+        tunnel: None,
         upper_threshold: Some(upper),
         lower_threshold: Some(lower),
     }
@@ -182,6 +200,15 @@ fn rich_commands() -> Vec<Command> {
             max_conns: u32::MAX,
         },
         add_real(tls, real([198, 19, 0, 10], 8443), 0, 0, 0),
+        Command::AddReal {
+            service: tls,
+            real: real([198, 19, 7, 1], 443),
+            weight: Some(2),
+            forward: Some(Forward::Tunnel),
+            tunnel: Some(gue()),
+            upper_threshold: Some(0),
+            lower_threshold: Some(0),
+        },
         add_service(dns, "wlc", &[], 600, DEFAULT_NETMASK),
         set_check(dns, udp_check()),
         Command::AddReal {
@@ -189,6 +216,7 @@ fn rich_commands() -> Vec<Command> {
             real: real([198, 19, 0, 20], 53),
             weight: Some(65535),
             forward: Some(Forward::Route),
+            tunnel: None,
             upper_threshold: Some(10),
             lower_threshold: Some(0),
         },
@@ -228,6 +256,7 @@ fn describe(commands: &[Command]) -> ListReply {
                 real: r,
                 weight,
                 forward,
+                tunnel,
                 upper_threshold,
                 lower_threshold,
             } => {
@@ -238,6 +267,7 @@ fn describe(commands: &[Command]) -> ListReply {
                     .unwrap();
                 svc.reals.push(RealInfo {
                     forward: forward.unwrap_or(Forward::Masq),
+                    tunnel,
                     upper_threshold: upper_threshold.unwrap_or(0),
                     lower_threshold: lower_threshold.unwrap_or(0),
                     ..real_info(
@@ -324,6 +354,7 @@ xvsadm --set 0 0 60
                     real: real([198, 19, 0, 148], 80),
                     weight: Some(0),
                     forward: Some(Forward::Masq),
+                    tunnel: None,
                     upper_threshold: Some(0),
                     lower_threshold: Some(0),
                 },
@@ -404,9 +435,9 @@ fn restore_errors_name_the_line() {
             EXIT_USAGE,
         ),
         (
-            "-a -t 198.18.0.1:80 -r 198.19.0.148 -i\n",
-            "line 1: xvs implements masquerading (-m) and direct routing (-g); tunneling (-i) is \
-             not supported yet: -a -t 198.18.0.1:80 -r 198.19.0.148 -i",
+            "-a -t 198.18.0.1:80 -r 198.19.0.148 -i --tun-type gue --tun-port 70000\n",
+            "line 1: illegal tunnel port specified: -a -t 198.18.0.1:80 -r 198.19.0.148 -i \
+             --tun-type gue --tun-port 70000",
             EXIT_USAGE,
         ),
         // A line that is only "ipvsadm" is a command line without a command.

@@ -5,9 +5,11 @@
 //!
 //! - [`nat`]: masquerading (`-m`), both directions.
 //! - [`dr`]: direct routing (`-g`), requests only.
+//! - [`tun`]: tunnelling (`-i`), requests only.
 
 pub(super) mod dr;
 pub(super) mod nat;
+pub(super) mod tun;
 
 use super::{Env, Verdict};
 use crate::stats::DropReason;
