@@ -168,29 +168,46 @@ impl Cluster {
     /// Starts `xvs-bench agent echo` (the UDP echo responder of the bench's latency probe) on
     /// the first `reals` real servers for `seconds`, and waits until each is listening.
     pub fn start_echo_responders(&mut self, reals: usize, seconds: u64) -> Result<()> {
+        self.start_agents(reals, &["echo", "--duration", &seconds.to_string()])
+    }
+
+    /// Starts `xvs-bench agent decap` (tunnel decapsulation in XDP: this machine's kernel has
+    /// no ipip, fou or gre) on every real server's interface for `seconds`, GUE on
+    /// `gue_port`, and waits until each is attached.
+    pub fn start_decapsulators(&mut self, gue_port: u16, seconds: u64) -> Result<()> {
+        let (port, duration) = (gue_port.to_string(), seconds.to_string());
+        let args = [
+            "decap",
+            "--iface",
+            "eth0",
+            "--port",
+            &port,
+            "--duration",
+            &duration,
+        ];
+        self.start_agents(self.topo.reals().len(), &args)
+    }
+
+    /// Starts `xvs-bench agent ARGS --ready FLAG` on the first `reals` real servers and
+    /// waits (10 s at most) until each has created its flag.
+    fn start_agents(&mut self, reals: usize, args: &[&str]) -> Result<()> {
         let bench = find_binary("xvs-bench")?.to_string_lossy().into_owned();
-        let duration = seconds.to_string();
         let mut ready = Vec::new();
         for i in 0..reals {
-            let flag = self.topo.work_dir().join(format!("echo{i}.ready"));
+            let flag = self.topo.work_dir().join(format!("{}{i}.ready", args[0]));
             let ns = self.topo.real_ns(i).to_string();
             let flag_arg = flag.to_string_lossy().into_owned();
-            self.topo.spawn_in(
-                &ns,
-                &[
-                    &bench,
-                    "agent",
-                    "echo",
-                    "--duration",
-                    &duration,
-                    "--ready",
-                    &flag_arg,
-                ],
-            )?;
+            let mut command = vec![bench.as_str(), "agent"];
+            command.extend_from_slice(args);
+            command.extend_from_slice(&["--ready", &flag_arg]);
+            self.topo.spawn_in(&ns, &command)?;
             ready.push(flag);
         }
         if !wait_until(Duration::from_secs(10), || ready.iter().all(|f| f.exists())) {
-            bail!("echo responders did not start");
+            bail!(
+                "xvs-bench agent {} did not start on the real servers",
+                args[0]
+            );
         }
         Ok(())
     }

@@ -1,18 +1,23 @@
 //! One-armed directors (topology.rs, "One arm"): `--external` and `--internal` name the same
 //! interface, the VIP lives on the director's loopback and a router brings it the clients'
-//! traffic. Direct routing (the usual one-NIC layout) and masquerading, with curl and nginx.
+//! traffic. Direct routing (the usual one-NIC layout), tunnels and masquerading, with curl and
+//! nginx.
 
 use anyhow::ensure;
 use xvs_control::topology::{big_file_bytes, TopologySpec, BIG_FILE_PATH};
 use xvs_tests::{root_or_skip, Cluster};
 
-/// Configures `-A -t VIP:80 -s rr` with every real server by `method`, then checks that 11
-/// curls alternate and a 1 MiB download arrives intact; returns the `-Ln --stats` listing.
-fn serve(cluster: &Cluster, method: &str) -> anyhow::Result<String> {
+/// Configures `-A -t VIP:80 -s rr` with the real servers by `methods` (one each, in order),
+/// then checks that 11 curls alternate and a 1 MiB download arrives intact; returns the
+/// `-Ln --stats` listing.
+fn serve(cluster: &Cluster, methods: &[&[&str]]) -> anyhow::Result<String> {
     let vip = format!("{}:80", cluster.topo.vip());
     cluster.xvsadm(&["-A", "-t", &vip, "-s", "rr"])?;
-    for real in cluster.real_addrs() {
-        cluster.xvsadm(&["-a", "-t", &vip, "-r", &real.to_string(), method])?;
+    for (real, method) in cluster.real_addrs().iter().zip(methods) {
+        let real = real.to_string();
+        let mut args = vec!["-a", "-t", &vip, "-r", &real];
+        args.extend_from_slice(method);
+        cluster.xvsadm(&args)?;
     }
     let answers: Vec<String> = (0..11)
         .map(|_| cluster.curl("/").map(|s| s.trim_end().to_string()))
@@ -55,7 +60,7 @@ fn one_armed_direct_routing() -> anyhow::Result<()> {
     };
     let cluster = Cluster::start_spec(&spec, &[])?;
     ensure!(cluster.topo.ext_if() == cluster.topo.int_if());
-    let listing = serve(&cluster, "-g")?;
+    let listing = serve(&cluster, &[&["-g"], &["-g"]])?;
     assert_eq!(out_packets(&listing), "0", "{listing}");
     Ok(())
 }
@@ -70,8 +75,27 @@ fn one_armed_masquerading() -> anyhow::Result<()> {
         ..TopologySpec::one_armed(false)
     };
     let cluster = Cluster::start_spec(&spec, &[])?;
-    let listing = serve(&cluster, "-m")?;
+    let listing = serve(&cluster, &[&["-m"], &["-m"]])?;
     // Replies came back through the one interface and were translated.
     assert_ne!(out_packets(&listing), "0", "{listing}");
+    Ok(())
+}
+
+/// Tunnels from a one-armed director: ipip to one real server, GUE to the other (decapsulated
+/// in XDP on the real servers: see tunnels.rs).
+#[test]
+fn one_armed_tunnels() -> anyhow::Result<()> {
+    if !root_or_skip("one_armed_tunnels") {
+        return Ok(());
+    }
+    let spec = TopologySpec {
+        prefix: "xvse2e1tun".into(),
+        ..TopologySpec::one_armed(true)
+    };
+    let mut cluster = Cluster::start_spec(&spec, &[])?;
+    cluster.start_decapsulators(6080, 60)?;
+    let gue: &[&str] = &["-i", "--tun-type", "gue", "--tun-port", "6080"];
+    let listing = serve(&cluster, &[&["-i"], gue])?;
+    assert_eq!(out_packets(&listing), "0", "{listing}");
     Ok(())
 }

@@ -80,6 +80,8 @@ pub enum AgentCommand {
     Xdpsink(sink::Args),
     /// AF_XDP forwarding without NAT: the ceiling of xvs's mechanism.
     Xskfwd(xskfwd::Args),
+    /// Tunnel decapsulation in XDP on a real server (tests, where the kernel has none).
+    Decap(sink::Args),
 }
 
 /// Runs one agent and prints its report line.
@@ -93,6 +95,7 @@ pub fn run(cmd: &AgentCommand) -> Result<()> {
         AgentCommand::Xdpgen(a) => print_report(&xdp::run_gen(a)?),
         AgentCommand::Xdpsink(a) => print_report(&xdp::run_sink(a)?),
         AgentCommand::Xskfwd(a) => print_report(&xskfwd::run(a)?),
+        AgentCommand::Decap(a) => print_report(&xdp::run_decap(a)?),
     }
 }
 

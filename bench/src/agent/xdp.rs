@@ -145,6 +145,27 @@ impl BenchObject {
         })
     }
 
+    /// Attaches program `name` to `iface` (native XDP, through a link: closing the returned
+    /// descriptor detaches it, as does the process's death).
+    fn attach(&self, name: &std::ffi::CStr, iface: &str) -> Result<OwnedFd> {
+        let prog = self.object.prog_fd(name)?;
+        let mut link_opts = bpf::bpf_link_create_opts {
+            sz: std::mem::size_of::<bpf::bpf_link_create_opts>() as _,
+            ..Default::default()
+        };
+        link_opts.flags = bpf::XDP_FLAGS_DRV_MODE;
+        // Safety: prog is a loaded XDP program; for BPF_XDP the target is an ifindex.
+        let link =
+            unsafe { bpf::bpf_link_create(prog, ifindex(iface)? as i32, bpf::BPF_XDP, &link_opts) };
+        ensure!(
+            link >= 0,
+            "attaching {name:?} to {iface}: {}",
+            io::Error::from_raw_os_error(-link)
+        );
+        // Safety: link is a fresh descriptor nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(link) })
+    }
+
     /// Writes the generator's frame ring: each frame, and whether it is sent on the first pass.
     fn fill_ring(&self, frames: &[(Vec<u8>, bool)]) -> Result<()> {
         for (i, (f, first_pass)) in frames.iter().enumerate() {
@@ -368,6 +389,35 @@ pub fn run_gen(a: &Args) -> Result<GenReport> {
     })
 }
 
+/// `agent decap`: attaches `xvs_bench_decap` to `--iface` (a real server's interface) until
+/// `--duration` ends or SIGTERM, decapsulating GUE on `--port`; reports the packets it
+/// decapsulated. The tunnelling tests' stand-in for the kernel's tunl0/fou/gre0 (see the C
+/// program).
+pub fn run_decap(a: &SinkArgs) -> Result<SinkReport> {
+    let stop = super::stop_flag()?;
+    let object = BenchObject::load(1)?;
+    let config = SinkConfig {
+        port: u32::from(a.port),
+        src_base: 0,
+        src_count: 0,
+        tcp: 0,
+    };
+    object.sink_config.update(&0u32, &config)?;
+    let link = object.attach(c"xvs_bench_decap", &a.iface)?;
+    super::mark_ready(a.ready.as_deref())?;
+    let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let c = object.sink_counters()?;
+    drop(link);
+    Ok(SinkReport {
+        received: c.frames,
+        bytes: c.bytes,
+        ..SinkReport::default()
+    })
+}
+
 /// `agent xdpsink` takes `agent sink`'s arguments: `--iface` is where the program is attached
 /// (the switch's port of the director's internal veth), `--ready` is created once it is, and
 /// `--cores` does not apply (the interface's NAPI thread runs it).
@@ -381,23 +431,7 @@ pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
         tcp: u32::from(a.proto == Proto::Tcp),
     };
     object.sink_config.update(&0u32, &config)?;
-    let prog = object.object.prog_fd(c"xvs_bench_sink")?;
-    let mut link_opts = bpf::bpf_link_create_opts {
-        sz: std::mem::size_of::<bpf::bpf_link_create_opts>() as _,
-        ..Default::default()
-    };
-    link_opts.flags = bpf::XDP_FLAGS_DRV_MODE;
-    // Safety: prog is a loaded XDP program; for BPF_XDP the target is an ifindex.
-    let link =
-        unsafe { bpf::bpf_link_create(prog, ifindex(&a.iface)? as i32, bpf::BPF_XDP, &link_opts) };
-    ensure!(
-        link >= 0,
-        "attaching the sink to {}: {}",
-        a.iface,
-        io::Error::from_raw_os_error(-link)
-    );
-    // Safety: link is a fresh descriptor nothing else owns; closing it detaches the sink.
-    let link = unsafe { OwnedFd::from_raw_fd(link) };
+    let link = object.attach(c"xvs_bench_sink", &a.iface)?;
     let rx0 = if_rx_packets(&a.iface);
     super::mark_ready(a.ready.as_deref())?;
     let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
