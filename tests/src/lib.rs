@@ -120,6 +120,77 @@ impl Cluster {
         self.curl_url(&format!("http://{}{path}", self.topo.vip()))
     }
 
+    /// `count` curls of `/` from the client, which round robin must spread over the seed's two
+    /// web servers in turn, web01 (198.19.0.148) first: the tutorial's check of a cluster.
+    pub fn curls_alternate(&self, count: usize) -> Result<()> {
+        let answers: Vec<String> = (0..count)
+            .map(|_| self.curl("/").map(|s| s.trim_end().to_string()))
+            .collect::<Result<_>>()?;
+        for (i, answer) in answers.iter().enumerate() {
+            let want = if i % 2 == 0 {
+                "198.19.0.148 is www.shuyan.com"
+            } else {
+                "198.19.0.137"
+            };
+            if answer != want {
+                bail!("answer {i} of {answers:?} is not {want:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// A UDP responder on every real server that answers each datagram with the server's own
+    /// address, from `port` (socat), bound to `bind` (the VIP for servers that answer the
+    /// client directly) or to any address.
+    pub fn start_udp_responders(&mut self, port: u16, bind: Option<Ipv4Addr>) -> Result<()> {
+        let listen = match bind {
+            Some(addr) => format!("UDP4-RECVFROM:{port},bind={addr},reuseaddr,fork"),
+            None => format!("UDP4-RECVFROM:{port},reuseaddr,fork"),
+        };
+        for i in 0..self.topo.reals().len() {
+            let ns = self.topo.real_ns(i).to_string();
+            let answer = format!("SYSTEM:echo {}", self.topo.reals()[i].addr);
+            self.topo.spawn_in(&ns, &["socat", &listen, &answer])?;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    }
+
+    /// `count` datagrams to VIP:`port` (see [`Cluster::udp_query`]), each a new connection,
+    /// which round robin must spread over the seed's two real servers in turn, 198.19.0.148
+    /// first (answers from [`Cluster::start_udp_responders`]).
+    pub fn udp_queries_alternate(&self, port: u16, count: usize) -> Result<()> {
+        let answers = (0..count)
+            .map(|_| self.udp_query(port))
+            .collect::<Result<Vec<_>>>()?;
+        for (i, answer) in answers.iter().enumerate() {
+            let want = if i % 2 == 0 {
+                "198.19.0.148"
+            } else {
+                "198.19.0.137"
+            };
+            if answer != want {
+                bail!(
+                    "UDP answer {i} of {answers:?} is not {want}\nxvsd log:\n{}",
+                    self.director.log()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// One datagram from the client to VIP:`port` from a fresh port (a new connection), and
+    /// the answer; socat accepts it only from the VIP:port it sent to.
+    pub fn udp_query(&self, port: u16) -> Result<String> {
+        let target = format!("UDP4:{}:{port}", self.topo.vip());
+        let out = self.topo.run_in_timeout(
+            self.topo.client_ns(),
+            &["sh", "-c", &format!("echo ping | socat -T2 - {target}")],
+            Duration::from_secs(5),
+        )?;
+        Ok(out.trim().to_string())
+    }
+
     /// `curl URL` from the client namespace (5 s limit); the body.
     pub fn curl_url(&self, url: &str) -> Result<String> {
         self.topo

@@ -4,7 +4,6 @@
 //! over TCP, socat over UDP.
 
 use anyhow::{ensure, Context};
-use std::time::Duration;
 use xvs_control::topology::{big_file_bytes, TopologySpec, BIG_FILE_PATH};
 use xvs_tests::{root_or_skip, Cluster};
 
@@ -52,17 +51,7 @@ fn direct_routing_with_the_real_servers_answering_clients_directly() -> anyhow::
     ensure!(err.contains("connected route"), "{err}");
     assert_eq!(cluster.xvsadm(&["-Ln"])?, expected);
 
-    let answers: Vec<String> = (0..11)
-        .map(|_| cluster.curl("/").map(|s| s.trim_end().to_string()))
-        .collect::<anyhow::Result<_>>()?;
-    for (i, answer) in answers.iter().enumerate() {
-        let want = if i % 2 == 0 {
-            "198.19.0.148 is www.shuyan.com"
-        } else {
-            "198.19.0.137"
-        };
-        assert_eq!(answer, want, "answer {i} of {answers:?}");
-    }
+    cluster.curls_alternate(11)?;
     let body = cluster.download(BIG_FILE_PATH)?;
     ensure!(
         body == big_file_bytes(),
@@ -97,47 +86,13 @@ fn direct_routing_with_the_real_servers_answering_clients_directly() -> anyhow::
     assert_eq!(fin_wait, 12, "{conns}");
 
     // UDP: servers bound to the VIP answer from it; the client accepts only that.
-    for i in 0..cluster.topo.reals().len() {
-        let ns = cluster.topo.real_ns(i).to_string();
-        let addr = cluster.topo.reals()[i].addr.to_string();
-        cluster.topo.spawn_in(
-            &ns,
-            &[
-                "socat",
-                &format!(
-                    "UDP4-RECVFROM:{UDP_PORT},bind={},reuseaddr,fork",
-                    cluster.topo.vip()
-                ),
-                &format!("SYSTEM:echo {addr}"),
-            ],
-        )?;
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let vip_addr = cluster.topo.vip();
+    cluster.start_udp_responders(UDP_PORT, Some(vip_addr))?;
     let udp_vip = format!("{}:{UDP_PORT}", cluster.topo.vip());
     cluster.xvsadm(&["-A", "-u", &udp_vip, "-s", "rr"])?;
     for real in cluster.real_addrs() {
         cluster.xvsadm(&["-a", "-u", &udp_vip, "-r", &real.to_string(), "-g"])?;
     }
-    let target = format!("UDP4:{udp_vip}");
-    let mut answers = Vec::new();
-    for _ in 0..4 {
-        let out = cluster.topo.run_in_timeout(
-            cluster.topo.client_ns(),
-            &["sh", "-c", &format!("echo ping | socat -T2 - {target}")],
-            Duration::from_secs(5),
-        )?;
-        answers.push(out.trim().to_string());
-    }
-    assert_eq!(
-        answers,
-        [
-            "198.19.0.148",
-            "198.19.0.137",
-            "198.19.0.148",
-            "198.19.0.137"
-        ],
-        "xvsd log:\n{}",
-        cluster.director.log()
-    );
+    cluster.udp_queries_alternate(UDP_PORT, 4)?;
     Ok(())
 }

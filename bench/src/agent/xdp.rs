@@ -389,6 +389,14 @@ pub fn run_gen(a: &Args) -> Result<GenReport> {
     })
 }
 
+/// Waits while an attached program works: until SIGTERM (`stop`) or `seconds` have passed.
+fn run_until_stopped(stop: &AtomicBool, seconds: f64) {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// `agent decap`: attaches `xvs_bench_decap` to `--iface` (a real server's interface) until
 /// `--duration` ends or SIGTERM, decapsulating GUE on `--port`; reports the packets it
 /// decapsulated. The tunnelling tests' stand-in for the kernel's tunl0/fou/gre0 (see the C
@@ -405,10 +413,7 @@ pub fn run_decap(a: &SinkArgs) -> Result<SinkReport> {
     object.sink_config.update(&0u32, &config)?;
     let link = object.attach(c"xvs_bench_decap", &a.iface)?;
     super::mark_ready(a.ready.as_deref())?;
-    let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
-    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    run_until_stopped(&stop, a.duration);
     let c = object.sink_counters()?;
     drop(link);
     Ok(SinkReport {
@@ -434,10 +439,7 @@ pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
     let link = object.attach(c"xvs_bench_sink", &a.iface)?;
     let rx0 = if_rx_packets(&a.iface);
     super::mark_ready(a.ready.as_deref())?;
-    let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
-    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    run_until_stopped(&stop, a.duration);
     let c = object.sink_counters()?;
     drop(link);
     Ok(SinkReport {

@@ -27,10 +27,11 @@ use xvs_dataplane::xsk::{BindMode, BusyPoll, XdpMode};
 struct Cli {
     #[command(subcommand)]
     command: Option<Mode>,
-    /// Interface facing the clients (where the VIPs live).
+    /// Interface facing the clients (where requests to the VIPs arrive; the VIPs themselves
+    /// may be on any local interface).
     #[arg(long, value_name = "IFACE", required = true)]
     external: Option<String>,
-    /// Interface facing the real servers.
+    /// Interface facing the real servers; the same as --external for a one-armed director.
     #[arg(long, value_name = "IFACE", required = true)]
     internal: Option<String>,
     /// Control socket path [default: $XVS_CONTROL or /run/xvs/xvs.sock].

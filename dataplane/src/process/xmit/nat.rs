@@ -57,19 +57,12 @@ pub(in crate::process) fn transmit(
     conn: &Conn,
     direction: Direction,
 ) -> Verdict {
-    let r = Rewrite::of(env.config, conn, direction);
-    let mac = match next_hop(env, r.egress.ifindex, r.next_hop) {
-        Ok(mac) => mac,
-        Err(verdict) => return verdict,
-    };
-    let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + ip_len];
-    nat::translate(ip, r.endpoint, r.addr, r.port);
-    if partial_checksum {
-        nat::complete_checksum(ip);
-    }
-    nat::decrement_ttl(ip);
-    address(frame, r.egress.mac, mac);
-    Verdict::Forward(r.side)
+    send(frame, ip_len, env, conn, direction, |ip, r| {
+        nat::translate(ip, r.endpoint, r.addr, r.port);
+        if partial_checksum {
+            nat::complete_checksum(ip);
+        }
+    })
 }
 
 /// Translates an ICMP error (an IPv4 packet of `ip_len` bytes) about `conn`, which arrived
@@ -81,13 +74,29 @@ pub(in crate::process) fn transmit_icmp_error(
     conn: &Conn,
     direction: Direction,
 ) -> Verdict {
+    send(frame, ip_len, env, conn, direction, |ip, r| {
+        nat::translate_icmp_error(ip, r.endpoint, r.addr, r.port)
+    })
+}
+
+/// What both have in common: the next hop first (an unresolved one leaves the frame as it
+/// is), then `translate` on the IPv4 packet, the TTL, the MACs.
+#[inline]
+fn send(
+    frame: &mut [u8],
+    ip_len: usize,
+    env: &Env<'_>,
+    conn: &Conn,
+    direction: Direction,
+    translate: impl FnOnce(&mut [u8], &Rewrite<'_>),
+) -> Verdict {
     let r = Rewrite::of(env.config, conn, direction);
     let mac = match next_hop(env, r.egress.ifindex, r.next_hop) {
         Ok(mac) => mac,
         Err(verdict) => return verdict,
     };
     let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + ip_len];
-    nat::translate_icmp_error(ip, r.endpoint, r.addr, r.port);
+    translate(ip, &r);
     nat::decrement_ttl(ip);
     address(frame, r.egress.mac, mac);
     Verdict::Forward(r.side)
