@@ -532,10 +532,6 @@ fn forward<F: FrameBuf + ?Sized>(
         stats,
     );
     let conn = *conn;
-    if h.partial_checksum && conn.method != Method::Masq {
-        let ip = &mut frame.bytes()[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
-        nat::complete_checksum(ip);
-    }
     let verdict = match conn.method {
         Method::Masq => xmit::nat::transmit(
             frame.bytes(),
@@ -545,8 +541,14 @@ fn forward<F: FrameBuf + ?Sized>(
             &conn,
             direction,
         ),
-        Method::Route => xmit::dr::transmit(frame.bytes(), env, &conn),
-        Method::Tunnel(tunnel) => xmit::tun::transmit(frame, h.ip_len, env, &conn, tunnel, stats),
+        Method::Route => {
+            complete_partial_checksum(frame.bytes(), h);
+            xmit::dr::transmit(frame.bytes(), env, &conn)
+        }
+        Method::Tunnel(tunnel) => {
+            complete_partial_checksum(frame.bytes(), h);
+            xmit::tun::transmit(frame, h.ip_len, env, &conn, tunnel, stats)
+        }
     };
     if matches!(verdict, Verdict::Forward(_)) {
         let traffic = [
@@ -561,6 +563,15 @@ fn forward<F: FrameBuf + ?Sized>(
         }
     }
     verdict
+}
+
+/// Completes a partial TCP/UDP checksum (a sender's offload) of a packet that leaves with its
+/// transport header unchanged: nobody downstream will.
+#[inline]
+fn complete_partial_checksum(frame: &mut [u8], h: &Headers) {
+    if h.partial_checksum {
+        nat::complete_checksum(&mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len]);
+    }
 }
 
 #[cfg(test)]

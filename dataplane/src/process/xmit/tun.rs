@@ -29,7 +29,9 @@ const PROTO_ICMP: u8 = 1;
 const DF: u8 = 0x40;
 
 /// Wraps the IP packet of `frame` (`ip_len` bytes: a TCP/UDP packet of `conn`, or an ICMP
-/// error about one) for `conn`'s real server, and addresses it.
+/// error about one) for `conn`'s real server, and addresses it. Out of line: the other
+/// methods' path stays as short as it was.
+#[inline(never)]
 pub(in crate::process) fn transmit<F: FrameBuf + ?Sized>(
     frame: &mut F,
     ip_len: usize,
