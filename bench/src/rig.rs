@@ -126,6 +126,13 @@ impl fmt::Display for Target {
     }
 }
 
+/// [`RigArgs::xvs_method`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum XvsMethod {
+    Masq,
+    Route,
+}
+
 /// Rig options shared by every benchmark command.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RigArgs {
@@ -167,6 +174,12 @@ pub struct RigArgs {
     /// xvsd's `--conn-max N` (default: xvsd's own); it also sizes the fast path's flow map.
     #[arg(long)]
     pub xvs_conn_max: Option<usize>,
+    /// How xvs forwards the UDP service to its real servers: `masq` (`-m`, NAT, as the
+    /// kernel targets do) or `route` (`-g`, direct routing: the frames reach the sinks with the
+    /// VIP as destination, MACs rewritten only). TCP stays masqueraded (its responders answer
+    /// through the director).
+    #[arg(long, value_enum, default_value_t = XvsMethod::Masq)]
+    pub xvs_method: XvsMethod,
     /// Where the director's receive work runs (see [`Placement`]).
     #[arg(long, value_enum, default_value_t = Placement::Threads)]
     pub placement: Placement,
@@ -903,9 +916,13 @@ impl Rig {
         for (flag, port) in [("-u", BENCH_PORT), ("-t", BENCH_PORT), ("-t", TCP_PORT)] {
             let service = format!("{vip}:{port}");
             director.xvsadm(&xvsadm, &["-A", flag, &service, "-s", "rr"])?;
+            let method = match (flag, args.xvs_method) {
+                ("-u", XvsMethod::Route) => "-g",
+                _ => "-m",
+            };
             for r in self.topo.reals() {
                 let real = format!("{}:{port}", r.addr);
-                director.xvsadm(&xvsadm, &["-a", flag, &service, "-r", &real, "-m"])?;
+                director.xvsadm(&xvsadm, &["-a", flag, &service, "-r", &real, method])?;
             }
         }
         self.director = Some(director);
@@ -1571,6 +1588,7 @@ mod tests {
             xvs_threaded_napi: false,
             xvs_fast_path_after: None,
             xvs_conn_max: None,
+            xvs_method: XvsMethod::Masq,
             placement: Placement::Threads,
             generator: None,
             tcp_layout: None,
