@@ -23,7 +23,8 @@
  *
  * Fast path (xvs_flows, when the instance's settings enable it): a TCP/UDP packet of a
  * connection the workers installed is NAT-rewritten here, as dataplane/src/process.rs would
- * (address, port, TTL, RFC 1624 checksum updates, MACs; the MACs alone for direct routing),
+ * (address, port, TTL, RFC 1624 checksum updates, MACs; the MACs alone for direct routing;
+ * an outer header, and GUE's or GRE's, for tunnels without checksums: encapsulate()),
  * and redirected to the egress interface through the devmap, also when it is the arrival one
  * (XDP_TX on a veth reaches its peer only if the peer runs an XDP program; a devmap redirect
  * works wherever redirects do). Only what the workers decided is repeated: a segment with
@@ -123,6 +124,10 @@ struct flow_key {
 #define REWRITE_SOURCE 0
 #define REWRITE_DESTINATION 1
 #define REWRITE_NONE 2	/* direct routing */
+/* Tunnels without checksums (process/xmit/tun.rs, encap.rs): the packet wrapped. */
+#define REWRITE_IPIP 3
+#define REWRITE_GUE 4
+#define REWRITE_GRE 5
 
 /* Must match fastpath::FlowValue. The worker writes everything but last_seen_ns. */
 struct flow_value {
@@ -138,7 +143,13 @@ struct flow_value {
 	__u32 service;
 	__u32 real;
 	__u8 src_mac[6];
-	__u16 pad1;
+	/* Tunnels: the egress MTU (0: unknown); a packet too big once wrapped goes to the
+	 * workers, which answer it with ICMP "fragmentation needed". */
+	__u16 mtu;
+	/* Tunnels: the outer source address, and GUE's UDP source port (network byte order). */
+	__u32 tunnel_src;
+	__u16 tunnel_sport;
+	__u16 pad2;
 	/* CLOCK_MONOTONIC (coarse) of the last packet forwarded here. */
 	__u64 last_seen_ns;
 };
@@ -288,6 +299,95 @@ static __always_inline void count_traffic(struct traffic *t, int inbound, __u16 
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
 
+/* Wraps the frame's IPv4 packet (`ip_len` bytes after the Ethernet header, a header without
+ * options) for a tunnel flow, as encap.rs does: an outer header from flow->tunnel_src to
+ * flow->addr with the inner TOS, identification, DF and TTL, then for GUE a UDP header (source
+ * flow->tunnel_sport, destination flow->port, no checksum) and `00 04 00 00`, for GRE
+ * `00 00 08 00`; the new Ethernet header to `mac`. Returns 0, or -1 with the frame untouched
+ * when it cannot be done here (too big for the MTU, no room), or 1 after a failure that left
+ * it half changed (the caller drops it). */
+static __always_inline int encapsulate(struct xdp_md *ctx, struct flow_value *flow, __u64 *mac,
+				       __u16 ip_len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *inner = data + sizeof(struct ethhdr), *outer;
+	struct ethhdr *eth;
+	__u32 overhead, sum = 0;
+	__u16 *word, tos_word, id, frag, ttl_word;
+	__u8 protocol;
+	int i;
+
+	switch (flow->rewrite) {
+	case REWRITE_IPIP:
+		overhead = 20;
+		protocol = IPPROTO_IPIP;
+		break;
+	case REWRITE_GUE:
+		overhead = 20 + 8 + 4;
+		protocol = IPPROTO_UDP;
+		break;
+	default:
+		overhead = 20 + 4;
+		protocol = IPPROTO_GRE;
+		break;
+	}
+	if (flow->mtu && ip_len + overhead > flow->mtu)
+		return -1;
+	if ((void *)(inner + 1) > data_end)
+		return -1;
+	tos_word = ((__u16 *)inner)[0];
+	id = inner->id;
+	frag = inner->frag_off & bpf_htons(0x4000);	/* DF */
+	ttl_word = (__u16)inner->ttl << 8 | protocol;
+	/* Only the IP packet goes into the tunnel, not the padding of a short frame. */
+	if ((void *)inner + ip_len < data_end &&
+	    bpf_xdp_adjust_tail(ctx, (int)((void *)inner + ip_len - data_end)))
+		return -1;
+	if (bpf_xdp_adjust_head(ctx, -(int)overhead))
+		return 1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	outer = data + sizeof(*eth);
+	if ((void *)outer + 20 + 12 > data_end)
+		return 1;
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, flow->src_mac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	word = (__u16 *)outer;
+	/* Version and IHL (4, 5: as the inner header's) and TOS; total length; id; DF; TTL and
+	 * protocol; checksum; addresses. */
+	word[0] = tos_word;
+	word[1] = bpf_htons(ip_len + overhead);
+	word[2] = id;
+	word[3] = frag;
+	word[4] = bpf_htons(ttl_word);
+	word[5] = 0;
+	outer->saddr = flow->tunnel_src;
+	outer->daddr = flow->addr;
+#pragma unroll
+	for (i = 0; i < 10; i++)
+		sum += word[i];
+	word[5] = ~csum_fold(sum);
+	if (flow->rewrite == REWRITE_GUE) {
+		__u16 *udp = (void *)(outer + 1);
+
+		udp[0] = flow->tunnel_sport;
+		udp[1] = flow->port;
+		udp[2] = bpf_htons(ip_len + 8 + 4);
+		udp[3] = 0;
+		udp[4] = bpf_htons(0x0004);	/* GUE: variant 0, no options; protocol 4 (IPv4) */
+		udp[5] = 0;
+	} else if (flow->rewrite == REWRITE_GRE) {
+		__u16 *gre = (void *)(outer + 1);
+
+		gre[0] = 0;
+		gre[1] = bpf_htons(ETH_P_IP);
+	}
+	return 0;
+}
+
 /* The fast path: rewrites and forwards a packet of an installed flow and returns its action,
  * or returns -1 for the workers (see the file's comment for what they keep). `l4` has been
  * checked to hold 4 bytes (the ports). */
@@ -363,6 +463,15 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	if (*check != 0 && bpf_ntohs(*check) == csum_fold(pseudo))
 		return -1;
 
+	if (flow->rewrite >= REWRITE_IPIP) {
+		int done = encapsulate(ctx, flow, mac, ip_len);
+
+		if (done < 0)
+			return -1;
+		if (done > 0)
+			return FAST_PATH | XDP_DROP;
+		goto forwarded;
+	}
 	/* Direct routing (REWRITE_NONE) leaves the IP packet as it is: only the MACs change. */
 	if (flow->rewrite != REWRITE_NONE) {
 		/* nat::translate: the address (IP checksum, L4 pseudo-header), then the port. */
@@ -401,6 +510,7 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, flow->src_mac, ETH_ALEN);
 
+forwarded:
 	count_traffic(bpf_map_lookup_elem(&xvs_service_traffic, &flow->service), inbound, ip_len);
 	count_traffic(bpf_map_lookup_elem(&xvs_real_traffic, &flow->real), inbound, ip_len);
 	flow->last_seen_ns = bpf_ktime_get_coarse_ns();
@@ -499,8 +609,9 @@ static __always_inline int steer(struct xdp_md *ctx)
 	struct iphdr *ip;
 	__u32 zero = 0, role;
 	struct settings *settings;
-	__u16 *ports;
-	__u32 ihl;
+	__u16 *ports, sport, dport;
+	__u32 ihl, daddr, saddr;
+	__u8 protocol;
 	int action;
 
 	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
@@ -524,13 +635,19 @@ static __always_inline int steer(struct xdp_md *ctx)
 	ports = (void *)ip + ihl;
 	if ((void *)(ports + 2) > data_end)
 		return XDP_PASS;
+	/* Read before the fast path: a tunnel's encapsulation moves the packet, and the verifier
+	 * forgets every packet pointer after such a helper, even where the fast path declined. */
+	daddr = ip->daddr;
+	saddr = ip->saddr;
+	sport = ports[0];
+	dport = ports[1];
+	protocol = ip->protocol;
 	if (settings->fast_path) {
 		action = fast_path(ctx, eth, ip, ports, data_end, role);
 		if (action >= 0)
 			return action;	/* FAST_PATH | its action */
 	}
-	return steer_endpoint(ctx, role, ip->daddr, ip->saddr, ports[0], ip->daddr, ports[1],
-			      ip->protocol);
+	return steer_endpoint(ctx, role, daddr, saddr, sport, daddr, dport, protocol);
 }
 
 SEC("xdp")

@@ -14,6 +14,7 @@
 //! Pure functions over byte slices: the caller has made room for the outer headers.
 
 use crate::checksum;
+use crate::conntrack::Conn;
 use crate::snapshot::{Encap, Tunnel};
 use std::net::Ipv4Addr;
 
@@ -28,16 +29,21 @@ const GRE_FLAG_CHECKSUM: u8 = 0x80;
 const GUE_SOURCE_PORTS: u16 = 49152;
 const DF: u8 = 0x40;
 
+/// GUE's UDP source port for `conn`'s packets (the XDP fast path is given it).
+pub fn gue_source_port(conn: &Conn) -> u16 {
+    let flow_hash = u32::from(conn.caddr) ^ (u32::from(conn.cport) << 16 | u32::from(conn.vport));
+    GUE_SOURCE_PORTS | (fold_hash(flow_hash) & 0x3fff)
+}
+
 /// Writes the outer headers of `tunnel` into `outer` (exactly [`Tunnel::overhead`] bytes) for
-/// the IPv4 packet `inner` (a checked header without options), from `src` to `dst`;
-/// `flow_hash` picks GUE's source port.
+/// the IPv4 packet `inner` (a checked header without options) of `conn`, from `src` to `dst`.
 pub fn write_outer(
     outer: &mut [u8],
     inner: &[u8],
     tunnel: &Tunnel,
     src: Ipv4Addr,
     dst: Ipv4Addr,
-    flow_hash: u32,
+    conn: &Conn,
 ) {
     debug_assert_eq!(outer.len(), tunnel.overhead());
     let total = outer.len() + inner.len();
@@ -78,7 +84,7 @@ pub fn write_outer(
         Encap::Ipip => {}
         Encap::Gue => {
             let udp_len = (rest.len() + inner.len()) as u16;
-            let source = GUE_SOURCE_PORTS | (fold_hash(flow_hash) & 0x3fff);
+            let source = gue_source_port(conn);
             rest[..8].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
             rest[0..2].copy_from_slice(&source.to_be_bytes());
             rest[2..4].copy_from_slice(&tunnel.port.to_be_bytes());
@@ -133,6 +139,23 @@ mod tests {
         p
     }
 
+    fn conn() -> Conn {
+        Conn {
+            proto: 6,
+            caddr: Ipv4Addr::new(198, 18, 0, 201),
+            cport: 40000,
+            vaddr: Ipv4Addr::new(198, 18, 0, 129),
+            vport: 80,
+            daddr: Ipv4Addr::new(198, 19, 0, 148),
+            dport: 80,
+            service: 0,
+            real: 0,
+            method: crate::snapshot::Method::Masq,
+            state: crate::conntrack::TcpState::None,
+            expires_ms: 0,
+        }
+    }
+
     fn encap(tunnel: Tunnel) -> Vec<u8> {
         let inner = inner();
         let mut outer = vec![0u8; tunnel.overhead()];
@@ -142,7 +165,7 @@ mod tests {
             &tunnel,
             Ipv4Addr::new(198, 19, 0, 152),
             Ipv4Addr::new(198, 19, 0, 148),
-            7,
+            &conn(),
         );
         outer.extend_from_slice(&inner);
         outer

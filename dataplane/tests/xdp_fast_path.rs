@@ -42,7 +42,7 @@ use xvs_dataplane::conntrack::Conn;
 use xvs_dataplane::fastpath::{self, FastPath, FastPathMaps, FlowWriter, NextHopSync};
 use xvs_dataplane::neigh::NeighbourTable;
 use xvs_dataplane::process::{Side, Verdict};
-use xvs_dataplane::snapshot::{Method, RealId, ServiceId, PROTO_TCP, PROTO_UDP};
+use xvs_dataplane::snapshot::{Encap, Method, RealId, ServiceId, Tunnel, PROTO_TCP, PROTO_UDP};
 use xvs_dataplane::stats::{DropReason, TrafficTotals};
 use xvs_dataplane::xsk::{Role, XdpProgram};
 
@@ -319,6 +319,96 @@ fn direct_routed_requests_on_the_fast_path() {
             Side::External,
             "a DR FIN",
         );
+    });
+}
+
+/// Tunnels without checksums: once installed, their requests leave the program wrapped
+/// exactly as `process` wraps them (ipip, GUE, GRE; a short frame's padding left out); a
+/// packet too big for the tunnel stays with the workers (which answer it with ICMP), and a
+/// tunnel with a checksum is not installed.
+#[test]
+fn tunnelled_requests_on_the_fast_path() {
+    in_fresh_netns("tunnelled_requests_on_the_fast_path", || {
+        let tunnels = [
+            (Encap::Ipip, 0, 41000),
+            (Encap::Gue, 6080, 42000),
+            (Encap::Gre, 0, 43000),
+        ];
+        for (encap, port, cport) in tunnels {
+            let tunnel = Tunnel {
+                encap,
+                port,
+                checksum: false,
+            };
+            let config = snapshot_with([
+                service_by(
+                    Method::Tunnel(tunnel),
+                    0,
+                    PROTO_TCP,
+                    80,
+                    &[(0, REAL_148, 80, 1)],
+                ),
+                service_by(
+                    Method::Tunnel(Tunnel {
+                        checksum: true,
+                        ..tunnel
+                    }),
+                    1,
+                    PROTO_UDP,
+                    53,
+                    &[(1, REAL_137, 53, 1)],
+                ),
+            ]);
+            let mut d =
+                Director::from_parts(config, NeighbourTable::new(routes(), neighbours()), 64);
+            let c = |port| at(CLIENT, port);
+            let vip_80 = at(VIP, 80);
+            for packet in [
+                Packet::tcp(c(cport), vip_80, SYN, 1, 0),
+                Packet::tcp(c(cport), vip_80, ACK, 2, 1),
+                Packet::udp(c(cport), at(VIP, 53)).with_payload(b"q"),
+            ] {
+                let mut frame = packet.frame(CLIENT_MAC, EXT_MAC);
+                assert_eq!(
+                    d.process(&mut frame, Side::External),
+                    Verdict::Forward(Side::Internal),
+                    "{encap:?}"
+                );
+            }
+            let mut rig = Rig::new();
+            // The TCP flow only: the checksummed tunnel stays with the workers.
+            assert_eq!(rig.install(&d).len(), 1, "{encap:?}");
+            for (packet, what) in [
+                (
+                    Packet::tcp(c(cport), vip_80, PSH | ACK, 2, 1).with_payload(b"GET /"),
+                    "data",
+                ),
+                (Packet::tcp(c(cport), vip_80, ACK, 7, 1), "a short frame"),
+            ] {
+                let mut input = packet.frame(CLIENT_MAC, EXT_MAC);
+                // Ethernet's minimum: 60 bytes, padded.
+                input.resize(input.len().max(60), 0);
+                let (action, out) = rig.run(&input, Side::External);
+                assert_eq!(action, XDP_REDIRECT, "{encap:?} {what}");
+                let mut by_process = input.clone();
+                d.process(&mut by_process, Side::External);
+                assert_frame_eq(&out, &by_process, &format!("{encap:?} {what}: as process"));
+            }
+            let big = Packet::tcp(c(cport), vip_80, ACK, 9, 1).with_payload(&[1; 1460]);
+            assert_left_alone(
+                &rig,
+                &big.frame(CLIENT_MAC, EXT_MAC),
+                Side::External,
+                "too big for the tunnel",
+            );
+            let udp = Packet::udp(c(cport), at(VIP, 53)).with_payload(b"again");
+            assert_left_alone(
+                &rig,
+                &udp.frame(CLIENT_MAC, EXT_MAC),
+                Side::External,
+                "a checksummed tunnel's datagram",
+            );
+        }
     });
 }
 

@@ -67,6 +67,16 @@ fn ipip_gue_and_gre_tunnels_to_real_servers_that_answer_directly() -> anyhow::Re
         );
     }
 
+    // The ipip real server's download took the XDP fast path (wrapped there); the GUE one,
+    // checksummed, stayed with the workers.
+    let fast: u64 = cluster
+        .stats()?
+        .workers
+        .iter()
+        .map(|w| w.fast_forwarded)
+        .sum();
+    ensure!(fast > 0, "no tunnelled packet took the fast path");
+
     // A request whose full-size segments do not fit the tunnel (1500 + 20 > the internal
     // interface's 1500): the client gets "fragmentation needed" from the VIP, lowers its path
     // MTU and the request gets through. nginx answers a POST to a file with 405.

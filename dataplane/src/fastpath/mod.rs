@@ -6,7 +6,8 @@
 //! an entry is in a state the XDP program may repeat (TCP ESTABLISHED, UDP after its first
 //! packet; or after more packets in that state: [`DEFAULT_INSTALL_AFTER`]), the worker
 //! installs one [`FlowKey`] -> [`FlowValue`] per direction in `xvs_flows` (requests only for
-//! direct routing, whose replies bypass the director);
+//! direct routing and tunnels, whose replies bypass the director; none for tunnels with a
+//! checksum);
 //! the program then rewrites and redirects those packets itself (bpf/xvs_xdp.c), except SYN,
 //! FIN and RST segments and anything unusual, which still reach the worker. The worker removes
 //! both entries when the connection leaves that state or its entry goes (expiry, eviction,
@@ -34,8 +35,9 @@ mod maps;
 pub use maps::{possible_cpus, BpfMap};
 
 use crate::conntrack::{Conn, Direction, TcpState};
+use crate::encap;
 use crate::neigh::NeighbourTable;
-use crate::snapshot::{Method, Snapshot, PROTO_TCP, PROTO_UDP};
+use crate::snapshot::{Encap, Method, Snapshot, PROTO_TCP, PROTO_UDP};
 use crate::stats::{TrafficTotals, MAX_REALS, MAX_SERVICES};
 use libbpf_sys as bpf;
 use std::collections::HashMap;
@@ -64,15 +66,21 @@ const REWRITE_SOURCE: u8 = 0;
 const REWRITE_DESTINATION: u8 = 1;
 /// Direct routing: the packet is left as it is, only its MACs change.
 const REWRITE_NONE: u8 = 2;
+/// Tunnels without checksums: the packet is wrapped (`crate::encap`).
+const REWRITE_IPIP: u8 = 3;
+const REWRITE_GUE: u8 = 4;
+const REWRITE_GRE: u8 = 5;
 
 /// The directions of `conn` the program carries: both for NAT, requests only for direct
-/// routing (its replies never reach the director, and a packet from RIP:rport is no reply of
-/// it: the workers drop it), none for tunnels (the program does not encapsulate).
+/// routing and tunnels (their replies never reach the director, and a packet from RIP:rport
+/// is no reply of theirs: the workers drop it); none for tunnels with a checksum (the program
+/// does not sum whole packets).
 fn directions(conn: &Conn) -> &'static [Direction] {
     match conn.method {
         Method::Masq => &[Direction::Inbound, Direction::Outbound],
         Method::Route => &[Direction::Inbound],
-        Method::Tunnel(_) => &[],
+        Method::Tunnel(t) if t.checksum => &[],
+        Method::Tunnel(_) => &[Direction::Inbound],
     }
 }
 
@@ -140,7 +148,12 @@ pub struct FlowValue {
     service: u32,
     real: u32,
     src_mac: [u8; 6],
-    pad1: u16,
+    /// Tunnels: the egress MTU (0: unknown).
+    mtu: u16,
+    /// Tunnels: the outer source address, GUE's UDP source port (network byte order).
+    tunnel_src: [u8; 4],
+    tunnel_sport: [u8; 2],
+    pad2: u16,
     /// Written by the program: CLOCK_MONOTONIC (coarse) nanoseconds of its last packet.
     pub last_seen_ns: u64,
 }
@@ -155,8 +168,16 @@ impl FlowValue {
         next_hop: Ipv4Addr,
     ) -> Self {
         let (rewrite, addr, port) = match (conn.method, direction) {
-            // (Tunnels are never installed: `directions`.)
-            (Method::Route | Method::Tunnel(_), _) => (REWRITE_NONE, conn.daddr, conn.dport),
+            (Method::Route, _) => (REWRITE_NONE, conn.daddr, conn.dport),
+            (Method::Tunnel(t), _) => (
+                match t.encap {
+                    Encap::Ipip => REWRITE_IPIP,
+                    Encap::Gue => REWRITE_GUE,
+                    Encap::Gre => REWRITE_GRE,
+                },
+                conn.daddr,
+                t.port,
+            ),
             (Method::Masq, Direction::Inbound) => (REWRITE_DESTINATION, conn.daddr, conn.dport),
             (Method::Masq, Direction::Outbound) => (REWRITE_SOURCE, conn.vaddr, conn.vport),
         };
@@ -170,7 +191,10 @@ impl FlowValue {
             service: conn.service,
             real: conn.real,
             src_mac: egress.mac,
-            pad1: 0,
+            mtu: egress.mtu,
+            tunnel_src: egress.addr.octets(),
+            tunnel_sport: encap::gue_source_port(conn).to_be_bytes(),
+            pad2: 0,
             last_seen_ns: 0,
         }
     }

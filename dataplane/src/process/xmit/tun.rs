@@ -59,8 +59,7 @@ pub(in crate::process) fn transmit<F: FrameBuf + ?Sized>(
     }
     let bytes = frame.bytes();
     let (outer, inner) = bytes[ETHERNET_HEADER_LEN..].split_at_mut(overhead);
-    let flow_hash = u32::from(conn.caddr) ^ (u32::from(conn.cport) << 16 | u32::from(conn.vport));
-    encap::write_outer(outer, inner, &tunnel, egress.addr, conn.daddr, flow_hash);
+    encap::write_outer(outer, inner, &tunnel, egress.addr, conn.daddr, conn);
     address(bytes, egress.mac, mac);
     Verdict::Forward(Side::Internal)
 }
