@@ -191,6 +191,24 @@ impl Cluster {
         Ok(out.trim().to_string())
     }
 
+    /// Downloads the 1 MiB file from the VIP and checks it byte for byte.
+    pub fn big_download_intact(&self) -> Result<()> {
+        let body = self.download(topology::BIG_FILE_PATH)?;
+        if body != topology::big_file_bytes() {
+            bail!(
+                "the 1 MiB download differs ({} bytes)\nxvsd log:\n{}",
+                body.len(),
+                self.director.log()
+            );
+        }
+        Ok(())
+    }
+
+    /// Packets the XDP fast path forwarded so far, over all workers.
+    pub fn fast_forwarded(&self) -> Result<u64> {
+        Ok(self.stats()?.workers.iter().map(|w| w.fast_forwarded).sum())
+    }
+
     /// `curl URL` from the client namespace (5 s limit); the body.
     pub fn curl_url(&self, url: &str) -> Result<String> {
         self.topo

@@ -4,7 +4,7 @@
 //! over TCP, socat over UDP.
 
 use anyhow::{ensure, Context};
-use xvs_control::topology::{big_file_bytes, TopologySpec, BIG_FILE_PATH};
+use xvs_control::topology::TopologySpec;
 use xvs_tests::{root_or_skip, Cluster};
 
 const UDP_PORT: u16 = 5353;
@@ -52,21 +52,12 @@ fn direct_routing_with_the_real_servers_answering_clients_directly() -> anyhow::
     assert_eq!(cluster.xvsadm(&["-Ln"])?, expected);
 
     cluster.curls_alternate(11)?;
-    let body = cluster.download(BIG_FILE_PATH)?;
-    ensure!(
-        body == big_file_bytes(),
-        "1 MiB download through DR differs ({} bytes)",
-        body.len()
-    );
-
+    cluster.big_download_intact()?;
     // The download's ACKs took the XDP fast path (MACs rewritten in the kernel).
-    let fast: u64 = cluster
-        .stats()?
-        .workers
-        .iter()
-        .map(|w| w.fast_forwarded)
-        .sum();
-    ensure!(fast > 0, "no DR packet took the fast path");
+    ensure!(
+        cluster.fast_forwarded()? > 0,
+        "no DR packet took the fast path"
+    );
     // The director saw requests only: OutPkts and OutBytes stay 0, as IPVS shows for DR.
     let stats = stats_of(
         &cluster.xvsadm(&["-Ln", "--stats"])?,

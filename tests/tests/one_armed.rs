@@ -4,7 +4,7 @@
 //! nginx.
 
 use anyhow::ensure;
-use xvs_control::topology::{big_file_bytes, TopologySpec, BIG_FILE_PATH};
+use xvs_control::topology::TopologySpec;
 use xvs_tests::{root_or_skip, Cluster};
 
 /// Configures `-A -t VIP:80 -s rr` with the real servers by `methods` (one each, in order),
@@ -20,13 +20,7 @@ fn serve(cluster: &Cluster, methods: &[&[&str]]) -> anyhow::Result<String> {
         cluster.xvsadm(&args)?;
     }
     cluster.curls_alternate(11)?;
-    let body = cluster.download(BIG_FILE_PATH)?;
-    ensure!(
-        body == big_file_bytes(),
-        "1 MiB download differs ({} bytes)\nxvsd log:\n{}",
-        body.len(),
-        cluster.director.log()
-    );
+    cluster.big_download_intact()?;
     cluster.xvsadm(&["-Ln", "--stats"])
 }
 

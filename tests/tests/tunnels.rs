@@ -10,7 +10,7 @@
 
 use anyhow::{ensure, Context};
 use std::time::Duration;
-use xvs_control::topology::{big_file_bytes, TopologySpec, BIG_FILE_PATH};
+use xvs_control::topology::TopologySpec;
 use xvs_tests::{root_or_skip, Cluster};
 
 const GUE_PORT: u16 = 6080;
@@ -59,23 +59,14 @@ fn ipip_gue_and_gre_tunnels_to_real_servers_that_answer_directly() -> anyhow::Re
     cluster.curls_alternate(11)?;
     // One download through each tunnel (round robin goes on from the 12th connection).
     for _ in 0..2 {
-        let body = cluster.download(BIG_FILE_PATH)?;
-        ensure!(
-            body == big_file_bytes(),
-            "1 MiB download through a tunnel differs ({} bytes)",
-            body.len()
-        );
+        cluster.big_download_intact()?;
     }
-
     // The ipip real server's download took the XDP fast path (wrapped there); the GUE one,
     // checksummed, stayed with the workers.
-    let fast: u64 = cluster
-        .stats()?
-        .workers
-        .iter()
-        .map(|w| w.fast_forwarded)
-        .sum();
-    ensure!(fast > 0, "no tunnelled packet took the fast path");
+    ensure!(
+        cluster.fast_forwarded()? > 0,
+        "no tunnelled packet took the fast path"
+    );
 
     // A request whose full-size segments do not fit the tunnel (1500 + 20 > the internal
     // interface's 1500): the client gets "fragmentation needed" from the VIP, lowers its path
