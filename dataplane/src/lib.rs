@@ -3,6 +3,7 @@
 //! - [`wire`]: zero-copy checked views of Ethernet, ARP, IPv4, TCP, UDP and ICMP.
 //! - [`checksum`]: Internet checksum and RFC 1624 incremental updates.
 //! - [`nat`], [`encap`]: the byte rewrites of masquerading and of tunnels.
+//! - [`fullnat`]: FullNAT's per-worker local ports (the rest of FullNAT is to come).
 //! - [`snapshot`]: the immutable configuration a worker reads (services, real servers).
 //! - [`conntrack`]: per-worker connection tables with IPVS's TCP state machine.
 //! - [`persist`]: persistence templates shared lock-free by all workers.
@@ -21,6 +22,7 @@ pub mod checksum;
 pub mod conntrack;
 pub mod encap;
 pub mod fastpath;
+pub mod fullnat;
 pub mod nat;
 pub mod neigh;
 pub mod persist;

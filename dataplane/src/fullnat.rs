@@ -1,0 +1,231 @@
+//! FullNAT's local ports: the (local address, port) a worker gives a new connection.
+//!
+//! With FullNAT (DPVS's `--fullnat`) a request leaves from one of the service's local addresses
+//! (LIP) and a port of the director, and the real server answers to that LIP:lport. The
+//! answer must reach the worker that owns the connection without a shared table: a worker
+//! owns every frame whose client endpoint hashes to it ([`owner_of`]), and a reply's client
+//! endpoint is its destination, LIP:lport. So each worker hands out only the ports that
+//! [`owner_of`] maps to itself: per local address, it keeps the free ones of the port range
+//! in a queue of its own. Nothing is shared between workers (no lock, no atomic), taking and
+//! giving back allocate nothing, and every port is someone's: the workers' pools partition
+//! the range.
+//!
+//! Freed ports go to the back of the queue, so a port is reused as late as possible (the real
+//! server may still hold the previous connection of the same LIP:lport in TIME_WAIT). When a
+//! worker has no free port left on any local address of a service, [`LocalPorts::take`]
+//! returns `None`: the new flow is refused and counted, never given a live port.
+//!
+//! Not used yet: the FullNAT method (its transmitter, the `--add-laddr` configuration, the
+//! connection entry's LIP:lport) is the next step of issue 12; this is its allocator, whole
+//! and tested on its own.
+
+use crate::conntrack::owner_of;
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+
+/// The ports FullNAT uses by default: the dynamic range (RFC 6335), as DPVS does.
+pub const DEFAULT_PORTS: RangeInclusive<u16> = 1024..=65535;
+
+/// One worker's free local ports, per local address.
+#[derive(Debug)]
+pub struct LocalPorts {
+    worker: usize,
+    workers: usize,
+    seed: u64,
+    range: RangeInclusive<u16>,
+    pools: Vec<Pool>,
+    /// Where the next [`LocalPorts::take`] starts among a service's addresses.
+    next: usize,
+}
+
+#[derive(Debug)]
+struct Pool {
+    addr: Ipv4Addr,
+    free: VecDeque<u16>,
+    /// Ports of this worker in the range for this address (taken or free).
+    size: usize,
+}
+
+impl LocalPorts {
+    /// The pools of worker `worker` of `workers` (whose [`owner_of`] seed is `seed`), over
+    /// `range`; no address yet.
+    pub fn new(worker: usize, workers: usize, seed: u64, range: RangeInclusive<u16>) -> Self {
+        LocalPorts {
+            worker,
+            workers,
+            seed,
+            range,
+            pools: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// Makes `addr` a local address this worker hands out ports of (nothing if it already
+    /// is). Builds its pool: one hash per port of the range, so call it when the configuration
+    /// changes, not per packet.
+    pub fn add_addr(&mut self, addr: Ipv4Addr) {
+        if self.pool(addr).is_some() {
+            return;
+        }
+        let free: VecDeque<u16> = self
+            .range
+            .clone()
+            .filter(|&port| owner_of(addr, port, self.workers, self.seed) == self.worker)
+            .collect();
+        self.pools.push(Pool {
+            addr,
+            size: free.len(),
+            free,
+        });
+    }
+
+    /// Stops handing out ports of `addr`. Ports of it still in use may be given back: they
+    /// are forgotten then.
+    pub fn remove_addr(&mut self, addr: Ipv4Addr) {
+        self.pools.retain(|p| p.addr != addr);
+    }
+
+    /// A free local address and port among `addrs` (a service's local addresses, each added
+    /// with [`LocalPorts::add_addr`]), taking them in turn from one call to the next; `None`
+    /// when none of them has a free port left on this worker.
+    pub fn take(&mut self, addrs: &[Ipv4Addr]) -> Option<(Ipv4Addr, u16)> {
+        let n = addrs.len();
+        for i in 0..n {
+            let addr = addrs[(self.next + i) % n];
+            let Some(pool) = self.pools.iter_mut().find(|p| p.addr == addr) else {
+                continue;
+            };
+            if let Some(port) = pool.free.pop_front() {
+                self.next = (self.next + i + 1) % n;
+                return Some((addr, port));
+            }
+        }
+        None
+    }
+
+    /// Returns a port [`LocalPorts::take`] gave, once its connection is gone.
+    pub fn give_back(&mut self, addr: Ipv4Addr, port: u16) {
+        let (workers, seed, worker) = (self.workers, self.seed, self.worker);
+        let Some(pool) = self.pools.iter_mut().find(|p| p.addr == addr) else {
+            return;
+        };
+        // A port of another worker, or one given back twice, would break the partition or
+        // the pool's size: refused (and a bug of the caller in debug builds).
+        let ours = self.range.contains(&port) && owner_of(addr, port, workers, seed) == worker;
+        debug_assert!(
+            ours && pool.free.len() < pool.size,
+            "{addr}:{port} given back"
+        );
+        if ours && pool.free.len() < pool.size {
+            pool.free.push_back(port);
+        }
+    }
+
+    /// Free ports of `addr` on this worker (0 for an address it does not have).
+    pub fn free(&self, addr: Ipv4Addr) -> usize {
+        self.pool(addr).map_or(0, |p| p.free.len())
+    }
+
+    fn pool(&self, addr: Ipv4Addr) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.addr == addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    const LIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 160);
+    const LIP2: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 161);
+
+    #[test]
+    fn a_reply_to_a_taken_port_comes_back_to_its_worker() {
+        let (workers, seed) = (4, 0x5eed);
+        for worker in 0..workers {
+            let mut ports = LocalPorts::new(worker, workers, seed, DEFAULT_PORTS);
+            ports.add_addr(LIP);
+            for _ in 0..1000 {
+                let (addr, port) = ports.take(&[LIP]).unwrap();
+                assert_eq!(owner_of(addr, port, workers, seed), worker);
+            }
+        }
+    }
+
+    #[test]
+    fn the_workers_pools_partition_the_range() {
+        let (workers, seed) = (3, 7);
+        let mut seen = HashSet::new();
+        for worker in 0..workers {
+            let mut ports = LocalPorts::new(worker, workers, seed, 40000..=40999);
+            ports.add_addr(LIP);
+            while let Some((_, port)) = ports.take(&[LIP]) {
+                assert!(seen.insert(port), "port {port} in two pools");
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+    }
+
+    #[test]
+    fn exhaustion_refuses_and_a_port_given_back_is_reused_last() {
+        let mut ports = LocalPorts::new(0, 1, 0, 5000..=5002);
+        ports.add_addr(LIP);
+        let taken: Vec<_> = (0..3).map(|_| ports.take(&[LIP]).unwrap().1).collect();
+        assert_eq!(taken, [5000, 5001, 5002]);
+        assert_eq!(ports.take(&[LIP]), None, "exhausted: never a live port");
+        ports.give_back(LIP, 5001);
+        assert_eq!(ports.take(&[LIP]), Some((LIP, 5001)));
+        ports.give_back(LIP, 5000);
+        ports.give_back(LIP, 5002);
+        assert_eq!(ports.take(&[LIP]), Some((LIP, 5000)), "oldest freed first");
+    }
+
+    #[test]
+    fn addresses_are_taken_in_turn_and_one_exhausted_leaves_the_others() {
+        let mut ports = LocalPorts::new(0, 1, 0, 6000..=6001);
+        ports.add_addr(LIP);
+        ports.add_addr(LIP2);
+        let addrs = [LIP, LIP2];
+        let got: Vec<_> = (0..4).map(|_| ports.take(&addrs).unwrap()).collect();
+        assert_eq!(got, [(LIP, 6000), (LIP2, 6000), (LIP, 6001), (LIP2, 6001)]);
+        assert_eq!(ports.take(&addrs), None);
+        ports.give_back(LIP2, 6000);
+        assert_eq!(ports.take(&addrs), Some((LIP2, 6000)));
+        // An address without a pool gives nothing; a removed one forgets its ports.
+        assert_eq!(ports.take(&[Ipv4Addr::new(198, 19, 0, 9)]), None);
+        ports.remove_addr(LIP);
+        ports.give_back(LIP, 6000);
+        assert_eq!(ports.free(LIP), 0);
+    }
+
+    proptest! {
+        /// Any sequence of takes and give-backs: no port is held twice, every port taken is
+        /// this worker's, and free + held stays the pool's size.
+        #[test]
+        fn never_a_port_twice(ops in proptest::collection::vec(any::<(bool, u8)>(), 1..400)) {
+            let (workers, seed) = (2, 99);
+            let mut ports = LocalPorts::new(1, workers, seed, 30000..=30199);
+            ports.add_addr(LIP);
+            let size = ports.free(LIP);
+            let mut held: Vec<u16> = Vec::new();
+            for (take, pick) in ops {
+                if take || held.is_empty() {
+                    match ports.take(&[LIP]) {
+                        Some((_, port)) => {
+                            prop_assert!(!held.contains(&port));
+                            prop_assert_eq!(owner_of(LIP, port, workers, seed), 1);
+                            held.push(port);
+                        }
+                        None => prop_assert_eq!(held.len(), size),
+                    }
+                } else {
+                    let port = held.swap_remove(usize::from(pick) % held.len());
+                    ports.give_back(LIP, port);
+                }
+                prop_assert_eq!(ports.free(LIP) + held.len(), size);
+            }
+        }
+    }
+}
