@@ -797,6 +797,32 @@ mod tests {
     }
 
     #[test]
+    fn tunnel_options_as_the_docs_show_them() {
+        let line = r#"{"v":1,"id":9,"cmd":"add_real","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"real":{"addr":"198.19.7.1","port":80},"forward":"tunnel","tunnel":{"type":"gue","port":6080,"checksum":"csum"}}"#;
+        let req: Request = serde_json::from_str(line).unwrap();
+        let Command::AddReal {
+            forward, tunnel, ..
+        } = &req.command
+        else {
+            panic!("{req:?}")
+        };
+        assert_eq!(*forward, Some(Forward::Tunnel));
+        assert_eq!(
+            *tunnel,
+            Some(TunnelSpec {
+                kind: TunnelKind::Gue,
+                port: Some(6080),
+                checksum: TunnelChecksum::Csum,
+            })
+        );
+        let back: Request = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
+        assert_eq!(back, req);
+        // Defaults: IP in IP, no checksum.
+        let spec: TunnelSpec = serde_json::from_str(r#"{"type":"ipip"}"#).unwrap();
+        assert_eq!(spec, TunnelSpec::default());
+    }
+
+    #[test]
     fn flags_and_thresholds_are_optional_both_ways() {
         // With the new fields.
         let line = r#"{"cmd":"edit_service","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"scheduler":"sh","sched_flags":["sh-fallback","sh-port"]}"#;
