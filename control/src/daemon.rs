@@ -477,12 +477,18 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     }
 
     let server = ControlServer::start(&options.control, options.access, control.handle())?;
+    let interfaces = match one_armed {
+        true => format!(
+            "one arm {} ({ext_queues} queues) for both sides",
+            options.external
+        ),
+        false => format!(
+            "external {} ({ext_queues} queues), internal {} ({int_queues} queues)",
+            options.external, options.internal
+        ),
+    };
     let started = format!(
-        "xvsd: external {} ({} queues), internal {} ({} queues), {workers} worker(s) ({}), {} mode{}, control {}{}",
-        options.external,
-        ext_queues,
-        options.internal,
-        int_queues,
+        "xvsd: {interfaces}, {workers} worker(s) ({}), {} mode{}, control {}{}",
         match options.worker_priority {
             0 => "normal priority".to_string(),
             n => format!("SCHED_FIFO {n}"),

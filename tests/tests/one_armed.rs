@@ -44,6 +44,10 @@ fn one_armed_direct_routing() -> anyhow::Result<()> {
     };
     let cluster = Cluster::start_spec(&spec, &[])?;
     ensure!(cluster.topo.ext_if() == cluster.topo.int_if());
+    xvs_tests::ensure_contains(
+        &cluster.director.log(),
+        "xvsd: one arm int0 (1 queues) for both sides",
+    )?;
     let listing = serve(&cluster, &[&["-g"], &["-g"]])?;
     assert_eq!(out_packets(&listing), "0", "{listing}");
     Ok(())
