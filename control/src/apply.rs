@@ -767,10 +767,11 @@ impl<S: Steering> Director<S> {
                     .iter()
                     .map(|r| {
                         let (stats, active, inactive) = self.real_counters(r.id);
+                        let (forward, tunnel) = forward_of(r.method);
                         RealInfo {
                             real: r.key,
-                            forward: forward_of(r.method).0,
-                            tunnel: forward_of(r.method).1,
+                            forward,
+                            tunnel,
                             weight: r.weight,
                             upper_threshold: r.upper_threshold,
                             lower_threshold: r.lower_threshold,

@@ -881,7 +881,11 @@ mod tests {
                     53,
                     "wlc",
                     2000,
-                    vec![real([198, 19, 0, 148], 53, 300, None)],
+                    // Direct-routed: its series say so.
+                    vec![RealInfo {
+                        forward: Forward::Route,
+                        ..real([198, 19, 0, 148], 53, 300, None)
+                    }],
                 ),
             ],
         };
@@ -1152,7 +1156,7 @@ mod tests {
         );
         assert_eq!(got[&down], (false, 0));
         assert!(text.contains(
-            "xvs_real_connections_total{proto=\"udp\",vip=\"198.18.0.129\",vport=\"53\",real=\"198.19.0.148\",rport=\"53\",method=\"masq\"} 301\n"
+            "xvs_real_connections_total{proto=\"udp\",vip=\"198.18.0.129\",vport=\"53\",real=\"198.19.0.148\",rport=\"53\",method=\"route\"} 301\n"
         ));
         assert!(text.contains(
             "xvs_worker_dropped_packets_total{worker=\"1\",reason=\"neighbour_miss\"} 7\n"

@@ -321,6 +321,8 @@ fn too_big_for_the_tunnel_gets_fragmentation_needed() {
         Verdict::Drop(DropReason::TooBig)
     );
     assert_eq!(no_df, before);
+    // That drop is counted by whoever acts on the verdict (the worker), not twice.
+    assert_eq!(d.stats.drops[DropReason::TooBig as usize].get(), 1);
     // One byte less fits: 1480 + 20 = 1500.
     let fits = Packet::tcp(c(42000), vip_80, ACK, 2, 1).with_payload(&[7; 1480 - 40]);
     let mut frame = fits.frame(CLIENT_MAC, EXT_MAC);

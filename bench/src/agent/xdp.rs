@@ -389,33 +389,18 @@ pub fn run_gen(a: &Args) -> Result<GenReport> {
     })
 }
 
-/// Waits while an attached program works: until SIGTERM (`stop`) or `seconds` have passed.
-fn run_until_stopped(stop: &AtomicBool, seconds: f64) {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// `agent decap`: attaches `xvs_bench_decap` to `--iface` (a real server's interface) until
 /// `--duration` ends or SIGTERM, decapsulating GUE on `--port`; reports the packets it
 /// decapsulated. The tunnelling tests' stand-in for the kernel's tunl0/fou/gre0 (see the C
 /// program).
 pub fn run_decap(a: &SinkArgs) -> Result<SinkReport> {
-    let stop = super::stop_flag()?;
-    let object = BenchObject::load(1)?;
     let config = SinkConfig {
         port: u32::from(a.port),
         src_base: 0,
         src_count: 0,
         tcp: 0,
     };
-    object.sink_config.update(&0u32, &config)?;
-    let link = object.attach(c"xvs_bench_decap", &a.iface)?;
-    super::mark_ready(a.ready.as_deref())?;
-    run_until_stopped(&stop, a.duration);
-    let c = object.sink_counters()?;
-    drop(link);
+    let (c, _) = run_attached(a, c"xvs_bench_decap", &config)?;
     Ok(SinkReport {
         received: c.frames,
         bytes: c.bytes,
@@ -427,29 +412,44 @@ pub fn run_decap(a: &SinkArgs) -> Result<SinkReport> {
 /// (the switch's port of the director's internal veth), `--ready` is created once it is, and
 /// `--cores` does not apply (the interface's NAPI thread runs it).
 pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
-    let stop = super::stop_flag()?;
-    let object = BenchObject::load(1)?;
     let config = SinkConfig {
         port: u32::from(a.port),
         src_base: a.src_base.map_or(0, u32::from),
         src_count: if a.src_base.is_some() { a.src_count } else { 0 },
         tcp: u32::from(a.proto == Proto::Tcp),
     };
-    object.sink_config.update(&0u32, &config)?;
-    let link = object.attach(c"xvs_bench_sink", &a.iface)?;
-    let rx0 = if_rx_packets(&a.iface);
-    super::mark_ready(a.ready.as_deref())?;
-    run_until_stopped(&stop, a.duration);
-    let c = object.sink_counters()?;
-    drop(link);
+    let (c, if_rx) = run_attached(a, c"xvs_bench_sink", &config)?;
     Ok(SinkReport {
         received: c.frames,
         bytes: c.bytes,
-        if_rx: if_rx_packets(&a.iface).saturating_sub(rx0),
+        if_rx,
         bad_checksum: c.bad_checksum,
         replies: c.replies,
         ..SinkReport::default()
     })
+}
+
+/// What both agents do: program `name` with `config`, attached to `--iface` from `--ready`
+/// until `--duration` ends or SIGTERM; its counters, and the packets the interface received
+/// meanwhile.
+fn run_attached(
+    a: &SinkArgs,
+    name: &std::ffi::CStr,
+    config: &SinkConfig,
+) -> Result<(SinkCounters, u64)> {
+    let stop = super::stop_flag()?;
+    let object = BenchObject::load(1)?;
+    object.sink_config.update(&0u32, config)?;
+    let link = object.attach(name, &a.iface)?;
+    let rx0 = if_rx_packets(&a.iface);
+    super::mark_ready(a.ready.as_deref())?;
+    let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let counters = object.sink_counters()?;
+    drop(link);
+    Ok((counters, if_rx_packets(&a.iface).saturating_sub(rx0)))
 }
 
 #[cfg(test)]

@@ -44,8 +44,14 @@ pub(in crate::process) fn transmit<F: FrameBuf + ?Sized>(
     let overhead = tunnel.overhead();
     let mtu = usize::from(egress.mtu);
     if mtu != 0 && ip_len + overhead > mtu {
-        stats.count_drop(DropReason::TooBig);
-        return frag_needed(frame, mtu.saturating_sub(overhead), env, conn);
+        let verdict = frag_needed(frame, mtu.saturating_sub(overhead), env, conn);
+        // The packet is dropped either way; a `Drop` verdict is counted by whoever acts on it,
+        // an unresolved client is tried again later: count here only when the ICMP takes the
+        // frame's place.
+        if matches!(verdict, Verdict::Forward(_)) {
+            stats.count_drop(DropReason::TooBig);
+        }
+        return verdict;
     }
     let mac = match next_hop(env, egress.ifindex, conn.daddr) {
         Ok(mac) => mac,
