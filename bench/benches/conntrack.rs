@@ -56,6 +56,8 @@ fn conn(j: usize) -> Conn {
         service: 0,
         real: (j % 2) as u32,
         method: xvs_dataplane::snapshot::Method::Masq,
+        laddr: Ipv4Addr::UNSPECIFIED,
+        lport: 0,
         state: TcpState::Established,
         expires_ms: u64::MAX,
     }

@@ -158,6 +158,7 @@ impl Fixture {
             reals,
             persistence: None,
             max_conns: 0,
+            local_addrs: Box::default(),
         };
         let snapshot = Snapshot {
             external: Interface {
@@ -175,6 +176,7 @@ impl Fixture {
             timeouts: Default::default(),
             services: [(vip, service)].into_iter().collect(),
             vip_addrs: vec![vip.addr],
+            local_addrs: Vec::new(),
         };
         let connected = |ifindex, dst| Route {
             ifindex,

@@ -640,6 +640,7 @@ impl Rig {
             sender_offloads: false,
             direct_return: false,
             one_armed: false,
+            director_addrs: Vec::new(),
         };
         let topo = Topology::build(&spec)?;
         let exe = std::env::current_exe().context("locating xvs-bench")?;

@@ -60,6 +60,12 @@ pub trait Steering {
     fn on_internal_link(&mut self, _addr: Ipv4Addr) -> io::Result<bool> {
         Ok(true)
     }
+    /// Claim (or give back) a FullNAT local address: frames to it from steered real servers
+    /// go to the workers, even where it is one of the director's own addresses (whose
+    /// frames otherwise go to its kernel).
+    fn set_fullnat_addr(&mut self, _addr: Ipv4Addr, _on: bool) -> io::Result<()> {
+        Ok(())
+    }
     /// What the XDP program did with the frames of one rx queue.
     fn queue_counters(&self, _side: Side, _queue: u32) -> QueueCounters {
         QueueCounters::default()
@@ -171,6 +177,8 @@ struct ServiceConfig {
     check: Option<CheckSpec>,
     /// `set_conn_limit`; 0: none.
     max_conns: u32,
+    /// `add_laddr`: FullNAT's local addresses, in the order they were added.
+    local_addrs: Vec<Ipv4Addr>,
 }
 
 /// Everything a configuration command can change; commands work on a copy.
@@ -199,8 +207,18 @@ struct Draining {
     service_removed: bool,
     real: RealKey,
     real_id: RealId,
-    /// Its method: only a masqueraded server's replies stay steered while it drains.
+    /// Its method: only a masqueraded (or FullNAT) server's replies stay steered while it
+    /// drains.
     method: Method,
+}
+
+/// A FullNAT local address that left the configuration while connections of its service
+/// may still use it: it stays claimed ([`Steering::set_fullnat_addr`]) until the FullNAT
+/// real servers its service had then have no connection left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RetiredLaddr {
+    addr: Ipv4Addr,
+    reals: Vec<RealId>,
 }
 
 /// Counter slots: allocated per service / real server, reused after release.
@@ -249,6 +267,9 @@ pub struct Director<S: Steering> {
     steered_services: BTreeSet<Vip>,
     steered_reals: BTreeSet<Vip>,
     managed_neighbours: BTreeSet<Ipv4Addr>,
+    /// FullNAT local addresses claimed from the kernel: configured or retired.
+    claimed_laddrs: BTreeSet<Ipv4Addr>,
+    retired_laddrs: Vec<RetiredLaddr>,
     workers: Vec<WorkerHandle>,
     service_slots: SlotPool,
     real_slots: SlotPool,
@@ -284,6 +305,8 @@ impl<S: Steering> Director<S> {
             steered_services: BTreeSet::new(),
             steered_reals: BTreeSet::new(),
             managed_neighbours: BTreeSet::new(),
+            claimed_laddrs: BTreeSet::new(),
+            retired_laddrs: Vec::new(),
             workers,
             service_slots: SlotPool::new(MAX_SERVICES),
             real_slots: SlotPool::new(MAX_REALS),
@@ -430,6 +453,62 @@ impl<S: Steering> Director<S> {
         Ok(())
     }
 
+    /// Refuses a configuration whose FullNAT cannot work: a service with FullNAT real servers
+    /// and no local address (replies need one), or a local address that is also a VIP (its
+    /// frames would be taken for requests) or the internal interface's primary address (the
+    /// director's own connections, health checks included, leave from it, and their replies
+    /// would go to the workers).
+    fn check_local_addrs(&self, next: &Config) -> Result<(), ApplyError> {
+        let vips: BTreeSet<Ipv4Addr> = next.services.keys().map(|k| k.addr).collect();
+        for (key, service) in &next.services {
+            if service.local_addrs.is_empty()
+                && service.reals.iter().any(|r| r.method == Method::FullNat)
+            {
+                return Err(ApplyError::InvalidArgument(format!(
+                    "service {key} has FullNAT (--fullnat) real servers but no local address: \
+                     add one with --add-laddr -z LIP"
+                )));
+            }
+            for addr in &service.local_addrs {
+                if vips.contains(addr) {
+                    return Err(ApplyError::InvalidArgument(format!(
+                        "local address {addr} of service {key} is a virtual service address"
+                    )));
+                }
+                if *addr == self.internal.addr {
+                    return Err(ApplyError::InvalidArgument(format!(
+                        "local address {addr} of service {key} is the internal interface's \
+                         primary address, which the director's own connections (health \
+                         checks) use: give FullNAT another address"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Local addresses `next` no longer has in a service whose FullNAT real servers may
+    /// still have connections using them.
+    fn retire_local_addrs(&mut self, next: &Config) {
+        for (key, service) in &self.config.services {
+            let kept = next.services.get(key).map(|s| &s.local_addrs);
+            let reals: Vec<RealId> = service
+                .reals
+                .iter()
+                .filter(|r| r.method == Method::FullNat && r.id != NEW_SLOT)
+                .map(|r| r.id)
+                .collect();
+            for addr in &service.local_addrs {
+                if !reals.is_empty() && !kept.is_some_and(|k| k.contains(addr)) {
+                    self.retired_laddrs.push(RetiredLaddr {
+                        addr: *addr,
+                        reals: reals.clone(),
+                    });
+                }
+            }
+        }
+    }
+
     /// Reports of this slot start from zero now (new owner, or `zero`).
     fn restart_service_counters(&mut self, id: ServiceId) {
         self.service_base[id as usize] = self.service_totals_raw(id);
@@ -444,7 +523,9 @@ impl<S: Steering> Director<S> {
     /// Makes the transaction's configuration the running one, all or nothing.
     fn commit(&mut self, mut tx: Transaction) -> Result<Reply, ApplyError> {
         self.check_direct_routes(&tx.next)?;
+        self.check_local_addrs(&tx.next)?;
         self.assign_slots(&mut tx.next)?;
+        self.retire_local_addrs(&tx.next);
         self.config = tx.next;
         for gone in tx.removed {
             // Added and removed within one batch: it never had a slot.
@@ -581,6 +662,7 @@ impl<S: Steering> Director<S> {
                         .collect(),
                     persistence: config.persistence,
                     max_conns: config.max_conns,
+                    local_addrs: config.local_addrs.clone().into(),
                 };
                 (vip, service)
             })
@@ -603,7 +685,15 @@ impl<S: Steering> Director<S> {
             timeouts: self.config.timeouts,
             services,
             vip_addrs: vip_addrs.into_iter().collect(),
+            local_addrs: self.local_addrs_in_use().into_iter().collect(),
         });
+    }
+
+    /// FullNAT local addresses connections may use: configured, or retired.
+    fn local_addrs_in_use(&self) -> BTreeSet<Ipv4Addr> {
+        let configured = self.config.services.values().flat_map(|s| &s.local_addrs);
+        let retired = self.retired_laddrs.iter().map(|r| &r.addr);
+        configured.chain(retired).copied().collect()
     }
 
     /// Brings XDP steering and managed neighbours in line with services and draining servers.
@@ -611,15 +701,18 @@ impl<S: Steering> Director<S> {
         let mut services = BTreeSet::new();
         let mut reals = BTreeSet::new();
         let mut neighbours = BTreeSet::new();
+        let laddrs = self.local_addrs_in_use();
+        // Only NAT's and FullNAT's replies come from RIP:rport (others answer from the VIP).
+        // A tunnel's or FullNAT's real server may sit behind a router: it is resolved on
+        // demand, not kept resolved.
+        let on_link = |m: Method| matches!(m, Method::Masq | Method::Route);
         for (key, config) in &self.config.services {
             services.insert(vip_of(key));
             for r in &config.reals {
-                // Only NAT's replies come from RIP:rport (others answer from the VIP).
-                if r.method == Method::Masq {
+                if r.method.sees_replies() {
                     reals.insert(real_endpoint(key.proto, &r.key));
                 }
-                // A tunnel's real server may sit behind a router: it is resolved on demand.
-                if !matches!(r.method, Method::Tunnel(_)) {
+                if on_link(r.method) {
                     neighbours.insert(r.key.addr);
                 }
             }
@@ -628,10 +721,12 @@ impl<S: Steering> Director<S> {
             if d.service_removed {
                 services.insert(vip_of(&d.service));
             }
-            if d.method == Method::Masq {
+            if d.method.sees_replies() {
                 reals.insert(real_endpoint(d.service.proto, &d.real));
             }
-            neighbours.insert(d.real.addr);
+            if on_link(d.method) {
+                neighbours.insert(d.real.addr);
+            }
         }
         let failed = |what: &str, e: io::Error| {
             ApplyError::Internal(format!("updating the XDP steering map for {what}: {e}"))
@@ -646,6 +741,16 @@ impl<S: Steering> Director<S> {
             self.steering
                 .set_real(*real, true)
                 .map_err(|e| failed("a real server", e))?;
+        }
+        for addr in laddrs.difference(&self.claimed_laddrs) {
+            self.steering
+                .set_fullnat_addr(*addr, true)
+                .map_err(|e| failed("a local address", e))?;
+        }
+        for addr in self.claimed_laddrs.difference(&laddrs) {
+            self.steering
+                .set_fullnat_addr(*addr, false)
+                .map_err(|e| failed("a local address", e))?;
         }
         for vip in self.steered_services.difference(&services) {
             self.steering
@@ -666,6 +771,7 @@ impl<S: Steering> Director<S> {
         self.steered_services = services;
         self.steered_reals = reals;
         self.managed_neighbours = neighbours;
+        self.claimed_laddrs = laddrs;
         Ok(())
     }
 
@@ -683,7 +789,13 @@ impl<S: Steering> Director<S> {
         for d in &drained {
             self.real_slots.give_back(d.real_id);
         }
-        if self.draining.len() != before {
+        let retired = self.retired_laddrs.len();
+        let retired_laddrs = std::mem::take(&mut self.retired_laddrs);
+        self.retired_laddrs = retired_laddrs
+            .into_iter()
+            .filter(|r| r.reals.iter().any(|&id| self.real_connections(id) > 0))
+            .collect();
+        if self.draining.len() != before || self.retired_laddrs.len() != retired {
             self.release_unused_service_slots();
             if let Err(e) = self.sync_steering() {
                 eprintln!("xvsd: {e}");
@@ -762,6 +874,7 @@ impl<S: Steering> Director<S> {
                 rates: self.service_rates[config.id as usize].rates(),
                 check: config.check.clone(),
                 max_conns: config.max_conns,
+                local_addrs: config.local_addrs.clone(),
                 reals: config
                     .reals
                     .iter()
@@ -818,6 +931,8 @@ impl<S: Steering> Director<S> {
                     vport: e.vport,
                     real: e.real,
                     rport: e.rport,
+                    laddr: e.local.map(|(addr, _)| addr),
+                    lport: e.local.map(|(_, port)| port),
                 })
                 .collect(),
             workers_missing: dump.workers_missing,
@@ -971,6 +1086,7 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
                     reals: Vec::new(),
                     check: None,
                     max_conns: 0,
+                    local_addrs: Vec::new(),
                 },
             );
         }
@@ -1147,6 +1263,34 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
                 .ok_or(ApplyError::NoSuchService(service))?
                 .max_conns = max_conns;
         }
+        Command::AddLaddr { service, addr } => {
+            if !unicast_host(addr) {
+                return Err(ApplyError::InvalidArgument(format!(
+                    "local address {addr} is not a unicast host address"
+                )));
+            }
+            let config = next
+                .get_mut(&service)
+                .ok_or(ApplyError::NoSuchService(service))?;
+            if config.local_addrs.contains(&addr) {
+                return Err(ApplyError::InvalidArgument(format!(
+                    "local address {addr} already exists in service {service}"
+                )));
+            }
+            config.local_addrs.push(addr);
+        }
+        Command::DelLaddr { service, addr } => {
+            let config = next
+                .get_mut(&service)
+                .ok_or(ApplyError::NoSuchService(service))?;
+            let before = config.local_addrs.len();
+            config.local_addrs.retain(|&a| a != addr);
+            if config.local_addrs.len() == before {
+                return Err(ApplyError::InvalidArgument(format!(
+                    "no such local address {addr} in service {service}"
+                )));
+            }
+        }
         Command::Version
         | Command::List
         | Command::Stats
@@ -1246,6 +1390,8 @@ fn command_name(command: &Command) -> &'static str {
         Command::Replace { .. } => "replace",
         Command::SetCheck { .. } => "set_check",
         Command::SetConnLimit { .. } => "set_conn_limit",
+        Command::AddLaddr { .. } => "add_laddr",
+        Command::DelLaddr { .. } => "del_laddr",
     }
 }
 
@@ -1419,6 +1565,7 @@ fn forward_of(method: Method) -> (Forward, Option<TunnelSpec>) {
     match method {
         Method::Masq => (Forward::Masq, None),
         Method::Route => (Forward::Route, None),
+        Method::FullNat => (Forward::FullNat, None),
         Method::Tunnel(t) => (
             Forward::Tunnel,
             Some(TunnelSpec {
@@ -1451,6 +1598,7 @@ fn validate_forward(
         Forward::Masq => "masquerading (-m)",
         Forward::Route => "direct routing (-g)",
         Forward::Tunnel => "tunnelling (-i)",
+        Forward::FullNat => "FullNAT (--fullnat)",
     };
     if tunnel.is_some() && f != Forward::Tunnel {
         return Err(ApplyError::InvalidArgument(format!(
@@ -1458,7 +1606,7 @@ fn validate_forward(
         )));
     }
     // ipvsadm sets the port itself for -g and -i; a JSON client may not.
-    if f != Forward::Masq && real.port != service.port {
+    if matches!(f, Forward::Route | Forward::Tunnel) && real.port != service.port {
         return Err(ApplyError::InvalidArgument(format!(
             "{name} leaves the packet's destination port as it is: real server {real} must \
              use the service's port {}",
@@ -1468,6 +1616,7 @@ fn validate_forward(
     match f {
         Forward::Masq => Ok(Method::Masq),
         Forward::Route => Ok(Method::Route),
+        Forward::FullNat => Ok(Method::FullNat),
         Forward::Tunnel => {
             let spec = match (tunnel, previous) {
                 (Some(spec), _) => spec,
@@ -1531,6 +1680,8 @@ mod tests {
         neighbours: BTreeSet<Ipv4Addr>,
         /// Addresses the internal interface reaches through a router only.
         off_link: BTreeSet<Ipv4Addr>,
+        /// FullNAT local addresses claimed from the kernel.
+        laddrs: BTreeSet<Ipv4Addr>,
     }
 
     impl Steering for FakeSteering {
@@ -1559,6 +1710,14 @@ mod tests {
         }
         fn on_internal_link(&mut self, addr: Ipv4Addr) -> io::Result<bool> {
             Ok(!self.off_link.contains(&addr))
+        }
+        fn set_fullnat_addr(&mut self, addr: Ipv4Addr, on: bool) -> io::Result<()> {
+            if on {
+                assert!(self.laddrs.insert(addr), "claimed twice");
+            } else {
+                assert!(self.laddrs.remove(&addr), "given back twice");
+            }
+            Ok(())
         }
     }
 
@@ -1690,6 +1849,133 @@ mod tests {
         })
         .unwrap();
         assert!(d.steering.reals.iter().any(|v| v.addr == real(9).addr));
+    }
+
+    const LIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 160);
+    const LIP2: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 161);
+
+    fn laddr(add: bool, addr: Ipv4Addr) -> Command {
+        match add {
+            true => Command::AddLaddr {
+                service: svc(),
+                addr,
+            },
+            false => Command::DelLaddr {
+                service: svc(),
+                addr,
+            },
+        }
+    }
+
+    #[test]
+    fn fullnat_needs_a_local_address_and_reaches_snapshot_listing_and_steering() {
+        let (mut d, mut reader, _) = director();
+        add_seed(&mut d);
+        // FullNAT may translate the port too (unlike -g and -i).
+        let far = RealKey {
+            addr: Ipv4Addr::new(198, 19, 7, 1),
+            port: 8080,
+        };
+        let e = d.execute(add_real_by(Forward::FullNat, far)).unwrap_err();
+        assert!(e.to_string().contains("no local address"), "{e}");
+        d.execute(laddr(true, LIP)).unwrap();
+        d.execute(laddr(true, LIP2)).unwrap();
+        d.execute(add_real_by(Forward::FullNat, far)).unwrap();
+
+        let snapshot = Arc::clone(reader.current());
+        let service = snapshot.services.values().next().unwrap();
+        assert_eq!(&service.local_addrs[..], &[LIP, LIP2]);
+        assert!(service
+            .reals
+            .iter()
+            .any(|r| r.addr == far.addr && r.port == 8080 && r.method == Method::FullNat));
+        let Reply::List(list) = d.execute(Command::List).unwrap() else {
+            panic!("list")
+        };
+        assert_eq!(list.services[0].local_addrs, [LIP, LIP2]);
+        assert!(list.services[0]
+            .reals
+            .iter()
+            .any(|r| r.real == far && r.forward == Forward::FullNat));
+        // Its replies come from RIP:rport to a claimed local address; a real server behind
+        // a router is resolved on demand, not kept resolved.
+        assert!(d
+            .steering
+            .reals
+            .contains(&real_endpoint(Protocol::Tcp, &far)));
+        assert_eq!(d.steering.laddrs, BTreeSet::from([LIP, LIP2]));
+        assert!(!d.steering.neighbours.contains(&far.addr));
+
+        // The last local address of a service with FullNAT real servers stays.
+        d.execute(laddr(false, LIP)).unwrap();
+        let e = d.execute(laddr(false, LIP2)).unwrap_err();
+        assert!(e.to_string().contains("no local address"), "{e}");
+        assert_eq!(d.config.services[&svc()].local_addrs, [LIP2]);
+    }
+
+    #[test]
+    fn bad_local_addresses_are_refused_and_change_nothing() {
+        let (mut d, _, _) = director();
+        d.internal.addr = Ipv4Addr::new(198, 19, 0, 152);
+        add_seed(&mut d);
+        d.execute(laddr(true, LIP)).unwrap();
+        let before = d.config.clone();
+        for (command, message) in [
+            (laddr(true, LIP), "already exists"),
+            (laddr(false, LIP2), "no such local address"),
+            (
+                laddr(true, Ipv4Addr::BROADCAST),
+                "not a unicast host address",
+            ),
+            (
+                laddr(true, Ipv4Addr::UNSPECIFIED),
+                "not a unicast host address",
+            ),
+            (laddr(true, svc().addr), "is a virtual service address"),
+            (
+                laddr(true, Ipv4Addr::new(198, 19, 0, 152)),
+                "internal interface's primary address",
+            ),
+            (
+                Command::AddLaddr {
+                    service: ServiceKey { port: 81, ..svc() },
+                    addr: LIP2,
+                },
+                "no such service",
+            ),
+        ] {
+            let e = d.execute(command).unwrap_err();
+            assert!(e.to_string().contains(message), "{e} (wanted {message})");
+            assert_eq!(d.config, before);
+        }
+        assert_eq!(d.steering.laddrs, BTreeSet::from([LIP]));
+    }
+
+    /// A local address that leaves the configuration stays claimed while FullNAT connections
+    /// of its service may use it, then goes back to the kernel.
+    #[test]
+    fn a_removed_local_address_stays_claimed_until_its_connections_are_gone() {
+        let (mut d, _, stats) = director();
+        add_seed(&mut d);
+        d.execute(laddr(true, LIP)).unwrap();
+        d.execute(laddr(true, LIP2)).unwrap();
+        d.execute(add_real_by(Forward::FullNat, real(9))).unwrap();
+        let id = d.config.services[&svc()].reals[2].id;
+        stats.real(id).unwrap().active.add(1);
+        d.execute(laddr(false, LIP)).unwrap();
+        assert!(d.steering.laddrs.contains(&LIP), "connections may use it");
+        d.housekeeping();
+        assert!(d.steering.laddrs.contains(&LIP));
+        stats.real(id).unwrap().active.add(-1);
+        d.housekeeping();
+        assert_eq!(d.steering.laddrs, BTreeSet::from([LIP2]), "given back");
+        // Removing the service: the same, for all its local addresses.
+        stats.real(id).unwrap().inactive.add(1);
+        d.execute(Command::Clear).unwrap();
+        assert_eq!(d.steering.laddrs, BTreeSet::from([LIP2]));
+        stats.real(id).unwrap().inactive.add(-1);
+        d.housekeeping();
+        assert!(d.steering.laddrs.is_empty());
     }
 
     #[test]

@@ -159,6 +159,9 @@ struct XdpSteering {
     fast_path: Option<Arc<FastPath>>,
     /// Reads the internal interface's routes when a direct-routing real server is added.
     netlink: Netlink,
+    /// The director's own addresses on the internal side, which go to its kernel unless
+    /// FullNAT claims one as a local address.
+    dips: Vec<Ipv4Addr>,
 }
 
 impl XdpSteering {
@@ -224,6 +227,16 @@ impl Steering for XdpSteering {
         let ifindex = self.internal().ifindex();
         let routes = NeighbourTable::new(self.netlink.routes(&[ifindex])?, Vec::new());
         Ok(routes.next_hop(ifindex, addr).is_ok_and(|hop| hop == addr))
+    }
+
+    fn set_fullnat_addr(&mut self, addr: Ipv4Addr, on: bool) -> io::Result<()> {
+        if !self.dips.contains(&addr) {
+            return Ok(());
+        }
+        match on {
+            true => self.internal().remove_local_address(addr),
+            false => self.internal().add_local_address(addr),
+        }
     }
 
     fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
@@ -507,6 +520,8 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     // One write: readers of the log (tests, supervisors) never see half of the line.
     eprintln!("{started}");
     let mut busy_poll_check = options.busy_poll.map(|_| BusyPollCheck::new(&sockets));
+    // Health checks leave from the DIP, the address real servers already route back to.
+    let health_source = dips.first().copied();
     let steering = XdpSteering {
         external: ext_program,
         internal: int_program,
@@ -514,6 +529,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         sockets,
         fast_path,
         netlink,
+        dips,
     };
     let mut director = Director::new(
         config,
@@ -523,9 +539,8 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         stats,
         options.conn_max as u64,
     );
-    // Health checks leave from the DIP, the address real servers already route back to.
     director
-        .start_health_checks(dips.first().copied())
+        .start_health_checks(health_source)
         .context("starting the health checker")?;
     if let Some(path) = &options.config {
         let commands = crate::config_file::load(path)?;

@@ -822,6 +822,7 @@ mod tests {
             rates: Default::default(),
             check: None,
             max_conns: 0,
+            local_addrs: Vec::new(),
             reals,
         }
     }

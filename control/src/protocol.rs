@@ -186,6 +186,14 @@ pub enum Command {
     /// limit. New flows beyond it are refused (drop reason `service_limit`) unless one of the
     /// service's half-open entries gives way. Existing entries are kept.
     SetConnLimit { service: ServiceKey, max_conns: u32 },
+    /// DPVS's `ipvsadm --add-laddr -z LIP -t VIP:PORT`: a local address the service's FullNAT
+    /// connections leave from (a unicast host address, not a VIP, not the internal
+    /// interface's primary address, which the director's own connections use).
+    AddLaddr { service: ServiceKey, addr: Ipv4Addr },
+    /// `--del-laddr`: new connections stop using the address; those that do keep it (xvsd
+    /// keeps taking its replies from the kernel) until they end. Refused for the last local
+    /// address of a service with FullNAT real servers.
+    DelLaddr { service: ServiceKey, addr: Ipv4Addr },
 }
 
 impl Command {
@@ -349,6 +357,12 @@ pub struct ConnectionInfo {
     pub vport: u16,
     pub real: Ipv4Addr,
     pub rport: u16,
+    /// FullNAT: the local address and port the connection leaves from, which the real server
+    /// sees as its client (absent for the other methods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub laddr: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lport: Option<u16>,
 }
 
 /// `connections` result.
@@ -414,8 +428,7 @@ impl fmt::Display for RealKey {
     }
 }
 
-/// Packet-forwarding method (`-g`, `-i`, `-m`). xvs implements masquerading (NAT) and direct
-/// routing; tunnels are refused.
+/// Packet-forwarding method (`-g`, `-i`, `-m`, DPVS's `--fullnat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Forward {
@@ -423,8 +436,11 @@ pub enum Forward {
     Masq,
     /// `-g`, direct routing (ipvsadm's default).
     Route,
-    /// `-i`, IP-in-IP tunnel (not implemented: refused).
+    /// `-i`, tunnelling (how: [`TunnelSpec`]).
     Tunnel,
+    /// `--fullnat` (DPVS): requests leave from one of the service's local addresses
+    /// (`add_laddr`), so the real server answers the director whatever its routes.
+    FullNat,
 }
 
 impl Forward {
@@ -434,6 +450,7 @@ impl Forward {
             Forward::Masq => "masq",
             Forward::Route => "route",
             Forward::Tunnel => "tunnel",
+            Forward::FullNat => "fullnat",
         }
     }
 
@@ -443,6 +460,7 @@ impl Forward {
             Forward::Masq => "Masq",
             Forward::Route => "Route",
             Forward::Tunnel => "Tunnel",
+            Forward::FullNat => "FullNat",
         }
     }
 }
@@ -649,6 +667,9 @@ pub struct ServiceInfo {
     /// `set_conn_limit`: most connection entries at once; 0 (or absent): no limit.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_conns: u32,
+    /// `add_laddr`: FullNAT's local addresses, in the order they were added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_addrs: Vec<Ipv4Addr>,
     /// In the order the real servers were added (which is the round-robin order).
     pub reals: Vec<RealInfo>,
 }
@@ -895,6 +916,7 @@ mod tests {
             rates: Default::default(),
             check: None,
             max_conns: 0,
+            local_addrs: Vec::new(),
             reals: vec![RealInfo {
                 real: real148(),
                 forward: Forward::Masq,
@@ -994,6 +1016,7 @@ mod tests {
             rates: Default::default(),
             check: None,
             max_conns: 0,
+            local_addrs: Vec::new(),
             reals: vec![RealInfo {
                 real: real148(),
                 forward: Forward::Masq,

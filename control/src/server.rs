@@ -48,6 +48,9 @@ const COMMANDS: &[&str] = &[
     "batch",
     "replace",
     "set_check",
+    "set_conn_limit",
+    "add_laddr",
+    "del_laddr",
 ];
 
 /// Clients served at once; more are told so and closed.
@@ -547,6 +550,137 @@ mod tests {
         }
         let r = decode(r#"{"cmd":"frobnicate"}"#).unwrap_err();
         assert_eq!(r.error.unwrap().code, ErrorCode::UnknownCommand);
+    }
+
+    /// Every request example of docs/control-protocol.md (one JSON value with `cmd`, on one
+    /// line or several) decodes, and so does every line of the control_json fuzz seeds.
+    #[test]
+    fn documented_requests_decode() {
+        let doc = include_str!("../../docs/control-protocol.md");
+        let mut requests = 0;
+        for block in doc.split("```json").skip(1) {
+            let block = block.split("```").next().unwrap();
+            for value in serde_json::Deserializer::from_str(block).into_iter::<serde_json::Value>()
+            {
+                let value = value.unwrap_or_else(|e| panic!("{e} in\n{block}"));
+                if value.get("cmd").is_some() {
+                    let line = value.to_string();
+                    decode(&line).unwrap_or_else(|r| panic!("{line}: {r:?}"));
+                    requests += 1;
+                }
+            }
+        }
+        assert!(requests >= 20, "{requests} requests documented");
+        let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/control_json");
+        for entry in std::fs::read_dir(&seeds).unwrap() {
+            let path = entry.unwrap().path();
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                decode(line).unwrap_or_else(|r| panic!("{}: {line}: {r:?}", path.display()));
+            }
+        }
+    }
+
+    #[test]
+    fn every_protocol_command_is_in_commands() {
+        use crate::protocol::{Command, Protocol, RealKey, ServiceKey};
+        let service = ServiceKey {
+            proto: Protocol::Tcp,
+            addr: std::net::Ipv4Addr::new(198, 18, 0, 129),
+            port: 80,
+        };
+        let real = RealKey {
+            addr: std::net::Ipv4Addr::new(198, 19, 0, 148),
+            port: 80,
+        };
+        let addr = std::net::Ipv4Addr::new(198, 19, 0, 11);
+        let all = [
+            Command::Version,
+            Command::AddService {
+                service,
+                scheduler: None,
+                sched_flags: None,
+                persistent: None,
+                netmask: None,
+            },
+            Command::EditService {
+                service,
+                scheduler: None,
+                sched_flags: None,
+                persistent: None,
+                netmask: None,
+            },
+            Command::DelService { service },
+            Command::Clear,
+            Command::AddReal {
+                service,
+                real,
+                weight: None,
+                forward: None,
+                tunnel: None,
+                upper_threshold: None,
+                lower_threshold: None,
+            },
+            Command::EditReal {
+                service,
+                real,
+                weight: None,
+                forward: None,
+                tunnel: None,
+                upper_threshold: None,
+                lower_threshold: None,
+            },
+            Command::DelReal { service, real },
+            Command::List,
+            Command::Stats,
+            Command::Zero { service: None },
+            Command::SetTimeouts {
+                tcp: 0,
+                tcpfin: 0,
+                udp: 0,
+            },
+            Command::Timeouts,
+            Command::Connections,
+            Command::Batch { commands: vec![] },
+            Command::Replace { commands: vec![] },
+            Command::SetCheck {
+                service,
+                check: None,
+            },
+            Command::SetConnLimit {
+                service,
+                max_conns: 0,
+            },
+            Command::AddLaddr { service, addr },
+            Command::DelLaddr { service, addr },
+        ];
+        for command in all {
+            // A new variant must be listed above (and in COMMANDS).
+            match command {
+                Command::Version
+                | Command::AddService { .. }
+                | Command::EditService { .. }
+                | Command::DelService { .. }
+                | Command::Clear
+                | Command::AddReal { .. }
+                | Command::EditReal { .. }
+                | Command::DelReal { .. }
+                | Command::List
+                | Command::Stats
+                | Command::Zero { .. }
+                | Command::SetTimeouts { .. }
+                | Command::Timeouts
+                | Command::Connections
+                | Command::Batch { .. }
+                | Command::Replace { .. }
+                | Command::SetCheck { .. }
+                | Command::SetConnLimit { .. }
+                | Command::AddLaddr { .. }
+                | Command::DelLaddr { .. } => {}
+            }
+            let line = serde_json::to_string(&command).unwrap();
+            let request = decode(&line).unwrap_or_else(|r| panic!("{line}: {r:?}"));
+            assert_eq!(request.command, command);
+        }
     }
 
     #[test]

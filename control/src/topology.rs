@@ -91,6 +91,10 @@ pub const CLIENT_RETURN_IF: &str = "eth1";
 pub const BIG_FILE_PATH: &str = "/big.bin";
 /// Size of [`BIG_FILE_PATH`].
 pub const BIG_FILE_LEN: usize = 1 << 20;
+/// What a real server answers at this path: the address and port it sees the request come
+/// from (`$remote_addr:$remote_port`): the client's with NAT, the local address with FullNAT.
+pub const PEER_PATH: &str = "/peer";
+
 /// Every page is also served under this prefix, sent by nginx at [`SLOW_RATE`]: a download
 /// that lasts (4 s for the big file) whatever the client does, for tests that change things
 /// in the middle of one.
@@ -135,6 +139,9 @@ pub struct TopologySpec {
     /// The director has one interface, on the real servers' segment, for both sides; a
     /// router brings it the clients' traffic: see the module's "One arm".
     pub one_armed: bool,
+    /// More addresses of the director on its internal interface (/32, after the DIP, so
+    /// never its primary one), e.g. FullNAT's local addresses. Hosts of 198.19.0.0/24.
+    pub director_addrs: Vec<Ipv4Addr>,
 }
 
 /// One real server.
@@ -166,6 +173,7 @@ impl TopologySpec {
             sender_offloads: false,
             direct_return: false,
             one_armed: false,
+            director_addrs: Vec::new(),
         }
     }
 
@@ -224,6 +232,17 @@ impl TopologySpec {
                 !self.reals[..i].iter().any(|q| q.addr == r.addr),
                 "real address {} appears twice",
                 r.addr
+            );
+        }
+        for addr in &self.director_addrs {
+            let o = addr.octets();
+            ensure!(
+                o[..3] == [198, 19, 0]
+                    && !matches!(o[3], 0 | 255)
+                    && *addr != DIP
+                    && *addr != ROUTER
+                    && !self.reals.iter().any(|r| r.addr == *addr),
+                "director address {addr} must be a free host of 198.19.0.0/24"
             );
         }
         Ok(())
@@ -532,6 +551,10 @@ impl Topology {
 
         // Addresses and routes (a gateway route needs its link up first).
         self.addr_up(&director, INT_IF, DIP)?;
+        for addr in &self.spec.director_addrs {
+            let host = format!("{addr}/32");
+            self.ipn(&director, &["addr", "add", &host, "dev", INT_IF])?;
+        }
         self.addr_up(&client, HOST_IF, FIRST_CLIENT)?;
         if self.spec.one_armed {
             self.one_armed_paths(&client, &director, &sw)?;
@@ -949,6 +972,8 @@ impl Topology {
              \x20 server {{\n\
              \x20   listen 80; root {p}/www; index index.html;\n\
              \x20   location {SLOW_PREFIX}/ {{ alias {p}/www/; limit_rate {SLOW_RATE}; }}\n\
+             \x20   location = {PEER_PATH} {{ default_type text/plain; \
+             return 200 \"$remote_addr:$remote_port\\n\"; }}\n\
              \x20 }}\n\
              }}\n"
         );

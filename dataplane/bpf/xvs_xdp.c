@@ -18,13 +18,15 @@
  * On the internal side, frames addressed to the director itself (xvs_local_addrs: its own
  * addresses, e.g. health-check replies from a real server, or ICMP errors about its own
  * connections) go to the kernel even when their source is a real server: no client
- * connection is ever addressed to the director's DIP. Frames for a queue with no socket fall
+ * connection is ever addressed to the director's DIP (FullNAT's local addresses, which
+ * replies are addressed to, are kept out of xvs_local_addrs). Frames for a queue with no socket fall
  * back to the kernel (bpf_redirect_map's XDP_PASS fallback).
  *
  * Fast path (xvs_flows, when the instance's settings enable it): a TCP/UDP packet of a
  * connection the workers installed is NAT-rewritten here, as dataplane/src/process.rs would
- * (address, port, TTL, RFC 1624 checksum updates, MACs; the MACs alone for direct routing;
- * an outer header, and GUE's or GRE's, for tunnels without checksums: encapsulate()),
+ * (address, port, TTL, RFC 1624 checksum updates, MACs; both endpoints for FullNAT; the MACs
+ * alone for direct routing; an outer header, and GUE's or GRE's, for tunnels without
+ * checksums: encapsulate()),
  * and redirected to the egress interface through the devmap, also when it is the arrival one
  * (XDP_TX on a veth reaches its peer only if the peer runs an XDP program; a devmap redirect
  * works wherever redirects do). Only what the workers decided is repeated: a segment with
@@ -128,6 +130,8 @@ struct flow_key {
 #define REWRITE_IPIP 3
 #define REWRITE_GUE 4
 #define REWRITE_GRE 5
+/* FullNAT: both endpoints, the source from src_addr/src_port. */
+#define REWRITE_FULLNAT 6
 
 /* Must match fastpath::FlowValue. The worker writes everything but last_seen_ns. */
 struct flow_value {
@@ -146,9 +150,10 @@ struct flow_value {
 	/* Tunnels: the egress MTU (0: unknown); a packet too big once wrapped goes to the
 	 * workers, which answer it with ICMP "fragmentation needed". */
 	__u16 mtu;
-	/* Tunnels: the outer source address, and GUE's UDP source port (network byte order). */
-	__u32 tunnel_src;
-	__u16 tunnel_sport;
+	/* Tunnels: the outer source address, and GUE's UDP source port; FullNAT: the new source
+	 * address and port (network byte order). */
+	__u32 src_addr;
+	__u16 src_port;
 	__u16 pad2;
 	/* CLOCK_MONOTONIC (coarse) of the last packet forwarded here. */
 	__u64 last_seen_ns;
@@ -300,9 +305,9 @@ static __always_inline void count_traffic(struct traffic *t, int inbound, __u16 
 #define TCP_RST 0x04
 
 /* Wraps the frame's IPv4 packet (`ip_len` bytes after the Ethernet header, a header without
- * options) for a tunnel flow, as encap.rs does: an outer header from flow->tunnel_src to
+ * options) for a tunnel flow, as encap.rs does: an outer header from flow->src_addr to
  * flow->addr with the inner TOS, identification, DF and TTL, then for GUE a UDP header (source
- * flow->tunnel_sport, destination flow->port, no checksum) and `00 04 00 00`, for GRE
+ * flow->src_port, destination flow->port, no checksum) and `00 04 00 00`, for GRE
  * `00 00 08 00`; the new Ethernet header to `mac`. Returns 0, or -1 with the frame untouched
  * when it cannot be done here (too big for the MTU, no room), or 1 after a failure that left
  * it half changed (the caller drops it). */
@@ -364,7 +369,7 @@ static __always_inline int encapsulate(struct xdp_md *ctx, struct flow_value *fl
 	word[3] = frag;
 	word[4] = bpf_htons(ttl_word);
 	word[5] = 0;
-	outer->saddr = flow->tunnel_src;
+	outer->saddr = flow->src_addr;
 	outer->daddr = flow->addr;
 #pragma unroll
 	for (i = 0; i < 10; i++)
@@ -373,7 +378,7 @@ static __always_inline int encapsulate(struct xdp_md *ctx, struct flow_value *fl
 	if (flow->rewrite == REWRITE_GUE) {
 		__u16 *udp = (void *)(outer + 1);
 
-		udp[0] = flow->tunnel_sport;
+		udp[0] = flow->src_port;
 		udp[1] = flow->port;
 		udp[2] = bpf_htons(ip_len + 8 + 4);
 		udp[3] = 0;
@@ -388,6 +393,39 @@ static __always_inline int encapsulate(struct xdp_md *ctx, struct flow_value *fl
 	return 0;
 }
 
+/* nat::translate: sets the destination (`dst`) or source endpoint to addr:port (network byte
+ * order), updating the IP checksum and the TCP/UDP one (addresses are in its pseudo-header);
+ * a UDP checksum of 0 ("none") stays 0. */
+static __always_inline void translate(struct iphdr *ip, __u16 *ports, __u16 *check, int dst,
+				      __u32 addr, __u16 port)
+{
+	__u32 old_addr;
+	__u16 old_port;
+
+	if (dst) {
+		old_addr = ip->daddr;
+		ip->daddr = addr;
+		old_port = ports[1];
+		ports[1] = port;
+	} else {
+		old_addr = ip->saddr;
+		ip->saddr = addr;
+		old_port = ports[0];
+		ports[0] = port;
+	}
+	ip->check = bpf_htons(csum_update32(bpf_ntohs(ip->check), bpf_ntohl(old_addr),
+					    bpf_ntohl(addr)));
+	if (ip->protocol == IPPROTO_TCP || *check != 0) {
+		__u16 c = csum_update32(bpf_ntohs(*check), bpf_ntohl(old_addr), bpf_ntohl(addr));
+
+		c = csum_update16(c, bpf_ntohs(old_port), bpf_ntohs(port));
+		/* UDP: a computed 0 is sent as all ones (RFC 768). */
+		if (ip->protocol == IPPROTO_UDP && c == 0)
+			c = 0xffff;
+		*check = bpf_htons(c);
+	}
+}
+
 /* The fast path: rewrites and forwards a packet of an installed flow and returns its action,
  * or returns -1 for the workers (see the file's comment for what they keep). `l4` has been
  * checked to hold 4 bytes (the ports). */
@@ -398,8 +436,8 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	struct flow_value *flow;
 	struct next_hop_key hop = {};
 	__u64 *mac;
-	__u16 *ports = l4, *check, old_port, ip_len, l4_len;
-	__u32 old_addr, pseudo;
+	__u16 *ports = l4, *check, ip_len, l4_len;
+	__u32 pseudo;
 	__u8 *ttl_proto;
 	int inbound;
 
@@ -463,7 +501,7 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	if (*check != 0 && bpf_ntohs(*check) == csum_fold(pseudo))
 		return -1;
 
-	if (flow->rewrite >= REWRITE_IPIP) {
+	if (flow->rewrite >= REWRITE_IPIP && flow->rewrite <= REWRITE_GRE) {
 		int done = encapsulate(ctx, flow, mac, ip_len);
 
 		if (done < 0)
@@ -474,29 +512,12 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	}
 	/* Direct routing (REWRITE_NONE) leaves the IP packet as it is: only the MACs change. */
 	if (flow->rewrite != REWRITE_NONE) {
-		/* nat::translate: the address (IP checksum, L4 pseudo-header), then the port. */
-		if (flow->rewrite == REWRITE_DESTINATION) {
-			old_addr = ip->daddr;
-			ip->daddr = flow->addr;
-			old_port = ports[1];
-			ports[1] = flow->port;
+		if (flow->rewrite == REWRITE_FULLNAT) {
+			translate(ip, ports, check, 0, flow->src_addr, flow->src_port);
+			translate(ip, ports, check, 1, flow->addr, flow->port);
 		} else {
-			old_addr = ip->saddr;
-			ip->saddr = flow->addr;
-			old_port = ports[0];
-			ports[0] = flow->port;
-		}
-		ip->check = bpf_htons(csum_update32(bpf_ntohs(ip->check), bpf_ntohl(old_addr),
-						    bpf_ntohl(flow->addr)));
-		if (ip->protocol == IPPROTO_TCP || *check != 0) {
-			__u16 c = csum_update32(bpf_ntohs(*check), bpf_ntohl(old_addr),
-						bpf_ntohl(flow->addr));
-
-			c = csum_update16(c, bpf_ntohs(old_port), bpf_ntohs(flow->port));
-			/* UDP: a computed 0 is sent as all ones (RFC 768). */
-			if (ip->protocol == IPPROTO_UDP && c == 0)
-				c = 0xffff;
-			*check = bpf_htons(c);
+			translate(ip, ports, check, flow->rewrite == REWRITE_DESTINATION, flow->addr,
+				  flow->port);
 		}
 		/* nat::decrement_ttl: TTL and protocol share one 16-bit word. */
 		ttl_proto = &ip->ttl;

@@ -15,9 +15,10 @@
 //! worker has no free port left on any local address of a service, [`LocalPorts::take`]
 //! returns `None`: the new flow is refused and counted, never given a live port.
 //!
-//! Not used yet: the FullNAT method (its transmitter, the `--add-laddr` configuration, the
-//! connection entry's LIP:lport) is the next step of issue 12; this is its allocator, whole
-//! and tested on its own.
+//! Each worker's connection table holds its pools ([`crate::conntrack::ConnTable`]): a new
+//! FullNAT entry takes a port, its removal (whatever the cause) gives it back. A pool, once
+//! made, stays when its address leaves the configuration: connections of that address may
+//! still be live, and if the address comes back its pool must still know which ports they hold.
 
 use crate::conntrack::owner_of;
 use std::collections::VecDeque;
@@ -80,21 +81,19 @@ impl LocalPorts {
         });
     }
 
-    /// Stops handing out ports of `addr`. Ports of it still in use may be given back: they
-    /// are forgotten then.
-    pub fn remove_addr(&mut self, addr: Ipv4Addr) {
-        self.pools.retain(|p| p.addr != addr);
-    }
-
-    /// A free local address and port among `addrs` (a service's local addresses, each added
-    /// with [`LocalPorts::add_addr`]), taking them in turn from one call to the next; `None`
-    /// when none of them has a free port left on this worker.
+    /// A free local address and port among `addrs` (a service's local addresses), taking
+    /// them in turn from one call to the next; `None` when none of them has a free port left
+    /// on this worker. An address not added yet is added now ([`LocalPorts::add_addr`]).
     pub fn take(&mut self, addrs: &[Ipv4Addr]) -> Option<(Ipv4Addr, u16)> {
         let n = addrs.len();
         for i in 0..n {
             let addr = addrs[(self.next + i) % n];
-            let Some(pool) = self.pools.iter_mut().find(|p| p.addr == addr) else {
-                continue;
+            let pool = match self.pools.iter().position(|p| p.addr == addr) {
+                Some(at) => &mut self.pools[at],
+                None => {
+                    self.add_addr(addr);
+                    self.pools.last_mut().expect("just added")
+                }
             };
             if let Some(port) = pool.free.pop_front() {
                 self.next = (self.next + i + 1) % n;
@@ -193,11 +192,12 @@ mod tests {
         assert_eq!(ports.take(&addrs), None);
         ports.give_back(LIP2, 6000);
         assert_eq!(ports.take(&addrs), Some((LIP2, 6000)));
-        // An address without a pool gives nothing; a removed one forgets its ports.
-        assert_eq!(ports.take(&[Ipv4Addr::new(198, 19, 0, 9)]), None);
-        ports.remove_addr(LIP);
-        ports.give_back(LIP, 6000);
-        assert_eq!(ports.free(LIP), 0);
+        // An address without a pool gets one; a port given back for an unknown address is
+        // ignored.
+        let lip3 = Ipv4Addr::new(198, 19, 0, 9);
+        assert_eq!(ports.take(&[lip3]), Some((lip3, 6000)));
+        ports.give_back(Ipv4Addr::new(198, 19, 0, 10), 6000);
+        assert_eq!(ports.free(Ipv4Addr::new(198, 19, 0, 10)), 0);
     }
 
     proptest! {

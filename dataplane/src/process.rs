@@ -15,6 +15,10 @@
 //! - From the internal side, RIP:rport -> CIP:cport: find the connection, rewrite the source to
 //!   VIP:vport, decrement the TTL, address the frame to the client's next hop from the external
 //!   interface.
+//! - The other methods differ in what the transmitter of the connection's method does
+//!   (`process/xmit`): direct routing and tunnels forward requests only; FullNAT also
+//!   rewrites the client's endpoint to a local address and port of the director, where the
+//!   real server's replies come back.
 //! - ICMP errors (destination unreachable, "fragmentation needed" included, time exceeded,
 //!   parameter problem) about a connection in the table, from either side: translated as
 //!   IPVS's `ip_vs_nat_icmp` does and forwarded to the other side, so path MTU discovery works
@@ -55,12 +59,17 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use xvs_scheduler::Flow;
 
-/// The interface a frame arrived on or leaves by.
+/// The side of the director a frame arrived on or leaves by: the clients' or the real
+/// servers'. Every method needs the two roles (requests come from clients, replies and errors
+/// about requests from the servers' side), whatever the interfaces: on a one-armed director
+/// both sides are the one interface, and the worker tells them apart by destination
+/// ([`one_armed_side`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
-    /// Towards clients; the VIPs live here.
+    /// The clients' side: requests to the VIPs arrive here, replies leave here.
     External,
-    /// Towards the real servers.
+    /// The real servers' side: requests leave here (forwarded, tunnelled or translated),
+    /// NAT and FullNAT replies arrive here.
     Internal,
 }
 
@@ -223,8 +232,9 @@ impl Packet {
         matches!(self.parsed, Ok(Parsed::Flow(_)))
     }
 
-    /// The client endpoint (CIP, cport): the source of requests, the destination of replies,
-    /// and for an ICMP error that of the packet it quotes. It decides which worker owns the
+    /// The client endpoint (CIP, cport): the source of requests, the destination of replies
+    /// (for FullNAT the local address and port, which hash to the same worker), and for an
+    /// ICMP error that of the packet it quotes. It decides which worker owns the
     /// frame ([`crate::conntrack::owner_of`]). `None` for frames [`process`] drops anyway.
     #[inline]
     pub fn client_endpoint(&self) -> Option<(Ipv4Addr, u16)> {
@@ -413,6 +423,9 @@ fn inbound<F: FrameBuf + ?Sized>(
             if !opens_connection(h) {
                 return Verdict::Drop(DropReason::NoConnection);
             }
+            if config.local_addrs.contains(&h.src) {
+                return Verdict::Drop(DropReason::LocalSource);
+            }
             // Checked before scheduling so a refused flow does not take a server's turn.
             if let Some(limit) = service.max_conns_per_worker(env.workers.len()) {
                 if conns.service_len(service.id) >= limit
@@ -428,6 +441,15 @@ fn inbound<F: FrameBuf + ?Sized>(
             let Some(real) = real else {
                 return Verdict::Drop(DropReason::NoRealServer);
             };
+            // FullNAT: a local port whose replies come back to this worker; none left is a
+            // refusal, never a live port given twice.
+            let (laddr, lport) = match real.method {
+                Method::FullNat => match conns.take_local_port(&service.local_addrs) {
+                    Some(local) => local,
+                    None => return Verdict::Drop(DropReason::NoLocalPort),
+                },
+                _ => (Ipv4Addr::UNSPECIFIED, 0),
+            };
             let new = Conn {
                 proto: h.proto,
                 caddr: h.src,
@@ -439,6 +461,8 @@ fn inbound<F: FrameBuf + ?Sized>(
                 service: service.id,
                 real: real.id,
                 method: real.method,
+                laddr,
+                lport,
                 state: TcpState::None,
                 expires_ms: 0,
             };
@@ -452,7 +476,12 @@ fn inbound<F: FrameBuf + ?Sized>(
                     }
                     conn
                 }
-                Err(_) => return Verdict::Drop(DropReason::TableFull),
+                Err(_) => {
+                    if new.method == Method::FullNat {
+                        conns.give_back_local_port(laddr, lport);
+                    }
+                    return Verdict::Drop(DropReason::TableFull);
+                }
             }
         }
     };
@@ -504,9 +533,10 @@ fn outbound<F: FrameBuf + ?Sized>(
     let Some(conn) = conns.lookup_hashed(key, hash, Direction::Outbound, env.now_ms, stats) else {
         return Verdict::Drop(DropReason::NoConnection);
     };
-    // Only NAT's replies come back through the director: a real server of another method
-    // answers from the VIP, so a packet from RIP:rport is none of its connection's business.
-    if conn.method != Method::Masq {
+    // Only NAT's and FullNAT's replies come back through the director: a real server of
+    // another method answers from the VIP, so a packet from RIP:rport is none of its
+    // connection's business.
+    if !conn.method.sees_replies() {
         return Verdict::Drop(DropReason::NoConnection);
     }
     forward(frame, h, env, conn, Direction::Outbound, stats)
@@ -549,6 +579,14 @@ fn forward<F: FrameBuf + ?Sized>(
             complete_partial_checksum(frame.bytes(), h);
             xmit::tun::transmit(frame, h.ip_len, env, &conn, tunnel, stats)
         }
+        Method::FullNat => xmit::fullnat::transmit(
+            frame.bytes(),
+            h.ip_len,
+            h.partial_checksum,
+            env,
+            &conn,
+            direction,
+        ),
     };
     if matches!(verdict, Verdict::Forward(_)) {
         let traffic = [

@@ -42,6 +42,11 @@ pub enum Method {
     /// `-i`, tunnelling: the IP packet is encapsulated towards the real server, which
     /// decapsulates it, holds the VIP and answers the client directly (requests only, as DR).
     Tunnel(Tunnel),
+    /// `--fullnat` (DPVS): both endpoints are translated. Requests leave from one of the
+    /// service's local addresses and a port of the director (CIP:cport -> LIP:lport, VIP:vport
+    /// -> RIP:rport); replies come back to LIP:lport and leave as VIP:vport -> CIP:cport. The
+    /// real server needs no route back through the director (it may sit behind routers).
+    FullNat,
 }
 
 /// How a tunnelled packet is wrapped (ipvsadm's `--tun-type`, `--tun-port`, `--tun-csum`).
@@ -85,7 +90,13 @@ impl Method {
     /// `IP_VS_CONN_F_NOOUTPUT`): TCP states follow IPVS's INPUT-ONLY table.
     #[inline]
     pub fn input_only(self) -> bool {
-        self != Method::Masq
+        !self.sees_replies()
+    }
+
+    /// The real server's replies come back through the director (NAT and FullNAT).
+    #[inline]
+    pub fn sees_replies(self) -> bool {
+        matches!(self, Method::Masq | Method::FullNat)
     }
 }
 
@@ -120,6 +131,9 @@ pub struct Service {
     /// ([`crate::stats::DropReason::ServiceLimit`]) unless one of the service's half-open
     /// entries can give way.
     pub max_conns: u32,
+    /// FullNAT's local addresses (`--add-laddr`): a FullNAT connection leaves from one of
+    /// them, taken in turn ([`crate::fullnat::LocalPorts`]).
+    pub local_addrs: Box<[Ipv4Addr]>,
 }
 
 /// A service's persistence settings (IPVS: persistent service with a netmask).
@@ -205,6 +219,10 @@ pub struct Snapshot {
     /// draining: on a one-armed director (one interface for both sides) a frame addressed to
     /// one of these is a request, any other a reply ([`crate::process::one_armed_side`]).
     pub vip_addrs: Vec<Ipv4Addr>,
+    /// Every FullNAT local address a connection may use (configured, or removed while
+    /// connections may still use it): no new flow may come from one
+    /// ([`crate::stats::DropReason::LocalSource`]).
+    pub local_addrs: Vec<Ipv4Addr>,
 }
 
 impl Snapshot {

@@ -57,10 +57,16 @@ pub enum DropReason {
     /// Too big for the tunnel to its real server (longer than the internal interface's MTU
     /// once encapsulated): answered with ICMP "fragmentation needed" when DF is set.
     TooBig,
+    /// FullNAT: this worker has no free port left on any of the service's local addresses:
+    /// the new flow is refused (add local addresses with `--add-laddr`).
+    NoLocalPort,
+    /// A new flow from one of FullNAT's local addresses: a spoofed source (the director's own
+    /// address), whose replies would take the place of a FullNAT connection's.
+    LocalSource,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 19;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
         DropReason::NotIpv4,
@@ -79,6 +85,8 @@ impl DropReason {
         DropReason::TxFull,
         DropReason::ServiceLimit,
         DropReason::TooBig,
+        DropReason::NoLocalPort,
+        DropReason::LocalSource,
     ];
 
     /// Stable snake_case name used in the control protocol and metrics.
@@ -101,6 +109,8 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::ServiceLimit => "service_limit",
             DropReason::TooBig => "too_big",
+            DropReason::NoLocalPort => "no_local_port",
+            DropReason::LocalSource => "local_source",
         }
     }
 }

@@ -266,6 +266,8 @@ struct Core {
     fast_config: usize,
     /// Where the fast-path sweep after a configuration change stands (`None`: no sweep).
     fast_sweep: Option<usize>,
+    /// The configuration whose FullNAT local addresses have their port pools (its address).
+    local_addrs_config: usize,
 }
 
 /// A frame waiting for neighbour resolution.
@@ -306,6 +308,8 @@ impl Worker {
         pool.extend(frames);
         let poller = Poller::new(&ports, Some(shared.mailboxes[id].doorbell.fd.as_raw_fd()));
         let tried_neighbours = Arc::clone(neighbours.cached());
+        let mut conns = ConnTable::with_capacity(conn_capacity);
+        conns.set_worker(id, workers, shared.owner_seed);
         Ok(Worker {
             all_stats: Arc::clone(&shared.stats),
             templates: Arc::clone(&shared.templates),
@@ -324,7 +328,7 @@ impl Worker {
                 completed: Vec::with_capacity(total),
                 out_external: Vec::with_capacity(total),
                 out_internal: Vec::with_capacity(total),
-                conns: ConnTable::with_capacity(conn_capacity),
+                conns,
                 dumper: Dumper::new(Arc::new(ConnDump::new()), options.dump_chunk),
                 stats,
                 tried_neighbours,
@@ -336,6 +340,7 @@ impl Worker {
                 fast,
                 fast_config: 0,
                 fast_sweep: None,
+                local_addrs_config: 0,
             },
             config,
             neighbours,
@@ -408,6 +413,7 @@ impl Core {
     /// The body of [`Worker::iterate`]; `neighbours` is the table `env` points into.
     fn batch(&mut self, env: &Env<'_>, neighbours: &Arc<NeighbourTable>) -> usize {
         let now_ms = env.now_ms;
+        self.prepare_local_addrs(env.config);
         let mut work = self.retry_held(env, neighbours);
 
         for i in 0..self.ports.len() {
@@ -642,6 +648,21 @@ impl Core {
             // as many packets.
             FastState::Off
         };
+    }
+
+    /// Builds the port pool of every FullNAT local address of a new configuration now, off
+    /// the path of the first connection that would take one.
+    fn prepare_local_addrs(&mut self, config: &Snapshot) {
+        let seen = config as *const Snapshot as usize;
+        if seen == self.local_addrs_config {
+            return;
+        }
+        self.local_addrs_config = seen;
+        for service in config.services.values() {
+            for &addr in service.local_addrs.iter() {
+                self.conns.add_local_addr(addr);
+            }
+        }
     }
 
     /// Once per iteration: settles installed entries past their own expiry from the program's

@@ -22,7 +22,7 @@ use xvs_dataplane::checksum;
 use xvs_dataplane::nat::{translate, Endpoint};
 use xvs_dataplane::neigh::NeighbourTable;
 use xvs_dataplane::process::{Side, Verdict};
-use xvs_dataplane::snapshot::{PROTO_TCP, PROTO_UDP};
+use xvs_dataplane::snapshot::{Method, PROTO_TCP, PROTO_UDP};
 
 // ---------------------------------------------------------------------------------------------
 // Packets
@@ -234,9 +234,14 @@ impl Director {
     /// A director where every client is behind the gateway (only a default route outside), so
     /// that any random client address is reachable.
     fn new() -> Self {
+        Self::by(Method::Masq)
+    }
+
+    /// [`Director::new`] whose real servers are reached by `method`.
+    fn by(method: Method) -> Self {
         let config = snapshot_with([
-            service(0, PROTO_TCP, TCP_VPORT, &[(0, REAL, TCP_RPORT, 1)]),
-            service(1, PROTO_UDP, UDP_VPORT, &[(1, REAL, UDP_RPORT, 1)]),
+            service_by(method, 0, PROTO_TCP, TCP_VPORT, &[(0, REAL, TCP_RPORT, 1)]),
+            service_by(method, 1, PROTO_UDP, UDP_VPORT, &[(1, REAL, UDP_RPORT, 1)]),
         ]);
         let routes = vec![
             route(INT_IF, Ipv4Addr::new(198, 19, 0, 0), 24, None),
@@ -316,15 +321,20 @@ proptest! {
 
     /// The full round trip through `process`: the client's packet in, the real's reply (its
     /// addresses and ports swapped from what the real received, a new payload) out; the reply
-    /// leaves from VIP:vport to the client, towards the gateway, with valid checksums.
+    /// leaves from VIP:vport to the client, towards the gateway, with valid checksums. For
+    /// NAT and for FullNAT, whose real server received it from the local address.
     #[test]
     fn reply_leaves_from_the_vip(
         request in request(),
         reply_payload in payload(),
         reply_ttl in 2u8..=255,
         reply_ident in any::<u16>(),
+        fullnat in any::<bool>(),
     ) {
-        let mut d = Director::new();
+        // A client at the local address itself is refused (`local_source`).
+        prop_assume!(!fullnat || *request.src.ip() != LIP);
+        let method = if fullnat { Method::FullNat } else { Method::Masq };
+        let mut d = Director::by(method);
         let mut frame = request.frame(GATEWAY_MAC, EXT_MAC);
         prop_assert_eq!(d.process(&mut frame, Side::External), Verdict::Forward(Side::Internal));
 
@@ -338,6 +348,8 @@ proptest! {
         };
         let src = SocketAddrV4::new(ip.destination.into(), dport);
         let dst = SocketAddrV4::new(ip.source.into(), sport);
+        let from = if fullnat { LIP } else { *request.src.ip() };
+        prop_assert_eq!(*dst.ip(), from, "the real server's peer");
         let l4 = match request.l4 {
             L4::Tcp { seq, window, .. } => L4::Tcp {
                 flags: SYN | ACK,
@@ -370,6 +382,7 @@ proptest! {
         etherparse_checksums(&frame[ETH..])?;
         let expected = reply
             .with_endpoint(Endpoint::Source, request.dst)
+            .with_endpoint(Endpoint::Destination, request.src)
             .with_ttl(reply_ttl - 1)
             .frame(EXT_MAC, GATEWAY_MAC);
         prop_assert_eq!(frame, expected);

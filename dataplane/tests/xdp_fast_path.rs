@@ -811,6 +811,8 @@ struct Case {
     gateway: Option<Ipv4Addr>,
     macs: [[u8; 6]; 3],
     udp: bool,
+    /// FullNAT (both endpoints translated, from [`LIP`]) rather than NAT.
+    fullnat: bool,
     /// TCP: any of ACK, PSH, URG, ECE, CWR (never SYN, FIN, RST).
     flags: u8,
     urgent: u16,
@@ -858,6 +860,7 @@ fn case() -> impl Strategy<Value = Case> {
             any::<u16>(),
             any::<bool>(),
             l4_checksum,
+            any::<bool>(),
         ),
         (
             2u8..=255,
@@ -869,7 +872,7 @@ fn case() -> impl Strategy<Value = Case> {
         .prop_map(
             |(
                 (client, vip, real, gateway, macs),
-                (udp, flags, urgent, udp_checksum, l4_checksum),
+                (udp, flags, urgent, udp_checksum, l4_checksum, fullnat),
                 (ttl, ident, payload, ip_checksum_error),
             )| Case {
                 client,
@@ -878,6 +881,7 @@ fn case() -> impl Strategy<Value = Case> {
                 gateway,
                 macs,
                 udp,
+                fullnat,
                 flags: flags & (ACK | PSH | URG | ECE | CWR),
                 urgent,
                 udp_checksum,
@@ -889,7 +893,7 @@ fn case() -> impl Strategy<Value = Case> {
             },
         )
         .prop_filter("distinct hosts", |c| {
-            let mut hosts = vec![*c.client.ip(), *c.vip.ip(), *c.real.ip()];
+            let mut hosts = vec![*c.client.ip(), *c.vip.ip(), *c.real.ip(), LIP];
             hosts.extend(c.gateway);
             let n = hosts.len();
             hosts.sort();
@@ -927,6 +931,10 @@ impl Case {
             (vip, svc)
         };
         svc.vip = vip;
+        if self.fullnat {
+            svc.reals[0].method = Method::FullNat;
+            svc.local_addrs = [LIP].into();
+        }
         let [client_mac, real_mac, gateway_mac] = self.macs;
         let mut routes = vec![route(INT_IF, range, 15, None)];
         let mut neighbours = vec![neighbour(INT_IF, *self.real.ip(), real_mac)];
@@ -952,6 +960,8 @@ impl Case {
     fn frame(&self, from: Side, flags: u8, ttl: u8, payload: &[u8]) -> Vec<u8> {
         let (src, dst, src_mac, dst_mac) = match from {
             Side::External => (self.client, self.vip, self.client_side_mac(), EXT_MAC),
+            // A lone table's first FullNAT connection takes LIP:1024.
+            Side::Internal if self.fullnat => (self.real, at(LIP, 1024), self.macs[1], INT_MAC),
             Side::Internal => (self.real, self.client, self.macs[1], INT_MAC),
         };
         let packet = if self.udp {

@@ -17,6 +17,9 @@
 //! - A direct-routed frame (TCP :443, UDP :123, or an ICMP error about their replies) leaves by
 //!   the internal side to a real server's MAC with nothing else changed (a partial TCP/UDP
 //!   checksum completed); it has no round trip (the real server answers the client itself).
+//! - A FullNAT frame (TCP :9000, UDP :9053, replies to the local address 198.19.0.160, ICMP
+//!   errors about them) is checked as a NAT frame whose both endpoints are translated: inbound
+//!   the source becomes the local address, outbound the destination becomes the client.
 //! - Any other forwarded frame leaves by the other side, from that side's MAC, TTL - 1, with a valid
 //!   IPv4 header checksum; only the translated endpoint (inbound: the destination, which
 //!   becomes a real server of the VIP's service; outbound: the source, which becomes the VIP
@@ -64,8 +67,9 @@ type ServiceDef = (u8, u16, Method, &'static [(Ipv4Addr, u16)]);
 
 /// The services. Two services share 198.19.0.148:80, as two VIPs of one
 /// web server do: a client on both from one port makes two connections with one reply tuple.
-/// TCP :443 and UDP :123 are direct-routed, TCP :8443 and UDP :4500 tunnelled.
-const SERVICES: [ServiceDef; 7] = [
+/// TCP :443 and UDP :123 are direct-routed, TCP :8443 and UDP :4500 tunnelled, TCP :9000 and
+/// UDP :9053 FullNAT (from [`LIP`]).
+const SERVICES: [ServiceDef; 9] = [
     (
         PROTO_TCP,
         80,
@@ -88,7 +92,11 @@ const SERVICES: [ServiceDef; 7] = [
     (PROTO_UDP, 123, Method::Route, &[(REAL_148, 123)]),
     (PROTO_TCP, 8443, GUE, &[(REAL_148, 8443)]),
     (PROTO_UDP, 4500, GRE, &[(REAL_137, 4500)]),
+    (PROTO_TCP, 9000, Method::FullNat, &[(REAL_148, 9090)]),
+    (PROTO_UDP, 9053, Method::FullNat, &[(REAL_137, 53)]),
 ];
+/// FullNAT's local address.
+const LIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 160);
 const GUE: Method = Method::Tunnel(Tunnel {
     encap: Encap::Gue,
     port: 6080,
@@ -153,6 +161,10 @@ impl Director {
                     persistence: None,
                     // The :8080 service has a small limit, so its refusals and evictions run.
                     max_conns: if sid == 2 { 4 } else { 0 },
+                    local_addrs: match method {
+                        Method::FullNat => [LIP].into(),
+                        _ => Box::default(),
+                    },
                 };
                 (vip, service)
             });
@@ -172,6 +184,7 @@ impl Director {
             timeouts: Default::default(),
             services: services.collect(),
             vip_addrs: vec![VIP],
+            local_addrs: vec![LIP],
         };
         let route = |ifindex, dst, prefix_len, gateway| Route {
             ifindex,
@@ -286,8 +299,9 @@ fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8
         _ => {}
     }
     assert_ne!(to, from, "forwarded out of the other side");
+    let fullnat = is_fullnat(input, from);
     if input.get(ETH + 9) == Some(&PROTO_ICMP) {
-        check_icmp_error(input, &frame, from, egress_mac);
+        check_icmp_error(input, &frame, from, egress_mac, fullnat);
         // An error is not answered: no round trip.
         return Err(verdict);
     }
@@ -297,15 +311,18 @@ fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8
     assert_eq!(frame[ETH + 8], input[ETH + 8] - 1, "TTL - 1");
     assert!(o.header_checksum_ok(&frame), "valid IPv4 header checksum");
 
-    // Only the translated endpoint, MACs, TTL and checksums change.
+    // Only the translated endpoint (both for FullNAT), MACs, TTL and checksums change.
     let mut expected = input.to_vec();
     expected[..12].copy_from_slice(&frame[..12]);
     for range in [ETH + 8..ETH + 9, ETH + 10..ETH + 12, o.l4_checksum_range()] {
         expected[range.clone()].copy_from_slice(&frame[range]);
     }
-    let (addr, port) = translated.ranges(o.l4);
-    expected[addr.clone()].copy_from_slice(&frame[addr]);
-    expected[port.clone()].copy_from_slice(&frame[port]);
+    let (both, one) = ([Endpoint::Src, Endpoint::Dst], [translated]);
+    for endpoint in if fullnat { &both[..] } else { &one[..] } {
+        let (addr, port) = endpoint.ranges(o.l4);
+        expected[addr.clone()].copy_from_slice(&frame[addr]);
+        expected[port.clone()].copy_from_slice(&frame[port]);
+    }
     assert_eq!(frame, expected, "nothing but the NAT fields changed");
 
     // The new endpoint is what the configuration says.
@@ -314,12 +331,20 @@ fn check_one(director: &mut Director, input: &[u8], from: Side) -> Result<Vec<u8
         Endpoint::Dst => {
             let (_, _, _, reals) = service_of(proto, i.dst(input)).expect("a configured VIP");
             assert!(reals.contains(&o.dst(&frame)), "DNAT to one of its reals");
+            if fullnat {
+                assert_eq!(o.src(&frame).0, LIP, "FullNAT: from the local address");
+            }
         }
         Endpoint::Src => {
             let (vip, vport) = o.src(&frame);
             assert_eq!(vip, VIP, "SNAT to the VIP");
             let (_, _, method, reals) = service_of(proto, (vip, vport)).expect("a configured VIP");
-            assert_eq!(method, Method::Masq, "only NAT replies come back");
+            let expected = if fullnat {
+                Method::FullNat
+            } else {
+                Method::Masq
+            };
+            assert_eq!(method, expected, "only NAT and FullNAT replies come back");
             assert!(
                 reals.contains(&i.src(input)),
                 "SNAT to a VIP:port of that real"
@@ -417,7 +442,7 @@ fn check_direct_routed(input: &[u8], frame: &[u8]) {
 }
 
 /// The invariants of a translated ICMP error (see the module doc).
-fn check_icmp_error(input: &[u8], frame: &[u8], from: Side, egress_mac: [u8; 6]) {
+fn check_icmp_error(input: &[u8], frame: &[u8], from: Side, egress_mac: [u8; 6], fullnat: bool) {
     assert_eq!(frame.len(), input.len(), "same length");
     let ihl = usize::from(input[ETH] & 0x0f) * 4;
     let total = usize::from(port(&input[ETH + 2..]));
@@ -489,8 +514,28 @@ fn check_icmp_error(input: &[u8], frame: &[u8], from: Side, egress_mac: [u8; 6])
     } else {
         ql4 + 6
     };
+    // FullNAT also translates the other outer address (inbound the source becomes the local
+    // address; outbound the destination, the client) and the other quoted endpoint.
+    let (other_outer, other_addr, other_port) = match from {
+        Side::External => (ETH + 12..ETH + 16, quote + 16..quote + 20, ql4 + 2..ql4 + 4),
+        Side::Internal => (ETH + 16..ETH + 20, quote + 12..quote + 16, ql4..ql4 + 2),
+    };
+    if fullnat {
+        assert_eq!(
+            frame[other_outer.clone()],
+            frame[other_addr.clone()],
+            "FullNAT: the other outer address = the other quoted one"
+        );
+        if from == Side::External {
+            assert_eq!(
+                addr(&frame[other_outer.clone()]),
+                LIP,
+                "from the local address"
+            );
+        }
+    }
     let mut expected = input.to_vec();
-    let changed = [
+    let mut changed = vec![
         0..12,
         ETH + 8..ETH + 9,
         ETH + 10..ETH + 12,
@@ -501,6 +546,9 @@ fn check_icmp_error(input: &[u8], frame: &[u8], from: Side, egress_mac: [u8; 6])
         quoted_port,
         quoted_l4_checksum..(quoted_l4_checksum + 2).min(end),
     ];
+    if fullnat {
+        changed.extend([other_outer, other_addr, other_port]);
+    }
     for range in changed {
         if range.start < range.end {
             expected[range.clone()].copy_from_slice(&frame[range]);
@@ -542,6 +590,16 @@ fn round_trip(director: &mut Director, input: &[u8], output: &[u8], from: Side) 
     let r = Ipv4::parse(&reply).expect("forwarded");
     assert_eq!(r.src(&reply), i.dst(input), "unNAT(NAT(p)): source");
     assert_eq!(r.dst(&reply), i.src(input), "unNAT(NAT(p)): destination");
+}
+
+/// Whether `input`, arriving on `from`, belongs to a FullNAT connection: from the external
+/// side, it goes to (or an ICMP error quotes a reply from) a FullNAT service; from the
+/// internal side, it is addressed to the local address.
+fn is_fullnat(input: &[u8], from: Side) -> bool {
+    match from {
+        Side::External => method_for(input) == Some(Method::FullNat),
+        Side::Internal => input.get(ETH + 16..ETH + 20).map(addr) == Some(LIP),
+    }
 }
 
 fn service_of(proto: u8, (addr, port): (Ipv4Addr, u16)) -> Option<ServiceDef> {

@@ -82,6 +82,7 @@ fn run(control: &Path, invocation: Invocation) -> ExitCode {
             }
             _ => None,
         }),
+        Invocation::Laddrs(opts) => laddrs(control, &opts),
         Invocation::Restore => {
             let mut text = String::new();
             if let Err(e) = std::io::stdin().read_to_string(&mut text) {
@@ -125,6 +126,30 @@ fn list(
         }
         Err(e) => client_failure(&command, e, EXIT_LIST_FAILED),
     }
+}
+
+/// `--get-laddr`: the table, then the connections, whose entries count each local address's
+/// connections.
+fn laddrs(control: &Path, opts: &ipvsadm::ListOptions) -> ExitCode {
+    let table = match call(control, Command::List) {
+        Ok(Reply::List(table)) => table,
+        Ok(other) => {
+            return fail(
+                &format!("unexpected answer to list: {other:?}"),
+                EXIT_LIST_FAILED,
+            )
+        }
+        Err(e) => return client_failure(&Command::List, e, EXIT_LIST_FAILED),
+    };
+    list(control, Command::Connections, |reply| match reply {
+        Reply::Connections(conns) => {
+            for warning in ipvsadm::connections_warnings(&conns) {
+                eprintln!("xvsadm: {warning}");
+            }
+            Some(ipvsadm::format_laddrs(&table, &conns, opts).map_err(|e| e.to_string()))
+        }
+        _ => None,
+    })
 }
 
 fn call(control: &Path, command: Command) -> Result<Reply, ClientError> {

@@ -108,7 +108,7 @@ impl CheckOptions {
     /// What the options ask for: `None` leaves the check alone (no `--check`), `Some(None)`
     /// removes it, `Some(Some(spec))` sets it. `given` holds the [`Opt::bit`]s of the options
     /// on the command line.
-    pub(super) fn finish(&self, given: u32) -> Result<Option<Option<CheckSpec>>, UsageError> {
+    pub(super) fn finish(&self, given: u64) -> Result<Option<Option<CheckSpec>>, UsageError> {
         let details = Opt::CHECK_DETAILS
             .into_iter()
             .filter(|opt| given & opt.bit() != 0);

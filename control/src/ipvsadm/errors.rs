@@ -56,7 +56,9 @@ pub enum RestoreError {
         error: UsageError,
     },
     /// The line parses but changes nothing (`-L`, `-S`, `-h`, ...).
-    #[error("line {line}: not a change of the table (-A -E -D -C -a -e -d -Z --set): {text}")]
+    #[error(
+        "line {line}: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): {text}"
+    )]
     NotAChange { line: usize, text: String },
 }
 

@@ -290,6 +290,13 @@ pub fn format_timeouts(timeouts: &Timeouts) -> String {
 /// `-L -c`: ipvsadm's `list_conn`, which prints each line of /proc/net/ip_vs_conn with
 /// `print_conn`.
 ///
+/// When an entry listed is FullNAT's (it has a local address), every line takes DPVS's four
+/// addresses, `source virtual local destination`, its `print_conn_entry` in ipvsadm's columns
+/// (DPVS prints no title, a `[lcore]` before the protocol and the expiry in seconds): the
+/// local column is the local address and port for FullNAT entries and the client for the
+/// others (what their real server sees as its peer). Without FullNAT entries the listing is
+/// ipvsadm's.
+///
 /// ipvsadm prints the entries in the kernel's hash order (its `--sort` "does nothing, for
 /// backwards compatibility", and it never sorts connections). The workers' order means as
 /// little, so xvsadm sorts them, by protocol, virtual address and port, real server address and
@@ -298,8 +305,22 @@ pub fn format_timeouts(timeouts: &Timeouts) -> String {
 /// entries never have an engine, so they are printed in the short form as by ipvsadm.
 pub fn format_connections(reply: &ConnectionsReply, opts: &ListOptions) -> String {
     let mut out = String::from("IPVS connection entries\n");
+    let fullnat = reply.connections.iter().any(|c| c.laddr.is_some());
     // `write!` into a String cannot fail.
-    let _ = if opts.persistent_conn {
+    let _ = if fullnat && opts.persistent_conn {
+        // ipvsadm's title with DPVS's local column before the destination.
+        writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "local", "destination", "pe name"
+        )
+    } else if fullnat {
+        writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} destination",
+            "state", "source", "virtual", "local"
+        )
+    } else if opts.persistent_conn {
         // printf("pro expire %-11s %-18s %-18s %-18s %-16s %s\n",
         //        "state", "source", "virtual", "destination", "pe name", "pe_data");
         writeln!(
@@ -342,16 +363,79 @@ pub fn format_connections(reply: &ConnectionsReply, opts: &ListOptions) -> Strin
             format!("{}:{}", c.client, c.client_port),
             format!("{}:{}", c.vip, c.vport),
         );
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "{:<3} {expire_str:<6} {:<11} {cname:<18} {vname:<18} {}:{}",
+            "{:<3} {expire_str:<6} {:<11} {cname:<18} {vname:<18} ",
             c.proto.ipvsadm_name(),
             c.state,
-            c.real,
-            c.rport
         );
+        if fullnat {
+            // DPVS: printf("[%d]%-3s %-6s %-11s %-18s %-18s %-18s %s\n", conn_entry->lcoreid,
+            //        proto_str, time_str, conn_entry->state, cname, vname, lname, dname);
+            let lname = match c.laddr {
+                Some(laddr) => format!("{laddr}:{}", c.lport.unwrap_or(0)),
+                None => cname,
+            };
+            let _ = write!(out, "{lname:<18} ");
+        }
+        let _ = writeln!(out, "{}:{}", c.real, c.rport);
     }
     out
+}
+
+/// DPVS's `--get-laddr`: `list_all_laddrs` (every service, the title before the first one
+/// only, so nothing at all without services) or, with `-t|-u`, `list_laddrs` (the title and
+/// that service). Services come in `-L`'s order, local addresses in the order they were
+/// added. CONFLICTS (DPVS: local ports found taken) is always 0: xvs partitions each local
+/// address's ports between its workers. CONNS counts `conns`' entries of the service that
+/// leave from the address.
+pub fn format_laddrs(
+    reply: &ListReply,
+    conns: &ConnectionsReply,
+    opts: &ListOptions,
+) -> Result<String, ListError> {
+    let services = match opts.service {
+        Some(key) => vec![find_service(reply, key)?],
+        None => sorted_services(reply, &ListOptions::default()),
+    };
+    let mut out = String::new();
+    for (i, svc) in services.into_iter().enumerate() {
+        if i == 0 {
+            // printf("%-20s %-8s %-20s %-10s %-10s\n" ,
+            //        "VIP:VPORT" , "TOTAL" , "SNAT_IP", "CONFLICTS", "CONNS" );
+            let _ = writeln!(
+                out,
+                "{:<20} {:<8} {:<20} {:<10} {:<10}",
+                "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS"
+            );
+        }
+        // vname = addrport_to_anyname(d->af, &d->addr, ntohs(d->port), d->protocol,
+        //                             FMT_NUMERIC);
+        // printf("%-20s %-8u \n" , vname , d->num_laddrs);
+        let key = &svc.service;
+        let vname = format!("{}:{}", key.addr, key.port);
+        let _ = writeln!(out, "{vname:<20} {:<8} ", svc.local_addrs.len());
+        for laddr in &svc.local_addrs {
+            let count = conns
+                .connections
+                .iter()
+                .filter(|c| {
+                    c.proto == key.proto
+                        && c.vip == key.addr
+                        && c.vport == key.port
+                        && c.laddr == Some(*laddr)
+                })
+                .count();
+            // printf("%-20s %-8s %-20s %-10lu %-10u\n", "", "", pbuf,
+            //        entry->port_conflict, entry->conn_counts);
+            let _ = writeln!(
+                out,
+                "{:<20} {:<8} {laddr:<20} {:<10} {count:<10}",
+                "", "", 0
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// What `-L -c` should say on stderr about entries missing from `reply` (nothing normally).

@@ -20,13 +20,12 @@
 //! Where xvsadm knowingly differs from ipvsadm:
 //! - addresses and ports are always printed numerically (no DNS or /etc/services lookups),
 //!   with or without `-n`, and only numeric IPv4 addresses are accepted;
-//! - a real server added without a forwarding method is masqueraded (`-m`), the only method
-//!   xvs implements; ipvsadm's default is `-g`, and explicit `-g` / `-i` are refused;
 //! - options may come in any order (ipvsadm wants the command first);
 //! - the real server's port defaults to the service's port wherever `-r` appears (ipvsadm copies
 //!   the port only if `-t`/`-u` came before `-r`);
 //! - ipvsadm options xvs does not implement (`-f`, `--sctp-service`, `-6`, `-o`, `--pe`,
-//!   `--tun-*`, the sync daemon's) are refused by name, with the reason, instead of being sent;
+//!   `--tun-info`, the sync daemon's) are refused by name, with the reason, instead of being
+//!   sent (`--tun-remcsum` is sent, and the daemon refuses it);
 //! - `-b flag-3` is refused (IPVS's third scheduler flag bit, read by no scheduler, which xvs
 //!   does not keep), and `-b ,` (only commas) is "invalid scheduler flag `,'" where ipvsadm
 //!   crashes (strtok gives strcmp a NULL);
@@ -39,12 +38,32 @@
 //!   real server, client), where ipvsadm prints /proc/net/ip_vs_conn in hash order; `--sort`
 //!   does nothing there either, `--nosort` keeps the workers' order;
 //! - `-S` adds ` -x N` / ` -y N` to a real server's line when not 0 (ipvsadm 1.31 loses the
-//!   thresholds) and a service's check options and ` --conn-limit N` to its `-A` line;
+//!   thresholds), a service's check options and ` --conn-limit N` to its `-A` line, and its
+//!   FullNAT local addresses as `--add-laddr` lines after it;
 //! - `-R` sends every line as one batch, so a failing line applies nothing (ipvsadm runs the
 //!   lines one by one and stops at the first failure, leaving the lines before it applied), and
 //!   accepts only changes (ipvsadm would also run `-L` lines);
 //! - where a health check holds a real server down, `-L` and `--persistent-conn` show its
 //!   weight as 0 (keepalived sets it to 0); `-S` saves the configured weight.
+//!
+//! DPVS's FullNAT, in the spelling of DPVS's ipvsadm (its ipvsadm.c is the reference for
+//! these): `-a`/`-e` take `--fullnat` (long only: DPVS's `-b` is ipvsadm 1.31's `--sched-flags`
+//! here), one forwarding method like `-g`/`-i`/`-m`, which keeps the real server's port as
+//! `-m` does. `--add-laddr`/`-P` and `--del-laddr`/`-Q` with `-z|--laddr LIP -t|-u VIP:PORT`
+//! send `add_laddr` / `del_laddr` (DPVS's `-F IFNAME` is refused by name: xvs needs none);
+//! `--get-laddr`/`-G [-t|-u VIP:PORT]` sends `list` and `connections` and prints DPVS's
+//! `list_laddrs` ([`format_laddrs`]; trailing blanks left out here):
+//!
+//! ```text
+//! VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS
+//! 198.18.0.129:80      2
+//!                               198.19.0.11          0          2
+//!                               198.19.0.10          0          1
+//! ```
+//!
+//! CONFLICTS is always 0 (each worker has its own share of a local address's ports), CONNS
+//! the service's connections leaving from the address. `-L -c` adds DPVS's `local` column
+//! when an entry listed is FullNAT's (see [`format_connections`]); `-L` shows `FullNat`.
 //!
 //! xvs's connection limit (no ipvsadm equivalent): `-A`/`-E` take `--conn-limit N`, sent as
 //! `set_conn_limit` in one batch with the service (`0..=u32::MAX`, 0 removes the limit; `-E`
@@ -90,7 +109,9 @@ mod usage;
 mod tests;
 
 pub use errors::{daemon_error_message, ListError, RestoreError, UsageError};
-pub use format::{connections_warnings, format_connections, format_list, format_timeouts};
+pub use format::{
+    connections_warnings, format_connections, format_laddrs, format_list, format_timeouts,
+};
 pub use health::format_health;
 pub use parse::{parse, take_control_option};
 pub use save::{format_save, parse_restore};
@@ -128,6 +149,10 @@ pub enum Invocation {
     Connections(ListOptions),
     /// `-L --health` (xvs): send [`Command::List`], print [`format_health`].
     Health(ListOptions),
+    /// DPVS's `--get-laddr [-t|-u SERVICE]`: send [`Command::List`] and
+    /// [`Command::Connections`] (which counts each local address's connections), print
+    /// [`format_laddrs`] (and [`connections_warnings`] to stderr). Only `service` is set.
+    Laddrs(ListOptions),
     /// `-S`: send [`Command::List`], print [`format_save`].
     Save,
     /// `-R`: read the rules from stdin, send what [`parse_restore`] makes of them.
@@ -137,11 +162,15 @@ pub enum Invocation {
 }
 
 impl Invocation {
-    /// The protocol command to send, if any (`-R`'s depends on its input).
+    /// The protocol command to send, if any (`-R`'s depends on its input). `--get-laddr`
+    /// sends [`Command::Connections`] after this one.
     pub fn command(&self) -> Option<Command> {
         match self {
             Invocation::Help | Invocation::Version | Invocation::Restore => None,
-            Invocation::List(_) | Invocation::Health(_) | Invocation::Save => Some(Command::List),
+            Invocation::List(_)
+            | Invocation::Health(_)
+            | Invocation::Laddrs(_)
+            | Invocation::Save => Some(Command::List),
             Invocation::Timeouts => Some(Command::Timeouts),
             Invocation::Connections(_) => Some(Command::Connections),
             Invocation::Apply(command) => Some(command.clone()),

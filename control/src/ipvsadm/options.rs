@@ -3,7 +3,8 @@
 use crate::protocol::TunnelChecksum;
 
 /// ipvsadm's commands, in the order of its `CMD_*` constants (the rows of [`RULES`]), without
-/// `--start-daemon` and `--stop-daemon` (xvs has no connection sync daemon).
+/// `--start-daemon` and `--stop-daemon` (xvs has no connection sync daemon), then DPVS's
+/// ipvsadm's local-address commands (FullNAT), in the order of its `CMD_*` constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Cmd {
     AddService,
@@ -19,6 +20,12 @@ pub(super) enum Cmd {
     Restore,
     Save,
     Zero,
+    /// DPVS's `--add-laddr` (`-P`).
+    AddLaddr,
+    /// DPVS's `--del-laddr` (`-Q`).
+    DelLaddr,
+    /// DPVS's `--get-laddr` (`-G`).
+    GetLaddr,
 }
 
 impl Cmd {
@@ -37,13 +44,17 @@ impl Cmd {
             Cmd::Restore => "restore",
             Cmd::Save => "save",
             Cmd::Zero => "zero",
+            // DPVS's cmdnames[].
+            Cmd::AddLaddr => "add-laddr",
+            Cmd::DelLaddr => "del-laddr",
+            Cmd::GetLaddr => "get-laddr",
         }
     }
 }
 
-/// The options xvsadm implements: ipvsadm's, in the order of its `OPTC_*` constants, then
-/// xvs's own (health checks, the connection limit). They are the columns of [`RULES`]; their order decides which
-/// error is reported first.
+/// The options xvsadm implements: ipvsadm's, in the order of its `OPTC_*` constants, DPVS's
+/// `--laddr`, then xvs's own (health checks, the connection limit). They are the columns of
+/// [`RULES`]; their order decides which error is reported first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Opt {
     Numeric,
@@ -69,6 +80,8 @@ pub(super) enum Opt {
     TunPort,
     /// `--tun-nocsum`, `--tun-csum`, `--tun-remcsum`: one of them.
     TunChecksum,
+    /// DPVS's `-z`/`--laddr` (its `OPT_LOCAL_ADDRESS`).
+    LocalAddress,
     // xvs extensions.
     Health,
     Check,
@@ -83,7 +96,7 @@ pub(super) enum Opt {
 }
 
 impl Opt {
-    pub(super) const ALL: [Opt; 32] = [
+    pub(super) const ALL: [Opt; 33] = [
         Opt::Numeric,
         Opt::Connection,
         Opt::Service,
@@ -106,6 +119,7 @@ impl Opt {
         Opt::TunType,
         Opt::TunPort,
         Opt::TunChecksum,
+        Opt::LocalAddress,
         Opt::Health,
         Opt::Check,
         Opt::CheckPort,
@@ -154,6 +168,8 @@ impl Opt {
             Opt::TunType => "tun-type",
             Opt::TunPort => "tun-port",
             Opt::TunChecksum => "tun-csum-flags",
+            // DPVS's optnames[].
+            Opt::LocalAddress => "local-address",
             Opt::Health => "health",
             Opt::Check => "check",
             Opt::CheckPort => "check-port",
@@ -167,17 +183,20 @@ impl Opt {
         }
     }
 
-    pub(super) fn bit(self) -> u32 {
+    pub(super) fn bit(self) -> u64 {
         1 << self as u32
     }
 }
 
 /// The width of a [`RULES`] row.
 const OPTS: usize = Opt::ALL.len();
+// Each option is one bit of [`Opt::bit`]'s u64.
+const _: () = assert!(OPTS <= 64);
 
-/// ipvsadm's `commands_v_options` table restricted to the columns of [`Opt`], plus xvs's
-/// columns: `+` compulsory, `x` illegal, `1` exclusive (at most one `1` option), ` ` optional.
-/// ipvsadm's rows and columns, quoted from ipvsadm.c (the columns xvs lacks left out):
+/// ipvsadm's `commands_v_options` table restricted to the columns of [`Opt`], plus DPVS's
+/// local-address rows and column, plus xvs's columns: `+` compulsory, `x` illegal, `1`
+/// exclusive (at most one `1` option), ` ` optional. ipvsadm's rows and columns, quoted from
+/// ipvsadm.c (the columns xvs lacks left out):
 ///
 /// ```text
 ///             -n   -c   svc  -s   -p   -M   -r   fwd  -w   -x   -y   ... tot  ... -st  -rt  thr  -pc  srt  ... -ex  ... -b
@@ -188,24 +207,38 @@ const OPTS: usize = Opt::ALL.len();
 /// /*ZERO*/    'x', 'x', ' ', then every option 'x'
 /// ```
 ///
-/// xvs's columns: `--health` is a listing option; the check options and `--conn-limit` go with
-/// `-A` and `-E`.
-pub(super) const RULES: [&[u8; OPTS]; 12] = [
+/// DPVS's ipvsadm.c (its `laddr` column is `OPT_LOCAL_ADDRESS`, `-z`; `-F`/`--ifname`, which
+/// DPVS also wants for these commands, xvs does not need):
+///
+/// ```text
+///               -n   -c   svc  ... laddr ... ifname ... cpu
+/// /*ADDLADDR*/ {'x', 'x', '+', ... '+',   ... '+',    ... 'x', ...}  (every other option 'x')
+/// /*DELLADDR*/ {'x', 'x', '+', ... '+',   ... '+',    ... 'x', ...}
+/// /*GETLADDR*/ {'x', 'x', ' ', ... 'x',   ... 'x',    ... ' ', ...}
+/// ```
+///
+/// The `laddr` column is illegal with every other command. xvs's columns: `--health` is a
+/// listing option; the check options and `--conn-limit` go with `-A` and `-E`.
+pub(super) const RULES: [&[u8; OPTS]; 15] = [
     // Columns: -n -c svc -s -p -M -r fwd -w -x -y --timeout --stats --rate --thresholds
-    // --persistent-conn --nosort --exact -b --tun-type --tun-port --tun-*csum | --health --check --check-port --check-path
-    // --check-status --check-interval --check-timeout --rise --fall --conn-limit
-    b"xx+   xxxxxxxxxxxx xxxx         ", // add-service
-    b"xx+   xxxxxxxxxxxx xxxx         ", // edit-service
-    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
-    b" 11xxxxxxxx1      xxxx xxxxxxxxx", // list
-    b"xx+xxx+    xxxxxxxx   xxxxxxxxxx", // add-server
-    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
-    b"xx+xxx+    xxxxxxxx   xxxxxxxxxx", // edit-server
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
-    b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
-    b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
+    // --persistent-conn --nosort --exact -b --tun-type --tun-port --tun-*csum -z | --health
+    // --check --check-port --check-path --check-status --check-interval --check-timeout
+    // --rise --fall --conn-limit
+    b"xx+   xxxxxxxxxxxx xxxxx         ", // add-service
+    b"xx+   xxxxxxxxxxxx xxxxx         ", // edit-service
+    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
+    b" 11xxxxxxxx1      xxxxx xxxxxxxxx", // list
+    b"xx+xxx+    xxxxxxxx   xxxxxxxxxxx", // add-server
+    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
+    b"xx+xxx+    xxxxxxxx   xxxxxxxxxxx", // edit-server
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
+    b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
+    b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
+    b"xx+xxxxxxxxxxxxxxxxxxx+xxxxxxxxxx", // add-laddr
+    b"xx+xxxxxxxxxxxxxxxxxxx+xxxxxxxxxx", // del-laddr
+    b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-laddr
 ];
 
 /// What an option does once recognised.
@@ -223,6 +256,8 @@ pub(super) enum Key {
     Masquerading,
     Gatewaying,
     Ipip,
+    /// DPVS's `--fullnat`.
+    FullNat,
     TunType,
     TunPort,
     TunChecksum(TunnelChecksum),
@@ -251,6 +286,8 @@ pub(super) enum Key {
     Rise,
     Fall,
     ConnLimit,
+    /// DPVS's `-z`/`--laddr`.
+    LocalAddress,
     /// An ipvsadm option xvs does not implement; refused with its long name and the reason.
     Unsupported(&'static str),
 }
@@ -293,7 +330,8 @@ pub(super) const fn spec(
 const NO_SYNC: &str = "xvs has no connection sync daemon";
 const NO_TUN_INFO: &str = "xvs lists tunnels in -S form only (-S shows --tun-* options)";
 
-/// ipvsadm 1.31's options, short and long, then xvs's own. `-L` and `-l` are both `--list`.
+/// ipvsadm 1.31's options, short and long, DPVS's FullNAT options, then xvs's own. `-L` and
+/// `-l` are both `--list`.
 pub(super) const SPECS: &[Spec] = &[
     spec(
         Some('A'),
@@ -364,6 +402,19 @@ pub(super) const SPECS: &[Spec] = &[
     spec(None, "set", false, Key::Command(Cmd::Timeout)),
     spec(Some('R'), "restore", false, Key::Command(Cmd::Restore)),
     spec(Some('S'), "save", false, Key::Command(Cmd::Save)),
+    // DPVS's ipvsadm (FullNAT):
+    // { "add-laddr", 'P', POPT_ARG_NONE, NULL, 'P', NULL, NULL },
+    // { "del-laddr", 'Q', POPT_ARG_NONE, NULL, 'Q', NULL, NULL },
+    // { "get-laddr", 'G', POPT_ARG_NONE, NULL, 'G', NULL, NULL },
+    // { "fullnat" , 'b' , POPT_ARG_NONE, NULL, 'b', NULL, NULL },
+    // { "laddr", 'z', POPT_ARG_STRING, &optarg, 'z', NULL, NULL },
+    // `--fullnat` is long only: DPVS's `-b` is ipvsadm 1.31's `--sched-flags`, which keeps
+    // its ipvsadm meaning here.
+    spec(Some('P'), "add-laddr", false, Key::Command(Cmd::AddLaddr)),
+    spec(Some('Q'), "del-laddr", false, Key::Command(Cmd::DelLaddr)),
+    spec(Some('G'), "get-laddr", false, Key::Command(Cmd::GetLaddr)),
+    spec(None, "fullnat", false, Key::FullNat),
+    spec(Some('z'), "laddr", true, Key::LocalAddress),
     // xvs's own: health checks, the connection limit.
     spec(None, "health", false, Key::Health),
     spec(None, "check", true, Key::Check),
@@ -416,6 +467,13 @@ pub(super) const SPECS: &[Spec] = &[
         Key::Unsupported("xvs has no persistence engines"),
     ),
     spec(None, "tun-info", false, Key::Unsupported(NO_TUN_INFO)),
+    // DPVS's `{ "ifname", 'F', POPT_ARG_STRING, ... }`, compulsory there with --add-laddr.
+    spec(
+        Some('F'),
+        "ifname",
+        true,
+        Key::Unsupported("xvs needs no interface for a local address (xvsd steers it itself)"),
+    ),
     spec(None, "tun-type", true, Key::TunType),
     spec(None, "tun-port", true, Key::TunPort),
     spec(

@@ -18,7 +18,7 @@ use xvs_scheduler::{Flags, SchedulerKind};
 struct Parsed {
     cmd: Option<Cmd>,
     /// [`Opt::bit`]s of the options given, for ipvsadm's table checks.
-    options: u32,
+    options: u64,
     service: Option<ServiceKey>,
     scheduler: Option<String>,
     /// `-p`'s timeout (the default when `-p` has no argument).
@@ -41,6 +41,8 @@ struct Parsed {
     check: CheckOptions,
     /// xvs's `--conn-limit` (0: no limit).
     conn_limit: Option<u32>,
+    /// DPVS's `-z`/`--laddr`.
+    laddr: Option<Ipv4Addr>,
     /// Words that are no option's argument: `--set`'s three timeouts, else an error.
     positional: Vec<String>,
 }
@@ -128,11 +130,14 @@ impl Parsed {
                 self.set_option(Opt::Server)?;
                 self.real = Some(parse_address(&value, "real server")?);
             }
-            Key::Masquerading | Key::Gatewaying | Key::Ipip => {
+            Key::Masquerading | Key::Gatewaying | Key::Ipip | Key::FullNat => {
+                // DPVS: case 'b': set_option(options, OPT_FORWARD); ... IP_VS_CONN_F_FULLNAT;
+                // one forwarding method, as -g/-i/-m are.
                 self.set_option(Opt::Forward)?;
                 let forward = match found.spec.key {
                     Key::Masquerading => Forward::Masq,
                     Key::Gatewaying => Forward::Route,
+                    Key::FullNat => Forward::FullNat,
                     _ => Forward::Tunnel,
                 };
                 self.forward = Some((forward, found.shown));
@@ -242,6 +247,13 @@ impl Parsed {
                     ))
                 })?);
             }
+            Key::LocalAddress => {
+                // DPVS: case 'z': set_option(options, OPT_LOCAL_ADDRESS);
+                //         parse = parse_service(optarg, &dpvs_svc);
+                //         if (!(parse & SERVICE_ADDR)) fail(2, "illegal local address");
+                self.set_option(Opt::LocalAddress)?;
+                self.laddr = Some(parse_local_address(&value)?);
+            }
             Key::Unsupported(why) => {
                 return Err(UsageError::Unsupported(format!(
                     "option '{}' ({}) is not supported: {why}",
@@ -323,7 +335,7 @@ impl Parsed {
         }
         let Some(cmd) = self.cmd else {
             return Err(UsageError::TryHelp(
-                "no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set)".into(),
+                "no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set -P -Q -G)".into(),
             ));
         };
         // ipvsadm parses -b at the end of parse_options, against -s or its default scheduler
@@ -368,6 +380,25 @@ impl Parsed {
                 service: self.service,
             },
             Cmd::Flush => Command::Clear,
+            // DPVS: case CMD_ADDLADDR: result = dpvs_add_laddr(&ce.dpvs_svc, &ce.dpvs_laddr);
+            //       case CMD_DELLADDR: result = dpvs_del_laddr(&ce.dpvs_svc, &ce.dpvs_laddr);
+            Cmd::AddLaddr | Cmd::DelLaddr => {
+                let service = service?;
+                let addr = self.laddr.ok_or_else(|| missing(Opt::LocalAddress))?;
+                if cmd == Cmd::AddLaddr {
+                    Command::AddLaddr { service, addr }
+                } else {
+                    Command::DelLaddr { service, addr }
+                }
+            }
+            // DPVS: case CMD_GETLADDR: if (options & OPT_SERVICE) list_laddrs(&ce.dpvs_svc);
+            //       else list_all_laddrs(ce.index);
+            Cmd::GetLaddr => {
+                return Ok(Invocation::Laddrs(ListOptions {
+                    service: self.service,
+                    ..ListOptions::default()
+                }))
+            }
             Cmd::AddService | Cmd::EditService => {
                 let service = service?;
                 if service.port == 0 {
@@ -456,7 +487,8 @@ impl Parsed {
                 };
                 // ipvsadm: "the destination port must be equal to the service port" when
                 // the packet keeps its destination (-g, -i); it sets it, whatever was given.
-                if forward != Forward::Masq {
+                // Masquerading and DPVS's FullNAT rewrite it: the real server's port stays.
+                if matches!(forward, Forward::Route | Forward::Tunnel) {
                     real.port = service.port;
                 }
                 // Like ipvsadm, -a and -e send every field: no -w means weight 1, no -x / -y
@@ -636,6 +668,21 @@ fn parse_address(text: &str, what: &str) -> Result<(Ipv4Addr, Option<u16>), Usag
     };
     let addr = addr.parse::<Ipv4Addr>().map_err(|_| illegal())?;
     Ok((addr, port))
+}
+
+/// DPVS's `-z LIP`: an IPv4 address, without a port (DPVS's `parse_service` takes one and
+/// ignores it) and numeric only.
+fn parse_local_address(text: &str) -> Result<Ipv4Addr, UsageError> {
+    if text.starts_with('[') || text.matches(':').count() > 1 {
+        return Err(UsageError::Unsupported(format!(
+            "local address '{text}': IPv6 is not supported yet"
+        )));
+    }
+    text.parse::<Ipv4Addr>().map_err(|_| {
+        UsageError::Invalid(format!(
+            "illegal local address `{text}' specified (-z takes an IPv4 address, no port)"
+        ))
+    })
 }
 
 /// ipvsadm's `string_to_number`: the whole string is a decimal number (strtol: optional

@@ -15,23 +15,32 @@ fn rule_service(key: &ServiceKey) -> String {
     format!("{option} {}:{}", key.addr, key.port)
 }
 
-/// ipvsadm's `fwd_switch`.
+/// ipvsadm's `fwd_switch`; FullNAT as DPVS's long option (its `-b` is ipvsadm's
+/// `--sched-flags` here).
 fn fwd_switch(forward: Forward) -> &'static str {
     match forward {
         Forward::Masq => "-m",
         Forward::Tunnel => "-i",
         Forward::Route => "-g",
+        Forward::FullNat => "--fullnat",
     }
 }
 
 /// `-S`: ipvsadm's `list_all(FMT_RULE)`: no header, no title, services and real servers in
 /// the sorted order of `-L`, one command line each.
 ///
-/// Three xvs additions, so that [`parse_restore`] rebuilds exactly what was saved: a real
-/// server's `-x` and `-y` follow `-w` when not 0 (ipvsadm 1.31 does not save thresholds), a
-/// service's health check follows its `-A` options (`--check KIND` and each value that is not
-/// the default), and then its connection limit (`--conn-limit N`) when it has one. Real servers are saved with their configured weight, also while a health
-/// check holds them down.
+/// xvs additions, so that [`parse_restore`] rebuilds exactly what was saved:
+/// - a real server's `-x` and `-y` follow `-w` when not 0 (ipvsadm 1.31 does not save
+///   thresholds);
+/// - a service's health check follows its `-A` options (`--check KIND` and each value that is
+///   not the default), and then its connection limit (`--conn-limit N`) when it has one;
+/// - FullNAT (DPVS's ipvsadm, whose `-S` saves neither): after the `-A` line, one
+///   `--add-laddr -z LIP -t|-u VIP:PORT` line per local address, in the order they were added
+///   (the order the workers use them in), before the `-a` lines; a FullNAT real server's method
+///   is `--fullnat` (DPVS's long option; its port is kept, as with `-m`).
+///
+/// Real servers are saved with their configured weight, also while a health check holds them
+/// down.
 pub fn format_save(reply: &ListReply) -> String {
     let mut out = String::new();
     let sorted = ListOptions::default();
@@ -69,6 +78,9 @@ pub fn format_save(reply: &ListReply) -> String {
             let _ = write!(out, " --conn-limit {}", svc.max_conns);
         }
         out.push('\n');
+        for laddr in &svc.local_addrs {
+            let _ = writeln!(out, "--add-laddr -z {laddr} {svc_name}");
+        }
         for r in sorted_reals(svc, &sorted) {
             // printf("-a %s -r %s %s -w %d\n", svc_name, dname, fwd_switch(e->conn_flags),
             //        e->weight);
@@ -109,8 +121,8 @@ pub fn format_save(reply: &ListReply) -> String {
 /// As ipvsadm's restore (config_stream.c) reads them: each line is split on blanks, and a
 /// leading `ipvsadm` (or `xvsadm`) word is skipped. Blank lines are ignored, and so is
 /// everything from a word that starts with `#`. Each line must be a change (`-A -E -D -C -a -e
-/// -d -Z --set`); a line with check options or `--conn-limit` adds its batch's commands in
-/// order.
+/// -d -Z --set`, DPVS's `-P -Q`); a line with check options or `--conn-limit` adds its batch's
+/// commands in order.
 pub fn parse_restore(text: &str) -> Result<Command, RestoreError> {
     let mut commands = Vec::new();
     for (index, line) in text.lines().enumerate() {

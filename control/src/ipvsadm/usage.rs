@@ -23,9 +23,9 @@ pub fn format_daemon_version(info: &VersionInfo) -> String {
     )
 }
 
-/// `-h`: ipvsadm's usage text (`usage_exit`), adapted to what xvsadm implements: xvs's
-/// health-check options, `--conn-limit` and `--health` added, the options xvs refuses listed
-/// as such.
+/// `-h`: ipvsadm's usage text (`usage_exit`), adapted to what xvsadm implements: DPVS's
+/// FullNAT commands and options (its `usage_exit`'s lines), xvs's health-check options,
+/// `--conn-limit` and `--health` added, the options xvs refuses listed as such.
 pub fn usage() -> String {
     format!(
         r#"{version}
@@ -37,9 +37,11 @@ Usage:
   xvsadm [--control PATH] -C
   xvsadm [--control PATH] -R
   xvsadm [--control PATH] -S [-n]
-  xvsadm [--control PATH] -a|e virtual-service -r server-address [-m] [-w weight]
-                                    [-x uthreshold] [-y lthreshold]
+  xvsadm [--control PATH] -a|e virtual-service -r server-address [-g|-i|-m|--fullnat]
+                                    [-w weight] [-x uthreshold] [-y lthreshold]
   xvsadm [--control PATH] -d virtual-service -r server-address
+  xvsadm [--control PATH] -P|Q virtual-service -z local-address
+  xvsadm [--control PATH] -G [virtual-service]
   xvsadm [--control PATH] -L|l [virtual-service] [options]
   xvsadm [--control PATH] -L|l -c [-n] [--nosort] [--persistent-conn]
   xvsadm [--control PATH] -L|l --timeout
@@ -56,6 +58,9 @@ Either long or short options are allowed.
   --clear           -C        clear the whole table
   --restore         -R        restore rules from stdin (all of them or, if one
                               fails, none)
+  --add-laddr       -P        add local address (FullNAT)
+  --del-laddr       -Q        del local address
+  --get-laddr       -G        get local address (all services' without one)
   --save            -S        save rules to stdout
   --add-server      -a        add real server with options
   --edit-server     -e        edit real server with options
@@ -83,6 +88,10 @@ Options:
                                       server holds the VIP and answers clients itself
   --ipip         -i                   ipip encapsulation (tunneling)
   --masquerading -m                   masquerading (NAT)
+  --fullnat                           fullnat mode: requests leave from one of the
+                                      service's local addresses (-P), so replies come
+                                      back whatever the real server's routes; the
+                                      port may differ from the service's
   --tun-type     type                 one of ipip|gue|gre (with -i; default ipip)
   --tun-port     port                 tunnel destination port (gue only)
   --tun-nocsum                        tunnel encapsulation without checksum (the default)
@@ -106,7 +115,9 @@ Options:
   --numeric      -n                   numeric output (xvsadm always prints numbers)
   --sched-flags  -b flags             scheduler flags (comma-separated): sh-fallback,
                                       sh-port (sh), mh-fallback, mh-port (mh), flag-1,
-                                      flag-2 (any scheduler; -E without -b clears them)
+                                      flag-2 (any scheduler; -E without -b clears them;
+                                      not DPVS's -b, which is --fullnat)
+  --laddr        -z local-ip          local IP (IPv4) of -P and -Q
   --control PATH                      xvsd's control socket (default ${env},
                                       else {path})
 
@@ -129,7 +140,7 @@ Connection limit (-A and -E; -E without --conn-limit leaves the limit as it is):
 
 Not supported by xvs, refused by name: --fwmark-service (-f), --sctp-service, --ipv6 (-6),
 --ops (-o), --pe, --tun-remcsum, --tun-info, --daemon, --start-daemon, --stop-daemon and
-the sync daemon options.
+the sync daemon options, DPVS's --ifname (-F).
 "#,
         version = version_line(),
         max = MAX_PERSISTENT_TIMEOUT,

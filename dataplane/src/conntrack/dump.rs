@@ -16,7 +16,7 @@
 //! says when it cut a listing short.
 
 use super::{Conn, ConnTable};
-use crate::snapshot::PROTO_TCP;
+use crate::snapshot::{Method, PROTO_TCP};
 use crossbeam::utils::CachePadded;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -46,6 +46,8 @@ pub struct ConnEntry {
     pub expires_ms: u64,
     /// On the XDP fast path ([`super::FastState::Installed`]).
     pub fast: bool,
+    /// FullNAT: the local address and port the connection leaves from.
+    pub local: Option<(Ipv4Addr, u16)>,
 }
 
 impl ConnEntry {
@@ -71,6 +73,7 @@ impl ConnEntry {
             },
             expires_ms: conn.expires_ms.saturating_sub(now_ms),
             fast,
+            local: (conn.method == Method::FullNat).then_some((conn.laddr, conn.lport)),
         }
     }
 }
@@ -332,6 +335,8 @@ mod tests {
             service: 0,
             real: 1,
             method: crate::snapshot::Method::Masq,
+            laddr: Ipv4Addr::UNSPECIFIED,
+            lport: 0,
             state,
             expires_ms,
         }
@@ -410,6 +415,7 @@ mod tests {
             state,
             expires_ms,
             fast: false,
+            local: None,
         };
         assert_eq!(
             sorted(entries),

@@ -9,6 +9,9 @@
 //! worker can compute the owner of any frame without a lookup ([`owner_of`]). A worker that
 //! receives a frame of a flow it does not own hands the frame descriptor to the owner over a
 //! lock-free ring (see [`crate::worker`]); the owner alone reads and writes the flow's entry.
+//! A FullNAT reply carries the director's local address and port instead of the client's
+//! endpoint: the owner took a port that hashes to itself ([`crate::fullnat`]), so the same
+//! rule finds it.
 //! Hence a table needs no lock, and both directions always meet the same entry.
 //!
 //! # The table
@@ -35,11 +38,12 @@
 //!
 //! Established entries are never evicted: see *Half-open entries* for what is.
 //!
-//! Memory per entry of capacity: 48 bytes of slab, 4 of free list, 4 of half-open FIFO (an
+//! Memory per entry of capacity: 56 bytes of slab (the connection, 48 since FullNAT's local
+//! address and port joined it, and the slot's state), 4 of free list, 4 of half-open FIFO (an
 //! 8-byte record per two entries), and for the two indexes 64 bytes per 10 ways, with the
 //! power of two at or above 2 x capacity / 10 buckets each: 12.8 to 25.6 bytes per index;
 //! plus 16 KiB of per-service counts and 12 KiB of fast-path queues per table; arrays of 2 MiB
-//! or more are rounded up to whole huge pages. 10M entries take 0.77 GiB (83 bytes per entry: 2^21 buckets per index),
+//! or more are rounded up to whole huge pages. 10M entries take 0.85 GiB (91 bytes per entry: 2^21 buckets per index),
 //! `dataplane/tests/conntrack_memory.rs` checks it.
 //!
 //! The indexes hash with aHash under random per-process keys: as fast as a non-cryptographic
@@ -99,6 +103,7 @@ mod hw;
 mod index;
 pub mod tcp_state;
 
+use crate::fullnat::{self, LocalPorts};
 use crate::snapshot::{Method, RealId, ServiceId, Timeouts, PROTO_TCP};
 use crate::stats::{EvictReason, WorkerStats, MAX_SERVICES};
 pub use dump::{
@@ -148,6 +153,10 @@ pub struct Conn {
     /// The real server's forwarding method when the connection was made: it keeps it even if
     /// the server's method is edited later, as in IPVS.
     pub method: Method,
+    /// FullNAT: the local address and port requests leave from, where replies come back
+    /// (0.0.0.0:0 for the other methods).
+    pub laddr: Ipv4Addr,
+    pub lport: u16,
     /// TCP state; UDP entries stay in `TcpState::None` and use the UDP timeout.
     pub state: TcpState,
     /// Monotonic milliseconds after which the entry is dead.
@@ -166,14 +175,25 @@ impl Conn {
         }
     }
 
-    /// RIP:rport -> CIP:cport, as replies arrive.
+    /// RIP:rport -> CIP:cport, as replies arrive (RIP:rport -> LIP:lport for FullNAT).
     pub fn reply_key(&self) -> FlowKey {
+        let (dst, dst_port) = self.reply_destination();
         FlowKey {
             proto: self.proto,
             src: self.daddr,
             src_port: self.dport,
-            dst: self.caddr,
-            dst_port: self.cport,
+            dst,
+            dst_port,
+        }
+    }
+
+    /// Where the real server sends its replies: the client, or for FullNAT the local
+    /// address and port the request left from. Replies are owned by its hash ([`owner_of`]).
+    #[inline]
+    pub fn reply_destination(&self) -> (Ipv4Addr, u16) {
+        match self.method {
+            Method::FullNat => (self.laddr, self.lport),
+            _ => (self.caddr, self.cport),
         }
     }
 
@@ -353,6 +373,9 @@ pub struct ConnTable {
     fast_removed: Vec<Conn>,
     /// Installed entries the sweep found past their own expiry, with their generation.
     fast_expired: Vec<Record>,
+    /// FullNAT's local ports of this table's worker: taken for new FullNAT entries, given
+    /// back when they go.
+    local_ports: LocalPorts,
 }
 
 impl ConnTable {
@@ -382,7 +405,39 @@ impl ConnTable {
             last_slot: None,
             fast_removed: Vec::with_capacity(FAST_QUEUE_RESERVE),
             fast_expired: Vec::with_capacity(FAST_QUEUE_RESERVE),
+            local_ports: LocalPorts::new(0, 1, 0, fullnat::DEFAULT_PORTS),
         }
+    }
+
+    /// Makes this the table of worker `worker` of `workers` (whose [`owner_of`] seed is
+    /// `seed`) for FullNAT: it then hands out only the local ports whose replies reach that
+    /// worker. Call it before the first FullNAT connection (a table alone is worker 0 of 1).
+    pub fn set_worker(&mut self, worker: usize, workers: usize, seed: u64) {
+        self.local_ports = LocalPorts::new(worker, workers, seed, fullnat::DEFAULT_PORTS);
+    }
+
+    /// Prepares the local-port pool of `addr` (a hash per port: call it when the
+    /// configuration changes, so that the first connection does not pay for it).
+    pub fn add_local_addr(&mut self, addr: Ipv4Addr) {
+        self.local_ports.add_addr(addr);
+    }
+
+    /// A free local address and port among `addrs` for a new FullNAT connection; `None`
+    /// when this worker has none left (the flow is refused, never given a live port).
+    #[inline]
+    pub fn take_local_port(&mut self, addrs: &[Ipv4Addr]) -> Option<(Ipv4Addr, u16)> {
+        self.local_ports.take(addrs)
+    }
+
+    /// Gives back a port [`ConnTable::take_local_port`] gave for a connection that was not
+    /// inserted after all (removals give theirs back themselves).
+    pub fn give_back_local_port(&mut self, addr: Ipv4Addr, port: u16) {
+        self.local_ports.give_back(addr, port);
+    }
+
+    /// Free local ports of `addr` for this worker.
+    pub fn free_local_ports(&self, addr: Ipv4Addr) -> usize {
+        self.local_ports.free(addr)
     }
 
     pub fn len(&self) -> usize {
@@ -846,6 +901,9 @@ impl ConnTable {
         if self.slab[slot as usize].fast == FastState::Installed {
             self.fast_removed.push(conn);
         }
+        if conn.method == Method::FullNat {
+            self.local_ports.give_back(conn.laddr, conn.lport);
+        }
         self.slab[slot as usize].live = false;
         self.free.push(slot);
         self.len -= 1;
@@ -881,6 +939,8 @@ mod tests {
             service: 0,
             real: 1,
             method: Method::Masq,
+            laddr: Ipv4Addr::UNSPECIFIED,
+            lport: 0,
             state: TcpState::SynRecv,
             expires_ms: 60_000,
         }

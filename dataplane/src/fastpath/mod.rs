@@ -70,14 +70,17 @@ const REWRITE_NONE: u8 = 2;
 const REWRITE_IPIP: u8 = 3;
 const REWRITE_GUE: u8 = 4;
 const REWRITE_GRE: u8 = 5;
+/// FullNAT: both endpoints (the destination from `addr`/`port`, the source from
+/// `src_addr`/`src_port`).
+const REWRITE_FULLNAT: u8 = 6;
 
-/// The directions of `conn` the program carries: both for NAT, requests only for direct
-/// routing and tunnels (their replies never reach the director, and a packet from RIP:rport
-/// is no reply of theirs: the workers drop it); none for tunnels with a checksum (the program
-/// does not sum whole packets).
+/// The directions of `conn` the program carries: both for NAT and FullNAT, requests only for
+/// direct routing and tunnels (their replies never reach the director, and a packet from
+/// RIP:rport is no reply of theirs: the workers drop it); none for tunnels with a checksum
+/// (the program does not sum whole packets).
 fn directions(conn: &Conn) -> &'static [Direction] {
     match conn.method {
-        Method::Masq => &[Direction::Inbound, Direction::Outbound],
+        Method::Masq | Method::FullNat => &[Direction::Inbound, Direction::Outbound],
         Method::Route => &[Direction::Inbound],
         Method::Tunnel(t) if t.checksum => &[],
         Method::Tunnel(_) => &[Direction::Inbound],
@@ -107,7 +110,7 @@ impl FlowKey {
 
     /// The connection an entry (this key, its `value`) belongs to, as a listing names it:
     /// [`ConnId`]. Requests' keys name the client, their values the real server; replies'
-    /// keys name both.
+    /// keys name both, but for FullNAT, whose replies' values name the client.
     pub fn connection(&self, value: &FlowValue) -> ConnId {
         let port = u16::from_be_bytes;
         if self.side == SIDE_EXTERNAL {
@@ -120,7 +123,11 @@ impl FlowKey {
                 port(value.port),
             )
         } else {
-            let (client, real) = ((self.dst, self.dst_port), (self.src, self.src_port));
+            let client = match value.rewrite {
+                REWRITE_FULLNAT => (value.addr, value.port),
+                _ => (self.dst, self.dst_port),
+            };
+            let real = (self.src, self.src_port);
             (
                 self.proto,
                 client.0.into(),
@@ -150,9 +157,10 @@ pub struct FlowValue {
     src_mac: [u8; 6],
     /// Tunnels: the egress MTU (0: unknown).
     mtu: u16,
-    /// Tunnels: the outer source address, GUE's UDP source port (network byte order).
-    tunnel_src: [u8; 4],
-    tunnel_sport: [u8; 2],
+    /// Tunnels: the outer source address, GUE's UDP source port; FullNAT: the new source
+    /// address and port (network byte order).
+    src_addr: [u8; 4],
+    src_port: [u8; 2],
     pad2: u16,
     /// Written by the program: CLOCK_MONOTONIC (coarse) nanoseconds of its last packet.
     pub last_seen_ns: u64,
@@ -180,6 +188,13 @@ impl FlowValue {
             ),
             (Method::Masq, Direction::Inbound) => (REWRITE_DESTINATION, conn.daddr, conn.dport),
             (Method::Masq, Direction::Outbound) => (REWRITE_SOURCE, conn.vaddr, conn.vport),
+            (Method::FullNat, Direction::Inbound) => (REWRITE_FULLNAT, conn.daddr, conn.dport),
+            (Method::FullNat, Direction::Outbound) => (REWRITE_FULLNAT, conn.caddr, conn.cport),
+        };
+        let (src_addr, src_port) = match (conn.method, direction) {
+            (Method::FullNat, Direction::Inbound) => (conn.laddr, conn.lport),
+            (Method::FullNat, Direction::Outbound) => (conn.vaddr, conn.vport),
+            _ => (egress.addr, encap::gue_source_port(conn)),
         };
         FlowValue {
             addr: addr.octets(),
@@ -192,8 +207,8 @@ impl FlowValue {
             real: conn.real,
             src_mac: egress.mac,
             mtu: egress.mtu,
-            tunnel_src: egress.addr.octets(),
-            tunnel_sport: encap::gue_source_port(conn).to_be_bytes(),
+            src_addr: src_addr.octets(),
+            src_port: src_port.to_be_bytes(),
             pad2: 0,
             last_seen_ns: 0,
         }
@@ -626,6 +641,8 @@ mod tests {
             service: 0,
             real: 1,
             method: Method::Masq,
+            laddr: Ipv4Addr::UNSPECIFIED,
+            lport: 0,
             state: TcpState::Established,
             expires_ms: 0,
         };

@@ -17,6 +17,11 @@
 //!   address would reveal the inside and is often unroutable for the client, whose stack
 //!   matches the error by the quote anyway.
 //!
+//! - FullNAT (`xmit/fullnat.rs`) translates the other outer address and quoted endpoint too:
+//!   the quote of a request left from LIP:lport, so an error about it is addressed to the LIP
+//!   (whose reversed quote is the reply key); an error about a reply reaches the real server
+//!   from the LIP.
+//!
 //! Rules: an error must be addressed to the source of the packet it quotes (the VIP, or the
 //! client), and its connection must be in the table; otherwise it is dropped as
 //! `NoConnection`. An error never creates a connection and never touches one: no state change
@@ -154,6 +159,9 @@ pub(super) fn process<F: FrameBuf + ?Sized>(
         // connection, so they never get here.
         Method::Route => xmit::dr::transmit(frame.bytes(), env, &conn),
         Method::Tunnel(tunnel) => xmit::tun::transmit(frame, e.ip_len, env, &conn, tunnel, stats),
+        Method::FullNat => {
+            xmit::fullnat::transmit_icmp_error(frame.bytes(), e.ip_len, env, &conn, direction)
+        }
     };
     if matches!(verdict, Verdict::Forward(_)) {
         counters[e.reason as usize].add(1);

@@ -270,6 +270,12 @@ impl XdpProgram {
         update(self.local_addrs, &addr.octets(), &1u8)
     }
 
+    /// Undoes [`XdpProgram::add_local_address`]: frames to `addr` are steered by their source
+    /// again (a FullNAT local address: replies to it are the workers').
+    pub fn remove_local_address(&self, addr: Ipv4Addr) -> io::Result<()> {
+        delete(self.local_addrs, &addr.octets())
+    }
+
     /// The program's counters for rx queue `queue`.
     pub fn queue_counters(&self, queue: u32) -> io::Result<QueueCounters> {
         // Safety: a plain query of the number of possible CPUs.

@@ -56,6 +56,8 @@ pub const REAL_148: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 148);
 pub const REAL_137: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 137);
 /// The director's address on the internal interface.
 pub const DIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 152);
+/// FullNAT's local address of every service [`service_by`] makes with `Method::FullNat`.
+pub const LIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 160);
 
 /// The clock of every batch in these tests; no entry comes near expiring.
 pub const NOW_MS: u64 = 1_000;
@@ -118,6 +120,10 @@ pub fn service_by(
             .collect(),
         persistence: None,
         max_conns: 0,
+        local_addrs: match method {
+            Method::FullNat => [LIP].into(),
+            _ => Box::default(),
+        },
     };
     (vip, service)
 }
@@ -125,6 +131,13 @@ pub fn service_by(
 /// The director's configuration: the external and internal interfaces, default timeouts and
 /// these services.
 pub fn snapshot_with(services: impl IntoIterator<Item = (Vip, Service)>) -> Snapshot {
+    let services: xvs_dataplane::snapshot::ServiceMap = services.into_iter().collect();
+    let mut local_addrs: Vec<Ipv4Addr> = services
+        .values()
+        .flat_map(|s| s.local_addrs.iter().copied())
+        .collect();
+    local_addrs.sort();
+    local_addrs.dedup();
     Snapshot {
         external: Interface {
             ifindex: EXT_IF,
@@ -139,8 +152,9 @@ pub fn snapshot_with(services: impl IntoIterator<Item = (Vip, Service)>) -> Snap
             mtu: 1500,
         },
         timeouts: Default::default(),
-        services: services.into_iter().collect(),
+        services,
         vip_addrs: vec![VIP],
+        local_addrs,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The commands and options ipvsadm 1.31 has beyond -A -E -D -C -a -e -d -L (-Z, --set, -S,
-//! -R, -c, --timeout, --rate) and xvs's health-check options.
+//! -R, -c, --timeout, --rate), DPVS's FullNAT ones and xvs's health-check options.
 
 use super::*;
 use crate::protocol::{CheckKind, CheckSpec};
@@ -599,4 +599,274 @@ fn bad_check_options() {
             EXIT_TRY_HELP
         )
     );
+}
+
+const LIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 11);
+
+#[test]
+fn fullnat_commands() {
+    let udp53 = svc(Protocol::Udp, VIP, 53);
+    let cases = [
+        (
+            "-P -z 198.19.0.11 -t 198.18.0.129:80",
+            Command::AddLaddr {
+                service: tcp80(),
+                addr: LIP,
+            },
+        ),
+        // Long options, any order, `=`, clusters (the rest of `-Pz` is no argument: -z takes
+        // the next word).
+        (
+            "--add-laddr --tcp-service 198.18.0.129:80 --laddr 198.19.0.11",
+            Command::AddLaddr {
+                service: tcp80(),
+                addr: LIP,
+            },
+        ),
+        (
+            "-Pz 198.19.0.11 -t 198.18.0.129:80",
+            Command::AddLaddr {
+                service: tcp80(),
+                addr: LIP,
+            },
+        ),
+        (
+            "-Q -u 198.18.0.129:53 -z198.19.0.11",
+            Command::DelLaddr {
+                service: udp53,
+                addr: LIP,
+            },
+        ),
+        (
+            "--del-laddr --laddr=198.19.0.11 -t 198.18.0.129:80",
+            Command::DelLaddr {
+                service: tcp80(),
+                addr: LIP,
+            },
+        ),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(apply(line), expected, "{line}");
+    }
+    // --get-laddr: every service, or one.
+    assert_eq!(
+        parse(&args("-G")).unwrap(),
+        Invocation::Laddrs(ListOptions::default())
+    );
+    assert_eq!(
+        parse(&args("--get-laddr -u 198.18.0.129:53")).unwrap(),
+        Invocation::Laddrs(ListOptions {
+            service: Some(udp53),
+            ..ListOptions::default()
+        })
+    );
+    assert_eq!(
+        Invocation::Laddrs(ListOptions::default()).command(),
+        Some(Command::List)
+    );
+    // --fullnat: the real server keeps its port (unlike -g and -i).
+    let fullnat = |real, weight| Command::AddReal {
+        service: tcp80(),
+        real,
+        weight: Some(weight),
+        forward: Some(Forward::FullNat),
+        tunnel: None,
+        upper_threshold: Some(0),
+        lower_threshold: Some(0),
+    };
+    assert_eq!(
+        apply("-a -t 198.18.0.129:80 -r 198.19.1.5:8080 --fullnat -w 2"),
+        fullnat(super::real([198, 19, 1, 5], 8080), 2)
+    );
+    assert_eq!(
+        apply("-a --fullnat -t 198.18.0.129:80 -r 198.19.1.5"),
+        fullnat(super::real([198, 19, 1, 5], 80), 1)
+    );
+    assert_eq!(
+        apply("-e -t 198.18.0.129:80 -r 198.19.1.5:8080 --fullnat -w 0"),
+        Command::EditReal {
+            service: tcp80(),
+            real: super::real([198, 19, 1, 5], 8080),
+            weight: Some(0),
+            forward: Some(Forward::FullNat),
+            tunnel: None,
+            upper_threshold: Some(0),
+            lower_threshold: Some(0),
+        }
+    );
+}
+
+#[test]
+fn bad_fullnat_command_lines() {
+    let usage = EXIT_USAGE;
+    let cases: &[(&str, &str, u8)] = &[
+        // DPVS's commands_v_options rows: a service and -z for -P/-Q, the service optional
+        // for -G, nothing else.
+        (
+            "-P -t 198.18.0.129:80",
+            "You need to supply the 'local-address' option for the 'add-laddr' command",
+            usage,
+        ),
+        (
+            "-Q -z 198.19.0.11",
+            "You need to supply the 'service-address' option for the 'del-laddr' command",
+            usage,
+        ),
+        (
+            "--add-laddr",
+            "You need to supply the 'service-address' option for the 'add-laddr' command",
+            usage,
+        ),
+        (
+            "-P -z 198.19.0.11 -t 198.18.0.129:80 -r 198.19.0.148",
+            "Illegal 'real-server' option with the 'add-laddr' command",
+            usage,
+        ),
+        (
+            "-P -z 198.19.0.11 -t 198.18.0.129:80 -s rr",
+            "Illegal 'scheduler' option with the 'add-laddr' command",
+            usage,
+        ),
+        (
+            "-P -z 198.19.0.11 -t 198.18.0.129:80 --fullnat",
+            "Illegal 'forwarding-method' option with the 'add-laddr' command",
+            usage,
+        ),
+        (
+            "-G -n",
+            "Illegal 'numeric' option with the 'get-laddr' command",
+            usage,
+        ),
+        (
+            "-G -c",
+            "Illegal 'connection' option with the 'get-laddr' command",
+            usage,
+        ),
+        (
+            "-G -z 198.19.0.11",
+            "Illegal 'local-address' option with the 'get-laddr' command",
+            usage,
+        ),
+        // -z without a local-address command.
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 --fullnat -z 198.19.0.11",
+            "Illegal 'local-address' option with the 'add-server' command",
+            usage,
+        ),
+        (
+            "-A -t 198.18.0.129:80 -z 198.19.0.11",
+            "Illegal 'local-address' option with the 'add-service' command",
+            usage,
+        ),
+        (
+            "-L -z 198.19.0.11",
+            "Illegal 'local-address' option with the 'list' command",
+            usage,
+        ),
+        (
+            "-S -z 198.19.0.11",
+            "Illegal 'local-address' option with the 'save' command",
+            usage,
+        ),
+        (
+            "-D -t 198.18.0.129:80 -z 198.19.0.11",
+            "Illegal 'local-address' option with the 'delete-service' command",
+            usage,
+        ),
+        // -z's value: a numeric IPv4 address, no port.
+        (
+            "-P -z 198.19.0.300 -t 198.18.0.129:80",
+            "illegal local address `198.19.0.300' specified (-z takes an IPv4 address, no port)",
+            usage,
+        ),
+        (
+            "-P -z 198.19.0.11:80 -t 198.18.0.129:80",
+            "illegal local address `198.19.0.11:80' specified (-z takes an IPv4 address, no \
+             port)",
+            usage,
+        ),
+        (
+            "-Q -z lb.example -t 198.18.0.129:80",
+            "illegal local address `lb.example' specified (-z takes an IPv4 address, no port)",
+            usage,
+        ),
+        (
+            "-P -z 2001:db8::1 -t 198.18.0.129:80",
+            "local address '2001:db8::1': IPv6 is not supported yet",
+            usage,
+        ),
+        (
+            "-P -z 198.19.0.11 -z 198.19.0.12 -t 198.18.0.129:80",
+            "multiple 'local-address' options specified",
+            usage,
+        ),
+        ("-P -G", "multiple commands specified", usage),
+        ("-Q -L", "multiple commands specified", usage),
+        (
+            "-P -z 198.19.0.11 -t 198.18.0.129:80 extra",
+            "unexpected argument extra",
+            usage,
+        ),
+        // DPVS's -F, which it wants with -P/-Q.
+        (
+            "-P -z 198.19.0.11 -t 198.18.0.129:80 -F dpdk0",
+            "option '-F' (ifname) is not supported: xvs needs no interface for a local \
+             address (xvsd steers it itself)",
+            usage,
+        ),
+        // --fullnat is one forwarding method among -g -i -m.
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 --fullnat -m",
+            "multiple 'forwarding-method' options specified",
+            usage,
+        ),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 -g --fullnat",
+            "multiple 'forwarding-method' options specified",
+            usage,
+        ),
+        (
+            "-e -t 198.18.0.129:80 -r 198.19.0.148 --fullnat -i",
+            "multiple 'forwarding-method' options specified",
+            usage,
+        ),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 --fullnat --tun-type gue",
+            "the --tun-* options go with tunneling (-i, --ipip)",
+            usage,
+        ),
+        (
+            "-d -t 198.18.0.129:80 -r 198.19.0.148 --fullnat",
+            "Illegal 'forwarding-method' option with the 'delete-server' command",
+            usage,
+        ),
+        (
+            "-A -t 198.18.0.129:80 --fullnat",
+            "Illegal 'forwarding-method' option with the 'add-service' command",
+            usage,
+        ),
+        // popt: --fullnat takes no argument, -z needs one; -b stays ipvsadm's
+        // --sched-flags (DPVS's -b is --fullnat).
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 --fullnat=yes",
+            "option '--fullnat' does not take an argument\n\
+             Try `xvsadm -h' or 'xvsadm --help' for more information.",
+            EXIT_TRY_HELP,
+        ),
+        (
+            "-P -t 198.18.0.129:80 -z",
+            "option '-z' requires an argument\n\
+             Try `xvsadm -h' or 'xvsadm --help' for more information.",
+            EXIT_TRY_HELP,
+        ),
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148 -b",
+            "option '-b' requires an argument\n\
+             Try `xvsadm -h' or 'xvsadm --help' for more information.",
+            EXIT_TRY_HELP,
+        ),
+    ];
+    for (line, message, code) in cases {
+        assert_eq!(error(line), (message.to_string(), *code), "{line}");
+    }
 }

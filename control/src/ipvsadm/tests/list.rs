@@ -87,6 +87,7 @@ fn golden_sorting_and_widths() {
                 rates: Default::default(),
                 check: None,
                 max_conns: 0,
+                local_addrs: Vec::new(),
                 reals: vec![
                     real_info([10, 1, 0, 2], 53, 65535, Counters::default()),
                     real_info([10, 1, 0, 1], 5353, 0, Counters::default()),
@@ -103,6 +104,7 @@ fn golden_sorting_and_widths() {
                 rates: Default::default(),
                 check: None,
                 max_conns: 0,
+                local_addrs: Vec::new(),
                 reals: vec![],
             },
             ServiceInfo {
@@ -115,6 +117,7 @@ fn golden_sorting_and_widths() {
                 rates: Default::default(),
                 check: None,
                 max_conns: 0,
+                local_addrs: Vec::new(),
                 reals: vec![],
             },
         ],
@@ -246,6 +249,7 @@ TCP  172.25.116.175:80 rr
             rates: Default::default(),
             check: None,
             max_conns: 0,
+            local_addrs: Vec::new(),
             reals: vec![with(182, 10000, 100), with(180, 0, 0), with(181, 10000, 0)],
         }],
     };
@@ -360,6 +364,7 @@ TCP  10.10.10.11:80 rr persistent 120
             rates: Default::default(),
             check: None,
             max_conns: 0,
+            local_addrs: Vec::new(),
             reals: vec![
                 RealInfo {
                     persist_conns: 1,
@@ -491,4 +496,30 @@ UDP  198.18.0.129:123 wlc persistent 2678400 mask 255.255.128.0
         format_list(&reply, &list("-Ln")).unwrap(),
         format_list(&persistent(), &list("-Ln")).unwrap()
     );
+}
+
+/// DPVS's FullNAT: `fwd_name` says "FullNat", which fills the 7 columns of "%-7s"; the real
+/// server keeps its own port. Local addresses are `--get-laddr`'s, not `-L`'s.
+#[test]
+fn golden_fullnat_listing() {
+    let expected = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.18.0.129:80 rr
+  -> 198.19.0.137:80              Masq    1      0          0         
+  -> 198.19.0.148:80              Masq    1      0          0         
+  -> 198.19.1.5:8080              FullNat 2      2          1         
+UDP  198.18.0.129:53 rr
+";
+    assert_eq!(format_list(&fullnat(), &list("-Ln")).unwrap(), expected);
+    // The other listings have no Forward column; they list the server like any other.
+    let stats = format_list(&fullnat(), &list("-Ln --stats")).unwrap();
+    assert!(stats.contains(
+        "\n  -> 198.19.1.5:8080                     0        0        0        0        0\n"
+    ));
+    let thresholds = format_list(&fullnat(), &list("-Ln --thresholds")).unwrap();
+    assert!(thresholds.contains(
+        "\n  -> 198.19.1.5:8080              0          0          2          1         \n"
+    ));
 }

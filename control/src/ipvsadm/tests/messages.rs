@@ -148,3 +148,54 @@ fn help_names_the_new_commands() {
     // Every line fits 100 columns.
     assert!(text.lines().all(|l| l.len() <= 100), "{text}");
 }
+
+#[test]
+fn fullnat_in_help_and_messages() {
+    let text = usage();
+    for needle in [
+        "  xvsadm [--control PATH] -P|Q virtual-service -z local-address\n",
+        "  xvsadm [--control PATH] -G [virtual-service]\n",
+        "[-g|-i|-m|--fullnat]",
+        "  --add-laddr       -P        add local address (FullNAT)\n",
+        "  --del-laddr       -Q        del local address\n",
+        "  --get-laddr       -G        get local address",
+        "  --fullnat                           fullnat mode",
+        "  --laddr        -z local-ip          local IP",
+        "DPVS's --ifname (-F)",
+    ] {
+        assert!(text.contains(needle), "-h lacks {needle:?}");
+    }
+    assert!(text.lines().all(|l| l.len() <= 100), "{text}");
+    // The daemon's refusals: "No such service" as for the service commands; the rest in the
+    // daemon's words.
+    let service = svc(Protocol::Tcp, VIP, 80);
+    let add = Command::AddLaddr {
+        service,
+        addr: Ipv4Addr::new(198, 19, 0, 11),
+    };
+    let del = Command::DelLaddr {
+        service,
+        addr: Ipv4Addr::new(198, 19, 0, 11),
+    };
+    assert_eq!(
+        daemon_error_message(
+            &add,
+            ErrorCode::NoSuchService,
+            "no service TCP 198.18.0.129:80"
+        ),
+        "No such service"
+    );
+    assert_eq!(
+        daemon_error_message(
+            &del,
+            ErrorCode::NoSuchService,
+            "no service TCP 198.18.0.129:80"
+        ),
+        "No such service"
+    );
+    let exists = "local address 198.19.0.11 already exists in service TCP 198.18.0.129:80";
+    assert_eq!(
+        daemon_error_message(&add, ErrorCode::InvalidArgument, exists),
+        exists
+    );
+}

@@ -96,6 +96,7 @@ fn seed() -> ListReply {
             rates: Default::default(),
             check: None,
             max_conns: 0,
+            local_addrs: Vec::new(),
             reals: vec![
                 real_info(
                     [198, 19, 0, 148],
@@ -148,6 +149,7 @@ fn flagged() -> ListReply {
         rates: Default::default(),
         check: None,
         max_conns: 0,
+        local_addrs: Vec::new(),
         reals: vec![],
     });
     reply.services.push(ServiceInfo {
@@ -160,6 +162,7 @@ fn flagged() -> ListReply {
         rates: Default::default(),
         check: None,
         max_conns: 0,
+        local_addrs: Vec::new(),
         reals: vec![],
     });
     reply
@@ -186,6 +189,7 @@ fn persistent() -> ListReply {
         rates: Default::default(),
         check: None,
         max_conns: 0,
+        local_addrs: Vec::new(),
         reals: vec![],
     });
     reply
@@ -201,4 +205,33 @@ fn health(state: HealthState) -> HealthInfo {
         last_error: (state == HealthState::Down).then(|| "connection refused".to_string()),
         since_secs: 12,
     }
+}
+
+/// FullNAT (DPVS's): the seed's service with two local addresses (added .11, then .10) and a
+/// FullNAT real server on another port than the service's; a UDP service with one local
+/// address and no real server.
+fn fullnat() -> ListReply {
+    let mut reply = seed();
+    reply.services[0].local_addrs =
+        vec![Ipv4Addr::new(198, 19, 0, 11), Ipv4Addr::new(198, 19, 0, 10)];
+    reply.services[0].reals.push(RealInfo {
+        forward: Forward::FullNat,
+        active_conns: 2,
+        inactive_conns: 1,
+        ..real_info([198, 19, 1, 5], 8080, 2, Counters::default())
+    });
+    reply.services.push(ServiceInfo {
+        service: svc(Protocol::Udp, VIP, 53),
+        scheduler: "rr".into(),
+        sched_flags: vec![],
+        persistent: None,
+        netmask: DEFAULT_NETMASK,
+        stats: Counters::default(),
+        rates: Default::default(),
+        check: None,
+        max_conns: 0,
+        local_addrs: vec![Ipv4Addr::new(198, 19, 0, 12)],
+        reals: vec![],
+    });
+    reply
 }

@@ -139,6 +139,16 @@ fn real_server_commands() {
             "-a -t 198.18.0.129:80 -r 198.19.0.148 --gatewaying",
             add_by(Forward::Route, real([198, 19, 0, 148], 80), 1),
         ),
+        // DPVS's --fullnat: requests are rewritten, so the real server keeps its own port
+        // (as with -m); without one, the service's.
+        (
+            "-a -t 198.18.0.129:80 -r 198.19.0.148:8080 --fullnat",
+            add_by(Forward::FullNat, real([198, 19, 0, 148], 8080), 1),
+        ),
+        (
+            "-a --fullnat -r 198.19.0.148 -w 4 -t 198.18.0.129:80",
+            add_by(Forward::FullNat, real([198, 19, 0, 148], 80), 4),
+        ),
         // -i alone: IP in IP; the service's port, as ipvsadm sets it.
         (
             "-a -t 198.18.0.129:80 -r 198.19.0.148:81 -i",
@@ -471,7 +481,7 @@ fn bad_command_lines() {
         // popt's errors: ipvsadm points at -h and exits 255.
         (
             "-n",
-            "no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set)\n\
+            "no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set -P -Q -G)\n\
              Try `xvsadm -h' or 'xvsadm --help' for more information.",
             try_help,
         ),

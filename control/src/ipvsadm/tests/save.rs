@@ -4,6 +4,9 @@ use super::*;
 use crate::protocol::{CheckKind, CheckSpec};
 
 const V1: [u8; 4] = [198, 18, 0, 1];
+const LIP10: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 10);
+const LIP11: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 11);
+const LIP12: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 12);
 
 fn service(key: ServiceKey, scheduler: &str, flags: &[&str]) -> ServiceInfo {
     ServiceInfo {
@@ -16,6 +19,7 @@ fn service(key: ServiceKey, scheduler: &str, flags: &[&str]) -> ServiceInfo {
         rates: Default::default(),
         check: None,
         max_conns: 0,
+        local_addrs: Vec::new(),
         reals: vec![],
     }
 }
@@ -51,14 +55,21 @@ fn udp_check() -> CheckSpec {
 }
 
 /// Several services in no particular order: TCP and UDP, scheduler flags, persistence with and
-/// without a mask, thresholds, weights 0..=65535, every forwarding method, checks (one real server held down by its
-/// check, which -S ignores), connection limits with and without a check, real servers in
-/// insertion order.
+/// without a mask, thresholds, weights 0..=65535, every forwarding method (FullNAT on another
+/// port than the service's), checks (one real server held down by its check, which -S
+/// ignores), connection limits with and without a check, FullNAT local addresses (not in
+/// address order), real servers in insertion order.
 fn rich() -> ListReply {
     let mut web = service(svc(Protocol::Tcp, V1, 80), "rr", &[]);
     web.max_conns = 100;
+    web.local_addrs = vec![LIP11, LIP10];
     web.reals = vec![
         real_info([198, 19, 0, 148], 80, 1, Counters::default()),
+        RealInfo {
+            forward: Forward::FullNat,
+            upper_threshold: 7,
+            ..real_info([198, 19, 1, 5], 8080, 2, Counters::default())
+        },
         RealInfo {
             upper_threshold: 100,
             lower_threshold: 50,
@@ -85,6 +96,7 @@ fn rich() -> ListReply {
     ];
     let mut dns = service(svc(Protocol::Udp, V1, 53), "wlc", &[]);
     dns.persistent = Some(600);
+    dns.local_addrs = vec![LIP12];
     dns.check = Some(udp_check());
     dns.reals = vec![RealInfo {
         upper_threshold: 10,
@@ -102,18 +114,23 @@ fn rich() -> ListReply {
 }
 
 /// ipvsadm's FMT_RULE lines ("-A %s -s %s", " -p %u", " -M %s", " -b ", "-a %s -r %s %s -w
-/// %d"), sorted as -L sorts, with xvs's -x/-y, check options and connection limits.
+/// %d"), sorted as -L sorts, with xvs's -x/-y, check options and connection limits, and
+/// FullNAT's local addresses (in the order added) and `--fullnat` real servers.
 const RICH_SAVED: &str = "\
 -A -t 10.0.0.1:8080 -s mh -b mh-port --check tcp
 -A -t 198.18.0.1:80 -s rr --conn-limit 100
+--add-laddr -z 198.19.0.11 -t 198.18.0.1:80
+--add-laddr -z 198.19.0.10 -t 198.18.0.1:80
 -a -t 198.18.0.1:80 -r 198.19.0.137:80 -m -w 3 -x 100 -y 50
 -a -t 198.18.0.1:80 -r 198.19.0.148:80 -m -w 1
+-a -t 198.18.0.1:80 -r 198.19.1.5:8080 --fullnat -w 2 -x 7
 -A -t 198.18.0.1:443 -s sh -p 360 -M 255.255.255.0 -b sh-fallback,sh-port --check http \
 --check-port 8080 --check-path /health --check-status 204 --check-interval 5 \
 --check-timeout 0.5 --rise 3 --fall 4 --conn-limit 4294967295
 -a -t 198.18.0.1:443 -r 198.19.0.10:8443 -m -w 0
 -a -t 198.18.0.1:443 -r 198.19.7.1:443 -i -w 2 --tun-type gue --tun-port 6080 --tun-csum
 -A -u 198.18.0.1:53 -s wlc -p 600 --check tcp --check-port 53 --check-interval 0.5
+--add-laddr -z 198.19.0.12 -u 198.18.0.1:53
 -a -u 198.18.0.1:53 -r 198.19.0.20:53 -g -w 65535 -x 10
 ";
 
@@ -153,11 +170,22 @@ fn add_service(
 }
 
 fn add_real(key: ServiceKey, real: RealKey, weight: u32, upper: u32, lower: u32) -> Command {
+    add_real_by(Forward::Masq, key, real, weight, upper, lower)
+}
+
+fn add_real_by(
+    forward: Forward,
+    key: ServiceKey,
+    real: RealKey,
+    weight: u32,
+    upper: u32,
+    lower: u32,
+) -> Command {
     Command::AddReal {
         service: key,
         real,
         weight: Some(weight),
-        forward: Some(Forward::Masq),
+        forward: Some(forward),
         tunnel: None,
         upper_threshold: Some(upper),
         lower_threshold: Some(lower),
@@ -185,8 +213,17 @@ fn rich_commands() -> Vec<Command> {
             service: web,
             max_conns: 100,
         },
+        Command::AddLaddr {
+            service: web,
+            addr: LIP11,
+        },
+        Command::AddLaddr {
+            service: web,
+            addr: LIP10,
+        },
         add_real(web, real([198, 19, 0, 137], 80), 3, 100, 50),
         add_real(web, real([198, 19, 0, 148], 80), 1, 0, 0),
+        add_real_by(Forward::FullNat, web, real([198, 19, 1, 5], 8080), 2, 7, 0),
         add_service(
             tls,
             "sh",
@@ -211,6 +248,10 @@ fn rich_commands() -> Vec<Command> {
         },
         add_service(dns, "wlc", &[], 600, DEFAULT_NETMASK),
         set_check(dns, udp_check()),
+        Command::AddLaddr {
+            service: dns,
+            addr: LIP12,
+        },
         Command::AddReal {
             service: dns,
             real: real([198, 19, 0, 20], 53),
@@ -300,6 +341,14 @@ fn describe(commands: &[Command]) -> ListReply {
                     .find(|s| s.service == key)
                     .unwrap();
                 svc.max_conns = max_conns;
+            }
+            Command::AddLaddr { service: key, addr } => {
+                let svc = reply
+                    .services
+                    .iter_mut()
+                    .find(|s| s.service == key)
+                    .unwrap();
+                svc.local_addrs.push(addr);
             }
             other => panic!("describe does not model {other:?}"),
         }
@@ -398,22 +447,22 @@ fn restore_errors_name_the_line() {
         ),
         (
             "-L -n\n",
-            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set): -L -n",
+            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): -L -n",
             EXIT_USAGE,
         ),
         (
             "-C\n  -S  \n",
-            "line 2: not a change of the table (-A -E -D -C -a -e -d -Z --set): -S",
+            "line 2: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): -S",
             EXIT_USAGE,
         ),
         (
             "-R\n",
-            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set): -R",
+            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): -R",
             EXIT_USAGE,
         ),
         (
             "-h\n",
-            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set): -h",
+            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): -h",
             EXIT_USAGE,
         ),
         // popt's errors lose their pointer to -h.
@@ -443,7 +492,7 @@ fn restore_errors_name_the_line() {
         // A line that is only "ipvsadm" is a command line without a command.
         (
             "ipvsadm -n\n",
-            "line 1: no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set): \
+            "line 1: no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set -P -Q -G): \
              ipvsadm -n",
             EXIT_TRY_HELP,
         ),
@@ -458,4 +507,66 @@ fn restore_errors_name_the_line() {
     }
     let err = crate::config_file::parse("-L\n").unwrap_err();
     assert!(err.to_string().starts_with("line 1: not a change"), "{err}");
+}
+
+#[test]
+fn restore_reads_dpvs_laddr_lines() {
+    let web = svc(Protocol::Tcp, V1, 80);
+    // DPVS's short and long spellings, and a FullNAT real server on its own port.
+    let text = "\
+-A -t 198.18.0.1:80 -s rr
+ipvsadm -P -z 198.19.0.11 -t 198.18.0.1:80
+--add-laddr --laddr=198.19.0.10 --tcp-service 198.18.0.1:80
+-a -t 198.18.0.1:80 -r 198.19.1.5:8080 --fullnat
+-Q -t 198.18.0.1:80 -z 198.19.0.11
+";
+    assert_eq!(
+        parse_restore(text).unwrap(),
+        Command::Batch {
+            commands: vec![
+                add_service(web, "rr", &[], 0, DEFAULT_NETMASK),
+                Command::AddLaddr {
+                    service: web,
+                    addr: LIP11
+                },
+                Command::AddLaddr {
+                    service: web,
+                    addr: LIP10
+                },
+                add_real_by(Forward::FullNat, web, real([198, 19, 1, 5], 8080), 1, 0, 0),
+                Command::DelLaddr {
+                    service: web,
+                    addr: LIP11
+                },
+            ]
+        }
+    );
+    let cases: &[(&str, &str, u8)] = &[
+        (
+            "-G\n",
+            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): -G",
+            EXIT_USAGE,
+        ),
+        (
+            "-C\n--add-laddr -z 198.19.0.11\n",
+            "line 2: You need to supply the 'service-address' option for the 'add-laddr' \
+             command: --add-laddr -z 198.19.0.11",
+            EXIT_USAGE,
+        ),
+        (
+            "--add-laddr -z 198.19.0.11 -t 198.18.0.1:80 -F dpdk0\n",
+            "line 1: option '-F' (ifname) is not supported: xvs needs no interface for a local \
+             address (xvsd steers it itself): --add-laddr -z 198.19.0.11 -t 198.18.0.1:80 -F \
+             dpdk0",
+            EXIT_USAGE,
+        ),
+    ];
+    for (text, message, code) in cases {
+        let err = parse_restore(text).unwrap_err();
+        assert_eq!(
+            (err.to_string(), err.exit_code()),
+            (message.to_string(), *code),
+            "{text}"
+        );
+    }
 }

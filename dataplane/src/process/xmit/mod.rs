@@ -6,8 +6,10 @@
 //! - [`nat`]: masquerading (`-m`), both directions.
 //! - [`dr`]: direct routing (`-g`), requests only.
 //! - [`tun`]: tunnelling (`-i`), requests only.
+//! - [`fullnat`]: FullNAT (`--fullnat`), both directions, both endpoints.
 
 pub(super) mod dr;
+pub(super) mod fullnat;
 pub(super) mod nat;
 pub(super) mod tun;
 

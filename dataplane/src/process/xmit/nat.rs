@@ -10,39 +10,40 @@ use crate::process::{Side, ETHERNET_HEADER_LEN};
 use crate::snapshot::{Interface, Snapshot};
 use std::net::Ipv4Addr;
 
-/// Where a frame of a connection goes and what NAT writes into it. Requests go to the real
-/// server (the destination becomes RIP:rport); replies, and errors towards the client, leave
-/// from the VIP (the source becomes VIP:vport).
-struct Rewrite<'a> {
-    egress: &'a Interface,
-    side: Side,
-    endpoint: Endpoint,
-    addr: Ipv4Addr,
-    port: u16,
-    next_hop: Ipv4Addr,
+/// Where a frame of a connection goes: out of `egress` (the interface of `side`), to the
+/// next hop towards `next_hop`. Requests go to the real server, replies (and errors towards
+/// the client) to the client.
+pub(super) struct Egress<'a> {
+    pub(super) egress: &'a Interface,
+    pub(super) side: Side,
+    pub(super) next_hop: Ipv4Addr,
 }
 
-impl<'a> Rewrite<'a> {
+impl<'a> Egress<'a> {
     #[inline]
-    fn of(config: &'a Snapshot, conn: &Conn, direction: Direction) -> Self {
+    pub(super) fn of(config: &'a Snapshot, conn: &Conn, direction: Direction) -> Self {
         match direction {
-            Direction::Inbound => Rewrite {
+            Direction::Inbound => Egress {
                 egress: &config.internal,
                 side: Side::Internal,
-                endpoint: Endpoint::Destination,
-                addr: conn.daddr,
-                port: conn.dport,
                 next_hop: conn.daddr,
             },
-            Direction::Outbound => Rewrite {
+            Direction::Outbound => Egress {
                 egress: &config.external,
                 side: Side::External,
-                endpoint: Endpoint::Source,
-                addr: conn.vaddr,
-                port: conn.vport,
                 next_hop: conn.caddr,
             },
         }
+    }
+}
+
+/// The endpoint NAT rewrites in a frame of `conn` travelling in `direction`, and what it
+/// becomes: the destination of requests becomes RIP:rport, the source of replies VIP:vport.
+#[inline]
+fn rewrite(conn: &Conn, direction: Direction) -> (Endpoint, Ipv4Addr, u16) {
+    match direction {
+        Direction::Inbound => (Endpoint::Destination, conn.daddr, conn.dport),
+        Direction::Outbound => (Endpoint::Source, conn.vaddr, conn.vport),
     }
 }
 
@@ -57,8 +58,10 @@ pub(in crate::process) fn transmit(
     conn: &Conn,
     direction: Direction,
 ) -> Verdict {
-    send(frame, ip_len, env, conn, direction, |ip, r| {
-        nat::translate(ip, r.endpoint, r.addr, r.port);
+    let to = Egress::of(env.config, conn, direction);
+    send(frame, ip_len, env, &to, |ip| {
+        let (endpoint, addr, port) = rewrite(conn, direction);
+        nat::translate(ip, endpoint, addr, port);
         if partial_checksum {
             nat::complete_checksum(ip);
         }
@@ -74,30 +77,30 @@ pub(in crate::process) fn transmit_icmp_error(
     conn: &Conn,
     direction: Direction,
 ) -> Verdict {
-    send(frame, ip_len, env, conn, direction, |ip, r| {
-        nat::translate_icmp_error(ip, r.endpoint, r.addr, r.port)
+    let to = Egress::of(env.config, conn, direction);
+    send(frame, ip_len, env, &to, |ip| {
+        let (endpoint, addr, port) = rewrite(conn, direction);
+        nat::translate_icmp_error(ip, endpoint, addr, port)
     })
 }
 
-/// What both have in common: the next hop first (an unresolved one leaves the frame as it
-/// is), then `translate` on the IPv4 packet, the TTL, the MACs.
+/// What the translating methods have in common: the next hop first (an unresolved one
+/// leaves the frame as it is), then `translate` on the IPv4 packet, the TTL, the MACs.
 #[inline]
-fn send(
+pub(super) fn send(
     frame: &mut [u8],
     ip_len: usize,
     env: &Env<'_>,
-    conn: &Conn,
-    direction: Direction,
-    translate: impl FnOnce(&mut [u8], &Rewrite<'_>),
+    to: &Egress<'_>,
+    translate: impl FnOnce(&mut [u8]),
 ) -> Verdict {
-    let r = Rewrite::of(env.config, conn, direction);
-    let mac = match next_hop(env, r.egress.ifindex, r.next_hop) {
+    let mac = match next_hop(env, to.egress.ifindex, to.next_hop) {
         Ok(mac) => mac,
         Err(verdict) => return verdict,
     };
     let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + ip_len];
-    translate(ip, &r);
+    translate(ip);
     nat::decrement_ttl(ip);
-    address(frame, r.egress.mac, mac);
-    Verdict::Forward(r.side)
+    address(frame, to.egress.mac, mac);
+    Verdict::Forward(to.side)
 }
