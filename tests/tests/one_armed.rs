@@ -1,26 +1,38 @@
 //! One-armed directors (topology.rs, "One arm"): `--external` and `--internal` name the same
 //! interface, the VIP lives on the director's loopback and a router brings it the clients'
 //! traffic. Direct routing (the usual one-NIC layout), tunnels and masquerading, with curl and
-//! nginx.
+//! nginx over TCP and socat over UDP (FullNAT's one-armed test is in fullnat.rs).
 
 use anyhow::ensure;
 use xvs_control::topology::TopologySpec;
 use xvs_tests::{root_or_skip, Cluster};
 
-/// Configures `-A -t VIP:80 -s rr` with the real servers by `methods` (one each, in order),
-/// then checks that 11 curls alternate and a 1 MiB download arrives intact; returns the
-/// `-Ln --stats` listing.
-fn serve(cluster: &Cluster, methods: &[&[&str]]) -> anyhow::Result<String> {
-    let vip = format!("{}:80", cluster.topo.vip());
-    cluster.xvsadm(&["-A", "-t", &vip, "-s", "rr"])?;
-    for (real, method) in cluster.real_addrs().iter().zip(methods) {
-        let real = real.to_string();
-        let mut args = vec!["-a", "-t", &vip, "-r", &real];
-        args.extend_from_slice(method);
-        cluster.xvsadm(&args)?;
+const UDP_PORT: u16 = 5353;
+
+/// Configures `-A -t VIP:80 -s rr` and `-A -u VIP:5353 -s rr` with the real servers by
+/// `methods` (one each, in order), then checks that 11 curls alternate, a 1 MiB download
+/// arrives intact and UDP queries alternate (the servers answer from the VIP where
+/// `direct_return`, as servers that hold it must); returns the `-Ln --stats` listing.
+fn serve(
+    cluster: &mut Cluster,
+    methods: &[&[&str]],
+    direct_return: bool,
+) -> anyhow::Result<String> {
+    let vip = cluster.topo.vip();
+    let (tcp, udp) = (format!("{vip}:80"), format!("{vip}:{UDP_PORT}"));
+    for (flag, service) in [("-t", &tcp), ("-u", &udp)] {
+        cluster.xvsadm(&["-A", flag, service, "-s", "rr"])?;
+        for (real, method) in cluster.real_addrs().iter().zip(methods) {
+            let real = real.to_string();
+            let mut args = vec!["-a", flag, service, "-r", &real];
+            args.extend_from_slice(method);
+            cluster.xvsadm(&args)?;
+        }
     }
     cluster.curls_alternate(11)?;
     cluster.big_download_intact()?;
+    cluster.start_udp_responders(UDP_PORT, direct_return.then_some(vip))?;
+    cluster.udp_queries_alternate(UDP_PORT, 4)?;
     cluster.xvsadm(&["-Ln", "--stats"])
 }
 
@@ -42,13 +54,13 @@ fn one_armed_direct_routing() -> anyhow::Result<()> {
         prefix: "xvse2e1dr".into(),
         ..TopologySpec::one_armed(true)
     };
-    let cluster = Cluster::start_spec(&spec, &[])?;
+    let mut cluster = Cluster::start_spec(&spec, &[])?;
     ensure!(cluster.topo.ext_if() == cluster.topo.int_if());
     xvs_tests::ensure_contains(
         &cluster.director.log(),
         "xvsd: one arm int0 (1 queues) for both sides",
     )?;
-    let listing = serve(&cluster, &[&["-g"], &["-g"]])?;
+    let listing = serve(&mut cluster, &[&["-g"], &["-g"]], true)?;
     assert_eq!(out_packets(&listing), "0", "{listing}");
     Ok(())
 }
@@ -62,8 +74,8 @@ fn one_armed_masquerading() -> anyhow::Result<()> {
         prefix: "xvse2e1nat".into(),
         ..TopologySpec::one_armed(false)
     };
-    let cluster = Cluster::start_spec(&spec, &[])?;
-    let listing = serve(&cluster, &[&["-m"], &["-m"]])?;
+    let mut cluster = Cluster::start_spec(&spec, &[])?;
+    let listing = serve(&mut cluster, &[&["-m"], &["-m"]], false)?;
     // Replies came back through the one interface and were translated.
     assert_ne!(out_packets(&listing), "0", "{listing}");
     Ok(())
@@ -83,7 +95,7 @@ fn one_armed_tunnels() -> anyhow::Result<()> {
     let mut cluster = Cluster::start_spec(&spec, &[])?;
     cluster.start_decapsulators(6080, 60)?;
     let gue: &[&str] = &["-i", "--tun-type", "gue", "--tun-port", "6080"];
-    let listing = serve(&cluster, &[&["-i"], gue])?;
+    let listing = serve(&mut cluster, &[&["-i"], gue], true)?;
     assert_eq!(out_packets(&listing), "0", "{listing}");
     Ok(())
 }

@@ -110,6 +110,20 @@ fn ipip_gue_and_gre_tunnels_to_real_servers_that_answer_directly() -> anyhow::Re
         cluster.xvsadm(&args)?;
     }
     cluster.udp_queries_alternate(UDP_PORT, 2)?;
+    // And over ipip and GUE: one real server each.
+    let udp_port = UDP_PORT + 1;
+    cluster.start_udp_responders(udp_port, Some(vip_addr))?;
+    let udp_vip = format!("{}:{udp_port}", cluster.topo.vip());
+    cluster.xvsadm(&["-A", "-u", &udp_vip, "-s", "rr"])?;
+    cluster.xvsadm(&["-a", "-u", &udp_vip, "-r", "198.19.0.148", "-i"])?;
+    let gue = ["--tun-type", "gue", "--tun-port", &gue_port];
+    let args = [
+        &["-a", "-u", &udp_vip, "-r", "198.19.0.137", "-i"][..],
+        &gue,
+    ]
+    .concat();
+    cluster.xvsadm(&args)?;
+    cluster.udp_queries_alternate(udp_port, 4)?;
 
     // Requests only: nothing came back through the director.
     let stats = cluster.xvsadm(&["-Ln", "--stats"])?;
