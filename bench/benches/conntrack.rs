@@ -56,8 +56,8 @@ fn conn(j: usize) -> Conn {
         service: 0,
         real: (j % 2) as u32,
         method: xvs_dataplane::snapshot::Method::Masq,
-        laddr: Ipv4Addr::UNSPECIFIED,
-        lport: 0,
+        laddr: Ipv4Addr::from(0x0a00_0000 + j as u32),
+        lport: 40_000,
         state: TcpState::Established,
         expires_ms: u64::MAX,
     }

@@ -131,7 +131,12 @@ impl fmt::Display for Target {
 pub enum XvsMethod {
     Masq,
     Route,
+    Fullnat,
 }
+
+/// The director's FullNAT local address with `--xvs-method fullnat` (outside the reals' .10
+/// to .209).
+const FULLNAT_LIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 250);
 
 /// Rig options shared by every benchmark command.
 #[derive(Debug, Clone, clap::Args)]
@@ -176,8 +181,9 @@ pub struct RigArgs {
     pub xvs_conn_max: Option<usize>,
     /// How xvs forwards the UDP service to its real servers: `masq` (`-m`, NAT, as the
     /// kernel targets do) or `route` (`-g`, direct routing: the frames reach the sinks with the
-    /// VIP as destination, MACs rewritten only). TCP stays masqueraded (its responders answer
-    /// through the director).
+    /// VIP as destination, MACs rewritten only) or `fullnat` (`--fullnat` from the local
+    /// address 198.19.0.250: both endpoints rewritten). TCP stays masqueraded (its responders
+    /// answer through the director).
     #[arg(long, value_enum, default_value_t = XvsMethod::Masq)]
     pub xvs_method: XvsMethod,
     /// Where the director's receive work runs (see [`Placement`]).
@@ -640,7 +646,10 @@ impl Rig {
             sender_offloads: false,
             direct_return: false,
             one_armed: false,
-            director_addrs: Vec::new(),
+            director_addrs: match args.xvs_method {
+                XvsMethod::Fullnat => vec![FULLNAT_LIP],
+                _ => Vec::new(),
+            },
         };
         let topo = Topology::build(&spec)?;
         let exe = std::env::current_exe().context("locating xvs-bench")?;
@@ -919,6 +928,11 @@ impl Rig {
             director.xvsadm(&xvsadm, &["-A", flag, &service, "-s", "rr"])?;
             let method = match (flag, args.xvs_method) {
                 ("-u", XvsMethod::Route) => "-g",
+                ("-u", XvsMethod::Fullnat) => {
+                    let lip = FULLNAT_LIP.to_string();
+                    director.xvsadm(&xvsadm, &["--add-laddr", "-z", &lip, flag, &service])?;
+                    "--fullnat"
+                }
                 _ => "-m",
             };
             for r in self.topo.reals() {

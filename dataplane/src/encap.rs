@@ -151,8 +151,8 @@ mod tests {
             service: 0,
             real: 0,
             method: crate::snapshot::Method::Masq,
-            laddr: Ipv4Addr::UNSPECIFIED,
-            lport: 0,
+            laddr: Ipv4Addr::new(198, 18, 0, 201),
+            lport: 40000,
             state: crate::conntrack::TcpState::None,
             expires_ms: 0,
         }

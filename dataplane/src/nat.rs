@@ -37,8 +37,9 @@ impl Endpoint {
 }
 
 /// Sets `endpoint`'s address and port to `addr:port`, updating both checksums.
-/// A UDP checksum of 0 ("none", RFC 768) stays 0.
-#[inline]
+/// A UDP checksum of 0 ("none", RFC 768) stays 0. Always inlined: NAT's hot path pays no
+/// call for it now that FullNAT calls it too (callgrind: +20 instructions per packet).
+#[inline(always)]
 pub fn translate(ip: &mut [u8], endpoint: Endpoint, addr: Ipv4Addr, port: u16) {
     let mut packet = Ipv4Packet::new_unchecked(&mut *ip);
     let old_addr = endpoint.pick(packet.src_addr(), packet.dst_addr());

@@ -448,7 +448,7 @@ fn inbound<F: FrameBuf + ?Sized>(
                     Some(local) => local,
                     None => return Verdict::Drop(DropReason::NoLocalPort),
                 },
-                _ => (Ipv4Addr::UNSPECIFIED, 0),
+                _ => (h.src, h.src_port),
             };
             let new = Conn {
                 proto: h.proto,

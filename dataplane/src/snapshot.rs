@@ -29,28 +29,32 @@ pub type RealId = u32;
 
 /// How packets reach a real server: the LVS forwarding methods (IPVS keeps one per
 /// destination and copies it into each connection, as [`crate::conntrack::Conn`] does).
+/// A one-byte tag with the methods whose replies come back first, so that the packet path's
+/// tests of it ([`Method::sees_replies`]) are one comparison; six bytes with a tunnel's
+/// settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
 pub enum Method {
     /// `-m`, LVS-NAT: requests get RIP:rport as destination, replies come back through the
     /// director and get VIP:vport as source.
     #[default]
-    Masq,
+    Masq = 0,
     /// `-g`, direct routing: the IP packet is left as it is and the frame is addressed to the
     /// real server's MAC; the real server holds the VIP itself and answers the client directly,
     /// so the director sees requests only.
-    Route,
+    Route = 2,
     /// `-i`, tunnelling: the IP packet is encapsulated towards the real server, which
     /// decapsulates it, holds the VIP and answers the client directly (requests only, as DR).
-    Tunnel(Tunnel),
+    Tunnel(Tunnel) = 3,
     /// `--fullnat` (DPVS): both endpoints are translated. Requests leave from one of the
     /// service's local addresses and a port of the director (CIP:cport -> LIP:lport, VIP:vport
     /// -> RIP:rport); replies come back to LIP:lport and leave as VIP:vport -> CIP:cport. The
     /// real server needs no route back through the director (it may sit behind routers).
-    FullNat,
+    FullNat = 1,
 }
 
 /// How a tunnelled packet is wrapped (ipvsadm's `--tun-type`, `--tun-port`, `--tun-csum`).
-/// Four bytes, so that [`crate::conntrack::Conn`] keeps its size with the method in it.
+/// Four bytes, so that [`Method`] takes six in [`crate::conntrack::Conn`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tunnel {
     pub encap: Encap,

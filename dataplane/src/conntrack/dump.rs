@@ -335,8 +335,8 @@ mod tests {
             service: 0,
             real: 1,
             method: crate::snapshot::Method::Masq,
-            laddr: Ipv4Addr::UNSPECIFIED,
-            lport: 0,
+            laddr: CLIENT,
+            lport: cport,
             state,
             expires_ms,
         }

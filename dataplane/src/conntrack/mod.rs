@@ -153,8 +153,9 @@ pub struct Conn {
     /// The real server's forwarding method when the connection was made: it keeps it even if
     /// the server's method is edited later, as in IPVS.
     pub method: Method,
-    /// FullNAT: the local address and port requests leave from, where replies come back
-    /// (0.0.0.0:0 for the other methods).
+    /// Where the real server's replies go (DPVS's laddr:lport): for FullNAT a local address
+    /// and port of the director, which requests leave from; for the other methods the
+    /// client's own endpoint (caddr:cport), so that the reply key needs no branch.
     pub laddr: Ipv4Addr,
     pub lport: u16,
     /// TCP state; UDP entries stay in `TcpState::None` and use the UDP timeout.
@@ -177,23 +178,12 @@ impl Conn {
 
     /// RIP:rport -> CIP:cport, as replies arrive (RIP:rport -> LIP:lport for FullNAT).
     pub fn reply_key(&self) -> FlowKey {
-        let (dst, dst_port) = self.reply_destination();
         FlowKey {
             proto: self.proto,
             src: self.daddr,
             src_port: self.dport,
-            dst,
-            dst_port,
-        }
-    }
-
-    /// Where the real server sends its replies: the client, or for FullNAT the local
-    /// address and port the request left from. Replies are owned by its hash ([`owner_of`]).
-    #[inline]
-    pub fn reply_destination(&self) -> (Ipv4Addr, u16) {
-        match self.method {
-            Method::FullNat => (self.laddr, self.lport),
-            _ => (self.caddr, self.cport),
+            dst: self.laddr,
+            dst_port: self.lport,
         }
     }
 
@@ -939,8 +929,8 @@ mod tests {
             service: 0,
             real: 1,
             method: Method::Masq,
-            laddr: Ipv4Addr::UNSPECIFIED,
-            lport: 0,
+            laddr: Ipv4Addr::new(198, 18, 0, 201),
+            lport: cport,
             state: TcpState::SynRecv,
             expires_ms: 60_000,
         }
@@ -1008,6 +998,14 @@ mod tests {
                 .copied();
             assert_eq!(found, (i % 2 == 1).then_some(*c), "connection {i}");
         }
+    }
+
+    /// The slab's entry size is the memory budget's (module doc, `conntrack_memory`): a
+    /// field more must be paid for there.
+    #[test]
+    fn a_connection_takes_48_bytes_and_its_slot_56() {
+        assert_eq!(std::mem::size_of::<Conn>(), 48);
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
     }
 
     fn established(cport: u16) -> Conn {

@@ -641,8 +641,8 @@ mod tests {
             service: 0,
             real: 1,
             method: Method::Masq,
-            laddr: Ipv4Addr::UNSPECIFIED,
-            lport: 0,
+            laddr: Ipv4Addr::new(198, 18, 0, 201),
+            lport: 40000,
             state: TcpState::Established,
             expires_ms: 0,
         };
