@@ -594,6 +594,9 @@ pub struct Rig {
     ext_mac: String,
     /// `--isolate`: throughput trials run with the director's cores to themselves.
     isolate: bool,
+    /// The sources the XDP sink counts UDP datagrams from: the generator's, or FullNAT's local
+    /// address when xvs forwards by `--fullnat`.
+    sink_sources: (Ipv4Addr, u32),
 }
 
 impl Rig {
@@ -673,6 +676,10 @@ impl Rig {
             exe,
             ext_mac,
             isolate: args.isolate,
+            sink_sources: match (target, args.xvs_method) {
+                (Target::Xvs | Target::XvsAfxdp, XvsMethod::Fullnat) => (FULLNAT_LIP, 1),
+                _ => (GEN_SRC_BASE, GEN_SRC_COUNT),
+            },
         };
         rig.place_softirqs()?;
         if args.placement == Placement::Softirq {
@@ -1210,9 +1217,9 @@ impl Rig {
             "--proto".to_string(),
             proto.name().to_string(),
             "--src-base".to_string(),
-            GEN_SRC_BASE.to_string(),
+            self.sink_sources.0.to_string(),
             "--src-count".to_string(),
-            GEN_SRC_COUNT.to_string(),
+            self.sink_sources.1.to_string(),
             "--iface".to_string(),
             SWITCH_DIRECTOR_PORT.to_string(),
             "--duration".to_string(),
