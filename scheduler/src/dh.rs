@@ -7,12 +7,14 @@
 //! virtual address goes to the same server while that server is available.
 //!
 //! The table is filled once, in [`DestinationHashing::new`], as ip_vs_dh_reassign fills it:
-//! bucket `b` belongs to server `b mod n` (servers in list order, one bucket each per round;
+//! bucket `b` belongs to server `b mod n` (servers in their canonical order,
+//! [`crate::canonical_order`], where IPVS takes its list order; one bucket each per round;
 //! weights are not used, and only the first 256 servers get a bucket). The bucket of an address
 //! is ip_vs_dh_hashkey, `hash_32(ntohl(daddr), 8)`: the top 8 bits of
 //! `daddr * 0x61C88647 (mod 2^32)` (include/linux/hash.h's golden-ratio hash; kernels before
 //! the switch to `hash_32` used the low 8 bits of `daddr * 2654435761` instead). The arithmetic
-//! is the kernel's, so for the same server list xvs and IPVS agree on every address.
+//! is the kernel's, so for the same servers (added to IPVS in ascending order) xvs and IPVS
+//! agree on every address, and xvs directors agree whatever order they added them in.
 //!
 //! A pick returns the bucket's server if it is available (weight above 0, not overloaded),
 //! otherwise none: dh has no fallback in IPVS either (ip_vs_dh_schedule returns NULL and the
@@ -51,13 +53,14 @@ impl Default for DestinationHashing {
 }
 
 impl DestinationHashing {
-    /// The table for `dests` in list order, as ip_vs_dh_reassign builds it.
+    /// The table for `dests` in their canonical order, as ip_vs_dh_reassign builds it.
     pub fn new(dests: &[Dest]) -> Self {
         let mut buckets = Box::new([EMPTY; TAB_SIZE]);
+        let order = crate::canonical_order(dests);
         if !dests.is_empty() {
             for (b, slot) in buckets.iter_mut().enumerate() {
-                // b < 256, so the index fits.
-                *slot = (b % dests.len()) as u16;
+                // An index of `dests`, which holds fewer than u16::MAX servers (EMPTY).
+                *slot = order[b % order.len()] as u16;
             }
         }
         DestinationHashing { buckets }

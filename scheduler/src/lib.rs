@@ -43,6 +43,18 @@ pub struct Dest {
     pub lower_threshold: u32,
 }
 
+/// The indexes of `dests` in their canonical order: by address, then port (then list order,
+/// for duplicates). The hashing policies (`mh`, `sh`) build their tables in this order, so
+/// that directors with the same servers build the same tables whatever order the servers
+/// were added in, or re-added after a restart: what several directors behind ECMP need to
+/// send a flow to the same server. IPVS builds in list order; for servers added in ascending
+/// order the two agree.
+pub fn canonical_order(dests: &[Dest]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..dests.len()).collect();
+    order.sort_by_key(|&i| (dests[i].addr, dests[i].port, i));
+    order
+}
+
 impl Dest {
     /// A server with weight `weight` and no thresholds.
     pub fn new(addr: Ipv4Addr, port: u16, weight: u32) -> Self {
@@ -467,6 +479,59 @@ mod tests {
             "fastest".parse::<SchedulerKind>(),
             Err(UnknownScheduler(_))
         ));
+    }
+
+    proptest::proptest! {
+        /// Scale-out behind ECMP: separate instances built from the same servers in any order
+        /// (as directors that added them differently, or after a restart) send every flow to
+        /// the same server, with and without fallback and port hashing.
+        #[test]
+        fn hashing_policies_agree_whatever_the_server_order(
+            servers in proptest::collection::btree_map((0u32..64, 1u16..4), 0u32..4, 1..12),
+            shuffle in proptest::collection::vec(proptest::prelude::any::<u32>(), 12),
+            fallback in proptest::prelude::any::<bool>(),
+            port in proptest::prelude::any::<bool>(),
+            clients in proptest::collection::vec(
+                (proptest::prelude::any::<u32>(), proptest::prelude::any::<u16>()), 64),
+        ) {
+            let dests: Vec<Dest> = servers
+                .iter()
+                .map(|(&(host, port), &weight)| {
+                    Dest::new(Ipv4Addr::from(0xC613_0000 | host), port, weight)
+                })
+                .collect();
+            let mut shuffled = dests.clone();
+            for i in (1..shuffled.len()).rev() {
+                shuffled.swap(i, shuffle[i] as usize % (i + 1));
+            }
+            let flags = Flags { fallback, port };
+            for kind in [
+                SchedulerKind::Maglev,
+                SchedulerKind::SourceHashing,
+                SchedulerKind::DestinationHashing,
+            ] {
+                let a = Scheduler::new(kind, &dests, flags);
+                let b = Scheduler::new(kind, &shuffled, flags);
+                for &(client, cport) in &clients {
+                    let flow = Flow {
+                        proto: 6,
+                        caddr: Ipv4Addr::from(0xC612_0000 | client >> 15),
+                        cport,
+                        vaddr: Ipv4Addr::new(198, 18, 0, 129),
+                        vport: 80,
+                    };
+                    let server = |s: &Scheduler, d: &[Dest]| {
+                        s.pick(d, &NoLoad, &flow).map(|i| (d[i].addr, d[i].port))
+                    };
+                    proptest::prop_assert_eq!(
+                        server(&a, &dests),
+                        server(&b, &shuffled),
+                        "{:?}",
+                        kind
+                    );
+                }
+            }
+        }
     }
 
     #[test]

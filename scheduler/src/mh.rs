@@ -6,8 +6,9 @@
 //! - every server gets a preference list, the permutation `offset, offset + skip,
 //!   offset + 2 skip, ... (mod M)` of all slots, with `offset = h1(server) mod M` and
 //!   `skip = h2(server) mod (M - 1) + 1` (M prime and 1 <= skip < M, so every slot appears once);
-//! - servers take turns, in list order, each claiming the next slot of its list that is still
-//!   empty, until every slot is claimed. A server has `turns` consecutive claims per round, its
+//! - servers take turns, in their canonical order ([`crate::canonical_order`]: by address and
+//!   port; IPVS takes them in list order), each claiming the next slot of its list that is
+//!   still empty, until every slot is claimed. A server has `turns` consecutive claims per round, its
 //!   weight divided by the gcd of the positive weights, shifted right until the largest has at
 //!   most `(floor(log2 M) + 1) / 2` bits (IPVS: `(lw / gcd) >> rshift`, at least 1 for a positive
 //!   weight; IP_VS_MH_TAB_BITS, 8 bits for M = 65537); a server of weight 0 claims nothing.
@@ -30,9 +31,11 @@
 //! h2 use IPVS's fixed keys (generate_hash_secret): h1 both halves 2654435761, h2 both halves
 //! 2654446892. A server's identity is its address and port (h1/h2 of `addr` + `port`; as in IPVS,
 //! servers whose address plus port are equal share a preference list, and they still take turns
-//! along it). Nothing is seeded per process, so two directors with the same servers in the same
-//! order build identical tables, and with `with_table_size(dests, flags, 4093)` (IPVS's default
-//! size, CONFIG_IP_VS_MH_TAB_INDEX 12) the same table as IPVS on a little-endian 64-bit kernel.
+//! along it). Nothing is seeded per process and the order of the list does not matter, so two
+//! directors with the same servers build identical tables (as scale-out behind ECMP needs), and
+//! with `with_table_size(dests, flags, 4093)` (IPVS's default size, CONFIG_IP_VS_MH_TAB_INDEX
+//! 12) the same table as IPVS on a little-endian 64-bit kernel for servers added in ascending
+//! order.
 //!
 //! A pick hashes the client address (`flow.caddr`, plus its port with `mh-port` for TCP, UDP and
 //! SCTP, as ip_vs_mh_get_port) with h1 into a slot: `hashkey(caddr, port, h1, 0) mod M`. If that
@@ -218,12 +221,12 @@ impl Default for Maglev {
 }
 
 impl Maglev {
-    /// The table of [`DEFAULT_TABLE_SIZE`] slots for `dests` in list order.
+    /// The table of [`DEFAULT_TABLE_SIZE`] slots for `dests` (in their canonical order).
     pub fn new(dests: &[Dest], flags: Flags) -> Self {
         Maglev::with_table_size(dests, flags, DEFAULT_TABLE_SIZE)
     }
 
-    /// The table of `m` slots for `dests` in list order. `m` should be prime (Maglev needs it
+    /// The table of `m` slots for `dests` (in their canonical order). `m` should be prime (Maglev needs it
     /// for every skip to reach every slot); any other value is raised to the next prime, after
     /// being clamped to 2..=[`MAX_TABLE_SIZE`].
     pub fn with_table_size(dests: &[Dest], flags: Flags, m: usize) -> Self {
@@ -269,12 +272,14 @@ impl Maglev {
             };
         }
 
-        // ip_vs_mh_populate: servers take `turns` claims each, in list order, round after
+        // ip_vs_mh_populate: servers take `turns` claims each, in canonical order, round after
         // round, until every slot is claimed.
+        let order = crate::canonical_order(dests);
         let mut table = vec![EMPTY; m].into_boxed_slice();
         let mut n = 0;
         'fill: loop {
-            for (i, s) in setup.iter_mut().enumerate() {
+            for &i in &order {
+                let s = &mut setup[i];
                 for _ in 0..s.turns {
                     // M prime and 0 < skip < M: the walk reaches every slot, and one is empty.
                     while table[s.perm] != EMPTY {

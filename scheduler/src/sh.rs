@@ -3,9 +3,12 @@
 //! A 256-bucket table (IP_VS_SH_TAB_BITS = 8) maps a hash of the client address to a server, so
 //! a client keeps landing on the same server for as long as the server list does not change.
 //!
-//! The table is filled once, in [`SourceHashing::new`], exactly as ip_vs_sh_reassign fills it:
-//! bucket 0, 1, 2, ... is given to the current server, and the walk moves on to the next server
-//! (wrapping round to the first) once the current one has had `weight` consecutive buckets. So
+//! The table is filled once, in [`SourceHashing::new`], as ip_vs_sh_reassign fills it, over the
+//! servers in their canonical order ([`crate::canonical_order`]: by address and port, so that
+//! directors with the same servers agree whatever order they were added in; IPVS walks its list
+//! order): bucket 0, 1, 2, ... is given to the current server, and the walk moves on to the
+//! next server (wrapping round to the first) once the current one has had `weight` consecutive
+//! buckets. So
 //! weights 3, 1 read `A A A B A A A B ...`, and a server's share of the buckets is its share of
 //! the weights, rounded to the 256 buckets (a weight of 256 or more takes every remaining bucket).
 //! As in IPVS, a server of weight 0 still takes one bucket per round (the kernel's
@@ -17,8 +20,8 @@
 //! include/linux/hash.h's golden-ratio multiply `(val * 0x61C88647) >> (32 - bits)` on `u32`
 //! (the top 8 bits of the product) and additions wrap. `port` is the client port with `sh-port`
 //! for TCP, UDP and SCTP (ip_vs_sh_get_port), 0 otherwise; `offset` is 0 for the first look-up.
-//! The arithmetic is the kernel's, so for the same server list (in the same order) xvs picks
-//! the same server as IPVS for every client.
+//! The arithmetic is the kernel's, so for the same servers, added to IPVS in ascending order,
+//! xvs picks the same server as IPVS for every client.
 //!
 //! A pick returns the bucket's server when it is available (weight above 0, not overloaded).
 //! Otherwise, without `sh-fallback`, there is no server (IPVS: "no destination available");
@@ -83,19 +86,21 @@ impl Default for SourceHashing {
 }
 
 impl SourceHashing {
-    /// The table for `dests` in list order, as ip_vs_sh_reassign builds it.
+    /// The table for `dests` in their canonical order, as ip_vs_sh_reassign builds it.
     pub fn new(dests: &[Dest], flags: Flags) -> Self {
         let mut buckets = Box::new([EMPTY; TAB_SIZE]);
+        let order = crate::canonical_order(dests);
         if !dests.is_empty() {
+            // `p` walks `order`; the bucket holds the server's index in `dests`.
             let mut p = 0usize;
             let mut d_count = 0u32;
             for b in buckets.iter_mut() {
-                // p < 256: it advances at most once per bucket.
-                *b = p as u16;
+                // An index of `dests`, which holds fewer than u16::MAX servers (EMPTY).
+                *b = order[p] as u16;
                 // "Don't move to next dest until filling weight"
                 d_count += 1;
-                if d_count >= dests[p].weight {
-                    p = (p + 1) % dests.len();
+                if d_count >= dests[order[p]].weight {
+                    p = (p + 1) % order.len();
                     d_count = 0;
                 }
             }
