@@ -177,6 +177,7 @@ impl Fixture {
             services: [(vip, service)].into_iter().collect(),
             vip_addrs: vec![vip.addr],
             local_addrs: Vec::new(),
+            sloppy_tcp: false,
         };
         let connected = |ifindex, dst| Route {
             ifindex,

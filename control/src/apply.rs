@@ -16,7 +16,7 @@ use crate::health::Target;
 use crate::monitor::{Monitor, Transition};
 use crate::protocol::{
     CheckSpec, Command, ConnectionInfo, ConnectionsReply, Counters, ErrorCode, Forward, ListReply,
-    Protocol, RealInfo, RealKey, Reply, ServiceInfo, ServiceKey, StatsReply,
+    Protocol, RealInfo, RealKey, Reply, ServiceInfo, ServiceKey, Sloppy, StatsReply,
     Timeouts as TimeoutsReply, TunnelChecksum, TunnelKind, TunnelSpec, VersionInfo,
     WorkerStats as WorkerStatsReply, DEFAULT_NETMASK, MAX_PERSISTENT_TIMEOUT,
 };
@@ -186,6 +186,8 @@ struct ServiceConfig {
 struct Config {
     services: BTreeMap<ServiceKey, ServiceConfig>,
     timeouts: Timeouts,
+    /// `set_sloppy`.
+    sloppy: Sloppy,
 }
 
 /// A change being prepared: the next configuration and what committing it implies.
@@ -284,6 +286,9 @@ pub struct Director<S: Steering> {
     conn_max: u64,
     /// Health-check state of the checked real servers.
     health: Monitor,
+    /// `xvsd --sloppy-tcp --sloppy-udp`: what a configuration that does not `set_sloppy`
+    /// (a `replace`, `xvsd --config`) starts from.
+    default_sloppy: Sloppy,
 }
 
 impl<S: Steering> Director<S> {
@@ -317,7 +322,18 @@ impl<S: Steering> Director<S> {
             last_rate_tick: Instant::now(),
             conn_max,
             health: Monitor::default(),
+            default_sloppy: Sloppy::default(),
         }
+    }
+
+    /// `xvsd --sloppy-tcp --sloppy-udp`: sets them now and makes them what a `replace` that
+    /// does not set them keeps.
+    pub fn set_default_sloppy(&mut self, sloppy: Sloppy) -> Result<Reply, ApplyError> {
+        self.default_sloppy = sloppy;
+        self.execute(Command::SetSloppy {
+            tcp: sloppy.tcp,
+            udp: sloppy.udp,
+        })
     }
 
     pub fn steering(&self) -> &S {
@@ -368,6 +384,7 @@ impl<S: Steering> Director<S> {
             }
             Command::Replace { commands } => {
                 let mut desired = Transaction::default();
+                desired.next.sloppy = self.default_sloppy;
                 apply_all(&mut desired, commands, true)?;
                 let tx = reconcile(&self.config, desired.next);
                 self.commit(tx)
@@ -686,6 +703,7 @@ impl<S: Steering> Director<S> {
             services,
             vip_addrs: vip_addrs.into_iter().collect(),
             local_addrs: self.local_addrs_in_use().into_iter().collect(),
+            sloppy_tcp: self.config.sloppy.tcp,
         });
     }
 
@@ -903,6 +921,7 @@ impl<S: Steering> Director<S> {
         ListReply {
             conn_tab_size: CONN_TAB_SIZE,
             conn_max: self.conn_max,
+            sloppy: self.config.sloppy,
             services,
         }
     }
@@ -1044,10 +1063,12 @@ impl<S: Steering> Director<S> {
 /// the real servers it removes. New services and real servers get [`NEW_SLOT`].
 fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
     let Transaction {
-        next: Config {
-            services: next,
-            timeouts,
-        },
+        next:
+            Config {
+                services: next,
+                timeouts,
+                sloppy,
+            },
         removed,
         zero,
     } = tx;
@@ -1263,6 +1284,7 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
                 .ok_or(ApplyError::NoSuchService(service))?
                 .max_conns = max_conns;
         }
+        Command::SetSloppy { tcp, udp } => *sloppy = Sloppy { tcp, udp },
         Command::AddLaddr { service, addr } => {
             if !unicast_host(addr) {
                 return Err(ApplyError::InvalidArgument(format!(
@@ -1392,6 +1414,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::SetConnLimit { .. } => "set_conn_limit",
         Command::AddLaddr { .. } => "add_laddr",
         Command::DelLaddr { .. } => "del_laddr",
+        Command::SetSloppy { .. } => "set_sloppy",
     }
 }
 
@@ -1911,6 +1934,45 @@ mod tests {
         let e = d.execute(laddr(false, LIP2)).unwrap_err();
         assert!(e.to_string().contains("no local address"), "{e}");
         assert_eq!(d.config.services[&svc()].local_addrs, [LIP2]);
+    }
+
+    /// `set_sloppy` reaches the snapshot and the listing; a `replace` that does not set it
+    /// goes back to the daemon's default (`xvsd --sloppy-tcp`), not to off.
+    #[test]
+    fn sloppy_settings_reach_the_snapshot_and_replace_keeps_the_default() {
+        let (mut d, mut reader, _) = director();
+        d.set_default_sloppy(Sloppy {
+            tcp: true,
+            udp: false,
+        })
+        .unwrap();
+        assert!(reader.current().sloppy_tcp);
+        d.execute(Command::SetSloppy {
+            tcp: false,
+            udp: true,
+        })
+        .unwrap();
+        assert!(!reader.current().sloppy_tcp);
+        let Reply::List(list) = d.execute(Command::List).unwrap() else {
+            panic!("list")
+        };
+        assert_eq!(
+            list.sloppy,
+            Sloppy {
+                tcp: false,
+                udp: true
+            }
+        );
+        d.execute(Command::Replace { commands: vec![] }).unwrap();
+        assert!(reader.current().sloppy_tcp, "the daemon's default again");
+        d.execute(Command::Replace {
+            commands: vec![Command::SetSloppy {
+                tcp: false,
+                udp: false,
+            }],
+        })
+        .unwrap();
+        assert!(!reader.current().sloppy_tcp, "the file's setting");
     }
 
     #[test]

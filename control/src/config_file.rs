@@ -2,6 +2,10 @@
 //! command line per line, blank lines and `#` comments ignored), loaded at start and again on
 //! SIGHUP. The daemon applies it as one `replace`: validated completely, then the difference to
 //! the running configuration lands atomically, and established connections are kept.
+//!
+//! A `--sloppy tcp,udp` line (`-S` writes one first when sloppy TCP or UDP is on) sets both
+//! settings; a file without one leaves them at `xvsd --sloppy-tcp`/`--sloppy-udp`'s (both off
+//! without those options), whatever an `xvsadm --sloppy` changed since.
 
 use crate::protocol::Command;
 use anyhow::Context;

@@ -87,6 +87,8 @@ pub struct DaemonOptions {
     /// `--fast-path-after`: packets a worker forwards of a connection the fast path may carry
     /// before it installs it there.
     pub fast_path_after: u8,
+    /// `--sloppy-tcp`, `--sloppy-udp`: the setting a configuration starts from.
+    pub sloppy: crate::protocol::Sloppy,
 }
 
 /// Where packets of established flows are rewritten and forwarded.
@@ -144,6 +146,7 @@ impl DaemonOptions {
             threaded_napi: false,
             fast_path: FastPathMode::default(),
             fast_path_after: DEFAULT_INSTALL_AFTER,
+            sloppy: Default::default(),
         }
     }
 }
@@ -539,6 +542,9 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         stats,
         options.conn_max as u64,
     );
+    director
+        .set_default_sloppy(options.sloppy)
+        .context("--sloppy-tcp/--sloppy-udp")?;
     director
         .start_health_checks(health_source)
         .context("starting the health checker")?;

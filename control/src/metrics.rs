@@ -866,6 +866,7 @@ mod tests {
         let list = ListReply {
             conn_tab_size: 4096,
             conn_max: 1000,
+            sloppy: Default::default(),
             services: vec![
                 service(
                     Protocol::Tcp,
@@ -1269,6 +1270,7 @@ mod tests {
         let list = ListReply {
             conn_tab_size: 4096,
             conn_max: 8,
+            sloppy: Default::default(),
             services: vec![],
         };
         let stats = StatsReply {

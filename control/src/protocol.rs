@@ -190,6 +190,13 @@ pub enum Command {
     /// connections leave from (a unicast host address, not a VIP, not the internal
     /// interface's primary address, which the director's own connections use).
     AddLaddr { service: ServiceKey, addr: Ipv4Addr },
+    /// xvs's form of IPVS's sysctls `sloppy_tcp` and `sloppy_udp` (`xvsd --sloppy-tcp
+    /// --sloppy-udp`, `xvsadm --sloppy tcp,udp`): with `tcp`, a TCP segment other than a SYN
+    /// or RST of a flow without an entry opens one when its service is scheduled by `mh`,
+    /// `sh` or `dh` (every director picks the same server), so a flow that ECMP moves to this
+    /// director keeps its real server. `udp` changes nothing: any UDP datagram opens a
+    /// connection (kept so a scale-out configuration can name both, as IPVS's does).
+    SetSloppy { tcp: bool, udp: bool },
     /// `--del-laddr`: new connections stop using the address; those that do keep it (xvsd
     /// keeps taking its replies from the kernel) until they end. Refused for the last local
     /// address of a service with FullNAT real servers.
@@ -637,6 +644,9 @@ pub struct ListReply {
     /// compatibility; the bound on connections is `conn_max`.
     pub conn_tab_size: u32,
     pub conn_max: u64,
+    /// `set_sloppy`; both off from daemons that predate it.
+    #[serde(default)]
+    pub sloppy: Sloppy,
     pub services: Vec<ServiceInfo>,
 }
 
@@ -701,6 +711,13 @@ pub struct RealInfo {
     /// takes no new connections, whatever its `weight` (which stays the configured one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthInfo>,
+}
+
+/// IPVS's `sloppy_tcp` and `sloppy_udp` settings ([`Command::SetSloppy`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sloppy {
+    pub tcp: bool,
+    pub udp: bool,
 }
 
 /// Traffic counters of a service or real server, as `ipvsadm -L --stats` shows them.

@@ -51,6 +51,7 @@ const COMMANDS: &[&str] = &[
     "set_conn_limit",
     "add_laddr",
     "del_laddr",
+    "set_sloppy",
 ];
 
 /// Clients served at once; more are told so and closed.
@@ -652,6 +653,10 @@ mod tests {
             },
             Command::AddLaddr { service, addr },
             Command::DelLaddr { service, addr },
+            Command::SetSloppy {
+                tcp: true,
+                udp: false,
+            },
         ];
         for command in all {
             // A new variant must be listed above (and in COMMANDS).
@@ -675,7 +680,8 @@ mod tests {
                 | Command::SetCheck { .. }
                 | Command::SetConnLimit { .. }
                 | Command::AddLaddr { .. }
-                | Command::DelLaddr { .. } => {}
+                | Command::DelLaddr { .. }
+                | Command::SetSloppy { .. } => {}
             }
             let line = serde_json::to_string(&command).unwrap();
             let request = decode(&line).unwrap_or_else(|r| panic!("{line}: {r:?}"));

@@ -399,6 +399,15 @@ fn opens_connection(h: &Headers) -> bool {
     h.proto != PROTO_TCP || h.tcp_flags & (0x02 | 0x10 | 0x04) == 0x02
 }
 
+/// `--sloppy-tcp`: a TCP segment of a flow with no entry here, other than a RST (as IPVS's
+/// tcp_conn_schedule), opens one when the service's scheduler sends it where any director
+/// would (Maglev, source hashing): the mid-flow takeover of scale-out behind ECMP. (UDP
+/// needs nothing: any datagram opens a connection.)
+#[cold]
+fn takes_over(h: &Headers, config: &Snapshot, service: &Service) -> bool {
+    config.sloppy_tcp && h.tcp_flags & 0x04 == 0 && service.scheduler.is_consistent()
+}
+
 fn inbound<F: FrameBuf + ?Sized>(
     frame: &mut F,
     h: &Headers,
@@ -420,7 +429,8 @@ fn inbound<F: FrameBuf + ?Sized>(
             let Some(service) = config.service(&vip) else {
                 return Verdict::Drop(DropReason::NoService);
             };
-            if !opens_connection(h) {
+            let sloppy = !opens_connection(h);
+            if sloppy && !takes_over(h, config, service) {
                 return Verdict::Drop(DropReason::NoConnection);
             }
             if config.local_addrs.contains(&h.src) {
@@ -463,7 +473,12 @@ fn inbound<F: FrameBuf + ?Sized>(
                 method: real.method,
                 laddr,
                 lport,
-                state: TcpState::None,
+                // A flow taken over mid-flow was established where it came from (IPVS leaves
+                // it in CLOSE, with a 10 s timeout, which a pause longer than that ends).
+                state: match sloppy {
+                    true => TcpState::Established,
+                    false => TcpState::None,
+                },
                 expires_ms: 0,
             };
             match conns.insert(new, stats) {

@@ -227,6 +227,11 @@ pub struct Snapshot {
     /// connections may still use it): no new flow may come from one
     /// ([`crate::stats::DropReason::LocalSource`]).
     pub local_addrs: Vec<Ipv4Addr>,
+    /// `--sloppy-tcp` (IPVS's `sloppy_tcp`): a TCP segment other than a SYN (and not a RST)
+    /// of a flow without an entry opens one when its service's scheduler is consistent
+    /// ([`xvs_scheduler::Scheduler::is_consistent`]), so a flow that ECMP moves here from
+    /// another director keeps its real server.
+    pub sloppy_tcp: bool,
 }
 
 impl Snapshot {

@@ -3,7 +3,8 @@
 //! The director: VIP 198.18.0.129, TCP :80 -> 198.19.0.148:80 and 198.19.0.137:8080, UDP :53
 //! -> 198.19.0.148:53 and 198.19.0.137:5353, TCP :8080 -> 198.19.0.148:80 (round robin),
 //! every next hop resolved except unknown hosts on the external /24, a small connection table
-//! (so it fills up).
+//! (so it fills up). TCP :80 is scheduled by source hashing and sloppy TCP is on, so its
+//! mid-flow segments open connections too.
 //!
 //! Input: records `[control][len: u16 BE][frame: len bytes]` until the input ends (the last
 //! frame takes what is left). `control` bits: 0 the side the frame arrives on (0 external,
@@ -155,7 +156,16 @@ impl Director {
                 let service = Service {
                     id: sid as u32,
                     vip,
-                    scheduler: Scheduler::new(SchedulerKind::RoundRobin, &dests, Flags::default()),
+                    // TCP :80 by source hashing: with sloppy TCP on, its mid-flow segments
+                    // open connections.
+                    scheduler: Scheduler::new(
+                        match sid {
+                            0 => SchedulerKind::SourceHashing,
+                            _ => SchedulerKind::RoundRobin,
+                        },
+                        &dests,
+                        Flags::default(),
+                    ),
                     dests,
                     reals,
                     persistence: None,
@@ -185,6 +195,7 @@ impl Director {
             services: services.collect(),
             vip_addrs: vec![VIP],
             local_addrs: vec![LIP],
+            sloppy_tcp: true,
         };
         let route = |ifindex, dst, prefix_len, gateway| Route {
             ifindex,

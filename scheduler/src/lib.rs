@@ -419,6 +419,17 @@ impl Scheduler {
         }
     }
 
+    /// Whether every director with the same servers picks the same one for a flow, from the
+    /// flow and the servers alone (no counts, no rotation): the hashing policies. A flow that
+    /// ECMP moves to another director may be scheduled there mid-flow (`--sloppy-tcp`) only
+    /// with these, since it lands on the server it already talks to.
+    pub fn is_consistent(&self) -> bool {
+        matches!(
+            self,
+            Scheduler::Maglev(_) | Scheduler::SourceHashing(_) | Scheduler::DestinationHashing(_)
+        )
+    }
+
     /// Index into `dests` of the server for a new connection, or `None` when no server may
     /// take one (all quiesced or overloaded, or none configured).
     #[inline]

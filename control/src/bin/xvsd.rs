@@ -104,6 +104,16 @@ struct Cli {
     /// no_new_privs); see docs/security.md.
     #[arg(long)]
     drop_privileges: bool,
+    /// IPVS's sloppy_tcp: a TCP segment other than a SYN (or RST) of a flow this director has
+    /// no entry for opens one when its service is scheduled by mh, sh or dh, so a flow that
+    /// ECMP moves here keeps its real server (scale-out). A configuration may also set it
+    /// (`--sloppy tcp` in the file, as `xvsadm -S` writes it).
+    #[arg(long)]
+    sloppy_tcp: bool,
+    /// IPVS's sloppy_udp, for a scale-out configuration to name: any UDP datagram of a flow
+    /// without an entry opens one anyway.
+    #[arg(long)]
+    sloppy_udp: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -184,6 +194,10 @@ fn main() -> ExitCode {
                 FastPathArg::Off => FastPathMode::Off,
             };
             options.fast_path_after = cli.fast_path_after;
+            options.sloppy = xvs_control::protocol::Sloppy {
+                tcp: cli.sloppy_tcp,
+                udp: cli.sloppy_udp,
+            };
             options.busy_poll = cli.busy_poll.then_some(BusyPoll {
                 budget: cli.busy_poll_budget,
                 ..BusyPoll::default()

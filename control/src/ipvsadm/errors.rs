@@ -57,7 +57,8 @@ pub enum RestoreError {
     },
     /// The line parses but changes nothing (`-L`, `-S`, `-h`, ...).
     #[error(
-        "line {line}: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): {text}"
+        "line {line}: not a change of the table (-A -E -D -C -a -e -d -Z --set --sloppy -P \
+         -Q): {text}"
     )]
     NotAChange { line: usize, text: String },
 }

@@ -4,7 +4,8 @@
 //! ([`parse`]) into protocol commands, the listings ([`format_list`], [`format_timeouts`],
 //! [`format_connections`]), `-S` and `-R` ([`format_save`], [`parse_restore`]), the messages
 //! ipvsadm prints for the kernel's errors ([`daemon_error_message`]) and its exit statuses;
-//! and xvs's health-check options, `--conn-limit` and `--health` listing ([`format_health`]).
+//! and xvs's health-check options, `--conn-limit`, `--sloppy` and `--health` listing
+//! ([`format_health`]).
 //! It is pure (no I/O), so every format is unit tested against golden strings.
 //!
 //! Files: `options.rs` (ipvsadm's option table and `commands_v_options`), `tokens.rs` (popt's
@@ -39,7 +40,8 @@
 //!   does nothing there either, `--nosort` keeps the workers' order;
 //! - `-S` adds ` -x N` / ` -y N` to a real server's line when not 0 (ipvsadm 1.31 loses the
 //!   thresholds), a service's check options and ` --conn-limit N` to its `-A` line, and its
-//!   FullNAT local addresses as `--add-laddr` lines after it;
+//!   FullNAT local addresses as `--add-laddr` lines after it; before the services, a
+//!   `--sloppy tcp,udp` line when sloppy TCP or UDP is on;
 //! - `-R` sends every line as one batch, so a failing line applies nothing (ipvsadm runs the
 //!   lines one by one and stops at the first failure, leaving the lines before it applied), and
 //!   accepts only changes (ipvsadm would also run `-L` lines);
@@ -68,6 +70,12 @@
 //! xvs's connection limit (no ipvsadm equivalent): `-A`/`-E` take `--conn-limit N`, sent as
 //! `set_conn_limit` in one batch with the service (`0..=u32::MAX`, 0 removes the limit; `-E`
 //! without it leaves the limit alone). `-S` saves it; the listings do not show it.
+//!
+//! xvs's sloppy TCP/UDP (IPVS's sysctls `net.ipv4.vs.sloppy_tcp` and `sloppy_udp`, which
+//! ipvsadm has no option for): the command `--sloppy LIST` (long only), LIST `tcp`, `udp`,
+//! `tcp,udp` or `none`, sends `set_sloppy` with the protocols named on and the others off. It
+//! takes no other option (a row of `x`, as `--set`'s). `-S` saves it as a first line
+//! `--sloppy tcp,udp` (`tcp`, `udp`) when either is on, nothing when both are off.
 //!
 //! xvs's health checks (no ipvsadm equivalent): `-A`/`-E` take `--check tcp|http|none`,
 //! `--check-port`, `--check-path`, `--check-status`, `--check-interval SECONDS`,

@@ -4,7 +4,8 @@ use crate::protocol::TunnelChecksum;
 
 /// ipvsadm's commands, in the order of its `CMD_*` constants (the rows of [`RULES`]), without
 /// `--start-daemon` and `--stop-daemon` (xvs has no connection sync daemon), then DPVS's
-/// ipvsadm's local-address commands (FullNAT), in the order of its `CMD_*` constants.
+/// ipvsadm's local-address commands (FullNAT), in the order of its `CMD_*` constants, then
+/// xvs's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Cmd {
     AddService,
@@ -26,6 +27,9 @@ pub(super) enum Cmd {
     DelLaddr,
     /// DPVS's `--get-laddr` (`-G`).
     GetLaddr,
+    /// `--sloppy LIST`, an xvs extension: IPVS's sysctls `net.ipv4.vs.sloppy_tcp` and
+    /// `sloppy_udp`, for which ipvsadm has no option. A global setting, like `--set`.
+    Sloppy,
 }
 
 impl Cmd {
@@ -48,6 +52,8 @@ impl Cmd {
             Cmd::AddLaddr => "add-laddr",
             Cmd::DelLaddr => "del-laddr",
             Cmd::GetLaddr => "get-laddr",
+            // xvs's.
+            Cmd::Sloppy => "sloppy",
         }
     }
 }
@@ -218,8 +224,9 @@ const _: () = assert!(OPTS <= 64);
 /// ```
 ///
 /// The `laddr` column is illegal with every other command. xvs's columns: `--health` is a
-/// listing option; the check options and `--conn-limit` go with `-A` and `-E`.
-pub(super) const RULES: [&[u8; OPTS]; 15] = [
+/// listing option; the check options and `--conn-limit` go with `-A` and `-E`. xvs's row:
+/// `--sloppy` takes no option, as `--set` takes none (its list is its own argument).
+pub(super) const RULES: [&[u8; OPTS]; 16] = [
     // Columns: -n -c svc -s -p -M -r fwd -w -x -y --timeout --stats --rate --thresholds
     // --persistent-conn --nosort --exact -b --tun-type --tun-port --tun-*csum -z | --health
     // --check --check-port --check-path --check-status --check-interval --check-timeout
@@ -239,6 +246,7 @@ pub(super) const RULES: [&[u8; OPTS]; 15] = [
     b"xx+xxxxxxxxxxxxxxxxxxx+xxxxxxxxxx", // add-laddr
     b"xx+xxxxxxxxxxxxxxxxxxx+xxxxxxxxxx", // del-laddr
     b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // get-laddr
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // sloppy
 ];
 
 /// What an option does once recognised.
@@ -288,6 +296,8 @@ pub(super) enum Key {
     ConnLimit,
     /// DPVS's `-z`/`--laddr`.
     LocalAddress,
+    /// xvs's `--sloppy LIST`: the command [`Cmd::Sloppy`] with its argument.
+    Sloppy,
     /// An ipvsadm option xvs does not implement; refused with its long name and the reason.
     Unsupported(&'static str),
 }
@@ -415,7 +425,8 @@ pub(super) const SPECS: &[Spec] = &[
     spec(Some('G'), "get-laddr", false, Key::Command(Cmd::GetLaddr)),
     spec(None, "fullnat", false, Key::FullNat),
     spec(Some('z'), "laddr", true, Key::LocalAddress),
-    // xvs's own: health checks, the connection limit.
+    // xvs's own: health checks, the connection limit, sloppy TCP/UDP (a command with an
+    // argument, long only).
     spec(None, "health", false, Key::Health),
     spec(None, "check", true, Key::Check),
     spec(None, "check-port", true, Key::CheckPort),
@@ -426,6 +437,7 @@ pub(super) const SPECS: &[Spec] = &[
     spec(None, "rise", true, Key::Rise),
     spec(None, "fall", true, Key::Fall),
     spec(None, "conn-limit", true, Key::ConnLimit),
+    spec(None, "sloppy", true, Key::Sloppy),
     // Known to ipvsadm, not implemented by xvs.
     spec(None, "start-daemon", true, Key::Unsupported(NO_SYNC)),
     spec(None, "stop-daemon", true, Key::Unsupported(NO_SYNC)),

@@ -6,7 +6,7 @@ use super::options::{Cmd, Key, Opt, RULES};
 use super::tokens::{Found, Token, Tokens};
 use super::{Invocation, ListOptions, UsageError, DEFAULT_SCHEDULER};
 use crate::protocol::{
-    Command, Forward, Protocol, RealKey, ServiceKey, Timeouts, TunnelChecksum, TunnelKind,
+    Command, Forward, Protocol, RealKey, ServiceKey, Sloppy, Timeouts, TunnelChecksum, TunnelKind,
     TunnelSpec, DEFAULT_NETMASK, DEFAULT_PERSISTENT_TIMEOUT, MAX_PERSISTENT_TIMEOUT,
 };
 use std::net::Ipv4Addr;
@@ -43,6 +43,8 @@ struct Parsed {
     conn_limit: Option<u32>,
     /// DPVS's `-z`/`--laddr`.
     laddr: Option<Ipv4Addr>,
+    /// xvs's `--sloppy LIST`, read (set with the command).
+    sloppy: Option<Sloppy>,
     /// Words that are no option's argument: `--set`'s three timeouts, else an error.
     positional: Vec<String>,
 }
@@ -254,6 +256,12 @@ impl Parsed {
                 self.set_option(Opt::LocalAddress)?;
                 self.laddr = Some(parse_local_address(&value)?);
             }
+            Key::Sloppy => {
+                // xvs: a command with its argument, as if ipvsadm had
+                // case TAG_SLOPPY: set_command(&ce->cmd, CMD_SLOPPY); parse_sloppy(optarg);
+                self.set_command(Cmd::Sloppy)?;
+                self.sloppy = Some(parse_sloppy(&value)?);
+            }
             Key::Unsupported(why) => {
                 return Err(UsageError::Unsupported(format!(
                     "option '{}' ({}) is not supported: {why}",
@@ -335,7 +343,8 @@ impl Parsed {
         }
         let Some(cmd) = self.cmd else {
             return Err(UsageError::TryHelp(
-                "no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set -P -Q -G)".into(),
+                "no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set --sloppy -P -Q -G)"
+                    .into(),
             ));
         };
         // ipvsadm parses -b at the end of parse_options, against -s or its default scheduler
@@ -375,6 +384,12 @@ impl Parsed {
                     ));
                 };
                 Command::SetTimeouts { tcp, tcpfin, udp }
+            }
+            // xvs: the protocols named on, the others off. The list was read with the
+            // command, so it is there.
+            Cmd::Sloppy => {
+                let Sloppy { tcp, udp } = self.sloppy.unwrap_or_default();
+                Command::SetSloppy { tcp, udp }
             }
             Cmd::Zero => Command::Zero {
                 service: self.service,
@@ -583,6 +598,49 @@ impl Parsed {
         Flags::from_names(kind, &names).map_err(UsageError::Invalid)?;
         Ok(names)
     }
+}
+
+/// What `--sloppy` takes, for its messages.
+const SLOPPY_VALUES: &str = "--sloppy takes tcp, udp, tcp,udp or none";
+
+/// xvs's `--sloppy LIST` (no ipvsadm equivalent: IPVS has the sysctls
+/// `net.ipv4.vs.sloppy_tcp` and `sloppy_udp`): `tcp` and/or `udp`, comma-separated, each
+/// named one turned on and the other off, or `none` alone for both off. A name given twice
+/// is harmless (as in `-b`); an empty list or name, another name, or `none` with a protocol
+/// is refused.
+fn parse_sloppy(value: &str) -> Result<Sloppy, UsageError> {
+    if value.is_empty() {
+        return Err(UsageError::Invalid(format!(
+            "empty sloppy list specified ({SLOPPY_VALUES})"
+        )));
+    }
+    if value == "none" {
+        return Ok(Sloppy::default());
+    }
+    let mut sloppy = Sloppy::default();
+    for name in value.split(',') {
+        match name {
+            "tcp" => sloppy.tcp = true,
+            "udp" => sloppy.udp = true,
+            "none" => {
+                return Err(UsageError::Invalid(format!(
+                    "illegal sloppy list `{value}' specified (none turns both off and \
+                     goes alone)"
+                )))
+            }
+            "" => {
+                return Err(UsageError::Invalid(format!(
+                    "empty protocol in sloppy list `{value}' ({SLOPPY_VALUES})"
+                )))
+            }
+            _ => {
+                return Err(UsageError::Invalid(format!(
+                    "illegal sloppy protocol `{name}' specified ({SLOPPY_VALUES})"
+                )))
+            }
+        }
+    }
+    Ok(sloppy)
 }
 
 /// `-x` / `-y`: ipvsadm's `string_to_number(optarg, 0, INT_MAX)`.

@@ -3,7 +3,9 @@
 use super::check::save_args;
 use super::format::{sorted_reals, sorted_services};
 use super::{parse, Invocation, ListOptions, RestoreError};
-use crate::protocol::{Command, Forward, ListReply, ServiceKey, TunnelKind, DEFAULT_NETMASK};
+use crate::protocol::{
+    Command, Forward, ListReply, ServiceKey, Sloppy, TunnelKind, DEFAULT_NETMASK,
+};
 use std::fmt::Write as _;
 
 /// ipvsadm's `option_from_protocol` and address: `-t 198.18.0.1:80`.
@@ -30,6 +32,9 @@ fn fwd_switch(forward: Forward) -> &'static str {
 /// the sorted order of `-L`, one command line each.
 ///
 /// xvs additions, so that [`parse_restore`] rebuilds exactly what was saved:
+/// - first, xvs's `--sloppy tcp,udp` (or `--sloppy tcp`, `--sloppy udp`) when either is on
+///   (ipvsadm leaves the sysctls `sloppy_tcp`/`sloppy_udp` to sysctl); nothing when both are
+///   off, so a table without it saves as ipvsadm would;
 /// - a real server's `-x` and `-y` follow `-w` when not 0 (ipvsadm 1.31 does not save
 ///   thresholds);
 /// - a service's health check follows its `-A` options (`--check KIND` and each value that is
@@ -43,6 +48,9 @@ fn fwd_switch(forward: Forward) -> &'static str {
 /// down.
 pub fn format_save(reply: &ListReply) -> String {
     let mut out = String::new();
+    if let Some(list) = sloppy_list(reply.sloppy) {
+        let _ = writeln!(out, "--sloppy {list}");
+    }
     let sorted = ListOptions::default();
     for svc in sorted_services(reply, &sorted) {
         let svc_name = rule_service(&svc.service);
@@ -115,14 +123,24 @@ pub fn format_save(reply: &ListReply) -> String {
     out
 }
 
+/// `--sloppy`'s list for what is on, `None` when both are off.
+fn sloppy_list(sloppy: Sloppy) -> Option<&'static str> {
+    match (sloppy.tcp, sloppy.udp) {
+        (true, true) => Some("tcp,udp"),
+        (true, false) => Some("tcp"),
+        (false, true) => Some("udp"),
+        (false, false) => None,
+    }
+}
+
 /// `-R`: the lines of `text` (what `-S` writes) as ONE [`Command::Batch`], which the daemon
 /// applies all or nothing.
 ///
 /// As ipvsadm's restore (config_stream.c) reads them: each line is split on blanks, and a
 /// leading `ipvsadm` (or `xvsadm`) word is skipped. Blank lines are ignored, and so is
 /// everything from a word that starts with `#`. Each line must be a change (`-A -E -D -C -a -e
-/// -d -Z --set`, DPVS's `-P -Q`); a line with check options or `--conn-limit` adds its batch's
-/// commands in order.
+/// -d -Z --set`, DPVS's `-P -Q`, xvs's `--sloppy`); a line with check options or
+/// `--conn-limit` adds its batch's commands in order.
 pub fn parse_restore(text: &str) -> Result<Command, RestoreError> {
     let mut commands = Vec::new();
     for (index, line) in text.lines().enumerate() {

@@ -25,7 +25,7 @@ pub fn format_daemon_version(info: &VersionInfo) -> String {
 
 /// `-h`: ipvsadm's usage text (`usage_exit`), adapted to what xvsadm implements: DPVS's
 /// FullNAT commands and options (its `usage_exit`'s lines), xvs's health-check options,
-/// `--conn-limit` and `--health` added, the options xvs refuses listed as such.
+/// `--conn-limit`, `--health` and `--sloppy` added, the options xvs refuses listed as such.
 pub fn usage() -> String {
     format!(
         r#"{version}
@@ -48,6 +48,7 @@ Usage:
   xvsadm [--control PATH] -L|l --health [virtual-service] [--nosort]
   xvsadm [--control PATH] -Z [virtual-service]
   xvsadm [--control PATH] --set tcp tcpfin udp
+  xvsadm [--control PATH] --sloppy tcp|udp|tcp,udp|none
   xvsadm -h|-v
 
 Commands:
@@ -68,6 +69,8 @@ Either long or short options are allowed.
   --list            -L|-l     list the table (also with no arguments at all)
   --zero            -Z        zero counters in a service or all services
   --set tcp tcpfin udp        set connection timeout values (0 keeps a value)
+  --sloppy protocols          sloppy TCP and/or UDP (xvs; IPVS's sysctls): protocols
+                              is tcp, udp, tcp,udp or none; the others are turned off
   --help            -h        display this help message
   --version         -v        display the versions of xvsadm and xvsd
 
@@ -137,6 +140,16 @@ Connection limit (-A and -E; -E without --conn-limit leaves the limit as it is):
   --conn-limit   max-conns            at most max-conns connections of the service at
                                       once, over all workers; new ones beyond it are
                                       refused (0: no limit, the default)
+
+Sloppy (--sloppy, xvs's form of IPVS's sysctls sloppy_tcp and sloppy_udp):
+  tcp                                 a TCP segment other than a SYN or RST of a flow
+                                      without a connection opens one on mh, sh and dh
+                                      services (every director picks the same real
+                                      server), so flows that ECMP moves keep their server
+  udp                                 accepted for scale-out configurations (any UDP
+                                      datagram opens a connection anyway)
+  none                                both off (the default unless xvsd --sloppy-tcp,
+                                      --sloppy-udp say otherwise)
 
 Not supported by xvs, refused by name: --fwmark-service (-f), --sctp-service, --ipv6 (-6),
 --ops (-o), --pe, --tun-remcsum, --tun-info, --daemon, --start-daemon, --stop-daemon and

@@ -155,6 +155,7 @@ pub fn snapshot_with(services: impl IntoIterator<Item = (Vip, Service)>) -> Snap
         services,
         vip_addrs: vec![VIP],
         local_addrs,
+        sloppy_tcp: false,
     }
 }
 

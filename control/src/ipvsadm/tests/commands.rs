@@ -1,5 +1,6 @@
 //! The commands and options ipvsadm 1.31 has beyond -A -E -D -C -a -e -d -L (-Z, --set, -S,
-//! -R, -c, --timeout, --rate), DPVS's FullNAT ones and xvs's health-check options.
+//! -R, -c, --timeout, --rate), DPVS's FullNAT ones and xvs's own (health checks,
+//! --conn-limit, --sloppy).
 
 use super::*;
 use crate::protocol::{CheckKind, CheckSpec};
@@ -868,5 +869,171 @@ fn bad_fullnat_command_lines() {
     ];
     for (line, message, code) in cases {
         assert_eq!(error(line), (message.to_string(), *code), "{line}");
+    }
+}
+
+fn set_sloppy(tcp: bool, udp: bool) -> Command {
+    Command::SetSloppy { tcp, udp }
+}
+
+#[test]
+fn sloppy_command() {
+    let cases = [
+        ("--sloppy tcp,udp", set_sloppy(true, true)),
+        ("--sloppy udp,tcp", set_sloppy(true, true)),
+        ("--sloppy tcp", set_sloppy(true, false)),
+        ("--sloppy udp", set_sloppy(false, true)),
+        // The protocols not named are turned off; none turns both off.
+        ("--sloppy none", set_sloppy(false, false)),
+        // A name given twice is harmless, as in -b.
+        ("--sloppy tcp,tcp", set_sloppy(true, false)),
+        ("--sloppy udp,tcp,udp", set_sloppy(true, true)),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(apply(line), expected, "{line}");
+        // It sends what it parses to.
+        assert_eq!(
+            parse(&args(line)).unwrap().command(),
+            Some(expected),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn bad_sloppy_command_lines() {
+    let usage = EXIT_USAGE;
+    let values = "--sloppy takes tcp, udp, tcp,udp or none";
+    let cases: &[(&str, String, u8)] = &[
+        // The list.
+        (
+            "--sloppy foo",
+            format!("illegal sloppy protocol `foo' specified ({values})"),
+            usage,
+        ),
+        (
+            "--sloppy tcp,sctp",
+            format!("illegal sloppy protocol `sctp' specified ({values})"),
+            usage,
+        ),
+        // Names are lower case, as ipvsadm's -b flags are.
+        (
+            "--sloppy TCP",
+            format!("illegal sloppy protocol `TCP' specified ({values})"),
+            usage,
+        ),
+        (
+            "--sloppy tcp,none",
+            "illegal sloppy list `tcp,none' specified (none turns both off and goes alone)".into(),
+            usage,
+        ),
+        (
+            "--sloppy none,udp",
+            "illegal sloppy list `none,udp' specified (none turns both off and goes alone)".into(),
+            usage,
+        ),
+        (
+            "--sloppy none,none",
+            "illegal sloppy list `none,none' specified (none turns both off and goes alone)".into(),
+            usage,
+        ),
+        (
+            "--sloppy tcp,",
+            format!("empty protocol in sloppy list `tcp,' ({values})"),
+            usage,
+        ),
+        (
+            "--sloppy ,",
+            format!("empty protocol in sloppy list `,' ({values})"),
+            usage,
+        ),
+        // popt gives a required argument the next word, whatever it is.
+        (
+            "--sloppy -n",
+            format!("illegal sloppy protocol `-n' specified ({values})"),
+            usage,
+        ),
+        // One list, one word: a second word is a stray argument.
+        ("--sloppy tcp udp", "unexpected argument udp".into(), usage),
+        // Its commands_v_options row: no option at all, as --set.
+        (
+            "--sloppy tcp -n",
+            "Illegal 'numeric' option with the 'sloppy' command".into(),
+            usage,
+        ),
+        (
+            "--sloppy tcp -t 198.18.0.129:80",
+            "Illegal 'service-address' option with the 'sloppy' command".into(),
+            usage,
+        ),
+        (
+            "-u 198.18.0.129:53 --sloppy udp",
+            "Illegal 'service-address' option with the 'sloppy' command".into(),
+            usage,
+        ),
+        (
+            "--sloppy tcp -s mh",
+            "Illegal 'scheduler' option with the 'sloppy' command".into(),
+            usage,
+        ),
+        (
+            "--sloppy tcp --conn-limit 5",
+            "Illegal 'conn-limit' option with the 'sloppy' command".into(),
+            usage,
+        ),
+        (
+            "--sloppy tcp --check tcp",
+            "Illegal 'check' option with the 'sloppy' command".into(),
+            usage,
+        ),
+        (
+            "--sloppy none -c",
+            "Illegal 'connection' option with the 'sloppy' command".into(),
+            usage,
+        ),
+        // A command among commands.
+        (
+            "--sloppy tcp --sloppy udp",
+            "multiple commands specified".into(),
+            usage,
+        ),
+        (
+            "--sloppy tcp --set 0 0 60",
+            "multiple commands specified".into(),
+            usage,
+        ),
+        (
+            "-A -t 198.18.0.129:80 --sloppy tcp",
+            "multiple commands specified".into(),
+            usage,
+        ),
+        (
+            "-L --sloppy tcp",
+            "multiple commands specified".into(),
+            usage,
+        ),
+        (
+            "--sloppy tcp -S",
+            "multiple commands specified".into(),
+            usage,
+        ),
+        // popt: the list is required, and --sloppy is long only.
+        (
+            "--sloppy",
+            "option '--sloppy' requires an argument\n\
+             Try `xvsadm -h' or 'xvsadm --help' for more information."
+                .into(),
+            EXIT_TRY_HELP,
+        ),
+    ];
+    for (line, message, code) in cases {
+        assert_eq!(error(line), (message.clone(), *code), "{line}");
+    }
+    // An empty list: `--sloppy ''` and `--sloppy=`.
+    let empty = format!("empty sloppy list specified ({values})");
+    for line in [vec!["--sloppy", ""], vec!["--sloppy="]] {
+        let line: Vec<String> = line.into_iter().map(String::from).collect();
+        let err = parse(&line).unwrap_err();
+        assert_eq!((err.to_string(), err.exit_code()), (empty.clone(), usage));
     }
 }

@@ -397,6 +397,7 @@ VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS
     let empty = ListReply {
         conn_tab_size: 4096,
         conn_max: 0,
+        sloppy: Default::default(),
         services: vec![],
     };
     assert_eq!(

@@ -76,6 +76,7 @@ fn golden_sorting_and_widths() {
     let reply = ListReply {
         conn_tab_size: 4096,
         conn_max: 0,
+        sloppy: Default::default(),
         services: vec![
             ServiceInfo {
                 service: svc(Protocol::Udp, [10, 0, 0, 1], 53),
@@ -239,6 +240,7 @@ TCP  172.25.116.175:80 rr
     let reply = ListReply {
         conn_tab_size: 4096,
         conn_max: 0,
+        sloppy: Default::default(),
         services: vec![ServiceInfo {
             service: svc(Protocol::Tcp, [172, 25, 116, 175], 80),
             scheduler: "rr".into(),
@@ -354,6 +356,7 @@ TCP  10.10.10.11:80 rr persistent 120
     let reply = ListReply {
         conn_tab_size: 4096,
         conn_max: 0,
+        sloppy: Default::default(),
         services: vec![ServiceInfo {
             service: svc(Protocol::Tcp, [10, 10, 10, 11], 80),
             scheduler: "rr".into(),

@@ -199,3 +199,31 @@ fn fullnat_in_help_and_messages() {
         exists
     );
 }
+
+#[test]
+fn sloppy_in_help_and_messages() {
+    let text = usage();
+    for needle in [
+        "  xvsadm [--control PATH] --set tcp tcpfin udp\n  xvsadm [--control PATH] --sloppy \
+         tcp|udp|tcp,udp|none\n",
+        "  --sloppy protocols          sloppy TCP and/or UDP (xvs; IPVS's sysctls): protocols\n\
+         \x20                             is tcp, udp, tcp,udp or none; the others are turned \
+         off\n",
+        "\nSloppy (--sloppy, xvs's form of IPVS's sysctls sloppy_tcp and sloppy_udp):\n",
+        "  tcp                                 a TCP segment other than a SYN or RST",
+        "  udp                                 accepted for scale-out configurations",
+        "  none                                both off",
+    ] {
+        assert!(text.contains(needle), "-h lacks {needle:?}");
+    }
+    assert!(text.lines().all(|l| l.len() <= 100), "{text}");
+    // ipvsadm has no words for the daemon's refusals of it: the daemon's are printed.
+    let sloppy = Command::SetSloppy {
+        tcp: true,
+        udp: false,
+    };
+    assert_eq!(
+        daemon_error_message(&sloppy, ErrorCode::Internal, "map update failed"),
+        "map update failed"
+    );
+}

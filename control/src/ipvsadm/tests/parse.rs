@@ -481,7 +481,7 @@ fn bad_command_lines() {
         // popt's errors: ipvsadm points at -h and exits 255.
         (
             "-n",
-            "no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set -P -Q -G)\n\
+            "no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set --sloppy -P -Q -G)\n\
              Try `xvsadm -h' or 'xvsadm --help' for more information.",
             try_help,
         ),
@@ -1029,6 +1029,41 @@ fn bad_persistence_options() {
     assert_eq!(
         parse(&empty).unwrap_err().to_string(),
         "invalid timeout value `' specified"
+    );
+}
+
+/// xvs's `--sloppy LIST`: popt's forms of a long option with a required argument, and the
+/// order its errors come in.
+#[test]
+fn sloppy_command_line_forms() {
+    let sloppy = |tcp, udp| Command::SetSloppy { tcp, udp };
+    let cases = [
+        ("--sloppy tcp,udp", sloppy(true, true)),
+        ("--sloppy=tcp,udp", sloppy(true, true)),
+        ("--sloppy=udp", sloppy(false, true)),
+        ("--sloppy=none", sloppy(false, false)),
+        // After `--` a word is no option, but it may still be the list: popt takes the next
+        // word for a required argument before it looks at it.
+        ("--sloppy tcp --", sloppy(true, false)),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(apply(line), expected, "{line}");
+    }
+    // The list is read as the option is (ipvsadm's parse_options), before the option table
+    // is checked (generic_opt_check), wherever the other option comes.
+    let bad = "illegal sloppy protocol `x' specified (--sloppy takes tcp, udp, tcp,udp or none)";
+    for line in ["--sloppy x -n", "-n --sloppy x"] {
+        assert_eq!(error(line), (bad.to_string(), EXIT_USAGE), "{line}");
+    }
+    // No short form, and no abbreviation of the long one.
+    assert_eq!(
+        error("--slop tcp"),
+        (
+            "unknown option '--slop'\n\
+             Try `xvsadm -h' or 'xvsadm --help' for more information."
+                .to_string(),
+            EXIT_TRY_HELP
+        )
     );
 }
 

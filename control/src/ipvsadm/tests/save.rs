@@ -1,7 +1,7 @@
 //! `-S` and `-R`: golden save text, restore parsing and its errors, and the round trip.
 
 use super::*;
-use crate::protocol::{CheckKind, CheckSpec};
+use crate::protocol::{CheckKind, CheckSpec, Sloppy};
 
 const V1: [u8; 4] = [198, 18, 0, 1];
 const LIP10: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 10);
@@ -109,6 +109,7 @@ fn rich() -> ListReply {
     ListReply {
         conn_tab_size: 4096,
         conn_max: 0,
+        sloppy: Default::default(),
         services: vec![dns, web, tls, alt],
     }
 }
@@ -148,6 +149,7 @@ fn golden_save() {
     let empty = ListReply {
         conn_tab_size: 4096,
         conn_max: 0,
+        sloppy: Default::default(),
         services: vec![],
     };
     assert_eq!(format_save(&empty), "");
@@ -269,6 +271,7 @@ fn describe(commands: &[Command]) -> ListReply {
     let mut reply = ListReply {
         conn_tab_size: 4096,
         conn_max: 0,
+        sloppy: Default::default(),
         services: vec![],
     };
     for command in commands {
@@ -342,6 +345,7 @@ fn describe(commands: &[Command]) -> ListReply {
                     .unwrap();
                 svc.max_conns = max_conns;
             }
+            Command::SetSloppy { tcp, udp } => reply.sloppy = Sloppy { tcp, udp },
             Command::AddLaddr { service: key, addr } => {
                 let svc = reply
                     .services
@@ -367,6 +371,88 @@ fn save_restore_round_trip() {
     assert_eq!(format_save(&describe(&commands)), saved);
     // And the configuration file reads the same commands.
     assert_eq!(crate::config_file::parse(&saved).unwrap(), rich_commands());
+}
+
+/// xvs's `--sloppy` line: first, naming what is on; none when both are off (as ipvsadm's -S,
+/// which leaves the sysctls to sysctl).
+#[test]
+fn sloppy_saves_first_and_round_trips() {
+    let sloppy = |tcp, udp| Sloppy { tcp, udp };
+    let cases = [
+        (sloppy(true, true), "--sloppy tcp,udp\n"),
+        (sloppy(true, false), "--sloppy tcp\n"),
+        (sloppy(false, true), "--sloppy udp\n"),
+        (sloppy(false, false), ""),
+    ];
+    for (setting, line) in cases {
+        let mut reply = rich();
+        reply.sloppy = setting;
+        let saved = format_save(&reply);
+        assert_eq!(saved, format!("{line}{RICH_SAVED}"), "{setting:?}");
+        // -R and xvsd --config read it back as set_sloppy, before the services.
+        let mut expected = rich_commands();
+        if !line.is_empty() {
+            expected.insert(
+                0,
+                Command::SetSloppy {
+                    tcp: setting.tcp,
+                    udp: setting.udp,
+                },
+            );
+        }
+        let Command::Batch { commands } = parse_restore(&saved).unwrap() else {
+            panic!("parse_restore did not make a batch");
+        };
+        assert_eq!(commands, expected, "{setting:?}");
+        assert_eq!(format_save(&describe(&commands)), saved, "{setting:?}");
+        assert_eq!(
+            crate::config_file::parse(&saved).unwrap(),
+            expected,
+            "{setting:?}"
+        );
+        // An empty table saves the line alone.
+        let empty = ListReply {
+            conn_tab_size: 4096,
+            conn_max: 0,
+            sloppy: setting,
+            services: vec![],
+        };
+        assert_eq!(format_save(&empty), line, "{setting:?}");
+    }
+    // What -R makes of the line in other spellings, and of a bad one.
+    assert_eq!(
+        parse_restore("xvsadm --sloppy=udp,tcp   # scale-out\n--sloppy none\n").unwrap(),
+        Command::Batch {
+            commands: vec![
+                Command::SetSloppy {
+                    tcp: true,
+                    udp: true
+                },
+                Command::SetSloppy {
+                    tcp: false,
+                    udp: false
+                },
+            ]
+        }
+    );
+    let err = parse_restore("-C\n--sloppy tcp,none\n").unwrap_err();
+    assert_eq!(
+        (err.to_string(), err.exit_code()),
+        (
+            "line 2: illegal sloppy list `tcp,none' specified (none turns both off and goes \
+             alone): --sloppy tcp,none"
+                .to_string(),
+            EXIT_USAGE
+        )
+    );
+    let err = crate::config_file::parse("--sloppy tcp -t 198.18.0.1:80\n").unwrap_err();
+    assert!(
+        format!("{err:#}").contains(
+            "line 1: Illegal 'service-address' option with the 'sloppy' command: --sloppy tcp \
+             -t 198.18.0.1:80"
+        ),
+        "{err:#}"
+    );
 }
 
 #[test]
@@ -447,22 +533,22 @@ fn restore_errors_name_the_line() {
         ),
         (
             "-L -n\n",
-            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): -L -n",
+            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set --sloppy -P -Q): -L -n",
             EXIT_USAGE,
         ),
         (
             "-C\n  -S  \n",
-            "line 2: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): -S",
+            "line 2: not a change of the table (-A -E -D -C -a -e -d -Z --set --sloppy -P -Q): -S",
             EXIT_USAGE,
         ),
         (
             "-R\n",
-            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): -R",
+            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set --sloppy -P -Q): -R",
             EXIT_USAGE,
         ),
         (
             "-h\n",
-            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): -h",
+            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set --sloppy -P -Q): -h",
             EXIT_USAGE,
         ),
         // popt's errors lose their pointer to -h.
@@ -492,7 +578,7 @@ fn restore_errors_name_the_line() {
         // A line that is only "ipvsadm" is a command line without a command.
         (
             "ipvsadm -n\n",
-            "line 1: no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set -P -Q -G): \
+            "line 1: no command given (one of -A -E -D -C -a -e -d -L -Z -S -R --set --sloppy -P -Q -G): \
              ipvsadm -n",
             EXIT_TRY_HELP,
         ),
@@ -544,7 +630,7 @@ ipvsadm -P -z 198.19.0.11 -t 198.18.0.1:80
     let cases: &[(&str, &str, u8)] = &[
         (
             "-G\n",
-            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set -P -Q): -G",
+            "line 1: not a change of the table (-A -E -D -C -a -e -d -Z --set --sloppy -P -Q): -G",
             EXIT_USAGE,
         ),
         (
