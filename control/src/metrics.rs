@@ -875,7 +875,11 @@ mod tests {
                     1000,
                     vec![
                         real([198, 19, 0, 148], 80, 100, Some(HealthState::Up)),
-                        real([198, 19, 0, 137], 8080, 200, Some(HealthState::Down)),
+                        // FullNAT: its series say so.
+                        RealInfo {
+                            forward: Forward::FullNat,
+                            ..real([198, 19, 0, 137], 8080, 200, Some(HealthState::Down))
+                        },
                     ],
                 ),
                 service(
@@ -894,7 +898,15 @@ mod tests {
         let stats = StatsReply {
             workers: vec![
                 worker(0, 10_000, &[("no_service", 3), ("table_full", 0)]),
-                worker(1, 20_000, &[("no_service", 5), ("neighbour_miss", 7)]),
+                worker(
+                    1,
+                    20_000,
+                    &[
+                        ("no_service", 5),
+                        ("neighbour_miss", 7),
+                        ("no_local_port", 2),
+                    ],
+                ),
             ],
             conn_count: 30_010,
             conn_max: 1000,
@@ -1153,10 +1165,13 @@ mod tests {
                 ("vport", "80"),
                 ("real", "198.19.0.137"),
                 ("rport", "8080"),
-                ("method", "masq"),
+                ("method", "fullnat"),
             ],
         );
         assert_eq!(got[&down], (false, 0));
+        assert!(text.contains(
+            "xvs_worker_dropped_packets_total{worker=\"1\",reason=\"no_local_port\"} 2\n"
+        ));
         assert!(text.contains(
             "xvs_real_connections_total{proto=\"udp\",vip=\"198.18.0.129\",vport=\"53\",real=\"198.19.0.148\",rport=\"53\",method=\"route\"} 301\n"
         ));
