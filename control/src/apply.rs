@@ -289,6 +289,9 @@ pub struct Director<S: Steering> {
     /// `xvsd --sloppy-tcp --sloppy-udp`: what a configuration that does not `set_sloppy`
     /// (a `replace`, `xvsd --config`) starts from.
     default_sloppy: Sloppy,
+    /// The address health checks leave from ([`Director::start_health_checks`]): never a
+    /// FullNAT local address, whose replies go to the workers.
+    health_source: Option<Ipv4Addr>,
 }
 
 impl<S: Steering> Director<S> {
@@ -323,6 +326,7 @@ impl<S: Steering> Director<S> {
             conn_max,
             health: Monitor::default(),
             default_sloppy: Sloppy::default(),
+            health_source: None,
         }
     }
 
@@ -344,6 +348,7 @@ impl<S: Steering> Director<S> {
     /// director's internal address) when given. Without it checks are configured and listed
     /// but nothing probes (unit tests feed results through [`Director::record_health`]).
     pub fn start_health_checks(&mut self, source: Option<Ipv4Addr>) -> io::Result<()> {
+        self.health_source = source;
         self.health.start_probes(source)
     }
 
@@ -492,7 +497,7 @@ impl<S: Steering> Director<S> {
                         "local address {addr} of service {key} is a virtual service address"
                     )));
                 }
-                if *addr == self.internal.addr {
+                if *addr == self.internal.addr || Some(*addr) == self.health_source {
                     return Err(ApplyError::InvalidArgument(format!(
                         "local address {addr} of service {key} is the internal interface's \
                          primary address, which the director's own connections (health \
@@ -504,16 +509,21 @@ impl<S: Steering> Director<S> {
         Ok(())
     }
 
-    /// Local addresses `next` no longer has in a service whose FullNAT real servers may
-    /// still have connections using them.
+    /// Local addresses `next` no longer has in a service whose real servers may still have
+    /// FullNAT connections using them: every real server of the service, configured or
+    /// draining, whatever its method now (a connection keeps the method it was made with).
     fn retire_local_addrs(&mut self, next: &Config) {
         for (key, service) in &self.config.services {
             let kept = next.services.get(key).map(|s| &s.local_addrs);
-            let reals: Vec<RealId> = service
-                .reals
+            let configured = service.reals.iter().map(|r| r.id);
+            let draining = self
+                .draining
                 .iter()
-                .filter(|r| r.method == Method::FullNat && r.id != NEW_SLOT)
-                .map(|r| r.id)
+                .filter(|d| d.service == *key)
+                .map(|d| d.real_id);
+            let reals: Vec<RealId> = configured
+                .chain(draining)
+                .filter(|&id| id != NEW_SLOT)
                 .collect();
             for addr in &service.local_addrs {
                 if !reals.is_empty() && !kept.is_some_and(|k| k.contains(addr)) {
@@ -1979,6 +1989,8 @@ mod tests {
     fn bad_local_addresses_are_refused_and_change_nothing() {
         let (mut d, _, _) = director();
         d.internal.addr = Ipv4Addr::new(198, 19, 0, 152);
+        // Health checks leave from this one (an address the kernel listed first).
+        d.health_source = Some(Ipv4Addr::new(198, 19, 0, 153));
         add_seed(&mut d);
         d.execute(laddr(true, LIP)).unwrap();
         let before = d.config.clone();
@@ -1996,6 +2008,10 @@ mod tests {
             (laddr(true, svc().addr), "is a virtual service address"),
             (
                 laddr(true, Ipv4Addr::new(198, 19, 0, 152)),
+                "internal interface's primary address",
+            ),
+            (
+                laddr(true, Ipv4Addr::new(198, 19, 0, 153)),
                 "internal interface's primary address",
             ),
             (
@@ -2038,6 +2054,33 @@ mod tests {
         stats.real(id).unwrap().inactive.add(-1);
         d.housekeeping();
         assert!(d.steering.laddrs.is_empty());
+    }
+
+    /// A FullNAT real server removed first drains; its service's local address removed
+    /// next stays claimed for the draining connections too.
+    #[test]
+    fn a_local_address_stays_claimed_for_a_draining_real_server() {
+        let (mut d, _, stats) = director();
+        add_seed(&mut d);
+        d.execute(laddr(true, LIP)).unwrap();
+        d.execute(add_real_by(Forward::FullNat, real(9))).unwrap();
+        let id = d.config.services[&svc()].reals[2].id;
+        stats.real(id).unwrap().active.add(1);
+        d.execute(Command::DelReal {
+            service: svc(),
+            real: real(9),
+        })
+        .unwrap();
+        d.execute(laddr(false, LIP)).unwrap();
+        assert!(
+            d.steering.laddrs.contains(&LIP),
+            "the draining connections use it"
+        );
+        d.housekeeping();
+        assert!(d.steering.laddrs.contains(&LIP), "still draining");
+        stats.real(id).unwrap().active.add(-1);
+        d.housekeeping();
+        assert!(d.steering.laddrs.is_empty(), "given back once drained");
     }
 
     #[test]

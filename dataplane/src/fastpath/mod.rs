@@ -175,26 +175,35 @@ impl FlowValue {
         egress: &crate::snapshot::Interface,
         next_hop: Ipv4Addr,
     ) -> Self {
-        let (rewrite, addr, port) = match (conn.method, direction) {
-            (Method::Route, _) => (REWRITE_NONE, conn.daddr, conn.dport),
+        // The tunnels' outer source (and GUE's source port), unless FullNAT names its own.
+        let tunnel_src = (egress.addr, encap::gue_source_port(conn));
+        let (rewrite, (addr, port), (src_addr, src_port)) = match (conn.method, direction) {
+            (Method::Route, _) => (REWRITE_NONE, (conn.daddr, conn.dport), tunnel_src),
             (Method::Tunnel(t), _) => (
                 match t.encap {
                     Encap::Ipip => REWRITE_IPIP,
                     Encap::Gue => REWRITE_GUE,
                     Encap::Gre => REWRITE_GRE,
                 },
-                conn.daddr,
-                t.port,
+                (conn.daddr, t.port),
+                tunnel_src,
             ),
-            (Method::Masq, Direction::Inbound) => (REWRITE_DESTINATION, conn.daddr, conn.dport),
-            (Method::Masq, Direction::Outbound) => (REWRITE_SOURCE, conn.vaddr, conn.vport),
-            (Method::FullNat, Direction::Inbound) => (REWRITE_FULLNAT, conn.daddr, conn.dport),
-            (Method::FullNat, Direction::Outbound) => (REWRITE_FULLNAT, conn.caddr, conn.cport),
-        };
-        let (src_addr, src_port) = match (conn.method, direction) {
-            (Method::FullNat, Direction::Inbound) => (conn.laddr, conn.lport),
-            (Method::FullNat, Direction::Outbound) => (conn.vaddr, conn.vport),
-            _ => (egress.addr, encap::gue_source_port(conn)),
+            (Method::Masq, Direction::Inbound) => {
+                (REWRITE_DESTINATION, (conn.daddr, conn.dport), tunnel_src)
+            }
+            (Method::Masq, Direction::Outbound) => {
+                (REWRITE_SOURCE, (conn.vaddr, conn.vport), tunnel_src)
+            }
+            (Method::FullNat, Direction::Inbound) => (
+                REWRITE_FULLNAT,
+                (conn.daddr, conn.dport),
+                (conn.laddr, conn.lport),
+            ),
+            (Method::FullNat, Direction::Outbound) => (
+                REWRITE_FULLNAT,
+                (conn.caddr, conn.cport),
+                (conn.vaddr, conn.vport),
+            ),
         };
         FlowValue {
             addr: addr.octets(),

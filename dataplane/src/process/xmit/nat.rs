@@ -79,9 +79,9 @@ pub(in crate::process) fn transmit_icmp_error(
     conn: &Conn,
     direction: Direction,
 ) -> Verdict {
+    let (endpoint, addr, port) = rewrite(conn, direction);
     let to = Egress::of(env.config, conn, direction);
     send(frame, ip_len, env, &to, |ip| {
-        let (endpoint, addr, port) = rewrite(conn, direction);
         nat::translate_icmp_error(ip, endpoint, addr, port)
     })
 }
