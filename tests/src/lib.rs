@@ -152,7 +152,20 @@ impl Cluster {
             let answer = format!("SYSTEM:echo {}", self.topo.reals()[i].addr);
             self.topo.spawn_in(&ns, &["socat", &listen, &answer])?;
         }
-        std::thread::sleep(Duration::from_millis(300));
+        // Each bound before the first query: a fixed pause lost one on a loaded machine (the
+        // query went unanswered and round robin moved on).
+        let filter = format!("sport = :{port}");
+        for i in 0..self.topo.reals().len() {
+            let ns = self.topo.real_ns(i).to_string();
+            let bound = wait_until(Duration::from_secs(5), || {
+                self.topo
+                    .run_in(&ns, &["ss", "-Hnlu", &filter])
+                    .is_ok_and(|out| !out.trim().is_empty())
+            });
+            if !bound {
+                bail!("the UDP responder of real server {i} is not bound to port {port}");
+            }
+        }
         Ok(())
     }
 
