@@ -645,14 +645,11 @@ impl Rig {
                     page: format!("real{i}"),
                 })
                 .collect(),
-            clients: 1,
-            sender_offloads: false,
-            direct_return: false,
-            one_armed: false,
             director_addrs: match args.xvs_method {
                 XvsMethod::Fullnat => vec![FULLNAT_LIP],
                 _ => Vec::new(),
             },
+            ..TopologySpec::seed()
         };
         let topo = Topology::build(&spec)?;
         let exe = std::env::current_exe().context("locating xvs-bench")?;

@@ -880,6 +880,30 @@ impl<S: Steering> Director<S> {
         (t, active.max(0) as u64, inactive.max(0) as u64)
     }
 
+    /// The addresses of the configured virtual services.
+    pub fn vips(&self) -> BTreeSet<Ipv4Addr> {
+        self.config.services.keys().map(|k| k.addr).collect()
+    }
+
+    /// The VIPs with a service that has at least `min_servers` real servers taking new
+    /// connections (weight above 0 and not down by a health check): what a director behind
+    /// ECMP may announce (see crate::announce).
+    pub fn servable_vips(&self, min_servers: u32) -> BTreeSet<Ipv4Addr> {
+        self.config
+            .services
+            .iter()
+            .filter(|(key, config)| {
+                let available = config
+                    .reals
+                    .iter()
+                    .filter(|r| r.weight > 0 && !self.health.is_down(key, &r.key))
+                    .count();
+                available >= min_servers as usize
+            })
+            .map(|(key, _)| key.addr)
+            .collect()
+    }
+
     /// Everything `ipvsadm -L` shows: services, real servers, connection counts, counters.
     pub fn list(&self) -> ListReply {
         let now = Instant::now();
@@ -3260,6 +3284,13 @@ mod tests {
             .expect("down on the third failure");
         assert_eq!((flip.real, flip.state), (real(148), HealthState::Down));
         assert_eq!(weights(&mut reader), [(0, true), (1, false)]);
+        // What a director behind ECMP announces follows: one server left of two.
+        let vip = BTreeSet::from([svc().addr]);
+        assert_eq!(
+            (d.servable_vips(1), d.servable_vips(2)),
+            (vip.clone(), BTreeSet::new())
+        );
+        assert_eq!(d.vips(), vip);
         // New connections all go to .137 now.
         let snap = reader.current();
         let service = snap.service(&vip_of(&svc())).unwrap();

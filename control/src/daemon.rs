@@ -14,6 +14,7 @@
 //! the maps (never pinned) and the sockets; the next start replaces the stale control socket
 //! file.
 
+use crate::announce::{AnnounceOptions, Announcer};
 use crate::apply::{Director, Steering, WorkerHandle};
 use crate::metrics::{self, MetricsServer, MetricsSource};
 use crate::napi_tuning::{busy_poll_settings, threaded_napi_settings, NapiTuning, SYSFS_NET};
@@ -89,6 +90,8 @@ pub struct DaemonOptions {
     pub fast_path_after: u8,
     /// `--sloppy-tcp`, `--sloppy-udp`: the setting a configuration starts from.
     pub sloppy: crate::protocol::Sloppy,
+    /// `--announce`: servable VIPs handed to a BGP daemon (see crate::announce).
+    pub announce: Option<AnnounceOptions>,
 }
 
 /// Where packets of established flows are rewritten and forwarded.
@@ -147,6 +150,7 @@ impl DaemonOptions {
             fast_path: FastPathMode::default(),
             fast_path_after: DEFAULT_INSTALL_AFTER,
             sloppy: Default::default(),
+            announce: None,
         }
     }
 }
@@ -265,6 +269,8 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         .metrics
         .map(|addr| start_metrics(addr, control.handle()))
         .transpose()?;
+    // Before any interface is touched too: a daemon that does not answer is a start-up error.
+    let mut announcer = options.announce.clone().map(Announcer::start).transpose()?;
     let mut netlink = Netlink::open().context("opening rtnetlink")?;
     let ext_link = netlink
         .link(&options.external)
@@ -555,6 +561,10 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             .with_context(|| format!("applying the configuration {}", path.display()))?;
         eprintln!("xvsd: configuration {} applied", path.display());
     }
+    if let Some(announcer) = announcer.as_mut() {
+        announcer.options().check_vips(&director.vips())?;
+        announce(&director, announcer);
+    }
     // SIGHUP re-reads --config; without one it is only logged (and never kills the daemon).
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
@@ -571,7 +581,8 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             check.run();
         }
         if reload.swap(false, Ordering::Relaxed) {
-            reload_config(director, options.config.as_deref());
+            let announce = announcer.as_ref().map(|a| a.options());
+            reload_config(director, options.config.as_deref(), announce);
         }
         for flip in director.poll_health() {
             let why = flip.error.map(|e| format!(": {e}")).unwrap_or_default();
@@ -586,7 +597,12 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
                 }
             );
         }
+        if let Some(announcer) = announcer.as_mut() {
+            announce(director, announcer);
+        }
     });
+    // Withdraw first: routers stop sending here while the workers still forward.
+    drop(announcer);
 
     eprintln!("xvsd: shutting down");
     // Without its queue, scrapes still waiting for the control thread fail at once, so the
@@ -733,12 +749,42 @@ fn start_metrics(
 }
 
 /// SIGHUP: applies the configuration file again, or logs why the running configuration stays.
-fn reload_config<S: Steering>(director: &mut Director<S>, path: Option<&std::path::Path>) {
+/// Brings the announcements in line with what `director` can serve now; logs changes.
+fn announce<S: Steering>(director: &Director<S>, announcer: &mut Announcer) {
+    let servable = director.servable_vips(announcer.options().min_servers);
+    let (changes, errors) = announcer.update(&servable);
+    for change in changes {
+        eprintln!(
+            "xvsd: VIP {} {}",
+            change.vip,
+            match change.announced {
+                true => "announced",
+                false => "withdrawn (no service of it has enough available real servers)",
+            }
+        );
+    }
+    for e in errors {
+        eprintln!("xvsd: {e:#}");
+    }
+}
+
+fn reload_config<S: Steering>(
+    director: &mut Director<S>,
+    path: Option<&std::path::Path>,
+    announce: Option<&AnnounceOptions>,
+) {
     let Some(path) = path else {
         eprintln!("xvsd: SIGHUP ignored: no --config file to reload");
         return;
     };
     let result = crate::config_file::load(path).and_then(|commands| {
+        // The announcement settings must hold for the new configuration before it lands.
+        if let Some(announce) = announce {
+            announce
+                .check_vips(&crate::announce::vips_of(&commands))
+                .context("--announce")?;
+            announce.daemon.check().context("--announce")?;
+        }
         director
             .execute(Command::Replace { commands })
             .map_err(anyhow::Error::from)

@@ -3,7 +3,7 @@
 
 use crate::client::Client;
 use crate::topology::Topology;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,7 +38,8 @@ pub fn find_binary(name: &str) -> Result<PathBuf> {
         })
 }
 
-/// An `xvsd` running in a topology's director namespace; stopped (SIGTERM) when dropped.
+/// An `xvsd` running in one of a topology's director namespaces; stopped (SIGTERM) when
+/// dropped.
 pub struct DirectorProcess {
     child: Option<Child>,
     control: PathBuf,
@@ -47,13 +48,38 @@ pub struct DirectorProcess {
 
 impl DirectorProcess {
     /// Starts `xvsd` on the topology's ext/int interfaces with extra arguments, and waits
-    /// until its control socket answers.
+    /// until its control socket answers: [`DirectorProcess::start_on`] director 0.
     pub fn start(topology: &Topology, xvsd: &Path, extra_args: &[&str]) -> Result<Self> {
-        let control = topology.work_dir().join("xvs.sock");
-        let log = topology.work_dir().join("xvsd.log");
+        Self::start_on(topology, 0, xvsd, extra_args)
+    }
+
+    /// Starts `xvsd` in director `director`'s namespace (see [`Topology::director_ns_of`]),
+    /// control socket `work_dir()/xvs.sock` and log `xvsd.log` for director 0, `xvs{i}.sock`
+    /// and `xvsd{i}.log` for director `i`. May be called again for an index whose daemon was
+    /// killed ([`DirectorProcess::kill9`]): the socket file it left refuses connections, so
+    /// it is not taken for the new daemon's, which replaces it (`server::bind`). The log is
+    /// started afresh.
+    pub fn start_on(
+        topology: &Topology,
+        director: usize,
+        xvsd: &Path,
+        extra_args: &[&str],
+    ) -> Result<Self> {
+        ensure!(
+            director < topology.directors(),
+            "no director {director}: the topology has {}",
+            topology.directors()
+        );
+        let suffix = match director {
+            0 => String::new(),
+            i => i.to_string(),
+        };
+        let control = topology.work_dir().join(format!("xvs{suffix}.sock"));
+        let log = topology.work_dir().join(format!("xvsd{suffix}.log"));
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
-        let mut cmd = topology.command_in(topology.director_ns(), &xvsd.to_string_lossy());
+        let ns = topology.director_ns_of(director);
+        let mut cmd = topology.command_in(ns, &xvsd.to_string_lossy());
         cmd.args([
             "--external",
             topology.ext_if(),

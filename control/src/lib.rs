@@ -10,12 +10,16 @@
 //! - [`estimator`]: IPVS's rate estimator for `--rate`.
 //! - [`health`]: health checks of real servers (TCP connect, HTTP GET) and their rise/fall state.
 //! - [`daemon`]: `xvsd` itself: interfaces, XDP programs, workers, signals.
+//! - [`announce`]: `xvsd --announce`, servable VIPs handed to a BGP daemon (scale-out).
 //! - [`privileges`]: `xvsd --drop-privileges`, capabilities kept after start-up.
 //! - [`topology`]: namespace test beds (the seed cluster) used by `xvsd demo`, tests and bench.
+//! - [`bird`]: bird2 configurations and instances of the scale-out test bed.
 //! - [`director`]: xvsd as a child process in a namespace (demo, tests, bench).
 //! - [`demo`]: `xvsd demo`.
 
+pub mod announce;
 pub mod apply;
+pub mod bird;
 pub mod client;
 pub mod config_file;
 pub mod daemon;

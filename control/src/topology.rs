@@ -36,6 +36,19 @@
 //!                                                                 └── reals
 //! ```
 //!
+//! Scale-out ([`TopologySpec::scale_out`]): one arm with direct return and N directors on the
+//! bridge, director `i` in `{base}-director{i}` (0: `{base}-director`) with DIP
+//! 198.19.0.(152+i) on its own `int0` (port `p-dir{i}`), without the VIP as an address. The
+//! router has no VIP route: a BGP daemon installs an ECMP route over the DIPs (L4 hash,
+//! `fib_multipath_hash_policy=1`, so each connection sticks to one director). The client has
+//! extra /32 source addresses ([`TopologySpec::client_aliases`]) so flows hash apart.
+//!
+//! ```text
+//!  client eth0 (30 addrs) ── up0 (sw: VIP via ECMP) br0 ─┬─ p-dir  ── int0 director  198.19.0.152
+//!                                                        ├─ p-dir1 ── int0 director1 198.19.0.153
+//!                                                        └─ p-r0.. ── reals (VIP on lo)
+//! ```
+//!
 //! A [`Topology`] owns everything it makes: the namespaces (and with them every veth and
 //! the bridge), the processes it spawned (nginx and helpers), and a private temporary
 //! directory (nginx prefixes, logs, captured command output). [`Drop`] removes all of it,
@@ -61,7 +74,8 @@ use std::time::{Duration, Instant};
 
 /// The virtual service address, on the director's external interface.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 129);
-/// The director's internal address: the real servers' default gateway.
+/// The director's internal address: the real servers' default gateway. Director 0's: director
+/// `i` has this + `i` ([`Topology::dip_of`]).
 pub const DIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 152);
 /// Address of the first client; client `i` gets `.201 + i`.
 pub const FIRST_CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 201);
@@ -101,6 +115,15 @@ pub const PEER_PATH: &str = "/peer";
 pub const SLOW_PREFIX: &str = "/slow";
 /// nginx `limit_rate` of [`SLOW_PREFIX`], bytes per second.
 pub const SLOW_RATE: u32 = 256 * 1024;
+/// Like [`SLOW_PREFIX`], slower, at [`LONG_RATE`]: the big file takes about 10 s, long
+/// enough for a director to be killed and its flows to move while one is in flight.
+pub const LONG_PREFIX: &str = "/long";
+/// nginx `limit_rate` of [`LONG_PREFIX`], bytes per second.
+pub const LONG_RATE: u32 = 100 * 1024;
+/// At most this many directors ([`TopologySpec::directors`]): DIPs .152 to .159.
+pub const MAX_DIRECTORS: usize = 8;
+/// At most this many extra client addresses ([`TopologySpec::client_aliases`]).
+pub const MAX_CLIENT_ALIASES: u32 = 50;
 /// Default limit for [`Topology::run_in`].
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -141,7 +164,17 @@ pub struct TopologySpec {
     pub one_armed: bool,
     /// More addresses of the director on its internal interface (/32, after the DIP, so
     /// never its primary one), e.g. FullNAT's local addresses. Hosts of 198.19.0.0/24.
+    /// Director 0's only.
     pub director_addrs: Vec<Ipv4Addr>,
+    /// Number of directors (1..=[`MAX_DIRECTORS`]); more than one only with `one_armed` and
+    /// `direct_return` (module doc, "Scale-out"): director `i` has DIP 198.19.0.(152+i).
+    pub directors: usize,
+    /// One arm: the router routes the VIP via the DIP (ECMP over every DIP with several
+    /// directors). Off: no VIP route on the router, for a BGP daemon to install.
+    pub static_vip_route: bool,
+    /// Extra /32 addresses of the client on its `eth0`: [`FIRST_CLIENT`]` + 1`, `+ 2`...
+    /// (at most [`MAX_CLIENT_ALIASES`]), sources for many flows (`curl --interface ADDR`).
+    pub client_aliases: u32,
 }
 
 /// One real server.
@@ -174,6 +207,9 @@ impl TopologySpec {
             direct_return: false,
             one_armed: false,
             director_addrs: Vec::new(),
+            directors: 1,
+            static_vip_route: true,
+            client_aliases: 0,
         }
     }
 
@@ -184,6 +220,29 @@ impl TopologySpec {
             one_armed: true,
             direct_return,
             ..Self::seed()
+        }
+    }
+
+    /// A scale-out rig (module doc): `directors` one-armed DR directors behind the router,
+    /// no static VIP route (BGP's job), three real servers 198.19.0.148, .137 and .140 whose
+    /// pages are their addresses, and 30 client addresses.
+    pub fn scale_out(directors: usize) -> Self {
+        let reals = [148, 137, 140]
+            .into_iter()
+            .map(|host| {
+                let addr = Ipv4Addr::new(198, 19, 0, host);
+                RealSpec {
+                    addr,
+                    page: addr.to_string(),
+                }
+            })
+            .collect();
+        TopologySpec {
+            directors,
+            static_vip_route: false,
+            reals,
+            client_aliases: 29,
+            ..Self::one_armed(true)
         }
     }
 
@@ -216,11 +275,43 @@ impl TopologySpec {
             "only 1 client is supported for now, got {}",
             self.clients
         );
+        ensure!(
+            (1..=MAX_DIRECTORS).contains(&self.directors),
+            "directors must be 1..={MAX_DIRECTORS}, got {}",
+            self.directors
+        );
+        ensure!(
+            self.directors == 1 || (self.one_armed && self.direct_return),
+            "{} directors need the one-armed direct-return layout (one_armed and direct_return)",
+            self.directors
+        );
+        ensure!(
+            self.static_vip_route || self.one_armed,
+            "static_vip_route=false needs one_armed (with two arms the VIP is on ext0)"
+        );
+        ensure!(
+            self.client_aliases <= MAX_CLIENT_ALIASES,
+            "client_aliases must be at most {MAX_CLIENT_ALIASES}, got {}",
+            self.client_aliases
+        );
+        for addr in client_addrs(self.client_aliases) {
+            let o = addr.octets();
+            ensure!(
+                o[..3] == [198, 18, 0]
+                    && !matches!(o[3], 0 | 255)
+                    && addr != VIP
+                    && addr != CLIENT_GATEWAY,
+                "client address {addr} must be a host of 198.18.0.0/24 other than the VIP \
+                 and the client's gateway"
+            );
+        }
+        let dips: Vec<Ipv4Addr> = (0..self.directors).map(director_dip).collect();
         for (i, r) in self.reals.iter().enumerate() {
             let o = r.addr.octets();
             ensure!(
-                o[..3] == [198, 19, 0] && !matches!(o[3], 0 | 255) && r.addr != DIP,
-                "real {i} address {} must be a host of 198.19.0.0/24 other than the DIP {DIP}",
+                o[..3] == [198, 19, 0] && !matches!(o[3], 0 | 255) && !dips.contains(&r.addr),
+                "real {i} address {} must be a host of 198.19.0.0/24 other than a director's \
+                 DIP {dips:?}",
                 r.addr
             );
             ensure!(
@@ -239,13 +330,36 @@ impl TopologySpec {
             ensure!(
                 o[..3] == [198, 19, 0]
                     && !matches!(o[3], 0 | 255)
-                    && *addr != DIP
+                    && !dips.contains(addr)
                     && *addr != ROUTER
                     && !self.reals.iter().any(|r| r.addr == *addr),
                 "director address {addr} must be a free host of 198.19.0.0/24"
             );
         }
+        // DIPs are .152 up: never ROUTER (.1) in practice, checked for the day that changes.
+        ensure!(!dips.contains(&ROUTER), "a director's DIP is the router's");
         Ok(())
+    }
+}
+
+/// Director `i`'s DIP: [`DIP`] + i.
+fn director_dip(i: usize) -> Ipv4Addr {
+    let i = u32::try_from(i).expect("director index fits in u32");
+    Ipv4Addr::from(u32::from(DIP) + i)
+}
+
+/// [`FIRST_CLIENT`] and its `aliases` successors.
+fn client_addrs(aliases: u32) -> Vec<Ipv4Addr> {
+    (0..=aliases)
+        .map(|i| Ipv4Addr::from(u32::from(FIRST_CLIENT) + i))
+        .collect()
+}
+
+/// The switch's port of director `i`'s veth: [`SWITCH_DIRECTOR_PORT`], then `p-dir1`...
+fn switch_director_port(i: usize) -> String {
+    match i {
+        0 => SWITCH_DIRECTOR_PORT.to_string(),
+        i => format!("{SWITCH_DIRECTOR_PORT}{i}"),
     }
 }
 
@@ -260,7 +374,8 @@ impl Default for TopologySpec {
 pub struct Topology {
     spec: TopologySpec,
     client_ns: String,
-    director_ns: String,
+    /// One per director, director 0 first.
+    director_ns: Vec<String>,
     sw_ns: String,
     real_ns: Vec<String>,
     /// Every namespace created so far, in creation order: what Drop deletes.
@@ -293,7 +408,7 @@ fn owner_pid(prefix: &str, name: &str) -> Option<u32> {
 }
 
 /// Absolute path of a system tool: `sudo`/cron environments often lack /usr/sbin in PATH.
-fn tool(name: &str) -> PathBuf {
+pub(crate) fn tool(name: &str) -> PathBuf {
     ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
         .iter()
         .map(|d| Path::new(d).join(name))
@@ -441,7 +556,12 @@ impl Topology {
         let mut t = Topology {
             spec: spec.clone(),
             client_ns: format!("{base}-client"),
-            director_ns: format!("{base}-director"),
+            director_ns: (0..spec.directors)
+                .map(|i| match i {
+                    0 => format!("{base}-director"),
+                    i => format!("{base}-director{i}"),
+                })
+                .collect(),
             sw_ns: format!("{base}-sw"),
             real_ns: (0..spec.reals.len())
                 .map(|i| format!("{base}-real{i}"))
@@ -458,14 +578,14 @@ impl Topology {
     }
 
     fn setup(&mut self) -> Result<()> {
-        let (client, director, sw) = (
-            self.client_ns.clone(),
-            self.director_ns.clone(),
-            self.sw_ns.clone(),
-        );
+        let (client, sw) = (self.client_ns.clone(), self.sw_ns.clone());
+        let directors = self.director_ns.clone();
+        let director = directors[0].clone();
         let reals = self.real_ns.clone();
-        let all: Vec<String> = [&client, &director, &sw]
+        let all: Vec<String> = [&client]
             .into_iter()
+            .chain(&directors)
+            .chain([&sw])
             .chain(&reals)
             .cloned()
             .collect();
@@ -496,7 +616,9 @@ impl Topology {
         } else {
             self.veth(&director, EXT_IF, &client, HOST_IF)?;
         }
-        self.veth(&director, INT_IF, &sw, SWITCH_DIRECTOR_PORT)?;
+        for (i, ns) in directors.iter().enumerate() {
+            self.veth(ns, INT_IF, &sw, &switch_director_port(i))?;
+        }
         // No STP delay: ports forward as soon as they are up.
         let bridge = [
             "link",
@@ -510,7 +632,7 @@ impl Topology {
         ];
         self.ipn(&sw, &bridge)?;
         self.ipn(&sw, &["link", "set", BRIDGE, "up"])?;
-        let mut ports = vec![SWITCH_DIRECTOR_PORT.to_string()];
+        let mut ports: Vec<String> = (0..directors.len()).map(switch_director_port).collect();
         for (i, ns) in reals.iter().enumerate() {
             let port = format!("p-r{i}");
             self.veth(ns, HOST_IF, &sw, &port)?;
@@ -543,21 +665,32 @@ impl Topology {
         if !self.spec.one_armed {
             self.ethtool_off(&director, EXT_IF, &["tx"])?;
         }
-        self.ethtool_off(&director, INT_IF, &["tx"])?;
+        for ns in &directors {
+            self.ethtool_off(ns, INT_IF, &["tx"])?;
+        }
         // A veth takes frames that XDP redirects to it (the director's fast path) only when its
         // peer can receive them: an XDP program or GRO there, as a NIC's receive always can.
         self.ethtool(&client, HOST_IF, &["gro"], true)?;
-        self.ethtool(&sw, SWITCH_DIRECTOR_PORT, &["gro"], true)?;
+        for i in 0..directors.len() {
+            self.ethtool(&sw, &switch_director_port(i), &["gro"], true)?;
+        }
 
         // Addresses and routes (a gateway route needs its link up first).
-        self.addr_up(&director, INT_IF, DIP)?;
+        for (i, ns) in directors.iter().enumerate() {
+            self.addr_up(ns, INT_IF, director_dip(i))?;
+        }
         for addr in &self.spec.director_addrs {
             let host = format!("{addr}/32");
             self.ipn(&director, &["addr", "add", &host, "dev", INT_IF])?;
         }
         self.addr_up(&client, HOST_IF, FIRST_CLIENT)?;
+        // /32: no second connected route, and FIRST_CLIENT stays the default source.
+        for addr in &client_addrs(self.spec.client_aliases)[1..] {
+            let host = format!("{addr}/32");
+            self.ipn(&client, &["addr", "add", &host, "dev", HOST_IF])?;
+        }
         if self.spec.one_armed {
-            self.one_armed_paths(&client, &director, &sw)?;
+            self.one_armed_paths(&client, &directors, &sw)?;
         } else {
             self.addr_up(&director, EXT_IF, VIP)?;
             self.ipn(
@@ -609,15 +742,42 @@ impl Topology {
     /// One arm (module doc): the client reaches the VIP through the router, which routes it
     /// to the director's DIP; the VIP lives on the director's loopback (no ARP for it is
     /// needed, the route names the DIP); the director reaches clients through the router.
-    fn one_armed_paths(&self, client: &str, director: &str, sw: &str) -> Result<()> {
+    /// Several directors: each alike, and the route (if static) is ECMP over their DIPs.
+    fn one_armed_paths(&self, client: &str, directors: &[String], sw: &str) -> Result<()> {
         self.router(sw, CLIENT_GATEWAY)?;
+        if directors.len() > 1 {
+            // Hash on ports too: the client's flows then spread over the directors.
+            self.sysctl(sw, &["net.ipv4.fib_multipath_hash_policy=1"])?;
+        }
         let vip = format!("{VIP}/32");
-        self.ipn(director, &["addr", "add", &vip, "dev", "lo"])?;
-        self.ipn(
-            director,
-            &["route", "add", "default", "via", &ROUTER.to_string()],
-        )?;
-        self.ipn(sw, &["route", "add", &vip, "via", &DIP.to_string()])?;
+        for director in directors {
+            // A VIP routed by BGP is not the directors' own address: xvs does not need it, and
+            // a director whose xvsd died would otherwise answer the flows the router still
+            // sends it (until the withdrawal) with RSTs instead of dropping them, which the
+            // clients retransmit once the router has moved them.
+            if self.spec.static_vip_route {
+                self.ipn(director, &["addr", "add", &vip, "dev", "lo"])?;
+            }
+            self.ipn(
+                director,
+                &["route", "add", "default", "via", &ROUTER.to_string()],
+            )?;
+        }
+        if self.spec.static_vip_route {
+            let dips: Vec<String> = (0..directors.len())
+                .map(|i| director_dip(i).to_string())
+                .collect();
+            let mut route = vec!["route", "add", &vip];
+            match &dips[..] {
+                [dip] => route.extend(["via", dip]),
+                _ => {
+                    for dip in &dips {
+                        route.extend(["nexthop", "via", dip]);
+                    }
+                }
+            }
+            self.ipn(sw, &route)?;
+        }
         // The VIP is inside the client's own /24: a host route keeps it off the link.
         let gateway = CLIENT_GATEWAY.to_string();
         self.ipn(client, &["route", "add", &vip, "via", &gateway])?;
@@ -785,9 +945,23 @@ impl Topology {
         Ok(())
     }
 
-    /// The director's namespace (holds [`EXT_IF`] and [`INT_IF`]).
+    /// The director's namespace (holds [`EXT_IF`] and [`INT_IF`]); director 0's when there
+    /// are several.
     pub fn director_ns(&self) -> &str {
-        &self.director_ns
+        &self.director_ns[0]
+    }
+    /// Number of directors ([`TopologySpec::directors`]).
+    pub fn directors(&self) -> usize {
+        self.director_ns.len()
+    }
+    /// Director `i`'s namespace; panics if `i >= directors()`, like slice indexing.
+    pub fn director_ns_of(&self, i: usize) -> &str {
+        &self.director_ns[i]
+    }
+    /// Director `i`'s DIP, 198.19.0.(152+i); panics if `i >= directors()`.
+    pub fn dip_of(&self, i: usize) -> Ipv4Addr {
+        assert!(i < self.directors(), "director {i} of {}", self.directors());
+        director_dip(i)
     }
     /// The (first) client's namespace.
     pub fn client_ns(&self) -> &str {
@@ -805,7 +979,7 @@ impl Topology {
     pub fn namespaces(&self) -> &[String] {
         &self.namespaces
     }
-    /// External interface, inside [`Self::director_ns`].
+    /// External interface, inside [`Self::director_ns`] (and every [`Self::director_ns_of`]).
     pub fn ext_if(&self) -> &str {
         if self.spec.one_armed {
             INT_IF
@@ -813,18 +987,24 @@ impl Topology {
             EXT_IF
         }
     }
-    /// Internal interface, inside [`Self::director_ns`].
+    /// Internal interface, inside [`Self::director_ns`] (and every [`Self::director_ns_of`]).
     pub fn int_if(&self) -> &str {
         INT_IF
     }
     pub fn vip(&self) -> Ipv4Addr {
         VIP
     }
+    /// Director 0's DIP.
     pub fn dip(&self) -> Ipv4Addr {
         DIP
     }
     pub fn client_addr(&self) -> Ipv4Addr {
         FIRST_CLIENT
+    }
+    /// Every address of the client's `eth0`: [`FIRST_CLIENT`], then its aliases
+    /// ([`TopologySpec::client_aliases`]).
+    pub fn client_addrs(&self) -> Vec<Ipv4Addr> {
+        client_addrs(self.spec.client_aliases)
     }
     pub fn reals(&self) -> &[RealSpec] {
         &self.spec.reals
@@ -972,6 +1152,7 @@ impl Topology {
              \x20 server {{\n\
              \x20   listen 80; root {p}/www; index index.html;\n\
              \x20   location {SLOW_PREFIX}/ {{ alias {p}/www/; limit_rate {SLOW_RATE}; }}\n\
+             \x20   location {LONG_PREFIX}/ {{ alias {p}/www/; limit_rate {LONG_RATE}; }}\n\
              \x20   location = {PEER_PATH} {{ default_type text/plain; \
              return 200 \"$remote_addr:$remote_port\\n\"; }}\n\
              \x20 }}\n\
@@ -1155,6 +1336,94 @@ mod tests {
     }
 
     #[test]
+    fn validation_of_directors() {
+        let mut s = TopologySpec::one_armed(true);
+        s.directors = 2;
+        s.validate().expect("two one-armed DR directors");
+        for (one_armed, direct_return) in [(false, false), (false, true), (true, false)] {
+            let s = TopologySpec {
+                one_armed,
+                direct_return,
+                directors: 2,
+                ..TopologySpec::seed()
+            };
+            let e = s
+                .validate()
+                .expect_err("several directors need one arm with DR");
+            assert!(format!("{e}").contains("one_armed"), "{e}");
+        }
+        for directors in [0, MAX_DIRECTORS + 1] {
+            let s = TopologySpec {
+                directors,
+                ..TopologySpec::one_armed(true)
+            };
+            assert!(s.validate().is_err(), "{directors} directors");
+        }
+        // A real server on director 2's DIP: fine with 2 directors, not with 3.
+        let mut s = TopologySpec::scale_out(2);
+        s.reals[0].addr = Ipv4Addr::new(198, 19, 0, 154);
+        s.validate().expect("no collision with two directors");
+        s.directors = 3;
+        assert!(s.validate().is_err());
+        let mut s = TopologySpec::scale_out(3);
+        s.director_addrs = vec![Ipv4Addr::new(198, 19, 0, 153)];
+        assert!(s.validate().is_err(), "director_addrs on director 1's DIP");
+        // No VIP route only means something with one arm.
+        let s = TopologySpec {
+            static_vip_route: false,
+            ..TopologySpec::seed()
+        };
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn scale_out_spec() {
+        let s = TopologySpec::scale_out(3);
+        s.validate().expect("scale_out(3) is valid");
+        assert_eq!(s.directors, 3);
+        assert!(s.one_armed && s.direct_return && !s.static_vip_route);
+        let reals: Vec<_> = s.reals.iter().map(|r| (r.addr, r.page.as_str())).collect();
+        assert_eq!(
+            reals,
+            [
+                (Ipv4Addr::new(198, 19, 0, 148), "198.19.0.148"),
+                (Ipv4Addr::new(198, 19, 0, 137), "198.19.0.137"),
+                (Ipv4Addr::new(198, 19, 0, 140), "198.19.0.140"),
+            ]
+        );
+        let addrs = client_addrs(s.client_aliases);
+        assert_eq!(addrs.len(), 30);
+        assert_eq!(addrs[0], FIRST_CLIENT);
+        assert_eq!(addrs[29], Ipv4Addr::new(198, 18, 0, 230));
+        TopologySpec::scale_out(MAX_DIRECTORS)
+            .validate()
+            .expect("the most directors");
+        // Defaults stay those of a single director.
+        let seed = TopologySpec::seed();
+        assert_eq!(
+            (seed.directors, seed.static_vip_route, seed.client_aliases),
+            (1, true, 0)
+        );
+        assert_eq!(director_dip(0), DIP);
+        assert_eq!(director_dip(7), Ipv4Addr::new(198, 19, 0, 159));
+        assert_eq!(switch_director_port(0), "p-dir");
+        assert_eq!(switch_director_port(2), "p-dir2");
+    }
+
+    #[test]
+    fn validation_of_client_aliases() {
+        let mut s = TopologySpec::seed();
+        s.client_aliases = MAX_CLIENT_ALIASES;
+        s.validate().expect("the most aliases");
+        assert_eq!(
+            *client_addrs(MAX_CLIENT_ALIASES).last().unwrap(),
+            Ipv4Addr::new(198, 18, 0, 251)
+        );
+        s.client_aliases = MAX_CLIENT_ALIASES + 1;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
     fn big_file_is_deterministic() {
         let a = big_file_bytes();
         assert_eq!(a.len(), BIG_FILE_LEN);
@@ -1250,6 +1519,124 @@ mod tests {
             assert!(!list.contains(n), "{n} left behind");
         }
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn scale_out_topology() {
+        if skip_unless_root("scale_out_topology") {
+            return;
+        }
+        let spec = TopologySpec {
+            prefix: "xvstm".into(),
+            ..TopologySpec::scale_out(3)
+        };
+        let mut t = Topology::build(&spec).expect("build");
+        let names = t.namespaces().to_vec();
+        assert_eq!(names.len(), 1 + 3 + 1 + 3);
+        assert_eq!(t.directors(), 3);
+        assert_eq!(t.director_ns_of(0), t.director_ns());
+        assert_eq!(t.dip_of(0), t.dip());
+        for i in 0..t.directors() {
+            let ns = t.director_ns_of(i);
+            assert!(names.iter().any(|n| n == ns), "{ns}");
+            assert_eq!(t.dip_of(i), Ipv4Addr::new(198, 19, 0, 152 + i as u8));
+            ping(&t, t.sw_ns(), t.dip_of(i))
+                .unwrap_or_else(|e| panic!("sw pings director {i}'s DIP: {e:#}"));
+            let lo = t
+                .run_in(ns, &["ip", "-4", "addr", "show", "lo"])
+                .expect("ip addr");
+            // Routed by BGP, the VIP is not the directors' own (see one_armed_paths).
+            assert!(!lo.contains(&format!("{VIP}/32")), "director {i}: {lo}");
+        }
+        assert!(t.director_ns_of(1).ends_with("-director1"));
+        // No VIP route on the router (BGP's job), and an L4 ECMP hash.
+        let vip = VIP.to_string();
+        let route = t
+            .run_in(t.sw_ns(), &["ip", "route", "show", &vip])
+            .expect("ip route");
+        assert_eq!(route.trim(), "", "the router has a VIP route");
+        let policy = t
+            .run_in(
+                t.sw_ns(),
+                &["cat", "/proc/sys/net/ipv4/fib_multipath_hash_policy"],
+            )
+            .expect("read fib_multipath_hash_policy");
+        assert_eq!(policy.trim(), "1");
+
+        let addrs = t.client_addrs();
+        assert_eq!(addrs.len(), 30);
+        let shown = t
+            .run_in(t.client_ns(), &["ip", "-4", "addr", "show", HOST_IF])
+            .expect("ip addr");
+        let shown: Vec<Ipv4Addr> = shown
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("inet "))
+            .filter_map(|l| l.split(['/', ' ']).next()?.parse().ok())
+            .collect();
+        for a in &addrs {
+            assert!(
+                shown.contains(a),
+                "{a} not on the client's {HOST_IF}: {shown:?}"
+            );
+        }
+
+        // The real servers also serve LONG_PREFIX, rate-limited: 1 s gets far less than 1 MiB.
+        t.start_web_servers().expect("web servers");
+        let real = t.reals()[2].clone();
+        let page = t
+            .run_in(
+                t.real_ns(2),
+                &[
+                    "curl",
+                    "-s",
+                    "--max-time",
+                    "2",
+                    &format!("http://{}{LONG_PREFIX}/", real.addr),
+                ],
+            )
+            .expect("curl long page");
+        assert_eq!(page, format!("{}\n", real.page));
+        let got = t
+            .run_in(
+                t.real_ns(2),
+                &[
+                    "sh",
+                    "-c",
+                    &format!(
+                        "curl -s -o /dev/null --max-time 1 -w %{{size_download}} \
+                         http://{}{LONG_PREFIX}{BIG_FILE_PATH}; true",
+                        real.addr
+                    ),
+                ],
+            )
+            .expect("curl long big file");
+        let got: usize = got.trim().parse().expect("size_download");
+        assert!(
+            got > 0 && got < 4 * LONG_RATE as usize,
+            "{got} bytes of {LONG_PREFIX}{BIG_FILE_PATH} in 1 s"
+        );
+        drop(t);
+        let list = netns_list();
+        for n in &names {
+            assert!(!list.contains(n), "{n} left behind");
+        }
+
+        // A static VIP route with several directors is ECMP over their DIPs.
+        let t = Topology::build(&TopologySpec {
+            static_vip_route: true,
+            ..spec
+        })
+        .expect("build with a static route");
+        let route = t
+            .run_in(t.sw_ns(), &["ip", "route", "show", &vip])
+            .expect("ip route");
+        for i in 0..t.directors() {
+            assert!(
+                route.contains(&format!("nexthop via {}", t.dip_of(i))),
+                "{route}"
+            );
+        }
+        ping(&t, t.client_ns(), VIP).expect("client pings the VIP through ECMP");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! `xvsd --external IFACE --internal IFACE [--control PATH] [--workers N] [--conn-max N]
 //! [--metrics [ADDR:]PORT] [--idle adaptive|busy] [--worker-priority N] [--threaded-napi]
 //! [--busy-poll] [--fast-path xdp|off] [--fast-path-after N]
-//! [--drop-privileges] ...` runs the director
+//! [--drop-privileges] [--sloppy-tcp] [--sloppy-udp] [--announce bird:SOCKET ...] ...` runs
+//! the director
 //! in the foreground until SIGINT/SIGTERM; `xvsd demo` runs the seed cluster of the LVS-NAT
 //! tutorial in network namespaces.
 
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use xvs_control::announce::AnnounceOptions;
 use xvs_control::daemon::{self, DaemonOptions, FastPathMode, IdleStrategy};
 use xvs_dataplane::xsk::{BindMode, BusyPoll, XdpMode};
 
@@ -114,6 +116,31 @@ struct Cli {
     /// without an entry opens one anyway.
     #[arg(long)]
     sloppy_udp: bool,
+    /// Scale-out behind ECMP: hand the VIPs this director can serve to a BGP daemon, named by
+    /// its control socket (bird:SOCKET, bird2's `bird -s SOCKET`; checked at start and on
+    /// reload). Each servable VIP becomes a route in --announce-table through
+    /// --announce-device, which exists only while xvsd runs: bird, learning that table,
+    /// withdraws every VIP when xvsd stops, even by SIGKILL. See docs/scale-out.md.
+    #[arg(long, value_name = "bird:SOCKET")]
+    announce: Option<xvs_control::announce::RoutingDaemon>,
+    /// The routing table the VIP routes go to (bird's `kernel table`): one of its own.
+    #[arg(long, value_name = "N", default_value_t = xvs_control::announce::DEFAULT_TABLE,
+          requires = "announce")]
+    announce_table: u32,
+    /// The interface the VIP routes point at, created by xvsd (a TUN device that vanishes
+    /// with it).
+    #[arg(long, value_name = "NAME", default_value = xvs_control::announce::DEFAULT_DEVICE,
+          requires = "announce")]
+    announce_device: String,
+    /// Announce this VIP only (repeatable) [default: every configured VIP]; each must be a
+    /// service address of --config.
+    #[arg(long, value_name = "ADDR", requires = "announce")]
+    announce_vip: Vec<std::net::Ipv4Addr>,
+    /// Announce a VIP while one of its services has at least N real servers taking new
+    /// connections (weight above 0, not down by its health check).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "announce",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    announce_min_servers: u32,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -198,6 +225,13 @@ fn main() -> ExitCode {
                 tcp: cli.sloppy_tcp,
                 udp: cli.sloppy_udp,
             };
+            options.announce = cli.announce.map(|daemon| AnnounceOptions {
+                table: cli.announce_table,
+                device: cli.announce_device,
+                vips: cli.announce_vip,
+                min_servers: cli.announce_min_servers,
+                ..AnnounceOptions::new(daemon)
+            });
             options.busy_poll = cli.busy_poll.then_some(BusyPoll {
                 budget: cli.busy_poll_budget,
                 ..BusyPoll::default()

@@ -1,4 +1,5 @@
-//! A synchronous rtnetlink client: dumps, neighbour resolution, managed entries, links.
+//! A synchronous rtnetlink client: dumps, neighbour resolution, managed entries, links, and
+//! the host routes of VIP announcements ([`Netlink::replace_host_route`]).
 //!
 //! Every request carries its own sequence number; replies of other sequence numbers (late
 //! answers to a request that timed out) are skipped. Dumps end at NLMSG_DONE and are retried
@@ -32,7 +33,7 @@ use std::time::Duration;
 
 use netlink_packet_core::{
     NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE,
-    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
@@ -40,7 +41,8 @@ use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourFlags, NeighbourMessage,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHopFlags, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHopFlags, RouteProtocol,
+    RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -260,6 +262,41 @@ impl Netlink {
         Ok(link)
     }
 
+    /// Sets interface `ifindex` administratively up (RTM_NEWLINK with IFF_UP in the change
+    /// mask only: no other flag is touched).
+    pub fn set_link_up(&mut self, ifindex: u32) -> io::Result<()> {
+        let mut req = LinkMessage::default();
+        req.header.index = ifindex;
+        req.header.flags = LinkFlags::Up;
+        req.header.change_mask = LinkFlags::Up;
+        self.request(RouteNetlinkMessage::SetLink(req), NLM_F_ACK, |_| {})
+            .map(drop)
+    }
+
+    /// Adds (or replaces) the route `dst/32 dev ifindex` in routing table `table`, scope link,
+    /// protocol static: a route a routing daemon can learn from that table.
+    pub fn replace_host_route(
+        &mut self,
+        table: u32,
+        dst: Ipv4Addr,
+        ifindex: u32,
+    ) -> io::Result<()> {
+        let req = host_route(table, dst, ifindex);
+        let flags = NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+        self.request(RouteNetlinkMessage::NewRoute(req), flags, |_| {})
+            .map(drop)
+    }
+
+    /// Deletes what [`Netlink::replace_host_route`] added. Idempotent: a route already gone
+    /// (ESRCH) is Ok.
+    pub fn delete_host_route(&mut self, table: u32, dst: Ipv4Addr, ifindex: u32) -> io::Result<()> {
+        let req = host_route(table, dst, ifindex);
+        match self.request(RouteNetlinkMessage::DelRoute(req), NLM_F_ACK, |_| {}) {
+            Err(e) if is_errno(&e, libc::ESRCH) => Ok(()),
+            r => r.map(drop),
+        }
+    }
+
     /// RTM_GETNEIGH for one address: `None` when the kernel has no such entry.
     fn get_neighbour(&mut self, ifindex: u32, addr: Ipv4Addr) -> io::Result<Option<Entry>> {
         let req = neighbour_request(ifindex, addr);
@@ -414,6 +451,24 @@ impl Netlink {
             };
         }
     }
+}
+
+/// An RTM_*ROUTE message for `dst/32 dev ifindex` in `table` (scope link, protocol static).
+fn host_route(table: u32, dst: Ipv4Addr, ifindex: u32) -> RouteMessage {
+    let mut r = RouteMessage::default();
+    r.header.address_family = AddressFamily::Inet;
+    r.header.destination_prefix_length = 32;
+    // Tables above 255 only fit RTA_TABLE; the header then says RT_TABLE_COMPAT (252), as
+    // iproute2 does.
+    r.header.table = u8::try_from(table).unwrap_or(252);
+    r.header.protocol = RouteProtocol::Static;
+    r.header.scope = RouteScope::Link;
+    r.header.kind = RouteType::Unicast;
+    r.attributes.push(RouteAttribute::Table(table));
+    r.attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+    r.attributes.push(RouteAttribute::Oif(ifindex));
+    r
 }
 
 /// An RTM_*NEIGH message naming one IPv4 address on one interface, NUD_NONE, no flags.

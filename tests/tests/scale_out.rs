@@ -1,0 +1,462 @@
+//! Scale-out: three directors behind a router's ECMP, each announcing the VIP over BGP
+//! through its own bird2 (`xvsd --announce`), direct routing to three nginx real servers,
+//! clients from 30 source addresses (the rig of docs/scale-out.md,
+//! [`TopologySpec::scale_out`]). `mh` and `--sloppy-tcp` let a flow that the router moves to
+//! another director keep its real server.
+//!
+//! One test walks the whole timeline, since each step needs the rig of the one before:
+//! traffic spreads over the directors; a director is SIGKILLed in the middle of 30 long
+//! downloads, which all complete intact while new connections keep succeeding; it starts
+//! again and re-announces, again in the middle of 30 downloads; a real server fails its
+//! health check and no director chooses it; with every real server down the VIP is withdrawn.
+
+use anyhow::{bail, ensure, Context, Result};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use xvs_control::announce::DEFAULT_TABLE;
+use xvs_control::bird::{self, Bird};
+use xvs_control::director::{find_binary, DirectorProcess};
+use xvs_control::protocol::{Command, HealthState, ListReply, Reply};
+use xvs_control::topology::{
+    big_file_bytes, Topology, TopologySpec, BIG_FILE_PATH, BRIDGE, INT_IF, LONG_PREFIX, ROUTER,
+};
+use xvs_tests::{root_or_skip, wait_until};
+
+const DIRECTORS: usize = 3;
+/// The director that is killed and started again.
+const VICTIM: usize = 1;
+const DOWNLOADS: usize = 30;
+/// Generous: a SYN lost to a dying director is sent again after 1 s, 3 s, ...
+const SHORT_TIMEOUT: &str = "10";
+
+/// Everything the test started; field order is drop order (xvsd before its namespaces).
+struct Rig {
+    /// Behind locks: directors stop and start while requests run in another thread.
+    directors: Vec<Mutex<Option<DirectorProcess>>>,
+    birds: Vec<Bird>,
+    router: Bird,
+    topo: Topology,
+    xvsd: PathBuf,
+    config: PathBuf,
+}
+
+impl Rig {
+    fn start() -> Result<Rig> {
+        let spec = TopologySpec {
+            prefix: "xvse2escale".into(),
+            ..TopologySpec::scale_out(DIRECTORS)
+        };
+        let mut topo = Topology::build(&spec)?;
+        topo.start_web_servers()?;
+        let dips: Vec<Ipv4Addr> = (0..DIRECTORS).map(|i| topo.dip_of(i)).collect();
+        let sw = topo.sw_ns().to_string();
+        let router = Bird::start(
+            &mut topo,
+            &sw,
+            "router",
+            &bird::router_config(ROUTER, BRIDGE, &dips),
+        )?;
+        let mut birds = Vec::new();
+        for (i, dip) in dips.iter().enumerate() {
+            let ns = topo.director_ns_of(i).to_string();
+            let config = bird::director_config(*dip, INT_IF, ROUTER, DEFAULT_TABLE);
+            birds.push(Bird::start(
+                &mut topo,
+                &ns,
+                &format!("director{i}"),
+                &config,
+            )?);
+        }
+        let sessions: Vec<String> = (0..DIRECTORS).map(|i| format!("director{i}")).collect();
+        let sessions: Vec<&str> = sessions.iter().map(String::as_str).collect();
+        router.wait_up(&topo, &sessions, Duration::from_secs(30))?;
+
+        // The same configuration on every director: mh, health-checked every 0.5 s.
+        let vip = topo.vip();
+        let config = topo.work_dir().join("xvs.conf");
+        let reals: Vec<Ipv4Addr> = topo.reals().iter().map(|r| r.addr).collect();
+        let mut text =
+            format!("-A -t {vip}:80 -s mh --check tcp --check-interval 0.5 --check-timeout 0.4\n");
+        for real in &reals {
+            text.push_str(&format!("-a -t {vip}:80 -r {real}:80 -g\n"));
+        }
+        std::fs::write(&config, text)?;
+        let mut rig = Rig {
+            directors: Vec::new(),
+            birds,
+            router,
+            topo,
+            xvsd: find_binary("xvsd")?,
+            config,
+        };
+        for i in 0..DIRECTORS {
+            let director = rig.start_director(i)?;
+            rig.directors.push(Mutex::new(Some(director)));
+        }
+        Ok(rig)
+    }
+
+    fn start_director(&self, i: usize) -> Result<DirectorProcess> {
+        let announce = format!("bird:{}", self.birds[i].socket().display());
+        let config = self.config.to_string_lossy();
+        DirectorProcess::start_on(
+            &self.topo,
+            i,
+            &self.xvsd,
+            &["--config", &config, "--sloppy-tcp", "--announce", &announce],
+        )
+    }
+
+    /// SIGKILLs director `i`'s xvsd.
+    fn kill(&self, i: usize) -> Result<()> {
+        let mut director = self.directors[i].lock().unwrap();
+        director.as_mut().context("not running")?.kill9()?;
+        *director = None;
+        Ok(())
+    }
+
+    /// Starts director `i`'s xvsd again.
+    fn restart(&self, i: usize) -> Result<()> {
+        let director = self.start_director(i)?;
+        *self.directors[i].lock().unwrap() = Some(director);
+        Ok(())
+    }
+
+    /// The next hops of the router's route to the VIP (none when it has no route).
+    fn next_hops(&self) -> Result<Vec<Ipv4Addr>> {
+        let vip = format!("{}/32", self.topo.vip());
+        let routes = self
+            .topo
+            .run_in(self.topo.sw_ns(), &["ip", "route", "show", &vip])?;
+        let mut hops: Vec<Ipv4Addr> = routes
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[0] == "via")
+            .filter_map(|w| w[1].parse().ok())
+            .collect();
+        hops.sort();
+        Ok(hops)
+    }
+
+    /// Waits until the router's next hops are exactly the DIPs of `directors`; returns how
+    /// long that took.
+    fn wait_next_hops(&self, directors: &[usize], timeout: Duration) -> Result<Duration> {
+        let mut want: Vec<Ipv4Addr> = directors.iter().map(|&i| self.topo.dip_of(i)).collect();
+        want.sort();
+        let start = Instant::now();
+        loop {
+            let hops = self.next_hops()?;
+            if hops == want {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "the router's next hops for the VIP are {hops:?}, not {want:?}, after {timeout:?}; router's bird:\n{}",
+                    self.router.birdc(&self.topo, &["show", "route", "all"]).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// `curl http://VIP{path}` from client address `from`.
+    fn curl(&self, from: Ipv4Addr, path: &str) -> Result<String> {
+        let url = format!("http://{}{path}", self.topo.vip());
+        let from = from.to_string();
+        self.topo.run_in(
+            self.topo.client_ns(),
+            &[
+                "curl",
+                "-sS",
+                "--fail",
+                "--max-time",
+                SHORT_TIMEOUT,
+                "--interface",
+                &from,
+                &url,
+            ],
+        )
+    }
+
+    /// Director `i`'s `ipvsadm -L` as data.
+    fn list(&self, i: usize) -> Result<ListReply> {
+        let director = self.directors[i].lock().unwrap();
+        let director = director.as_ref().context("not running")?;
+        match director.client()?.call(Command::List)? {
+            Reply::List(list) => Ok(list),
+            other => bail!("not a list reply: {other:?}"),
+        }
+    }
+
+    /// Connections director `i` scheduled since it started.
+    fn scheduled(&self, i: usize) -> Result<u64> {
+        let list = self.list(i)?;
+        Ok(list.services.iter().map(|s| s.stats.conns).sum())
+    }
+
+    /// Established connections of director `i` (ipvsadm's ActiveConn).
+    fn active(&self, i: usize) -> Result<u64> {
+        let list = self.list(i)?;
+        Ok(list
+            .services
+            .iter()
+            .flat_map(|s| &s.reals)
+            .map(|r| r.active_conns)
+            .sum())
+    }
+
+    /// Starts one long download (~10 s) from each client address.
+    fn start_downloads(&self, tag: &str) -> Result<Vec<Download>> {
+        let url = format!("http://{}{LONG_PREFIX}{BIG_FILE_PATH}", self.topo.vip());
+        let mut downloads = Vec::new();
+        for (n, from) in self.topo.client_addrs().iter().take(DOWNLOADS).enumerate() {
+            let out = self.topo.work_dir().join(format!("{tag}-{n}.bin"));
+            let child = self
+                .topo
+                .command_in(self.topo.client_ns(), "curl")
+                .args(["-sS", "--fail", "--max-time", "60", "--interface"])
+                .arg(from.to_string())
+                .arg("-o")
+                .arg(&out)
+                .arg(&url)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting curl")?;
+            downloads.push(Download {
+                child: Some(child),
+                out,
+                from: *from,
+            });
+        }
+        Ok(downloads)
+    }
+
+    /// Short requests from every client address in turn until `stop`; counts failures.
+    fn keep_connecting(&self, stop: &AtomicBool, done: &AtomicUsize, failed: &AtomicUsize) {
+        let addrs = self.topo.client_addrs();
+        for from in addrs.iter().cycle() {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match self.curl(*from, "/") {
+                Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    eprintln!("new connection from {from} failed: {e:#}");
+                    failed.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One curl saving a long download.
+struct Download {
+    child: Option<Child>,
+    out: PathBuf,
+    from: Ipv4Addr,
+}
+
+impl Download {
+    fn finish(&mut self, deadline: Instant) -> Result<()> {
+        let mut child = self.child.take().context("finished twice")?;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the download from {} did not finish in time", self.from);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            std::io::Read::read_to_string(&mut e, &mut stderr)?;
+        }
+        ensure!(
+            status.success(),
+            "the download from {} failed ({status}): {}",
+            self.from,
+            stderr.trim()
+        );
+        let body = std::fs::read(&self.out)?;
+        ensure!(
+            body == big_file_bytes(),
+            "the download from {} differs from the file ({} bytes)",
+            self.from,
+            body.len()
+        );
+        Ok(())
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits for every download; all must be intact.
+fn finish_all(downloads: &mut [Download]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let failures: Vec<String> = downloads
+        .iter_mut()
+        .filter_map(|d| d.finish(deadline).err().map(|e| format!("{e:#}")))
+        .collect();
+    ensure!(
+        failures.is_empty(),
+        "{} of {DOWNLOADS} downloads broke:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    Ok(())
+}
+
+/// Runs `during` while short connections are opened in the background; all must succeed.
+fn with_new_connections<T>(rig: &Rig, during: impl FnOnce() -> Result<T>) -> Result<T> {
+    let (stop, done, failed) = (
+        AtomicBool::new(false),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    let result = std::thread::scope(|s| {
+        s.spawn(|| rig.keep_connecting(&stop, &done, &failed));
+        let result = during();
+        stop.store(true, Ordering::Relaxed);
+        result
+    })?;
+    let (done, failed) = (done.into_inner(), failed.into_inner());
+    ensure!(
+        failed == 0 && done > 0,
+        "new connections meanwhile: {done} succeeded, {failed} failed"
+    );
+    eprintln!("{done} new connections meanwhile, all answered");
+    Ok(result)
+}
+
+#[test]
+fn directors_behind_ecmp_lose_no_connection() -> Result<()> {
+    if !root_or_skip("directors_behind_ecmp_lose_no_connection") {
+        return Ok(());
+    }
+    let mut rig = Rig::start()?;
+    let all: Vec<usize> = (0..DIRECTORS).collect();
+    rig.wait_next_hops(&all, Duration::from_secs(20))?;
+
+    // 1. Traffic spreads over all three directors.
+    for from in rig.topo.client_addrs() {
+        rig.curl(from, "/")?;
+    }
+    let spread: Vec<u64> = (0..DIRECTORS)
+        .map(|i| rig.scheduled(i))
+        .collect::<Result<_>>()?;
+    eprintln!("connections per director: {spread:?}");
+    ensure!(
+        spread.iter().all(|&n| n > 0),
+        "a director got no connection: {spread:?}"
+    );
+
+    // 2. SIGKILL a director in the middle of 30 long downloads.
+    let others: Vec<usize> = all.iter().copied().filter(|&i| i != VICTIM).collect();
+    let mut downloads = rig.start_downloads("kill")?;
+    ensure!(
+        wait_until(Duration::from_secs(5), || rig.active(VICTIM).unwrap_or(0)
+            > 0),
+        "no download went through director {VICTIM}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let carried = rig.active(VICTIM)?;
+    with_new_connections(&rig, || {
+        rig.kill(VICTIM)?;
+        let withdrawn = rig.wait_next_hops(&others, Duration::from_secs(10))?;
+        eprintln!(
+            "director {VICTIM} (carrying {carried} connections) SIGKILLed: the router stopped sending to it after {} ms",
+            withdrawn.as_millis()
+        );
+        finish_all(&mut downloads)
+    })?;
+
+    // 3. It starts again and re-announces, again in the middle of 30 downloads.
+    let mut downloads = rig.start_downloads("restart")?;
+    std::thread::sleep(Duration::from_secs(2));
+    with_new_connections(&rig, || {
+        let started = Instant::now();
+        rig.restart(VICTIM)?;
+        rig.wait_next_hops(&all, Duration::from_secs(10))?;
+        eprintln!(
+            "director {VICTIM} started again: announced after {} ms",
+            started.elapsed().as_millis()
+        );
+        finish_all(&mut downloads)
+    })?;
+    let taken_over = rig.scheduled(VICTIM)?;
+    ensure!(
+        taken_over > 0,
+        "the restarted director carried nothing (no flow moved back to it?)"
+    );
+
+    // 4. A real server fails its health check: no director chooses it.
+    let failed_real = 2;
+    let failed_addr = rig.topo.reals()[failed_real].addr;
+    rig.topo.kill_web_server(failed_real)?;
+    for i in 0..DIRECTORS {
+        let down = wait_until(Duration::from_secs(10), || {
+            let state = || -> Result<bool> {
+                let list = rig.list(i)?;
+                Ok(list.services[0].reals.iter().any(|r| {
+                    r.real.addr == failed_addr
+                        && r.health
+                            .as_ref()
+                            .is_some_and(|h| h.state == HealthState::Down)
+                }))
+            };
+            state().unwrap_or(false)
+        });
+        ensure!(down, "director {i} never saw {failed_addr} down");
+    }
+    let failed_page = &rig.topo.reals()[failed_real].page;
+    for from in rig.topo.client_addrs() {
+        let page = rig.curl(from, "/")?;
+        ensure!(
+            !page.contains(failed_page.as_str()),
+            "a request from {from} went to the failed server {failed_addr}"
+        );
+    }
+    // Still announced: two servers are left.
+    rig.wait_next_hops(&all, Duration::from_secs(1))?;
+
+    // 5. With no real server left, every director withdraws the VIP; one back, all announce.
+    for i in 0..rig.topo.reals().len() {
+        if i != failed_real {
+            rig.topo.kill_web_server(i)?;
+        }
+    }
+    let withdrawn = rig.wait_next_hops(&[], Duration::from_secs(15))?;
+    eprintln!(
+        "every real server down: the VIP withdrawn after {} ms",
+        withdrawn.as_millis()
+    );
+    rig.topo.restart_web_server(0)?;
+    let back = rig.wait_next_hops(&all, Duration::from_secs(15))?;
+    eprintln!(
+        "a real server back: the VIP announced after {} ms",
+        back.as_millis()
+    );
+    let page = rig.curl(rig.topo.client_addr(), "/")?;
+    ensure!(
+        page.contains(rig.topo.reals()[0].page.as_str()),
+        "answered by {page:?}"
+    );
+    Ok(())
+}
