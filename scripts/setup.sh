@@ -13,6 +13,8 @@ packages=(
   hping3
   # The kernel NAT that `xvs-bench` compares xvs with.
   nftables
+  # The BGP daemon of the scale-out rig (tests/tests/scale_out.rs, docs/scale-out.md).
+  bird2
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -39,6 +41,15 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/
   systemctl disable nginx >/dev/null 2>&1 || true
 elif [ -f /run/nginx.pid ]; then
   nginx -s stop >/dev/null 2>&1 || true
+fi
+
+# Likewise bird2: the tests run their own instances inside their namespaces, each with its
+# own configuration and control socket; the host's must not announce anything.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet bird 2>/dev/null; then
+  systemctl stop bird >/dev/null 2>&1 || true
+  systemctl disable bird >/dev/null 2>&1 || true
+elif [ -f /run/bird/bird.pid ]; then
+  kill "$(cat /run/bird/bird.pid)" >/dev/null 2>&1 || true
 fi
 
 # The Rust toolchain comes with the machine image (it cannot be downloaded here).

@@ -269,7 +269,15 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         .metrics
         .map(|addr| start_metrics(addr, control.handle()))
         .transpose()?;
-    // Before any interface is touched too: a daemon that does not answer is a start-up error.
+    // Before any interface is touched too: a daemon that does not answer, or a VIP to
+    // announce that the configuration lacks, is a start-up error.
+    if let Some(announce) = &options.announce {
+        let configured = match &options.config {
+            Some(path) => crate::announce::vips_of(&crate::config_file::load(path)?),
+            None => Default::default(),
+        };
+        announce.check_vips(&configured)?;
+    }
     let mut announcer = options.announce.clone().map(Announcer::start).transpose()?;
     let mut netlink = Netlink::open().context("opening rtnetlink")?;
     let ext_link = netlink
@@ -562,7 +570,6 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         eprintln!("xvsd: configuration {} applied", path.display());
     }
     if let Some(announcer) = announcer.as_mut() {
-        announcer.options().check_vips(&director.vips())?;
         announce(&director, announcer);
     }
     // SIGHUP re-reads --config; without one it is only logged (and never kills the daemon).

@@ -460,3 +460,165 @@ fn directors_behind_ecmp_lose_no_connection() -> Result<()> {
     );
     Ok(())
 }
+
+/// The routes `ip route show table TABLE` lists in director 0's namespace; none when the
+/// kernel has no such table (it makes one on its first route).
+fn announced_routes(topo: &Topology, table: &str) -> Result<String> {
+    let show = ["ip", "-4", "route", "show", "table", table];
+    match topo.run_in(topo.director_ns(), &show) {
+        Err(e) if format!("{e:#}").contains("FIB table does not exist") => Ok(String::new()),
+        r => r,
+    }
+}
+
+/// What one director announces, checked without a router: bird learns the routes xvsd keeps
+/// in its table; bad announcement settings stop xvsd at start and a reload, changing nothing;
+/// the policy follows the real servers' weights; SIGKILL takes everything away.
+#[test]
+fn announcements_follow_the_configuration_and_the_process() -> Result<()> {
+    if !root_or_skip("announcements_follow_the_configuration_and_the_process") {
+        return Ok(());
+    }
+    let spec = TopologySpec {
+        prefix: "xvse2eannounce".into(),
+        ..TopologySpec::scale_out(1)
+    };
+    let mut topo = Topology::build(&spec)?;
+    topo.start_web_servers()?;
+    let ns = topo.director_ns().to_string();
+    let bird_config = bird::director_config(topo.dip(), INT_IF, ROUTER, 200);
+    let bird = Bird::start(&mut topo, &ns, "director", &bird_config)?;
+    let xvsd = find_binary("xvsd")?;
+    let xvsadm = find_binary("xvsadm")?;
+    let vip = topo.vip();
+    let service = format!("{vip}:80");
+    let config = topo.work_dir().join("xvs.conf");
+    let mut text = format!("-A -t {service} -s mh\n");
+    for real in topo.reals() {
+        text.push_str(&format!("-a -t {service} -r {}:80 -g\n", real.addr));
+    }
+    std::fs::write(&config, &text)?;
+    let config_arg = config.to_string_lossy().into_owned();
+    let socket = format!("bird:{}", bird.socket().display());
+    let vip_arg = vip.to_string();
+    let start = |announce: &str, extra: &[&str]| {
+        let mut args = vec!["--config", &config_arg, "--announce", announce];
+        args.extend_from_slice(&["--announce-table", "200"]);
+        args.extend_from_slice(extra);
+        DirectorProcess::start_on(&topo, 0, &xvsd, &args)
+    };
+    let untouched = |what: &str| -> Result<()> {
+        let links = topo.run_in(&ns, &["ip", "link", "show"])?;
+        ensure!(
+            !links.contains("xvs-vips") && !links.contains("xdp"),
+            "{what} left something behind:\n{links}"
+        );
+        ensure!(
+            announced_routes(&topo, "200")?.is_empty(),
+            "{what}: routes left"
+        );
+        Ok(())
+    };
+
+    // A daemon socket that does not exist, or a VIP that is not configured: a clear error at
+    // start, and nothing changed.
+    let missing = "bird:/nonexistent/xvs-test/bird.ctl";
+    let error = format!(
+        "{:#}",
+        start(missing, &[]).err().context("started without bird")?
+    );
+    ensure!(error.contains("/nonexistent/xvs-test/bird.ctl"), "{error}");
+    untouched("a missing daemon socket")?;
+    let error = format!(
+        "{:#}",
+        start(&socket, &["--announce-vip", "198.18.0.99"])
+            .err()
+            .context("started with an unconfigured VIP")?
+    );
+    ensure!(
+        error.contains("198.18.0.99") && error.contains("no virtual service"),
+        "{error}"
+    );
+    untouched("an unconfigured VIP")?;
+
+    // Announced: the route in table 200 through xvsd's device, learned by bird.
+    let mut director = start(
+        &socket,
+        &["--announce-vip", &vip_arg, "--announce-min-servers", "2"],
+    )?;
+    let route = format!("{vip} dev xvs-vips");
+    let learned = || {
+        bird.birdc(&topo, &["show", "route", "protocol", "xvs_vips"])
+            .is_ok_and(|r| r.contains(&format!("{vip}/32")))
+    };
+    ensure!(
+        wait_until(Duration::from_secs(5), || announced_routes(&topo, "200")
+            .is_ok_and(|r| r.contains(&route))
+            && learned()),
+        "not announced: {:?}\n{}",
+        announced_routes(&topo, "200"),
+        director.log()
+    );
+
+    // A reload whose configuration lacks the announced VIP is refused whole.
+    std::fs::write(&config, text.replace(&vip_arg, "198.18.0.130"))?;
+    // SAFETY: kill(2) on the xvsd we started.
+    unsafe { libc::kill(director.pid().context("xvsd runs")? as i32, libc::SIGHUP) };
+    ensure!(
+        wait_until(Duration::from_secs(5), || director
+            .log()
+            .contains("the running configuration is unchanged")),
+        "no refusal logged:\n{}",
+        director.log()
+    );
+    ensure!(
+        director.log().contains("198.18.0.129"),
+        "{}",
+        director.log()
+    );
+    let listing = director.xvsadm(&xvsadm, &["-Ln"])?;
+    ensure!(listing.contains(&service), "{listing}");
+    ensure!(announced_routes(&topo, "200")?.contains(&route));
+
+    // --announce-min-servers 2: two of three servers at weight 0 withdraw the VIP; one back
+    // announces it again.
+    let reals: Vec<String> = topo
+        .reals()
+        .iter()
+        .map(|r| format!("{}:80", r.addr))
+        .collect();
+    for real in &reals[..2] {
+        director.xvsadm(
+            &xvsadm,
+            &["-e", "-t", &service, "-r", real, "-g", "-w", "0"],
+        )?;
+    }
+    ensure!(
+        wait_until(Duration::from_secs(5), || announced_routes(&topo, "200")
+            .is_ok_and(|r| r.is_empty())
+            && !learned()),
+        "still announced with one server available"
+    );
+    director.xvsadm(
+        &xvsadm,
+        &["-e", "-t", &service, "-r", &reals[0], "-g", "-w", "1"],
+    )?;
+    ensure!(
+        wait_until(Duration::from_secs(5), || announced_routes(&topo, "200")
+            .is_ok_and(|r| r.contains(&route))),
+        "not announced again with two servers available"
+    );
+
+    // SIGKILL: the device, its routes and bird's copy go with the process.
+    let killed = Instant::now();
+    director.kill9()?;
+    ensure!(
+        wait_until(Duration::from_secs(5), || !learned()),
+        "bird still has the VIP after xvsd died"
+    );
+    eprintln!(
+        "xvsd SIGKILLed: bird dropped the VIP after {} ms",
+        killed.elapsed().as_millis()
+    );
+    untouched("SIGKILL")
+}
