@@ -8,7 +8,8 @@
 //! traffic spreads over the directors; a director is SIGKILLed in the middle of 30 long
 //! downloads, which all complete intact while new connections keep succeeding; it starts
 //! again and re-announces, again in the middle of 30 downloads; a real server fails its
-//! health check and no director chooses it; with every real server down the VIP is withdrawn.
+//! health check and no director chooses it; with every real server down the VIP is withdrawn;
+//! a director that drops off the network is taken out by BFD. Each step prints its timing.
 
 use anyhow::{bail, ensure, Context, Result};
 use std::net::Ipv4Addr;
@@ -353,6 +354,11 @@ fn directors_behind_ecmp_lose_no_connection() -> Result<()> {
     let mut rig = Rig::start()?;
     let all: Vec<usize> = (0..DIRECTORS).collect();
     rig.wait_next_hops(&all, Duration::from_secs(20))?;
+    let vip = format!("{}/32", rig.topo.vip());
+    let route = rig
+        .topo
+        .run_in(rig.topo.sw_ns(), &["ip", "route", "show", &vip])?;
+    eprintln!("the router's route:\n{}", route.trim_end());
 
     // 1. Traffic spreads over all three directors.
     for from in rig.topo.client_addrs() {
@@ -458,7 +464,22 @@ fn directors_behind_ecmp_lose_no_connection() -> Result<()> {
         page.contains(rig.topo.reals()[0].page.as_str()),
         "answered by {page:?}"
     );
-    Ok(())
+
+    // 6. A director that vanishes from the network, as a machine that dies does (no TCP FIN
+    // closes its BGP session): BFD tells the router.
+    let lost = DIRECTORS - 1;
+    let remaining: Vec<usize> = all.iter().copied().filter(|&i| i != lost).collect();
+    with_new_connections(&rig, || {
+        let ns = rig.topo.director_ns_of(lost).to_string();
+        rig.topo
+            .run_in(&ns, &["ip", "link", "set", INT_IF, "down"])?;
+        let gone = rig.wait_next_hops(&remaining, Duration::from_secs(10))?;
+        eprintln!(
+            "director {lost} lost its link: BFD took it out of the router's route after {} ms",
+            gone.as_millis()
+        );
+        Ok(())
+    })
 }
 
 /// The routes `ip route show table TABLE` lists in director 0's namespace; none when the
