@@ -7,6 +7,8 @@ packages=(
   # Build: clang compiles the XDP program (and libxdp inside xsk-rs); libelf, zlib, make, m4
   # and pkg-config build the vendored libbpf of libbpf-sys.
   clang libelf-dev zlib1g-dev libbpf-dev linux-libc-dev m4 make pkg-config gcc
+  # libpcap compiles `xvsadm capture`'s filters (tcpdump's language).
+  libpcap-dev
   # Topologies, clients and servers for the demo and the end-to-end tests.
   iproute2 ethtool iputils-ping netcat-openbsd tcpdump curl nginx-light socat procps wrk iperf3
   # The SYN flood of tests/tests/synflood.rs.

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{self, BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -169,6 +169,8 @@ pub struct Announcer {
     device: TunDevice,
     netlink: Netlink,
     announced: BTreeSet<Ipv4Addr>,
+    /// VIPs whose last change the kernel refused: their errors are reported once.
+    failing: BTreeSet<Ipv4Addr>,
 }
 
 impl Announcer {
@@ -191,6 +193,7 @@ impl Announcer {
             device,
             netlink,
             announced: BTreeSet::new(),
+            failing: BTreeSet::new(),
         })
     }
 
@@ -204,8 +207,8 @@ impl Announcer {
     }
 
     /// Makes the announced VIPs those of `servable` that the options name (all of them
-    /// without `--announce-vip`); returns the changes. A route the kernel refuses is an
-    /// error after the others were applied; the next call tries it again.
+    /// without `--announce-vip`); returns the changes, and the errors of VIPs the kernel
+    /// refused (each reported once until it succeeds; every call tries again).
     pub fn update(
         &mut self,
         servable: &BTreeSet<Ipv4Addr>,
@@ -215,32 +218,35 @@ impl Announcer {
             .filter(|v| self.options.vips.is_empty() || self.options.vips.contains(v))
             .copied()
             .collect();
+        let withdraw = self.announced.difference(&wanted).map(|&vip| (vip, false));
+        let announce = wanted.difference(&self.announced).map(|&vip| (vip, true));
+        let todo: Vec<(Ipv4Addr, bool)> = withdraw.chain(announce).collect();
         let (table, ifindex) = (self.options.table, self.device.ifindex);
         let mut changes = Vec::new();
         let mut errors = Vec::new();
-        let withdraw: Vec<Ipv4Addr> = self.announced.difference(&wanted).copied().collect();
-        for vip in withdraw {
-            match self.netlink.delete_host_route(table, vip, ifindex) {
+        for (vip, announced) in todo {
+            let done = match announced {
+                true => self.netlink.replace_host_route(table, vip, ifindex),
+                false => self.netlink.delete_host_route(table, vip, ifindex),
+            };
+            match done {
                 Ok(()) => {
-                    self.announced.remove(&vip);
-                    changes.push(Announcement {
-                        vip,
-                        announced: false,
-                    });
+                    match announced {
+                        true => self.announced.insert(vip),
+                        false => self.announced.remove(&vip),
+                    };
+                    self.failing.remove(&vip);
+                    changes.push(Announcement { vip, announced });
                 }
-                Err(e) => errors.push(anyhow::Error::new(e).context(format!("withdrawing {vip}"))),
-            }
-        }
-        for &vip in wanted.difference(&self.announced.clone()) {
-            match self.netlink.replace_host_route(table, vip, ifindex) {
-                Ok(()) => {
-                    self.announced.insert(vip);
-                    changes.push(Announcement {
-                        vip,
-                        announced: true,
-                    });
+                Err(e) if self.failing.insert(vip) => {
+                    let what = if announced {
+                        "announcing"
+                    } else {
+                        "withdrawing"
+                    };
+                    errors.push(anyhow::Error::new(e).context(format!("{what} {vip}")));
                 }
-                Err(e) => errors.push(anyhow::Error::new(e).context(format!("announcing {vip}"))),
+                Err(_) => {}
             }
         }
         (changes, errors)
@@ -271,7 +277,6 @@ impl TunDevice {
         }
         // IFF_TUN_EXCL: fail with EBUSY rather than attach to an existing device.
         ifr.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_TUN_EXCL) as _;
-        use std::os::fd::AsRawFd;
         // SAFETY: TUNSETIFF reads and writes one ifreq, which lives across the call.
         if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut ifr) } < 0 {
             let e = io::Error::last_os_error();

@@ -87,6 +87,11 @@ pub trait Steering {
     fn fast_last_seen(&self) -> Option<HashMap<ConnId, u64>> {
         None
     }
+    /// While a capture runs, every frame goes to the workers (where the tap is): the XDP
+    /// fast path is switched off, and back on after it.
+    fn set_capturing(&mut self, _on: bool) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A worker as the control plane sees it.
@@ -292,6 +297,8 @@ pub struct Director<S: Steering> {
     /// The address health checks leave from ([`Director::start_health_checks`]): never a
     /// FullNAT local address, whose replies go to the workers.
     health_source: Option<Ipv4Addr>,
+    /// What `xvsd --announce` announces now ([`Director::set_announced`]), for listings.
+    announced: Option<Vec<Ipv4Addr>>,
 }
 
 impl<S: Steering> Director<S> {
@@ -327,6 +334,7 @@ impl<S: Steering> Director<S> {
             health: Monitor::default(),
             default_sloppy: Sloppy::default(),
             health_source: None,
+            announced: None,
         }
     }
 
@@ -342,6 +350,11 @@ impl<S: Steering> Director<S> {
 
     pub fn steering(&self) -> &S {
         &self.steering
+    }
+
+    /// See [`Steering::set_capturing`].
+    pub fn set_capturing(&mut self, on: bool) -> io::Result<()> {
+        self.steering.set_capturing(on)
     }
 
     /// Starts probing the real servers of services that have a check, from `source` (the
@@ -382,6 +395,10 @@ impl<S: Steering> Director<S> {
             Command::Stats => Ok(Reply::Stats(self.stats())),
             Command::Timeouts => Ok(Reply::Timeouts(timeouts_reply(self.config.timeouts))),
             Command::Connections => Ok(Reply::Connections(self.connections())),
+            // Served by the client's own thread (crate::capture), which streams it.
+            Command::Capture { .. } => Err(ApplyError::Unsupported(
+                "capture is only served alone on a control connection, by xvsd".into(),
+            )),
             Command::Batch { commands } => {
                 let mut tx = self.transaction();
                 apply_all(&mut tx, commands, false)?;
@@ -880,6 +897,11 @@ impl<S: Steering> Director<S> {
         (t, active.max(0) as u64, inactive.max(0) as u64)
     }
 
+    /// Records what `xvsd --announce` announces, for `list` (and the metrics).
+    pub fn set_announced(&mut self, vips: impl IntoIterator<Item = Ipv4Addr>) {
+        self.announced = Some(vips.into_iter().collect());
+    }
+
     /// The VIPs with a service that has at least `min_servers` real servers taking new
     /// connections (weight above 0 and not down by a health check): what a director behind
     /// ECMP may announce (see crate::announce).
@@ -951,6 +973,7 @@ impl<S: Steering> Director<S> {
             conn_tab_size: CONN_TAB_SIZE,
             conn_max: self.conn_max,
             sloppy: self.config.sloppy,
+            announced: self.announced.clone(),
             services,
         }
     }
@@ -1348,7 +1371,8 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
         | Command::Timeouts
         | Command::Connections
         | Command::Batch { .. }
-        | Command::Replace { .. } => {
+        | Command::Replace { .. }
+        | Command::Capture { .. } => {
             return Err(ApplyError::InvalidArgument(format!(
                 "{} does not change the configuration and cannot be part of a batch",
                 command_name(&command)
@@ -1444,6 +1468,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::AddLaddr { .. } => "add_laddr",
         Command::DelLaddr { .. } => "del_laddr",
         Command::SetSloppy { .. } => "set_sloppy",
+        Command::Capture { .. } => "capture",
     }
 }
 

@@ -4,7 +4,9 @@
 //! line out, one `Response` line back, matched by an id the client increments per call.
 //! It is what `xvsadm`, the tests and the demo use to drive a running daemon.
 
-use crate::protocol::{Command, ErrorCode, Reply, Request, Response, PROTOCOL_VERSION};
+use crate::protocol::{
+    CaptureReply, Command, ErrorCode, Reply, Request, Response, PROTOCOL_VERSION,
+};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -94,6 +96,29 @@ impl Client {
             stream: BufReader::new(stream),
             next_id: 0,
         })
+    }
+
+    /// Sends a `capture` request; on success, its reply and the stream its records follow on
+    /// (crate::capture::wire), which has no read timeout: frames come when they come.
+    pub fn start_capture(
+        mut self,
+        command: Command,
+    ) -> Result<(CaptureReply, BufReader<UnixStream>), ClientError> {
+        match self.call(command)? {
+            Reply::Capture(reply) => {
+                self.stream
+                    .get_ref()
+                    .set_read_timeout(None)
+                    .map_err(|source| ClientError::Io {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                Ok((reply, self.stream))
+            }
+            other => Err(ClientError::Protocol(format!(
+                "unexpected answer to capture: {other:?}"
+            ))),
+        }
     }
 
     /// The socket this client is connected to.

@@ -16,6 +16,7 @@
 
 use crate::announce::{AnnounceOptions, Announcer};
 use crate::apply::{Director, Steering, WorkerHandle};
+use crate::capture::service::{Captures, SetCapturing};
 use crate::metrics::{self, MetricsServer, MetricsSource};
 use crate::napi_tuning::{busy_poll_settings, threaded_napi_settings, NapiTuning, SYSFS_NET};
 use crate::privileges;
@@ -30,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xvs_dataplane::capture::CaptureTap;
 use xvs_dataplane::fastpath::{
     ConnId, FastPath, FastPathMaps, FlowWriter, NextHopSync, DEFAULT_INSTALL_AFTER,
 };
@@ -49,6 +51,12 @@ use xvs_dataplane::xsk::{
 /// Slots of the shared persistence template table (16 bytes each): room for this many
 /// persistent clients (groups) at once; beyond it new clients are scheduled without a template.
 const PERSISTENCE_SLOTS: usize = 1 << 18;
+
+/// Frames each worker can have waiting for the capture collector (4 KiB each, allocated
+/// when the first capture starts).
+const CAPTURE_SLOTS: usize = 1024;
+/// How long a capture's start or end waits for the control thread to switch the fast path.
+const CAPTURE_SWITCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a scrape waits for the control thread; then it is answered 503.
 const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -234,6 +242,16 @@ impl Steering for XdpSteering {
         let ifindex = self.internal().ifindex();
         let routes = NeighbourTable::new(self.netlink.routes(&[ifindex])?, Vec::new());
         Ok(routes.next_hop(ifindex, addr).is_ok_and(|hop| hop == addr))
+    }
+
+    fn set_capturing(&mut self, on: bool) -> io::Result<()> {
+        for program in [Some(&self.external), self.internal.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            program.set_fast_path(!on).map_err(io::Error::other)?;
+        }
+        Ok(())
     }
 
     fn set_fullnat_addr(&mut self, addr: Ipv4Addr, on: bool) -> io::Result<()> {
@@ -437,7 +455,9 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         stats: Arc::clone(&worker_stats),
         templates: Arc::new(Templates::new(PERSISTENCE_SLOTS, random_seed())),
         overload: (0..MAX_REALS).map(|_| AtomicBool::new(false)).collect(),
+        capture: Arc::new(CaptureTap::new(workers, CAPTURE_SLOTS)),
     };
+    let capture_tap = Arc::clone(&shared.capture);
 
     let config = Publisher::new(Snapshot {
         external,
@@ -506,7 +526,30 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         priority?;
     }
 
-    let server = ControlServer::start(&options.control, options.access, control.handle())?;
+    let captures = {
+        // The fast path is the control thread's to switch.
+        let handle = control.handle();
+        let set_capturing: SetCapturing = Box::new(move |on| {
+            handle
+                .run(CAPTURE_SWITCH_TIMEOUT, move |director| {
+                    director.set_capturing(on)
+                })
+                .unwrap_or_else(|| Err(io::Error::other("the control thread did not answer")))
+        });
+        Captures::new(
+            capture_tap,
+            &options.external,
+            &options.internal,
+            set_capturing,
+            Arc::clone(&shutdown),
+        )
+    };
+    let server = ControlServer::start(
+        &options.control,
+        options.access,
+        control.handle(),
+        Some(captures),
+    )?;
     let interfaces = match one_armed {
         true => format!(
             "one arm {} ({ext_queues} queues) for both sides",
@@ -570,7 +613,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         eprintln!("xvsd: configuration {} applied", path.display());
     }
     if let Some(announcer) = announcer.as_mut() {
-        announce(&director, announcer);
+        announce(&mut director, announcer);
     }
     // SIGHUP re-reads --config; without one it is only logged (and never kills the daemon).
     let reload = Arc::new(AtomicBool::new(false));
@@ -757,9 +800,10 @@ fn start_metrics(
 
 /// SIGHUP: applies the configuration file again, or logs why the running configuration stays.
 /// Brings the announcements in line with what `director` can serve now; logs changes.
-fn announce<S: Steering>(director: &Director<S>, announcer: &mut Announcer) {
+fn announce<S: Steering>(director: &mut Director<S>, announcer: &mut Announcer) {
     let servable = director.servable_vips(announcer.options().min_servers);
     let (changes, errors) = announcer.update(&servable);
+    director.set_announced(announcer.announced().iter().copied());
     for change in changes {
         eprintln!(
             "xvsd: VIP {} {}",

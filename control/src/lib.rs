@@ -14,12 +14,14 @@
 //! - [`privileges`]: `xvsd --drop-privileges`, capabilities kept after start-up.
 //! - [`topology`]: namespace test beds (the seed cluster) used by `xvsd demo`, tests and bench.
 //! - [`bird`]: bird2 configurations and instances of the scale-out test bed.
+//! - [`capture`]: `xvsadm capture`: the capture stream and its output formats.
 //! - [`director`]: xvsd as a child process in a namespace (demo, tests, bench).
 //! - [`demo`]: `xvsd demo`.
 
 pub mod announce;
 pub mod apply;
 pub mod bird;
+pub mod capture;
 pub mod client;
 pub mod config_file;
 pub mod daemon;

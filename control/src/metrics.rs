@@ -175,6 +175,28 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
     e.family("xvs_services", Kind::Gauge, "Virtual services configured.");
     e.sample("xvs_services", &[], list.services.len() as u64);
 
+    if let Some(announced) = &list.announced {
+        e.family(
+            "xvs_vip_announced",
+            Kind::Gauge,
+            "xvsd --announce: 1 while the VIP is announced to the routing daemon, 0 while it is withdrawn.",
+        );
+        let vips: std::collections::BTreeSet<Ipv4Addr> = list
+            .services
+            .iter()
+            .map(|s| s.service.addr)
+            .chain(announced.iter().copied())
+            .collect();
+        for vip in vips {
+            let label = label_set(&[("vip", &vip.to_string())]);
+            e.sample(
+                "xvs_vip_announced",
+                &[&label],
+                announced.contains(&vip) as u64,
+            );
+        }
+    }
+
     e.family(
         "xvs_service_info",
         Kind::Gauge,
@@ -867,6 +889,7 @@ mod tests {
             conn_tab_size: 4096,
             conn_max: 1000,
             sloppy: Default::default(),
+            announced: None,
             services: vec![
                 service(
                     Protocol::Tcp,
@@ -1120,6 +1143,26 @@ mod tests {
     }
 
     #[test]
+    fn announced_vips_are_a_gauge_per_vip_only_with_announcements() {
+        let (mut list, stats) = sample();
+        assert!(!render(&list, &stats).contains("xvs_vip_announced"));
+        let vips: Vec<Ipv4Addr> = list.services.iter().map(|s| s.service.addr).collect();
+        list.announced = Some(vec![vips[0]]);
+        let text = render(&list, &stats);
+        assert!(text.contains("# TYPE xvs_vip_announced gauge"), "{text}");
+        assert!(
+            text.contains(&format!("xvs_vip_announced{{vip=\"{}\"}} 1\n", vips[0])),
+            "{text}"
+        );
+        list.announced = Some(Vec::new());
+        let text = render(&list, &stats);
+        assert!(
+            text.contains(&format!("xvs_vip_announced{{vip=\"{}\"}} 0\n", vips[0])),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn render_parses_to_exactly_the_expected_samples() {
         let (list, stats) = sample();
         let text = render(&list, &stats);
@@ -1286,6 +1329,7 @@ mod tests {
             conn_tab_size: 4096,
             conn_max: 8,
             sloppy: Default::default(),
+            announced: None,
             services: vec![],
         };
         let stats = StatsReply {

@@ -201,6 +201,20 @@ pub enum Command {
     /// keeps taking its replies from the kernel) until they end. Refused for the last local
     /// address of a service with FullNAT real servers.
     DelLaddr { service: ServiceKey, addr: Ipv4Addr },
+    /// `xvsadm capture`: the frames the workers receive and transmit. Answered with
+    /// [`Reply::Capture`], after which the connection carries the capture's binary records
+    /// (crate::capture::wire) until `count` frames were sent, the client closes it, or the
+    /// daemon stops. `interface`: `external`, `internal` or an interface name (default: both
+    /// sides); `filter`: tcpdump's filter language (libpcap compiles it). Alone on its
+    /// connection: never in a batch.
+    Capture {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interface: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+    },
 }
 
 impl Command {
@@ -215,6 +229,7 @@ impl Command {
                 | Command::Connections
                 | Command::Batch { .. }
                 | Command::Replace { .. }
+                | Command::Capture { .. }
         )
     }
 }
@@ -622,6 +637,24 @@ pub enum Reply {
     Connections(ConnectionsReply),
     /// Commands that change state answer `{}`.
     Done(Empty),
+    /// A capture starts: what its frames' sides are called.
+    Capture(CaptureReply),
+}
+
+/// The answer to [`Command::Capture`], before its records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureReply {
+    /// The interfaces captured, with the side each is (one interface may be both: one arm).
+    pub interfaces: Vec<CaptureInterface>,
+    /// Most bytes kept of a frame.
+    pub snaplen: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureInterface {
+    pub name: String,
+    /// `external` or `internal`.
+    pub side: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -647,6 +680,10 @@ pub struct ListReply {
     /// `set_sloppy`; both off from daemons that predate it.
     #[serde(default)]
     pub sloppy: Sloppy,
+    /// `xvsd --announce`: the VIPs announced to the routing daemon now (docs/scale-out.md);
+    /// absent when xvsd announces nothing, and from daemons that predate announcements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced: Option<Vec<Ipv4Addr>>,
     pub services: Vec<ServiceInfo>,
 }
 

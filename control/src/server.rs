@@ -16,7 +16,10 @@
 //! own uid, or a member of the control group.
 
 use crate::apply::{Director, Steering};
-use crate::protocol::{ErrorCode, Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
+use crate::capture::service::Captures;
+use crate::protocol::{
+    Command, ErrorCode, Reply, Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION,
+};
 use anyhow::{bail, Context};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -52,6 +55,7 @@ const COMMANDS: &[&str] = &[
     "add_laddr",
     "del_laddr",
     "set_sloppy",
+    "capture",
 ];
 
 /// Clients served at once; more are told so and closed.
@@ -170,10 +174,12 @@ pub struct ControlServer {
 impl ControlServer {
     /// Creates the socket at `path` (and its directory) and starts accepting clients whose
     /// requests `handle` runs.
+    /// `captures`: where `capture` requests are served (none: they are refused).
     pub fn start<S: Steering + 'static>(
         path: &Path,
         access: Access,
         handle: ControlHandle<S>,
+        captures: Option<Arc<Captures>>,
     ) -> anyhow::Result<Self> {
         let listener = bind(path, access)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -184,7 +190,7 @@ impl ControlServer {
                 .name("xvs-control-accept".into())
                 .spawn(move || {
                     crate::privileges::thread_start();
-                    accept_loop(listener, &path, access, handle, &stop)
+                    accept_loop(listener, &path, access, handle, captures, &stop)
                 })
                 .context("starting the control socket thread")?
         };
@@ -255,6 +261,7 @@ fn accept_loop<S: Steering + 'static>(
     path: &Path,
     access: Access,
     handle: ControlHandle<S>,
+    captures: Option<Arc<Captures>>,
     stop: &AtomicBool,
 ) {
     let clients = Arc::new(AtomicUsize::new(0));
@@ -299,12 +306,13 @@ fn accept_loop<S: Steering + 'static>(
             continue;
         }
         let (handle, counted) = (handle.clone(), Arc::clone(&clients));
+        let captures = captures.clone();
         let spawned = std::thread::Builder::new()
             .name("xvs-control-client".into())
             .stack_size(256 * 1024)
             .spawn(move || {
                 crate::privileges::thread_start();
-                if let Err(e) = serve_client(stream, &handle) {
+                if let Err(e) = serve_client(stream, &handle, captures.as_ref()) {
                     if !matches!(
                         e.kind(),
                         io::ErrorKind::BrokenPipe
@@ -426,6 +434,7 @@ fn supplementary_groups(pid: i32) -> Vec<u32> {
 fn serve_client<S: Steering + 'static>(
     stream: UnixStream,
     handle: &ControlHandle<S>,
+    captures: Option<&Arc<Captures>>,
 ) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(CLIENT_IDLE_TIMEOUT))?;
@@ -454,6 +463,29 @@ fn serve_client<S: Steering + 'static>(
             continue;
         }
         let response = match decode(&line) {
+            // A capture takes the connection over: the reply, then its records.
+            Ok(Request {
+                id,
+                command:
+                    Command::Capture {
+                        interface,
+                        filter,
+                        count,
+                    },
+                ..
+            }) => match captures.map(|c| (c, c.start(interface.as_deref(), filter.as_deref()))) {
+                None => {
+                    Response::failure(id, ErrorCode::Unsupported, "this daemon does not capture")
+                }
+                Some((_, Err(message))) => {
+                    Response::failure(id, ErrorCode::InvalidArgument, message)
+                }
+                Some((captures, Ok((capture, reply)))) => {
+                    write_response(&mut writer, &Response::success(id, Reply::Capture(reply)))?;
+                    crate::capture::service::serve(captures, &capture, reader.into_inner(), count);
+                    return Ok(());
+                }
+            },
             Ok(request) => {
                 let id = request.id;
                 handle
@@ -657,6 +689,11 @@ mod tests {
                 tcp: true,
                 udp: false,
             },
+            Command::Capture {
+                interface: Some("internal".into()),
+                filter: Some("tcp port 80".into()),
+                count: Some(4),
+            },
         ];
         for command in all {
             // A new variant must be listed above (and in COMMANDS).
@@ -681,7 +718,8 @@ mod tests {
                 | Command::SetConnLimit { .. }
                 | Command::AddLaddr { .. }
                 | Command::DelLaddr { .. }
-                | Command::SetSloppy { .. } => {}
+                | Command::SetSloppy { .. }
+                | Command::Capture { .. } => {}
             }
             let line = serde_json::to_string(&command).unwrap();
             let request = decode(&line).unwrap_or_else(|r| panic!("{line}: {r:?}"));

@@ -3,7 +3,7 @@
 //! - [`wire`]: zero-copy checked views of Ethernet, ARP, IPv4, TCP, UDP and ICMP.
 //! - [`checksum`]: Internet checksum and RFC 1624 incremental updates.
 //! - [`nat`], [`encap`]: the byte rewrites of masquerading and of tunnels.
-//! - [`fullnat`]: FullNAT's per-worker local ports (the rest of FullNAT is to come).
+//! - [`fullnat`]: FullNAT's per-worker local ports.
 //! - [`snapshot`]: the immutable configuration a worker reads (services, real servers).
 //! - [`conntrack`]: per-worker connection tables with IPVS's TCP state machine.
 //! - [`persist`]: persistence templates shared lock-free by all workers.
@@ -16,8 +16,10 @@
 //!   last-seen stamps and counters (its map syscalls are `unsafe` too).
 //! - [`resolver`]: the thread that keeps next-hop MACs fresh for the workers.
 //! - [`worker`]: the pinned poll-mode loop tying them together.
+//! - [`capture`]: the tap that copies frames for `xvsadm capture` while one runs.
 //! - [`publish`]: RCU-style publication of snapshots to workers.
 
+pub mod capture;
 pub mod checksum;
 pub mod conntrack;
 pub mod encap;

@@ -34,6 +34,7 @@
 //! travel to another worker with a hand-off, and comes back to its home worker's return ring
 //! once that worker's transmission completes or it is dropped, so no worker's fill rings starve.
 
+use crate::capture::{side_bit, CaptureTap};
 use crate::conntrack::dump::DEFAULT_DUMP_CHUNK;
 use crate::conntrack::{owner_of, ConnDump, ConnTable, Dumper, FastState};
 use crate::fastpath::{may_carry, real_configured, FlowWriter};
@@ -157,6 +158,8 @@ pub struct Shared {
     pub templates: Arc<Templates>,
     /// Overload marks by real server id (IPVS's threshold hysteresis).
     pub overload: Arc<[AtomicBool]>,
+    /// Where frames are copied while `xvsadm capture` runs.
+    pub capture: Arc<CaptureTap>,
 }
 
 /// Tuning that does not change at run time.
@@ -415,6 +418,8 @@ impl Core {
         let now_ms = env.now_ms;
         self.prepare_local_addrs(env.config);
         let mut work = self.retry_held(env, neighbours);
+        // The one look at the capture tap per batch: 0 while no capture runs.
+        let tap = self.shared.capture.wanted();
 
         for i in 0..self.ports.len() {
             self.ports[i].reclaim(&mut self.completed);
@@ -432,6 +437,9 @@ impl Core {
             work += n;
             self.stats.rx.add(n as u64);
             let side = self.ports[i].side();
+            if tap & side_bit(side) != 0 {
+                self.capture(side, false);
+            }
             // In arrival order: popping from the end would reorder each flow's segments.
             // Taking the buffer out and putting it back keeps its capacity (no allocation).
             let mut received = std::mem::take(&mut self.received);
@@ -459,7 +467,7 @@ impl Core {
             self.pool.push(frame);
         }
 
-        work += self.flush(Side::Internal) + self.flush(Side::External);
+        work += self.flush(Side::Internal, tap) + self.flush(Side::External, tap);
         for port in &mut self.ports {
             // Errors other than "busy, try again" are not recoverable by retrying; the frames
             // stay on the ring and the next kick sends them.
@@ -739,8 +747,27 @@ impl Core {
         n
     }
 
+    /// Copies the frames just received on `side` (`transmitted` false) or about to be sent
+    /// there into the capture tap.
+    #[cold]
+    fn capture(&mut self, side: Side, transmitted: bool) {
+        let frames = match (transmitted, side) {
+            (false, _) => &mut self.received,
+            (true, Side::Internal) => &mut self.out_internal,
+            (true, Side::External) => &mut self.out_external,
+        };
+        let (tap, memory) = (&self.shared.capture, &self.shared.memory);
+        for frame in frames.iter_mut() {
+            memory.with_bytes(frame, |bytes| tap.copy(self.id, side, transmitted, bytes));
+        }
+    }
+
     /// Puts the frames for `side` on its TX ring; what does not fit is dropped (counted).
-    fn flush(&mut self, side: Side) -> usize {
+    /// `tap`: the capture tap's wanted sides.
+    fn flush(&mut self, side: Side, tap: u32) -> usize {
+        if tap & side_bit(side) != 0 {
+            self.capture(side, true);
+        }
         let (port, out) = match side {
             Side::Internal => (self.tx_internal, &mut self.out_internal),
             Side::External => (self.tx_external, &mut self.out_external),

@@ -581,6 +581,18 @@ fn announcements_follow_the_configuration_and_the_process() -> Result<()> {
         director.log()
     );
 
+    let listed = |director: &DirectorProcess| -> Result<Option<Vec<Ipv4Addr>>> {
+        match director.client()?.call(Command::List)? {
+            Reply::List(list) => Ok(list.announced),
+            other => bail!("not a list reply: {other:?}"),
+        }
+    };
+    ensure!(
+        listed(&director)? == Some(vec![vip]),
+        "{:?}",
+        listed(&director)
+    );
+
     // A reload whose configuration lacks the announced VIP is refused whole.
     std::fs::write(&config, text.replace(&vip_arg, "198.18.0.130"))?;
     // SAFETY: kill(2) on the xvsd we started.
@@ -619,6 +631,11 @@ fn announcements_follow_the_configuration_and_the_process() -> Result<()> {
             .is_ok_and(|r| r.is_empty())
             && !learned()),
         "still announced with one server available"
+    );
+    ensure!(
+        listed(&director)? == Some(vec![]),
+        "{:?}",
+        listed(&director)
     );
     director.xvsadm(
         &xvsadm,

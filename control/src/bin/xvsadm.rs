@@ -5,6 +5,7 @@
 //! with ipvsadm's status: 0 done, 2 bad usage or no daemon, 1 a listing failed, 255 the daemon
 //! refused a change or the command line has no command / an unknown option. `-R` reads all of
 //! stdin and sends it as one batch: all of it is applied or, if a line fails, none.
+//! `xvsadm capture ...` is the director's tcpdump (xvs_control::capture::cli).
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -23,9 +24,35 @@ fn main() -> ExitCode {
         Ok(path) => path.unwrap_or_else(default_control_path),
         Err(e) => return fail(&e.to_string(), e.exit_code()),
     };
+    if args.first().is_some_and(|a| a == "capture") {
+        return capture(&control, &args[1..]);
+    }
     match ipvsadm::parse(&args) {
         Ok(invocation) => run(&control, invocation),
         Err(e) => fail(&e.to_string(), e.exit_code()),
+    }
+}
+
+/// `xvsadm capture ...` (xvs_control::capture::cli).
+fn capture(control: &Path, args: &[String]) -> ExitCode {
+    use xvs_control::capture::cli::{self, CaptureError};
+    match cli::run(control, args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CaptureError::Usage(e)) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            ExitCode::from(code)
+        }
+        Err(CaptureError::Client(e)) => client_failure(
+            &Command::Capture {
+                interface: None,
+                filter: None,
+                count: None,
+            },
+            e,
+            EXIT_USAGE,
+        ),
+        Err(CaptureError::Io(message)) => fail(&message, EXIT_LIST_FAILED),
     }
 }
 

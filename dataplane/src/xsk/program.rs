@@ -92,6 +92,10 @@ pub struct XdpProgram {
     endpoints: RawFd,
     local_addrs: RawFd,
     counters: RawFd,
+    settings: RawFd,
+    role: Role,
+    /// Loaded with the fast path's maps (its setting may still be off: a capture).
+    has_fast_path: bool,
     ifindex: u32,
     /// The endpoints added, and how many of them each address has: an address-only key lives
     /// while any endpoint of its address does.
@@ -140,6 +144,9 @@ impl XdpProgram {
             endpoints: -1,
             local_addrs: -1,
             counters: -1,
+            settings: -1,
+            role,
+            has_fast_path: fast_path.is_some(),
             ifindex,
             endpoints_added: HashSet::new(),
             address_users: HashMap::new(),
@@ -148,14 +155,20 @@ impl XdpProgram {
         program.endpoints = program.map_fd(c"xvs_endpoints")?;
         program.local_addrs = program.map_fd(c"xvs_local_addrs")?;
         program.counters = program.map_fd(c"xvs_counters")?;
-        let settings_map = program.map_fd(c"xvs_settings")?;
-        let settings = Settings {
-            role: role as u32,
-            fast_path: u32::from(fast_path.is_some()),
-        };
-        update(settings_map, &0u32, &settings)
-            .map_err(|e| XskError::os("setting the program's role", e))?;
+        program.settings = program.map_fd(c"xvs_settings")?;
+        program.set_fast_path(true)?;
         Ok(program)
+    }
+
+    /// Turns the fast path's lookups on or off (no-op for an instance without its maps):
+    /// off, every TCP/UDP packet of a service goes to the workers, as a capture needs.
+    pub fn set_fast_path(&self, on: bool) -> Result<(), XskError> {
+        let settings = Settings {
+            role: self.role as u32,
+            fast_path: u32::from(on && self.has_fast_path),
+        };
+        update(self.settings, &0u32, &settings)
+            .map_err(|e| XskError::os("writing the program's settings", e))
     }
 
     fn prog_fd(&self) -> Result<RawFd, XskError> {

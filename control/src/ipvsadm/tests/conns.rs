@@ -398,6 +398,7 @@ VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS
         conn_tab_size: 4096,
         conn_max: 0,
         sloppy: Default::default(),
+        announced: None,
         services: vec![],
     };
     assert_eq!(

@@ -77,6 +77,7 @@ fn golden_sorting_and_widths() {
         conn_tab_size: 4096,
         conn_max: 0,
         sloppy: Default::default(),
+        announced: None,
         services: vec![
             ServiceInfo {
                 service: svc(Protocol::Udp, [10, 0, 0, 1], 53),
@@ -241,6 +242,7 @@ TCP  172.25.116.175:80 rr
         conn_tab_size: 4096,
         conn_max: 0,
         sloppy: Default::default(),
+        announced: None,
         services: vec![ServiceInfo {
             service: svc(Protocol::Tcp, [172, 25, 116, 175], 80),
             scheduler: "rr".into(),
@@ -357,6 +359,7 @@ TCP  10.10.10.11:80 rr persistent 120
         conn_tab_size: 4096,
         conn_max: 0,
         sloppy: Default::default(),
+        announced: None,
         services: vec![ServiceInfo {
             service: svc(Protocol::Tcp, [10, 10, 10, 11], 80),
             scheduler: "rr".into(),

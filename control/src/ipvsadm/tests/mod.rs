@@ -81,6 +81,7 @@ fn seed() -> ListReply {
         conn_tab_size: 4096,
         conn_max: 1 << 20,
         sloppy: Default::default(),
+        announced: None,
         services: vec![ServiceInfo {
             service: svc(Protocol::Tcp, VIP, 80),
             scheduler: "rr".into(),

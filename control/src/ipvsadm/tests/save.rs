@@ -110,6 +110,7 @@ fn rich() -> ListReply {
         conn_tab_size: 4096,
         conn_max: 0,
         sloppy: Default::default(),
+        announced: None,
         services: vec![dns, web, tls, alt],
     }
 }
@@ -150,6 +151,7 @@ fn golden_save() {
         conn_tab_size: 4096,
         conn_max: 0,
         sloppy: Default::default(),
+        announced: None,
         services: vec![],
     };
     assert_eq!(format_save(&empty), "");
@@ -272,6 +274,7 @@ fn describe(commands: &[Command]) -> ListReply {
         conn_tab_size: 4096,
         conn_max: 0,
         sloppy: Default::default(),
+        announced: None,
         services: vec![],
     };
     for command in commands {
@@ -415,6 +418,7 @@ fn sloppy_saves_first_and_round_trips() {
             conn_tab_size: 4096,
             conn_max: 0,
             sloppy: setting,
+            announced: None,
             services: vec![],
         };
         assert_eq!(format_save(&empty), line, "{setting:?}");

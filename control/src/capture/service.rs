@@ -1,0 +1,311 @@
+//! xvsd's side of captures: the collector that empties the workers' tap
+//! (xvs_dataplane::capture) and hands each frame to every capture that wants it, and the
+//! streaming of one capture on its control connection ([`serve`]).
+//!
+//! Threads: each capture is served by its client's own thread (crate::server); one collector
+//! thread runs while at least one capture does. Nothing here ever makes a worker wait: the
+//! tap drops what its rings cannot take, and each capture has a bounded queue of its own that
+//! drops (and counts) what its reader is too slow for, so one slow capture costs no other
+//! capture and no forwarding.
+//!
+//! While any capture runs, the XDP fast path is off (every frame of a service crosses the
+//! workers, where the tap is), and back on after the last one ends.
+
+use super::wire::{CapturedFrame, Direction, Record, Side as WireSide, SNAPLEN};
+use crate::protocol::{CaptureInterface, CaptureReply};
+use crossbeam::queue::ArrayQueue;
+use std::io::{self, BufWriter, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use xvs_dataplane::capture::{side_bit, CaptureTap, TapSlot};
+use xvs_dataplane::process::Side;
+
+/// Frames one capture may have waiting for its reader; beyond, they are dropped.
+const CAPTURE_QUEUE: usize = 4096;
+/// How long the collector sleeps when the tap is empty.
+const COLLECT_IDLE: Duration = Duration::from_millis(1);
+/// How long a capture's thread waits for frames before it looks at its client again.
+const SERVE_IDLE: Duration = Duration::from_millis(20);
+/// A reader that takes nothing for this long ends its capture.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Turns the XDP fast path off (`true`: a capture runs) or back on.
+pub type SetCapturing = Box<dyn Fn(bool) -> io::Result<()> + Send + Sync>;
+
+/// Every capture of one xvsd.
+pub struct Captures {
+    tap: Arc<CaptureTap>,
+    /// The external and the internal interface's names (the same with one arm).
+    names: [String; 2],
+    running: Mutex<Running>,
+    set_capturing: SetCapturing,
+    shutdown: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Running {
+    captures: Vec<Arc<Capture>>,
+    collector: Option<JoinHandle<()>>,
+}
+
+/// One running capture, as the collector feeds it.
+pub struct Capture {
+    sides: u32,
+    filter: Option<Mutex<pcap::BpfProgram>>,
+    queue: ArrayQueue<CapturedFrame>,
+    reader_drops: AtomicU64,
+    /// The tap's drop count when it started: its own share is the difference.
+    tap_drops_before: u64,
+}
+
+impl Capture {
+    fn wants(&self, slot: &TapSlot) -> bool {
+        self.sides & side_bit(slot.side) != 0
+            && self.filter.as_ref().is_none_or(|f| {
+                f.lock()
+                    .map(|f| f.filter(&slot.data[..slot.len as usize]))
+                    .unwrap_or(false)
+            })
+    }
+}
+
+impl Captures {
+    pub fn new(
+        tap: Arc<CaptureTap>,
+        external: &str,
+        internal: &str,
+        set_capturing: SetCapturing,
+        shutdown: Arc<AtomicBool>,
+    ) -> Arc<Self> {
+        Arc::new(Captures {
+            tap,
+            names: [external.to_string(), internal.to_string()],
+            running: Mutex::default(),
+            set_capturing,
+            shutdown,
+        })
+    }
+
+    /// The sides `interface` names: `external`, `internal`, an interface's name (both sides
+    /// for a one-armed director's), or both without one.
+    fn sides(&self, interface: Option<&str>) -> Result<u32, String> {
+        let [ext, int] = [&self.names[0], &self.names[1]];
+        let both = side_bit(Side::External) | side_bit(Side::Internal);
+        Ok(match interface {
+            None => both,
+            Some("external") => side_bit(Side::External),
+            Some("internal") => side_bit(Side::Internal),
+            Some(name) if name == ext && name == int => both,
+            Some(name) if name == ext => side_bit(Side::External),
+            Some(name) if name == int => side_bit(Side::Internal),
+            Some(other) => {
+                return Err(format!(
+                    "no interface {other:?} on this director: external ({ext}), internal ({int}), or their names"
+                ))
+            }
+        })
+    }
+
+    /// Starts a capture: checks its interface and compiles its filter (a mistake is an
+    /// error and starts nothing).
+    pub fn start(
+        self: &Arc<Self>,
+        interface: Option<&str>,
+        filter: Option<&str>,
+    ) -> Result<(Arc<Capture>, CaptureReply), String> {
+        let sides = self.sides(interface)?;
+        let filter = match filter.map(str::trim).filter(|f| !f.is_empty()) {
+            None => None,
+            Some(text) => {
+                let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET)
+                    .map_err(|e| format!("libpcap: {e}"))?;
+                let program = dead
+                    .compile(text, true)
+                    .map_err(|e| format!("filter {text:?}: {e}"))?;
+                Some(Mutex::new(program))
+            }
+        };
+        let capture = Arc::new(Capture {
+            sides,
+            filter,
+            queue: ArrayQueue::new(CAPTURE_QUEUE),
+            reader_drops: AtomicU64::new(0),
+            tap_drops_before: self.tap.drops(),
+        });
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.captures.is_empty() {
+            (self.set_capturing)(true).map_err(|e| format!("turning the fast path off: {e}"))?;
+        }
+        running.captures.push(Arc::clone(&capture));
+        let wanted = running.captures.iter().fold(0, |m, c| m | c.sides);
+        self.tap.enable(wanted);
+        if running.collector.as_ref().is_none_or(|c| c.is_finished()) {
+            if let Some(old) = running.collector.take() {
+                let _ = old.join();
+            }
+            let me = Arc::clone(self);
+            running.collector = Some(
+                std::thread::Builder::new()
+                    .name("xvs-capture".into())
+                    .spawn(move || {
+                        crate::privileges::thread_start();
+                        me.collect();
+                    })
+                    .map_err(|e| format!("starting the capture thread: {e}"))?,
+            );
+        }
+        let mut interfaces = Vec::new();
+        for (side, name) in [
+            (Side::External, &self.names[0]),
+            (Side::Internal, &self.names[1]),
+        ] {
+            if sides & side_bit(side) != 0 {
+                interfaces.push(CaptureInterface {
+                    name: name.clone(),
+                    side: match side {
+                        Side::External => "external",
+                        Side::Internal => "internal",
+                    }
+                    .into(),
+                });
+            }
+        }
+        Ok((
+            capture,
+            CaptureReply {
+                interfaces,
+                snaplen: SNAPLEN as u32,
+            },
+        ))
+    }
+
+    /// Ends `capture`; the last one turns the tap off and the fast path back on.
+    pub fn stop(&self, capture: &Arc<Capture>) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.captures.retain(|c| !Arc::ptr_eq(c, capture));
+        let wanted = running.captures.iter().fold(0, |m, c| m | c.sides);
+        if wanted == 0 {
+            self.tap.disable();
+            if let Err(e) = (self.set_capturing)(false) {
+                eprintln!("xvsd: turning the fast path back on after a capture: {e}");
+            }
+        } else {
+            self.tap.enable(wanted);
+        }
+    }
+
+    /// Frames `capture` lost: those the tap had no room for since it started (shared by
+    /// every capture running then) and those its reader did not take in time.
+    pub fn drops(&self, capture: &Capture) -> (u64, u64) {
+        (
+            self.tap.drops().saturating_sub(capture.tap_drops_before),
+            capture.reader_drops.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The collector: runs until no capture is left.
+    fn collect(&self) {
+        loop {
+            let captures = {
+                let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                if running.captures.is_empty() || self.shutdown.load(Ordering::Relaxed) {
+                    return;
+                }
+                running.captures.clone()
+            };
+            let n = self.tap.drain(|slot| {
+                for capture in captures.iter().filter(|c| c.wants(slot)) {
+                    let frame = CapturedFrame {
+                        side: match slot.side {
+                            Side::External => WireSide::External,
+                            Side::Internal => WireSide::Internal,
+                        },
+                        direction: match slot.transmitted {
+                            true => Direction::Transmitted,
+                            false => Direction::Received,
+                        },
+                        orig_len: slot.orig_len,
+                        ts_ns: slot.ts_ns,
+                        data: slot.data[..slot.len as usize].to_vec(),
+                    };
+                    if capture.queue.push(frame).is_err() {
+                        capture.reader_drops.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            if n == 0 {
+                std::thread::sleep(COLLECT_IDLE);
+            }
+        }
+    }
+}
+
+/// Whether the peer of `stream` has closed its end (or hung up).
+fn peer_closed(stream: &UnixStream, wait: Duration) -> bool {
+    let mut fd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut fd, 1, wait.as_millis() as libc::c_int) };
+    n > 0 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
+
+/// Streams `capture` on `stream` (after its reply was written) until `count` frames were
+/// sent, the client closes its end (its write half is enough: xvsadm does that on Ctrl-C to
+/// get the drop counts), a write fails, or the daemon stops; then ends it. The last record
+/// is [`Record::End`] whenever the client can still read it.
+pub fn serve(captures: &Captures, capture: &Arc<Capture>, stream: UnixStream, count: Option<u64>) {
+    let result = stream_records(captures, capture, &stream, count);
+    captures.stop(capture);
+    if let Err(e) = result {
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) {
+            eprintln!("xvsd: a capture ended: {e}");
+        }
+    }
+}
+
+fn stream_records(
+    captures: &Captures,
+    capture: &Capture,
+    stream: &UnixStream,
+    count: Option<u64>,
+) -> io::Result<()> {
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let mut out = BufWriter::new(stream.try_clone()?);
+    let mut sent = 0u64;
+    let limit = count.unwrap_or(u64::MAX);
+    while sent < limit && !captures.shutdown.load(Ordering::Relaxed) {
+        let mut wrote = false;
+        while sent < limit {
+            let Some(frame) = capture.queue.pop() else {
+                break;
+            };
+            Record::Frame(frame).write_to(&mut out)?;
+            sent += 1;
+            wrote = true;
+        }
+        if wrote {
+            out.flush()?;
+        }
+        // Looked at after every burst too, so that a busy capture still ends on Ctrl-C.
+        if peer_closed(stream, if wrote { Duration::ZERO } else { SERVE_IDLE }) {
+            break;
+        }
+    }
+    let (ring_drops, reader_drops) = captures.drops(capture);
+    Record::End {
+        ring_drops,
+        reader_drops,
+    }
+    .write_to(&mut out)?;
+    out.flush()
+}
