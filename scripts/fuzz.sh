@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
 seconds=${1:-30}
-targets=(frame_parser process control_json)
+targets=(frame_parser process control_json capture_text)
 flags=(--sanitizer none --debug-assertions)
 export RUSTC_BOOTSTRAP=1
 

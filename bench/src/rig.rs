@@ -96,6 +96,9 @@ pub fn check_interrupted() -> Result<()> {
 pub enum Target {
     Xvs,
     XvsAfxdp,
+    /// xvs while `xvsadm capture` (both sides, no filter) runs: the cost of a capture. Only
+    /// when asked for (not in [`Target::ALL`]).
+    XvsCapture,
     Nft,
     Direct,
     Xskfwd,
@@ -113,6 +116,7 @@ impl Target {
         match self {
             Target::Xvs => "xvs",
             Target::XvsAfxdp => "xvs-afxdp",
+            Target::XvsCapture => "xvs-capture",
             Target::Nft => "nft",
             Target::Direct => "direct",
             Target::Xskfwd => "xskfwd",
@@ -578,8 +582,54 @@ impl ConnRate {
 }
 
 /// A built topology with a running target.
+/// A capture of everything (both sides, no filter) read and thrown away, as by `xvsadm
+/// capture -w /dev/null`, for [`Target::XvsCapture`]. Its reader is director work: it runs
+/// on the director's cores (and `--isolate` leaves it there), not beside the generator.
+struct BenchCapture {
+    stream: std::os::unix::net::UnixStream,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BenchCapture {
+    fn start(control: &std::path::Path, cores: &[usize]) -> Result<Self> {
+        use xvs_control::capture::wire::Record;
+        let command = xvs_control::protocol::Command::Capture {
+            interface: None,
+            filter: None,
+            count: None,
+        };
+        let (_, mut records) = xvs_control::client::Client::connect(control)?
+            .start_capture(command)
+            .context("starting the capture")?;
+        let stream = records.get_ref().try_clone()?;
+        let cores = cores.to_vec();
+        let reader = std::thread::spawn(move || {
+            if let Err(e) = set_affinity(0, &cores) {
+                eprintln!("xvs-bench: the capture reader stays unpinned: {e:#}");
+            }
+            // As xvsadm capture does.
+            xvs_control::capture::yield_to_forwarding();
+            while let Ok(Some(Record::Frame(_))) = Record::read_from(&mut records) {}
+        });
+        Ok(BenchCapture {
+            stream,
+            reader: Some(reader),
+        })
+    }
+}
+
+impl Drop for BenchCapture {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
 pub struct Rig {
-    // Field order is drop order: xvsd stops before its namespaces go away.
+    // Field order is drop order: the capture ends, then xvsd stops, before its namespaces go.
+    capture: Option<BenchCapture>,
     director: Option<DirectorProcess>,
     /// The `xskfwd` target's forwarder.
     forwarder: Option<Agent>,
@@ -661,6 +711,7 @@ impl Rig {
             .trim()
             .to_string();
         let mut rig = Rig {
+            capture: None,
             director: None,
             forwarder: None,
             topo,
@@ -674,7 +725,9 @@ impl Rig {
             ext_mac,
             isolate: args.isolate,
             sink_sources: match (target, args.xvs_method) {
-                (Target::Xvs | Target::XvsAfxdp, XvsMethod::Fullnat) => (FULLNAT_LIP, 1),
+                (Target::Xvs | Target::XvsAfxdp | Target::XvsCapture, XvsMethod::Fullnat) => {
+                    (FULLNAT_LIP, 1)
+                }
                 _ => (GEN_SRC_BASE, GEN_SRC_COUNT),
             },
         };
@@ -686,6 +739,17 @@ impl Rig {
         match target {
             Target::Xvs => rig.start_xvs(args, "xdp")?,
             Target::XvsAfxdp => rig.start_xvs(args, "off")?,
+            Target::XvsCapture => {
+                rig.start_xvs(args, "xdp")?;
+                let control = rig
+                    .director
+                    .as_ref()
+                    .map(|d| d.control_path().to_path_buf());
+                let cores = rig.cores.director.clone();
+                rig.capture = control
+                    .map(|c| BenchCapture::start(&c, &cores))
+                    .transpose()?;
+            }
             Target::Nft => {
                 rig.forwarding_on()?;
                 rig.install_nft()?;
@@ -728,7 +792,9 @@ impl Rig {
     fn destinations(&self) -> Vec<Ipv4Addr> {
         match self.target {
             Target::Direct | Target::Xskfwd => self.topo.reals().iter().map(|r| r.addr).collect(),
-            Target::Xvs | Target::XvsAfxdp | Target::Nft => vec![self.topo.vip()],
+            Target::Xvs | Target::XvsAfxdp | Target::XvsCapture | Target::Nft => {
+                vec![self.topo.vip()]
+            }
         }
     }
 

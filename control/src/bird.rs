@@ -26,6 +26,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// vanish with xvsd) and exports exactly those to the router, with itself as next hop.
 /// `local` is its address on `iface`, the segment it shares with `router`.
 pub fn director_config(local: Ipv4Addr, iface: &str, router: Ipv4Addr, table: u32) -> String {
+    let bfd = bfd_section(iface);
     format!(
         r#"router id {local};
 
@@ -38,12 +39,7 @@ protocol kernel xvs_vips {{
     ipv4 {{ import all; export none; }};
 }}
 
-protocol bfd {{
-    interface "{iface}" {{
-        min rx interval {BFD_INTERVAL_MS} ms; min tx interval {BFD_INTERVAL_MS} ms; multiplier 3;
-    }};
-}}
-
+{bfd}
 protocol bgp uplink {{
     local {local} as {DIRECTOR_AS};
     neighbor {router} as {ROUTER_AS};
@@ -68,6 +64,7 @@ pub fn router_config(local: Ipv4Addr, iface: &str, directors: &[Ipv4Addr]) -> St
             "protocol bgp director{i} from directors {{ neighbor {d} as {DIRECTOR_AS}; }}\n"
         ));
     }
+    let bfd = bfd_section(iface);
     format!(
         r#"router id {local};
 
@@ -78,12 +75,7 @@ protocol kernel {{
     ipv4 {{ import none; export all; }};
 }}
 
-protocol bfd {{
-    interface "{iface}" {{
-        min rx interval {BFD_INTERVAL_MS} ms; min tx interval {BFD_INTERVAL_MS} ms; multiplier 3;
-    }};
-}}
-
+{bfd}
 template bgp directors {{
     local {local} as {ROUTER_AS};
     bfd on;
@@ -91,6 +83,18 @@ template bgp directors {{
 }}
 
 {sessions}"#
+    )
+}
+
+/// BFD on `iface` at [`BFD_INTERVAL_MS`]: the same on both ends of a session.
+fn bfd_section(iface: &str) -> String {
+    format!(
+        r#"protocol bfd {{
+    interface "{iface}" {{
+        min rx interval {BFD_INTERVAL_MS} ms; min tx interval {BFD_INTERVAL_MS} ms; multiplier 3;
+    }};
+}}
+"#
     )
 }
 

@@ -2,11 +2,16 @@
 //!
 //! Builds the seed topology of design.md in fresh namespaces (client, director, two nginx real
 //! servers), starts xvsd in the director namespace, configures it with the tutorial's ipvsadm
-//! commands through `xvsadm`, prints `xvsadm -Ln`, curls the VIP 11 times from the client and
-//! prints the answers. Everything is torn down on success, failure or Ctrl-C (the guards'
+//! commands through `xvsadm`, prints `xvsadm -Ln`, shows the tutorial's step 3.1 (one curl
+//! as `xvsadm capture` sees it on the external and on the internal interface, where the
+//! tutorial runs tcpdump), curls the VIP 11 times from the client and prints the answers. Everything is torn down on success, failure or Ctrl-C (the guards'
 //! Drop impls run on every path).
 
+use crate::capture::format::text_line;
+use crate::capture::wire::Record;
+use crate::client::Client;
 use crate::director::{find_binary, DirectorProcess};
+use crate::protocol::Command;
 use crate::topology::{self, Topology, TopologySpec};
 use anyhow::{bail, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,15 +71,35 @@ fn run_demo(interrupted: &AtomicBool) -> Result<()> {
     }
 
     let url = format!("http://{}/", topo.vip());
-    println!("# for i in $(seq 0 10); do curl {url}; done   (from the client namespace)");
-    for _ in 0..CURLS {
-        check(interrupted)?;
-        let answer = topo.run_in_timeout(
+    let curl = || {
+        topo.run_in_timeout(
             topo.client_ns(),
             &["curl", "-s", "--max-time", "5", &url],
             Duration::from_secs(10),
-        )?;
-        print!("{answer}");
+        )
+    };
+    // Step 3.1: the tutorial's two tcpdumps, during one curl.
+    let captures = ["external", "internal"].map(|side| start_capture(&director, side));
+    let [external, internal] = captures;
+    let (external, internal) = (external?, internal?);
+    curl()?;
+    // The last segments (the closing handshake's) reach the capture a moment later.
+    std::thread::sleep(Duration::from_millis(300));
+    for (capture, tutorial) in [(external, "ens36"), (internal, "ens33")] {
+        println!(
+            "# xvsadm capture -i {} -nn tcp port 80   (the tutorial's tcpdump -i {tutorial} -nn port 80)",
+            capture.side
+        );
+        for line in capture.finish()? {
+            println!("{line}");
+        }
+    }
+    check(interrupted)?;
+
+    println!("# for i in $(seq 0 10); do curl {url}; done   (from the client namespace)");
+    for _ in 0..CURLS {
+        check(interrupted)?;
+        print!("{}", curl()?);
     }
     println!("# xvsadm -Ln --stats");
     print!("{}", director.xvsadm(&xvsadm, &["-Ln", "--stats"])?);
@@ -82,6 +107,52 @@ fn run_demo(interrupted: &AtomicBool) -> Result<()> {
     drop(topo);
     println!("Torn down: namespaces removed, XDP programs detached.");
     Ok(())
+}
+
+/// A capture of one side's TCP port 80, collecting tcpdump lines until it is finished.
+struct DemoCapture {
+    side: &'static str,
+    stream: std::os::unix::net::UnixStream,
+    reader: std::thread::JoinHandle<Result<Vec<String>>>,
+}
+
+fn start_capture(director: &DirectorProcess, side: &'static str) -> Result<DemoCapture> {
+    let (reply, mut stream) =
+        Client::connect(director.control_path())?.start_capture(Command::Capture {
+            interface: Some(side.into()),
+            filter: Some("tcp port 80".into()),
+            count: None,
+        })?;
+    let name = reply
+        .interfaces
+        .first()
+        .map_or(side.to_string(), |i| i.name.clone());
+    let writer = stream.get_ref().try_clone()?;
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        while let Some(record) = Record::read_from(&mut stream)? {
+            match record {
+                Record::Frame(frame) => lines.push(text_line(&frame, &name)),
+                Record::End { .. } => break,
+            }
+        }
+        Ok(lines)
+    });
+    Ok(DemoCapture {
+        side,
+        stream: writer,
+        reader,
+    })
+}
+
+impl DemoCapture {
+    /// Ends the capture as Ctrl-C does and returns its lines.
+    fn finish(self) -> Result<Vec<String>> {
+        self.stream.shutdown(std::net::Shutdown::Write)?;
+        self.reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the capture reader panicked"))?
+    }
 }
 
 fn check(interrupted: &AtomicBool) -> Result<()> {

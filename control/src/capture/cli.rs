@@ -125,6 +125,8 @@ pub fn run(control: &Path, args: &[String]) -> Result<(), CaptureError> {
         filter: (!filter.is_empty()).then_some(filter),
         count: args.count,
     };
+    // xvsadm's reading and printing must not take CPU from forwarding either.
+    super::yield_to_forwarding();
     let client = Client::connect(control).map_err(CaptureError::Client)?;
     let (reply, mut stream) = client
         .start_capture(command)

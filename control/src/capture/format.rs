@@ -1464,10 +1464,15 @@ mod tests {
     }
 
     fn syn_ack() -> Vec<u8> {
+        syn_ack_from((VIP, 80))
+    }
+
+    /// The SYN-ACK to [`syn`] as `server` sends it.
+    fn syn_ack_from(server: ([u8; 4], u16)) -> Vec<u8> {
         let mut options = SYN_OPTIONS;
         options[8..16].copy_from_slice(&[0, 0, 0, 2, 0, 0, 0, 1]);
         tcp(
-            (VIP, 80),
+            server,
             (CIP, 40000),
             777,
             12346,
@@ -1977,20 +1982,7 @@ mod tests {
             &SYN_OPTIONS,
             &[],
         );
-        let rs_syn_ack = {
-            let mut options = SYN_OPTIONS;
-            options[8..16].copy_from_slice(&[0, 0, 0, 2, 0, 0, 0, 1]);
-            tcp(
-                (RIP, 80),
-                (CIP, 40000),
-                777,
-                12346,
-                TH_SYN | TH_ACK,
-                65160,
-                &options,
-                &[],
-            )
-        };
+        let rs_syn_ack = syn_ack_from((RIP, 80));
         let mut frames = vec![
             frame(Side::External, Direction::Received, syn()),
             frame(Side::Internal, Direction::Transmitted, nat_syn),

@@ -153,6 +153,7 @@ impl Captures {
                     .name("xvs-capture".into())
                     .spawn(move || {
                         crate::privileges::thread_start();
+                        super::yield_to_forwarding();
                         me.collect();
                     })
                     .map_err(|e| format!("starting the capture thread: {e}"))?,
@@ -261,6 +262,7 @@ fn peer_closed(stream: &UnixStream, wait: Duration) -> bool {
 /// get the drop counts), a write fails, or the daemon stops; then ends it. The last record
 /// is [`Record::End`] whenever the client can still read it.
 pub fn serve(captures: &Captures, capture: &Arc<Capture>, stream: UnixStream, count: Option<u64>) {
+    super::yield_to_forwarding();
     let result = stream_records(captures, capture, &stream, count);
     captures.stop(capture);
     if let Err(e) = result {

@@ -49,6 +49,8 @@ Usage:
   xvsadm [--control PATH] -Z [virtual-service]
   xvsadm [--control PATH] --set tcp tcpfin udp
   xvsadm [--control PATH] --sloppy tcp|udp|tcp,udp|none
+  xvsadm [--control PATH] capture [-i external|internal|IFNAME] [-c count] [-w file|-]
+                                    [-n|-nn] [filter...]   (the director's tcpdump)
   xvsadm -h|-v
 
 Commands:
