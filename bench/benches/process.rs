@@ -74,5 +74,55 @@ fn process(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, process);
+/// What the capture tap adds to a worker's batch (`established`, 1Ki flows): `tap-idle`
+/// looks at the tap once per batch as a worker does while no capture runs (the figure to
+/// compare with `process/established/1024`); `tap-copying` also copies every frame into the
+/// tap and, per batch, drains it as xvsd's collector would (its cost is the collector's, on
+/// another thread, in xvsd).
+fn capture_tap(c: &mut Criterion) {
+    use xvs_dataplane::capture::{side_bit, CaptureTap};
+    use xvs_dataplane::process::Side;
+    let mut group = c.benchmark_group("capture");
+    group.throughput(Throughput::Elements(1));
+    let flows = 1 << 10;
+    for copying in [false, true] {
+        let tap = CaptureTap::new(1, 1024);
+        if copying {
+            tap.enable(side_bit(Side::External));
+        }
+        let mut fixture = Fixture::new(flows);
+        let mut replay = Replay::new(
+            fixture
+                .templates(Case::Established)
+                .expect("handshakes forwarded"),
+        );
+        let name = if copying { "tap-copying" } else { "tap-idle" };
+        group.bench_function(BenchmarkId::new(name, flows), |b| {
+            b.iter_custom(|iters| {
+                let mut left = iters;
+                let start = Instant::now();
+                while left > 0 {
+                    let (frames, round_done) = replay.next_batch(left);
+                    left -= frames.len() as u64;
+                    if black_box(tap.wanted()) & side_bit(Side::External) != 0 {
+                        for frame in frames.iter() {
+                            tap.copy(0, Side::External, false, frame);
+                        }
+                        tap.drain(|slot| {
+                            black_box(slot.len);
+                        });
+                    }
+                    fixture.process_batch(Case::Established, frames);
+                    if round_done {
+                        fixture.end_of_round(Case::Established);
+                    }
+                }
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, process, capture_tap);
 criterion_main!(benches);
