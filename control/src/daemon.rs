@@ -536,12 +536,15 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
                 })
                 .unwrap_or_else(|| Err(io::Error::other("the control thread did not answer")))
         });
+        // Worker `id` runs on `cores[id % len]`: the cores past the workers' are spare.
+        let spare_cpus = cores.iter().skip(workers).map(|c| c.id).collect();
         Captures::new(
             capture_tap,
             &options.external,
             &options.internal,
             set_capturing,
             Arc::clone(&shutdown),
+            spare_cpus,
         )
     };
     let server = ControlServer::start(

@@ -13,6 +13,9 @@ use xvs_tests::{root_or_skip, Cluster};
 /// A running `xvsadm capture`.
 struct CaptureProcess {
     child: Child,
+    /// `xvsadm capture`'s arguments and where its stderr goes, for failures.
+    what: String,
+    stderr: String,
 }
 
 impl CaptureProcess {
@@ -33,8 +36,12 @@ impl CaptureProcess {
             .stdout(Stdio::piped())
             .spawn()
             .context("starting xvsadm capture")?;
-        let mut capture = CaptureProcess { child };
         let path = stderr_path.to_string_lossy().into_owned();
+        let mut capture = CaptureProcess {
+            child,
+            what: format!("capture {args} {pipe}"),
+            stderr: path.clone(),
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
@@ -56,7 +63,11 @@ impl CaptureProcess {
         while self.child.try_wait()?.is_none() {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                bail!("the capture did not end within {timeout:?}");
+                bail!(
+                    "`{}` did not end within {timeout:?}; its stderr: {}",
+                    self.what,
+                    read(&self.stderr)
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -184,8 +184,22 @@ fn copy_records(
     }
 }
 
-/// On SIGINT or SIGTERM, closes our writing half of the socket: xvsd then ends the capture
-/// with its counts, which the reading loop prints. A second signal ends xvsadm at once.
+/// Whether stdout is a pipe whose reader has gone (poll reports POLLERR on its write end).
+fn stdout_closed() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n > 0 && fd.revents & libc::POLLERR != 0
+}
+
+/// On SIGINT or SIGTERM, or once stdout is a pipe nobody reads any more (`| head`, noticed
+/// without waiting for the next frame to fail), closes our writing half of the socket: xvsd
+/// then ends the capture with its counts, which the reading loop prints. A second signal
+/// ends xvsadm at once.
 fn watch_signals(stream: &UnixStream) -> io::Result<()> {
     let flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -197,7 +211,7 @@ fn watch_signals(stream: &UnixStream) -> io::Result<()> {
     std::thread::Builder::new()
         .name("xvsadm-signals".into())
         .spawn(move || loop {
-            if seen.load(Ordering::Relaxed) {
+            if seen.load(Ordering::Relaxed) || stdout_closed() {
                 let _ = stream.shutdown(Shutdown::Write);
                 return;
             }

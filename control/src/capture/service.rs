@@ -49,6 +49,9 @@ pub struct Captures {
     running: Mutex<Running>,
     set_capturing: SetCapturing,
     shutdown: Arc<AtomicBool>,
+    /// CPUs of xvsd that run no worker, where capture threads go (none: they stay where
+    /// they are, at SCHED_IDLE).
+    spare_cpus: Vec<usize>,
 }
 
 #[derive(Default)]
@@ -85,6 +88,7 @@ impl Captures {
         internal: &str,
         set_capturing: SetCapturing,
         shutdown: Arc<AtomicBool>,
+        spare_cpus: Vec<usize>,
     ) -> Arc<Self> {
         Arc::new(Captures {
             tap,
@@ -92,7 +96,24 @@ impl Captures {
             running: Mutex::default(),
             set_capturing,
             shutdown,
+            spare_cpus,
         })
+    }
+
+    /// Moves the calling capture thread off the workers' CPUs (when xvsd has others) and
+    /// below everything that forwards.
+    fn place_thread(&self) {
+        if !self.spare_cpus.is_empty() {
+            // SAFETY: cpu_set_t is plain data; all zeroes is the empty set.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            for &cpu in &self.spare_cpus {
+                // SAFETY: `set` is a live cpu_set_t; CPU_SET ignores CPUs beyond its size.
+                unsafe { libc::CPU_SET(cpu, &mut set) };
+            }
+            // SAFETY: a live cpu_set_t of the size passed; pid 0 is the calling thread.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        }
+        super::yield_to_forwarding();
     }
 
     /// The sides `interface` names: `external`, `internal`, an interface's name (both sides
@@ -160,7 +181,7 @@ impl Captures {
                     .name("xvs-capture".into())
                     .spawn(move || {
                         crate::privileges::thread_start();
-                        super::yield_to_forwarding();
+                        me.place_thread();
                         me.collect();
                     })
                     .map_err(|e| format!("starting the capture thread: {e}"))?,
@@ -267,7 +288,7 @@ fn peer_closed(stream: &UnixStream, wait: Duration) -> bool {
 /// get the drop counts), a write fails, or the daemon stops; then ends it. The last record
 /// is [`Record::End`] whenever the client can still read it.
 pub fn serve(captures: &Captures, capture: &Arc<Capture>, stream: UnixStream, count: Option<u64>) {
-    super::yield_to_forwarding();
+    captures.place_thread();
     let result = stream_records(captures, capture, &stream, count);
     captures.stop(capture);
     if let Err(e) = result {
