@@ -105,8 +105,9 @@ fn capture_tap(c: &mut Criterion) {
                     let (frames, round_done) = replay.next_batch(left);
                     left -= frames.len() as u64;
                     if black_box(tap.wanted()) & side_bit(Side::External) != 0 {
+                        let now = xvs_dataplane::capture::now_ns();
                         for frame in frames.iter() {
-                            tap.copy(0, Side::External, false, frame);
+                            tap.copy(0, Side::External, false, frame, now);
                         }
                         tap.drain(|slot| {
                             black_box(slot.len);

@@ -23,6 +23,13 @@ pub const fn side_bit(side: Side) -> u32 {
     }
 }
 
+/// The time a capture records: ns since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// One captured frame.
 pub struct TapSlot {
     pub side: Side,
@@ -101,10 +108,11 @@ impl CaptureTap {
         self.wanted.store(0, Ordering::Relaxed);
     }
 
-    /// Worker `worker` copies `bytes`, seen on `side`, into its ring; with no free slot the
-    /// frame is counted as dropped.
+    /// Worker `worker` copies `bytes`, seen on `side` at `ts_ns` ([`now_ns`], read once per
+    /// batch: the clock costs more than a small frame's copy), into its ring; with no free slot
+    /// the frame is counted as dropped.
     #[inline]
-    pub fn copy(&self, worker: usize, side: Side, transmitted: bool, bytes: &[u8]) {
+    pub fn copy(&self, worker: usize, side: Side, transmitted: bool, bytes: &[u8], ts_ns: u64) {
         let Some(ring) = self.rings.get(worker) else {
             return;
         };
@@ -118,9 +126,7 @@ impl CaptureTap {
         slot.transmitted = transmitted;
         slot.orig_len = bytes.len() as u32;
         slot.len = len as u32;
-        slot.ts_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        slot.ts_ns = ts_ns;
         // Cannot fail: the two queues together never hold more than their capacity.
         let _ = ring.filled.push(slot);
     }
@@ -152,7 +158,7 @@ mod tests {
     fn nothing_is_copied_into_a_tap_never_enabled() {
         let tap = CaptureTap::new(2, 4);
         assert_eq!(tap.wanted(), 0);
-        tap.copy(0, Side::External, false, &[1, 2, 3]);
+        tap.copy(0, Side::External, false, &[1, 2, 3], 1);
         assert_eq!((tap.drain(|_| {}), tap.drops()), (0, 1));
     }
 
@@ -162,12 +168,12 @@ mod tests {
         tap.enable(side_bit(Side::Internal));
         assert_eq!(tap.wanted(), 2);
         let big = vec![7u8; SNAPLEN + 100];
-        tap.copy(1, Side::Internal, true, &big);
+        tap.copy(1, Side::Internal, true, &big, 1);
         for i in 0..3u8 {
-            tap.copy(0, Side::External, false, &[i; 60]);
+            tap.copy(0, Side::External, false, &[i; 60], 1);
         }
         // Worker 0's ring is full now.
-        tap.copy(0, Side::External, false, &[9; 60]);
+        tap.copy(0, Side::External, false, &[9; 60], 1);
         assert_eq!(tap.drops(), 1);
         let mut seen = Vec::new();
         tap.drain(|s| seen.push((s.side, s.transmitted, s.orig_len, s.len, s.data[0])));
@@ -189,7 +195,7 @@ mod tests {
         // Slots are reused: the ring takes three again; enabling again adds none.
         tap.enable(3);
         for _ in 0..3 {
-            tap.copy(0, Side::External, false, &[1; 60]);
+            tap.copy(0, Side::External, false, &[1; 60], 1);
         }
         assert_eq!((tap.drain(|_| {}), tap.drops()), (3, 1));
         tap.disable();

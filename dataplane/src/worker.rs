@@ -757,8 +757,11 @@ impl Core {
             (true, Side::External) => &mut self.out_external,
         };
         let (tap, memory) = (&self.shared.capture, &self.shared.memory);
+        let now = crate::capture::now_ns();
         for frame in frames.iter_mut() {
-            memory.with_bytes(frame, |bytes| tap.copy(self.id, side, transmitted, bytes));
+            memory.with_bytes(frame, |bytes| {
+                tap.copy(self.id, side, transmitted, bytes, now)
+            });
         }
     }
 
