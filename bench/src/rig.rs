@@ -53,6 +53,7 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use xvs_control::capture::background::BackgroundCapture;
 use xvs_control::director::{find_binary, DirectorProcess};
 use xvs_control::protocol::{Command, Reply};
 use xvs_control::topology::{self, RealSpec, Topology, TopologySpec, SWITCH_DIRECTOR_PORT};
@@ -585,46 +586,24 @@ impl ConnRate {
 /// A capture of everything (both sides, no filter) read and thrown away, as by `xvsadm
 /// capture -w /dev/null`, for [`Target::XvsCapture`]. Its reader is director work: it runs
 /// on the director's cores (and `--isolate` leaves it there), not beside the generator.
-struct BenchCapture {
-    stream: std::os::unix::net::UnixStream,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
+type BenchCapture = BackgroundCapture<()>;
 
-impl BenchCapture {
-    fn start(control: &std::path::Path, cores: &[usize]) -> Result<Self> {
-        use xvs_control::capture::wire::Record;
-        let command = xvs_control::protocol::Command::Capture {
-            interface: None,
-            filter: None,
-            count: None,
-        };
-        let (_, mut records) = xvs_control::client::Client::connect(control)?
-            .start_capture(command)
-            .context("starting the capture")?;
-        let stream = records.get_ref().try_clone()?;
-        let cores = cores.to_vec();
-        let reader = std::thread::spawn(move || {
-            if let Err(e) = set_affinity(0, &cores) {
-                eprintln!("xvs-bench: the capture reader stays unpinned: {e:#}");
-            }
-            // As xvsadm capture does.
-            xvs_control::capture::yield_to_forwarding();
-            while let Ok(Some(Record::Frame(_))) = Record::read_from(&mut records) {}
-        });
-        Ok(BenchCapture {
-            stream,
-            reader: Some(reader),
-        })
-    }
-}
-
-impl Drop for BenchCapture {
-    fn drop(&mut self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
+fn start_bench_capture(control: &std::path::Path, cores: &[usize]) -> Result<BenchCapture> {
+    let command = Command::Capture {
+        interface: None,
+        filter: None,
+        count: None,
+    };
+    let cores = cores.to_vec();
+    let place = move || {
+        if let Err(e) = set_affinity(0, &cores) {
+            eprintln!("xvs-bench: the capture reader stays unpinned: {e:#}");
         }
-    }
+        // As xvsadm capture does.
+        xvs_control::capture::yield_to_forwarding();
+    };
+    BackgroundCapture::start(control, command, place, (), |_, _, _| {})
+        .context("starting the capture")
 }
 
 pub struct Rig {
@@ -747,7 +726,7 @@ impl Rig {
                     .map(|d| d.control_path().to_path_buf());
                 let cores = rig.cores.director.clone();
                 rig.capture = control
-                    .map(|c| BenchCapture::start(&c, &cores))
+                    .map(|c| start_bench_capture(&c, &cores))
                     .transpose()?;
             }
             Target::Nft => {

@@ -7,11 +7,11 @@
 //! tutorial runs tcpdump), curls the VIP 11 times from the client and prints the answers. Everything is torn down on success, failure or Ctrl-C (the guards'
 //! Drop impls run on every path).
 
+use crate::capture::background::BackgroundCapture;
 use crate::capture::format::text_line;
-use crate::capture::wire::Record;
-use crate::client::Client;
+use crate::capture::wire::CapturedFrame;
 use crate::director::{find_binary, DirectorProcess};
-use crate::protocol::Command;
+use crate::protocol::{CaptureReply, Command};
 use crate::topology::{self, Topology, TopologySpec};
 use anyhow::{bail, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,10 +85,12 @@ fn run_demo(interrupted: &AtomicBool) -> Result<()> {
     curl()?;
     // The last segments (the closing handshake's) reach the capture a moment later.
     std::thread::sleep(Duration::from_millis(300));
-    for (capture, tutorial) in [(external, "ens36"), (internal, "ens33")] {
+    for (capture, side, tutorial) in [
+        (external, "external", "ens36"),
+        (internal, "internal", "ens33"),
+    ] {
         println!(
-            "# xvsadm capture -i {} -nn tcp port 80   (the tutorial's tcpdump -i {tutorial} -nn port 80)",
-            capture.side
+            "# xvsadm capture -i {side} -nn tcp port 80   (the tutorial's tcpdump -i {tutorial} -nn port 80)"
         );
         for line in capture.finish()? {
             println!("{line}");
@@ -110,49 +112,26 @@ fn run_demo(interrupted: &AtomicBool) -> Result<()> {
 }
 
 /// A capture of one side's TCP port 80, collecting tcpdump lines until it is finished.
-struct DemoCapture {
+fn start_capture(
+    director: &DirectorProcess,
     side: &'static str,
-    stream: std::os::unix::net::UnixStream,
-    reader: std::thread::JoinHandle<Result<Vec<String>>>,
-}
-
-fn start_capture(director: &DirectorProcess, side: &'static str) -> Result<DemoCapture> {
-    let (reply, mut stream) =
-        Client::connect(director.control_path())?.start_capture(Command::Capture {
-            interface: Some(side.into()),
-            filter: Some("tcp port 80".into()),
-            count: None,
-        })?;
-    let name = reply
-        .interfaces
-        .first()
-        .map_or(side.to_string(), |i| i.name.clone());
-    let writer = stream.get_ref().try_clone()?;
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        while let Some(record) = Record::read_from(&mut stream)? {
-            match record {
-                Record::Frame(frame) => lines.push(text_line(&frame, &name)),
-                Record::End { .. } => break,
-            }
-        }
-        Ok(lines)
-    });
-    Ok(DemoCapture {
-        side,
-        stream: writer,
-        reader,
-    })
-}
-
-impl DemoCapture {
-    /// Ends the capture as Ctrl-C does and returns its lines.
-    fn finish(self) -> Result<Vec<String>> {
-        self.stream.shutdown(std::net::Shutdown::Write)?;
-        self.reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the capture reader panicked"))?
-    }
+) -> Result<BackgroundCapture<Vec<String>>> {
+    let command = Command::Capture {
+        interface: Some(side.into()),
+        filter: Some("tcp port 80".into()),
+        count: None,
+    };
+    let line = |lines: &mut Vec<String>, frame: &CapturedFrame, reply: &CaptureReply| {
+        let name = reply.interfaces.first().map_or("?", |i| i.name.as_str());
+        lines.push(text_line(frame, name));
+    };
+    Ok(BackgroundCapture::start(
+        director.control_path(),
+        command,
+        || {},
+        Vec::new(),
+        line,
+    )?)
 }
 
 fn check(interrupted: &AtomicBool) -> Result<()> {

@@ -2,10 +2,12 @@
 //! received and as transmitted on each interface, streamed from xvsd to xvsadm.
 //!
 //! - [`cli`]: `xvsadm capture` itself.
+//! - [`background`]: a capture read on a thread beside other work (the demo, the bench).
 //! - [`service`]: xvsd's side: the collector and the streaming of each capture.
 //! - [`wire`]: the records of the stream.
 //! - [`format`]: what xvsadm prints or writes: tcpdump-style lines, pcap and pcapng.
 
+pub mod background;
 pub mod cli;
 pub mod format;
 pub mod service;

@@ -11,9 +11,8 @@
 
 use std::io::{self, Read, Write};
 
-/// Bytes of a frame kept by a capture (tcpdump's default is larger; xvs's frames are at
-/// most a UMEM frame).
-pub const SNAPLEN: usize = 4096;
+/// Bytes of a frame kept by a capture: what the workers' tap copies.
+pub use xvs_dataplane::capture::SNAPLEN;
 
 const KIND_FRAME: u8 = 1;
 const KIND_END: u8 = 2;
