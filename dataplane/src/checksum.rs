@@ -1,21 +1,21 @@
 //! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
 //!
 //! Contract:
-//! - [`sum`] and [`pseudo_header`] return *partial* sums: ones'-complement accumulations that
-//!   are not yet folded or complemented, so that several can be added together
-//!   (`finish(pseudo_header(..) + sum(segment))`). Each is at most `0xffff * 6`, so thousands of
-//!   them can be added in a `u32` without overflow.
+//! - [`sum`], [`pseudo_header`] and [`pseudo_header_v6`] return *partial* sums:
+//!   ones'-complement accumulations that are not yet folded or complemented, so that several can
+//!   be added together (`finish(pseudo_header(..) + sum(segment))`). Each is at most
+//!   `0xffff * 19`, so thousands of them can be added in a `u32` without overflow.
 //! - [`fold`] performs the end-around carry, [`finish`] folds and complements: the value that
 //!   goes into a header's checksum field.
 //! - A buffer whose checksum field holds the correct value checks out as `data(buf) == 0`
 //!   (its ones'-complement sum is `0xffff`, RFC 1071 section 1, "(3)").
-//! - [`update_u16`], [`update_u32`] and [`update_addr`] implement RFC 1624 eqn. 3 and nothing
-//!   else: they never special-case UDP's "0 means no checksum" rule; callers that rewrite UDP
+//! - [`update_u16`], [`update_u32`], [`update_addr`] and [`update_addr_v6`] implement RFC 1624
+//!   eqn. 3 and nothing else: they never special-case UDP's "0 means no checksum" rule; callers that rewrite UDP
 //!   headers must skip the update when the field is 0 (and send a computed 0 as `0xffff`).
 //!
 //! All functions are pure, allocation-free and cannot panic.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Ones'-complement accumulation of `data` as big-endian 16-bit words; an odd trailing byte is
 /// padded with a zero byte on the right.
@@ -91,6 +91,52 @@ pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) ->
     .sum()
 }
 
+/// Partial sum of the IPv6 pseudo-header of TCP, UDP and ICMPv6 (RFC 8200 section 8.1):
+/// source address, destination address, 32-bit upper-layer packet length, three zero bytes,
+/// next header.
+///
+/// `upper_len` is the upper-layer length: the IPv6 payload length minus the extension headers
+/// before the upper-layer header, or the length the protocol carries itself (UDP's length
+/// field). `next_header` is the upper-layer protocol (6, 17, 58), not the IPv6 header's next
+/// header field when extension headers follow it. RFC 8200: "If the IPv6 packet contains a
+/// Routing header, the Destination Address used in the pseudo-header is that of the final
+/// destination" -- choosing it is the caller's business.
+#[inline]
+#[must_use]
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, upper_len: u32) -> u32 {
+    let addrs: u32 = src
+        .segments()
+        .iter()
+        .chain(dst.segments().iter())
+        .map(|&w| u32::from(w))
+        .sum();
+    addrs + (upper_len >> 16) + (upper_len & 0xffff) + u32::from(next_header)
+}
+
+/// The pseudo-header of either family, for views that serve both (TCP, UDP): [`pseudo_header`]
+/// with `length` cut to its 16-bit field (an IPv4 payload always fits), or [`pseudo_header_v6`].
+///
+/// A mixed pair is a programming error: debug builds panic; release builds sum the IPv4
+/// address as IPv4-mapped (`::ffff:a.b.c.d`), giving a checksum that matches nothing.
+#[inline]
+#[must_use]
+pub(crate) fn pseudo_header_ip(src: IpAddr, dst: IpAddr, protocol: u8, length: usize) -> u32 {
+    match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => pseudo_header(src, dst, protocol, length as u16),
+        (src, dst) => {
+            debug_assert!(
+                src.is_ipv6() && dst.is_ipv6(),
+                "pseudo-header over mixed address families: {src} -> {dst}"
+            );
+            let v6 = |addr: IpAddr| match addr {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            };
+            pseudo_header_v6(v6(src), v6(dst), protocol, length as u32)
+        }
+    }
+}
+
 /// Incrementally updates `checksum` after the 16-bit word `old` of the covered data became
 /// `new`.
 ///
@@ -126,6 +172,22 @@ pub fn update_u32(checksum: u16, old: u32, new: u32) -> u16 {
 #[must_use]
 pub fn update_addr(checksum: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
     update_u32(checksum, u32::from(old), u32::from(new))
+}
+
+/// [`update_u16`] for an IPv6 address (in a TCP/UDP/ICMPv6 pseudo-header; IPv6 has no header
+/// checksum), applying RFC 1624 eqn. 3 to its eight words at once:
+/// `HC' = ~(~HC + sum(~m_i) + sum(m'_i))`.
+#[inline]
+#[must_use]
+pub fn update_addr_v6(checksum: u16, old: Ipv6Addr, new: Ipv6Addr) -> u16 {
+    let sum = old
+        .segments()
+        .iter()
+        .zip(new.segments())
+        .fold(u32::from(!checksum), |acc, (&m, m_new)| {
+            acc + u32::from(!m) + u32::from(m_new)
+        });
+    finish(sum)
 }
 
 #[cfg(test)]
@@ -195,6 +257,51 @@ mod test {
         assert_eq!(fold(pseudo_header(src, dst, 6, 1480)), fold(sum(&bytes)));
     }
 
+    /// The RFC 8200 section 8.1 pseudo-header, byte for byte.
+    fn pseudo_bytes_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -> [u8; 40] {
+        let mut bytes = [0u8; 40];
+        bytes[0..16].copy_from_slice(&src.octets());
+        bytes[16..32].copy_from_slice(&dst.octets());
+        bytes[32..36].copy_from_slice(&len.to_be_bytes());
+        bytes[39] = next_header;
+        bytes
+    }
+
+    #[test]
+    fn test_pseudo_header_v6() {
+        let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let dst: Ipv6Addr = "2001:db8:ffff::ffff:2".parse().unwrap();
+        for len in [0, 20, 1480, 0x1_0004, u32::MAX] {
+            let bytes = pseudo_bytes_v6(src, dst, 17, len);
+            assert_eq!(fold(pseudo_header_v6(src, dst, 17, len)), fold(sum(&bytes)));
+        }
+        // The bound the module contract promises.
+        let ones = Ipv6Addr::from(u128::MAX);
+        assert!(pseudo_header_v6(ones, ones, 0xff, u32::MAX) <= 0xffff * 19);
+    }
+
+    #[test]
+    fn test_pseudo_header_ip() {
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(
+            pseudo_header_ip(a.into(), b.into(), 6, 40),
+            pseudo_header(a, b, 6, 40)
+        );
+        let (a6, b6) = (a.to_ipv6_mapped(), b.to_ipv6_compatible());
+        assert_eq!(
+            pseudo_header_ip(a6.into(), b6.into(), 6, 0x1_0000),
+            pseudo_header_v6(a6, b6, 6, 0x1_0000)
+        );
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "mixed address families")]
+    fn test_pseudo_header_ip_mixed() {
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        let _ = pseudo_header_ip(a.into(), a.to_ipv6_mapped().into(), 6, 40);
+    }
+
     #[test]
     fn test_update_rfc1624_example() {
         // RFC 1624 section 4: HC = 0xdd2f, m = 0x5555 -> m' = 0x3285 gives HC' = 0x0000
@@ -253,6 +360,49 @@ mod test {
             buf[at..at + 4].copy_from_slice(&new.to_be_bytes());
             let updated = update_u32(u16::from_be_bytes([buf[0], buf[1]]), old, new);
             assert_matches_recompute(buf, updated)?;
+        }
+
+        #[test]
+        fn prop_pseudo_header_v6(src in any::<[u8; 16]>(), dst in any::<[u8; 16]>(),
+                                 next_header in any::<u8>(), len in any::<u32>()) {
+            let (src, dst) = (Ipv6Addr::from(src), Ipv6Addr::from(dst));
+            let bytes = pseudo_bytes_v6(src, dst, next_header, len);
+            prop_assert_eq!(
+                fold(pseudo_header_v6(src, dst, next_header, len)),
+                fold(sum(&bytes))
+            );
+        }
+
+        #[test]
+        fn prop_update_addr_v6(mut buf in checksummed(), pos in any::<prop::sample::Index>(),
+                               new in any::<[u8; 16]>()) {
+            prop_assume!(buf.len() >= 18);
+            let at = 2 + 2 * pos.index(buf.len() / 2 - 8);
+            let mut old = [0u8; 16];
+            old.copy_from_slice(&buf[at..at + 16]);
+            buf[at..at + 16].copy_from_slice(&new);
+            let updated = update_addr_v6(
+                u16::from_be_bytes([buf[0], buf[1]]),
+                old.into(),
+                new.into(),
+            );
+            assert_matches_recompute(buf, updated)?;
+        }
+
+        /// The pseudo-header case: a checksum over pseudo-header and segment, updated for a new
+        /// source address, equals the one recomputed with it.
+        #[test]
+        fn prop_update_addr_v6_pseudo_header(
+            src in any::<[u8; 16]>(), dst in any::<[u8; 16]>(), new in any::<[u8; 16]>(),
+            segment in proptest::collection::vec(any::<u8>(), 8..200),
+        ) {
+            let (src, dst, new) = (Ipv6Addr::from(src), Ipv6Addr::from(dst), Ipv6Addr::from(new));
+            let len = segment.len() as u32;
+            let full = |src| finish(pseudo_header_v6(src, dst, 17, len) + sum(&segment));
+            let updated = update_addr_v6(full(src), src, new);
+            // Exactly equal: the pseudo-header's next header makes the data non-zero, so
+            // neither side can be -0 (0xffff).
+            prop_assert_eq!(updated, full(new));
         }
 
         #[test]

@@ -75,7 +75,7 @@ pub fn translate(ip: &mut [u8], endpoint: Endpoint, addr: Ipv4Addr, port: u16) {
                 udp.set_checksum(if sum == 0 { 0xffff } else { sum });
             }
         }
-        IpProtocol::Icmp | IpProtocol::Unknown(_) => {}
+        IpProtocol::Icmp | IpProtocol::Icmpv6 | IpProtocol::Unknown(_) => {}
     }
 }
 
@@ -140,7 +140,7 @@ pub fn translate_icmp_error(ip: &mut [u8], outer: Endpoint, addr: Ipv4Addr, port
             }
             (old_port, Some(udp.checksum()).filter(|&c| c != 0))
         }
-        IpProtocol::Icmp | IpProtocol::Unknown(_) => return,
+        IpProtocol::Icmp | IpProtocol::Icmpv6 | IpProtocol::Unknown(_) => return,
     };
     sum = checksum::update_u16(sum, old_port, port);
     if let Some(old_l4_sum) = old_l4_sum {
@@ -208,6 +208,6 @@ pub fn complete_checksum(ip: &mut [u8]) {
     match packet.protocol() {
         IpProtocol::Tcp => TcpPacket::new_unchecked(packet.payload_mut()).fill_checksum(src, dst),
         IpProtocol::Udp => UdpPacket::new_unchecked(packet.payload_mut()).fill_checksum(src, dst),
-        IpProtocol::Icmp | IpProtocol::Unknown(_) => {}
+        IpProtocol::Icmp | IpProtocol::Icmpv6 | IpProtocol::Unknown(_) => {}
     }
 }

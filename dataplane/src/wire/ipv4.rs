@@ -10,6 +10,8 @@
 
 use std::net::Ipv4Addr;
 
+// Shared with IPv6 (wire/ip.rs); still reachable here as `wire::ipv4::IpProtocol`.
+pub use super::ip::IpProtocol;
 use super::{read_u16, write_u16, Error, Field, Result};
 use crate::checksum;
 
@@ -35,43 +37,6 @@ const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
 const FLAGS_MASK: u16 = 0xe000;
 const OFFSET_MASK: u16 = 0x1fff;
-
-/// The IPv4 protocol field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IpProtocol {
-    /// 1
-    Icmp,
-    /// 6
-    Tcp,
-    /// 17
-    Udp,
-    /// Anything else.
-    Unknown(u8),
-}
-
-impl From<u8> for IpProtocol {
-    #[inline]
-    fn from(value: u8) -> Self {
-        match value {
-            1 => IpProtocol::Icmp,
-            6 => IpProtocol::Tcp,
-            17 => IpProtocol::Udp,
-            other => IpProtocol::Unknown(other),
-        }
-    }
-}
-
-impl From<IpProtocol> for u8 {
-    #[inline]
-    fn from(value: IpProtocol) -> Self {
-        match value {
-            IpProtocol::Icmp => 1,
-            IpProtocol::Tcp => 6,
-            IpProtocol::Udp => 17,
-            IpProtocol::Unknown(other) => other,
-        }
-    }
-}
 
 /// A view of an IPv4 packet.
 #[derive(Debug, Clone, PartialEq, Eq)]

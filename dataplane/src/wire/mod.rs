@@ -1,5 +1,8 @@
 //! Zero-copy views of the packet formats the director reads and rewrites.
 //!
+//! IPv4 (`ipv4`, `icmp`) and IPv6 (`ipv6`, `ipv6ext`, `icmpv6`) share `ip::IpProtocol` and the
+//! TCP and UDP views, whose checksums take the addresses of either family.
+//!
 //! Modelled on smoltcp's `src/wire/`: each format is a `Packet<T: AsRef<[u8]>>` (for Ethernet,
 //! `Frame<T>`) wrapping a borrowed or owned buffer, with byte ranges named in a private
 //! `mod field`.
@@ -10,14 +13,20 @@
 //! - `new_checked(buffer)` calls `check_len()` once and only wraps a buffer for which **no
 //!   getter can panic**, whatever its bytes: frames come from the Internet.
 //! - Setters live in `impl<T: AsRef<[u8]> + AsMut<[u8]>>`. Setters that change a length field
-//!   (`set_total_len`, `set_header_len`, `set_len`) can invalidate that guarantee; call
-//!   `check_len()` again after using them on untrusted data.
+//!   (`set_total_len`, `set_header_len`, `set_len`, `set_payload_len`) can invalidate that
+//!   guarantee; call `check_len()` again after using them on untrusted data.
 //! - Nothing allocates, nothing is `unsafe`; multi-byte fields are big-endian on the wire.
+//! - Walks over variable chains (`ipv6ext::walk`) follow the same rule as `new_checked`: they
+//!   return an error rather than panic, whatever the bytes.
 
 pub mod arp;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
+pub mod ip;
 pub mod ipv4;
+pub mod ipv6;
+pub mod ipv6ext;
 pub mod tcp;
 pub mod udp;
 
@@ -26,7 +35,13 @@ use core::fmt;
 pub use arp::Packet as ArpPacket;
 pub use ethernet::{Address as EthernetAddress, EtherType, Frame as EthernetFrame};
 pub use icmp::Packet as IcmpPacket;
-pub use ipv4::{IpProtocol, Packet as Ipv4Packet};
+pub use icmpv6::Packet as Icmpv6Packet;
+pub use ip::IpProtocol;
+pub use ipv4::Packet as Ipv4Packet;
+pub use ipv6::Packet as Ipv6Packet;
+pub use ipv6ext::{
+    ExtError as Ipv6ExtError, Fragment as Ipv6Fragment, UpperLayer as Ipv6UpperLayer,
+};
 pub use tcp::{Flags as TcpFlags, Packet as TcpPacket};
 pub use udp::Packet as UdpPacket;
 

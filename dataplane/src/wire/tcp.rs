@@ -1,15 +1,21 @@
-//! TCP segments (RFC 9293), over IPv4.
+//! TCP segments (RFC 9293), over IPv4 or IPv6.
 //!
-//! Contract: the buffer is the IPv4 payload (TCP header, options, data).
-//! [`Packet::new_checked`] accepts it only if `20 <= header_len <= buffer.len()`
-//! (`Truncated` for a buffer shorter than 20 bytes or than `header_len`, `Malformed` for a
-//! data offset below 5); every getter is then infallible. Options are exposed as raw bytes and
-//! not parsed. The checksum covers the IPv4 pseudo-header and the whole buffer, so the buffer
-//! must end where the IPv4 payload ends (use [`Ipv4Packet::payload`](super::Ipv4Packet::payload)).
+//! Contract: the buffer is the TCP segment (header, options, data): the IPv4 payload, or the
+//! IPv6 payload after its extension headers. [`Packet::new_checked`] accepts it only if
+//! `20 <= header_len <= buffer.len()` (`Truncated` for a buffer shorter than 20 bytes or than
+//! `header_len`, `Malformed` for a data offset below 5); every getter is then infallible.
+//! Options are exposed as raw bytes and not parsed. The checksum covers the pseudo-header of the
+//! addresses' family (RFC 9293 section 3.1, RFC 8200 section 8.1) and the whole buffer, so the
+//! buffer must end where the IP payload ends (use
+//! [`Ipv4Packet::payload`](super::Ipv4Packet::payload) or
+//! [`Ipv6Packet::payload`](super::Ipv6Packet::payload)). `verify_checksum` and
+//! `fill_checksum` take `Ipv4Addr`, `Ipv6Addr` or `IpAddr`; a source and destination of
+//! different families are a programming error (a panic in debug builds, a meaningless
+//! checksum in release builds).
 
 use core::fmt;
 use core::ops::{BitAnd, BitOr, BitOrAssign};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::{read_u16, read_u32, write_u16, write_u32, Error, Field, Result};
 use crate::checksum;
@@ -299,11 +305,16 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Whether the checksum over the pseudo-header and the whole buffer is correct.
     #[inline]
-    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    pub fn verify_checksum(&self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> bool {
+        self.compute_checksum(src.into(), dst.into()) == 0
+    }
+
+    /// `finish(pseudo-header + buffer)`, with the checksum field as it is.
+    #[inline]
+    fn compute_checksum(&self, src: IpAddr, dst: IpAddr) -> u16 {
         let data = self.buffer.as_ref();
-        // An IPv4 payload is below 64 KiB, so the length fits the pseudo-header field.
-        let pseudo = checksum::pseudo_header(src, dst, PROTOCOL, data.len() as u16);
-        checksum::finish(pseudo + checksum::sum(data)) == 0
+        let pseudo = checksum::pseudo_header_ip(src, dst, PROTOCOL, data.len());
+        checksum::finish(pseudo + checksum::sum(data))
     }
 }
 
@@ -373,11 +384,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Computes the checksum over the pseudo-header and the whole buffer and stores it.
     #[inline]
-    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+    pub fn fill_checksum(&mut self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
         self.set_checksum(0);
-        let data = self.buffer.as_ref();
-        let pseudo = checksum::pseudo_header(src, dst, PROTOCOL, data.len() as u16);
-        let value = checksum::finish(pseudo + checksum::sum(data));
+        let value = self.compute_checksum(src.into(), dst.into());
         self.set_checksum(value);
     }
 }
@@ -393,6 +402,7 @@ impl<T: AsRef<[u8]>> AsRef<[u8]> for Packet<T> {
 mod test {
     use super::*;
     use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -504,6 +514,40 @@ mod test {
             .verify_checksum(SRC, DST));
     }
 
+    const SRC6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    const DST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+    #[test]
+    fn test_checksum_ipv6() {
+        let mut bytes = PACKET_BYTES;
+        let mut packet = Packet::new_unchecked(&mut bytes[..]);
+        packet.fill_checksum(SRC6, DST6);
+        assert_eq!(packet.checksum(), 0x283e);
+        assert!(packet.verify_checksum(SRC6, DST6));
+        assert!(packet.verify_checksum(IpAddr::from(SRC6), IpAddr::from(DST6)));
+        assert!(!packet.verify_checksum(SRC6, Ipv6Addr::LOCALHOST));
+        assert!(!packet.verify_checksum(SRC, DST));
+        // The IPv4 checksum is untouched by the change of signature.
+        packet.fill_checksum(IpAddr::from(SRC), IpAddr::from(DST));
+        assert_eq!(bytes, PACKET_BYTES);
+
+        let mut bytes = PACKET_BYTES;
+        Packet::new_unchecked(&mut bytes[..]).fill_checksum(SRC6, DST6);
+        let (header, payload) = etherparse::TcpHeader::from_slice(&bytes).unwrap();
+        let expected = header
+            .calc_checksum_ipv6_raw(SRC6.octets(), DST6.octets(), payload)
+            .unwrap();
+        assert_eq!(header.checksum, expected);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "mixed address families")]
+    fn test_checksum_mixed_families() {
+        let packet = Packet::new_checked(&PACKET_BYTES[..]).unwrap();
+        let _ = packet.verify_checksum(SRC, DST6);
+    }
+
     #[test]
     fn test_flags() {
         let flags = Flags::SYN | Flags::ACK;
@@ -529,6 +573,22 @@ mod test {
             let mut bytes = header.to_bytes().to_vec();
             bytes.extend_from_slice(&payload);
             let (src, dst) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
+            let mut packet = Packet::new_checked(&mut bytes[..]).unwrap();
+            prop_assert!(packet.verify_checksum(src, dst));
+            packet.fill_checksum(src, dst);
+            prop_assert_eq!(packet.checksum(), header.checksum);
+        }
+
+        #[test]
+        fn prop_checksum_ipv6_agrees_with_etherparse(
+            src in any::<[u8; 16]>(), dst in any::<[u8; 16]>(), ports in any::<(u16, u16)>(),
+            seq in any::<u32>(), payload in proptest::collection::vec(any::<u8>(), 0..1400),
+        ) {
+            let mut header = etherparse::TcpHeader::new(ports.0, ports.1, seq, 1024);
+            header.checksum = header.calc_checksum_ipv6_raw(src, dst, &payload).unwrap();
+            let mut bytes = header.to_bytes().to_vec();
+            bytes.extend_from_slice(&payload);
+            let (src, dst) = (Ipv6Addr::from(src), Ipv6Addr::from(dst));
             let mut packet = Packet::new_checked(&mut bytes[..]).unwrap();
             prop_assert!(packet.verify_checksum(src, dst));
             packet.fill_checksum(src, dst);

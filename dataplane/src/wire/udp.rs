@@ -1,12 +1,18 @@
-//! UDP datagrams (RFC 768), over IPv4.
+//! UDP datagrams (RFC 768), over IPv4 or IPv6.
 //!
-//! Contract: the buffer is the IPv4 payload. [`Packet::new_checked`] accepts it only if
-//! `8 <= len <= buffer.len()`, where `len` is the length field (`Truncated` for a buffer shorter
-//! than 8 bytes or than `len`, `Malformed` for `len < 8`); every getter is then infallible and
-//! [`Packet::payload`] stops at `len`. A checksum field of 0 means "no checksum" (RFC 768):
-//! [`Packet::verify_checksum`] accepts it and [`Packet::fill_checksum`] never produces it.
+//! Contract: the buffer is the IPv4 payload, or the IPv6 payload after its extension headers.
+//! [`Packet::new_checked`] accepts it only if `8 <= len <= buffer.len()`, where `len` is the
+//! length field (`Truncated` for a buffer shorter than 8 bytes or than `len`, `Malformed` for
+//! `len < 8`, which also refuses IPv6 jumbograms' 0); every getter is then infallible and
+//! [`Packet::payload`] stops at `len`. The checksum covers the pseudo-header of the addresses'
+//! family and bytes `0..len`. A checksum field of 0 means "no checksum" over IPv4 (RFC 768),
+//! which [`Packet::verify_checksum`] accepts, and is invalid over IPv6 (RFC 8200 section 8.1:
+//! "IPv6 receivers must discard UDP packets containing a zero checksum"), which it refuses;
+//! [`Packet::fill_checksum`] never produces it. Both take `Ipv4Addr`, `Ipv6Addr` or `IpAddr`; a
+//! source and destination of different families are a programming error (a panic in debug
+//! builds, a meaningless checksum in release builds).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::{read_u16, write_u16, Error, Field, Result};
 use crate::checksum;
@@ -109,17 +115,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Whether the checksum over the pseudo-header and bytes `0..len` is correct; a checksum
-    /// of 0 ("none") verifies.
+    /// of 0 ("none") verifies over IPv4 and fails over IPv6.
     #[inline]
-    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
-        self.checksum() == 0 || self.compute_checksum(src, dst) == 0
+    pub fn verify_checksum(&self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> bool {
+        let (src, dst) = (src.into(), dst.into());
+        if self.checksum() == 0 {
+            debug_assert_eq!(src.is_ipv4(), dst.is_ipv4(), "mixed address families");
+            return src.is_ipv4();
+        }
+        self.compute_checksum(src, dst) == 0
     }
 
     /// `finish(pseudo-header + bytes 0..len)`, with the checksum field as it is.
     #[inline]
-    fn compute_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
+    fn compute_checksum(&self, src: IpAddr, dst: IpAddr) -> u16 {
         let len = self.len();
-        let pseudo = checksum::pseudo_header(src, dst, PROTOCOL, len as u16);
+        let pseudo = checksum::pseudo_header_ip(src, dst, PROTOCOL, len);
         checksum::finish(pseudo + checksum::sum(&self.buffer.as_ref()[..len]))
     }
 }
@@ -157,12 +168,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Computes the checksum over the pseudo-header and bytes `0..len` and stores it; a
-    /// computed 0 is sent as `0xffff` (RFC 768: "If the computed checksum is zero, it is
-    /// transmitted as all ones").
+    /// computed 0 is sent as `0xffff` in both families (RFC 768: "If the computed checksum is
+    /// zero, it is transmitted as all ones"; RFC 8200 section 8.1 likewise).
     #[inline]
-    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+    pub fn fill_checksum(&mut self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
         self.set_checksum(0);
-        let value = match self.compute_checksum(src, dst) {
+        let value = match self.compute_checksum(src.into(), dst.into()) {
             0 => 0xffff,
             value => value,
         };
@@ -181,6 +192,7 @@ impl<T: AsRef<[u8]>> AsRef<[u8]> for Packet<T> {
 mod test {
     use super::*;
     use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -294,6 +306,68 @@ mod test {
         assert!(packet.verify_checksum(SRC, DST));
     }
 
+    const SRC6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    const DST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+    #[test]
+    fn test_checksum_ipv6() {
+        let mut bytes = PACKET_BYTES;
+        let mut packet = Packet::new_unchecked(&mut bytes[..]);
+        packet.fill_checksum(SRC6, DST6);
+        assert_eq!(packet.checksum(), 0xc417);
+        assert!(packet.verify_checksum(SRC6, DST6));
+        assert!(packet.verify_checksum(IpAddr::from(SRC6), IpAddr::from(DST6)));
+        assert!(!packet.verify_checksum(SRC, DST));
+        // Bytes past the length field stay out of it.
+        assert_eq!(&bytes[13..], &[0xff, 0xff]);
+        let (header, payload) = etherparse::UdpHeader::from_slice(&bytes[..13]).unwrap();
+        let expected = header
+            .calc_checksum_ipv6_raw(SRC6.octets(), DST6.octets(), payload)
+            .unwrap();
+        assert_eq!(header.checksum, expected);
+        // The IPv4 checksum is untouched by the change of signature.
+        let mut packet = Packet::new_unchecked(&mut bytes[..]);
+        packet.fill_checksum(IpAddr::from(SRC), IpAddr::from(DST));
+        assert_eq!(bytes, PACKET_BYTES);
+    }
+
+    #[test]
+    fn test_checksum_none_ipv6() {
+        // RFC 8200 section 8.1: a zero UDP checksum over IPv6 is discarded, even when the
+        // datagram would otherwise be intact.
+        let mut bytes = PACKET_BYTES;
+        bytes[6..8].fill(0);
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert!(!packet.verify_checksum(SRC6, DST6));
+        assert!(packet.verify_checksum(SRC, DST));
+    }
+
+    #[test]
+    fn test_checksum_zero_sent_as_ffff_ipv6() {
+        let mut bytes = [0u8; 10];
+        let mut packet = Packet::new_unchecked(&mut bytes[..]);
+        packet.set_src_port(1);
+        packet.set_dst_port(2);
+        packet.set_len(10);
+        packet.fill_checksum(SRC6, DST6);
+        let c = packet.checksum();
+        packet.payload_mut().copy_from_slice(&c.to_be_bytes());
+        packet.fill_checksum(SRC6, DST6);
+        assert_eq!(packet.checksum(), 0xffff);
+        assert!(packet.verify_checksum(SRC6, DST6));
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "mixed address families")]
+    fn test_checksum_mixed_families() {
+        let mut bytes = PACKET_BYTES;
+        bytes[6..8].fill(0);
+        let _ = Packet::new_checked(&bytes[..])
+            .unwrap()
+            .verify_checksum(SRC6, DST);
+    }
+
     proptest! {
         #[test]
         fn prop_checksum_agrees_with_etherparse(
@@ -310,6 +384,27 @@ mod test {
             bytes.extend_from_slice(&payload);
             let (src, dst) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
             let mut packet = Packet::new_checked(&mut bytes[..]).unwrap();
+            prop_assert!(packet.verify_checksum(src, dst));
+            packet.fill_checksum(src, dst);
+            prop_assert_eq!(packet.checksum(), header.checksum);
+        }
+
+        #[test]
+        fn prop_checksum_ipv6_agrees_with_etherparse(
+            src in any::<[u8; 16]>(), dst in any::<[u8; 16]>(), ports in any::<(u16, u16)>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..1400),
+        ) {
+            let header =
+                etherparse::UdpHeader::with_ipv6_checksum(ports.0, ports.1, &etherparse::Ipv6Header {
+                    source: src,
+                    destination: dst,
+                    ..Default::default()
+                }, &payload).unwrap();
+            let mut bytes = header.to_bytes().to_vec();
+            bytes.extend_from_slice(&payload);
+            let (src, dst) = (Ipv6Addr::from(src), Ipv6Addr::from(dst));
+            let mut packet = Packet::new_checked(&mut bytes[..]).unwrap();
+            prop_assert_ne!(packet.checksum(), 0);
             prop_assert!(packet.verify_checksum(src, dst));
             packet.fill_checksum(src, dst);
             prop_assert_eq!(packet.checksum(), header.checksum);
