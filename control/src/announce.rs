@@ -20,7 +20,7 @@ use anyhow::{bail, ensure, Context};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{self, BufRead, BufReader};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -139,11 +139,11 @@ impl AnnounceOptions {
     }
 
     /// An announced VIP that the configuration in `configured` lacks is an error naming it.
-    pub fn check_vips(&self, configured: &BTreeSet<Ipv4Addr>) -> anyhow::Result<()> {
+    pub fn check_vips(&self, configured: &BTreeSet<IpAddr>) -> anyhow::Result<()> {
         let missing: Vec<String> = self
             .vips
             .iter()
-            .filter(|v| !configured.contains(v))
+            .filter(|&&v| !configured.contains(&IpAddr::V4(v)))
             .map(|v| v.to_string())
             .collect();
         ensure!(
@@ -299,7 +299,7 @@ impl TunDevice {
 }
 
 /// The VIPs the services of `commands` (a configuration file's) add.
-pub fn vips_of(commands: &[crate::protocol::Command]) -> BTreeSet<Ipv4Addr> {
+pub fn vips_of(commands: &[crate::protocol::Command]) -> BTreeSet<IpAddr> {
     use crate::protocol::Command;
     let mut vips = BTreeSet::new();
     for c in commands {
@@ -386,25 +386,38 @@ mod tests {
             vips: vec![Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2)],
             ..AnnounceOptions::new(RoutingDaemon::Bird("/x".into()))
         };
-        let configured = BTreeSet::from([Ipv4Addr::new(198, 18, 0, 1)]);
+        let configured = BTreeSet::from([IpAddr::from([198, 18, 0, 1])]);
         let e = options.check_vips(&configured).unwrap_err().to_string();
         assert!(
             e.contains("198.18.0.2") && !e.contains("198.18.0.1,"),
             "{e}"
         );
-        let both = BTreeSet::from([Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2)]);
+        let both = BTreeSet::from([IpAddr::from([198, 18, 0, 1]), IpAddr::from([198, 18, 0, 2])]);
         options.check_vips(&both).unwrap();
     }
 
     #[test]
     fn the_vips_of_a_configuration_file() {
         let commands = crate::config_file::parse(
-            "-A -t 198.18.0.1:80 -s mh\n-a -t 198.18.0.1:80 -r 198.19.0.2:80 -g\n-A -u 198.18.0.3:53 -s rr\n",
+            "-A -t 198.18.0.1:80 -s mh\n-a -t 198.18.0.1:80 -r 198.19.0.2:80 -g\n-A -u 198.18.0.3:53 -s rr\n-A -t [2001:2::1]:80\n",
         )
         .unwrap();
         assert_eq!(
             vips_of(&commands),
-            BTreeSet::from([Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 3)])
+            BTreeSet::from([
+                IpAddr::from([198, 18, 0, 1]),
+                IpAddr::from([198, 18, 0, 3]),
+                "2001:2::1".parse().unwrap()
+            ])
         );
+        // An IPv4 --announce-vip is not an IPv6 one.
+        let options = AnnounceOptions {
+            vips: vec![Ipv4Addr::new(198, 18, 0, 1)],
+            ..AnnounceOptions::new(RoutingDaemon::Bird("/x".into()))
+        };
+        options.check_vips(&vips_of(&commands)).unwrap();
+        assert!(options
+            .check_vips(&BTreeSet::from(["::ffff:198.18.0.1".parse().unwrap()]))
+            .is_err());
     }
 }

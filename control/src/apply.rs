@@ -16,13 +16,14 @@ use crate::health::Target;
 use crate::monitor::{Monitor, Transition};
 use crate::protocol::{
     CheckSpec, Command, ConnectionInfo, ConnectionsReply, Counters, ErrorCode, Forward, ListReply,
-    Protocol, RealInfo, RealKey, Reply, ServiceInfo, ServiceKey, Sloppy, StatsReply,
+    Netmask, Protocol, RealInfo, RealKey, Reply, ServiceInfo, ServiceKey, Sloppy, StatsReply,
     Timeouts as TimeoutsReply, TunnelChecksum, TunnelKind, TunnelSpec, VersionInfo,
     WorkerStats as WorkerStatsReply, DEFAULT_NETMASK, MAX_PERSISTENT_TIMEOUT,
 };
+use family::model_v4;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use xvs_dataplane::conntrack::{dump_connections, ConnDump, ConnEntry};
@@ -36,6 +37,8 @@ use xvs_dataplane::snapshot::{
 use xvs_dataplane::stats::{TrafficTotals, WorkerStats, MAX_REALS, MAX_SERVICES};
 use xvs_dataplane::xsk::{QueueCounters, SocketCounters};
 use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind, UnknownScheduler};
+
+mod family;
 
 /// What `ipvsadm -L` shows as `(size=N)`: IPVS's default connection hash size.
 pub const CONN_TAB_SIZE: u32 = 4096;
@@ -167,6 +170,9 @@ struct RealConfig {
     id: RealId,
 }
 
+/// A service of the model. Its key (and its real servers') are the protocol's, whose addresses
+/// are always IPv4 here ([`family::refuse_ipv6`]); where the dataplane wants an `Ipv4Addr`,
+/// [`model_v4`] gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ServiceConfig {
     scheduler: SchedulerKind,
@@ -476,9 +482,12 @@ impl<S: Steering> Director<S> {
                 if was_routed {
                     continue;
                 }
-                let on_link = self.steering.on_internal_link(r.key.addr).map_err(|e| {
-                    ApplyError::Internal(format!("reading the routes for {}: {e}", r.key.addr))
-                })?;
+                let on_link = self
+                    .steering
+                    .on_internal_link(model_v4(r.key.addr))
+                    .map_err(|e| {
+                        ApplyError::Internal(format!("reading the routes for {}: {e}", r.key.addr))
+                    })?;
                 if !on_link {
                     return Err(ApplyError::InvalidArgument(format!(
                         "direct routing (-g) needs real server {} on a network of the internal \
@@ -498,7 +507,7 @@ impl<S: Steering> Director<S> {
     /// director's own connections, health checks included, leave from it, and their replies
     /// would go to the workers).
     fn check_local_addrs(&self, next: &Config) -> Result<(), ApplyError> {
-        let vips: BTreeSet<Ipv4Addr> = next.services.keys().map(|k| k.addr).collect();
+        let vips: BTreeSet<Ipv4Addr> = next.services.keys().map(|k| model_v4(k.addr)).collect();
         for (key, service) in &next.services {
             if service.local_addrs.is_empty()
                 && service.reals.iter().any(|r| r.method == Method::FullNat)
@@ -685,7 +694,11 @@ impl<S: Steering> Director<S> {
                     .map(|r| Dest {
                         upper_threshold: r.upper_threshold,
                         lower_threshold: r.lower_threshold,
-                        ..Dest::new(r.key.addr, r.key.port, if down(r) { 0 } else { r.weight })
+                        ..Dest::new(
+                            model_v4(r.key.addr),
+                            r.key.port,
+                            if down(r) { 0 } else { r.weight },
+                        )
                     })
                     .collect();
                 let service = Service {
@@ -698,7 +711,7 @@ impl<S: Steering> Director<S> {
                         .iter()
                         .map(|r| RealServer {
                             id: r.id,
-                            addr: r.key.addr,
+                            addr: model_v4(r.key.addr),
                             port: r.key.port,
                             method: r.method,
                             failed: down(r),
@@ -715,12 +728,12 @@ impl<S: Steering> Director<S> {
             .draining
             .iter()
             .filter(|d| d.service_removed)
-            .map(|d| d.service.addr);
+            .map(|d| model_v4(d.service.addr));
         let vip_addrs: BTreeSet<Ipv4Addr> = self
             .config
             .services
             .keys()
-            .map(|k| k.addr)
+            .map(|k| model_v4(k.addr))
             .chain(draining)
             .collect();
         self.publisher.publish(Snapshot {
@@ -758,7 +771,7 @@ impl<S: Steering> Director<S> {
                     reals.insert(real_endpoint(key.proto, &r.key));
                 }
                 if on_link(r.method) {
-                    neighbours.insert(r.key.addr);
+                    neighbours.insert(model_v4(r.key.addr));
                 }
             }
         }
@@ -770,7 +783,7 @@ impl<S: Steering> Director<S> {
                 reals.insert(real_endpoint(d.service.proto, &d.real));
             }
             if on_link(d.method) {
-                neighbours.insert(d.real.addr);
+                neighbours.insert(model_v4(d.real.addr));
             }
         }
         let failed = |what: &str, e: io::Error| {
@@ -917,7 +930,7 @@ impl<S: Steering> Director<S> {
                     .count();
                 available >= min_servers as usize
             })
-            .map(|(key, _)| key.addr)
+            .map(|(key, _)| model_v4(key.addr))
             .collect()
     }
 
@@ -938,12 +951,14 @@ impl<S: Steering> Director<S> {
                     .map(String::from)
                     .collect(),
                 persistent: config.persistence.map(|p| p.timeout_secs),
-                netmask: config.persistence.map_or(DEFAULT_NETMASK, |p| p.netmask),
+                netmask: config
+                    .persistence
+                    .map_or(Netmask::default_for(key.addr), |p| Netmask::Mask(p.netmask)),
                 stats: self.service_counters(config.id),
                 rates: self.service_rates[config.id as usize].rates(),
                 check: config.check.clone(),
                 max_conns: config.max_conns,
-                local_addrs: config.local_addrs.clone(),
+                local_addrs: config.local_addrs.iter().map(|&a| IpAddr::V4(a)).collect(),
                 reals: config
                     .reals
                     .iter()
@@ -973,7 +988,10 @@ impl<S: Steering> Director<S> {
             conn_tab_size: CONN_TAB_SIZE,
             conn_max: self.conn_max,
             sloppy: self.config.sloppy,
-            announced: self.announced.clone(),
+            announced: self
+                .announced
+                .as_ref()
+                .map(|vips| vips.iter().map(|&a| IpAddr::V4(a)).collect()),
             services,
         }
     }
@@ -996,13 +1014,13 @@ impl<S: Steering> Director<S> {
                     },
                     state: e.state.to_string(),
                     expires_ms: e.expires_ms,
-                    client: e.client,
+                    client: e.client.into(),
                     client_port: e.client_port,
-                    vip: e.vip,
+                    vip: e.vip.into(),
                     vport: e.vport,
-                    real: e.real,
+                    real: e.real.into(),
                     rport: e.rport,
-                    laddr: e.local.map(|(addr, _)| addr),
+                    laddr: e.local.map(|(addr, _)| addr.into()),
                     lport: e.local.map(|(_, port)| port),
                 })
                 .collect(),
@@ -1112,8 +1130,11 @@ impl<S: Steering> Director<S> {
 }
 
 /// Applies a configuration command to the transaction's copy of the configuration, recording
-/// the real servers it removes. New services and real servers get [`NEW_SLOT`].
+/// the real servers it removes. New services and real servers get [`NEW_SLOT`]. Addresses
+/// pass [`family`]'s checks first: the model holds IPv4 only.
 fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
+    family::check_families(&command)?;
+    family::refuse_ipv6(&command)?;
     let Transaction {
         next:
             Config {
@@ -1133,7 +1154,7 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
             netmask,
         } => {
             let timeout = validate_persistent_timeout(persistent)?.flatten();
-            let netmask = validate_netmask(netmask)?.unwrap_or(DEFAULT_NETMASK);
+            let netmask = validate_netmask(&service, netmask)?.unwrap_or(DEFAULT_NETMASK);
             if service.port == 0 && timeout.is_some() {
                 return Err(ApplyError::Unsupported(format!(
                     "a persistent service on port 0 (every port of {}) is not supported",
@@ -1171,7 +1192,7 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
             netmask,
         } => {
             let timeout = validate_persistent_timeout(persistent)?;
-            let netmask = validate_netmask(netmask)?;
+            let netmask = validate_netmask(&service, netmask)?;
             let scheduler = parse_scheduler(scheduler.as_deref())?;
             let flags = parse_flags(scheduler, sched_flags.as_deref())?;
             let config = next
@@ -1343,6 +1364,7 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
                     "local address {addr} is not a unicast host address"
                 )));
             }
+            let addr = model_v4(addr);
             let config = next
                 .get_mut(&service)
                 .ok_or(ApplyError::NoSuchService(service))?;
@@ -1354,6 +1376,7 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
             config.local_addrs.push(addr);
         }
         Command::DelLaddr { service, addr } => {
+            let addr = model_v4(addr);
             let config = next
                 .get_mut(&service)
                 .ok_or(ApplyError::NoSuchService(service))?;
@@ -1513,7 +1536,7 @@ fn proto_number(p: Protocol) -> u8 {
 fn vip_of(key: &ServiceKey) -> Vip {
     Vip {
         proto: proto_number(key.proto),
-        addr: key.addr,
+        addr: model_v4(key.addr),
         port: key.port,
     }
 }
@@ -1521,7 +1544,7 @@ fn vip_of(key: &ServiceKey) -> Vip {
 fn real_endpoint(proto: Protocol, real: &RealKey) -> Vip {
     Vip {
         proto: proto_number(proto),
-        addr: real.addr,
+        addr: model_v4(real.addr),
         port: real.port,
     }
 }
@@ -1568,11 +1591,16 @@ fn validate_persistent_timeout(timeout: Option<u32>) -> Result<Option<Option<u32
     }
 }
 
-/// `-M`: a contiguous mask, as a prefix length would give. (IPVS ANDs the client address with
-/// whatever 32 bits it is given; ipvsadm takes anything inet_aton reads.)
-fn validate_netmask(mask: Option<Ipv4Addr>) -> Result<Option<Ipv4Addr>, ApplyError> {
+/// `-M` of an IPv4 service (the only kind in the model; [`family::check_families`] has
+/// matched the netmask's kind to the service): a contiguous mask, as a prefix length would
+/// give. (IPVS ANDs the client address with whatever 32 bits it is given; ipvsadm takes
+/// anything inet_aton reads.)
+fn validate_netmask(
+    service: &ServiceKey,
+    mask: Option<Netmask>,
+) -> Result<Option<Ipv4Addr>, ApplyError> {
     match mask {
-        Some(mask) => {
+        Some(Netmask::Mask(mask)) => {
             let bits = u32::from(mask);
             if bits.leading_ones() + bits.trailing_zeros() != 32 {
                 return Err(ApplyError::InvalidArgument(format!(
@@ -1581,21 +1609,25 @@ fn validate_netmask(mask: Option<Ipv4Addr>) -> Result<Option<Ipv4Addr>, ApplyErr
             }
             Ok(Some(mask))
         }
+        Some(Netmask::PrefixLen(len)) => Err(ApplyError::InvalidArgument(format!(
+            "prefix length {len} does not fit service {service}, which takes a dotted netmask"
+        ))),
         None => Ok(None),
     }
 }
 
 /// An address that can be a unicast host on a network.
-fn unicast_host(addr: Ipv4Addr) -> bool {
-    !(addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback())
+fn unicast_host(addr: IpAddr) -> bool {
+    let broadcast = matches!(addr, IpAddr::V4(a) if a.is_broadcast());
+    !(addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() || broadcast)
 }
 
 fn validate_service(s: &ServiceKey) -> Result<(), ApplyError> {
     if s.port == 0 {
         return Err(ApplyError::InvalidArgument(format!(
-            "port 0 is not a valid service port ({} {}:0)",
+            "port 0 is not a valid service port ({} {})",
             s.proto.ipvsadm_name(),
-            s.addr
+            SocketAddr::new(s.addr, 0)
         )));
     }
     if !unicast_host(s.addr) {
@@ -1615,8 +1647,8 @@ fn validate_check(spec: &CheckSpec) -> Result<(), ApplyError> {
 fn validate_real(r: &RealKey) -> Result<(), ApplyError> {
     if r.port == 0 {
         return Err(ApplyError::InvalidArgument(format!(
-            "port 0 is not a valid real server port ({}:0)",
-            r.addr
+            "port 0 is not a valid real server port ({})",
+            SocketAddr::new(r.addr, 0)
         )));
     }
     if !unicast_host(r.addr) {
@@ -1835,14 +1867,14 @@ mod tests {
     fn svc() -> ServiceKey {
         ServiceKey {
             proto: Protocol::Tcp,
-            addr: Ipv4Addr::new(198, 18, 0, 129),
+            addr: Ipv4Addr::new(198, 18, 0, 129).into(),
             port: 80,
         }
     }
 
     fn real(last: u8) -> RealKey {
         RealKey {
-            addr: Ipv4Addr::new(198, 19, 0, last),
+            addr: Ipv4Addr::new(198, 19, 0, last).into(),
             port: 80,
         }
     }
@@ -1891,11 +1923,11 @@ mod tests {
         let service = snapshot.services.values().next().unwrap();
         let methods: Vec<_> = service.reals.iter().map(|r| (r.addr, r.method)).collect();
         assert!(
-            methods.contains(&(real(9).addr, Method::Route)),
+            methods.contains(&(model_v4(real(9).addr), Method::Route)),
             "{methods:?}"
         );
         assert!(
-            methods.contains(&(real(148).addr, Method::Masq)),
+            methods.contains(&(model_v4(real(148).addr), Method::Masq)),
             "{methods:?}"
         );
         let Reply::List(list) = d.execute(Command::List).unwrap() else {
@@ -1913,7 +1945,7 @@ mod tests {
         // Its replies never come from RIP:rport: no steering of them; its MAC stays managed.
         assert!(!d.steering.reals.iter().any(|v| v.addr == real(9).addr));
         assert!(d.steering.reals.iter().any(|v| v.addr == real(148).addr));
-        assert!(d.steering.neighbours.contains(&real(9).addr));
+        assert!(d.steering.neighbours.contains(&model_v4(real(9).addr)));
         // -e to masquerading brings its replies back to the director.
         d.execute(Command::EditReal {
             service: svc(),
@@ -1931,7 +1963,8 @@ mod tests {
     const LIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 160);
     const LIP2: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 161);
 
-    fn laddr(add: bool, addr: Ipv4Addr) -> Command {
+    fn laddr(add: bool, addr: impl Into<IpAddr>) -> Command {
+        let addr = addr.into();
         match add {
             true => Command::AddLaddr {
                 service: svc(),
@@ -1950,7 +1983,7 @@ mod tests {
         add_seed(&mut d);
         // FullNAT may translate the port too (unlike -g and -i).
         let far = RealKey {
-            addr: Ipv4Addr::new(198, 19, 7, 1),
+            addr: Ipv4Addr::new(198, 19, 7, 1).into(),
             port: 8080,
         };
         let e = d.execute(add_real_by(Forward::FullNat, far)).unwrap_err();
@@ -1981,7 +2014,7 @@ mod tests {
             .reals
             .contains(&real_endpoint(Protocol::Tcp, &far)));
         assert_eq!(d.steering.laddrs, BTreeSet::from([LIP, LIP2]));
-        assert!(!d.steering.neighbours.contains(&far.addr));
+        assert!(!d.steering.neighbours.contains(&model_v4(far.addr)));
 
         // The last local address of a service with FullNAT real servers stays.
         d.execute(laddr(false, LIP)).unwrap();
@@ -2061,7 +2094,7 @@ mod tests {
             (
                 Command::AddLaddr {
                     service: ServiceKey { port: 81, ..svc() },
-                    addr: LIP2,
+                    addr: LIP2.into(),
                 },
                 "no such service",
             ),
@@ -2138,10 +2171,10 @@ mod tests {
         };
         // Behind a router is fine for a tunnel: no connected route needed.
         let far = RealKey {
-            addr: Ipv4Addr::new(198, 19, 7, 1),
+            addr: Ipv4Addr::new(198, 19, 7, 1).into(),
             port: 80,
         };
-        d.steering.off_link.insert(far.addr);
+        d.steering.off_link.insert(model_v4(far.addr));
         d.execute(Command::AddReal {
             service: svc(),
             real: far,
@@ -2169,7 +2202,7 @@ mod tests {
         };
         assert_eq!(method_of(&mut reader), expected);
         // Not a managed neighbour (it may sit behind a router), its replies never steered.
-        assert!(!d.steering.neighbours.contains(&far.addr));
+        assert!(!d.steering.neighbours.contains(&model_v4(far.addr)));
         assert!(!d.steering.reals.iter().any(|v| v.addr == far.addr));
         // -e -i without options keeps them; the listing shows them.
         d.execute(Command::EditReal {
@@ -2199,10 +2232,10 @@ mod tests {
         let (mut d, _, _) = director();
         add_seed(&mut d);
         let far = RealKey {
-            addr: Ipv4Addr::new(198, 19, 7, 1),
+            addr: Ipv4Addr::new(198, 19, 7, 1).into(),
             port: 80,
         };
-        d.steering.off_link.insert(far.addr);
+        d.steering.off_link.insert(model_v4(far.addr));
         let before = d.config.services.clone();
         let err = d.execute(add_real_by(Forward::Route, far)).unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidArgument);
@@ -2226,7 +2259,7 @@ mod tests {
         );
         // A direct-routed server whose route went away later does not block other changes.
         d.execute(add_real_by(Forward::Route, real(9))).unwrap();
-        d.steering.off_link.insert(real(9).addr);
+        d.steering.off_link.insert(model_v4(real(9).addr));
         d.execute(add_real_by(Forward::Masq, real(10))).unwrap();
     }
 
@@ -2253,6 +2286,253 @@ mod tests {
         };
         assert_eq!(list.services[0].reals[0].real, real(148));
         assert_eq!(list.services[0].reals[0].weight, 1);
+    }
+
+    /// IPv6 (the dataplane has none yet): every command naming an IPv6 service, real server or
+    /// local address is refused as not supported, after IPVS's family rules (which stay when
+    /// IPv6 lands); nothing changes, in a batch or a configuration either.
+    #[test]
+    fn ipv6_is_refused_and_changes_nothing() {
+        let (mut d, mut reader, _) = director();
+        add_seed(&mut d);
+        let before = d.config.services.clone();
+        let listed = list(&mut d);
+        let snapshot = reader.current().services.len();
+        let steered = (d.steering.services.clone(), d.steering.neighbours.clone());
+
+        let v6 = ServiceKey {
+            proto: Protocol::Tcp,
+            addr: "2001:2::129".parse().unwrap(),
+            port: 80,
+        };
+        let r6 = RealKey {
+            addr: "2001:2:0:1::11".parse().unwrap(),
+            port: 80,
+        };
+        let lip6: IpAddr = "2001:2:0:1::160".parse().unwrap();
+        let add_service = |service, persistent, netmask| Command::AddService {
+            service,
+            scheduler: Some("rr".into()),
+            sched_flags: None,
+            persistent,
+            netmask,
+        };
+        let add_real = |service, real, forward| Command::AddReal {
+            service,
+            real,
+            weight: None,
+            forward,
+            tunnel: None,
+            upper_threshold: None,
+            lower_threshold: None,
+        };
+        let edit_real = |service, real, forward| Command::EditReal {
+            service,
+            real,
+            weight: Some(2),
+            forward,
+            tunnel: None,
+            upper_threshold: None,
+            lower_threshold: None,
+        };
+        let unsupported = ErrorCode::Unsupported;
+        let invalid = ErrorCode::InvalidArgument;
+        let mixed = "is allowed only for tunneling (-i), as in IPVS";
+        let cases: Vec<(Command, ErrorCode, &str)> = vec![
+            (
+                add_service(v6, None, None),
+                unsupported,
+                "service TCP [2001:2::129]:80: IPv6 services are not supported by this xvsd's \
+                 dataplane yet",
+            ),
+            (
+                add_service(v6, Some(600), Some(Netmask::PrefixLen(64))),
+                unsupported,
+                "IPv6 services are not supported",
+            ),
+            // The family rules come first.
+            (
+                add_service(v6, Some(600), Some(Ipv4Addr::new(255, 255, 255, 0).into())),
+                invalid,
+                "netmask 255.255.255.0 does not fit IPv6 service TCP [2001:2::129]:80: an IPv6 \
+                 service's persistence granularity is a prefix length (1..=128)",
+            ),
+            (
+                add_service(v6, Some(600), Some(Netmask::PrefixLen(0))),
+                invalid,
+                "prefix length 0 of IPv6 service TCP [2001:2::129]:80 is out of range (1..=128)",
+            ),
+            (
+                add_service(v6, Some(600), Some(Netmask::PrefixLen(129))),
+                invalid,
+                "out of range (1..=128)",
+            ),
+            (
+                add_service(
+                    ServiceKey { port: 81, ..svc() },
+                    Some(600),
+                    Some(Netmask::PrefixLen(24)),
+                ),
+                invalid,
+                "prefix length 24 does not fit IPv4 service TCP 198.18.0.129:81: an IPv4 \
+                 service's persistence granularity is a dotted netmask",
+            ),
+            (
+                Command::EditService {
+                    service: svc(),
+                    scheduler: None,
+                    sched_flags: None,
+                    persistent: Some(60),
+                    netmask: Some(Netmask::PrefixLen(24)),
+                },
+                invalid,
+                "does not fit IPv4 service",
+            ),
+            (
+                add_real(svc(), r6, Some(Forward::Masq)),
+                invalid,
+                "real server 2001:2:0:1::11 is IPv6 and service TCP 198.18.0.129:80 IPv4: a real \
+                 server of another address family than its service is allowed only for \
+                 tunneling (-i), as in IPVS, not with masquerading (-m) (ipvsadm: \"Different \
+                 address family is allowed only for tunneling servers\")",
+            ),
+            // add_real's default method is masquerading.
+            (add_real(svc(), r6, None), invalid, mixed),
+            (add_real(svc(), r6, Some(Forward::Route)), invalid, mixed),
+            (add_real(svc(), r6, Some(Forward::FullNat)), invalid, mixed),
+            (edit_real(svc(), r6, Some(Forward::Masq)), invalid, mixed),
+            (
+                add_real(v6, real(148), Some(Forward::Masq)),
+                invalid,
+                "real server 198.19.0.148 is IPv4 and service TCP [2001:2::129]:80 IPv6",
+            ),
+            // A tunnel may cross families, but IPv6 is not there yet.
+            (
+                add_real(svc(), r6, Some(Forward::Tunnel)),
+                unsupported,
+                "real server [2001:2:0:1::11]:80 of service TCP 198.18.0.129:80: IPv6 real \
+                 servers are not supported by this xvsd's dataplane yet",
+            ),
+            (
+                add_real(v6, real(148), Some(Forward::Tunnel)),
+                unsupported,
+                "IPv6 services are not supported",
+            ),
+            (
+                edit_real(svc(), r6, None),
+                unsupported,
+                "IPv6 real servers are not supported",
+            ),
+            (
+                Command::DelReal {
+                    service: svc(),
+                    real: r6,
+                },
+                unsupported,
+                "IPv6 real servers are not supported",
+            ),
+            (
+                laddr(true, lip6),
+                invalid,
+                "local address 2001:2:0:1::160 is IPv6 and service TCP 198.18.0.129:80 IPv4: a \
+                 FullNAT local address has its service's address family",
+            ),
+            (
+                Command::AddLaddr {
+                    service: v6,
+                    addr: lip6,
+                },
+                unsupported,
+                "IPv6 services are not supported",
+            ),
+            (
+                laddr(false, lip6),
+                unsupported,
+                "local address 2001:2:0:1::160 of service TCP 198.18.0.129:80: IPv6 local \
+                 addresses are not supported by this xvsd's dataplane yet",
+            ),
+            (
+                Command::DelService { service: v6 },
+                unsupported,
+                "IPv6 services are not supported",
+            ),
+            (
+                Command::Zero { service: Some(v6) },
+                unsupported,
+                "IPv6 services are not supported",
+            ),
+            (
+                Command::SetCheck {
+                    service: v6,
+                    check: None,
+                },
+                unsupported,
+                "IPv6 services are not supported",
+            ),
+            (
+                Command::SetConnLimit {
+                    service: v6,
+                    max_conns: 1,
+                },
+                unsupported,
+                "IPv6 services are not supported",
+            ),
+            // A batch with a valid IPv4 change before: all or nothing.
+            (
+                Command::Batch {
+                    commands: vec![
+                        add_service(ServiceKey { port: 81, ..svc() }, None, None),
+                        add_service(v6, None, None),
+                    ],
+                },
+                unsupported,
+                "command 2 of 2 (add_service): service TCP [2001:2::129]:80: IPv6 services are \
+                 not supported",
+            ),
+            // A configuration (xvsd --config) naming an IPv6 service is refused whole.
+            (
+                Command::Replace {
+                    commands: vec![
+                        add_service(svc(), None, None),
+                        add_real(svc(), real(148), Some(Forward::Masq)),
+                        add_service(v6, None, None),
+                    ],
+                },
+                unsupported,
+                "command 3 of 3 (add_service)",
+            ),
+        ];
+        for (command, code, message) in cases {
+            let err = d.execute(command.clone()).unwrap_err();
+            assert_eq!(err.code(), code, "{command:?}: {err}");
+            assert!(err.to_string().contains(message), "{command:?}: {err}");
+            assert_eq!(
+                d.config.services, before,
+                "{command:?} changed the configuration"
+            );
+            assert_eq!(list(&mut d), listed, "{command:?} changed the listing");
+        }
+        assert_eq!(reader.current().services.len(), snapshot);
+        assert_eq!(
+            (d.steering.services.clone(), d.steering.neighbours.clone()),
+            steered
+        );
+        // The IPv4 configuration still takes changes.
+        d.execute(add_service(
+            ServiceKey { port: 81, ..svc() },
+            Some(600),
+            Some(Ipv4Addr::new(255, 255, 255, 0).into()),
+        ))
+        .unwrap();
+        let listed = list(&mut d);
+        let s81 = listed
+            .services
+            .iter()
+            .find(|s| s.service.port == 81)
+            .unwrap();
+        assert_eq!(s81.netmask, Netmask::Mask(Ipv4Addr::new(255, 255, 255, 0)));
+        let seed = listed.services.iter().find(|s| s.service == svc()).unwrap();
+        assert_eq!(seed.netmask, Netmask::Mask(DEFAULT_NETMASK));
     }
 
     #[test]
@@ -2571,7 +2851,7 @@ mod tests {
                     scheduler: None,
                     sched_flags: None,
                     persistent: Some(60),
-                    netmask: Some(Ipv4Addr::new(0, 255, 255, 255)),
+                    netmask: Some(Ipv4Addr::new(0, 255, 255, 255).into()),
                 },
                 ErrorCode::InvalidArgument,
             ),
@@ -2602,7 +2882,7 @@ mod tests {
             scheduler: Some("rr".into()),
             sched_flags: None,
             persistent,
-            netmask: netmask.map(Ipv4Addr::from),
+            netmask: netmask.map(|m| Ipv4Addr::from(m).into()),
         }
     }
 
@@ -2616,7 +2896,7 @@ mod tests {
             scheduler: Some("rr".into()),
             sched_flags: None,
             persistent,
-            netmask: netmask.map(Ipv4Addr::from),
+            netmask: netmask.map(|m| Ipv4Addr::from(m).into()),
         })
         .unwrap();
     }
@@ -2635,7 +2915,10 @@ mod tests {
             .iter()
             .find(|s| s.service == service)
             .unwrap();
-        (published, info.persistent, info.netmask)
+        let Netmask::Mask(netmask) = info.netmask else {
+            panic!("{:?}: {}", info.service, info.netmask)
+        };
+        (published, info.persistent, netmask)
     }
 
     #[test]
@@ -2930,7 +3213,7 @@ mod tests {
         d.execute(Command::EditReal {
             service: sh,
             real: RealKey {
-                addr: hashed,
+                addr: hashed.into(),
                 port: 80,
             },
             weight: Some(0),
@@ -3305,7 +3588,7 @@ mod tests {
         assert_eq!((flip.real, flip.state), (real(148), HealthState::Down));
         assert_eq!(weights(&mut reader), [(0, true), (1, false)]);
         // What a director behind ECMP announces follows: one server left of two.
-        let vip = BTreeSet::from([svc().addr]);
+        let vip = BTreeSet::from([model_v4(svc().addr)]);
         assert_eq!(
             (d.servable_vips(1), d.servable_vips(2)),
             (vip.clone(), BTreeSet::new())

@@ -256,7 +256,7 @@ mod tests {
     fn service() -> ServiceKey {
         ServiceKey {
             proto: Protocol::Tcp,
-            addr: Ipv4Addr::new(198, 18, 0, 129),
+            addr: Ipv4Addr::new(198, 18, 0, 129).into(),
             port: 80,
         }
     }

@@ -640,9 +640,8 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         for flip in director.poll_health() {
             let why = flip.error.map(|e| format!(": {e}")).unwrap_or_default();
             eprintln!(
-                "xvsd: real server {}:{} of {} is {}{why}",
-                flip.real.addr,
-                flip.real.port,
+                "xvsd: real server {} of {} is {}{why}",
+                flip.real,
                 flip.service,
                 match flip.state {
                     HealthState::Up => "UP",

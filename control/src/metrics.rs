@@ -181,7 +181,7 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
             Kind::Gauge,
             "xvsd --announce: 1 while the VIP is announced to the routing daemon, 0 while it is withdrawn.",
         );
-        let vips: std::collections::BTreeSet<Ipv4Addr> = list
+        let vips: std::collections::BTreeSet<std::net::IpAddr> = list
             .services
             .iter()
             .map(|s| s.service.addr)
@@ -833,13 +833,13 @@ mod tests {
         ServiceInfo {
             service: ServiceKey {
                 proto,
-                addr: VIP,
+                addr: VIP.into(),
                 port,
             },
             scheduler: sched.into(),
             sched_flags: vec![],
             persistent: None,
-            netmask: DEFAULT_NETMASK,
+            netmask: DEFAULT_NETMASK.into(),
             stats: counters(base),
             rates: Default::default(),
             check: None,
@@ -1142,11 +1142,38 @@ mod tests {
         want
     }
 
+    /// IPv6 services and real servers are labelled with their address alone (the port has its
+    /// own label): no brackets.
+    #[test]
+    fn ipv6_addresses_in_labels() {
+        let (mut list, stats) = sample();
+        let mut v6 = list.services[0].clone();
+        v6.service.addr = "2001:2::129".parse().unwrap();
+        v6.reals.truncate(1);
+        v6.reals[0].real.addr = "2001:2:0:1::11".parse().unwrap();
+        let rport = v6.reals[0].real.port;
+        list.services = vec![v6.clone()];
+        list.announced = Some(vec![v6.service.addr]);
+        let text = render(&list, &stats);
+        let proto = proto_name(v6.service.proto);
+        let vport = v6.service.port;
+        assert!(
+            text.contains(&format!(
+                "{{proto=\"{proto}\",vip=\"2001:2::129\",vport=\"{vport}\",real=\"2001:2:0:1::11\",rport=\"{rport}\","
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("xvs_vip_announced{vip=\"2001:2::129\"} 1\n"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn announced_vips_are_a_gauge_per_vip_only_with_announcements() {
         let (mut list, stats) = sample();
         assert!(!render(&list, &stats).contains("xvs_vip_announced"));
-        let vips: Vec<Ipv4Addr> = list.services.iter().map(|s| s.service.addr).collect();
+        let vips: Vec<std::net::IpAddr> = list.services.iter().map(|s| s.service.addr).collect();
         list.announced = Some(vec![vips[0]]);
         let text = render(&list, &stats);
         assert!(text.contains("# TYPE xvs_vip_announced gauge"), "{text}");

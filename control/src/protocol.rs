@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -24,8 +24,12 @@ pub const MAX_PERSISTENT_TIMEOUT: u32 = 86400 * 31;
 /// says 300, the code sends 360).
 pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 6 * 60;
 
-/// The persistence netmask when none is given: one client address per template.
+/// An IPv4 service's persistence netmask when none is given: one client address per template.
 pub const DEFAULT_NETMASK: Ipv4Addr = Ipv4Addr::BROADCAST;
+
+/// An IPv6 service's persistence prefix length when none is given (ipvsadm's `parse_service`
+/// sets 128 for an IPv6 address): one client address per template.
+pub const DEFAULT_PREFIX_LEN: u8 = 128;
 
 /// Largest request line the server accepts, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -34,8 +38,8 @@ fn default_version() -> u32 {
     PROTOCOL_VERSION
 }
 
-fn default_netmask() -> Ipv4Addr {
-    DEFAULT_NETMASK
+fn default_netmask() -> Netmask {
+    Netmask::Mask(DEFAULT_NETMASK)
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -71,7 +75,7 @@ pub enum Command {
     Version,
     /// `ipvsadm -A`. `scheduler` defaults to `wlc` as in ipvsadm (only policies the build knows
     /// are accepted); `sched_flags` (`-b`) to none; `persistent` (`-p`) to not persistent;
-    /// `netmask` (`-M`) to 255.255.255.255.
+    /// `netmask` (`-M`) to 255.255.255.255 (IPv4) or 128 (IPv6).
     AddService {
         service: ServiceKey,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,17 +88,18 @@ pub enum Command {
         /// 1..=[`MAX_PERSISTENT_TIMEOUT`]; 0 means not persistent, like an absent field.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         persistent: Option<u32>,
-        /// `-M`: clients whose addresses agree under this mask share a real server. A
-        /// contiguous mask (0.0.0.0 ..= 255.255.255.255). Kept only when the service is
+        /// `-M`: clients whose addresses agree under this mask share a real server: for an
+        /// IPv4 service a contiguous dotted mask (`"255.255.255.0"`, 0.0.0.0 ..= 255.255.255.255),
+        /// for an IPv6 service a prefix length (`64`, 1..=128). Kept only when the service is
         /// persistent (IPVS keeps it but uses and lists it only then).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        netmask: Option<Ipv4Addr>,
+        netmask: Option<Netmask>,
     },
     /// `ipvsadm -E`. `scheduler` absent means `wlc` (ipvsadm always sends one); `sched_flags`
     /// absent leaves the flags unchanged, `[]` clears them; `persistent` absent leaves
     /// persistence unchanged, `0` turns it off, a timeout turns it on (or changes the timeout);
-    /// `netmask` absent leaves the mask unchanged (255.255.255.255 on a service that was not
-    /// persistent).
+    /// `netmask` absent leaves the mask unchanged (255.255.255.255, or 128 for IPv6, on a
+    /// service that was not persistent).
     EditService {
         service: ServiceKey,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,7 +109,7 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         persistent: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        netmask: Option<Ipv4Addr>,
+        netmask: Option<Netmask>,
     },
     /// `ipvsadm -D`.
     DelService { service: ServiceKey },
@@ -188,8 +193,9 @@ pub enum Command {
     SetConnLimit { service: ServiceKey, max_conns: u32 },
     /// DPVS's `ipvsadm --add-laddr -z LIP -t VIP:PORT`: a local address the service's FullNAT
     /// connections leave from (a unicast host address, not a VIP, not the internal
-    /// interface's primary address, which the director's own connections use).
-    AddLaddr { service: ServiceKey, addr: Ipv4Addr },
+    /// interface's primary address, which the director's own connections use), of the
+    /// service's address family.
+    AddLaddr { service: ServiceKey, addr: IpAddr },
     /// xvs's form of IPVS's sysctls `sloppy_tcp` and `sloppy_udp` (`xvsd --sloppy-tcp
     /// --sloppy-udp`, `xvsadm --sloppy tcp,udp`): with `tcp`, a TCP segment other than a SYN
     /// or RST of a flow without an entry opens one when its service is scheduled by `mh`,
@@ -200,7 +206,7 @@ pub enum Command {
     /// `--del-laddr`: new connections stop using the address; those that do keep it (xvsd
     /// keeps taking its replies from the kernel) until they end. Refused for the last local
     /// address of a service with FullNAT real servers.
-    DelLaddr { service: ServiceKey, addr: Ipv4Addr },
+    DelLaddr { service: ServiceKey, addr: IpAddr },
     /// `xvsadm capture`: the frames the workers receive and transmit. Answered with
     /// [`Reply::Capture`], after which the connection carries the capture's binary records
     /// (crate::capture::wire) until `count` frames were sent, the client closes it, or the
@@ -373,16 +379,16 @@ pub struct ConnectionInfo {
     pub state: String,
     /// Milliseconds until the entry expires.
     pub expires_ms: u64,
-    pub client: Ipv4Addr,
+    pub client: IpAddr,
     pub client_port: u16,
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub vport: u16,
-    pub real: Ipv4Addr,
+    pub real: IpAddr,
     pub rport: u16,
     /// FullNAT: the local address and port the connection leaves from, which the real server
     /// sees as its client (absent for the other methods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub laddr: Option<Ipv4Addr>,
+    pub laddr: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lport: Option<u16>,
 }
@@ -417,36 +423,130 @@ impl Protocol {
     }
 }
 
-/// A virtual service: protocol, VIP and port.
+/// A virtual service: protocol, VIP and port. The VIP is IPv4 or IPv6 (JSON: its text form,
+/// `"198.18.0.129"` or `"2001:2::129"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ServiceKey {
     pub proto: Protocol,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
 }
 
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}:{}",
-            self.proto.ipvsadm_name(),
-            self.addr,
-            self.port
-        )
+impl ServiceKey {
+    /// The VIP and port, which print as ipvsadm prints them: `198.18.0.129:80`,
+    /// `[2001:2::129]:80`.
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.addr, self.port)
     }
 }
 
-/// A real server of a service: address and port.
+impl fmt::Display for ServiceKey {
+    /// `TCP 198.18.0.129:80`, `TCP [2001:2::129]:80`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.proto.ipvsadm_name(), self.socket_addr())
+    }
+}
+
+/// A real server of a service: address (IPv4 or IPv6) and port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RealKey {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
+}
+
+impl RealKey {
+    /// The address and port: `198.19.0.148:80`, `[2001:2:0:1::11]:80`.
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.addr, self.port)
+    }
 }
 
 impl fmt::Display for RealKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.addr, self.port)
+        write!(f, "{}", self.socket_addr())
+    }
+}
+
+/// A persistent service's granularity (`-M`): clients whose addresses agree under it share a
+/// real server (one persistence template). As ipvsadm takes and prints it, an IPv4 service's is
+/// a netmask and an IPv6 service's a prefix length; in JSON a dotted string (`"255.255.255.0"`,
+/// as before IPv6) or an integer (`64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(untagged)]
+pub enum Netmask {
+    /// An IPv4 service's mask (IPVS wants it contiguous here: ones, then zeros).
+    Mask(Ipv4Addr),
+    /// An IPv6 service's prefix length, 1..=128 (IPVS's range).
+    PrefixLen(u8),
+}
+
+impl Netmask {
+    /// What a service at `addr` has when no `-M` is given: 255.255.255.255 or 128.
+    pub fn default_for(addr: IpAddr) -> Netmask {
+        match addr {
+            IpAddr::V4(_) => Netmask::Mask(DEFAULT_NETMASK),
+            IpAddr::V6(_) => Netmask::PrefixLen(DEFAULT_PREFIX_LEN),
+        }
+    }
+
+    /// Whether it is the kind a service at `addr` takes (a mask for IPv4, a prefix length for
+    /// IPv6).
+    pub fn fits(self, addr: IpAddr) -> bool {
+        matches!(
+            (self, addr),
+            (Netmask::Mask(_), IpAddr::V4(_)) | (Netmask::PrefixLen(_), IpAddr::V6(_))
+        )
+    }
+}
+
+impl From<Ipv4Addr> for Netmask {
+    fn from(mask: Ipv4Addr) -> Self {
+        Netmask::Mask(mask)
+    }
+}
+
+impl fmt::Display for Netmask {
+    /// As ipvsadm prints it after `mask` and `-M`: `255.255.255.0`, `64`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Netmask::Mask(mask) => write!(f, "{mask}"),
+            Netmask::PrefixLen(len) => write!(f, "{len}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Netmask {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Netmask;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a netmask: a dotted IPv4 mask string (\"255.255.255.0\") or an IPv6 prefix \
+                     length (an integer, 1..=128)",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Netmask, E> {
+                v.parse::<Ipv4Addr>()
+                    .map(Netmask::Mask)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Netmask, E> {
+                u8::try_from(v)
+                    .map(Netmask::PrefixLen)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Netmask, E> {
+                u8::try_from(v)
+                    .map(Netmask::PrefixLen)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -683,7 +783,7 @@ pub struct ListReply {
     /// `xvsd --announce`: the VIPs announced to the routing daemon now (docs/scale-out.md);
     /// absent when xvsd announces nothing, and from daemons that predate announcements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub announced: Option<Vec<Ipv4Addr>>,
+    pub announced: Option<Vec<IpAddr>>,
     pub services: Vec<ServiceInfo>,
 }
 
@@ -700,10 +800,11 @@ pub struct ServiceInfo {
     /// from daemons that predate persistence).
     #[serde(default)]
     pub persistent: Option<u32>,
-    /// The persistence netmask; 255.255.255.255 when the service is not persistent (and from
-    /// daemons that predate persistence).
+    /// The persistence netmask (IPv4 service) or prefix length (IPv6 service); 255.255.255.255
+    /// or 128 when the service is not persistent (255.255.255.255 from daemons that predate
+    /// persistence).
     #[serde(default = "default_netmask")]
-    pub netmask: Ipv4Addr,
+    pub netmask: Netmask,
     pub stats: Counters,
     /// `--rate`. Zero from daemons that predate rates.
     #[serde(default)]
@@ -716,7 +817,7 @@ pub struct ServiceInfo {
     pub max_conns: u32,
     /// `add_laddr`: FullNAT's local addresses, in the order they were added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub local_addrs: Vec<Ipv4Addr>,
+    pub local_addrs: Vec<IpAddr>,
     /// In the order the real servers were added (which is the round-robin order).
     pub reals: Vec<RealInfo>,
 }
@@ -843,7 +944,7 @@ mod tests {
             Command::AddService {
                 service: ServiceKey {
                     proto: Protocol::Tcp,
-                    addr: Ipv4Addr::new(198, 18, 0, 129),
+                    addr: Ipv4Addr::new(198, 18, 0, 129).into(),
                     port: 80
                 },
                 scheduler: Some("rr".into()),
@@ -859,14 +960,14 @@ mod tests {
     fn tcp80() -> ServiceKey {
         ServiceKey {
             proto: Protocol::Tcp,
-            addr: Ipv4Addr::new(198, 18, 0, 129),
+            addr: Ipv4Addr::new(198, 18, 0, 129).into(),
             port: 80,
         }
     }
 
     fn real148() -> RealKey {
         RealKey {
-            addr: Ipv4Addr::new(198, 19, 0, 148),
+            addr: Ipv4Addr::new(198, 19, 0, 148).into(),
             port: 80,
         }
     }
@@ -965,7 +1066,7 @@ mod tests {
             scheduler: "sh".into(),
             sched_flags: vec!["sh-port".into()],
             persistent: None,
-            netmask: DEFAULT_NETMASK,
+            netmask: DEFAULT_NETMASK.into(),
             stats: Counters::default(),
             rates: Default::default(),
             check: None,
@@ -1011,7 +1112,7 @@ mod tests {
         );
         // ... and persistence: not persistent, /32, no templates.
         assert_eq!(old.persistent, None);
-        assert_eq!(old.netmask, Ipv4Addr::BROADCAST);
+        assert_eq!(old.netmask, Netmask::Mask(Ipv4Addr::BROADCAST));
         assert_eq!(old.reals[0].persist_conns, 0);
     }
 
@@ -1027,7 +1128,7 @@ mod tests {
                 scheduler: Some("rr".into()),
                 sched_flags: None,
                 persistent: Some(600),
-                netmask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+                netmask: Some(Ipv4Addr::new(255, 255, 255, 0).into()),
             }
         );
         assert_eq!(
@@ -1065,7 +1166,7 @@ mod tests {
             scheduler: "wlc".into(),
             sched_flags: vec![],
             persistent: Some(360),
-            netmask: Ipv4Addr::new(255, 255, 0, 0),
+            netmask: Ipv4Addr::new(255, 255, 0, 0).into(),
             stats: Counters::default(),
             rates: Default::default(),
             check: None,
@@ -1093,13 +1194,145 @@ mod tests {
         assert_eq!(serde_json::from_value::<ServiceInfo>(v).unwrap(), info);
         let off = ServiceInfo {
             persistent: None,
-            netmask: DEFAULT_NETMASK,
+            netmask: DEFAULT_NETMASK.into(),
             ..info
         };
         let v = serde_json::to_value(&off).unwrap();
         assert_eq!(v["persistent"], serde_json::Value::Null);
         assert_eq!(v["netmask"], "255.255.255.255");
         assert_eq!(serde_json::from_value::<ServiceInfo>(v).unwrap(), off);
+    }
+
+    /// JSON written before addresses became `IpAddr` (and the netmask a [`Netmask`]): every
+    /// IPv4 request and reply reads as before and writes back byte for byte.
+    #[test]
+    fn ipv4_json_is_unchanged() {
+        for line in [
+            r#"{"v":1,"id":7,"cmd":"add_service","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"scheduler":"rr","persistent":600,"netmask":"255.255.255.0"}"#,
+            r#"{"v":1,"cmd":"edit_service","service":{"proto":"udp","addr":"198.18.0.129","port":53},"netmask":"0.0.0.0"}"#,
+            r#"{"v":1,"cmd":"add_real","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"real":{"addr":"198.19.0.148","port":8080},"weight":2,"forward":"fullnat"}"#,
+            r#"{"v":1,"cmd":"del_real","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"real":{"addr":"198.19.0.148","port":80}}"#,
+            r#"{"v":1,"cmd":"add_laddr","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"addr":"198.19.0.11"}"#,
+            r#"{"v":1,"cmd":"del_laddr","service":{"proto":"tcp","addr":"198.18.0.129","port":80},"addr":"198.19.0.11"}"#,
+            r#"{"v":1,"cmd":"zero","service":{"proto":"udp","addr":"198.18.0.129","port":53}}"#,
+        ] {
+            let req: Request = serde_json::from_str(line).unwrap();
+            assert_eq!(serde_json::to_string(&req).unwrap(), line);
+        }
+        let list = r#"{"v":1,"ok":true,"result":{"conn_tab_size":4096,"conn_max":1048576,"sloppy":{"tcp":false,"udp":false},"announced":["198.18.0.129"],"services":[{"service":{"proto":"tcp","addr":"198.18.0.129","port":80},"scheduler":"rr","sched_flags":[],"persistent":360,"netmask":"255.255.255.0","stats":{"conns":1,"inpkts":2,"outpkts":3,"inbytes":4,"outbytes":5},"rates":{"cps":0,"inpps":0,"outpps":0,"inbps":0,"outbps":0},"local_addrs":["198.19.0.11"],"reals":[{"real":{"addr":"198.19.0.148","port":80},"forward":"fullnat","weight":1,"upper_threshold":0,"lower_threshold":0,"active_conns":0,"inactive_conns":0,"persist_conns":0,"stats":{"conns":1,"inpkts":2,"outpkts":3,"inbytes":4,"outbytes":5},"rates":{"cps":0,"inpps":0,"outpps":0,"inbps":0,"outbps":0}}]}]}}"#;
+        let conns = r#"{"v":1,"ok":true,"result":{"connections":[{"proto":"tcp","state":"ESTABLISHED","expires_ms":899000,"client":"198.51.100.7","client_port":40000,"vip":"198.18.0.129","vport":80,"real":"198.19.0.148","rport":80,"laddr":"198.19.0.11","lport":1025}],"workers_missing":0,"truncated":false}}"#;
+        for line in [list, conns] {
+            let resp: Response = serde_json::from_str(line).unwrap();
+            assert_eq!(serde_json::to_string(&resp).unwrap(), line);
+        }
+        let Some(Reply::List(reply)) = serde_json::from_str::<Response>(list).unwrap().result
+        else {
+            panic!("not a list")
+        };
+        assert_eq!(
+            reply.services[0].netmask,
+            Netmask::Mask([255, 255, 255, 0].into())
+        );
+        assert_eq!(
+            reply.announced,
+            Some(vec![Ipv4Addr::new(198, 18, 0, 129).into()])
+        );
+    }
+
+    /// IPv6 in the protocol: addresses in their text form, the netmask a prefix length.
+    #[test]
+    fn ipv6_json_both_ways() {
+        let line = r#"{"v":1,"cmd":"add_service","service":{"proto":"tcp","addr":"2001:2::129","port":80},"scheduler":"rr","persistent":600,"netmask":64}"#;
+        let req: Request = serde_json::from_str(line).unwrap();
+        let service = ServiceKey {
+            proto: Protocol::Tcp,
+            addr: "2001:2::129".parse().unwrap(),
+            port: 80,
+        };
+        assert_eq!(
+            req.command,
+            Command::AddService {
+                service,
+                scheduler: Some("rr".into()),
+                sched_flags: None,
+                persistent: Some(600),
+                netmask: Some(Netmask::PrefixLen(64)),
+            }
+        );
+        assert_eq!(serde_json::to_string(&req).unwrap(), line);
+        // Written as ipvsadm prints them: brackets where a port follows.
+        assert_eq!(service.to_string(), "TCP [2001:2::129]:80");
+        let real = RealKey {
+            addr: "2001:2:0:1::11".parse().unwrap(),
+            port: 8080,
+        };
+        assert_eq!(real.to_string(), "[2001:2:0:1::11]:8080");
+        assert_eq!(tcp80().to_string(), "TCP 198.18.0.129:80");
+        assert_eq!(real148().to_string(), "198.19.0.148:80");
+        let line = r#"{"v":1,"cmd":"add_laddr","service":{"proto":"tcp","addr":"2001:2::129","port":80},"addr":"2001:2:0:1::160"}"#;
+        let req: Request = serde_json::from_str(line).unwrap();
+        assert_eq!(serde_json::to_string(&req).unwrap(), line);
+
+        // A listing: an IPv6 service not persistent lists 128.
+        let info = ServiceInfo {
+            service,
+            scheduler: "wlc".into(),
+            sched_flags: vec![],
+            persistent: None,
+            netmask: Netmask::default_for(service.addr),
+            stats: Counters::default(),
+            rates: Default::default(),
+            check: None,
+            max_conns: 0,
+            local_addrs: vec!["2001:2:0:1::160".parse().unwrap()],
+            reals: vec![],
+        };
+        let v = serde_json::to_value(&info).unwrap();
+        assert_eq!(v["netmask"], 128);
+        assert_eq!(v["service"]["addr"], "2001:2::129");
+        assert_eq!(v["local_addrs"][0], "2001:2:0:1::160");
+        assert_eq!(serde_json::from_value::<ServiceInfo>(v).unwrap(), info);
+    }
+
+    #[test]
+    fn netmask_forms() {
+        let parse = |json: &str| serde_json::from_str::<Netmask>(json);
+        assert_eq!(
+            parse(r#""255.255.0.0""#).unwrap(),
+            Netmask::Mask([255, 255, 0, 0].into())
+        );
+        assert_eq!(parse("64").unwrap(), Netmask::PrefixLen(64));
+        // The range is the service's business (apply); what fits no u8 is no netmask at all.
+        assert_eq!(parse("0").unwrap(), Netmask::PrefixLen(0));
+        for bad in [
+            "256",
+            "-1",
+            "64.5",
+            r#""64""#,
+            r#""/64""#,
+            r#""ffff::""#,
+            "null",
+            "[]",
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("netmask") || e.contains("invalid type"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(Netmask::PrefixLen(64).to_string(), "64");
+        assert_eq!(
+            Netmask::from(Ipv4Addr::new(255, 255, 255, 0)).to_string(),
+            "255.255.255.0"
+        );
+        let v4: IpAddr = Ipv4Addr::new(198, 18, 0, 1).into();
+        let v6: IpAddr = "2001:2::1".parse().unwrap();
+        assert_eq!(Netmask::default_for(v4), Netmask::Mask(Ipv4Addr::BROADCAST));
+        assert_eq!(Netmask::default_for(v6), Netmask::PrefixLen(128));
+        assert!(Netmask::PrefixLen(64).fits(v6) && !Netmask::PrefixLen(64).fits(v4));
+        assert!(
+            Netmask::Mask(DEFAULT_NETMASK).fits(v4) && !Netmask::Mask(DEFAULT_NETMASK).fits(v6)
+        );
     }
 
     #[test]

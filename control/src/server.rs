@@ -618,11 +618,11 @@ mod tests {
         use crate::protocol::{Command, Protocol, RealKey, ServiceKey};
         let service = ServiceKey {
             proto: Protocol::Tcp,
-            addr: std::net::Ipv4Addr::new(198, 18, 0, 129),
+            addr: std::net::Ipv4Addr::new(198, 18, 0, 129).into(),
             port: 80,
         };
         let real = RealKey {
-            addr: std::net::Ipv4Addr::new(198, 19, 0, 148),
+            addr: std::net::Ipv4Addr::new(198, 19, 0, 148).into(),
             port: 80,
         };
         let addr = std::net::Ipv4Addr::new(198, 19, 0, 11);
@@ -683,8 +683,14 @@ mod tests {
                 service,
                 max_conns: 0,
             },
-            Command::AddLaddr { service, addr },
-            Command::DelLaddr { service, addr },
+            Command::AddLaddr {
+                service,
+                addr: addr.into(),
+            },
+            Command::DelLaddr {
+                service,
+                addr: addr.into(),
+            },
             Command::SetSloppy {
                 tcp: true,
                 udp: false,

@@ -29,7 +29,7 @@ fn established_and_closed_connections_are_listed() -> anyhow::Result<()> {
         reply
             .connections
             .iter()
-            .find(|c| c.real.octets()[3] == real_last)
+            .find(|c| matches!(c.real, std::net::IpAddr::V4(a) if a.octets()[3] == real_last))
             .cloned()
     };
     let long = find(148).ok_or_else(|| anyhow::anyhow!("no entry to .148: {reply:?}"))?;
@@ -37,7 +37,7 @@ fn established_and_closed_connections_are_listed() -> anyhow::Result<()> {
     assert_eq!(long.state, "ESTABLISHED");
     assert_eq!(
         (long.client, long.vip, long.vport, long.rport),
-        (client, cluster.topo.vip(), 80, 80)
+        (client.into(), cluster.topo.vip().into(), 80, 80)
     );
     // IPVS's established timeout is 900 s; a segment arrived within the last second.
     assert!((898_000..=900_000).contains(&long.expires_ms), "{long:?}");

@@ -182,7 +182,7 @@ fn a_real_server_dying_mid_download_fails_the_client_fast() -> anyhow::Result<()
     cluster.configure("-t", 80)?;
     let service = ServiceKey {
         proto: Protocol::Tcp,
-        addr: cluster.topo.vip(),
+        addr: cluster.topo.vip().into(),
         port: 80,
     };
     cluster.director.client()?.call(Command::SetCheck {

@@ -43,7 +43,7 @@ fn a_killed_real_server_is_quiesced_and_comes_back() -> anyhow::Result<()> {
     cluster.configure("-t", 80)?;
     let service = xvs_control::protocol::ServiceKey {
         proto: xvs_control::protocol::Protocol::Tcp,
-        addr: cluster.topo.vip(),
+        addr: cluster.topo.vip().into(),
         port: 80,
     };
     let spec = CheckSpec {

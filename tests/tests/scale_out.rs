@@ -581,14 +581,14 @@ fn announcements_follow_the_configuration_and_the_process() -> Result<()> {
         director.log()
     );
 
-    let listed = |director: &DirectorProcess| -> Result<Option<Vec<Ipv4Addr>>> {
+    let listed = |director: &DirectorProcess| -> Result<Option<Vec<std::net::IpAddr>>> {
         match director.client()?.call(Command::List)? {
             Reply::List(list) => Ok(list.announced),
             other => bail!("not a list reply: {other:?}"),
         }
     };
     ensure!(
-        listed(&director)? == Some(vec![vip]),
+        listed(&director)? == Some(vec![vip.into()]),
         "{:?}",
         listed(&director)
     );

@@ -2,10 +2,11 @@
 
 use super::{ListError, ListOptions};
 use crate::protocol::{
-    ConnectionsReply, Counters, HealthState, ListReply, RealInfo, RealKey, ServiceInfo, ServiceKey,
-    Timeouts, DEFAULT_NETMASK, IPVS_VERSION,
+    ConnectionsReply, Counters, HealthState, ListReply, Netmask, RealInfo, RealKey, ServiceInfo,
+    ServiceKey, Timeouts, IPVS_VERSION,
 };
 use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 
 /// The title lines of a listing, ipvsadm's `print_title`.
 fn title(opts: &ListOptions) -> String {
@@ -89,39 +90,69 @@ fn effective_weight(r: &RealInfo) -> u32 {
     }
 }
 
-/// The name ipvsadm gives a service in listings: `"%-4s %s"`, cut to 33 characters.
+/// ipvsadm's `addrport_to_anyname(af, addr, port, proto, FMT_NUMERIC)`, which every listing
+/// and `-S` print addresses with:
+///
+/// ```text
+/// snprintf(buf, 60, "%s%s%s:%u",
+///          af == AF_INET ? "" : "[",
+///          inet_ntop(af, addr, pbuf, sizeof(pbuf)),
+///          af == AF_INET ? "" : "]",
+///          port);
+/// ```
+///
+/// `198.18.0.129:80`, `[2001:2::129]:80` (the IPv6 address compressed, as inet_ntop writes it).
+pub(super) fn addrport(addr: IpAddr, port: u16) -> String {
+    SocketAddr::new(addr, port).to_string()
+}
+
+/// The name ipvsadm gives a service in listings: `"%-4s %s"`, cut to 33 characters unless
+/// the service is IPv6 (whose name may be longer: the columns after it move right).
 pub(super) fn service_name(key: &ServiceKey) -> String {
     // snprintf(svc_name, sizeof(svc_name), "%-4s %s", stype, vname);
     // if (se->af != AF_INET6) svc_name[33] = '\0';
-    let mut name = format!("{:<4} {}:{}", key.proto.ipvsadm_name(), key.addr, key.port);
-    name.truncate(33);
+    let mut name = format!(
+        "{:<4} {}",
+        key.proto.ipvsadm_name(),
+        addrport(key.addr, key.port)
+    );
+    if key.addr.is_ipv4() {
+        name.truncate(33);
+    }
     name
 }
 
-/// A real server's name in listings, cut to 28 characters.
+/// A real server's name in listings, cut to 28 characters unless it is IPv6 (whose name may be
+/// longer: the columns after it move right).
 pub(super) fn real_name(key: &RealKey) -> String {
     // if (!(format & FMT_RULE) && (e->af != AF_INET6)) dname[28] = '\0';
-    let mut name = format!("{}:{}", key.addr, key.port);
-    name.truncate(28);
+    let mut name = addrport(key.addr, key.port);
+    if key.addr.is_ipv4() {
+        name.truncate(28);
+    }
     name
 }
 
 /// `services` in ipvsadm's order (unless `--nosort`): libipvs ipvs_cmp_services compares
-/// fwmark, family, protocol (TCP 6 before UDP 17), address, port.
+/// fwmark, family (IPv4 before IPv6), protocol (TCP 6 before UDP 17), address, port.
 pub(super) fn sorted_services<'a>(
     reply: &'a ListReply,
     opts: &ListOptions,
 ) -> Vec<&'a ServiceInfo> {
     let mut services: Vec<_> = reply.services.iter().collect();
     if !opts.nosort {
-        services.sort_by_key(|s| (s.service.proto, s.service.addr, s.service.port));
+        services.sort_by_key(|s| {
+            let key = &s.service;
+            (key.addr.is_ipv6(), key.proto, key.addr, key.port)
+        });
     }
     services
 }
 
 /// A service's real servers in ipvsadm's order (unless `--nosort`): libipvs ipvs_cmp_dests
 /// compares address, then port. (It subtracts the u32 addresses into an int, which misorders
-/// addresses 2^31 or more apart; xvsadm sorts numerically.)
+/// addresses 2^31 or more apart; xvsadm sorts numerically, and a tunnel's real servers of
+/// both families IPv4 before IPv6.)
 pub(super) fn sorted_reals<'a>(svc: &'a ServiceInfo, opts: &ListOptions) -> Vec<&'a RealInfo> {
     let mut reals: Vec<_> = svc.reals.iter().collect();
     if !opts.nosort {
@@ -187,14 +218,16 @@ fn service_entry(out: &mut String, svc: &ServiceInfo, opts: &ListOptions) {
         //                         mask.s_addr = se->netmask;
         //                         printf(" mask %s", inet_ntoa(mask));
         //                 }
-        //         ...
+        //         if (se->af == AF_INET6)
+        //                 if (se->netmask != 128)
+        //                         printf(" mask %i", se->netmask);
         //         if (se->pe_name[0]) printf(" pe %s", se->pe_name);
         // }
         // if (se->flags & IP_VS_SVC_F_ONEPACKET) printf(" ops");
         // xvs has neither persistence engines nor one-packet scheduling.
         if let Some(timeout) = svc.persistent {
             let _ = write!(out, " persistent {timeout}");
-            if svc.netmask != DEFAULT_NETMASK {
+            if !is_default_netmask(svc) {
                 let _ = write!(out, " mask {}", svc.netmask);
             }
         }
@@ -257,6 +290,12 @@ fn service_entry(out: &mut String, svc: &ServiceInfo, opts: &ListOptions) {
         }
         out.push('\n');
     }
+}
+
+/// Whether the service's netmask is the default of its family (255.255.255.255, 128), which
+/// ipvsadm leaves out of `-L` and `-S`.
+pub(super) fn is_default_netmask(svc: &ServiceInfo) -> bool {
+    svc.netmask == Netmask::default_for(svc.service.addr)
 }
 
 /// `-L`: ipvsadm's `list_all` (header, title, every service) or, with `-t|-u`, its
@@ -359,10 +398,9 @@ pub fn format_connections(reply: &ConnectionsReply, opts: &ListOptions) -> Strin
         let expire_str = format!("{:02}:{:02}", expires / 60, expires % 60);
         // printf("%-3s %-6s %-11s %-18s %-18s %s\n",
         //        protocol, expire_str, state, cname, vname, dname);
-        let (cname, vname) = (
-            format!("{}:{}", c.client, c.client_port),
-            format!("{}:{}", c.vip, c.vport),
-        );
+        // (Each name from addrport_to_anyname: an IPv6 one in brackets, wider than 18
+        // characters, moves the columns after it right.)
+        let (cname, vname) = (addrport(c.client, c.client_port), addrport(c.vip, c.vport));
         let _ = write!(
             out,
             "{:<3} {expire_str:<6} {:<11} {cname:<18} {vname:<18} ",
@@ -373,12 +411,12 @@ pub fn format_connections(reply: &ConnectionsReply, opts: &ListOptions) -> Strin
             // DPVS: printf("[%d]%-3s %-6s %-11s %-18s %-18s %-18s %s\n", conn_entry->lcoreid,
             //        proto_str, time_str, conn_entry->state, cname, vname, lname, dname);
             let lname = match c.laddr {
-                Some(laddr) => format!("{laddr}:{}", c.lport.unwrap_or(0)),
+                Some(laddr) => addrport(laddr, c.lport.unwrap_or(0)),
                 None => cname,
             };
             let _ = write!(out, "{lname:<18} ");
         }
-        let _ = writeln!(out, "{}:{}", c.real, c.rport);
+        let _ = writeln!(out, "{}", addrport(c.real, c.rport));
     }
     out
 }
@@ -413,7 +451,7 @@ pub fn format_laddrs(
         //                             FMT_NUMERIC);
         // printf("%-20s %-8u \n" , vname , d->num_laddrs);
         let key = &svc.service;
-        let vname = format!("{}:{}", key.addr, key.port);
+        let vname = addrport(key.addr, key.port);
         let _ = writeln!(out, "{vname:<20} {:<8} ", svc.local_addrs.len());
         for laddr in &svc.local_addrs {
             let count = conns
@@ -426,13 +464,11 @@ pub fn format_laddrs(
                         && c.laddr == Some(*laddr)
                 })
                 .count();
+            // inet_ntop(entry->af, (char *)&entry->addr, pbuf, sizeof(pbuf));
             // printf("%-20s %-8s %-20s %-10lu %-10u\n", "", "", pbuf,
             //        entry->port_conflict, entry->conn_counts);
-            let _ = writeln!(
-                out,
-                "{:<20} {:<8} {laddr:<20} {:<10} {count:<10}",
-                "", "", 0
-            );
+            let pbuf = laddr.to_string();
+            let _ = writeln!(out, "{:<20} {:<8} {pbuf:<20} {:<10} {count:<10}", "", "", 0);
         }
     }
     Ok(out)

@@ -20,7 +20,7 @@
 //!
 //! Where xvsadm knowingly differs from ipvsadm:
 //! - addresses and ports are always printed numerically (no DNS or /etc/services lookups),
-//!   with or without `-n`, and only numeric IPv4 addresses are accepted;
+//!   with or without `-n`, and only numeric addresses are accepted;
 //! - options may come in any order (ipvsadm wants the command first);
 //! - the real server's port defaults to the service's port wherever `-r` appears (ipvsadm copies
 //!   the port only if `-t`/`-u` came before `-r`);
@@ -30,9 +30,13 @@
 //! - `-b flag-3` is refused (IPVS's third scheduler flag bit, read by no scheduler, which xvs
 //!   does not keep), and `-b ,` (only commas) is "invalid scheduler flag `,'" where ipvsadm
 //!   crashes (strtok gives strcmp a NULL);
-//! - `-M` takes a numeric dotted quad only (ipvsadm: inet_aton or a host name), and the daemon
-//!   wants it contiguous; a persistent service on port 0 (every port) is refused as not
-//!   supported;
+//! - `-M` takes a numeric dotted quad only for an IPv4 service (ipvsadm: inet_aton or a host
+//!   name), and the daemon wants it contiguous; for an IPv6 service a whole decimal prefix
+//!   length 1..128 (ipvsadm: atoi). ipvsadm reads `-M` by the family of the `-t`/`-u` before
+//!   it (an IPv4 mask when none came before); xvsadm by the service's, wherever it is. A
+//!   persistent service on port 0 (every port) is refused as not supported;
+//! - `[198.18.0.1]:80` (an IPv4 address in brackets) is refused; ipvsadm reads it as the
+//!   address without a port;
 //! - `--persistent-conn` prints the PersistConn column as the daemon reports it (0 from a
 //!   daemon that does not count templates per real server);
 //! - `-L -c` lists the workers' connection tables sorted (protocol, virtual address and port,
@@ -47,6 +51,18 @@
 //!   accepts only changes (ipvsadm would also run `-L` lines);
 //! - where a health check holds a real server down, `-L` and `--persistent-conn` show its
 //!   weight as 0 (keepalived sets it to 0); `-S` saves the configured weight.
+//!
+//! IPv6, in ipvsadm's forms (its `parse_service`): `-t|-u|-r [ADDR]:PORT`, or the address
+//! alone without brackets and without a port (`-r 2001:2:0:1::11` takes the service's port;
+//! `-t 2001:2::1:80` is the address 2001:2::1:80, port 0); `[ADDR]` alone is refused, as by
+//! ipvsadm. DPVS's `-z` takes an IPv6 address alone. `-M` of an IPv6 service is a prefix
+//! length. A real server of the other address family than its service is refused unless it
+//! is tunnelled (`-i`): "Different address family is allowed only for tunneling servers", as
+//! ipvsadm (and IPVS) refuse it. Listings print `[ADDR]:PORT` (addrport_to_anyname) and, as
+//! ipvsadm, do not cut an IPv6 name to its column (it cuts IPv4 ones to 33 and 28
+//! characters), so the columns after a long one move right; IPv6 services sort after IPv4
+//! ones; `mask N` and `-S`'s `-M N` are printed when the prefix length is not 128. (`-6` only
+//! makes a firewall-mark service IPv6 and is refused by name, as `-f` is.)
 //!
 //! DPVS's FullNAT, in the spelling of DPVS's ipvsadm (its ipvsadm.c is the reference for
 //! these): `-a`/`-e` take `--fullnat` (long only: DPVS's `-b` is ipvsadm 1.31's `--sched-flags`

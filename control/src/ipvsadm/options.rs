@@ -460,11 +460,16 @@ pub(super) const SPECS: &[Spec] = &[
         true,
         Key::Unsupported("xvs has no firewall-mark services"),
     ),
+    // ipvsadm: case '6': if (ce->svc.fwmark) { ce->svc.af = AF_INET6; ... } else
+    //         fail(2, "-6 used before -f\n");  -- it only makes a fwmark service IPv6.
     spec(
         Some('6'),
         "ipv6",
         false,
-        Key::Unsupported("xvs balances IPv4 only"),
+        Key::Unsupported(
+            "it makes a firewall-mark service (-f) IPv6, and xvs has no firewall-mark services; \
+             an IPv6 virtual service is given by its address (-t|-u [ADDRESS]:PORT)",
+        ),
     ),
     spec(
         Some('o'),

@@ -6,10 +6,10 @@ use super::options::{Cmd, Key, Opt, RULES};
 use super::tokens::{Found, Token, Tokens};
 use super::{Invocation, ListOptions, UsageError, DEFAULT_SCHEDULER};
 use crate::protocol::{
-    Command, Forward, Protocol, RealKey, ServiceKey, Sloppy, Timeouts, TunnelChecksum, TunnelKind,
-    TunnelSpec, DEFAULT_NETMASK, DEFAULT_PERSISTENT_TIMEOUT, MAX_PERSISTENT_TIMEOUT,
+    Command, Forward, Netmask, Protocol, RealKey, ServiceKey, Sloppy, Timeouts, TunnelChecksum,
+    TunnelKind, TunnelSpec, DEFAULT_PERSISTENT_TIMEOUT, MAX_PERSISTENT_TIMEOUT,
 };
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use xvs_scheduler::{Flags, SchedulerKind};
 
@@ -23,9 +23,9 @@ struct Parsed {
     scheduler: Option<String>,
     /// `-p`'s timeout (the default when `-p` has no argument).
     persistent: Option<u32>,
-    /// `-M`.
-    netmask: Option<Ipv4Addr>,
-    real: Option<(Ipv4Addr, Option<u16>)>,
+    /// `-M` as given: read once the service's address family is known ([`parse_netmask`]).
+    netmask: Option<String>,
+    real: Option<(IpAddr, Option<u16>)>,
     forward: Option<(Forward, String)>,
     /// `--tun-type`, `--tun-port`, `--tun-*csum`.
     tun_type: Option<TunnelKind>,
@@ -42,7 +42,7 @@ struct Parsed {
     /// xvs's `--conn-limit` (0: no limit).
     conn_limit: Option<u32>,
     /// DPVS's `-z`/`--laddr`.
-    laddr: Option<Ipv4Addr>,
+    laddr: Option<IpAddr>,
     /// xvs's `--sloppy LIST`, read (set with the command).
     sloppy: Option<Sloppy>,
     /// Words that are no option's argument: `--set`'s three timeouts, else an error.
@@ -122,11 +122,10 @@ impl Parsed {
                 });
             }
             Key::Netmask => {
-                // parse_netmask (inet_aton, or a host name); numeric dotted quads only here.
+                // case 'M': a mask for an IPv4 service, a prefix length for an IPv6 one: read
+                // in `finish`, when the service is known whatever the options' order.
                 self.set_option(Opt::Netmask)?;
-                self.netmask = Some(value.parse::<Ipv4Addr>().map_err(|_| {
-                    UsageError::Invalid("illegal virtual server persistent mask specified".into())
-                })?);
+                self.netmask = Some(value);
             }
             Key::RealServer => {
                 self.set_option(Opt::Server)?;
@@ -347,6 +346,13 @@ impl Parsed {
                     .into(),
             ));
         };
+        // ipvsadm reads -M while parsing the options (so before generic_opt_check), by the
+        // family of the service given before it; here by the service's, wherever it is.
+        let netmask = self
+            .netmask
+            .as_deref()
+            .map(|text| parse_netmask(text, self.service.map(|s| s.addr)))
+            .transpose()?;
         // ipvsadm parses -b at the end of parse_options, against -s or its default scheduler
         // whatever the command, before generic_opt_check: `-a ... -b sh-port` is "incompatible
         // scheduler flag `sh-port'", `-a ... -b flag-1` "Illegal 'sched-flags' option ...".
@@ -420,19 +426,27 @@ impl Parsed {
                     // "Make sure that port zero service is persistent"; xvs has no services
                     // of every port, persistent or not.
                     if self.persistent.is_none() {
-                        return Err(UsageError::Invalid(
-                            "Zero port specified for non-persistent service".into(),
-                        ));
+                        // An IPv6 address without brackets has no port (`2001:2::1:80` is an
+                        // address): say so, it is the likely slip.
+                        let hint = if service.addr.is_ipv6() {
+                            " (an IPv6 service's port follows its address in brackets: \
+                             [ADDRESS]:PORT)"
+                        } else {
+                            ""
+                        };
+                        return Err(UsageError::Invalid(format!(
+                            "Zero port specified for non-persistent service{hint}"
+                        )));
                     }
                     return Err(UsageError::Unsupported(
                         "a persistent service on port 0 (every port) is not supported".into(),
                     ));
                 }
                 // ipvsadm sends the timeout and the mask whatever the command: -E without -p
-                // makes the service non-persistent (0 here), without -M sets /32. -M without
-                // -p is accepted, as in ipvsadm, and has no effect.
+                // makes the service non-persistent (0 here), without -M sets /32 (IPv4) or
+                // /128 (IPv6). -M without -p is accepted, as in ipvsadm, and has no effect.
                 let persistent = Some(self.persistent.unwrap_or(0));
-                let netmask = Some(self.netmask.unwrap_or(DEFAULT_NETMASK));
+                let netmask = Some(netmask.unwrap_or(Netmask::default_for(service.addr)));
                 // ipvsadm sends its default scheduler whenever -s is absent, for -E too.
                 let scheduler = Some(
                     self.scheduler
@@ -505,6 +519,16 @@ impl Parsed {
                 // Masquerading and DPVS's FullNAT rewrite it: the real server's port stays.
                 if matches!(forward, Forward::Route | Forward::Tunnel) {
                     real.port = service.port;
+                }
+                // /* Tunneling allows different address family */
+                // if (ce.dest.af != ce.svc.af && fwd_method != IP_VS_CONN_F_TUNNEL)
+                //         fail(2, "Different address family is allowed only "
+                //              "for tunneling servers");
+                // (IPVS's own rule, ip_vs_genl_set_cmd: EINVAL for another method.)
+                if real.addr.is_ipv6() != service.addr.is_ipv6() && forward != Forward::Tunnel {
+                    return Err(UsageError::Invalid(
+                        "Different address family is allowed only for tunneling servers".into(),
+                    ));
                 }
                 // Like ipvsadm, -a and -e send every field: no -w means weight 1, no -x / -y
                 // threshold 0.
@@ -708,37 +732,124 @@ pub fn take_control_option(args: &mut Vec<String>) -> Result<Option<PathBuf>, Us
     Ok(path)
 }
 
-/// ipvsadm's `parse_service` for IPv4: `ADDR[:PORT]`, returning the port only if given.
-/// ipvsadm also resolves host and service names and takes IPv6; xvsadm takes numbers only.
-fn parse_address(text: &str, what: &str) -> Result<(Ipv4Addr, Option<u16>), UsageError> {
-    let illegal = || UsageError::Invalid(format!("illegal {what} address[:port] specified"));
-    if text.starts_with('[') || text.matches(':').count() > 1 {
-        return Err(UsageError::Unsupported(format!(
-            "{what} address '{text}': IPv6 is not supported yet"
-        )));
+/// ipvsadm's `parse_service`: an address and, if given, a port. Its forms:
+/// - `[IPv6]:PORT` (the brackets must be followed by `:` and a port: ipvsadm refuses `[IPv6]`
+///   alone);
+/// - `IPv6` without brackets: an address without a port (`2001:2::1:80` is an address);
+/// - `IPv4[:PORT]`.
+///
+/// ipvsadm also resolves host and service names; xvsadm takes numbers only. It refuses
+/// brackets around an IPv4 address, which ipvsadm reads as the address with the port lost.
+fn parse_address(text: &str, what: &str) -> Result<(IpAddr, Option<u16>), UsageError> {
+    let illegal = |why: Option<String>| {
+        let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
+        UsageError::Invalid(format!("illegal {what} address[:port] specified{why}"))
+    };
+    let port = |text: &str| {
+        string_to_number(text, 0, 65535)
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| illegal(None))
+    };
+    // if (buf == NULL || str_is_digit(buf)) return SERVICE_NONE;
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(illegal(None));
     }
+    // if (buf[0] == '[') { buf++; portp = strchr(buf, ']'); if (portp == NULL) return
+    //         SERVICE_NONE; *portp = '\0'; portp++; if (*portp == ':') *portp = '\0'; else
+    //         return SERVICE_NONE; }
+    if let Some(rest) = text.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return Err(illegal(Some(format!(
+                "no `]' closes the IPv6 address of `{text}'"
+            ))));
+        };
+        let Some(port_text) = after.strip_prefix(':') else {
+            return Err(illegal(Some(if after.is_empty() {
+                format!(
+                    "`{text}': a bracketed IPv6 address takes a port, [ADDRESS]:PORT; write \
+                     the address alone for none"
+                )
+            } else {
+                format!("`{text}': a `:' and the port follow the `]'")
+            })));
+        };
+        let addr = inside.parse::<Ipv6Addr>().map_err(|_| {
+            illegal(Some(format!(
+                "`{inside}' in brackets is not an IPv6 address (an IPv4 address goes without \
+                 brackets)"
+            )))
+        })?;
+        return Ok((IpAddr::V6(addr), Some(port(port_text)?)));
+    }
+    // if (inet_pton(AF_INET6, buf, &inaddr6) > 0) { ... svc->af = AF_INET6; ... }
+    if let Ok(addr) = text.parse::<Ipv6Addr>() {
+        return Ok((IpAddr::V6(addr), None));
+    }
+    // else { portp = strrchr(buf, ':'); ... inet_aton(buf, &inaddr) ... }
     let (addr, port) = match text.rsplit_once(':') {
-        Some((addr, port)) => {
-            let port = string_to_number(port, 0, 65535).ok_or_else(illegal)?;
-            (addr, Some(u16::try_from(port).map_err(|_| illegal())?))
-        }
+        Some((addr, port_text)) => (addr, Some(port(port_text)?)),
         None => (text, None),
     };
-    let addr = addr.parse::<Ipv4Addr>().map_err(|_| illegal())?;
-    Ok((addr, port))
+    let addr = addr.parse::<Ipv4Addr>().map_err(|_| illegal(None))?;
+    Ok((IpAddr::V4(addr), port))
 }
 
-/// DPVS's `-z LIP`: an IPv4 address, without a port (DPVS's `parse_service` takes one and
-/// ignores it) and numeric only.
-fn parse_local_address(text: &str) -> Result<Ipv4Addr, UsageError> {
-    if text.starts_with('[') || text.matches(':').count() > 1 {
-        return Err(UsageError::Unsupported(format!(
-            "local address '{text}': IPv6 is not supported yet"
-        )));
-    }
-    text.parse::<Ipv4Addr>().map_err(|_| {
+/// DPVS's `-z LIP`: an IPv4 or IPv6 address, without a port (DPVS's `parse_service` takes one
+/// and ignores it), without brackets and numeric only.
+fn parse_local_address(text: &str) -> Result<IpAddr, UsageError> {
+    text.parse::<IpAddr>().map_err(|_| {
         UsageError::Invalid(format!(
-            "illegal local address `{text}' specified (-z takes an IPv4 address, no port)"
+            "illegal local address `{text}' specified (-z takes an IPv4 or IPv6 address, no \
+             port, no brackets)"
+        ))
+    })
+}
+
+/// `-M` for a service at `service` (none given: IPv4, as ipvsadm's `af` before any `-t`):
+///
+/// ```text
+/// case 'M':
+///         set_option(options, OPTC_NETMASK);
+///         if (ce->svc.af != AF_INET6) {
+///                 parse = parse_netmask(optarg, &ce->svc.netmask);
+///                 if (parse != 1)
+///                         fail(2, "illegal virtual server "
+///                              "persistent mask specified");
+///         } else {
+///                 ce->svc.netmask = atoi(optarg);
+///                 if ((ce->svc.netmask < 1) || (ce->svc.netmask > 128))
+///                         fail(2, "illegal ipv6 netmask specified");
+///         }
+/// ```
+///
+/// A numeric dotted quad only for IPv4 (ipvsadm: inet_aton, so also `24` as 0.0.0.24, or a
+/// host name), a whole decimal number for IPv6 (atoi: `64abc` is 64 there). When the value is
+/// the other family's form, the message says so.
+fn parse_netmask(text: &str, service: Option<IpAddr>) -> Result<Netmask, UsageError> {
+    if service.is_some_and(|a| a.is_ipv6()) {
+        return match string_to_number(text, 1, 128).and_then(|n| u8::try_from(n).ok()) {
+            Some(len) => Ok(Netmask::PrefixLen(len)),
+            None => {
+                let hint = if text.parse::<Ipv4Addr>().is_ok() {
+                    " (an IPv6 service takes a prefix length, 1..128, not a mask)"
+                } else {
+                    " (a prefix length, 1..128)"
+                };
+                Err(UsageError::Invalid(format!(
+                    "illegal ipv6 netmask specified{hint}"
+                )))
+            }
+        };
+    }
+    text.parse::<Ipv4Addr>().map(Netmask::Mask).map_err(|_| {
+        let hint = if string_to_number(text, 0, 128).is_some() {
+            " (an IPv4 service takes a mask such as 255.255.255.0; a prefix length is for \
+             IPv6 services)"
+        } else {
+            ""
+        };
+        UsageError::Invalid(format!(
+            "illegal virtual server persistent mask specified{hint}"
         ))
     })
 }

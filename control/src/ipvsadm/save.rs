@@ -1,20 +1,19 @@
 //! `-S` and `-R`: the table as ipvsadm command lines, and those lines back into one batch.
 
 use super::check::save_args;
-use super::format::{sorted_reals, sorted_services};
+use super::format::{addrport, is_default_netmask, sorted_reals, sorted_services};
 use super::{parse, Invocation, ListOptions, RestoreError};
-use crate::protocol::{
-    Command, Forward, ListReply, ServiceKey, Sloppy, TunnelKind, DEFAULT_NETMASK,
-};
+use crate::protocol::{Command, Forward, ListReply, ServiceKey, Sloppy, TunnelKind};
 use std::fmt::Write as _;
 
-/// ipvsadm's `option_from_protocol` and address: `-t 198.18.0.1:80`.
+/// ipvsadm's `option_from_protocol` and address: `-t 198.18.0.1:80`, `-t [2001:2::1]:80`.
 fn rule_service(key: &ServiceKey) -> String {
     let option = match key.proto {
         crate::protocol::Protocol::Tcp => "-t",
         crate::protocol::Protocol::Udp => "-u",
     };
-    format!("{option} {}:{}", key.addr, key.port)
+    // snprintf(svc_name, sizeof(svc_name), "%s %s", stype, vname);
+    format!("{option} {}", addrport(key.addr, key.port))
 }
 
 /// ipvsadm's `fwd_switch`; FullNAT as DPVS's long option (its `-b` is ipvsadm's
@@ -64,7 +63,10 @@ pub fn format_save(reply: &ListReply) -> String {
         //                         ...
         //                         printf(" -M %s", inet_ntoa(mask));
         //                 }
-        //         ...
+        //         if (se->af == AF_INET6)
+        //                 if (se->netmask != 128) {
+        //                         printf(" -M %i", se->netmask);
+        //                 }
         // }
         // if (se->pe_name[0]) printf(" --pe %s", se->pe_name);
         // if (se->flags & IP_VS_SVC_F_ONEPACKET) printf(" -o");
@@ -72,7 +74,7 @@ pub fn format_save(reply: &ListReply) -> String {
         //         printf(" -b "); print_sched_flags(se); }
         if let Some(timeout) = svc.persistent {
             let _ = write!(out, " -p {timeout}");
-            if svc.netmask != DEFAULT_NETMASK {
+            if !is_default_netmask(svc) {
                 let _ = write!(out, " -M {}", svc.netmask);
             }
         }
@@ -87,16 +89,17 @@ pub fn format_save(reply: &ListReply) -> String {
         }
         out.push('\n');
         for laddr in &svc.local_addrs {
+            // DPVS's -z takes the address alone (an IPv6 one without brackets).
             let _ = writeln!(out, "--add-laddr -z {laddr} {svc_name}");
         }
         for r in sorted_reals(svc, &sorted) {
             // printf("-a %s -r %s %s -w %d\n", svc_name, dname, fwd_switch(e->conn_flags),
             //        e->weight);
+            // (dname: addrport_to_anyname, not cut with FMT_RULE; [IPv6]:port.)
             let _ = write!(
                 out,
-                "-a {svc_name} -r {}:{} {} -w {}",
-                r.real.addr,
-                r.real.port,
+                "-a {svc_name} -r {} {} -w {}",
+                addrport(r.real.addr, r.real.port),
                 fwd_switch(r.forward),
                 r.weight
             );

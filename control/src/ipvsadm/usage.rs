@@ -77,8 +77,10 @@ Either long or short options are allowed.
   --version         -v        display the versions of xvsadm and xvsd
 
 virtual-service:
-  --tcp-service|-t  service-address   service-address is IPv4-address:port
-  --udp-service|-u  service-address   service-address is IPv4-address:port
+  --tcp-service|-t  service-address   service-address is IPv4-address:port or
+                                      [IPv6-address]:port
+  --udp-service|-u  service-address   service-address is IPv4-address:port or
+                                      [IPv6-address]:port
 
 Options:
   --scheduler    -s scheduler         one of those xvsd implements (rr, wrr, lc, wlc, ...),
@@ -86,9 +88,12 @@ Options:
   --persistent   -p [timeout]         persistent service: a client's new connections go to
                                       the same real server (timeout 1..{max} seconds,
                                       default {default}; -E without -p turns it off)
-  --netmask      -M netmask           persistent granularity mask (default 255.255.255.255)
-  --real-server  -r server-address    server-address is IPv4-address[:port];
-                                      the port defaults to the service's port
+  --netmask      -M netmask           persistent granularity mask (default 255.255.255.255);
+                                      for an IPv6 service a prefix length (default 128)
+  --real-server  -r server-address    server-address is IPv4-address[:port],
+                                      [IPv6-address]:port or IPv6-address;
+                                      the port defaults to the service's port; of the
+                                      service's address family unless tunneling (-i)
   --gatewaying   -g                   gatewaying (direct routing): the default; the real
                                       server holds the VIP and answers clients itself
   --ipip         -i                   ipip encapsulation (tunneling)
@@ -122,7 +127,7 @@ Options:
                                       sh-port (sh), mh-fallback, mh-port (mh), flag-1,
                                       flag-2 (any scheduler; -E without -b clears them;
                                       not DPVS's -b, which is --fullnat)
-  --laddr        -z local-ip          local IP (IPv4) of -P and -Q
+  --laddr        -z local-ip          local IP (IPv4 or IPv6, no port) of -P and -Q
   --control PATH                      xvsd's control socket (default ${env},
                                       else {path})
 
@@ -153,9 +158,9 @@ Sloppy (--sloppy, xvs's form of IPVS's sysctls sloppy_tcp and sloppy_udp):
   none                                both off (the default unless xvsd --sloppy-tcp,
                                       --sloppy-udp say otherwise)
 
-Not supported by xvs, refused by name: --fwmark-service (-f), --sctp-service, --ipv6 (-6),
---ops (-o), --pe, --tun-remcsum, --tun-info, --daemon, --start-daemon, --stop-daemon and
-the sync daemon options, DPVS's --ifname (-F).
+Not supported by xvs, refused by name: --fwmark-service (-f), --sctp-service, --ipv6 (-6,
+which goes with -f only), --ops (-o), --pe, --tun-remcsum, --tun-info, --daemon,
+--start-daemon, --stop-daemon and the sync daemon options, DPVS's --ifname (-F).
 "#,
         version = version_line(),
         max = MAX_PERSISTENT_TIMEOUT,

@@ -258,7 +258,7 @@ fn add_service(service: ServiceKey) -> Command {
         scheduler: Some("wlc".into()),
         sched_flags: Some(vec![]),
         persistent: Some(0),
-        netmask: Some(DEFAULT_NETMASK),
+        netmask: Some(DEFAULT_NETMASK.into()),
     }
 }
 
@@ -268,7 +268,7 @@ fn edit_service(service: ServiceKey) -> Command {
         scheduler: Some("wlc".into()),
         sched_flags: Some(vec![]),
         persistent: Some(0),
-        netmask: Some(DEFAULT_NETMASK),
+        netmask: Some(DEFAULT_NETMASK.into()),
     }
 }
 
@@ -612,7 +612,7 @@ fn fullnat_commands() {
             "-P -z 198.19.0.11 -t 198.18.0.129:80",
             Command::AddLaddr {
                 service: tcp80(),
-                addr: LIP,
+                addr: LIP.into(),
             },
         ),
         // Long options, any order, `=`, clusters (the rest of `-Pz` is no argument: -z takes
@@ -621,28 +621,28 @@ fn fullnat_commands() {
             "--add-laddr --tcp-service 198.18.0.129:80 --laddr 198.19.0.11",
             Command::AddLaddr {
                 service: tcp80(),
-                addr: LIP,
+                addr: LIP.into(),
             },
         ),
         (
             "-Pz 198.19.0.11 -t 198.18.0.129:80",
             Command::AddLaddr {
                 service: tcp80(),
-                addr: LIP,
+                addr: LIP.into(),
             },
         ),
         (
             "-Q -u 198.18.0.129:53 -z198.19.0.11",
             Command::DelLaddr {
                 service: udp53,
-                addr: LIP,
+                addr: LIP.into(),
             },
         ),
         (
             "--del-laddr --laddr=198.19.0.11 -t 198.18.0.129:80",
             Command::DelLaddr {
                 service: tcp80(),
-                addr: LIP,
+                addr: LIP.into(),
             },
         ),
     ];
@@ -774,26 +774,29 @@ fn bad_fullnat_command_lines() {
             "Illegal 'local-address' option with the 'delete-service' command",
             usage,
         ),
-        // -z's value: a numeric IPv4 address, no port.
+        // -z's value: a numeric IPv4 or IPv6 address, no port.
         (
             "-P -z 198.19.0.300 -t 198.18.0.129:80",
-            "illegal local address `198.19.0.300' specified (-z takes an IPv4 address, no port)",
+            "illegal local address `198.19.0.300' specified (-z takes an IPv4 or IPv6 address, \
+             no port, no brackets)",
             usage,
         ),
         (
             "-P -z 198.19.0.11:80 -t 198.18.0.129:80",
-            "illegal local address `198.19.0.11:80' specified (-z takes an IPv4 address, no \
-             port)",
+            "illegal local address `198.19.0.11:80' specified (-z takes an IPv4 or IPv6 \
+             address, no port, no brackets)",
             usage,
         ),
         (
             "-Q -z lb.example -t 198.18.0.129:80",
-            "illegal local address `lb.example' specified (-z takes an IPv4 address, no port)",
+            "illegal local address `lb.example' specified (-z takes an IPv4 or IPv6 address, no \
+             port, no brackets)",
             usage,
         ),
         (
-            "-P -z 2001:db8::1 -t 198.18.0.129:80",
-            "local address '2001:db8::1': IPv6 is not supported yet",
+            "-P -z [2001:2::1]:80 -t 198.18.0.129:80",
+            "illegal local address `[2001:2::1]:80' specified (-z takes an IPv4 or IPv6 \
+             address, no port, no brackets)",
             usage,
         ),
         (

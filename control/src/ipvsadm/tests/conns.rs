@@ -39,11 +39,11 @@ fn conn(
         proto,
         state: state.into(),
         expires_ms,
-        client: Ipv4Addr::from(client),
+        client: Ipv4Addr::from(client).into(),
         client_port,
-        vip: Ipv4Addr::from(VIP),
+        vip: Ipv4Addr::from(VIP).into(),
         vport,
-        real: Ipv4Addr::from(real),
+        real: Ipv4Addr::from(real).into(),
         rport,
         laddr: None,
         lport: None,
@@ -194,7 +194,7 @@ fn connections_warnings_go_to_stderr() {
 
 /// `conn` of a FullNAT connection leaving from `laddr:lport`.
 fn via(mut c: ConnectionInfo, laddr: [u8; 4], lport: u16) -> ConnectionInfo {
-    c.laddr = Some(Ipv4Addr::from(laddr));
+    c.laddr = Some(Ipv4Addr::from(laddr).into());
     c.lport = Some(lport);
     c
 }

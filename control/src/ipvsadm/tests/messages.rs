@@ -171,11 +171,11 @@ fn fullnat_in_help_and_messages() {
     let service = svc(Protocol::Tcp, VIP, 80);
     let add = Command::AddLaddr {
         service,
-        addr: Ipv4Addr::new(198, 19, 0, 11),
+        addr: Ipv4Addr::new(198, 19, 0, 11).into(),
     };
     let del = Command::DelLaddr {
         service,
-        addr: Ipv4Addr::new(198, 19, 0, 11),
+        addr: Ipv4Addr::new(198, 19, 0, 11).into(),
     };
     assert_eq!(
         daemon_error_message(

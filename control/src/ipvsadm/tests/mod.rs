@@ -3,6 +3,7 @@
 mod commands;
 mod conns;
 mod health;
+mod ipv6;
 mod list;
 mod messages;
 mod parse;
@@ -10,10 +11,11 @@ mod save;
 
 pub(super) use super::*;
 pub(super) use crate::protocol::{
-    Command, Counters, ErrorCode, Forward, HealthInfo, HealthState, ListReply, Protocol, RealInfo,
-    RealKey, ServiceInfo, ServiceKey, TunnelChecksum, TunnelKind, TunnelSpec, DEFAULT_NETMASK,
+    Command, Counters, ErrorCode, Forward, HealthInfo, HealthState, ListReply, Netmask, Protocol,
+    RealInfo, RealKey, ServiceInfo, ServiceKey, TunnelChecksum, TunnelKind, TunnelSpec,
+    DEFAULT_NETMASK,
 };
-pub(super) use std::net::Ipv4Addr;
+pub(super) use std::net::{IpAddr, Ipv4Addr};
 pub(super) use std::path::PathBuf;
 
 fn args(line: &str) -> Vec<String> {
@@ -23,14 +25,14 @@ fn args(line: &str) -> Vec<String> {
 fn svc(proto: Protocol, addr: [u8; 4], port: u16) -> ServiceKey {
     ServiceKey {
         proto,
-        addr: Ipv4Addr::from(addr),
+        addr: Ipv4Addr::from(addr).into(),
         port,
     }
 }
 
 fn real(addr: [u8; 4], port: u16) -> RealKey {
     RealKey {
-        addr: Ipv4Addr::from(addr),
+        addr: Ipv4Addr::from(addr).into(),
         port,
     }
 }
@@ -87,7 +89,7 @@ fn seed() -> ListReply {
             scheduler: "rr".into(),
             sched_flags: vec![],
             persistent: None,
-            netmask: DEFAULT_NETMASK,
+            netmask: DEFAULT_NETMASK.into(),
             stats: Counters {
                 conns: 11,
                 inpkts: 66,
@@ -146,7 +148,7 @@ fn flagged() -> ListReply {
         scheduler: "mh".into(),
         sched_flags: vec!["mh-port".into()],
         persistent: None,
-        netmask: DEFAULT_NETMASK,
+        netmask: DEFAULT_NETMASK.into(),
         stats: Counters::default(),
         rates: Default::default(),
         check: None,
@@ -159,7 +161,7 @@ fn flagged() -> ListReply {
         scheduler: "rr".into(),
         sched_flags: vec!["flag-1".into()],
         persistent: None,
-        netmask: DEFAULT_NETMASK,
+        netmask: DEFAULT_NETMASK.into(),
         stats: Counters::default(),
         rates: Default::default(),
         check: None,
@@ -178,15 +180,15 @@ fn persistent() -> ListReply {
     reply.services[0].reals[0].weight = 65535;
     reply.services[0].reals[0].persist_conns = 12;
     reply.services[1].persistent = Some(600);
-    reply.services[1].netmask = Ipv4Addr::new(255, 255, 255, 0);
+    reply.services[1].netmask = Ipv4Addr::new(255, 255, 255, 0).into();
     reply.services[2].persistent = Some(1);
-    reply.services[2].netmask = Ipv4Addr::new(0, 0, 0, 0);
+    reply.services[2].netmask = Ipv4Addr::new(0, 0, 0, 0).into();
     reply.services.push(ServiceInfo {
         service: svc(Protocol::Udp, VIP, 123),
         scheduler: "wlc".into(),
         sched_flags: vec![],
         persistent: Some(2_678_400),
-        netmask: Ipv4Addr::new(255, 255, 128, 0),
+        netmask: Ipv4Addr::new(255, 255, 128, 0).into(),
         stats: Counters::default(),
         rates: Default::default(),
         check: None,
@@ -214,8 +216,10 @@ fn health(state: HealthState) -> HealthInfo {
 /// address and no real server.
 fn fullnat() -> ListReply {
     let mut reply = seed();
-    reply.services[0].local_addrs =
-        vec![Ipv4Addr::new(198, 19, 0, 11), Ipv4Addr::new(198, 19, 0, 10)];
+    reply.services[0].local_addrs = vec![
+        Ipv4Addr::new(198, 19, 0, 11).into(),
+        Ipv4Addr::new(198, 19, 0, 10).into(),
+    ];
     reply.services[0].reals.push(RealInfo {
         forward: Forward::FullNat,
         active_conns: 2,
@@ -227,12 +231,12 @@ fn fullnat() -> ListReply {
         scheduler: "rr".into(),
         sched_flags: vec![],
         persistent: None,
-        netmask: DEFAULT_NETMASK,
+        netmask: DEFAULT_NETMASK.into(),
         stats: Counters::default(),
         rates: Default::default(),
         check: None,
         max_conns: 0,
-        local_addrs: vec![Ipv4Addr::new(198, 19, 0, 12)],
+        local_addrs: vec![Ipv4Addr::new(198, 19, 0, 12).into()],
         reals: vec![],
     });
     reply

@@ -13,7 +13,7 @@ fn service_commands() {
                 scheduler: Some("rr".into()),
                 sched_flags: Some(vec![]),
                 persistent: Some(0),
-                netmask: Some(DEFAULT_NETMASK),
+                netmask: Some(DEFAULT_NETMASK.into()),
             },
         ),
         (
@@ -23,7 +23,7 @@ fn service_commands() {
                 scheduler: Some("wlc".into()),
                 sched_flags: Some(vec![]),
                 persistent: Some(0),
-                netmask: Some(DEFAULT_NETMASK),
+                netmask: Some(DEFAULT_NETMASK.into()),
             },
         ),
         (
@@ -33,7 +33,7 @@ fn service_commands() {
                 scheduler: Some("wrr".into()),
                 sched_flags: Some(vec![]),
                 persistent: Some(0),
-                netmask: Some(DEFAULT_NETMASK),
+                netmask: Some(DEFAULT_NETMASK.into()),
             },
         ),
         (
@@ -43,7 +43,7 @@ fn service_commands() {
                 scheduler: Some("rr".into()),
                 sched_flags: Some(vec![]),
                 persistent: Some(0),
-                netmask: Some(DEFAULT_NETMASK),
+                netmask: Some(DEFAULT_NETMASK.into()),
             },
         ),
         (
@@ -53,7 +53,7 @@ fn service_commands() {
                 scheduler: Some("sh".into()),
                 sched_flags: Some(vec![]),
                 persistent: Some(0),
-                netmask: Some(DEFAULT_NETMASK),
+                netmask: Some(DEFAULT_NETMASK.into()),
             },
         ),
         (
@@ -63,7 +63,7 @@ fn service_commands() {
                 scheduler: Some("lc".into()),
                 sched_flags: Some(vec![]),
                 persistent: Some(0),
-                netmask: Some(DEFAULT_NETMASK),
+                netmask: Some(DEFAULT_NETMASK.into()),
             },
         ),
         (
@@ -73,7 +73,7 @@ fn service_commands() {
                 scheduler: Some("wlc".into()),
                 sched_flags: Some(vec![]),
                 persistent: Some(0),
-                netmask: Some(DEFAULT_NETMASK),
+                netmask: Some(DEFAULT_NETMASK.into()),
             },
         ),
         (
@@ -473,11 +473,6 @@ fn bad_command_lines() {
              (-S shows --tun-* options)",
             usage,
         ),
-        (
-            "-A -t [2001:db8::1]:80",
-            "virtual server address '[2001:db8::1]:80': IPv6 is not supported yet",
-            usage,
-        ),
         // popt's errors: ipvsadm points at -h and exits 255.
         (
             "-n",
@@ -523,14 +518,14 @@ fn sched_flags_and_thresholds() {
         scheduler: Some(scheduler.into()),
         sched_flags: Some(flags.iter().map(|f| f.to_string()).collect()),
         persistent: Some(0),
-        netmask: Some(DEFAULT_NETMASK),
+        netmask: Some(DEFAULT_NETMASK.into()),
     };
     let edit = |scheduler: &str, flags: &[&str]| Command::EditService {
         service: tcp80,
         scheduler: Some(scheduler.into()),
         sched_flags: Some(flags.iter().map(|f| f.to_string()).collect()),
         persistent: Some(0),
-        netmask: Some(DEFAULT_NETMASK),
+        netmask: Some(DEFAULT_NETMASK.into()),
     };
     let r148 = real([198, 19, 0, 148], 80);
     let add_real = |upper, lower| Command::AddReal {
@@ -788,7 +783,7 @@ fn bad_sched_flags_and_thresholds() {
 #[test]
 fn persistence_options() {
     let tcp80 = svc(Protocol::Tcp, VIP, 80);
-    let mask = |m: [u8; 4]| Some(Ipv4Addr::from(m));
+    let mask = |m: [u8; 4]| Some(Netmask::from(Ipv4Addr::from(m)));
     let add = |scheduler: &str, persistent: u32, netmask| Command::AddService {
         service: tcp80,
         scheduler: Some(scheduler.into()),
@@ -929,7 +924,8 @@ fn bad_persistence_options() {
         // parse_netmask.
         (
             "-A -t 198.18.0.129:80 -p -M 24",
-            "illegal virtual server persistent mask specified",
+            "illegal virtual server persistent mask specified (an IPv4 service takes a mask \
+             such as 255.255.255.0; a prefix length is for IPv6 services)",
             usage,
         ),
         (

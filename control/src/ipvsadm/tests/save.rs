@@ -14,7 +14,7 @@ fn service(key: ServiceKey, scheduler: &str, flags: &[&str]) -> ServiceInfo {
         scheduler: scheduler.into(),
         sched_flags: flags.iter().map(|f| f.to_string()).collect(),
         persistent: None,
-        netmask: DEFAULT_NETMASK,
+        netmask: Netmask::default_for(key.addr),
         stats: Counters::default(),
         rates: Default::default(),
         check: None,
@@ -62,7 +62,7 @@ fn udp_check() -> CheckSpec {
 fn rich() -> ListReply {
     let mut web = service(svc(Protocol::Tcp, V1, 80), "rr", &[]);
     web.max_conns = 100;
-    web.local_addrs = vec![LIP11, LIP10];
+    web.local_addrs = vec![LIP11.into(), LIP10.into()];
     web.reals = vec![
         real_info([198, 19, 0, 148], 80, 1, Counters::default()),
         RealInfo {
@@ -83,7 +83,7 @@ fn rich() -> ListReply {
         &["sh-fallback", "sh-port"],
     );
     tls.persistent = Some(360);
-    tls.netmask = Ipv4Addr::new(255, 255, 255, 0);
+    tls.netmask = Ipv4Addr::new(255, 255, 255, 0).into();
     tls.check = Some(http_check());
     tls.max_conns = u32::MAX;
     tls.reals = vec![
@@ -96,7 +96,7 @@ fn rich() -> ListReply {
     ];
     let mut dns = service(svc(Protocol::Udp, V1, 53), "wlc", &[]);
     dns.persistent = Some(600);
-    dns.local_addrs = vec![LIP12];
+    dns.local_addrs = vec![LIP12.into()];
     dns.check = Some(udp_check());
     dns.reals = vec![RealInfo {
         upper_threshold: 10,
@@ -162,14 +162,14 @@ fn add_service(
     scheduler: &str,
     flags: &[&str],
     persistent: u32,
-    netmask: Ipv4Addr,
+    netmask: impl Into<Netmask>,
 ) -> Command {
     Command::AddService {
         service: key,
         scheduler: Some(scheduler.into()),
         sched_flags: Some(flags.iter().map(|f| f.to_string()).collect()),
         persistent: Some(persistent),
-        netmask: Some(netmask),
+        netmask: Some(netmask.into()),
     }
 }
 
@@ -219,11 +219,11 @@ fn rich_commands() -> Vec<Command> {
         },
         Command::AddLaddr {
             service: web,
-            addr: LIP11,
+            addr: LIP11.into(),
         },
         Command::AddLaddr {
             service: web,
-            addr: LIP10,
+            addr: LIP10.into(),
         },
         add_real(web, real([198, 19, 0, 137], 80), 3, 100, 50),
         add_real(web, real([198, 19, 0, 148], 80), 1, 0, 0),
@@ -254,7 +254,7 @@ fn rich_commands() -> Vec<Command> {
         set_check(dns, udp_check()),
         Command::AddLaddr {
             service: dns,
-            addr: LIP12,
+            addr: LIP12.into(),
         },
         Command::AddReal {
             service: dns,
@@ -294,7 +294,7 @@ fn describe(commands: &[Command]) -> ListReply {
                 info.sched_flags = sched_flags.unwrap_or_default();
                 info.persistent = persistent.filter(|&p| p != 0);
                 if info.persistent.is_some() {
-                    info.netmask = netmask.unwrap_or(DEFAULT_NETMASK);
+                    info.netmask = netmask.unwrap_or(Netmask::default_for(key.addr));
                 }
                 reply.services.push(info);
             }
@@ -361,6 +361,158 @@ fn describe(commands: &[Command]) -> ListReply {
         }
     }
     reply
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+/// IPv4 and IPv6 services: a persistent IPv6 service with a /64 granularity and another with
+/// the default /128, IPv6 real servers by every method (FullNAT with an IPv6 local address),
+/// an IPv4 service tunnelling to an IPv6 real server and the reverse.
+fn mixed() -> ListReply {
+    let v6 = |proto, addr: &str, port| ServiceKey {
+        proto,
+        addr: ip(addr),
+        port,
+    };
+    let r6 = |addr: &str, port| RealKey {
+        addr: ip(addr),
+        port,
+    };
+    let tunnel = |r: RealInfo| RealInfo {
+        forward: Forward::Tunnel,
+        tunnel: Some(TunnelSpec::default()),
+        ..r
+    };
+    let mut web6 = service(v6(Protocol::Tcp, "2001:2::129", 80), "rr", &[]);
+    web6.persistent = Some(360);
+    web6.netmask = Netmask::PrefixLen(64);
+    web6.local_addrs = vec![ip("2001:2:0:1::161"), ip("2001:2:0:1::160")];
+    web6.reals = vec![
+        RealInfo {
+            real: r6("2001:2:0:1::12", 80),
+            ..real_info([0; 4], 0, 1, Counters::default())
+        },
+        RealInfo {
+            real: r6("2001:2:0:1::11", 80),
+            upper_threshold: 100,
+            lower_threshold: 10,
+            ..real_info([0; 4], 0, 2, Counters::default())
+        },
+        RealInfo {
+            real: r6("2001:2:0:1::13", 8080),
+            forward: Forward::FullNat,
+            ..real_info([0; 4], 0, 1, Counters::default())
+        },
+        RealInfo {
+            real: r6("2001:2:0:1::14", 80),
+            forward: Forward::Route,
+            ..real_info([0; 4], 0, 1, Counters::default())
+        },
+        tunnel(real_info([198, 19, 0, 21], 80, 1, Counters::default())),
+    ];
+    let mut dns6 = service(v6(Protocol::Udp, "2001:2::129", 53), "wlc", &[]);
+    dns6.persistent = Some(600);
+    dns6.check = Some(udp_check());
+    dns6.reals = vec![RealInfo {
+        real: r6("2001:2:0:1::20", 53),
+        forward: Forward::Route,
+        ..real_info([0; 4], 0, 5, Counters::default())
+    }];
+    let mut web4 = service(svc(Protocol::Tcp, V1, 80), "rr", &[]);
+    web4.reals = vec![
+        tunnel(RealInfo {
+            real: r6("2001:2:0:1::21", 80),
+            ..real_info([0; 4], 0, 1, Counters::default())
+        }),
+        real_info([198, 19, 0, 148], 80, 1, Counters::default()),
+    ];
+    ListReply {
+        conn_tab_size: 4096,
+        conn_max: 0,
+        sloppy: Default::default(),
+        announced: None,
+        services: vec![dns6, web6, web4],
+    }
+}
+
+/// ipvsadm's FMT_RULE lines for IPv6: addrport_to_anyname's `[ADDR]:PORT` after -t, -u and
+/// -r, " -M %i" when the prefix length is not 128; IPv4 services first.
+const MIXED_SAVED: &str = "\
+-A -t 198.18.0.1:80 -s rr
+-a -t 198.18.0.1:80 -r 198.19.0.148:80 -m -w 1
+-a -t 198.18.0.1:80 -r [2001:2:0:1::21]:80 -i -w 1 --tun-type ipip
+-A -t [2001:2::129]:80 -s rr -p 360 -M 64
+--add-laddr -z 2001:2:0:1::161 -t [2001:2::129]:80
+--add-laddr -z 2001:2:0:1::160 -t [2001:2::129]:80
+-a -t [2001:2::129]:80 -r 198.19.0.21:80 -i -w 1 --tun-type ipip
+-a -t [2001:2::129]:80 -r [2001:2:0:1::11]:80 -m -w 2 -x 100 -y 10
+-a -t [2001:2::129]:80 -r [2001:2:0:1::12]:80 -m -w 1
+-a -t [2001:2::129]:80 -r [2001:2:0:1::13]:8080 --fullnat -w 1
+-a -t [2001:2::129]:80 -r [2001:2:0:1::14]:80 -g -w 1
+-A -u [2001:2::129]:53 -s wlc -p 600 --check tcp --check-port 53 --check-interval 0.5
+-a -u [2001:2::129]:53 -r [2001:2:0:1::20]:53 -g -w 5
+";
+
+#[test]
+fn golden_save_ipv6_and_round_trip() {
+    let saved = format_save(&mixed());
+    assert_eq!(saved, MIXED_SAVED);
+    let Command::Batch { commands } = parse_restore(&saved).unwrap() else {
+        panic!("parse_restore did not make a batch");
+    };
+    let web4 = svc(Protocol::Tcp, V1, 80);
+    let web6 = ServiceKey {
+        proto: Protocol::Tcp,
+        addr: ip("2001:2::129"),
+        port: 80,
+    };
+    let dns6 = ServiceKey {
+        proto: Protocol::Udp,
+        port: 53,
+        ..web6
+    };
+    let r6 = |addr: &str, port| RealKey {
+        addr: ip(addr),
+        port,
+    };
+    let tunnel = |service, real| Command::AddReal {
+        service,
+        real,
+        weight: Some(1),
+        forward: Some(Forward::Tunnel),
+        tunnel: Some(TunnelSpec::default()),
+        upper_threshold: Some(0),
+        lower_threshold: Some(0),
+    };
+    let expected = vec![
+        add_service(web4, "rr", &[], 0, DEFAULT_NETMASK),
+        add_real(web4, real([198, 19, 0, 148], 80), 1, 0, 0),
+        tunnel(web4, r6("2001:2:0:1::21", 80)),
+        add_service(web6, "rr", &[], 360, Netmask::PrefixLen(64)),
+        Command::AddLaddr {
+            service: web6,
+            addr: ip("2001:2:0:1::161"),
+        },
+        Command::AddLaddr {
+            service: web6,
+            addr: ip("2001:2:0:1::160"),
+        },
+        tunnel(web6, real([198, 19, 0, 21], 80)),
+        add_real(web6, r6("2001:2:0:1::11", 80), 2, 100, 10),
+        add_real(web6, r6("2001:2:0:1::12", 80), 1, 0, 0),
+        add_real_by(Forward::FullNat, web6, r6("2001:2:0:1::13", 8080), 1, 0, 0),
+        add_real_by(Forward::Route, web6, r6("2001:2:0:1::14", 80), 1, 0, 0),
+        add_service(dns6, "wlc", &[], 600, Netmask::PrefixLen(128)),
+        set_check(dns6, udp_check()),
+        add_real_by(Forward::Route, dns6, r6("2001:2:0:1::20", 53), 5, 0, 0),
+    ];
+    assert_eq!(commands, expected);
+    // The commands rebuild the same table: it saves to the same text, and a configuration
+    // file reads the same commands.
+    assert_eq!(format_save(&describe(&commands)), saved);
+    assert_eq!(crate::config_file::parse(&saved).unwrap(), expected);
 }
 
 #[test]
@@ -502,7 +654,7 @@ xvsadm --set 0 0 60
                     scheduler: Some("wrr".into()),
                     sched_flags: Some(vec![]),
                     persistent: Some(0),
-                    netmask: Some(DEFAULT_NETMASK),
+                    netmask: Some(DEFAULT_NETMASK.into()),
                 },
                 Command::SetCheck {
                     service: web,
@@ -617,16 +769,16 @@ ipvsadm -P -z 198.19.0.11 -t 198.18.0.1:80
                 add_service(web, "rr", &[], 0, DEFAULT_NETMASK),
                 Command::AddLaddr {
                     service: web,
-                    addr: LIP11
+                    addr: LIP11.into()
                 },
                 Command::AddLaddr {
                     service: web,
-                    addr: LIP10
+                    addr: LIP10.into()
                 },
                 add_real_by(Forward::FullNat, web, real([198, 19, 1, 5], 8080), 1, 0, 0),
                 Command::DelLaddr {
                     service: web,
-                    addr: LIP11
+                    addr: LIP11.into()
                 },
             ]
         }
