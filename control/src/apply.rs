@@ -1857,9 +1857,9 @@ mod tests {
     fn any_flow() -> Flow {
         Flow {
             proto: PROTO_TCP,
-            caddr: Ipv4Addr::new(198, 18, 0, 201),
+            caddr: Ipv4Addr::new(198, 18, 0, 201).into(),
             cport: 40000,
-            vaddr: Ipv4Addr::new(198, 18, 0, 129),
+            vaddr: Ipv4Addr::new(198, 18, 0, 129).into(),
             vport: 80,
         }
     }

@@ -515,9 +515,9 @@ fn choose_real<'s>(service: &'s Service, h: &Headers, env: &Env<'_>) -> Option<&
     };
     let flow = Flow {
         proto: h.proto,
-        caddr: h.src,
+        caddr: h.src.into(),
         cport: h.src_port,
-        vaddr: h.dst,
+        vaddr: h.dst.into(),
         vport: h.dst_port,
     };
     let Some(persistence) = service.persistence else {

@@ -308,9 +308,9 @@ fn full_table_refuses_new_flows_only() {
     };
     let flow = Flow {
         proto: PROTO_TCP,
-        caddr: CLIENT,
+        caddr: CLIENT.into(),
         cport: 40002,
-        vaddr: VIP,
+        vaddr: VIP.into(),
         vport: 80,
     };
     let next = d

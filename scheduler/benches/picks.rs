@@ -104,9 +104,9 @@ fn flows() -> Vec<Flow> {
             let r = mix(i);
             Flow {
                 proto: 6,
-                caddr: Ipv4Addr::new(198, 18, (r % 255) as u8, (r >> 8) as u8),
+                caddr: Ipv4Addr::new(198, 18, (r % 255) as u8, (r >> 8) as u8).into(),
                 cport: 1024 + ((r >> 16) % (65536 - 1024)) as u16,
-                vaddr: Ipv4Addr::new(198, 18, 255, (r >> 40) as u8 & 15),
+                vaddr: Ipv4Addr::new(198, 18, 255, (r >> 40) as u8 & 15).into(),
                 vport: 80,
             }
         })

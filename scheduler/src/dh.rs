@@ -21,8 +21,8 @@
 //! service's cache-bypass, if any, takes over). Picks never allocate; the table is boxed so
 //! that the [`Scheduler`](crate::Scheduler) enum stays small.
 
-use crate::{Dest, Flow, Load};
-use std::net::Ipv4Addr;
+use crate::{fold, Dest, Flow, Load};
+use std::net::IpAddr;
 
 /// IP_VS_DH_TAB_BITS (the default CONFIG_IP_VS_DH_TAB_BITS).
 pub const TAB_BITS: u32 = 8;
@@ -34,10 +34,10 @@ const EMPTY: u16 = u16::MAX;
 /// include/linux/hash.h `GOLDEN_RATIO_32`.
 const GOLDEN_RATIO_32: u32 = 0x61C8_8647;
 
-/// ip_vs_dh_hashkey for IPv4: include/linux/hash.h `hash_32(ntohl(addr), IP_VS_DH_TAB_BITS)`.
+/// ip_vs_dh_hashkey: include/linux/hash.h `hash_32(ntohl(addr_fold), IP_VS_DH_TAB_BITS)`.
 #[inline]
-fn hashkey(addr: Ipv4Addr) -> usize {
-    (u32::from(addr).wrapping_mul(GOLDEN_RATIO_32) >> (32 - TAB_BITS)) as usize
+fn hashkey(addr: impl Into<IpAddr>) -> usize {
+    (fold(addr.into()).wrapping_mul(GOLDEN_RATIO_32) >> (32 - TAB_BITS)) as usize
 }
 
 #[derive(Debug)]
@@ -90,13 +90,18 @@ mod tests {
     use super::*;
     use crate::test_support::dests;
     use crate::NoLoad;
+    use std::net::Ipv4Addr;
 
-    fn flow(caddr: Ipv4Addr, cport: u16, vaddr: Ipv4Addr) -> Flow {
+    fn flow(
+        caddr: impl Into<std::net::IpAddr>,
+        cport: u16,
+        vaddr: impl Into<std::net::IpAddr>,
+    ) -> Flow {
         Flow {
             proto: 6,
-            caddr,
+            caddr: caddr.into(),
             cport,
-            vaddr,
+            vaddr: vaddr.into(),
             vport: 80,
         }
     }

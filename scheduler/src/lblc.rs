@@ -37,14 +37,16 @@
 //! * Servers at index 65535 and beyond can be picked but are not recorded (16-bit index).
 //!
 //! Each slot is one `AtomicU64`: bit 48 valid, bits 16..48 the address, bits 0..16 the server
-//! index. A pick is a load, one or two passes over the servers, and at most one
+//! index. An IPv6 address is kept as its 32-bit fold ([`crate::fold`], what IPVS hashes it
+//! by): two IPv6 destinations with the same fold share an entry, which, as with a collision,
+//! costs locality, never correctness. A pick is a load, one or two passes over the servers, and at most one
 //! compare-and-swap that it does not retry: lock-free, allocation-free, and never torn (the
 //! whole entry is one word). Concurrent picks for colliding addresses may overwrite each other's
 //! entry; that loses locality for a connection, never correctness.
 
 use crate::lc::conn_overhead;
 use crate::wlc::{least_per_weight, WeightedLeastConnection};
-use crate::{Dest, Flow, Load};
+use crate::{fold, Dest, Flow, Load};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// log2 of the number of table slots.
@@ -106,7 +108,7 @@ impl LocalityLeastConnection {
 
     #[inline]
     pub fn pick<L: Load + ?Sized>(&self, dests: &[Dest], load: &L, flow: &Flow) -> Option<usize> {
-        let addr = u32::from(flow.vaddr);
+        let addr = fold(flow.vaddr);
         let slot = &self.table[slot_of(addr, SLOT_BITS)];
         let seen = slot.load(Ordering::Relaxed);
         if seen & VALID != 0 && (seen >> 16) as u32 == addr {
@@ -138,9 +140,9 @@ mod tests {
     fn flow(vaddr: u32) -> Flow {
         Flow {
             proto: 6,
-            caddr: Ipv4Addr::new(203, 0, 113, 7),
+            caddr: Ipv4Addr::new(203, 0, 113, 7).into(),
             cport: 40000,
-            vaddr: Ipv4Addr::from(vaddr),
+            vaddr: Ipv4Addr::from(vaddr).into(),
             vport: 80,
         }
     }
@@ -158,7 +160,7 @@ mod tests {
         assert_eq!(s.pick(&d, &[(1, 9), (0, 0), (0, 0)][..], &flow(a)), Some(0));
         // Client address and ports play no part.
         let mut f = flow(a);
-        f.caddr = Ipv4Addr::new(198, 51, 100, 1);
+        f.caddr = Ipv4Addr::new(198, 51, 100, 1).into();
         f.cport = 1;
         assert_eq!(s.pick(&d, &[(1, 0), (0, 0), (0, 0)][..], &f), Some(0));
         // Another destination address gets its own wlc choice.

@@ -38,7 +38,8 @@
 //!   starts with an empty table (`Scheduler::succeed` builds a new one; IPVS keeps its sets
 //!   across edits). Servers at index 65535 and beyond can be picked but are never recorded.
 //!
-//! Each slot is two `AtomicU64`s: the key (bit 32 valid, the address below) and the set (four
+//! Each slot is two `AtomicU64`s: the key (bit 32 valid, the address below, an IPv6 address's
+//! 32-bit fold as in [`crate::lblc`]) and the set (four
 //! 16-bit server indexes, 0xFFFF for an empty place, newest first). A set is changed as a whole
 //! with compare-and-swap (a bounded number of tries), so members are never lost or duplicated
 //! by concurrent inserts. Key and set are two words, so a pick that races with the replacement
@@ -49,7 +50,7 @@
 use crate::lblc::{lblc_overloaded, least_of, slot_of};
 use crate::lc::conn_overhead;
 use crate::wlc::WeightedLeastConnection;
-use crate::{Dest, Flow, Load};
+use crate::{fold, Dest, Flow, Load};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// log2 of the number of table slots.
@@ -148,7 +149,7 @@ impl LocalityLeastConnectionReplicated {
 
     #[inline]
     pub fn pick<L: Load + ?Sized>(&self, dests: &[Dest], load: &L, flow: &Flow) -> Option<usize> {
-        let addr = u32::from(flow.vaddr);
+        let addr = fold(flow.vaddr);
         let key = VALID | u64::from(addr);
         let slot = slot_of(addr, SLOT_BITS);
         let (keys, sets) = (&self.keys[slot], &self.sets[slot]);
@@ -193,8 +194,8 @@ impl LocalityLeastConnectionReplicated {
     }
 
     /// The members recorded for destination address `vaddr` (tests, listings).
-    pub fn members_of(&self, vaddr: std::net::Ipv4Addr) -> Vec<usize> {
-        let addr = u32::from(vaddr);
+    pub fn members_of(&self, vaddr: impl Into<std::net::IpAddr>) -> Vec<usize> {
+        let addr = fold(vaddr.into());
         let slot = slot_of(addr, SLOT_BITS);
         if self.keys[slot].load(Ordering::Acquire) != VALID | u64::from(addr) {
             return Vec::new();
@@ -215,9 +216,9 @@ mod tests {
     fn flow(vaddr: u32) -> Flow {
         Flow {
             proto: 6,
-            caddr: Ipv4Addr::new(203, 0, 113, 7),
+            caddr: Ipv4Addr::new(203, 0, 113, 7).into(),
             cport: 40000,
-            vaddr: Ipv4Addr::from(vaddr),
+            vaddr: Ipv4Addr::from(vaddr).into(),
             vport: 80,
         }
     }

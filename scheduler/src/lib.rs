@@ -9,7 +9,7 @@
 //! algorithm explained in the module header.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 pub mod dh;
@@ -32,7 +32,7 @@ pub mod wrr;
 pub struct Dest {
     /// The server's address and port: its identity for hashing policies (mh), so that two
     /// directors with the same configuration build the same tables.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     /// 0..=65535; 0 quiesces the server (no new connections, established ones keep flowing).
     pub weight: u32,
@@ -57,9 +57,9 @@ pub fn canonical_order(dests: &[Dest]) -> Vec<usize> {
 
 impl Dest {
     /// A server with weight `weight` and no thresholds.
-    pub fn new(addr: Ipv4Addr, port: u16, weight: u32) -> Self {
+    pub fn new(addr: impl Into<IpAddr>, port: u16, weight: u32) -> Self {
         Dest {
-            addr,
+            addr: addr.into(),
             port,
             weight,
             upper_threshold: 0,
@@ -145,13 +145,27 @@ impl Load for [(u64, u64)] {
     }
 }
 
+/// IPVS's 32-bit fold of an address for its hashing schedulers (`addr_fold` in
+/// ip_vs_sh.c, ip_vs_dh.c, ip_vs_mh.c, ip_vs_lblc.c, ip_vs_lblcr.c), in host order: an IPv4
+/// address itself, an IPv6 address's four 32-bit words XORed together.
+#[inline]
+pub fn fold(addr: IpAddr) -> u32 {
+    match addr {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => {
+            let w = u128::from(a);
+            (w >> 96) as u32 ^ (w >> 64) as u32 ^ (w >> 32) as u32 ^ w as u32
+        }
+    }
+}
+
 /// The new connection being scheduled, as hashing policies see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flow {
     pub proto: u8,
-    pub caddr: Ipv4Addr,
+    pub caddr: IpAddr,
     pub cport: u16,
-    pub vaddr: Ipv4Addr,
+    pub vaddr: IpAddr,
     pub vport: u16,
 }
 
@@ -472,6 +486,7 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn names_resolve_or_explain() {
@@ -526,9 +541,9 @@ mod tests {
                 for &(client, cport) in &clients {
                     let flow = Flow {
                         proto: 6,
-                        caddr: Ipv4Addr::from(0xC612_0000 | client >> 15),
+                        caddr: Ipv4Addr::from(0xC612_0000 | client >> 15).into(),
                         cport,
-                        vaddr: Ipv4Addr::new(198, 18, 0, 129),
+                        vaddr: Ipv4Addr::new(198, 18, 0, 129).into(),
                         vport: 80,
                     };
                     let server = |s: &Scheduler, d: &[Dest]| {
@@ -537,6 +552,68 @@ mod tests {
                     proptest::prop_assert_eq!(
                         server(&a, &dests),
                         server(&b, &shuffled),
+                        "{:?}",
+                        kind
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_fold_as_ipvs_folds_them() {
+        use std::net::Ipv6Addr;
+        assert_eq!(fold(Ipv4Addr::new(198, 18, 0, 1).into()), 0xC612_0001);
+        let v6: Ipv6Addr = "2001:2::1".parse().unwrap();
+        assert_eq!(fold(v6.into()), 0x2001_0002 ^ 1);
+        let v6: Ipv6Addr = "2001:2:0:1:8000::ff".parse().unwrap();
+        assert_eq!(
+            fold(v6.into()),
+            0x2001_0002 ^ 0x0000_0001 ^ 0x8000_0000 ^ 0x0000_00ff
+        );
+    }
+
+    proptest::proptest! {
+        /// IPVS hashes an IPv6 address by its fold alone, so every hashing policy sends an IPv6
+        /// flow where it sends the IPv4 flow whose addresses are those folds, to IPv6 servers
+        /// placed where the IPv4 servers of the same folds are.
+        #[test]
+        fn hashing_policies_treat_an_ipv6_address_as_its_fold(
+            servers in proptest::collection::vec((proptest::prelude::any::<u32>(), 1u32..4), 1..12),
+            clients in proptest::collection::vec(
+                (proptest::prelude::any::<u128>(), proptest::prelude::any::<u128>(),
+                 proptest::prelude::any::<u16>()), 32),
+            port in proptest::prelude::any::<bool>(),
+        ) {
+            let v6 = |a: u128| IpAddr::from(std::net::Ipv6Addr::from(a));
+            let v4 = |a: u128| IpAddr::from(Ipv4Addr::from(fold(v6(a))));
+            // Servers `::x` fold to `x` and sort as `x` does, so both lists build their tables
+            // in the same canonical order; clients and VIPs are any addresses.
+            let dests6: Vec<Dest> =
+                servers.iter().map(|&(a, w)| Dest::new(v6(a.into()), 80, w)).collect();
+            let dests4: Vec<Dest> =
+                servers.iter().map(|&(a, w)| Dest::new(v4(a.into()), 80, w)).collect();
+            let flags = Flags { fallback: false, port };
+            for kind in [
+                SchedulerKind::Maglev,
+                SchedulerKind::SourceHashing,
+                SchedulerKind::DestinationHashing,
+                SchedulerKind::LocalityLeastConnection,
+                SchedulerKind::LocalityLeastConnectionReplicated,
+            ] {
+                let s6 = Scheduler::new(kind, &dests6, flags);
+                let s4 = Scheduler::new(kind, &dests4, flags);
+                for &(client, vip, cport) in &clients {
+                    let flow = |addr: &dyn Fn(u128) -> IpAddr| Flow {
+                        proto: 6,
+                        caddr: addr(client),
+                        cport,
+                        vaddr: addr(vip),
+                        vport: 80,
+                    };
+                    proptest::prop_assert_eq!(
+                        s6.pick(&dests6, &NoLoad, &flow(&v6)),
+                        s4.pick(&dests4, &NoLoad, &flow(&v4)),
                         "{:?}",
                         kind
                     );
@@ -660,9 +737,9 @@ mod tests {
         let dests = [Dest::new(Ipv4Addr::new(198, 19, 0, 1), 80, 1); 3];
         let flow = Flow {
             proto: 6,
-            caddr: Ipv4Addr::new(198, 18, 0, 1),
+            caddr: Ipv4Addr::new(198, 18, 0, 1).into(),
             cport: 1000,
-            vaddr: Ipv4Addr::new(198, 18, 0, 129),
+            vaddr: Ipv4Addr::new(198, 18, 0, 129).into(),
             vport: 80,
         };
         let old = Scheduler::new(SchedulerKind::RoundRobin, &dests, Flags::default());

@@ -52,9 +52,9 @@
 //! plane that wants exactly that builds with the last positive weights and picks with the
 //! current ones; built from weight 0 a server simply has no slots.
 
-use crate::{Dest, Flags, Flow, Load};
+use crate::{fold, Dest, Flags, Flow, Load};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// The default table size M: prime, as Maglev's paper and Katran use. (IPVS's default is 4093,
 /// and its choices are 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071.)
@@ -129,12 +129,12 @@ fn hsiphash(data: &[u8], key: &Key) -> u32 {
     ((v[0] ^ v[1]) ^ (v[2] ^ v[3])) as u32
 }
 
-/// ip_vs_mh_hashkey for IPv4: `port` in host order (0 unless hashing ports).
+/// ip_vs_mh_hashkey: `port` in host order (0 unless hashing ports); IPv6 addresses folded.
 #[inline]
-fn hashkey(addr: Ipv4Addr, port: u16, key: &Key, offset: u32) -> u32 {
+fn hashkey(addr: impl Into<IpAddr>, port: u16, key: &Key, offset: u32) -> u32 {
     let v = offset
         .wrapping_add(u32::from(port))
-        .wrapping_add(u32::from(addr));
+        .wrapping_add(fold(addr.into()));
     hsiphash(&v.to_le_bytes(), key)
 }
 
@@ -368,13 +368,14 @@ mod tests {
     use crate::NoLoad;
     use proptest::prelude::*;
     use std::collections::HashMap;
+    use std::net::Ipv4Addr;
 
-    fn flow(caddr: Ipv4Addr, cport: u16) -> Flow {
+    fn flow(caddr: impl Into<std::net::IpAddr>, cport: u16) -> Flow {
         Flow {
             proto: 6,
-            caddr,
+            caddr: caddr.into(),
             cport,
-            vaddr: Ipv4Addr::new(198, 18, 0, 129),
+            vaddr: Ipv4Addr::new(198, 18, 0, 129).into(),
             vport: 80,
         }
     }
@@ -701,7 +702,7 @@ mod tests {
         let bound = 65_537 / 33 + 655;
         assert_eq!(removal(&d), 3660);
         // The same servers but the last with a skip of its own: back within 1/N + 1%.
-        d[32].addr = Ipv4Addr::new(10, 99, 99, 99);
+        d[32].addr = Ipv4Addr::new(10, 99, 99, 99).into();
         assert!(distinct_skips(&d, 65_537));
         assert!(removal(&d) <= bound);
     }

@@ -31,8 +31,8 @@
 //! kernel's order. Picks never allocate; the table is 512 bytes, boxed so that the
 //! [`Scheduler`](crate::Scheduler) enum stays small.
 
-use crate::{Dest, Flags, Flow, Load};
-use std::net::Ipv4Addr;
+use crate::{fold, Dest, Flags, Flow, Load};
+use std::net::IpAddr;
 
 /// IP_VS_SH_TAB_BITS (the default CONFIG_IP_VS_SH_TAB_BITS).
 pub const TAB_BITS: u32 = 8;
@@ -52,10 +52,10 @@ fn hash_32(val: u32, bits: u32) -> u32 {
     val.wrapping_mul(GOLDEN_RATIO_32) >> (32 - bits)
 }
 
-/// ip_vs_sh_hashkey for IPv4: `port` in host order (0 unless hashing ports).
+/// ip_vs_sh_hashkey: `port` in host order (0 unless hashing ports); IPv6 addresses folded.
 #[inline]
-fn hashkey(addr: Ipv4Addr, port: u16, offset: u32) -> usize {
-    let h = hash_32(u32::from(port).wrapping_add(u32::from(addr)), TAB_BITS);
+fn hashkey(addr: impl Into<IpAddr>, port: u16, offset: u32) -> usize {
+    let h = hash_32(u32::from(port).wrapping_add(fold(addr.into())), TAB_BITS);
     (offset.wrapping_add(h) & TAB_MASK) as usize
 }
 
@@ -148,13 +148,14 @@ mod tests {
     use crate::test_support::dests;
     use crate::NoLoad;
     use proptest::prelude::*;
+    use std::net::Ipv4Addr;
 
-    fn flow(caddr: Ipv4Addr, cport: u16) -> Flow {
+    fn flow(caddr: impl Into<std::net::IpAddr>, cport: u16) -> Flow {
         Flow {
             proto: 6,
-            caddr,
+            caddr: caddr.into(),
             cport,
-            vaddr: Ipv4Addr::new(198, 18, 0, 129),
+            vaddr: Ipv4Addr::new(198, 18, 0, 129).into(),
             vport: 80,
         }
     }

@@ -71,7 +71,7 @@ impl TwoRandomChoices {
     /// A scheduler for `dests`, seeded from a fixed constant and the server list.
     pub fn new(dests: &[Dest]) -> Self {
         let seed = dests.iter().fold(SEED, |h, d| {
-            let key = (u64::from(u32::from(d.addr)) << 32)
+            let key = (u64::from(crate::fold(d.addr)) << 32)
                 ^ (u64::from(d.port) << 16)
                 ^ u64::from(d.weight).rotate_left(48);
             mix(h ^ key).wrapping_add(GAMMA)
