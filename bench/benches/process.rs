@@ -86,7 +86,8 @@ fn capture_tap(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let flows = 1 << 10;
     for copying in [false, true] {
-        let tap = CaptureTap::new(1, 1024);
+        let tap = CaptureTap::new(1, 4 << 20);
+        let mut writer = tap.writer(0).expect("a fresh tap's writer");
         if copying {
             tap.enable(side_bit(Side::External));
         }
@@ -107,10 +108,10 @@ fn capture_tap(c: &mut Criterion) {
                     if black_box(tap.wanted()) & side_bit(Side::External) != 0 {
                         let now = xvs_dataplane::capture::now_ns();
                         for frame in frames.iter() {
-                            tap.copy(0, Side::External, false, frame, now);
+                            tap.copy(&mut writer, Side::External, false, frame, now);
                         }
-                        tap.drain(|slot| {
-                            black_box(slot.len);
+                        tap.drain(|frame| {
+                            black_box(frame.data.len());
                         });
                     }
                     fixture.process_batch(Case::Established, frames);

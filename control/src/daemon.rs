@@ -16,7 +16,7 @@
 
 use crate::announce::{AnnounceOptions, Announcer};
 use crate::apply::{Director, Steering, WorkerHandle};
-use crate::capture::service::{Captures, SetCapturing};
+use crate::capture::service::{capture_cpus, online_cpu_list, Captures, SetCapturing};
 use crate::metrics::{self, MetricsServer, MetricsSource};
 use crate::napi_tuning::{busy_poll_settings, threaded_napi_settings, NapiTuning, SYSFS_NET};
 use crate::privileges;
@@ -52,9 +52,10 @@ use xvs_dataplane::xsk::{
 /// persistent clients (groups) at once; beyond it new clients are scheduled without a template.
 const PERSISTENCE_SLOTS: usize = 1 << 18;
 
-/// Frames each worker can have waiting for the capture collector (4 KiB each, allocated
-/// when the first capture starts).
-const CAPTURE_SLOTS: usize = 1024;
+/// Bytes of each worker's capture ring (reserved at start, touched only by a capture): about
+/// 1,000 full-size frames or 45,000 small ones waiting for the collector, which drains every
+/// millisecond.
+const CAPTURE_RING_BYTES: usize = 4 << 20;
 /// How long a capture's start or end waits for the control thread to switch the fast path.
 const CAPTURE_SWITCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -455,7 +456,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         stats: Arc::clone(&worker_stats),
         templates: Arc::new(Templates::new(PERSISTENCE_SLOTS, random_seed())),
         overload: (0..MAX_REALS).map(|_| AtomicBool::new(false)).collect(),
-        capture: Arc::new(CaptureTap::new(workers, CAPTURE_SLOTS)),
+        capture: Arc::new(CaptureTap::new(workers, CAPTURE_RING_BYTES)),
     };
     let capture_tap = Arc::clone(&shared.capture);
 
@@ -536,8 +537,10 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
                 })
                 .unwrap_or_else(|| Err(io::Error::other("the control thread did not answer")))
         });
-        // Worker `id` runs on `cores[id % len]`: the cores past the workers' are spare.
-        let spare_cpus = cores.iter().skip(workers).map(|c| c.id).collect();
+        // Worker `id` runs on `cores[id % len]`.
+        let worker_cpus: Vec<usize> = cores.iter().take(workers).map(|c| c.id).collect();
+        let own_cpus: Vec<usize> = cores.iter().map(|c| c.id).collect();
+        let spare_cpus = capture_cpus(&own_cpus, &worker_cpus, &online_cpu_list());
         Captures::new(
             capture_tap,
             &options.external,

@@ -34,7 +34,7 @@
 //! travel to another worker with a hand-off, and comes back to its home worker's return ring
 //! once that worker's transmission completes or it is dropped, so no worker's fill rings starve.
 
-use crate::capture::{side_bit, CaptureTap};
+use crate::capture::{side_bit, CaptureTap, TapWriter};
 use crate::conntrack::dump::DEFAULT_DUMP_CHUNK;
 use crate::conntrack::{owner_of, ConnDump, ConnTable, Dumper, FastState};
 use crate::fastpath::{may_carry, real_configured, FlowWriter};
@@ -243,6 +243,8 @@ struct Core {
     options: WorkerOptions,
     pool: Vec<Frame>,
     received: Vec<Frame>,
+    /// This worker's end of its capture ring (`None` only if another worker took it).
+    capture_writer: Option<TapWriter>,
     /// Frames of flows this worker owns, parsed, waiting for the staged processing of
     /// [`Core::process_mine`] (at most [`MAX_BATCH`]).
     mine: Vec<(Frame, Packet)>,
@@ -313,6 +315,7 @@ impl Worker {
         let tried_neighbours = Arc::clone(neighbours.cached());
         let mut conns = ConnTable::with_capacity(conn_capacity);
         conns.set_worker(id, workers, shared.owner_seed);
+        let capture_writer = shared.capture.writer(id);
         Ok(Worker {
             all_stats: Arc::clone(&shared.stats),
             templates: Arc::clone(&shared.templates),
@@ -327,6 +330,7 @@ impl Worker {
                 options,
                 pool,
                 received: Vec::with_capacity(total),
+                capture_writer,
                 mine: Vec::with_capacity(MAX_BATCH),
                 completed: Vec::with_capacity(total),
                 out_external: Vec::with_capacity(total),
@@ -756,11 +760,14 @@ impl Core {
             (true, Side::Internal) => &mut self.out_internal,
             (true, Side::External) => &mut self.out_external,
         };
+        let Some(writer) = self.capture_writer.as_mut() else {
+            return;
+        };
         let (tap, memory) = (&self.shared.capture, &self.shared.memory);
         let now = crate::capture::now_ns();
         for frame in frames.iter_mut() {
             memory.with_bytes(frame, |bytes| {
-                tap.copy(self.id, side, transmitted, bytes, now)
+                tap.copy(writer, side, transmitted, bytes, now)
             });
         }
     }

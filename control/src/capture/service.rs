@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use xvs_dataplane::capture::{side_bit, CaptureTap, TapSlot};
+use xvs_dataplane::capture::{side_bit, CaptureTap, TapFrame};
 use xvs_dataplane::process::Side;
 
 /// Frames one capture may have waiting for its reader; beyond, they are dropped.
@@ -38,6 +38,57 @@ const SERVE_PAUSE: Duration = Duration::from_millis(1);
 /// A reader that takes nothing for this long ends its capture.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The CPUs where xvsd's capture threads run: those of xvsd's own (`own`) that run no worker,
+/// else any other online CPU without a worker, else none (they then stay where they are).
+///
+/// Why leave xvsd's own CPUs: measured on one director core at 250 kpps (docs/benchmarks.md),
+/// the collector and streamer beside the worker tipped the core into receive livelock in 7 of
+/// 30 runs (about half the frames lost at the interface's ring), and in none of 28 when they
+/// ran on another core. SCHED_IDLE does not keep them from delaying the kernel's receive
+/// thread there. A capture is the operator's diagnostic, not forwarding: it goes where
+/// forwarding is not, as the operator's own xvsadm would.
+pub fn capture_cpus(own: &[usize], workers: &[usize], online: &[usize]) -> Vec<usize> {
+    let free = |cpus: &[usize]| -> Vec<usize> {
+        cpus.iter()
+            .copied()
+            .filter(|c| !workers.contains(c))
+            .collect()
+    };
+    let spare = free(own);
+    if spare.is_empty() {
+        free(online)
+    } else {
+        spare
+    }
+}
+
+/// The machine's online CPUs (`/sys/devices/system/cpu/online`); empty if unreadable.
+pub fn online_cpu_list() -> Vec<usize> {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|text| parse_cpu_list(&text))
+        .unwrap_or_default()
+}
+
+/// Parses the kernel's CPU list format: `0-3,8,10-11`.
+fn parse_cpu_list(text: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (first, last): (usize, usize) = match part.split_once('-') {
+            Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+            None => {
+                let cpu = part.parse().ok()?;
+                (cpu, cpu)
+            }
+        };
+        if last < first || last - first > 1 << 16 {
+            return None;
+        }
+        cpus.extend(first..=last);
+    }
+    Some(cpus)
+}
+
 /// Turns the XDP fast path off (`true`: a capture runs) or back on.
 pub type SetCapturing = Box<dyn Fn(bool) -> io::Result<()> + Send + Sync>;
 
@@ -49,8 +100,8 @@ pub struct Captures {
     running: Mutex<Running>,
     set_capturing: SetCapturing,
     shutdown: Arc<AtomicBool>,
-    /// CPUs of xvsd that run no worker, where capture threads go (none: they stay where
-    /// they are, at SCHED_IDLE).
+    /// CPUs that run no worker, where capture threads go ([`capture_cpus`]; none: they
+    /// stay where they are, at SCHED_IDLE).
     spare_cpus: Vec<usize>,
 }
 
@@ -71,13 +122,12 @@ pub struct Capture {
 }
 
 impl Capture {
-    fn wants(&self, slot: &TapSlot) -> bool {
+    fn wants(&self, slot: &TapFrame) -> bool {
         self.sides & side_bit(slot.side) != 0
-            && self.filter.as_ref().is_none_or(|f| {
-                f.lock()
-                    .map(|f| f.filter(&slot.data[..slot.len as usize]))
-                    .unwrap_or(false)
-            })
+            && self
+                .filter
+                .as_ref()
+                .is_none_or(|f| f.lock().map(|f| f.filter(slot.data)).unwrap_or(false))
     }
 }
 
@@ -259,7 +309,7 @@ impl Captures {
                         },
                         orig_len: slot.orig_len,
                         ts_ns: slot.ts_ns,
-                        data: slot.data[..slot.len as usize].to_vec(),
+                        data: slot.data.to_vec(),
                     };
                     if capture.queue.push(frame).is_err() {
                         capture.reader_drops.fetch_add(1, Ordering::Relaxed);
@@ -336,4 +386,81 @@ fn stream_records(
     }
     .write_to(&mut out)?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captures(external: &str, internal: &str) -> Arc<Captures> {
+        Captures::new(
+            Arc::new(CaptureTap::new(1, 4)),
+            external,
+            internal,
+            Box::new(|_| Ok(())),
+            Arc::new(AtomicBool::new(false)),
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn capture_threads_go_where_no_worker_runs() {
+        // xvsd's own spare CPUs first.
+        assert_eq!(capture_cpus(&[2, 3, 4], &[2, 3], &[0, 1, 2, 3, 4]), [4]);
+        // None: any other online CPU without a worker.
+        assert_eq!(capture_cpus(&[1], &[1], &[0, 1]), [0]);
+        assert_eq!(capture_cpus(&[2, 3], &[2, 3], &[0, 1, 2, 3]), [0, 1]);
+        // Every CPU runs a worker: nowhere better, they stay.
+        assert!(capture_cpus(&[0, 1], &[0, 1], &[0, 1]).is_empty());
+        assert!(capture_cpus(&[0], &[0], &[]).is_empty());
+    }
+
+    #[test]
+    fn the_kernels_cpu_lists_parse() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_list("0,2-4,7"), Some(vec![0, 2, 3, 4, 7]));
+        assert_eq!(parse_cpu_list("5"), Some(vec![5]));
+        assert_eq!(parse_cpu_list(""), Some(vec![]));
+        for bad in ["a", "3-1", "1-", "0-99999999"] {
+            assert_eq!(parse_cpu_list(bad), None, "{bad}");
+        }
+        assert!(
+            !online_cpu_list().is_empty(),
+            "this machine has online CPUs"
+        );
+    }
+
+    #[test]
+    fn an_interface_name_means_its_sides_on_either_shape_of_director() {
+        let (ext, int, both) = (1, 2, 3);
+        let two_armed = captures("ext0", "int0");
+        assert_eq!(two_armed.sides(None), Ok(both));
+        assert_eq!(two_armed.sides(Some("external")), Ok(ext));
+        assert_eq!(two_armed.sides(Some("int0")), Ok(int));
+        let error = two_armed.sides(Some("eth9")).unwrap_err();
+        assert!(
+            error.contains("\"eth9\"") && error.contains("ext0"),
+            "{error}"
+        );
+
+        // One arm: its name is both sides; the side names still pick one.
+        let one_armed = captures("eth0", "eth0");
+        assert_eq!(one_armed.sides(Some("eth0")), Ok(both));
+        assert_eq!(one_armed.sides(Some("internal")), Ok(int));
+    }
+
+    #[test]
+    fn a_one_armed_capture_by_name_announces_the_interface_for_both_sides() {
+        let one_armed = captures("eth0", "eth0");
+        let (capture, reply) = one_armed.start(Some("eth0"), None).unwrap();
+        let seen: Vec<_> = reply
+            .interfaces
+            .iter()
+            .map(|i| (i.name.as_str(), i.side.as_str()))
+            .collect();
+        assert_eq!(seen, [("eth0", "external"), ("eth0", "internal")]);
+        assert_eq!(one_armed.tap.wanted(), 3);
+        one_armed.stop(&capture);
+        assert_eq!(one_armed.tap.wanted(), 0);
+    }
 }
