@@ -24,10 +24,28 @@
 //! created entry is never rewritten: EEXIST makes us look again); PERMANENT/NOARP and
 //! externally learnt entries are left alone; a managed entry keeps NTF_EXT_MANAGED in an
 //! NTF_USE request; and a plain dynamic entry gets the flag without NLM_F_CREATE.
-//! [`Netlink::unmanage`] deletes only entries that are managed (and not static).
+//! [`Netlink::unmanage`] deletes only entries that are managed (and not static). No request
+//! on an existing entry carries NLM_F_REPLACE, so the kernel also keeps its NTF_ROUTER flag
+//! (NEIGH_UPDATE_F_OVERRIDE_ISROUTER is dropped without it), which IPv6 Neighbour Discovery
+//! maintains for routers.
+//!
+//! # IPv6
+//!
+//! `neigh_add` is the same code for both families (`tbl->allow_add`, ndisc's, only refuses a
+//! device with IPv6 disabled), so the above holds for IPv6 as it is: the kernel sends the
+//! Neighbour Solicitation, as it sends the ARP request. [`Netlink::resolve`],
+//! [`Netlink::manage`] and [`Netlink::unmanage`] take an address of either family; the
+//! dumps have a reader per family ([`Netlink::routes6`], [`Netlink::neighbours6`]) and
+//! [`Netlink::dump`] reads both. Of the IPv6 routes only the unicast routes of the main table
+//! are kept, as for IPv4: the connected prefixes (the fe80::/64 of each interface included:
+//! link-local next hops are on-link through it), gateway routes (router advertisements give
+//! link-local gateways) and the default route. Left out: table local (the host's own and
+//! anycast addresses, and ff00::/8, the multicast route of every interface), reject routes
+//! (unreachable, prohibit, blackhole) and cached clones (a dump without RTM_F_CLONED has
+//! none).
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -47,7 +65,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-use super::{nud, Neighbour, NeighbourTable, Route};
+use super::{nud, KernelTables, Neighbour, Neighbour6, NeighbourTable, Route, Route6};
 
 /// How long to wait for each reply datagram of the kernel.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
@@ -131,49 +149,95 @@ impl Netlink {
         })
     }
 
-    /// Dumps the IPv4 routes of the main table and the IPv4 neighbours of `ifindexes` (an
-    /// empty slice means every interface) and builds a table.
+    /// Dumps the routes of the main table and the neighbours of `ifindexes` (an empty slice
+    /// means every interface), IPv4 and IPv6, and builds one table of both families.
     pub fn dump(&mut self, ifindexes: &[u32]) -> io::Result<NeighbourTable> {
-        let routes = self.routes(ifindexes)?;
-        let neighbours = self.neighbours(ifindexes)?;
-        Ok(NeighbourTable::new(routes, neighbours))
+        Ok(NeighbourTable::from(self.tables(ifindexes)?))
+    }
+
+    /// What [`Netlink::dump`] builds its table from: [`Netlink::routes`],
+    /// [`Netlink::neighbours`], [`Netlink::routes6`] and [`Netlink::neighbours6`] (four dumps,
+    /// one after the other).
+    pub fn tables(&mut self, ifindexes: &[u32]) -> io::Result<KernelTables> {
+        Ok(KernelTables {
+            routes: self.routes(ifindexes)?,
+            neighbours: self.neighbours(ifindexes)?,
+            routes6: self.routes6(ifindexes)?,
+            neighbours6: self.neighbours6(ifindexes)?,
+        })
     }
 
     /// The unicast IPv4 routes of the main table whose next hop leaves through one of
     /// `ifindexes` (empty: any), lowest metric first. Each next hop of a multipath route is a
     /// route of its own; dead next hops and RTA_VIA (IPv6) gateways are left out.
     pub fn routes(&mut self, ifindexes: &[u32]) -> io::Result<Vec<Route>> {
-        let mut req = RouteMessage::default();
-        req.header.address_family = AddressFamily::Inet;
-        let mut found: Vec<(u32, Route)> =
-            self.dump_all(RouteNetlinkMessage::GetRoute(req), |m, out| {
-                if let RouteNetlinkMessage::NewRoute(r) = m {
-                    push_routes(r, out);
-                }
-            })?;
-        found.retain(|(_, r)| wanted(ifindexes, r.ifindex));
-        found.sort_by_key(|(metric, _)| *metric);
-        Ok(found.into_iter().map(|(_, r)| r).collect())
+        let found = self.route_hops::<Ipv4Addr>(ifindexes)?;
+        Ok(found
+            .into_iter()
+            .map(|h| Route {
+                ifindex: h.ifindex,
+                dst: h.dst,
+                prefix_len: h.prefix_len,
+                gateway: h.gateway,
+            })
+            .collect())
+    }
+
+    /// The unicast IPv6 routes of the main table whose next hop leaves through one of
+    /// `ifindexes` (empty: any), lowest metric first, as [`Netlink::routes`] reads IPv4 ones:
+    /// connected prefixes (fe80::/64 included), gateway routes and the default route; not the
+    /// local table nor multicast (ff00::/8) or reject routes (see the module documentation).
+    pub fn routes6(&mut self, ifindexes: &[u32]) -> io::Result<Vec<Route6>> {
+        let found = self.route_hops::<Ipv6Addr>(ifindexes)?;
+        Ok(found
+            .into_iter()
+            .map(|h| Route6 {
+                ifindex: h.ifindex,
+                dst: h.dst,
+                prefix_len: h.prefix_len,
+                gateway: h.gateway,
+            })
+            .collect())
     }
 
     /// The IPv4 neighbour entries of `ifindexes` (empty: all) in every state; entries without
     /// a link-layer address have an all-zero `mac`, non-Ethernet ones are left out.
     pub fn neighbours(&mut self, ifindexes: &[u32]) -> io::Result<Vec<Neighbour>> {
-        let mut req = NeighbourMessage::default();
-        req.header.family = AddressFamily::Inet;
-        let mut found = self.dump_all(RouteNetlinkMessage::GetNeighbour(req), |m, out| {
-            if let RouteNetlinkMessage::NewNeighbour(n) = m {
-                out.extend(neighbour(n));
-            }
-        })?;
-        found.retain(|n| wanted(ifindexes, n.ifindex));
-        Ok(found)
+        let found = self.neighbour_entries::<Ipv4Addr>(ifindexes)?;
+        Ok(found
+            .into_iter()
+            .map(|n| Neighbour {
+                ifindex: n.ifindex,
+                addr: n.addr,
+                mac: n.mac,
+                state: n.state,
+            })
+            .collect())
     }
 
-    /// Asks the kernel to resolve `addr` on `ifindex` now (NTF_USE: it creates the entry if
-    /// missing and sends an ARP request). Never changes an existing MAC, never touches a
-    /// PERMANENT/NOARP or externally learnt entry, keeps a managed entry managed.
-    pub fn resolve(&mut self, ifindex: u32, addr: Ipv4Addr) -> io::Result<()> {
+    /// The IPv6 neighbour entries of `ifindexes` (empty: all) in every state, as
+    /// [`Netlink::neighbours`] reads IPv4 ones. Entries of multicast addresses (NOARP, with a
+    /// MAC derived from the group) are left out: they are never a next hop.
+    pub fn neighbours6(&mut self, ifindexes: &[u32]) -> io::Result<Vec<Neighbour6>> {
+        let found = self.neighbour_entries::<Ipv6Addr>(ifindexes)?;
+        Ok(found
+            .into_iter()
+            .filter(|n| !n.addr.is_multicast())
+            .map(|n| Neighbour6 {
+                ifindex: n.ifindex,
+                addr: n.addr,
+                mac: n.mac,
+                state: n.state,
+            })
+            .collect())
+    }
+
+    /// Asks the kernel to resolve `addr` (IPv4 or IPv6) on `ifindex` now (NTF_USE: it creates
+    /// the entry if missing and sends an ARP request or a Neighbour Solicitation). Never
+    /// changes an existing MAC, never touches a PERMANENT/NOARP or externally learnt entry,
+    /// keeps a managed entry managed.
+    pub fn resolve(&mut self, ifindex: u32, addr: impl Into<IpAddr>) -> io::Result<()> {
+        let addr = addr.into();
         for _ in 0..CHANGE_TRIES {
             let res = match self.get_neighbour(ifindex, addr)? {
                 None => self.new_neighbour(ifindex, addr, true, false, NLM_F_CREATE | NLM_F_EXCL),
@@ -188,10 +252,11 @@ impl Netlink {
         Err(io::Error::from_raw_os_error(libc::EAGAIN))
     }
 
-    /// Makes the kernel keep `addr` on `ifindex` resolved by itself (a managed entry,
-    /// NTF_EXT_MANAGED, kernel >= 5.16). Idempotent. An existing dynamic entry becomes managed
-    /// (MAC kept); PERMANENT/NOARP and externally learnt entries are left as they are.
-    pub fn manage(&mut self, ifindex: u32, addr: Ipv4Addr) -> io::Result<()> {
+    /// Makes the kernel keep `addr` (IPv4 or IPv6) on `ifindex` resolved by itself (a managed
+    /// entry, NTF_EXT_MANAGED, kernel >= 5.16). Idempotent. An existing dynamic entry becomes
+    /// managed (MAC kept); PERMANENT/NOARP and externally learnt entries are left as they are.
+    pub fn manage(&mut self, ifindex: u32, addr: impl Into<IpAddr>) -> io::Result<()> {
+        let addr = addr.into();
         for _ in 0..CHANGE_TRIES {
             let res = match self.get_neighbour(ifindex, addr)? {
                 None => self.new_neighbour(ifindex, addr, false, true, NLM_F_CREATE | NLM_F_EXCL),
@@ -206,9 +271,10 @@ impl Netlink {
         Err(io::Error::from_raw_os_error(libc::EAGAIN))
     }
 
-    /// Deletes the managed entry of `addr` on `ifindex`. Idempotent: no entry, or one that is
-    /// not managed (an operator's or the kernel's own), is Ok and left alone.
-    pub fn unmanage(&mut self, ifindex: u32, addr: Ipv4Addr) -> io::Result<()> {
+    /// Deletes the managed entry of `addr` (IPv4 or IPv6) on `ifindex`. Idempotent: no entry,
+    /// or one that is not managed (an operator's or the kernel's own), is Ok and left alone.
+    pub fn unmanage(&mut self, ifindex: u32, addr: impl Into<IpAddr>) -> io::Result<()> {
+        let addr = addr.into();
         match self.get_neighbour(ifindex, addr)? {
             Some(e) if e.managed() && !e.hands_off() => {
                 let req = neighbour_request(ifindex, addr);
@@ -297,8 +363,39 @@ impl Netlink {
         }
     }
 
+    /// The unicast main-table routes of family `A` through `ifindexes` (empty: any), lowest
+    /// metric first.
+    fn route_hops<A: Family>(&mut self, ifindexes: &[u32]) -> io::Result<Vec<RouteHop<A>>> {
+        let mut req = RouteMessage::default();
+        req.header.address_family = A::FAMILY;
+        let mut found = self.dump_all(RouteNetlinkMessage::GetRoute(req), |m, out| {
+            if let RouteNetlinkMessage::NewRoute(r) = m {
+                push_routes(r, out);
+            }
+        })?;
+        found.retain(|h| wanted(ifindexes, h.ifindex));
+        found.sort_by_key(|h| h.metric);
+        Ok(found)
+    }
+
+    /// The neighbour entries of family `A` on `ifindexes` (empty: all).
+    fn neighbour_entries<A: Family>(
+        &mut self,
+        ifindexes: &[u32],
+    ) -> io::Result<Vec<NeighbourEntry<A>>> {
+        let mut req = NeighbourMessage::default();
+        req.header.family = A::FAMILY;
+        let mut found = self.dump_all(RouteNetlinkMessage::GetNeighbour(req), |m, out| {
+            if let RouteNetlinkMessage::NewNeighbour(n) = m {
+                out.extend(neighbour(n));
+            }
+        })?;
+        found.retain(|n| wanted(ifindexes, n.ifindex));
+        Ok(found)
+    }
+
     /// RTM_GETNEIGH for one address: `None` when the kernel has no such entry.
-    fn get_neighbour(&mut self, ifindex: u32, addr: Ipv4Addr) -> io::Result<Option<Entry>> {
+    fn get_neighbour(&mut self, ifindex: u32, addr: IpAddr) -> io::Result<Option<Entry>> {
         let req = neighbour_request(ifindex, addr);
         let mut found = None;
         let res = self.request(RouteNetlinkMessage::GetNeighbour(req), NLM_F_ACK, |m| {
@@ -326,7 +423,7 @@ impl Netlink {
     fn new_neighbour(
         &mut self,
         ifindex: u32,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         use_: bool,
         managed: bool,
         flags: u16,
@@ -471,22 +568,88 @@ fn host_route(table: u32, dst: Ipv4Addr, ifindex: u32) -> RouteMessage {
     r
 }
 
-/// An RTM_*NEIGH message naming one IPv4 address on one interface, NUD_NONE, no flags.
-fn neighbour_request(ifindex: u32, addr: Ipv4Addr) -> NeighbourMessage {
+/// An RTM_*NEIGH message naming one address on one interface, NUD_NONE, no flags.
+fn neighbour_request(ifindex: u32, addr: IpAddr) -> NeighbourMessage {
     let mut req = NeighbourMessage::default();
-    req.header.family = AddressFamily::Inet;
     req.header.ifindex = ifindex;
-    req.attributes
-        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
-            addr,
-        )));
+    let dst = match addr {
+        IpAddr::V4(a) => {
+            req.header.family = AddressFamily::Inet;
+            NeighbourAddress::Inet(a)
+        }
+        IpAddr::V6(a) => {
+            req.header.family = AddressFamily::Inet6;
+            NeighbourAddress::Inet6(a)
+        }
+    };
+    req.attributes.push(NeighbourAttribute::Destination(dst));
     req
 }
 
-/// Appends the usable next hops of a route message as `(metric, Route)`.
-fn push_routes(r: RouteMessage, out: &mut Vec<(u32, Route)>) {
+/// The address type of one family as rtnetlink carries it: [`Ipv4Addr`] or [`Ipv6Addr`].
+trait Family: Copy {
+    const FAMILY: AddressFamily;
+    /// The destination of a route without RTA_DST (the default route).
+    const UNSPECIFIED: Self;
+    fn from_route(a: RouteAddress) -> Option<Self>;
+    fn from_neighbour(a: &NeighbourAddress) -> Option<Self>;
+}
+
+impl Family for Ipv4Addr {
+    const FAMILY: AddressFamily = AddressFamily::Inet;
+    const UNSPECIFIED: Self = Ipv4Addr::UNSPECIFIED;
+    fn from_route(a: RouteAddress) -> Option<Self> {
+        match a {
+            RouteAddress::Inet(a) => Some(a),
+            _ => None,
+        }
+    }
+    fn from_neighbour(a: &NeighbourAddress) -> Option<Self> {
+        match a {
+            NeighbourAddress::Inet(a) => Some(*a),
+            _ => None,
+        }
+    }
+}
+
+impl Family for Ipv6Addr {
+    const FAMILY: AddressFamily = AddressFamily::Inet6;
+    const UNSPECIFIED: Self = Ipv6Addr::UNSPECIFIED;
+    fn from_route(a: RouteAddress) -> Option<Self> {
+        match a {
+            RouteAddress::Inet6(a) => Some(a),
+            _ => None,
+        }
+    }
+    fn from_neighbour(a: &NeighbourAddress) -> Option<Self> {
+        match a {
+            NeighbourAddress::Inet6(a) => Some(*a),
+            _ => None,
+        }
+    }
+}
+
+/// One next hop of a unicast main-table route, of either family.
+struct RouteHop<A> {
+    metric: u32,
+    ifindex: u32,
+    dst: A,
+    prefix_len: u8,
+    gateway: Option<A>,
+}
+
+/// A neighbour entry of either family.
+struct NeighbourEntry<A> {
+    ifindex: u32,
+    addr: A,
+    mac: [u8; 6],
+    state: u16,
+}
+
+/// Appends the usable next hops of a unicast main-table route message of family `A`.
+fn push_routes<A: Family>(r: RouteMessage, out: &mut Vec<RouteHop<A>>) {
     let h = &r.header;
-    if h.address_family != AddressFamily::Inet
+    if h.address_family != A::FAMILY
         || h.kind != RouteType::Unicast
         || h.flags.contains(RouteFlags::Dead)
     {
@@ -494,15 +657,18 @@ fn push_routes(r: RouteMessage, out: &mut Vec<(u32, Route)>) {
     }
     let prefix_len = h.destination_prefix_length;
     let mut table = u32::from(h.table);
-    let (mut dst, mut oif, mut metric) = (Ipv4Addr::UNSPECIFIED, None, 0);
+    let (mut dst, mut oif, mut metric) = (A::UNSPECIFIED, None, 0);
     let (mut gateway, mut via, mut hops) = (None, false, None);
     for a in r.attributes {
         match a {
             RouteAttribute::Table(t) => table = t,
-            RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = d,
+            RouteAttribute::Destination(d) => match A::from_route(d) {
+                Some(d) => dst = d,
+                None => return,
+            },
             RouteAttribute::Oif(i) => oif = Some(i),
             RouteAttribute::Priority(p) => metric = p,
-            RouteAttribute::Gateway(g) => (gateway, via) = ipv4_gateway(g),
+            RouteAttribute::Gateway(g) => (gateway, via) = route_gateway(g),
             RouteAttribute::Via(_) => via = true,
             RouteAttribute::MultiPath(h) => hops = Some(h),
             _ => {}
@@ -511,15 +677,15 @@ fn push_routes(r: RouteMessage, out: &mut Vec<(u32, Route)>) {
     if table != RT_TABLE_MAIN {
         return;
     }
-    let mut push = |ifindex: u32, gateway: Option<Ipv4Addr>, via: bool| {
+    let mut push = |ifindex: u32, gateway: Option<A>, via: bool| {
         if !via {
-            let route = Route {
+            out.push(RouteHop {
+                metric,
                 ifindex,
                 dst,
                 prefix_len,
                 gateway,
-            };
-            out.push((metric, route));
+            });
         }
     };
     match (hops, oif) {
@@ -531,7 +697,7 @@ fn push_routes(r: RouteMessage, out: &mut Vec<(u32, Route)>) {
                 let (mut gateway, mut via) = (None, false);
                 for a in hop.attributes {
                     match a {
-                        RouteAttribute::Gateway(g) => (gateway, via) = ipv4_gateway(g),
+                        RouteAttribute::Gateway(g) => (gateway, via) = route_gateway(g),
                         RouteAttribute::Via(_) => via = true,
                         _ => {}
                     }
@@ -544,28 +710,28 @@ fn push_routes(r: RouteMessage, out: &mut Vec<(u32, Route)>) {
     }
 }
 
-/// An RTA_GATEWAY as `(IPv4 gateway, unusable)`.
-fn ipv4_gateway(g: RouteAddress) -> (Option<Ipv4Addr>, bool) {
-    match g {
-        RouteAddress::Inet(g) => (Some(g), false),
-        _ => (None, true),
+/// An RTA_GATEWAY as `(gateway of the route's family, unusable)`.
+fn route_gateway<A: Family>(g: RouteAddress) -> (Option<A>, bool) {
+    match A::from_route(g) {
+        Some(g) => (Some(g), false),
+        None => (None, true),
     }
 }
 
-fn neighbour(n: NeighbourMessage) -> Option<Neighbour> {
-    if n.header.family != AddressFamily::Inet {
+fn neighbour<A: Family>(n: NeighbourMessage) -> Option<NeighbourEntry<A>> {
+    if n.header.family != A::FAMILY {
         return None;
     }
     let (mut addr, mut mac) = (None, [0; 6]);
     for a in &n.attributes {
         match a {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => addr = Some(*a),
+            NeighbourAttribute::Destination(d) => addr = A::from_neighbour(d),
             NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => mac.copy_from_slice(l),
             NeighbourAttribute::LinkLayerAddress(_) => return None,
             _ => {}
         }
     }
-    Some(Neighbour {
+    Some(NeighbourEntry {
         ifindex: n.header.ifindex,
         addr: addr?,
         mac,

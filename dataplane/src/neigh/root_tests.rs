@@ -1,8 +1,10 @@
 //! [`Netlink`] against the real kernel, in two private network namespaces joined by a veth
-//! pair (198.18.5.0/24 only). Needs root and iproute2; skipped with a message otherwise.
+//! pair (198.18.5.0/24 and 2001:2::/48, plus link-local addresses, only). Needs root and
+//! iproute2 (and IPv6 for the IPv6 test); skipped with a message otherwise.
 
 use super::*;
 use std::fs::File;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,6 +15,11 @@ const B_IF: &str = "xnlb";
 /// A static entry an operator made: must survive resolve/manage/unmanage.
 const PERM: &str = "198.18.5.9";
 const PERM_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x09];
+/// The IPv6 twin of [`PERM`].
+const PERM6: &str = "2001:2:0:1::9";
+/// Link-local addresses of A and B (B's is the link-local gateway of a route of A).
+const A_LL: &str = "fe80::a";
+const B_LL: &str = "fe80::b";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -23,7 +30,8 @@ struct Namespaces {
 }
 
 impl Namespaces {
-    fn new() -> Namespaces {
+    /// Two empty namespaces joined by a veth pair, links down.
+    fn pair() -> Namespaces {
         let (pid, n) = (std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let ns = Namespaces {
             a: format!("xvsnl{pid}-{n}a"),
@@ -35,6 +43,12 @@ impl Namespaces {
         ip(&[
             "-n", &ns.a, "link", "add", A_IF, "type", "veth", "peer", "name", B_IF, "netns", &ns.b,
         ]);
+        ns
+    }
+
+    /// The IPv4 setup: 198.18.5.1 in A, .2 and .3 in B, 198.19.200.0/24 via .3, PERM.
+    fn new() -> Namespaces {
+        let ns = Namespaces::pair();
         ip(&["-n", &ns.a, "addr", "add", "198.18.5.1/24", "dev", A_IF]);
         ip(&["-n", &ns.b, "addr", "add", "198.18.5.2/24", "dev", B_IF]);
         ip(&["-n", &ns.b, "addr", "add", "198.18.5.3/24", "dev", B_IF]);
@@ -64,6 +78,56 @@ impl Namespaces {
             "nud",
             "permanent",
         ]);
+        ns
+    }
+
+    /// The IPv6 setup: 2001:2:0:1::1 in A, ::2 and ::3 in B, 2001:2:0:9::/64 via
+    /// 2001:2:0:1::2, 2001:2:0:8::/64 via B's link-local address, PERM6; and 198.18.5.1 in A,
+    /// .2 in B and PERM, to see both families in one dump.
+    fn new6() -> Namespaces {
+        let ns = Namespaces::pair();
+        for (n, dev, ll) in [(&ns.a, A_IF, A_LL), (&ns.b, B_IF, B_LL)] {
+            // No automatic link-local address: its DAD would keep it tentative for a second or
+            // two, and the kernel sends no Neighbour Solicitation without a link-local source
+            // that is not tentative. Every address skips DAD (nodad).
+            ip(&["-n", n, "link", "set", "dev", dev, "addrgenmode", "none"]);
+            let ll = format!("{ll}/64");
+            ip(&["-n", n, "-6", "addr", "add", &ll, "dev", dev, "nodad"]);
+        }
+        for (n, dev, a) in [
+            (&ns.a, A_IF, "2001:2:0:1::1/64"),
+            (&ns.b, B_IF, "2001:2:0:1::2/64"),
+            (&ns.b, B_IF, "2001:2:0:1::3/64"),
+        ] {
+            ip(&["-n", n, "-6", "addr", "add", a, "dev", dev, "nodad"]);
+        }
+        ip(&["-n", &ns.a, "addr", "add", "198.18.5.1/24", "dev", A_IF]);
+        ip(&["-n", &ns.b, "addr", "add", "198.18.5.2/24", "dev", B_IF]);
+        ip(&["-n", &ns.a, "link", "set", A_IF, "up"]);
+        ip(&["-n", &ns.b, "link", "set", B_IF, "up"]);
+        for (net, via) in [
+            ("2001:2:0:9::/64", "2001:2:0:1::2"),
+            ("2001:2:0:8::/64", B_LL),
+        ] {
+            ip(&[
+                "-n", &ns.a, "-6", "route", "add", net, "via", via, "dev", A_IF,
+            ]);
+        }
+        for perm in [PERM6, PERM] {
+            ip(&[
+                "-n",
+                &ns.a,
+                "neigh",
+                "add",
+                perm,
+                "lladdr",
+                "02:00:00:00:00:09",
+                "dev",
+                A_IF,
+                "nud",
+                "permanent",
+            ]);
+        }
         ns
     }
 }
@@ -107,6 +171,10 @@ fn addr(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
+fn addr6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
 /// Polls `f` for up to 2 s.
 fn eventually(mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -126,13 +194,16 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-#[test]
-fn netlink_in_namespaces() {
-    if !is_root() || Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("skipping netlink_in_namespaces: needs root and iproute2");
-        return;
+fn can_run(test: &str) -> bool {
+    let ok = is_root() && Command::new("ip").arg("-V").output().is_ok();
+    if !ok {
+        eprintln!("skipping {test}: needs root and iproute2");
     }
-    let ns = Namespaces::new();
+    ok
+}
+
+/// Runs `body(a, a_index, a_mac, b_mac)` in a thread that entered namespace A of `ns`.
+fn in_a(ns: Namespaces, body: fn(&str, u32, [u8; 6], [u8; 6])) {
     let (a_index, a_mac) = ip_link(&ns.a, A_IF);
     let (_, b_mac) = ip_link(&ns.b, B_IF);
     let a = ns.a.clone();
@@ -140,11 +211,30 @@ fn netlink_in_namespaces() {
         let f = File::open(format!("/run/netns/{a}")).unwrap();
         // SAFETY: a valid namespace fd; only this thread changes namespace.
         assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-        in_namespace_a(&a, a_index, a_mac, b_mac);
+        body(&a, a_index, a_mac, b_mac);
     });
     if let Err(panic) = run.join() {
         std::panic::resume_unwind(panic); // `ns` is dropped while unwinding
     }
+}
+
+#[test]
+fn netlink_in_namespaces() {
+    if can_run("netlink_in_namespaces") {
+        in_a(Namespaces::new(), in_namespace_a);
+    }
+}
+
+#[test]
+fn netlink_ipv6_in_namespaces() {
+    if !can_run("netlink_ipv6_in_namespaces") {
+        return;
+    }
+    if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        eprintln!("skipping netlink_ipv6_in_namespaces: the kernel has no IPv6");
+        return;
+    }
+    in_a(Namespaces::new6(), in_namespace_a6);
 }
 
 fn in_namespace_a(ns: &str, a_index: u32, a_mac: [u8; 6], b_mac: [u8; 6]) {
@@ -266,4 +356,165 @@ fn fmt_mac(m: [u8; 6]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+fn in_namespace_a6(ns: &str, a_index: u32, _a_mac: [u8; 6], b_mac: [u8; 6]) {
+    let mut nl = Netlink::open().unwrap();
+    let neigh_detail = |ip_: &str| ip(&["-n", ns, "-6", "-d", "neigh", "show", ip_, "dev", A_IF]);
+    let state_of = |nl: &mut Netlink, ip_: &str| {
+        let all = nl.neighbours6(&[a_index]).unwrap();
+        all.into_iter()
+            .find(|n| n.addr == addr6(ip_))
+            .map(|n| (n.state, n.mac))
+    };
+    let miss = |hop: &str, no_route| {
+        Err(NextHopMiss6 {
+            ifindex: a_index,
+            next_hop: addr6(hop),
+            no_route,
+        })
+    };
+    let route = |dst: &str, prefix_len, gateway: Option<&str>| Route6 {
+        ifindex: a_index,
+        dst: addr6(dst),
+        prefix_len,
+        gateway: gateway.map(addr6),
+    };
+
+    // Routes: connected (link-local too) and gateway routes of the main table; nothing of
+    // table local (own addresses, ff00::/8).
+    let routes = nl.routes6(&[a_index]).unwrap();
+    for want in [
+        route("2001:2:0:1::", 64, None),
+        route("fe80::", 64, None),
+        route("2001:2:0:9::", 64, Some("2001:2:0:1::2")),
+        route("2001:2:0:8::", 64, Some(B_LL)),
+    ] {
+        assert!(routes.contains(&want), "{want:?} not in {routes:?}");
+    }
+    assert!(
+        routes
+            .iter()
+            .all(|r| !r.dst.is_multicast() && r.prefix_len < 128),
+        "{routes:?}"
+    );
+    assert!(nl
+        .routes(&[a_index])
+        .unwrap()
+        .iter()
+        .all(|r| r.prefix_len <= 32));
+
+    // One dump, both families.
+    let t = nl.dump(&[a_index]).unwrap();
+    assert_eq!(t.next_hop_mac_v6(a_index, addr6(PERM6)), Ok(PERM_MAC));
+    assert_eq!(t.next_hop_mac(a_index, addr(PERM)), Ok(PERM_MAC));
+    assert_eq!(
+        t.next_hop_mac_v6(a_index, addr6("2001:2:0:1::2")),
+        miss("2001:2:0:1::2", false)
+    );
+    assert_eq!(
+        t.next_hop_mac_v6(a_index, addr6("2001:2:0:9::7")),
+        miss("2001:2:0:1::2", false)
+    );
+    assert_eq!(
+        t.next_hop_mac_v6(a_index, addr6("2001:2:0:8::7")),
+        miss(B_LL, false)
+    );
+    assert_eq!(
+        t.next_hop_mac_v6(a_index, addr6("2001:2:0:99::1")),
+        miss("2001:2:0:99::1", true)
+    );
+
+    // resolve(): NTF_USE creates the entry and the kernel solicits; B's MAC shows up, for the
+    // address and for the route through it.
+    nl.resolve(a_index, addr6("2001:2:0:1::2")).unwrap();
+    assert!(eventually(|| nl
+        .dump(&[a_index])
+        .unwrap()
+        .next_hop_mac_v6(a_index, addr6("2001:2:0:1::2"))
+        == Ok(b_mac)));
+    let t = nl.dump(&[a_index]).unwrap();
+    assert_eq!(
+        t.next_hop_mac_v6(a_index, addr6("2001:2:0:9::7")),
+        Ok(b_mac)
+    );
+    nl.resolve(a_index, addr6("2001:2:0:1::2")).unwrap(); // not clobbered
+    let (state, mac) = state_of(&mut nl, "2001:2:0:1::2").unwrap();
+    assert!(state & nud::USABLE != 0 && mac == b_mac, "{state:#x}");
+    // Sending to the solicited-node group made multicast entries; they are not next hops.
+    assert!(nl
+        .neighbours6(&[])
+        .unwrap()
+        .iter()
+        .all(|n| !n.addr.is_multicast()));
+    // The operator's PERMANENT entry is not touched.
+    nl.resolve(a_index, IpAddr::from(addr6(PERM6))).unwrap();
+    assert_eq!(state_of(&mut nl, PERM6), Some((nud::PERMANENT, PERM_MAC)));
+
+    // The kernel's own traffic (a ping of B's link-local address) fills the entry of the
+    // link-local gateway: the route through it resolves.
+    let target = format!("{B_LL}%{A_IF}");
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "ping", "-6", "-c", "1", "-W", "2", &target,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(eventually(|| nl
+        .dump(&[a_index])
+        .unwrap()
+        .next_hop_mac_v6(a_index, addr6("2001:2:0:8::7"))
+        == Ok(b_mac)));
+    let t = nl.dump(&[a_index]).unwrap();
+    assert_eq!(t.mac_v6(a_index, addr6(B_LL)), Some(b_mac));
+    assert_eq!(t.mac_v6(a_index + 1, addr6(B_LL)), None);
+
+    // manage(): a managed entry for a real server becomes REACHABLE.
+    nl.manage(a_index, addr6("2001:2:0:1::3")).unwrap();
+    nl.manage(a_index, addr6("2001:2:0:1::3")).unwrap(); // idempotent
+    assert!(eventually(
+        || state_of(&mut nl, "2001:2:0:1::3") == Some((nud::REACHABLE, b_mac))
+    ));
+    let detail = neigh_detail("2001:2:0:1::3");
+    assert!(detail.contains(" managed "), "{detail}");
+    let t = nl.dump(&[a_index]).unwrap();
+    assert_eq!(
+        t.next_hop_mac_v6(a_index, addr6("2001:2:0:1::3")),
+        Ok(b_mac)
+    );
+    // resolve() on a managed entry keeps it managed.
+    nl.resolve(a_index, addr6("2001:2:0:1::3")).unwrap();
+    assert!(neigh_detail("2001:2:0:1::3").contains(" managed "));
+    // Existing dynamic entries (a global and a link-local one) become managed, MAC kept.
+    for hop in ["2001:2:0:1::2", B_LL] {
+        nl.manage(a_index, addr6(hop)).unwrap();
+        let detail = neigh_detail(hop);
+        assert!(
+            detail.contains(" managed ") && detail.contains(&fmt_mac(b_mac)),
+            "{detail}"
+        );
+    }
+    // PERMANENT stays PERMANENT, unmanaged.
+    nl.manage(a_index, addr6(PERM6)).unwrap();
+    nl.unmanage(a_index, addr6(PERM6)).unwrap();
+    assert_eq!(state_of(&mut nl, PERM6), Some((nud::PERMANENT, PERM_MAC)));
+    assert!(!neigh_detail(PERM6).contains("managed"));
+
+    // unmanage() removes managed entries, idempotently.
+    for hop in ["2001:2:0:1::3", "2001:2:0:1::2", B_LL] {
+        nl.unmanage(a_index, addr6(hop)).unwrap();
+        assert_eq!(state_of(&mut nl, hop), None, "{hop}");
+        nl.unmanage(a_index, addr6(hop)).unwrap();
+    }
+
+    // Kernel NACKs come back with their errno.
+    let err = nl.resolve(999_999, addr6("2001:2:0:1::2")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENODEV), "{err}");
+    let err = nl.manage(999_999, addr6("2001:2:0:1::2")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENODEV), "{err}");
 }
