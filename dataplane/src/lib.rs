@@ -2,7 +2,7 @@
 //!
 //! - [`wire`]: zero-copy checked views of Ethernet, ARP, IPv4, TCP, UDP and ICMP.
 //! - [`checksum`]: Internet checksum and RFC 1624 incremental updates.
-//! - [`nat`], [`encap`]: the byte rewrites of masquerading and of tunnels.
+//! - [`nat`], [`nat6`], [`encap`]: the byte rewrites of masquerading (IPv4, IPv6) and of tunnels.
 //! - [`fullnat`]: FullNAT's per-worker local ports.
 //! - [`snapshot`]: the immutable configuration a worker reads (services, real servers).
 //! - [`conntrack`]: per-worker connection tables with IPVS's TCP state machine.
@@ -26,6 +26,7 @@ pub mod encap;
 pub mod fastpath;
 pub mod fullnat;
 pub mod nat;
+pub mod nat6;
 pub mod neigh;
 pub mod persist;
 pub mod process;
