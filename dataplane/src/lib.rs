@@ -6,6 +6,7 @@
 //! - [`fullnat`]: FullNAT's per-worker local ports.
 //! - [`snapshot`]: the immutable configuration a worker reads (services, real servers).
 //! - [`conntrack`]: per-worker connection tables with IPVS's TCP state machine.
+//! - [`family`]: what those tables ask of an address family (IPv4, IPv6).
 //! - [`persist`]: persistence templates shared lock-free by all workers.
 //! - [`process`]: the pure function `process(frame, snapshot, shard, now) -> Verdict`.
 //! - [`stats`]: per-worker counters, written by one worker and read lock-free by control.
@@ -23,6 +24,7 @@ pub mod capture;
 pub mod checksum;
 pub mod conntrack;
 pub mod encap;
+pub mod family;
 pub mod fastpath;
 pub mod fullnat;
 pub mod nat;

@@ -15,7 +15,7 @@
 //! present. A cap on entries per worker bounds the memory a huge table can take; the result
 //! says when it cut a listing short.
 
-use super::{Conn, ConnTable};
+use super::{Address, Conn, ConnTable};
 use crate::snapshot::{Method, PROTO_TCP};
 use crossbeam::utils::CachePadded;
 use std::net::Ipv4Addr;
@@ -29,15 +29,16 @@ pub const DEFAULT_DUMP_LIMIT: usize = 1_000_000;
 /// Table slots a worker copies per loop iteration while a dump is in progress.
 pub const DEFAULT_DUMP_CHUNK: usize = 1024;
 
-/// A connection as `ipvsadm -L -c` shows it.
+/// A connection as `ipvsadm -L -c` shows it (of a table of family `A`; the exchange with the
+/// control thread, [`ConnDump`], carries IPv4 entries only for now).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnEntry {
+pub struct ConnEntry<A: Address = Ipv4Addr> {
     pub proto: u8,
-    pub client: Ipv4Addr,
+    pub client: A,
     pub client_port: u16,
-    pub vip: Ipv4Addr,
+    pub vip: A,
     pub vport: u16,
-    pub real: Ipv4Addr,
+    pub real: A,
     pub rport: u16,
     /// IPVS's state name ([`super::TcpState::name`]) for TCP, `UDP` for UDP.
     pub state: &'static str,
@@ -47,17 +48,17 @@ pub struct ConnEntry {
     /// On the XDP fast path ([`super::FastState::Installed`]).
     pub fast: bool,
     /// FullNAT: the local address and port the connection leaves from.
-    pub local: Option<(Ipv4Addr, u16)>,
+    pub local: Option<(A, u16)>,
 }
 
-impl ConnEntry {
+impl<A: Address> ConnEntry<A> {
     /// `conn` as seen at `now_ms` (the clock of its table), which it must outlive.
-    pub fn new(conn: &Conn, now_ms: u64) -> Self {
+    pub fn new(conn: &Conn<A>, now_ms: u64) -> Self {
         Self::with_fast(conn, now_ms, false)
     }
 
     /// [`ConnEntry::new`] of an entry whose fast-path state is `fast`.
-    pub fn with_fast(conn: &Conn, now_ms: u64, fast: bool) -> Self {
+    pub fn with_fast(conn: &Conn<A>, now_ms: u64, fast: bool) -> Self {
         ConnEntry {
             proto: conn.proto,
             client: conn.caddr,
@@ -87,7 +88,7 @@ pub enum Export {
     Done { truncated: bool },
 }
 
-impl ConnTable {
+impl<A: Address> ConnTable<A> {
     /// Copies the live entries among at most `slots` slots from `*cursor` into `out` (as seen
     /// at `now_ms`) and advances the cursor, never letting `out` grow beyond `limit`. Entries
     /// past their expiry, not swept yet, count as gone, as [`ConnTable::lookup`] treats them,
@@ -98,7 +99,7 @@ impl ConnTable {
         slots: usize,
         now_ms: u64,
         limit: usize,
-        out: &mut Vec<ConnEntry>,
+        out: &mut Vec<ConnEntry<A>>,
     ) -> Export {
         let end = self.slab.len().min(cursor.saturating_add(slots.max(1)));
         while *cursor < end {
@@ -372,6 +373,49 @@ mod tests {
     fn sorted(mut entries: Vec<ConnEntry>) -> Vec<ConnEntry> {
         entries.sort_by_key(|e| e.client_port);
         entries
+    }
+
+    /// Export is generic over the family (the exchange with the control thread is not yet).
+    #[test]
+    fn an_ipv6_table_lists_its_entries() {
+        use std::net::Ipv6Addr;
+        let addr = |net, host| Ipv6Addr::new(0x2001, 2, 0, net, 0, 0, 0, host);
+        let stats = WorkerStats::default();
+        let mut t = ConnTable::<Ipv6Addr>::new(4, 2);
+        let c = Conn {
+            proto: PROTO_TCP,
+            caddr: addr(0x12, 0xc9),
+            cport: 40001,
+            vaddr: addr(0x12, 0x81),
+            vport: 80,
+            daddr: addr(0x13, 0x94),
+            dport: 8080,
+            service: 0,
+            real: 1,
+            method: Method::FullNat,
+            laddr: addr(0x13, 0xa0),
+            lport: 2000,
+            state: TcpState::Established,
+            expires_ms: 10_000,
+        };
+        t.insert(c, &stats).unwrap();
+        let (mut cursor, mut out) = (0, Vec::new());
+        let export = t.export(&mut cursor, 8, 4_000, 10, &mut out);
+        assert_eq!(export, Export::Done { truncated: false });
+        let expect = ConnEntry {
+            proto: PROTO_TCP,
+            client: c.caddr,
+            client_port: 40001,
+            vip: c.vaddr,
+            vport: 80,
+            real: c.daddr,
+            rport: 8080,
+            state: "ESTABLISHED",
+            expires_ms: 6_000,
+            fast: false,
+            local: Some((c.laddr, 2000)),
+        };
+        assert_eq!(out, [expect]);
     }
 
     #[test]

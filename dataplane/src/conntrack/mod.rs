@@ -38,12 +38,13 @@
 //!
 //! Established entries are never evicted: see *Half-open entries* for what is.
 //!
-//! Memory per entry of capacity: 56 bytes of slab (the connection, 48 since FullNAT's local
-//! address and port joined it, and the slot's state), 4 of free list, 4 of half-open FIFO (an
-//! 8-byte record per two entries), and for the two indexes 64 bytes per 10 ways, with the
-//! power of two at or above 2 x capacity / 10 buckets each: 12.8 to 25.6 bytes per index;
-//! plus 16 KiB of per-service counts and 12 KiB of fast-path queues per table; arrays of 2 MiB
-//! or more are rounded up to whole huge pages. 10M entries take 0.85 GiB (91 bytes per entry: 2^21 buckets per index),
+//! Memory per entry of capacity (of an IPv4 table; IPv6: see *Address families*): 56 bytes of
+//! slab (the connection, 48 since FullNAT's local address and port joined it, and the slot's
+//! state), 4 of free list, 4 of half-open FIFO (an 8-byte record per two entries), and for
+//! the two indexes 64 bytes per 10 ways, with the power of two at or above 2 x capacity / 10
+//! buckets each: 12.8 to 25.6 bytes per index; plus 16 KiB of per-service counts and 12 KiB
+//! of fast-path queues per table; arrays of 2 MiB or more are rounded up to whole huge pages.
+//! 10M entries take 0.85 GiB (91 bytes per entry: 2^21 buckets per index),
 //! `dataplane/tests/conntrack_memory.rs` checks it.
 //!
 //! The indexes hash with aHash under random per-process keys: as fast as a non-cryptographic
@@ -94,15 +95,38 @@
 //! an installed entry, whatever its cause, is queued for the worker to take out of the maps
 //! ([`ConnTable::next_fast_removed`]), so no map entry outlives its connection.
 //!
+//! # Address families
+//! A table holds the connections of one family: [`ConnTable<A>`], [`Conn<A>`] and
+//! [`FlowKey<A>`] are generic over the address type `A` ([`Address`], sealed: [`Ipv4Addr`]
+//! or [`std::net::Ipv6Addr`]), and default to `Ipv4Addr`, so `ConnTable` alone is the IPv4
+//! table (and `ConnTable::with_capacity` makes one; [`ConnTable::new`] makes any family's). A
+//! worker keeps one table per family. Holding `IpAddr`s (17 bytes each) in one table would
+//! take an IPv4 connection from 48 bytes to about 100 and put a branch on the family into
+//! every hash and key compare; generics keep the IPv4 entry, its hashes and its code exactly
+//! as they were (monomorphised, no runtime dispatch), and size each family's entries for its
+//! own addresses. What differs per family is in [`Address`]: the inbound tuple's hash (IPv4:
+//! one 128-bit word, one keyed fold; IPv6: its 37 bytes as two 128-bit words and a 64-bit
+//! one, to the same keyed hasher), the reply index's client-endpoint hash, and the word
+//! [`owner_of`] mixes (IPv6: the address folded to 64 bits). FullNAT's local ports
+//! ([`LocalPorts`]) are per family too.
+//!
+//! An IPv6 connection takes 96 bytes and its slab entry 104 (IPv4: 48 and 56); the free
+//! list, half-open FIFO, indexes and per-service counts cost the same in both families (the
+//! fast-path queues, of connections, twice as much: 24 KiB), so an IPv6 table takes 48 bytes
+//! more per entry of capacity: 138.9 instead of 91.1 at 10M entries (1.29 GiB).
+//!
 //! # Listing
 //! Only the owner reads its table, so the control thread asks each worker for a copy of its
-//! entries through a [`ConnDump`] slot ([`dump`] describes the exchange).
+//! entries through a [`ConnDump`] slot ([`dump`] describes the exchange). A table of any
+//! family can copy its entries ([`ConnTable::export`], [`ConnEntry<A>`]); the exchange itself
+//! carries IPv4 entries only for now.
 
 pub mod dump;
 mod hw;
 mod index;
 pub mod tcp_state;
 
+pub use crate::family::Address;
 use crate::fullnat::{self, LocalPorts};
 use crate::snapshot::{Method, RealId, ServiceId, Timeouts, PROTO_TCP};
 use crate::stats::{EvictReason, WorkerStats, MAX_SERVICES};
@@ -114,39 +138,26 @@ use index::Index;
 use std::net::Ipv4Addr;
 pub use tcp_state::{Direction, TcpState};
 
-/// A directional 5-tuple.
+/// A directional 5-tuple of family `A`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FlowKey {
+pub struct FlowKey<A: Address = Ipv4Addr> {
     pub proto: u8,
-    pub src: Ipv4Addr,
+    pub src: A,
     pub src_port: u16,
-    pub dst: Ipv4Addr,
+    pub dst: A,
     pub dst_port: u16,
-}
-
-impl FlowKey {
-    /// The tuple as one word, so that hashing it is a single keyed fold (aHash's
-    /// `write_u128`) rather than one per field.
-    #[inline]
-    fn packed(&self) -> u128 {
-        u128::from(self.proto) << 96
-            | u128::from(u32::from(self.src)) << 64
-            | u128::from(self.src_port) << 48
-            | u128::from(u32::from(self.dst)) << 16
-            | u128::from(self.dst_port)
-    }
 }
 
 /// A connection through the director, in IPVS's vocabulary: client (caddr:cport), virtual
 /// service (vaddr:vport), destination real server (daddr:dport).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Conn {
+pub struct Conn<A: Address = Ipv4Addr> {
     pub proto: u8,
-    pub caddr: Ipv4Addr,
+    pub caddr: A,
     pub cport: u16,
-    pub vaddr: Ipv4Addr,
+    pub vaddr: A,
     pub vport: u16,
-    pub daddr: Ipv4Addr,
+    pub daddr: A,
     pub dport: u16,
     pub service: ServiceId,
     pub real: RealId,
@@ -156,7 +167,7 @@ pub struct Conn {
     /// Where the real server's replies go (DPVS's laddr:lport): for FullNAT a local address
     /// and port of the director, which requests leave from; for the other methods the
     /// client's own endpoint (caddr:cport), so that the reply key needs no branch.
-    pub laddr: Ipv4Addr,
+    pub laddr: A,
     pub lport: u16,
     /// TCP state; UDP entries stay in `TcpState::None` and use the UDP timeout.
     pub state: TcpState,
@@ -164,9 +175,9 @@ pub struct Conn {
     pub expires_ms: u64,
 }
 
-impl Conn {
+impl<A: Address> Conn<A> {
     /// CIP:cport -> VIP:vport, as requests arrive.
-    pub fn inbound_key(&self) -> FlowKey {
+    pub fn inbound_key(&self) -> FlowKey<A> {
         FlowKey {
             proto: self.proto,
             src: self.caddr,
@@ -177,7 +188,7 @@ impl Conn {
     }
 
     /// RIP:rport -> CIP:cport, as replies arrive (RIP:rport -> LIP:lport for FullNAT).
-    pub fn reply_key(&self) -> FlowKey {
+    pub fn reply_key(&self) -> FlowKey<A> {
         FlowKey {
             proto: self.proto,
             src: self.daddr,
@@ -189,7 +200,7 @@ impl Conn {
 
     /// The tuple the index of `direction` holds the entry under.
     #[inline]
-    fn key(&self, direction: Direction) -> FlowKey {
+    fn key(&self, direction: Direction) -> FlowKey<A> {
         match direction {
             Direction::Inbound => self.inbound_key(),
             Direction::Outbound => self.reply_key(),
@@ -218,13 +229,15 @@ impl Conn {
 
 /// The worker that owns every frame of the flow whose client endpoint is `caddr:cport`.
 /// Deterministic in its inputs, so all workers agree; `seed` (shared by the workers of one
-/// director) keeps clients from choosing their worker.
+/// director) keeps clients from choosing their worker. The endpoint enters as one 64-bit word
+/// ([`Address::owner_word`]): an IPv4 address and port side by side, an IPv6 address folded to
+/// 64 bits with the port mixed into its low 16.
 #[inline]
-pub fn owner_of(caddr: Ipv4Addr, cport: u16, workers: usize, seed: u64) -> usize {
+pub fn owner_of<A: Address>(caddr: A, cport: u16, workers: usize, seed: u64) -> usize {
     if workers <= 1 {
         return 0;
     }
-    let x = ((u64::from(u32::from(caddr)) << 16) | u64::from(cport)) ^ seed;
+    let x = A::owner_word(caddr, cport) ^ seed;
     // splitmix64 finaliser: cheap and well mixed.
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -250,8 +263,8 @@ pub struct FastExpired(Record);
 /// Index of an entry in the slab.
 type Slot = u32;
 
-struct Entry {
-    conn: Conn,
+struct Entry<A: Address> {
+    conn: Conn<A>,
     live: bool,
     fast: FastState,
     /// Bumped each time the slot takes a new entry, so a [`Record`] knows its entry.
@@ -340,9 +353,9 @@ pub enum InsertError {
     Full,
 }
 
-/// One worker's connection table.
-pub struct ConnTable {
-    slab: HugeVec<Entry>,
+/// One worker's connection table of family `A` (see the module documentation).
+pub struct ConnTable<A: Address = Ipv4Addr> {
+    slab: HugeVec<Entry<A>>,
     free: Vec<Slot>,
     /// Live slots by inbound tuple.
     by_client: Index,
@@ -360,24 +373,36 @@ pub struct ConnTable {
     /// The slot of the entry the last lookup found or the last insert made.
     last_slot: Option<Slot>,
     /// Installed entries removed since the worker last looked: their map entries must go.
-    fast_removed: Vec<Conn>,
+    fast_removed: Vec<Conn<A>>,
     /// Installed entries the sweep found past their own expiry, with their generation.
     fast_expired: Vec<Record>,
     /// FullNAT's local ports of this table's worker: taken for new FullNAT entries, given
     /// back when they go.
-    local_ports: LocalPorts,
+    local_ports: LocalPorts<A>,
 }
 
+/// The IPv4 table's constructors, so that `ConnTable::with_capacity(n)` needs no annotation
+/// (a type parameter's default does not guide inference in expressions); any family's table
+/// is made with [`ConnTable::new`].
 impl ConnTable {
-    /// A table for at most `capacity` connections, half of which may be half-open, all memory
-    /// reserved and touched now.
+    /// An IPv4 table for at most `capacity` connections, half of which may be half-open, all
+    /// memory reserved and touched now.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self::with_limits(capacity, capacity / 2)
+        Self::new(capacity, capacity / 2)
     }
 
-    /// A table for at most `capacity` connections of which at most `half_open_limit` (at
+    /// An IPv4 table for at most `capacity` connections of which at most `half_open_limit` (at
     /// least 1, at most `capacity`) are half-open.
     pub fn with_limits(capacity: usize, half_open_limit: usize) -> Self {
+        Self::new(capacity, half_open_limit)
+    }
+}
+
+impl<A: Address> ConnTable<A> {
+    /// A table of family `A` for at most `capacity` connections of which at most
+    /// `half_open_limit` (at least 1, at most `capacity`) are half-open, all memory reserved
+    /// and touched now: `ConnTable::<Ipv6Addr>::new(capacity, capacity / 2)`.
+    pub fn new(capacity: usize, half_open_limit: usize) -> Self {
         let capacity = capacity.max(1);
         let half_open_limit = half_open_limit.clamp(1, capacity);
         ConnTable {
@@ -408,25 +433,25 @@ impl ConnTable {
 
     /// Prepares the local-port pool of `addr` (a hash per port: call it when the
     /// configuration changes, so that the first connection does not pay for it).
-    pub fn add_local_addr(&mut self, addr: Ipv4Addr) {
+    pub fn add_local_addr(&mut self, addr: A) {
         self.local_ports.add_addr(addr);
     }
 
     /// A free local address and port among `addrs` for a new FullNAT connection; `None`
     /// when this worker has none left (the flow is refused, never given a live port).
     #[inline]
-    pub fn take_local_port(&mut self, addrs: &[Ipv4Addr]) -> Option<(Ipv4Addr, u16)> {
+    pub fn take_local_port(&mut self, addrs: &[A]) -> Option<(A, u16)> {
         self.local_ports.take(addrs)
     }
 
     /// Gives back a port [`ConnTable::take_local_port`] gave for a connection that was not
     /// inserted after all (removals give theirs back themselves).
-    pub fn give_back_local_port(&mut self, addr: Ipv4Addr, port: u16) {
+    pub fn give_back_local_port(&mut self, addr: A, port: u16) {
         self.local_ports.give_back(addr, port);
     }
 
     /// Free local ports of `addr` for this worker.
-    pub fn free_local_ports(&self, addr: Ipv4Addr) -> usize {
+    pub fn free_local_ports(&self, addr: A) -> usize {
         self.local_ports.free(addr)
     }
 
@@ -466,7 +491,7 @@ impl ConnTable {
             + self.by_real.allocated_bytes()
             + self.half_open.ring.capacity() * std::mem::size_of::<Record>()
             + self.per_service.len() * std::mem::size_of::<u32>()
-            + self.fast_removed.capacity() * std::mem::size_of::<Conn>()
+            + self.fast_removed.capacity() * std::mem::size_of::<Conn<A>>()
             + self.fast_expired.capacity() * std::mem::size_of::<Record>()
     }
 
@@ -525,18 +550,24 @@ impl ConnTable {
     /// prefetch it ([`ConnTable::prefetch_insert`]). Keys are still compared whole; entries
     /// sharing a client endpoint (one source port to several virtual services) share a bucket.
     #[inline]
-    pub fn hash(&self, key: &FlowKey, direction: Direction) -> u64 {
+    pub fn hash(&self, key: &FlowKey<A>, direction: Direction) -> u64 {
         match direction {
-            Direction::Inbound => self.hasher.hash_one(key.packed()),
+            Direction::Inbound => A::tuple_hash(
+                &self.hasher,
+                key.proto,
+                key.src,
+                key.src_port,
+                key.dst,
+                key.dst_port,
+            ),
             Direction::Outbound => self.client_hash(key.proto, key.dst, key.dst_port),
         }
     }
 
     /// The reply index's hash of a client endpoint (see [`ConnTable::hash`]).
     #[inline]
-    fn client_hash(&self, proto: u8, addr: Ipv4Addr, port: u16) -> u64 {
-        self.hasher
-            .hash_one(u64::from(proto) << 48 | u64::from(u32::from(addr)) << 16 | u64::from(port))
+    fn client_hash(&self, proto: u8, addr: A, port: u16) -> u64 {
+        A::endpoint_hash(&self.hasher, proto, addr, port)
     }
 
     #[inline]
@@ -589,7 +620,7 @@ impl ConnTable {
     /// slot it will take and, where half-open entries are at their limit, the index buckets of
     /// the oldest half-open entry it will evict. A hint: no effect on results.
     #[inline]
-    pub fn prefetch_insert(&self, nth: usize, inbound_key: &FlowKey) {
+    pub fn prefetch_insert(&self, nth: usize, inbound_key: &FlowKey<A>) {
         self.by_real.prefetch(self.client_hash(
             inbound_key.proto,
             inbound_key.src,
@@ -619,9 +650,9 @@ impl ConnTable {
             // An entry may straddle two lines: ask for both ends.
             prefetch(entry);
             prefetch(
-                (entry as *const Entry)
+                (entry as *const Entry<A>)
                     .cast::<u8>()
-                    .wrapping_add(std::mem::size_of::<Entry>() - 1),
+                    .wrapping_add(std::mem::size_of::<Entry<A>>() - 1),
             );
         }
     }
@@ -633,11 +664,11 @@ impl ConnTable {
     #[inline]
     pub fn lookup(
         &mut self,
-        key: &FlowKey,
+        key: &FlowKey<A>,
         direction: Direction,
         now_ms: u64,
         stats: &WorkerStats,
-    ) -> Option<&mut Conn> {
+    ) -> Option<&mut Conn<A>> {
         let hash = self.hash(key, direction);
         self.lookup_hashed(key, hash, direction, now_ms, stats)
     }
@@ -647,12 +678,12 @@ impl ConnTable {
     #[inline]
     pub fn lookup_hashed(
         &mut self,
-        key: &FlowKey,
+        key: &FlowKey<A>,
         hash: u64,
         direction: Direction,
         now_ms: u64,
         stats: &WorkerStats,
-    ) -> Option<&mut Conn> {
+    ) -> Option<&mut Conn<A>> {
         let slab = &self.slab;
         let slot = self
             .index(direction)
@@ -670,7 +701,11 @@ impl ConnTable {
     /// it, evicting a half-open entry if it needs the room ([`ConnTable::make_room`]) or is
     /// half-open itself and the half-open FIFO is full. Fails when the table is full of
     /// entries that may not be evicted.
-    pub fn insert(&mut self, conn: Conn, stats: &WorkerStats) -> Result<&mut Conn, InsertError> {
+    pub fn insert(
+        &mut self,
+        conn: Conn<A>,
+        stats: &WorkerStats,
+    ) -> Result<&mut Conn<A>, InsertError> {
         if !self.make_room(stats) {
             return Err(InsertError::Full);
         }
@@ -740,7 +775,7 @@ impl ConnTable {
     /// and refreshes its timeout; for UDP only the timeout is refreshed.
     #[inline]
     pub fn touch(
-        conn: &mut Conn,
+        conn: &mut Conn<A>,
         direction: Direction,
         tcp_flags: u8,
         timeouts: &Timeouts,
@@ -796,7 +831,7 @@ impl ConnTable {
     /// The entry the last lookup found or the last insert made, and its fast-path state, once
     /// (the worker's fast-path bookkeeping after a forwarded packet).
     #[inline]
-    pub fn take_last(&mut self) -> Option<(&Conn, &mut FastState)> {
+    pub fn take_last(&mut self) -> Option<(&Conn<A>, &mut FastState)> {
         let slot = self.last_slot.take()?;
         let entry = &mut self.slab[slot as usize];
         entry.live.then_some((&entry.conn, &mut entry.fast))
@@ -804,13 +839,13 @@ impl ConnTable {
 
     /// The next installed entry removed since the last call (its map entries must go).
     #[inline]
-    pub fn next_fast_removed(&mut self) -> Option<Conn> {
+    pub fn next_fast_removed(&mut self) -> Option<Conn<A>> {
         self.fast_removed.pop()
     }
 
     /// The next installed entry the sweep found past its own expiry (see
     /// [`ConnTable::settle_fast`]), if it is still that entry and installed.
-    pub fn next_fast_expired(&mut self) -> Option<(FastExpired, Conn)> {
+    pub fn next_fast_expired(&mut self) -> Option<(FastExpired, Conn<A>)> {
         while let Some(record) = self.fast_expired.pop() {
             let entry = &self.slab[record.slot as usize];
             if entry.live
@@ -856,7 +891,7 @@ impl ConnTable {
         &mut self,
         cursor: &mut usize,
         budget: usize,
-        mut f: impl FnMut(&Conn, &mut FastState),
+        mut f: impl FnMut(&Conn<A>, &mut FastState),
     ) -> bool {
         let end = self.slab.len().min(cursor.saturating_add(budget));
         for entry in &mut self.slab[*cursor..end] {
@@ -869,7 +904,7 @@ impl ConnTable {
     }
 
     /// Every live connection (for listings; not for the hot path).
-    pub fn iter(&self) -> impl Iterator<Item = &Conn> {
+    pub fn iter(&self) -> impl Iterator<Item = &Conn<A>> {
         self.slab.iter().filter(|e| e.live).map(|e| &e.conn)
     }
 
@@ -914,32 +949,60 @@ impl ConnTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::family::testing::{for_both_families, TestAddr};
     use crate::snapshot::PROTO_UDP;
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
+    use std::net::Ipv6Addr;
 
-    fn conn(cport: u16, proto: u8) -> Conn {
+    // Every test below but the sizes and the IPv4 hash's is generic over the family and runs
+    // once per family (`tests::<name>::v4`, `tests::<name>::v6`).
+    for_both_families!(
+        both_directions_find_the_same_entry,
+        one_client_endpoint_to_many_services_keeps_its_replies_apart,
+        installed_entries_are_settled_by_the_worker_not_expired_by_the_table,
+        a_stale_report_of_a_reused_slot_settles_nothing,
+        full_table_refuses_new_flows_and_keeps_established_ones,
+        full_table_evicts_the_oldest_half_open_entry,
+        a_handshake_has_until_limit_newer_syns_arrive,
+        a_reused_slot_is_not_mistaken_for_its_old_entry,
+        a_service_at_its_limit_evicts_its_own_half_open_entries,
+        state_changes_move_active_and_inactive_counts,
+        expired_entries_vanish_on_lookup,
+        an_insert_replaces_a_stale_entry_under_either_tuple,
+        prefetched_and_hashed_lookups_find_what_lookup_finds,
+        hashes_differ_per_field,
+        owner_is_stable_and_spreads,
+        a_fullnat_entry_takes_a_port_its_replies_reach_and_gives_it_back,
+    );
+
+    fn conn<A: TestAddr>(cport: u16, proto: u8) -> Conn<A> {
         Conn {
             proto,
-            caddr: Ipv4Addr::new(198, 18, 0, 201),
+            caddr: A::test_addr(18, 201),
             cport,
-            vaddr: Ipv4Addr::new(198, 18, 0, 129),
+            vaddr: A::test_addr(18, 129),
             vport: 80,
-            daddr: Ipv4Addr::new(198, 19, 0, 148),
+            daddr: A::test_addr(19, 148),
             dport: 80,
             service: 0,
             real: 1,
             method: Method::Masq,
-            laddr: Ipv4Addr::new(198, 18, 0, 201),
+            laddr: A::test_addr(18, 201),
             lport: cport,
             state: TcpState::SynRecv,
             expires_ms: 60_000,
         }
     }
 
-    #[test]
-    fn both_directions_find_the_same_entry() {
+    /// [`ConnTable::with_capacity`] of any family.
+    fn table<A: TestAddr>(capacity: usize) -> ConnTable<A> {
+        ConnTable::new(capacity, capacity / 2)
+    }
+
+    fn both_directions_find_the_same_entry<A: TestAddr>() {
         let stats = WorkerStats::default();
-        let mut t = ConnTable::with_capacity(4);
+        let mut t = table::<A>(4);
         let c = conn(40000, PROTO_TCP);
         t.insert(c, &stats).unwrap();
         assert_eq!(
@@ -959,17 +1022,16 @@ mod tests {
         assert_eq!(stats.real(1).unwrap().inactive.get(), 1);
     }
 
-    #[test]
-    fn one_client_endpoint_to_many_services_keeps_its_replies_apart() {
+    fn one_client_endpoint_to_many_services_keeps_its_replies_apart<A: TestAddr>() {
         // The reply index hashes the client endpoint alone: these all share one bucket (and
         // overflow it), and replies must still find each its own entry, before and after
         // removals.
         let stats = WorkerStats::default();
-        let mut t = ConnTable::with_capacity(64);
-        let conns: Vec<Conn> = (0..25u8)
+        let mut t = table::<A>(64);
+        let conns: Vec<Conn<A>> = (0..25u8)
             .map(|i| Conn {
                 vport: 8000 + u16::from(i),
-                daddr: Ipv4Addr::new(198, 19, 0, 10 + i % 3),
+                daddr: A::test_addr(19, 10 + i % 3),
                 dport: 9000 + u16::from(i),
                 real: u32::from(i % 3) + 1,
                 ..conn(40000, PROTO_TCP)
@@ -1005,17 +1067,24 @@ mod tests {
     #[test]
     fn a_connection_takes_48_bytes_and_its_slot_56() {
         assert_eq!(std::mem::size_of::<Conn>(), 48);
-        assert_eq!(std::mem::size_of::<Entry>(), 56);
+        assert_eq!(std::mem::size_of::<Entry<Ipv4Addr>>(), 56);
     }
 
-    fn established(cport: u16) -> Conn {
+    /// An IPv6 table's entries (module doc, *Address families*).
+    #[test]
+    fn an_ipv6_connection_takes_96_bytes_and_its_slot_104() {
+        assert_eq!(std::mem::size_of::<Conn<Ipv6Addr>>(), 96);
+        assert_eq!(std::mem::size_of::<Entry<Ipv6Addr>>(), 104);
+    }
+
+    fn established<A: TestAddr>(cport: u16) -> Conn<A> {
         Conn {
             state: TcpState::Established,
             ..conn(cport, PROTO_TCP)
         }
     }
 
-    fn present(t: &mut ConnTable, c: &Conn, stats: &WorkerStats) -> bool {
+    fn present<A: TestAddr>(t: &mut ConnTable<A>, c: &Conn<A>, stats: &WorkerStats) -> bool {
         t.lookup(&c.inbound_key(), Direction::Inbound, 0, stats)
             .is_some()
     }
@@ -1025,17 +1094,21 @@ mod tests {
     }
 
     /// Inserts `c` (expiring at `expires_ms`) and marks it installed on the fast path.
-    fn install(t: &mut ConnTable, c: Conn, expires_ms: u64, stats: &WorkerStats) {
+    fn install<A: TestAddr>(
+        t: &mut ConnTable<A>,
+        c: Conn<A>,
+        expires_ms: u64,
+        stats: &WorkerStats,
+    ) {
         t.insert(Conn { expires_ms, ..c }, stats).unwrap();
         let (_, state) = t.take_last().unwrap();
         *state = FastState::Installed;
     }
 
-    #[test]
-    fn installed_entries_are_settled_by_the_worker_not_expired_by_the_table() {
+    fn installed_entries_are_settled_by_the_worker_not_expired_by_the_table<A: TestAddr>() {
         let stats = WorkerStats::default();
         let timeouts = Timeouts::default();
-        let mut t = ConnTable::with_capacity(8);
+        let mut t = table::<A>(8);
         let (fast, slow) = (established(1), established(2));
         install(&mut t, fast, 1_000, &stats);
         t.insert(
@@ -1078,11 +1151,10 @@ mod tests {
         assert!(t.next_fast_removed().is_none());
     }
 
-    #[test]
-    fn a_stale_report_of_a_reused_slot_settles_nothing() {
+    fn a_stale_report_of_a_reused_slot_settles_nothing<A: TestAddr>() {
         let stats = WorkerStats::default();
         let timeouts = Timeouts::default();
-        let mut t = ConnTable::with_capacity(1);
+        let mut t = table::<A>(1);
         install(&mut t, established(1), 1_000, &stats);
         t.expire(5_000, 1, &stats);
         // The entry goes (replaced by another under the same slot) before it is settled.
@@ -1096,10 +1168,9 @@ mod tests {
         assert!(present(&mut t, &established(2), &stats));
     }
 
-    #[test]
-    fn full_table_refuses_new_flows_and_keeps_established_ones() {
+    fn full_table_refuses_new_flows_and_keeps_established_ones<A: TestAddr>() {
         let stats = WorkerStats::default();
-        let mut t = ConnTable::with_capacity(2);
+        let mut t = table::<A>(2);
         t.insert(established(1), &stats).unwrap();
         t.insert(established(2), &stats).unwrap();
         assert!(!t.make_room(&stats));
@@ -1112,10 +1183,9 @@ mod tests {
         assert_eq!(stats.evictions.iter().map(|c| c.get()).sum::<u64>(), 0);
     }
 
-    #[test]
-    fn full_table_evicts_the_oldest_half_open_entry() {
+    fn full_table_evicts_the_oldest_half_open_entry<A: TestAddr>() {
         let stats = WorkerStats::default();
-        let mut t = ConnTable::with_limits(3, 3);
+        let mut t = ConnTable::<A>::new(3, 3);
         t.insert(conn(1, PROTO_TCP), &stats).unwrap();
         t.insert(established(2), &stats).unwrap();
         t.insert(conn(3, PROTO_TCP), &stats).unwrap();
@@ -1128,11 +1198,10 @@ mod tests {
         assert_eq!(evictions(&stats, EvictReason::TableFull), 1);
     }
 
-    #[test]
-    fn a_handshake_has_until_limit_newer_syns_arrive() {
+    fn a_handshake_has_until_limit_newer_syns_arrive<A: TestAddr>() {
         let stats = WorkerStats::default();
         let timeouts = Timeouts::default();
-        let mut t = ConnTable::with_limits(100, 4);
+        let mut t = ConnTable::<A>::new(100, 4);
         t.insert(conn(1, PROTO_TCP), &stats).unwrap();
         // Port 2 completes its handshake: its record goes stale and never evicts it.
         let e = t.insert(conn(2, PROTO_TCP), &stats).unwrap();
@@ -1153,10 +1222,9 @@ mod tests {
         assert_eq!(t.len(), 6);
     }
 
-    #[test]
-    fn a_reused_slot_is_not_mistaken_for_its_old_entry() {
+    fn a_reused_slot_is_not_mistaken_for_its_old_entry<A: TestAddr>() {
         let stats = WorkerStats::default();
-        let mut t = ConnTable::with_limits(1, 1);
+        let mut t = ConnTable::<A>::new(1, 1);
         t.insert(conn(1, PROTO_TCP), &stats).unwrap();
         // Port 1 is evicted (table full); port 2 takes the same slot with a new generation.
         t.insert(conn(2, PROTO_TCP), &stats).unwrap();
@@ -1165,10 +1233,9 @@ mod tests {
         assert_eq!(t.service_len(0), 1);
     }
 
-    #[test]
-    fn a_service_at_its_limit_evicts_its_own_half_open_entries() {
+    fn a_service_at_its_limit_evicts_its_own_half_open_entries<A: TestAddr>() {
         let stats = WorkerStats::default();
-        let mut t = ConnTable::with_capacity(100);
+        let mut t = table::<A>(100);
         let other = Conn {
             service: 1,
             ..conn(1, PROTO_TCP)
@@ -1188,10 +1255,9 @@ mod tests {
         assert_eq!((t.service_len(0), t.service_len(1)), (1, 1));
     }
 
-    #[test]
-    fn state_changes_move_active_and_inactive_counts() {
+    fn state_changes_move_active_and_inactive_counts<A: TestAddr>() {
         let stats = WorkerStats::default();
-        let mut t = ConnTable::with_capacity(2);
+        let mut t = table::<A>(2);
         let c = conn(7, PROTO_TCP);
         let timeouts = Timeouts::default();
         let e = t.insert(c, &stats).unwrap();
@@ -1209,10 +1275,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn expired_entries_vanish_on_lookup() {
+    fn expired_entries_vanish_on_lookup<A: TestAddr>() {
         let stats = WorkerStats::default();
-        let mut t = ConnTable::with_capacity(2);
+        let mut t = table::<A>(2);
         let c = conn(9, PROTO_UDP);
         t.insert(c, &stats).unwrap();
         assert!(t
@@ -1224,15 +1289,14 @@ mod tests {
             .is_none());
     }
 
-    #[test]
-    fn an_insert_replaces_a_stale_entry_under_either_tuple() {
+    fn an_insert_replaces_a_stale_entry_under_either_tuple<A: TestAddr>() {
         let stats = WorkerStats::default();
-        let mut t = ConnTable::with_capacity(4);
+        let mut t = table::<A>(4);
         let old = conn(5, PROTO_TCP);
         t.insert(old, &stats).unwrap();
         // Same client tuple, another real: replaces `old` in both indexes.
         let new = Conn {
-            daddr: Ipv4Addr::new(198, 19, 0, 137),
+            daddr: A::test_addr(19, 137),
             ..old
         };
         t.insert(new, &stats).unwrap();
@@ -1258,10 +1322,9 @@ mod tests {
         assert_eq!(t.iter().count(), 1);
     }
 
-    #[test]
-    fn prefetched_and_hashed_lookups_find_what_lookup_finds() {
+    fn prefetched_and_hashed_lookups_find_what_lookup_finds<A: TestAddr>() {
         let stats = WorkerStats::default();
-        let mut t = ConnTable::with_capacity(64);
+        let mut t = table::<A>(64);
         for port in 0..40 {
             t.insert(established(port), &stats).unwrap();
         }
@@ -1283,7 +1346,7 @@ mod tests {
             }
         }
         // Another table's hashes are keyed differently.
-        let other = ConnTable::with_capacity(64);
+        let other = table::<A>(64);
         let key = established(1).inbound_key();
         assert_ne!(
             other.hash(&key, Direction::Inbound),
@@ -1291,9 +1354,61 @@ mod tests {
         );
     }
 
+    /// Each field of a tuple enters its inbound hash; the reply hash takes the destination
+    /// endpoint (the client's) alone.
+    fn hashes_differ_per_field<A: TestAddr>() {
+        let t = table::<A>(1);
+        let k = conn::<A>(1, PROTO_TCP).inbound_key();
+        let other = A::test_addr(1, 2);
+        let variants = [
+            FlowKey { proto: 17, ..k },
+            FlowKey { src: other, ..k },
+            FlowKey { src_port: 2, ..k },
+            FlowKey { dst: other, ..k },
+            FlowKey { dst_port: 81, ..k },
+        ];
+        let hash = |k: &FlowKey<A>, d| t.hash(k, d);
+        for v in variants {
+            assert_ne!(
+                hash(&v, Direction::Inbound),
+                hash(&k, Direction::Inbound),
+                "{v:?}"
+            );
+        }
+        for v in &variants[..3] {
+            assert_eq!(
+                hash(v, Direction::Outbound) == hash(&k, Direction::Outbound),
+                v.proto == k.proto
+            );
+        }
+        for v in &variants[3..] {
+            assert_ne!(hash(v, Direction::Outbound), hash(&k, Direction::Outbound));
+        }
+    }
+
+    /// An IPv4 tuple still hashes as the one 128-bit word it did before the table was
+    /// generic (and an endpoint as one 64-bit word), under the same keyed hasher.
     #[test]
-    fn packed_keys_are_distinct_per_field() {
-        let k = conn(1, PROTO_TCP).inbound_key();
+    fn ipv4_hashes_are_the_packed_tuple() {
+        let packed = |k: &FlowKey| {
+            u128::from(k.proto) << 96
+                | u128::from(u32::from(k.src)) << 64
+                | u128::from(k.src_port) << 48
+                | u128::from(u32::from(k.dst)) << 16
+                | u128::from(k.dst_port)
+        };
+        let t = ConnTable::with_capacity(1);
+        let c: Conn = conn(40000, PROTO_TCP);
+        let k = c.inbound_key();
+        assert_eq!(
+            t.hash(&k, Direction::Inbound),
+            t.hasher.hash_one(packed(&k))
+        );
+        let r = c.reply_key();
+        let endpoint =
+            u64::from(r.proto) << 48 | u64::from(u32::from(r.dst)) << 16 | u64::from(r.dst_port);
+        assert_eq!(t.hash(&r, Direction::Outbound), t.hasher.hash_one(endpoint));
+        // The packing is injective.
         let variants = [
             FlowKey { proto: 17, ..k },
             FlowKey {
@@ -1308,13 +1423,12 @@ mod tests {
             FlowKey { dst_port: 81, ..k },
         ];
         for v in variants {
-            assert_ne!(v.packed(), k.packed(), "{v:?}");
+            assert_ne!(packed(&v), packed(&k), "{v:?}");
         }
     }
 
-    #[test]
-    fn owner_is_stable_and_spreads() {
-        let a = Ipv4Addr::new(198, 18, 0, 201);
+    fn owner_is_stable_and_spreads<A: TestAddr>() {
+        let a = A::test_addr(18, 201);
         let mut counts = [0usize; 2];
         for port in 1024..3024 {
             let o = owner_of(a, port, 2, 42);
@@ -1325,102 +1439,222 @@ mod tests {
         assert_eq!(owner_of(a, 1, 1, 42), 0);
     }
 
-    proptest! {
-        /// Churn far beyond capacity: occupancy stays exact, the index never grows, and every
-        /// live entry is reachable from both tuples.
-        #[test]
-        fn churn_keeps_indexes_consistent(ops in proptest::collection::vec((0u16..64, any::<bool>()), 1..600)) {
-            let stats = WorkerStats::default();
-            let mut t = ConnTable::with_capacity(16);
-            let index_cap = (t.by_client.allocated_bytes(), t.by_real.allocated_bytes());
-            let mut live = std::collections::HashSet::new();
-            for (port, add) in ops {
-                let c = established(port);
-                if add {
-                    if live.contains(&port) { continue; }
-                    if t.insert(c, &stats).is_ok() { live.insert(port); } else { prop_assert_eq!(live.len(), 16); }
-                } else if live.remove(&port) {
-                    // Expire exactly this one by looking it up after its deadline.
-                    let e = t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).unwrap();
-                    e.expires_ms = 0;
-                    prop_assert!(t.lookup(&c.reply_key(), Direction::Outbound, 1, &stats).is_none());
+    /// FullNAT: each worker's table takes only local ports whose replies (to LIP:lport) reach
+    /// it, finds the entry by that reply tuple, and gives the port back when the entry goes.
+    fn a_fullnat_entry_takes_a_port_its_replies_reach_and_gives_it_back<A: TestAddr>() {
+        let stats = WorkerStats::default();
+        let (workers, seed) = (3, 0x5eed);
+        let lips = [A::test_addr(19, 160), A::test_addr(19, 161)];
+        for worker in 0..workers {
+            let mut t = table::<A>(64);
+            t.set_worker(worker, workers, seed);
+            for lip in lips {
+                t.add_local_addr(lip);
+            }
+            let free =
+                |t: &ConnTable<A>| lips.iter().map(|&a| t.free_local_ports(a)).sum::<usize>();
+            let before = free(&t);
+            assert!(
+                before > 20_000,
+                "{before} ports of 2 x 64512 for worker {worker}"
+            );
+            let mut conns = Vec::new();
+            for cport in 0..10 {
+                let (laddr, lport) = t.take_local_port(&lips).unwrap();
+                assert_eq!(owner_of(laddr, lport, workers, seed), worker);
+                let c = Conn {
+                    method: Method::FullNat,
+                    laddr,
+                    lport,
+                    ..established(cport)
+                };
+                t.insert(c, &stats).unwrap();
+                conns.push(c);
+            }
+            // A port taken for a flow that was refused after all goes back by hand.
+            let (laddr, lport) = t.take_local_port(&lips).unwrap();
+            t.give_back_local_port(laddr, lport);
+            assert_eq!(free(&t), before - 10);
+            for c in &conns {
+                let reply = c.reply_key();
+                assert_eq!((reply.dst, reply.dst_port), (c.laddr, c.lport));
+                assert_eq!(owner_of(reply.dst, reply.dst_port, workers, seed), worker);
+                let found = t.lookup(&reply, Direction::Outbound, 0, &stats).copied();
+                assert_eq!(found, Some(*c));
+            }
+            // [`conn`]'s entries expire at 60 s.
+            assert_eq!(t.expire(60_000, 64, &stats), 10);
+            assert_eq!(free(&t), before);
+        }
+    }
+
+    /// Churn far beyond capacity: occupancy stays exact, the index never grows, and every
+    /// live entry is reachable from both tuples.
+    fn churn_keeps_indexes_consistent<A: TestAddr>(
+        ops: Vec<(u16, bool)>,
+    ) -> Result<(), TestCaseError> {
+        let stats = WorkerStats::default();
+        let mut t = table::<A>(16);
+        let index_cap = (t.by_client.allocated_bytes(), t.by_real.allocated_bytes());
+        let mut live = std::collections::HashSet::new();
+        for (port, add) in ops {
+            let c = established::<A>(port);
+            if add {
+                if live.contains(&port) {
+                    continue;
                 }
-                prop_assert_eq!(t.len(), live.len());
-                prop_assert_eq!(stats.conns.get(), live.len() as i64);
+                if t.insert(c, &stats).is_ok() {
+                    live.insert(port);
+                } else {
+                    prop_assert_eq!(live.len(), 16);
+                }
+            } else if live.remove(&port) {
+                // Expire exactly this one by looking it up after its deadline.
+                let e = t
+                    .lookup(&c.inbound_key(), Direction::Inbound, 0, &stats)
+                    .unwrap();
+                e.expires_ms = 0;
+                prop_assert!(t
+                    .lookup(&c.reply_key(), Direction::Outbound, 1, &stats)
+                    .is_none());
             }
-            for port in &live {
-                let c = established(*port);
-                prop_assert!(t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).is_some());
-                prop_assert!(t.lookup(&c.reply_key(), Direction::Outbound, 0, &stats).is_some());
+            prop_assert_eq!(t.len(), live.len());
+            prop_assert_eq!(stats.conns.get(), live.len() as i64);
+        }
+        for port in &live {
+            let c = established::<A>(*port);
+            prop_assert!(t
+                .lookup(&c.inbound_key(), Direction::Inbound, 0, &stats)
+                .is_some());
+            prop_assert!(t
+                .lookup(&c.reply_key(), Direction::Outbound, 0, &stats)
+                .is_some());
+        }
+        prop_assert_eq!(
+            (t.by_client.allocated_bytes(), t.by_real.allocated_bytes()),
+            index_cap
+        );
+        Ok(())
+    }
+
+    /// Any mix of SYNs, completed handshakes, resets and expiries, far beyond capacity:
+    /// an entry that completed its handshake is never evicted, the half-open entries never
+    /// exceed their limit, and nothing allocates.
+    fn only_half_open_entries_give_way<A: TestAddr>(
+        ops: Vec<(u16, u8)>,
+        limit: usize,
+    ) -> Result<(), TestCaseError> {
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        const RST: u8 = 0x04;
+        let stats = WorkerStats::default();
+        let timeouts = Timeouts::default();
+        let mut t = ConnTable::<A>::new(24, limit);
+        let bytes = t.allocated_bytes();
+        let capacities = |t: &ConnTable<A>| {
+            (
+                t.slab.allocated_bytes(),
+                t.free.capacity(),
+                t.by_client.allocated_bytes(),
+                t.by_real.allocated_bytes(),
+                t.half_open.ring.capacity(),
+            )
+        };
+        let before = capacities(&t);
+        // Ports whose entries completed their handshake, and that we have not removed.
+        let mut completed = std::collections::HashSet::new();
+        for (port, op) in ops {
+            let c = conn::<A>(port, PROTO_TCP);
+            let found = t
+                .lookup(&c.inbound_key(), Direction::Inbound, 0, &stats)
+                .is_some();
+            match op {
+                // A SYN of a new flow.
+                0 if !found => {
+                    let syn = Conn {
+                        state: TcpState::None,
+                        ..c
+                    };
+                    if let Ok(e) = t.insert(syn, &stats) {
+                        ConnTable::touch(e, Direction::Inbound, SYN, &timeouts, 0, &stats);
+                    }
+                }
+                // The client's ACK, or a reset: the entry is no longer half-open.
+                1 | 2 if found => {
+                    let flags = if op == 1 { ACK } else { RST | ACK };
+                    let e = t
+                        .lookup(&c.inbound_key(), Direction::Inbound, 0, &stats)
+                        .unwrap();
+                    if e.state == TcpState::SynRecv && flags == ACK {
+                        ConnTable::touch(e, Direction::Inbound, flags, &timeouts, 0, &stats);
+                        completed.insert(port);
+                    } else if e.state != TcpState::SynRecv {
+                        ConnTable::touch(e, Direction::Inbound, flags, &timeouts, 0, &stats);
+                    }
+                }
+                // Expiry.
+                3 if found => {
+                    let e = t
+                        .lookup(&c.inbound_key(), Direction::Inbound, 0, &stats)
+                        .unwrap();
+                    e.expires_ms = 0;
+                    prop_assert!(t
+                        .lookup(&c.reply_key(), Direction::Outbound, 1, &stats)
+                        .is_none());
+                    completed.remove(&port);
+                }
+                _ => {}
             }
-            prop_assert_eq!((t.by_client.allocated_bytes(), t.by_real.allocated_bytes()), index_cap);
+            for port in &completed {
+                let c = conn::<A>(*port, PROTO_TCP);
+                let e = t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats);
+                prop_assert!(
+                    e.is_some_and(|e| !e.is_half_open()),
+                    "port {} evicted",
+                    port
+                );
+            }
+            let half_open = t.iter().filter(|c| c.is_half_open()).count();
+            prop_assert!(
+                half_open <= limit,
+                "{} half-open, limit {}",
+                half_open,
+                limit
+            );
+            prop_assert_eq!(t.len(), t.iter().count());
+            prop_assert_eq!(t.service_len(0) as usize, t.len());
+            prop_assert_eq!(stats.conns.get(), t.len() as i64);
+        }
+        prop_assert_eq!(capacities(&t), before);
+        prop_assert_eq!(t.allocated_bytes(), bytes);
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn churn_keeps_indexes_consistent_v4(ops in proptest::collection::vec((0u16..64, any::<bool>()), 1..600)) {
+            churn_keeps_indexes_consistent::<Ipv4Addr>(ops)?;
         }
 
-        /// Any mix of SYNs, completed handshakes, resets and expiries, far beyond capacity:
-        /// an entry that completed its handshake is never evicted, the half-open entries never
-        /// exceed their limit, and nothing allocates.
         #[test]
-        fn only_half_open_entries_give_way(
+        fn churn_keeps_indexes_consistent_v6(ops in proptest::collection::vec((0u16..64, any::<bool>()), 1..600)) {
+            churn_keeps_indexes_consistent::<Ipv6Addr>(ops)?;
+        }
+
+        #[test]
+        fn only_half_open_entries_give_way_v4(
             ops in proptest::collection::vec((0u16..96, 0u8..4), 1..800),
             limit in 1usize..24,
         ) {
-            const SYN: u8 = 0x02;
-            const ACK: u8 = 0x10;
-            const RST: u8 = 0x04;
-            let stats = WorkerStats::default();
-            let timeouts = Timeouts::default();
-            let mut t = ConnTable::with_limits(24, limit);
-            let bytes = t.allocated_bytes();
-            let capacities = |t: &ConnTable| (
-                t.slab.allocated_bytes(), t.free.capacity(), t.by_client.allocated_bytes(),
-                t.by_real.allocated_bytes(), t.half_open.ring.capacity(),
-            );
-            let before = capacities(&t);
-            // Ports whose entries completed their handshake, and that we have not removed.
-            let mut completed = std::collections::HashSet::new();
-            for (port, op) in ops {
-                let c = conn(port, PROTO_TCP);
-                let found = t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).is_some();
-                match op {
-                    // A SYN of a new flow.
-                    0 if !found => {
-                        if let Ok(e) = t.insert(Conn { state: TcpState::None, ..c }, &stats) {
-                            ConnTable::touch(e, Direction::Inbound, SYN, &timeouts, 0, &stats);
-                        }
-                    }
-                    // The client's ACK, or a reset: the entry is no longer half-open.
-                    1 | 2 if found => {
-                        let flags = if op == 1 { ACK } else { RST | ACK };
-                        let e = t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).unwrap();
-                        if e.state == TcpState::SynRecv && flags == ACK {
-                            ConnTable::touch(e, Direction::Inbound, flags, &timeouts, 0, &stats);
-                            completed.insert(port);
-                        } else if e.state != TcpState::SynRecv {
-                            ConnTable::touch(e, Direction::Inbound, flags, &timeouts, 0, &stats);
-                        }
-                    }
-                    // Expiry.
-                    3 if found => {
-                        let e = t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats).unwrap();
-                        e.expires_ms = 0;
-                        prop_assert!(t.lookup(&c.reply_key(), Direction::Outbound, 1, &stats).is_none());
-                        completed.remove(&port);
-                    }
-                    _ => {}
-                }
-                for port in &completed {
-                    let c = conn(*port, PROTO_TCP);
-                    let e = t.lookup(&c.inbound_key(), Direction::Inbound, 0, &stats);
-                    prop_assert!(e.is_some_and(|e| !e.is_half_open()), "port {} evicted", port);
-                }
-                let half_open = t.iter().filter(|c| c.is_half_open()).count();
-                prop_assert!(half_open <= limit, "{} half-open, limit {}", half_open, limit);
-                prop_assert_eq!(t.len(), t.iter().count());
-                prop_assert_eq!(t.service_len(0) as usize, t.len());
-                prop_assert_eq!(stats.conns.get(), t.len() as i64);
-            }
-            prop_assert_eq!(capacities(&t), before);
-            prop_assert_eq!(t.allocated_bytes(), bytes);
+            only_half_open_entries_give_way::<Ipv4Addr>(ops, limit)?;
+        }
+
+        #[test]
+        fn only_half_open_entries_give_way_v6(
+            ops in proptest::collection::vec((0u16..96, 0u8..4), 1..800),
+            limit in 1usize..24,
+        ) {
+            only_half_open_entries_give_way::<Ipv6Addr>(ops, limit)?;
         }
     }
 }
