@@ -269,8 +269,8 @@ mod test {
 
     #[test]
     fn test_pseudo_header_v6() {
-        let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
-        let dst: Ipv6Addr = "2001:db8:ffff::ffff:2".parse().unwrap();
+        let src: Ipv6Addr = "2001:2::1".parse().unwrap();
+        let dst: Ipv6Addr = "2001:2:ffff::ffff:2".parse().unwrap();
         for len in [0, 20, 1480, 0x1_0004, u32::MAX] {
             let bytes = pseudo_bytes_v6(src, dst, 17, len);
             assert_eq!(fold(pseudo_header_v6(src, dst, 17, len)), fold(sum(&bytes)));

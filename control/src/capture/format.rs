@@ -1415,8 +1415,8 @@ mod tests {
     }
 
     fn ipv6_frame(next: u8, payload: &[u8]) -> Vec<u8> {
-        let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
-        let dst: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let src: Ipv6Addr = "2001:2::1".parse().unwrap();
+        let dst: Ipv6Addr = "2001:2::2".parse().unwrap();
         let mut s = payload.to_vec();
         let sum_at = match next {
             PROTO_TCP => Some(16),
@@ -1803,13 +1803,13 @@ mod tests {
             golden(
                 "ipv6 tcp",
                 ipv6_frame(PROTO_TCP, &tcp6),
-                "IP6 2001:db8::1.40000 > 2001:db8::2.80: Flags [S], seq 12345, win 64240, length 0",
+                "IP6 2001:2::1.40000 > 2001:2::2.80: Flags [S], seq 12345, win 64240, length 0",
                 true,
             ),
             golden(
                 "ipv6 icmp6 echo",
                 ipv6_frame(PROTO_ICMPV6, &icmp6_echo),
-                "IP6 2001:db8::1 > 2001:db8::2: ICMP6, echo request, id 4242, seq 1, length 64",
+                "IP6 2001:2::1 > 2001:2::2: ICMP6, echo request, id 4242, seq 1, length 64",
                 true,
             ),
             golden(

@@ -754,13 +754,13 @@ mod tests {
     #[test]
     fn v6_connected_route_uses_destination() {
         let t = table6(
-            vec![route6(2, "2001:db8:0:1::", 64, None)],
-            vec![neigh6(2, "2001:db8:0:1::148", A, nud::REACHABLE)],
+            vec![route6(2, "2001:2:0:1::", 64, None)],
+            vec![neigh6(2, "2001:2:0:1::148", A, nud::REACHABLE)],
         );
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:1::148")), Ok(A));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:1::148")), Ok(A));
         assert_eq!(
-            t.next_hop_mac_v6(2, ip6("2001:db8:0:1::137")),
-            miss6(2, "2001:db8:0:1::137", false)
+            t.next_hop_mac_v6(2, ip6("2001:2:0:1::137")),
+            miss6(2, "2001:2:0:1::137", false)
         );
         assert_eq!(t.len(), 1);
         assert!(!t.is_empty());
@@ -770,23 +770,23 @@ mod tests {
     fn v6_gateway_route_uses_gateway() {
         let t = table6(
             vec![
-                route6(2, "2001:db8:0:1::", 64, None),
-                route6(2, "2001:db8:7::", 48, Some("2001:db8:0:1::1")),
+                route6(2, "2001:2:0:1::", 64, None),
+                route6(2, "2001:2:7::", 48, Some("2001:2:0:1::1")),
             ],
-            vec![neigh6(2, "2001:db8:0:1::1", B, nud::STALE)],
+            vec![neigh6(2, "2001:2:0:1::1", B, nud::STALE)],
         );
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:7::9")), Ok(B));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:7::9")), Ok(B));
         assert_eq!(
-            t.next_hop_v6(2, ip6("2001:db8:7::9")),
-            Ok(ip6("2001:db8:0:1::1"))
+            t.next_hop_v6(2, ip6("2001:2:7::9")),
+            Ok(ip6("2001:2:0:1::1"))
         );
         let t = table6(
-            vec![route6(2, "2001:db8:7::", 48, Some("2001:db8:0:1::1"))],
+            vec![route6(2, "2001:2:7::", 48, Some("2001:2:0:1::1"))],
             vec![],
         );
         assert_eq!(
-            t.next_hop_mac_v6(2, ip6("2001:db8:7::9")),
-            miss6(2, "2001:db8:0:1::1", false)
+            t.next_hop_mac_v6(2, ip6("2001:2:7::9")),
+            miss6(2, "2001:2:0:1::1", false)
         );
     }
 
@@ -807,8 +807,8 @@ mod tests {
                 neigh6(3, "fe80::1", B, nud::REACHABLE),
             ],
         );
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:99::1")), Ok(A));
-        assert_eq!(t.next_hop_mac_v6(3, ip6("2001:db8:99::1")), Ok(B));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:99::1")), Ok(A));
+        assert_eq!(t.next_hop_mac_v6(3, ip6("2001:2:99::1")), Ok(B));
         // A link-local destination is on-link through fe80::/64.
         assert_eq!(t.next_hop_mac_v6(2, ip6("fe80::1")), Ok(A));
         assert_eq!(t.mac_v6(3, ip6("fe80::1")), Some(B));
@@ -817,36 +817,36 @@ mod tests {
         // fe80::1.
         let t = table6(routes, vec![neigh6(3, "fe80::1", B, nud::REACHABLE)]);
         assert_eq!(
-            t.next_hop_mac_v6(2, ip6("2001:db8:99::1")),
+            t.next_hop_mac_v6(2, ip6("2001:2:99::1")),
             miss6(2, "fe80::1", false)
         );
-        assert_eq!(t.next_hop_mac_v6(3, ip6("2001:db8:99::1")), Ok(B));
+        assert_eq!(t.next_hop_mac_v6(3, ip6("2001:2:99::1")), Ok(B));
     }
 
     #[test]
     fn v6_longest_prefix_wins_whatever_the_order() {
         let routes = vec![
             route6(2, "::", 0, Some("fe80::1")),
-            route6(2, "2001:db8:0:7:8000::", 65, Some("fe80::3")),
-            route6(2, "2001:db8::", 32, Some("fe80::2")),
+            route6(2, "2001:2:0:7:8000::", 65, Some("fe80::3")),
+            route6(2, "2001:2::", 32, Some("fe80::2")),
             route6(2, "fe80::", 64, None),
-            route6(2, "2001:db8:0:1::", 64, None),
+            route6(2, "2001:2:0:1::", 64, None),
         ];
         let neighbours = vec![
             neigh6(2, "fe80::1", A, nud::REACHABLE),
             neigh6(2, "fe80::2", B, nud::DELAY),
             neigh6(2, "fe80::3", C, nud::PROBE),
-            neigh6(2, "2001:db8:0:1::2", B, nud::REACHABLE),
+            neigh6(2, "2001:2:0:1::2", B, nud::REACHABLE),
         ];
         for rot in 0..routes.len() {
             let mut r = routes.clone();
             r.rotate_left(rot);
             let t = table6(r, neighbours.clone());
-            assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:7:8000::9")), Ok(C));
-            assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:7:7fff::9")), Ok(B));
-            assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:ffff::1")), Ok(B));
+            assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:7:8000::9")), Ok(C));
+            assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:7:7fff::9")), Ok(B));
+            assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:ffff::1")), Ok(B));
             assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db9::1")), Ok(A));
-            assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:1::2")), Ok(B));
+            assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:1::2")), Ok(B));
         }
     }
 
@@ -855,32 +855,32 @@ mod tests {
         let t = table6(
             vec![
                 // Host bits of dst are ignored, also in the default route.
-                route6(2, "2001:db8::1", 0, Some("fe80::1")),
-                route6(2, "2001:db8:0:1::77", 64, None),
-                route6(2, "2001:db8:0:1::50", 128, Some("fe80::1")),
-                route6(2, "2001:db8:0:1::60", 129, Some("fe80::1")),
+                route6(2, "2001:2::1", 0, Some("fe80::1")),
+                route6(2, "2001:2:0:1::77", 64, None),
+                route6(2, "2001:2:0:1::50", 128, Some("fe80::1")),
+                route6(2, "2001:2:0:1::60", 129, Some("fe80::1")),
                 // /127 and /61: masks that end inside a 16-bit group.
-                route6(2, "2001:db8:0:2::", 127, Some("fe80::2")),
-                route6(2, "2001:db8:0:18::", 61, Some("fe80::3")),
+                route6(2, "2001:2:0:2::", 127, Some("fe80::2")),
+                route6(2, "2001:2:0:18::", 61, Some("fe80::3")),
             ],
             vec![
                 neigh6(2, "fe80::1", A, nud::PERMANENT),
                 neigh6(2, "fe80::2", B, nud::REACHABLE),
                 neigh6(2, "fe80::3", C, nud::REACHABLE),
-                neigh6(2, "2001:db8:0:1::5", B, nud::REACHABLE),
-                neigh6(2, "2001:db8:0:1::60", C, nud::REACHABLE),
+                neigh6(2, "2001:2:0:1::5", B, nud::REACHABLE),
+                neigh6(2, "2001:2:0:1::60", C, nud::REACHABLE),
             ],
         );
         assert_eq!(t.next_hop_mac_v6(2, ip6("2620:fe::fe")), Ok(A));
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:1::5")), Ok(B));
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:1::50")), Ok(A));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:1::5")), Ok(B));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:1::50")), Ok(A));
         // /129 is ignored: the connected /64 answers.
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:1::60")), Ok(C));
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:2::1")), Ok(B));
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:2::2")), Ok(A));
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:1f:ffff::1")), Ok(C));
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:20::1")), Ok(A));
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:17::1")), Ok(A));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:1::60")), Ok(C));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:2::1")), Ok(B));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:2::2")), Ok(A));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:1f:ffff::1")), Ok(C));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:20::1")), Ok(A));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:17::1")), Ok(A));
     }
 
     #[test]
@@ -895,13 +895,13 @@ mod tests {
                 neigh6(2, "fe80::2", B, nud::REACHABLE),
             ],
         );
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8::1")), Ok(A));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2::1")), Ok(A));
     }
 
     #[test]
     fn v6_unusable_states_and_zero_mac_ignored() {
-        let routes = vec![route6(2, "2001:db8:0:1::", 64, None)];
-        let dst = "2001:db8:0:1::9";
+        let routes = vec![route6(2, "2001:2:0:1::", 64, None)];
+        let dst = "2001:2:0:1::9";
         for state in [nud::INCOMPLETE, nud::FAILED, nud::NONE] {
             let t = table6(routes.clone(), vec![neigh6(2, dst, A, state)]);
             assert_eq!(t.next_hop_mac_v6(2, ip6(dst)), miss6(2, dst, false));
@@ -927,53 +927,50 @@ mod tests {
     fn v6_other_interface_ignored() {
         let t = table6(
             vec![
-                route6(2, "2001:db8:0:1::", 64, None),
-                route6(3, "2001:db8:0:2::", 64, None),
+                route6(2, "2001:2:0:1::", 64, None),
+                route6(3, "2001:2:0:2::", 64, None),
             ],
             vec![
-                neigh6(3, "2001:db8:0:1::9", A, nud::REACHABLE),
-                neigh6(2, "2001:db8:0:2::9", B, nud::REACHABLE),
+                neigh6(3, "2001:2:0:1::9", A, nud::REACHABLE),
+                neigh6(2, "2001:2:0:2::9", B, nud::REACHABLE),
             ],
         );
         // Route on 2 but the neighbour is on 3.
         assert_eq!(
-            t.next_hop_mac_v6(2, ip6("2001:db8:0:1::9")),
-            miss6(2, "2001:db8:0:1::9", false)
+            t.next_hop_mac_v6(2, ip6("2001:2:0:1::9")),
+            miss6(2, "2001:2:0:1::9", false)
         );
         // Interface 2 has no route for the prefix of 3, even with a neighbour on 2.
         assert_eq!(
-            t.next_hop_mac_v6(2, ip6("2001:db8:0:2::9")),
-            miss6(2, "2001:db8:0:2::9", true)
+            t.next_hop_mac_v6(2, ip6("2001:2:0:2::9")),
+            miss6(2, "2001:2:0:2::9", true)
         );
         // Unknown interface.
         assert_eq!(
-            t.next_hop_mac_v6(9, ip6("2001:db8:0:1::9")),
-            miss6(9, "2001:db8:0:1::9", true)
+            t.next_hop_mac_v6(9, ip6("2001:2:0:1::9")),
+            miss6(9, "2001:2:0:1::9", true)
         );
-        assert_eq!(t.mac_v6(3, ip6("2001:db8:0:1::9")), Some(A));
-        assert_eq!(t.mac_v6(2, ip6("2001:db8:0:1::9")), None);
+        assert_eq!(t.mac_v6(3, ip6("2001:2:0:1::9")), Some(A));
+        assert_eq!(t.mac_v6(2, ip6("2001:2:0:1::9")), None);
     }
 
     #[test]
     fn v6_duplicate_neighbour_first_kept() {
         let t = table6(
-            vec![route6(2, "2001:db8:0:1::", 64, None)],
+            vec![route6(2, "2001:2:0:1::", 64, None)],
             vec![
-                neigh6(2, "2001:db8:0:1::9", A, nud::REACHABLE),
-                neigh6(2, "2001:db8:0:1::9", B, nud::REACHABLE),
-                neigh6(4, "2001:db8:0:1::9", C, nud::REACHABLE),
+                neigh6(2, "2001:2:0:1::9", A, nud::REACHABLE),
+                neigh6(2, "2001:2:0:1::9", B, nud::REACHABLE),
+                neigh6(4, "2001:2:0:1::9", C, nud::REACHABLE),
             ],
         );
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8:0:1::9")), Ok(A));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2:0:1::9")), Ok(A));
         assert_eq!(t.len(), 2);
         let mut all: Vec<_> = t.iter_v6().collect();
         all.sort();
         assert_eq!(
             all,
-            vec![
-                (2, ip6("2001:db8:0:1::9"), A),
-                (4, ip6("2001:db8:0:1::9"), C)
-            ]
+            vec![(2, ip6("2001:2:0:1::9"), A), (4, ip6("2001:2:0:1::9"), C)]
         );
         assert_eq!(t.iter().count(), 0);
     }
@@ -993,7 +990,7 @@ mod tests {
             neighbours6: vec![neigh6(2, "fe80::1", B, nud::REACHABLE)],
         });
         assert_eq!(t.next_hop_mac(2, ip("203.0.113.1")), Ok(A));
-        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:db8::1")), Ok(B));
+        assert_eq!(t.next_hop_mac_v6(2, ip6("2001:2::1")), Ok(B));
         assert_eq!(t.len(), 3);
         assert_eq!(t.iter().count(), 2);
         assert_eq!(
@@ -1012,8 +1009,8 @@ mod tests {
             vec![neigh(2, "198.18.0.1", A, nud::REACHABLE)],
         );
         assert_eq!(
-            v4.next_hop_mac_v6(2, ip6("2001:db8::1")),
-            miss6(2, "2001:db8::1", true)
+            v4.next_hop_mac_v6(2, ip6("2001:2::1")),
+            miss6(2, "2001:2::1", true)
         );
         let v6 = table6(
             vec![route6(2, "::", 0, Some("fe80::1"))],

@@ -252,20 +252,20 @@ mod test {
     use crate::wire::{ipv6, ipv6ext, IpProtocol, Ipv6Packet};
     use proptest::prelude::*;
 
-    const SRC: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-    const DST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+    const SRC: Ipv6Addr = Ipv6Addr::new(0x2001, 0x2, 0, 0, 0, 0, 0, 1);
+    const DST: Ipv6Addr = Ipv6Addr::new(0x2001, 0x2, 0, 0, 0, 0, 0, 2);
 
-    /// Echo request 2001:db8::1 -> 2001:db8::2, ident 0x1234, sequence 1, data "abcdefgh".
+    /// Echo request 2001:2::1 -> 2001:2::2, ident 0x1234, sequence 1, data "abcdefgh".
     static ECHO_BYTES: [u8; 16] = [
-        0x80, 0x00, 0x80, 0x75, // type, code, checksum
+        0x80, 0x00, 0x9b, 0xe1, // type, code, checksum
         0x12, 0x34, 0x00, 0x01, // ident, seq
         b'a', b'b', b'c', b'd', b'e', b'f', b'g', b'h',
     ];
 
     static DATA_BYTES: [u8; 8] = *b"abcdefgh";
 
-    /// Packet too big (MTU 1280) from 2001:db8::2 back to 2001:db8::1, quoting the start of a
-    /// 1500-byte TCP packet 2001:db8::1 -> 2001:db8::2 behind a Destination Options header.
+    /// Packet too big (MTU 1280) from 2001:2::2 back to 2001:2::1, quoting the start of a
+    /// 1500-byte TCP packet 2001:2::1 -> 2001:2::2 behind a Destination Options header.
     fn packet_too_big() -> Vec<u8> {
         let mut bytes = vec![0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x00];
         let mut quoted = [0u8; 40];
@@ -288,7 +288,7 @@ mod test {
         assert_eq!(packet.msg_type(), ECHO_REQUEST);
         assert_eq!(packet.msg_code(), 0);
         assert!(!packet.is_error());
-        assert_eq!(packet.checksum(), 0x8075);
+        assert_eq!(packet.checksum(), 0x9be1);
         assert_eq!(packet.rest_of_header(), 0x1234_0001);
         assert_eq!(packet.echo_ident(), 0x1234);
         assert_eq!(packet.echo_seq_no(), 1);

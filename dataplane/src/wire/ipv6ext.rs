@@ -446,7 +446,7 @@ mod test {
         }
     }
 
-    /// 2001:db8::1 -> 2001:db8::2, Hop-by-Hop then UDP 53 -> 40000 "hello", 2 bytes padding.
+    /// 2001:2::1 -> 2001:2::2, Hop-by-Hop then UDP 53 -> 40000 "hello", 2 bytes padding.
     fn udp_packet() -> Vec<u8> {
         let mut bytes = vec![0u8; 40];
         let mut ip = Ipv6Packet::new_unchecked(&mut bytes[..]);
@@ -454,8 +454,8 @@ mod test {
         ip.set_payload_len(8 + 13);
         ip.set_next_header(IpProtocol::Unknown(HOP_BY_HOP));
         ip.set_hop_limit(64);
-        ip.set_src_addr(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
-        ip.set_dst_addr(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+        ip.set_src_addr(Ipv6Addr::new(0x2001, 0x2, 0, 0, 0, 0, 0, 1));
+        ip.set_dst_addr(Ipv6Addr::new(0x2001, 0x2, 0, 0, 0, 0, 0, 2));
         bytes.extend_from_slice(&ext8(17, PADN));
         bytes.extend_from_slice(&[0x00, 0x35, 0x9c, 0x40, 0x00, 0x0d, 0x00, 0x00]);
         bytes.extend_from_slice(b"hello");

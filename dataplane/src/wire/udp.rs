@@ -306,15 +306,15 @@ mod test {
         assert!(packet.verify_checksum(SRC, DST));
     }
 
-    const SRC6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-    const DST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+    const SRC6: Ipv6Addr = Ipv6Addr::new(0x2001, 0x2, 0, 0, 0, 0, 0, 1);
+    const DST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0x2, 0, 0, 0, 0, 0, 2);
 
     #[test]
     fn test_checksum_ipv6() {
         let mut bytes = PACKET_BYTES;
         let mut packet = Packet::new_unchecked(&mut bytes[..]);
         packet.fill_checksum(SRC6, DST6);
-        assert_eq!(packet.checksum(), 0xc417);
+        assert_eq!(packet.checksum(), 0xdf83);
         assert!(packet.verify_checksum(SRC6, DST6));
         assert!(packet.verify_checksum(IpAddr::from(SRC6), IpAddr::from(DST6)));
         assert!(!packet.verify_checksum(SRC, DST));

@@ -143,8 +143,8 @@ pub fn arp_request() -> Vec<u8> {
 
 pub fn ipv6_syn() -> Vec<u8> {
     let mut out = Vec::new();
-    let src: std::net::Ipv6Addr = "2001:db8::c9".parse().unwrap();
-    let dst: std::net::Ipv6Addr = "2001:db8::81".parse().unwrap();
+    let src: std::net::Ipv6Addr = "2001:2::c9".parse().unwrap();
+    let dst: std::net::Ipv6Addr = "2001:2::81".parse().unwrap();
     PacketBuilder::ethernet2(CLIENT_MAC, EXT_MAC)
         .ipv6(src.octets(), dst.octets(), 64)
         .tcp(40000, 80, 1000, 64240)
