@@ -1057,7 +1057,12 @@ mod tests {
     /// request back.
     fn serve_once(answer: &'static [u8]) -> (SocketAddr, thread::JoinHandle<String>) {
         let (l, addr) = listener();
-        let h = thread::spawn(move || {
+        (addr, serve_once_on(l, answer))
+    }
+
+    /// [`serve_once`] on a listener of the caller's.
+    fn serve_once_on(l: TcpListener, answer: &'static [u8]) -> thread::JoinHandle<String> {
+        thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
             let mut req = Vec::new();
             let mut buf = [0u8; 1024];
@@ -1070,8 +1075,7 @@ mod tests {
             }
             s.write_all(answer).unwrap();
             String::from_utf8(req).unwrap()
-        });
-        (addr, h)
+        })
     }
 
     /// An IPv6 real server is checked over IPv6 (the IPv4 source is not used for it), with its
@@ -1083,20 +1087,7 @@ mod tests {
             return;
         };
         let addr = l.local_addr().unwrap();
-        let h = thread::spawn(move || {
-            let (mut s, _) = l.accept().unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.ends_with(b"\r\n\r\n") {
-                let n = s.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                req.extend_from_slice(&buf[..n]);
-            }
-            s.write_all(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
-            String::from_utf8(req).unwrap()
-        });
+        let h = serve_once_on(l, b"HTTP/1.0 200 OK\r\n\r\n");
         assert_eq!(probe(&http_spec(), addr, Some(Ipv4Addr::LOCALHOST)), Ok(()));
         let req = h.join().unwrap();
         assert!(
