@@ -268,9 +268,15 @@ impl Steering for XdpSteering {
     fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
         let ifindex = self.internal().ifindex();
         self.resolver.send(if on {
-            resolver::Command::Manage { ifindex, addr }
+            resolver::Command::Manage {
+                ifindex,
+                addr: addr.into(),
+            }
         } else {
-            resolver::Command::Unmanage { ifindex, addr }
+            resolver::Command::Unmanage {
+                ifindex,
+                addr: addr.into(),
+            }
         });
     }
 }
