@@ -268,15 +268,9 @@ impl Steering for XdpSteering {
     fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
         let ifindex = self.internal().ifindex();
         self.resolver.send(if on {
-            resolver::Command::Manage {
-                ifindex,
-                addr: addr.into(),
-            }
+            resolver::Command::Manage { ifindex, addr }
         } else {
-            resolver::Command::Unmanage {
-                ifindex,
-                addr: addr.into(),
-            }
+            resolver::Command::Unmanage { ifindex, addr }
         });
     }
 }

@@ -48,7 +48,7 @@ use crate::xsk::{Frame, FrameMemory, Poller, Port};
 use crossbeam::queue::ArrayQueue;
 use std::collections::VecDeque;
 use std::io;
-use std::net::IpAddr;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
@@ -134,8 +134,8 @@ impl Doorbell {
     }
 }
 
-/// A resolution request: next hop `addr` (either family) on interface `ifindex` had no MAC.
-pub type ResolveRequest = (u32, IpAddr);
+/// A resolution request: next hop `addr` on interface `ifindex` had no MAC.
+pub type ResolveRequest = (u32, Ipv4Addr);
 
 /// The queue of resolution requests from workers to the neighbour thread.
 pub type ResolveQueue = ArrayQueue<ResolveRequest>;
@@ -596,7 +596,7 @@ impl Core {
             }
             Verdict::Unresolved { ifindex, addr } => {
                 // A full request queue already holds plenty of work for the resolver.
-                let _ = self.shared.resolve.push((ifindex, addr.into()));
+                let _ = self.shared.resolve.push((ifindex, addr));
                 let deadline_ms = held_until.unwrap_or(env.now_ms + self.options.hold_ms);
                 if deadline_ms > env.now_ms && self.held.len() < self.options.hold_frames {
                     self.held.push_back(Held {
