@@ -27,12 +27,20 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// `source` or `destination`, as this endpoint says.
     #[inline]
-    fn pick<T>(self, source: T, destination: T) -> T {
+    pub(crate) fn pick<T>(self, source: T, destination: T) -> T {
         match self {
             Endpoint::Source => source,
             Endpoint::Destination => destination,
         }
+    }
+
+    /// The other endpoint: the one a packet travelling the other way has in this one's place
+    /// (an ICMP error's quote).
+    #[inline]
+    pub(crate) fn opposite(self) -> Endpoint {
+        self.pick(Endpoint::Destination, Endpoint::Source)
     }
 }
 
@@ -101,7 +109,7 @@ pub fn translate_icmp_error(ip: &mut [u8], outer: Endpoint, addr: Ipv4Addr, port
     let mut sum = icmp.checksum();
     let quote = icmp.data_mut();
     // The quoted packet went the other way: its endpoint on our side is the opposite one.
-    let inner = outer.pick(Endpoint::Destination, Endpoint::Source);
+    let inner = outer.opposite();
     let mut quoted = Ipv4Packet::new_unchecked(&mut *quote);
     let old_addr = inner.pick(quoted.src_addr(), quoted.dst_addr());
     match inner {

@@ -67,21 +67,6 @@ const QUOTED_L4_LEN: usize = 8;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 
-/// `source` or `destination`, as `endpoint` says.
-#[inline]
-fn pick<T>(endpoint: Endpoint, source: T, destination: T) -> T {
-    match endpoint {
-        Endpoint::Source => source,
-        Endpoint::Destination => destination,
-    }
-}
-
-/// The other endpoint: the one a packet travelling the other way has in this one's place.
-#[inline]
-fn opposite(endpoint: Endpoint) -> Endpoint {
-    pick(endpoint, Endpoint::Destination, Endpoint::Source)
-}
-
 /// Sets `endpoint`'s address of the IPv6 header at the start of `ip` (at least 40 bytes),
 /// returning the old one.
 #[inline]
@@ -105,7 +90,7 @@ fn set_addr(ip: &mut [u8], endpoint: Endpoint, addr: Ipv6Addr) -> Ipv6Addr {
 #[inline]
 fn set_tcp_port(l4: &mut [u8], endpoint: Endpoint, port: u16) -> u16 {
     let mut tcp = TcpPacket::new_unchecked(l4);
-    let old = pick(endpoint, tcp.src_port(), tcp.dst_port());
+    let old = endpoint.pick(tcp.src_port(), tcp.dst_port());
     match endpoint {
         Endpoint::Source => tcp.set_src_port(port),
         Endpoint::Destination => tcp.set_dst_port(port),
@@ -117,7 +102,7 @@ fn set_tcp_port(l4: &mut [u8], endpoint: Endpoint, port: u16) -> u16 {
 #[inline]
 fn set_udp_port(l4: &mut [u8], endpoint: Endpoint, port: u16) -> u16 {
     let mut udp = UdpPacket::new_unchecked(l4);
-    let old = pick(endpoint, udp.src_port(), udp.dst_port());
+    let old = endpoint.pick(udp.src_port(), udp.dst_port());
     match endpoint {
         Endpoint::Source => udp.set_src_port(port),
         Endpoint::Destination => udp.set_dst_port(port),
@@ -255,7 +240,7 @@ pub fn translate_icmp_error(
     };
     let old_outer = set_addr(ip, outer, addr);
     // The quoted packet went the other way: its endpoint on our side is the opposite one.
-    let inner = opposite(outer);
+    let inner = outer.opposite();
     let old_quoted = set_addr(&mut ip[l4_offset + icmpv6::HEADER_LEN..], inner, addr);
 
     // Only the quoted bytes exist: the quoted header's payload length is the original one.
@@ -542,7 +527,7 @@ mod test {
 
     impl Spec {
         fn endpoint(&self, endpoint: Endpoint) -> (Ipv6Addr, u16) {
-            pick(endpoint, self.src, self.dst)
+            endpoint.pick(self.src, self.dst)
         }
 
         /// The same packet with `endpoint` replaced by `addr:port`.
@@ -916,7 +901,7 @@ mod test {
         assert!(translate_icmp_error(&mut bytes, l4, outer, addr, port));
 
         let mut quote = packet.clone();
-        let inner = opposite(outer);
+        let inner = outer.opposite();
         translate(
             &mut quote,
             spec.l4_offset(),
@@ -931,15 +916,15 @@ mod test {
         if spec.proto == Proto::Tcp && quote_len == checksum_at + 1 {
             quote[checksum_at] = packet[checksum_at];
         }
-        let (from, to) = pick(outer, (addr, to), (from, addr));
+        let (from, to) = outer.pick((addr, to), (from, addr));
         let (expected, _) = icmp_error(from, to, exts, icmp_type, &quote);
         assert_eq!(bytes, expected);
         let message = Icmpv6Packet::new_checked(&bytes[l4..]).unwrap();
         assert!(message.verify_checksum(from, to));
         // The quoted endpoint, as expected.
         let quoted = Ipv6Packet::new_unchecked(message.data());
-        let quoted_addr = pick(inner, quoted.src_addr(), quoted.dst_addr());
-        let at = icmpv6::HEADER_LEN + spec.l4_offset() + pick(inner, 0, 2);
+        let quoted_addr = inner.pick(quoted.src_addr(), quoted.dst_addr());
+        let at = icmpv6::HEADER_LEN + spec.l4_offset() + inner.pick(0, 2);
         let quoted_port = u16::from_be_bytes([bytes[l4 + at], bytes[l4 + at + 1]]);
         assert_eq!((quoted_addr, quoted_port), (addr, port));
         bytes
