@@ -28,7 +28,7 @@ fn port_unreachable_from_a_real_server_refuses_the_clients_connected_socket() ->
     for _ in 0..3 {
         let out = cluster.topo.run_in_timeout(
             cluster.topo.client_ns(),
-            &["sh", "-c", &format!("echo ping | socat -T2 - {target}")],
+            &["sh", "-c", &format!("echo ping | socat -t2 -T2 - {target}")],
             Duration::from_secs(10),
         );
         let refused = matches!(&out, Err(e) if format!("{e:#}").contains("Connection refused"));
