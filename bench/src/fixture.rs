@@ -138,7 +138,7 @@ impl Fixture {
             .zip(0..)
             .map(|(&(addr, _), id)| RealServer {
                 id,
-                addr: *addr.ip(),
+                addr: (*addr.ip()).into(),
                 port: addr.port(),
                 method: Method::Masq,
                 failed: false,
@@ -146,7 +146,7 @@ impl Fixture {
             .collect();
         let vip = Vip {
             proto: PROTO_TCP,
-            addr: *VIP.ip(),
+            addr: (*VIP.ip()).into(),
             port: VIP.port(),
         };
         let dests: Box<[Dest]> = reals.iter().map(|r| Dest::new(r.addr, r.port, 1)).collect();
@@ -165,18 +165,22 @@ impl Fixture {
                 ifindex: EXT_IF,
                 mac: EXT_MAC,
                 addr: Ipv4Addr::new(198, 18, 0, 129),
+                addr6: None,
                 mtu: 1500,
             },
             internal: Interface {
                 ifindex: INT_IF,
                 mac: INT_MAC,
                 addr: Ipv4Addr::new(198, 19, 0, 152),
+                addr6: None,
                 mtu: 1500,
             },
             timeouts: Default::default(),
             services: [(vip, service)].into_iter().collect(),
-            vip_addrs: vec![vip.addr],
+            vip_addrs: vec![*VIP.ip()],
+            vip_addrs6: Vec::new(),
             local_addrs: Vec::new(),
+            local_addrs6: Vec::new(),
             sloppy_tcp: false,
         };
         let connected = |ifindex, dst| Route {

@@ -711,7 +711,7 @@ impl<S: Steering> Director<S> {
                         .iter()
                         .map(|r| RealServer {
                             id: r.id,
-                            addr: model_v4(r.key.addr),
+                            addr: model_v4(r.key.addr).into(),
                             port: r.key.port,
                             method: r.method,
                             failed: down(r),
@@ -719,7 +719,7 @@ impl<S: Steering> Director<S> {
                         .collect(),
                     persistence: config.persistence,
                     max_conns: config.max_conns,
-                    local_addrs: config.local_addrs.clone().into(),
+                    local_addrs: config.local_addrs.iter().map(|&a| a.into()).collect(),
                 };
                 (vip, service)
             })
@@ -742,7 +742,10 @@ impl<S: Steering> Director<S> {
             timeouts: self.config.timeouts,
             services,
             vip_addrs: vip_addrs.into_iter().collect(),
+            // The model's services are IPv4 (`family::refuse_ipv6`).
+            vip_addrs6: Vec::new(),
             local_addrs: self.local_addrs_in_use().into_iter().collect(),
+            local_addrs6: Vec::new(),
             sloppy_tcp: self.config.sloppy.tcp,
         });
     }
@@ -1536,7 +1539,7 @@ fn proto_number(p: Protocol) -> u8 {
 fn vip_of(key: &ServiceKey) -> Vip {
     Vip {
         proto: proto_number(key.proto),
-        addr: model_v4(key.addr),
+        addr: model_v4(key.addr).into(),
         port: key.port,
     }
 }
@@ -1544,7 +1547,7 @@ fn vip_of(key: &ServiceKey) -> Vip {
 fn real_endpoint(proto: Protocol, real: &RealKey) -> Vip {
     Vip {
         proto: proto_number(proto),
-        addr: model_v4(real.addr),
+        addr: model_v4(real.addr).into(),
         port: real.port,
     }
 }
@@ -1923,11 +1926,11 @@ mod tests {
         let service = snapshot.services.values().next().unwrap();
         let methods: Vec<_> = service.reals.iter().map(|r| (r.addr, r.method)).collect();
         assert!(
-            methods.contains(&(model_v4(real(9).addr), Method::Route)),
+            methods.contains(&(model_v4(real(9).addr).into(), Method::Route)),
             "{methods:?}"
         );
         assert!(
-            methods.contains(&(model_v4(real(148).addr), Method::Masq)),
+            methods.contains(&(model_v4(real(148).addr).into(), Method::Masq)),
             "{methods:?}"
         );
         let Reply::List(list) = d.execute(Command::List).unwrap() else {
@@ -3213,7 +3216,7 @@ mod tests {
         d.execute(Command::EditReal {
             service: sh,
             real: RealKey {
-                addr: hashed.into(),
+                addr: hashed,
                 port: 80,
             },
             weight: Some(0),
@@ -3228,7 +3231,7 @@ mod tests {
             let service = snap.service(&vip_of(&sh)).unwrap();
             service.schedule(&NoLoad, &any_flow()).map(|r| r.addr)
         };
-        assert_eq!(pick(&mut reader), Some(other));
+        assert_eq!(pick(&mut reader), Some(other.into()));
 
         // An edit without sched_flags keeps them.
         d.execute(Command::EditService {
@@ -3239,7 +3242,7 @@ mod tests {
             netmask: None,
         })
         .unwrap();
-        assert_eq!(pick(&mut reader), Some(other));
+        assert_eq!(pick(&mut reader), Some(other.into()));
         // Both flags, in ipvsadm's order whatever the request's.
         d.execute(Command::EditService {
             service: sh,

@@ -25,7 +25,7 @@ use crate::server::{Access, ControlHandle, ControlLoop, ControlServer};
 use anyhow::{bail, Context};
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +71,8 @@ pub struct DaemonOptions {
     /// Default: one per queue, at most the number of cores.
     pub workers: Option<usize>,
     pub conn_max: usize,
+    /// `--conn-max6`: the same for IPv6 connections (a table of their own).
+    pub conn_max6: usize,
     pub xdp_mode: XdpMode,
     pub bind_mode: BindMode,
     pub ring_size: u32,
@@ -121,6 +123,10 @@ const EGRESS_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// once (see [`WorkerOptions::yield_after`]).
 const REALTIME_YIELD_AFTER: usize = 128;
 
+/// `--conn-max6`'s default: a quarter of `--conn-max`'s, since an IPv6 entry takes about twice
+/// the memory of an IPv4 one (all reserved at start) and most directors carry IPv4 first.
+pub const DEFAULT_CONN_MAX6: usize = 1 << 18;
+
 /// The workers' default realtime priority (SCHED_FIFO's lowest): see [`set_worker_priority`].
 pub const DEFAULT_WORKER_PRIORITY: u8 = 1;
 
@@ -144,6 +150,7 @@ impl DaemonOptions {
             control: PathBuf::from(crate::client::DEFAULT_CONTROL_PATH),
             workers: None,
             conn_max: 1 << 20,
+            conn_max6: DEFAULT_CONN_MAX6,
             xdp_mode: XdpMode::Auto,
             bind_mode: BindMode::Auto,
             ring_size: 1024,
@@ -268,9 +275,15 @@ impl Steering for XdpSteering {
     fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
         let ifindex = self.internal().ifindex();
         self.resolver.send(if on {
-            resolver::Command::Manage { ifindex, addr }
+            resolver::Command::Manage {
+                ifindex,
+                addr: addr.into(),
+            }
         } else {
-            resolver::Command::Unmanage { ifindex, addr }
+            resolver::Command::Unmanage {
+                ifindex,
+                addr: addr.into(),
+            }
         });
     }
 }
@@ -309,17 +322,28 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     // steers requests and replies; the workers tell them apart by destination.
     let one_armed = ext_link.ifindex == int_link.ifindex;
     // The MTU read now: a later change needs a restart (tunnels refuse by it).
-    let interface = |link: &xvs_dataplane::neigh::Link| Interface {
-        ifindex: link.ifindex,
-        mac: link.mac,
-        addr: link
-            .addrs
-            .first()
-            .map_or(Ipv4Addr::UNSPECIFIED, |&(addr, _)| addr),
-        mtu: u16::try_from(link.mtu).unwrap_or(u16::MAX),
+    let interface = |link: &xvs_dataplane::neigh::Link| -> anyhow::Result<Interface> {
+        Ok(Interface {
+            ifindex: link.ifindex,
+            mac: link.mac,
+            addr: link
+                .addrs
+                .first()
+                .map_or(Ipv4Addr::UNSPECIFIED, |&(addr, _)| addr),
+            // The source of the ICMPv6 errors the director sends (Packet Too Big): an address
+            // the client can route back to, so not a link-local one.
+            addr6: ip_addresses(&link.name)
+                .with_context(|| format!("reading the addresses of {}", link.name))?
+                .into_iter()
+                .find_map(|addr| match addr {
+                    IpAddr::V6(v6) if !v6.is_unicast_link_local() && !v6.is_loopback() => Some(v6),
+                    _ => None,
+                }),
+            mtu: u16::try_from(link.mtu).unwrap_or(u16::MAX),
+        })
     };
-    let external = interface(&ext_link);
-    let internal = interface(&int_link);
+    let external = interface(&ext_link)?;
+    let internal = interface(&int_link)?;
 
     let ext_queues = rx_queue_count(&options.external)
         .with_context(|| format!("reading the queues of {}", options.external))?;
@@ -372,13 +396,20 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     }
     // The director's own addresses on the internal side (its DIP): replies to its own
     // connections, health checks included, go to the kernel, not to the workers.
-    let dips = ipv4_addresses(&options.internal)
+    let own_addrs = ip_addresses(&options.internal)
         .with_context(|| format!("reading the addresses of {}", options.internal))?;
-    for addr in &dips {
+    for addr in &own_addrs {
         int_steering
             .add_local_address(*addr)
             .with_context(|| format!("registering the local address {addr}"))?;
     }
+    let dips: Vec<Ipv4Addr> = own_addrs
+        .iter()
+        .filter_map(|addr| match addr {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
 
     // Frames: each worker owns enough to keep every ring of its ports full twice over.
     let int_ports = if one_armed { 0 } else { int_queues };
@@ -498,6 +529,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             shared.clone(),
             WorkerOptions {
                 one_armed,
+                conns6: options.conn_max6.div_ceil(workers),
                 ..worker_options(options.idle, options.worker_priority > 0)
             },
             Arc::clone(&own_stats),
@@ -854,8 +886,8 @@ fn reload_config<S: Steering>(
     }
 }
 
-/// The IPv4 addresses of interface `name`.
-fn ipv4_addresses(name: &str) -> io::Result<Vec<Ipv4Addr>> {
+/// The addresses of interface `name`, both families (link-local ones included).
+fn ip_addresses(name: &str) -> io::Result<Vec<IpAddr>> {
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut list) } != 0 {
@@ -872,14 +904,23 @@ fn ipv4_addresses(name: &str) -> io::Result<Vec<Ipv4Addr>> {
         }
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
         let ifname = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-        // SAFETY: ifa_addr is non-null and points to a sockaddr of family sa_family.
-        let family = unsafe { (*ifa.ifa_addr).sa_family };
-        if ifname.to_bytes() != name.as_bytes() || i32::from(family) != libc::AF_INET {
+        if ifname.to_bytes() != name.as_bytes() {
             continue;
         }
-        // SAFETY: an AF_INET address is a sockaddr_in.
-        let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
-        addrs.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+        // SAFETY: ifa_addr is non-null and points to a sockaddr of family sa_family.
+        match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
+            libc::AF_INET => {
+                // SAFETY: an AF_INET address is a sockaddr_in.
+                let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
+                addrs.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into());
+            }
+            libc::AF_INET6 => {
+                // SAFETY: an AF_INET6 address is a sockaddr_in6.
+                let sin6 = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in6>() };
+                addrs.push(Ipv6Addr::from(sin6.sin6_addr.s6_addr).into());
+            }
+            _ => {}
+        }
     }
     // SAFETY: list came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(list) };

@@ -65,7 +65,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use std::fs::{self, File};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -175,6 +175,10 @@ pub struct TopologySpec {
     /// Extra /32 addresses of the client on its `eth0`: [`FIRST_CLIENT`]` + 1`, `+ 2`...
     /// (at most [`MAX_CLIENT_ALIASES`]), sources for many flows (`curl --interface ADDR`).
     pub client_aliases: u32,
+    /// IPv6 beside IPv4 (two arms, NAT layout only for now): every host also gets the
+    /// address of its IPv4 one in 2001:2::/48 ([`ipv6_of`]), each segment a /64, and nginx
+    /// listens on both families.
+    pub dual_stack: bool,
 }
 
 /// One real server.
@@ -210,6 +214,15 @@ impl TopologySpec {
             directors: 1,
             static_vip_route: true,
             client_aliases: 0,
+            dual_stack: false,
+        }
+    }
+
+    /// The seed cluster with IPv6 beside IPv4 ([`TopologySpec::dual_stack`]).
+    pub fn dual_stack() -> Self {
+        TopologySpec {
+            dual_stack: true,
+            ..Self::seed()
         }
     }
 
@@ -286,6 +299,10 @@ impl TopologySpec {
             self.directors
         );
         ensure!(
+            !self.dual_stack || !(self.one_armed || self.direct_return),
+            "dual_stack is built for the two-armed NAT layout only (not one_armed or direct_return)"
+        );
+        ensure!(
             self.static_vip_route || self.one_armed,
             "static_vip_route=false needs one_armed (with two arms the VIP is on ext0)"
         );
@@ -340,6 +357,15 @@ impl TopologySpec {
         ensure!(!dips.contains(&ROUTER), "a director's DIP is the router's");
         Ok(())
     }
+}
+
+/// The IPv6 twin of a topology address in 2001:2::/48: 198.18.0.X is 2001:2::X and
+/// 198.19.0.X is 2001:2:0:1::X, X written with the same digits (198.19.0.148 is
+/// 2001:2:0:1::148), so that a listing reads like its IPv4 one.
+pub fn ipv6_of(addr: Ipv4Addr) -> Ipv6Addr {
+    let [_, b, _, host] = addr.octets();
+    let digits = u16::from_str_radix(&host.to_string(), 16).expect("decimal digits are hex digits");
+    Ipv6Addr::new(0x2001, 2, 0, u16::from(b == 19), 0, 0, 0, digits)
 }
 
 /// Director `i`'s DIP: [`DIP`] + i.
@@ -598,14 +624,25 @@ impl Topology {
             // Before any interface exists, so that `default` applies to the new ones too:
             // no IPv6 chatter on the segments, and no kernel forwarding anywhere (the
             // director's NAT is done in user space; kernel forwarding would fake success).
-            self.sysctl(
-                ns,
-                &[
+            // Dual stack: IPv6 on, but no autoconfiguration, router solicitations or duplicate
+            // address detection (addresses are usable at once), and no IPv6 forwarding.
+            let ipv6: &[&str] = match self.spec.dual_stack {
+                false => &[
                     "net.ipv6.conf.all.disable_ipv6=1",
                     "net.ipv6.conf.default.disable_ipv6=1",
-                    "net.ipv4.ip_forward=0",
                 ],
-            )?;
+                true => &[
+                    "net.ipv6.conf.all.accept_ra=0",
+                    "net.ipv6.conf.default.accept_ra=0",
+                    "net.ipv6.conf.default.autoconf=0",
+                    "net.ipv6.conf.default.accept_dad=0",
+                    "net.ipv6.conf.default.router_solicitations=0",
+                    "net.ipv6.conf.all.forwarding=0",
+                ],
+            };
+            let mut settings = ipv6.to_vec();
+            settings.push("net.ipv4.ip_forward=0");
+            self.sysctl(ns, &settings)?;
             self.ipn(ns, &["link", "set", "lo", "up"])?;
         }
 
@@ -706,11 +743,35 @@ impl Topology {
                 &["route", "add", "default", "via", &gateway.to_string()],
             )?;
         }
+        if self.spec.dual_stack {
+            self.ipv6_addresses(&client, &director, &reals)?;
+        }
         if self.spec.direct_return && !self.spec.one_armed {
             self.return_link(&client, &sw)?;
         }
         if self.spec.direct_return {
             self.vip_on_reals(&reals)?;
+        }
+        Ok(())
+    }
+
+    /// Dual stack (two arms): the IPv4 layout again in 2001:2::/48, each address
+    /// [`ipv6_of`] its IPv4 twin, each segment a /64; the client's default route via VIP6,
+    /// the real servers' via DIP6. `nodad`: usable at once.
+    fn ipv6_addresses(&self, client: &str, director: &str, reals: &[String]) -> Result<()> {
+        let add = |ns: &str, ifname: &str, addr: Ipv4Addr| {
+            let cidr = format!("{}/64", ipv6_of(addr));
+            self.ipn(ns, &["-6", "addr", "add", &cidr, "dev", ifname, "nodad"])
+        };
+        add(director, EXT_IF, VIP)?;
+        add(director, INT_IF, DIP)?;
+        add(client, HOST_IF, FIRST_CLIENT)?;
+        let via = ipv6_of(VIP).to_string();
+        self.ipn(client, &["-6", "route", "add", "default", "via", &via])?;
+        let via = ipv6_of(DIP).to_string();
+        for (ns, r) in reals.iter().zip(&self.spec.reals) {
+            add(ns, HOST_IF, r.addr)?;
+            self.ipn(ns, &["-6", "route", "add", "default", "via", &via])?;
         }
         Ok(())
     }
@@ -994,6 +1055,10 @@ impl Topology {
     pub fn vip(&self) -> Ipv4Addr {
         VIP
     }
+    /// The IPv6 VIP of a dual-stack topology ([`TopologySpec::dual_stack`]).
+    pub fn vip6(&self) -> Ipv6Addr {
+        ipv6_of(VIP)
+    }
     /// Director 0's DIP.
     pub fn dip(&self) -> Ipv4Addr {
         DIP
@@ -1133,6 +1198,10 @@ impl Topology {
         // in our prefix so instances never share a pid file, log or temp dir. Keep-alive
         // connections last (nginx closes one after 1000 requests by default): a steady load
         // then creates no new connections, whose TIME_WAIT entries would grow for 2 minutes.
+        let listen6 = match self.spec.dual_stack {
+            true => "listen [::]:80; ",
+            false => "",
+        };
         let conf = format!(
             "worker_processes 1;\n\
              daemon off;\n\
@@ -1150,7 +1219,7 @@ impl Topology {
              \x20 scgi_temp_path {p}/scgi;\n\
              \x20 default_type application/octet-stream;\n\
              \x20 server {{\n\
-             \x20   listen 80; root {p}/www; index index.html;\n\
+             \x20   listen 80; {listen6}root {p}/www; index index.html;\n\
              \x20   location {SLOW_PREFIX}/ {{ alias {p}/www/; limit_rate {SLOW_RATE}; }}\n\
              \x20   location {LONG_PREFIX}/ {{ alias {p}/www/; limit_rate {LONG_RATE}; }}\n\
              \x20   location = {PEER_PATH} {{ default_type text/plain; \
@@ -1267,8 +1336,47 @@ mod tests {
             .collect()
     }
 
-    fn ping(t: &Topology, ns: &str, to: Ipv4Addr) -> Result<String> {
-        t.run_in(ns, &["ping", "-c1", "-W1", &to.to_string()])
+    fn ping(t: &Topology, ns: &str, to: impl Into<std::net::IpAddr>) -> Result<String> {
+        t.run_in(ns, &["ping", "-c1", "-W1", &to.into().to_string()])
+    }
+
+    #[test]
+    fn ipv6_twins_read_like_their_ipv4_addresses() {
+        let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        assert_eq!(ipv6_of(VIP), v6("2001:2::129"));
+        assert_eq!(ipv6_of(FIRST_CLIENT), v6("2001:2::201"));
+        assert_eq!(ipv6_of(DIP), v6("2001:2:0:1::152"));
+        assert_eq!(ipv6_of(Ipv4Addr::new(198, 19, 0, 7)), v6("2001:2:0:1::7"));
+    }
+
+    #[test]
+    fn dual_stack_topology() {
+        if skip_unless_root("dual_stack_topology") {
+            return;
+        }
+        let spec = TopologySpec {
+            prefix: "xvstds".into(),
+            ..TopologySpec::dual_stack()
+        };
+        let bad = TopologySpec {
+            one_armed: true,
+            ..spec.clone()
+        };
+        assert!(Topology::build(&bad).is_err(), "dual stack with one arm");
+        let mut t = Topology::build(&spec).expect("build");
+        ping(&t, t.client_ns(), t.vip6()).expect("client pings VIP6");
+        ping(&t, t.client_ns(), VIP).expect("client pings VIP");
+        let real0 = ipv6_of(t.reals()[0].addr);
+        ping(&t, t.real_ns(0), ipv6_of(DIP)).expect("real0 pings DIP6");
+        ping(&t, t.real_ns(1), real0).expect("real1 pings real0 over the bridge");
+        // No kernel forwarding of IPv6 on the director either.
+        assert!(ping(&t, t.client_ns(), real0).is_err());
+        t.start_web_servers().expect("web servers");
+        let url = format!("http://[{real0}]/");
+        let body = t
+            .run_in(t.real_ns(0), &["curl", "-s", "--max-time", "2", &url])
+            .expect("curl over IPv6");
+        assert_eq!(body, format!("{}\n", t.reals()[0].page));
     }
 
     fn skip_unless_root(test: &str) -> bool {

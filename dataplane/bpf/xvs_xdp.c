@@ -5,8 +5,9 @@
  * unknown ports keep working untouched.
  *
  * One copy is loaded per interface, each with its own maps:
- *   external side (role MATCH_DST): IPv4 TCP/UDP whose destination is a configured VIP:port;
- *   internal side (role MATCH_SRC): IPv4 TCP/UDP whose source is a configured real server;
+ *   external side (role MATCH_DST): TCP/UDP whose destination is a configured VIP:port;
+ *   internal side (role MATCH_SRC): TCP/UDP whose source is a configured real server;
+ *   (IPv4 in xvs_endpoints, IPv6 in xvs_endpoints6: steer6);
  *   a one-armed director's only interface (role MATCH_BOTH): either, the destination first
  *   (its endpoint map holds VIP:ports and real servers alike).
  * Also redirected, for the workers to translate or to drop and count:
@@ -38,6 +39,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -54,6 +56,20 @@
 #define ICMP_DEST_UNREACH 3
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
+
+/* IPv6 next-header values of the extension headers walked, and ICMPv6 (RFC 8200, 4443). */
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_ICMPV6 58
+#define NEXTHDR_DEST 60
+/* As wire::ipv6ext::walk: a packet with more goes to the kernel here, and is dropped there. */
+#define IPV6_MAX_EXT_HEADERS 8
+
+/* ICMPv6 error types (RFC 4443): destination unreachable, packet too big, time exceeded,
+ * parameter problem. Informational messages (neighbour discovery, echo) are >= 128. */
+#define ICMPV6_DEST_UNREACH 1
+#define ICMPV6_PARAMPROB 4
 
 /* The ICMP header; an error's quote follows it. */
 struct icmp_header {
@@ -85,6 +101,30 @@ struct {
 	__type(key, struct endpoint_key);
 	__type(value, __u8);
 } xvs_endpoints SEC(".maps");
+
+/* IPv6 endpoints: as endpoint_key with a 16-byte address. Must match
+ * xsk::program::EndpointKey6. A separate map keeps the IPv4 key (and its hash) at 8 bytes. */
+struct endpoint_key6 {
+	struct in6_addr addr;
+	__u16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct endpoint_key6);
+	__type(value, __u8);
+} xvs_endpoints6 SEC(".maps");
+
+/* The director's own IPv6 addresses on this interface. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct in6_addr);
+	__type(value, __u8);
+} xvs_local_addrs6 SEC(".maps");
 
 /* The director's own IPv4 addresses (network byte order) on this interface. */
 struct {
@@ -622,6 +662,102 @@ static __always_inline int steer_icmp(struct xdp_md *ctx, struct iphdr *ip, void
 			      inner->protocol);
 }
 
+/* steer_endpoint for IPv6 (xvs_endpoints6, xvs_local_addrs6). The addresses may point into
+ * the packet: they are copied to the stack for the lookups. */
+static __always_inline int steer_endpoint6(struct xdp_md *ctx, __u32 role,
+					   const struct in6_addr *daddr,
+					   const struct in6_addr *src_addr, __u16 src_port,
+					   const struct in6_addr *dst_addr, __u16 dst_port, __u8 proto)
+{
+	struct endpoint_key6 key = {};
+	struct in6_addr local;
+
+	if (role == MATCH_BOTH) {
+		__builtin_memcpy(&key.addr, dst_addr, sizeof(key.addr));
+		key.port = dst_port;
+		key.proto = proto;
+		if (bpf_map_lookup_elem(&xvs_endpoints6, &key))
+			return bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_PASS);
+	}
+	if (role != MATCH_DST) {
+		__builtin_memcpy(&local, daddr, sizeof(local));
+		if (bpf_map_lookup_elem(&xvs_local_addrs6, &local))
+			return XDP_PASS;
+		__builtin_memcpy(&key.addr, src_addr, sizeof(key.addr));
+		key.port = src_port;
+	} else {
+		__builtin_memcpy(&key.addr, dst_addr, sizeof(key.addr));
+		key.port = dst_port;
+	}
+	key.proto = proto;
+	if (!bpf_map_lookup_elem(&xvs_endpoints6, &key))
+		return XDP_PASS;
+	return bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_PASS);
+}
+
+/* steer_icmp for ICMPv6 errors quoting a TCP/UDP packet right behind its IPv6 header (a
+ * quote with extension headers goes to the kernel). Neighbour discovery and echo are
+ * informational: the kernel's. */
+static __always_inline int steer_icmp6(struct xdp_md *ctx, struct ipv6hdr *ip6, void *icmp_start,
+				       void *data_end, __u32 role)
+{
+	struct icmp_header *icmp = icmp_start;
+	struct ipv6hdr *inner = (void *)(icmp + 1);
+	__u16 *ports;
+
+	if ((void *)(inner + 1) > data_end)
+		return XDP_PASS;
+	if (icmp->type < ICMPV6_DEST_UNREACH || icmp->type > ICMPV6_PARAMPROB)
+		return XDP_PASS;
+	if (inner->nexthdr != IPPROTO_TCP && inner->nexthdr != IPPROTO_UDP)
+		return XDP_PASS;
+	ports = (void *)(inner + 1);
+	if ((void *)(ports + 2) > data_end)
+		return XDP_PASS;
+	return steer_endpoint6(ctx, role, &ip6->daddr, &inner->daddr, ports[1], &inner->saddr,
+			       ports[0], inner->nexthdr);
+}
+
+/* IPv6: TCP/UDP behind at most IPV6_MAX_EXT_HEADERS Hop-by-Hop, Routing and Destination
+ * Options headers, steered as IPv4 is; fragments by address alone (any Fragment header: the
+ * workers drop them, as IPv4 fragments); ICMPv6 errors by their quote. No fast path: the
+ * kernel-side rewrite is IPv4's only, so every IPv6 packet of a connection is the workers'. */
+static __always_inline int steer6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
+				  __u32 role)
+{
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	void *cursor = ip6 + 1;
+	__u16 *ports;
+	__u8 next;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return XDP_PASS;
+	next = ip6->nexthdr;
+#pragma unroll
+	for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+		__u8 *ext = cursor;
+
+		if (next == NEXTHDR_FRAGMENT)
+			return steer_endpoint6(ctx, role, &ip6->daddr, &ip6->saddr, 0, &ip6->daddr,
+					       0, 0);
+		if (next != NEXTHDR_HOP && next != NEXTHDR_ROUTING && next != NEXTHDR_DEST)
+			break;
+		if ((void *)(ext + 2) > data_end)
+			return XDP_PASS;
+		next = ext[0];
+		cursor = ext + (ext[1] + 1) * 8;
+	}
+	if (next == NEXTHDR_ICMPV6)
+		return steer_icmp6(ctx, ip6, cursor, data_end, role);
+	if (next != IPPROTO_TCP && next != IPPROTO_UDP)
+		return XDP_PASS;
+	ports = cursor;
+	if ((void *)(ports + 2) > data_end)
+		return XDP_PASS;
+	return steer_endpoint6(ctx, role, &ip6->daddr, &ip6->saddr, ports[0], &ip6->daddr,
+			       ports[1], next);
+}
+
 static __always_inline int steer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -635,15 +771,19 @@ static __always_inline int steer(struct xdp_md *ctx)
 	__u8 protocol;
 	int action;
 
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return XDP_PASS;
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end)
+	if ((void *)(eth + 1) > data_end)
 		return XDP_PASS;
 	settings = bpf_map_lookup_elem(&xvs_settings, &zero);
 	if (!settings)
 		return XDP_PASS;
 	role = settings->role;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return steer6(ctx, eth, data_end, role);
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return XDP_PASS;
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return steer_fragment(ctx, ip, role);
 	if (ip->protocol == IPPROTO_ICMP)

@@ -14,7 +14,7 @@
 
 use std::fmt::{Debug, Display};
 use std::hash::Hash;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod sealed {
     pub trait Sealed {}
@@ -28,8 +28,12 @@ mod sealed {
 /// `RandomState::hash_one`: IPv4 packs a whole tuple into one 128-bit word, IPv6 feeds its 37
 /// bytes as two 128-bit words and one 64-bit word to the same keyed hasher.
 pub trait Address:
-    sealed::Sealed + Copy + Eq + Hash + Debug + Display + Send + Sync + 'static
+    sealed::Sealed + Copy + Eq + Hash + Debug + Display + Send + Sync + Into<IpAddr> + 'static
 {
+    /// `addr` if it is of this family: the configuration ([`crate::snapshot`]) holds
+    /// addresses of both.
+    fn from_ip(addr: IpAddr) -> Option<Self>;
+
     /// The keyed hash of the 5-tuple `proto, src:src_port -> dst:dst_port` (the connection
     /// table's inbound index).
     fn tuple_hash(
@@ -52,6 +56,14 @@ pub trait Address:
 }
 
 impl Address for Ipv4Addr {
+    #[inline(always)]
+    fn from_ip(addr: IpAddr) -> Option<Self> {
+        match addr {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+
     /// The tuple as one word, so that hashing it is a single keyed fold (aHash's `write_u128`)
     /// rather than one per field.
     #[inline(always)]
@@ -85,6 +97,14 @@ impl Address for Ipv4Addr {
 }
 
 impl Address for Ipv6Addr {
+    #[inline(always)]
+    fn from_ip(addr: IpAddr) -> Option<Self> {
+        match addr {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }
+    }
+
     /// The two addresses as two words and protocol and ports (40 bits) as a third: three folds
     /// of one keyed hasher.
     #[inline(always)]

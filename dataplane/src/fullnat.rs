@@ -23,7 +23,7 @@
 use crate::conntrack::owner_of;
 use crate::family::Address;
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 
 /// The ports FullNAT uses by default: the dynamic range (RFC 6335), as DPVS does.
@@ -87,9 +87,22 @@ impl<A: Address> LocalPorts<A> {
     /// them in turn from one call to the next; `None` when none of them has a free port left
     /// on this worker. An address not added yet is added now ([`LocalPorts::add_addr`]).
     pub fn take(&mut self, addrs: &[A]) -> Option<(A, u16)> {
-        let n = addrs.len();
+        self.take_among(addrs.len(), |i| Some(addrs[i]))
+    }
+
+    /// [`LocalPorts::take`] among addresses of both families, as a snapshot holds them: those
+    /// of the other family are skipped.
+    pub fn take_ip<T: Copy + Into<IpAddr>>(&mut self, addrs: &[T]) -> Option<(A, u16)> {
+        self.take_among(addrs.len(), |i| A::from_ip(addrs[i].into()))
+    }
+
+    /// [`LocalPorts::take`] among `n` addresses, the `i`th being `addr(i)` (`None`: skipped).
+    #[inline]
+    fn take_among(&mut self, n: usize, addr: impl Fn(usize) -> Option<A>) -> Option<(A, u16)> {
         for i in 0..n {
-            let addr = addrs[(self.next + i) % n];
+            let Some(addr) = addr((self.next + i) % n) else {
+                continue;
+            };
             let pool = match self.pools.iter().position(|p| p.addr == addr) {
                 Some(at) => &mut self.pools[at],
                 None => {

@@ -8,7 +8,8 @@
 //! - [`conntrack`]: per-worker connection tables with IPVS's TCP state machine.
 //! - [`family`]: what those tables ask of an address family (IPv4, IPv6).
 //! - [`persist`]: persistence templates shared lock-free by all workers.
-//! - [`process`]: the pure function `process(frame, snapshot, shard, now) -> Verdict`.
+//! - [`process`]: the pure function `process(frame, snapshot, shard, now) -> Verdict`, and its
+//!   IPv6 twin `process6` over a table of IPv6 connections.
 //! - [`stats`]: per-worker counters, written by one worker and read lock-free by control.
 //! - [`neigh`]: next-hop MAC resolution from the kernel's routing and neighbour tables.
 //! - [`xsk`]: AF_XDP sockets and our XDP program (with `unsafe`; so do `conntrack::hw`'s

@@ -353,6 +353,13 @@ pub fn packet_too_big(packet: &[u8], mtu: u32, src: Ipv6Addr, out: &mut [u8]) ->
     Some(finish_packet_too_big(out, mtu, src))
 }
 
+/// The length of the message [`packet_too_big`] writes about `packet`, or `None` where none may
+/// be sent: for a caller that sizes the buffer first (a frame whose length must be set before
+/// [`packet_too_big_in_place`] writes into it).
+pub fn packet_too_big_len(packet: &[u8]) -> Option<usize> {
+    Some(ERROR_HEADERS_LEN + quote_len(packet)?)
+}
+
 /// [`packet_too_big`] in the offending packet's place: `buf` holds it in its first
 /// `packet_len` bytes and gets the message from its start (the quote moves up by 48 bytes, no
 /// copy on the side), so that a frame buffer can be reused as it is, as `frag_needed` does for
@@ -1112,6 +1119,7 @@ mod test {
         let mut out = [0u8; 2048];
         let len = packet_too_big(&packet, 1400, VIP, &mut out).unwrap();
         assert_eq!(len, MIN_MTU);
+        assert_eq!(packet_too_big_len(&packet), Some(len));
         let quote = assert_packet_too_big(&out[..len], &packet, 1400);
         assert_eq!(quote.len(), MAX_QUOTE_LEN);
         assert_eq!(&out[..8], &[0x60, 0, 0, 0, 0x04, 0xd8, 58, 64]);
@@ -1179,6 +1187,7 @@ mod test {
         for exts in [&[][..], &exts[..]] {
             let (error, _) = icmp_error(CLIENT, VIP, exts, unreachable, &packet);
             assert_eq!(packet_too_big(&error, 1280, VIP, &mut out), None);
+            assert_eq!(packet_too_big_len(&error), None);
         }
         let echo = full_icmp_echo();
         let len = packet_too_big(&echo, 1280, VIP, &mut out).unwrap();

@@ -29,6 +29,11 @@
 //! options, TTL <= 1, packets with no service or connection, and frames whose next hop is not
 //! resolved yet (the verdict then asks for resolution).
 //!
+//! IPv6 has its twin, [`process6`] (`process/v6.rs`), over a connection table of its own: the
+//! new-flow admission, the state and counter updates and the transmitters are the same generic
+//! code for both families; what differs per family (headers, neighbour lookups, the NAT byte
+//! rewrites, persistence, tunnels, the MTU) is the `Family` trait's (`process/family.rs`).
+//!
 //! Fragments, the rule: the director does not reassemble, so every fragment, first or not, of
 //! traffic to a VIP address or from a real server address is dropped here and counted as
 //! `Fragment`. The XDP program redirects them all to the workers by address alone (a non-first
@@ -42,22 +47,25 @@
 //! segment, since no NIC downstream will.
 
 mod buf;
+mod family;
 mod icmp;
+mod v6;
 mod xmit;
 
 pub use buf::FrameBuf;
+pub use v6::{client_endpoint6, process6};
 
 use crate::conntrack::{Conn, ConnTable, Direction, FlowKey, TcpState};
 use crate::nat;
 use crate::neigh::NeighbourTable;
-use crate::persist::{masked, Templates};
-use crate::snapshot::{Method, RealServer, Service, Snapshot, Vip, PROTO_TCP};
-use crate::stats::{DropReason, ServiceLoad, WorkerStats};
+use crate::persist::Templates;
+use crate::snapshot::{Method, Service, Snapshot, Vip, PROTO_TCP, PROTO_UDP};
+use crate::stats::{DropReason, WorkerStats};
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
-use std::net::Ipv4Addr;
+use family::Family;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use xvs_scheduler::Flow;
 
 /// The side of the director a frame arrived on or leaves by: the clients' or the real
 /// servers'. Every method needs the two roles (requests come from clients, replies and errors
@@ -82,7 +90,7 @@ pub enum Verdict {
     /// Drop it: the next hop `addr` on `ifindex` has no MAC yet; ask for resolution.
     Unresolved {
         ifindex: u32,
-        addr: Ipv4Addr,
+        addr: IpAddr,
     },
 }
 
@@ -105,25 +113,28 @@ pub struct Env<'a> {
 
 const ETHERNET_HEADER_LEN: usize = 14;
 
-/// The fields of a frame that passed every check.
+/// The fields of a frame of family `A` that passed every check.
 #[derive(Debug, Clone, Copy)]
-struct Headers {
+struct Headers<A: Family = Ipv4Addr> {
     proto: u8,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: A,
+    dst: A,
     src_port: u16,
     dst_port: u16,
     tcp_flags: u8,
-    /// IPv4 total length: the IPVS byte count and the extent of the NAT rewrite.
+    /// The IP packet's length (IPv4 total length; IPv6 40 + payload length): the IPVS byte
+    /// count and the extent of the NAT rewrite.
     ip_len: usize,
+    /// Where the TCP/UDP header is in the IP packet ([`Family::L4Offset`]).
+    l4_offset: A::L4Offset,
     /// The TCP/UDP checksum is partial (sender offload): complete it after the rewrite.
     partial_checksum: bool,
 }
 
-impl Headers {
+impl<A: Family> Headers<A> {
     /// The packet's own 5-tuple, as the connection table indexes it.
     #[inline]
-    fn flow_key(&self) -> FlowKey {
+    fn flow_key(&self) -> FlowKey<A> {
         FlowKey {
             proto: self.proto,
             src: self.src,
@@ -134,13 +145,27 @@ impl Headers {
     }
 }
 
-/// A well-formed IPv4 packet [`process`] may handle.
+/// A well-formed packet of family `A` [`process`] (or [`process6`]) may handle.
 #[derive(Debug, Clone, Copy)]
-enum Parsed {
+enum Parsed<A: Family = Ipv4Addr> {
     /// TCP or UDP.
-    Flow(Headers),
+    Flow(Headers<A>),
     /// An ICMP error quoting a TCP or UDP packet.
-    IcmpError(icmp::IcmpError),
+    IcmpError(icmp::IcmpError<A>),
+}
+
+impl<A: Family> Parsed<A> {
+    /// See [`Packet::client_endpoint`].
+    #[inline]
+    fn client_endpoint(&self, from: Side) -> (A, u16) {
+        match self {
+            Parsed::Flow(h) => match from {
+                Side::External => (h.src, h.src_port),
+                Side::Internal => (h.dst, h.dst_port),
+            },
+            Parsed::IcmpError(e) => e.client_endpoint(from),
+        }
+    }
 }
 
 fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
@@ -159,27 +184,9 @@ fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
         return Err(DropReason::IpOptions);
     }
     let (proto, src_port, dst_port, tcp_flags) = match ip.protocol() {
-        IpProtocol::Tcp => {
-            let tcp = TcpPacket::new_checked(ip.payload()).map_err(|_| DropReason::Malformed)?;
-            (
-                PROTO_TCP,
-                tcp.src_port(),
-                tcp.dst_port(),
-                tcp.flags().bits(),
-            )
-        }
-        IpProtocol::Udp => {
-            let udp = UdpPacket::new_checked(ip.payload()).map_err(|_| DropReason::Malformed)?;
-            (
-                crate::snapshot::PROTO_UDP,
-                udp.src_port(),
-                udp.dst_port(),
-                0,
-            )
-        }
         // A separate branch after dispatch: TCP and UDP pay nothing for it.
         IpProtocol::Icmp => return icmp::parse(&ip).map(Parsed::IcmpError),
-        _ => return Err(DropReason::UnsupportedProtocol),
+        protocol => transport(protocol, ip.payload())?,
     };
     if ip.ttl() <= 1 {
         return Err(DropReason::TtlExceeded);
@@ -192,8 +199,31 @@ fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
         dst_port,
         tcp_flags,
         ip_len: ip.total_len(),
+        l4_offset: (),
         partial_checksum: nat::has_partial_checksum(ip.into_inner()),
     }))
+}
+
+/// The protocol number, ports and TCP flags of the TCP/UDP header at the start of `l4` (the IP
+/// payload, of `protocol`); anything else is refused.
+#[inline]
+fn transport(protocol: IpProtocol, l4: &[u8]) -> Result<(u8, u16, u16, u8), DropReason> {
+    match protocol {
+        IpProtocol::Tcp => {
+            let tcp = TcpPacket::new_checked(l4).map_err(|_| DropReason::Malformed)?;
+            Ok((
+                PROTO_TCP,
+                tcp.src_port(),
+                tcp.dst_port(),
+                tcp.flags().bits(),
+            ))
+        }
+        IpProtocol::Udp => {
+            let udp = UdpPacket::new_checked(l4).map_err(|_| DropReason::Malformed)?;
+            Ok((PROTO_UDP, udp.src_port(), udp.dst_port(), 0))
+        }
+        _ => Err(DropReason::UnsupportedProtocol),
+    }
 }
 
 /// A frame parsed once, with the side it arrived on: Katran's `packet_description`. The
@@ -226,6 +256,12 @@ impl Packet {
         self.from
     }
 
+    /// The frame is not IPv4 (it may be IPv6, for [`process6`]; [`process_packet`] drops it).
+    #[inline]
+    pub fn is_not_ipv4(&self) -> bool {
+        matches!(self.parsed, Err(DropReason::NotIpv4))
+    }
+
     /// A well-formed TCP or UDP packet (not an ICMP error, not a drop).
     #[inline]
     pub fn is_flow(&self) -> bool {
@@ -238,13 +274,7 @@ impl Packet {
     /// frame ([`crate::conntrack::owner_of`]). `None` for frames [`process`] drops anyway.
     #[inline]
     pub fn client_endpoint(&self) -> Option<(Ipv4Addr, u16)> {
-        match self.parsed.as_ref().ok()? {
-            Parsed::Flow(h) => Some(match self.from {
-                Side::External => (h.src, h.src_port),
-                Side::Internal => (h.dst, h.dst_port),
-            }),
-            Parsed::IcmpError(e) => Some(e.client_endpoint(self.from)),
-        }
+        Some(self.parsed.as_ref().ok()?.client_endpoint(self.from))
     }
 
     /// The tuple [`process_packet`] looks up first and in which index: none for drops and
@@ -300,12 +330,28 @@ fn direction_from(from: Side) -> Direction {
 #[inline]
 pub fn one_armed_side(frame: &[u8], config: &Snapshot) -> Side {
     const DST: usize = ETHERNET_HEADER_LEN + 16;
+    const DST6: usize = ETHERNET_HEADER_LEN + 24;
+    if is_ipv6(frame) {
+        return match frame
+            .get(DST6..DST6 + 16)
+            .and_then(|d| <[u8; 16]>::try_from(d).ok())
+        {
+            Some(dst) if !config.vip_addrs6.contains(&dst.into()) => Side::Internal,
+            _ => Side::External,
+        };
+    }
     match frame.get(DST..DST + 4) {
         Some(&[a, b, c, d]) if !config.vip_addrs.contains(&Ipv4Addr::new(a, b, c, d)) => {
             Side::Internal
         }
         _ => Side::External,
     }
+}
+
+/// Whether `frame` is an Ethernet frame of type IPv6 (for [`process6`], not [`process`]).
+#[inline]
+pub fn is_ipv6(frame: &[u8]) -> bool {
+    frame.get(12..14) == Some(&[0x86, 0xdd])
 }
 
 /// The client endpoint of `frame` arriving on `from`: [`Packet::client_endpoint`] of a packet
@@ -337,16 +383,31 @@ pub fn process_packet<F: FrameBuf + ?Sized>(
     conns: &mut ConnTable,
     stats: &WorkerStats,
 ) -> Verdict {
-    let headers = match &packet.parsed {
-        Ok(Parsed::Flow(h)) => h,
-        Ok(Parsed::IcmpError(e)) => return icmp::process(frame, e, packet.from, env, conns, stats),
-        Err(reason) => return Verdict::Drop(*reason),
+    match &packet.parsed {
+        Ok(parsed) => process_parsed(frame, parsed, packet.from, packet.hash, env, conns, stats),
+        Err(reason) => Verdict::Drop(*reason),
+    }
+}
+
+/// [`process_packet`] of a packet of either family that passed its checks (`hash`: its
+/// lookup key's, if a batch computed it).
+#[inline]
+fn process_parsed<A: Family, F: FrameBuf + ?Sized>(
+    frame: &mut F,
+    parsed: &Parsed<A>,
+    from: Side,
+    hash: Option<u64>,
+    env: &Env<'_>,
+    conns: &mut ConnTable<A>,
+    stats: &WorkerStats,
+) -> Verdict {
+    let headers = match parsed {
+        Parsed::Flow(h) => h,
+        Parsed::IcmpError(e) => return icmp::process(frame, e, from, env, conns, stats),
     };
     let key = headers.flow_key();
-    let hash = packet
-        .hash
-        .unwrap_or_else(|| conns.hash(&key, direction_from(packet.from)));
-    match packet.from {
+    let hash = hash.unwrap_or_else(|| conns.hash(&key, direction_from(from)));
+    match from {
         Side::External => inbound(frame, headers, &key, hash, env, conns, stats),
         Side::Internal => outbound(frame, headers, &key, hash, env, conns, stats),
     }
@@ -395,7 +456,7 @@ pub fn process_batch<F: FrameBuf>(
 }
 
 /// A TCP segment that may open a connection: SYN without ACK or RST.
-fn opens_connection(h: &Headers) -> bool {
+fn opens_connection<A: Family>(h: &Headers<A>) -> bool {
     h.proto != PROTO_TCP || h.tcp_flags & (0x02 | 0x10 | 0x04) == 0x02
 }
 
@@ -404,17 +465,17 @@ fn opens_connection(h: &Headers) -> bool {
 /// would (Maglev, source hashing): the mid-flow takeover of scale-out behind ECMP. (UDP
 /// needs nothing: any datagram opens a connection.)
 #[cold]
-fn takes_over(h: &Headers, config: &Snapshot, service: &Service) -> bool {
+fn takes_over<A: Family>(h: &Headers<A>, config: &Snapshot, service: &Service) -> bool {
     config.sloppy_tcp && h.tcp_flags & 0x04 == 0 && service.scheduler.is_consistent()
 }
 
-fn inbound<F: FrameBuf + ?Sized>(
+fn inbound<A: Family, F: FrameBuf + ?Sized>(
     frame: &mut F,
-    h: &Headers,
-    key: &FlowKey,
+    h: &Headers<A>,
+    key: &FlowKey<A>,
     hash: u64,
     env: &Env<'_>,
-    conns: &mut ConnTable,
+    conns: &mut ConnTable<A>,
     stats: &WorkerStats,
 ) -> Verdict {
     let config = env.config;
@@ -423,7 +484,7 @@ fn inbound<F: FrameBuf + ?Sized>(
         None => {
             let vip = Vip {
                 proto: h.proto,
-                addr: h.dst,
+                addr: h.dst.into(),
                 port: h.dst_port,
             };
             let Some(service) = config.service(&vip) else {
@@ -433,8 +494,11 @@ fn inbound<F: FrameBuf + ?Sized>(
             if sloppy && !takes_over(h, config, service) {
                 return Verdict::Drop(DropReason::NoConnection);
             }
-            if config.local_addrs.contains(&h.src) {
+            if A::local_addrs(config).contains(&h.src) {
                 return Verdict::Drop(DropReason::LocalSource);
+            }
+            if let Err(reason) = A::admits(service) {
+                return Verdict::Drop(reason);
             }
             // Checked before scheduling so a refused flow does not take a server's turn.
             if let Some(limit) = service.max_conns_per_worker(env.workers.len()) {
@@ -447,9 +511,12 @@ fn inbound<F: FrameBuf + ?Sized>(
             if !conns.make_room(stats) {
                 return Verdict::Drop(DropReason::TableFull);
             }
-            let real = choose_real(service, h, env);
-            let Some(real) = real else {
-                return Verdict::Drop(DropReason::NoRealServer);
+            let real = match A::choose_real(service, h, env) {
+                Ok(real) => real,
+                Err(reason) => return Verdict::Drop(reason),
+            };
+            let Some(daddr) = A::from_ip(real.addr) else {
+                return Verdict::Drop(DropReason::RealFamily);
             };
             // FullNAT: a local port whose replies come back to this worker; none left is a
             // refusal, never a live port given twice.
@@ -466,7 +533,7 @@ fn inbound<F: FrameBuf + ?Sized>(
                 cport: h.src_port,
                 vaddr: h.dst,
                 vport: h.dst_port,
-                daddr: real.addr,
+                daddr,
                 dport: real.port,
                 service: service.id,
                 real: real.id,
@@ -503,46 +570,13 @@ fn inbound<F: FrameBuf + ?Sized>(
     forward(frame, h, env, conn, Direction::Inbound, stats)
 }
 
-/// The real server for a new connection to `service`: its client's persistence template if
-/// the service is persistent and the template's server is still configured and not failed
-/// (IPVS keeps a client there even at weight 0), else the scheduler's pick (recorded as the
-/// new template).
-fn choose_real<'s>(service: &'s Service, h: &Headers, env: &Env<'_>) -> Option<&'s RealServer> {
-    let load = ServiceLoad {
-        reals: &service.reals,
-        workers: env.workers,
-        overload: env.overload,
-    };
-    let flow = Flow {
-        proto: h.proto,
-        caddr: h.src.into(),
-        cport: h.src_port,
-        vaddr: h.dst.into(),
-        vport: h.dst_port,
-    };
-    let Some(persistence) = service.persistence else {
-        return service.schedule(&load, &flow);
-    };
-    let client = masked(h.src, persistence.netmask);
-    let now_s = (env.now_ms / 1000) as u32;
-    let real = env
-        .templates
-        .get(service.id, client, now_s)
-        .and_then(|id| service.reals.iter().find(|r| r.id == id && !r.failed))
-        .or_else(|| service.schedule(&load, &flow))?;
-    let expires = now_s.saturating_add(persistence.timeout_secs);
-    env.templates
-        .put(service.id, client, real.id, now_s, expires);
-    Some(real)
-}
-
-fn outbound<F: FrameBuf + ?Sized>(
+fn outbound<A: Family, F: FrameBuf + ?Sized>(
     frame: &mut F,
-    h: &Headers,
-    key: &FlowKey,
+    h: &Headers<A>,
+    key: &FlowKey<A>,
     hash: u64,
     env: &Env<'_>,
-    conns: &mut ConnTable,
+    conns: &mut ConnTable<A>,
     stats: &WorkerStats,
 ) -> Verdict {
     let Some(conn) = conns.lookup_hashed(key, hash, Direction::Outbound, env.now_ms, stats) else {
@@ -560,11 +594,11 @@ fn outbound<F: FrameBuf + ?Sized>(
 /// Updates `conn` for a segment travelling in `direction`, hands the frame to the transmitter
 /// of the connection's method and counts it when it leaves.
 #[inline]
-fn forward<F: FrameBuf + ?Sized>(
+fn forward<A: Family, F: FrameBuf + ?Sized>(
     frame: &mut F,
-    h: &Headers,
+    h: &Headers<A>,
     env: &Env<'_>,
-    conn: &mut Conn,
+    conn: &mut Conn<A>,
     direction: Direction,
     stats: &WorkerStats,
 ) -> Verdict {
@@ -577,32 +611,7 @@ fn forward<F: FrameBuf + ?Sized>(
         stats,
     );
     let conn = *conn;
-    let verdict = match conn.method {
-        Method::Masq => xmit::nat::transmit(
-            frame.bytes(),
-            h.ip_len,
-            h.partial_checksum,
-            env,
-            &conn,
-            direction,
-        ),
-        Method::Route => {
-            complete_partial_checksum(frame.bytes(), h);
-            xmit::dr::transmit(frame.bytes(), env, &conn)
-        }
-        Method::Tunnel(tunnel) => {
-            complete_partial_checksum(frame.bytes(), h);
-            xmit::tun::transmit(frame, h.ip_len, env, &conn, tunnel, stats)
-        }
-        Method::FullNat => xmit::fullnat::transmit(
-            frame.bytes(),
-            h.ip_len,
-            h.partial_checksum,
-            env,
-            &conn,
-            direction,
-        ),
-    };
+    let verdict = transmit(frame, h, env, &conn, direction, stats);
     if matches!(verdict, Verdict::Forward(_)) {
         let traffic = [
             stats.service(conn.service),
@@ -618,12 +627,41 @@ fn forward<F: FrameBuf + ?Sized>(
     verdict
 }
 
+/// Hands a TCP/UDP packet of `conn` travelling in `direction` to the transmitter of the
+/// connection's method (after the family's MTU check: [`Family::too_big`]).
+#[inline]
+fn transmit<A: Family, F: FrameBuf + ?Sized>(
+    frame: &mut F,
+    h: &Headers<A>,
+    env: &Env<'_>,
+    conn: &Conn<A>,
+    direction: Direction,
+    stats: &WorkerStats,
+) -> Verdict {
+    if let Some(verdict) = A::too_big(frame, h.ip_len, direction, env, stats) {
+        return verdict;
+    }
+    match conn.method {
+        Method::Masq => xmit::nat::transmit(frame.bytes(), h, env, conn, direction),
+        Method::Route => {
+            complete_partial_checksum(frame.bytes(), h);
+            xmit::dr::transmit(frame.bytes(), env, conn)
+        }
+        Method::Tunnel(tunnel) => {
+            complete_partial_checksum(frame.bytes(), h);
+            A::tunnel(frame, h.ip_len, env, conn, tunnel, stats)
+        }
+        Method::FullNat => xmit::fullnat::transmit(frame.bytes(), h, env, conn, direction),
+    }
+}
+
 /// Completes a partial TCP/UDP checksum (a sender's offload) of a packet that leaves with its
 /// transport header unchanged: nobody downstream will.
 #[inline]
-fn complete_partial_checksum(frame: &mut [u8], h: &Headers) {
+fn complete_partial_checksum<A: Family>(frame: &mut [u8], h: &Headers<A>) {
     if h.partial_checksum {
-        nat::complete_checksum(&mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len]);
+        let ip = &mut frame[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + h.ip_len];
+        A::complete_checksum(ip, h.l4_offset, h.proto);
     }
 }
 
@@ -644,6 +682,18 @@ mod tests {
         assert_eq!(one_armed_side(&frame, &config), Side::External);
         frame[30..34].copy_from_slice(&[198, 18, 0, 201]);
         assert_eq!(one_armed_side(&frame, &config), Side::Internal);
+        // IPv6: by the IPv6 VIPs.
+        let vip6: std::net::Ipv6Addr = "2001:2::129".parse().unwrap();
+        let config6 = Snapshot {
+            vip_addrs6: vec![vip6],
+            ..Default::default()
+        };
+        let mut frame6 = [0u8; 64];
+        frame6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        frame6[38..54].copy_from_slice(&vip6.octets());
+        assert_eq!(one_armed_side(&frame6, &config6), Side::External);
+        frame6[53] = 0x30;
+        assert_eq!(one_armed_side(&frame6, &config6), Side::Internal);
         // Too short to say: external (and dropped there as malformed).
         assert_eq!(one_armed_side(&frame[..33], &config), Side::External);
     }

@@ -2,21 +2,21 @@
 //!
 //! Workers never talk to the kernel. When one misses a next hop it pushes a request on a
 //! lock-free queue; this thread asks the kernel to resolve it (ARP), re-reads the routing and
-//! neighbour tables and publishes a new table when they changed. It also keeps real servers'
+//! neighbour tables of both families and publishes a new table when they changed. It also keeps real servers'
 //! entries *managed* (the kernel re-resolves them on its own, so their MACs are always ready and
 //! never go stale while we bypass the kernel's traffic confirmation). With the XDP fast path
 //! on, it also keeps the program's next-hop MACs equal to each table it publishes
 //! ([`NextHopSync`]).
 
 use crate::fastpath::NextHopSync;
-use crate::neigh::{NeighbourTable, Netlink};
+use crate::neigh::{KernelTables, NeighbourTable, Netlink};
 use crate::publish::Publisher;
 use crate::worker::ResolveRequest;
 use crossbeam::channel::{self, Receiver, Sender};
 use crossbeam::queue::ArrayQueue;
 use std::collections::HashMap;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -33,8 +33,8 @@ const PENDING_FOR: Duration = Duration::from_secs(1);
 /// Changes to the set of managed (real server) entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
-    Manage { ifindex: u32, addr: Ipv4Addr },
-    Unmanage { ifindex: u32, addr: Ipv4Addr },
+    Manage { ifindex: u32, addr: IpAddr },
+    Unmanage { ifindex: u32, addr: IpAddr },
 }
 
 /// The running thread.
@@ -92,8 +92,8 @@ impl Resolver {
 
 struct State {
     ifindexes: Vec<u32>,
-    last: Option<(Vec<crate::neigh::Route>, Vec<crate::neigh::Neighbour>)>,
-    asked: HashMap<(u32, Ipv4Addr), Instant>,
+    last: Option<KernelTables>,
+    asked: HashMap<(u32, IpAddr), Instant>,
     next_hops: Option<NextHopSync>,
 }
 
@@ -150,17 +150,15 @@ impl State {
         }
     }
 
-    /// Re-reads routes and neighbours; publishes a new table if they changed.
+    /// Re-reads routes and neighbours of both families; publishes a new table if they changed.
     fn refresh(
         &mut self,
         netlink: &mut Netlink,
         publisher: &mut Publisher<NeighbourTable>,
     ) -> io::Result<()> {
-        let routes = netlink.routes(&self.ifindexes)?;
-        let neighbours = netlink.neighbours(&self.ifindexes)?;
-        let current = (routes, neighbours);
+        let current = netlink.tables(&self.ifindexes)?;
         if self.last.as_ref() != Some(&current) {
-            let table = NeighbourTable::new(current.0.clone(), current.1.clone());
+            let table = NeighbourTable::from(current.clone());
             if let Some(sync) = self.next_hops.as_mut() {
                 // Before the workers see the table: a flow they install then finds its MAC.
                 if let Err(e) = sync.sync(&table) {

@@ -5,9 +5,15 @@
 //! publication except the schedulers' lock-free cursors. Connection entries do not point into a
 //! snapshot: they carry their own addresses, so established connections keep flowing whatever
 //! the next snapshot says.
+//!
+//! One [`ServiceMap`] serves both address families: [`Vip`] and [`RealServer`] hold an
+//! [`IpAddr`]. The snapshot is read only when a flow is new (the service and its scheduler),
+//! so the family costs a match per new flow, not per packet; connection entries, read for
+//! every packet, stay per family ([`crate::conntrack`]). The address sets the packet path
+//! tests per packet or per frame (`vip_addrs`, `local_addrs`) are kept per family.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use xvs_scheduler::{Dest, Flow, Load, Scheduler};
 
 /// IP protocol numbers of the protocols xvs balances.
@@ -18,7 +24,7 @@ pub const PROTO_UDP: u8 = 17;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Vip {
     pub proto: u8,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
 }
 
@@ -108,7 +114,9 @@ impl Method {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RealServer {
     pub id: RealId,
-    pub addr: Ipv4Addr,
+    /// Of the service's family (a real server of the other family, which IPVS allows for
+    /// tunnels, is refused per flow: [`crate::stats::DropReason::RealFamily`]).
+    pub addr: IpAddr,
     pub port: u16,
     /// How its connections' packets are forwarded.
     pub method: Method,
@@ -136,8 +144,9 @@ pub struct Service {
     /// entries can give way.
     pub max_conns: u32,
     /// FullNAT's local addresses (`--add-laddr`): a FullNAT connection leaves from one of
-    /// them, taken in turn ([`crate::fullnat::LocalPorts`]).
-    pub local_addrs: Box<[Ipv4Addr]>,
+    /// them, taken in turn ([`crate::fullnat::LocalPorts`]); those of the connection's family
+    /// only.
+    pub local_addrs: Box<[IpAddr]>,
 }
 
 /// A service's persistence settings (IPVS: persistent service with a netmask).
@@ -172,6 +181,9 @@ pub struct Interface {
     pub mac: [u8; 6],
     /// Its (first) IPv4 address: the outer source of tunnelled packets.
     pub addr: Ipv4Addr,
+    /// Its global IPv6 address, if it has one: the source of the ICMPv6 errors the director
+    /// itself originates there (Packet Too Big).
+    pub addr6: Option<Ipv6Addr>,
     /// Its MTU; 0: unknown (no packet is refused as too big).
     pub mtu: u16,
 }
@@ -182,6 +194,7 @@ impl Default for Interface {
             ifindex: 0,
             mac: [0; 6],
             addr: Ipv4Addr::UNSPECIFIED,
+            addr6: None,
             mtu: 0,
         }
     }
@@ -223,10 +236,14 @@ pub struct Snapshot {
     /// draining: on a one-armed director (one interface for both sides) a frame addressed to
     /// one of these is a request, any other a reply ([`crate::process::one_armed_side`]).
     pub vip_addrs: Vec<Ipv4Addr>,
+    /// The IPv6 twin of `vip_addrs`.
+    pub vip_addrs6: Vec<Ipv6Addr>,
     /// Every FullNAT local address a connection may use (configured, or removed while
     /// connections may still use it): no new flow may come from one
     /// ([`crate::stats::DropReason::LocalSource`]).
     pub local_addrs: Vec<Ipv4Addr>,
+    /// The IPv6 twin of `local_addrs`.
+    pub local_addrs6: Vec<Ipv6Addr>,
     /// `--sloppy-tcp` (IPVS's `sloppy_tcp`): a TCP segment other than a SYN (and not a RST)
     /// of a flow without an entry opens one when its service's scheduler is consistent
     /// ([`xvs_scheduler::Scheduler::is_consistent`]), so a flow that ECMP moves here from

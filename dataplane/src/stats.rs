@@ -25,13 +25,15 @@ pub enum DropReason {
     NotIpv4,
     /// IPv4 header checksum wrong.
     BadIpChecksum,
-    /// IP fragment: not load-balanced (no ports in non-first fragments).
+    /// IP fragment: not load-balanced (no ports in non-first fragments). IPv6: any packet with
+    /// a Fragment header.
     Fragment,
     /// IPv4 options present: not load-balanced (as Katran).
     IpOptions,
-    /// TTL would reach 0 when forwarded.
+    /// TTL (IPv6: hop limit) would reach 0 when forwarded.
     TtlExceeded,
-    /// Neither TCP nor UDP.
+    /// Neither TCP nor UDP, nor an ICMP error about either (ICMPv6 Neighbour Discovery and
+    /// echo included: the XDP program leaves those to the kernel).
     UnsupportedProtocol,
     /// To a VIP:port with no service (e.g. just deleted).
     NoService,
@@ -55,7 +57,10 @@ pub enum DropReason {
     /// its entries could be evicted: the new flow is refused.
     ServiceLimit,
     /// Too big for the tunnel to its real server (longer than the internal interface's MTU
-    /// once encapsulated): answered with ICMP "fragmentation needed" when DF is set.
+    /// once encapsulated): answered with ICMP "fragmentation needed" when DF is set. IPv6:
+    /// longer than the egress interface's MTU (routers never fragment IPv6), answered with
+    /// ICMPv6 Packet Too Big from the arrival interface's IPv6 address when it has one and
+    /// the packet is no ICMPv6 error.
     TooBig,
     /// FullNAT: this worker has no free port left on any of the service's local addresses:
     /// the new flow is refused (add local addresses with `--add-laddr`).
@@ -63,10 +68,21 @@ pub enum DropReason {
     /// A new flow from one of FullNAT's local addresses: a spoofed source (the director's own
     /// address), whose replies would take the place of a FullNAT connection's.
     LocalSource,
+    /// A new flow scheduled to a real server of the other address family (IPVS allows it for
+    /// tunnels only): not supported.
+    RealFamily,
+    /// IPv6 with a Routing header whose segments are not exhausted: the destination address
+    /// is not the final one, so the packet is not the director's to translate.
+    RoutingHeader,
+    /// A new IPv6 flow to a tunnelled (`-i`) real server: IPv6 tunnels are not supported yet.
+    Ipv6Tunnel,
+    /// A new IPv6 flow to a persistent service (`-p`): persistence templates are IPv4-only
+    /// for now, and the flow is refused rather than scheduled without its template.
+    Ipv6Persistence,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 23;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
         DropReason::NotIpv4,
@@ -87,6 +103,10 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::NoLocalPort,
         DropReason::LocalSource,
+        DropReason::RealFamily,
+        DropReason::RoutingHeader,
+        DropReason::Ipv6Tunnel,
+        DropReason::Ipv6Persistence,
     ];
 
     /// Stable snake_case name used in the control protocol and metrics.
@@ -111,6 +131,10 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::NoLocalPort => "no_local_port",
             DropReason::LocalSource => "local_source",
+            DropReason::RealFamily => "real_family",
+            DropReason::RoutingHeader => "routing_header",
+            DropReason::Ipv6Tunnel => "ipv6_tunnel",
+            DropReason::Ipv6Persistence => "ipv6_persistence",
         }
     }
 }
@@ -152,7 +176,8 @@ impl EvictReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum IcmpReason {
-    /// Destination unreachable, code 4: fragmentation needed and DF set (RFC 1191).
+    /// Destination unreachable, code 4: fragmentation needed and DF set (RFC 1191); ICMPv6
+    /// Packet Too Big, its IPv6 counterpart (RFC 8201).
     FragNeeded,
     /// Destination unreachable, any other code (port unreachable, host unreachable...).
     Unreachable,
@@ -500,7 +525,7 @@ mod tests {
         let workers: Vec<Arc<WorkerStats>> = (0..2).map(|_| Arc::default()).collect();
         let reals = [RealServer {
             id: 7,
-            addr: std::net::Ipv4Addr::new(198, 19, 0, 1),
+            addr: std::net::Ipv4Addr::new(198, 19, 0, 1).into(),
             port: 80,
             method: crate::snapshot::Method::Masq,
             failed: false,
@@ -526,7 +551,7 @@ mod tests {
         let workers: Vec<Arc<WorkerStats>> = vec![Arc::default()];
         let reals = [RealServer {
             id: 3,
-            addr: std::net::Ipv4Addr::new(198, 19, 0, 1),
+            addr: std::net::Ipv4Addr::new(198, 19, 0, 1).into(),
             port: 80,
             method: crate::snapshot::Method::Masq,
             failed: false,

@@ -40,7 +40,10 @@ use crate::conntrack::{owner_of, ConnDump, ConnTable, Dumper, FastState};
 use crate::fastpath::{may_carry, real_configured, FlowWriter};
 use crate::neigh::NeighbourTable;
 use crate::persist::Templates;
-use crate::process::{one_armed_side, process_packet, Env, Packet, Side, Verdict, MAX_BATCH};
+use crate::process::{
+    client_endpoint6, is_ipv6, one_armed_side, process6, process_packet, Env, FrameBuf, Packet,
+    Side, Verdict, MAX_BATCH,
+};
 use crate::publish::Reader;
 use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, WorkerStats};
@@ -48,7 +51,7 @@ use crate::xsk::{Frame, FrameMemory, Poller, Port};
 use crossbeam::queue::ArrayQueue;
 use std::collections::VecDeque;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
@@ -134,8 +137,8 @@ impl Doorbell {
     }
 }
 
-/// A resolution request: next hop `addr` on interface `ifindex` had no MAC.
-pub type ResolveRequest = (u32, Ipv4Addr);
+/// A resolution request: next hop `addr` (either family) on interface `ifindex` had no MAC.
+pub type ResolveRequest = (u32, IpAddr);
 
 /// The queue of resolution requests from workers to the neighbour thread.
 pub type ResolveQueue = ArrayQueue<ResolveRequest>;
@@ -192,6 +195,9 @@ pub struct WorkerOptions {
     /// each frame's side comes from its destination ([`crate::process::one_armed_side`]) and
     /// both sides transmit through the same ports.
     pub one_armed: bool,
+    /// Capacity of the worker's IPv6 connection table (its own: an IPv6 entry takes about
+    /// twice an IPv4 one's memory, all reserved at start).
+    pub conns6: usize,
 }
 
 /// Longest time for expiry to sweep the whole connection table, however long its worker sleeps.
@@ -215,6 +221,7 @@ impl Default for WorkerOptions {
             yield_after: 0,
             fast_sweep_budget: 4096,
             one_armed: false,
+            conns6: 1 << 16,
         }
     }
 }
@@ -252,6 +259,8 @@ struct Core {
     out_external: Vec<Frame>,
     out_internal: Vec<Frame>,
     conns: ConnTable,
+    /// IPv6 connections ([`process6`]); not on the XDP fast path, not listed by `-Lnc` yet.
+    conns6: ConnTable<Ipv6Addr>,
     /// Answers the control thread's requests for a listing of `conns`.
     dumper: Dumper,
     stats: Arc<WorkerStats>,
@@ -315,6 +324,8 @@ impl Worker {
         let tried_neighbours = Arc::clone(neighbours.cached());
         let mut conns = ConnTable::with_capacity(conn_capacity);
         conns.set_worker(id, workers, shared.owner_seed);
+        let mut conns6 = ConnTable::<Ipv6Addr>::new(options.conns6, options.conns6 / 2);
+        conns6.set_worker(id, workers, shared.owner_seed);
         let capture_writer = shared.capture.writer(id);
         Ok(Worker {
             all_stats: Arc::clone(&shared.stats),
@@ -336,6 +347,7 @@ impl Worker {
                 out_external: Vec::with_capacity(total),
                 out_internal: Vec::with_capacity(total),
                 conns,
+                conns6,
                 dumper: Dumper::new(Arc::new(ConnDump::new()), options.dump_chunk),
                 stats,
                 tried_neighbours,
@@ -488,6 +500,9 @@ impl Core {
         let budget =
             (self.conns.slots() * elapsed / EXPIRY_SWEEP_MS).max(self.options.expiry_budget);
         self.conns.expire(now_ms, budget, &self.stats);
+        let budget6 =
+            (self.conns6.slots() * elapsed / EXPIRY_SWEEP_MS).max(self.options.expiry_budget);
+        self.conns6.expire(now_ms, budget6, &self.stats);
         self.ring_bells();
         if self.fast.is_some() {
             self.fast_path_upkeep(env);
@@ -514,10 +529,17 @@ impl Core {
             Packet::parse(bytes, side)
         });
         if self.workers > 1 {
-            let owner = packet
-                .client_endpoint()
-                .map(|(addr, port)| owner_of(addr, port, self.workers, self.shared.owner_seed))
-                .unwrap_or(self.id);
+            let (workers, seed) = (self.workers, self.shared.owner_seed);
+            let owner = match packet.client_endpoint() {
+                Some((addr, port)) => owner_of(addr, port, workers, seed),
+                // IPv6 has no parsed `Packet` yet: its owner costs a parse of its own.
+                None if packet.is_not_ipv4() => self
+                    .shared
+                    .memory
+                    .with_bytes(&mut frame, |bytes| client_endpoint6(bytes, packet.from()))
+                    .map_or(self.id, |(addr, port)| owner_of(addr, port, workers, seed)),
+                None => self.id,
+            };
             if owner != self.id {
                 match self.shared.mailboxes[owner].handoff.push((frame, packet)) {
                     Ok(()) => {
@@ -580,11 +602,16 @@ impl Core {
         env: &Env<'_>,
         held_until: Option<u64>,
     ) {
-        let (conns, stats) = (&mut self.conns, &*self.stats);
+        let (conns, conns6, stats) = (&mut self.conns, &mut self.conns6, &*self.stats);
+        let mut ipv6 = false;
         let verdict = self.shared.memory.with_buf(&mut frame, |buf| {
+            if packet.is_not_ipv4() && is_ipv6(buf.bytes()) {
+                ipv6 = true;
+                return process6(buf, packet.from(), env, conns6, stats);
+            }
             process_packet(buf, packet, env, conns, stats)
         });
-        if self.fast.is_some() {
+        if self.fast.is_some() && !ipv6 {
             self.fast_path_after(packet, verdict, env);
         }
         match verdict {
@@ -672,7 +699,10 @@ impl Core {
         self.local_addrs_config = seen;
         for service in config.services.values() {
             for &addr in service.local_addrs.iter() {
-                self.conns.add_local_addr(addr);
+                match addr {
+                    IpAddr::V4(addr) => self.conns.add_local_addr(addr),
+                    IpAddr::V6(addr) => self.conns6.add_local_addr(addr),
+                }
             }
         }
     }

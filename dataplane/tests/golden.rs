@@ -303,7 +303,7 @@ fn full_table_refuses_new_flows_only() {
     // The refused flow did not take a turn: round robin still owes .137 the next one.
     let http = Vip {
         proto: PROTO_TCP,
-        addr: VIP,
+        addr: VIP.into(),
         port: 80,
     };
     let flow = Flow {
@@ -317,7 +317,7 @@ fn full_table_refuses_new_flows_only() {
         .config
         .service(&http)
         .and_then(|s| s.schedule(&NoLoad, &flow));
-    assert_eq!(next.map(|r| r.addr), Some(REAL_137));
+    assert_eq!(next.map(|r| r.addr), Some(REAL_137.into()));
     let mut frame = ack.frame(CLIENT_MAC, EXT_MAC);
     assert_eq!(
         d.process(&mut frame, Side::External),
@@ -474,7 +474,7 @@ fn unresolved_next_hops_and_missing_routes() {
         Side::External,
         Verdict::Unresolved {
             ifindex: INT_IF,
-            addr: REAL_148,
+            addr: REAL_148.into(),
         },
     );
 
@@ -492,7 +492,7 @@ fn unresolved_next_hops_and_missing_routes() {
         Side::Internal,
         Verdict::Unresolved {
             ifindex: EXT_IF,
-            addr: CLIENT,
+            addr: CLIENT.into(),
         },
     );
 
@@ -510,7 +510,7 @@ fn unresolved_next_hops_and_missing_routes() {
         Side::Internal,
         Verdict::Unresolved {
             ifindex: EXT_IF,
-            addr: GATEWAY,
+            addr: GATEWAY.into(),
         },
     );
 

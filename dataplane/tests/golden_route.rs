@@ -222,7 +222,7 @@ fn golden_direct_routing() {
             input: from_client(&Packet::tcp(c(40200), at(VIP, 22), SYN, 1, 0)),
             verdict: Verdict::Unresolved {
                 ifindex: INT_IF,
-                addr: NEW_REAL,
+                addr: NEW_REAL.into(),
             },
             output: None,
         },

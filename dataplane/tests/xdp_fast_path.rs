@@ -927,13 +927,13 @@ impl Case {
                 self.vip.port(),
                 &[(0, *self.real.ip(), self.real.port(), 1)],
             );
-            vip.addr = *self.vip.ip();
+            vip.addr = (*self.vip.ip()).into();
             (vip, svc)
         };
         svc.vip = vip;
         if self.fullnat {
             svc.reals[0].method = Method::FullNat;
-            svc.local_addrs = [LIP].into();
+            svc.local_addrs = [LIP.into()].into();
         }
         let [client_mac, real_mac, gateway_mac] = self.macs;
         let mut routes = vec![route(INT_IF, range, 15, None)];

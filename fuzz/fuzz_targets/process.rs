@@ -37,20 +37,31 @@
 //!   endpoint and the checksums changed; the ICMP checksum and the quoted IPv4 header checksum
 //!   are valid exactly when they were. Bit 2 of `control` also repairs an ICMP checksum.
 //! - The connection table's count matches its entries.
+//!
+//! IPv6 frames (EtherType 0x86dd; bits 1-3 do not apply) go to `process6` through the same
+//! director's IPv6 services ([`SERVICES6`]: NAT, DR and FullNAT on VIP 2001:2::129) and IPv6
+//! table, with these invariants: no panic; a frame not forwarded is left untouched; a
+//! forwarded one is a well-formed IPv6 frame of the input's length, its hop limit one lower
+//! (NAT, FullNAT) or its IPv6 header unchanged (DR), or, sent back out of the side it came
+//! from, an ICMPv6 Packet Too Big of at most 1280 bytes from that side's address, to the MAC
+//! the input came from, quoting the input; the IPv6 table's count matches its entries.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 use xvs_dataplane::conntrack::ConnTable;
-use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
+use xvs_dataplane::neigh::{
+    nud, KernelTables, Neighbour, Neighbour6, NeighbourTable, Route, Route6,
+};
 use xvs_dataplane::persist::Templates;
-use xvs_dataplane::process::{process, Env, Side, Verdict};
+use xvs_dataplane::process::{client_endpoint6, process, process6, Env, Side, Verdict};
 use xvs_dataplane::snapshot::{
     Encap, Interface, Method, RealServer, Service, Snapshot, Tunnel, Vip, PROTO_TCP, PROTO_UDP,
 };
 use xvs_dataplane::stats::WorkerStats;
+use xvs_dataplane::wire::Ipv6Packet;
 use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind};
 
 const EXT_IF: u32 = 2;
@@ -63,8 +74,8 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 201);
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const REAL_148: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 148);
 const REAL_137: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 137);
-/// (proto, vport, [(real, rport)]).
-type ServiceDef = (u8, u16, Method, &'static [(Ipv4Addr, u16)]);
+/// (proto, vport, method, [(real, rport)]).
+type ServiceDef<A = Ipv4Addr> = (u8, u16, Method, &'static [(A, u16)]);
 
 /// The services. Two services share 198.19.0.148:80, as two VIPs of one
 /// web server do: a client on both from one port makes two connections with one reply tuple.
@@ -108,6 +119,28 @@ const GRE: Method = Method::Tunnel(Tunnel {
     port: 0,
     checksum: true,
 });
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x129);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x201);
+const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+const REAL6_148: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x148);
+const REAL6_137: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x137);
+const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x160);
+/// The director's IPv6 addresses on the external and internal interfaces.
+const EXT_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0xe1);
+const DIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x152);
+/// The IPv6 services, on [`VIP6`]: TCP :80 and UDP :53 masqueraded, TCP :443 direct-routed,
+/// TCP :9000 FullNAT (from [`LIP6`]).
+const SERVICES6: [ServiceDef<Ipv6Addr>; 4] = [
+    (
+        PROTO_TCP,
+        80,
+        Method::Masq,
+        &[(REAL6_148, 80), (REAL6_137, 8080)],
+    ),
+    (PROTO_UDP, 53, Method::Masq, &[(REAL6_148, 53)]),
+    (PROTO_TCP, 443, Method::Route, &[(REAL6_148, 443)]),
+    (PROTO_TCP, 9000, Method::FullNat, &[(REAL6_137, 9090)]),
+];
 const CONN_CAPACITY: usize = 16;
 const ETH: usize = 14;
 
@@ -118,6 +151,7 @@ struct Director {
     neighbours: NeighbourTable,
     templates: Templates,
     conns: ConnTable,
+    conns6: ConnTable<Ipv6Addr>,
     now_ms: u64,
 }
 
@@ -130,71 +164,37 @@ fn stats() -> &'static WorkerStats {
 impl Director {
     fn new() -> Self {
         let mut id = 0;
-        let services = SERVICES
+        let services: Vec<_> = SERVICES
             .iter()
             .enumerate()
-            .map(|(sid, &(proto, port, method, reals))| {
-                let vip = Vip {
-                    proto,
-                    addr: VIP,
-                    port,
-                };
-                let dests: Box<[Dest]> = reals.iter().map(|&(a, p)| Dest::new(a, p, 1)).collect();
-                let reals = reals
-                    .iter()
-                    .map(|&(addr, port)| {
-                        id += 1;
-                        RealServer {
-                            id: id - 1,
-                            addr,
-                            port,
-                            method,
-                            failed: false,
-                        }
-                    })
-                    .collect();
-                let service = Service {
-                    id: sid as u32,
-                    vip,
-                    // TCP :80 by source hashing: with sloppy TCP on, its mid-flow segments
-                    // open connections.
-                    scheduler: Scheduler::new(
-                        match sid {
-                            0 => SchedulerKind::SourceHashing,
-                            _ => SchedulerKind::RoundRobin,
-                        },
-                        &dests,
-                        Flags::default(),
-                    ),
-                    dests,
-                    reals,
-                    persistence: None,
-                    // The :8080 service has a small limit, so its refusals and evictions run.
-                    max_conns: if sid == 2 { 4 } else { 0 },
-                    local_addrs: match method {
-                        Method::FullNat => [LIP].into(),
-                        _ => Box::default(),
-                    },
-                };
-                (vip, service)
-            });
+            .map(|(sid, &def)| service(sid, &mut id, VIP, LIP, def))
+            .collect();
+        let services6: Vec<_> = SERVICES6
+            .iter()
+            .enumerate()
+            .map(|(i, &def)| service(SERVICES.len() + i, &mut id, VIP6, LIP6, def))
+            .collect();
         let config = Snapshot {
             external: Interface {
                 ifindex: EXT_IF,
                 mac: EXT_MAC,
                 addr: Ipv4Addr::new(198, 18, 0, 129),
+                addr6: Some(EXT_ADDR6),
                 mtu: 1500,
             },
             internal: Interface {
                 ifindex: INT_IF,
                 mac: INT_MAC,
                 addr: Ipv4Addr::new(198, 19, 0, 152),
+                addr6: Some(DIP6),
                 mtu: 1500,
             },
             timeouts: Default::default(),
-            services: services.collect(),
+            services: services.into_iter().chain(services6).collect(),
             vip_addrs: vec![VIP],
+            vip_addrs6: vec![VIP6],
             local_addrs: vec![LIP],
+            local_addrs6: vec![LIP6],
             sloppy_tcp: true,
         };
         let route = |ifindex, dst, prefix_len, gateway| Route {
@@ -209,39 +209,132 @@ impl Director {
             mac: [0x02, 0, 0, 0, 0x01, last],
             state: nud::REACHABLE,
         };
-        let neighbours = NeighbourTable::new(
-            vec![
+        let route6 = |ifindex, dst, prefix_len, gateway| Route6 {
+            ifindex,
+            dst,
+            prefix_len,
+            gateway,
+        };
+        let neighbour6 = |ifindex, addr, last| Neighbour6 {
+            ifindex,
+            addr,
+            mac: [0x02, 0, 0, 0, 0x01, last],
+            state: nud::REACHABLE,
+        };
+        let neighbours = NeighbourTable::from(KernelTables {
+            routes: vec![
                 route(EXT_IF, Ipv4Addr::new(198, 18, 0, 0), 24, None),
                 route(INT_IF, Ipv4Addr::new(198, 19, 0, 0), 24, None),
                 route(EXT_IF, Ipv4Addr::UNSPECIFIED, 0, Some(GATEWAY)),
             ],
-            vec![
+            neighbours: vec![
                 neighbour(EXT_IF, CLIENT, 0xc1),
                 neighbour(EXT_IF, GATEWAY, 0x01),
                 neighbour(INT_IF, REAL_148, 0x48),
                 neighbour(INT_IF, REAL_137, 0x37),
             ],
-        );
+            routes6: vec![
+                route6(EXT_IF, Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0), 64, None),
+                route6(INT_IF, Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0), 64, None),
+                route6(EXT_IF, Ipv6Addr::UNSPECIFIED, 0, Some(GATEWAY6)),
+            ],
+            neighbours6: vec![
+                neighbour6(EXT_IF, CLIENT6, 0xc1),
+                neighbour6(EXT_IF, GATEWAY6, 0x01),
+                neighbour6(INT_IF, REAL6_148, 0x48),
+                neighbour6(INT_IF, REAL6_137, 0x37),
+            ],
+        });
         Director {
             config,
             neighbours,
             templates: Templates::new(64, 0),
             conns: ConnTable::with_capacity(CONN_CAPACITY),
+            conns6: ConnTable::new(CONN_CAPACITY, CONN_CAPACITY / 2),
             now_ms: 1_000,
         }
     }
 
     fn process(&mut self, frame: &mut Vec<u8>, from: Side) -> Verdict {
-        let env = Env {
-            config: &self.config,
-            neighbours: &self.neighbours,
-            now_ms: self.now_ms,
-            workers: &[],
-            templates: &self.templates,
-            overload: &[],
-        };
+        let env = env(&self.config, &self.neighbours, &self.templates, self.now_ms);
         process(frame, from, &env, &mut self.conns, stats())
     }
+
+    fn process6(&mut self, frame: &mut Vec<u8>, from: Side) -> Verdict {
+        let env = env(&self.config, &self.neighbours, &self.templates, self.now_ms);
+        process6(frame, from, &env, &mut self.conns6, stats())
+    }
+}
+
+/// The environment of a frame at `now_ms`, with no other worker or overload state.
+fn env<'a>(
+    config: &'a Snapshot,
+    neighbours: &'a NeighbourTable,
+    templates: &'a Templates,
+    now_ms: u64,
+) -> Env<'a> {
+    Env {
+        config,
+        neighbours,
+        now_ms,
+        workers: &[],
+        templates,
+        overload: &[],
+    }
+}
+
+/// Service `sid` of `def` on `vip`, its real servers numbered from `id` on; FullNAT ones from
+/// `lip`.
+fn service<A: Copy + Into<IpAddr>>(
+    sid: usize,
+    id: &mut u32,
+    vip: A,
+    lip: A,
+    (proto, port, method, reals): ServiceDef<A>,
+) -> (Vip, Service) {
+    let vip = Vip {
+        proto,
+        addr: vip.into(),
+        port,
+    };
+    let dests: Box<[Dest]> = reals.iter().map(|&(a, p)| Dest::new(a, p, 1)).collect();
+    let reals = reals
+        .iter()
+        .map(|&(addr, port)| {
+            *id += 1;
+            RealServer {
+                id: *id - 1,
+                addr: addr.into(),
+                port,
+                method,
+                failed: false,
+            }
+        })
+        .collect();
+    let service = Service {
+        id: sid as u32,
+        vip,
+        // TCP :80 by source hashing: with sloppy TCP on, its mid-flow segments open
+        // connections.
+        scheduler: Scheduler::new(
+            match sid {
+                0 => SchedulerKind::SourceHashing,
+                _ => SchedulerKind::RoundRobin,
+            },
+            &dests,
+            Flags::default(),
+        ),
+        dests,
+        reals,
+        persistence: None,
+        // The :8080 service has a small limit, so its refusals and evictions run.
+        max_conns: if sid == 2 { 4 } else { 0 },
+        local_addrs: match method {
+            Method::FullNat => [lip.into()].into(),
+            _ => Box::default(),
+        },
+    };
+    (vip, service)
 }
 
 fn run(mut data: &[u8]) {
@@ -261,6 +354,10 @@ fn run(mut data: &[u8]) {
             Side::Internal
         };
         director.now_ms += [0, 1_000, 61_000, 1_000_000][usize::from(control >> 4 & 3)];
+        if frame.get(12..14) == Some(&[0x86, 0xdd][..]) {
+            check_one6(&mut director, frame, from);
+            continue;
+        }
         let mut input = frame.to_vec();
         if control & 2 != 0 {
             fix_ip_checksum(&mut input);
@@ -274,12 +371,66 @@ fn run(mut data: &[u8]) {
     }
     let conns = &director.conns;
     assert_eq!(conns.len(), conns.iter().count(), "count vs entries");
+    let conns6 = &director.conns6;
+    assert_eq!(
+        conns6.len(),
+        conns6.iter().count(),
+        "IPv6: count vs entries"
+    );
     // Nothing else touches the shared gauge while this input runs.
     assert_eq!(
         stats().conns.get() - conns_before,
-        conns.len() as i64,
-        "the connection gauge follows the table"
+        (conns.len() + conns6.len()) as i64,
+        "the connection gauge follows the tables"
     );
+}
+
+/// Runs one IPv6 frame and checks its invariants (see the module doc).
+fn check_one6(director: &mut Director, input: &[u8], from: Side) {
+    let _ = client_endpoint6(input, from);
+    let mut frame = input.to_vec();
+    let verdict = director.process6(&mut frame, from);
+    let Verdict::Forward(to) = verdict else {
+        assert_eq!(
+            frame, input,
+            "{verdict:?}: a frame not forwarded is left untouched"
+        );
+        return;
+    };
+    assert_eq!(frame[12..14], [0x86, 0xdd], "an IPv6 frame leaves");
+    let ip = Ipv6Packet::new_checked(&frame[ETH..]).expect("a well-formed IPv6 packet");
+    if to == from {
+        let (mac, addr) = match from {
+            Side::External => (EXT_MAC, EXT_ADDR6),
+            Side::Internal => (INT_MAC, DIP6),
+        };
+        assert!(frame.len() <= ETH + 1280, "at most the minimum MTU");
+        assert_eq!((frame[ETH + 6], frame[ETH + 40]), (58, 2), "Packet Too Big");
+        assert_eq!(ip.src_addr(), addr, "from the arrival interface's address");
+        assert_eq!(
+            frame[..12],
+            [&input[6..12], &mac[..]].concat(),
+            "back to the sender"
+        );
+        let quote = &frame[ETH + 48..];
+        assert_eq!(quote, &input[ETH..ETH + quote.len()], "quoting the packet");
+        return;
+    }
+    assert_eq!(frame.len(), input.len(), "rewritten in place");
+    if frame[ETH + 7] == input[ETH + 7] {
+        assert_eq!(
+            to,
+            Side::Internal,
+            "only direct routing leaves the hop limit"
+        );
+        assert_eq!(
+            frame[ETH..ETH + 40],
+            input[ETH..ETH + 40],
+            "DR: the IPv6 header is untouched"
+        );
+    } else {
+        assert_eq!(frame[ETH + 7], input[ETH + 7] - 1, "hop limit - 1");
+    }
 }
 
 /// Runs one frame and checks the per-frame invariants; returns the output if forwarded.

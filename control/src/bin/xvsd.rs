@@ -1,7 +1,7 @@
 //! xvsd: the xvs director daemon.
 //!
 //! `xvsd --external IFACE --internal IFACE [--control PATH] [--workers N] [--conn-max N]
-//! [--metrics [ADDR:]PORT] [--idle adaptive|busy] [--worker-priority N] [--threaded-napi]
+//! [--conn-max6 N] [--metrics [ADDR:]PORT] [--idle adaptive|busy] [--worker-priority N] [--threaded-napi]
 //! [--busy-poll] [--fast-path xdp|off] [--fast-path-after N]
 //! [--drop-privileges] [--sloppy-tcp] [--sloppy-udp] [--announce bird:SOCKET ...] ...` runs
 //! the director
@@ -45,6 +45,10 @@ struct Cli {
     /// Most connections tracked at once; new flows beyond it are dropped (counted).
     #[arg(long, value_name = "N", default_value_t = 1 << 20)]
     conn_max: usize,
+    /// Most IPv6 connections tracked at once (a table of their own, about 100 bytes an
+    /// entry, reserved at start).
+    #[arg(long, value_name = "N", default_value_t = daemon::DEFAULT_CONN_MAX6)]
+    conn_max6: usize,
     /// How the XDP program is attached.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
@@ -214,6 +218,7 @@ fn main() -> ExitCode {
                 (IdleArg::Adaptive, n) => n.unwrap_or(daemon::DEFAULT_WORKER_PRIORITY),
             };
             options.conn_max = cli.conn_max;
+            options.conn_max6 = cli.conn_max6;
             options.drop_privileges = cli.drop_privileges;
             options.threaded_napi = cli.threaded_napi;
             options.fast_path = match cli.fast_path {

@@ -437,11 +437,15 @@ impl<A: Address> ConnTable<A> {
         self.local_ports.add_addr(addr);
     }
 
-    /// A free local address and port among `addrs` for a new FullNAT connection; `None`
-    /// when this worker has none left (the flow is refused, never given a live port).
+    /// A free local address and port among `addrs` (of this family, or `IpAddr`s of which
+    /// the other family's are skipped) for a new FullNAT connection; `None` when this worker
+    /// has none left (the flow is refused, never given a live port).
     #[inline]
-    pub fn take_local_port(&mut self, addrs: &[A]) -> Option<(A, u16)> {
-        self.local_ports.take(addrs)
+    pub fn take_local_port<T: Copy + Into<std::net::IpAddr>>(
+        &mut self,
+        addrs: &[T],
+    ) -> Option<(A, u16)> {
+        self.local_ports.take_ip(addrs)
     }
 
     /// Gives back a port [`ConnTable::take_local_port`] gave for a connection that was not

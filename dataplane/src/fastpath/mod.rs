@@ -451,7 +451,7 @@ pub fn may_carry(conn: &Conn) -> bool {
 pub fn real_configured(conn: &Conn, config: &Snapshot) -> bool {
     let vip = crate::snapshot::Vip {
         proto: conn.proto,
-        addr: conn.vaddr,
+        addr: conn.vaddr.into(),
         port: conn.vport,
     };
     config

@@ -30,33 +30,44 @@
 //! errors are counted per [`IcmpReason`] and direction, not in the service's traffic counters.
 //! Checksums are updated incrementally ([`crate::nat::translate_icmp_error`]), the TTL decremented and
 //! the frame addressed to the next hop as any forwarded frame.
+//!
+//! ICMPv6 errors (destination unreachable, packet too big, time exceeded, parameter problem)
+//! follow the same rules (IPVS's `ip_vs_in_icmp_v6` and `ip_vs_nat_icmp_v6`): [`parse6`]
+//! checks them, [`process`] serves both families, and [`crate::nat6::translate_icmp_error`]
+//! rewrites them. Packet Too Big plays the part of "fragmentation needed" and is counted as
+//! such.
 
+use super::family::Family;
 use super::{xmit, Env, FrameBuf, Side, Verdict};
-use crate::conntrack::{ConnTable, Direction, FlowKey};
+use crate::conntrack::{Address, ConnTable, Direction, FlowKey};
 use crate::snapshot::{Method, PROTO_TCP, PROTO_UDP};
 use crate::stats::{DropReason, IcmpReason, WorkerStats};
-use crate::wire::{icmp, ipv4, IcmpPacket, IpProtocol, Ipv4Packet};
-use std::net::Ipv4Addr;
+use crate::wire::{
+    icmp, icmpv6, ipv4, ipv6, ipv6ext, IcmpPacket, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet,
+};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Bytes of the quoted transport header the director reads: both ports.
 const QUOTED_L4_LEN: usize = 8;
 
-/// The fields of an ICMP error that passed every check.
+/// The fields of an ICMP error of family `A` that passed every check.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct IcmpError {
+pub(super) struct IcmpError<A: Family = Ipv4Addr> {
     reason: IcmpReason,
     /// Outer destination.
-    dst: Ipv4Addr,
+    dst: A,
     /// The quoted packet's tuple, as it travelled.
-    quoted: FlowKey,
-    /// Outer IPv4 total length: the extent of the rewrite.
-    ip_len: usize,
+    quoted: FlowKey<A>,
+    /// Outer IP packet's length: the extent of the rewrite.
+    pub(super) ip_len: usize,
+    /// Where the ICMP header is in the IP packet ([`Family::L4Offset`]).
+    pub(super) l4_offset: A::L4Offset,
 }
 
-impl IcmpError {
+impl<A: Family> IcmpError<A> {
     /// The client endpoint of the quoted packet: its destination when it was one of our
     /// replies (the error came from the external side), its source when it was a request.
-    pub(super) fn client_endpoint(&self, from: Side) -> (Ipv4Addr, u16) {
+    pub(super) fn client_endpoint(&self, from: Side) -> (A, u16) {
         match from {
             Side::External => (self.quoted.dst, self.quoted.dst_port),
             Side::Internal => (self.quoted.src, self.quoted.src_port),
@@ -93,40 +104,103 @@ pub(super) fn parse(ip: &Ipv4Packet<&[u8]>) -> Result<IcmpError, DropReason> {
     if quoted.frag_offset() != 0 {
         return Err(DropReason::Fragment);
     }
-    let proto = match quoted.protocol() {
+    let (src, dst) = (quoted.src_addr(), quoted.dst_addr());
+    let quoted = quoted_key(quoted.protocol(), src, dst, &quote[ipv4::MIN_HEADER_LEN..])?;
+    if ip.ttl() <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
+    Ok(IcmpError {
+        reason,
+        dst: ip.dst_addr(),
+        quoted,
+        ip_len: ip.total_len(),
+        l4_offset: (),
+    })
+}
+
+/// The tuple of a quoted packet of `protocol` from `src` to `dst` whose transport header
+/// starts the quoted bytes `l4`; refused as [`parse`] says unless it is TCP or UDP with both
+/// ports quoted.
+fn quoted_key<A: Address>(
+    protocol: IpProtocol,
+    src: A,
+    dst: A,
+    l4: &[u8],
+) -> Result<FlowKey<A>, DropReason> {
+    let proto = match protocol {
         IpProtocol::Tcp => PROTO_TCP,
         IpProtocol::Udp => PROTO_UDP,
         _ => return Err(DropReason::UnsupportedProtocol),
     };
-    let l4 = &quote[ipv4::MIN_HEADER_LEN..];
     if l4.len() < QUOTED_L4_LEN {
         return Err(DropReason::Malformed);
     }
-    if ip.ttl() <= 1 {
+    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    Ok(FlowKey {
+        proto,
+        src,
+        src_port: port(0),
+        dst,
+        dst_port: port(2),
+    })
+}
+
+/// [`parse`] for ICMPv6: checks the ICMPv6 message of `ip` (an IPv6 packet without fragment
+/// or pending Routing header, checked by the caller) whose header is at `upper`. The same
+/// refusals, and a quoted non-first fragment (or a quote whose extension headers cannot be
+/// walked) refused too: everything [`crate::nat6::translate_icmp_error`] needs is checked here.
+pub(super) fn parse6(
+    ip: &Ipv6Packet<&[u8]>,
+    upper: &ipv6ext::UpperLayer,
+) -> Result<IcmpError<Ipv6Addr>, DropReason> {
+    let payload = ip.payload();
+    let message =
+        Icmpv6Packet::new_checked(&payload[upper.offset..]).map_err(|_| DropReason::Malformed)?;
+    let reason = match message.msg_type() {
+        icmpv6::DST_UNREACHABLE => IcmpReason::Unreachable,
+        icmpv6::PACKET_TOO_BIG => IcmpReason::FragNeeded,
+        icmpv6::TIME_EXCEEDED => IcmpReason::TimeExceeded,
+        icmpv6::PARAM_PROBLEM => IcmpReason::ParameterProblem,
+        // Neighbour Discovery, echo, MLD...: not ours (the kernel's).
+        _ => return Err(DropReason::UnsupportedProtocol),
+    };
+    let quote = message.data();
+    if quote.len() < ipv6::HEADER_LEN {
+        return Err(DropReason::Malformed);
+    }
+    // Unchecked: the quoted payload length is the original packet's, longer than the quote.
+    let quoted = Ipv6Packet::new_unchecked(quote);
+    if quoted.version() != 6 {
+        return Err(DropReason::Malformed);
+    }
+    let quoted_upper = ipv6ext::walk(quoted.next_header().into(), &quote[ipv6::HEADER_LEN..])
+        .map_err(|_| DropReason::Malformed)?;
+    if quoted_upper.fragment.is_some_and(|f| !f.is_first()) {
+        return Err(DropReason::Fragment);
+    }
+    let (src, dst) = (quoted.src_addr(), quoted.dst_addr());
+    let l4 = &quote[ipv6::HEADER_LEN + quoted_upper.offset..];
+    let quoted = quoted_key(quoted_upper.protocol, src, dst, l4)?;
+    if ip.hop_limit() <= 1 {
         return Err(DropReason::TtlExceeded);
     }
-    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
     Ok(IcmpError {
         reason,
         dst: ip.dst_addr(),
-        quoted: FlowKey {
-            proto,
-            src: quoted.src_addr(),
-            src_port: port(0),
-            dst: quoted.dst_addr(),
-            dst_port: port(2),
-        },
+        quoted,
         ip_len: ip.total_len(),
+        // At most 40 + 8 extension headers of 2 KiB: fits.
+        l4_offset: (ipv6::HEADER_LEN + upper.offset) as u16,
     })
 }
 
 /// Translates and forwards an ICMP error about one of our connections, or drops it.
-pub(super) fn process<F: FrameBuf + ?Sized>(
+pub(super) fn process<A: Family, F: FrameBuf + ?Sized>(
     frame: &mut F,
-    e: &IcmpError,
+    e: &IcmpError<A>,
     from: Side,
     env: &Env<'_>,
-    conns: &mut ConnTable,
+    conns: &mut ConnTable<A>,
     stats: &WorkerStats,
 ) -> Verdict {
     let q = &e.quoted;
@@ -149,18 +223,19 @@ pub(super) fn process<F: FrameBuf + ?Sized>(
     let Some(conn) = conns.lookup(&key, direction, env.now_ms, stats).copied() else {
         return Verdict::Drop(DropReason::NoConnection);
     };
+    if let Some(verdict) = A::too_big(frame, e.ip_len, direction, env, stats) {
+        return verdict;
+    }
     let verdict = match conn.method {
-        Method::Masq => {
-            xmit::nat::transmit_icmp_error(frame.bytes(), e.ip_len, env, &conn, direction)
-        }
+        Method::Masq => xmit::nat::transmit_icmp_error(frame.bytes(), e, env, &conn, direction),
         // The real server sent the reply the error quotes from the VIP itself: it gets the
         // error as it is (IPVS hands it to the DR transmitter). Errors from the internal side
         // quote requests the real server received; their reversal is no reply key of a DR
         // connection, so they never get here.
         Method::Route => xmit::dr::transmit(frame.bytes(), env, &conn),
-        Method::Tunnel(tunnel) => xmit::tun::transmit(frame, e.ip_len, env, &conn, tunnel, stats),
+        Method::Tunnel(tunnel) => A::tunnel(frame, e.ip_len, env, &conn, tunnel, stats),
         Method::FullNat => {
-            xmit::fullnat::transmit_icmp_error(frame.bytes(), e.ip_len, env, &conn, direction)
+            xmit::fullnat::transmit_icmp_error(frame.bytes(), e, env, &conn, direction)
         }
     };
     if matches!(verdict, Verdict::Forward(_)) {

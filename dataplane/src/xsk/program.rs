@@ -1,9 +1,10 @@
 //! Our XDP program: loaded from the object build.rs compiled, one instance per interface.
 //!
-//! Each instance has its own maps: `xvs_xsks` (queue -> AF_XDP socket), `xvs_endpoints` (the
-//! VIP:ports or real servers whose traffic is redirected, and their addresses alone, for
-//! fragments), `xvs_role` (match destination on the external side, source on the internal
-//! side) and `xvs_local_addrs` (the director's own addresses: on the internal side, frames to
+//! Each instance has its own maps: `xvs_xsks` (queue -> AF_XDP socket), `xvs_endpoints` and
+//! `xvs_endpoints6` (the VIP:ports or real servers whose traffic is redirected, and their
+//! addresses alone, for fragments; one map per family), `xvs_settings` (its role: match
+//! destination on the external side, source on the internal side) and `xvs_local_addrs`/
+//! `xvs_local_addrs6` (the director's own addresses: on the internal side, frames to
 //! them go to the kernel, so the director's own connections to real servers, such as health
 //! checks, get their replies). It is attached with `bpf_link_create`, so the attachment is owned by a file descriptor: closing it (on drop, or when the kernel reaps
 //! a killed process) detaches the program. A program attached the legacy way would outlive a
@@ -16,7 +17,7 @@ use libbpf_sys as bpf;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs_xdp.o"));
@@ -53,34 +54,47 @@ struct Settings {
     fast_path: u32,
 }
 
-/// `struct endpoint_key` of bpf/xvs_xdp.c: address and port in network byte order.
+/// An endpoint whose traffic the program steers to the workers: protocol, address (either
+/// family) and port. Stored as `struct endpoint_key` (IPv4, `xvs_endpoints`) or `struct
+/// endpoint_key6` (IPv6, `xvs_endpoints6`) of bpf/xvs_xdp.c.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(C)]
 pub struct EndpointKey {
+    proto: u8,
+    addr: IpAddr,
+    port: u16,
+}
+
+impl EndpointKey {
+    pub fn new(proto: u8, addr: impl Into<IpAddr>, port: u16) -> Self {
+        EndpointKey {
+            proto,
+            addr: addr.into(),
+            port,
+        }
+    }
+
+    /// The address-only key (port 0, proto 0) the program matches fragments against.
+    fn address(self) -> Self {
+        EndpointKey::new(0, self.addr, 0)
+    }
+}
+
+/// `struct endpoint_key` of bpf/xvs_xdp.c: address and port in network byte order.
+#[repr(C)]
+struct EndpointKey4 {
     addr: [u8; 4],
     port: [u8; 2],
     proto: u8,
     pad: u8,
 }
 
-impl EndpointKey {
-    pub fn new(proto: u8, addr: Ipv4Addr, port: u16) -> Self {
-        EndpointKey {
-            addr: addr.octets(),
-            port: port.to_be_bytes(),
-            proto,
-            pad: 0,
-        }
-    }
-
-    /// The address-only key (port 0, proto 0) the program matches fragments against.
-    fn address(self) -> Self {
-        EndpointKey {
-            port: [0; 2],
-            proto: 0,
-            ..self
-        }
-    }
+/// `struct endpoint_key6` of bpf/xvs_xdp.c: address and port in network byte order.
+#[repr(C)]
+struct EndpointKey6 {
+    addr: [u8; 16],
+    port: [u8; 2],
+    proto: u8,
+    pad: u8,
 }
 
 /// A loaded and attached instance of the steering program.
@@ -90,7 +104,9 @@ pub struct XdpProgram {
     link: Option<OwnedFd>,
     xsks: RawFd,
     endpoints: RawFd,
+    endpoints6: RawFd,
     local_addrs: RawFd,
+    local_addrs6: RawFd,
     counters: RawFd,
     settings: RawFd,
     role: Role,
@@ -100,7 +116,7 @@ pub struct XdpProgram {
     /// The endpoints added, and how many of them each address has: an address-only key lives
     /// while any endpoint of its address does.
     endpoints_added: HashSet<EndpointKey>,
-    address_users: HashMap<[u8; 4], usize>,
+    address_users: HashMap<IpAddr, usize>,
 }
 
 /// What the program did with the frames of one rx queue, summed over CPUs.
@@ -142,7 +158,9 @@ impl XdpProgram {
             link: None,
             xsks: -1,
             endpoints: -1,
+            endpoints6: -1,
             local_addrs: -1,
+            local_addrs6: -1,
             counters: -1,
             settings: -1,
             role,
@@ -153,7 +171,9 @@ impl XdpProgram {
         };
         program.xsks = program.map_fd(c"xvs_xsks")?;
         program.endpoints = program.map_fd(c"xvs_endpoints")?;
+        program.endpoints6 = program.map_fd(c"xvs_endpoints6")?;
         program.local_addrs = program.map_fd(c"xvs_local_addrs")?;
+        program.local_addrs6 = program.map_fd(c"xvs_local_addrs6")?;
         program.counters = program.map_fd(c"xvs_counters")?;
         program.settings = program.map_fd(c"xvs_settings")?;
         program.set_fast_path(true)?;
@@ -253,10 +273,10 @@ impl XdpProgram {
     /// Starts redirecting traffic matching `key` to the sockets, and fragments matching its
     /// address (which may carry no ports).
     pub fn add_endpoint(&mut self, key: EndpointKey) -> io::Result<()> {
-        update(self.endpoints, &key, &1u8)?;
+        self.write_endpoint(key, true)?;
         if self.endpoints_added.insert(key) {
             *self.address_users.entry(key.addr).or_default() += 1;
-            update(self.endpoints, &key.address(), &1u8)?;
+            self.write_endpoint(key.address(), true)?;
         }
         Ok(())
     }
@@ -264,7 +284,7 @@ impl XdpProgram {
     /// Stops redirecting traffic matching `key` (and fragments of its address, once no other
     /// endpoint has it); removing an absent key is not an error.
     pub fn remove_endpoint(&mut self, key: EndpointKey) -> io::Result<()> {
-        delete(self.endpoints, &key)?;
+        self.write_endpoint(key, false)?;
         if !self.endpoints_added.remove(&key) {
             return Ok(());
         }
@@ -272,21 +292,53 @@ impl XdpProgram {
         *users = users.saturating_sub(1);
         if *users == 0 {
             self.address_users.remove(&key.addr);
-            delete(self.endpoints, &key.address())?;
+            self.write_endpoint(key.address(), false)?;
         }
         Ok(())
     }
 
+    /// Adds (`on`) or deletes `key` in the endpoint map of its family.
+    fn write_endpoint(&self, key: EndpointKey, on: bool) -> io::Result<()> {
+        let (port, proto, pad) = (key.port.to_be_bytes(), key.proto, 0);
+        match key.addr {
+            IpAddr::V4(addr) => {
+                let key = EndpointKey4 {
+                    addr: addr.octets(),
+                    port,
+                    proto,
+                    pad,
+                };
+                write(self.endpoints, &key, on)
+            }
+            IpAddr::V6(addr) => {
+                let key = EndpointKey6 {
+                    addr: addr.octets(),
+                    port,
+                    proto,
+                    pad,
+                };
+                write(self.endpoints6, &key, on)
+            }
+        }
+    }
+
     /// Makes frames addressed to `addr` (one of the director's own addresses) go to the kernel
     /// whatever their source.
-    pub fn add_local_address(&self, addr: Ipv4Addr) -> io::Result<()> {
-        update(self.local_addrs, &addr.octets(), &1u8)
+    pub fn add_local_address(&self, addr: impl Into<IpAddr>) -> io::Result<()> {
+        self.write_local_address(addr.into(), true)
     }
 
     /// Undoes [`XdpProgram::add_local_address`]: frames to `addr` are steered by their source
     /// again (a FullNAT local address: replies to it are the workers').
-    pub fn remove_local_address(&self, addr: Ipv4Addr) -> io::Result<()> {
-        delete(self.local_addrs, &addr.octets())
+    pub fn remove_local_address(&self, addr: impl Into<IpAddr>) -> io::Result<()> {
+        self.write_local_address(addr.into(), false)
+    }
+
+    fn write_local_address(&self, addr: IpAddr, on: bool) -> io::Result<()> {
+        match addr {
+            IpAddr::V4(addr) => write(self.local_addrs, &addr.octets(), on),
+            IpAddr::V6(addr) => write(self.local_addrs6, &addr.octets(), on),
+        }
     }
 
     /// The program's counters for rx queue `queue`.
@@ -331,6 +383,14 @@ impl Drop for XdpProgram {
 }
 
 /// Deletes `key` from the map; an absent key is not an error.
+/// Sets (`on`, to 1) or deletes `key` in a map whose values are one byte.
+fn write<K>(map_fd: RawFd, key: &K, on: bool) -> io::Result<()> {
+    match on {
+        true => update(map_fd, key, &1u8),
+        false => delete(map_fd, key),
+    }
+}
+
 fn delete<K>(map_fd: RawFd, key: &K) -> io::Result<()> {
     // Safety: the key points to an initialised value of the map's key type and size.
     let rc = unsafe { bpf::bpf_map_delete_elem(map_fd, (key as *const K).cast()) };

@@ -1,7 +1,7 @@
-//! What the integration tests `golden`, `odd_packets` and `nat_props` share: the test network,
-//! a director around [`process`], an IPv4 TCP/UDP packet builder on etherparse, an RFC 1071
-//! checksum written out here so that the tests do not trust the crate's, and the golden
-//! fixture table's rows.
+//! What the integration tests `golden`, `odd_packets` and `nat_props` share: the test network
+//! (both families), a director around [`process`] and [`process6`], a TCP/UDP packet builder on
+//! etherparse for IPv4 and IPv6, an RFC 1071 checksum written out here so that the tests do not
+//! trust the crate's, and the golden fixture table's rows.
 //!
 //! Each test binary includes this module with `mod common;`.
 
@@ -11,14 +11,15 @@
 #![allow(dead_code)]
 
 use etherparse::{
-    IpFragOffset, IpHeaders, Ipv4Header, PacketBuilder, PacketBuilderStep, TcpHeader,
+    IpFragOffset, IpHeaders, IpNumber, Ipv4Header, Ipv6Extensions, Ipv6FragmentHeader, Ipv6Header,
+    Ipv6RawExtHeader, PacketBuilder, PacketBuilderStep, TcpHeader,
 };
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use xvs_dataplane::conntrack::ConnTable;
-use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
+use xvs_dataplane::neigh::{nud, Neighbour, Neighbour6, NeighbourTable, Route, Route6};
 use xvs_dataplane::persist::Templates;
-use xvs_dataplane::process::{process, process_batch, Env, FrameBuf, Side, Verdict};
+use xvs_dataplane::process::{process, process6, process_batch, Env, FrameBuf, Side, Verdict};
 use xvs_dataplane::snapshot::{
     Interface, Method, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
 };
@@ -34,7 +35,8 @@ use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind};
 //     (remote client                                 +-----------+                     +-- .137
 //      198.18.1.50 behind it)       VIP 198.18.0.129
 //
-// Each test file sets up its own services, routes and neighbours on it.
+// Each test file sets up its own services, routes and neighbours on it. IPv6 numbers the same
+// hosts in 2001:2::/48: 198.18.0.x is 2001:2::x, 198.19.0.x is 2001:2:0:1::x (x in hex).
 // ---------------------------------------------------------------------------------------------
 
 pub const EXT_IF: u32 = 2;
@@ -59,6 +61,18 @@ pub const DIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 152);
 /// FullNAT's local address of every service [`service_by`] makes with `Method::FullNat`.
 pub const LIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 160);
 
+/// The IPv6 twins of the addresses above.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x129);
+pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x201);
+pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+pub const REAL6_148: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x148);
+pub const REAL6_137: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x137);
+pub const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x160);
+/// The director's addresses on the external and internal interfaces: the sources of the
+/// Packet Too Big it sends there.
+pub const EXT_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0xe1);
+pub const DIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x152);
+
 /// The clock of every batch in these tests; no entry comes near expiring.
 pub const NOW_MS: u64 = 1_000;
 
@@ -75,28 +89,48 @@ pub fn at(addr: Ipv4Addr, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(addr, port)
 }
 
-/// A round-robin service on `VIP:port` whose real servers are `(id, addr, port, weight)`,
-/// masqueraded.
-pub fn service(
+pub fn at6(addr: Ipv6Addr, port: u16) -> SocketAddrV6 {
+    SocketAddrV6::new(addr, port, 0, 0)
+}
+
+/// An address family of the test network: its VIP and FullNAT local address.
+pub trait Family: Copy + Into<IpAddr> {
+    const VIP: Self;
+    const LIP: Self;
+}
+
+impl Family for Ipv4Addr {
+    const VIP: Self = VIP;
+    const LIP: Self = LIP;
+}
+
+impl Family for Ipv6Addr {
+    const VIP: Self = VIP6;
+    const LIP: Self = LIP6;
+}
+
+/// A round-robin service on `VIP:port` (`VIP6:port` for IPv6 real servers) whose real servers
+/// are `(id, addr, port, weight)`, masqueraded.
+pub fn service<A: Family>(
     id: ServiceId,
     proto: u8,
     port: u16,
-    reals: &[(RealId, Ipv4Addr, u16, u32)],
+    reals: &[(RealId, A, u16, u32)],
 ) -> (Vip, Service) {
     service_by(Method::Masq, id, proto, port, reals)
 }
 
 /// [`service`] whose real servers are reached by `method`.
-pub fn service_by(
+pub fn service_by<A: Family>(
     method: Method,
     id: ServiceId,
     proto: u8,
     port: u16,
-    reals: &[(RealId, Ipv4Addr, u16, u32)],
+    reals: &[(RealId, A, u16, u32)],
 ) -> (Vip, Service) {
     let vip = Vip {
         proto,
-        addr: VIP,
+        addr: A::VIP.into(),
         port,
     };
     let dests: Box<[Dest]> = reals
@@ -112,7 +146,7 @@ pub fn service_by(
             .iter()
             .map(|&(id, addr, port, _)| RealServer {
                 id,
-                addr,
+                addr: addr.into(),
                 port,
                 method,
                 failed: false,
@@ -121,40 +155,52 @@ pub fn service_by(
         persistence: None,
         max_conns: 0,
         local_addrs: match method {
-            Method::FullNat => [LIP].into(),
+            Method::FullNat => [A::LIP.into()].into(),
             _ => Box::default(),
         },
     };
     (vip, service)
 }
 
-/// The director's configuration: the external and internal interfaces, default timeouts and
-/// these services.
+/// The director's configuration: the external and internal interfaces (with an IPv6 address
+/// each), default timeouts and these services.
 pub fn snapshot_with(services: impl IntoIterator<Item = (Vip, Service)>) -> Snapshot {
     let services: xvs_dataplane::snapshot::ServiceMap = services.into_iter().collect();
-    let mut local_addrs: Vec<Ipv4Addr> = services
+    let mut local_addrs: Vec<IpAddr> = services
         .values()
         .flat_map(|s| s.local_addrs.iter().copied())
         .collect();
     local_addrs.sort();
     local_addrs.dedup();
+    let v4 = |a: &IpAddr| match a {
+        IpAddr::V4(a) => Some(*a),
+        IpAddr::V6(_) => None,
+    };
+    let v6 = |a: &IpAddr| match a {
+        IpAddr::V6(a) => Some(*a),
+        IpAddr::V4(_) => None,
+    };
     Snapshot {
         external: Interface {
             ifindex: EXT_IF,
             mac: EXT_MAC,
             addr: VIP,
+            addr6: Some(EXT_ADDR6),
             mtu: 1500,
         },
         internal: Interface {
             ifindex: INT_IF,
             mac: INT_MAC,
             addr: DIP,
+            addr6: Some(DIP6),
             mtu: 1500,
         },
         timeouts: Default::default(),
         services,
         vip_addrs: vec![VIP],
-        local_addrs,
+        vip_addrs6: vec![VIP6],
+        local_addrs: local_addrs.iter().filter_map(v4).collect(),
+        local_addrs6: local_addrs.iter().filter_map(v6).collect(),
         sloppy_tcp: false,
     }
 }
@@ -177,12 +223,31 @@ pub fn neighbour(ifindex: u32, addr: Ipv4Addr, mac: [u8; 6]) -> Neighbour {
     }
 }
 
-/// A director with its own configuration, connection table and counters. Each test file
-/// adds its own constructors.
+pub fn route6(ifindex: u32, dst: Ipv6Addr, prefix_len: u8, gateway: Option<Ipv6Addr>) -> Route6 {
+    Route6 {
+        ifindex,
+        dst,
+        prefix_len,
+        gateway,
+    }
+}
+
+pub fn neighbour6(ifindex: u32, addr: Ipv6Addr, mac: [u8; 6]) -> Neighbour6 {
+    Neighbour6 {
+        ifindex,
+        addr,
+        mac,
+        state: nud::REACHABLE,
+    }
+}
+
+/// A director with its own configuration, connection tables (one per family) and counters.
+/// Each test file adds its own constructors.
 pub struct Director {
     pub config: Snapshot,
     pub neighbours: NeighbourTable,
     pub conns: ConnTable,
+    pub conns6: ConnTable<Ipv6Addr>,
     pub stats: WorkerStats,
     pub templates: Templates,
 }
@@ -210,6 +275,7 @@ impl Director {
             config,
             neighbours,
             conns: ConnTable::with_capacity(capacity),
+            conns6: ConnTable::new(capacity, capacity / 2),
             stats: WorkerStats::default(),
             templates: Templates::new(64, 0),
         }
@@ -220,6 +286,12 @@ impl Director {
     pub fn process<F: FrameBuf + ?Sized>(&mut self, frame: &mut F, from: Side) -> Verdict {
         let env = test_env(&self.config, &self.neighbours, &self.templates);
         process(frame, from, &env, &mut self.conns, &self.stats)
+    }
+
+    /// One IPv6 frame through [`process6`] at [`NOW_MS`].
+    pub fn process6<F: FrameBuf + ?Sized>(&mut self, frame: &mut F, from: Side) -> Verdict {
+        let env = test_env(&self.config, &self.neighbours, &self.templates);
+        process6(frame, from, &env, &mut self.conns6, &self.stats)
     }
 
     /// Frames arrived on `from` through [`process_batch`] at [`NOW_MS`].
@@ -253,24 +325,85 @@ pub enum L4 {
     Udp { checksum: bool },
 }
 
-/// An IPv4 TCP/UDP packet described by its fields; [`Packet::frame`] and [`Packet::ip_packet`]
-/// serialize it.
+/// A TCP/UDP endpoint of either family, as [`Packet`] takes them.
+pub trait Socket: Copy + std::fmt::Debug {
+    fn port(&self) -> u16;
+    /// The IP header (and IPv6 extension headers) of `packet`.
+    fn ip_headers(packet: &Packet<Self>) -> IpHeaders;
+}
+
+impl Socket for SocketAddrV4 {
+    fn port(&self) -> u16 {
+        SocketAddrV4::port(self)
+    }
+
+    fn ip_headers(packet: &Packet<Self>) -> IpHeaders {
+        let (more_fragments, offset) = packet.fragment;
+        let header = Ipv4Header {
+            identification: packet.ident,
+            dont_fragment: !more_fragments && offset == 0,
+            more_fragments,
+            fragment_offset: IpFragOffset::try_new(offset).unwrap(),
+            time_to_live: packet.ttl,
+            source: packet.src.ip().octets(),
+            destination: packet.dst.ip().octets(),
+            options: packet.options.as_slice().try_into().unwrap(),
+            ..Default::default()
+        };
+        IpHeaders::Ipv4(header, Default::default())
+    }
+}
+
+impl Socket for SocketAddrV6 {
+    fn port(&self) -> u16 {
+        SocketAddrV6::port(self)
+    }
+
+    /// `ipv6_exts`, and a Fragment header when `fragment` is set (identification `ident`).
+    fn ip_headers(packet: &Packet<Self>) -> IpHeaders {
+        let header = Ipv6Header {
+            hop_limit: packet.ttl,
+            source: packet.src.ip().octets(),
+            destination: packet.dst.ip().octets(),
+            ..Default::default()
+        };
+        let mut exts = packet.ipv6_exts.clone();
+        let (more_fragments, offset) = packet.fragment;
+        if more_fragments || offset != 0 {
+            exts.fragment = Some(Ipv6FragmentHeader::new(
+                IpNumber::TCP,
+                IpFragOffset::try_new(offset).unwrap(),
+                more_fragments,
+                u32::from(packet.ident),
+            ));
+        }
+        IpHeaders::Ipv6(header, exts)
+    }
+}
+
+/// A TCP/UDP packet described by its fields, IPv4 or (with [`SocketAddrV6`] endpoints) IPv6;
+/// [`Packet::frame`] and [`Packet::ip_packet`] serialize it.
 #[derive(Debug, Clone)]
-pub struct Packet {
-    pub src: SocketAddrV4,
-    pub dst: SocketAddrV4,
+pub struct Packet<S = SocketAddrV4> {
+    pub src: S,
+    pub dst: S,
+    /// IPv6: the hop limit.
     pub ttl: u8,
     pub ident: u16,
     pub l4: L4,
     pub payload: Vec<u8>,
-    /// (MF, fragment offset in 8-byte units). DF is set when neither is.
+    /// (MF, fragment offset in 8-byte units). IPv4: DF is set when neither is; IPv6: a Fragment
+    /// header is added when either is.
     pub fragment: (bool, u16),
+    /// IPv4 only.
     pub options: Vec<u8>,
+    /// IPv6 only: the extension headers before the TCP/UDP header (next headers are filled in).
+    pub ipv6_exts: Ipv6Extensions,
 }
 
-impl Packet {
+impl<S: Socket> Packet<S> {
     /// A packet with TTL 64, identification 0x1c46, no payload, not fragmented, no options.
-    pub fn new(src: SocketAddrV4, dst: SocketAddrV4, l4: L4) -> Self {
+    pub fn new(src: S, dst: S, l4: L4) -> Self {
         Packet {
             src,
             dst,
@@ -280,11 +413,12 @@ impl Packet {
             payload: Vec::new(),
             fragment: (false, 0),
             options: Vec::new(),
+            ipv6_exts: Ipv6Extensions::default(),
         }
     }
 
     /// TCP with window 64240.
-    pub fn tcp(src: SocketAddrV4, dst: SocketAddrV4, flags: u8, seq: u32, ack: u32) -> Self {
+    pub fn tcp(src: S, dst: S, flags: u8, seq: u32, ack: u32) -> Self {
         let l4 = L4::Tcp {
             flags,
             seq,
@@ -295,7 +429,7 @@ impl Packet {
     }
 
     /// UDP with a checksum.
-    pub fn udp(src: SocketAddrV4, dst: SocketAddrV4) -> Self {
+    pub fn udp(src: S, dst: S) -> Self {
         Packet::new(src, dst, L4::Udp { checksum: true })
     }
 
@@ -317,12 +451,12 @@ impl Packet {
         self
     }
 
-    pub fn with_src(mut self, src: SocketAddrV4) -> Self {
+    pub fn with_src(mut self, src: S) -> Self {
         self.src = src;
         self
     }
 
-    pub fn with_dst(mut self, dst: SocketAddrV4) -> Self {
+    pub fn with_dst(mut self, dst: S) -> Self {
         self.dst = dst;
         self
     }
@@ -342,18 +476,13 @@ impl Packet {
         self
     }
 
-    fn ip_header(&self) -> Ipv4Header {
-        Ipv4Header {
-            identification: self.ident,
-            dont_fragment: !self.fragment.0 && self.fragment.1 == 0,
-            more_fragments: self.fragment.0,
-            fragment_offset: IpFragOffset::try_new(self.fragment.1).unwrap(),
-            time_to_live: self.ttl,
-            source: self.src.ip().octets(),
-            destination: self.dst.ip().octets(),
-            options: self.options.as_slice().try_into().unwrap(),
-            ..Default::default()
-        }
+    /// This packet as a translating director forwards it: from `src` to `dst`, TTL (hop
+    /// limit) - 1.
+    pub fn forwarded(&self, src: S, dst: S) -> Self {
+        self.clone()
+            .with_src(src)
+            .with_dst(dst)
+            .with_ttl(self.ttl - 1)
     }
 
     /// Serializes the transport header and payload after `step`.
@@ -391,21 +520,47 @@ impl Packet {
         out
     }
 
-    /// The IPv4 packet, no link header.
+    /// The IP packet, no link header.
     pub fn ip_packet(&self) -> Vec<u8> {
-        self.build(PacketBuilder::ip(IpHeaders::Ipv4(
-            self.ip_header(),
-            Default::default(),
-        )))
+        self.build(PacketBuilder::ip(S::ip_headers(self)))
     }
 
     /// An Ethernet frame carrying this packet.
     pub fn frame(&self, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Vec<u8> {
-        self.build(
-            PacketBuilder::ethernet2(src_mac, dst_mac)
-                .ip(IpHeaders::Ipv4(self.ip_header(), Default::default())),
-        )
+        self.build(PacketBuilder::ethernet2(src_mac, dst_mac).ip(S::ip_headers(self)))
     }
+}
+
+/// IPv6 extension headers, each given by its bytes after next header and length (6 + 8k).
+impl Packet<SocketAddrV6> {
+    pub fn with_hop_by_hop(mut self, options: &[u8]) -> Self {
+        self.ipv6_exts.hop_by_hop_options = Some(raw_ext(options));
+        self
+    }
+
+    pub fn with_dst_options(mut self, options: &[u8]) -> Self {
+        self.ipv6_exts.destination_options = Some(raw_ext(options));
+        self
+    }
+
+    /// A Routing header of type 0 (deprecated, but any type would do) with `segments_left`.
+    pub fn with_routing(mut self, segments_left: u8) -> Self {
+        let mut raw = [0u8; 22];
+        raw[1] = segments_left;
+        self.ipv6_exts.routing = Some(etherparse::Ipv6RoutingExtensions {
+            routing: raw_ext(&raw),
+            final_destination_options: None,
+        });
+        self
+    }
+}
+
+/// Padding option PadN filling the 6 bytes after next header and length of an 8-byte
+/// options header.
+pub const PADN: [u8; 6] = [1, 4, 0, 0, 0, 0];
+
+fn raw_ext(bytes: &[u8]) -> Ipv6RawExtHeader {
+    Ipv6RawExtHeader::new_raw(IpNumber::TCP, bytes).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,6 +617,23 @@ pub fn l4_sum(ip: &[u8], without_checksum: bool) -> (u16, bool) {
 pub fn l4_ok(ip: &[u8]) -> bool {
     let (sum, none) = l4_sum(ip, false);
     none || sum == 0xffff
+}
+
+/// The receiver's check of the TCP/UDP checksum of an Ethernet/IPv6 frame, behind its
+/// extension headers: the sum over the pseudo-header (RFC 8200 section 8.1: addresses, upper
+/// layer length, next header) and the segment is all ones. A UDP 0 is invalid in IPv6.
+pub fn l4_ok6(frame: &[u8]) -> bool {
+    let sliced = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
+    let Some(etherparse::NetSlice::Ipv6(ip)) = sliced.net else {
+        panic!("not IPv6");
+    };
+    let header = ip.header();
+    let payload = ip.payload();
+    let segment = payload.payload;
+    let length = (segment.len() as u32).to_be_bytes();
+    let next_header = [0, 0, 0, payload.ip_number.0];
+    let (src, dst) = (header.source(), header.destination());
+    ones_sum(&[&src, &dst, &length, &next_header, segment]) == 0xffff
 }
 
 /// Offset of the IPv4 header in a frame, and of the TCP/UDP header behind a 20-byte one.

@@ -10,21 +10,26 @@
 
 use super::{address, Env, Verdict};
 use crate::conntrack::Conn;
+use crate::process::family::Family;
 use crate::process::Side;
 use crate::stats::DropReason;
 
 /// Addresses `frame` to `conn`'s real server on the internal interface.
 #[inline]
-pub(in crate::process) fn transmit(frame: &mut [u8], env: &Env<'_>, conn: &Conn) -> Verdict {
+pub(in crate::process) fn transmit<A: Family>(
+    frame: &mut [u8],
+    env: &Env<'_>,
+    conn: &Conn<A>,
+) -> Verdict {
     let egress = &env.config.internal;
-    match env.neighbours.next_hop(egress.ifindex, conn.daddr) {
-        Ok(next_hop) if next_hop == conn.daddr => {}
+    match A::next_hop(env.neighbours, egress.ifindex, conn.daddr) {
+        Some(next_hop) if next_hop == conn.daddr => {}
         _ => return Verdict::Drop(DropReason::NoRoute),
     }
-    let Some(mac) = env.neighbours.mac(egress.ifindex, conn.daddr) else {
+    let Some(mac) = A::mac(env.neighbours, egress.ifindex, conn.daddr) else {
         return Verdict::Unresolved {
             ifindex: egress.ifindex,
-            addr: conn.daddr,
+            addr: conn.daddr.into(),
         };
     };
     address(frame, egress.mac, mac);

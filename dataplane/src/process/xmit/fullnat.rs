@@ -12,57 +12,59 @@
 
 use super::nat::{send, Egress};
 use super::{Env, Verdict};
-use crate::conntrack::{Conn, Direction};
-use crate::nat::{self, Endpoint};
-use std::net::Ipv4Addr;
+use crate::conntrack::{Address, Conn, Direction};
+use crate::nat::Endpoint;
+use crate::process::family::Family;
+use crate::process::icmp::IcmpError;
+use crate::process::Headers;
 
 /// The new source and destination of a packet of `conn` travelling in `direction`.
 #[inline]
-fn endpoints(conn: &Conn, direction: Direction) -> [(Ipv4Addr, u16); 2] {
+fn endpoints<A: Address>(conn: &Conn<A>, direction: Direction) -> [(A, u16); 2] {
     match direction {
         Direction::Inbound => [(conn.laddr, conn.lport), (conn.daddr, conn.dport)],
         Direction::Outbound => [(conn.vaddr, conn.vport), (conn.caddr, conn.cport)],
     }
 }
 
-/// Translates a TCP/UDP packet of `conn` travelling in `direction` (its IPv4 packet is
-/// `ip_len` bytes; `partial_checksum`: complete its transport checksum) and addresses it. Out
-/// of line: NAT's path stays as short as it was.
+/// Translates the TCP/UDP packet `h` of `conn` travelling in `direction` (completing a
+/// partial transport checksum) and addresses it. Out of line: NAT's path stays as short as it
+/// was.
 #[inline(never)]
-pub(in crate::process) fn transmit(
+pub(in crate::process) fn transmit<A: Family>(
     frame: &mut [u8],
-    ip_len: usize,
-    partial_checksum: bool,
+    h: &Headers<A>,
     env: &Env<'_>,
-    conn: &Conn,
+    conn: &Conn<A>,
     direction: Direction,
 ) -> Verdict {
     let to = Egress::of(env.config, conn, direction);
-    send(frame, ip_len, env, &to, |ip| {
+    let (l4, proto, partial_checksum) = (h.l4_offset, h.proto, h.partial_checksum);
+    send(frame, h.ip_len, env, &to, |ip| {
         let [(saddr, sport), (daddr, dport)] = endpoints(conn, direction);
-        nat::translate(ip, Endpoint::Source, saddr, sport);
-        nat::translate(ip, Endpoint::Destination, daddr, dport);
+        A::translate(ip, l4, proto, Endpoint::Source, saddr, sport);
+        A::translate(ip, l4, proto, Endpoint::Destination, daddr, dport);
         if partial_checksum {
-            nat::complete_checksum(ip);
+            A::complete_checksum(ip, l4, proto);
         }
     })
 }
 
-/// Translates an ICMP error (an IPv4 packet of `ip_len` bytes) about `conn`, which arrived
-/// travelling in `direction`, and addresses it: its outer source and destination become
-/// those a packet of `direction` gets, and the quote, which travelled the other way, the
-/// opposite ones.
-pub(in crate::process) fn transmit_icmp_error(
+/// Translates the ICMP error `e` about `conn`, which arrived travelling in `direction`, and
+/// addresses it: its outer source and destination become those a packet of `direction` gets,
+/// and the quote, which travelled the other way, the opposite ones.
+pub(in crate::process) fn transmit_icmp_error<A: Family>(
     frame: &mut [u8],
-    ip_len: usize,
+    e: &IcmpError<A>,
     env: &Env<'_>,
-    conn: &Conn,
+    conn: &Conn<A>,
     direction: Direction,
 ) -> Verdict {
     let to = Egress::of(env.config, conn, direction);
-    send(frame, ip_len, env, &to, |ip| {
+    let l4 = e.l4_offset;
+    send(frame, e.ip_len, env, &to, |ip| {
         let [(saddr, sport), (daddr, dport)] = endpoints(conn, direction);
-        nat::translate_icmp_error(ip, Endpoint::Source, saddr, sport);
-        nat::translate_icmp_error(ip, Endpoint::Destination, daddr, dport);
+        A::translate_icmp_error(ip, l4, Endpoint::Source, saddr, sport);
+        A::translate_icmp_error(ip, l4, Endpoint::Destination, daddr, dport);
     })
 }
