@@ -35,7 +35,7 @@ use xvs_dataplane::capture::CaptureTap;
 use xvs_dataplane::fastpath::{
     ConnId, FastPath, FastPathMaps, FlowWriter, NextHopSync, DEFAULT_INSTALL_AFTER,
 };
-use xvs_dataplane::neigh::{NeighbourTable, Netlink};
+use xvs_dataplane::neigh::{KernelTables, NeighbourTable, Netlink};
 use xvs_dataplane::persist::Templates;
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
@@ -182,9 +182,9 @@ struct XdpSteering {
     fast_path: Option<Arc<FastPath>>,
     /// Reads the internal interface's routes when a direct-routing real server is added.
     netlink: Netlink,
-    /// The director's own addresses on the internal side, which go to its kernel unless
-    /// FullNAT claims one as a local address.
-    dips: Vec<Ipv4Addr>,
+    /// The director's own addresses on the internal side (both families), which go to its
+    /// kernel unless FullNAT claims one as a local address.
+    dips: Vec<IpAddr>,
 }
 
 impl XdpSteering {
@@ -246,10 +246,23 @@ impl Steering for XdpSteering {
         self.fast_path.as_ref()?.maps.last_seen().ok()
     }
 
-    fn on_internal_link(&mut self, addr: Ipv4Addr) -> io::Result<bool> {
+    fn on_internal_link(&mut self, addr: IpAddr) -> io::Result<bool> {
         let ifindex = self.internal().ifindex();
-        let routes = NeighbourTable::new(self.netlink.routes(&[ifindex])?, Vec::new());
-        Ok(routes.next_hop(ifindex, addr).is_ok_and(|hop| hop == addr))
+        match addr {
+            IpAddr::V4(addr) => {
+                let routes = NeighbourTable::new(self.netlink.routes(&[ifindex])?, Vec::new());
+                Ok(routes.next_hop(ifindex, addr).is_ok_and(|hop| hop == addr))
+            }
+            IpAddr::V6(addr) => {
+                let routes = NeighbourTable::from(KernelTables {
+                    routes6: self.netlink.routes6(&[ifindex])?,
+                    ..KernelTables::default()
+                });
+                Ok(routes
+                    .next_hop_v6(ifindex, addr)
+                    .is_ok_and(|hop| hop == addr))
+            }
+        }
     }
 
     fn set_capturing(&mut self, on: bool) -> io::Result<()> {
@@ -262,7 +275,7 @@ impl Steering for XdpSteering {
         Ok(())
     }
 
-    fn set_fullnat_addr(&mut self, addr: Ipv4Addr, on: bool) -> io::Result<()> {
+    fn set_fullnat_addr(&mut self, addr: IpAddr, on: bool) -> io::Result<()> {
         if !self.dips.contains(&addr) {
             return Ok(());
         }
@@ -272,18 +285,12 @@ impl Steering for XdpSteering {
         }
     }
 
-    fn set_neighbour(&mut self, addr: Ipv4Addr, on: bool) {
+    fn set_neighbour(&mut self, addr: IpAddr, on: bool) {
         let ifindex = self.internal().ifindex();
         self.resolver.send(if on {
-            resolver::Command::Manage {
-                ifindex,
-                addr: addr.into(),
-            }
+            resolver::Command::Manage { ifindex, addr }
         } else {
-            resolver::Command::Unmanage {
-                ifindex,
-                addr: addr.into(),
-            }
+            resolver::Command::Unmanage { ifindex, addr }
         });
     }
 }
@@ -403,13 +410,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
             .add_local_address(*addr)
             .with_context(|| format!("registering the local address {addr}"))?;
     }
-    let dips: Vec<Ipv4Addr> = own_addrs
-        .iter()
-        .filter_map(|addr| match addr {
-            IpAddr::V4(v4) => Some(*v4),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
+    let dips = own_addrs;
 
     // Frames: each worker owns enough to keep every ring of its ports full twice over.
     let int_ports = if one_armed { 0 } else { int_queues };
@@ -618,8 +619,12 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     // One write: readers of the log (tests, supervisors) never see half of the line.
     eprintln!("{started}");
     let mut busy_poll_check = options.busy_poll.map(|_| BusyPollCheck::new(&sockets));
-    // Health checks leave from the DIP, the address real servers already route back to.
-    let health_source = dips.first().copied();
+    // Health checks leave from the DIP, the address real servers already route back to: the
+    // first IPv4 one; IPv6 checks leave from the address the kernel picks.
+    let health_source = dips.iter().find_map(|addr| match addr {
+        IpAddr::V4(v4) => Some(*v4),
+        IpAddr::V6(_) => None,
+    });
     let steering = XdpSteering {
         external: ext_program,
         internal: int_program,

@@ -186,7 +186,8 @@ fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
     let (proto, src_port, dst_port, tcp_flags) = match ip.protocol() {
         // A separate branch after dispatch: TCP and UDP pay nothing for it.
         IpProtocol::Icmp => return icmp::parse(&ip).map(Parsed::IcmpError),
-        protocol => transport(protocol, ip.payload())?,
+        protocol @ (IpProtocol::Tcp | IpProtocol::Udp) => transport(protocol, ip.payload())?,
+        _ => return Err(DropReason::UnsupportedProtocol),
     };
     if ip.ttl() <= 1 {
         return Err(DropReason::TtlExceeded);
@@ -206,7 +207,8 @@ fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
 
 /// The protocol number, ports and TCP flags of the TCP/UDP header at the start of `l4` (the IP
 /// payload, of `protocol`); anything else is refused.
-#[inline]
+// Always inlined: called apart, the IPv4 parse cost 30 instructions more a packet (callgrind).
+#[inline(always)]
 fn transport(protocol: IpProtocol, l4: &[u8]) -> Result<(u8, u16, u16, u8), DropReason> {
     match protocol {
         IpProtocol::Tcp => {
@@ -390,8 +392,9 @@ pub fn process_packet<F: FrameBuf + ?Sized>(
 }
 
 /// [`process_packet`] of a packet of either family that passed its checks (`hash`: its
-/// lookup key's, if a batch computed it).
-#[inline]
+/// lookup key's, if a batch computed it). Always inlined: called apart, the IPv4 path paid a
+/// seven-argument call per packet (callgrind).
+#[inline(always)]
 fn process_parsed<A: Family, F: FrameBuf + ?Sized>(
     frame: &mut F,
     parsed: &Parsed<A>,

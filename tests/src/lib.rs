@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::io::Read;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -49,6 +49,36 @@ pub fn in_namespace<T: Send + 'static>(
     })
     .join()
     .map_err(|_| anyhow::anyhow!("the thread in namespace {ns} panicked"))?
+}
+
+/// One datagram (a line) from namespace `ns`, from a fresh port (a new connection), to `to`;
+/// the answer, or "" when none came within 3 s. The socket is connected, so only an answer
+/// from `to` counts, and it returns as soon as one arrives (socat waited a fixed 0.5 s after
+/// its stdin ended, less than a responder that forks a shell takes on a loaded machine).
+pub fn udp_exchange(ns: &str, to: SocketAddr) -> Result<String> {
+    in_namespace(ns, move || {
+        let any: SocketAddr = match to {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let socket = std::net::UdpSocket::bind(any)?;
+        socket.connect(to)?;
+        socket.set_read_timeout(Some(Duration::from_secs(3)))?;
+        socket.send(b"ping\n")?;
+        let mut answer = [0u8; 512];
+        match socket.recv(&mut answer) {
+            Ok(n) => Ok(String::from_utf8_lossy(&answer[..n]).trim().to_string()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(String::new())
+            }
+            Err(e) => Err(e).context("receiving the answer"),
+        }
+    })
 }
 
 /// Whether a root-only test may run; panics under CI when it may not.
@@ -169,12 +199,36 @@ impl Cluster {
             Some(addr) => format!("UDP4-RECVFROM:{port},bind={addr},reuseaddr,fork"),
             None => format!("UDP4-RECVFROM:{port},reuseaddr,fork"),
         };
+        self.start_udp_responders_with(port, &listen, |addr| addr.to_string())
+    }
+
+    /// [`Cluster::start_udp_responders`] over IPv6 on a dual-stack topology: each answers
+    /// with its IPv6 address ([`topology::ipv6_of`]).
+    pub fn start_udp6_responders(&mut self, port: u16) -> Result<()> {
+        let listen = format!("UDP6-RECVFROM:{port},reuseaddr,fork");
+        // socat splits addresses at ':': escaped, the shell gets them whole.
+        self.start_udp_responders_with(port, &listen, |addr| {
+            topology::ipv6_of(addr).to_string().replace(':', "\\:")
+        })
+    }
+
+    /// socat `listen` on every real server, answering with `answer(its IPv4 address)`; waits
+    /// until each is bound to `port`.
+    fn start_udp_responders_with(
+        &mut self,
+        port: u16,
+        listen: &str,
+        answer: impl Fn(Ipv4Addr) -> String,
+    ) -> Result<()> {
         for i in 0..self.topo.reals().len() {
             let ns = self.topo.real_ns(i).to_string();
             // The shell reads the query line first: an `echo` that exits without reading made
             // socat's write of the query fail (EPIPE) and, racing, lose about 1 answer in 12.
-            let answer = format!("SYSTEM:read -r _; echo {}", self.topo.reals()[i].addr);
-            self.topo.spawn_in(&ns, &["socat", &listen, &answer])?;
+            let answer = format!(
+                "SYSTEM:read -r _; echo {}",
+                answer(self.topo.reals()[i].addr)
+            );
+            self.topo.spawn_in(&ns, &["socat", listen, &answer])?;
         }
         // Each bound before the first query: a fixed pause lost one on a loaded machine (the
         // query went unanswered and round robin moved on).
@@ -220,31 +274,12 @@ impl Cluster {
     }
 
     /// One datagram from the client to VIP:`port` from a fresh port (a new connection), and
-    /// the answer ("" when none came within 3 s); the socket is connected, so only an answer
-    /// from VIP:port counts.
+    /// the answer: [`udp_exchange`].
     pub fn udp_query(&self, port: u16) -> Result<String> {
-        let vip = self.topo.vip();
-        in_namespace(self.topo.client_ns(), move || {
-            // Returns as soon as the answer arrives: socat waited a fixed 0.5 s after its
-            // stdin ended, less than a responder that forks a shell takes on a loaded machine.
-            let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-            socket.connect((vip, port))?;
-            socket.set_read_timeout(Some(Duration::from_secs(3)))?;
-            socket.send(b"ping\n")?;
-            let mut answer = [0u8; 512];
-            match socket.recv(&mut answer) {
-                Ok(n) => Ok(String::from_utf8_lossy(&answer[..n]).trim().to_string()),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    Ok(String::new())
-                }
-                Err(e) => Err(e).context("receiving the answer"),
-            }
-        })
+        udp_exchange(
+            self.topo.client_ns(),
+            SocketAddr::from((self.topo.vip(), port)),
+        )
     }
 
     /// Downloads the 1 MiB file from the VIP and checks it byte for byte.
@@ -278,8 +313,12 @@ impl Cluster {
 
     /// Downloads `path` from the VIP with curl in the client namespace; the bytes received.
     pub fn download(&self, path: &str) -> Result<Vec<u8>> {
+        self.download_url(&format!("http://{}{path}", self.topo.vip()))
+    }
+
+    /// Downloads `url` with curl in the client namespace; the bytes received.
+    pub fn download_url(&self, url: &str) -> Result<Vec<u8>> {
         let out = self.topo.work_dir().join("download");
-        let url = format!("http://{}{path}", self.topo.vip());
         let target = out.to_string_lossy();
         self.topo.run_in(
             self.topo.client_ns(),
@@ -291,7 +330,7 @@ impl Cluster {
                 "20",
                 "-o",
                 &target,
-                &url,
+                url,
             ],
         )?;
         std::fs::read(&out).with_context(|| format!("reading {target}"))

@@ -1,22 +1,27 @@
 //! Address families at the boundary between the protocol and the model.
 //!
-//! The protocol carries IPv4 and IPv6 addresses; the model and the dataplane it feeds are
-//! IPv4 only for now. [`apply`](super::apply) runs every command through two checks before
-//! anything else:
+//! The protocol, the model and the dataplane carry IPv4 and IPv6 addresses alike.
+//! [`apply`](super::apply) runs every command through two checks before anything else:
 //!
 //! 1. [`check_families`]: the rules on address families that hold whatever the dataplane
 //!    supports (IPVS's rules): a real server of another family than its service only when
 //!    tunnelled, a persistence netmask of the service's family, a local address of the
 //!    service's family;
-//! 2. [`refuse_ipv6`]: any IPv6 service, real server or local address is refused as not
-//!    supported, so the model only ever holds IPv4 addresses. This is the check to remove
-//!    when the dataplane has IPv6 (with [`model_v4`] and the model's `Ipv4Addr`s).
+//! 2. [`check_dataplane`]: what IPVS allows but the dataplane cannot forward yet is refused
+//!    as not supported: persistence (`-p`) of an IPv6 service (no IPv6 templates), a
+//!    tunnelled (`-i`) real server of an IPv6 service (no IPv6 encapsulation), and a
+//!    tunnelled real server of the other family than its service (no crossing of families).
+//!    The dataplane counts drops of such flows (`ipv6_persistence`, `ipv6_tunnel`,
+//!    `real_family`) should one reach it all the same.
 //!
-//! Each refuses the whole request (a batch, a configuration) like any other invalid command.
+//! Everything else IPv6 goes through as IPv4 does: services, masquerading, direct routing,
+//! FullNAT with IPv6 local addresses, schedulers, weights, thresholds, health checks.
+//! Each check refuses the whole request (a batch, a configuration) like any other invalid
+//! command, changing nothing.
 
 use super::ApplyError;
 use crate::protocol::{Command, Forward, Netmask, ServiceKey};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 fn family(addr: IpAddr) -> &'static str {
     match addr {
@@ -124,59 +129,57 @@ fn check_netmask(service: &ServiceKey, netmask: Netmask) -> Result<(), ApplyErro
     }
 }
 
-/// The dataplane has no IPv6 yet: refuses a command that names an IPv6 service, real server
-/// or local address (see the module doc). Remove it when the dataplane has IPv6.
-pub(super) fn refuse_ipv6(command: &Command) -> Result<(), ApplyError> {
-    let not_yet = |what: String, kind: &str| {
-        Err(ApplyError::Unsupported(format!(
-            "{what}: IPv6 {kind} are not supported by this xvsd's dataplane yet"
-        )))
-    };
-    let (service, real, laddr) = match command {
-        Command::AddService { service, .. }
-        | Command::EditService { service, .. }
-        | Command::DelService { service }
-        | Command::Zero {
-            service: Some(service),
+/// What the dataplane cannot forward yet, for one command (see the module doc): refused as
+/// not supported, after [`check_families`] has let it through as valid.
+pub(super) fn check_dataplane(command: &Command) -> Result<(), ApplyError> {
+    let not_yet = |message: String| Err(ApplyError::Unsupported(message));
+    match command {
+        // `persistent: Some(0)` is "not persistent"; an edit without it keeps the service's
+        // persistence, which an IPv6 service never has here.
+        Command::AddService {
+            service,
+            persistent: Some(timeout @ 1..),
+            ..
         }
-        | Command::SetCheck { service, .. }
-        | Command::SetConnLimit { service, .. } => (service, None, None),
-        Command::AddReal { service, real, .. }
-        | Command::EditReal { service, real, .. }
-        | Command::DelReal { service, real } => (service, Some(real), None),
-        Command::AddLaddr { service, addr } | Command::DelLaddr { service, addr } => {
-            (service, None, Some(addr))
+        | Command::EditService {
+            service,
+            persistent: Some(timeout @ 1..),
+            ..
+        } if service.addr.is_ipv6() => not_yet(format!(
+            "service {service}: persistence (-p {timeout}) of IPv6 services is not supported by \
+             this xvsd's dataplane yet (it keeps no IPv6 persistence templates)"
+        )),
+        // An edit without `forward` keeps the method, which cannot be a tunnel here.
+        Command::AddReal {
+            service,
+            real,
+            forward: Some(Forward::Tunnel),
+            ..
         }
-        _ => return Ok(()),
-    };
-    if service.addr.is_ipv6() {
-        return not_yet(format!("service {service}"), "services");
-    }
-    if let Some(real) = real.filter(|r| r.addr.is_ipv6()) {
-        return not_yet(
-            format!("real server {real} of service {service}"),
-            "real servers",
-        );
-    }
-    if let Some(addr) = laddr.filter(|a| a.is_ipv6()) {
-        return not_yet(
-            format!("local address {addr} of service {service}"),
-            "local addresses",
-        );
-    }
-    Ok(())
-}
-
-/// The model's address for `addr`, which is IPv4: [`refuse_ipv6`] lets no IPv6 address into
-/// the model. Should one get there all the same, it maps to 0.0.0.0 (an address no service,
-/// real server or local address can have) rather than bringing xvsd down; debug builds
-/// assert.
-pub(super) fn model_v4(addr: IpAddr) -> Ipv4Addr {
-    match addr {
-        IpAddr::V4(addr) => addr,
-        IpAddr::V6(addr) => {
-            debug_assert!(false, "IPv6 address {addr} in the IPv4 model");
-            Ipv4Addr::UNSPECIFIED
+        | Command::EditReal {
+            service,
+            real,
+            forward: Some(Forward::Tunnel),
+            ..
+        } => {
+            if real.addr.is_ipv4() != service.addr.is_ipv4() {
+                not_yet(format!(
+                    "real server {real} is {} and service {service} {}: IPVS tunnels to a real \
+                     server of another address family than its service, but this xvsd's \
+                     dataplane does not forward across families yet",
+                    family(real.addr),
+                    family(service.addr)
+                ))
+            } else if service.addr.is_ipv6() {
+                not_yet(format!(
+                    "real server {real} of service {service}: tunnelling (-i) to IPv6 real \
+                     servers is not supported by this xvsd's dataplane yet; use masquerading \
+                     (-m), direct routing (-g) or FullNAT (--fullnat)"
+                ))
+            } else {
+                Ok(())
+            }
         }
+        _ => Ok(()),
     }
 }

@@ -1,0 +1,97 @@
+//! IPv6 services (issue 15) on the seed cluster in both families
+//! ([`TopologySpec::dual_stack`]: every address has a twin in 2001:2::/48, 198.19.0.148 is
+//! 2001:2:0:1::148): an IPv6 masquerading service beside the seed's IPv4 one, configured with
+//! ipvsadm's IPv6 syntax, driven by curl and nginx over IPv6 (round robin, the client's own
+//! address seen by the real server, a 1 MiB download intact) and by UDP datagrams.
+
+use anyhow::{ensure, Result};
+use std::net::{Ipv6Addr, SocketAddr};
+use xvs_control::topology::{self, ipv6_of, TopologySpec};
+use xvs_tests::{root_or_skip, udp_exchange, Cluster};
+
+const UDP_PORT: u16 = 5353;
+const WEB01: &str = "198.19.0.148 is www.shuyan.com";
+const WEB02: &str = "198.19.0.137";
+
+#[test]
+fn ipv6_masquerading_beside_ipv4() -> Result<()> {
+    if !root_or_skip("ipv6_masquerading_beside_ipv4") {
+        return Ok(());
+    }
+    let spec = TopologySpec {
+        prefix: "xvse2e6nat".into(),
+        ..TopologySpec::dual_stack()
+    };
+    let mut cluster = Cluster::start_spec(&spec, &[])?;
+    let vip6 = cluster.topo.vip6();
+    let reals6: Vec<Ipv6Addr> = cluster.real_addrs().into_iter().map(ipv6_of).collect();
+    for (flag, port) in [("-t", 80), ("-u", UDP_PORT)] {
+        let service = format!("[{vip6}]:{port}");
+        cluster.xvsadm(&["-A", flag, &service, "-s", "rr"])?;
+        for real in &reals6 {
+            let real = format!("[{real}]:{port}");
+            cluster.xvsadm(&["-a", flag, &service, "-r", &real, "-m"])?;
+        }
+    }
+    cluster.configure("-t", 80)?;
+
+    // Round robin over IPv6, web01 first, as the tutorial's 11 curls.
+    let answers = (0..11)
+        .map(|_| cluster.curl_url(&format!("http://[{vip6}]/")))
+        .collect::<Result<Vec<_>>>()?;
+    for (i, answer) in answers.iter().enumerate() {
+        let want = if i % 2 == 0 { WEB01 } else { WEB02 };
+        ensure!(
+            answer.trim_end() == want,
+            "IPv6 answer {i} of {answers:?} is not {want:?}\nxvsd log:\n{}",
+            cluster.director.log()
+        );
+    }
+    // NAT keeps the client's address: the real server sees it.
+    let client6 = ipv6_of(cluster.topo.client_addr());
+    let peer = cluster.curl_url(&format!("http://[{vip6}]{}", topology::PEER_PATH))?;
+    ensure!(
+        peer.starts_with(&format!("{client6}:")),
+        "the real server saw {peer:?}, not {client6}"
+    );
+    // Full-sized segments both ways, every checksum right.
+    let big = cluster.download_url(&format!("http://[{vip6}]{}", topology::BIG_FILE_PATH))?;
+    ensure!(
+        big == topology::big_file_bytes(),
+        "the 1 MiB IPv6 download differs ({} bytes)",
+        big.len()
+    );
+    // The IPv4 service beside it is untouched.
+    cluster.curls_alternate(11)?;
+
+    // UDP over IPv6: each query from a new port is a new connection.
+    cluster.start_udp6_responders(UDP_PORT)?;
+    let vip6_udp = SocketAddr::from((vip6, UDP_PORT));
+    let answers = (0..4)
+        .map(|_| udp_exchange(cluster.topo.client_ns(), vip6_udp))
+        .collect::<Result<Vec<_>>>()?;
+    let want: Vec<String> = (0..4).map(|i| reals6[i % 2].to_string()).collect();
+    ensure!(answers == want, "UDP answers {answers:?}, want {want:?}");
+
+    let listing = cluster.xvsadm(&["-Ln", "--stats"])?;
+    for line in [
+        "TCP  [2001:2::129]:80",
+        "  -> [2001:2:0:1::148]:80",
+        "  -> [2001:2:0:1::137]:80",
+        "UDP  [2001:2::129]:5353",
+        "TCP  198.18.0.129:80",
+    ] {
+        ensure!(listing.contains(line), "no {line:?} in:\n{listing}");
+    }
+    // Replies came back through the director and were counted (OutPkts of the IPv6 service).
+    let out_packets = listing
+        .lines()
+        .find(|l| l.starts_with("TCP  [2001:2::129]:80"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .unwrap_or("?");
+    ensure!(
+        out_packets.parse::<u64>().is_ok_and(|n| n > 0),
+        "OutPkts {out_packets:?}:\n{listing}"
+    );
+    Ok(())
+}
