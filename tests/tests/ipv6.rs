@@ -23,16 +23,7 @@ fn ipv6_masquerading_beside_ipv4() -> Result<()> {
         ..TopologySpec::dual_stack()
     };
     let mut cluster = Cluster::start_spec(&spec, &[])?;
-    let vip6 = cluster.topo.vip6();
-    let reals6: Vec<Ipv6Addr> = cluster.real_addrs().into_iter().map(ipv6_of).collect();
-    for (flag, port) in [("-t", 80), ("-u", UDP_PORT)] {
-        let service = format!("[{vip6}]:{port}");
-        cluster.xvsadm(&["-A", flag, &service, "-s", "rr"])?;
-        for real in &reals6 {
-            let real = format!("[{real}]:{port}");
-            cluster.xvsadm(&["-a", flag, &service, "-r", &real, "-m"])?;
-        }
-    }
+    let (vip6, reals6) = configure6(&cluster)?;
     cluster.configure("-t", 80)?;
 
     // Round robin over IPv6, web01 first, as the tutorial's 11 curls.
@@ -94,4 +85,56 @@ fn ipv6_masquerading_beside_ipv4() -> Result<()> {
         "OutPkts {out_packets:?}:\n{listing}"
     );
     Ok(())
+}
+
+/// Two queues, so two workers: each IPv6 frame goes to the worker that owns its client
+/// endpoint, whichever queue it arrived on (requests on the external side, replies on the
+/// internal one).
+#[test]
+fn ipv6_with_two_workers() -> Result<()> {
+    if !root_or_skip("ipv6_with_two_workers") {
+        return Ok(());
+    }
+    let spec = TopologySpec {
+        prefix: "xvse2e6two".into(),
+        queues: 2,
+        ..TopologySpec::dual_stack()
+    };
+    let cluster = Cluster::start_spec(&spec, &["--workers", "2"])?;
+    let (vip6, _) = configure6(&cluster)?;
+    let mut served = Vec::new();
+    for _ in 0..20 {
+        served.push(cluster.curl_url(&format!("http://[{vip6}]/"))?);
+    }
+    for page in [WEB01, WEB02] {
+        ensure!(
+            served.iter().any(|s| s.trim_end() == page),
+            "{page:?} never answered: {served:?}"
+        );
+    }
+    let big = cluster.download_url(&format!("http://[{vip6}]{}", topology::BIG_FILE_PATH))?;
+    ensure!(
+        big == topology::big_file_bytes(),
+        "the 1 MiB IPv6 download differs"
+    );
+    let stats = cluster.stats()?;
+    let handed_off: u64 = stats.workers.iter().map(|w| w.handed_off).sum();
+    eprintln!("ipv6_with_two_workers: {handed_off} frames handed to their owner worker");
+    Ok(())
+}
+
+/// `-A -t/-u [VIP6]:port -s rr` for port 80 (TCP) and UDP_PORT, each with the two real
+/// servers' IPv6 twins masqueraded; returns VIP6 and those addresses.
+fn configure6(cluster: &Cluster) -> Result<(Ipv6Addr, Vec<Ipv6Addr>)> {
+    let vip6 = cluster.topo.vip6();
+    let reals6: Vec<Ipv6Addr> = cluster.real_addrs().into_iter().map(ipv6_of).collect();
+    for (flag, port) in [("-t", 80), ("-u", UDP_PORT)] {
+        let service = format!("[{vip6}]:{port}");
+        cluster.xvsadm(&["-A", flag, &service, "-s", "rr"])?;
+        for real in &reals6 {
+            let real = format!("[{real}]:{port}");
+            cluster.xvsadm(&["-a", flag, &service, "-r", &real, "-m"])?;
+        }
+    }
+    Ok((vip6, reals6))
 }
