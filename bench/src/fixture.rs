@@ -24,7 +24,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use xvs_dataplane::conntrack::ConnTable;
 use xvs_dataplane::neigh::{nud, Neighbour, NeighbourTable, Route};
-use xvs_dataplane::persist::Templates;
+use xvs_dataplane::persist::{Templates, Templates6};
 use xvs_dataplane::process::{process, process_batch, Env, Side, Verdict};
 use xvs_dataplane::snapshot::{Interface, Method, RealServer, Service, Snapshot, Vip, PROTO_TCP};
 use xvs_dataplane::stats::WorkerStats;
@@ -127,6 +127,7 @@ pub struct Fixture {
     pub(crate) conns: ConnTable,
     pub(crate) stats: WorkerStats,
     pub(crate) templates: Templates,
+    pub(crate) templates6: Templates6,
     flows: usize,
 }
 
@@ -215,6 +216,7 @@ impl Fixture {
             conns: ConnTable::with_capacity(flows),
             stats: WorkerStats::default(),
             templates: Templates::new(8, 0),
+            templates6: Templates6::new(8, 0),
             flows,
         }
     }
@@ -257,6 +259,7 @@ impl Fixture {
             now_ms: NOW_MS,
             workers: &[],
             templates: &self.templates,
+            templates6: &self.templates6,
             overload: &[],
         };
         match process(frame, from, &env, &mut self.conns, &self.stats) {
@@ -288,6 +291,7 @@ impl Fixture {
             now_ms: NOW_MS,
             workers: &[],
             templates: &self.templates,
+            templates6: &self.templates6,
             overload: &[],
         };
         let (from, expect) = (case.ingress(), Verdict::Forward(case.egress()));

@@ -18,15 +18,16 @@ use crate::protocol::{
     CheckSpec, Command, ConnectionInfo, ConnectionsReply, Counters, ErrorCode, Forward, ListReply,
     Netmask, Protocol, RealInfo, RealKey, Reply, ServiceInfo, ServiceKey, Sloppy, StatsReply,
     Timeouts as TimeoutsReply, TunnelChecksum, TunnelKind, TunnelSpec, VersionInfo,
-    WorkerStats as WorkerStatsReply, DEFAULT_NETMASK, MAX_PERSISTENT_TIMEOUT,
+    WorkerStats as WorkerStatsReply, DEFAULT_NETMASK, DEFAULT_PREFIX_LEN, MAX_PERSISTENT_TIMEOUT,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
-use xvs_dataplane::conntrack::{dump_connections, ConnDump, ConnEntry};
+use xvs_dataplane::conntrack::{dump_connections, Address, ConnDump, ConnEntry, DumpResult};
 use xvs_dataplane::fastpath::ConnId;
+use xvs_dataplane::persist::{prefix_len6, prefix_mask6};
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::snapshot::{
@@ -171,15 +172,16 @@ struct RealConfig {
 }
 
 /// A service of the model. Its key (and its real servers') are the protocol's, IPv4 or IPv6;
-/// [`family`] has checked what the dataplane can forward (an IPv6 service is never persistent
-/// and has no tunnelled real server; a real server has its service's family).
+/// [`family`] has checked what the dataplane can forward (an IPv6 service has no tunnelled
+/// real server; a real server has its service's family).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ServiceConfig {
     scheduler: SchedulerKind,
     /// `-b`: the flag bits, kept (as IPVS keeps them) when only the scheduler changes.
     flags: Flags,
-    /// `-p [timeout] [-M netmask]`; `None`: not persistent. A non-persistent service keeps no
-    /// netmask (IPVS keeps one but neither uses nor lists it).
+    /// `-p [timeout] [-M netmask]`; `None`: not persistent. The netmask has the service's
+    /// family (an IPv6 prefix length as its mask). A non-persistent service keeps no netmask
+    /// (IPVS keeps one but neither uses nor lists it).
     persistence: Option<Persistence>,
     id: ServiceId,
     /// In the order they were added: the round-robin order.
@@ -963,7 +965,9 @@ impl<S: Steering> Director<S> {
                 persistent: config.persistence.map(|p| p.timeout_secs),
                 netmask: config
                     .persistence
-                    .map_or(Netmask::default_for(key.addr), |p| Netmask::Mask(p.netmask)),
+                    .map_or(Netmask::default_for(key.addr), |p| {
+                        listed_netmask(p.netmask)
+                    }),
                 stats: self.service_counters(config.id),
                 rates: self.service_rates[config.id as usize].rates(),
                 check: config.check.clone(),
@@ -1006,38 +1010,14 @@ impl<S: Steering> Director<S> {
         }
     }
 
-    /// Every worker's connection entries (`ipvsadm -L -c`). Workers answer between batches;
-    /// one that does not within [`DUMP_TIMEOUT`] is counted as missing. Their IPv4 tables
-    /// only, for now: IPv6 connections do not appear.
+    /// Every worker's connection entries (`ipvsadm -L -c`), of both families. Workers answer
+    /// between batches; one that does not within [`DUMP_TIMEOUT`] is counted as missing.
     fn connections(&self) -> ConnectionsReply {
         let slots: Vec<Arc<ConnDump>> = self.workers.iter().map(|w| Arc::clone(&w.conns)).collect();
         let mut dump = dump_connections(&slots, DUMP_TIMEOUT);
+        // The fast path carries IPv4 connections only.
         self.fast_path_expiry(&mut dump.entries);
-        ConnectionsReply {
-            connections: dump
-                .entries
-                .into_iter()
-                .map(|e| ConnectionInfo {
-                    proto: if e.proto == PROTO_UDP {
-                        Protocol::Udp
-                    } else {
-                        Protocol::Tcp
-                    },
-                    state: e.state.to_string(),
-                    expires_ms: e.expires_ms,
-                    client: e.client.into(),
-                    client_port: e.client_port,
-                    vip: e.vip.into(),
-                    vport: e.vport,
-                    real: e.real.into(),
-                    rport: e.rport,
-                    laddr: e.local.map(|(addr, _)| addr.into()),
-                    lport: e.local.map(|(_, port)| port),
-                })
-                .collect(),
-            workers_missing: dump.workers_missing,
-            truncated: dump.truncated,
-        }
+        connections_reply(dump)
     }
 
     /// Entries on the fast path were last seen by their worker when installed (or settled):
@@ -1140,6 +1120,38 @@ impl<S: Steering> Director<S> {
     }
 }
 
+/// The `connections` result of `dump`: its IPv4 entries, then its IPv6 ones (xvsadm sorts
+/// them).
+fn connections_reply(dump: DumpResult) -> ConnectionsReply {
+    fn info<A: Address + Into<IpAddr>>(e: ConnEntry<A>) -> ConnectionInfo {
+        ConnectionInfo {
+            proto: if e.proto == PROTO_UDP {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            },
+            state: e.state.to_string(),
+            expires_ms: e.expires_ms,
+            client: e.client.into(),
+            client_port: e.client_port,
+            vip: e.vip.into(),
+            vport: e.vport,
+            real: e.real.into(),
+            rport: e.rport,
+            laddr: e.local.map(|(addr, _)| addr.into()),
+            lport: e.local.map(|(_, port)| port),
+        }
+    }
+    let mut connections = Vec::with_capacity(dump.entries.len() + dump.entries6.len());
+    connections.extend(dump.entries.into_iter().map(info));
+    connections.extend(dump.entries6.into_iter().map(info));
+    ConnectionsReply {
+        connections,
+        workers_missing: dump.workers_missing,
+        truncated: dump.truncated,
+    }
+}
+
 /// Applies a configuration command to the transaction's copy of the configuration, recording
 /// the real servers it removes. New services and real servers get [`NEW_SLOT`]. Addresses
 /// pass [`family`]'s checks first: IPVS's rules, then what the dataplane can forward.
@@ -1165,7 +1177,8 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
             netmask,
         } => {
             let timeout = validate_persistent_timeout(persistent)?.flatten();
-            let netmask = validate_netmask(&service, netmask)?.unwrap_or(DEFAULT_NETMASK);
+            let netmask =
+                validate_netmask(&service, netmask)?.unwrap_or(default_netmask(service.addr));
             if service.port == 0 && timeout.is_some() {
                 return Err(ApplyError::Unsupported(format!(
                     "a persistent service on port 0 (every port of {}) is not supported",
@@ -1217,7 +1230,8 @@ fn apply(tx: &mut Transaction, command: Command) -> Result<(), ApplyError> {
             // server, and the templates already made live on (their own timeout).
             let current = config.persistence;
             let timeout = timeout.unwrap_or(current.map(|p| p.timeout_secs));
-            let netmask = netmask.unwrap_or(current.map_or(DEFAULT_NETMASK, |p| p.netmask));
+            let netmask =
+                netmask.unwrap_or(current.map_or(default_netmask(service.addr), |p| p.netmask));
             config.persistence = timeout.map(|timeout_secs| Persistence {
                 timeout_secs,
                 netmask,
@@ -1614,15 +1628,14 @@ fn validate_persistent_timeout(timeout: Option<u32>) -> Result<Option<Option<u32
 }
 
 /// `-M` of a service ([`family::check_families`] has matched the netmask's kind to the
-/// service's family): for an IPv4 service a contiguous mask, as a prefix length would give
-/// (IPVS ANDs the client address with whatever 32 bits it is given; ipvsadm takes anything
-/// inet_aton reads); an IPv6 service's prefix length is checked and dropped, since an IPv6
-/// service is never persistent here ([`family::check_dataplane`]) and a non-persistent
-/// service keeps no netmask.
+/// service's family), as the mask the dataplane ANDs client addresses with: for an IPv4
+/// service a contiguous mask, as a prefix length would give (IPVS ANDs the client address with
+/// whatever 32 bits it is given; ipvsadm takes anything inet_aton reads); for an IPv6 service
+/// the mask of its prefix length (1..=128, checked by [`family::check_families`]).
 fn validate_netmask(
     service: &ServiceKey,
     mask: Option<Netmask>,
-) -> Result<Option<Ipv4Addr>, ApplyError> {
+) -> Result<Option<IpAddr>, ApplyError> {
     match mask {
         Some(Netmask::Mask(mask)) => {
             let bits = u32::from(mask);
@@ -1631,13 +1644,32 @@ fn validate_netmask(
                     "netmask {mask} is not contiguous (ones, then zeros)"
                 )));
             }
-            Ok(Some(mask))
+            Ok(Some(mask.into()))
         }
-        Some(Netmask::PrefixLen(_)) if service.addr.is_ipv6() => Ok(None),
+        Some(Netmask::PrefixLen(len)) if service.addr.is_ipv6() => {
+            Ok(Some(prefix_mask6(len).into()))
+        }
         Some(Netmask::PrefixLen(len)) => Err(ApplyError::InvalidArgument(format!(
             "prefix length {len} does not fit service {service}, which takes a dotted netmask"
         ))),
         None => Ok(None),
+    }
+}
+
+/// The persistence netmask of a service at `addr` given no `-M`: 255.255.255.255, or for IPv6
+/// the mask of IPVS's default prefix length, 128: per client address.
+fn default_netmask(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => DEFAULT_NETMASK.into(),
+        IpAddr::V6(_) => prefix_mask6(DEFAULT_PREFIX_LEN).into(),
+    }
+}
+
+/// A persistence netmask as the protocol lists it: an IPv4 mask, or an IPv6 prefix length.
+fn listed_netmask(netmask: IpAddr) -> Netmask {
+    match netmask {
+        IpAddr::V4(mask) => Netmask::Mask(mask),
+        IpAddr::V6(mask) => Netmask::PrefixLen(prefix_len6(mask)),
     }
 }
 
@@ -1805,6 +1837,79 @@ fn validate_tunnel(spec: TunnelSpec) -> Result<Tunnel, ApplyError> {
 mod tests {
     use super::*;
     use xvs_scheduler::{Flow, NoLoad};
+
+    /// A listing of both families: IPv4 entries, then IPv6 ones, each as an `IpAddr`;
+    /// xvsadm prints them in `-L`'s order, in ipvsadm 1.31's format.
+    #[test]
+    fn connections_of_both_families() {
+        let entry = |proto, cport, state, expires_ms| ConnEntry {
+            proto,
+            client: Ipv4Addr::new(198, 18, 0, 201),
+            client_port: cport,
+            vip: Ipv4Addr::new(198, 18, 0, 129),
+            vport: 80,
+            real: Ipv4Addr::new(198, 19, 0, 148),
+            rport: 80,
+            state,
+            expires_ms,
+            fast: false,
+            local: None,
+        };
+        let v6 = |net, host| Ipv6Addr::new(0x2001, 2, 0, net, 0, 0, 0, host);
+        let entry6 = |proto, cport, state, expires_ms| ConnEntry {
+            proto,
+            client: v6(0, 0x201),
+            client_port: cport,
+            vip: v6(0, 0x129),
+            vport: 80,
+            real: v6(1, 0x148),
+            rport: 80,
+            state,
+            expires_ms,
+            fast: false,
+            local: None,
+        };
+        let dump = DumpResult {
+            entries: vec![entry(PROTO_TCP, 40000, "ESTABLISHED", 899_500)],
+            entries6: vec![
+                entry6(PROTO_UDP, 40002, "UDP", 299_000),
+                entry6(PROTO_TCP, 40001, "SYN_RECV", 59_999),
+            ],
+            workers_missing: 0,
+            truncated: false,
+        };
+        let reply = connections_reply(dump);
+        let clients: Vec<SocketAddr> = reply
+            .connections
+            .iter()
+            .map(|c| SocketAddr::new(c.client, c.client_port))
+            .collect();
+        assert_eq!(
+            clients,
+            [
+                "198.18.0.201:40000".parse().unwrap(),
+                "[2001:2::201]:40002".parse().unwrap(),
+                "[2001:2::201]:40001".parse().unwrap(),
+            ]
+        );
+        assert_eq!(reply.connections[1].proto, Protocol::Udp);
+        assert_eq!(reply.connections[2].real, IpAddr::V6(v6(1, 0x148)));
+
+        let args: Vec<String> = vec!["-Lnc".into()];
+        let Ok(crate::ipvsadm::Invocation::Connections(opts)) = crate::ipvsadm::parse(&args) else {
+            panic!("-Lnc");
+        };
+        assert_eq!(
+            crate::ipvsadm::format_connections(&reply, &opts),
+            "\
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 14:59  ESTABLISHED 198.18.0.201:40000 198.18.0.129:80    198.19.0.148:80
+TCP 00:59  SYN_RECV    [2001:2::201]:40001 [2001:2::129]:80   [2001:2:0:1::148]:80
+UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:80
+"
+        );
+    }
 
     /// Records steering changes instead of touching BPF maps.
     #[derive(Default)]
@@ -2363,8 +2468,8 @@ mod tests {
     }
 
     /// IPVS's family rules (`invalid_argument`) and what the dataplane cannot forward yet
-    /// (`unsupported`: IPv6 persistence, IPv6 tunnels, a tunnel across families) are refused;
-    /// nothing changes, in a batch or a configuration either.
+    /// (`unsupported`: IPv6 tunnels, a tunnel across families) are refused; nothing changes,
+    /// in a batch or a configuration either.
     #[test]
     fn ipv6_limits_are_refused_and_change_nothing() {
         let (mut d, mut reader, _) = director();
@@ -2386,29 +2491,6 @@ mod tests {
         let across = "this xvsd's dataplane does not forward across families yet";
         let cases: Vec<(Command, ErrorCode, &str)> =
             vec![
-            (
-                add_svc(v6_81, Some(600), Some(Netmask::PrefixLen(64))),
-                unsupported,
-                "service TCP [2001:2::129]:81: persistence (-p 600) of IPv6 services is not \
-                 supported by this xvsd's dataplane yet",
-            ),
-            (
-                add_svc(v6_81, Some(600), None),
-                unsupported,
-                "persistence (-p 600) of IPv6 services is not supported",
-            ),
-            (
-                Command::EditService {
-                    service: v6(),
-                    scheduler: None,
-                    sched_flags: None,
-                    persistent: Some(60),
-                    netmask: None,
-                },
-                unsupported,
-                "service TCP [2001:2::129]:80: persistence (-p 60) of IPv6 services",
-            ),
-            // The family rules come first.
             (
                 add_svc(v6_81, Some(600), Some(Ipv4Addr::new(255, 255, 255, 0).into())),
                 invalid,
@@ -2505,13 +2587,13 @@ mod tests {
                 Command::Batch {
                     commands: vec![
                         add_svc(ServiceKey { port: 81, ..svc() }, None, None),
-                        add_svc(v6_81, None, None),
-                        add_svc(v6_81, Some(600), None),
+                        add_svc(v6_81, Some(600), Some(Netmask::PrefixLen(64))),
+                        add_rs(v6_81, real6(0x12), Some(Forward::Tunnel)),
                     ],
                 },
                 unsupported,
-                "command 3 of 3 (add_service): service TCP [2001:2::129]:81: persistence \
-                 (-p 600) of IPv6 services",
+                "command 3 of 3 (add_real): real server [2001:2:0:1::12]:80 of service TCP \
+                 [2001:2::129]:81: tunnelling (-i)",
             ),
             // A configuration (xvsd --config) with an IPv6 tunnel is refused whole.
             (
@@ -2782,27 +2864,24 @@ mod tests {
             "-A -t [2001:2::130]:443 -s rr",
             "--add-laddr -t [2001:2::130]:443 -z 2001:2:0:1::160",
             "-a -t [2001:2::130]:443 -r [2001:2:7::1]:8443 --fullnat",
-            "-E -t [2001:2::129]:80 -s wrr -M 64",
+            "-E -t [2001:2::129]:80 -s wrr -p 300 -M 64",
         ] {
             let Invocation::Apply(command) = invocation(line) else {
                 panic!("{line}")
             };
             d.execute(command).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
-        for (line, message) in [
-            ("-A -t [2001:2::131]:80 -p 300", "persistence (-p 300)"),
-            (
-                "-a -t [2001:2::129]:80 -r [2001:2:0:1::13]:80 -i",
-                "tunnelling (-i) to IPv6 real servers",
-            ),
-        ] {
-            let Invocation::Apply(command) = invocation(line) else {
-                panic!("{line}")
-            };
-            let e = d.execute(command).unwrap_err();
-            assert_eq!(e.code(), ErrorCode::Unsupported, "{line}: {e}");
-            assert!(e.to_string().contains(message), "{line}: {e}");
-        }
+        let line = "-a -t [2001:2::129]:80 -r [2001:2:0:1::13]:80 -i";
+        let Invocation::Apply(command) = invocation(line) else {
+            panic!("{line}")
+        };
+        let e = d.execute(command).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Unsupported, "{line}: {e}");
+        assert!(
+            e.to_string()
+                .contains("tunnelling (-i) to IPv6 real servers"),
+            "{line}: {e}"
+        );
         assert_eq!(reader.current().services.len(), 3);
         assert_eq!(reader.current().local_addrs6.len(), 1);
 
@@ -2811,7 +2890,10 @@ mod tests {
             panic!("-Ln")
         };
         let text = ipvsadm::format_list(&listed, &opts).unwrap();
-        assert!(text.contains("TCP  [2001:2::129]:80 wrr"), "{text}");
+        assert!(
+            text.contains("TCP  [2001:2::129]:80 wrr persistent 300 mask 64"),
+            "{text}"
+        );
         assert!(
             text.contains("  -> [2001:2:0:1::11]:80          Masq    3"),
             "{text}"
@@ -3196,6 +3278,57 @@ mod tests {
         }
     }
 
+    /// An IPv6 service's persistence: `-M` a prefix length, published as its mask and listed
+    /// as the length; 128 when none is given; an edit keeps what it does not say, and 0 turns
+    /// persistence off.
+    #[test]
+    fn ipv6_persistence_reaches_the_snapshot_and_the_listing() {
+        let (mut d, mut reader, _) = director();
+        let published = |reader: &mut xvs_dataplane::publish::Reader<Snapshot>, service| {
+            let snap = reader.current();
+            snap.service(&vip_of(&service)).unwrap().persistence
+        };
+        let listed = |d: &mut Director<FakeSteering>, service| {
+            let listed = list(d);
+            let info = listed.services.iter().find(|s| s.service == service);
+            info.map(|s| (s.persistent, s.netmask)).unwrap()
+        };
+        let p = |timeout_secs, len| {
+            Some(Persistence {
+                timeout_secs,
+                netmask: prefix_mask6(len).into(),
+            })
+        };
+        let edit = |persistent, netmask| Command::EditService {
+            service: v6(),
+            scheduler: Some("rr".into()),
+            sched_flags: None,
+            persistent,
+            netmask,
+        };
+        let v6_81 = ServiceKey { port: 81, ..v6() };
+        d.execute(add_svc(v6(), Some(300), Some(Netmask::PrefixLen(64))))
+            .unwrap();
+        d.execute(add_svc(v6_81, Some(60), None)).unwrap();
+        let mask64: IpAddr = "ffff:ffff:ffff:ffff::".parse().unwrap();
+        assert_eq!(
+            published(&mut reader, v6()).map(|p| (p.timeout_secs, p.netmask)),
+            Some((300, mask64))
+        );
+        assert_eq!(listed(&mut d, v6()), (Some(300), Netmask::PrefixLen(64)));
+        assert_eq!(published(&mut reader, v6_81), p(60, 128), "IPVS's default");
+        assert_eq!(listed(&mut d, v6_81), (Some(60), Netmask::PrefixLen(128)));
+
+        d.execute(edit(Some(600), None)).unwrap();
+        assert_eq!(published(&mut reader, v6()), p(600, 64), "the prefix kept");
+        d.execute(edit(None, Some(Netmask::PrefixLen(48)))).unwrap();
+        assert_eq!(published(&mut reader, v6()), p(600, 48), "the timeout kept");
+        assert_eq!(listed(&mut d, v6()), (Some(600), Netmask::PrefixLen(48)));
+        d.execute(edit(Some(0), None)).unwrap();
+        assert_eq!(published(&mut reader, v6()), None);
+        assert_eq!(listed(&mut d, v6()), (None, Netmask::PrefixLen(128)));
+    }
+
     fn persistent_service(port: u16, persistent: Option<u32>, netmask: Option<[u8; 4]>) -> Command {
         Command::AddService {
             service: ServiceKey { port, ..svc() },
@@ -3247,7 +3380,7 @@ mod tests {
         let p = |timeout_secs, netmask: [u8; 4]| {
             Some(Persistence {
                 timeout_secs,
-                netmask: Ipv4Addr::from(netmask),
+                netmask: Ipv4Addr::from(netmask).into(),
             })
         };
         let all = Ipv4Addr::BROADCAST;

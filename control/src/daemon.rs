@@ -36,7 +36,7 @@ use xvs_dataplane::fastpath::{
     ConnId, FastPath, FastPathMaps, FlowWriter, NextHopSync, DEFAULT_INSTALL_AFTER,
 };
 use xvs_dataplane::neigh::{KernelTables, NeighbourTable, Netlink};
-use xvs_dataplane::persist::Templates;
+use xvs_dataplane::persist::{Templates, Templates6};
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
 use xvs_dataplane::resolver::{self, Resolver};
@@ -51,6 +51,8 @@ use xvs_dataplane::xsk::{
 /// Slots of the shared persistence template table (16 bytes each): room for this many
 /// persistent clients (groups) at once; beyond it new clients are scheduled without a template.
 const PERSISTENCE_SLOTS: usize = 1 << 18;
+/// Slots of the shared table of IPv6 clients' templates (32 bytes each).
+const PERSISTENCE_SLOTS6: usize = 1 << 16;
 
 /// Bytes of each worker's capture ring (reserved at start, touched only by a capture): about
 /// 1,000 full-size frames or 45,000 small ones waiting for the collector, which drains every
@@ -487,6 +489,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         epoch: Instant::now(),
         stats: Arc::clone(&worker_stats),
         templates: Arc::new(Templates::new(PERSISTENCE_SLOTS, random_seed())),
+        templates6: Arc::new(Templates6::new(PERSISTENCE_SLOTS6, random_seed())),
         overload: (0..MAX_REALS).map(|_| AtomicBool::new(false)).collect(),
         capture: Arc::new(CaptureTap::new(workers, CAPTURE_RING_BYTES)),
     };

@@ -451,7 +451,7 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
     e.family(
         "xvs_worker_conntrack_entries",
         Kind::Gauge,
-        "Connections in the worker's share of the connection table.",
+        "Connections, IPv4 and IPv6, in the worker's share of the connection tables.",
     );
     for (w, wl) in each_worker() {
         e.sample("xvs_worker_conntrack_entries", &[wl], w.conns);
@@ -460,7 +460,7 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
     e.family(
         "xvs_conntrack_entries",
         Kind::Gauge,
-        "Connections tracked by all workers.",
+        "Connections, IPv4 and IPv6, tracked by all workers.",
     );
     e.sample("xvs_conntrack_entries", &[], stats.conn_count);
     e.family(

@@ -872,7 +872,10 @@ pub struct Counters {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsReply {
     pub workers: Vec<WorkerStats>,
+    /// Connection entries of every worker, IPv4 and IPv6.
     pub conn_count: u64,
+    /// The IPv4 tables' capacity (`--conn-max`); the IPv6 tables have their own
+    /// (`--conn-max6`), not counted here.
     pub conn_max: u64,
 }
 
@@ -926,6 +929,7 @@ pub struct WorkerStats {
     /// xvs_dataplane::stats::EvictReason); empty from daemons that predate evictions.
     #[serde(default)]
     pub evictions: std::collections::BTreeMap<String, u64>,
+    /// Entries in the worker's connection tables, IPv4 and IPv6.
     pub conns: u64,
 }
 

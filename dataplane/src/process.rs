@@ -58,7 +58,7 @@ pub use v6::{client_endpoint6, process6};
 use crate::conntrack::{Conn, ConnTable, Direction, FlowKey, TcpState};
 use crate::nat;
 use crate::neigh::NeighbourTable;
-use crate::persist::Templates;
+use crate::persist::{Templates, Templates6};
 use crate::snapshot::{Method, Service, Snapshot, Vip, PROTO_TCP, PROTO_UDP};
 use crate::stats::{DropReason, WorkerStats};
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
@@ -106,6 +106,8 @@ pub struct Env<'a> {
     pub workers: &'a [Arc<WorkerStats>],
     /// Persistence templates, shared by all workers.
     pub templates: &'a Templates,
+    /// Persistence templates of IPv6 clients, shared by all workers.
+    pub templates6: &'a Templates6,
     /// Overload marks of real servers with thresholds (`-x/-y`), by real server id, shared by
     /// all workers; empty where no state is kept (overload then follows the current count).
     pub overload: &'a [AtomicBool],
@@ -499,9 +501,6 @@ fn inbound<A: Family, F: FrameBuf + ?Sized>(
             }
             if A::local_addrs(config).contains(&h.src) {
                 return Verdict::Drop(DropReason::LocalSource);
-            }
-            if let Err(reason) = A::admits(service) {
-                return Verdict::Drop(reason);
             }
             // Checked before scheduling so a refused flow does not take a server's turn.
             if let Some(limit) = service.max_conns_per_worker(env.workers.len()) {

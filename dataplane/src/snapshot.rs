@@ -154,8 +154,10 @@ pub struct Service {
 pub struct Persistence {
     /// How long a template outlives the last new connection it placed, in seconds.
     pub timeout_secs: u32,
-    /// Clients are grouped by `caddr & netmask` (255.255.255.255: per client address).
-    pub netmask: Ipv4Addr,
+    /// Clients are grouped by `caddr & netmask`, a mask of the service's family:
+    /// 255.255.255.255 or ffff:...:ffff per client address, `ffff:ffff:ffff:ffff::` per /64
+    /// ([`crate::persist::prefix_mask6`]). A mask of the other family groups per address.
+    pub netmask: IpAddr,
 }
 
 impl Service {

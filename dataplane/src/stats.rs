@@ -76,13 +76,10 @@ pub enum DropReason {
     RoutingHeader,
     /// A new IPv6 flow to a tunnelled (`-i`) real server: IPv6 tunnels are not supported yet.
     Ipv6Tunnel,
-    /// A new IPv6 flow to a persistent service (`-p`): persistence templates are IPv4-only
-    /// for now, and the flow is refused rather than scheduled without its template.
-    Ipv6Persistence,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 22;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
         DropReason::NotIpv4,
@@ -106,7 +103,6 @@ impl DropReason {
         DropReason::RealFamily,
         DropReason::RoutingHeader,
         DropReason::Ipv6Tunnel,
-        DropReason::Ipv6Persistence,
     ];
 
     /// Stable snake_case name used in the control protocol and metrics.
@@ -134,7 +130,6 @@ impl DropReason {
             DropReason::RealFamily => "real_family",
             DropReason::RoutingHeader => "routing_header",
             DropReason::Ipv6Tunnel => "ipv6_tunnel",
-            DropReason::Ipv6Persistence => "ipv6_persistence",
         }
     }
 }
@@ -349,7 +344,7 @@ pub struct WorkerStats {
     pub icmp: [[Counter; IcmpReason::COUNT]; 2],
     /// Half-open connection entries evicted, by reason.
     pub evictions: [Counter; EvictReason::COUNT],
-    /// Entries in this worker's connection table.
+    /// Entries in this worker's connection tables, IPv4 and IPv6 (both count here).
     pub conns: Gauge,
     /// Connections this worker put on the XDP fast path, and took off it.
     pub fast_installs: Counter,

@@ -39,7 +39,7 @@ use crate::conntrack::dump::DEFAULT_DUMP_CHUNK;
 use crate::conntrack::{owner_of, ConnDump, ConnTable, Dumper, FastState};
 use crate::fastpath::{may_carry, real_configured, FlowWriter};
 use crate::neigh::NeighbourTable;
-use crate::persist::Templates;
+use crate::persist::{Templates, Templates6};
 use crate::process::{
     client_endpoint6, is_ipv6, one_armed_side, process6, process_packet, Env, FrameBuf, Packet,
     Side, Verdict, MAX_BATCH,
@@ -159,6 +159,8 @@ pub struct Shared {
     pub stats: Arc<[Arc<WorkerStats>]>,
     /// Persistence templates of every persistent service.
     pub templates: Arc<Templates>,
+    /// Persistence templates of IPv6 clients.
+    pub templates6: Arc<Templates6>,
     /// Overload marks by real server id (IPVS's threshold hysteresis).
     pub overload: Arc<[AtomicBool]>,
     /// Where frames are copied while `xvsadm capture` runs.
@@ -236,6 +238,7 @@ pub struct Worker {
     neighbours: Reader<NeighbourTable>,
     all_stats: Arc<[Arc<WorkerStats>]>,
     templates: Arc<Templates>,
+    templates6: Arc<Templates6>,
     overload: Arc<[AtomicBool]>,
 }
 
@@ -261,7 +264,7 @@ struct Core {
     conns: ConnTable,
     /// IPv6 connections ([`process6`]); not on the XDP fast path, not listed by `-Lnc` yet.
     conns6: ConnTable<Ipv6Addr>,
-    /// Answers the control thread's requests for a listing of `conns`.
+    /// Answers the control thread's requests for a listing of `conns` and `conns6`.
     dumper: Dumper,
     stats: Arc<WorkerStats>,
     /// The neighbour table the held frames were last tried against.
@@ -330,6 +333,7 @@ impl Worker {
         Ok(Worker {
             all_stats: Arc::clone(&shared.stats),
             templates: Arc::clone(&shared.templates),
+            templates6: Arc::clone(&shared.templates6),
             overload: Arc::clone(&shared.overload),
             core: Core {
                 id,
@@ -412,6 +416,7 @@ impl Worker {
             now_ms,
             workers: &self.all_stats,
             templates: &self.templates,
+            templates6: &self.templates6,
             overload: &self.overload,
         };
         self.core.batch(&env, neighbours)
@@ -508,7 +513,7 @@ impl Core {
             self.fast_path_upkeep(env);
         }
         // A listing in progress counts as work, so the worker does not sleep before finishing.
-        let dumping = self.dumper.serve(&self.conns, now_ms);
+        let dumping = self.dumper.serve(&self.conns, &self.conns6, now_ms);
         if dumping {
             work.max(1)
         } else {

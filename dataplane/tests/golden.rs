@@ -22,7 +22,7 @@ mod golden_table;
 use common::*;
 use etherparse::{NetHeaders, PacketHeaders, PayloadSlice, TransportHeader};
 use golden_table::*;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,9 +138,10 @@ fn connection_listing_shows_states_and_time_left() {
             std::mem::replace(&mut d.conns, ConnTable::with_capacity(1)),
             Arc::clone(&stop),
         );
+        let conns6 = ConnTable::<Ipv6Addr>::new(1, 1);
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if !dumper.serve(&conns, NOW_MS + 2_500) {
+                if !dumper.serve(&conns, &conns6, NOW_MS + 2_500) {
                     std::thread::sleep(Duration::from_micros(200));
                 }
             }
@@ -715,7 +716,7 @@ fn persistent_service_keeps_a_client_group_on_one_server() {
         let (vip, mut svc) = service(SVC_HTTP, PROTO_TCP, 80, reals);
         svc.persistence = Some(xvs_dataplane::snapshot::Persistence {
             timeout_secs: 300,
-            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            netmask: Ipv4Addr::new(255, 255, 255, 0).into(),
         });
         (vip, svc)
     };

@@ -19,6 +19,7 @@ use proptest::prelude::*;
 use std::net::{Ipv6Addr, SocketAddrV6};
 use xvs_dataplane::conntrack::TcpState;
 use xvs_dataplane::neigh::{KernelTables, NeighbourTable};
+use xvs_dataplane::persist::prefix_mask6;
 use xvs_dataplane::process::{client_endpoint6, Side, Verdict};
 use xvs_dataplane::snapshot::{
     Encap, Method, Persistence, RealId, ServiceId, Tunnel, PROTO_TCP, PROTO_UDP,
@@ -31,7 +32,7 @@ const SVC_DR: ServiceId = 2; // TCP VIP6:443 -> 148:443 (DR)
 const SVC_FNAT: ServiceId = 3; // TCP VIP6:9000 -> 137:9090 (FullNAT from LIP6)
 const SVC_NEW: ServiceId = 4; // TCP VIP6:22 -> NEW_REAL6:22 (NAT), not resolved yet
 const SVC_TUN: ServiceId = 5; // TCP VIP6:8443 -> 148 tunnelled: not supported
-const SVC_PERSIST: ServiceId = 6; // TCP VIP6:8000 -> 148, persistent: not supported
+const SVC_PERSIST: ServiceId = 6; // TCP VIP6:8000 -> 148, persistent (-M 64)
 const SVC_MIXED: ServiceId = 7; // TCP VIP6:25 -> an IPv4 real server: not supported
 const SVC_V4: ServiceId = 8; // TCP VIP:25 -> an IPv6 real server (through `process`)
 const REAL_WEB_148: RealId = 0;
@@ -55,7 +56,7 @@ fn services() -> Vec<(
         service(SVC_PERSIST, PROTO_TCP, 8000, &[(6, REAL6_148, 8000, 1)]);
     persistent.persistence = Some(Persistence {
         timeout_secs: 300,
-        netmask: std::net::Ipv4Addr::BROADCAST,
+        netmask: prefix_mask6(64).into(),
     });
     // A service of one family whose real server is of the other.
     let cross = |id, vip: std::net::IpAddr, real: std::net::IpAddr| {
@@ -468,11 +469,13 @@ fn fixtures() -> Vec<Fixture> {
             Packet::tcp(c(40008), vip(8443), SYN, 1, 0).frame(CLIENT_MAC, EXT_MAC),
             DropReason::Ipv6Tunnel,
         ),
-        dropped(
-            "a persistent service",
+        forward(
+            "a persistent service: scheduled (and its template recorded)",
             External,
             Packet::tcp(c(40009), vip(8000), SYN, 1, 0).frame(CLIENT_MAC, EXT_MAC),
-            DropReason::Ipv6Persistence,
+            Packet::tcp(c(40009), vip(8000), SYN, 1, 0)
+                .forwarded(c(40009), r148(8000))
+                .frame(INT_MAC, REAL_148_MAC),
         ),
         dropped(
             "an IPv4 real server",
@@ -536,8 +539,8 @@ fn golden_ipv6() {
     // and tries again).
     assert_eq!(
         d.conns6.len(),
-        7,
-        "40000, 40001, 40002, 5300, 40100, 40200, 40007"
+        8,
+        "40000, 40001, 40002, 5300, 40100, 40200, 40007, 40009"
     );
     assert!(d.conns.is_empty(), "the IPv4 table is not touched");
     let web = d.stats.services[SVC_WEB as usize].totals();
@@ -547,6 +550,67 @@ fn golden_ipv6() {
     let icmp = |dir: usize, reason: IcmpReason| d.stats.icmp[dir][reason as usize].get();
     assert_eq!(icmp(1, IcmpReason::FragNeeded), 2, "Packet Too Big, out");
     assert_eq!(icmp(0, IcmpReason::TimeExceeded), 1, "Time Exceeded, in");
+}
+
+/// `-p 300 -M 64` over round robin: new connections from any client of one /64 stick to the
+/// first one's server, where the same service without persistence alternates; another /64
+/// gets a template of its own, the scheduler's next server.
+#[test]
+fn persistent_ipv6_service_keeps_a_client_prefix_on_one_server() {
+    const PERSISTENT: ServiceId = 0;
+    const PLAIN: ServiceId = 1;
+    let reals = |id: RealId, port| [(id, REAL6_148, port, 1), (id + 1, REAL6_137, port, 1)];
+    let (key, mut persistent) = service(PERSISTENT, PROTO_TCP, 8000, &reals(0, 8000));
+    persistent.persistence = Some(Persistence {
+        timeout_secs: 300,
+        netmask: prefix_mask6(64).into(),
+    });
+    let mut d = Director::from_parts(
+        snapshot_with([
+            (key, persistent),
+            service(PLAIN, PROTO_TCP, 8001, &reals(2, 8001)),
+        ]),
+        neighbours(),
+        64,
+    );
+    let syn = |d: &mut Director, client: Ipv6Addr, port: u16, vport: u16| -> Ipv6Addr {
+        let mut frame =
+            Packet::tcp(at6(client, port), vip(vport), SYN, 1, 0).frame(CLIENT_MAC, EXT_MAC);
+        assert_eq!(
+            d.process6(&mut frame, Side::External),
+            Verdict::Forward(Side::Internal),
+            "{client} port {port}"
+        );
+        etherparse::Ipv6HeaderSlice::from_slice(&frame[IP..])
+            .unwrap()
+            .destination_addr()
+    };
+    // Two clients of 2001:2::/64 (CLIENT6 is 2001:2::201).
+    let neighbour = Ipv6Addr::new(0x2001, 2, 0, 0, 0xa, 0, 0, 0x202);
+    let clients = [CLIENT6, neighbour];
+    let plain: Vec<_> = (0..4)
+        .map(|i| syn(&mut d, clients[i % 2], 41000 + i as u16, 8001))
+        .collect();
+    assert_eq!(plain, [REAL6_148, REAL6_137, REAL6_148, REAL6_137]);
+    for i in 0..6 {
+        let real = syn(&mut d, clients[i % 2], 40000 + i as u16, 8000);
+        assert_eq!(real, REAL6_148, "connection {i}: the /64's server");
+    }
+    // 2001:2:0:5::/64 is another prefix: a template of its own, round robin's next server.
+    let other = Ipv6Addr::new(0x2001, 2, 0, 5, 0, 0, 0, 0x201);
+    assert_eq!(syn(&mut d, other, 50000, 8000), REAL6_137);
+    assert_eq!(syn(&mut d, other, 50001, 8000), REAL6_137);
+    assert_eq!(syn(&mut d, CLIENT6, 50002, 8000), REAL6_148);
+
+    // .148 fails its health check (weight 0 and failed): the /64's template is not honoured
+    // any more, its clients go to the scheduler (and stay on its pick).
+    let down = [(0, REAL6_148, 8000, 0), (1, REAL6_137, 8000, 1)];
+    let (key, mut persistent) = service(PERSISTENT, PROTO_TCP, 8000, &down);
+    persistent.persistence = d.config.services[&key].persistence;
+    persistent.reals[0].failed = true;
+    d.config = snapshot_with([(key, persistent)]);
+    assert_eq!(syn(&mut d, neighbour, 50003, 8000), REAL6_137);
+    assert_eq!(syn(&mut d, CLIENT6, 50004, 8000), REAL6_137);
 }
 
 /// A new IPv4 flow to a service whose real server is IPv6 is refused through `process`.

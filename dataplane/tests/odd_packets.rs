@@ -69,6 +69,7 @@ fn process_at(d: &mut Director, frame: &mut [u8], from: Side, now_ms: u64) -> Ve
         now_ms,
         workers: &[],
         templates: &d.templates,
+        templates6: &d.templates6,
         overload: &[],
     };
     process(frame, from, &env, &mut d.conns, &d.stats)

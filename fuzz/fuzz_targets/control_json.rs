@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use xvs_control::apply::{Director, Steering};
 use xvs_control::protocol::{Command, Response};
 use xvs_control::server::decode;
@@ -29,7 +29,7 @@ impl Steering for Nowhere {
     fn set_real(&mut self, _: Vip, _: bool) -> io::Result<()> {
         Ok(())
     }
-    fn set_neighbour(&mut self, _: Ipv4Addr, _: bool) {}
+    fn set_neighbour(&mut self, _: IpAddr, _: bool) {}
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -55,7 +55,7 @@ use xvs_dataplane::conntrack::ConnTable;
 use xvs_dataplane::neigh::{
     nud, KernelTables, Neighbour, Neighbour6, NeighbourTable, Route, Route6,
 };
-use xvs_dataplane::persist::Templates;
+use xvs_dataplane::persist::{Templates, Templates6};
 use xvs_dataplane::process::{client_endpoint6, process, process6, Env, Side, Verdict};
 use xvs_dataplane::snapshot::{
     Encap, Interface, Method, RealServer, Service, Snapshot, Tunnel, Vip, PROTO_TCP, PROTO_UDP,
@@ -150,6 +150,7 @@ struct Director {
     config: Snapshot,
     neighbours: NeighbourTable,
     templates: Templates,
+    templates6: Templates6,
     conns: ConnTable,
     conns6: ConnTable<Ipv6Addr>,
     now_ms: u64,
@@ -249,6 +250,7 @@ impl Director {
             config,
             neighbours,
             templates: Templates::new(64, 0),
+            templates6: Templates6::new(64, 0),
             conns: ConnTable::with_capacity(CONN_CAPACITY),
             conns6: ConnTable::new(CONN_CAPACITY, CONN_CAPACITY / 2),
             now_ms: 1_000,
@@ -256,12 +258,24 @@ impl Director {
     }
 
     fn process(&mut self, frame: &mut Vec<u8>, from: Side) -> Verdict {
-        let env = env(&self.config, &self.neighbours, &self.templates, self.now_ms);
+        let env = env(
+            &self.config,
+            &self.neighbours,
+            &self.templates,
+            &self.templates6,
+            self.now_ms,
+        );
         process(frame, from, &env, &mut self.conns, stats())
     }
 
     fn process6(&mut self, frame: &mut Vec<u8>, from: Side) -> Verdict {
-        let env = env(&self.config, &self.neighbours, &self.templates, self.now_ms);
+        let env = env(
+            &self.config,
+            &self.neighbours,
+            &self.templates,
+            &self.templates6,
+            self.now_ms,
+        );
         process6(frame, from, &env, &mut self.conns6, stats())
     }
 }
@@ -271,6 +285,7 @@ fn env<'a>(
     config: &'a Snapshot,
     neighbours: &'a NeighbourTable,
     templates: &'a Templates,
+    templates6: &'a Templates6,
     now_ms: u64,
 ) -> Env<'a> {
     Env {
@@ -279,6 +294,7 @@ fn env<'a>(
         now_ms,
         workers: &[],
         templates,
+        templates6,
         overload: &[],
     }
 }

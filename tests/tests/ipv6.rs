@@ -84,6 +84,56 @@ fn ipv6_masquerading_beside_ipv4() -> Result<()> {
         out_packets.parse::<u64>().is_ok_and(|n| n > 0),
         "OutPkts {out_packets:?}:\n{listing}"
     );
+
+    // `-Lnc` lists the IPv6 connections beside the IPv4 ones, and the stats count them.
+    // Nothing opens a connection in between, so the count taken first is at least the
+    // number listed after it.
+    let stats = cluster.stats()?;
+    let conns = cluster.xvsadm(&["-Lnc"])?;
+    let fields = |line: &str| {
+        line.split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let entries: Vec<Vec<String>> = conns.lines().skip(2).map(fields).collect();
+    let client = cluster.topo.client_addr();
+    let tcp6 = |real: &Ipv6Addr| {
+        entries
+            .iter()
+            .filter(|e| {
+                e[0] == "TCP"
+                    && e[3].starts_with(&format!("[{client6}]:"))
+                    && e[4] == format!("[{vip6}]:80")
+                    && e[5] == format!("[{real}]:80")
+            })
+            .count()
+    };
+    let udp6 = entries
+        .iter()
+        .filter(|e| e[0] == "UDP" && e[4] == format!("[{vip6}]:{UDP_PORT}"))
+        .count();
+    let tcp4 = entries
+        .iter()
+        .filter(|e| e[0] == "TCP" && e[3].starts_with(&format!("{client}:")))
+        .count();
+    ensure!(
+        reals6.iter().all(|r| tcp6(r) > 0) && udp6 == 4 && tcp4 > 0,
+        "IPv6 connections missing (TCP {:?}, UDP {udp6}, IPv4 TCP {tcp4}):\n{conns}",
+        reals6.iter().map(tcp6).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "ipv6_masquerading_beside_ipv4: {} connections listed ({tcp4} IPv4 TCP, {udp6} IPv6 UDP), \
+         {} counted",
+        entries.len(),
+        stats.conn_count
+    );
+    ensure!(
+        stats.conn_count >= entries.len() as u64
+            && stats.workers.iter().map(|w| w.conns).sum::<u64>() == stats.conn_count,
+        "conn_count {} but {} connections listed:\n{conns}",
+        stats.conn_count,
+        entries.len()
+    );
     Ok(())
 }
 
@@ -120,6 +170,42 @@ fn ipv6_with_two_workers() -> Result<()> {
     let stats = cluster.stats()?;
     let handed_off: u64 = stats.workers.iter().map(|w| w.handed_off).sum();
     eprintln!("ipv6_with_two_workers: {handed_off} frames handed to their owner worker");
+    Ok(())
+}
+
+/// `-p 300 -M 64` on an IPv6 service over round robin: every new connection of the client
+/// (each curl from a new source port, on whichever worker) reaches the first one's real
+/// server, where round robin alone would alternate; `-Ln` shows the persistence.
+#[test]
+fn ipv6_persistence() -> Result<()> {
+    if !root_or_skip("ipv6_persistence") {
+        return Ok(());
+    }
+    let spec = TopologySpec {
+        prefix: "xvse2e6per".into(),
+        ..TopologySpec::dual_stack()
+    };
+    let cluster = Cluster::start_spec(&spec, &[])?;
+    let vip6 = cluster.topo.vip6();
+    let service = format!("[{vip6}]:80");
+    cluster.xvsadm(&["-A", "-t", &service, "-s", "rr", "-p", "300", "-M", "64"])?;
+    for real in cluster.real_addrs().into_iter().map(ipv6_of) {
+        let real = format!("[{real}]:80");
+        cluster.xvsadm(&["-a", "-t", &service, "-r", &real, "-m"])?;
+    }
+    let answers = (0..6)
+        .map(|_| cluster.curl_url(&format!("http://[{vip6}]/")))
+        .collect::<Result<Vec<_>>>()?;
+    ensure!(
+        [WEB01, WEB02].contains(&answers[0].trim_end()) && answers.iter().all(|a| a == &answers[0]),
+        "answers {answers:?} are not all from one real server\nxvsd log:\n{}",
+        cluster.director.log()
+    );
+    let listing = cluster.xvsadm(&["-Ln"])?;
+    ensure!(
+        listing.contains("TCP  [2001:2::129]:80 rr persistent 300 mask 64"),
+        "no persistence in:\n{listing}"
+    );
     Ok(())
 }
 

@@ -8,14 +8,14 @@
 //!    tunnelled, a persistence netmask of the service's family, a local address of the
 //!    service's family;
 //! 2. [`check_dataplane`]: what IPVS allows but the dataplane cannot forward yet is refused
-//!    as not supported: persistence (`-p`) of an IPv6 service (no IPv6 templates), a
-//!    tunnelled (`-i`) real server of an IPv6 service (no IPv6 encapsulation), and a
-//!    tunnelled real server of the other family than its service (no crossing of families).
-//!    The dataplane counts drops of such flows (`ipv6_persistence`, `ipv6_tunnel`,
+//!    as not supported: a tunnelled (`-i`) real server of an IPv6 service (no IPv6
+//!    encapsulation), and a tunnelled real server of the other family than its service (no
+//!    crossing of families). The dataplane counts drops of such flows (`ipv6_tunnel`,
 //!    `real_family`) should one reach it all the same.
 //!
-//! Everything else IPv6 goes through as IPv4 does: services, masquerading, direct routing,
-//! FullNAT with IPv6 local addresses, schedulers, weights, thresholds, health checks.
+//! Everything else IPv6 goes through as IPv4 does: services, persistence (`-p`, with `-M` a
+//! prefix length), masquerading, direct routing, FullNAT with IPv6 local addresses,
+//! schedulers, weights, thresholds, health checks.
 //! Each check refuses the whole request (a batch, a configuration) like any other invalid
 //! command, changing nothing.
 
@@ -134,21 +134,6 @@ fn check_netmask(service: &ServiceKey, netmask: Netmask) -> Result<(), ApplyErro
 pub(super) fn check_dataplane(command: &Command) -> Result<(), ApplyError> {
     let not_yet = |message: String| Err(ApplyError::Unsupported(message));
     match command {
-        // `persistent: Some(0)` is "not persistent"; an edit without it keeps the service's
-        // persistence, which an IPv6 service never has here.
-        Command::AddService {
-            service,
-            persistent: Some(timeout @ 1..),
-            ..
-        }
-        | Command::EditService {
-            service,
-            persistent: Some(timeout @ 1..),
-            ..
-        } if service.addr.is_ipv6() => not_yet(format!(
-            "service {service}: persistence (-p {timeout}) of IPv6 services is not supported by \
-             this xvsd's dataplane yet (it keeps no IPv6 persistence templates)"
-        )),
         // An edit without `forward` keeps the method, which cannot be a tunnel here.
         Command::AddReal {
             service,

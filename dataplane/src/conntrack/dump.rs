@@ -8,17 +8,22 @@
 //! The finished copy is handed over under the slot's mutex, the only lock, taken once per dump
 //! and never on the packet path, and the caller is woken.
 //!
+//! A worker has a table per family: it copies its IPv4 table, then its IPv6 table, in chunks
+//! of the same number of slots (a chunk that finishes the IPv4 table goes on into the IPv6
+//! one), and answers with both lists at once; [`DumpResult`] keeps them apart.
+//!
 //! An idle worker sleeps in `ppoll` for at most its `idle_wait` (a fraction of a millisecond)
 //! and a dump in progress counts as work, so an answer takes that plus one iteration per chunk.
 //! The listing is consistent per entry, not across the table (as IPVS's, which walks its hash
 //! buckets one at a time): a connection opened or closed during the copy may be missing or
-//! present. A cap on entries per worker bounds the memory a huge table can take; the result
-//! says when it cut a listing short.
+//! present. A cap on entries per worker, both families together, bounds the memory a huge
+//! table can take (IPv4 entries first: a worker whose IPv4 table reaches it lists no IPv6
+//! ones); the result says when it cut a listing short.
 
 use super::{Address, Conn, ConnTable};
 use crate::snapshot::{Method, PROTO_TCP};
 use crossbeam::utils::CachePadded;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -29,8 +34,7 @@ pub const DEFAULT_DUMP_LIMIT: usize = 1_000_000;
 /// Table slots a worker copies per loop iteration while a dump is in progress.
 pub const DEFAULT_DUMP_CHUNK: usize = 1024;
 
-/// A connection as `ipvsadm -L -c` shows it (of a table of family `A`; the exchange with the
-/// control thread, [`ConnDump`], carries IPv4 entries only for now).
+/// A connection as `ipvsadm -L -c` shows it, of a table of family `A`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnEntry<A: Address = Ipv4Addr> {
     pub proto: u8,
@@ -136,7 +140,14 @@ pub struct ConnDump {
 struct Reply {
     /// The request this answers (0: none yet).
     generation: u64,
+    listing: Listing,
+}
+
+/// One worker's answer: its IPv4 entries, then its IPv6 ones.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Listing {
     entries: Vec<ConnEntry>,
+    entries6: Vec<ConnEntry<Ipv6Addr>>,
     truncated: bool,
 }
 
@@ -171,7 +182,7 @@ impl ConnDump {
     }
 
     /// Waits until `deadline` for the answer to request `generation` and takes it.
-    fn take(&self, generation: u64, deadline: Instant) -> Option<(Vec<ConnEntry>, bool)> {
+    fn take(&self, generation: u64, deadline: Instant) -> Option<Listing> {
         let mut reply = self.reply();
         while reply.generation != generation {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -184,7 +195,7 @@ impl ConnDump {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        Some((std::mem::take(&mut reply.entries), reply.truncated))
+        Some(std::mem::take(&mut reply.listing))
     }
 }
 
@@ -197,7 +208,10 @@ impl Default for ConnDump {
 /// Every worker's connections, as [`dump_connections`] collected them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DumpResult {
+    /// IPv4 connections.
     pub entries: Vec<ConnEntry>,
+    /// IPv6 connections.
+    pub entries6: Vec<ConnEntry<Ipv6Addr>>,
     /// Workers that did not answer before the timeout; their entries are missing.
     pub workers_missing: u32,
     /// Some worker had more entries than the limit and listed only that many.
@@ -225,9 +239,10 @@ pub fn dump_connections_limited(
     let mut result = DumpResult::default();
     for (slot, generation) in slots.iter().zip(generations) {
         match slot.take(generation, deadline) {
-            Some((entries, truncated)) => {
-                result.entries.extend(entries);
-                result.truncated |= truncated;
+            Some(listing) => {
+                result.entries.extend(listing.entries);
+                result.entries6.extend(listing.entries6);
+                result.truncated |= listing.truncated;
             }
             None => result.workers_missing += 1,
         }
@@ -242,9 +257,13 @@ pub struct Dumper {
     answered: u64,
     /// The request being copied (equal to `answered` when none is).
     generation: u64,
+    /// The next slot to copy, of the IPv6 table once `ipv6`, else of the IPv4 one.
     cursor: usize,
+    ipv6: bool,
+    /// Entries at most, both families together.
     limit: usize,
     entries: Vec<ConnEntry>,
+    entries6: Vec<ConnEntry<Ipv6Addr>>,
 }
 
 impl Dumper {
@@ -256,8 +275,10 @@ impl Dumper {
             answered: 0,
             generation: 0,
             cursor: 0,
+            ipv6: false,
             limit: 0,
             entries: Vec::new(),
+            entries6: Vec::new(),
         }
     }
 
@@ -267,48 +288,85 @@ impl Dumper {
     }
 
     /// Once per loop iteration: when a dump is requested, copies the next chunk of `table`
-    /// and answers once it is complete. Returns whether it did any work (a dump in progress
-    /// keeps an idle worker from sleeping).
+    /// (IPv4) or, once that is done, of `table6` (IPv6), and answers once both are complete.
+    /// Returns whether it did any work (a dump in progress keeps an idle worker from
+    /// sleeping).
     #[inline]
-    pub fn serve(&mut self, table: &ConnTable, now_ms: u64) -> bool {
+    pub fn serve(&mut self, table: &ConnTable, table6: &ConnTable<Ipv6Addr>, now_ms: u64) -> bool {
         let requested = self.slot.requested.load(Ordering::Relaxed);
         if requested == self.answered {
             return false;
         }
-        self.step(table, now_ms);
+        self.step(table, table6, now_ms);
         true
     }
 
     #[cold]
     #[inline(never)]
-    fn step(&mut self, table: &ConnTable, now_ms: u64) {
+    fn step(&mut self, table: &ConnTable, table6: &ConnTable<Ipv6Addr>, now_ms: u64) {
         // Acquire pairs with the request's Release: the limit stored before it is visible.
         let requested = self.slot.requested.load(Ordering::Acquire);
         if requested != self.generation {
             // A new request, or one superseding a copy whose caller gave up: start over.
             self.generation = requested;
             self.cursor = 0;
+            self.ipv6 = false;
             self.limit = self.slot.limit.load(Ordering::Relaxed);
             self.entries.clear();
-            self.entries.reserve(table.len().min(self.limit));
+            self.entries6.clear();
+            let reserve = table.len().min(self.limit);
+            self.entries.reserve(reserve);
+            self.entries6
+                .reserve(table6.len().min(self.limit - reserve));
         }
-        let export = table.export(
-            &mut self.cursor,
-            self.chunk,
-            now_ms,
-            self.limit,
-            &mut self.entries,
-        );
-        if let Export::Done { truncated } = export {
-            let entries = std::mem::take(&mut self.entries);
-            *self.slot.reply() = Reply {
-                generation: self.generation,
-                entries,
+        let mut slots = self.chunk;
+        if !self.ipv6 {
+            let start = self.cursor;
+            match table.export(
+                &mut self.cursor,
+                slots,
+                now_ms,
+                self.limit,
+                &mut self.entries,
+            ) {
+                Export::More => return,
+                Export::Done { truncated: true } => return self.answer(true),
+                Export::Done { truncated: false } => {
+                    // The rest of the chunk goes to the IPv6 table.
+                    slots -= (self.cursor - start).min(slots);
+                    self.ipv6 = true;
+                    self.cursor = 0;
+                }
+            }
+        }
+        // An IPv6 table that never held an entry has nothing to copy: answer now rather than
+        // an iteration later (an IPv4-only worker takes as many iterations as before).
+        if table6.slots() == 0 {
+            return self.answer(false);
+        }
+        if slots == 0 {
+            return;
+        }
+        let limit6 = self.limit - self.entries.len();
+        if let Export::Done { truncated } =
+            table6.export(&mut self.cursor, slots, now_ms, limit6, &mut self.entries6)
+        {
+            self.answer(truncated);
+        }
+    }
+
+    /// Hands the finished copy over and wakes the caller.
+    fn answer(&mut self, truncated: bool) {
+        *self.slot.reply() = Reply {
+            generation: self.generation,
+            listing: Listing {
+                entries: std::mem::take(&mut self.entries),
+                entries6: std::mem::take(&mut self.entries6),
                 truncated,
-            };
-            self.answered = self.generation;
-            self.slot.answered.notify_all();
-        }
+            },
+        };
+        self.answered = self.generation;
+        self.slot.answered.notify_all();
     }
 }
 
@@ -343,13 +401,45 @@ mod tests {
         }
     }
 
-    fn table_of(conns: &[Conn]) -> ConnTable {
+    fn table_of<A: Address>(conns: &[Conn<A>]) -> ConnTable<A> {
         let stats = WorkerStats::default();
-        let mut t = ConnTable::with_capacity(conns.len().max(1));
+        let mut t = ConnTable::new(conns.len().max(1), conns.len().max(1));
         for c in conns {
             t.insert(*c, &stats).unwrap();
         }
         t
+    }
+
+    fn v6(net: u16, host: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0x2001, 2, 0, net, 0, 0, 0, host)
+    }
+
+    /// An IPv6 masqueraded connection from [2001:2::201]:`cport` to [2001:2::129]:80.
+    fn conn6(cport: u16, proto: u8, state: TcpState, expires_ms: u64) -> Conn<Ipv6Addr> {
+        Conn {
+            proto,
+            caddr: v6(0, 0x201),
+            cport,
+            vaddr: v6(0, 0x129),
+            vport: 80,
+            daddr: v6(1, 0x148),
+            dport: 80,
+            service: 1,
+            real: 2,
+            method: Method::Masq,
+            laddr: v6(0, 0x201),
+            lport: cport,
+            state,
+            expires_ms,
+        }
+    }
+
+    fn no_ipv6() -> ConnTable<Ipv6Addr> {
+        ConnTable::new(1, 1)
+    }
+
+    fn no_ipv4() -> ConnTable {
+        ConnTable::with_capacity(1)
     }
 
     /// Everything [`ConnTable::export`] lists at `now_ms`, `chunk` slots at a time.
@@ -370,15 +460,13 @@ mod tests {
         panic!("export did not finish");
     }
 
-    fn sorted(mut entries: Vec<ConnEntry>) -> Vec<ConnEntry> {
+    fn sorted<A: Address>(mut entries: Vec<ConnEntry<A>>) -> Vec<ConnEntry<A>> {
         entries.sort_by_key(|e| e.client_port);
         entries
     }
 
-    /// Export is generic over the family (the exchange with the control thread is not yet).
     #[test]
     fn an_ipv6_table_lists_its_entries() {
-        use std::net::Ipv6Addr;
         let addr = |net, host| Ipv6Addr::new(0x2001, 2, 0, net, 0, 0, 0, host);
         let stats = WorkerStats::default();
         let mut t = ConnTable::<Ipv6Addr>::new(4, 2);
@@ -543,13 +631,18 @@ mod tests {
     }
 
     impl FakeWorker {
-        fn spawn(mut dumper: Dumper, table: ConnTable, now_ms: u64) -> Self {
+        fn spawn(
+            mut dumper: Dumper,
+            table: ConnTable,
+            table6: ConnTable<Ipv6Addr>,
+            now_ms: u64,
+        ) -> Self {
             let stop = Arc::new(AtomicBool::new(false));
             let stop_worker = Arc::clone(&stop);
             let thread = std::thread::spawn(move || {
                 let mut busy_iterations = 0;
                 while !stop_worker.load(Ordering::Relaxed) {
-                    if dumper.serve(&table, now_ms) {
+                    if dumper.serve(&table, &table6, now_ms) {
                         busy_iterations += 1;
                     } else {
                         std::thread::sleep(Duration::from_micros(200));
@@ -574,11 +667,25 @@ mod tests {
         let b: Vec<Conn> = (101..=150)
             .map(|p| conn(p, PROTO_UDP, TcpState::None, 10_000))
             .collect();
-        // Chunks of 8 slots: the first worker needs 13 iterations for one dump.
+        let b6: Vec<Conn<Ipv6Addr>> = (201..=220)
+            .map(|p| conn6(p, PROTO_TCP, TcpState::Established, 10_000))
+            .collect();
+        // Chunks of 8 slots: the first worker needs 13 iterations for one dump, the second
+        // 9 (50 IPv4 slots, then 20 IPv6 ones).
         let slots: Vec<Arc<ConnDump>> = (0..2).map(|_| Arc::new(ConnDump::new())).collect();
         let workers = [
-            FakeWorker::spawn(Dumper::new(Arc::clone(&slots[0]), 8), table_of(&a), 4_000),
-            FakeWorker::spawn(Dumper::new(Arc::clone(&slots[1]), 8), table_of(&b), 4_000),
+            FakeWorker::spawn(
+                Dumper::new(Arc::clone(&slots[0]), 8),
+                table_of(&a),
+                no_ipv6(),
+                4_000,
+            ),
+            FakeWorker::spawn(
+                Dumper::new(Arc::clone(&slots[1]), 8),
+                table_of(&b),
+                table_of(&b6),
+                4_000,
+            ),
         ];
 
         for _ in 0..3 {
@@ -590,14 +697,42 @@ mod tests {
             assert_eq!(entries[0].state, "ESTABLISHED");
             assert_eq!(entries[149].state, "UDP");
             assert!(entries.iter().zip(1..).all(|(e, p)| e.client_port == p));
+            let entries6 = sorted(result.entries6);
+            assert!(entries6
+                .iter()
+                .zip(201..=220)
+                .all(|(e, p)| e.client_port == p
+                    && e.client == v6(0, 0x201)
+                    && e.expires_ms == 6_000));
+            assert_eq!(entries6.len(), 20);
         }
 
+        // 30 a worker: the second lists its 50 IPv4 entries no further than 30.
         let capped = dump_connections_limited(&slots, 30, Duration::from_secs(10));
-        assert_eq!((capped.entries.len(), capped.truncated), (60, true));
+        assert_eq!(
+            (
+                capped.entries.len(),
+                capped.entries6.len(),
+                capped.truncated
+            ),
+            (60, 0, true)
+        );
+        // 60 a worker: the second has room for 10 of its IPv6 entries.
+        let capped = dump_connections_limited(&slots, 60, Duration::from_secs(10));
+        assert_eq!(
+            (
+                capped.entries.len(),
+                capped.entries6.len(),
+                capped.truncated
+            ),
+            (110, 10, true)
+        );
 
         let iterations: Vec<u32> = workers.into_iter().map(FakeWorker::stop).collect();
-        // Four dumps; the first worker needs 13 iterations a full one, 4 for the capped one.
-        assert_eq!(iterations, [3 * 13 + 4, 3 * 7 + 4]);
+        // Five dumps; the first worker needs 13 iterations a full one, 4 for a listing capped
+        // at 30 and 8 for one capped at 60; the second 9 a full one, 4, and 8 (slots 56..64,
+        // the IPv6 table's 0..6, meet the limit).
+        assert_eq!(iterations, [3 * 13 + 4 + 8, 3 * 9 + 4 + 8]);
     }
 
     #[test]
@@ -610,11 +745,15 @@ mod tests {
         let result = dump_connections(&slots, Duration::from_millis(20));
         assert_eq!((result.entries.len(), result.workers_missing), (0, 1));
         // The worker wakes up late and answers the abandoned request.
-        assert!(dumper.serve(&table, 0));
-        assert!(!dumper.serve(&table, 0), "answered: nothing more to do");
+        let table6 = no_ipv6();
+        assert!(dumper.serve(&table, &table6, 0));
+        assert!(
+            !dumper.serve(&table, &table6, 0),
+            "answered: nothing more to do"
+        );
 
         // The next caller gets the answer to its own request, not the stale one.
-        let worker = FakeWorker::spawn(dumper, table, 9_000);
+        let worker = FakeWorker::spawn(dumper, table, no_ipv6(), 9_000);
         let result = dump_connections(&slots, Duration::from_secs(10));
         assert_eq!(worker.stop(), 1);
         assert_eq!(result.workers_missing, 0);
@@ -632,19 +771,135 @@ mod tests {
             .collect();
         let table = table_of(&conns);
         let slot = Arc::new(ConnDump::new());
+        let table6 = table_of(&[conn6(1, PROTO_TCP, TcpState::Established, 10_000)]);
         let mut dumper = Dumper::new(Arc::clone(&slot), 3);
         let first = slot.request(100);
-        assert!(dumper.serve(&table, 0), "copied slots 0..3");
+        assert!(dumper.serve(&table, &table6, 0), "copied slots 0..3");
         // Its caller gave up; another asks with a smaller limit.
         let second = slot.request(4);
         let mut iterations = 0;
-        while dumper.serve(&table, 0) {
+        while dumper.serve(&table, &table6, 0) {
             iterations += 1;
         }
         assert_eq!(iterations, 2, "0..3, then 3..6 where the limit stops it");
         let soon = Instant::now() + Duration::from_millis(1);
         assert_eq!(slot.take(first, soon), None);
-        let (entries, truncated) = slot.take(second, soon).unwrap();
-        assert_eq!((entries.len(), truncated), (4, true));
+        let listing = slot.take(second, soon).unwrap();
+        assert_eq!(
+            (
+                listing.entries.len(),
+                listing.entries6.len(),
+                listing.truncated
+            ),
+            (4, 0, true)
+        );
+
+        // Restarted while in the IPv6 table: the new copy starts over from the IPv4 one.
+        let third = slot.request(100);
+        for _ in 0..4 {
+            assert!(dumper.serve(&table, &table6, 0));
+        }
+        assert!(dumper.ipv6, "IPv4 slots 0..10 copied, the IPv6 table begun");
+        let fourth = slot.request(100);
+        let mut iterations = 0;
+        while dumper.serve(&table, &table6, 0) {
+            iterations += 1;
+        }
+        assert_eq!(iterations, 4, "10 IPv4 slots and 1 IPv6 one, 3 a time");
+        assert_eq!(slot.take(third, soon), None);
+        let listing = slot.take(fourth, soon).unwrap();
+        assert_eq!(
+            (
+                listing.entries.len(),
+                listing.entries6.len(),
+                listing.truncated
+            ),
+            (10, 1, false)
+        );
+    }
+
+    /// Runs `dumper` on a request for at most `limit` entries until it answers; returns the
+    /// answer and the iterations it took.
+    fn serve_one(
+        dumper: &mut Dumper,
+        table: &ConnTable,
+        table6: &ConnTable<Ipv6Addr>,
+        now_ms: u64,
+        limit: usize,
+    ) -> (Listing, u32) {
+        let generation = dumper.slot().request(limit);
+        let mut iterations = 0;
+        while dumper.serve(table, table6, now_ms) {
+            iterations += 1;
+        }
+        let soon = Instant::now() + Duration::from_millis(1);
+        (dumper.slot().take(generation, soon).unwrap(), iterations)
+    }
+
+    /// IPv4 entries first, then IPv6 ones, in chunks that run on from one table into the
+    /// next; both in one answer.
+    #[test]
+    fn a_listing_carries_both_families() {
+        let conns: Vec<Conn> = (1..=10)
+            .map(|p| conn(p, PROTO_TCP, TcpState::Established, 10_000))
+            .collect();
+        let mut conns6: Vec<Conn<Ipv6Addr>> = (101..=107)
+            .map(|p| conn6(p, PROTO_TCP, TcpState::Established, 10_000))
+            .collect();
+        conns6.push(conn6(108, PROTO_UDP, TcpState::None, 10_000));
+        // Expired, not swept: not listed, but its slot is visited.
+        conns6.push(conn6(109, PROTO_TCP, TcpState::Close, 3_000));
+        conns6.push(conn6(110, PROTO_TCP, TcpState::SynRecv, 64_000));
+        let (table, table6) = (table_of(&conns), table_of(&conns6));
+
+        // 10 + 10 slots, 4 a time: 0..4, 4..8, 8..10 and 0..2, 2..6, 6..10.
+        let mut dumper = Dumper::new(Arc::new(ConnDump::new()), 4);
+        let (listing, iterations) = serve_one(&mut dumper, &table, &table6, 4_000, 100);
+        assert_eq!(iterations, 5);
+        assert!(!listing.truncated);
+        let ports: Vec<u16> = sorted(listing.entries)
+            .iter()
+            .map(|e| e.client_port)
+            .collect();
+        assert_eq!(ports, (1..=10).collect::<Vec<_>>());
+        let entry6 = |cport, proto, state, expires_ms| ConnEntry {
+            proto,
+            client: v6(0, 0x201),
+            client_port: cport,
+            vip: v6(0, 0x129),
+            vport: 80,
+            real: v6(1, 0x148),
+            rport: 80,
+            state,
+            expires_ms,
+            fast: false,
+            local: None,
+        };
+        let mut expect: Vec<_> = (101..=107)
+            .map(|p| entry6(p, PROTO_TCP, "ESTABLISHED", 6_000))
+            .collect();
+        expect.push(entry6(108, PROTO_UDP, "UDP", 6_000));
+        expect.push(entry6(110, PROTO_TCP, "SYN_RECV", 60_000));
+        assert_eq!(sorted(listing.entries6), expect);
+
+        // A chunk that ends with the IPv4 table: the IPv6 one starts with the next chunk.
+        let mut dumper = Dumper::new(Arc::new(ConnDump::new()), 5);
+        let (listing, iterations) = serve_one(&mut dumper, &table, &table6, 4_000, 100);
+        assert_eq!(iterations, 4, "0..5, 5..10, then 0..5, 5..10");
+        assert_eq!((listing.entries.len(), listing.entries6.len()), (10, 9));
+
+        // An IPv6 table alone, and the limit over both families.
+        let (listing, iterations) = serve_one(&mut dumper, &no_ipv4(), &table6, 4_000, 100);
+        assert_eq!(iterations, 2);
+        assert_eq!((listing.entries.len(), listing.entries6.len()), (0, 9));
+        for (limit, listed, truncated) in [(19, (10, 9), false), (18, (10, 8), true)] {
+            let (listing, _) = serve_one(&mut dumper, &table, &table6, 4_000, limit);
+            let got = (listing.entries.len(), listing.entries6.len());
+            assert_eq!((got, listing.truncated), (listed, truncated), "{limit}");
+        }
+        let (listing, iterations) = serve_one(&mut dumper, &table, &table6, 4_000, 9);
+        assert_eq!(iterations, 2, "the IPv4 table's 10th entry ends it");
+        assert_eq!((listing.entries.len(), listing.entries6.len()), (9, 0));
+        assert!(listing.truncated);
     }
 }

@@ -118,8 +118,8 @@
 //! # Listing
 //! Only the owner reads its table, so the control thread asks each worker for a copy of its
 //! entries through a [`ConnDump`] slot ([`dump`] describes the exchange). A table of any
-//! family can copy its entries ([`ConnTable::export`], [`ConnEntry<A>`]); the exchange itself
-//! carries IPv4 entries only for now.
+//! family copies its entries ([`ConnTable::export`], [`ConnEntry<A>`]); a worker answers
+//! with both of its tables' entries.
 
 pub mod dump;
 mod hw;

@@ -28,10 +28,6 @@ pub(super) trait Family: Address {
     /// The FullNAT local addresses of this family: no new flow may come from one.
     fn local_addrs(config: &Snapshot) -> &[Self];
 
-    /// Refuses a new flow to `service` for what this family does not support, before
-    /// anything is spent on the flow.
-    fn admits(service: &Service) -> Result<(), DropReason>;
-
     /// The real server for a new connection `h` to `service`, or why there is none.
     fn choose_real<'s>(
         service: &'s Service,
@@ -134,11 +130,6 @@ impl Family for Ipv4Addr {
         &config.local_addrs
     }
 
-    #[inline(always)]
-    fn admits(_: &Service) -> Result<(), DropReason> {
-        Ok(())
-    }
-
     /// Its client's persistence template if the service is persistent and the template's
     /// server is still configured and not failed (IPVS keeps a client there even at weight 0),
     /// else the scheduler's pick (recorded as the new template).
@@ -154,7 +145,11 @@ impl Family for Ipv4Addr {
                 .schedule(&load, &flow)
                 .ok_or(DropReason::NoRealServer);
         };
-        let client = masked(h.src, persistence.netmask);
+        let netmask = match persistence.netmask {
+            IpAddr::V4(netmask) => netmask,
+            IpAddr::V6(_) => Ipv4Addr::BROADCAST,
+        };
+        let client = masked(h.src, netmask);
         let now_s = (env.now_ms / 1000) as u32;
         let real = env
             .templates

@@ -22,9 +22,11 @@
 //! - ICMPv6 other than an error about TCP/UDP (Neighbour Discovery, echo:
 //!   `UnsupportedProtocol`): the kernel's, to which the XDP program passes them;
 //! - hop limit <= 1 (`TtlExceeded`), as IPv4's TTL;
-//! - new flows to a tunnelled real server (`Ipv6Tunnel`), to a persistent service
-//!   (`Ipv6Persistence`: the templates are keyed by IPv4 clients) or to an IPv4 real server
+//! - new flows to a tunnelled real server (`Ipv6Tunnel`) or to an IPv4 real server
 //!   (`RealFamily`): not supported yet, and refused rather than served differently.
+//!
+//! Persistent services keep their IPv6 clients' templates in [`crate::persist::Templates6`],
+//! the clients masked by the service's prefix length (`-M 64`), as IPv4 ones are by netmask.
 //!
 //! IPv6 routers never fragment (RFC 8200 section 5): a packet longer than its egress
 //! interface's MTU is answered with ICMPv6 Packet Too Big (next-hop MTU: that MTU) from the
@@ -45,6 +47,7 @@ use crate::conntrack::{Conn, ConnTable, Direction};
 use crate::nat::Endpoint;
 use crate::nat6;
 use crate::neigh::NeighbourTable;
+use crate::persist::masked6;
 use crate::snapshot::{Interface, Method, RealServer, Service, Snapshot, Tunnel, PROTO_UDP};
 use crate::stats::{DropReason, WorkerStats};
 use crate::wire::ipv6ext::{self, ExtError};
@@ -127,24 +130,40 @@ impl Family for Ipv6Addr {
         &config.local_addrs6
     }
 
-    /// Persistence templates ([`crate::persist`]) are keyed by masked IPv4 clients: a
-    /// persistent service's new IPv6 flows are refused rather than scheduled without one.
-    #[inline]
-    fn admits(service: &Service) -> Result<(), DropReason> {
-        match service.persistence {
-            Some(_) => Err(DropReason::Ipv6Persistence),
-            None => Ok(()),
-        }
-    }
-
+    /// As IPv4's: the template of the client's prefix ([`crate::persist::Templates6`]) if the
+    /// service is persistent and the template's server is still configured and not failed,
+    /// else the scheduler's pick, recorded as the new template. A tunnelled server is refused
+    /// either way.
     fn choose_real<'s>(
         service: &'s Service,
         h: &Headers<Self>,
         env: &Env<'_>,
     ) -> Result<&'s RealServer, DropReason> {
-        let real = service
-            .schedule(&load(service, env), &flow(h))
-            .ok_or(DropReason::NoRealServer)?;
+        let load = load(service, env);
+        let flow = flow(h);
+        let real = match service.persistence {
+            None => service.schedule(&load, &flow),
+            Some(persistence) => {
+                let netmask = match persistence.netmask {
+                    IpAddr::V6(netmask) => netmask,
+                    IpAddr::V4(_) => Ipv6Addr::from(u128::MAX),
+                };
+                let client = masked6(h.src, netmask);
+                let now_s = (env.now_ms / 1000) as u32;
+                let real = env
+                    .templates6
+                    .get(service.id, client, now_s)
+                    .and_then(|id| service.reals.iter().find(|r| r.id == id && !r.failed))
+                    .or_else(|| service.schedule(&load, &flow));
+                if let Some(real) = real {
+                    let expires = now_s.saturating_add(persistence.timeout_secs);
+                    env.templates6
+                        .put(service.id, client, real.id, now_s, expires);
+                }
+                real
+            }
+        }
+        .ok_or(DropReason::NoRealServer)?;
         match real.method {
             Method::Tunnel(_) => Err(DropReason::Ipv6Tunnel),
             _ => Ok(real),

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use xvs_dataplane::conntrack::ConnTable;
 use xvs_dataplane::neigh::{nud, Neighbour, Neighbour6, NeighbourTable, Route, Route6};
-use xvs_dataplane::persist::Templates;
+use xvs_dataplane::persist::{Templates, Templates6};
 use xvs_dataplane::process::{process, process6, process_batch, Env, FrameBuf, Side, Verdict};
 use xvs_dataplane::snapshot::{
     Interface, Method, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
@@ -250,6 +250,7 @@ pub struct Director {
     pub conns6: ConnTable<Ipv6Addr>,
     pub stats: WorkerStats,
     pub templates: Templates,
+    pub templates6: Templates6,
 }
 
 /// The environment of one batch at [`NOW_MS`], with no other worker, template or overload
@@ -258,6 +259,7 @@ fn test_env<'a>(
     config: &'a Snapshot,
     neighbours: &'a NeighbourTable,
     templates: &'a Templates,
+    templates6: &'a Templates6,
 ) -> Env<'a> {
     Env {
         config,
@@ -265,6 +267,7 @@ fn test_env<'a>(
         now_ms: NOW_MS,
         workers: &[],
         templates,
+        templates6,
         overload: &[],
     }
 }
@@ -278,19 +281,30 @@ impl Director {
             conns6: ConnTable::new(capacity, capacity / 2),
             stats: WorkerStats::default(),
             templates: Templates::new(64, 0),
+            templates6: Templates6::new(64, 0),
         }
     }
 
     /// One frame through [`process`] at [`NOW_MS`] (a `Vec` may change its length, a slice
     /// may not).
     pub fn process<F: FrameBuf + ?Sized>(&mut self, frame: &mut F, from: Side) -> Verdict {
-        let env = test_env(&self.config, &self.neighbours, &self.templates);
+        let env = test_env(
+            &self.config,
+            &self.neighbours,
+            &self.templates,
+            &self.templates6,
+        );
         process(frame, from, &env, &mut self.conns, &self.stats)
     }
 
     /// One IPv6 frame through [`process6`] at [`NOW_MS`].
     pub fn process6<F: FrameBuf + ?Sized>(&mut self, frame: &mut F, from: Side) -> Verdict {
-        let env = test_env(&self.config, &self.neighbours, &self.templates);
+        let env = test_env(
+            &self.config,
+            &self.neighbours,
+            &self.templates,
+            &self.templates6,
+        );
         process6(frame, from, &env, &mut self.conns6, &self.stats)
     }
 
@@ -301,7 +315,12 @@ impl Director {
         from: Side,
         verdict: impl FnMut(usize, Verdict),
     ) {
-        let env = test_env(&self.config, &self.neighbours, &self.templates);
+        let env = test_env(
+            &self.config,
+            &self.neighbours,
+            &self.templates,
+            &self.templates6,
+        );
         process_batch(frames, from, &env, &mut self.conns, &self.stats, verdict)
     }
 }
