@@ -12,7 +12,7 @@ use crate::conntrack::{Address, Conn, Direction};
 use crate::nat::{self, Endpoint};
 use crate::neigh::NeighbourTable;
 use crate::persist::masked;
-use crate::snapshot::{RealServer, Service, Snapshot, Tunnel};
+use crate::snapshot::{RealId, RealServer, Service, ServiceId, Snapshot, Tunnel};
 use crate::stats::{DropReason, ServiceLoad, WorkerStats};
 use std::net::{IpAddr, Ipv4Addr};
 use xvs_scheduler::Flow;
@@ -28,12 +28,58 @@ pub(super) trait Family: Address {
     /// The FullNAT local addresses of this family: no new flow may come from one.
     fn local_addrs(config: &Snapshot) -> &[Self];
 
-    /// The real server for a new connection `h` to `service`, or why there is none.
+    /// The real server for a new connection `h` to `service`, or why there is none: its
+    /// client's persistence template if the service is persistent and the template's server
+    /// is still configured and not failed (IPVS keeps a client there even at weight 0), else
+    /// the scheduler's pick (recorded as the new template); then [`Family::admits_real`].
     fn choose_real<'s>(
         service: &'s Service,
         h: &Headers<Self>,
         env: &Env<'_>,
-    ) -> Result<&'s RealServer, DropReason>;
+    ) -> Result<&'s RealServer, DropReason> {
+        let load = load(service, env);
+        let flow = flow(h);
+        let real = match service.persistence {
+            None => service.schedule(&load, &flow),
+            Some(persistence) => {
+                let group = Self::persistence_group(h.src, persistence.netmask);
+                let now_s = (env.now_ms / 1000) as u32;
+                let real = Self::template(env, service.id, group, now_s)
+                    .and_then(|id| service.reals.iter().find(|r| r.id == id && !r.failed))
+                    .or_else(|| service.schedule(&load, &flow));
+                if let Some(real) = real {
+                    let expires = now_s.saturating_add(persistence.timeout_secs);
+                    Self::record_template(env, service.id, group, real.id, now_s, expires);
+                }
+                real
+            }
+        }
+        .ok_or(DropReason::NoRealServer)?;
+        Self::admits_real(real).map(|()| real)
+    }
+
+    /// The persistence group of `client` under `netmask` (a mask of the other family, which
+    /// control never publishes, groups nothing: each address alone).
+    fn persistence_group(client: Self, netmask: IpAddr) -> Self;
+
+    /// The real server of `group`'s live template for `service` (shared by all workers).
+    fn template(env: &Env<'_>, service: ServiceId, group: Self, now_s: u32) -> Option<RealId>;
+
+    /// Records (or refreshes) `group` -> `real` for `service` until `expires_s`.
+    fn record_template(
+        env: &Env<'_>,
+        service: ServiceId,
+        group: Self,
+        real: RealId,
+        now_s: u32,
+        expires_s: u32,
+    );
+
+    /// Whether this family's connections may go to `real` (IPv6: not tunnelled yet).
+    #[inline(always)]
+    fn admits_real(_real: &RealServer) -> Result<(), DropReason> {
+        Ok(())
+    }
 
     /// The verdict for a packet of `ip_len` bytes travelling in `direction` that does not fit
     /// its egress interface's MTU (the frame then holds what is sent instead, if anything);
@@ -102,7 +148,7 @@ pub(super) trait Family: Address {
 
 /// The servers' loads a scheduler of `service` weighs.
 #[inline]
-pub(super) fn load<'s>(service: &'s Service, env: &Env<'s>) -> ServiceLoad<'s> {
+fn load<'s>(service: &'s Service, env: &Env<'s>) -> ServiceLoad<'s> {
     ServiceLoad {
         reals: &service.reals,
         workers: env.workers,
@@ -112,7 +158,7 @@ pub(super) fn load<'s>(service: &'s Service, env: &Env<'s>) -> ServiceLoad<'s> {
 
 /// The flow a scheduler sees of `h`.
 #[inline]
-pub(super) fn flow<A: Family>(h: &Headers<A>) -> Flow {
+fn flow<A: Family>(h: &Headers<A>) -> Flow {
     Flow {
         proto: h.proto,
         caddr: h.src.into(),
@@ -130,37 +176,29 @@ impl Family for Ipv4Addr {
         &config.local_addrs
     }
 
-    /// Its client's persistence template if the service is persistent and the template's
-    /// server is still configured and not failed (IPVS keeps a client there even at weight 0),
-    /// else the scheduler's pick (recorded as the new template).
-    fn choose_real<'s>(
-        service: &'s Service,
-        h: &Headers<Self>,
+    #[inline(always)]
+    fn persistence_group(client: Self, netmask: IpAddr) -> Self {
+        match netmask {
+            IpAddr::V4(netmask) => masked(client, netmask),
+            IpAddr::V6(_) => client,
+        }
+    }
+
+    #[inline(always)]
+    fn template(env: &Env<'_>, service: ServiceId, group: Self, now_s: u32) -> Option<RealId> {
+        env.templates.get(service, group, now_s)
+    }
+
+    #[inline(always)]
+    fn record_template(
         env: &Env<'_>,
-    ) -> Result<&'s RealServer, DropReason> {
-        let load = load(service, env);
-        let flow = flow(h);
-        let Some(persistence) = service.persistence else {
-            return service
-                .schedule(&load, &flow)
-                .ok_or(DropReason::NoRealServer);
-        };
-        let netmask = match persistence.netmask {
-            IpAddr::V4(netmask) => netmask,
-            IpAddr::V6(_) => Ipv4Addr::BROADCAST,
-        };
-        let client = masked(h.src, netmask);
-        let now_s = (env.now_ms / 1000) as u32;
-        let real = env
-            .templates
-            .get(service.id, client, now_s)
-            .and_then(|id| service.reals.iter().find(|r| r.id == id && !r.failed))
-            .or_else(|| service.schedule(&load, &flow))
-            .ok_or(DropReason::NoRealServer)?;
-        let expires = now_s.saturating_add(persistence.timeout_secs);
-        env.templates
-            .put(service.id, client, real.id, now_s, expires);
-        Ok(real)
+        service: ServiceId,
+        group: Self,
+        real: RealId,
+        now_s: u32,
+        expires_s: u32,
+    ) {
+        env.templates.put(service, group, real, now_s, expires_s);
     }
 
     /// None: IPv4 routers fragment, and only a tunnel's headers make a packet grow

@@ -38,7 +38,7 @@
 //! Not here yet: batches (`process6` parses, hashes and looks up one frame at a time, without
 //! the IPv4 path's prefetching stages) and the one-armed side test.
 
-use super::family::{flow, load, Family};
+use super::family::Family;
 use super::{
     icmp, process_parsed, transport, xmit, Env, FrameBuf, Headers, Parsed, Side, Verdict,
     ETHERNET_HEADER_LEN,
@@ -48,7 +48,9 @@ use crate::nat::Endpoint;
 use crate::nat6;
 use crate::neigh::NeighbourTable;
 use crate::persist::masked6;
-use crate::snapshot::{Interface, Method, RealServer, Service, Snapshot, Tunnel, PROTO_UDP};
+use crate::snapshot::{
+    Interface, Method, RealId, RealServer, ServiceId, Snapshot, Tunnel, PROTO_UDP,
+};
 use crate::stats::{DropReason, WorkerStats};
 use crate::wire::ipv6ext::{self, ExtError};
 use crate::wire::{ipv6, EtherType, EthernetFrame, IpProtocol, Ipv6Packet, UdpPacket};
@@ -130,43 +132,37 @@ impl Family for Ipv6Addr {
         &config.local_addrs6
     }
 
-    /// As IPv4's: the template of the client's prefix ([`crate::persist::Templates6`]) if the
-    /// service is persistent and the template's server is still configured and not failed,
-    /// else the scheduler's pick, recorded as the new template. A tunnelled server is refused
-    /// either way.
-    fn choose_real<'s>(
-        service: &'s Service,
-        h: &Headers<Self>,
-        env: &Env<'_>,
-    ) -> Result<&'s RealServer, DropReason> {
-        let load = load(service, env);
-        let flow = flow(h);
-        let real = match service.persistence {
-            None => service.schedule(&load, &flow),
-            Some(persistence) => {
-                let netmask = match persistence.netmask {
-                    IpAddr::V6(netmask) => netmask,
-                    IpAddr::V4(_) => Ipv6Addr::from(u128::MAX),
-                };
-                let client = masked6(h.src, netmask);
-                let now_s = (env.now_ms / 1000) as u32;
-                let real = env
-                    .templates6
-                    .get(service.id, client, now_s)
-                    .and_then(|id| service.reals.iter().find(|r| r.id == id && !r.failed))
-                    .or_else(|| service.schedule(&load, &flow));
-                if let Some(real) = real {
-                    let expires = now_s.saturating_add(persistence.timeout_secs);
-                    env.templates6
-                        .put(service.id, client, real.id, now_s, expires);
-                }
-                real
-            }
+    #[inline]
+    fn persistence_group(client: Self, netmask: IpAddr) -> Self {
+        match netmask {
+            IpAddr::V6(netmask) => masked6(client, netmask),
+            IpAddr::V4(_) => client,
         }
-        .ok_or(DropReason::NoRealServer)?;
+    }
+
+    #[inline]
+    fn template(env: &Env<'_>, service: ServiceId, group: Self, now_s: u32) -> Option<RealId> {
+        env.templates6.get(service, group, now_s)
+    }
+
+    #[inline]
+    fn record_template(
+        env: &Env<'_>,
+        service: ServiceId,
+        group: Self,
+        real: RealId,
+        now_s: u32,
+        expires_s: u32,
+    ) {
+        env.templates6.put(service, group, real, now_s, expires_s);
+    }
+
+    /// Tunnelled real servers are refused: the encapsulations are IPv4's only.
+    #[inline]
+    fn admits_real(real: &RealServer) -> Result<(), DropReason> {
         match real.method {
             Method::Tunnel(_) => Err(DropReason::Ipv6Tunnel),
-            _ => Ok(real),
+            _ => Ok(()),
         }
     }
 
