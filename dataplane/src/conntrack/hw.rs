@@ -2,6 +2,9 @@
 //! [`crate::conntrack`]: memory on huge pages ([`HugeVec`]), a prefetch hint ([`prefetch`])
 //! and one SIMD compare ([`lanes_equal`]).
 //!
+//! [`commit`] makes the kernel back reserved memory now, so that no first touch faults on the
+//! hot path.
+//!
 //! [`HugeVec`] is a vector of fixed capacity whose storage, when it takes at least one huge
 //! page (2 MiB), is 2 MiB-aligned, a whole number of huge pages long and advised with
 //! `madvise(MADV_HUGEPAGE)` before anything touches it. With transparent huge pages in
@@ -13,9 +16,11 @@
 //! serves an allocation this large from a fresh `mmap`, which only the vector itself touches.
 //!
 //! Elements are written as they are pushed, so pages are committed as the vector fills, as a
-//! `Vec` reserved with `with_capacity` would be.
+//! `Vec` reserved with `with_capacity` would be, unless its owner [`commit`]s the spare
+//! capacity.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
@@ -103,6 +108,40 @@ impl<T> HugeVec<T> {
     pub fn allocated_bytes(&self) -> usize {
         self.layout.size()
     }
+
+    /// The room left for elements (`capacity - len` of them), uninitialised, as
+    /// `Vec::spare_capacity_mut`.
+    pub fn spare_capacity_mut(&mut self) -> &mut [MaybeUninit<T>] {
+        // SAFETY: slots `len..capacity` lie inside the allocation (or there are none, at a
+        // dangling but aligned pointer) and hold no initialised element; `MaybeUninit` asks
+        // nothing of their contents, and `&mut self` makes the borrow unique.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.ptr.as_ptr().add(self.len).cast::<MaybeUninit<T>>(),
+                self.capacity - self.len,
+            )
+        }
+    }
+}
+
+/// The smallest page size of the architectures xvs runs on: [`commit`] writes once per page
+/// of this size (more often than needed on larger pages, which is harmless).
+const PAGE: usize = 4096;
+
+/// Makes the kernel back `spare` with memory now: one write per page, whose contents stay
+/// uninitialised as far as Rust is concerned. Memory reserved at start is otherwise faulted
+/// in by its first touch on the hot path, and with transparent huge pages each such fault
+/// zeroes 2 MiB while the worker waits: a fresh xvsd's first few thousand connections once
+/// stalled its worker for 45 ms, long enough for the 256-frame veth ring to overflow.
+pub fn commit<T>(spare: &mut [MaybeUninit<T>]) {
+    let bytes = std::mem::size_of_val(spare);
+    let base = spare.as_mut_ptr().cast::<u8>();
+    for offset in (0..bytes).step_by(PAGE) {
+        // SAFETY: `offset < bytes`, so the byte is inside `spare`, which is borrowed uniquely;
+        // `MaybeUninit<T>` may hold any bytes. Volatile, so that the write is not dropped as
+        // dead: nothing reads it, the page fault is the point.
+        unsafe { base.add(offset).write_volatile(0) };
+    }
 }
 
 impl<T> Deref for HugeVec<T> {
@@ -188,6 +227,38 @@ mod tests {
         assert_eq!(lanes_equal(&lanes, 0), 0b0011_0000);
         assert_eq!(lanes_equal(&lanes, 65535), 0b0100_0000);
         assert_eq!(lanes_equal(&lanes, 2), 0);
+    }
+
+    /// Whether each page of `bytes` bytes at `addr` (page-aligned) is resident, by mincore(2).
+    fn resident_pages(addr: *const u8, bytes: usize) -> Vec<bool> {
+        let pages = bytes.div_ceil(PAGE);
+        let mut flags = vec![0u8; pages];
+        // SAFETY: `addr..addr + bytes` is mapped (our own allocation) and `flags` has a byte
+        // per page of it.
+        let rc = unsafe { libc::mincore(addr as *mut _, bytes, flags.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+        flags.iter().map(|f| f & 1 == 1).collect()
+    }
+
+    #[test]
+    fn commit_makes_every_page_of_the_spare_capacity_resident() {
+        // 8 huge pages' worth: a fresh mmap from the allocator, so not resident before.
+        let mut v: HugeVec<u64> = HugeVec::with_capacity(8 * HUGE_PAGE / 8);
+        let (addr, bytes) = (v.ptr.as_ptr() as *const u8, v.allocated_bytes());
+        assert!(
+            resident_pages(addr, bytes).iter().any(|r| !r),
+            "a fresh reservation is already resident: this test cannot tell"
+        );
+        v.push(1);
+        commit(v.spare_capacity_mut());
+        let resident = resident_pages(addr, bytes);
+        assert!(
+            resident.iter().all(|r| *r),
+            "{} of {} pages not resident after commit",
+            resident.iter().filter(|r| !**r).count(),
+            resident.len()
+        );
+        assert_eq!(v[0], 1, "commit leaves the elements alone");
     }
 
     #[test]

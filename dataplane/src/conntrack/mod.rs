@@ -16,7 +16,7 @@
 //!
 //! # The table
 //! Each entry is indexed under both its inbound tuple (CIP:cport -> VIP:vport) and its reply
-//! tuple (RIP:rport -> CIP:cport), as in DPVS. Entries live in a slab allocated once at start.
+//! tuple (RIP:rport -> CIP:cport), as in DPVS. Entries live in a slab allocated (and committed) once at start.
 //! Each index (`conntrack/index.rs`) is an array of 64-byte buckets of 10 slot numbers with
 //! a 16-bit tag of their hash each, and nothing else: a probe reads one bucket line, filters
 //! its ways on the tags and compares a candidate's key in its slab entry, so each tuple is
@@ -133,7 +133,7 @@ use crate::stats::{EvictReason, WorkerStats, MAX_SERVICES};
 pub use dump::{
     dump_connections, dump_connections_limited, ConnDump, ConnEntry, DumpResult, Dumper,
 };
-use hw::{prefetch, HugeVec};
+use hw::{commit, prefetch, HugeVec};
 use index::Index;
 use std::net::Ipv4Addr;
 pub use tcp_state::{Direction, TcpState};
@@ -405,16 +405,23 @@ impl<A: Address> ConnTable<A> {
     pub fn new(capacity: usize, half_open_limit: usize) -> Self {
         let capacity = capacity.max(1);
         let half_open_limit = half_open_limit.clamp(1, capacity);
+        let mut slab = HugeVec::with_capacity(capacity);
+        let mut free = Vec::with_capacity(capacity);
+        let mut half_open = HalfOpen::with_limit(half_open_limit);
+        // Backed now, as the indexes are: no page fault on the hot path as the table fills.
+        commit(slab.spare_capacity_mut());
+        commit(free.spare_capacity_mut());
+        commit(half_open.ring.spare_capacity_mut());
         ConnTable {
-            slab: HugeVec::with_capacity(capacity),
-            free: Vec::with_capacity(capacity),
+            slab,
+            free,
             by_client: Index::with_capacity(capacity),
             by_real: Index::with_capacity(capacity),
             hasher: ahash::RandomState::new(),
             capacity,
             len: 0,
             sweep_cursor: 0,
-            half_open: HalfOpen::with_limit(half_open_limit),
+            half_open,
             per_service: vec![0; MAX_SERVICES].into_boxed_slice(),
             prefetch_min_entries: PREFETCH_MIN_ENTRIES,
             last_slot: None,
