@@ -7,9 +7,12 @@
 //! xvs/nft, xvs/xvs-afxdp, xvs-afxdp/nft and xvs-afxdp/xskfwd; the latency histograms of all repetitions are merged per target and written as
 //! `DIR/<target>.hgrm` plus one `DIR/latency.svg` with every target. `--proto tcp` measures
 //! the throughput with TCP conversations; the latency runs stay UDP request/response.
+//! `--family 6` compares over IPv6 (xvs's IPv6 services against nftables NAT66) the targets
+//! that forward it ([`Target::supports`]; by default all of those), and the table's header
+//! says so.
 
 use crate::agent::ping::{histogram_from, new_histogram};
-use crate::agent::Proto;
+use crate::agent::{Family, Proto};
 use crate::report::{self, median};
 use crate::rig::{self, Load, Rig, RigArgs, Target};
 use crate::throughput;
@@ -32,8 +35,9 @@ pub struct Args {
     /// generator (0: none): latency at equal load for every target.
     #[arg(long, default_value_t = 0.0)]
     pub latency_load: f64,
-    #[arg(long, default_value_t = 64)]
-    pub frame_size: usize,
+    /// Ethernet frame size including FCS [default: 64; 84 with --family 6].
+    #[arg(long)]
+    pub frame_size: Option<usize>,
     /// Throughput with UDP datagrams or TCP conversations (latency is always UDP).
     #[arg(long, value_enum, default_value_t = Proto::Udp)]
     pub proto: Proto,
@@ -47,9 +51,10 @@ pub struct Args {
     /// A few seconds in all (short trials, one repetition, low rate): for CI.
     #[arg(long)]
     pub smoke: bool,
-    /// The targets, in the order of the first repetition (later ones rotate it).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Target::ALL)]
-    pub targets: Vec<Target>,
+    /// The targets, in the order of the first repetition (later ones rotate it) [default:
+    /// xvs, xvs-afxdp, nft, direct, xskfwd; those that forward IPv6 with --family 6].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub targets: Option<Vec<Target>>,
     #[command(flatten)]
     pub rig: RigArgs,
 }
@@ -94,9 +99,10 @@ fn row(target: Target, samples: &[Sample]) -> Row {
 }
 
 /// The comparison table (medians) and the xvs/nft ratios.
-pub fn table(rows: &[Row], repetitions: usize, latency_rate: f64) -> String {
+pub fn table(rows: &[Row], repetitions: usize, latency_rate: f64, family: Family) -> String {
     let mut s = format!(
-        "\nmedians of {repetitions} repetition(s); latency at {latency_rate:.0} req/s for every target\n"
+        "\nmedians of {repetitions} repetition(s); latency at {latency_rate:.0} req/s for every target{}\n",
+        family.header_note()
     );
     let _ = writeln!(
         s,
@@ -165,15 +171,24 @@ pub fn run(a: &Args) -> Result<()> {
         )
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let family = a.rig.family;
     let load = Load {
+        family,
         proto: a.proto,
         rate: 0.0,
         duration,
-        frame_size: a.frame_size,
+        frame_size: throughput::frame_size(a.frame_size, family),
         flows: a.flows,
     };
-    let targets = &a.targets;
+    let targets: Vec<Target> = a.targets.clone().unwrap_or_else(|| Target::all_of(family));
+    let targets = &targets;
     ensure!(!targets.is_empty(), "--targets: name at least one");
+    if let Some(t) = targets.iter().find(|t| !t.supports(family)) {
+        anyhow::bail!(
+            "target {t} does not forward IPv{}: leave it out of --targets",
+            family.number()
+        );
+    }
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
     let mut hists: Vec<Histogram<u64>> = targets.iter().map(|_| new_histogram()).collect();
     for rep in 0..reps {
@@ -185,7 +200,7 @@ pub fn run(a: &Args) -> Result<()> {
             println!(
                 "repetition {}/{reps}, target {target}, {} ({} generator); {}",
                 rep + 1,
-                a.proto.name(),
+                family.traffic(a.proto),
                 r.generator().name(),
                 r.cores()
             );
@@ -214,7 +229,7 @@ pub fn run(a: &Args) -> Result<()> {
         .zip(&samples)
         .map(|(t, s)| row(*t, s))
         .collect();
-    print!("{}", table(&rows, reps, latency_rate));
+    print!("{}", table(&rows, reps, latency_rate, family));
     let mut series = Vec::new();
     for (t, h) in targets.iter().zip(hists) {
         report::write_hgrm(&a.out.join(format!("{t}.hgrm")), &h)?;
@@ -262,6 +277,13 @@ mod tests {
             ],
             3,
             1000.0,
+            Family::V4,
+        );
+        assert!(!t.contains("ipv6"));
+        let t6 = table(&[mk(Target::Xvs, 300.0, 20.0)], 1, 1000.0, Family::V6);
+        assert!(
+            t6.contains("latency at 1000 req/s for every target, ipv6\n"),
+            "{t6}"
         );
         for needle in [
             "xvs ",

@@ -1,7 +1,8 @@
 //! `xvs-bench connrate`: new TCP connections per second through one target, measured with
 //! `wrk` and `Connection: close` against nginx on the real servers (see
 //! [`Rig::connection_rate`]). Runs alternate between the targets asked for, and the median of
-//! the repetitions is printed for each.
+//! the repetitions is printed for each. `--family 6`: wrk connects to `[VIP6]:80` (nginx
+//! listens on both families), and each median line says "ipv6".
 
 use crate::rig::{self, Rig, RigArgs, Target};
 use anyhow::{ensure, Result};
@@ -58,10 +59,11 @@ pub fn run(a: &Args) -> Result<()> {
     for (target, mut runs) in a.targets.iter().zip(rates) {
         runs.sort_by(f64::total_cmp);
         println!(
-            "{target}: median {:.0} new TCP connections/s ({} run(s), {} concurrent, {duration} s each)",
+            "{target}: median {:.0} new TCP connections/s ({} run(s), {} concurrent, {duration} s each{})",
             runs[runs.len() / 2],
             runs.len(),
-            a.connections
+            a.connections,
+            a.rig.family.header_note()
         );
     }
     Ok(())

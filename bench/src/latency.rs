@@ -1,7 +1,8 @@
 //! `xvs-bench latency`: round-trip latency through one target at a fixed, open-loop request
 //! rate (see [`crate::agent::ping`] for the method), answered by UDP echo responders on the
 //! real servers. Prints p50/p90/p99/p99.9/max and writes `DIR/<target>.hgrm` (HdrHistogram
-//! percentile distribution, microseconds) and `DIR/<target>.svg` (its plot).
+//! percentile distribution, microseconds) and `DIR/<target>.svg` (its plot). `--family 6`:
+//! requests and the background load over IPv6 (the header line says ", ipv6").
 
 use crate::agent::ping::histogram_from;
 use crate::report;
@@ -43,8 +44,9 @@ pub fn run(a: &Args) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let r = Rig::build(a.target, &a.rig)?;
     println!(
-        "latency: target {}, {} real(s), {} worker(s), {rate} req/s for {duration} s; {}",
+        "latency: target {}{}, {} real(s), {} worker(s), {rate} req/s for {duration} s; {}",
         a.target,
+        a.rig.family.header_note(),
         a.rig.reals,
         a.rig.workers,
         r.cores()

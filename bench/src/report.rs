@@ -54,7 +54,7 @@ pub fn trial_line(target: Target, label: &str, t: &TrialResult) -> String {
 pub fn trial_summary(target: Target, t: &TrialResult) -> String {
     let mut s = format!(
         "{target}: {} packets offered {}, forwarded {}, loss {:.3}%",
-        t.load.proto.name(),
+        t.load.family.traffic(t.load.proto),
         t.offered(),
         t.forwarded(),
         t.loss() * 100.0

@@ -21,6 +21,14 @@
 //! For the kernel targets, RPS on the director's interfaces puts the forwarding softirq on
 //! the director's cores (a veth without XDP would run it on the sender's CPU).
 //!
+//! IPv6 (`--family 6`): the topology is built dual-stack ([`TopologySpec::dual_stack`]) and
+//! every address the rig uses is the IPv6 twin of its IPv4 one ([`topology::ipv6_of`]): the
+//! generator's sources 2001:2::10 to 2001:2::4f (counted in the last 32 bits), VIP6
+//! 2001:2::129, the reals 2001:2:0:1::10 up, FullNAT's local address 2001:2:0:1::250, the
+//! latency client 2001:2::201. xvs gets the IPv6 services only (`-A -u [VIP6]:9000`...), `nft`
+//! an `ip6` NAT table (NAT66), `nft` and `direct` IPv6 forwarding; the IPv4 addresses stay
+//! beside them, unused. `xskfwd` is IPv4 only ([`Target::supports`]).
+//!
 //! TCP runs need a return path that no kernel interferes with ([`Rig::route_replies`]): the
 //! director has permanent neighbour entries for the generator's source addresses (the client
 //! namespace does not own them, so nothing answers ARP for them), the client namespace drops
@@ -41,13 +49,13 @@
 use crate::agent::gen::{GenReport, TcpLayout};
 use crate::agent::ping::PingReport;
 use crate::agent::sink::SinkReport;
-use crate::agent::{self, Proto, BENCH_PORT};
+use crate::agent::{self, nth_address, Family, Proto, BENCH_PORT};
 use crate::isolation::Isolation;
 use anyhow::{bail, ensure, Context, Result};
 use clap::ValueEnum;
 use std::fmt;
 use std::io::Read;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,7 +70,8 @@ use xvs_control::topology::{self, RealSpec, Topology, TopologySpec, SWITCH_DIREC
 pub const PREFIX: &str = "xvsb";
 /// TCP port of the connection-rate service.
 pub const TCP_PORT: u16 = 80;
-/// First address of the generator's source pool (198.18.0.10 ..= .73).
+/// First address of the generator's source pool (198.18.0.10 ..= .73; IPv6: its twin
+/// 2001:2::10 ..= 2001:2::4f).
 pub const GEN_SRC_BASE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 /// Size of the generator's source address pool.
 pub const GEN_SRC_COUNT: u32 = 64;
@@ -113,6 +122,20 @@ impl Target {
         Target::Direct,
         Target::Xskfwd,
     ];
+    /// Whether the target forwards `family`: all but `xskfwd`, whose forwarder reads IPv4
+    /// destinations only.
+    pub fn supports(self, family: Family) -> bool {
+        family == Family::V4 || self != Target::Xskfwd
+    }
+
+    /// The targets of [`Target::ALL`] that forward `family`.
+    pub fn all_of(family: Family) -> Vec<Target> {
+        Target::ALL
+            .into_iter()
+            .filter(|t| t.supports(family))
+            .collect()
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Target::Xvs => "xvs",
@@ -146,6 +169,10 @@ const FULLNAT_LIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 250);
 /// Rig options shared by every benchmark command.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RigArgs {
+    /// IP version of the traffic: 4, or 6 (the IPv6 twins of every address, xvs's IPv6
+    /// services, nftables NAT66; docs/benchmarks.md, "IPv6").
+    #[arg(long, value_enum, default_value = "4")]
+    pub family: Family,
     /// Real servers (sinks / echo responders).
     #[arg(long, default_value_t = 2)]
     pub reals: usize,
@@ -353,9 +380,28 @@ pub fn real_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 19, 0, 10 + i as u8)
 }
 
+/// The rig's address `v4` in `family`: itself, or its IPv6 twin ([`topology::ipv6_of`]).
+pub fn in_family(family: Family, v4: Ipv4Addr) -> IpAddr {
+    match family {
+        Family::V4 => v4.into(),
+        Family::V6 => topology::ipv6_of(v4).into(),
+    }
+}
+
+/// The frames of `family` when no size is asked for: 64 bytes, RFC 2544's smallest, for
+/// IPv4; for IPv6 the frame that carries the same UDP payload (18 bytes; IPv6's header is 20
+/// bytes longer), so that the two families' figures compare equal datagrams.
+pub fn default_frame_size(family: Family) -> usize {
+    match family {
+        Family::V4 => 64,
+        Family::V6 => 84,
+    }
+}
+
 /// The traffic of one throughput trial.
 #[derive(Debug, Clone, Copy)]
 pub struct Load {
+    pub family: Family,
     pub proto: Proto,
     /// Packets per second; 0 = as fast as the generator can.
     pub rate: f64,
@@ -625,7 +671,8 @@ pub struct Rig {
     isolate: bool,
     /// The sources the XDP sink counts UDP datagrams from: the generator's, or FullNAT's local
     /// address when xvs forwards by `--fullnat`.
-    sink_sources: (Ipv4Addr, u32),
+    sink_sources: (IpAddr, u32),
+    family: Family,
 }
 
 impl Rig {
@@ -638,6 +685,11 @@ impl Rig {
         ensure!((1..=200).contains(&args.reals), "--reals must be 1..=200");
         ensure!((1..=64).contains(&args.workers), "--workers must be 1..=64");
         ensure!(args.gen_threads >= 1, "--gen-threads must be >= 1");
+        ensure!(
+            target.supports(args.family),
+            "target {target} does not forward IPv{} (its forwarder reads IPv4 destinations only)",
+            args.family.number()
+        );
         let generator = Generator::of(args);
         ensure!(
             generator == Generator::Packet || args.placement == Placement::Threads,
@@ -674,10 +726,12 @@ impl Rig {
                     page: format!("real{i}"),
                 })
                 .collect(),
+            // Dual stack: their IPv6 twins too, FullNAT's local address included.
             director_addrs: match args.xvs_method {
                 XvsMethod::Fullnat => vec![FULLNAT_LIP],
                 _ => Vec::new(),
             },
+            dual_stack: args.family == Family::V6,
             ..TopologySpec::seed()
         };
         let topo = Topology::build(&spec)?;
@@ -705,10 +759,11 @@ impl Rig {
             isolate: args.isolate,
             sink_sources: match (target, args.xvs_method) {
                 (Target::Xvs | Target::XvsAfxdp | Target::XvsCapture, XvsMethod::Fullnat) => {
-                    (FULLNAT_LIP, 1)
+                    (in_family(args.family, FULLNAT_LIP), 1)
                 }
-                _ => (GEN_SRC_BASE, GEN_SRC_COUNT),
+                _ => (in_family(args.family, GEN_SRC_BASE), GEN_SRC_COUNT),
             },
+            family: args.family,
         };
         rig.place_softirqs()?;
         if args.placement == Placement::Softirq {
@@ -738,13 +793,13 @@ impl Rig {
         }
         // Resolve the reals' MACs in the director's kernel (xvsd reads that table too), so
         // that the first frames of a trial do not wait for ARP.
-        for r in rig.topo.reals().to_vec() {
+        for r in rig.reals() {
             rig.topo
                 .run_in(
                     rig.topo.director_ns(),
-                    &["ping", "-c1", "-W1", &r.addr.to_string()],
+                    &["ping", "-c1", "-W1", &r.to_string()],
                 )
-                .with_context(|| format!("director cannot reach real {}", r.addr))?;
+                .with_context(|| format!("director cannot reach real {r}"))?;
         }
         if target == Target::Xskfwd {
             // It reads the reals' MACs from the kernel, resolved just above.
@@ -766,13 +821,26 @@ impl Rig {
     pub fn generator(&self) -> Generator {
         self.generator
     }
+    /// The VIP in the rig's family.
+    fn vip(&self) -> IpAddr {
+        in_family(self.family, self.topo.vip())
+    }
+
+    /// The real servers' addresses in the rig's family.
+    fn reals(&self) -> Vec<IpAddr> {
+        self.topo
+            .reals()
+            .iter()
+            .map(|r| in_family(self.family, r.addr))
+            .collect()
+    }
 
     /// What the generator and the latency client address: the VIP, or the reals themselves.
-    fn destinations(&self) -> Vec<Ipv4Addr> {
+    fn destinations(&self) -> Vec<IpAddr> {
         match self.target {
-            Target::Direct | Target::Xskfwd => self.topo.reals().iter().map(|r| r.addr).collect(),
+            Target::Direct | Target::Xskfwd => self.reals(),
             Target::Xvs | Target::XvsAfxdp | Target::XvsCapture | Target::Nft => {
-                vec![self.topo.vip()]
+                vec![self.vip()]
             }
         }
     }
@@ -833,9 +901,10 @@ impl Rig {
             )?
             .trim()
             .to_string();
+        let base = in_family(self.family, GEN_SRC_BASE);
         let batch: String = (0..GEN_SRC_COUNT)
             .map(|i| {
-                let a = Ipv4Addr::from(u32::from(GEN_SRC_BASE) + i);
+                let a = nth_address(base, i);
                 format!(
                     "neigh replace {a} lladdr {client_mac} dev {} nud permanent\n",
                     self.topo.ext_if()
@@ -852,25 +921,29 @@ impl Rig {
             .context("neighbour entries for the generator's sources")?;
         // Counted: the responders' answers; not counted: the RSTs of a director whose NAT let
         // a segment through to its own stack.
-        let client = Self::drop_ruleset(&[
+        let client = Self::drop_ruleset(
+            self.family,
+            &[
             &format!(
                 "tcp sport {BENCH_PORT} tcp flags & (fin | syn | rst | ack) {{ syn | ack, fin | ack }} counter"
             ),
-            &format!("tcp sport {BENCH_PORT}"),
-        ]);
+                &format!("tcp sport {BENCH_PORT}"),
+            ],
+        );
         self.load_nft(self.topo.client_ns(), "client.nft", &client)?;
-        let real = Self::drop_ruleset(&[&format!("tcp dport {BENCH_PORT}")]);
+        let real = Self::drop_ruleset(self.family, &[&format!("tcp dport {BENCH_PORT}")]);
         for i in 0..self.topo.reals().len() {
             self.load_nft(self.topo.real_ns(i), &format!("real{i}.nft"), &real)?;
         }
         Ok(())
     }
 
-    /// A table that drops what each of `matches` selects before routing.
-    fn drop_ruleset(matches: &[&str]) -> String {
+    /// A table of `family` that drops what each of `matches` selects before routing.
+    fn drop_ruleset(family: Family, matches: &[&str]) -> String {
         let rules: String = matches.iter().map(|m| format!("    {m} drop\n")).collect();
+        let table = nft_family(family);
         format!(
-            "table ip xvsbench {{\n\
+            "table {table} xvsbench {{\n\
              \x20 chain prerouting {{\n\
              \x20   type filter hook prerouting priority -300; policy accept;\n\
              {rules}\
@@ -884,21 +957,31 @@ impl Rig {
     fn replies_counter(&self) -> Result<u64> {
         let out = self.topo.run_in(
             self.topo.client_ns(),
-            &[nft_binary()?, "list", "table", "ip", "xvsbench"],
+            &[
+                nft_binary()?,
+                "list",
+                "table",
+                nft_family(self.family),
+                "xvsbench",
+            ],
         )?;
         parse_counter(&out).with_context(|| format!("no counter in {out:?}"))
     }
 
+    /// The director's kernel forwards the rig's family.
     fn forwarding_on(&self) -> Result<()> {
-        self.topo.run_in(
-            self.topo.director_ns(),
-            &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
-        )?;
+        let setting = match self.family {
+            Family::V4 => "net.ipv4.ip_forward=1",
+            Family::V6 => "net.ipv6.conf.all.forwarding=1",
+        };
+        self.topo
+            .run_in(self.topo.director_ns(), &["sysctl", "-q", "-w", setting])?;
         Ok(())
     }
 
-    /// The nftables ruleset of the `nft` target.
-    pub fn nft_ruleset(vip: Ipv4Addr, reals: &[Ipv4Addr]) -> String {
+    /// The nftables ruleset of the `nft` target: NAT44, or NAT66 in an `ip6` table, by the
+    /// VIP's family (the reals' must be the same).
+    pub fn nft_ruleset(vip: IpAddr, reals: &[IpAddr]) -> String {
         let map = reals
             .iter()
             .enumerate()
@@ -906,21 +989,21 @@ impl Rig {
             .collect::<Vec<_>>()
             .join(", ");
         let n = reals.len();
+        let ip = nft_family(Family::of(vip));
         format!(
-            "table ip xvsbench {{\n\
+            "table {ip} xvsbench {{\n\
              \x20 chain prerouting {{\n\
              \x20   type nat hook prerouting priority dstnat; policy accept;\n\
-             \x20   ip daddr {vip} udp dport {BENCH_PORT} dnat to numgen inc mod {n} map {{ {map} }}\n\
-             \x20   ip daddr {vip} tcp dport {BENCH_PORT} dnat to numgen inc mod {n} map {{ {map} }}\n\
-             \x20   ip daddr {vip} tcp dport {TCP_PORT} dnat to numgen inc mod {n} map {{ {map} }}\n\
+             \x20   {ip} daddr {vip} udp dport {BENCH_PORT} dnat to numgen inc mod {n} map {{ {map} }}\n\
+             \x20   {ip} daddr {vip} tcp dport {BENCH_PORT} dnat to numgen inc mod {n} map {{ {map} }}\n\
+             \x20   {ip} daddr {vip} tcp dport {TCP_PORT} dnat to numgen inc mod {n} map {{ {map} }}\n\
              \x20 }}\n\
              }}\n"
         )
     }
 
     fn install_nft(&self) -> Result<()> {
-        let reals: Vec<Ipv4Addr> = self.topo.reals().iter().map(|r| r.addr).collect();
-        let ruleset = Self::nft_ruleset(self.topo.vip(), &reals);
+        let ruleset = Self::nft_ruleset(self.vip(), &self.reals());
         self.load_nft(self.topo.director_ns(), "nat.nft", &ruleset)
     }
 
@@ -971,21 +1054,22 @@ impl Rig {
         let director = with_affinity(&self.cores.director, || {
             DirectorProcess::start(&self.topo, &xvsd, &flags)
         })?;
-        let vip = self.topo.vip();
+        // ipvsadm's syntax: VIP:port, [VIP6]:port (as SocketAddr writes them).
+        let (vip, reals) = (self.vip(), self.reals());
         for (flag, port) in [("-u", BENCH_PORT), ("-t", BENCH_PORT), ("-t", TCP_PORT)] {
-            let service = format!("{vip}:{port}");
+            let service = SocketAddr::new(vip, port).to_string();
             director.xvsadm(&xvsadm, &["-A", flag, &service, "-s", "rr"])?;
             let method = match (flag, args.xvs_method) {
                 ("-u", XvsMethod::Route) => "-g",
                 ("-u", XvsMethod::Fullnat) => {
-                    let lip = FULLNAT_LIP.to_string();
+                    let lip = in_family(self.family, FULLNAT_LIP).to_string();
                     director.xvsadm(&xvsadm, &["--add-laddr", "-z", &lip, flag, &service])?;
                     "--fullnat"
                 }
                 _ => "-m",
             };
-            for r in self.topo.reals() {
-                let real = format!("{}:{port}", r.addr);
+            for r in &reals {
+                let real = SocketAddr::new(*r, port).to_string();
                 director.xvsadm(&xvsadm, &["-a", flag, &service, "-r", &real, method])?;
             }
         }
@@ -1243,6 +1327,7 @@ impl Rig {
                 args.push("--cores".into());
                 args.push(self.cores.sink[i % self.cores.sink.len()].to_string());
             }
+            args.extend(["--family".into(), self.family.number().into()]);
             agents.push(self.spawn_agent(self.topo.real_ns(i), kind, &args)?);
             ready.push(file);
         }
@@ -1262,6 +1347,8 @@ impl Rig {
             self.sink_sources.0.to_string(),
             "--src-count".to_string(),
             self.sink_sources.1.to_string(),
+            "--family".to_string(),
+            self.family.number().to_string(),
             "--iface".to_string(),
             SWITCH_DIRECTOR_PORT.to_string(),
             "--duration".to_string(),
@@ -1283,7 +1370,7 @@ impl Rig {
             "--dst-mac".into(),
             self.ext_mac.clone(),
             "--src-base".into(),
-            GEN_SRC_BASE.to_string(),
+            in_family(self.family, GEN_SRC_BASE).to_string(),
             "--src-count".into(),
             GEN_SRC_COUNT.to_string(),
             "--dst".into(),
@@ -1378,7 +1465,8 @@ impl Rig {
     /// Open-loop latency at `rate` requests per second for `duration` seconds through the
     /// target, answered by echo agents on the reals.
     ///
-    /// With `load_pps` > 0, UDP datagrams of 64 bytes from the XDP generator (1,024 flows,
+    /// With `load_pps` > 0, UDP datagrams of the family's default size
+    /// ([`default_frame_size`]: 64 bytes in IPv4) from the XDP generator (1,024 flows,
     /// counted and dropped by the XDP sink) cross the director meanwhile, from half a second
     /// before the first request until after the last: latency at that load.
     pub fn latency(&self, rate: f64, duration: f64, load_pps: f64) -> Result<PingReport> {
@@ -1392,10 +1480,11 @@ impl Rig {
             );
             let sinks = self.start_xdp_sink(Proto::Udp, duration + 30.0)?;
             let load = Load {
+                family: self.family,
                 proto: Proto::Udp,
                 rate: load_pps,
                 duration: duration + 1.5,
-                frame_size: 64,
+                frame_size: default_frame_size(self.family),
                 flows: 1024,
             };
             let (kind, args) = self.generator_args(&load);
@@ -1410,7 +1499,7 @@ impl Rig {
         let (rate_s, dur_s, src) = (
             format!("{rate}"),
             format!("{duration}"),
-            self.topo.client_addr().to_string(),
+            in_family(self.family, self.topo.client_addr()).to_string(),
         );
         let cores = list(&self.cores.gen);
         let mut args = vec![
@@ -1479,7 +1568,10 @@ impl Rig {
         check_interrupted()?;
         self.ensure_director_alive()?;
         self.topo.start_web_servers()?;
-        let url = format!("http://{}:{TCP_PORT}/", self.destinations()[0]);
+        let url = format!(
+            "http://{}/",
+            SocketAddr::new(self.destinations()[0], TCP_PORT)
+        );
         let (c, d) = (connections.to_string(), format!("{duration}s"));
         let mut args = vec![
             "wrk",
@@ -1554,6 +1646,14 @@ fn wait_ready(agents: &mut [Agent], ready: &[PathBuf], kind: &str) -> Result<()>
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
+}
+
+/// nftables' name of the table family of `family`'s traffic.
+fn nft_family(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "ip",
+        Family::V6 => "ip6",
+    }
 }
 
 fn nft_binary() -> Result<&'static str> {
@@ -1640,6 +1740,7 @@ mod tests {
 
     fn args(workers: usize) -> RigArgs {
         RigArgs {
+            family: Family::V4,
             reals: 2,
             workers,
             gen_cores: None,
@@ -1690,15 +1791,44 @@ mod tests {
 
     #[test]
     fn nft_rules_map_every_real() {
-        let r = Rig::nft_ruleset(
-            Ipv4Addr::new(198, 18, 0, 129),
-            &[real_addr(0), real_addr(1)],
-        );
+        let reals = |family| {
+            [
+                in_family(family, real_addr(0)),
+                in_family(family, real_addr(1)),
+            ]
+        };
+        let r = Rig::nft_ruleset(in_family(Family::V4, topology::VIP), &reals(Family::V4));
+        assert!(r.starts_with("table ip xvsbench {"));
         assert!(r.contains(
             "ip daddr 198.18.0.129 udp dport 9000 dnat to numgen inc mod 2 map { 0 : 198.19.0.10, 1 : 198.19.0.11 }"
         ));
         assert!(r.contains("tcp dport 80"));
         assert!(r.contains("ip daddr 198.18.0.129 tcp dport 9000 dnat to numgen inc mod 2"));
+        // NAT66: an ip6 table, the IPv6 twins.
+        let r = Rig::nft_ruleset(in_family(Family::V6, topology::VIP), &reals(Family::V6));
+        assert!(r.starts_with("table ip6 xvsbench {"), "{r}");
+        assert!(r.contains(
+            "ip6 daddr 2001:2::129 udp dport 9000 dnat to numgen inc mod 2 map { 0 : 2001:2:0:1::10, 1 : 2001:2:0:1::11 }"
+        ), "{r}");
+        assert!(r.contains("ip6 daddr 2001:2::129 tcp dport 80 dnat"));
+    }
+
+    #[test]
+    fn only_xskfwd_is_ipv4_only() {
+        assert_eq!(Target::all_of(Family::V4), Target::ALL.to_vec());
+        assert_eq!(
+            Target::all_of(Family::V6),
+            vec![Target::Xvs, Target::XvsAfxdp, Target::Nft, Target::Direct]
+        );
+        assert!(Target::XvsCapture.supports(Family::V6));
+        assert_eq!(
+            in_family(Family::V6, GEN_SRC_BASE),
+            "2001:2::10".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            nth_address(in_family(Family::V6, GEN_SRC_BASE), GEN_SRC_COUNT - 1),
+            "2001:2::4f".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -1741,7 +1871,10 @@ mod tests {
         let out = "table ip xvsbench {\n\tchain prerouting {\n\t\ttype filter hook prerouting priority raw; policy accept;\n\t\ttcp sport 9000 counter packets 1234 bytes 74040 drop\n\t}\n}\n";
         assert_eq!(parse_counter(out), Some(1234));
         assert_eq!(parse_counter("table ip x {}"), None);
-        let r = Rig::drop_ruleset(&["tcp sport 9000 counter", "udp sport 9"]);
+        let r = Rig::drop_ruleset(Family::V4, &["tcp sport 9000 counter", "udp sport 9"]);
+        assert!(r.starts_with("table ip xvsbench {"));
         assert!(r.contains("\n    tcp sport 9000 counter drop\n    udp sport 9 drop\n  }"));
+        let r = Rig::drop_ruleset(Family::V6, &["tcp dport 9000"]);
+        assert!(r.starts_with("table ip6 xvsbench {"));
     }
 }

@@ -9,12 +9,15 @@
 //! max-rate trial itself loses less than the threshold, the generator could not saturate
 //! the target: the throughput is then only a lower bound, and the report says so.
 //!
+//! `--family 6` runs the same over IPv6 (see [`rig`]): the report calls the traffic "udp6"
+//! or "tcp6", and frames default to 84 bytes, which carry the same UDP payload as IPv4's 64.
+//!
 //! `--proto tcp` offers whole TCP conversations instead of UDP datagrams (see
 //! [`agent::gen`](crate::agent::gen)): packets are then segments, forwarded ones are those that
 //! reached the responders, and the search is the same. `--rate R` runs one trial at `R` pps
 //! instead of the max-rate trial and the search.
 
-use crate::agent::Proto;
+use crate::agent::{Family, Proto};
 use crate::report;
 use crate::rig::{self, Load, Rig, RigArgs, Target, TrialResult};
 use anyhow::Result;
@@ -28,9 +31,9 @@ pub const PRECISION: f64 = 0.02;
 pub struct Args {
     #[arg(long, value_enum)]
     pub target: Target,
-    /// Ethernet frame size including FCS.
-    #[arg(long, default_value_t = 64)]
-    pub frame_size: usize,
+    /// Ethernet frame size including FCS [default: 64; 84 with --family 6].
+    #[arg(long)]
+    pub frame_size: Option<usize>,
     /// UDP datagrams, or TCP conversations (SYN, data, FIN, ACK) answered by the reals.
     #[arg(long, value_enum, default_value_t = Proto::Udp)]
     pub proto: Proto,
@@ -51,6 +54,12 @@ pub struct Args {
     pub rate: Option<f64>,
     #[command(flatten)]
     pub rig: RigArgs,
+}
+
+/// The frame size of `--frame-size` (`given`), else `family`'s default
+/// ([`rig::default_frame_size`]).
+pub fn frame_size(given: Option<usize>, family: Family) -> usize {
+    given.unwrap_or(rig::default_frame_size(family))
 }
 
 /// The outcome of a max-rate trial and a search.
@@ -136,23 +145,24 @@ pub fn run(a: &Args) -> Result<()> {
     } else {
         (a.duration, a.max_trials)
     };
+    let frame_size = frame_size(a.frame_size, a.rig.family);
     let r = Rig::build(a.target, &a.rig)?;
     println!(
-        "throughput: target {}, {} ({} generator), {} real(s), {} worker(s), {}-byte frames, {} flows, {duration} s trials; {}",
+        "throughput: target {}, {} ({} generator), {} real(s), {} worker(s), {frame_size}-byte frames, {} flows, {duration} s trials; {}",
         a.target,
-        a.proto.name(),
+        a.rig.family.traffic(a.proto),
         r.generator().name(),
         a.rig.reals,
         a.rig.workers,
-        a.frame_size,
         a.flows,
         r.cores()
     );
     let load = Load {
+        family: a.rig.family,
         proto: a.proto,
         rate: 0.0,
         duration,
-        frame_size: a.frame_size,
+        frame_size,
         flows: a.flows,
     };
     if let Some(rate) = a.rate {
@@ -178,6 +188,7 @@ mod tests {
         let sent = rate as u64;
         TrialResult {
             load: Load {
+                family: Family::V4,
                 proto: Proto::Udp,
                 rate,
                 duration: 1.0,
@@ -198,6 +209,19 @@ mod tests {
             replies_returned: None,
             drops: Default::default(),
         }
+    }
+
+    #[test]
+    fn frames_default_to_the_same_datagram_in_both_families() {
+        assert_eq!(frame_size(None, Family::V4), 64);
+        assert_eq!(frame_size(None, Family::V6), 84);
+        assert_eq!(frame_size(Some(128), Family::V6), 128);
+        // 64 - 4 (FCS) - 14 - 20 - 8 = 84 - 4 - 14 - 40 - 8: the same 18-byte payload.
+        use crate::agent::gen::{udp_headers_len, FCS_LEN};
+        assert_eq!(
+            64 - FCS_LEN - udp_headers_len(Family::V4),
+            84 - FCS_LEN - udp_headers_len(Family::V6)
+        );
     }
 
     #[test]

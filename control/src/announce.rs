@@ -3,8 +3,10 @@
 //!
 //! xvsd speaks no BGP itself: a BGP daemon the operator runs does (bird2; the only one
 //! supported today). xvsd tells it what to announce through the kernel. Each VIP it can serve is
-//! a host route `VIP/32 dev xvs-vips` in a routing table of its own (`--announce-table`), which
-//! bird's `protocol kernel { kernel table N; learn; }` imports and its `protocol bgp` exports.
+//! a host route `VIP/32 dev xvs-vips` (IPv6: `VIP6/128 dev xvs-vips`) in a routing table of its
+//! own (`--announce-table`, the same number in both families), which bird's
+//! `protocol kernel { kernel table N; learn; }` (one per family) imports and its `protocol bgp`
+//! exports.
 //! The device is a TUN interface created without `TUNSETPERSIST`: it lives exactly as long as
 //! xvsd's file descriptor, so when xvsd exits, however it exits (SIGKILL, a crash, the OOM
 //! killer), the kernel destroys it and its routes, bird sees the interface vanish and withdraws
@@ -14,13 +16,13 @@
 //! servers that can take new connections (weight above 0, not down by its health check); xvsd
 //! running with its XDP programs attached is implied: both are owned by the process too.
 //! Nothing is ever added to the tables that forward packets: no rule selects the announcement
-//! table, and the device carries no address.
+//! table, and the device carries no address (not even an IPv6 link-local one).
 
 use anyhow::{bail, ensure, Context};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{self, BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -99,8 +101,8 @@ pub struct AnnounceOptions {
     pub table: u32,
     /// The TUN device the routes point at.
     pub device: String,
-    /// The VIPs to announce; empty: every configured VIP.
-    pub vips: Vec<Ipv4Addr>,
+    /// The VIPs to announce (either family); empty: every configured VIP.
+    pub vips: Vec<IpAddr>,
     /// Real servers a service needs available for its VIP to be announced.
     pub min_servers: u32,
 }
@@ -143,7 +145,7 @@ impl AnnounceOptions {
         let missing: Vec<String> = self
             .vips
             .iter()
-            .filter(|&&v| !configured.contains(&IpAddr::V4(v)))
+            .filter(|v| !configured.contains(v))
             .map(|v| v.to_string())
             .collect();
         ensure!(
@@ -158,7 +160,7 @@ impl AnnounceOptions {
 /// A change of what is announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Announcement {
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub announced: bool,
 }
 
@@ -168,9 +170,9 @@ pub struct Announcer {
     options: AnnounceOptions,
     device: TunDevice,
     netlink: Netlink,
-    announced: BTreeSet<Ipv4Addr>,
+    announced: BTreeSet<IpAddr>,
     /// VIPs whose last change the kernel refused: their errors are reported once.
-    failing: BTreeSet<Ipv4Addr>,
+    failing: BTreeSet<IpAddr>,
 }
 
 impl Announcer {
@@ -181,6 +183,11 @@ impl Announcer {
         let device = TunDevice::create(&options.device)
             .with_context(|| format!("--announce-device {}: creating it", options.device))?;
         let mut netlink = Netlink::open().context("opening rtnetlink")?;
+        // No link-local address either: the device stays without any address, in both
+        // families, and the kernel sends nothing (MLD, router solicitations) into it.
+        netlink
+            .set_no_ipv6_link_local(device.ifindex)
+            .with_context(|| format!("{}: turning IPv6 address generation off", options.device))?;
         netlink
             .set_link_up(device.ifindex)
             .with_context(|| format!("setting {} up", options.device))?;
@@ -202,7 +209,7 @@ impl Announcer {
     }
 
     /// What is announced now.
-    pub fn announced(&self) -> &BTreeSet<Ipv4Addr> {
+    pub fn announced(&self) -> &BTreeSet<IpAddr> {
         &self.announced
     }
 
@@ -211,16 +218,16 @@ impl Announcer {
     /// refused (each reported once until it succeeds; every call tries again).
     pub fn update(
         &mut self,
-        servable: &BTreeSet<Ipv4Addr>,
+        servable: &BTreeSet<IpAddr>,
     ) -> (Vec<Announcement>, Vec<anyhow::Error>) {
-        let wanted: BTreeSet<Ipv4Addr> = servable
+        let wanted: BTreeSet<IpAddr> = servable
             .iter()
             .filter(|v| self.options.vips.is_empty() || self.options.vips.contains(v))
             .copied()
             .collect();
         let withdraw = self.announced.difference(&wanted).map(|&vip| (vip, false));
         let announce = wanted.difference(&self.announced).map(|&vip| (vip, true));
-        let todo: Vec<(Ipv4Addr, bool)> = withdraw.chain(announce).collect();
+        let todo: Vec<(IpAddr, bool)> = withdraw.chain(announce).collect();
         let (table, ifindex) = (self.options.table, self.device.ifindex);
         let mut changes = Vec::new();
         let mut errors = Vec::new();
@@ -382,18 +389,27 @@ mod tests {
 
     #[test]
     fn announced_vips_must_be_configured() {
+        let vip6: IpAddr = "2001:2::1".parse().unwrap();
         let options = AnnounceOptions {
-            vips: vec![Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2)],
+            vips: vec![
+                IpAddr::from([198, 18, 0, 1]),
+                IpAddr::from([198, 18, 0, 2]),
+                vip6,
+            ],
             ..AnnounceOptions::new(RoutingDaemon::Bird("/x".into()))
         };
         let configured = BTreeSet::from([IpAddr::from([198, 18, 0, 1])]);
         let e = options.check_vips(&configured).unwrap_err().to_string();
         assert!(
-            e.contains("198.18.0.2") && !e.contains("198.18.0.1,"),
+            e.contains("198.18.0.2, 2001:2::1") && !e.contains("198.18.0.1,"),
             "{e}"
         );
-        let both = BTreeSet::from([IpAddr::from([198, 18, 0, 1]), IpAddr::from([198, 18, 0, 2])]);
-        options.check_vips(&both).unwrap();
+        let all = BTreeSet::from([
+            IpAddr::from([198, 18, 0, 1]),
+            IpAddr::from([198, 18, 0, 2]),
+            vip6,
+        ]);
+        options.check_vips(&all).unwrap();
     }
 
     #[test]
@@ -412,7 +428,7 @@ mod tests {
         );
         // An IPv4 --announce-vip is not an IPv6 one.
         let options = AnnounceOptions {
-            vips: vec![Ipv4Addr::new(198, 18, 0, 1)],
+            vips: vec![IpAddr::from([198, 18, 0, 1])],
             ..AnnounceOptions::new(RoutingDaemon::Bird("/x".into()))
         };
         options.check_vips(&vips_of(&commands)).unwrap();

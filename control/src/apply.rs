@@ -12,7 +12,7 @@
 //! ([`Director::housekeeping`]).
 
 use crate::estimator::{self, Estimator};
-use crate::health::Target;
+use crate::health::{ProbeSource, Target};
 use crate::monitor::{Monitor, Transition};
 use crate::protocol::{
     CheckSpec, Command, ConnectionInfo, ConnectionsReply, Counters, ErrorCode, Forward, ListReply,
@@ -26,7 +26,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use xvs_dataplane::conntrack::{dump_connections, Address, ConnDump, ConnEntry, DumpResult};
-use xvs_dataplane::fastpath::ConnId;
+use xvs_dataplane::fastpath::{ConnId, FastFamily};
 use xvs_dataplane::persist::{prefix_len6, prefix_mask6};
 use xvs_dataplane::process::Side;
 use xvs_dataplane::publish::Publisher;
@@ -86,9 +86,9 @@ pub trait Steering {
     fn fast_real_traffic(&self, _id: RealId) -> TrafficTotals {
         TrafficTotals::default()
     }
-    /// When the fast path last forwarded a packet of each connection on it, in
+    /// When the fast path last forwarded a packet of each connection of family `A` on it, in
     /// CLOCK_MONOTONIC nanoseconds; `None` without a fast path.
-    fn fast_last_seen(&self) -> Option<HashMap<ConnId, u64>> {
+    fn fast_last_seen<A: FastFamily>(&self) -> Option<HashMap<ConnId<A>, u64>> {
         None
     }
     /// While a capture runs, every frame goes to the workers (where the tap is): the XDP
@@ -298,16 +298,18 @@ pub struct Director<S: Steering> {
     real_rates: Vec<Estimator>,
     last_rate_tick: Instant,
     conn_max: u64,
+    /// The IPv6 tables' capacity ([`Director::set_conn_max6`]).
+    conn_max6: u64,
     /// Health-check state of the checked real servers.
     health: Monitor,
     /// `xvsd --sloppy-tcp --sloppy-udp`: what a configuration that does not `set_sloppy`
     /// (a `replace`, `xvsd --config`) starts from.
     default_sloppy: Sloppy,
-    /// The address health checks leave from ([`Director::start_health_checks`]): never a
+    /// The addresses health checks leave from ([`Director::start_health_checks`]): never a
     /// FullNAT local address, whose replies go to the workers.
-    health_source: Option<Ipv4Addr>,
+    health_source: ProbeSource,
     /// What `xvsd --announce` announces now ([`Director::set_announced`]), for listings.
-    announced: Option<Vec<Ipv4Addr>>,
+    announced: Option<Vec<IpAddr>>,
 }
 
 impl<S: Steering> Director<S> {
@@ -340,9 +342,10 @@ impl<S: Steering> Director<S> {
             real_rates: vec![Estimator::default(); MAX_REALS],
             last_rate_tick: Instant::now(),
             conn_max,
+            conn_max6: 0,
             health: Monitor::default(),
             default_sloppy: Sloppy::default(),
-            health_source: None,
+            health_source: ProbeSource::KERNEL,
             announced: None,
         }
     }
@@ -361,6 +364,11 @@ impl<S: Steering> Director<S> {
         &self.steering
     }
 
+    /// The IPv6 connection tables' capacity (`--conn-max6`), for the stats reply.
+    pub fn set_conn_max6(&mut self, conn_max6: u64) {
+        self.conn_max6 = conn_max6;
+    }
+
     /// See [`Steering::set_capturing`].
     pub fn set_capturing(&mut self, on: bool) -> io::Result<()> {
         self.steering.set_capturing(on)
@@ -369,7 +377,7 @@ impl<S: Steering> Director<S> {
     /// Starts probing the real servers of services that have a check, from `source` (the
     /// director's internal address) when given. Without it checks are configured and listed
     /// but nothing probes (unit tests feed results through [`Director::record_health`]).
-    pub fn start_health_checks(&mut self, source: Option<Ipv4Addr>) -> io::Result<()> {
+    pub fn start_health_checks(&mut self, source: ProbeSource) -> io::Result<()> {
         self.health_source = source;
         self.health.start_probes(source)
     }
@@ -501,6 +509,33 @@ impl<S: Steering> Director<S> {
         Ok(())
     }
 
+    /// Refuses tunnelling (`-i`) to an IPv6 real server while the internal interface has no
+    /// global IPv6 address: the tunnel's outer header leaves from it (as IPVS takes the
+    /// route's source address), so without one the dataplane could only drop the packets
+    /// (`no_route`). IPv4 tunnels leave from the interface's IPv4 address, which xvsd needs
+    /// anyway.
+    fn check_tunnel_sources(&self, next: &Config) -> Result<(), ApplyError> {
+        if self.internal.addr6.is_some() {
+            return Ok(());
+        }
+        let tunnelled6 = next.services.iter().find_map(|(key, service)| {
+            let real = service
+                .reals
+                .iter()
+                .find(|r| r.key.addr.is_ipv6() && matches!(r.method, Method::Tunnel(_)))?;
+            Some((key, real))
+        });
+        match tunnelled6 {
+            Some((key, real)) => Err(ApplyError::InvalidArgument(format!(
+                "tunnelling (-i) to IPv6 real server {} of service {key} needs a global IPv6 \
+                 address on the internal interface, the source of the outer IPv6 header; it \
+                 has none (add one and restart xvsd)",
+                real.key
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Refuses a configuration whose FullNAT cannot work: a service with FullNAT real servers
     /// and no local address (replies need one), or a local address that is also a VIP (its
     /// frames would be taken for requests) or the internal interface's primary address (the
@@ -524,12 +559,11 @@ impl<S: Steering> Director<S> {
                         "local address {addr} of service {key} is a virtual service address"
                     )));
                 }
-                let primary = match *addr {
-                    IpAddr::V4(a) => a == self.internal.addr || Some(a) == self.health_source,
-                    // IPv6 health checks leave from the address the kernel picks, which is
-                    // the interface's global address unless it has several.
-                    IpAddr::V6(a) => Some(a) == self.internal.addr6,
-                };
+                let primary = self.health_source.contains(*addr)
+                    || match *addr {
+                        IpAddr::V4(a) => a == self.internal.addr,
+                        IpAddr::V6(a) => Some(a) == self.internal.addr6,
+                    };
                 if primary {
                     return Err(ApplyError::InvalidArgument(format!(
                         "local address {addr} of service {key} is the internal interface's \
@@ -583,6 +617,7 @@ impl<S: Steering> Director<S> {
     /// Makes the transaction's configuration the running one, all or nothing.
     fn commit(&mut self, mut tx: Transaction) -> Result<Reply, ApplyError> {
         self.check_direct_routes(&tx.next)?;
+        self.check_tunnel_sources(&tx.next)?;
         self.check_local_addrs(&tx.next)?;
         self.assign_slots(&mut tx.next)?;
         self.retire_local_addrs(&tx.next);
@@ -918,16 +953,14 @@ impl<S: Steering> Director<S> {
     }
 
     /// Records what `xvsd --announce` announces, for `list` (and the metrics).
-    pub fn set_announced(&mut self, vips: impl IntoIterator<Item = Ipv4Addr>) {
+    pub fn set_announced(&mut self, vips: impl IntoIterator<Item = IpAddr>) {
         self.announced = Some(vips.into_iter().collect());
     }
 
-    /// The VIPs with a service that has at least `min_servers` real servers taking new
-    /// connections (weight above 0 and not down by a health check): what a director behind
-    /// ECMP may announce (see crate::announce). IPv4 only: the announcement (a `VIP/32` host
-    /// route that bird exports over BGP) has no IPv6 form yet, so IPv6 VIPs are left out here
-    /// rather than announced wrong.
-    pub fn servable_vips(&self, min_servers: u32) -> BTreeSet<Ipv4Addr> {
+    /// The VIPs (both families) with a service that has at least `min_servers` real servers
+    /// taking new connections (weight above 0 and not down by a health check): what a
+    /// director behind ECMP may announce (see crate::announce).
+    pub fn servable_vips(&self, min_servers: u32) -> BTreeSet<IpAddr> {
         self.config
             .services
             .iter()
@@ -939,10 +972,7 @@ impl<S: Steering> Director<S> {
                     .count();
                 available >= min_servers as usize
             })
-            .filter_map(|(key, _)| match key.addr {
-                IpAddr::V4(vip) => Some(vip),
-                IpAddr::V6(_) => None,
-            })
+            .map(|(key, _)| key.addr)
             .collect()
     }
 
@@ -1002,10 +1032,7 @@ impl<S: Steering> Director<S> {
             conn_tab_size: CONN_TAB_SIZE,
             conn_max: self.conn_max,
             sloppy: self.config.sloppy,
-            announced: self
-                .announced
-                .as_ref()
-                .map(|vips| vips.iter().map(|&a| IpAddr::V4(a)).collect()),
+            announced: self.announced.clone(),
             services,
         }
     }
@@ -1015,18 +1042,18 @@ impl<S: Steering> Director<S> {
     fn connections(&self) -> ConnectionsReply {
         let slots: Vec<Arc<ConnDump>> = self.workers.iter().map(|w| Arc::clone(&w.conns)).collect();
         let mut dump = dump_connections(&slots, DUMP_TIMEOUT);
-        // The fast path carries IPv4 connections only.
         self.fast_path_expiry(&mut dump.entries);
+        self.fast_path_expiry(&mut dump.entries6);
         connections_reply(dump)
     }
 
     /// Entries on the fast path were last seen by their worker when installed (or settled):
     /// their expiry counts from the fast path's last-seen stamps, as the worker's sweep will.
-    fn fast_path_expiry(&self, entries: &mut [ConnEntry]) {
+    fn fast_path_expiry<A: FastFamily>(&self, entries: &mut [ConnEntry<A>]) {
         if !entries.iter().any(|e| e.fast) {
             return;
         }
-        let Some(seen) = self.steering.fast_last_seen() else {
+        let Some(seen) = self.steering.fast_last_seen::<A>() else {
             return;
         };
         let now_ns = xvs_dataplane::fastpath::monotonic_ns();
@@ -1115,6 +1142,7 @@ impl<S: Steering> Director<S> {
         StatsReply {
             conn_count: workers.iter().map(|w| w.conns).sum(),
             conn_max: self.conn_max,
+            conn_max6: self.conn_max6,
             workers,
         }
     }
@@ -2197,7 +2225,10 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
         let (mut d, _, _) = director();
         d.internal.addr = Ipv4Addr::new(198, 19, 0, 152);
         // Health checks leave from this one (an address the kernel listed first).
-        d.health_source = Some(Ipv4Addr::new(198, 19, 0, 153));
+        d.health_source = ProbeSource {
+            v4: Some(Ipv4Addr::new(198, 19, 0, 153)),
+            v6: None,
+        };
         add_seed(&mut d);
         d.execute(laddr(true, LIP)).unwrap();
         let before = d.config.clone();
@@ -2357,6 +2388,67 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
         assert_eq!((info.forward, info.tunnel), (Forward::Tunnel, Some(gue)));
     }
 
+    /// An IPv6 service tunnels to IPv6 real servers (ipip naming IPv6 in IPv6, GUE, GRE) once
+    /// the internal interface has an IPv6 address: published with their tunnels, listed with
+    /// them, neither resolved nor steered (replies never come back).
+    #[test]
+    fn ipv6_tunnels_reach_the_snapshot_and_the_listing() {
+        let (mut d, mut reader, _) = director();
+        d.internal.addr6 = Some("2001:2:0:1::152".parse().unwrap());
+        d.execute(add_svc(v6(), None, None)).unwrap();
+        let gue = TunnelSpec {
+            kind: TunnelKind::Gue,
+            port: Some(6080),
+            checksum: TunnelChecksum::NoCsum,
+        };
+        let gre = TunnelSpec {
+            kind: TunnelKind::Gre,
+            port: None,
+            checksum: TunnelChecksum::Csum,
+        };
+        let specs = [TunnelSpec::default(), gue, gre];
+        for (i, spec) in specs.into_iter().enumerate() {
+            d.execute(Command::AddReal {
+                service: v6(),
+                real: real6(0x11 + i as u16),
+                weight: None,
+                forward: Some(Forward::Tunnel),
+                tunnel: Some(spec),
+                upper_threshold: None,
+                lower_threshold: None,
+            })
+            .unwrap();
+        }
+        let snapshot = Arc::clone(reader.current());
+        let service = snapshot.services.values().next().unwrap();
+        let methods: Vec<Method> = service.reals.iter().map(|r| r.method).collect();
+        let tunnel = |encap, port, checksum| {
+            Method::Tunnel(Tunnel {
+                encap,
+                port,
+                checksum,
+            })
+        };
+        assert_eq!(
+            methods,
+            [
+                tunnel(Encap::Ipip, 0, false),
+                tunnel(Encap::Gue, 6080, false),
+                tunnel(Encap::Gre, 0, true),
+            ]
+        );
+        assert_eq!(snapshot.vip_addrs6, [v6().addr]);
+        assert!(d.steering.neighbours.is_empty() && d.steering.reals.is_empty());
+        let listed = list(&mut d);
+        let tunnels: Vec<_> = listed.services[0]
+            .reals
+            .iter()
+            .map(|r| (r.forward, r.tunnel))
+            .collect();
+        let specs = specs.map(|s| (Forward::Tunnel, Some(s)));
+        assert_eq!(tunnels, specs);
+    }
+
     #[test]
     fn direct_routing_refuses_a_real_server_behind_a_router() {
         let (mut d, _, _) = director();
@@ -2467,9 +2559,10 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
         }
     }
 
-    /// IPVS's family rules (`invalid_argument`) and what the dataplane cannot forward yet
-    /// (`unsupported`: IPv6 tunnels, a tunnel across families) are refused; nothing changes,
-    /// in a batch or a configuration either.
+    /// IPVS's family rules (`invalid_argument`), what the dataplane cannot forward yet
+    /// (`unsupported`: a tunnel across families) and an IPv6 tunnel without an IPv6 address on
+    /// the internal interface (`invalid_argument`) are refused; nothing changes, in a batch or
+    /// a configuration either.
     #[test]
     fn ipv6_limits_are_refused_and_change_nothing() {
         let (mut d, mut reader, _) = director();
@@ -2556,17 +2649,17 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
                  this xvsd's dataplane does not forward across families yet",
             ),
             (add_rs(v6(), real(148), Some(Forward::Tunnel)), unsupported, across),
-            // Nor does it tunnel IPv6.
+            // An IPv6 tunnel leaves from the internal interface's IPv6 address: it has none.
             (
                 add_rs(v6(), real6(0x12), Some(Forward::Tunnel)),
-                unsupported,
-                "real server [2001:2:0:1::12]:80 of service TCP [2001:2::129]:80: tunnelling \
-                 (-i) to IPv6 real servers is not supported by this xvsd's dataplane yet",
+                invalid,
+                "tunnelling (-i) to IPv6 real server [2001:2:0:1::12]:80 of service TCP \
+                 [2001:2::129]:80 needs a global IPv6 address on the internal interface",
             ),
             (
                 edit_rs(v6(), r6, Some(Forward::Tunnel)),
-                unsupported,
-                "tunnelling (-i) to IPv6 real servers is not supported",
+                invalid,
+                "needs a global IPv6 address on the internal interface",
             ),
             (
                 laddr(true, lip6),
@@ -2588,12 +2681,12 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
                     commands: vec![
                         add_svc(ServiceKey { port: 81, ..svc() }, None, None),
                         add_svc(v6_81, Some(600), Some(Netmask::PrefixLen(64))),
-                        add_rs(v6_81, real6(0x12), Some(Forward::Tunnel)),
+                        add_rs(v6_81, RealKey { port: 81, ..real6(0x12) }, Some(Forward::Tunnel)),
                     ],
                 },
-                unsupported,
-                "command 3 of 3 (add_real): real server [2001:2:0:1::12]:80 of service TCP \
-                 [2001:2::129]:81: tunnelling (-i)",
+                invalid,
+                "tunnelling (-i) to IPv6 real server [2001:2:0:1::12]:81 of service TCP \
+                 [2001:2::129]:81 needs",
             ),
             // A configuration (xvsd --config) with an IPv6 tunnel is refused whole.
             (
@@ -2605,8 +2698,8 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
                         add_rs(v6(), r6, Some(Forward::Tunnel)),
                     ],
                 },
-                unsupported,
-                "command 4 of 4 (add_real)",
+                invalid,
+                "needs a global IPv6 address",
             ),
         ];
         for (command, code, message) in cases {
@@ -2647,7 +2740,7 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
 
     /// An IPv6 service with masqueraded and direct-routed IPv6 real servers: published with
     /// IPv6 addresses, its VIP in the snapshot's IPv6 VIPs (still while it drains), its
-    /// replies steered and its on-link servers kept resolved; not announced (BGP is IPv4).
+    /// replies steered and its on-link servers kept resolved; announced beside the IPv4 VIP.
     #[test]
     fn ipv6_services_reach_snapshot_listing_and_steering() {
         let (mut d, mut reader, stats) = director();
@@ -2734,10 +2827,10 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
                 (real6(0x13), Forward::Route)
             ]
         );
-        // Only IPv4 VIPs are announced.
+        // Both families' VIPs are announced.
         assert_eq!(
             d.servable_vips(1),
-            BTreeSet::from([Ipv4Addr::new(198, 18, 0, 129)])
+            BTreeSet::from([IpAddr::from([198, 18, 0, 129]), v6().addr])
         );
 
         // Removed with a connection left: its VIP stays steered and published while it
@@ -2871,17 +2964,29 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
             };
             d.execute(command).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
-        let line = "-a -t [2001:2::129]:80 -r [2001:2:0:1::13]:80 -i";
-        let Invocation::Apply(command) = invocation(line) else {
-            panic!("{line}")
+        // Tunnels (ipvsadm's "ipip" is IPv6 in IPv6 here) once the internal interface has an
+        // IPv6 address, their source.
+        let tunnels = [
+            "-a -t [2001:2::129]:80 -r [2001:2:0:1::13]:80 -i",
+            "-a -t [2001:2::129]:80 -r [2001:2:0:1::14]:80 -i --tun-type gue --tun-port 6080",
+        ];
+        let Invocation::Apply(command) = invocation(tunnels[0]) else {
+            panic!("{}", tunnels[0])
         };
         let e = d.execute(command).unwrap_err();
-        assert_eq!(e.code(), ErrorCode::Unsupported, "{line}: {e}");
+        assert_eq!(e.code(), ErrorCode::InvalidArgument, "{}: {e}", tunnels[0]);
         assert!(
-            e.to_string()
-                .contains("tunnelling (-i) to IPv6 real servers"),
-            "{line}: {e}"
+            e.to_string().contains("needs a global IPv6 address"),
+            "{}: {e}",
+            tunnels[0]
         );
+        d.internal.addr6 = Some("2001:2:0:1::152".parse().unwrap());
+        for line in tunnels {
+            let Invocation::Apply(command) = invocation(line) else {
+                panic!("{line}")
+            };
+            d.execute(command).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
         assert_eq!(reader.current().services.len(), 3);
         assert_eq!(reader.current().local_addrs6.len(), 1);
 
@@ -2902,6 +3007,10 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
             text.contains("  -> [2001:2:0:1::12]:80          Route"),
             "{text}"
         );
+        for real in ["13", "14"] {
+            let row = format!("  -> [2001:2:0:1::{real}]:80          Tunnel  1");
+            assert!(text.contains(&row), "{text}");
+        }
         for line in [
             "-Ln --stats",
             "-Ln --rate",
@@ -2922,6 +3031,17 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
         let saved = ipvsadm::format_save(&listed);
         assert!(saved.contains("-A -t [2001:2::129]:80 -s wrr"), "{saved}");
         assert!(saved.contains("2001:2:0:1::160"), "{saved}");
+        assert!(
+            saved.contains("-r [2001:2:0:1::13]:80 -i -w 1 --tun-type ipip\n")
+                && saved.contains(
+                    "-r [2001:2:0:1::14]:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum"
+                ),
+            "{saved}"
+        );
+        for line in saved.lines() {
+            let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+            ipvsadm::parse(&args).unwrap_or_else(|e| panic!("-S line {line:?}: {e}"));
+        }
         let Reply::Connections(conns) = d.execute(Command::Connections).unwrap() else {
             panic!("connections")
         };
@@ -4041,7 +4161,7 @@ UDP 04:59  UDP         [2001:2::201]:40002 [2001:2::129]:80   [2001:2:0:1::148]:
         assert_eq!((flip.real, flip.state), (real(148), HealthState::Down));
         assert_eq!(weights(&mut reader), [(0, true), (1, false)]);
         // What a director behind ECMP announces follows: one server left of two.
-        let vip = BTreeSet::from([Ipv4Addr::new(198, 18, 0, 129)]);
+        let vip = BTreeSet::from([IpAddr::from([198, 18, 0, 129])]);
         assert_eq!(
             (d.servable_vips(1), d.servable_vips(2)),
             (vip.clone(), BTreeSet::new())

@@ -17,6 +17,7 @@
 use crate::announce::{AnnounceOptions, Announcer};
 use crate::apply::{Director, Steering, WorkerHandle};
 use crate::capture::service::{capture_cpus, online_cpu_list, Captures, SetCapturing};
+use crate::health::ProbeSource;
 use crate::metrics::{self, MetricsServer, MetricsSource};
 use crate::napi_tuning::{busy_poll_settings, threaded_napi_settings, NapiTuning, SYSFS_NET};
 use crate::privileges;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xvs_dataplane::capture::CaptureTap;
 use xvs_dataplane::fastpath::{
-    ConnId, FastPath, FastPathMaps, FlowWriter, NextHopSync, DEFAULT_INSTALL_AFTER,
+    ConnId, FastFamily, FastPath, FastPathMaps, FlowWriter, NextHopSync, DEFAULT_INSTALL_AFTER,
 };
 use xvs_dataplane::neigh::{KernelTables, NeighbourTable, Netlink};
 use xvs_dataplane::persist::{Templates, Templates6};
@@ -244,8 +245,8 @@ impl Steering for XdpSteering {
             .unwrap_or_default()
     }
 
-    fn fast_last_seen(&self) -> Option<HashMap<ConnId, u64>> {
-        self.fast_path.as_ref()?.maps.last_seen().ok()
+    fn fast_last_seen<A: FastFamily>(&self) -> Option<HashMap<ConnId<A>, u64>> {
+        self.fast_path.as_ref()?.maps.last_seen::<A>().ok()
     }
 
     fn on_internal_link(&mut self, addr: IpAddr) -> io::Result<bool> {
@@ -339,15 +340,10 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
                 .addrs
                 .first()
                 .map_or(Ipv4Addr::UNSPECIFIED, |&(addr, _)| addr),
-            // The source of the ICMPv6 errors the director sends (Packet Too Big): an address
-            // the client can route back to, so not a link-local one.
-            addr6: ip_addresses(&link.name)
-                .with_context(|| format!("reading the addresses of {}", link.name))?
-                .into_iter()
-                .find_map(|addr| match addr {
-                    IpAddr::V6(v6) if !v6.is_unicast_link_local() && !v6.is_loopback() => Some(v6),
-                    _ => None,
-                }),
+            addr6: own_ipv6(
+                &ip_addresses(&link.name)
+                    .with_context(|| format!("reading the addresses of {}", link.name))?,
+            ),
             mtu: u16::try_from(link.mtu).unwrap_or(u16::MAX),
         })
     };
@@ -371,7 +367,8 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     let fast_path = match options.fast_path {
         FastPathMode::Off => None,
         FastPathMode::Xdp => Some(Arc::new(FastPath::new(
-            FastPathMaps::create(options.conn_max).context("creating the fast path's maps")?,
+            FastPathMaps::create(options.conn_max, options.conn_max6)
+                .context("creating the fast path's maps")?,
             external.ifindex,
             internal.ifindex,
             options.fast_path_after,
@@ -405,8 +402,11 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     }
     // The director's own addresses on the internal side (its DIP): replies to its own
     // connections, health checks included, go to the kernel, not to the workers.
-    let own_addrs = ip_addresses(&options.internal)
-        .with_context(|| format!("reading the addresses of {}", options.internal))?;
+    let own_addrs: Vec<IpAddr> = ip_addresses(&options.internal)
+        .with_context(|| format!("reading the addresses of {}", options.internal))?
+        .into_iter()
+        .map(|(addr, _)| addr)
+        .collect();
     for addr in &own_addrs {
         int_steering
             .add_local_address(*addr)
@@ -623,11 +623,14 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
     eprintln!("{started}");
     let mut busy_poll_check = options.busy_poll.map(|_| BusyPollCheck::new(&sockets));
     // Health checks leave from the DIP, the address real servers already route back to: the
-    // first IPv4 one; IPv6 checks leave from the address the kernel picks.
-    let health_source = dips.iter().find_map(|addr| match addr {
-        IpAddr::V4(v4) => Some(*v4),
-        IpAddr::V6(_) => None,
-    });
+    // first IPv4 one, and the internal interface's own IPv6 one.
+    let health_source = ProbeSource {
+        v4: dips.iter().find_map(|addr| match addr {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        }),
+        v6: internal.addr6,
+    };
     let steering = XdpSteering {
         external: ext_program,
         internal: int_program,
@@ -645,6 +648,7 @@ pub fn run(options: &DaemonOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result
         stats,
         options.conn_max as u64,
     );
+    director.set_conn_max6(options.conn_max6 as u64);
     director
         .set_default_sloppy(options.sloppy)
         .context("--sloppy-tcp/--sloppy-udp")?;
@@ -894,8 +898,9 @@ fn reload_config<S: Steering>(
     }
 }
 
-/// The addresses of interface `name`, both families (link-local ones included).
-fn ip_addresses(name: &str) -> io::Result<Vec<IpAddr>> {
+/// The addresses of interface `name` with their prefix lengths, both families (link-local
+/// ones included), in the kernel's order (IPv6: the newest first within a scope).
+fn ip_addresses(name: &str) -> io::Result<Vec<(IpAddr, u8)>> {
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut list) } != 0 {
@@ -918,14 +923,37 @@ fn ip_addresses(name: &str) -> io::Result<Vec<IpAddr>> {
         // SAFETY: ifa_addr is non-null and points to a sockaddr of family sa_family.
         match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
             libc::AF_INET => {
-                // SAFETY: an AF_INET address is a sockaddr_in.
-                let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
-                addrs.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into());
+                // SAFETY: an AF_INET address is a sockaddr_in, and the netmask, when present,
+                // one too.
+                let (sin, mask) = unsafe {
+                    (
+                        &*ifa.ifa_addr.cast::<libc::sockaddr_in>(),
+                        ifa.ifa_netmask.cast::<libc::sockaddr_in>().as_ref(),
+                    )
+                };
+                let prefix = mask.map_or(32, |m| m.sin_addr.s_addr.count_ones() as u8);
+                addrs.push((
+                    Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into(),
+                    prefix,
+                ));
             }
             libc::AF_INET6 => {
-                // SAFETY: an AF_INET6 address is a sockaddr_in6.
-                let sin6 = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in6>() };
-                addrs.push(Ipv6Addr::from(sin6.sin6_addr.s6_addr).into());
+                // SAFETY: an AF_INET6 address is a sockaddr_in6, and the netmask, when
+                // present, one too.
+                let (sin6, mask) = unsafe {
+                    (
+                        &*ifa.ifa_addr.cast::<libc::sockaddr_in6>(),
+                        ifa.ifa_netmask.cast::<libc::sockaddr_in6>().as_ref(),
+                    )
+                };
+                let prefix = mask.map_or(128, |m| {
+                    m.sin6_addr
+                        .s6_addr
+                        .iter()
+                        .map(|b| b.count_ones())
+                        .sum::<u32>() as u8
+                });
+                addrs.push((Ipv6Addr::from(sin6.sin6_addr.s6_addr).into(), prefix));
             }
             _ => {}
         }
@@ -933,6 +961,27 @@ fn ip_addresses(name: &str) -> io::Result<Vec<IpAddr>> {
     // SAFETY: list came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(list) };
     Ok(addrs)
+}
+
+/// The IPv6 address the director itself sends from on an interface with `addrs`
+/// ([`ip_addresses`]): Packet Too Big errors, health checks. A global one (the client must
+/// route back to it), a subnet's address before a host's (/128: FullNAT local addresses and
+/// the like, added beside it), and among equals the first configured (the kernel lists IPv6
+/// addresses newest first). The kernel's own choice would differ: it prefers the address
+/// with the longest prefix in common with the destination, which a /128 next to the real
+/// servers often is.
+fn own_ipv6(addrs: &[(IpAddr, u8)]) -> Option<Ipv6Addr> {
+    addrs
+        .iter()
+        .rev()
+        .filter_map(|&(addr, prefix)| match addr {
+            IpAddr::V6(v6) if !v6.is_unicast_link_local() && !v6.is_loopback() => {
+                Some((v6, prefix))
+            }
+            _ => None,
+        })
+        .min_by_key(|&(_, prefix)| prefix == 128)
+        .map(|(v6, _)| v6)
 }
 
 fn worker_options(idle: IdleStrategy, realtime: bool) -> WorkerOptions {
@@ -1098,6 +1147,26 @@ fn random_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_ipv6_is_the_first_configured_subnet_address() {
+        let v6 = |s: &str| IpAddr::V6(s.parse().unwrap());
+        // As the kernel lists them: newest global first, then link-local, IPv4 apart.
+        let addrs = [
+            (IpAddr::V4(Ipv4Addr::new(198, 19, 0, 152)), 24),
+            (v6("2001:2:0:1::160"), 128),
+            (v6("2001:2:0:1::153"), 64),
+            (v6("2001:2:0:1::152"), 64),
+            (v6("fe80::1"), 64),
+        ];
+        assert_eq!(own_ipv6(&addrs), Some("2001:2:0:1::152".parse().unwrap()));
+        // Only host addresses: the first configured of them.
+        assert_eq!(
+            own_ipv6(&addrs[1..2]),
+            Some("2001:2:0:1::160".parse().unwrap())
+        );
+        assert_eq!(own_ipv6(&[addrs[0], addrs[4]]), None, "link-local only");
+    }
 
     #[test]
     fn replies_are_received_above_realtime_workers_and_only_then() {

@@ -26,14 +26,17 @@
 //! stop flag, so that dropping the [`Checker`] is prompt whatever the timeouts.
 //!
 //! # Source address
-//! Probes connect from the director's own address on the real servers' side (the `source` of
-//! [`Checker::start`]), as a keepalived director's checks do. That address is on the real
+//! Probes connect from the director's own address on the real servers' side (the
+//! [`ProbeSource`] of [`Checker::start`], one per family), as a keepalived director's checks
+//! do. That address is on the real
 //! servers' link and is their default gateway (LVS-NAT needs them to route through the
 //! director), so the answers come straight back to it; they are addressed to the director
 //! itself, not to a client, and the XDP program passes such frames to the kernel, where the
 //! probe's socket lives, instead of un-NATing them. Binding explicitly keeps the kernel from
 //! picking another of its addresses (the VIP side's) whose replies would not come back this
-//! way. The bind uses `IP_BIND_ADDRESS_NO_PORT`, so the local port is picked per 4-tuple at
+//! way; for IPv6, where the kernel prefers the address with the longest prefix in common with
+//! the destination, it would pick a FullNAT local address added as a /128 next to the real
+//! servers. The bind uses `IP_BIND_ADDRESS_NO_PORT`, so the local port is picked per 4-tuple at
 //! connect time and frequent probes (and their TIME_WAITs) cannot exhaust the ports of one
 //! address.
 
@@ -46,7 +49,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -222,10 +225,40 @@ pub struct CheckResult {
     pub at: Instant,
 }
 
-/// Runs one check of `spec` against `addr`, connecting from `source` when given (and `addr`
-/// is IPv4; an IPv6 check leaves from the address the kernel picks); returns why it failed.
+/// The addresses probes leave from, one per family (module doc, "Source address"); a family
+/// without one leaves from the address the kernel picks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProbeSource {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl ProbeSource {
+    /// No address: the kernel picks (unit tests, which probe loopback).
+    pub const KERNEL: ProbeSource = ProbeSource { v4: None, v6: None };
+
+    /// Whether probes may leave from `addr`.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => self.v4 == Some(a),
+            IpAddr::V6(a) => self.v6 == Some(a),
+        }
+    }
+
+    /// The address to bind a probe of `target` to (port 0), if its family has one.
+    fn for_target(&self, target: SocketAddr) -> Option<SocketAddr> {
+        let addr = match target {
+            SocketAddr::V4(_) => IpAddr::from(self.v4?),
+            SocketAddr::V6(_) => IpAddr::from(self.v6?),
+        };
+        Some(SocketAddr::new(addr, 0))
+    }
+}
+
+/// Runs one check of `spec` against `addr`, connecting from `source`'s address of its family
+/// (or the kernel's pick); returns why it failed.
 /// The whole probe (connect, request, answer) takes at most `timeout_ms`.
-pub fn probe(spec: &CheckSpec, addr: SocketAddr, source: Option<Ipv4Addr>) -> Result<(), String> {
+pub fn probe(spec: &CheckSpec, addr: SocketAddr, source: ProbeSource) -> Result<(), String> {
     probe_until(spec, addr, source, &AtomicBool::new(false))
 }
 
@@ -267,7 +300,7 @@ impl fmt::Display for OsError<'_> {
 fn probe_until(
     spec: &CheckSpec,
     addr: SocketAddr,
-    source: Option<Ipv4Addr>,
+    source: ProbeSource,
     stop: &AtomicBool,
 ) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_millis(u64::from(spec.timeout_ms.max(1)));
@@ -283,16 +316,15 @@ fn probe_until(
 
 fn connect(
     addr: SocketAddr,
-    source: Option<Ipv4Addr>,
+    source: ProbeSource,
     deadline: Instant,
     stop: &AtomicBool,
 ) -> Result<TcpStream, Fail> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(|e| Fail::Io("socket", e))?;
-    if let Some(source) = source.filter(|_| addr.is_ipv4()) {
+    if let Some(local) = source.for_target(addr) {
         bind_address_no_port(&sock);
-        sock.bind(&SocketAddrV4::new(source, 0).into())
-            .map_err(|e| Fail::Io("bind", e))?;
+        sock.bind(&local.into()).map_err(|e| Fail::Io("bind", e))?;
     }
     sock.set_nonblocking(true)
         .map_err(|e| Fail::Io("socket", e))?;
@@ -645,18 +677,19 @@ pub struct Checker {
 
 impl Checker {
     /// Starts the checker threads ([`PROBE_THREADS`] probe threads). Probes connect from
-    /// `source` when given (bound to `source:0` before connecting).
+    /// `source`'s address of their family when it has one (bound to it, port 0, before
+    /// connecting).
     ///
     /// Results go to `results` with `try_send`: on a bounded channel that is full they are
     /// dropped (the next probe reports again), so use an unbounded one or one with room.
-    pub fn start(results: Sender<CheckResult>, source: Option<Ipv4Addr>) -> io::Result<Checker> {
+    pub fn start(results: Sender<CheckResult>, source: ProbeSource) -> io::Result<Checker> {
         Self::start_with_threads(results, source, PROBE_THREADS)
     }
 
     /// [`Checker::start`] with `threads` probe threads (at least 1).
     pub fn start_with_threads(
         results: Sender<CheckResult>,
-        source: Option<Ipv4Addr>,
+        source: ProbeSource,
         threads: usize,
     ) -> io::Result<Checker> {
         let threads = threads.max(1);
@@ -769,7 +802,7 @@ fn scheduler(
     }
 }
 
-fn prober(jobs: Receiver<Job>, done: Sender<Done>, source: Option<Ipv4Addr>, stop: &AtomicBool) {
+fn prober(jobs: Receiver<Job>, done: Sender<Done>, source: ProbeSource, stop: &AtomicBool) {
     for job in jobs {
         let started = Instant::now();
         let outcome = probe_until(&job.spec, job.addr, source, stop);
@@ -791,6 +824,12 @@ mod tests {
     use super::*;
     use crate::protocol::Protocol as L4;
     use std::net::TcpListener;
+
+    /// Probes of loopback servers bound to loopback, as the daemon binds them to its DIPs.
+    const LOOPBACK: ProbeSource = ProbeSource {
+        v4: Some(Ipv4Addr::LOCALHOST),
+        v6: Some(Ipv6Addr::LOCALHOST),
+    };
 
     fn http_spec() -> CheckSpec {
         CheckSpec::new(CheckKind::Http)
@@ -1043,12 +1082,12 @@ mod tests {
     fn tcp_probe_ok_and_refused() {
         let spec = CheckSpec::new(CheckKind::Tcp);
         let (l, addr) = listener();
-        assert_eq!(probe(&spec, addr, None), Ok(()));
-        assert_eq!(probe(&spec, addr, Some(Ipv4Addr::LOCALHOST)), Ok(()));
+        assert_eq!(probe(&spec, addr, ProbeSource::KERNEL), Ok(()));
+        assert_eq!(probe(&spec, addr, LOOPBACK), Ok(()));
         let (_peer, from) = l.accept().unwrap();
         assert_eq!(from.ip(), std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(
-            probe(&spec, closed_port(), None),
+            probe(&spec, closed_port(), ProbeSource::KERNEL),
             Err("connect: Connection refused".into())
         );
     }
@@ -1078,8 +1117,9 @@ mod tests {
         })
     }
 
-    /// An IPv6 real server is checked over IPv6 (the IPv4 source is not used for it), with its
-    /// address in brackets in Host. Skipped where the machine has no IPv6 loopback.
+    /// An IPv6 real server is checked over IPv6 from the IPv6 source (the IPv4 one is not used
+    /// for it; a source of the wrong family would fail the bind), with its address in
+    /// brackets in Host. Skipped where the machine has no IPv6 loopback.
     #[test]
     fn ipv6_probes() {
         let Ok(l) = TcpListener::bind("[::1]:0") else {
@@ -1088,7 +1128,7 @@ mod tests {
         };
         let addr = l.local_addr().unwrap();
         let h = serve_once_on(l, b"HTTP/1.0 200 OK\r\n\r\n");
-        assert_eq!(probe(&http_spec(), addr, Some(Ipv4Addr::LOCALHOST)), Ok(()));
+        assert_eq!(probe(&http_spec(), addr, LOOPBACK), Ok(()));
         let req = h.join().unwrap();
         assert!(
             req.contains(&format!("\r\nHost: [::1]:{}\r\n", addr.port())),
@@ -1103,7 +1143,7 @@ mod tests {
             ..http_spec()
         };
         let (addr, h) = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        assert_eq!(probe(&spec, addr, Some(Ipv4Addr::LOCALHOST)), Ok(()));
+        assert_eq!(probe(&spec, addr, LOOPBACK), Ok(()));
         let req = h.join().unwrap();
         assert_eq!(
             req,
@@ -1115,34 +1155,34 @@ mod tests {
 
         let (addr, _h) = serve_once(b"HTTP/1.0 503 Service Unavailable\r\n\r\n");
         assert_eq!(
-            probe(&http_spec(), addr, None),
+            probe(&http_spec(), addr, ProbeSource::KERNEL),
             Err("HTTP status 503, expected 2xx".into())
         );
         let (addr, _h) = serve_once(b"HTTP/1.0 204\r\n\r\n");
-        assert_eq!(probe(&http_spec(), addr, None), Ok(()));
+        assert_eq!(probe(&http_spec(), addr, ProbeSource::KERNEL), Ok(()));
         let expect = CheckSpec {
             expect_status: Some(301),
             ..http_spec()
         };
         let (addr, _h) = serve_once(b"HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!(
-            probe(&expect, addr, None),
+            probe(&expect, addr, ProbeSource::KERNEL),
             Err("HTTP status 200, expected 301".into())
         );
         let (addr, _h) = serve_once(b"HTTP/1.1 301 Moved\r\n\r\n");
-        assert_eq!(probe(&expect, addr, None), Ok(()));
+        assert_eq!(probe(&expect, addr, ProbeSource::KERNEL), Ok(()));
         let (addr, _h) = serve_once(b"SSH-2.0-OpenSSH_9.6\r\n");
         assert_eq!(
-            probe(&http_spec(), addr, None),
+            probe(&http_spec(), addr, ProbeSource::KERNEL),
             Err("malformed HTTP status line".into())
         );
         let (addr, _h) = serve_once(b"");
         assert_eq!(
-            probe(&http_spec(), addr, None),
+            probe(&http_spec(), addr, ProbeSource::KERNEL),
             Err("connection closed before the HTTP status line".into())
         );
         assert_eq!(
-            probe(&http_spec(), closed_port(), None),
+            probe(&http_spec(), closed_port(), ProbeSource::KERNEL),
             Err("connect: Connection refused".into())
         );
     }
@@ -1157,7 +1197,10 @@ mod tests {
             ..http_spec()
         };
         let t = Instant::now();
-        assert_eq!(probe(&spec, addr, None), Err("timeout after 200 ms".into()));
+        assert_eq!(
+            probe(&spec, addr, ProbeSource::KERNEL),
+            Err("timeout after 200 ms".into())
+        );
         let took = t.elapsed();
         assert!(
             took >= Duration::from_millis(200) && took < Duration::from_millis(400),
@@ -1281,7 +1324,7 @@ mod tests {
         };
         let (up, down) = (target(up.port(), &spec), target(down.port(), &spec));
         let (tx, rx) = channel::unbounded();
-        let checker = Checker::start(tx, Some(Ipv4Addr::LOCALHOST)).unwrap();
+        let checker = Checker::start(tx, LOOPBACK).unwrap();
         let start = Instant::now();
         checker.set_targets(vec![up.clone(), down.clone()]);
         let collect = |until: Instant| {
@@ -1334,7 +1377,7 @@ mod tests {
             ..http_spec()
         };
         let (tx, rx) = channel::unbounded();
-        let checker = Checker::start_with_threads(tx, None, 1).unwrap();
+        let checker = Checker::start_with_threads(tx, ProbeSource::KERNEL, 1).unwrap();
         checker.set_targets(vec![target(addr.port(), &spec)]);
         thread::sleep(Duration::from_millis(50));
         let t = Instant::now();

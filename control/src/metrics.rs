@@ -466,10 +466,11 @@ pub fn render(list: &ListReply, stats: &StatsReply) -> String {
     e.family(
         "xvs_conntrack_max",
         Kind::Gauge,
-        "Most connections tracked at once (--conn-max); beyond it new flows evict half-open \
-         entries or are dropped.",
+        "Most connections of a family tracked at once (--conn-max, --conn-max6); beyond it \
+         new flows evict half-open entries or are dropped.",
     );
-    e.sample("xvs_conntrack_max", &[], stats.conn_max);
+    e.sample("xvs_conntrack_max", &["family=\"ipv4\""], stats.conn_max);
+    e.sample("xvs_conntrack_max", &["family=\"ipv6\""], stats.conn_max6);
     e.out
 }
 
@@ -933,6 +934,7 @@ mod tests {
             ],
             conn_count: 30_010,
             conn_max: 1000,
+            conn_max6: 250,
         };
         (list, stats)
     }
@@ -1138,7 +1140,18 @@ mod tests {
             }
         }
         put("xvs_conntrack_entries", false, &[], stats.conn_count);
-        put("xvs_conntrack_max", false, &[], stats.conn_max);
+        put(
+            "xvs_conntrack_max",
+            false,
+            &[("family", "ipv4")],
+            stats.conn_max,
+        );
+        put(
+            "xvs_conntrack_max",
+            false,
+            &[("family", "ipv6")],
+            stats.conn_max6,
+        );
         want
     }
 
@@ -1363,6 +1376,7 @@ mod tests {
             workers: vec![],
             conn_count: 0,
             conn_max: 8,
+            conn_max6: 2,
         };
         let text = render(&list, &stats);
         let samples = parse_strict(&text);
@@ -1371,7 +1385,16 @@ mod tests {
             vec![
                 ("xvs_services".to_string(), vec![], 0),
                 ("xvs_conntrack_entries".to_string(), vec![], 0),
-                ("xvs_conntrack_max".to_string(), vec![], 8),
+                (
+                    "xvs_conntrack_max".to_string(),
+                    vec![("family".to_string(), "ipv4".to_string())],
+                    8
+                ),
+                (
+                    "xvs_conntrack_max".to_string(),
+                    vec![("family".to_string(), "ipv6".to_string())],
+                    2
+                ),
             ]
         );
     }

@@ -8,11 +8,10 @@
 //! connections; established ones keep flowing, as when keepalived quiesces a server).
 //! A server starts up: adding a checked server never blackholes it while the first probes run.
 
-use crate::health::{CheckResult, Checker, Target, Tracker};
+use crate::health::{CheckResult, Checker, ProbeSource, Target, Tracker};
 use crate::protocol::{HealthInfo, HealthState, RealKey, ServiceKey};
 use crossbeam::channel::Receiver;
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::time::Instant;
 
 /// A real server's state flip, for the daemon's log.
@@ -33,9 +32,9 @@ pub struct Monitor {
 
 impl Monitor {
     /// Starts the probing threads; probes leave from `source` (the director's internal
-    /// address) when given. Without this, trackers exist but only [`Monitor::record`] feeds
+    /// addresses). Without this, trackers exist but only [`Monitor::record`] feeds
     /// them (unit tests).
-    pub fn start_probes(&mut self, source: Option<Ipv4Addr>) -> std::io::Result<()> {
+    pub fn start_probes(&mut self, source: ProbeSource) -> std::io::Result<()> {
         // Unbounded: the checker drops results rather than block on a full channel; the
         // control loop drains it every tick.
         let (sender, receiver) = crossbeam::channel::unbounded();

@@ -874,9 +874,11 @@ pub struct StatsReply {
     pub workers: Vec<WorkerStats>,
     /// Connection entries of every worker, IPv4 and IPv6.
     pub conn_count: u64,
-    /// The IPv4 tables' capacity (`--conn-max`); the IPv6 tables have their own
-    /// (`--conn-max6`), not counted here.
+    /// The IPv4 tables' capacity (`--conn-max`).
     pub conn_max: u64,
+    /// The IPv6 tables' capacity (`--conn-max6`); 0 from daemons that predate IPv6.
+    #[serde(default)]
+    pub conn_max6: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -42,6 +42,9 @@
 //! router has no VIP route: a BGP daemon installs an ECMP route over the DIPs (L4 hash,
 //! `fib_multipath_hash_policy=1`, so each connection sticks to one director). The client has
 //! extra /32 source addresses ([`TopologySpec::client_aliases`]) so flows hash apart.
+//! Dual stack (one arm needs direct return): every address again as its IPv6 twin
+//! ([`ipv6_of`]; the client's extra ones and the VIP as /128s), the router forwarding IPv6
+//! too, with the same hash policy, and every host's default IPv6 route via the router's twin.
 //!
 //! ```text
 //!  client eth0 (30 addrs) ── up0 (sw: VIP via ECMP) br0 ─┬─ p-dir  ── int0 director  198.19.0.152
@@ -163,7 +166,8 @@ pub struct TopologySpec {
     /// router brings it the clients' traffic: see the module's "One arm".
     pub one_armed: bool,
     /// More addresses of the director on its internal interface (/32, after the DIP, so
-    /// never its primary one), e.g. FullNAT's local addresses. Hosts of 198.19.0.0/24.
+    /// never its primary one; with `dual_stack` their twins too, as /128s), e.g. FullNAT's
+    /// local addresses. Hosts of 198.19.0.0/24.
     /// Director 0's only.
     pub director_addrs: Vec<Ipv4Addr>,
     /// Number of directors (1..=[`MAX_DIRECTORS`]); more than one only with `one_armed` and
@@ -175,7 +179,7 @@ pub struct TopologySpec {
     /// Extra /32 addresses of the client on its `eth0`: [`FIRST_CLIENT`]` + 1`, `+ 2`...
     /// (at most [`MAX_CLIENT_ALIASES`]), sources for many flows (`curl --interface ADDR`).
     pub client_aliases: u32,
-    /// IPv6 beside IPv4 (two arms, NAT layout only for now): every host also gets the
+    /// IPv6 beside IPv4 (two arms, or one arm with direct return): every host also gets the
     /// address of its IPv4 one in 2001:2::/48 ([`ipv6_of`]), each segment a /64, and nginx
     /// listens on both families.
     pub dual_stack: bool,
@@ -299,8 +303,8 @@ impl TopologySpec {
             self.directors
         );
         ensure!(
-            !self.dual_stack || !(self.one_armed || self.direct_return),
-            "dual_stack is built for the two-armed NAT layout only (not one_armed or direct_return)"
+            !self.dual_stack || !self.one_armed || self.direct_return,
+            "dual_stack with one arm is built for direct return only (the scale-out layout)"
         );
         ensure!(
             self.static_vip_route || self.one_armed,
@@ -361,11 +365,47 @@ impl TopologySpec {
 
 /// The IPv6 twin of a topology address in 2001:2::/48: 198.18.0.X is 2001:2::X and
 /// 198.19.0.X is 2001:2:0:1::X, X written with the same digits (198.19.0.148 is
-/// 2001:2:0:1::148), so that a listing reads like its IPv4 one.
+/// 2001:2:0:1::148), so that a listing reads like its IPv4 one; each /24 its own /64
+/// (198.18.C.X is 2001:2:0:2C::X, 198.19.C.X 2001:2:0:2C+1::X).
 pub fn ipv6_of(addr: Ipv4Addr) -> Ipv6Addr {
-    let [_, b, _, host] = addr.octets();
+    let [_, b, c, host] = addr.octets();
     let digits = u16::from_str_radix(&host.to_string(), 16).expect("decimal digits are hex digits");
-    Ipv6Addr::new(0x2001, 2, 0, u16::from(b == 19), 0, 0, 0, digits)
+    let subnet = u16::from(c) << 1 | u16::from(b == 19);
+    Ipv6Addr::new(0x2001, 2, 0, subnet, 0, 0, 0, digits)
+}
+
+/// The address family a part of the topology is built in: the IPv4 addresses as they are, or
+/// their IPv6 twins ([`ipv6_of`]).
+#[derive(Clone, Copy, Debug)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// `ip`'s family option.
+    fn flag(self) -> &'static str {
+        match self {
+            Family::V4 => "-4",
+            Family::V6 => "-6",
+        }
+    }
+
+    /// `addr` in this family.
+    fn addr(self, addr: Ipv4Addr) -> String {
+        match self {
+            Family::V4 => addr.to_string(),
+            Family::V6 => ipv6_of(addr).to_string(),
+        }
+    }
+
+    /// `addr` in this family as a host prefix (/32, /128).
+    fn host(self, addr: Ipv4Addr) -> String {
+        match self {
+            Family::V4 => format!("{addr}/32"),
+            Family::V6 => format!("{}/128", ipv6_of(addr)),
+        }
+    }
 }
 
 /// Director `i`'s DIP: [`DIP`] + i.
@@ -743,14 +783,16 @@ impl Topology {
                 &["route", "add", "default", "via", &gateway.to_string()],
             )?;
         }
-        if self.spec.dual_stack {
-            self.ipv6_addresses(&client, &director, &reals)?;
-        }
         if self.spec.direct_return && !self.spec.one_armed {
             self.return_link(&client, &sw)?;
         }
         if self.spec.direct_return {
             self.vip_on_reals(&reals)?;
+        }
+        match (self.spec.dual_stack, self.spec.one_armed) {
+            (true, false) => self.ipv6_addresses(&client, &director, &reals)?,
+            (true, true) => self.one_armed6(&client, &directors, &sw, &reals)?,
+            (false, _) => {}
         }
         Ok(())
     }
@@ -765,13 +807,52 @@ impl Topology {
         };
         add(director, EXT_IF, VIP)?;
         add(director, INT_IF, DIP)?;
+        // Extra director addresses (FullNAT's local addresses) get their twins as /128s, as
+        // the IPv4 ones are /32s.
+        for addr in &self.spec.director_addrs {
+            let host = format!("{}/128", ipv6_of(*addr));
+            self.ipn(
+                director,
+                &["-6", "addr", "add", &host, "dev", INT_IF, "nodad"],
+            )?;
+        }
         add(client, HOST_IF, FIRST_CLIENT)?;
         let via = ipv6_of(VIP).to_string();
         self.ipn(client, &["-6", "route", "add", "default", "via", &via])?;
-        let via = ipv6_of(DIP).to_string();
+        let gateway = if self.spec.direct_return { ROUTER } else { DIP };
+        let via = ipv6_of(gateway).to_string();
         for (ns, r) in reals.iter().zip(&self.spec.reals) {
             add(ns, HOST_IF, r.addr)?;
             self.ipn(ns, &["-6", "route", "add", "default", "via", &via])?;
+        }
+        if self.spec.direct_return {
+            self.direct_return6(client, reals, &add)?;
+        }
+        Ok(())
+    }
+
+    /// Direct return in IPv6 ([`Topology::return_link`] and [`Topology::vip_on_reals`] built
+    /// already): the router's twins on the bridge and on the client's return link, IPv6
+    /// forwarding there, the clients' /64 routed back over that link, and VIP6 on each real
+    /// server's loopback (IPv6 answers neighbour solicitations only for the receiving
+    /// interface's addresses, so nothing like arp_ignore is needed).
+    fn direct_return6(
+        &self,
+        client: &str,
+        reals: &[String],
+        add: &dyn Fn(&str, &str, Ipv4Addr) -> Result<()>,
+    ) -> Result<()> {
+        let sw = self.sw_ns.clone();
+        self.sysctl(&sw, &["net.ipv6.conf.all.forwarding=1"])?;
+        add(&sw, BRIDGE, ROUTER)?;
+        add(&sw, ROUTER_UPLINK_IF, ROUTER_UPLINK)?;
+        add(client, CLIENT_RETURN_IF, CLIENT_RETURN)?;
+        let clients = format!("{}/64", ipv6_of(FIRST_CLIENT));
+        let via = ipv6_of(CLIENT_RETURN).to_string();
+        self.ipn(&sw, &["-6", "route", "add", &clients, "via", &via])?;
+        let vip6 = format!("{}/128", ipv6_of(VIP));
+        for ns in reals {
+            self.ipn(ns, &["-6", "addr", "add", &vip6, "dev", "lo"])?;
         }
         Ok(())
     }
@@ -810,25 +891,37 @@ impl Topology {
             // Hash on ports too: the client's flows then spread over the directors.
             self.sysctl(sw, &["net.ipv4.fib_multipath_hash_policy=1"])?;
         }
-        let vip = format!("{VIP}/32");
+        self.one_armed_routes(Family::V4, client, directors, sw)
+    }
+
+    /// The VIP's paths of [`Topology::one_armed_paths`] in one family: the directors' default
+    /// route via the router (and the VIP on their loopback with a static VIP route), the
+    /// router's VIP route (static: via every DIP), and the client's routes via its gateway.
+    fn one_armed_routes(
+        &self,
+        family: Family,
+        client: &str,
+        directors: &[String],
+        sw: &str,
+    ) -> Result<()> {
+        let f = family.flag();
+        let vip = family.host(VIP);
         for director in directors {
             // A VIP routed by BGP is not the directors' own address: xvs does not need it, and
             // a director whose xvsd died would otherwise answer the flows the router still
             // sends it (until the withdrawal) with RSTs instead of dropping them, which the
             // clients retransmit once the router has moved them.
             if self.spec.static_vip_route {
-                self.ipn(director, &["addr", "add", &vip, "dev", "lo"])?;
+                self.ipn(director, &[f, "addr", "add", &vip, "dev", "lo"])?;
             }
-            self.ipn(
-                director,
-                &["route", "add", "default", "via", &ROUTER.to_string()],
-            )?;
+            let router = family.addr(ROUTER);
+            self.ipn(director, &[f, "route", "add", "default", "via", &router])?;
         }
         if self.spec.static_vip_route {
             let dips: Vec<String> = (0..directors.len())
-                .map(|i| director_dip(i).to_string())
+                .map(|i| family.addr(director_dip(i)))
                 .collect();
-            let mut route = vec!["route", "add", &vip];
+            let mut route = vec![f, "route", "add", &vip];
             match &dips[..] {
                 [dip] => route.extend(["via", dip]),
                 _ => {
@@ -839,10 +932,55 @@ impl Topology {
             }
             self.ipn(sw, &route)?;
         }
-        // The VIP is inside the client's own /24: a host route keeps it off the link.
-        let gateway = CLIENT_GATEWAY.to_string();
-        self.ipn(client, &["route", "add", &vip, "via", &gateway])?;
-        self.ipn(client, &["route", "add", "default", "via", &gateway])
+        // The VIP is inside the client's own /24 (/64): a host route keeps it off the link.
+        let gateway = family.addr(CLIENT_GATEWAY);
+        self.ipn(client, &[f, "route", "add", &vip, "via", &gateway])?;
+        self.ipn(client, &[f, "route", "add", "default", "via", &gateway])
+    }
+
+    /// Dual stack with one arm and direct return (the IPv4 layout built already): the IPv6
+    /// twins of every address (each segment a /64; the client's extra addresses, FullNAT's
+    /// director addresses and VIP6 on the real servers' loopback as /128s), IPv6 forwarding on
+    /// the router (flows hashed by ports too with several directors), the real servers'
+    /// default route via the router's twin, and [`Topology::one_armed_routes`] in IPv6.
+    fn one_armed6(
+        &self,
+        client: &str,
+        directors: &[String],
+        sw: &str,
+        reals: &[String],
+    ) -> Result<()> {
+        let mut forwarding = vec!["net.ipv6.conf.all.forwarding=1"];
+        if directors.len() > 1 {
+            forwarding.push("net.ipv6.fib_multipath_hash_policy=1");
+        }
+        self.sysctl(sw, &forwarding)?;
+        self.addr6(sw, BRIDGE, ROUTER, 64)?;
+        self.addr6(sw, ROUTER_UPLINK_IF, CLIENT_GATEWAY, 64)?;
+        for (i, ns) in directors.iter().enumerate() {
+            self.addr6(ns, INT_IF, director_dip(i), 64)?;
+        }
+        for addr in &self.spec.director_addrs {
+            self.addr6(&directors[0], INT_IF, *addr, 128)?;
+        }
+        let clients = client_addrs(self.spec.client_aliases);
+        self.addr6(client, HOST_IF, clients[0], 64)?;
+        for addr in &clients[1..] {
+            self.addr6(client, HOST_IF, *addr, 128)?;
+        }
+        let router = ipv6_of(ROUTER).to_string();
+        for (ns, r) in reals.iter().zip(&self.spec.reals) {
+            self.addr6(ns, HOST_IF, r.addr, 64)?;
+            self.addr6(ns, "lo", VIP, 128)?;
+            self.ipn(ns, &["-6", "route", "add", "default", "via", &router])?;
+        }
+        self.one_armed_routes(Family::V6, client, directors, sw)
+    }
+
+    /// `ip -6 addr add TWIN/LEN dev IFNAME nodad` in `ns`, TWIN being `addr`'s [`ipv6_of`].
+    fn addr6(&self, ns: &str, ifname: &str, addr: Ipv4Addr, prefix_len: u8) -> Result<()> {
+        let cidr = format!("{}/{prefix_len}", ipv6_of(addr));
+        self.ipn(ns, &["-6", "addr", "add", &cidr, "dev", ifname, "nodad"])
     }
 
     /// Two arms with direct return (module doc): the router's second link to the client, the
@@ -1347,6 +1485,8 @@ mod tests {
         assert_eq!(ipv6_of(FIRST_CLIENT), v6("2001:2::201"));
         assert_eq!(ipv6_of(DIP), v6("2001:2:0:1::152"));
         assert_eq!(ipv6_of(Ipv4Addr::new(198, 19, 0, 7)), v6("2001:2:0:1::7"));
+        assert_eq!(ipv6_of(CLIENT_RETURN), v6("2001:2:0:2::201"));
+        assert_eq!(ipv6_of(Ipv4Addr::new(198, 19, 1, 1)), v6("2001:2:0:3::1"));
     }
 
     #[test]
@@ -1506,6 +1646,19 @@ mod tests {
         TopologySpec::scale_out(MAX_DIRECTORS)
             .validate()
             .expect("the most directors");
+        let dual = TopologySpec {
+            dual_stack: true,
+            ..TopologySpec::scale_out(3)
+        };
+        dual.validate().expect("a dual-stack scale-out rig");
+        let e = TopologySpec {
+            direct_return: false,
+            directors: 1,
+            ..dual
+        }
+        .validate()
+        .expect_err("one arm in both families needs direct return");
+        assert!(format!("{e}").contains("direct return"), "{e}");
         // Defaults stay those of a single director.
         let seed = TopologySpec::seed();
         assert_eq!(
@@ -1745,6 +1898,83 @@ mod tests {
             );
         }
         ping(&t, t.client_ns(), VIP).expect("client pings the VIP through ECMP");
+    }
+
+    /// Scale-out in both families: the IPv6 twins of the IPv4 layout, IPv6 forwarding on the
+    /// router with an L4 hash, no IPv6 VIP route there (BGP's job) unless static.
+    #[test]
+    fn scale_out_dual_stack_topology() {
+        if skip_unless_root("scale_out_dual_stack_topology") {
+            return;
+        }
+        let spec = TopologySpec {
+            prefix: "xvstm6".into(),
+            dual_stack: true,
+            ..TopologySpec::scale_out(2)
+        };
+        let t = Topology::build(&spec).expect("build");
+        let vip6 = format!("{}/128", t.vip6());
+        let route = |t: &Topology| {
+            t.run_in(t.sw_ns(), &["ip", "-6", "route", "show", &vip6])
+                .expect("ip route")
+        };
+        assert_eq!(route(&t).trim(), "", "the router has an IPv6 VIP route");
+        let sysctl = |t: &Topology, key: &str| {
+            let path = format!("/proc/sys/net/ipv6/{key}");
+            t.run_in(t.sw_ns(), &["cat", &path]).expect("read sysctl")
+        };
+        assert_eq!(sysctl(&t, "fib_multipath_hash_policy").trim(), "1");
+        assert_eq!(sysctl(&t, "conf/all/forwarding").trim(), "1");
+        for i in 0..t.directors() {
+            let dip6 = ipv6_of(t.dip_of(i));
+            ping(&t, t.sw_ns(), dip6)
+                .unwrap_or_else(|e| panic!("sw pings director {i}'s DIP6: {e:#}"));
+            let lo = t
+                .run_in(t.director_ns_of(i), &["ip", "-6", "addr", "show", "lo"])
+                .expect("ip addr");
+            assert!(!lo.contains(&vip6), "director {i}: {lo}");
+            let default = t
+                .run_in(
+                    t.director_ns_of(i),
+                    &["ip", "-6", "route", "show", "default"],
+                )
+                .expect("ip route");
+            assert!(default.contains("via 2001:2:0:1::1 "), "{default}");
+        }
+        // Through the router, from the first and the last client address, to a real server
+        // and back (its default route is the router's twin); VIP6 on each real's loopback.
+        let clients = t.client_addrs();
+        let real0 = ipv6_of(t.reals()[0].addr);
+        for from in [clients[0], clients[29]] {
+            let from = ipv6_of(from).to_string();
+            t.run_in(
+                t.client_ns(),
+                &["ping", "-c1", "-W1", "-I", &from, &real0.to_string()],
+            )
+            .unwrap_or_else(|e| panic!("{from} pings real0 through the router: {e:#}"));
+        }
+        for i in 0..t.reals().len() {
+            let lo = t
+                .run_in(t.real_ns(i), &["ip", "-6", "addr", "show", "lo"])
+                .expect("ip addr");
+            assert!(lo.contains(&vip6), "real {i}: {lo}");
+        }
+        // The IPv4 layout is untouched.
+        ping(&t, t.client_ns(), t.reals()[0].addr).expect("IPv4 through the router");
+        drop(t);
+
+        // A static IPv6 VIP route is ECMP over the DIP6s, and each director answers for VIP6.
+        let t = Topology::build(&TopologySpec {
+            static_vip_route: true,
+            ..spec
+        })
+        .expect("build with a static route");
+        let shown = route(&t);
+        for i in 0..t.directors() {
+            let hop = format!("nexthop via {} ", ipv6_of(t.dip_of(i)));
+            assert!(shown.contains(&hop), "{shown}");
+        }
+        ping(&t, t.client_ns(), t.vip6()).expect("client pings VIP6 through ECMP");
     }
 
     #[test]

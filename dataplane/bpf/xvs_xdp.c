@@ -34,6 +34,15 @@
  * SYN, FIN or RST (a state change), anything malformed, a bad IP checksum, TTL <= 1, a partial
  * TCP/UDP checksum, or a next hop without a MAC in xvs_next_hops goes to the workers as
  * before. dataplane/src/fastpath owns the maps' user-space side.
+ *
+ * IPv6 (xvs_flows6, xvs_next_hops6: fast_path6): a TCP/UDP packet whose transport header
+ * follows the fixed header directly is rewritten as dataplane/src/process/v6.rs would (NAT66:
+ * the destination of requests, the source of replies; FullNAT both; direct routing the MACs
+ * alone), the TCP/UDP checksum updated over the pseudo-header (RFC 1624; a UDP result of 0
+ * sent as 0xffff) and the hop limit decremented (IPv6 has no header checksum). To the workers
+ * as for IPv4, and also: any extension header, a UDP checksum of 0 (invalid in IPv6), and a
+ * packet longer than its egress's MTU (IPv6 routers never fragment: the workers answer it with
+ * Packet Too Big). Tunnelled IPv6 flows are never installed.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -207,6 +216,47 @@ struct {
 	__type(value, struct flow_value);
 } xvs_flows SEC(".maps");
 
+/* IPv6 flows: as flow_key and flow_value with 16-byte addresses. Must match
+ * fastpath::FlowKey<Ipv6Addr> and fastpath::FlowValue<Ipv6Addr>. A map of their own keeps the
+ * IPv4 key (and its hash) at 16 bytes. */
+struct flow_key6 {
+	struct in6_addr src;
+	struct in6_addr dst;
+	__u16 src_port;
+	__u16 dst_port;
+	__u8 proto;
+	__u8 side;
+	__u16 pad;
+};
+
+struct flow_value6 {
+	struct in6_addr addr;
+	__u16 port;
+	__u8 rewrite;
+	__u8 pad0;
+	__u32 egress_ifindex;
+	struct in6_addr next_hop;
+	__u32 service;
+	__u32 real;
+	__u8 src_mac[6];
+	/* The egress MTU (0: unknown): a longer packet goes to the workers. */
+	__u16 mtu;
+	/* FullNAT: the new source address and port. */
+	struct in6_addr src_addr;
+	__u16 src_port;
+	__u16 pad2;
+	__u32 pad3;
+	__u64 last_seen_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);	/* set by user space from --conn-max6 */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct flow_key6);
+	__type(value, struct flow_value6);
+} xvs_flows6 SEC(".maps");
+
 /* Must match fastpath::NextHopKey. */
 struct next_hop_key {
 	__u32 ifindex;
@@ -219,6 +269,19 @@ struct {
 	__type(key, struct next_hop_key);
 	__type(value, __u64);	/* the MAC in its first 6 bytes */
 } xvs_next_hops SEC(".maps");
+
+/* Must match fastpath::NextHopKey<Ipv6Addr>. */
+struct next_hop_key6 {
+	__u32 ifindex;
+	struct in6_addr addr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);	/* set by user space */
+	__type(key, struct next_hop_key6);
+	__type(value, __u64);	/* the MAC in its first 6 bytes */
+} xvs_next_hops6 SEC(".maps");
 
 /* Egress interfaces by ifindex, for bpf_redirect_map. */
 struct {
@@ -327,7 +390,7 @@ static __always_inline int ip_checksum_ok(struct iphdr *ip)
 }
 
 /* One packet of `len` IP bytes in the direction IPVS calls "in" (client to server) or "out". */
-static __always_inline void count_traffic(struct traffic *t, int inbound, __u16 len)
+static __always_inline void count_traffic(struct traffic *t, int inbound, __u32 len)
 {
 	if (!t)
 		return;
@@ -466,6 +529,68 @@ static __always_inline void translate(struct iphdr *ip, __u16 *ports, __u16 *che
 	}
 }
 
+/* The checksum field of the TCP segment or UDP datagram (`proto`) at `l4`, of `l4_len` bytes
+ * of IP payload, if the fast path may forward it; NULL for the workers: a segment with SYN,
+ * FIN or RST (a state change), or malformed (a data offset below 5 or past the segment, a UDP
+ * length below 8 or past the payload: the workers drop it). */
+static __always_inline __u16 *transport_checksum(void *l4, __u32 l4_len, __u8 proto,
+						 void *data_end)
+{
+	__u16 *ports = l4;
+
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = l4;
+
+		if ((void *)(tcp + 1) > data_end || l4_len < sizeof(*tcp))
+			return NULL;
+		if (tcp->doff < 5 || tcp->doff * 4 > l4_len)
+			return NULL;
+		if (((__u8 *)tcp)[13] & (TCP_SYN | TCP_FIN | TCP_RST))
+			return NULL;
+		return &tcp->check;
+	}
+	/* UDP: source port, destination port, length, checksum. */
+	if ((void *)(ports + 4) > data_end || l4_len < 8)
+		return NULL;
+	if (bpf_ntohs(ports[2]) < 8 || bpf_ntohs(ports[2]) > l4_len)
+		return NULL;
+	return &ports[3];
+}
+
+/* Looks `key` up in the flow map `map` for a packet arriving on `role`'s side and returns the
+ * flow or NULL; a one-armed director's interface (MATCH_BOTH) tries a request's key, then a
+ * reply's. key.side is left at the side looked up last. */
+#define lookup_flow(map, key, role)                                                        \
+	({                                                                                 \
+		typeof(bpf_map_lookup_elem(&(map), &(key))) found_;                        \
+		(key).side = (role) == MATCH_BOTH ? MATCH_DST : (role);                    \
+		found_ = bpf_map_lookup_elem(&(map), &(key));                              \
+		if (!found_ && (role) == MATCH_BOTH) {                                     \
+			(key).side = MATCH_SRC;                                            \
+			found_ = bpf_map_lookup_elem(&(map), &(key));                      \
+		}                                                                          \
+		found_;                                                                    \
+	})
+
+/* The new MACs of a forwarded frame: the next hop's, and the egress interface's. */
+static __always_inline void set_macs(struct ethhdr *eth, __u64 *mac, __u8 *src_mac)
+{
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, src_mac, ETH_ALEN);
+}
+
+/* The end of both families' fast paths: counts a packet of `ip_len` IP bytes for the flow's
+ * service and real server, stamps the flow's last-seen time and redirects the frame to its
+ * egress. */
+static __always_inline int forward_fast(__u32 *service, __u32 *real, __u64 *last_seen,
+					__u32 egress_ifindex, int inbound, __u32 ip_len)
+{
+	count_traffic(bpf_map_lookup_elem(&xvs_service_traffic, service), inbound, ip_len);
+	count_traffic(bpf_map_lookup_elem(&xvs_real_traffic, real), inbound, ip_len);
+	*last_seen = bpf_ktime_get_coarse_ns();
+	return FAST_PATH | bpf_redirect_map(&xvs_egress, egress_ifindex, 0);
+}
+
 /* The fast path: rewrites and forwards a packet of an installed flow and returns its action,
  * or returns -1 for the workers (see the file's comment for what they keep). `l4` has been
  * checked to hold 4 bytes (the ports). */
@@ -488,38 +613,15 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	if (ip_len < sizeof(*ip) || (void *)ip + ip_len > data_end)
 		return -1;
 	l4_len = ip_len - sizeof(*ip);
-	if (ip->protocol == IPPROTO_TCP) {
-		struct tcphdr *tcp = l4;
-
-		if ((void *)(tcp + 1) > data_end || l4_len < sizeof(*tcp))
-			return -1;
-		/* A data offset below 5 or past the segment: malformed, the workers drop it. */
-		if (tcp->doff < 5 || tcp->doff * 4 > l4_len)
-			return -1;
-		if (((__u8 *)tcp)[13] & (TCP_SYN | TCP_FIN | TCP_RST))
-			return -1;
-		check = &tcp->check;
-	} else {
-		/* UDP: source port, destination port, length, checksum. */
-		if ((void *)(ports + 4) > data_end || l4_len < 8)
-			return -1;
-		/* A length below 8 or past the IP payload: malformed, the workers drop it. */
-		if (bpf_ntohs(ports[2]) < 8 || bpf_ntohs(ports[2]) > l4_len)
-			return -1;
-		check = &ports[3];
-	}
+	check = transport_checksum(l4, l4_len, ip->protocol, data_end);
+	if (!check)
+		return -1;
 	key.src = ip->saddr;
 	key.dst = ip->daddr;
 	key.src_port = ports[0];
 	key.dst_port = ports[1];
 	key.proto = ip->protocol;
-	/* One arm: a request's key or a reply's, whichever the workers installed. */
-	key.side = role == MATCH_BOTH ? MATCH_DST : role;
-	flow = bpf_map_lookup_elem(&xvs_flows, &key);
-	if (!flow && role == MATCH_BOTH) {
-		key.side = MATCH_SRC;
-		flow = bpf_map_lookup_elem(&xvs_flows, &key);
-	}
+	flow = lookup_flow(xvs_flows, key, role);
 	if (!flow)
 		return -1;
 	inbound = key.side == MATCH_DST;
@@ -568,14 +670,124 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 			ip->check = bpf_htons(csum_update16(bpf_ntohs(ip->check), old, old - 0x100));
 		}
 	}
-	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, flow->src_mac, ETH_ALEN);
+	set_macs(eth, mac, flow->src_mac);
 
 forwarded:
-	count_traffic(bpf_map_lookup_elem(&xvs_service_traffic, &flow->service), inbound, ip_len);
-	count_traffic(bpf_map_lookup_elem(&xvs_real_traffic, &flow->real), inbound, ip_len);
-	flow->last_seen_ns = bpf_ktime_get_coarse_ns();
-	return FAST_PATH | bpf_redirect_map(&xvs_egress, flow->egress_ifindex, 0);
+	return forward_fast(&flow->service, &flow->real, &flow->last_seen_ns, flow->egress_ifindex,
+			    inbound, ip_len);
+}
+
+/* The ones' complement sum of an IPv6 address's eight words (host byte order). */
+static __always_inline __u32 addr6_sum(const struct in6_addr *addr)
+{
+	const __u16 *w = (const __u16 *)addr;
+	__u32 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		sum += bpf_ntohs(w[i]);
+	return sum;
+}
+
+/* nat6::translate for a TCP/UDP packet right behind its IPv6 header: sets the destination
+ * (`dst`) or source endpoint to addr:port (port in network byte order), updating the TCP/UDP
+ * checksum (RFC 1624 eqn. 3 over the address's eight words, then the port's; a UDP result
+ * of 0 is sent as all ones). The caller has sent UDP without a checksum to the workers. */
+static __always_inline void translate6(struct ipv6hdr *ip6, __u16 *ports, __u16 *check,
+				       const int dst, const struct in6_addr *addr, __u16 port)
+{
+	__u16 *field = dst ? (__u16 *)&ip6->daddr : (__u16 *)&ip6->saddr;
+	const __u16 *new = (const __u16 *)addr;
+	__u32 sum = (__u16)~bpf_ntohs(*check);
+	__u16 old_port, c;
+
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		sum += (__u16)~bpf_ntohs(field[i]) + bpf_ntohs(new[i]);
+		field[i] = new[i];
+	}
+	c = ~csum_fold(sum);
+	old_port = ports[dst];
+	ports[dst] = port;
+	c = csum_update16(c, bpf_ntohs(old_port), bpf_ntohs(port));
+	if (ip6->nexthdr == IPPROTO_UDP && c == 0)
+		c = 0xffff;
+	*check = bpf_htons(c);
+}
+
+/* The IPv6 fast path (see the file's comment), twin of fast_path: rewrites and forwards a
+ * packet of an installed flow and returns its action, or returns -1 for the workers. The
+ * caller has checked that the fixed header lies in the frame and that TCP or UDP follows it
+ * directly. */
+static __always_inline int fast_path6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
+				      void *data_end, __u32 role)
+{
+	struct flow_key6 key = {};
+	struct flow_value6 *flow;
+	struct next_hop_key6 hop = {};
+	__u16 *ports = (void *)(ip6 + 1), *check;
+	__u32 l4_len, ip_len, pseudo_len, pseudo;
+	__u64 *mac;
+	int inbound;
+
+	/* A version other than 6 is malformed, a hop limit <= 1 exceeded: the workers drop them. */
+	if (ip6->version != 6 || ip6->hop_limit <= 1)
+		return -1;
+	l4_len = bpf_ntohs(ip6->payload_len);
+	ip_len = sizeof(*ip6) + l4_len;
+	if ((void *)ip6 + ip_len > data_end)
+		return -1;
+	check = transport_checksum(ports, l4_len, ip6->nexthdr, data_end);
+	if (!check)
+		return -1;
+	/* RFC 8200 section 8.1: a UDP checksum of 0 is invalid in IPv6; the workers drop it. */
+	if (ip6->nexthdr == IPPROTO_UDP && *check == 0)
+		return -1;
+	__builtin_memcpy(&key.src, &ip6->saddr, sizeof(key.src));
+	__builtin_memcpy(&key.dst, &ip6->daddr, sizeof(key.dst));
+	key.src_port = ports[0];
+	key.dst_port = ports[1];
+	key.proto = ip6->nexthdr;
+	flow = lookup_flow(xvs_flows6, key, role);
+	if (!flow)
+		return -1;
+	inbound = key.side == MATCH_DST;
+	/* Not installed for IPv6 (the workers wrap IPv6 tunnels); never guessed at. */
+	if (flow->rewrite > REWRITE_FULLNAT ||
+	    (flow->rewrite >= REWRITE_IPIP && flow->rewrite <= REWRITE_GRE))
+		return -1;
+	if (!bpf_map_lookup_elem(&xvs_egress, &flow->egress_ifindex))
+		return -1;
+	hop.ifindex = flow->egress_ifindex;
+	__builtin_memcpy(&hop.addr, &flow->next_hop, sizeof(hop.addr));
+	mac = bpf_map_lookup_elem(&xvs_next_hops6, &hop);
+	if (!mac)
+		return -1;
+	/* IPv6 routers never fragment: the workers answer with Packet Too Big. */
+	if (flow->mtu && ip_len > flow->mtu)
+		return -1;
+	/* A partial checksum (nat6::has_partial_checksum: the pseudo-header's length is the
+	 * segment's for TCP, the length field's for UDP) is completed by the workers. */
+	pseudo_len = ip6->nexthdr == IPPROTO_UDP ? bpf_ntohs(ports[2]) : l4_len;
+	pseudo = addr6_sum(&ip6->saddr) + addr6_sum(&ip6->daddr) + ip6->nexthdr + pseudo_len;
+	if (*check != 0 && bpf_ntohs(*check) == csum_fold(pseudo))
+		return -1;
+
+	/* Direct routing (REWRITE_NONE) leaves the IP packet as it is: only the MACs change. */
+	if (flow->rewrite == REWRITE_FULLNAT) {
+		translate6(ip6, ports, check, 0, &flow->src_addr, flow->src_port);
+		translate6(ip6, ports, check, 1, &flow->addr, flow->port);
+	} else if (flow->rewrite == REWRITE_DESTINATION) {
+		translate6(ip6, ports, check, 1, &flow->addr, flow->port);
+	} else if (flow->rewrite == REWRITE_SOURCE) {
+		translate6(ip6, ports, check, 0, &flow->addr, flow->port);
+	}
+	/* No header checksum covers the hop limit. */
+	if (flow->rewrite != REWRITE_NONE)
+		ip6->hop_limit--;
+	set_macs(eth, mac, flow->src_mac);
+	return forward_fast(&flow->service, &flow->real, &flow->last_seen_ns, flow->egress_ifindex,
+			    inbound, ip_len);
 }
 
 /* Redirects the frame to the socket of its queue if `key` is steered; else to the kernel. */
@@ -720,19 +932,25 @@ static __always_inline int steer_icmp6(struct xdp_md *ctx, struct ipv6hdr *ip6, 
 
 /* IPv6: TCP/UDP behind at most IPV6_MAX_EXT_HEADERS Hop-by-Hop, Routing and Destination
  * Options headers, steered as IPv4 is; fragments by address alone (any Fragment header: the
- * workers drop them, as IPv4 fragments); ICMPv6 errors by their quote. No fast path: the
- * kernel-side rewrite is IPv4's only, so every IPv6 packet of a connection is the workers'. */
+ * workers drop them, as IPv4 fragments); ICMPv6 errors by their quote. With `fast` set, TCP
+ * and UDP right behind the fixed header are first looked up in xvs_flows6 (fast_path6). */
 static __always_inline int steer6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
-				  __u32 role)
+				  __u32 role, __u32 fast)
 {
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
 	void *cursor = ip6 + 1;
 	__u16 *ports;
 	__u8 next;
+	int action;
 
 	if ((void *)(ip6 + 1) > data_end)
 		return XDP_PASS;
 	next = ip6->nexthdr;
+	if (fast && (next == IPPROTO_TCP || next == IPPROTO_UDP)) {
+		action = fast_path6(ctx, eth, ip6, data_end, role);
+		if (action >= 0)
+			return action;	/* FAST_PATH | its action */
+	}
 #pragma unroll
 	for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
 		__u8 *ext = cursor;
@@ -778,7 +996,7 @@ static __always_inline int steer(struct xdp_md *ctx)
 		return XDP_PASS;
 	role = settings->role;
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
-		return steer6(ctx, eth, data_end, role);
+		return steer6(ctx, eth, data_end, role, settings->fast_path);
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
 	ip = (void *)(eth + 1);

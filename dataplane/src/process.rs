@@ -630,7 +630,8 @@ fn forward<A: Family, F: FrameBuf + ?Sized>(
 }
 
 /// Hands a TCP/UDP packet of `conn` travelling in `direction` to the transmitter of the
-/// connection's method (after the family's MTU check: [`Family::too_big`]).
+/// connection's method (after the family's MTU check, [`Family::too_big`]; a tunnel checks
+/// its own, its overhead included).
 #[inline]
 fn transmit<A: Family, F: FrameBuf + ?Sized>(
     frame: &mut F,
@@ -640,20 +641,25 @@ fn transmit<A: Family, F: FrameBuf + ?Sized>(
     direction: Direction,
     stats: &WorkerStats,
 ) -> Verdict {
+    let method = match conn.method {
+        Method::Tunnel(tunnel) => {
+            complete_partial_checksum(frame.bytes(), h);
+            return xmit::tun::transmit(frame, h.ip_len, env, conn, tunnel, stats);
+        }
+        method => method,
+    };
     if let Some(verdict) = A::too_big(frame, h.ip_len, direction, env, stats) {
         return verdict;
     }
-    match conn.method {
-        Method::Masq => xmit::nat::transmit(frame.bytes(), h, env, conn, direction),
+    let frame = frame.bytes();
+    match method {
         Method::Route => {
-            complete_partial_checksum(frame.bytes(), h);
-            xmit::dr::transmit(frame.bytes(), env, conn)
+            complete_partial_checksum(frame, h);
+            xmit::dr::transmit(frame, env, conn)
         }
-        Method::Tunnel(tunnel) => {
-            complete_partial_checksum(frame.bytes(), h);
-            A::tunnel(frame, h.ip_len, env, conn, tunnel, stats)
-        }
-        Method::FullNat => xmit::fullnat::transmit(frame.bytes(), h, env, conn, direction),
+        Method::FullNat => xmit::fullnat::transmit(frame, h, env, conn, direction),
+        // Masquerading (tunnels went their way above).
+        _ => xmit::nat::transmit(frame, h, env, conn, direction),
     }
 }
 

@@ -74,19 +74,34 @@ pub struct Tunnel {
 /// The encapsulations of IPVS's tunnelling method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encap {
-    /// IP in IP (protocol 4), the kernel's `tunl0`.
+    /// IP in IP (protocol 4), the kernel's `tunl0`; for IPv6, IPv6 in IPv6 (next header 41),
+    /// the kernel's `ip6tnl0` (ipvsadm calls both "ipip").
     Ipip,
     /// Generic UDP Encapsulation (draft-ietf-intarea-gue, variant 0): UDP, a 4-byte GUE header
-    /// naming protocol 4, the IP packet; the kernel's `fou` in GUE mode.
+    /// naming protocol 4 (41 for IPv6), the IP packet; the kernel's `fou` in GUE mode.
     Gue,
-    /// GRE (RFC 2784, protocol 47) carrying IPv4 (0x0800), the kernel's `gre0`.
+    /// GRE (RFC 2784, protocol 47) carrying IPv4 (0x0800) or IPv6 (0x86dd), the kernel's
+    /// `gre0` or `ip6gre0`.
     Gre,
 }
 
 impl Tunnel {
-    /// Bytes the encapsulation adds in front of the IP packet.
+    /// Bytes the encapsulation adds in front of an IPv4 packet: the outer IPv4 header and
+    /// [`Tunnel::encap_len`].
     pub fn overhead(&self) -> usize {
-        20 + match self.encap {
+        20 + self.encap_len()
+    }
+
+    /// Bytes the encapsulation adds in front of an IPv6 packet: the outer IPv6 header and
+    /// [`Tunnel::encap_len`].
+    pub fn overhead6(&self) -> usize {
+        40 + self.encap_len()
+    }
+
+    /// Bytes between the outer IP header and the packet: GUE's UDP and GUE headers, GRE's
+    /// header (and its checksum field), nothing for IP in IP.
+    pub fn encap_len(&self) -> usize {
+        match self.encap {
             Encap::Ipip => 0,
             Encap::Gue => 8 + 4,
             Encap::Gre if self.checksum => 8,

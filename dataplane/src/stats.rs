@@ -58,9 +58,9 @@ pub enum DropReason {
     ServiceLimit,
     /// Too big for the tunnel to its real server (longer than the internal interface's MTU
     /// once encapsulated): answered with ICMP "fragmentation needed" when DF is set. IPv6:
-    /// longer than the egress interface's MTU (routers never fragment IPv6), answered with
-    /// ICMPv6 Packet Too Big from the arrival interface's IPv6 address when it has one and
-    /// the packet is no ICMPv6 error.
+    /// longer than the egress interface's MTU (routers never fragment IPv6), a tunnel's
+    /// overhead included, answered with ICMPv6 Packet Too Big from the arrival interface's
+    /// IPv6 address when it has one and the packet is no ICMPv6 error.
     TooBig,
     /// FullNAT: this worker has no free port left on any of the service's local addresses:
     /// the new flow is refused (add local addresses with `--add-laddr`).
@@ -74,12 +74,10 @@ pub enum DropReason {
     /// IPv6 with a Routing header whose segments are not exhausted: the destination address
     /// is not the final one, so the packet is not the director's to translate.
     RoutingHeader,
-    /// A new IPv6 flow to a tunnelled (`-i`) real server: IPv6 tunnels are not supported yet.
-    Ipv6Tunnel,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 21;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
         DropReason::NotIpv4,
@@ -102,7 +100,6 @@ impl DropReason {
         DropReason::LocalSource,
         DropReason::RealFamily,
         DropReason::RoutingHeader,
-        DropReason::Ipv6Tunnel,
     ];
 
     /// Stable snake_case name used in the control protocol and metrics.
@@ -129,7 +126,6 @@ impl DropReason {
             DropReason::LocalSource => "local_source",
             DropReason::RealFamily => "real_family",
             DropReason::RoutingHeader => "routing_header",
-            DropReason::Ipv6Tunnel => "ipv6_tunnel",
         }
     }
 }

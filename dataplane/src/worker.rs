@@ -19,7 +19,8 @@
 //! FIN, a RST, its real server gone); map writes are queued and flushed once per
 //! iteration. Installed entries past their own expiry are settled from the program's last-seen
 //! stamps, and after a configuration change a bounded sweep takes the connections of removed
-//! real servers off the fast path.
+//! real servers off the fast path. Both connection tables (IPv4 and IPv6) follow the same rules,
+//! through the same generic code.
 //!
 //! A frame whose next hop has no MAC yet is held (up to `hold_frames`, for `hold_ms`, like the
 //! kernel's ARP queue) and processed again as soon as the neighbour thread publishes a new
@@ -37,7 +38,7 @@
 use crate::capture::{side_bit, CaptureTap, TapWriter};
 use crate::conntrack::dump::DEFAULT_DUMP_CHUNK;
 use crate::conntrack::{owner_of, ConnDump, ConnTable, Dumper, FastState};
-use crate::fastpath::{may_carry, real_configured, FlowWriter};
+use crate::fastpath::{may_carry, real_configured, FastFamily, FlowWriter};
 use crate::neigh::NeighbourTable;
 use crate::persist::{Templates, Templates6};
 use crate::process::{
@@ -262,7 +263,7 @@ struct Core {
     out_external: Vec<Frame>,
     out_internal: Vec<Frame>,
     conns: ConnTable,
-    /// IPv6 connections ([`process6`]); not on the XDP fast path, not listed by `-Lnc` yet.
+    /// IPv6 connections ([`process6`]).
     conns6: ConnTable<Ipv6Addr>,
     /// Answers the control thread's requests for a listing of `conns` and `conns6`.
     dumper: Dumper,
@@ -281,8 +282,10 @@ struct Core {
     fast: Option<FlowWriter>,
     /// The configuration the fast-path entries were last checked against (its address).
     fast_config: usize,
-    /// Where the fast-path sweep after a configuration change stands (`None`: no sweep).
+    /// Where the fast-path sweep after a configuration change stands in `conns` and in
+    /// `conns6` (`None`: no sweep).
     fast_sweep: Option<usize>,
+    fast_sweep6: Option<usize>,
     /// The configuration whose FullNAT local addresses have their port pools (its address).
     local_addrs_config: usize,
 }
@@ -363,6 +366,7 @@ impl Worker {
                 fast,
                 fast_config: 0,
                 fast_sweep: None,
+                fast_sweep6: None,
                 local_addrs_config: 0,
             },
             config,
@@ -616,8 +620,12 @@ impl Core {
             }
             process_packet(buf, packet, env, conns, stats)
         });
-        if self.fast.is_some() && !ipv6 {
-            self.fast_path_after(packet, verdict, env);
+        if let Some(writer) = self.fast.as_mut() {
+            let stats = &*self.stats;
+            match ipv6 {
+                false => fast_path_after(&mut self.conns, writer, verdict, env, stats),
+                true => fast_path_after(&mut self.conns6, writer, verdict, env, stats),
+            }
         }
         match verdict {
             Verdict::Forward(Side::Internal) => self.out_internal.push(frame),
@@ -644,56 +652,6 @@ impl Core {
         }
     }
 
-    /// Fast-path bookkeeping after a packet: takes the entries the table removed off the fast
-    /// path, then puts the packet's own connection on it or takes it off, as its state now
-    /// allows.
-    #[inline]
-    fn fast_path_after(&mut self, packet: &Packet, verdict: Verdict, env: &Env<'_>) {
-        let Some(writer) = self.fast.as_mut() else {
-            return;
-        };
-        while let Some(gone) = self.conns.next_fast_removed() {
-            writer.remove(&gone);
-            self.stats.fast_removals.add(1);
-        }
-        let Some((conn, state)) = self.conns.take_last() else {
-            return;
-        };
-        if !matches!(verdict, Verdict::Forward(_)) || !packet.is_flow() {
-            return;
-        }
-        // Only the state decides removal here: a removed real server's entries are taken off
-        // by the sweep after the configuration change.
-        let carry = may_carry(conn);
-        let waited = match *state {
-            FastState::Installed if !carry => {
-                writer.remove(conn);
-                *state = FastState::Off;
-                self.stats.fast_removals.add(1);
-                return;
-            }
-            FastState::Installed => return,
-            _ if !carry => {
-                *state = FastState::Off;
-                return;
-            }
-            FastState::Off => 1,
-            FastState::Waiting(n) => n.saturating_add(1),
-        };
-        *state = if waited < writer.install_after() {
-            FastState::Waiting(waited)
-        } else if real_configured(conn, env.config)
-            && writer.install(conn, env.config, env.neighbours)
-        {
-            self.stats.fast_installs.add(1);
-            FastState::Installed
-        } else {
-            // Its real server is gone, or no egress or next hop takes it now: try again after
-            // as many packets.
-            FastState::Off
-        };
-    }
-
     /// Builds the port pool of every FullNAT local address of a new configuration now, off
     /// the path of the first connection that would take one.
     fn prepare_local_addrs(&mut self, config: &Snapshot) {
@@ -712,43 +670,36 @@ impl Core {
         }
     }
 
-    /// Once per iteration: settles installed entries past their own expiry from the program's
-    /// last-seen stamps, sweeps a slice of the table after a configuration change, and applies
-    /// the queued map writes.
+    /// Once per iteration: settles installed entries of both tables past their own expiry
+    /// from the program's last-seen stamps, sweeps a slice of each after a configuration
+    /// change, and applies the queued map writes.
     fn fast_path_upkeep(&mut self, env: &Env<'_>) {
         let Some(writer) = self.fast.as_mut() else {
             return;
         };
-        while let Some((expired, conn)) = self.conns.next_fast_expired() {
-            let seen = writer.last_seen_ms(&conn, env.now_ms);
-            self.conns
-                .settle_fast(expired, seen, &env.config.timeouts, env.now_ms, &self.stats);
-        }
         let config = env.config as *const Snapshot as usize;
         if config != self.fast_config {
             self.fast_config = config;
             self.fast_sweep = Some(0);
+            self.fast_sweep6 = Some(0);
         }
-        if let Some(cursor) = self.fast_sweep.as_mut() {
-            let budget = self.options.fast_sweep_budget;
-            let stats = &self.stats;
-            let done = self
-                .conns
-                .for_each_installed(cursor, budget, |conn, state| {
-                    if !real_configured(conn, env.config) {
-                        writer.remove(conn);
-                        *state = FastState::Off;
-                        stats.fast_removals.add(1);
-                    }
-                });
-            if done {
-                self.fast_sweep = None;
-            }
-        }
-        while let Some(gone) = self.conns.next_fast_removed() {
-            writer.remove(&gone);
-            self.stats.fast_removals.add(1);
-        }
+        let (budget, stats) = (self.options.fast_sweep_budget, &*self.stats);
+        fast_path_upkeep(
+            &mut self.conns,
+            writer,
+            &mut self.fast_sweep,
+            budget,
+            env,
+            stats,
+        );
+        fast_path_upkeep(
+            &mut self.conns6,
+            writer,
+            &mut self.fast_sweep6,
+            budget,
+            env,
+            stats,
+        );
         let refused = writer.flush();
         if refused > 0 {
             self.stats.fast_refused.add(refused);
@@ -867,6 +818,100 @@ impl Core {
             }
         }
     }
+}
+
+/// Fast-path bookkeeping after a packet processed against `conns` (the table of its family):
+/// takes the entries the table removed off the fast path, then, if the packet was forwarded,
+/// puts its connection on the fast path or takes it off, as its state now allows. A packet
+/// that is not one of a connection's own (an ICMP error about it) has no say:
+/// [`ConnTable::take_last`] does not report its connection.
+#[inline]
+fn fast_path_after<A: FastFamily>(
+    conns: &mut ConnTable<A>,
+    writer: &mut FlowWriter,
+    verdict: Verdict,
+    env: &Env<'_>,
+    stats: &WorkerStats,
+) {
+    take_off_removed(conns, writer, stats);
+    let Some((conn, state)) = conns.take_last() else {
+        return;
+    };
+    if !matches!(verdict, Verdict::Forward(_)) {
+        return;
+    }
+    // Only the state decides removal here: a removed real server's entries are taken off
+    // by the sweep after the configuration change.
+    let carry = may_carry(conn);
+    let waited = match *state {
+        FastState::Installed if !carry => {
+            writer.remove(conn);
+            *state = FastState::Off;
+            stats.fast_removals.add(1);
+            return;
+        }
+        FastState::Installed => return,
+        _ if !carry => {
+            *state = FastState::Off;
+            return;
+        }
+        FastState::Off => 1,
+        FastState::Waiting(n) => n.saturating_add(1),
+    };
+    *state = if waited < writer.install_after() {
+        FastState::Waiting(waited)
+    } else if real_configured(conn, env.config) && writer.install(conn, env.config, env.neighbours)
+    {
+        stats.fast_installs.add(1);
+        FastState::Installed
+    } else {
+        // Its real server is gone, or no egress or next hop takes it now: try again after
+        // as many packets.
+        FastState::Off
+    };
+}
+
+/// Queues the removal of the installed entries `conns` let go since the last call.
+#[inline]
+fn take_off_removed<A: FastFamily>(
+    conns: &mut ConnTable<A>,
+    writer: &mut FlowWriter,
+    stats: &WorkerStats,
+) {
+    while let Some(gone) = conns.next_fast_removed() {
+        writer.remove(&gone);
+        stats.fast_removals.add(1);
+    }
+}
+
+/// [`Core::fast_path_upkeep`] of one table: settles its installed entries past their own
+/// expiry, advances its sweep after a configuration change (`sweep`, by at most `budget`
+/// slots), and queues the removals.
+fn fast_path_upkeep<A: FastFamily>(
+    conns: &mut ConnTable<A>,
+    writer: &mut FlowWriter,
+    sweep: &mut Option<usize>,
+    budget: usize,
+    env: &Env<'_>,
+    stats: &WorkerStats,
+) {
+    while let Some((expired, conn)) = conns.next_fast_expired() {
+        let seen = writer.last_seen_ms(&conn, env.now_ms);
+        conns.settle_fast(expired, seen, &env.config.timeouts, env.now_ms, stats);
+    }
+    if let Some(cursor) = sweep.as_mut() {
+        let done = conns.for_each_installed(cursor, budget, |conn, state| {
+            if !real_configured(conn, env.config) {
+                writer.remove(conn);
+                *state = FastState::Off;
+                stats.fast_removals.add(1);
+            }
+        });
+        if done {
+            *sweep = None;
+        }
+    }
+    take_off_removed(conns, writer, stats);
 }
 
 #[cfg(test)]

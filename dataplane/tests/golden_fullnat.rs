@@ -27,8 +27,6 @@ const REAL_WEB_148: RealId = 0;
 const REAL_FAR: RealId = 1;
 const REAL_DNS_148: RealId = 2;
 const FAR_REAL: Ipv4Addr = Ipv4Addr::new(198, 19, 7, 1);
-const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
-const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 
 fn director() -> Director {
     let config = snapshot_with([

@@ -22,16 +22,8 @@ use xvs_dataplane::process::{Side, Verdict};
 use xvs_dataplane::snapshot::{Encap, Method, Tunnel, PROTO_TCP, PROTO_UDP};
 use xvs_dataplane::stats::DropReason;
 
-const IPIP: Tunnel = Tunnel {
-    encap: Encap::Ipip,
-    port: 0,
-    checksum: false,
-};
-const GUE_PORT: u16 = 6080;
 /// A real server in another subnet, behind the internal network's router.
 const FAR_REAL: Ipv4Addr = Ipv4Addr::new(198, 19, 7, 1);
-const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
-const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 
 /// TCP VIP:80 and UDP VIP:53 tunnelled by `tunnel` to .148, TCP VIP:25 to a real server
 /// behind a router.
@@ -215,35 +207,19 @@ fn ipip() {
 
 #[test]
 fn gue_with_and_without_checksum() {
-    for checksum in [false, true] {
-        check_encapsulation(Tunnel {
-            encap: Encap::Gue,
-            port: GUE_PORT,
-            checksum,
-        });
-    }
+    with_and_without_checksum(Encap::Gue, check_encapsulation);
 }
 
 #[test]
 fn gre_with_and_without_checksum() {
-    for checksum in [false, true] {
-        check_encapsulation(Tunnel {
-            encap: Encap::Gre,
-            port: 0,
-            checksum,
-        });
-    }
+    with_and_without_checksum(Encap::Gre, check_encapsulation);
 }
 
 /// The GUE source port follows the connection: one flow, one port (the real server's RSS
 /// keeps it on one queue); another client port may get another.
 #[test]
 fn gue_source_port_is_stable_per_connection() {
-    let tunnel = Tunnel {
-        encap: Encap::Gue,
-        port: GUE_PORT,
-        checksum: false,
-    };
+    let tunnel = GUE;
     let mut d = director(tunnel);
     let ports: Vec<u16> = [(SYN, 1), (ACK, 2), (ACK, 3)]
         .iter()

@@ -18,6 +18,14 @@
 //!   in 198.18.0.0/15, ports, TTL, payload, TCP flags, UDP with or without checksum, wrong and
 //!   partial TCP/UDP checksums, clients behind a gateway): the rewrite in both directions
 //!   equals `process`'s, and a wrong IP header checksum leaves the frame alone.
+//! - `ipv6_fixtures_on_the_fast_path`: IPv6 connections (NAT66 TCP and UDP, DR, FullNAT TCP
+//!   and UDP, a client behind a gateway, a tunnelled one) opened through `process6` and
+//!   installed; their established packets come out of the program byte-for-byte as `process6`
+//!   writes them and as etherparse builds them (a UDP checksum computed to 0 sent as 0xffff),
+//!   counted; the IPv6 packets the workers must see are left untouched.
+//! - `random_established_ipv6_flows_match_process6`: the property test for IPv6 (addresses in
+//!   2001:2::/48, NAT66, FullNAT and DR, traffic class and flow label, hop limit, wrong and
+//!   partial checksums); a hop limit of 1 leaves the frame alone.
 //!
 //! The program and its maps need root (CAP_BPF, CAP_NET_ADMIN); without it each test says so
 //! and passes, except under CI (`CI` set), where a skip is a failure. Each runs on a thread of its own in a fresh network namespace, where two
@@ -35,12 +43,12 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::CString;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::process::Command;
 use std::sync::Arc;
 use xvs_dataplane::conntrack::Conn;
-use xvs_dataplane::fastpath::{self, FastPath, FastPathMaps, FlowWriter, NextHopSync};
-use xvs_dataplane::neigh::NeighbourTable;
+use xvs_dataplane::fastpath::{self, FastFamily, FastPath, FastPathMaps, FlowWriter, NextHopSync};
+use xvs_dataplane::neigh::{KernelTables, Neighbour6, NeighbourTable};
 use xvs_dataplane::process::{Side, Verdict};
 use xvs_dataplane::snapshot::{Encap, Method, RealId, ServiceId, Tunnel, PROTO_TCP, PROTO_UDP};
 use xvs_dataplane::stats::{DropReason, TrafficTotals};
@@ -142,7 +150,7 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
-        let maps = FastPathMaps::create(1024).expect("creating the fast path's maps");
+        let maps = FastPathMaps::create(1024, 1024).expect("creating the fast path's maps");
         let fast = Arc::new(FastPath::new(maps, EXT_IF, INT_IF, 1));
         fast.set_egress(true, true)
             .expect("opening the external egress");
@@ -160,24 +168,34 @@ impl Rig {
         }
     }
 
-    /// Installs every connection of `d` the fast path may carry, with `d`'s next hops, as the
-    /// owning worker and the neighbour thread would. Returns the client endpoints
-    /// (proto, CIP, cport) installed.
-    fn install(&mut self, d: &Director) -> HashSet<(u8, Ipv4Addr, u16)> {
+    /// Installs every connection of `d` (both families) the fast path may carry, with `d`'s
+    /// next hops, as the owning worker and the neighbour thread would. Returns the client
+    /// endpoints (proto, CIP, cport) installed.
+    fn install(&mut self, d: &Director) -> HashSet<(u8, IpAddr, u16)> {
         self.sync_next_hops(&d.neighbours);
         let mut installed = HashSet::new();
-        for conn in d.conns.iter().filter(|c| fastpath::may_carry(c)) {
-            assert!(
-                self.writer.install(conn, &d.config, &d.neighbours),
-                "{conn:?}: nothing to install"
-            );
-            installed.insert((conn.proto, conn.caddr, conn.cport));
-        }
+        self.install_table(d, d.conns.iter(), &mut installed);
+        self.install_table(d, d.conns6.iter(), &mut installed);
         self.flush();
         installed
     }
 
-    fn remove(&mut self, conn: &Conn) {
+    fn install_table<'c, A: FastFamily>(
+        &mut self,
+        d: &Director,
+        conns: impl Iterator<Item = &'c Conn<A>>,
+        installed: &mut HashSet<(u8, IpAddr, u16)>,
+    ) {
+        for conn in conns.filter(|c| fastpath::may_carry(*c)) {
+            assert!(
+                self.writer.install(conn, &d.config, &d.neighbours),
+                "{conn:?}: nothing to install"
+            );
+            installed.insert((conn.proto, conn.caddr.into(), conn.cport));
+        }
+    }
+
+    fn remove<A: FastFamily>(&mut self, conn: &Conn<A>) {
         self.writer.remove(conn);
         self.flush();
     }
@@ -419,7 +437,7 @@ fn tunnelled_requests_on_the_fast_path() {
 /// Whether the program must forward fixture `f`: `process` forwards it, it is TCP without
 /// SYN, FIN or RST or it is UDP, its TCP/UDP checksum is not partial, and its connection was
 /// installed.
-fn takes_fast_path(f: &Fixture, installed: &HashSet<(u8, Ipv4Addr, u16)>) -> bool {
+fn takes_fast_path(f: &Fixture, installed: &HashSet<(u8, IpAddr, u16)>) -> bool {
     let input = &f.input;
     if !matches!(f.verdict, Verdict::Forward(_)) {
         return false;
@@ -427,8 +445,16 @@ fn takes_fast_path(f: &Fixture, installed: &HashSet<(u8, Ipv4Addr, u16)>) -> boo
     let proto = input[IP + 9];
     let state_change = proto == PROTO_TCP && input[L4_AT + 13] & (SYN | FIN | RST) != 0;
     let client = match f.from {
-        Side::External => (proto, ip_addr_at(input, IP + 12), u16_at(input, L4_AT)),
-        Side::Internal => (proto, ip_addr_at(input, IP + 16), u16_at(input, L4_AT + 2)),
+        Side::External => (
+            proto,
+            ip_addr_at(input, IP + 12).into(),
+            u16_at(input, L4_AT),
+        ),
+        Side::Internal => (
+            proto,
+            ip_addr_at(input, IP + 16).into(),
+            u16_at(input, L4_AT + 2),
+        ),
     };
     !state_change && !has_partial_checksum(input) && installed.contains(&client)
 }
@@ -554,6 +580,13 @@ enum Workers {
     PartialChecksum,
 }
 
+/// A copy of `frame` with `f` applied.
+fn edit(frame: &[u8], f: &dyn Fn(&mut Vec<u8>)) -> Vec<u8> {
+    let mut frame = frame.to_vec();
+    f(&mut frame);
+    frame
+}
+
 /// Recomputes the IPv4 header checksum after an edit of the header.
 fn fixed(mut frame: Vec<u8>) -> Vec<u8> {
     fix_ip_checksum(&mut frame);
@@ -592,11 +625,6 @@ fn unusual_frames_of_installed_flows_stay_with_the_workers() {
                 assert_frame_eq(&out, &expected, "established packet");
             }
 
-            let edit = |frame: &Vec<u8>, f: &dyn Fn(&mut Vec<u8>)| {
-                let mut frame = frame.clone();
-                f(&mut frame);
-                frame
-            };
             let ext = CLIENT_MAC;
             let partial = |frame: &Vec<u8>| {
                 edit(frame, &|f| {
@@ -750,8 +778,6 @@ fn unusual_frames_of_installed_flows_stay_with_the_workers() {
                 assert_left_alone(&rig, frame, *from, &format!("{what} ({workers:?})"));
             }
 
-            // A next hop without a MAC: the real's flows wait for the workers to resolve it,
-            // the replies to the client still take the fast path.
             let without_real = NeighbourTable::new(
                 routes(),
                 neighbours()
@@ -759,33 +785,50 @@ fn unusual_frames_of_installed_flows_stay_with_the_workers() {
                     .filter(|n| n.addr != REAL_148)
                     .collect(),
             );
-            rig.sync_next_hops(&without_real);
-            assert_left_alone(&rig, &tcp_in, Side::External, "next hop without a MAC");
-            assert_eq!(rig.run(&tcp_out, Side::Internal).0, XDP_REDIRECT);
-            rig.sync_next_hops(&director.neighbours);
-            assert_eq!(rig.run(&tcp_in, Side::External).0, XDP_REDIRECT);
-
-            // An egress closed to redirected frames: the flows leaving by it go to the workers.
-            rig.fast.set_egress(false, false).unwrap();
-            assert_left_alone(&rig, &tcp_in, Side::External, "internal egress closed");
-            assert_eq!(rig.run(&tcp_out, Side::Internal).0, XDP_REDIRECT);
-            rig.fast.set_egress(false, true).unwrap();
-            rig.fast.set_egress(true, false).unwrap();
-            assert_left_alone(&rig, &tcp_out, Side::Internal, "external egress closed");
-            assert_eq!(rig.run(&tcp_in, Side::External).0, XDP_REDIRECT);
-            rig.fast.set_egress(true, true).unwrap();
-
-            // A removed connection goes back to the workers.
             let conn = *director
                 .conns
                 .iter()
                 .find(|c| c.caddr == CLIENT && c.cport == 40000)
                 .unwrap();
-            rig.remove(&conn);
-            assert_left_alone(&rig, &tcp_in, Side::External, "connection removed");
-            assert_left_alone(&rig, &tcp_out, Side::Internal, "connection removed");
+            check_next_hop_egress_and_removal(
+                &mut rig,
+                (&tcp_in, &tcp_out),
+                (&without_real, &director.neighbours),
+                &conn,
+            );
         },
     );
+}
+
+/// What an installed flow's established request `tcp_in` and response `tcp_out` must come
+/// to, in either family: with no MAC for the real server (`without_real`, then `neighbours`
+/// again) the requests wait for the workers to resolve it while the responses to the client
+/// still take the fast path; with an egress closed to redirected frames the direction leaving
+/// by it goes to the workers; once `conn` is removed, both directions do.
+fn check_next_hop_egress_and_removal<A: FastFamily>(
+    rig: &mut Rig,
+    (tcp_in, tcp_out): (&[u8], &[u8]),
+    (without_real, neighbours): (&NeighbourTable, &NeighbourTable),
+    conn: &Conn<A>,
+) {
+    rig.sync_next_hops(without_real);
+    assert_left_alone(rig, tcp_in, Side::External, "next hop without a MAC");
+    assert_eq!(rig.run(tcp_out, Side::Internal).0, XDP_REDIRECT);
+    rig.sync_next_hops(neighbours);
+    assert_eq!(rig.run(tcp_in, Side::External).0, XDP_REDIRECT);
+
+    rig.fast.set_egress(false, false).unwrap();
+    assert_left_alone(rig, tcp_in, Side::External, "internal egress closed");
+    assert_eq!(rig.run(tcp_out, Side::Internal).0, XDP_REDIRECT);
+    rig.fast.set_egress(false, true).unwrap();
+    rig.fast.set_egress(true, false).unwrap();
+    assert_left_alone(rig, tcp_out, Side::Internal, "external egress closed");
+    assert_eq!(rig.run(tcp_in, Side::External).0, XDP_REDIRECT);
+    rig.fast.set_egress(true, true).unwrap();
+
+    rig.remove(conn);
+    assert_left_alone(rig, tcp_in, Side::External, "connection removed");
+    assert_left_alone(rig, tcp_out, Side::Internal, "connection removed");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -802,15 +845,319 @@ enum L4Checksum {
     Partial,
 }
 
+fn l4_checksum() -> impl Strategy<Value = L4Checksum> {
+    prop_oneof![
+        3 => Just(L4Checksum::Valid),
+        1 => (1u16..).prop_map(L4Checksum::Wrong),
+        1 => Just(L4Checksum::Partial),
+    ]
+}
+
+fn mac() -> impl Strategy<Value = [u8; 6]> {
+    any::<[u8; 5]>().prop_map(|m| [0x02, m[0], m[1], m[2], m[3], m[4]])
+}
+
+/// A TCP/UDP endpoint of one family as the property tests build their flows from it.
+trait Endpoint: Socket + Clone + 'static {
+    type Addr: Family + Ord + std::fmt::Debug;
+    /// The family's share of the test network (RFC 2544's or RFC 5180's benchmarking range).
+    const RANGE: (Self::Addr, u8);
+    /// A host route's prefix length.
+    const HOST_LEN: u8;
+    const ANY: Self::Addr;
+
+    fn at(addr: Self::Addr, port: u16) -> Self;
+    fn addr(&self) -> Self::Addr;
+    /// The neighbour table of these routes `(ifindex, dst, prefix_len, gateway)` and
+    /// neighbours `(ifindex, addr, mac)`.
+    fn table(routes: Routes<Self::Addr>, neighbours: Neighbours<Self::Addr>) -> NeighbourTable;
+}
+
+type Routes<A> = Vec<(u32, A, u8, Option<A>)>;
+type Neighbours<A> = Vec<(u32, A, [u8; 6])>;
+
+impl Endpoint for SocketAddrV4 {
+    type Addr = Ipv4Addr;
+    const RANGE: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 0, 0), 15);
+    const HOST_LEN: u8 = 32;
+    const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+
+    fn at(addr: Ipv4Addr, port: u16) -> Self {
+        at(addr, port)
+    }
+
+    fn addr(&self) -> Ipv4Addr {
+        *self.ip()
+    }
+
+    fn table(routes: Routes<Ipv4Addr>, neighbours: Neighbours<Ipv4Addr>) -> NeighbourTable {
+        NeighbourTable::new(
+            routes
+                .into_iter()
+                .map(|(i, d, l, g)| route(i, d, l, g))
+                .collect(),
+            neighbours
+                .into_iter()
+                .map(|(i, a, m)| neighbour(i, a, m))
+                .collect(),
+        )
+    }
+}
+
+impl Endpoint for SocketAddrV6 {
+    type Addr = Ipv6Addr;
+    const RANGE: (Ipv6Addr, u8) = (Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0), 48);
+    const HOST_LEN: u8 = 128;
+    const ANY: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
+
+    fn at(addr: Ipv6Addr, port: u16) -> Self {
+        at6(addr, port)
+    }
+
+    fn addr(&self) -> Ipv6Addr {
+        *self.ip()
+    }
+
+    fn table(routes: Routes<Ipv6Addr>, neighbours: Neighbours<Ipv6Addr>) -> NeighbourTable {
+        NeighbourTable::from(KernelTables {
+            routes6: routes
+                .into_iter()
+                .map(|(i, d, l, g)| route6(i, d, l, g))
+                .collect(),
+            neighbours6: neighbours
+                .into_iter()
+                .map(|(i, a, m)| neighbour6(i, a, m))
+                .collect(),
+            ..KernelTables::default()
+        })
+    }
+}
+
+/// What a random flow of either family is between: its endpoints, hosts and protocol.
 #[derive(Debug, Clone)]
-struct Case {
-    client: SocketAddrV4,
-    vip: SocketAddrV4,
-    real: SocketAddrV4,
+struct Flow<S: Endpoint> {
+    client: S,
+    vip: S,
+    real: S,
     /// The client is behind this router (a default route through it), else on the link.
-    gateway: Option<Ipv4Addr>,
+    gateway: Option<S::Addr>,
+    /// The client's, the real server's and the gateway's.
     macs: [[u8; 6]; 3],
     udp: bool,
+}
+
+/// A flow between endpoints of `endpoint` (ports from 1), with a gateway from `addr` or none.
+fn flow<S: Endpoint, E: Strategy<Value = S>>(
+    endpoint: impl Fn() -> E,
+    addr: impl Strategy<Value = S::Addr>,
+) -> impl Strategy<Value = Flow<S>> {
+    (
+        endpoint(),
+        endpoint(),
+        endpoint(),
+        proptest::option::of(addr),
+        [mac(), mac(), mac()],
+        any::<bool>(),
+    )
+        .prop_map(|(client, vip, real, gateway, macs, udp)| Flow {
+            client,
+            vip,
+            real,
+            gateway,
+            macs,
+            udp,
+        })
+}
+
+impl<S: Endpoint> Flow<S> {
+    /// Whether the client, VIP, real server, FullNAT local address and gateway are distinct
+    /// hosts.
+    fn distinct_hosts(&self) -> bool {
+        let mut hosts = vec![
+            self.client.addr(),
+            self.vip.addr(),
+            self.real.addr(),
+            S::Addr::LIP,
+        ];
+        hosts.extend(self.gateway);
+        let n = hosts.len();
+        hosts.sort();
+        hosts.dedup();
+        hosts.len() == n
+    }
+
+    fn proto(&self) -> u8 {
+        if self.udp {
+            PROTO_UDP
+        } else {
+            PROTO_TCP
+        }
+    }
+
+    /// The MAC frames from the client arrive from: its own, or its router's.
+    fn client_side_mac(&self) -> [u8; 6] {
+        self.macs[if self.gateway.is_some() { 2 } else { 0 }]
+    }
+
+    /// A director with one service, VIP:vport -> RIP:rport by `method`, and routes covering
+    /// the family's range on both sides (the client's through its gateway where it has one).
+    fn director(&self, method: Method) -> Director {
+        let (mut vip, mut svc) = service_by(
+            method,
+            0,
+            self.proto(),
+            self.vip.port(),
+            &[(0, self.real.addr(), self.real.port(), 1)],
+        );
+        vip.addr = self.vip.addr().into();
+        svc.vip = vip;
+        let (range, range_len) = S::RANGE;
+        let [client_mac, real_mac, gateway_mac] = self.macs;
+        let mut routes = vec![(INT_IF, range, range_len, None)];
+        let mut neighbours = vec![(INT_IF, self.real.addr(), real_mac)];
+        match self.gateway {
+            Some(gw) => {
+                routes.push((EXT_IF, gw, S::HOST_LEN, None));
+                routes.push((EXT_IF, S::ANY, 0, Some(gw)));
+                neighbours.push((EXT_IF, gw, gateway_mac));
+            }
+            None => {
+                routes.push((EXT_IF, range, range_len, None));
+                neighbours.push((EXT_IF, self.client.addr(), client_mac));
+            }
+        }
+        Director::from_parts(
+            snapshot_with([(vip, svc)]),
+            S::table(routes, neighbours),
+            16,
+        )
+    }
+
+    /// A packet of the flow arriving on `from` (`flags` for TCP), finished by `finish`, as a
+    /// frame. A real server answers a FullNAT connection at LIP:1024, which a lone table's
+    /// first FullNAT connection takes.
+    fn frame(
+        &self,
+        from: Side,
+        fullnat: bool,
+        flags: u8,
+        finish: impl FnOnce(Packet<S>) -> Packet<S>,
+    ) -> Vec<u8> {
+        let (src, dst, src_mac, dst_mac) = match from {
+            Side::External => (self.client, self.vip, self.client_side_mac(), EXT_MAC),
+            Side::Internal if fullnat => {
+                (self.real, S::at(S::Addr::LIP, 1024), self.macs[1], INT_MAC)
+            }
+            Side::Internal => (self.real, self.client, self.macs[1], INT_MAC),
+        };
+        let packet = if self.udp {
+            Packet::udp(src, dst)
+        } else {
+            Packet::tcp(src, dst, flags, 0x1000_0000, 0x2000_0000)
+        };
+        finish(packet).frame(src_mac, dst_mac)
+    }
+
+    /// Opens the connection in `d` as clients and servers do: SYN, SYN-ACK (when the real
+    /// server's replies come back through the director), ACK; or one datagram. `frame` builds
+    /// each packet, `process` is the family's, `first` the connection it left.
+    fn establish<A: FastFamily>(
+        &self,
+        d: &mut Director,
+        sees_replies: bool,
+        frame: impl Fn(Side, u8) -> Vec<u8>,
+        process: fn(&mut Director, &mut Vec<u8>, Side) -> Verdict,
+        first: fn(&Director) -> Option<Conn<A>>,
+    ) -> Result<Conn<A>, TestCaseError> {
+        let mut opening = vec![(Side::External, SYN)];
+        if !self.udp {
+            if sees_replies {
+                opening.push((Side::Internal, SYN | ACK));
+            }
+            opening.push((Side::External, ACK));
+        }
+        for (from, flags) in opening {
+            let mut frame = frame(from, flags);
+            prop_assert_eq!(process(d, &mut frame, from), Verdict::Forward(other(from)));
+        }
+        let conn = first(d).unwrap();
+        prop_assert!(fastpath::may_carry(&conn), "{:?}", conn);
+        Ok(conn)
+    }
+}
+
+/// Runs `check` with `d`'s connections installed in the maps as a worker would, then removes
+/// `conn`, whatever the outcome.
+fn with_installed<A: FastFamily>(
+    rig: &RefCell<Rig>,
+    d: &mut Director,
+    conn: &Conn<A>,
+    check: impl FnOnce(&Rig, &mut Director) -> Result<(), TestCaseError>,
+) -> Result<(), TestCaseError> {
+    rig.borrow_mut().install(d);
+    let result = check(&rig.borrow(), d);
+    rig.borrow_mut().remove(conn);
+    result
+}
+
+/// `input` through the program against `expected`, what `name` (`process` or `process6`)
+/// made of it: with a partial checksum it is left to the workers (they complete it over the
+/// whole segment), else it comes out redirected, byte for byte as `expected`.
+fn check_rewrite(
+    rig: &Rig,
+    input: &[u8],
+    from: Side,
+    expected: &[u8],
+    partial: bool,
+    name: &str,
+) -> Result<(), TestCaseError> {
+    if partial {
+        return check_passed(rig, input, from, "partial checksum");
+    }
+    let (action, out) = rig.run(input, from);
+    prop_assert_eq!(action, XDP_REDIRECT, "{:?}", from);
+    prop_assert!(
+        out == expected,
+        "{:?}: the XDP rewrite differs from {}()'s\n  xdp:{}\n  {}:{}",
+        from,
+        name,
+        hex(&out),
+        name,
+        hex(expected)
+    );
+    Ok(())
+}
+
+/// `frame` through the program: passed to the kernel untouched (`what` says why).
+fn check_passed(rig: &Rig, frame: &[u8], from: Side, what: &str) -> Result<(), TestCaseError> {
+    let (action, out) = rig.run(frame, from);
+    prop_assert_eq!(action, XDP_PASS, "{:?}: {}", from, what);
+    prop_assert_eq!(out.as_slice(), frame);
+    Ok(())
+}
+
+/// Runs `check` over 128 cases of `cases()`, on one rig in a fresh namespace.
+fn run_cases<C: std::fmt::Debug + 'static, S: Strategy<Value = C> + 'static>(
+    name: &'static str,
+    cases: fn() -> S,
+    check: fn(&RefCell<Rig>, &C) -> Result<(), TestCaseError>,
+) {
+    in_fresh_netns(name, move || {
+        let rig = RefCell::new(Rig::new());
+        let mut runner = TestRunner::new(Config {
+            cases: 128,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        if let Err(e) = runner.run(&cases(), |case| check(&rig, &case)) {
+            panic!("{e}");
+        }
+    });
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    flow: Flow<SocketAddrV4>,
     /// FullNAT (both endpoints translated, from [`LIP`]) rather than NAT.
     fullnat: bool,
     /// TCP: any of ACK, PSH, URG, ECE, CWR (never SYN, FIN, RST).
@@ -836,30 +1183,14 @@ fn endpoint() -> impl Strategy<Value = SocketAddrV4> {
     (addr(), 1u16..).prop_map(|(a, p)| SocketAddrV4::new(a, p))
 }
 
-fn mac() -> impl Strategy<Value = [u8; 6]> {
-    any::<[u8; 5]>().prop_map(|m| [0x02, m[0], m[1], m[2], m[3], m[4]])
-}
-
 fn case() -> impl Strategy<Value = Case> {
-    let l4_checksum = prop_oneof![
-        3 => Just(L4Checksum::Valid),
-        1 => (1u16..).prop_map(L4Checksum::Wrong),
-        1 => Just(L4Checksum::Partial),
-    ];
     (
+        flow(endpoint, addr()),
         (
-            endpoint(),
-            endpoint(),
-            endpoint(),
-            proptest::option::of(addr()),
-            [mac(), mac(), mac()],
-        ),
-        (
-            any::<bool>(),
             any::<u8>(),
             any::<u16>(),
             any::<bool>(),
-            l4_checksum,
+            l4_checksum(),
             any::<bool>(),
         ),
         (
@@ -871,16 +1202,11 @@ fn case() -> impl Strategy<Value = Case> {
     )
         .prop_map(
             |(
-                (client, vip, real, gateway, macs),
-                (udp, flags, urgent, udp_checksum, l4_checksum, fullnat),
+                flow,
+                (flags, urgent, udp_checksum, l4_checksum, fullnat),
                 (ttl, ident, payload, ip_checksum_error),
             )| Case {
-                client,
-                vip,
-                real,
-                gateway,
-                macs,
-                udp,
+                flow,
                 fullnat,
                 flags: flags & (ACK | PSH | URG | ECE | CWR),
                 urgent,
@@ -892,101 +1218,38 @@ fn case() -> impl Strategy<Value = Case> {
                 ip_checksum_error,
             },
         )
-        .prop_filter("distinct hosts", |c| {
-            let mut hosts = vec![*c.client.ip(), *c.vip.ip(), *c.real.ip(), LIP];
-            hosts.extend(c.gateway);
-            let n = hosts.len();
-            hosts.sort();
-            hosts.dedup();
-            hosts.len() == n
-        })
+        .prop_filter("distinct hosts", |c| c.flow.distinct_hosts())
 }
 
 impl Case {
-    fn proto(&self) -> u8 {
-        if self.udp {
-            PROTO_UDP
-        } else {
-            PROTO_TCP
-        }
-    }
-
-    /// The MAC frames from the client arrive from: its own, or its router's.
-    fn client_side_mac(&self) -> [u8; 6] {
-        self.macs[if self.gateway.is_some() { 2 } else { 0 }]
-    }
-
-    /// A director with one service, VIP:vport -> RIP:rport, and routes covering the range on
-    /// both sides (the client's through its gateway where it has one).
-    fn director(&self) -> Director {
-        let range = Ipv4Addr::new(198, 18, 0, 0);
-        let (vip, mut svc) = {
-            let (mut vip, svc) = service(
-                0,
-                self.proto(),
-                self.vip.port(),
-                &[(0, *self.real.ip(), self.real.port(), 1)],
-            );
-            vip.addr = (*self.vip.ip()).into();
-            (vip, svc)
-        };
-        svc.vip = vip;
+    fn method(&self) -> Method {
         if self.fullnat {
-            svc.reals[0].method = Method::FullNat;
-            svc.local_addrs = [LIP.into()].into();
+            Method::FullNat
+        } else {
+            Method::Masq
         }
-        let [client_mac, real_mac, gateway_mac] = self.macs;
-        let mut routes = vec![route(INT_IF, range, 15, None)];
-        let mut neighbours = vec![neighbour(INT_IF, *self.real.ip(), real_mac)];
-        match self.gateway {
-            Some(gw) => {
-                routes.push(route(EXT_IF, gw, 32, None));
-                routes.push(route(EXT_IF, Ipv4Addr::UNSPECIFIED, 0, Some(gw)));
-                neighbours.push(neighbour(EXT_IF, gw, gateway_mac));
-            }
-            None => {
-                routes.push(route(EXT_IF, range, 15, None));
-                neighbours.push(neighbour(EXT_IF, *self.client.ip(), client_mac));
-            }
-        }
-        Director::from_parts(
-            snapshot_with([(vip, svc)]),
-            NeighbourTable::new(routes, neighbours),
-            16,
-        )
     }
 
     /// A packet of the flow arriving on `from` (`flags` for TCP), as a frame.
     fn frame(&self, from: Side, flags: u8, ttl: u8, payload: &[u8]) -> Vec<u8> {
-        let (src, dst, src_mac, dst_mac) = match from {
-            Side::External => (self.client, self.vip, self.client_side_mac(), EXT_MAC),
-            // A lone table's first FullNAT connection takes LIP:1024.
-            Side::Internal if self.fullnat => (self.real, at(LIP, 1024), self.macs[1], INT_MAC),
-            Side::Internal => (self.real, self.client, self.macs[1], INT_MAC),
-        };
-        let packet = if self.udp {
-            Packet::udp(src, dst)
-        } else {
-            Packet::tcp(src, dst, flags, 0x1000_0000, 0x2000_0000)
-        };
-        Packet {
+        self.flow.frame(from, self.fullnat, flags, |packet| Packet {
             ttl,
             ident: self.ident,
             payload: payload.to_vec(),
             ..packet
-        }
-        .frame(src_mac, dst_mac)
+        })
     }
 
     /// The case's packet arriving on `from`, with its flags, URG, UDP and TCP/UDP checksum
     /// choices applied.
     fn test_frame(&self, from: Side) -> Vec<u8> {
         let mut frame = self.frame(from, self.flags & !URG, self.ttl, &self.payload);
-        if self.udp && !self.udp_checksum {
+        let udp = self.flow.udp;
+        if udp && !self.udp_checksum {
             frame[L4_AT + 6..L4_AT + 8].fill(0);
             return frame;
         }
-        if !self.udp && self.flags & URG != 0 {
+        if !udp && self.flags & URG != 0 {
             frame = with_urgent(frame, self.urgent);
         }
         let at = l4_checksum_at(&frame);
@@ -1003,32 +1266,20 @@ impl Case {
         }
         frame
     }
-
-    /// Opens the connection in `d` as clients and servers do: SYN, SYN-ACK, ACK; or one
-    /// datagram.
-    fn establish(&self, d: &mut Director) -> Result<Conn, TestCaseError> {
-        let mut opening = vec![(Side::External, SYN)];
-        if !self.udp {
-            opening.extend([(Side::Internal, SYN | ACK), (Side::External, ACK)]);
-        }
-        for (from, flags) in opening {
-            let mut frame = self.frame(from, flags, 64, &[]);
-            prop_assert_eq!(d.process(&mut frame, from), Verdict::Forward(other(from)));
-        }
-        let conn = *d.conns.iter().next().unwrap();
-        prop_assert!(fastpath::may_carry(&conn), "{:?}", conn);
-        Ok(conn)
-    }
 }
 
 /// One case: the connection established in `process`'s table and installed in the maps, then
-/// each direction's packet through both.
+/// each direction's packet through both; a wrong IPv4 header checksum is left alone.
 fn check_case(rig: &RefCell<Rig>, case: &Case) -> Result<(), TestCaseError> {
-    let mut d = case.director();
-    let conn = case.establish(&mut d)?;
-    rig.borrow_mut().install(&d);
-    let result = (|| {
-        let rig = rig.borrow();
+    let mut d = case.flow.director(case.method());
+    let conn = case.flow.establish(
+        &mut d,
+        true,
+        |from, flags| case.frame(from, flags, 64, &[]),
+        |d, frame, from| d.process(frame, from),
+        |d| d.conns.iter().next().copied(),
+    )?;
+    with_installed(rig, &mut d, &conn, |rig, d| {
         for from in [Side::External, Side::Internal] {
             let input = case.test_frame(from);
             let mut expected = input.clone();
@@ -1036,46 +1287,748 @@ fn check_case(rig: &RefCell<Rig>, case: &Case) -> Result<(), TestCaseError> {
                 d.process(&mut expected, from),
                 Verdict::Forward(other(from))
             );
-            let (action, out) = rig.run(&input, from);
-            if has_partial_checksum(&input) {
-                // The workers complete it over the whole segment.
-                prop_assert_eq!(action, XDP_PASS, "{:?}: partial checksum", from);
-                prop_assert_eq!(&out, &input);
-            } else {
-                prop_assert_eq!(action, XDP_REDIRECT, "{:?}", from);
-                prop_assert!(
-                    out == expected,
-                    "{:?}: the XDP rewrite differs from process()'s\n  xdp:{}\n  process:{}",
-                    from,
-                    hex(&out),
-                    hex(&expected)
-                );
-            }
+            let partial = has_partial_checksum(&input);
+            check_rewrite(rig, &input, from, &expected, partial, "process")?;
 
             let mut bad_header = input.clone();
             let wrong = u16_at(&bad_header, IP + 10) ^ case.ip_checksum_error;
             bad_header[IP + 10..IP + 12].copy_from_slice(&wrong.to_be_bytes());
-            let (action, out) = rig.run(&bad_header, from);
-            prop_assert_eq!(action, XDP_PASS, "{:?}: bad IPv4 header checksum", from);
-            prop_assert_eq!(&out, &bad_header);
+            check_passed(rig, &bad_header, from, "bad IPv4 header checksum")?;
         }
         Ok(())
-    })();
-    rig.borrow_mut().remove(&conn);
-    result
+    })
 }
 
 #[test]
 fn random_established_flows_match_process() {
-    in_fresh_netns("random_established_flows_match_process", || {
-        let rig = RefCell::new(Rig::new());
-        let mut runner = TestRunner::new(Config {
-            cases: 128,
-            failure_persistence: None,
-            ..Config::default()
-        });
-        if let Err(e) = runner.run(&case(), |case| check_case(&rig, &case)) {
-            panic!("{e}");
+    run_cases("random_established_flows_match_process", case, check_case);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 on the fast path
+// ---------------------------------------------------------------------------------------------
+
+/// Offset of a TCP/UDP header right behind the fixed IPv6 header.
+const L4_AT6: usize = IP + 40;
+
+// The IPv6 director: real server ids are the service ids.
+const SVC6_WEB: ServiceId = 0; // TCP VIP6:80 -> 148:80 (NAT)
+const SVC6_DNS: ServiceId = 1; // UDP VIP6:53 -> 148:5353 (NAT)
+const SVC6_DR: ServiceId = 2; // TCP VIP6:443 -> 148:443 (DR)
+const SVC6_FNAT: ServiceId = 3; // TCP VIP6:9000 -> 137:9090 (FullNAT from LIP6)
+const SVC6_FNAT_UDP: ServiceId = 4; // UDP VIP6:5353 -> 137:53 (FullNAT from LIP6)
+const SVC6_TUN: ServiceId = 5; // TCP VIP6:8443 -> 148 (ipip, no checksum): not carried
+/// A client behind GATEWAY6.
+const REMOTE_CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 5, 0, 0, 0, 0x50);
+
+fn director6() -> Director {
+    let tunnel = Method::Tunnel(IPIP);
+    let services = [
+        service(SVC6_WEB, PROTO_TCP, 80, &[(SVC6_WEB, REAL6_148, 80, 1)]),
+        service(SVC6_DNS, PROTO_UDP, 53, &[(SVC6_DNS, REAL6_148, 5353, 1)]),
+        service_by(
+            Method::Route,
+            SVC6_DR,
+            PROTO_TCP,
+            443,
+            &[(SVC6_DR, REAL6_148, 443, 1)],
+        ),
+        service_by(
+            Method::FullNat,
+            SVC6_FNAT,
+            PROTO_TCP,
+            9000,
+            &[(SVC6_FNAT, REAL6_137, 9090, 1)],
+        ),
+        service_by(
+            Method::FullNat,
+            SVC6_FNAT_UDP,
+            PROTO_UDP,
+            5353,
+            &[(SVC6_FNAT_UDP, REAL6_137, 53, 1)],
+        ),
+        service_by(
+            tunnel,
+            SVC6_TUN,
+            PROTO_TCP,
+            8443,
+            &[(SVC6_TUN, REAL6_148, 8443, 1)],
+        ),
+    ];
+    Director::from_parts(snapshot_with(services), ipv6_tables(|_| true), 64)
+}
+
+/// The IPv6 test network's routes and those of its neighbours `keep` keeps.
+fn ipv6_tables(keep: impl Fn(&Neighbour6) -> bool) -> NeighbourTable {
+    NeighbourTable::from(KernelTables {
+        routes6: routes6(),
+        neighbours6: neighbours6().into_iter().filter(keep).collect(),
+        ..KernelTables::default()
+    })
+}
+
+/// `packet` as a frame arriving on `from`: from its source's MAC (the gateway's for a remote
+/// client) to the director's.
+fn frame6(packet: &Packet<SocketAddrV6>, from: Side) -> Vec<u8> {
+    let src = *packet.src.ip();
+    let mac = [
+        (CLIENT6, CLIENT_MAC),
+        (REAL6_148, REAL_148_MAC),
+        (REAL6_137, REAL_137_MAC),
+    ]
+    .into_iter()
+    .find_map(|(addr, mac)| (addr == src).then_some(mac))
+    .unwrap_or(GATEWAY_MAC);
+    let to = match from {
+        Side::External => EXT_MAC,
+        Side::Internal => INT_MAC,
+    };
+    packet.frame(mac, to)
+}
+
+/// The FullNAT local endpoint of the IPv6 connection from client port `cport`.
+fn local6(d: &Director, cport: u16) -> SocketAddrV6 {
+    let conn = d
+        .conns6
+        .iter()
+        .find(|c| c.cport == cport)
+        .unwrap_or_else(|| panic!("no connection from port {cport}"));
+    at6(conn.laddr, conn.lport)
+}
+
+/// Opens the connections of [`director6`] as clients and servers do (TCP handshakes, first
+/// datagrams), through `process6`; the tunnelled one is not asserted (the workers may or may
+/// not serve IPv6 tunnels: the fast path never carries them).
+fn open6(d: &mut Director) {
+    let remote = |port| at6(REMOTE_CLIENT6, port);
+    let step = |d: &mut Director, from: Side, packet: Packet<SocketAddrV6>| {
+        let mut frame = frame6(&packet, from);
+        let verdict = d.process6(&mut frame, from);
+        assert_eq!(verdict, Verdict::Forward(other(from)), "{packet:?}");
+    };
+    let handshake = |d: &mut Director, client: SocketAddrV6, vip: SocketAddrV6, real| {
+        step(d, Side::External, Packet::tcp(client, vip, SYN, 1000, 0));
+        let reply_to = match real {
+            Some(_) if vip.port() == 9000 => local6(d, client.port()),
+            _ => client,
+        };
+        if let Some(real) = real {
+            step(
+                d,
+                Side::Internal,
+                Packet::tcp(real, reply_to, SYN | ACK, 5000, 1001),
+            );
         }
+        step(d, Side::External, Packet::tcp(client, vip, ACK, 1001, 5001));
+    };
+    handshake(d, c6(40000), vip6(80), Some(r148_6(80)));
+    handshake(d, remote(50000), vip6(80), Some(r148_6(80)));
+    // Direct routing: the real server answers the client directly.
+    handshake(d, c6(40100), vip6(443), None);
+    handshake(d, c6(40200), vip6(9000), Some(r137_6(9090)));
+    step(
+        d,
+        Side::External,
+        Packet::udp(c6(5300), vip6(53)).with_payload(b"query"),
+    );
+    step(
+        d,
+        Side::External,
+        Packet::udp(c6(5400), vip6(5353)).with_payload(b"query"),
+    );
+    for flags in [SYN, ACK] {
+        let mut frame = frame6(
+            &Packet::tcp(c6(40300), vip6(8443), flags, 1, 0),
+            Side::External,
+        );
+        let _ = d.process6(&mut frame, Side::External);
+    }
+}
+
+/// A UDP payload of `prefix` and two more bytes chosen so that the datagram, as it leaves
+/// translated to `src -> dst`, sums to all ones: its checksum computes to 0 and is sent as
+/// 0xffff (RFC 768, RFC 8200 section 8.1).
+fn payload_summing_to_zero(prefix: &[u8], src: SocketAddrV6, dst: SocketAddrV6) -> Vec<u8> {
+    let mut payload = prefix.to_vec();
+    if payload.len() % 2 == 1 {
+        payload.push(0);
+    }
+    payload.extend([0, 0]);
+    let len = (8 + payload.len()) as u16;
+    let mut header = [0u8; 8];
+    header[0..2].copy_from_slice(&src.port().to_be_bytes());
+    header[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    header[4..6].copy_from_slice(&len.to_be_bytes());
+    let sum = ones_sum(&[
+        &src.ip().octets(),
+        &dst.ip().octets(),
+        &u32::from(len).to_be_bytes(),
+        &[0, 0, 0, PROTO_UDP],
+        &header,
+        &payload,
+    ]);
+    let n = payload.len();
+    payload[n - 2..].copy_from_slice(&(!sum).to_be_bytes());
+    payload
+}
+
+/// The partial checksum an offloading sender leaves in an IPv6 frame whose TCP/UDP header
+/// follows the fixed header: the folded pseudo-header sum (the segment's length for TCP, the
+/// length field's for UDP).
+fn partial_checksum6(frame: &[u8]) -> u16 {
+    let proto = frame[IP + 6];
+    let len = match proto {
+        PROTO_UDP => u16_at(frame, L4_AT6 + 4),
+        _ => u16_at(frame, IP + 4),
+    };
+    ones_sum(&[
+        &frame[IP + 8..IP + 40],
+        &u32::from(len).to_be_bytes(),
+        &[0, 0, 0, proto],
+    ])
+}
+
+fn l4_checksum_at6(frame: &[u8]) -> usize {
+    L4_AT6 + if frame[IP + 6] == PROTO_TCP { 16 } else { 6 }
+}
+
+fn has_partial_checksum6(frame: &[u8]) -> bool {
+    let field = u16_at(frame, l4_checksum_at6(frame));
+    field != 0 && field == partial_checksum6(frame)
+}
+
+/// An IPv6 packet the fast path must forward: what it is, the side it arrives on, the packet,
+/// the frame that must leave, and its service (and real server: their ids are equal).
+type Fast6 = (&'static str, Side, Packet<SocketAddrV6>, Vec<u8>, ServiceId);
+
+/// A [`Fast6`] row whose packet leaves translated to `src -> dst`, from the MAC `macs.0` to
+/// `macs.1`.
+fn fast6(
+    what: &'static str,
+    from: Side,
+    packet: &Packet<SocketAddrV6>,
+    (src, dst): (SocketAddrV6, SocketAddrV6),
+    macs: ([u8; 6], [u8; 6]),
+    svc: ServiceId,
+) -> Fast6 {
+    let leaves = packet.forwarded(src, dst).frame(macs.0, macs.1);
+    (what, from, packet.clone(), leaves, svc)
+}
+
+/// IPv6 established packets the fast path must forward, each through `process6` and the
+/// program, byte for byte against each other and against the frame built from scratch;
+/// the program's traffic counters add up to them; and the IPv6 variants the workers must see
+/// (extension headers, hop limit, fragments, state changes, partial checksums, UDP without a
+/// checksum, malformed, larger than the egress MTU, tunnelled, no next-hop MAC, a closed
+/// egress, a removed connection) are left alone.
+#[test]
+fn ipv6_fixtures_on_the_fast_path() {
+    in_fresh_netns("ipv6_fixtures_on_the_fast_path", || {
+        use Side::{External, Internal};
+        let mut d = director6();
+        open6(&mut d);
+        let mut rig = Rig::new();
+        let installed = rig.install(&d);
+        let want: HashSet<(u8, IpAddr, u16)> = [
+            (PROTO_TCP, CLIENT6, 40000),
+            (PROTO_TCP, REMOTE_CLIENT6, 50000),
+            (PROTO_TCP, CLIENT6, 40100),
+            (PROTO_TCP, CLIENT6, 40200),
+            (PROTO_UDP, CLIENT6, 5300),
+            (PROTO_UDP, CLIENT6, 5400),
+        ]
+        .into_iter()
+        .map(|(p, a, port)| (p, a.into(), port))
+        .collect();
+        assert_eq!(installed, want, "the tunnelled flow must not be installed");
+
+        let (fnat, fnat_udp) = (local6(&d, 40200), local6(&d, 5400));
+        let remote = at6(REMOTE_CLIENT6, 50000);
+        let request =
+            Packet::tcp(c6(40000), vip6(80), PSH | ACK, 1001, 5001).with_payload(b"GET /");
+        let response =
+            Packet::tcp(r148_6(80), c6(40000), PSH | ACK, 5001, 1006).with_payload(&[7; 600]);
+        let query = Packet::udp(c6(5300), vip6(53)).with_payload(b"again");
+        let zero = payload_summing_to_zero(b"to zero", c6(5300), r148_6(5353));
+        let to_zero = Packet::udp(c6(5300), vip6(53)).with_payload(&zero);
+        let dr = Packet::tcp(c6(40100), vip6(443), PSH | ACK, 1001, 1).with_payload(b"hello");
+        let fnat_request =
+            Packet::tcp(c6(40200), vip6(9000), PSH | ACK, 1001, 5001).with_payload(b"x");
+        let fnat_reply = Packet::tcp(r137_6(9090), fnat, ACK, 5001, 1002);
+        let fnat_query = Packet::udp(c6(5400), vip6(5353)).with_payload(b"q");
+        let fnat_answer = Packet::udp(r137_6(53), fnat_udp).with_payload(b"a");
+        let remote_request = Packet::tcp(remote, vip6(80), ACK | ECE | CWR, 1001, 5001);
+        let remote_response =
+            Packet::tcp(r148_6(80), remote, PSH | ACK, 5001, 1001).with_payload(b"r");
+        // 40 + 20 + 1440: exactly the egress MTU.
+        let full = Packet::tcp(c6(40000), vip6(80), ACK, 1006, 5601).with_payload(&[0x5a; 1440]);
+        let to_148 = (INT_MAC, REAL_148_MAC);
+        let to_137 = (INT_MAC, REAL_137_MAC);
+        let to_client = (EXT_MAC, CLIENT_MAC);
+        let answer = Packet::udp(r148_6(5353), c6(5300)).with_payload(b"answer");
+        let fast: Vec<Fast6> = vec![
+            fast6(
+                "NAT66 request",
+                External,
+                &request,
+                (c6(40000), r148_6(80)),
+                to_148,
+                SVC6_WEB,
+            ),
+            fast6(
+                "NAT66 response",
+                Internal,
+                &response,
+                (vip6(80), c6(40000)),
+                to_client,
+                SVC6_WEB,
+            ),
+            fast6(
+                "hop limit 2 leaves as 1",
+                External,
+                &request.clone().with_ttl(2),
+                (c6(40000), r148_6(80)),
+                to_148,
+                SVC6_WEB,
+            ),
+            fast6(
+                "exactly the egress MTU",
+                External,
+                &full,
+                (c6(40000), r148_6(80)),
+                to_148,
+                SVC6_WEB,
+            ),
+            fast6(
+                "UDP query",
+                External,
+                &query,
+                (c6(5300), r148_6(5353)),
+                to_148,
+                SVC6_DNS,
+            ),
+            fast6(
+                "UDP answer",
+                Internal,
+                &answer,
+                (vip6(53), c6(5300)),
+                to_client,
+                SVC6_DNS,
+            ),
+            fast6(
+                "UDP whose new checksum computes to 0: sent as 0xffff",
+                External,
+                &to_zero,
+                (c6(5300), r148_6(5353)),
+                to_148,
+                SVC6_DNS,
+            ),
+            (
+                "DR: the packet untouched, hop limit too",
+                External,
+                dr.clone(),
+                dr.frame(to_148.0, to_148.1),
+                SVC6_DR,
+            ),
+            fast6(
+                "FullNAT request",
+                External,
+                &fnat_request,
+                (fnat, r137_6(9090)),
+                to_137,
+                SVC6_FNAT,
+            ),
+            fast6(
+                "FullNAT reply",
+                Internal,
+                &fnat_reply,
+                (vip6(9000), c6(40200)),
+                to_client,
+                SVC6_FNAT,
+            ),
+            fast6(
+                "FullNAT UDP query",
+                External,
+                &fnat_query,
+                (fnat_udp, r137_6(53)),
+                to_137,
+                SVC6_FNAT_UDP,
+            ),
+            fast6(
+                "FullNAT UDP answer",
+                Internal,
+                &fnat_answer,
+                (vip6(5353), c6(5400)),
+                to_client,
+                SVC6_FNAT_UDP,
+            ),
+            fast6(
+                "a remote client's request (ECE, CWR), from its gateway",
+                External,
+                &remote_request,
+                (remote, r148_6(80)),
+                to_148,
+                SVC6_WEB,
+            ),
+            fast6(
+                "the response to a remote client, to its gateway's MAC",
+                Internal,
+                &remote_response,
+                (vip6(80), remote),
+                (EXT_MAC, GATEWAY_MAC),
+                SVC6_WEB,
+            ),
+        ];
+        let mut traffic = [TrafficTotals::default(); 6];
+        for (what, from, packet, leaves, svc) in &fast {
+            let input = frame6(packet, *from);
+            let mut by_process = input.clone();
+            assert_eq!(
+                d.process6(&mut by_process, *from),
+                Verdict::Forward(other(*from)),
+                "{what}"
+            );
+            assert_frame_eq(&by_process, leaves, &format!("{what}: process6"));
+            let (action, out) = rig.run(&input, *from);
+            assert_eq!(action, XDP_REDIRECT, "{what}: must be redirected");
+            assert_frame_eq(
+                &out,
+                &by_process,
+                &format!("{what}: the fast path as process6"),
+            );
+            let ip_len = 40 + u64::from(u16_at(&input, IP + 4));
+            let t = &mut traffic[*svc as usize];
+            match from {
+                External => (t.inpkts, t.inbytes) = (t.inpkts + 1, t.inbytes + ip_len),
+                Internal => (t.outpkts, t.outbytes) = (t.outpkts + 1, t.outbytes + ip_len),
+            }
+        }
+        let zero_out = frame6(&to_zero, External);
+        let (_, out) = rig.run(&zero_out, External);
+        assert_eq!(
+            u16_at(&out, L4_AT6 + 6),
+            0xffff,
+            "a UDP checksum computed to 0"
+        );
+
+        // The per-CPU counters (service and real server ids are equal here) and the
+        // program's own count of fast-path frames.
+        let counted = |t: TrafficTotals| (t.inpkts, t.outpkts, t.inbytes, t.outbytes);
+        for (id, expected) in traffic.iter().enumerate() {
+            let mut expected = *expected;
+            if id == SVC6_DNS as usize {
+                // The extra run of the datagram summing to zero.
+                expected.inpkts += 1;
+                expected.inbytes += 40 + u64::from(u16_at(&zero_out, IP + 4));
+            }
+            let id = id as u32;
+            assert_eq!(
+                counted(rig.fast.maps.service_traffic(id)),
+                counted(expected),
+                "service {id}"
+            );
+            assert_eq!(
+                counted(rig.fast.maps.real_traffic(id)),
+                counted(expected),
+                "real server {id}"
+            );
+        }
+        let queue = |p: &XdpProgram| p.queue_counters(0).expect("reading the queue counters");
+        assert_eq!(
+            queue(&rig.external).fast + queue(&rig.internal).fast,
+            fast.len() as u64 + 1
+        );
+
+        // What the workers must see.
+        let tcp_in = frame6(&request, External);
+        let tcp_out = frame6(&response, Internal);
+        let udp_in = frame6(&query, External);
+        let partial =
+            |frame: &Vec<u8>| with_partial_checksum6(frame.clone(), L4_AT6, frame[IP + 6]);
+        let too_big = Packet::tcp(c6(40000), vip6(80), ACK, 1006, 5601).with_payload(&[0x5a; 1441]);
+        let cases: Vec<(&str, Side, Vec<u8>, Option<DropReason>)> = vec![
+            (
+                "hop limit 1",
+                External,
+                frame6(&request.clone().with_ttl(1), External),
+                Some(DropReason::TtlExceeded),
+            ),
+            (
+                "hop limit 0",
+                Internal,
+                frame6(&response.clone().with_ttl(0), Internal),
+                Some(DropReason::TtlExceeded),
+            ),
+            (
+                "behind a Hop-by-Hop Options header",
+                External,
+                frame6(&request.clone().with_hop_by_hop(&PADN), External),
+                None,
+            ),
+            (
+                "behind a Destination Options header",
+                Internal,
+                frame6(&response.clone().with_dst_options(&PADN), Internal),
+                None,
+            ),
+            (
+                "a fragment",
+                External,
+                frame6(&request.clone().with_fragment(true, 0), External),
+                Some(DropReason::Fragment),
+            ),
+            (
+                "SYN",
+                External,
+                frame6(&Packet::tcp(c6(40000), vip6(80), SYN, 1, 0), External),
+                None,
+            ),
+            (
+                "FIN",
+                Internal,
+                edit(&tcp_out, &|f| f[L4_AT6 + 13] |= FIN),
+                None,
+            ),
+            (
+                "RST",
+                External,
+                edit(&tcp_in, &|f| f[L4_AT6 + 13] = RST),
+                None,
+            ),
+            ("partial TCP checksum", External, partial(&tcp_in), None),
+            ("partial UDP checksum", External, partial(&udp_in), None),
+            (
+                "UDP checksum 0",
+                External,
+                frame6(&query.clone().without_udp_checksum(), External),
+                Some(DropReason::Malformed),
+            ),
+            (
+                "TCP data offset 4 (< 5)",
+                External,
+                edit(&tcp_in, &|f| f[L4_AT6 + 12] = 0x40),
+                Some(DropReason::Malformed),
+            ),
+            (
+                "TCP data offset 15 in a 25-byte segment",
+                External,
+                edit(&tcp_in, &|f| f[L4_AT6 + 12] = 0xf0),
+                Some(DropReason::Malformed),
+            ),
+            (
+                "UDP length 7 (< 8)",
+                External,
+                edit(&udp_in, &|f| {
+                    f[L4_AT6 + 4..L4_AT6 + 6].copy_from_slice(&7u16.to_be_bytes())
+                }),
+                Some(DropReason::Malformed),
+            ),
+            (
+                "UDP length beyond the payload",
+                External,
+                edit(&udp_in, &|f| f[L4_AT6 + 5] += 1),
+                Some(DropReason::Malformed),
+            ),
+            (
+                "IP version 4 in an IPv6 frame",
+                External,
+                edit(&tcp_in, &|f| f[IP] = 0x40),
+                Some(DropReason::Malformed),
+            ),
+            (
+                "payload length one byte beyond the frame",
+                External,
+                edit(&tcp_in, &|f| f[IP + 5] += 1),
+                Some(DropReason::Malformed),
+            ),
+            (
+                "payload length ending inside the TCP header",
+                External,
+                edit(&tcp_in, &|f| {
+                    f[IP + 4..IP + 6].copy_from_slice(&19u16.to_be_bytes())
+                }),
+                Some(DropReason::Malformed),
+            ),
+            (
+                "frame cut inside the TCP header",
+                External,
+                tcp_in[..L4_AT6 + 10].to_vec(),
+                Some(DropReason::Malformed),
+            ),
+            (
+                "one byte over the egress MTU (Packet Too Big)",
+                External,
+                frame6(&too_big, External),
+                None,
+            ),
+            (
+                "a tunnelled flow's segment",
+                External,
+                frame6(
+                    &Packet::tcp(c6(40300), vip6(8443), ACK, 2, 1).with_payload(b"t"),
+                    External,
+                ),
+                None,
+            ),
+            (
+                "from a DR real server's RIP:rport",
+                Internal,
+                frame6(&Packet::tcp(r148_6(443), c6(40100), ACK, 1, 2), Internal),
+                Some(DropReason::NoConnection),
+            ),
+        ];
+        for (what, from, frame, reason) in &cases {
+            if let Some(reason) = reason {
+                let mut copy = frame.clone();
+                let verdict = director6().process6(&mut copy, *from);
+                assert_eq!(verdict, Verdict::Drop(*reason), "{what}: process6");
+            }
+            assert_left_alone(&rig, frame, *from, what);
+        }
+        let mut answered = frame6(&too_big, External);
+        assert_eq!(
+            d.process6(&mut answered, External),
+            Verdict::Forward(External),
+            "Packet Too Big"
+        );
+
+        let conn = *d.conns6.iter().find(|c| c.cport == 40000).unwrap();
+        check_next_hop_egress_and_removal(
+            &mut rig,
+            (&tcp_in, &tcp_out),
+            (&ipv6_tables(|n| n.addr != REAL6_148), &d.neighbours),
+            &conn,
+        );
+        // The other connections stay.
+        assert_eq!(rig.run(&udp_in, External).0, XDP_REDIRECT);
     });
+}
+
+/// A random established IPv6 flow: [`Case`]'s IPv6 twin, over NAT66, FullNAT and direct
+/// routing.
+#[derive(Debug, Clone)]
+struct Case6 {
+    flow: Flow<SocketAddrV6>,
+    method: Method,
+    /// TCP: any of ACK, PSH, ECE, CWR (never SYN, FIN, RST).
+    flags: u8,
+    l4_checksum: L4Checksum,
+    hop_limit: u8,
+    /// Traffic class and flow label (28 bits): left as they are by both.
+    class_and_label: u32,
+    payload: Vec<u8>,
+}
+
+/// An address in 2001:2::/48 (RFC 5180's benchmarking range).
+fn addr6() -> impl Strategy<Value = Ipv6Addr> {
+    (0u128..1 << 80).prop_map(|host| Ipv6Addr::from(0x2001_0002_0000u128 << 80 | host))
+}
+
+fn endpoint6() -> impl Strategy<Value = SocketAddrV6> {
+    (addr6(), 1u16..).prop_map(|(a, p)| SocketAddrV6::new(a, p, 0, 0))
+}
+
+fn case6() -> impl Strategy<Value = Case6> {
+    let method = prop_oneof![
+        Just(Method::Masq),
+        Just(Method::FullNat),
+        Just(Method::Route)
+    ];
+    (
+        flow(endpoint6, addr6()),
+        (method, any::<u8>(), l4_checksum()),
+        (
+            2u8..=255,
+            0u32..1 << 28,
+            proptest::collection::vec(any::<u8>(), 0..200),
+        ),
+    )
+        .prop_map(
+            |(flow, (method, flags, l4_checksum), (hop_limit, class_and_label, payload))| Case6 {
+                flow,
+                method,
+                flags: flags & (ACK | PSH | ECE | CWR),
+                l4_checksum,
+                hop_limit,
+                class_and_label,
+                payload,
+            },
+        )
+        .prop_filter("distinct hosts", |c| c.flow.distinct_hosts())
+}
+
+impl Case6 {
+    /// A packet of the flow arriving on `from` (`flags` for TCP), as a frame.
+    fn frame(&self, from: Side, flags: u8, hop_limit: u8, payload: &[u8]) -> Vec<u8> {
+        let fullnat = self.method == Method::FullNat;
+        self.flow.frame(from, fullnat, flags, |packet| {
+            packet.with_ttl(hop_limit).with_payload(payload)
+        })
+    }
+
+    /// The case's packet arriving on `from`, with its flags, traffic class and flow label,
+    /// and TCP/UDP checksum choice applied.
+    fn test_frame(&self, from: Side) -> Vec<u8> {
+        let mut frame = self.frame(from, self.flags, self.hop_limit, &self.payload);
+        frame[IP..IP + 4].copy_from_slice(&(6 << 28 | self.class_and_label).to_be_bytes());
+        let at = l4_checksum_at6(&frame);
+        let valid = u16_at(&frame, at);
+        let partial = partial_checksum6(&frame);
+        let checksum = match self.l4_checksum {
+            L4Checksum::Valid => valid,
+            // Never 0 (no UDP checksum, which process6 drops) nor the partial sum.
+            L4Checksum::Wrong(error) => [error, error.rotate_left(5), error.rotate_left(11)]
+                .into_iter()
+                .map(|e| valid ^ e)
+                .find(|&w| w != 0 && w != partial)
+                .unwrap_or(valid ^ error),
+            L4Checksum::Partial => partial,
+        };
+        frame[at..at + 2].copy_from_slice(&checksum.to_be_bytes());
+        frame
+    }
+}
+
+/// One IPv6 case: the connection established in `process6`'s table and installed in the maps,
+/// then each direction's packet through both; a hop limit of 1 is left to the workers, and so
+/// is a direct-routed real server's packet (no reply entry).
+fn check_case6(rig: &RefCell<Rig>, case: &Case6) -> Result<(), TestCaseError> {
+    let mut d = case.flow.director(case.method);
+    let conn = case.flow.establish(
+        &mut d,
+        case.method.sees_replies(),
+        |from, flags| case.frame(from, flags, 64, &[]),
+        |d, frame, from| d.process6(frame, from),
+        |d| d.conns6.iter().next().copied(),
+    )?;
+    with_installed(rig, &mut d, &conn, |rig, d| {
+        for from in [Side::External, Side::Internal] {
+            let input = case.test_frame(from);
+            if from == Side::Internal && !case.method.sees_replies() {
+                check_passed(rig, &input, from, "a DR real server's packet")?;
+                continue;
+            }
+            let mut expected = input.clone();
+            prop_assert_eq!(
+                d.process6(&mut expected, from),
+                Verdict::Forward(other(from))
+            );
+            let partial = has_partial_checksum6(&input);
+            check_rewrite(rig, &input, from, &expected, partial, "process6")?;
+
+            let mut last_hop = input.clone();
+            last_hop[IP + 7] = 1;
+            check_passed(rig, &last_hop, from, "hop limit 1")?;
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn random_established_ipv6_flows_match_process6() {
+    run_cases(
+        "random_established_ipv6_flows_match_process6",
+        case6,
+        check_case6,
+    );
 }

@@ -39,12 +39,15 @@
 //! - The connection table's count matches its entries.
 //!
 //! IPv6 frames (EtherType 0x86dd; bits 1-3 do not apply) go to `process6` through the same
-//! director's IPv6 services ([`SERVICES6`]: NAT, DR and FullNAT on VIP 2001:2::129) and IPv6
-//! table, with these invariants: no panic; a frame not forwarded is left untouched; a
-//! forwarded one is a well-formed IPv6 frame of the input's length, its hop limit one lower
-//! (NAT, FullNAT) or its IPv6 header unchanged (DR), or, sent back out of the side it came
-//! from, an ICMPv6 Packet Too Big of at most 1280 bytes from that side's address, to the MAC
-//! the input came from, quoting the input; the IPv6 table's count matches its entries.
+//! director's IPv6 services ([`SERVICES6`]: NAT, DR, GUE tunnel and FullNAT on VIP
+//! 2001:2::129) and IPv6 table, with these invariants: no panic; a frame not forwarded is
+//! left untouched; a forwarded one is a well-formed IPv6 frame of the input's length, its hop
+//! limit one lower (NAT, FullNAT) or its IPv6 header unchanged (DR); or, tunnelled, the
+//! input's IPv6 packet with its hop limit one lower (and at most a completed checksum)
+//! behind an outer IPv6 header from the DIP's twin and GUE's UDP and GUE headers; or, sent
+//! back out of the side it came from, an ICMPv6 Packet Too Big of at most 1280 bytes from
+//! that side's address, to the MAC the input came from, quoting the input; the IPv6 table's
+//! count matches its entries.
 
 #![no_main]
 
@@ -129,8 +132,8 @@ const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x160);
 const EXT_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0xe1);
 const DIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x152);
 /// The IPv6 services, on [`VIP6`]: TCP :80 and UDP :53 masqueraded, TCP :443 direct-routed,
-/// TCP :9000 FullNAT (from [`LIP6`]).
-const SERVICES6: [ServiceDef<Ipv6Addr>; 4] = [
+/// TCP :8443 tunnelled (GUE with checksum), TCP :9000 FullNAT (from [`LIP6`]).
+const SERVICES6: [ServiceDef<Ipv6Addr>; 5] = [
     (
         PROTO_TCP,
         80,
@@ -139,6 +142,7 @@ const SERVICES6: [ServiceDef<Ipv6Addr>; 4] = [
     ),
     (PROTO_UDP, 53, Method::Masq, &[(REAL6_148, 53)]),
     (PROTO_TCP, 443, Method::Route, &[(REAL6_148, 443)]),
+    (PROTO_TCP, 8443, GUE, &[(REAL6_148, 8443)]),
     (PROTO_TCP, 9000, Method::FullNat, &[(REAL6_137, 9090)]),
 ];
 const CONN_CAPACITY: usize = 16;
@@ -432,7 +436,10 @@ fn check_one6(director: &mut Director, input: &[u8], from: Side) {
         assert_eq!(quote, &input[ETH..ETH + quote.len()], "quoting the packet");
         return;
     }
-    assert_eq!(frame.len(), input.len(), "rewritten in place");
+    if frame.len() != input.len() {
+        check_tunnelled6(input, &frame, to);
+        return;
+    }
     if frame[ETH + 7] == input[ETH + 7] {
         assert_eq!(
             to,
@@ -599,6 +606,42 @@ fn check_tunnelled(input: &[u8], frame: &[u8], tunnel: &Tunnel, to: Side) {
         }
     }
     assert_eq!(inner, &expected[..], "the packet travels unchanged");
+}
+
+/// The invariants of a tunnelled IPv6 frame (see the module doc): out of the internal side,
+/// an outer IPv6 header from the DIP's twin to the tunnelled real server, UDP to GUE's port
+/// and a GUE header naming IPv6, then the input's IPv6 packet (without padding) with its hop
+/// limit one lower, and no other change but a partial TCP/UDP checksum completed.
+fn check_tunnelled6(input: &[u8], frame: &[u8], to: Side) {
+    const OVERHEAD: usize = 40 + 8 + 4;
+    assert_eq!(to, Side::Internal, "tunnelled towards the real server");
+    assert_eq!(frame[6..12], INT_MAC, "from the internal interface's MAC");
+    let outer = Ipv6Packet::new_checked(&frame[ETH..]).expect("an outer IPv6 header");
+    assert_eq!(
+        (outer.src_addr(), outer.dst_addr()),
+        (DIP6, REAL6_148),
+        "from the DIP's twin to the real server"
+    );
+    assert_eq!(u8::from(outer.next_header()), PROTO_UDP, "GUE");
+    let udp = &frame[ETH + 40..];
+    assert_eq!(udp[2..4], 6080u16.to_be_bytes(), "to the GUE port");
+    assert_eq!(udp[8..12], [0, 41, 0, 0], "GUE carrying IPv6");
+    let inner = &frame[ETH + OVERHEAD..];
+    let packet = Ipv6Packet::new_checked(&input[ETH..]).expect("the input was IPv6");
+    let mut expected = input[ETH..ETH + packet.total_len()].to_vec();
+    assert_eq!(
+        inner.len(),
+        expected.len(),
+        "the IP packet, without padding"
+    );
+    expected[7] -= 1;
+    let changed: Vec<usize> = (0..inner.len())
+        .filter(|&i| inner[i] != expected[i])
+        .collect();
+    assert!(
+        changed.is_empty() || (changed.len() <= 2 && changed[changed.len() - 1] - changed[0] <= 1),
+        "only the hop limit, and a completed checksum: bytes {changed:?} changed"
+    );
 }
 
 /// The invariants of a direct-routed frame (see the module doc): out of the internal side to

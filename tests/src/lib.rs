@@ -114,8 +114,19 @@ impl Cluster {
 
     /// [`Cluster::start`] on any topology.
     pub fn start_spec(spec: &TopologySpec, xvsd_args: &[&str]) -> Result<Cluster> {
+        Self::start_spec_prepared(spec, xvsd_args, |_| Ok(()))
+    }
+
+    /// [`Cluster::start_spec`], running `prepare` on the built topology before xvsd starts:
+    /// for what xvsd reads only at start (an interface's MTU).
+    pub fn start_spec_prepared(
+        spec: &TopologySpec,
+        xvsd_args: &[&str],
+        prepare: impl FnOnce(&Topology) -> Result<()>,
+    ) -> Result<Cluster> {
         let mut topo = Topology::build(spec)?;
         topo.start_web_servers()?;
+        prepare(&topo)?;
         let xvsd = find_binary("xvsd")?;
         let xvsadm = find_binary("xvsadm")?;
         let director = DirectorProcess::start(&topo, &xvsd, xvsd_args)?;
@@ -152,6 +163,20 @@ impl Cluster {
         Ok((
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// `xvsadm -R` with `input` (an `-S` listing) on its stdin: (exit code, stderr).
+    pub fn xvsadm_restore(&self, input: &str) -> Result<(i32, String)> {
+        let mut command = std::process::Command::new(&self.xvsadm);
+        command
+            .arg("--control")
+            .arg(self.director.control_path())
+            .arg("-R");
+        let out = output_with_stdin(command, input.as_bytes())?;
+        Ok((
+            out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         ))
     }
@@ -459,18 +484,23 @@ pub struct SlowDownload {
 impl SlowDownload {
     /// Starts curl on `http://VIP/slow{path}`, saving into the cluster's work directory.
     pub fn start(cluster: &Cluster, path: &str) -> Result<SlowDownload> {
-        let out = cluster.topo.work_dir().join("slow.download");
         let url = format!(
             "http://{}{}{path}",
             cluster.topo.vip(),
             topology::SLOW_PREFIX
         );
+        Self::start_url(cluster, &url)
+    }
+
+    /// [`SlowDownload::start`] of `url` (e.g. `http://[VIP6]/slow{path}`).
+    pub fn start_url(cluster: &Cluster, url: &str) -> Result<SlowDownload> {
+        let out = cluster.topo.work_dir().join("slow.download");
         let child = cluster
             .topo
             .command_in(cluster.topo.client_ns(), "curl")
             .args(["-sS", "--fail", "--max-time", "30", "-o"])
             .arg(&out)
-            .arg(&url)
+            .arg(url)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -2,7 +2,8 @@
 //! and without its XDP fast path, nftables NAT, plain routing, xvs's mechanism without NAT), runs a short throughput and latency measurement on each and
 //! prints the comparison table. Keeps the benchmark command from rotting; it measures
 //! nothing worth reading. Also `connrate --smoke`, and one low-rate `throughput --proto tcp`
-//! trial per target, which checks that whole TCP conversations get through.
+//! trial per target, which checks that whole TCP conversations get through; and the same
+//! low-rate trials over IPv6 (`--family 6`) through xvs and nftables NAT66.
 
 use anyhow::{ensure, Context, Result};
 use std::process::Command;
@@ -189,21 +190,73 @@ fn udp_throughput_smoke_forwards_the_frames_of_both_generators() -> Result<()> {
             // at the veth ring while the director was descheduled (481 of 19,448 once in CI,
             // with another bench running beside it) is the machine's, not a forwarding fault;
             // a path that loses frames loses them twice.
-            let first = udp_smoke_run(generator, target);
+            let first = udp_smoke_run("4", generator, target);
             if first.is_err() {
                 eprintln!("udp smoke, {target}, {generator} generator, run again: {first:?}");
-                udp_smoke_run(generator, target)?;
+                udp_smoke_run("4", generator, target)?;
             }
         }
     }
     Ok(())
 }
 
-/// One `xvs-bench throughput` UDP run of [`udp_throughput_smoke_forwards_the_frames_of_both_generators`]:
-/// enough frames offered and 99 % of them forwarded.
-fn udp_smoke_run(generator: &str, target: &str) -> Result<()> {
+/// `xvs-bench throughput --family 6` at a low rate through xvs (its IPv6 service, with or
+/// without an IPv6 fast path) and nftables NAT66: the XDP generator's IPv6 datagrams all get
+/// through and are counted by the XDP sink, and whole IPv6 TCP conversations are answered
+/// and their SYN/ACKs and FIN/ACKs come back.
+#[test]
+fn ipv6_throughput_smoke_forwards_through_xvs_and_nft() -> Result<()> {
+    if !root_or_skip("ipv6_throughput_smoke_forwards_through_xvs_and_nft") {
+        return Ok(());
+    }
+    for target in ["xvs", "nft"] {
+        // Run again where the first lost frames: see udp_throughput_smoke's reason.
+        let first = udp_smoke_run("6", "xdp", target);
+        if first.is_err() {
+            eprintln!("IPv6 udp smoke, {target}, run again: {first:?}");
+            udp_smoke_run("6", "xdp", target)?;
+        }
+        let flows = 256;
+        let stdout = run_bench(&[
+            "throughput",
+            "--family",
+            "6",
+            "--proto",
+            "tcp",
+            "--rate",
+            "10000",
+            "--duration",
+            "1",
+            "--flows",
+            &flows.to_string(),
+            "--target",
+            target,
+        ])?;
+        let [offered, forwarded, _, _, sent, back, bad] = summary(&stdout, target, "tcp6")?[..]
+        else {
+            anyhow::bail!("cannot read {target}'s summary in:\n{stdout}");
+        };
+        ensure!(
+            offered > 0 && forwarded * 100 >= offered * 95,
+            "{target}: {forwarded} of {offered} IPv6 segments forwarded:\n{stdout}"
+        );
+        ensure!(
+            sent >= 2 * flows && back * 2 >= sent && bad == 0,
+            "{target}: {sent} replies sent, {back} back, {bad} bad checksums:\n{stdout}"
+        );
+    }
+    Ok(())
+}
+
+/// One `xvs-bench throughput --family FAMILY` UDP run of
+/// [`udp_throughput_smoke_forwards_the_frames_of_both_generators`] and
+/// [`ipv6_throughput_smoke_forwards_through_xvs_and_nft`]: enough frames offered and 99 % of
+/// them forwarded.
+fn udp_smoke_run(family: &str, generator: &str, target: &str) -> Result<()> {
     let stdout = run_bench(&[
         "throughput",
+        "--family",
+        family,
         "--generator",
         generator,
         "--rate",
@@ -213,12 +266,14 @@ fn udp_smoke_run(generator: &str, target: &str) -> Result<()> {
         "--target",
         target,
     ])?;
+    // The header line names the traffic: "udp" (IPv4, as always) or "udp6".
+    let traffic = if family == "6" { "udp6" } else { "udp" };
     ensure!(
-        stdout.contains(&format!("({generator} generator)")),
-        "not the {generator} generator:\n{stdout}"
+        stdout.contains(&format!(", {traffic} ({generator} generator)")),
+        "not {traffic} from the {generator} generator:\n{stdout}"
     );
-    // "T: udp packets offered N, forwarded M, loss L%"
-    let [offered, forwarded, ..] = summary(&stdout, target, "udp")?[..] else {
+    // "T: udp packets offered N, forwarded M, loss L%" ("udp6" in IPv6)
+    let [offered, forwarded, ..] = summary(&stdout, target, traffic)?[..] else {
         anyhow::bail!("cannot read {target}'s summary in:\n{stdout}");
     };
     // Half the requested rate: enough frames to mean something, and a generator slowed by a

@@ -10,20 +10,25 @@
 //! again and re-announces, again in the middle of 30 downloads; a real server fails its
 //! health check and no director chooses it; with every real server down the VIP is withdrawn;
 //! a director that drops off the network is taken out by BFD. Each step prints its timing.
+//!
+//! Another walks the same rig in both families: an IPv6 service beside the IPv4 one, IPv6
+//! BGP sessions beside the IPv4 ones, the router's IPv6 ECMP route over the directors' DIP6s,
+//! and a SIGKILLed director's IPv6 next hop withdrawn while new IPv6 connections all succeed.
 
 use anyhow::{bail, ensure, Context, Result};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use xvs_control::announce::DEFAULT_TABLE;
-use xvs_control::bird::{self, Bird};
+use xvs_control::bird::{self, Bird, Speaker};
 use xvs_control::director::{find_binary, DirectorProcess};
 use xvs_control::protocol::{Command, HealthState, ListReply, Reply};
 use xvs_control::topology::{
-    big_file_bytes, Topology, TopologySpec, BIG_FILE_PATH, BRIDGE, INT_IF, LONG_PREFIX, ROUTER,
+    big_file_bytes, ipv6_of, Topology, TopologySpec, BIG_FILE_PATH, BRIDGE, INT_IF, LONG_PREFIX,
+    ROUTER,
 };
 use xvs_tests::{root_or_skip, wait_until};
 
@@ -45,26 +50,61 @@ struct Rig {
     config: PathBuf,
 }
 
+/// `ADDR:PORT`, IPv6 addresses in brackets (ipvsadm's syntax).
+fn endpoint(addr: IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(addr, port).to_string()
+}
+
+/// A service on `vip`:80 to every real server (their addresses of `vip`'s family), `mh`,
+/// health-checked every 0.5 s: what every director's configuration file holds.
+fn dr_service(vip: IpAddr, topo: &Topology) -> String {
+    let service = endpoint(vip, 80);
+    let mut text =
+        format!("-A -t {service} -s mh --check tcp --check-interval 0.5 --check-timeout 0.4\n");
+    for real in topo.reals() {
+        let addr = match vip {
+            IpAddr::V4(_) => IpAddr::V4(real.addr),
+            IpAddr::V6(_) => IpAddr::V6(ipv6_of(real.addr)),
+        };
+        text.push_str(&format!("-a -t {service} -r {} -g\n", endpoint(addr, 80)));
+    }
+    text
+}
+
 impl Rig {
+    /// The IPv4 rig: three directors, the IPv4 VIP.
     fn start() -> Result<Rig> {
         let spec = TopologySpec {
             prefix: "xvse2escale".into(),
             ..TopologySpec::scale_out(DIRECTORS)
         };
-        let mut topo = Topology::build(&spec)?;
+        Rig::start_with(&spec, |topo| dr_service(topo.vip().into(), topo))
+    }
+
+    /// Builds `spec` with its web servers, a bird on the router and on each director (with an
+    /// IPv6 session beside the IPv4 one when `spec` is dual-stack), waits for every session,
+    /// and starts xvsd on each director with the configuration `services` writes.
+    fn start_with(spec: &TopologySpec, services: impl Fn(&Topology) -> String) -> Result<Rig> {
+        let mut topo = Topology::build(spec)?;
         topo.start_web_servers()?;
-        let dips: Vec<Ipv4Addr> = (0..DIRECTORS).map(|i| topo.dip_of(i)).collect();
+        let speaker = |v4: Ipv4Addr| match spec.dual_stack {
+            true => Speaker::dual_stack(v4, ipv6_of(v4)),
+            false => Speaker::from(v4),
+        };
+        let dips: Vec<Speaker> = (0..spec.directors)
+            .map(|i| speaker(topo.dip_of(i)))
+            .collect();
         let sw = topo.sw_ns().to_string();
         let router = Bird::start(
             &mut topo,
             &sw,
             "router",
-            &bird::router_config(ROUTER, BRIDGE, &dips),
+            &bird::router_config(speaker(ROUTER), BRIDGE, &dips),
         )?;
         let mut birds = Vec::new();
         for (i, dip) in dips.iter().enumerate() {
             let ns = topo.director_ns_of(i).to_string();
-            let config = bird::director_config(*dip, INT_IF, ROUTER, DEFAULT_TABLE);
+            let config = bird::director_config(*dip, INT_IF, speaker(ROUTER), DEFAULT_TABLE);
             birds.push(Bird::start(
                 &mut topo,
                 &ns,
@@ -72,20 +112,18 @@ impl Rig {
                 &config,
             )?);
         }
-        let sessions: Vec<String> = (0..DIRECTORS).map(|i| format!("director{i}")).collect();
+        let mut sessions: Vec<String> = (0..spec.directors)
+            .map(|i| format!("director{i}"))
+            .collect();
+        if spec.dual_stack {
+            sessions.extend((0..spec.directors).map(|i| format!("director{i}v6")));
+        }
         let sessions: Vec<&str> = sessions.iter().map(String::as_str).collect();
         router.wait_up(&topo, &sessions, Duration::from_secs(30))?;
 
-        // The same configuration on every director: mh, health-checked every 0.5 s.
-        let vip = topo.vip();
+        // The same configuration on every director.
         let config = topo.work_dir().join("xvs.conf");
-        let reals: Vec<Ipv4Addr> = topo.reals().iter().map(|r| r.addr).collect();
-        let mut text =
-            format!("-A -t {vip}:80 -s mh --check tcp --check-interval 0.5 --check-timeout 0.4\n");
-        for real in &reals {
-            text.push_str(&format!("-a -t {vip}:80 -r {real}:80 -g\n"));
-        }
-        std::fs::write(&config, text)?;
+        std::fs::write(&config, services(&topo))?;
         let mut rig = Rig {
             directors: Vec::new(),
             birds,
@@ -94,7 +132,7 @@ impl Rig {
             xvsd: find_binary("xvsd")?,
             config,
         };
-        for i in 0..DIRECTORS {
+        for i in 0..spec.directors {
             let director = rig.start_director(i)?;
             rig.directors.push(Mutex::new(Some(director)));
         }
@@ -127,13 +165,18 @@ impl Rig {
         Ok(())
     }
 
-    /// The next hops of the router's route to the VIP (none when it has no route).
-    fn next_hops(&self) -> Result<Vec<Ipv4Addr>> {
-        let vip = format!("{}/32", self.topo.vip());
+    /// The next hops of the router's route to `vip`, either family (none when it has no
+    /// route).
+    fn next_hops(&self, vip: IpAddr) -> Result<Vec<IpAddr>> {
+        let host = match vip {
+            IpAddr::V4(_) => format!("{vip}/32"),
+            IpAddr::V6(_) => format!("{vip}/128"),
+        };
+        let family = if vip.is_ipv4() { "-4" } else { "-6" };
         let routes = self
             .topo
-            .run_in(self.topo.sw_ns(), &["ip", "route", "show", &vip])?;
-        let mut hops: Vec<Ipv4Addr> = routes
+            .run_in(self.topo.sw_ns(), &["ip", family, "route", "show", &host])?;
+        let mut hops: Vec<IpAddr> = routes
             .split_whitespace()
             .collect::<Vec<_>>()
             .windows(2)
@@ -144,20 +187,37 @@ impl Rig {
         Ok(hops)
     }
 
-    /// Waits until the router's next hops are exactly the DIPs of `directors`; returns how
-    /// long that took.
+    /// Waits until the router's next hops for the IPv4 VIP are exactly the DIPs of
+    /// `directors`; returns how long that took.
     fn wait_next_hops(&self, directors: &[usize], timeout: Duration) -> Result<Duration> {
-        let mut want: Vec<Ipv4Addr> = directors.iter().map(|&i| self.topo.dip_of(i)).collect();
+        self.wait_next_hops_of(self.topo.vip().into(), directors, timeout)
+    }
+
+    /// Waits until the router's next hops for `vip` are exactly the DIPs of `directors` in
+    /// `vip`'s family (DIP6s for an IPv6 VIP); returns how long that took.
+    fn wait_next_hops_of(
+        &self,
+        vip: IpAddr,
+        directors: &[usize],
+        timeout: Duration,
+    ) -> Result<Duration> {
+        let dip = |i: usize| -> IpAddr {
+            match vip {
+                IpAddr::V4(_) => self.topo.dip_of(i).into(),
+                IpAddr::V6(_) => ipv6_of(self.topo.dip_of(i)).into(),
+            }
+        };
+        let mut want: Vec<IpAddr> = directors.iter().map(|&i| dip(i)).collect();
         want.sort();
         let start = Instant::now();
         loop {
-            let hops = self.next_hops()?;
+            let hops = self.next_hops(vip)?;
             if hops == want {
                 return Ok(start.elapsed());
             }
             if start.elapsed() > timeout {
                 bail!(
-                    "the router's next hops for the VIP are {hops:?}, not {want:?}, after {timeout:?}; router's bird:\n{}",
+                    "the router's next hops for {vip} are {hops:?}, not {want:?}, after {timeout:?}; router's bird:\n{}",
                     self.router.birdc(&self.topo, &["show", "route", "all"]).unwrap_or_default()
                 );
             }
@@ -165,14 +225,20 @@ impl Rig {
         }
     }
 
-    /// `curl http://VIP{path}` from client address `from`.
-    fn curl(&self, from: Ipv4Addr, path: &str) -> Result<String> {
-        let url = format!("http://{}{path}", self.topo.vip());
+    /// `curl http://VIP{path}` from client address `from`, to the VIP of `from`'s family.
+    fn curl(&self, from: impl Into<IpAddr>, path: &str) -> Result<String> {
+        let from = from.into();
+        let vip: IpAddr = match from {
+            IpAddr::V4(_) => self.topo.vip().into(),
+            IpAddr::V6(_) => self.topo.vip6().into(),
+        };
+        let url = format!("http://{}{path}", endpoint(vip, 80));
         let from = from.to_string();
         self.topo.run_in(
             self.topo.client_ns(),
             &[
                 "curl",
+                "-g",
                 "-sS",
                 "--fail",
                 "--max-time",
@@ -196,8 +262,19 @@ impl Rig {
 
     /// Connections director `i` scheduled since it started.
     fn scheduled(&self, i: usize) -> Result<u64> {
+        self.scheduled_to(i, |_| true)
+    }
+
+    /// Connections director `i` scheduled since it started to the services of VIPs `vip`
+    /// accepts.
+    fn scheduled_to(&self, i: usize, vip: impl Fn(IpAddr) -> bool) -> Result<u64> {
         let list = self.list(i)?;
-        Ok(list.services.iter().map(|s| s.stats.conns).sum())
+        Ok(list
+            .services
+            .iter()
+            .filter(|s| vip(s.service.addr))
+            .map(|s| s.stats.conns)
+            .sum())
     }
 
     /// Established connections of director `i` (ipvsadm's ActiveConn).
@@ -238,9 +315,14 @@ impl Rig {
         Ok(downloads)
     }
 
-    /// Short requests from every client address in turn until `stop`; counts failures.
-    fn keep_connecting(&self, stop: &AtomicBool, done: &AtomicUsize, failed: &AtomicUsize) {
-        let addrs = self.topo.client_addrs();
+    /// Short requests from each of `addrs` in turn until `stop`; counts failures.
+    fn keep_connecting(
+        &self,
+        addrs: &[IpAddr],
+        stop: &AtomicBool,
+        done: &AtomicUsize,
+        failed: &AtomicUsize,
+    ) {
         for from in addrs.iter().cycle() {
             if stop.load(Ordering::Relaxed) {
                 return;
@@ -324,15 +406,32 @@ fn finish_all(downloads: &mut [Download]) -> Result<()> {
     Ok(())
 }
 
-/// Runs `during` while short connections are opened in the background; all must succeed.
+/// Runs `during` while short connections are opened in the background from the client's IPv4
+/// addresses; all must succeed.
 fn with_new_connections<T>(rig: &Rig, during: impl FnOnce() -> Result<T>) -> Result<T> {
+    let addrs: Vec<IpAddr> = rig
+        .topo
+        .client_addrs()
+        .into_iter()
+        .map(IpAddr::V4)
+        .collect();
+    with_new_connections_from(rig, &addrs, during)
+}
+
+/// Runs `during` while short connections are opened in the background from each of `addrs`
+/// in turn; all must succeed.
+fn with_new_connections_from<T>(
+    rig: &Rig,
+    addrs: &[IpAddr],
+    during: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     let (stop, done, failed) = (
         AtomicBool::new(false),
         AtomicUsize::new(0),
         AtomicUsize::new(0),
     );
     let result = std::thread::scope(|s| {
-        s.spawn(|| rig.keep_connecting(&stop, &done, &failed));
+        s.spawn(|| rig.keep_connecting(addrs, &stop, &done, &failed));
         let result = during();
         stop.store(true, Ordering::Relaxed);
         result
@@ -480,6 +579,123 @@ fn directors_behind_ecmp_lose_no_connection() -> Result<()> {
         );
         Ok(())
     })
+}
+
+/// Both families behind ECMP: an IPv6 DR service beside the IPv4 one on three directors of the
+/// dual-stack rig. Each xvsd announces VIP6 as a /128 in the same table, each bird exports it
+/// over its IPv6 session, and the router installs an IPv6 multipath route over the DIP6s;
+/// IPv6 flows spread over the directors; a SIGKILLed director leaves both routes while every
+/// new IPv6 connection meanwhile is answered.
+#[test]
+fn ipv6_vips_behind_ecmp() -> Result<()> {
+    if !root_or_skip("ipv6_vips_behind_ecmp") {
+        return Ok(());
+    }
+    let spec = TopologySpec {
+        prefix: "xvse2escale6".into(),
+        dual_stack: true,
+        ..TopologySpec::scale_out(DIRECTORS)
+    };
+    let rig = Rig::start_with(&spec, |topo| {
+        dr_service(topo.vip().into(), topo) + &dr_service(topo.vip6().into(), topo)
+    })?;
+    let (vip, vip6) = (IpAddr::V4(rig.topo.vip()), IpAddr::V6(rig.topo.vip6()));
+    let all: Vec<usize> = (0..DIRECTORS).collect();
+    rig.wait_next_hops_of(vip6, &all, Duration::from_secs(20))?;
+    rig.wait_next_hops_of(vip, &all, Duration::from_secs(20))?;
+    let host6 = format!("{vip6}/128");
+    let route = rig
+        .topo
+        .run_in(rig.topo.sw_ns(), &["ip", "-6", "route", "show", &host6])?;
+    eprintln!("the router's IPv6 route:\n{}", route.trim_end());
+    for i in 0..DIRECTORS {
+        let announced = rig.list(i)?.announced;
+        ensure!(
+            announced == Some(vec![vip, vip6]),
+            "director {i} lists {announced:?} as announced"
+        );
+    }
+    // On a director: VIP6/128 in the announcement table, learned by bird's IPv6 kernel
+    // protocol, through a device without any address.
+    let ns = rig.topo.director_ns();
+    let table = DEFAULT_TABLE.to_string();
+    let routes = rig
+        .topo
+        .run_in(ns, &["ip", "-6", "route", "show", "table", &table])?;
+    ensure!(
+        routes.starts_with(&format!("{vip6} dev xvs-vips proto static")),
+        "{routes}"
+    );
+    let learned = rig.birds[0].birdc(&rig.topo, &["show", "route", "protocol", "xvs_vips6"])?;
+    ensure!(learned.contains(&host6), "{learned}");
+    let device = rig.topo.run_in(ns, &["ip", "addr", "show", "xvs-vips"])?;
+    ensure!(!device.contains("inet"), "{device}");
+
+    // 1. IPv6 flows spread over all three directors, each answered by a real server.
+    let clients6: Vec<IpAddr> = rig
+        .topo
+        .client_addrs()
+        .into_iter()
+        .map(|a| IpAddr::V6(ipv6_of(a)))
+        .collect();
+    let pages: Vec<&str> = rig.topo.reals().iter().map(|r| r.page.as_str()).collect();
+    for from in &clients6 {
+        let page = rig.curl(*from, "/")?;
+        ensure!(
+            pages.contains(&page.trim_end()),
+            "{from} got {page:?}, not a real server's page"
+        );
+    }
+    let spread: Vec<u64> = (0..DIRECTORS)
+        .map(|i| rig.scheduled_to(i, |a| a.is_ipv6()))
+        .collect::<Result<_>>()?;
+    eprintln!("IPv6 connections per director: {spread:?}");
+    ensure!(
+        spread.iter().all(|&n| n > 0),
+        "a director got no IPv6 connection: {spread:?}"
+    );
+
+    // 2. SIGKILL a director while new IPv6 connections keep coming: its next hop leaves the
+    // router's IPv6 route (and the IPv4 one), and every connection is answered.
+    let others: Vec<usize> = all.iter().copied().filter(|&i| i != VICTIM).collect();
+    with_new_connections_from(&rig, &clients6, || {
+        // Connections before, across and after the kill.
+        std::thread::sleep(Duration::from_secs(1));
+        rig.kill(VICTIM)?;
+        let withdrawn = rig.wait_next_hops_of(vip6, &others, Duration::from_secs(10))?;
+        eprintln!(
+            "director {VICTIM} SIGKILLed: the router's IPv6 route dropped it after {} ms",
+            withdrawn.as_millis()
+        );
+        rig.wait_next_hops_of(vip, &others, Duration::from_secs(10))?;
+        std::thread::sleep(Duration::from_secs(2));
+        Ok(())
+    })?;
+
+    // 3. Every client address still gets answers over IPv6, from the two directors left.
+    let before: Vec<u64> = others
+        .iter()
+        .map(|&i| rig.scheduled_to(i, |a| a.is_ipv6()))
+        .collect::<Result<_>>()?;
+    for from in &clients6 {
+        rig.curl(*from, "/")
+            .with_context(|| format!("after the kill, from {from}"))?;
+    }
+    let after: Vec<u64> = others
+        .iter()
+        .map(|&i| rig.scheduled_to(i, |a| a.is_ipv6()))
+        .collect::<Result<_>>()?;
+    let carried: u64 = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a.saturating_sub(*b))
+        .sum();
+    ensure!(
+        carried >= clients6.len() as u64,
+        "the directors left scheduled {carried} of {} IPv6 connections",
+        clients6.len()
+    );
+    Ok(())
 }
 
 /// The routes `ip route show table TABLE` lists in director 0's namespace; none when the

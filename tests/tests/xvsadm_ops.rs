@@ -2,25 +2,13 @@
 //! (checks and connection limits included), a bad restore refused whole, `-Z`, `--set` and
 //! `-L --timeout`, `-L -c` while a download runs, `--rate` and `--health`.
 
-use std::process::Command;
 use std::time::Duration;
 use xvs_control::topology::BIG_FILE_PATH;
-use xvs_tests::{
-    ensure_contains, output_with_stdin, root_or_skip, wait_until, Cluster, SlowDownload,
-};
+use xvs_tests::{ensure_contains, root_or_skip, wait_until, Cluster, SlowDownload};
 
 /// `xvsadm -R` with `input` on stdin: (exit code, stderr).
 fn restore(cluster: &Cluster, input: &str) -> anyhow::Result<(i32, String)> {
-    let mut command = Command::new(&cluster.xvsadm);
-    command
-        .arg("--control")
-        .arg(cluster.director.control_path())
-        .arg("-R");
-    let out = output_with_stdin(command, input.as_bytes())?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
+    cluster.xvsadm_restore(input)
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use super::sys::{udp_socket, Batch};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ pub struct EchoReport {
 pub fn run(a: &Args) -> Result<EchoReport> {
     super::pin(&a.cores, 0);
     let stop = super::stop_flag()?;
-    let sock = udp_socket(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port), 50)
+    let sock = udp_socket(SocketAddr::new(a.family.unspecified(), a.port), 50)
         .with_context(|| format!("binding UDP port {}", a.port))?;
     super::mark_ready(a.ready.as_deref())?;
     let deadline = Instant::now() + Duration::from_secs_f64(a.duration);

@@ -7,8 +7,9 @@
 //! of the rate in bursts of at most `--batch` frames and ~200 us of traffic (burst `k` is due
 //! at `start + k * burst / rate`); with `--rate 0` it sends as fast as it can.
 //!
-//! - `--proto udp`: one frame per flow (Ethernet + IPv4 + UDP with correct checksums +
-//!   payload [`MAGIC`](super::MAGIC) and the flow number).
+//! - `--proto udp`: one frame per flow (Ethernet + IPv4 or IPv6, the family of the addresses
+//!   given, + UDP with correct checksums + payload [`MAGIC`](super::MAGIC) and the flow
+//!   number).
 //! - `--proto tcp`: one whole conversation per flow ([`tcp::conversation`]: SYN,
 //!   `--data-segments` data segments, FIN, last ACK), its frames laid out in phases in the
 //!   thread's ring: every flow's SYN, then every flow's first data segment, ..., every flow's
@@ -24,17 +25,16 @@
 //! "Offered" is what the kernel took from us: a frame that the director's veth then drops
 //! because its input queue is full counts as offered and lost, as a NIC ring overflow would.
 
+use super::frame::{fold, sum16, IpHeader, ETH_LEN, IPPROTO_UDP};
 use super::sys::FrameRing;
-use super::{tcp, Proto};
+use super::{ensure_family, nth_address, tcp, Family, Proto};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Ethernet FCS: counted in `--frame-size` (RFC 2544 sizes) but added by no one on veth.
 pub const FCS_LEN: usize = 4;
-/// Ethernet + IPv4 + UDP headers.
-pub const HEADERS_LEN: usize = 14 + 20 + 8;
 /// Most frame bytes a thread's ring may hold (TCP rings hold `flows * (data + 3)` frames).
 const RING_BYTES_MAX: usize = 1 << 30;
 
@@ -46,20 +46,20 @@ pub struct Args {
     /// Destination MAC (the next hop: the director's external interface).
     #[arg(long)]
     pub dst_mac: String,
-    /// First source address.
+    /// First source address (IPv4 or IPv6: the frames' family).
     #[arg(long)]
-    pub src_base: Ipv4Addr,
-    /// Number of source addresses.
+    pub src_base: IpAddr,
+    /// Number of source addresses (counted in the last 32 bits of `--src-base`).
     #[arg(long, default_value_t = 64)]
     pub src_count: u32,
-    /// Destination addresses (comma list), used in turn by the flows.
+    /// Destination addresses (comma list, of `--src-base`'s family), used in turn by the flows.
     #[arg(long, value_delimiter = ',', required = true)]
-    pub dst: Vec<Ipv4Addr>,
+    pub dst: Vec<IpAddr>,
     #[arg(long, default_value_t = super::BENCH_PORT)]
     pub dport: u16,
     #[arg(long, default_value_t = 1024)]
     pub flows: u32,
-    /// Ethernet frame size including the 4-byte FCS (64..=1518).
+    /// Ethernet frame size including the 4-byte FCS (64..=1518; IPv6 74..=1518).
     #[arg(long, default_value_t = 64)]
     pub frame_size: usize,
     /// Packets per second in total; 0 = as fast as possible.
@@ -103,6 +103,20 @@ pub enum TcpLayout {
 }
 
 impl Args {
+    /// The frames' family (`--src-base`'s), once every address agrees with it and
+    /// `--frame-size` holds its headers.
+    pub fn family(&self) -> Result<Family> {
+        let family = Family::of(self.src_base);
+        ensure_family(family, "--dst", &self.dst)?;
+        let min = min_frame_size(family);
+        ensure!(
+            (min..=1518).contains(&self.frame_size),
+            "--frame-size must be {min}..=1518 for IPv{}",
+            family.number()
+        );
+        Ok(family)
+    }
+
     /// (destination, source) MACs of the frames: `--dst-mac`, and `--iface`'s own.
     pub fn macs(&self) -> Result<([u8; 6], [u8; 6])> {
         let src = std::fs::read_to_string(format!("/sys/class/net/{}/address", self.iface))
@@ -124,70 +138,55 @@ pub struct GenReport {
     pub offered_pps: f64,
 }
 
-/// One's-complement sum of 16-bit big-endian words (RFC 1071), not yet folded.
-pub(super) fn sum16(data: &[u8]) -> u32 {
-    let mut s: u32 = 0;
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], 0])
-        };
-        s += u32::from(w);
-    }
-    s
+/// The generator's UDP frames (and the XDP sink's) in `family`: Ethernet, IP and UDP headers.
+pub fn udp_headers_len(family: Family) -> usize {
+    ETH_LEN + family.ip_header_len() + 8
 }
 
-/// Folds a [`sum16`] to 16 bits and complements it: the checksum field's value (0 when a
-/// sum over a correct header, checksum field included, is verified).
-pub(super) fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
+/// What follows the UDP header: [`MAGIC`](super::MAGIC) and the flow number.
+pub const TAG_LEN: usize = 8;
+
+/// The smallest `--frame-size` (FCS included) of `family`: its headers and the tag, and
+/// never below Ethernet's 64 bytes.
+pub fn min_frame_size(family: Family) -> usize {
+    (udp_headers_len(family) + TAG_LEN + FCS_LEN).max(64)
 }
 
-/// One UDP frame of `wire_len` bytes (no FCS) with correct IPv4 and UDP checksums.
+/// One UDP frame of `wire_len` bytes (no FCS; at least the headers and the tag) from `src`
+/// to `dst` (one family), with correct IP and UDP checksums; payload: the tag, then zeros.
 pub fn build_frame(
     dst_mac: [u8; 6],
     src_mac: [u8; 6],
-    src: (Ipv4Addr, u16),
-    dst: (Ipv4Addr, u16),
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
     flow: u32,
     wire_len: usize,
 ) -> Vec<u8> {
-    let mut f = vec![0u8; wire_len.max(HEADERS_LEN + 8)];
-    f[0..6].copy_from_slice(&dst_mac);
-    f[6..12].copy_from_slice(&src_mac);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip_len = (f.len() - 14) as u16;
-    let ip = &mut f[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-    ip[4..6].copy_from_slice(&(flow as u16).to_be_bytes());
-    ip[6] = 0x40; // DF
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&src.0.octets());
-    ip[16..20].copy_from_slice(&dst.0.octets());
-    let c = fold(sum16(ip));
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let udp_len = ip_len - 20;
-    let payload_at = HEADERS_LEN;
-    f[payload_at..payload_at + 4].copy_from_slice(&super::MAGIC);
-    f[payload_at + 4..payload_at + 8].copy_from_slice(&flow.to_be_bytes());
-    let udp = &mut f[34..42];
+    let ip = IpHeader {
+        dst_mac,
+        src_mac,
+        src: src.0,
+        dst: dst.0,
+        proto: IPPROTO_UDP,
+        ident: flow as u16,
+    };
+    let at = ip.len();
+    let mut f = vec![0u8; wire_len.max(at + 8 + TAG_LEN)];
+    let udp_len = f.len() - at;
+    ip.write(&mut f, udp_len);
+    let udp = &mut f[at..];
     udp[0..2].copy_from_slice(&src.1.to_be_bytes());
     udp[2..4].copy_from_slice(&dst.1.to_be_bytes());
-    udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
-    // Pseudo-header + UDP header + payload.
-    let mut s = sum16(&f[26..34]) + 17 + u32::from(udp_len);
-    s += sum16(&f[34..]);
-    let mut c = fold(s);
+    udp[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    udp[8..12].copy_from_slice(&super::MAGIC);
+    udp[12..16].copy_from_slice(&flow.to_be_bytes());
+    // Pseudo-header + UDP header + payload; 0 is sent as 0xffff (0 means "none" in IPv4
+    // and is forbidden in IPv6).
+    let mut c = fold(ip.pseudo_sum(udp_len) + sum16(udp));
     if c == 0 {
         c = 0xffff;
     }
-    f[40..42].copy_from_slice(&c.to_be_bytes());
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
     f
 }
 
@@ -202,13 +201,11 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
     Ok(m)
 }
 
-/// Flow `i`'s source (address, port).
-pub fn flow_source(base: Ipv4Addr, count: u32, i: u32) -> (Ipv4Addr, u16) {
+/// Flow `i`'s source (address, port): address `i % count` of the pool at `base`
+/// ([`nth_address`]), port `1024 + i / count`.
+pub fn flow_source(base: IpAddr, count: u32, i: u32) -> (IpAddr, u16) {
     let count = count.max(1);
-    (
-        Ipv4Addr::from(u32::from(base) + i % count),
-        (1024 + i / count) as u16,
-    )
+    (nth_address(base, i % count), (1024 + i / count) as u16)
 }
 
 /// Conversations (each a list of frames, all of the same length) laid out phase by phase:
@@ -241,10 +238,7 @@ pub fn staggered(convs: Vec<Vec<Vec<u8>>>) -> Vec<(Vec<u8>, bool)> {
 }
 
 pub fn run(a: &Args) -> Result<GenReport> {
-    ensure!(
-        (64..=1518).contains(&a.frame_size),
-        "--frame-size must be 64..=1518"
-    );
+    let family = a.family()?;
     ensure!(
         a.flows >= 1 && a.threads >= 1 && a.batch >= 1,
         "flows, threads and batch must be >= 1"
@@ -260,7 +254,7 @@ pub fn run(a: &Args) -> Result<GenReport> {
     let (dst_mac, src_mac) = a.macs()?;
     let wire_len = a.frame_size - FCS_LEN;
     let threads = a.threads.min(a.flows as usize);
-    let data = tcp::data_segments(wire_len, a.data_segments);
+    let data = tcp::data_segments(family, wire_len, a.data_segments);
     let mut rings = Vec::new();
     for t in 0..threads {
         let flows: Vec<u32> = (0..a.flows)
@@ -373,16 +367,27 @@ pub fn run(a: &Args) -> Result<GenReport> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn frame_checksums_verify() {
-        let f = build_frame(
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+    const VIP4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 129);
+    const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x10);
+    const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x129);
+
+    fn frame(src: IpAddr, dst: IpAddr, flow: u32, wire_len: usize) -> Vec<u8> {
+        build_frame(
             [2, 0, 0, 0, 0, 1],
             [2, 0, 0, 0, 0, 2],
-            (Ipv4Addr::new(198, 18, 0, 10), 1024),
-            (Ipv4Addr::new(198, 18, 0, 129), 9000),
-            7,
-            60,
-        );
+            (src, 1024),
+            (dst, 9000),
+            flow,
+            wire_len,
+        )
+    }
+
+    #[test]
+    fn frame_checksums_verify() {
+        let f = frame(CLIENT4.into(), VIP4.into(), 7, 60);
         assert_eq!(f.len(), 60);
         // A correct header sums to 0xffff (folded complement 0).
         assert_eq!(fold(sum16(&f[14..34])), 0);
@@ -397,22 +402,93 @@ mod tests {
         let ip = Ipv4Packet::new_checked(eth.payload()).expect("ipv4");
         assert!(ip.verify_checksum());
         let udp = UdpPacket::new_checked(ip.payload()).expect("udp");
-        assert!(udp.verify_checksum(
-            Ipv4Addr::new(198, 18, 0, 10),
-            Ipv4Addr::new(198, 18, 0, 129)
-        ));
+        assert!(udp.verify_checksum(CLIENT4, VIP4));
         assert_ne!(udp.checksum(), 0);
+    }
+
+    /// IPv6 frames of every size read back through etherparse, whose UDP checksum over the
+    /// IPv6 pseudo-header is an independent computation, and through the dataplane's views.
+    #[test]
+    fn ipv6_frame_checksums_verify() {
+        use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv6Header, UdpHeader};
+        assert_eq!(udp_headers_len(Family::V6), 62);
+        assert_eq!(min_frame_size(Family::V6), 74);
+        assert_eq!(min_frame_size(Family::V4), 64);
+        for (flow, wire_len) in [(0u32, 70usize), (7, 80), (0xffff_0001, 81), (3, 1514)] {
+            let f = frame(CLIENT6.into(), VIP6.into(), flow, wire_len);
+            assert_eq!(f.len(), wire_len);
+            let (eth, rest) = Ethernet2Header::from_slice(&f).unwrap();
+            assert_eq!(eth.ether_type, EtherType::IPV6);
+            let (ip, rest) = Ipv6Header::from_slice(rest).unwrap();
+            assert_eq!(
+                (ip.next_header, ip.hop_limit, ip.payload_length),
+                (IpNumber::UDP, 64, (wire_len - 54) as u16)
+            );
+            assert_eq!(
+                (ip.source, ip.destination),
+                (CLIENT6.octets(), VIP6.octets())
+            );
+            let (udp, payload) = UdpHeader::from_slice(rest).unwrap();
+            assert_eq!((udp.source_port, udp.destination_port), (1024, 9000));
+            assert_eq!(udp.length as usize, wire_len - 54);
+            assert_eq!(payload[..4], *b"XVSB");
+            assert_eq!(payload[4..8], flow.to_be_bytes());
+            assert_ne!(udp.checksum, 0, "IPv6 forbids a zero UDP checksum");
+            assert_eq!(
+                udp.checksum,
+                udp.calc_checksum_ipv6(&ip, payload).unwrap(),
+                "{wire_len} bytes"
+            );
+            use xvs_dataplane::wire::{EthernetFrame, Ipv6Packet, UdpPacket};
+            let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+            let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
+            let udp = UdpPacket::new_checked(ip.payload()).unwrap();
+            assert!(udp.verify_checksum(CLIENT6, VIP6));
+        }
+    }
+
+    #[test]
+    fn frame_size_is_checked_against_the_family() {
+        let mut a = Args {
+            iface: "eth0".into(),
+            dst_mac: "02:00:00:00:00:01".into(),
+            src_base: CLIENT6.into(),
+            src_count: 64,
+            dst: vec![VIP6.into()],
+            dport: 9000,
+            flows: 1,
+            frame_size: 64,
+            rate: 0.0,
+            duration: 1.0,
+            threads: 1,
+            cores: vec![],
+            batch: 64,
+            proto: Proto::Udp,
+            data_segments: 8,
+            tcp_layout: None,
+        };
+        assert!(a.family().is_err(), "64 bytes cannot hold IPv6's headers");
+        a.frame_size = 74;
+        assert_eq!(a.family().unwrap(), Family::V6);
+        a.dst.push(VIP4.into());
+        let e = a.family().unwrap_err().to_string();
+        assert!(e.contains("198.18.0.129"), "{e}");
     }
 
     #[test]
     fn flows_vary_address_then_port() {
-        let b = Ipv4Addr::new(198, 18, 0, 10);
+        let b = IpAddr::from(CLIENT4);
         assert_eq!(flow_source(b, 64, 0), (b, 1024));
         assert_eq!(
             flow_source(b, 64, 63),
-            (Ipv4Addr::new(198, 18, 0, 73), 1024)
+            (Ipv4Addr::new(198, 18, 0, 73).into(), 1024)
         );
         assert_eq!(flow_source(b, 64, 64), (b, 1025));
+        let b6 = IpAddr::from(CLIENT6);
+        assert_eq!(
+            flow_source(b6, 64, 65),
+            ("2001:2::11".parse().unwrap(), 1025)
+        );
     }
 
     #[test]

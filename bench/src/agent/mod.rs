@@ -8,6 +8,11 @@
 //! their `--ready` file once their socket is bound, and stop on SIGTERM/SIGINT or at their
 //! `--duration` limit, whichever comes first.
 //!
+//! Every agent speaks IPv4 or IPv6 ([`Family`]): the generators, the latency client and the
+//! XDP sink take the family of the addresses they are given, the sockets of the others
+//! `--family`. Frames of both families are built and read by [`frame`].
+//!
+//! - [`frame`]: Ethernet and IP headers and checksums of both families;
 //! - [`gen`]: UDP or TCP generator (AF_PACKET, many flows, paced or at full speed);
 //! - [`sink`]: UDP receiver that counts (recvmmsg), one per real server;
 //! - [`responder`]: the TCP counterpart of `sink`, which also answers SYNs and FINs
@@ -20,6 +25,7 @@
 //!   xvs's mechanism (the `xskfwd` target).
 
 pub mod echo;
+pub mod frame;
 pub mod gen;
 pub mod ping;
 pub mod responder;
@@ -33,6 +39,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -59,6 +66,97 @@ impl Proto {
             Proto::Tcp => "tcp",
         }
     }
+}
+
+/// The IP version of the benchmark's traffic (`--family 4|6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Family {
+    #[default]
+    #[value(name = "4")]
+    V4,
+    #[value(name = "6")]
+    V6,
+}
+
+impl Family {
+    pub fn of(addr: IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// What `--family` takes: "4" or "6".
+    pub fn number(self) -> &'static str {
+        match self {
+            Family::V4 => "4",
+            Family::V6 => "6",
+        }
+    }
+
+    /// `proto`'s name in reports: "udp", "tcp" for IPv4 (as before IPv6 came), "udp6", "tcp6".
+    pub fn traffic(self, proto: Proto) -> String {
+        match self {
+            Family::V4 => proto.name().to_string(),
+            Family::V6 => format!("{}6", proto.name()),
+        }
+    }
+
+    /// Added to a report's header line: nothing for IPv4 (whose lines read as before IPv6
+    /// came), ", ipv6" for IPv6.
+    pub fn header_note(self) -> &'static str {
+        match self {
+            Family::V4 => "",
+            Family::V6 => ", ipv6",
+        }
+    }
+
+    /// The unspecified address (what a socket of this family binds to receive on all).
+    pub fn unspecified(self) -> IpAddr {
+        match self {
+            Family::V4 => Ipv4Addr::UNSPECIFIED.into(),
+            Family::V6 => Ipv6Addr::UNSPECIFIED.into(),
+        }
+    }
+}
+
+/// `base` with `i` added to its last 32 bits (wrapping there: an IPv6 address never carries
+/// into its prefix): address `i` of a pool, as both generators and the XDP sink number them.
+pub fn nth_address(base: IpAddr, i: u32) -> IpAddr {
+    match base {
+        IpAddr::V4(a) => Ipv4Addr::from(u32::from(a).wrapping_add(i)).into(),
+        IpAddr::V6(a) => {
+            let mut w = a.segments();
+            let low = (u32::from(w[6]) << 16 | u32::from(w[7])).wrapping_add(i);
+            w[6] = (low >> 16) as u16;
+            w[7] = low as u16;
+            Ipv6Addr::from(w).into()
+        }
+    }
+}
+
+/// The last 32 bits of `addr` (all of an IPv4 address), host order: what [`nth_address`]
+/// counts in.
+pub fn low_word(addr: IpAddr) -> u32 {
+    match addr {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            u32::from_be_bytes([o[12], o[13], o[14], o[15]])
+        }
+    }
+}
+
+/// Fails unless every address of `addrs` is of `family`: the agents' address arguments must
+/// agree (a frame has one IP header).
+pub fn ensure_family(family: Family, what: &str, addrs: &[IpAddr]) -> Result<()> {
+    if let Some(a) = addrs.iter().find(|a| Family::of(**a) != family) {
+        anyhow::bail!(
+            "{what} {a} is not an IPv{} address like the others",
+            family.number()
+        );
+    }
+    Ok(())
 }
 
 /// `xvs-bench agent KIND`: not for direct use.
@@ -158,6 +256,29 @@ pub fn mark_ready(path: Option<&Path>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pools_count_in_the_last_32_bits() {
+        let v4: IpAddr = "198.18.0.10".parse().unwrap();
+        assert_eq!(
+            nth_address(v4, 63),
+            "198.18.0.73".parse::<IpAddr>().unwrap()
+        );
+        let v6: IpAddr = "2001:2::10".parse().unwrap();
+        assert_eq!(
+            nth_address(v6, 0x3f),
+            "2001:2::4f".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(low_word(v6), 0x10);
+        assert_eq!(low_word(v4), u32::from(Ipv4Addr::new(198, 18, 0, 10)));
+        // Wraps in the last word, never into the prefix.
+        let top: IpAddr = "2001:2::ffff:ffff".parse().unwrap();
+        assert_eq!(nth_address(top, 1), "2001:2::".parse::<IpAddr>().unwrap());
+        assert!(ensure_family(Family::V6, "--dst", &[v6, v4]).is_err());
+        assert!(ensure_family(Family::V4, "--dst", &[v4]).is_ok());
+        assert_eq!(Family::V6.traffic(Proto::Udp), "udp6");
+        assert_eq!(Family::V4.traffic(Proto::Tcp), "tcp");
+    }
 
     #[test]
     fn cores_parse() {

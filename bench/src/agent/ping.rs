@@ -11,10 +11,11 @@
 //! load balancer spreads them over its real servers; socket `k` sends to `dst[k % len]`.
 
 use super::sys::udp_socket;
+use super::{ensure_family, Family};
 use anyhow::{ensure, Context, Result};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,12 +23,12 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Source address to bind.
+    /// Source address to bind (IPv4 or IPv6: the requests' family).
     #[arg(long)]
-    pub src: Ipv4Addr,
-    /// Destinations (comma list): the VIP, or the real servers themselves.
+    pub src: IpAddr,
+    /// Destinations (comma list, of `--src`'s family): the VIP, or the real servers themselves.
     #[arg(long, value_delimiter = ',', required = true)]
-    pub dst: Vec<Ipv4Addr>,
+    pub dst: Vec<IpAddr>,
     #[arg(long, default_value_t = super::BENCH_PORT)]
     pub port: u16,
     /// Requests per second.
@@ -102,10 +103,11 @@ pub fn run(a: &Args) -> Result<PingReport> {
         "--payload must be 12..=1472"
     );
     ensure!(a.sockets >= 1, "--sockets must be >= 1");
+    ensure_family(Family::of(a.src), "--dst", &a.dst)?;
     let total = (a.rate * a.duration).round() as u64;
     ensure!(total <= 100_000_000, "too many requests");
     let socks: Vec<UdpSocket> = (0..a.sockets)
-        .map(|_| udp_socket(SocketAddrV4::new(a.src, 0), 50))
+        .map(|_| udp_socket(SocketAddr::new(a.src, 0), 50))
         .collect::<std::io::Result<_>>()
         .with_context(|| format!("binding UDP sockets on {}", a.src))?;
     let recv_socks: Vec<UdpSocket> = socks
@@ -123,8 +125,8 @@ pub fn run(a: &Args) -> Result<PingReport> {
     super::pin(&a.cores, 0);
     let mut buf = vec![0u8; a.payload];
     buf[..4].copy_from_slice(&super::MAGIC);
-    let dests: Vec<SocketAddrV4> = (0..a.sockets)
-        .map(|k| SocketAddrV4::new(a.dst[k % a.dst.len()], a.port))
+    let dests: Vec<SocketAddr> = (0..a.sockets)
+        .map(|k| SocketAddr::new(a.dst[k % a.dst.len()], a.port))
         .collect();
     let (mut sent, mut lag_max) = (0u64, Duration::ZERO);
     for i in 0..total {
@@ -240,6 +242,8 @@ fn recv_nonblocking(s: &UdpSocket, buf: &mut [u8]) -> std::io::Result<usize> {
 mod tests {
     use super::*;
 
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     #[test]
     fn histogram_round_trips_through_pairs() {
         let mut h = new_histogram();
@@ -252,42 +256,52 @@ mod tests {
         assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
     }
 
-    /// The agent end to end on loopback against an in-process echo: every request answered.
+    /// The agent end to end on loopback (IPv4, then IPv6 where the machine has it) against
+    /// an in-process echo: every request answered.
     #[test]
     fn ping_against_loopback_echo() {
-        let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = echo.local_addr().unwrap().port();
-        echo.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let t = {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let mut b = [0u8; 2048];
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok((n, from)) = echo.recv_from(&mut b) {
-                        let _ = echo.send_to(&b[..n], from);
+        for lo in [
+            IpAddr::from(Ipv4Addr::LOCALHOST),
+            Ipv6Addr::LOCALHOST.into(),
+        ] {
+            let Ok(echo) = UdpSocket::bind(SocketAddr::new(lo, 0)) else {
+                assert!(lo.is_ipv6(), "no IPv4 loopback");
+                eprintln!("skipping {lo}: no IPv6 loopback here");
+                continue;
+            };
+            let port = echo.local_addr().unwrap().port();
+            echo.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let t = {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut b = [0u8; 2048];
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok((n, from)) = echo.recv_from(&mut b) {
+                            let _ = echo.send_to(&b[..n], from);
+                        }
                     }
-                }
+                })
+            };
+            let r = run(&Args {
+                src: lo,
+                dst: vec![lo],
+                port,
+                rate: 2000.0,
+                duration: 0.25,
+                drain: 0.2,
+                sockets: 4,
+                payload: 18,
+                cores: vec![],
             })
-        };
-        let r = run(&Args {
-            src: Ipv4Addr::LOCALHOST,
-            dst: vec![Ipv4Addr::LOCALHOST],
-            port,
-            rate: 2000.0,
-            duration: 0.25,
-            drain: 0.2,
-            sockets: 4,
-            payload: 18,
-            cores: vec![],
-        })
-        .unwrap();
-        stop.store(true, Ordering::Relaxed);
-        t.join().unwrap();
-        assert_eq!(r.sent, 500);
-        assert_eq!(r.received, 500, "{r:?}");
-        assert!(r.p50_us > 0.0 && r.p50_us <= r.max_us);
-        assert_eq!(histogram_from(&r.hist).len(), 500);
+            .unwrap();
+            stop.store(true, Ordering::Relaxed);
+            t.join().unwrap();
+            assert_eq!(r.sent, 500);
+            assert_eq!(r.received, 500, "{lo}: {r:?}");
+            assert!(r.p50_us > 0.0 && r.p50_us <= r.max_us);
+            assert_eq!(histogram_from(&r.hist).len(), 500);
+        }
     }
 }

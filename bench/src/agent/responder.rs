@@ -1,8 +1,8 @@
 //! `agent responder`: the server side of the TCP throughput runs, one per real server.
 //!
-//! It reads the frames of its interface through an AF_PACKET socket (before the namespace's
-//! IP stack, whose input the rig makes drop the benchmark port, so that the kernel sends no
-//! RST), counts every segment to the port with correct IPv4 and TCP checksums, and answers
+//! It reads the frames of `--family` of its interface through an AF_PACKET socket (before the
+//! namespace's IP stack, whose input the rig makes drop the benchmark port, so that the kernel
+//! sends no RST), counts every segment to the port with correct IP and TCP checksums, and answers
 //! SYNs and FINs as [`tcp::answer`] says, in batches (recvmmsg, then sendmmsg of the answers).
 //! Its report is a [`SinkReport`]: `received` = segments, `bytes` = their data,
 //! `rcvbuf_errors` = frames the socket dropped for a full buffer, plus `replies` and
@@ -20,14 +20,14 @@ pub use super::sink::Args;
 pub fn run(a: &Args) -> Result<SinkReport> {
     super::pin(&a.cores, 0);
     let stop = super::stop_flag()?;
-    let mut sock = PacketSocket::bind(&a.iface, 50)
+    let mut sock = PacketSocket::bind(&a.iface, a.family.ethertype(), 50)
         .with_context(|| format!("packet socket on {}", a.iface))?;
     let rx0 = if_rx_packets(&a.iface);
     let drops0 = sock.drops();
     super::mark_ready(a.ready.as_deref())?;
     let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
     let mut rx = Batch::frames(64, 2048);
-    let mut tx = Batch::frames(64, tcp::MIN_FRAME);
+    let mut tx = Batch::frames(64, tcp::REPLY_MAX);
     let mut lens = Vec::with_capacity(64);
     let mut r = SinkReport::default();
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {

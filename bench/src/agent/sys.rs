@@ -4,7 +4,7 @@
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// setsockopt(fd, level, name, &int).
@@ -28,7 +28,7 @@ pub fn set_int_opt(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<(
 
 /// A UDP socket bound to `addr` with large kernel buffers (forced: we run as root) and a
 /// receive timeout, so that loops can check their stop flag.
-pub fn udp_socket(addr: SocketAddrV4, timeout_ms: u64) -> io::Result<UdpSocket> {
+pub fn udp_socket(addr: SocketAddr, timeout_ms: u64) -> io::Result<UdpSocket> {
     let s = UdpSocket::bind(addr)?;
     let fd = s.as_raw_fd();
     for (name, force) in [
@@ -43,20 +43,54 @@ pub fn udp_socket(addr: SocketAddrV4, timeout_ms: u64) -> io::Result<UdpSocket> 
     Ok(s)
 }
 
-fn to_sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    // SAFETY: sockaddr_in is plain old data; all-zero is a valid value.
-    let mut s: libc::sockaddr_in = unsafe { zeroed() };
-    s.sin_family = libc::AF_INET as libc::sa_family_t;
-    s.sin_port = a.port().to_be();
-    s.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-    s
+/// A socket address of either family in a `sockaddr_in6`, which is large enough for both
+/// (an IPv4 one occupies its first 16 bytes as a `sockaddr_in`); and its length.
+fn to_sockaddr(a: SocketAddr) -> (libc::sockaddr_in6, libc::socklen_t) {
+    // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
+    let mut s: libc::sockaddr_in6 = unsafe { zeroed() };
+    match a {
+        SocketAddr::V4(a) => {
+            // SAFETY: as above, for sockaddr_in.
+            let mut v4: libc::sockaddr_in = unsafe { zeroed() };
+            v4.sin_family = libc::AF_INET as libc::sa_family_t;
+            v4.sin_port = a.port().to_be();
+            v4.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            // SAFETY: a sockaddr_in (16 bytes, alignment 4) fits in the sockaddr_in6 (28
+            // bytes, alignment 4) it is written to, as the kernel reads it.
+            unsafe { std::ptr::write((&mut s as *mut libc::sockaddr_in6).cast(), v4) };
+            (s, size_of::<libc::sockaddr_in>() as libc::socklen_t)
+        }
+        SocketAddr::V6(a) => {
+            s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            s.sin6_port = a.port().to_be();
+            s.sin6_addr.s6_addr = a.ip().octets();
+            (s, size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+        }
+    }
 }
 
-fn from_sockaddr(s: &libc::sockaddr_in) -> SocketAddrV4 {
+/// The address [`to_sockaddr`] stored, or the kernel wrote (unspecified for a family other
+/// than IPv4 and IPv6).
+fn from_sockaddr(s: &libc::sockaddr_in6) -> SocketAddr {
+    if i32::from(s.sin6_family) == libc::AF_INET6 {
+        return SocketAddrV6::new(
+            Ipv6Addr::from(s.sin6_addr.s6_addr),
+            u16::from_be(s.sin6_port),
+            0,
+            0,
+        )
+        .into();
+    }
+    if i32::from(s.sin6_family) != libc::AF_INET {
+        return SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into();
+    }
+    // SAFETY: the family says the storage holds a sockaddr_in, which fits in it.
+    let v4: libc::sockaddr_in = unsafe { std::ptr::read((s as *const libc::sockaddr_in6).cast()) };
     SocketAddrV4::new(
-        Ipv4Addr::from(u32::from_be(s.sin_addr.s_addr)),
-        u16::from_be(s.sin_port),
+        Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)),
+        u16::from_be(v4.sin_port),
     )
+    .into()
 }
 
 /// Buffers for batched I/O: `n` messages of `cap` bytes, each with a peer address (UDP) or
@@ -65,7 +99,8 @@ fn from_sockaddr(s: &libc::sockaddr_in) -> SocketAddrV4 {
 pub struct Batch {
     bufs: Box<[u8]>,
     cap: usize,
-    addrs: Box<[libc::sockaddr_in]>,
+    /// One `sockaddr_in6` per message, which holds an address of either family.
+    addrs: Box<[libc::sockaddr_in6]>,
     iovs: Box<[libc::iovec]>,
     hdrs: Box<[libc::mmsghdr]>,
 }
@@ -89,7 +124,7 @@ impl Batch {
         let mut b = Batch {
             bufs: vec![0u8; n * cap].into_boxed_slice(),
             cap,
-            // SAFETY: sockaddr_in, iovec and mmsghdr are plain old data; zero is valid.
+            // SAFETY: sockaddr_in6, iovec and mmsghdr are plain old data; zero is valid.
             addrs: (0..if addressed { n } else { 0 })
                 .map(|_| unsafe { zeroed() })
                 .collect(),
@@ -103,8 +138,8 @@ impl Batch {
             b.iovs[i].iov_len = cap;
             let h = &mut b.hdrs[i].msg_hdr;
             if addressed {
-                h.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_in).cast();
-                h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                h.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_in6).cast();
+                h.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
             }
             h.msg_iov = &mut b.iovs[i];
             h.msg_iovlen = 1;
@@ -128,14 +163,16 @@ impl Batch {
     }
 
     /// Message `i` as received: its bytes and its sender (not for [`Batch::frames`]).
-    pub fn received(&self, i: usize) -> (&[u8], SocketAddrV4) {
+    pub fn received(&self, i: usize) -> (&[u8], SocketAddr) {
         (self.frame(i), from_sockaddr(&self.addrs[i]))
     }
 
     /// Sets message `i` up for sending `len` bytes of its buffer to `to`.
-    pub fn set_send(&mut self, i: usize, len: usize, to: SocketAddrV4) {
+    pub fn set_send(&mut self, i: usize, len: usize, to: SocketAddr) {
         self.iovs[i].iov_len = len.min(self.cap);
-        self.addrs[i] = to_sockaddr(to);
+        let (addr, addr_len) = to_sockaddr(to);
+        self.addrs[i] = addr;
+        self.hdrs[i].msg_hdr.msg_namelen = addr_len;
     }
 
     /// recvmmsg of up to `len()` messages (blocking until the first one or the socket's
@@ -144,7 +181,7 @@ impl Batch {
         let namelen = if self.addrs.is_empty() {
             0
         } else {
-            size_of::<libc::sockaddr_in>() as libc::socklen_t
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t
         };
         for i in 0..self.len() {
             self.iovs[i].iov_len = self.cap;
@@ -204,7 +241,8 @@ pub struct FrameRing {
 unsafe impl Send for FrameRing {}
 
 impl FrameRing {
-    /// Opens a send-only packet socket on `ifname` for `frames` (each a whole frame).
+    /// Opens a send-only packet socket on `ifname` for `frames` (each a whole frame, all of
+    /// one ethertype: the first's is the protocol the kernel is told).
     pub fn new(ifname: &str, frames: Vec<Vec<u8>>) -> io::Result<FrameRing> {
         // Protocol 0: this socket receives nothing.
         let (fd, ifindex) = packet_socket(ifname)?;
@@ -214,7 +252,11 @@ impl FrameRing {
         // SAFETY: sockaddr_ll is plain old data; zero is valid.
         let mut addr: Box<libc::sockaddr_ll> = Box::new(unsafe { zeroed() });
         addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+        let ethertype = frames
+            .first()
+            .and_then(|f| Some(u16::from_be_bytes([*f.get(12)?, *f.get(13)?])))
+            .unwrap_or(libc::ETH_P_IP as u16);
+        addr.sll_protocol = ethertype.to_be();
         addr.sll_ifindex = ifindex as i32;
         let mut iovs: Box<[libc::iovec]> = frames
             .iter()
@@ -271,17 +313,18 @@ impl FrameRing {
     }
 }
 
-/// An AF_PACKET socket bound to one interface for IPv4 frames, that does not see its own
-/// outgoing frames: the TCP responder's receive and send path, below the namespace's IP stack.
+/// An AF_PACKET socket bound to one interface for the frames of one ethertype (IPv4's or
+/// IPv6's), that does not see its own outgoing frames: the TCP responder's receive and send
+/// path, below the namespace's IP stack.
 pub struct PacketSocket {
     fd: OwnedFd,
     drops: u64,
 }
 
 impl PacketSocket {
-    /// Bound to `ifname`, with a 32 MiB receive buffer and a receive timeout, so that loops
-    /// can check their stop flag.
-    pub fn bind(ifname: &str, timeout_ms: u64) -> io::Result<PacketSocket> {
+    /// Bound to `ifname` for `ethertype`, with a 32 MiB receive buffer and a receive timeout,
+    /// so that loops can check their stop flag.
+    pub fn bind(ifname: &str, ethertype: u16, timeout_ms: u64) -> io::Result<PacketSocket> {
         // Protocol 0 until bound: nothing queues from other interfaces meanwhile.
         let (fd, ifindex) = packet_socket(ifname)?;
         let raw = fd.as_raw_fd();
@@ -309,7 +352,7 @@ impl PacketSocket {
         // SAFETY: sockaddr_ll is plain old data; zero is valid.
         let mut addr: libc::sockaddr_ll = unsafe { zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+        addr.sll_protocol = ethertype.to_be();
         addr.sll_ifindex = ifindex as i32;
         // SAFETY: `addr` is a live sockaddr_ll of the size we pass.
         let rc = unsafe {
@@ -401,4 +444,48 @@ fn packet_socket(ifname: &str) -> io::Result<(OwnedFd, u32)> {
     }
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
     Ok((unsafe { OwnedFd::from_raw_fd(raw) }, ifindex))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_addresses_of_both_families_round_trip() {
+        for a in ["198.18.0.10:1024", "[2001:2::10]:9000"] {
+            let a: SocketAddr = a.parse().unwrap();
+            let (s, len) = to_sockaddr(a);
+            assert_eq!(from_sockaddr(&s), a);
+            let want = if a.is_ipv4() { 16 } else { 28 };
+            assert_eq!(len as usize, want);
+        }
+    }
+
+    /// Echo over IPv6 loopback through the batch: the sender's address comes back as it was.
+    #[test]
+    fn batches_send_and_receive_ipv6() {
+        let Ok(a) = udp_socket("[::1]:0".parse().unwrap(), 200) else {
+            eprintln!("skipping: no IPv6 loopback here");
+            return;
+        };
+        let b = udp_socket("[::1]:0".parse().unwrap(), 200).unwrap();
+        let to = b.local_addr().unwrap();
+        let mut out = Batch::new(2, 64);
+        for i in 0..2 {
+            out.buf_mut(i)[..4].copy_from_slice(b"XVSB");
+            out.set_send(i, 4 + i, to);
+        }
+        assert_eq!(out.send(a.as_raw_fd(), 2).unwrap(), 2);
+        let mut got = Batch::new(4, 64);
+        let mut n = 0;
+        for _ in 0..10 {
+            n += got.recv(b.as_raw_fd()).unwrap();
+            if n > 0 {
+                break;
+            }
+        }
+        assert!(n >= 1);
+        let (data, from) = got.received(0);
+        assert_eq!((data, from), (&b"XVSB"[..], a.local_addr().unwrap()));
+    }
 }

@@ -19,15 +19,17 @@
 //! rate. Other traffic (ARP, latency probes) passes.
 //!
 //! Flows are those of [`super::gen`] (same sources, ports, destinations, IP ids and payload),
-//! the frames byte-identical to its frames.
+//! the frames byte-identical to its frames, in either family: the template's (`--src-base`'s)
+//! for the generator, `--family` for the sink.
 
-use super::gen::{build_frame, Args, GenReport, TcpLayout, FCS_LEN};
+use super::gen::{build_frame, udp_headers_len, Args, GenReport, TcpLayout, FCS_LEN, TAG_LEN};
 use super::sink::{if_rx_packets, Args as SinkArgs, SinkReport};
 use super::sys::ifindex;
-use super::{tcp, Proto};
+use super::{ensure_family, low_word, tcp, Family, Proto};
 use anyhow::{ensure, Context, Result};
 use libbpf_sys as bpf;
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,8 +41,9 @@ static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs_bench_xdp.o
 
 /// `MAX_DESTINATIONS` of the C program.
 const MAX_DESTINATIONS: usize = 256;
-/// `HEADER_LEN` of the C program: Ethernet, IPv4, UDP, the magic and the flow number.
-const HEADER_LEN: usize = super::gen::HEADERS_LEN + 8;
+/// `HEADER_LEN` of the C program: room for Ethernet, IPv6 (the longer IP header), UDP, the
+/// magic and the flow number; an IPv4 template fills the first 50 bytes.
+const HEADER_LEN: usize = 14 + 40 + 8 + TAG_LEN;
 /// Frames per `BPF_PROG_RUN` batch (the kernel's default and its NAPI budget).
 const RUN_BATCH: u32 = 64;
 
@@ -56,10 +59,26 @@ struct GenConfig {
     dst_count: u32,
     src_base: u32,
     sport_base: u16,
-    pad: u16,
-    dst: [u32; MAX_DESTINATIONS],
+    /// 4 or 6: the template's.
+    family: u16,
+    dst: [[u32; 4]; MAX_DESTINATIONS],
     header: [u8; HEADER_LEN],
     ring_len: u32,
+}
+
+/// An address as the C program's `dst` holds it: 32-bit words in network order (read as
+/// native integers, as the program reads the packet), an IPv4 one in word 0.
+fn address_words(addr: IpAddr) -> [u32; 4] {
+    let mut w = [0u32; 4];
+    match addr {
+        IpAddr::V4(a) => w[0] = u32::from_ne_bytes(a.octets()),
+        IpAddr::V6(a) => {
+            for (word, b) in w.iter_mut().zip(a.octets().chunks(4)) {
+                *word = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+    }
+    w
 }
 
 /// `RING_FRAME_MAX` of the C program.
@@ -91,6 +110,32 @@ struct SinkConfig {
     src_base: u32,
     src_count: u32,
     tcp: u32,
+    /// 6 for IPv6 frames, 4 for IPv4 ones.
+    family: u32,
+    /// IPv6: the first 96 bits of the generator's sources (as [`address_words`]).
+    src_prefix: [u32; 3],
+}
+
+impl SinkConfig {
+    /// Counts (or answers, `tcp`) the frames of `family` to `port` from `sources` (the first
+    /// address and the count of a pool; `None`: any source).
+    fn new(port: u16, family: Family, sources: Option<(IpAddr, u32)>, tcp: bool) -> SinkConfig {
+        let words = sources.map_or([0; 4], |(base, _)| address_words(base));
+        SinkConfig {
+            port: u32::from(port),
+            src_base: sources.map_or(0, |(base, _)| low_word(base)),
+            src_count: sources.map_or(0, |(_, count)| count),
+            tcp: u32::from(tcp),
+            family: match family {
+                Family::V4 => 4,
+                Family::V6 => 6,
+            },
+            src_prefix: match family {
+                Family::V4 => [0; 3],
+                Family::V6 => [words[0], words[1], words[2]],
+            },
+        }
+    }
 }
 
 /// `struct sink_counters` of the C program.
@@ -232,10 +277,7 @@ fn run_live(prog: RawFd, template: &[u8]) -> Result<()> {
 /// (they arrive at its peer), the program runs on the first of `--cores`, in one thread
 /// (`--threads` 1), and `--batch` does not apply.
 pub fn run_gen(a: &Args) -> Result<GenReport> {
-    ensure!(
-        (64..=1518).contains(&a.frame_size),
-        "--frame-size must be 64..=1518"
-    );
+    let family = a.family()?;
     ensure!(a.flows >= 1, "--flows must be >= 1");
     ensure!(a.rate >= 0.0, "--rate must be >= 0");
     ensure!(
@@ -277,7 +319,7 @@ pub fn run_gen(a: &Args) -> Result<GenReport> {
     let ring = match a.proto {
         Proto::Udp => Vec::new(),
         Proto::Tcp => {
-            let data = tcp::data_segments(wire_len, a.data_segments);
+            let data = tcp::data_segments(family, wire_len, a.data_segments);
             let convs = (0..a.flows)
                 .map(|i| {
                     let src = super::gen::flow_source(a.src_base, src_count, i);
@@ -322,17 +364,21 @@ pub fn run_gen(a: &Args) -> Result<GenReport> {
         flows: a.flows,
         src_count,
         dst_count: a.dst.len() as u32,
-        src_base: u32::from(a.src_base),
+        src_base: low_word(a.src_base),
         sport_base: src0.1,
-        pad: 0,
-        dst: [0; MAX_DESTINATIONS],
+        family: match family {
+            Family::V4 => 4,
+            Family::V6 => 6,
+        },
+        dst: [[0; 4]; MAX_DESTINATIONS],
         header: [0; HEADER_LEN],
         ring_len,
     };
     for (slot, d) in config.dst.iter_mut().zip(&a.dst) {
-        *slot = u32::from_ne_bytes(d.octets());
+        *slot = address_words(*d);
     }
-    config.header.copy_from_slice(&udp_template[..HEADER_LEN]);
+    let header_len = udp_headers_len(family) + TAG_LEN;
+    config.header[..header_len].copy_from_slice(&udp_template[..header_len]);
     object.fill_ring(&ring)?;
     object.gen_config.update(&0u32, &config)?;
     let prog = object.object.prog_fd(c"xvs_bench_gen")?;
@@ -394,12 +440,7 @@ pub fn run_gen(a: &Args) -> Result<GenReport> {
 /// decapsulated. The tunnelling tests' stand-in for the kernel's tunl0/fou/gre0 (see the C
 /// program).
 pub fn run_decap(a: &SinkArgs) -> Result<SinkReport> {
-    let config = SinkConfig {
-        port: u32::from(a.port),
-        src_base: 0,
-        src_count: 0,
-        tcp: 0,
-    };
+    let config = SinkConfig::new(a.port, Family::V4, None, false);
     let (c, _) = run_attached(a, c"xvs_bench_decap", &config)?;
     Ok(SinkReport {
         received: c.frames,
@@ -409,15 +450,19 @@ pub fn run_decap(a: &SinkArgs) -> Result<SinkReport> {
 }
 
 /// `agent xdpsink` takes `agent sink`'s arguments: `--iface` is where the program is attached
-/// (the switch's port of the director's internal veth), `--ready` is created once it is, and
-/// `--cores` does not apply (the interface's NAPI thread runs it).
+/// (the switch's port of the director's internal veth), `--ready` is created once it is,
+/// `--family` is the family of the frames counted (and of `--src-base`), and `--cores` does
+/// not apply (the interface's NAPI thread runs it).
 pub fn run_sink(a: &SinkArgs) -> Result<SinkReport> {
-    let config = SinkConfig {
-        port: u32::from(a.port),
-        src_base: a.src_base.map_or(0, u32::from),
-        src_count: if a.src_base.is_some() { a.src_count } else { 0 },
-        tcp: u32::from(a.proto == Proto::Tcp),
-    };
+    if let Some(base) = a.src_base {
+        ensure_family(a.family, "--src-base", &[base])?;
+    }
+    let config = SinkConfig::new(
+        a.port,
+        a.family,
+        a.src_base.map(|base| (base, a.src_count)),
+        a.proto == Proto::Tcp,
+    );
     let (c, if_rx) = run_attached(a, c"xvs_bench_sink", &config)?;
     Ok(SinkReport {
         received: c.frames,
@@ -457,7 +502,6 @@ mod tests {
     //! Both programs run under `BPF_PROG_TEST_RUN` (one frame, not live): they need root;
     //! without it each test says so and passes, except under CI, where a skip is a failure.
     use super::*;
-    use std::net::Ipv4Addr;
 
     const XDP_DROP: u32 = 1;
     const XDP_PASS: u32 = 2;
@@ -497,66 +541,110 @@ mod tests {
     const DST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const SRC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
+    /// The rig's addresses in one family: the generator's first source, the VIP, a real
+    /// server, and a latency client outside the generator's pool.
+    #[derive(Clone, Copy, Debug)]
+    struct Net {
+        family: Family,
+        src: IpAddr,
+        vip: IpAddr,
+        real: IpAddr,
+        probe: IpAddr,
+    }
+
+    fn nets() -> [Net; 2] {
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        [
+            Net {
+                family: Family::V4,
+                src: a("198.18.0.10"),
+                vip: a("198.18.0.129"),
+                real: a("198.19.0.10"),
+                probe: a("198.18.0.201"),
+            },
+            Net {
+                family: Family::V6,
+                src: a("2001:2::10"),
+                vip: a("2001:2::129"),
+                real: a("2001:2:0:1::10"),
+                probe: a("2001:2::201"),
+            },
+        ]
+    }
+
+    fn gen_config(flows: u32, src_count: u32, src: IpAddr, dst: &[IpAddr]) -> GenConfig {
+        let mut config = GenConfig {
+            start_ns: 0,
+            end_ns: u64::MAX,
+            interval_ns: 0,
+            ifindex: 1,
+            flows,
+            src_count,
+            dst_count: dst.len() as u32,
+            src_base: low_word(src),
+            sport_base: 1024,
+            family: match Family::of(src) {
+                Family::V4 => 4,
+                Family::V6 => 6,
+            },
+            dst: [[0; 4]; MAX_DESTINATIONS],
+            header: [0; HEADER_LEN],
+            ring_len: 0,
+        };
+        for (slot, d) in config.dst.iter_mut().zip(dst) {
+            *slot = address_words(*d);
+        }
+        config
+    }
+
     #[test]
     fn generator_makes_the_packet_generators_frames_from_any_recycled_page() {
         if !root_or_skip("generator_makes_the_packet_generators_frames_from_any_recycled_page") {
             return;
         }
         let object = BenchObject::load(1).expect("load");
-        let base = Ipv4Addr::new(198, 18, 0, 10);
-        let dst = [
-            Ipv4Addr::new(198, 18, 0, 129),
-            Ipv4Addr::new(198, 19, 0, 10),
-        ];
         let (flows, src_count) = (300u32, 64u32);
-        for wire_len in [60usize, 61, 1514] {
-            let flow_frame = |i: u32| {
-                build_frame(
-                    DST_MAC,
-                    SRC_MAC,
-                    super::super::gen::flow_source(base, src_count, i),
-                    (dst[i as usize % dst.len()], super::super::BENCH_PORT),
-                    i,
-                    wire_len,
-                )
-            };
-            let template = flow_frame(0);
-            let mut config = GenConfig {
-                start_ns: 0,
-                end_ns: u64::MAX,
-                interval_ns: 0,
-                ifindex: 1,
-                flows,
-                src_count,
-                dst_count: dst.len() as u32,
-                src_base: u32::from(base),
-                sport_base: 1024,
-                pad: 0,
-                dst: [0; MAX_DESTINATIONS],
-                header: [0; HEADER_LEN],
-                ring_len: 0,
-            };
-            for (slot, d) in config.dst.iter_mut().zip(&dst) {
-                *slot = u32::from_ne_bytes(d.octets());
-            }
-            config.header.copy_from_slice(&template[..HEADER_LEN]);
-            object.gen_config.update(&0u32, &config).unwrap();
-            object
-                .gen_progress
-                .update(&0u32, &GenProgress::default())
-                .unwrap();
-            let prog = object.object.prog_fd(c"xvs_bench_gen").unwrap();
-            // A page as a NAT leaves it: other MACs, addresses, port, TTL and checksums.
-            let mut page = template.clone();
-            for (i, b) in page[..HEADER_LEN].iter_mut().enumerate() {
-                *b ^= (i as u8).wrapping_mul(37) | 1;
-            }
-            for i in 0..flows + 5 {
-                let (action, out) = run_once(prog, &page);
-                assert_eq!(action, XDP_REDIRECT, "run {i}");
-                assert_eq!(out, flow_frame(i % flows), "run {i}, {wire_len} bytes");
-                page = out;
-                page[22] -= 1; // TTL, as a router leaves it
+        for net in nets() {
+            // The IPv6 destinations differ in more than their last word.
+            let dst = [net.vip, net.real];
+            let header_len = udp_headers_len(net.family) + TAG_LEN;
+            for wire_len in [70usize, 71, 1514] {
+                let flow_frame = |i: u32| {
+                    build_frame(
+                        DST_MAC,
+                        SRC_MAC,
+                        super::super::gen::flow_source(net.src, src_count, i),
+                        (dst[i as usize % dst.len()], super::super::BENCH_PORT),
+                        i,
+                        wire_len,
+                    )
+                };
+                let template = flow_frame(0);
+                let mut config = gen_config(flows, src_count, net.src, &dst);
+                config.header[..header_len].copy_from_slice(&template[..header_len]);
+                object.gen_config.update(&0u32, &config).unwrap();
+                object
+                    .gen_progress
+                    .update(&0u32, &GenProgress::default())
+                    .unwrap();
+                let prog = object.object.prog_fd(c"xvs_bench_gen").unwrap();
+                // A page as a NAT leaves it: other MACs, addresses, port, TTL and checksums.
+                let mut page = template.clone();
+                for (i, b) in page[..header_len].iter_mut().enumerate() {
+                    *b ^= (i as u8).wrapping_mul(37) | 1;
+                }
+                for i in 0..flows + 5 {
+                    let (action, out) = run_once(prog, &page);
+                    assert_eq!(action, XDP_REDIRECT, "{net:?} run {i}");
+                    assert_eq!(
+                        out,
+                        flow_frame(i % flows),
+                        "{net:?} run {i}, {wire_len} bytes"
+                    );
+                    page = out;
+                    // TTL or hop limit, as a router leaves it.
+                    page[if net.family == Family::V4 { 22 } else { 21 }] -= 1;
+                }
             }
         }
     }
@@ -566,55 +654,44 @@ mod tests {
         if !root_or_skip("generator_sends_the_ring_of_tcp_frames_in_order_trimmed_to_length") {
             return;
         }
-        // The first entry is one a staggered ring holds back on its first pass.
-        let conv = tcp::conversation(
-            DST_MAC,
-            SRC_MAC,
-            (Ipv4Addr::new(198, 18, 0, 10), 1024),
-            (Ipv4Addr::new(198, 18, 0, 129), super::super::BENCH_PORT),
-            3,
-            60,
-            2,
-        );
-        let mut ring: Vec<(Vec<u8>, bool)> = conv.iter().map(|f| (f.clone(), true)).collect();
-        ring.push((vec![0xab; RING_FRAME_MAX], true));
-        ring[0].1 = false;
-        let object = BenchObject::load(ring.len() as u32).expect("load");
-        let config = GenConfig {
-            start_ns: 0,
-            end_ns: u64::MAX,
-            interval_ns: 0,
-            ifindex: 1,
-            flows: 1,
-            src_count: 1,
-            dst_count: 1,
-            src_base: 0,
-            sport_base: 0,
-            pad: 0,
-            dst: [0; MAX_DESTINATIONS],
-            header: [0; HEADER_LEN],
-            ring_len: ring.len() as u32,
-        };
-        object.gen_config.update(&0u32, &config).unwrap();
-        object.fill_ring(&ring).unwrap();
-        let prog = object.object.prog_fd(c"xvs_bench_gen").unwrap();
-        let mut page = vec![0x5a; RING_FRAME_MAX];
-        let (action, _) = run_once(prog, &page);
-        assert_eq!(action, XDP_DROP, "the held-back entry is passed over");
-        for i in 1..3 * ring.len() {
-            let (action, out) = run_once(prog, &page);
-            assert_eq!(action, XDP_REDIRECT, "run {i}");
-            assert_eq!(out, ring[i % ring.len()].0, "run {i}");
-            page = out;
-            page.resize(RING_FRAME_MAX, 0x5a);
+        for net in nets() {
+            // The first entry is one a staggered ring holds back on its first pass.
+            let conv = tcp::conversation(
+                DST_MAC,
+                SRC_MAC,
+                (net.src, 1024),
+                (net.vip, super::super::BENCH_PORT),
+                3,
+                80,
+                2,
+            );
+            let mut ring: Vec<(Vec<u8>, bool)> = conv.iter().map(|f| (f.clone(), true)).collect();
+            ring.push((vec![0xab; RING_FRAME_MAX], true));
+            ring[0].1 = false;
+            let object = BenchObject::load(ring.len() as u32).expect("load");
+            let mut config = gen_config(1, 1, net.src, &[net.vip]);
+            config.ring_len = ring.len() as u32;
+            object.gen_config.update(&0u32, &config).unwrap();
+            object.fill_ring(&ring).unwrap();
+            let prog = object.object.prog_fd(c"xvs_bench_gen").unwrap();
+            let mut page = vec![0x5a; RING_FRAME_MAX];
+            let (action, _) = run_once(prog, &page);
+            assert_eq!(action, XDP_DROP, "the held-back entry is passed over");
+            for i in 1..3 * ring.len() {
+                let (action, out) = run_once(prog, &page);
+                assert_eq!(action, XDP_REDIRECT, "{net:?} run {i}");
+                assert_eq!(out, ring[i % ring.len()].0, "{net:?} run {i}");
+                page = out;
+                page.resize(RING_FRAME_MAX, 0x5a);
+            }
+            let progress: GenProgress = object.gen_progress.lookup(&0u32).unwrap().unwrap();
+            assert_eq!(
+                progress.sent,
+                3 * ring.len() as u64 - 1,
+                "the passed-over entry is not sent"
+            );
+            assert_eq!(progress.position, 3 * ring.len() as u64);
         }
-        let progress: GenProgress = object.gen_progress.lookup(&0u32).unwrap().unwrap();
-        assert_eq!(
-            progress.sent,
-            3 * ring.len() as u64 - 1,
-            "the passed-over entry is not sent"
-        );
-        assert_eq!(progress.position, 3 * ring.len() as u64);
     }
 
     #[test]
@@ -622,56 +699,65 @@ mod tests {
         if !root_or_skip("sink_counts_the_generators_frames_and_rejects_bad_checksums") {
             return;
         }
-        let object = BenchObject::load(1).expect("load");
-        let config = SinkConfig {
-            port: u32::from(super::super::BENCH_PORT),
-            src_base: u32::from(Ipv4Addr::new(198, 18, 0, 10)),
-            src_count: 1,
-            tcp: 0,
-        };
-        object.sink_config.update(&0u32, &config).unwrap();
-        let prog = object.object.prog_fd(c"xvs_bench_sink").unwrap();
-        let frame = |port: u16, wire_len: usize| {
-            build_frame(
+        let port = super::super::BENCH_PORT;
+        for net in nets() {
+            let object = BenchObject::load(1).expect("load");
+            let config = SinkConfig::new(port, net.family, Some((net.src, 1)), false);
+            object.sink_config.update(&0u32, &config).unwrap();
+            let prog = object.object.prog_fd(c"xvs_bench_sink").unwrap();
+            let frame = |src: IpAddr, port: u16, wire_len: usize| {
+                build_frame(DST_MAC, SRC_MAC, (src, 1024), (net.real, port), 7, wire_len)
+            };
+            let payload = udp_headers_len(net.family);
+            let mut expected = (0u64, 0u64, 0u64);
+            for wire_len in [70, 71, 1514] {
+                let good = frame(net.src, port, wire_len);
+                assert_eq!(run_once(prog, &good).0, XDP_DROP, "{net:?}");
+                expected.0 += 1;
+                expected.1 += wire_len as u64;
+                let mut bad_udp = good.clone();
+                bad_udp[wire_len - 1] ^= 0x40;
+                assert_eq!(run_once(prog, &bad_udp).0, XDP_DROP);
+                let mut bad_ip = good.clone();
+                match net.family {
+                    Family::V4 => bad_ip[22] -= 1, // TTL without the checksum's update
+                    Family::V6 => bad_ip[14 + 39] ^= 1, // the destination, which UDP's covers
+                }
+                assert_eq!(run_once(prog, &bad_ip).0, XDP_DROP);
+                expected.2 += 2;
+                // Not the generator's: other port, no magic.
+                assert_eq!(run_once(prog, &frame(net.src, 9001, wire_len)).0, XDP_PASS);
+                let mut other = good.clone();
+                other[payload] ^= 1;
+                assert_eq!(run_once(prog, &other).0, XDP_PASS);
+            }
+            // A latency probe: the magic and the port, but not from the generator's sources;
+            // and the generator's datagram in the other family: the sink counts one.
+            assert_eq!(run_once(prog, &frame(net.probe, port, 70)).0, XDP_PASS);
+            let other = nets().into_iter().find(|n| n.family != net.family).unwrap();
+            let foreign = build_frame(
                 DST_MAC,
                 SRC_MAC,
-                (Ipv4Addr::new(198, 18, 0, 10), 1024),
-                (Ipv4Addr::new(198, 19, 0, 10), port),
+                (other.src, 1024),
+                (other.real, port),
                 7,
-                wire_len,
-            )
-        };
-        let mut expected = (0u64, 0u64, 0u64);
-        for wire_len in [60, 61, 1514] {
-            let good = frame(super::super::BENCH_PORT, wire_len);
-            assert_eq!(run_once(prog, &good).0, XDP_DROP);
-            expected.0 += 1;
-            expected.1 += wire_len as u64;
-            let mut bad_udp = good.clone();
-            bad_udp[wire_len - 1] ^= 0x40;
-            assert_eq!(run_once(prog, &bad_udp).0, XDP_DROP);
-            let mut bad_ip = good.clone();
-            bad_ip[22] -= 1; // TTL without the checksum's update
-            assert_eq!(run_once(prog, &bad_ip).0, XDP_DROP);
-            expected.2 += 2;
-            // Not the generator's: other port, no magic.
-            assert_eq!(run_once(prog, &frame(9001, wire_len)).0, XDP_PASS);
-            let mut other = good.clone();
-            other[gen_payload()] ^= 1;
-            assert_eq!(run_once(prog, &other).0, XDP_PASS);
+                70,
+            );
+            assert_eq!(run_once(prog, &foreign).0, XDP_PASS);
+            if net.family == Family::V6 {
+                // IPv6 forbids a zero UDP checksum: counted as bad.
+                let mut zero = frame(net.src, port, 70);
+                zero[60..62].copy_from_slice(&[0, 0]);
+                assert_eq!(run_once(prog, &zero).0, XDP_DROP);
+                expected.2 += 1;
+                // Another /96 with the same last 32 bits is not the generator's.
+                let mut prefix = frame(net.src, port, 70);
+                prefix[14 + 8 + 5] ^= 1;
+                assert_eq!(run_once(prog, &prefix).0, XDP_PASS);
+            }
+            let c = object.sink_counters().unwrap();
+            assert_eq!((c.frames, c.bytes, c.bad_checksum), expected, "{net:?}");
         }
-        // A latency probe: the magic and the port, but not from the generator's sources.
-        let probe = build_frame(
-            DST_MAC,
-            SRC_MAC,
-            (Ipv4Addr::new(198, 18, 0, 201), 40000),
-            (Ipv4Addr::new(198, 19, 0, 10), super::super::BENCH_PORT),
-            1,
-            60,
-        );
-        assert_eq!(run_once(prog, &probe).0, XDP_PASS);
-        let c = object.sink_counters().unwrap();
-        assert_eq!((c.frames, c.bytes, c.bad_checksum), expected);
     }
 
     #[test]
@@ -680,76 +766,60 @@ mod tests {
             return;
         }
         let port = super::super::BENCH_PORT;
-        let object = BenchObject::load(1).expect("load");
-        let config = SinkConfig {
-            port: u32::from(port),
-            src_base: u32::from(Ipv4Addr::new(198, 18, 0, 10)),
-            src_count: 4,
-            tcp: 1,
-        };
-        object.sink_config.update(&0u32, &config).unwrap();
-        let prog = object.object.prog_fd(c"xvs_bench_sink").unwrap();
-        let (mut segments, mut replies) = (0, 0);
-        for (client, wire_len) in [(1024, 60), (40000, 61), (65535, 130)] {
-            let conv = tcp::conversation(
-                DST_MAC,
-                SRC_MAC,
-                (Ipv4Addr::new(198, 18, 0, 12), client),
-                (Ipv4Addr::new(198, 19, 0, 10), port),
-                7,
-                wire_len,
-                3,
-            );
-            for (i, frame) in conv.iter().enumerate() {
-                let mut reply = [0u8; tcp::MIN_FRAME];
-                let tcp::Seen::Segment { reply: n, .. } = tcp::answer(frame, port, &mut reply)
-                else {
-                    panic!("segment {i} is not the responder's");
-                };
-                let (action, out) = run_once(prog, frame);
-                segments += 1;
-                if n > 0 {
-                    assert_eq!(action, XDP_REDIRECT, "segment {i} of {client}");
-                    assert_eq!(out, reply[..n], "segment {i} of {client}");
-                    replies += 1;
-                } else {
-                    assert_eq!(action, XDP_DROP, "segment {i} of {client}");
+        for net in nets() {
+            let object = BenchObject::load(1).expect("load");
+            let config = SinkConfig::new(port, net.family, Some((net.src, 4)), true);
+            object.sink_config.update(&0u32, &config).unwrap();
+            let prog = object.object.prog_fd(c"xvs_bench_sink").unwrap();
+            let client = super::super::nth_address(net.src, 2);
+            let (mut segments, mut replies) = (0, 0);
+            for (client_port, wire_len) in [(1024, 60), (40000, 61), (65535, 130)] {
+                let conv = tcp::conversation(
+                    DST_MAC,
+                    SRC_MAC,
+                    (client, client_port),
+                    (net.real, port),
+                    7,
+                    wire_len,
+                    3,
+                );
+                for (i, frame) in conv.iter().enumerate() {
+                    let mut reply = [0u8; tcp::REPLY_MAX];
+                    let tcp::Seen::Segment { reply: n, .. } = tcp::answer(frame, port, &mut reply)
+                    else {
+                        panic!("segment {i} is not the responder's");
+                    };
+                    let (action, out) = run_once(prog, frame);
+                    segments += 1;
+                    if n > 0 {
+                        assert_eq!(action, XDP_REDIRECT, "{net:?} segment {i} of {client_port}");
+                        assert_eq!(out, reply[..n], "{net:?} segment {i} of {client_port}");
+                        replies += 1;
+                    } else {
+                        assert_eq!(action, XDP_DROP, "{net:?} segment {i} of {client_port}");
+                    }
                 }
+                let mut bad = conv[0].clone();
+                let checksum = tcp::headers_len(net.family) - 3;
+                bad[checksum] ^= 0x10; // in the TCP checksum
+                assert_eq!(run_once(prog, &bad).0, XDP_DROP);
             }
-            let mut bad = conv[0].clone();
-            bad[tcp::HEADERS_LEN - 3] ^= 0x10; // in the TCP checksum
-            assert_eq!(run_once(prog, &bad).0, XDP_DROP);
+            // Another source (a latency probe's), another port, UDP: on to the reals.
+            let other = |src: IpAddr, dport: u16| {
+                tcp::conversation(DST_MAC, SRC_MAC, (src, 1024), (net.real, dport), 0, 60, 1)[0]
+                    .clone()
+            };
+            assert_eq!(run_once(prog, &other(net.probe, port)).0, XDP_PASS);
+            assert_eq!(run_once(prog, &other(net.src, port + 1)).0, XDP_PASS);
+            let udp = build_frame(DST_MAC, SRC_MAC, (net.src, 1024), (net.real, port), 0, 70);
+            assert_eq!(run_once(prog, &udp).0, XDP_PASS);
+            let c = object.sink_counters().unwrap();
+            assert_eq!(
+                (c.frames, c.replies, c.bad_checksum),
+                (segments, replies, 3),
+                "{net:?}"
+            );
+            assert_eq!(replies, 6, "a SYN|ACK and a FIN|ACK per conversation");
         }
-        // Another source (a latency probe's), another port, UDP: on to the reals.
-        let other = |src: Ipv4Addr, dport: u16| {
-            tcp::conversation(DST_MAC, SRC_MAC, (src, 1024), (src, dport), 0, 60, 1)[0].clone()
-        };
-        assert_eq!(
-            run_once(prog, &other(Ipv4Addr::new(198, 18, 0, 201), port)).0,
-            XDP_PASS
-        );
-        assert_eq!(
-            run_once(prog, &other(Ipv4Addr::new(198, 18, 0, 10), port + 1)).0,
-            XDP_PASS
-        );
-        let udp = build_frame(
-            DST_MAC,
-            SRC_MAC,
-            (Ipv4Addr::new(198, 18, 0, 10), 1024),
-            (Ipv4Addr::new(198, 19, 0, 10), port),
-            0,
-            60,
-        );
-        assert_eq!(run_once(prog, &udp).0, XDP_PASS);
-        let c = object.sink_counters().unwrap();
-        assert_eq!(
-            (c.frames, c.replies, c.bad_checksum),
-            (segments, replies, 3)
-        );
-        assert_eq!(replies, 6, "a SYN|ACK and a FIN|ACK per conversation");
-    }
-
-    fn gen_payload() -> usize {
-        super::super::gen::HEADERS_LEN
     }
 }

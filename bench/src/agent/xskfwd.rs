@@ -10,6 +10,8 @@
 //! servers themselves, as for the `direct` target. xvs's throughput over this one is the
 //! share the load balancer's own work leaves.
 //!
+//! IPv4 only (it reads IPv4 destinations): the rig refuses the target with `--family 6`.
+//!
 //! One forwarding thread per queue pair (queue `i` of both interfaces), pinned to
 //! `--cores[i]`. Runs until SIGTERM/SIGINT or `--duration`, then reports what it forwarded.
 

@@ -8,14 +8,13 @@
 //!    tunnelled, a persistence netmask of the service's family, a local address of the
 //!    service's family;
 //! 2. [`check_dataplane`]: what IPVS allows but the dataplane cannot forward yet is refused
-//!    as not supported: a tunnelled (`-i`) real server of an IPv6 service (no IPv6
-//!    encapsulation), and a tunnelled real server of the other family than its service (no
-//!    crossing of families). The dataplane counts drops of such flows (`ipv6_tunnel`,
-//!    `real_family`) should one reach it all the same.
+//!    as not supported: a tunnelled real server of the other family than its service (no
+//!    crossing of families). The dataplane counts drops of such flows (`real_family`) should
+//!    one reach it all the same.
 //!
 //! Everything else IPv6 goes through as IPv4 does: services, persistence (`-p`, with `-M` a
-//! prefix length), masquerading, direct routing, FullNAT with IPv6 local addresses,
-//! schedulers, weights, thresholds, health checks.
+//! prefix length), masquerading, direct routing, tunnelling (IPv6 in IPv6, GUE and GRE over
+//! IPv6), FullNAT with IPv6 local addresses, schedulers, weights, thresholds, health checks.
 //! Each check refuses the whole request (a batch, a configuration) like any other invalid
 //! command, changing nothing.
 
@@ -134,7 +133,8 @@ fn check_netmask(service: &ServiceKey, netmask: Netmask) -> Result<(), ApplyErro
 pub(super) fn check_dataplane(command: &Command) -> Result<(), ApplyError> {
     let not_yet = |message: String| Err(ApplyError::Unsupported(message));
     match command {
-        // An edit without `forward` keeps the method, which cannot be a tunnel here.
+        // An edit without `forward` keeps the method: no real server of the other family
+        // gets here to keep one.
         Command::AddReal {
             service,
             real,
@@ -146,25 +146,13 @@ pub(super) fn check_dataplane(command: &Command) -> Result<(), ApplyError> {
             real,
             forward: Some(Forward::Tunnel),
             ..
-        } => {
-            if real.addr.is_ipv4() != service.addr.is_ipv4() {
-                not_yet(format!(
-                    "real server {real} is {} and service {service} {}: IPVS tunnels to a real \
-                     server of another address family than its service, but this xvsd's \
-                     dataplane does not forward across families yet",
-                    family(real.addr),
-                    family(service.addr)
-                ))
-            } else if service.addr.is_ipv6() {
-                not_yet(format!(
-                    "real server {real} of service {service}: tunnelling (-i) to IPv6 real \
-                     servers is not supported by this xvsd's dataplane yet; use masquerading \
-                     (-m), direct routing (-g) or FullNAT (--fullnat)"
-                ))
-            } else {
-                Ok(())
-            }
-        }
+        } if real.addr.is_ipv4() != service.addr.is_ipv4() => not_yet(format!(
+            "real server {real} is {} and service {service} {}: IPVS tunnels to a real server \
+             of another address family than its service, but this xvsd's dataplane does not \
+             forward across families yet",
+            family(real.addr),
+            family(service.addr)
+        )),
         _ => Ok(()),
     }
 }

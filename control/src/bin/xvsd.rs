@@ -136,10 +136,10 @@ struct Cli {
     #[arg(long, value_name = "NAME", default_value = xvs_control::announce::DEFAULT_DEVICE,
           requires = "announce")]
     announce_device: String,
-    /// Announce this VIP only (repeatable) [default: every configured VIP]; each must be a
-    /// service address of --config.
+    /// Announce this VIP only (repeatable; IPv4 or IPv6) [default: every configured VIP];
+    /// each must be a service address of --config.
     #[arg(long, value_name = "ADDR", requires = "announce")]
-    announce_vip: Vec<std::net::Ipv4Addr>,
+    announce_vip: Vec<std::net::IpAddr>,
     /// Announce a VIP while one of its services has at least N real servers taking new
     /// connections (weight above 0, not down by its health check).
     #[arg(long, value_name = "N", default_value_t = 1, requires = "announce",

@@ -684,6 +684,22 @@ impl<A: Address> ConnTable<A> {
         self.lookup_hashed(key, hash, direction, now_ms, stats)
     }
 
+    /// [`ConnTable::lookup`] on behalf of a packet that is not one of the entry's own (an ICMP
+    /// error quoting one of them): the entry found is not the one [`ConnTable::take_last`]
+    /// reports, so the error does not count as one of its packets on the fast path's account.
+    pub fn lookup_quoted(
+        &mut self,
+        key: &FlowKey<A>,
+        direction: Direction,
+        now_ms: u64,
+        stats: &WorkerStats,
+    ) -> Option<Conn<A>> {
+        let last = self.last_slot;
+        let conn = self.lookup(key, direction, now_ms, stats).copied();
+        self.last_slot = last;
+        conn
+    }
+
     /// [`ConnTable::lookup`] of a key already hashed by [`ConnTable::hash`] (of this table:
     /// another table's hash finds nothing).
     #[inline]
@@ -839,8 +855,9 @@ impl<A: Address> ConnTable<A> {
         removed
     }
 
-    /// The entry the last lookup found or the last insert made, and its fast-path state, once
-    /// (the worker's fast-path bookkeeping after a forwarded packet).
+    /// The entry the last lookup found (but [`ConnTable::lookup_quoted`]) or the last insert
+    /// made, and its fast-path state, once (the worker's fast-path bookkeeping after a
+    /// forwarded packet).
     #[inline]
     pub fn take_last(&mut self) -> Option<(&Conn<A>, &mut FastState)> {
         let slot = self.last_slot.take()?;
@@ -985,6 +1002,7 @@ mod tests {
         hashes_differ_per_field,
         owner_is_stable_and_spreads,
         a_fullnat_entry_takes_a_port_its_replies_reach_and_gives_it_back,
+        only_an_entrys_own_packets_are_reported_to_the_fast_path,
     );
 
     fn conn<A: TestAddr>(cport: u16, proto: u8) -> Conn<A> {
@@ -1114,6 +1132,27 @@ mod tests {
         t.insert(Conn { expires_ms, ..c }, stats).unwrap();
         let (_, state) = t.take_last().unwrap();
         *state = FastState::Installed;
+    }
+
+    /// `take_last` reports the entry of the last lookup or insert once, but not one an ICMP
+    /// error found (`lookup_quoted`), which leaves the report as it was.
+    fn only_an_entrys_own_packets_are_reported_to_the_fast_path<A: TestAddr>() {
+        let stats = WorkerStats::default();
+        let mut t = table::<A>(8);
+        let (a, b) = (established(1), established(2));
+        t.insert(a, &stats).unwrap();
+        t.insert(b, &stats).unwrap();
+        assert_eq!(t.take_last().map(|(c, _)| c.cport), Some(2));
+        assert!(t.take_last().is_none(), "reported once");
+        let quoted = t.lookup_quoted(&a.reply_key(), Direction::Outbound, 0, &stats);
+        assert_eq!(quoted.map(|c| c.cport), Some(1));
+        assert!(
+            t.take_last().is_none(),
+            "an ICMP error's lookup is not reported"
+        );
+        assert!(present(&mut t, &a, &stats));
+        t.lookup_quoted(&b.inbound_key(), Direction::Inbound, 0, &stats);
+        assert_eq!(t.take_last().map(|(c, _)| c.cport), Some(1));
     }
 
     fn installed_entries_are_settled_by_the_worker_not_expired_by_the_table<A: TestAddr>() {

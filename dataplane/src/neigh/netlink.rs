@@ -1,5 +1,6 @@
 //! A synchronous rtnetlink client: dumps, neighbour resolution, managed entries, links, and
-//! the host routes of VIP announcements ([`Netlink::replace_host_route`]).
+//! the device and host routes of VIP announcements ([`Netlink::replace_host_route`], both
+//! families).
 //!
 //! Every request carries its own sequence number; replies of other sequence numbers (late
 //! answers to a request that timed out) are skipped. Dumps end at NLMSG_DONE and are retried
@@ -54,7 +55,9 @@ use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute, LinkFlags, LinkMessage,
+};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourFlags, NeighbourMessage,
 };
@@ -339,15 +342,33 @@ impl Netlink {
             .map(drop)
     }
 
-    /// Adds (or replaces) the route `dst/32 dev ifindex` in routing table `table`, scope link,
-    /// protocol static: a route a routing daemon can learn from that table.
+    /// Stops the kernel from giving interface `ifindex` IPv6 addresses of its own when it comes
+    /// up (the link-local one, and with it routes in the main table): RTM_NEWLINK with
+    /// IFLA_INET6_ADDR_GEN_MODE none. Ok when the interface has no IPv6 (EAFNOSUPPORT): it
+    /// gets no address then either.
+    pub fn set_no_ipv6_link_local(&mut self, ifindex: u32) -> io::Result<()> {
+        let mut req = LinkMessage::default();
+        req.header.index = ifindex;
+        req.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        match self.request(RouteNetlinkMessage::SetLink(req), NLM_F_ACK, |_| {}) {
+            Err(e) if is_errno(&e, libc::EAFNOSUPPORT) => Ok(()),
+            r => r.map(drop),
+        }
+    }
+
+    /// Adds (or replaces) the host route `dst/32` (IPv4) or `dst/128` (IPv6) `dev ifindex` in
+    /// routing table `table`, protocol static: a route a routing daemon can learn from that
+    /// table.
     pub fn replace_host_route(
         &mut self,
         table: u32,
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
         ifindex: u32,
     ) -> io::Result<()> {
-        let req = host_route(table, dst, ifindex);
+        let req = host_route(table, dst.into(), ifindex);
         let flags = NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
         self.request(RouteNetlinkMessage::NewRoute(req), flags, |_| {})
             .map(drop)
@@ -355,8 +376,13 @@ impl Netlink {
 
     /// Deletes what [`Netlink::replace_host_route`] added. Idempotent: a route already gone
     /// (ESRCH) is Ok.
-    pub fn delete_host_route(&mut self, table: u32, dst: Ipv4Addr, ifindex: u32) -> io::Result<()> {
-        let req = host_route(table, dst, ifindex);
+    pub fn delete_host_route(
+        &mut self,
+        table: u32,
+        dst: impl Into<IpAddr>,
+        ifindex: u32,
+    ) -> io::Result<()> {
+        let req = host_route(table, dst.into(), ifindex);
         match self.request(RouteNetlinkMessage::DelRoute(req), NLM_F_ACK, |_| {}) {
             Err(e) if is_errno(&e, libc::ESRCH) => Ok(()),
             r => r.map(drop),
@@ -550,20 +576,35 @@ impl Netlink {
     }
 }
 
-/// An RTM_*ROUTE message for `dst/32 dev ifindex` in `table` (scope link, protocol static).
-fn host_route(table: u32, dst: Ipv4Addr, ifindex: u32) -> RouteMessage {
+/// An RTM_*ROUTE message for the host route `dst/32` or `dst/128` `dev ifindex` in `table`
+/// (protocol static; scope link for IPv4, universe for IPv6, which has no route scopes: the
+/// kernel reports every IPv6 route as universe, and iproute2 sends that).
+fn host_route(table: u32, dst: IpAddr, ifindex: u32) -> RouteMessage {
     let mut r = RouteMessage::default();
-    r.header.address_family = AddressFamily::Inet;
-    r.header.destination_prefix_length = 32;
+    let (family, len, scope, dst) = match dst {
+        IpAddr::V4(a) => (
+            AddressFamily::Inet,
+            32,
+            RouteScope::Link,
+            RouteAddress::Inet(a),
+        ),
+        IpAddr::V6(a) => (
+            AddressFamily::Inet6,
+            128,
+            RouteScope::Universe,
+            RouteAddress::Inet6(a),
+        ),
+    };
+    r.header.address_family = family;
+    r.header.destination_prefix_length = len;
     // Tables above 255 only fit RTA_TABLE; the header then says RT_TABLE_COMPAT (252), as
     // iproute2 does.
     r.header.table = u8::try_from(table).unwrap_or(252);
     r.header.protocol = RouteProtocol::Static;
-    r.header.scope = RouteScope::Link;
+    r.header.scope = scope;
     r.header.kind = RouteType::Unicast;
     r.attributes.push(RouteAttribute::Table(table));
-    r.attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+    r.attributes.push(RouteAttribute::Destination(dst));
     r.attributes.push(RouteAttribute::Oif(ifindex));
     r
 }
@@ -764,4 +805,47 @@ fn is_errno(e: &io::Error, code: i32) -> bool {
 
 fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::Emitable;
+
+    fn emitted(r: &RouteMessage) -> Vec<u8> {
+        let mut buf = vec![0; r.buffer_len()];
+        r.emit(&mut buf);
+        buf
+    }
+
+    /// `ip route replace 198.18.0.129/32 dev #7 table 100 proto static scope link`, byte for
+    /// byte: rtmsg, then RTA_TABLE, RTA_DST, RTA_OIF.
+    #[test]
+    fn an_ipv4_host_route_message() {
+        let r = host_route(100, "198.18.0.129".parse().unwrap(), 7);
+        #[rustfmt::skip]
+        let want = [
+            2, 32, 0, 0, 100, 4, 253, 1, 0, 0, 0, 0, // AF_INET /32 table static link unicast
+            8, 0, 15, 0, 100, 0, 0, 0,               // RTA_TABLE 100
+            8, 0, 1, 0, 198, 18, 0, 129,             // RTA_DST
+            8, 0, 4, 0, 7, 0, 0, 0,                  // RTA_OIF 7
+        ];
+        assert_eq!(emitted(&r), want);
+    }
+
+    /// The IPv6 twin in a table above 255: /128, scope universe, the header's table
+    /// RT_TABLE_COMPAT and the real one in RTA_TABLE.
+    #[test]
+    fn an_ipv6_host_route_message() {
+        let r = host_route(1000, "2001:2::129".parse().unwrap(), 7);
+        #[rustfmt::skip]
+        let want = [
+            10, 128, 0, 0, 252, 4, 0, 1, 0, 0, 0, 0, // AF_INET6 /128 compat static universe unicast
+            8, 0, 15, 0, 0xe8, 0x03, 0, 0,           // RTA_TABLE 1000
+            20, 0, 1, 0,                             // RTA_DST
+            0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x29,
+            8, 0, 4, 0, 7, 0, 0, 0,                  // RTA_OIF 7
+        ];
+        assert_eq!(emitted(&r), want);
+    }
 }

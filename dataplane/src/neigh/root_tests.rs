@@ -518,3 +518,75 @@ fn in_namespace_a6(ns: &str, a_index: u32, _a_mac: [u8; 6], b_mac: [u8; 6]) {
     let err = nl.manage(999_999, addr6("2001:2:0:1::2")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENODEV), "{err}");
 }
+
+#[test]
+fn host_routes_in_namespaces() {
+    if !can_run("host_routes_in_namespaces") {
+        return;
+    }
+    if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        eprintln!("skipping host_routes_in_namespaces: the kernel has no IPv6");
+        return;
+    }
+    in_a(Namespaces::new6(), in_namespace_a_routes);
+}
+
+/// The host routes of VIP announcements, both families, in a table of their own (one that
+/// fits the header's byte and one that needs RTA_TABLE alone): added, replaced, deleted, and
+/// deleted again.
+fn in_namespace_a_routes(ns: &str, a_index: u32, _a_mac: [u8; 6], _b_mac: [u8; 6]) {
+    let mut nl = Netlink::open().unwrap();
+    let vip: IpAddr = "198.18.0.129".parse().unwrap();
+    let vip6: IpAddr = "2001:2::129".parse().unwrap();
+    for table in ["100", "1000"] {
+        let t: u32 = table.parse().unwrap();
+        let show = |family: &str| {
+            let out = Command::new("ip")
+                .args(["-n", ns, family, "route", "show", "table", table])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        for _ in 0..2 {
+            nl.replace_host_route(t, vip, a_index).unwrap();
+            nl.replace_host_route(t, vip6, a_index).unwrap();
+        }
+        assert_eq!(
+            show("-4"),
+            format!("198.18.0.129 dev {A_IF} proto static scope link \n")
+        );
+        let v6 = show("-6");
+        assert!(
+            v6.starts_with(&format!("2001:2::129 dev {A_IF} proto static metric 1024"))
+                && v6.lines().count() == 1,
+            "{v6}"
+        );
+        // Nothing reaches the main table.
+        assert!(!ip(&["-n", ns, "route", "show"]).contains("198.18.0.129"));
+        assert!(!ip(&["-n", ns, "-6", "route", "show"]).contains("2001:2::129"));
+        for _ in 0..2 {
+            nl.delete_host_route(t, vip, a_index).unwrap();
+            nl.delete_host_route(t, vip6, a_index).unwrap();
+        }
+        assert_eq!((show("-4"), show("-6")), (String::new(), String::new()));
+    }
+    let err = nl.replace_host_route(100, vip6, 999_999).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENODEV), "{err}");
+
+    // An announcement device gets no IPv6 address of its own when it comes up.
+    ip(&[
+        "-n", ns, "link", "add", "xnld", "type", "veth", "peer", "name", "xnle",
+    ]);
+    ip(&["-n", ns, "link", "set", "xnle", "up"]);
+    let (index, _) = ip_link(ns, "xnld");
+    nl.set_no_ipv6_link_local(index).unwrap();
+    nl.set_link_up(index).unwrap();
+    nl.replace_host_route(100, vip6, index).unwrap();
+    assert!(ip(&["-n", ns, "link", "show", "xnld"]).contains(",UP"));
+    assert!(
+        !eventually(|| ip(&["-n", ns, "-6", "addr", "show", "dev", "xnld"]).contains("inet6")),
+        "{}",
+        ip(&["-n", ns, "-6", "addr", "show", "dev", "xnld"])
+    );
+    assert!(!ip(&["-n", ns, "-6", "route", "show", "table", "all"]).contains("fe80::/64 dev xnld"));
+}

@@ -9,10 +9,11 @@
 
 use super::{xmit, Env, FrameBuf, Headers, Verdict};
 use crate::conntrack::{Address, Conn, Direction};
+use crate::encap;
 use crate::nat::{self, Endpoint};
 use crate::neigh::NeighbourTable;
 use crate::persist::masked;
-use crate::snapshot::{RealId, RealServer, Service, ServiceId, Snapshot, Tunnel};
+use crate::snapshot::{Interface, RealId, RealServer, Service, ServiceId, Snapshot, Tunnel};
 use crate::stats::{DropReason, ServiceLoad, WorkerStats};
 use std::net::{IpAddr, Ipv4Addr};
 use xvs_scheduler::Flow;
@@ -31,7 +32,7 @@ pub(super) trait Family: Address {
     /// The real server for a new connection `h` to `service`, or why there is none: its
     /// client's persistence template if the service is persistent and the template's server
     /// is still configured and not failed (IPVS keeps a client there even at weight 0), else
-    /// the scheduler's pick (recorded as the new template); then [`Family::admits_real`].
+    /// the scheduler's pick (recorded as the new template).
     fn choose_real<'s>(
         service: &'s Service,
         h: &Headers<Self>,
@@ -39,7 +40,7 @@ pub(super) trait Family: Address {
     ) -> Result<&'s RealServer, DropReason> {
         let load = load(service, env);
         let flow = flow(h);
-        let real = match service.persistence {
+        match service.persistence {
             None => service.schedule(&load, &flow),
             Some(persistence) => {
                 let group = Self::persistence_group(h.src, persistence.netmask);
@@ -54,8 +55,7 @@ pub(super) trait Family: Address {
                 real
             }
         }
-        .ok_or(DropReason::NoRealServer)?;
-        Self::admits_real(real).map(|()| real)
+        .ok_or(DropReason::NoRealServer)
     }
 
     /// The persistence group of `client` under `netmask` (a mask of the other family, which
@@ -75,12 +75,6 @@ pub(super) trait Family: Address {
         expires_s: u32,
     );
 
-    /// Whether this family's connections may go to `real` (IPv6: not tunnelled yet).
-    #[inline(always)]
-    fn admits_real(_real: &RealServer) -> Result<(), DropReason> {
-        Ok(())
-    }
-
     /// The verdict for a packet of `ip_len` bytes travelling in `direction` that does not fit
     /// its egress interface's MTU (the frame then holds what is sent instead, if anything);
     /// `None` to transmit it.
@@ -92,15 +86,34 @@ pub(super) trait Family: Address {
         stats: &WorkerStats,
     ) -> Option<Verdict>;
 
-    /// The tunnelling transmitter (`-i`) for a frame of `conn` whose IP packet is `ip_len`
-    /// bytes.
-    fn tunnel<F: FrameBuf + ?Sized>(
+    /// Tunnelling (`-i`): the bytes `tunnel` adds in front of a packet of this family.
+    fn tunnel_overhead(tunnel: &Tunnel) -> usize;
+
+    /// Tunnelling: the outer source of packets tunnelled out of `egress`, its address of this
+    /// family (IPVS: the route's source address), if it has one.
+    fn tunnel_source(egress: &Interface) -> Option<Self>;
+
+    /// Tunnelling: wraps the IP packet `inner` of `conn`, writing the outer headers of
+    /// `tunnel` from `src` into `outer` ([`Family::tunnel_overhead`] bytes) and making of
+    /// `inner` what the real server receives (IPv6: its hop limit decremented).
+    fn encapsulate(
+        outer: &mut [u8],
+        inner: &mut [u8],
+        tunnel: &Tunnel,
+        src: Self,
+        conn: &Conn<Self>,
+    );
+
+    /// Tunnelling: the verdict for a frame of `conn` whose IP packet (`ip_len` bytes) is too
+    /// big for its tunnel, `mtu` bytes being left for it inside (the frame then holds what is
+    /// sent instead, if anything): ICMP "fragmentation needed" or Packet Too Big to the
+    /// client, or a drop.
+    fn too_big_for_tunnel<F: FrameBuf + ?Sized>(
         frame: &mut F,
         ip_len: usize,
+        mtu: usize,
         env: &Env<'_>,
         conn: &Conn<Self>,
-        tunnel: Tunnel,
-        stats: &WorkerStats,
     ) -> Verdict;
 
     /// The MAC of the next hop towards `addr` out of `ifindex`, or the verdict for a frame
@@ -202,7 +215,7 @@ impl Family for Ipv4Addr {
     }
 
     /// None: IPv4 routers fragment, and only a tunnel's headers make a packet grow
-    /// (`xmit/tun.rs` checks its own MTU).
+    /// (`xmit/tun.rs` checks its own MTU: [`Family::too_big_for_tunnel`]).
     #[inline(always)]
     fn too_big<F: FrameBuf + ?Sized>(
         _: &mut F,
@@ -215,15 +228,35 @@ impl Family for Ipv4Addr {
     }
 
     #[inline(always)]
-    fn tunnel<F: FrameBuf + ?Sized>(
+    fn tunnel_overhead(tunnel: &Tunnel) -> usize {
+        tunnel.overhead()
+    }
+
+    #[inline(always)]
+    fn tunnel_source(egress: &Interface) -> Option<Self> {
+        Some(egress.addr)
+    }
+
+    #[inline(always)]
+    fn encapsulate(
+        outer: &mut [u8],
+        inner: &mut [u8],
+        tunnel: &Tunnel,
+        src: Self,
+        conn: &Conn<Self>,
+    ) {
+        encap::write_outer(outer, inner, tunnel, src, conn.daddr, conn);
+    }
+
+    #[inline(always)]
+    fn too_big_for_tunnel<F: FrameBuf + ?Sized>(
         frame: &mut F,
-        ip_len: usize,
+        _: usize,
+        mtu: usize,
         env: &Env<'_>,
         conn: &Conn<Self>,
-        tunnel: Tunnel,
-        stats: &WorkerStats,
     ) -> Verdict {
-        xmit::tun::transmit(frame, ip_len, env, conn, tunnel, stats)
+        xmit::tun::frag_needed(frame, mtu, env, conn)
     }
 
     #[inline(always)]

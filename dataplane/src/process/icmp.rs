@@ -220,10 +220,16 @@ pub(super) fn process<A: Family, F: FrameBuf + ?Sized>(
         Side::External => (Direction::Inbound, &stats.icmp[0]),
         Side::Internal => (Direction::Outbound, &stats.icmp[1]),
     };
-    let Some(conn) = conns.lookup(&key, direction, env.now_ms, stats).copied() else {
+    // Not one of the connection's own packets: the fast path's bookkeeping does not see it.
+    let Some(conn) = conns.lookup_quoted(&key, direction, env.now_ms, stats) else {
         return Verdict::Drop(DropReason::NoConnection);
     };
-    if let Some(verdict) = A::too_big(frame, e.ip_len, direction, env, stats) {
+    // A tunnel checks its egress MTU itself, its overhead included.
+    let too_big = match conn.method {
+        Method::Tunnel(_) => None,
+        _ => A::too_big(frame, e.ip_len, direction, env, stats),
+    };
+    if let Some(verdict) = too_big {
         return verdict;
     }
     let verdict = match conn.method {
@@ -233,7 +239,8 @@ pub(super) fn process<A: Family, F: FrameBuf + ?Sized>(
         // quote requests the real server received; their reversal is no reply key of a DR
         // connection, so they never get here.
         Method::Route => xmit::dr::transmit(frame.bytes(), env, &conn),
-        Method::Tunnel(tunnel) => A::tunnel(frame, e.ip_len, env, &conn, tunnel, stats),
+        // Likewise through its tunnel (IPVS's tunnel transmitter).
+        Method::Tunnel(tunnel) => xmit::tun::transmit(frame, e.ip_len, env, &conn, tunnel, stats),
         Method::FullNat => {
             xmit::fullnat::transmit_icmp_error(frame.bytes(), e, env, &conn, direction)
         }

@@ -4,11 +4,13 @@
 //!
 //! This module owns what is IPv6's own: the parser (fixed header, extension headers, TCP/UDP,
 //! ICMPv6 errors via `icmp::parse6`) and IPv6's [`Family`] implementation (neighbour lookups,
-//! the NAT66 rewrites of [`crate::nat6`], Packet Too Big). Admission of new flows, TCP states,
-//! counters and the NAT, DR and FullNAT transmitters are the generic code `process.rs` and
-//! `xmit/` share with IPv4, so every packet goes through the same steps and checks as its IPv4
-//! twin: NAT66 as IPVS's `ip_vs_nat_xmit_v6`, DR as `ip_vs_dr_xmit_v6`, ICMPv6 errors about a
-//! connection translated as `ip_vs_nat_icmp_v6`, never creating one.
+//! the NAT66 rewrites of [`crate::nat6`], the outer IPv6 header of tunnels, Packet Too Big).
+//! Admission of new flows, TCP states, counters and the NAT, DR, tunnel and FullNAT
+//! transmitters are the generic code `process.rs` and `xmit/` share with IPv4, so every packet
+//! goes through the same steps and checks as its IPv4 twin: NAT66 as IPVS's
+//! `ip_vs_nat_xmit_v6`, DR as `ip_vs_dr_xmit_v6`, tunnels (IPv6 in IPv6, GUE and GRE over
+//! IPv6) as `ip_vs_tunnel_xmit_v6`, ICMPv6 errors about a connection translated as
+//! `ip_vs_nat_icmp_v6`, never creating one.
 //!
 //! Refused, each counted by reason, never a panic:
 //! - any packet with a Fragment header (`Fragment`): the director does not reassemble (as
@@ -22,8 +24,8 @@
 //! - ICMPv6 other than an error about TCP/UDP (Neighbour Discovery, echo:
 //!   `UnsupportedProtocol`): the kernel's, to which the XDP program passes them;
 //! - hop limit <= 1 (`TtlExceeded`), as IPv4's TTL;
-//! - new flows to a tunnelled real server (`Ipv6Tunnel`) or to an IPv4 real server
-//!   (`RealFamily`): not supported yet, and refused rather than served differently.
+//! - new flows to an IPv4 real server (`RealFamily`): IPVS tunnels across families, this
+//!   dataplane does not yet, and refuses rather than serves differently.
 //!
 //! Persistent services keep their IPv6 clients' templates in [`crate::persist::Templates6`],
 //! the clients masked by the service's prefix length (`-M 64`), as IPv4 ones are by netmask.
@@ -32,7 +34,7 @@
 //! interface's MTU is answered with ICMPv6 Packet Too Big (next-hop MTU: that MTU) from the
 //! arrival interface's IPv6 address, sent back out of the arrival side to the MAC the frame
 //! came from, and counted as `TooBig`, as `xmit/tun.rs` answers an IPv4 packet too big for
-//! its tunnel. Without an address on the arrival interface, or about an ICMPv6 error (RFC 4443
+//! its tunnel. A packet too big for its tunnel gets the same, with the MTU left inside it. Without an address on the arrival interface, or about an ICMPv6 error (RFC 4443
 //! section 2.4(e)), it is dropped as `TooBig` unanswered. Not rate-limited.
 //!
 //! Not here yet: batches (`process6` parses, hashes and looks up one frame at a time, without
@@ -44,13 +46,12 @@ use super::{
     ETHERNET_HEADER_LEN,
 };
 use crate::conntrack::{Conn, ConnTable, Direction};
+use crate::encap;
 use crate::nat::Endpoint;
 use crate::nat6;
 use crate::neigh::NeighbourTable;
 use crate::persist::masked6;
-use crate::snapshot::{
-    Interface, Method, RealId, RealServer, ServiceId, Snapshot, Tunnel, PROTO_UDP,
-};
+use crate::snapshot::{Interface, RealId, ServiceId, Snapshot, Tunnel, PROTO_UDP};
 use crate::stats::{DropReason, WorkerStats};
 use crate::wire::ipv6ext::{self, ExtError};
 use crate::wire::{ipv6, EtherType, EthernetFrame, IpProtocol, Ipv6Packet, UdpPacket};
@@ -157,15 +158,6 @@ impl Family for Ipv6Addr {
         env.templates6.put(service, group, real, now_s, expires_s);
     }
 
-    /// Tunnelled real servers are refused: the encapsulations are IPv4's only.
-    #[inline]
-    fn admits_real(real: &RealServer) -> Result<(), DropReason> {
-        match real.method {
-            Method::Tunnel(_) => Err(DropReason::Ipv6Tunnel),
-            _ => Ok(()),
-        }
-    }
-
     #[inline]
     fn too_big<F: FrameBuf + ?Sized>(
         frame: &mut F,
@@ -192,17 +184,43 @@ impl Family for Ipv6Addr {
         Some(verdict)
     }
 
-    /// Admission refuses IPv6 flows to tunnelled real servers, so no IPv6 connection has this
-    /// method; a drop, should one ever.
-    fn tunnel<F: FrameBuf + ?Sized>(
-        _: &mut F,
-        _: usize,
-        _: &Env<'_>,
+    #[inline]
+    fn tunnel_overhead(tunnel: &Tunnel) -> usize {
+        tunnel.overhead6()
+    }
+
+    /// The interface's global IPv6 address (IPVS takes the route's source address, which the
+    /// kernel picks among the same).
+    #[inline]
+    fn tunnel_source(egress: &Interface) -> Option<Self> {
+        egress.addr6
+    }
+
+    /// The hop limit is decremented first, as IPVS's `decrement_ttl` does before
+    /// `ip_vs_tunnel_xmit_v6` copies it into the outer header: the director is a hop.
+    #[inline]
+    fn encapsulate(
+        outer: &mut [u8],
+        inner: &mut [u8],
+        tunnel: &Tunnel,
+        src: Self,
+        conn: &Conn<Self>,
+    ) {
+        nat6::decrement_hop_limit(inner);
+        encap::write_outer6(outer, inner, tunnel, src, conn.daddr, conn);
+    }
+
+    /// Packet Too Big from the external interface's address, as for any IPv6 packet too big
+    /// for its egress ([`Family::too_big`]), with the MTU left inside the tunnel.
+    #[cold]
+    fn too_big_for_tunnel<F: FrameBuf + ?Sized>(
+        frame: &mut F,
+        ip_len: usize,
+        mtu: usize,
+        env: &Env<'_>,
         _: &Conn<Self>,
-        _: Tunnel,
-        _: &WorkerStats,
     ) -> Verdict {
-        Verdict::Drop(DropReason::Ipv6Tunnel)
+        packet_too_big(frame, ip_len, mtu, &env.config.external, Side::External)
     }
 
     #[inline]

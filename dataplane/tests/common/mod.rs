@@ -17,11 +17,14 @@ use etherparse::{
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use xvs_dataplane::conntrack::ConnTable;
-use xvs_dataplane::neigh::{nud, Neighbour, Neighbour6, NeighbourTable, Route, Route6};
+use xvs_dataplane::neigh::{
+    nud, KernelTables, Neighbour, Neighbour6, NeighbourTable, Route, Route6,
+};
 use xvs_dataplane::persist::{Templates, Templates6};
 use xvs_dataplane::process::{process, process6, process_batch, Env, FrameBuf, Side, Verdict};
 use xvs_dataplane::snapshot::{
-    Interface, Method, RealId, RealServer, Service, ServiceId, Snapshot, Vip, PROTO_TCP, PROTO_UDP,
+    Encap, Interface, Method, RealId, RealServer, Service, ServiceId, Snapshot, Tunnel, Vip,
+    PROTO_TCP, PROTO_UDP,
 };
 use xvs_dataplane::stats::{DropReason, WorkerStats};
 use xvs_scheduler::{Dest, Flags, Scheduler, SchedulerKind};
@@ -91,6 +94,27 @@ pub fn at(addr: Ipv4Addr, port: u16) -> SocketAddrV4 {
 
 pub fn at6(addr: Ipv6Addr, port: u16) -> SocketAddrV6 {
     SocketAddrV6::new(addr, port, 0, 0)
+}
+
+/// The IPv6 test network's endpoints: the client's, the VIP's, the real servers', LIP6's.
+pub fn c6(port: u16) -> SocketAddrV6 {
+    at6(CLIENT6, port)
+}
+
+pub fn vip6(port: u16) -> SocketAddrV6 {
+    at6(VIP6, port)
+}
+
+pub fn r148_6(port: u16) -> SocketAddrV6 {
+    at6(REAL6_148, port)
+}
+
+pub fn r137_6(port: u16) -> SocketAddrV6 {
+    at6(REAL6_137, port)
+}
+
+pub fn l6(port: u16) -> SocketAddrV6 {
+    at6(LIP6, port)
 }
 
 /// An address family of the test network: its VIP and FullNAT local address.
@@ -241,6 +265,84 @@ pub fn neighbour6(ifindex: u32, addr: Ipv6Addr, mac: [u8; 6]) -> Neighbour6 {
     }
 }
 
+/// The router on the internal link in front of 198.19.7.0/24 and 2001:2:0:7::/64, where the
+/// tests that need one put a real server in another subnet; its MAC.
+pub const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+pub const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 1);
+pub const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+
+/// The tunnels of the tunnel tests: ipip, and GUE to [`GUE_PORT`] without a checksum.
+pub const IPIP: Tunnel = Tunnel {
+    encap: Encap::Ipip,
+    port: 0,
+    checksum: false,
+};
+pub const GUE_PORT: u16 = 6080;
+pub const GUE: Tunnel = Tunnel {
+    encap: Encap::Gue,
+    port: GUE_PORT,
+    checksum: false,
+};
+
+/// Runs `check` on the `encap` tunnel (to [`GUE_PORT`] for GUE) without, then with, a
+/// checksum.
+pub fn with_and_without_checksum(encap: Encap, check: impl Fn(Tunnel)) {
+    let port = if encap == Encap::Gue { GUE_PORT } else { 0 };
+    for checksum in [false, true] {
+        check(Tunnel {
+            encap,
+            port,
+            checksum,
+        });
+    }
+}
+
+/// The IPv6 test network's routes: both links (2001:2::/64 outside, 2001:2:0:1::/64 inside),
+/// 2001:2:0:7::/64 through [`ROUTER6`], the rest through [`GATEWAY6`].
+pub fn routes6() -> Vec<Route6> {
+    vec![
+        route6(EXT_IF, Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0), 64, None),
+        route6(INT_IF, Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0), 64, None),
+        route6(
+            INT_IF,
+            Ipv6Addr::new(0x2001, 2, 0, 7, 0, 0, 0, 0),
+            64,
+            Some(ROUTER6),
+        ),
+        route6(EXT_IF, Ipv6Addr::UNSPECIFIED, 0, Some(GATEWAY6)),
+    ]
+}
+
+/// The IPv6 test network's neighbours: the client and the gateway outside, the real servers
+/// 148 and 137 and [`ROUTER6`] inside.
+pub fn neighbours6() -> Vec<Neighbour6> {
+    vec![
+        neighbour6(EXT_IF, CLIENT6, CLIENT_MAC),
+        neighbour6(EXT_IF, GATEWAY6, GATEWAY_MAC),
+        neighbour6(INT_IF, REAL6_148, REAL_148_MAC),
+        neighbour6(INT_IF, REAL6_137, REAL_137_MAC),
+        neighbour6(INT_IF, ROUTER6, ROUTER_MAC),
+    ]
+}
+
+/// The dual-stack tables of the IPv6 tests: [`routes6`] and [`neighbours6`], and for the
+/// services across families IPv4's two links (198.18.0.0/24, 198.19.0.0/24) with the client
+/// and .148 on them.
+pub fn dual_stack() -> NeighbourTable {
+    NeighbourTable::from(KernelTables {
+        routes: vec![
+            route(EXT_IF, Ipv4Addr::new(198, 18, 0, 0), 24, None),
+            route(INT_IF, Ipv4Addr::new(198, 19, 0, 0), 24, None),
+        ],
+        neighbours: vec![
+            neighbour(EXT_IF, CLIENT, CLIENT_MAC),
+            neighbour(INT_IF, REAL_148, REAL_148_MAC),
+        ],
+        routes6: routes6(),
+        neighbours6: neighbours6(),
+    })
+}
+
 /// A director with its own configuration, connection tables (one per family) and counters.
 /// Each test file adds its own constructors.
 pub struct Director {
@@ -306,6 +408,18 @@ impl Director {
             &self.templates6,
         );
         process6(frame, from, &env, &mut self.conns6, &self.stats)
+    }
+
+    /// Runs `input`, arriving from outside, through `process6`: it must be dropped for
+    /// `reason`, untouched.
+    pub fn assert_drops6(&mut self, input: &[u8], reason: DropReason) {
+        let mut frame = input.to_vec();
+        let verdict = self.process6(&mut frame, Side::External);
+        assert_eq!(verdict, Verdict::Drop(reason));
+        assert_eq!(
+            frame, input,
+            "a frame dropped for {reason:?} must stay untouched"
+        );
     }
 
     /// Frames arrived on `from` through [`process_batch`] at [`NOW_MS`].
@@ -685,6 +799,17 @@ pub fn with_partial_checksum(mut frame: Vec<u8>) -> Vec<u8> {
     let (proto, len) = (ip[9], u16::from_be_bytes([ip[2], ip[3]]) - 20);
     let partial = !internet_checksum(&[&ip[12..20], &[0, proto], &len.to_be_bytes()]);
     let at = L4_AT + if proto == 6 { 16 } else { 6 };
+    frame[at..at + 2].copy_from_slice(&partial.to_be_bytes());
+    frame
+}
+
+/// [`with_partial_checksum`] for an Ethernet/IPv6 frame whose `proto` header is at `l4` in
+/// the frame: the folded pseudo-header sum, not inverted.
+pub fn with_partial_checksum6(mut frame: Vec<u8>, l4: usize, proto: u8) -> Vec<u8> {
+    let ip = &frame[IP..];
+    let len = ((frame.len() - l4) as u32).to_be_bytes();
+    let partial = ones_sum(&[&ip[8..40], &len, &[0, 0, 0, proto]]);
+    let at = l4 + if proto == PROTO_TCP { 16 } else { 6 };
     frame[at..at + 2].copy_from_slice(&partial.to_be_bytes());
     frame
 }

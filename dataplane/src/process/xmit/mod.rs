@@ -8,8 +8,7 @@
 //! - [`tun`]: tunnelling (`-i`), requests only.
 //! - [`fullnat`]: FullNAT (`--fullnat`), both directions, both endpoints.
 //!
-//! All but [`tun`] (IPv4 only) serve both address families: what differs per family is
-//! [`Family`]'s.
+//! All serve both address families: what differs per family is [`Family`]'s.
 
 pub(super) mod dr;
 pub(super) mod fullnat;

@@ -1,21 +1,31 @@
-//! Tunnelling (`-i`), IPVS's `ip_vs_tunnel_xmit`: the IP packet, unchanged, is wrapped in an
-//! outer IPv4 header from the director's address on the internal interface to the real server
-//! (and a GUE or GRE header: [`crate::encap`]), and leaves by the internal interface towards
-//! the next hop the routes give: unlike direct routing, the real server may sit behind
-//! routers. It decapsulates the packet, holds the VIP and answers the client directly.
+//! Tunnelling (`-i`), IPVS's `ip_vs_tunnel_xmit` and `ip_vs_tunnel_xmit_v6`: the IP packet is
+//! wrapped in an outer header of its own family from the director's address on the internal
+//! interface to the real server (and a GUE or GRE header: [`crate::encap`]), and leaves by the
+//! internal interface towards the next hop the routes give: unlike direct routing, the real
+//! server may sit behind routers. It decapsulates the packet, holds the VIP and answers the
+//! client directly. One transmitter for both families; what differs ([`Family`]'s
+//! `tunnel_*`, `encapsulate` and `too_big_for_tunnel`) is the outer header, its source
+//! address and the answer to a packet too big. An IPv4 packet travels unchanged; an IPv6
+//! one with its hop limit decremented, as IPVS's `decrement_ttl` does for both (this IPv4
+//! path keeps the TTL, as its direct routing does). Without an address of the packet's
+//! family on the internal interface (no outer source) the packet is dropped as `no_route`,
+//! as IPVS's route lookup fails without a source address (control refuses the
+//! configuration first).
 //!
-//! Too big once wrapped (longer than the internal interface's MTU): with DF set, the client
-//! gets ICMP "fragmentation needed" from the VIP with the MTU left for it (the egress MTU less
-//! the tunnel's overhead), as IPVS sends it, so path MTU discovery settles below the tunnel;
-//! the packet itself is dropped (`too_big`). Without DF, or for an ICMP error (never answered
-//! with one), or where the frame buffer has no room, it is dropped (`too_big`): IPVS would
-//! fragment the outer packet, which xvs does not do.
+//! Too big once wrapped (longer than the internal interface's MTU): IPv4 with DF set, the
+//! client gets ICMP "fragmentation needed" from the VIP with the MTU left for it (the egress
+//! MTU less the tunnel's overhead), as IPVS sends it, so path MTU discovery settles below the
+//! tunnel; IPv6, ICMPv6 Packet Too Big with that MTU (at least 1280) from the external
+//! interface's IPv6 address, as any IPv6 packet too big for its egress
+//! (`process/v6.rs`). The packet itself is dropped (`too_big`). IPv4 without DF, an ICMP
+//! error (never answered with one), or a frame buffer without room: dropped (`too_big`):
+//! IPVS would fragment the outer IPv4 packet, which xvs does not do.
 
 use super::{address, next_hop, Env, Verdict};
 use crate::checksum;
 use crate::conntrack::Conn;
-use crate::encap;
 use crate::process::buf::insert_gap;
+use crate::process::family::Family;
 use crate::process::{FrameBuf, Side, ETHERNET_HEADER_LEN};
 use crate::snapshot::Tunnel;
 use crate::stats::{DropReason, WorkerStats};
@@ -32,19 +42,19 @@ const DF: u8 = 0x40;
 /// error about one) for `conn`'s real server, and addresses it. Out of line: the other
 /// methods' path stays as short as it was.
 #[inline(never)]
-pub(in crate::process) fn transmit<F: FrameBuf + ?Sized>(
+pub(in crate::process) fn transmit<A: Family, F: FrameBuf + ?Sized>(
     frame: &mut F,
     ip_len: usize,
     env: &Env<'_>,
-    conn: &Conn,
+    conn: &Conn<A>,
     tunnel: Tunnel,
     stats: &WorkerStats,
 ) -> Verdict {
     let egress = &env.config.internal;
-    let overhead = tunnel.overhead();
+    let overhead = A::tunnel_overhead(&tunnel);
     let mtu = usize::from(egress.mtu);
     if mtu != 0 && ip_len + overhead > mtu {
-        let verdict = frag_needed(frame, mtu.saturating_sub(overhead), env, conn);
+        let verdict = A::too_big_for_tunnel(frame, ip_len, mtu.saturating_sub(overhead), env, conn);
         // The packet is dropped either way; a `Drop` verdict is counted by whoever acts on it,
         // an unresolved client is tried again later: count here only when the ICMP takes the
         // frame's place.
@@ -53,6 +63,9 @@ pub(in crate::process) fn transmit<F: FrameBuf + ?Sized>(
         }
         return verdict;
     }
+    let Some(src) = A::tunnel_source(egress) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
     let mac = match next_hop(env, egress.ifindex, conn.daddr) {
         Ok(mac) => mac,
         Err(verdict) => return verdict,
@@ -65,15 +78,16 @@ pub(in crate::process) fn transmit<F: FrameBuf + ?Sized>(
     }
     let bytes = frame.bytes();
     let (outer, inner) = bytes[ETHERNET_HEADER_LEN..].split_at_mut(overhead);
-    encap::write_outer(outer, inner, &tunnel, egress.addr, conn.daddr, conn);
+    A::encapsulate(outer, inner, &tunnel, src, conn);
     address(bytes, egress.mac, mac);
     Verdict::Forward(Side::Internal)
 }
 
 /// Puts in `frame`'s place an ICMP "fragmentation needed" (next-hop MTU `mtu`) about its IP
 /// packet, from the VIP to the client, and addresses it to the client's next hop; or drops
-/// the frame where none may be sent (see the module doc).
-fn frag_needed<F: FrameBuf + ?Sized>(
+/// the frame where none may be sent (see the module doc): IPv4's
+/// [`Family::too_big_for_tunnel`].
+pub(in crate::process) fn frag_needed<F: FrameBuf + ?Sized>(
     frame: &mut F,
     mtu: usize,
     env: &Env<'_>,
