@@ -2,12 +2,14 @@
 //! the tutorial's step 3.1 (a curl's handshake as the client sent it on the external side
 //! and as the real server got it on the internal side, from two captures at once), pcapng
 //! read back by tcpdump, a filter that matches nothing, a slow reader that loses frames and
-//! says so, a closed pipe, and a client the control socket refuses.
+//! says so, a closed pipe, and a client the control socket refuses; and the same step over
+//! IPv6 on the dual-stack cluster.
 
 use anyhow::{bail, ensure, Context, Result};
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use xvs_control::topology::{ipv6_of, TopologySpec};
 use xvs_tests::{root_or_skip, Cluster};
 
 /// A running `xvsadm capture`.
@@ -100,6 +102,43 @@ impl Drop for CaptureProcess {
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Step 3.1 over IPv6: an IPv6 curl's SYN as the client sent it to VIP6 (external side) and
+/// as the real server got it, to its RIP6 (internal side), in tcpdump's `IP6` lines, with an
+/// `ip6` filter.
+#[test]
+fn the_tutorials_step_over_ipv6() -> Result<()> {
+    if !root_or_skip("the_tutorials_step_over_ipv6") {
+        return Ok(());
+    }
+    let spec = TopologySpec {
+        prefix: "xvse2ecapt6".into(),
+        ..TopologySpec::dual_stack()
+    };
+    let cluster = Cluster::start_spec(&spec, &[])?;
+    let vip6 = cluster.topo.vip6();
+    let service = format!("[{vip6}]:80");
+    cluster.xvsadm(&["-A", "-t", &service, "-s", "rr"])?;
+    let real6 = ipv6_of(cluster.topo.reals()[0].addr);
+    cluster.xvsadm(&["-a", "-t", &service, "-r", &format!("[{real6}]:80"), "-m"])?;
+    let filter = "-c 1 -nn ip6 and tcp port 80";
+    let (external, _) =
+        CaptureProcess::start(&cluster, &format!("-i external {filter}"), "", "e6")?;
+    let (internal, _) =
+        CaptureProcess::start(&cluster, &format!("-i internal {filter}"), "", "i6")?;
+    cluster.curl_url(&format!("http://[{vip6}]/"))?;
+    let ext = external.finish(Duration::from_secs(10))?;
+    let int = internal.finish(Duration::from_secs(10))?;
+    let client6 = ipv6_of(cluster.topo.client_addr());
+    for (side, line, to) in [("external", &ext, vip6), ("internal", &int, real6)] {
+        ensure!(
+            line.contains(&format!("IP6 {client6}."))
+                && line.contains(&format!(" > {to}.80: Flags [S]")),
+            "{side}: not the SYN from {client6} to {to}.80: {line:?}"
+        );
+    }
+    Ok(())
 }
 
 #[test]
