@@ -881,6 +881,17 @@ pub struct StatsReply {
     pub conn_max6: u64,
 }
 
+impl StatsReply {
+    /// Frames dropped for `reason` (a [`xvs_dataplane::stats::DropReason`] name) by all
+    /// workers.
+    pub fn drops(&self, reason: &str) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| w.drops.get(reason).copied().unwrap_or(0))
+            .sum()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerStats {
     pub worker: u32,

@@ -182,11 +182,7 @@ fn ipv6_downloads_take_the_fast_path_and_counters_stay_exact() -> anyhow::Result
     let service_line = stats_line(&cluster, &service)?;
     let stats = cluster.stats()?;
     let sent: u64 = stats.workers.iter().map(|w| w.tx + w.fast_forwarded).sum();
-    let tx_full: u64 = stats
-        .workers
-        .iter()
-        .map(|w| w.drops.get("tx_full").copied().unwrap_or(0))
-        .sum();
+    let tx_full = stats.drops("tx_full");
     let packets = service_line[1] + service_line[2];
     eprintln!(
         "IPv6: {fast} frames on the fast path, {rx} through the workers, {installs} installs; \

@@ -79,11 +79,7 @@ fn fullnat_serves_clients(spec: TopologySpec) -> anyhow::Result<()> {
     // Every reply found its connection at the worker its local port hashes to.
     let stats = cluster.stats()?;
     for reason in ["no_local_port", "no_connection"] {
-        let drops: u64 = stats
-            .workers
-            .iter()
-            .map(|w| w.drops.get(reason).copied().unwrap_or(0))
-            .sum();
+        let drops = stats.drops(reason);
         ensure!(drops == 0, "{drops} frames dropped as {reason}");
     }
     Ok(())

@@ -227,11 +227,7 @@ fn ipv6_fullnat() -> Result<()> {
     ensure!(up, "the IPv6 health checks did not pass:\n{health}");
     let stats = cluster.stats()?;
     for reason in ["no_local_port", "no_connection"] {
-        let drops: u64 = stats
-            .workers
-            .iter()
-            .map(|w| w.drops.get(reason).copied().unwrap_or(0))
-            .sum();
+        let drops = stats.drops(reason);
         ensure!(drops == 0, "{drops} frames dropped as {reason}");
     }
     Ok(())
@@ -344,12 +340,10 @@ fn packet_too_big_teaches_the_real_server_the_path_mtu() -> Result<()> {
         cluster.director.log()
     );
     let stats = cluster.stats()?;
-    let too_big: u64 = stats
-        .workers
-        .iter()
-        .map(|w| w.drops.get("too_big").copied().unwrap_or(0))
-        .sum();
-    ensure!(too_big > 0, "no packet counted as too big: {stats:#?}");
+    ensure!(
+        stats.drops("too_big") > 0,
+        "no packet counted as too big: {stats:#?}"
+    );
     Ok(())
 }
 

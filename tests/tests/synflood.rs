@@ -55,7 +55,7 @@ fn evictions(s: &StatsReply) -> u64 {
 }
 
 fn drops(s: &StatsReply, reason: &str) -> u64 {
-    sum(s, |w| w.drops.get(reason).copied().unwrap_or(0))
+    s.drops(reason)
 }
 
 /// Bytes the long download has written so far.
