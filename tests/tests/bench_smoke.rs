@@ -137,41 +137,8 @@ fn tcp_throughput_smoke_completes_conversations_through_every_target() -> Result
     if !root_or_skip("tcp_throughput_smoke_completes_conversations_through_every_target") {
         return Ok(());
     }
-    // 256 flows of 11 segments at 10,000 pps: about 3.5 passes over every flow in 1 s, each
-    // SYN 25 ms ahead of its flow's first ACK.
-    let flows = 256;
     for target in ["xvs", "xvs-afxdp", "nft", "direct", "xskfwd"] {
-        let flows_arg = flows.to_string();
-        let stdout = run_bench(&[
-            "throughput",
-            "--proto",
-            "tcp",
-            "--rate",
-            "10000",
-            "--duration",
-            "1",
-            "--flows",
-            &flows_arg,
-            "--target",
-            target,
-        ])?;
-        // "T: tcp packets offered N, forwarded M, loss L%; replies S sent, B back; K bad checksums"
-        // offered, forwarded, loss (integer and fraction parts), sent, back, bad.
-        let [offered, forwarded, _, _, sent, back, bad] = summary(&stdout, target, "tcp")?[..]
-        else {
-            anyhow::bail!("cannot read {target}'s summary in:\n{stdout}");
-        };
-        ensure!(offered > 0, "{target}: nothing offered:\n{stdout}");
-        ensure!(
-            forwarded * 100 >= offered * 95,
-            "{target}: {forwarded} of {offered} segments forwarded:\n{stdout}"
-        );
-        ensure!(
-            sent >= 2 * flows && back * 2 >= sent,
-            "{target}: {sent} replies sent, {back} back (want >= {} sent, half back):\n{stdout}",
-            2 * flows
-        );
-        ensure!(bad == 0, "{target}: {bad} bad checksums:\n{stdout}");
+        tcp_smoke_run("4", target)?;
     }
     Ok(())
 }
@@ -216,35 +183,50 @@ fn ipv6_throughput_smoke_forwards_through_xvs_and_nft() -> Result<()> {
             eprintln!("IPv6 udp smoke, {target}, run again: {first:?}");
             udp_smoke_run("6", "xdp", target)?;
         }
-        let flows = 256;
-        let stdout = run_bench(&[
-            "throughput",
-            "--family",
-            "6",
-            "--proto",
-            "tcp",
-            "--rate",
-            "10000",
-            "--duration",
-            "1",
-            "--flows",
-            &flows.to_string(),
-            "--target",
-            target,
-        ])?;
-        let [offered, forwarded, _, _, sent, back, bad] = summary(&stdout, target, "tcp6")?[..]
-        else {
-            anyhow::bail!("cannot read {target}'s summary in:\n{stdout}");
-        };
-        ensure!(
-            offered > 0 && forwarded * 100 >= offered * 95,
-            "{target}: {forwarded} of {offered} IPv6 segments forwarded:\n{stdout}"
-        );
-        ensure!(
-            sent >= 2 * flows && back * 2 >= sent && bad == 0,
-            "{target}: {sent} replies sent, {back} back, {bad} bad checksums:\n{stdout}"
-        );
+        tcp_smoke_run("6", target)?;
     }
+    Ok(())
+}
+
+/// One `xvs-bench throughput --family FAMILY --proto tcp` run at 10,000 pps through
+/// `target`: 256 flows of 11 segments, about 3.5 passes over every flow in 1 s, each SYN
+/// 25 ms ahead of its flow's first ACK. 95 % of the segments forwarded, at least two replies
+/// per flow sent and half of them back, no bad checksum.
+fn tcp_smoke_run(family: &str, target: &str) -> Result<()> {
+    let flows = 256;
+    let flows_arg = flows.to_string();
+    let stdout = run_bench(&[
+        "throughput",
+        "--family",
+        family,
+        "--proto",
+        "tcp",
+        "--rate",
+        "10000",
+        "--duration",
+        "1",
+        "--flows",
+        &flows_arg,
+        "--target",
+        target,
+    ])?;
+    // "T: tcp packets offered N, forwarded M, loss L%; replies S sent, B back; K bad checksums"
+    // ("tcp6" in IPv6): offered, forwarded, loss (integer and fraction parts), sent, back, bad.
+    let traffic = if family == "6" { "tcp6" } else { "tcp" };
+    let [offered, forwarded, _, _, sent, back, bad] = summary(&stdout, target, traffic)?[..] else {
+        anyhow::bail!("cannot read {target}'s summary in:\n{stdout}");
+    };
+    ensure!(offered > 0, "{target}: nothing offered:\n{stdout}");
+    ensure!(
+        forwarded * 100 >= offered * 95,
+        "{target}: {forwarded} of {offered} {traffic} segments forwarded:\n{stdout}"
+    );
+    ensure!(
+        sent >= 2 * flows && back * 2 >= sent,
+        "{target}: {sent} replies sent, {back} back (want >= {} sent, half back):\n{stdout}",
+        2 * flows
+    );
+    ensure!(bad == 0, "{target}: {bad} bad checksums:\n{stdout}");
     Ok(())
 }
 
